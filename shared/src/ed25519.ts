@@ -1,0 +1,76 @@
+import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import nacl from 'tweetnacl';
+
+/**
+ * One Ed25519 interface, two implementations producing byte-identical RFC 8032 signatures:
+ * tweetnacl (portable, used by agents) and Node's native crypto (about 150x faster, used on
+ * the controller's hot paths: signing a wave of manifests, verifying reconnect challenges).
+ */
+export interface Ed25519 {
+  readonly name: 'tweetnacl' | 'node';
+  /** secretKey is the 64-byte tweetnacl form: 32-byte seed followed by the 32-byte public key. */
+  sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array;
+  verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean;
+}
+
+export const tweetnaclEd25519: Ed25519 = {
+  name: 'tweetnacl',
+  sign: (message, secretKey) => nacl.sign.detached(message, secretKey),
+  verify: (message, signature, publicKey) =>
+    signature.length === nacl.sign.signatureLength &&
+    publicKey.length === nacl.sign.publicKeyLength &&
+    nacl.sign.detached.verify(message, signature, publicKey),
+};
+
+// DER prefixes that wrap a raw 32-byte seed (PKCS#8) or public key (SPKI) for OID 1.3.101.112.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const KEY_CACHE_LIMIT = 50_000;
+
+function cachedKey(cache: Map<string, KeyObject>, raw: Uint8Array, make: () => KeyObject): KeyObject {
+  const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+  let key = cache.get(id);
+  if (!key) {
+    if (cache.size >= KEY_CACHE_LIMIT) cache.clear();
+    key = make();
+    cache.set(id, key);
+  }
+  return key;
+}
+
+export function createNodeEd25519(): Ed25519 {
+  const privateKeys = new Map<string, KeyObject>();
+  const publicKeys = new Map<string, KeyObject>();
+  return {
+    name: 'node',
+    sign(message, secretKey) {
+      const seed = secretKey.subarray(0, 32);
+      const key = cachedKey(privateKeys, seed, () =>
+        createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
+      );
+      return new Uint8Array(nodeSign(null, message, key));
+    },
+    verify(message, signature, publicKey) {
+      if (signature.length !== 64 || publicKey.length !== 32) return false;
+      const key = cachedKey(publicKeys, publicKey, () =>
+        createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }),
+      );
+      try {
+        return nodeVerify(null, message, key, signature);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+export const nodeEd25519: Ed25519 = createNodeEd25519();
+
+export interface KeyPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+export function generateKeyPair(): KeyPair {
+  return nacl.sign.keyPair();
+}

@@ -1,0 +1,223 @@
+import { z } from 'zod';
+import { Envelope } from './envelope.js';
+import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';
+import { storePathProblem } from './store-path.js';
+
+/**
+ * The wire contract between controller and agent. Both sides import these schemas; every
+ * message carries `protocol` so that either side can refuse a peer it does not understand.
+ */
+export const PROTOCOL_VERSION = 1;
+export const Protocol = z.literal(PROTOCOL_VERSION);
+
+export const MANIFEST_PAYLOAD_TYPE = 'application/vnd.shoal.manifest.v1+json';
+
+export const StorePath = z.string().superRefine((value, ctx) => {
+  const problem = storePathProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: `not a Nix store path (${problem})` });
+});
+export type StorePath = z.infer<typeof StorePath>;
+
+export const HostName = z.string().refine(isHostName, { message: `host name must be ${HOST_NAME_RULE}` });
+export type HostName = z.infer<typeof HostName>;
+
+export const Tag = z.string().refine(isTag, { message: `tag must be ${TAG_RULE}` });
+
+export const IsoTime = z.iso.datetime({ offset: true });
+
+export const PublicKeyBase64 = z
+  .base64()
+  .refine((v) => Buffer.from(v, 'base64').length === 32, { message: 'public key must be 32 bytes, base64' });
+
+/**
+ * safe-switch: `test` → health gate → profile + `boot` (default; only a proven system becomes the boot default).
+ * switch: plain `switch-to-configuration switch`, still health-gated and rolled back on failure.
+ * boot: set profile + `boot`; the host reports that it waits for a reboot.
+ * dry-activate: realise and `dry-activate` only; nothing changes.
+ */
+export const Action = z.enum(['safe-switch', 'switch', 'boot', 'dry-activate']);
+export type Action = z.infer<typeof Action>;
+
+export const ManifestPayload = z.object({
+  protocol: Protocol,
+  host: HostName,
+  version: z.number().int().positive(),
+  storePath: StorePath,
+  action: Action,
+  rolloutId: z.string().max(100).nullable(),
+  issuedAt: IsoTime,
+  expiresAt: IsoTime,
+});
+export type ManifestPayload = z.infer<typeof ManifestPayload>;
+
+/** Where an agent stands. The terminal phases of one manifest are healthy, rolled-back, failed, refused, pending-reboot, dry-activated. */
+export const Phase = z.enum([
+  'accepted',
+  'refused',
+  'realising',
+  'activating',
+  'checking',
+  'committing',
+  'healthy',
+  'pending-reboot',
+  'dry-activated',
+  'rolling-back',
+  'rolled-back',
+  'failed',
+  'reconciled',
+]);
+export type Phase = z.infer<typeof Phase>;
+
+export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set([
+  'refused',
+  'healthy',
+  'pending-reboot',
+  'dry-activated',
+  'rolled-back',
+  'failed',
+]);
+
+/** Why a manifest was refused; sent back so an operator sees it without logging into the host. */
+export const RefusalReason = z.enum([
+  'malformed',
+  'wrong-payload-type',
+  'unknown-key',
+  'bad-signature',
+  'wrong-host',
+  'replayed-version',
+  'equivocation',
+  'expired',
+  'invalid-store-path',
+  'not-a-nixos-system',
+  'untrusted-closure',
+]);
+export type RefusalReason = z.infer<typeof RefusalReason>;
+
+/** A failed command, shaped like a result: which command, how it ended, and the last lines it printed. */
+export const CommandFailure = z.object({
+  command: z.string().max(4096),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
+  outputTail: z.string().max(16 * 1024),
+});
+export type CommandFailure = z.infer<typeof CommandFailure>;
+
+export const ReportDetail = z
+  .object({
+    reason: z.string().max(4096).optional(),
+    refusal: RefusalReason.optional(),
+    failure: CommandFailure.optional(),
+    closureBytes: z.number().int().nonnegative().optional(),
+    downloadedBytes: z.number().int().nonnegative().optional(),
+    durationMs: z.number().nonnegative().optional(),
+    previousSystem: StorePath.nullable().optional(),
+  })
+  .strict();
+export type ReportDetail = z.infer<typeof ReportDetail>;
+
+export const Report = z.object({
+  /** Numbered by the agent from 1, gap-free; the controller stores each (host, seq) once. */
+  seq: z.number().int().positive(),
+  at: IsoTime,
+  phase: Phase,
+  manifestVersion: z.number().int().positive().nullable(),
+  /** The system the manifest asked for. */
+  storePath: StorePath.nullable(),
+  /** The system the host runs now (readlink of current-system). */
+  currentSystem: StorePath.nullable(),
+  detail: ReportDetail.default({}),
+});
+export type Report = z.infer<typeof Report>;
+
+export const MAX_REPORTS_PER_BATCH = 500;
+
+export const ReportBatch = z.object({ protocol: Protocol, reports: z.array(Report).min(1).max(MAX_REPORTS_PER_BATCH) });
+export type ReportBatch = z.infer<typeof ReportBatch>;
+
+/** `stored` counts new reports; duplicates are acknowledged but not counted twice. */
+export const ReportAck = z.object({ protocol: Protocol, ackedSeqs: z.array(z.number().int()), stored: z.number().int() });
+export type ReportAck = z.infer<typeof ReportAck>;
+
+// ---- Enrollment and authentication --------------------------------------------------------
+
+export const EnrollRequest = z.object({
+  protocol: Protocol,
+  host: HostName,
+  publicKey: PublicKeyBase64,
+  token: z.string().min(1).max(200),
+});
+export type EnrollRequest = z.infer<typeof EnrollRequest>;
+
+export const EnrollResponse = z.object({ protocol: Protocol, host: HostName });
+export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+export const ChallengeRequest = z.object({ protocol: Protocol, host: HostName });
+export type ChallengeRequest = z.infer<typeof ChallengeRequest>;
+
+export const Challenge = z.object({ protocol: Protocol, nonce: z.string().min(16).max(200), expiresAt: IsoTime });
+export type Challenge = z.infer<typeof Challenge>;
+
+export const SessionRequest = z.object({
+  protocol: Protocol,
+  host: HostName,
+  nonce: z.string().min(16).max(200),
+  signature: z.base64(),
+});
+export type SessionRequest = z.infer<typeof SessionRequest>;
+
+export const Session = z.object({ protocol: Protocol, token: z.string(), expiresAt: IsoTime });
+export type Session = z.infer<typeof Session>;
+
+/** Domain-separated bytes a host signs to prove its identity; never confusable with a manifest. */
+export function challengeMessage(host: string, nonce: string): Uint8Array {
+  return Buffer.from(`shoal-auth-v1\n${host}\n${nonce}`, 'utf8');
+}
+
+// ---- Manifest delivery --------------------------------------------------------------------
+
+/** GET /v1/agent/manifest answers this (200), 304 when the ETag ("v<version>") matches, 204 when none is set. */
+export const ManifestResponse = z.object({ protocol: Protocol, version: z.number().int().positive(), envelope: Envelope });
+export type ManifestResponse = z.infer<typeof ManifestResponse>;
+
+/** Controller → agent over the websocket. */
+export const ServerMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('challenge'), protocol: Protocol, nonce: z.string() }),
+  z.object({ type: z.literal('welcome'), protocol: Protocol, session: Session }),
+  z.object({ type: z.literal('manifest'), protocol: Protocol, version: z.number().int().positive(), envelope: Envelope }),
+  z.object({ type: z.literal('error'), protocol: Protocol, code: z.string(), message: z.string() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+/** Agent → controller over the websocket. */
+export const AgentMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64() }),
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+
+/** Websocket close codes in the private range, so the agent knows whether retrying can help. */
+export const WsClose = {
+  authFailed: 4401,
+  protocolMismatch: 4400,
+  replaced: 4409,
+  shuttingDown: 4503,
+} as const;
+
+export const AgentRoutes = {
+  enroll: '/v1/agent/enroll',
+  challenge: '/v1/agent/challenge',
+  session: '/v1/agent/session',
+  manifest: '/v1/agent/manifest',
+  reports: '/v1/agent/reports',
+  websocket: '/v1/agent/ws',
+} as const;
+
+/** Every 4xx/5xx body from the controller. `code` is stable for scripts; `message` names what was wrong. */
+export const ErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), issues: z.array(z.string()).optional() }),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export function manifestEtag(version: number): string {
+  return `"v${version}"`;
+}

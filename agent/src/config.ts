@@ -1,0 +1,155 @@
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
+import { Action, HostName } from '../../shared/src/protocol.js';
+
+/**
+ * The agent's configuration: one schema, units in names, validated once at start. The same
+ * schema backs `check-config`, which the NixOS module runs at build time, so a typo fails the
+ * build instead of the host.
+ */
+
+const AutoOrBool = z.union([z.literal('auto'), z.boolean()]);
+
+const NixKey = z.string().superRefine((value, ctx) => {
+  try {
+    parsePublicKey(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const HealthCheckInput = z
+  .strictObject({
+    name: z.string().min(1).max(100),
+    command: z.array(z.string()).min(1, 'must name the program to run').optional(),
+    url: z.url({ protocol: /^https?$/ }).optional(),
+    expectStatus: z.number().int().min(100).max(599).optional(),
+    timeoutMs: z.number().int().positive().optional(),
+  })
+  .superRefine((check, ctx) => {
+    if ((check.command === undefined) === (check.url === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'must have exactly one of "command" or "url"' });
+    }
+    if (check.command !== undefined && check.expectStatus !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['expectStatus'], message: 'only applies to "url" checks' });
+    }
+  });
+
+export type HealthCheck =
+  | { kind: 'command'; name: string; command: string[]; timeoutMs: number }
+  | { kind: 'http'; name: string; url: string; expectStatus: number; timeoutMs: number };
+
+const HealthCheck = HealthCheckInput.transform((check): HealthCheck => {
+  if (check.command) {
+    return { kind: 'command', name: check.name, command: check.command, timeoutMs: check.timeoutMs ?? 10_000 };
+  }
+  return {
+    kind: 'http',
+    name: check.name,
+    url: check.url!,
+    expectStatus: check.expectStatus ?? 200,
+    timeoutMs: check.timeoutMs ?? 5_000,
+  };
+});
+
+const AbsolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
+
+export const AgentConfig = z
+  .strictObject({
+    host: HostName,
+    controllerUrl: z.url({ protocol: /^https?$/ }),
+    trustedReleaseKeys: z.array(NixKey).min(1, 'must contain at least one key'),
+    stateDir: AbsolutePath.default('/var/lib/shoal-agent'),
+    enrollmentTokenFile: AbsolutePath.nullable().default(null),
+    substituters: z.array(z.string().min(1)).default([]),
+    trustedPublicKeys: z.array(NixKey).default([]),
+    pollIntervalMs: z.number().int().min(100).default(30_000),
+    websocket: z.boolean().default(true),
+    action: Action.nullable().default(null),
+    healthChecks: z.array(HealthCheck).default([]),
+    healthDeadlineMs: z.number().int().positive().default(60_000),
+    checkSystemdUnits: AutoOrBool.default('auto'),
+    useSystemdRun: AutoOrBool.default('auto'),
+    timeouts: z
+      .strictObject({
+        realiseMs: z.number().int().positive().default(1_800_000),
+        switchMs: z.number().int().positive().default(600_000),
+        commandMs: z.number().int().positive().default(60_000),
+      })
+      .prefault({}),
+    paths: z
+      .strictObject({
+        profile: AbsolutePath.default('/nix/var/nix/profiles/system'),
+        currentSystem: AbsolutePath.default('/run/current-system'),
+        bootedSystem: AbsolutePath.default('/run/booted-system'),
+      })
+      .prefault({}),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((config, ctx) => {
+    const ids = config.trustedReleaseKeys.map((k) => k.slice(0, k.indexOf(':')));
+    const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
+    if (duplicate) ctx.addIssue({ code: 'custom', path: ['trustedReleaseKeys'], message: `key name "${duplicate}" appears twice` });
+  });
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export type ConfigResult = { ok: true; config: AgentConfig } | { ok: false; message: string };
+
+/** "config FILE: a.b: message; c: message" — each problem names the field it is about. */
+export function formatConfigIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
+  const parts = issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown field`).join('; ');
+    }
+    return `${path || '(top level)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
+  });
+  return `config ${source}: ${parts.join('; ')}`;
+}
+
+/** Overrides from the command line replace whole fields of the file, before validation. */
+export type ConfigOverrides = Record<string, unknown>;
+
+export function parseConfig(raw: unknown, source: string, overrides: ConfigOverrides = {}): ConfigResult {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, message: `config ${source}: must be a JSON object` };
+  }
+  const merged: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (key.includes('.')) {
+      const [outer, inner] = key.split('.', 2) as [string, string];
+      const existing = merged[outer];
+      merged[outer] = { ...(typeof existing === 'object' && existing !== null ? existing : {}), [inner]: value };
+    } else {
+      merged[key] = value;
+    }
+  }
+  if (merged.host === undefined) merged.host = hostname();
+  const result = AgentConfig.safeParse(merged);
+  if (!result.success) return { ok: false, message: formatConfigIssues(source, result.error.issues) };
+  return { ok: true, config: result.data };
+}
+
+export async function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}): Promise<ConfigResult> {
+  if (file === undefined) return parseConfig({}, '(command line)', overrides);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    return { ok: false, message: `config ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, message: `config ${file}: not valid JSON: ${(error as Error).message}` };
+  }
+  return parseConfig(raw, file, overrides);
+}
+
+export function trustedReleaseKeys(config: AgentConfig): NamedPublicKey[] {
+  return config.trustedReleaseKeys.map(parsePublicKey);
+}

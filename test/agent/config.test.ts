@@ -1,0 +1,102 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAgentArgs } from '../../agent/src/args.js';
+import { loadConfig } from '../../agent/src/config.js';
+import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
+import { useTmpDirs } from './tmp-dir.js';
+
+const releaseKey = formatPublicKey(generateNamedKey('release-1'));
+const minimal = { host: 'web-1', controllerUrl: 'http://127.0.0.1:8420', trustedReleaseKeys: [releaseKey] };
+
+describe('agent config', () => {
+  const tmpDir = useTmpDirs();
+
+  async function configFile(content: unknown): Promise<string> {
+    const file = join(await tmpDir(), 'agent.json');
+    await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
+    return file;
+  }
+
+  it('fills in defaults for everything but the controller and the release keys', async () => {
+    const result = await loadConfig(await configFile(minimal));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config.stateDir).toBe('/var/lib/shoal-agent');
+    expect(result.config.paths.currentSystem).toBe('/run/current-system');
+    expect(result.config.timeouts.realiseMs).toBe(1_800_000);
+    expect(result.config.websocket).toBe(true);
+    expect(result.config.checkSystemdUnits).toBe('auto');
+  });
+
+  it('names the file and the field when the release keys are empty', async () => {
+    const file = await configFile({ ...minimal, trustedReleaseKeys: [] });
+    expect(await loadConfig(file)).toEqual({
+      ok: false,
+      message: `config ${file}: trustedReleaseKeys: must contain at least one key`,
+    });
+  });
+
+  it('names nested fields, malformed keys and unknown fields', async () => {
+    const file = await configFile({
+      ...minimal,
+      trustedReleaseKeys: ['release-1:tooshort'],
+      timeouts: { realiseMs: -5 },
+      healthChecks: [{ name: 'web', command: ['/bin/true'], url: 'http://127.0.0.1/' }],
+      pollIntervalMS: 5,
+    });
+    const result = await loadConfig(file);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.message).toContain(`config ${file}: `);
+    expect(result.message).toContain('trustedReleaseKeys.0: public key "release-1" must decode to 32 bytes');
+    expect(result.message).toContain('timeouts.realiseMs:');
+    expect(result.message).toContain('healthChecks.0: must have exactly one of "command" or "url"');
+    expect(result.message).toContain('pollIntervalMS: unknown field');
+  });
+
+  it('reports a file that is not JSON or does not exist', async () => {
+    const bad = await configFile('{ "host": ');
+    const notJson = await loadConfig(bad);
+    expect(!notJson.ok && notJson.message).toMatch(/^config .*agent\.json: not valid JSON/);
+    const missing = await loadConfig('/nonexistent/agent.json');
+    expect(!missing.ok && missing.message).toBe('config /nonexistent/agent.json: cannot read: ENOENT');
+  });
+
+  it('lets flags override the file, including nested paths', async () => {
+    const file = await configFile({ ...minimal, pollIntervalMs: 30_000, paths: { profile: '/p' } });
+    const args = parseAgentArgs(['run', '--config', file, '--poll-interval-ms', '500', '--no-websocket', '--current-system', '/tmp/cs']);
+    expect(args.ok).toBe(true);
+    if (!args.ok) return;
+    expect(args.command).toBe('run');
+    const result = await loadConfig(args.configFile, args.overrides);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config.pollIntervalMs).toBe(500);
+    expect(result.config.websocket).toBe(false);
+    expect(result.config.paths).toEqual({ profile: '/p', currentSystem: '/tmp/cs', bootedSystem: '/run/booted-system' });
+  });
+
+  it('names the field when a numeric flag is not a number', async () => {
+    const args = parseAgentArgs(['run', '--config', await configFile(minimal), '--poll-interval-ms', 'soon']);
+    if (!args.ok) throw new Error(args.message);
+    const result = await loadConfig(args.configFile, args.overrides);
+    expect(!result.ok && result.message).toContain('pollIntervalMs: expected number, received string');
+  });
+
+  it('parses health checks into command and HTTP checks with their default timeouts', async () => {
+    const result = await loadConfig(
+      await configFile({
+        ...minimal,
+        healthChecks: [
+          { name: 'web', command: ['/bin/true'] },
+          { name: 'http', url: 'http://127.0.0.1:80/health' },
+        ],
+      }),
+    );
+    expect(result.ok && result.config.healthChecks).toEqual([
+      { kind: 'command', name: 'web', command: ['/bin/true'], timeoutMs: 10_000 },
+      { kind: 'http', name: 'http', url: 'http://127.0.0.1:80/health', expectStatus: 200, timeoutMs: 5_000 },
+    ]);
+  });
+});

@@ -1,0 +1,30 @@
+import { and, eq, isNull } from 'drizzle-orm';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { operatorTokens } from '../db/schema.js';
+import { newId, newSecret, sha256Hex } from '../secrets.js';
+
+export interface OperatorIdentity {
+  id: string;
+  name: string;
+}
+
+export function createOperatorToken(db: Db, clock: Clock, name: string): { id: string; token: string } {
+  const token = newSecret('shoal_op');
+  const id = newId();
+  db.insert(operatorTokens).values({ id, name, hash: sha256Hex(token), createdAt: clock.now() }).run();
+  return { id, token };
+}
+
+export function findOperator(db: Db, token: string): OperatorIdentity | null {
+  const row = db
+    .select({ id: operatorTokens.id, name: operatorTokens.name })
+    .from(operatorTokens)
+    .where(and(eq(operatorTokens.hash, sha256Hex(token)), isNull(operatorTokens.revokedAt)))
+    .get();
+  return row ?? null;
+}
+
+export function hasActiveOperatorToken(db: Db): boolean {
+  return db.select({ id: operatorTokens.id }).from(operatorTokens).where(isNull(operatorTokens.revokedAt)).limit(1).get() !== undefined;
+}

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../clock.js';
+
+export const SESSION_TTL_MS = 3600_000;
+
+/**
+ * Agent sessions live in memory only: a restarted controller forgets them and agents simply
+ * answer a fresh challenge.
+ */
+export class SessionStore {
+  private readonly sessions = new Map<string, { host: string; expiresAt: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly ttlMs = SESSION_TTL_MS,
+  ) {}
+
+  create(host: string): { token: string; expiresAt: number } {
+    this.sweepIfLarge();
+    const token = `shoal_s_${randomBytes(32).toString('base64url')}`;
+    const expiresAt = this.clock.now() + this.ttlMs;
+    this.sessions.set(token, { host, expiresAt });
+    return { token, expiresAt };
+  }
+
+  /** The host a session belongs to, or null when it is unknown or expired. */
+  hostOf(token: string): string | null {
+    const entry = this.sessions.get(token);
+    if (!entry) return null;
+    if (entry.expiresAt <= this.clock.now()) {
+      this.sessions.delete(token);
+      return null;
+    }
+    return entry.host;
+  }
+
+  private sweepIfLarge(): void {
+    // Hosts re-authenticate every hour; sweep when the map has room for more than a fleet's worth.
+    if (this.sessions.size < 20_000) return;
+    const now = this.clock.now();
+    for (const [token, entry] of this.sessions) if (entry.expiresAt <= now) this.sessions.delete(token);
+  }
+}

@@ -1,0 +1,49 @@
+import { silentLogger, type Logger } from '../../shared/src/logger.js';
+import { ChallengeStore } from './auth/challenges.js';
+import { SessionStore } from './auth/sessions.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Db } from './db/open.js';
+import { Presence } from './hosts/presence.js';
+import { ManifestBus } from './manifests/bus.js';
+import type { ManifestSigner } from './manifests/signer.js';
+
+export const DEFAULT_MANIFEST_TTL_MS = 24 * 3600_000;
+export const DEFAULT_POLL_INTERVAL_MS = 30_000;
+
+/** Everything the HTTP app, the websocket hub and the renewal timer share. */
+export interface ControllerDeps {
+  db: Db;
+  signer: ManifestSigner;
+  clock: Clock;
+  logger: Logger;
+  bus: ManifestBus;
+  challenges: ChallengeStore;
+  sessions: SessionStore;
+  presence: Presence;
+  manifestTtlMs: number;
+}
+
+export interface DepsOptions {
+  db: Db;
+  signer: ManifestSigner;
+  clock?: Clock;
+  logger?: Logger;
+  manifestTtlMs?: number;
+  /** The agents' poll interval: a host that polled within three of these counts as connected by polling. */
+  pollIntervalMs?: number;
+}
+
+export function createDeps(options: DepsOptions): ControllerDeps {
+  const clock = options.clock ?? systemClock;
+  return {
+    db: options.db,
+    signer: options.signer,
+    clock,
+    logger: options.logger ?? silentLogger(),
+    bus: new ManifestBus(),
+    challenges: new ChallengeStore(clock),
+    sessions: new SessionStore(clock),
+    presence: new Presence(options.db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
+    manifestTtlMs: options.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
+  };
+}

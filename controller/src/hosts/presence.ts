@@ -1,0 +1,54 @@
+import { eq } from 'drizzle-orm';
+import type { ConnectionMode } from '../../../shared/src/operator-api.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { hosts } from '../db/schema.js';
+
+/** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
+const SEEN_WRITE_INTERVAL_MS = 5_000;
+
+/**
+ * How each host is connected right now: websocket while one is open; polling when a poll arrived
+ * within three poll intervals; otherwise offline.
+ */
+export class Presence {
+  private readonly websockets = new Set<string>();
+  private readonly lastPoll = new Map<string, number>();
+  private readonly lastWritten = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly pollIntervalMs: number,
+  ) {}
+
+  websocketOpened(host: string): void {
+    this.websockets.add(host);
+    this.seen(host, true);
+  }
+
+  websocketClosed(host: string): void {
+    this.websockets.delete(host);
+    this.seen(host, true);
+  }
+
+  polled(host: string): void {
+    this.lastPoll.set(host, this.clock.now());
+    this.seen(host);
+  }
+
+  seen(host: string, force = false): void {
+    const now = this.clock.now();
+    const written = this.lastWritten.get(host);
+    if (!force && written !== undefined && now - written < SEEN_WRITE_INTERVAL_MS) return;
+    this.lastWritten.set(host, now);
+    this.db.update(hosts).set({ lastSeenAt: now }).where(eq(hosts.name, host)).run();
+  }
+
+  mode(host: string): ConnectionMode {
+    if (this.websockets.has(host)) return 'websocket';
+    const polled = this.lastPoll.get(host);
+    if (polled !== undefined && this.clock.now() - polled <= 3 * this.pollIntervalMs) return 'polling';
+    return 'offline';
+  }
+}

@@ -1,0 +1,42 @@
+import { and, asc, eq } from 'drizzle-orm';
+import type { HostStatus } from '../../../shared/src/operator-api.js';
+import type { Phase } from '../../../shared/src/protocol.js';
+import { isoOrNull } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { hosts, manifests, type HostRow, type ManifestRow } from '../db/schema.js';
+import { toSummary } from '../manifests/issue.js';
+import type { Presence } from './presence.js';
+
+function toStatus(host: HostRow, desired: ManifestRow | null, presence: Presence): HostStatus {
+  return {
+    name: host.name,
+    tags: host.tags,
+    enrolledAt: isoOrNull(host.enrolledAt),
+    lastSeenAt: isoOrNull(host.lastSeenAt),
+    connection: presence.mode(host.name),
+    desired: desired ? toSummary(desired) : null,
+    currentSystem: host.currentSystem,
+    phase: host.phase as Phase | null,
+    reportedVersion: host.reportedVersion,
+    lastError: host.lastError,
+  };
+}
+
+function query(db: Db) {
+  return db
+    .select()
+    .from(hosts)
+    .leftJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)));
+}
+
+export function listHostStatuses(db: Db, presence: Presence): HostStatus[] {
+  return query(db)
+    .orderBy(asc(hosts.name))
+    .all()
+    .map((row) => toStatus(row.hosts, row.manifests, presence));
+}
+
+export function hostStatus(db: Db, presence: Presence, name: string): HostStatus | null {
+  const row = query(db).where(eq(hosts.name, name)).get();
+  return row ? toStatus(row.hosts, row.manifests, presence) : null;
+}

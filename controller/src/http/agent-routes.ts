@@ -1,0 +1,127 @@
+import { eq } from 'drizzle-orm';
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import {
+  ChallengeRequest,
+  EnrollRequest,
+  PROTOCOL_VERSION,
+  ReportBatch,
+  SessionRequest,
+  manifestEtag,
+  type Challenge,
+  type EnrollResponse,
+  type ManifestResponse,
+  type ReportAck,
+  type Session,
+} from '../../../shared/src/protocol.js';
+import { verifyHostProof } from '../auth/host-signature.js';
+import { iso } from '../clock.js';
+import { hosts, type ManifestRow } from '../db/schema.js';
+import type { ControllerDeps } from '../deps.js';
+import { enrollHost } from '../hosts/enrollment.js';
+import type { PublishedManifest } from '../manifests/bus.js';
+import { latestManifest, published } from '../manifests/issue.js';
+import { storeReports } from '../reports/store.js';
+import { ApiError } from './errors.js';
+import { bearerToken, limitBody, readBody, readJson } from './request.js';
+
+export const MAX_WAIT_SECONDS = 60;
+
+const ManifestQuery = z.object({
+  waitSeconds: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
+  host: z.string().optional(),
+});
+
+type AgentEnv = { Variables: { host: string } };
+
+function etagMatches(header: string | undefined, version: number): boolean {
+  if (!header) return false;
+  const wanted = manifestEtag(version);
+  return header.split(',').some((tag) => {
+    const trimmed = tag.trim();
+    return trimmed === '*' || trimmed.replace(/^W\//, '') === wanted;
+  });
+}
+
+function manifestResponse(c: Context, manifest: PublishedManifest): Response {
+  const body: ManifestResponse = { protocol: PROTOCOL_VERSION, version: manifest.version, envelope: manifest.envelope };
+  return c.json(body, 200, { ETag: manifestEtag(manifest.version), 'Cache-Control': 'no-store' });
+}
+
+export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number; maxReportBodyBytes: number }) {
+  const { db, clock, sessions, challenges, presence, bus } = deps;
+  const app = new Hono<AgentEnv>();
+
+  /** A session speaks only for its own host: any host it names must be that host. */
+  const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {
+    const token = bearerToken(c);
+    if (token === null) throw new ApiError(401, 'missing-session', 'agent API needs "Authorization: Bearer <session>"; authenticate via /v1/agent/challenge');
+    const host = token ? sessions.hostOf(token) : null;
+    if (!host) throw new ApiError(401, 'invalid-session', 'session is unknown or expired; authenticate again');
+    const named = c.req.query('host');
+    if (named !== undefined && named !== host) {
+      throw new ApiError(403, 'wrong-host', `session belongs to ${JSON.stringify(host)}, not ${JSON.stringify(named)}`);
+    }
+    c.set('host', host);
+    await next();
+  };
+
+  app.post('/enroll', limitBody(limits.maxBodyBytes), async (c) => {
+    const request = await readBody(c, EnrollRequest);
+    const outcome = enrollHost(db, clock, { host: request.host, publicKey: request.publicKey, token: request.token });
+    if (!outcome.ok) throw new ApiError(outcome.reason === 'host-key-conflict' ? 409 : 401, outcome.reason, outcome.message);
+    if (outcome.created) deps.logger.info({ host: request.host }, 'host enrolled');
+    return c.json({ protocol: PROTOCOL_VERSION, host: request.host } satisfies EnrollResponse, outcome.created ? 201 : 200);
+  });
+
+  app.post('/challenge', limitBody(limits.maxBodyBytes), async (c) => {
+    const request = await readBody(c, ChallengeRequest);
+    if (!db.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, request.host)).get()) {
+      throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
+    }
+    const { nonce, expiresAt } = challenges.issue(request.host);
+    return c.json({ protocol: PROTOCOL_VERSION, nonce, expiresAt: iso(expiresAt) } satisfies Challenge);
+  });
+
+  app.post('/session', limitBody(limits.maxBodyBytes), async (c) => {
+    const request = await readBody(c, SessionRequest);
+    const proof = verifyHostProof(db, challenges, request.host, request.nonce, request.signature);
+    if (!proof.ok) throw new ApiError(proof.reason === 'unknown-host' ? 404 : 401, proof.reason, proof.message);
+    const session = sessions.create(request.host);
+    presence.seen(request.host);
+    return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);
+  });
+
+  app.get('/manifest', requireSession, async (c) => {
+    const host = c.get('host');
+    const query = ManifestQuery.parse(c.req.query());
+    presence.polled(host);
+    const ifNoneMatch = c.req.header('if-none-match');
+    const row: ManifestRow | undefined = latestManifest(db, host);
+    if (row && !etagMatches(ifNoneMatch, row.version)) return manifestResponse(c, published(row));
+    if (query.waitSeconds > 0) {
+      // No await between reading the latest manifest and registering the waiter: nothing can slip in between.
+      const next = await bus.waitFor(host, query.waitSeconds * 1000, c.req.raw.signal);
+      if (next) return manifestResponse(c, next);
+      presence.polled(host);
+    }
+    if (!row) return c.body(null, 204);
+    return c.body(null, 304, { ETag: manifestEtag(row.version) });
+  });
+
+  app.post('/reports', requireSession, limitBody(limits.maxReportBodyBytes), async (c) => {
+    const host = c.get('host');
+    const raw = await readJson(c);
+    const claimed = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>).host : undefined;
+    if (claimed !== undefined && claimed !== host) {
+      throw new ApiError(403, 'wrong-host', `session belongs to ${JSON.stringify(host)}; it cannot report as ${JSON.stringify(claimed)}`);
+    }
+    const batch = ReportBatch.parse(raw);
+    const outcome = storeReports(db, clock, host, batch.reports);
+    presence.seen(host);
+    return c.json({ protocol: PROTOCOL_VERSION, ackedSeqs: outcome.ackedSeqs, stored: outcome.stored } satisfies ReportAck);
+  });
+
+  return app;
+}

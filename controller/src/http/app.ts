@@ -1,0 +1,25 @@
+import { Hono } from 'hono';
+import type { ControllerDeps } from '../deps.js';
+import { agentRoutes } from './agent-routes.js';
+import { ApiError, errorHandler } from './errors.js';
+import { operatorRoutes } from './operator-routes.js';
+
+export interface AppLimits {
+  maxBodyBytes: number;
+  maxReportBodyBytes: number;
+}
+
+export const DEFAULT_LIMITS: AppLimits = { maxBodyBytes: 64 * 1024, maxReportBodyBytes: 1024 * 1024 };
+
+/** The controller's HTTP surface. Every error, from any route, is rendered by the one onError. */
+export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMITS) {
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.route('/v1/agent', agentRoutes(deps, limits));
+  app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
+  app.notFound((c) => {
+    throw new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`);
+  });
+  app.onError(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,114 @@
+import { and, asc, eq, gt } from 'drizzle-orm';
+import { Hono, type Context } from 'hono';
+import { z } from 'zod';
+import {
+  CreateEnrollmentTokenRequest,
+  RegisterHostRequest,
+  SetDesiredRequest,
+  type EnrollmentTokenCreated,
+  type EventKind,
+  type HostEvents,
+  type HostList,
+} from '../../../shared/src/operator-api.js';
+import { findOperator, type OperatorIdentity } from '../auth/operator-tokens.js';
+import { iso } from '../clock.js';
+import { events, hosts } from '../db/schema.js';
+import type { ControllerDeps } from '../deps.js';
+import { createEnrollmentToken, registerHost } from '../hosts/enrollment.js';
+import { hostStatus, listHostStatuses } from '../hosts/status.js';
+import { issueManifest, toSummary } from '../manifests/issue.js';
+import { ApiError } from './errors.js';
+import { bearerToken, limitBody, readBody } from './request.js';
+
+const EventQuery = z.object({
+  afterId: z.coerce.number().int().nonnegative().default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+type OperatorEnv = { Variables: { operator: OperatorIdentity } };
+
+function unknownHost(name: string): ApiError {
+  return new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(name)}`);
+}
+
+export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
+  const { db, clock, presence } = deps;
+  const app = new Hono<OperatorEnv>();
+
+  const authenticate = async (c: Context<OperatorEnv>, next: () => Promise<void>) => {
+    const token = bearerToken(c);
+    if (token === null) throw new ApiError(401, 'missing-token', 'operator API needs "Authorization: Bearer <token>"');
+    const operator = token ? findOperator(db, token) : null;
+    if (!operator) throw new ApiError(401, 'invalid-token', 'operator token is not known to this controller or was revoked');
+    c.set('operator', operator);
+    await next();
+  };
+  // Explicit paths, not '*': this app is mounted at /v1 beside the agent routes and must not guard them.
+  for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens']) app.use(path, authenticate, limitBody(maxBodyBytes));
+
+  app.get('/hosts', (c) => c.json({ hosts: listHostStatuses(db, presence) } satisfies HostList));
+
+  app.post('/hosts', async (c) => {
+    const request = await readBody(c, RegisterHostRequest);
+    const outcome = registerHost(db, clock, {
+      name: request.name,
+      publicKey: request.publicKey,
+      tags: request.tags,
+      actor: `operator:${c.get('operator').name}`,
+    });
+    if (!outcome.ok) throw new ApiError(409, outcome.reason, outcome.message);
+    return c.json(hostStatus(db, presence, request.name), outcome.created ? 201 : 200);
+  });
+
+  app.get('/hosts/:name', (c) => {
+    const name = c.req.param('name');
+    const status = hostStatus(db, presence, name);
+    if (!status) throw unknownHost(name);
+    return c.json(status);
+  });
+
+  app.put('/hosts/:name/desired', async (c) => {
+    const name = c.req.param('name');
+    // Unknown host before body validation: "no such host" is the more useful answer.
+    if (!db.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, name)).get()) throw unknownHost(name);
+    const request = await readBody(c, SetDesiredRequest);
+    const outcome = issueManifest(
+      deps,
+      { host: name, storePath: request.storePath, action: request.action, rolloutId: null },
+      { kind: 'desired-set', actor: `operator:${c.get('operator').name}` },
+    );
+    if (!outcome.ok) throw unknownHost(name);
+    return c.json(toSummary(outcome.manifest));
+  });
+
+  app.get('/hosts/:name/events', (c) => {
+    const name = c.req.param('name');
+    const query = EventQuery.parse(c.req.query());
+    if (!db.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, name)).get()) throw unknownHost(name);
+    const rows = db
+      .select()
+      .from(events)
+      .where(and(eq(events.host, name), gt(events.id, query.afterId)))
+      .orderBy(asc(events.id))
+      .limit(query.limit)
+      .all();
+    const body: HostEvents = {
+      events: rows.map((row) => ({ id: row.id, host: name, at: iso(row.at), kind: row.kind as EventKind, actor: row.actor, data: row.data })),
+    };
+    return c.json(body);
+  });
+
+  app.post('/enrollment-tokens', async (c) => {
+    const request = await readBody(c, CreateEnrollmentTokenRequest);
+    const created = createEnrollmentToken(db, clock, {
+      ttlMs: request.ttlSeconds * 1000,
+      maxUses: request.maxUses,
+      tags: request.tags,
+    });
+    deps.logger.info({ tokenId: created.id, operator: c.get('operator').name }, 'enrollment token created');
+    const body: EnrollmentTokenCreated = { id: created.id, token: created.token, expiresAt: iso(created.expiresAt), maxUses: created.maxUses };
+    return c.json(body, 201);
+  });
+
+  return app;
+}

@@ -1,0 +1,123 @@
+import { and, desc, eq, max } from 'drizzle-orm';
+import type { Envelope } from '../../../shared/src/envelope.js';
+import type { EventKind, ManifestSummary } from '../../../shared/src/operator-api.js';
+import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../../shared/src/protocol.js';
+import { iso, type Clock } from '../clock.js';
+import type { Db, Tx } from '../db/open.js';
+import { hosts, manifests, type ManifestRow } from '../db/schema.js';
+import { appendEvent } from '../events.js';
+import type { ManifestBus, PublishedManifest } from './bus.js';
+import type { ManifestSigner } from './signer.js';
+
+export interface IssueDeps {
+  db: Db;
+  signer: ManifestSigner;
+  clock: Clock;
+  bus: ManifestBus;
+  manifestTtlMs: number;
+}
+
+export interface DesiredState {
+  host: string;
+  storePath: string;
+  action: Action;
+  rolloutId: string | null;
+}
+
+export interface IssueCause {
+  kind: Extract<EventKind, 'desired-set' | 'manifest-issued' | 'manifest-renewed'>;
+  actor: string;
+}
+
+export type IssueOutcome = { ok: true; manifest: ManifestRow } | { ok: false; reason: 'unknown-host'; message: string };
+
+/**
+ * Makes `desired` the host's new desired state: the next version for that host, signed, stored
+ * and logged in one transaction, then announced (only after commit, so nobody is told of a
+ * manifest that a rollback could take back).
+ */
+export function issueManifest(deps: IssueDeps, desired: DesiredState, cause: IssueCause): IssueOutcome {
+  const now = deps.clock.now();
+  const outcome = deps.db.transaction((tx): IssueOutcome => {
+    const host = tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, desired.host)).get();
+    if (!host) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(desired.host)}` };
+    return { ok: true, manifest: issueInTransaction(tx, deps.signer, now, deps.manifestTtlMs, desired, cause) };
+  });
+  if (outcome.ok) deps.bus.publish(published(outcome.manifest));
+  return outcome;
+}
+
+/** The signing step on its own, for callers that batch many hosts into one transaction (renewal, waves). */
+export function issueInTransaction(
+  tx: Tx,
+  signer: ManifestSigner,
+  now: number,
+  ttlMs: number,
+  desired: DesiredState,
+  cause: IssueCause,
+): ManifestRow {
+  const previous = tx
+    .select({ version: max(manifests.version) })
+    .from(manifests)
+    .where(eq(manifests.host, desired.host))
+    .get();
+  const version = (previous?.version ?? 0) + 1;
+  const payload: ManifestPayload = {
+    protocol: PROTOCOL_VERSION,
+    host: desired.host,
+    version,
+    storePath: desired.storePath,
+    action: desired.action,
+    rolloutId: desired.rolloutId,
+    issuedAt: iso(now),
+    expiresAt: iso(now + ttlMs),
+  };
+  const envelope = signer.sign(Buffer.from(JSON.stringify(payload), 'utf8'));
+  const row: ManifestRow = {
+    host: desired.host,
+    version,
+    storePath: desired.storePath,
+    action: desired.action,
+    rolloutId: desired.rolloutId,
+    issuedAt: now,
+    expiresAt: now + ttlMs,
+    envelope: JSON.stringify(envelope),
+  };
+  tx.insert(manifests).values(row).run();
+  tx.update(hosts).set({ desiredVersion: version }).where(eq(hosts.name, desired.host)).run();
+  appendEvent(tx, {
+    host: desired.host,
+    at: now,
+    kind: cause.kind,
+    actor: cause.actor,
+    data: { version, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId },
+  });
+  return row;
+}
+
+export function published(row: ManifestRow): PublishedManifest {
+  return { host: row.host, version: row.version, envelope: JSON.parse(row.envelope) as Envelope };
+}
+
+export function latestManifest(db: Db | Tx, host: string): ManifestRow | undefined {
+  return db.select().from(manifests).where(eq(manifests.host, host)).orderBy(desc(manifests.version)).limit(1).get();
+}
+
+export function manifestByVersion(db: Db | Tx, host: string, version: number): ManifestRow | undefined {
+  return db
+    .select()
+    .from(manifests)
+    .where(and(eq(manifests.host, host), eq(manifests.version, version)))
+    .get();
+}
+
+export function toSummary(row: ManifestRow): ManifestSummary {
+  return {
+    version: row.version,
+    storePath: row.storePath,
+    action: row.action as Action,
+    rolloutId: row.rolloutId,
+    issuedAt: iso(row.issuedAt),
+    expiresAt: iso(row.expiresAt),
+  };
+}

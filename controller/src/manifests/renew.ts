@@ -1,0 +1,96 @@
+import { and, eq, lte } from 'drizzle-orm';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { Action } from '../../../shared/src/protocol.js';
+import { hosts, manifests, type ManifestRow } from '../db/schema.js';
+import type { Db } from '../db/open.js';
+import { issueInTransaction, published, type IssueDeps } from './issue.js';
+
+/** Signatures per transaction before yielding to the event loop, so agents keep being served during a big renewal. */
+const BATCH_SIZE = 250;
+
+/** Latest manifests (desired states) that expire at or before `dueBy`. */
+export function manifestsDueForRenewal(db: Db, dueBy: number): ManifestRow[] {
+  return db
+    .select({
+      host: manifests.host,
+      version: manifests.version,
+      storePath: manifests.storePath,
+      action: manifests.action,
+      rolloutId: manifests.rolloutId,
+      issuedAt: manifests.issuedAt,
+      expiresAt: manifests.expiresAt,
+      envelope: manifests.envelope,
+    })
+    .from(hosts)
+    .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+    .where(lte(manifests.expiresAt, dueBy))
+    .all();
+}
+
+/**
+ * Re-signs the unchanged desired state (same store path, action and rollout; a new version) of
+ * every host whose manifest expires within a third of the TTL, so that a quiet host never holds an
+ * expired one. Returns how many manifests were renewed.
+ */
+export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
+  const now = deps.clock.now();
+  const due = manifestsDueForRenewal(deps.db, now + Math.floor(deps.manifestTtlMs / 3));
+  let renewed = 0;
+  for (let start = 0; start < due.length; start += BATCH_SIZE) {
+    if (start > 0) await yieldToLoop();
+    const batch = due.slice(start, start + BATCH_SIZE);
+    const issuedAt = deps.clock.now();
+    const issued = deps.db.transaction((tx) => {
+      const rows: ManifestRow[] = [];
+      for (const old of batch) {
+        // The operator may have set a new desired state while we yielded; that one is fresh already.
+        const current = tx.select({ desiredVersion: hosts.desiredVersion }).from(hosts).where(eq(hosts.name, old.host)).get();
+        if (current?.desiredVersion !== old.version) continue;
+        rows.push(
+          issueInTransaction(
+            tx,
+            deps.signer,
+            issuedAt,
+            deps.manifestTtlMs,
+            { host: old.host, storePath: old.storePath, action: old.action as Action, rolloutId: old.rolloutId },
+            { kind: 'manifest-renewed', actor: 'controller', },
+          ),
+        );
+      }
+      return rows;
+    });
+    for (const row of issued) deps.bus.publish(published(row));
+    renewed += issued.length;
+  }
+  return renewed;
+}
+
+export interface RenewalTimer {
+  /** Runs one pass now (waits for a pass already running instead of overlapping it). */
+  runNow(): Promise<number>;
+  stop(): void;
+}
+
+export function startRenewal(deps: IssueDeps & { checkIntervalMs: number; logger: Logger }): RenewalTimer {
+  let running: Promise<number> | null = null;
+  const runNow = (): Promise<number> => {
+    if (running) return running;
+    running = renewExpiringManifests(deps)
+      .then((count) => {
+        if (count > 0) deps.logger.info({ count }, 'renewed manifests');
+        return count;
+      })
+      .catch((error: unknown) => {
+        deps.logger.error({ err: error }, 'manifest renewal failed');
+        return 0;
+      })
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  const timer = setInterval(() => void runNow(), deps.checkIntervalMs);
+  timer.unref();
+  return { runNow, stop: () => clearInterval(timer) };
+}

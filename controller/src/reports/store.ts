@@ -1,0 +1,67 @@
+import { eq } from 'drizzle-orm';
+import type { Report } from '../../../shared/src/protocol.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { hosts, reports } from '../db/schema.js';
+import { appendEvent } from '../events.js';
+
+export interface StoreOutcome {
+  ackedSeqs: number[];
+  stored: number;
+}
+
+const FAILURE_PHASES = new Set(['refused', 'rolled-back', 'failed']);
+const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated', 'reconciled']);
+
+function errorOf(report: Report): string {
+  const { detail } = report;
+  if (detail.reason) return detail.reason;
+  if (detail.refusal) return `refused: ${detail.refusal}`;
+  if (detail.failure) return `${detail.failure.command} failed (exit ${detail.failure.exitCode ?? detail.failure.signal ?? '?'})`;
+  return report.phase;
+}
+
+/**
+ * Stores a batch in one transaction. Each (host, seq) is stored once: a batch the agent resends
+ * because our answer was lost is acknowledged again but neither stored nor logged twice. The host's
+ * status follows the highest seq, so a late, older report cannot roll the status back.
+ */
+export function storeReports(db: Db, clock: Clock, host: string, batch: readonly Report[]): StoreOutcome {
+  const now = clock.now();
+  return db.transaction((tx) => {
+    let stored = 0;
+    let newest: Report | null = null;
+    for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
+      const inserted = tx.insert(reports).values({ host, seq: report.seq, receivedAt: now, body: report }).onConflictDoNothing().run();
+      if (inserted.changes === 0) continue;
+      stored += 1;
+      newest = report;
+      appendEvent(tx, {
+        host,
+        at: now,
+        kind: 'report',
+        actor: `agent:${host}`,
+        data: { seq: report.seq, phase: report.phase, manifestVersion: report.manifestVersion, storePath: report.storePath, currentSystem: report.currentSystem, reportedAt: report.at, detail: report.detail },
+      });
+    }
+    const row = tx.select({ lastReportSeq: hosts.lastReportSeq, lastError: hosts.lastError }).from(hosts).where(eq(hosts.name, host)).get();
+    if (!row) throw new Error(`storeReports: host ${host} vanished inside its own session`);
+    if (newest && newest.seq > (row.lastReportSeq ?? 0)) {
+      let lastError = row.lastError;
+      if (FAILURE_PHASES.has(newest.phase)) lastError = errorOf(newest);
+      else if (SUCCESS_PHASES.has(newest.phase)) lastError = null;
+      tx.update(hosts)
+        .set({
+          lastReportSeq: newest.seq,
+          phase: newest.phase,
+          reportedVersion: newest.manifestVersion,
+          lastError,
+          lastSeenAt: now,
+          ...(newest.currentSystem !== null ? { currentSystem: newest.currentSystem } : {}),
+        })
+        .where(eq(hosts.name, host))
+        .run();
+    }
+    return { ackedSeqs: batch.map((report) => report.seq), stored };
+  });
+}

@@ -1,0 +1,123 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nacl from 'tweetnacl';
+import { expect } from 'vitest';
+import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
+import { PROTOCOL_VERSION, challengeMessage } from '../../shared/src/protocol.js';
+import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
+import type { Clock } from '../../controller/src/clock.js';
+import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
+import { createDeps, type ControllerDeps } from '../../controller/src/deps.js';
+import { registerHost } from '../../controller/src/hosts/enrollment.js';
+import { createApp } from '../../controller/src/http/app.js';
+import { createManifestSigner } from '../../controller/src/manifests/signer.js';
+
+export class ManualClock implements Clock {
+  constructor(public ms = Date.parse('2030-01-01T00:00:00Z')) {}
+  now(): number {
+    return this.ms;
+  }
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+export function storePath(name = 'nixos-system-web-1', hashChar = 'a'): string {
+  return `/nix/store/${hashChar.repeat(32)}-${name}`;
+}
+
+export interface TestController {
+  dir: string;
+  database: OpenDatabase;
+  deps: ControllerDeps;
+  app: ReturnType<typeof createApp>;
+  clock: ManualClock;
+  releaseKey: NamedSecretKey;
+  operatorToken: string;
+  /** fetch-like call to app.request with the operator token. */
+  operator(path: string, init?: RequestInit): Promise<Response>;
+  close(): void;
+}
+
+export function testController(options: { manifestTtlMs?: number; pollIntervalMs?: number } = {}): TestController {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
+  const database = openDatabase(join(dir, 'controller.sqlite'));
+  const clock = new ManualClock();
+  const releaseKey = generateNamedKey('release-1');
+  const deps = createDeps({ db: database.db, signer: createManifestSigner(releaseKey), clock, ...options });
+  const app = createApp(deps);
+  const { token: operatorToken } = createOperatorToken(database.db, clock, 'test-admin');
+  return {
+    dir,
+    database,
+    deps,
+    app,
+    clock,
+    releaseKey,
+    operatorToken,
+    operator: (path, init = {}) =>
+      Promise.resolve(
+        app.request(path, {
+          ...init,
+          headers: { authorization: `Bearer ${operatorToken}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+        }),
+      ),
+    close() {
+      deps.bus.releaseAll();
+      database.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestHost {
+  name: string;
+  keys: nacl.SignKeyPair;
+  publicKey: string;
+}
+
+export function newHostKeys(name: string): TestHost {
+  const keys = nacl.sign.keyPair();
+  return { name, keys, publicKey: toBase64(keys.publicKey) };
+}
+
+export function registeredHost(ctl: TestController, name: string, tags: string[] = []): TestHost {
+  const host = newHostKeys(name);
+  const outcome = registerHost(ctl.database.db, ctl.clock, { name, publicKey: host.publicKey, tags, actor: 'test' });
+  expect(outcome.ok).toBe(true);
+  return host;
+}
+
+/** Signs a challenge the way the agent does: tweetnacl, domain-separated message. */
+export function signChallenge(host: TestHost, nonce: string): string {
+  return toBase64(nacl.sign.detached(challengeMessage(host.name, nonce), host.keys.secretKey));
+}
+
+export async function postJson(ctl: TestController, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return ctl.app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+}
+
+export async function sessionFor(ctl: TestController, host: TestHost): Promise<string> {
+  const challenge = await postJson(ctl, '/v1/agent/challenge', { protocol: PROTOCOL_VERSION, host: host.name });
+  expect(challenge.status).toBe(200);
+  const { nonce } = (await challenge.json()) as { nonce: string };
+  const session = await postJson(ctl, '/v1/agent/session', {
+    protocol: PROTOCOL_VERSION,
+    host: host.name,
+    nonce,
+    signature: signChallenge(host, nonce),
+  });
+  expect(session.status).toBe(200);
+  return ((await session.json()) as { token: string }).token;
+}
+
+export function count(ctl: TestController, table: string): number {
+  return (ctl.database.sqlite.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
+}
+
+/** Row counts of every table, to prove that a refused request wrote nothing. */
+export function snapshot(ctl: TestController): Record<string, number> {
+  const tables = ['hosts', 'manifests', 'reports', 'events', 'enrollment_tokens', 'operator_tokens'];
+  return Object.fromEntries(tables.map((t) => [t, count(ctl, t)]));
+}

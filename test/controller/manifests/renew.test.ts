@@ -1,0 +1,79 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManifestPayload } from '../../../shared/src/protocol.js';
+import { issueManifest, latestManifest } from '../../../controller/src/manifests/issue.js';
+import { renewExpiringManifests } from '../../../controller/src/manifests/renew.js';
+import type { PublishedManifest } from '../../../controller/src/manifests/bus.js';
+import { count, registeredHost, storePath, testController, type TestController } from '../helpers.js';
+
+const HOUR = 3600_000;
+
+function payloadOf(envelope: string) {
+  const parsed = JSON.parse(envelope) as { payload: string };
+  return ManifestPayload.parse(JSON.parse(Buffer.from(parsed.payload, 'base64').toString('utf8')));
+}
+
+describe('manifest renewal', () => {
+  let ctl: TestController;
+  let announced: PublishedManifest[];
+  beforeEach(() => {
+    ctl = testController({ manifestTtlMs: 3 * HOUR });
+    announced = [];
+    ctl.deps.bus.onPublish((m) => announced.push(m));
+    for (const name of ['web-1', 'web-2']) registeredHost(ctl, name);
+  });
+  afterEach(() => ctl.close());
+
+  const issue = (host: string, hash: string) => {
+    const outcome = issueManifest(ctl.deps, { host, storePath: storePath('sys', hash), action: 'switch', rolloutId: 'r-1' }, { kind: 'desired-set', actor: 'test' });
+    expect(outcome.ok).toBe(true);
+  };
+
+  it('leaves manifests alone while more than a third of their TTL remains', async () => {
+    issue('web-1', 'a');
+    ctl.clock.advance(2 * HOUR - 1);
+    expect(await renewExpiringManifests(ctl.deps)).toBe(0);
+    expect(count(ctl, 'manifests')).toBe(1);
+  });
+
+  it('re-signs the unchanged desired state with a new version before it expires', async () => {
+    issue('web-1', 'a');
+    issue('web-2', 'b');
+    ctl.clock.advance(2 * HOUR);
+    announced = [];
+    expect(await renewExpiringManifests(ctl.deps)).toBe(2);
+    const renewed = latestManifest(ctl.database.db, 'web-1')!;
+    const payload = payloadOf(renewed.envelope);
+    expect(payload).toMatchObject({ host: 'web-1', version: 2, storePath: storePath('sys', 'a'), action: 'switch', rolloutId: 'r-1' });
+    expect(Date.parse(payload.expiresAt)).toBe(ctl.clock.now() + 3 * HOUR);
+    expect(announced.map((m) => [m.host, m.version]).sort()).toEqual([['web-1', 2], ['web-2', 2]]);
+    const kinds = ctl.database.sqlite.prepare("select kind, actor from events where host = 'web-1' order by id").all();
+    expect(kinds.at(-1)).toEqual({ kind: 'manifest-renewed', actor: 'controller' });
+    // Renewed, the manifests are fresh again: a second pass right away does nothing.
+    expect(await renewExpiringManifests(ctl.deps)).toBe(0);
+  });
+
+  it('keeps a quiet host’s manifest valid across many TTLs', async () => {
+    issue('web-1', 'a');
+    for (let i = 0; i < 10; i++) {
+      ctl.clock.advance(HOUR);
+      await renewExpiringManifests(ctl.deps);
+      expect(latestManifest(ctl.database.db, 'web-1')!.expiresAt).toBeGreaterThan(ctl.clock.now() + HOUR - 1);
+    }
+    expect(latestManifest(ctl.database.db, 'web-1')!.storePath).toBe(storePath('sys', 'a'));
+  });
+
+  it('renews hundreds of hosts in batches without holding the event loop', async () => {
+    const hosts = Array.from({ length: 600 }, (_, i) => `bulk-${i}`);
+    const insertHost = ctl.database.sqlite.prepare("insert into hosts (name, public_key, tags) values (?, 'AAAA', '[]')");
+    ctl.database.sqlite.transaction(() => hosts.forEach((h) => insertHost.run(h)))();
+    for (const host of hosts) issue(host, 'c');
+    ctl.clock.advance(2 * HOUR + 1);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 0);
+    const renewing = renewExpiringManifests(ctl.deps);
+    const renewed = await renewing;
+    clearInterval(ticker);
+    expect(renewed).toBe(600);
+    expect(ticks).toBeGreaterThan(0);
+  });
+});

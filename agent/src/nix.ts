@@ -1,0 +1,123 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { CommandFailure } from '../../shared/src/protocol.js';
+import { runCommand, type RunResult } from './exec.js';
+
+/**
+ * The Nix operations the agent needs, all through the real Nix command-line tools. Closures
+ * are verified by Nix itself: substituters and trusted-public-keys are always passed
+ * explicitly (an empty list too, so a stray nix.conf cannot widen them) and require-sigs is
+ * forced on.
+ */
+
+export interface NixOptions {
+  stateDir: string;
+  substituters: readonly string[];
+  trustedPublicKeys: readonly string[];
+  realiseTimeoutMs: number;
+  commandTimeoutMs: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export type RealiseResult =
+  | { ok: true; closureBytes: number | undefined; downloadedBytes: number | undefined; durationMs: number }
+  | { ok: false; untrusted: boolean; failure: CommandFailure };
+
+/** What Nix prints when a substitute is not signed by any trusted key (Nix 2.8 through 2.2x). */
+export const UNTRUSTED_SUBSTITUTE = /is not signed by any of the keys in 'trusted-public-keys'|lacks a valid signature|no signature is trusted/;
+
+export function gcRootPath(stateDir: string): string {
+  return join(stateDir, 'gcroots', 'desired');
+}
+
+export function trustOptions(options: Pick<NixOptions, 'substituters' | 'trustedPublicKeys'>): string[] {
+  return [
+    '--option', 'substituters', options.substituters.join(' '),
+    '--option', 'trusted-public-keys', options.trustedPublicKeys.join(' '),
+    '--option', 'require-sigs', 'true',
+  ];
+}
+
+// Queries that must not consult a binary cache (they are about this host's store only).
+const LOCAL_ONLY = ['--option', 'substituters', ''];
+
+interface PathInfo {
+  path: string;
+  narSize: number;
+  registrationTime?: number;
+}
+
+/** `nix path-info --json` is an array in Nix 2.8–2.18 and an object keyed by path from 2.19 on. */
+export function parsePathInfo(stdout: string): PathInfo[] {
+  const json: unknown = JSON.parse(stdout);
+  const entries: Array<[string | undefined, unknown]> = Array.isArray(json)
+    ? json.map((entry) => [undefined, entry])
+    : Object.entries(json as Record<string, unknown>);
+  return entries.flatMap(([key, value]) => {
+    if (value === null || typeof value !== 'object') return [];
+    const info = value as { path?: unknown; narSize?: unknown; registrationTime?: unknown };
+    const path = typeof info.path === 'string' ? info.path : key;
+    if (!path || typeof info.narSize !== 'number') return [];
+    return [{ path, narSize: info.narSize, registrationTime: typeof info.registrationTime === 'number' ? info.registrationTime : undefined }];
+  });
+}
+
+export class Nix {
+  constructor(private readonly options: NixOptions) {}
+
+  private run(argv: string[], timeoutMs = this.options.commandTimeoutMs, captureStdout = false): Promise<RunResult> {
+    return runCommand(argv, { timeoutMs, captureStdout, env: this.options.env });
+  }
+
+  async isValid(storePath: string): Promise<boolean> {
+    return (await this.run(['nix-store', '--check-validity', storePath, ...LOCAL_ONLY])).ok;
+  }
+
+  /**
+   * Fetches the closure from the configured caches (Nix checks the signatures) and pins it with
+   * an indirect GC root, so a garbage collection between realise and switch cannot delete it.
+   */
+  async realise(storePath: string): Promise<RealiseResult> {
+    const root = gcRootPath(this.options.stateDir);
+    await mkdir(join(this.options.stateDir, 'gcroots'), { recursive: true, mode: 0o700 });
+    const wasValid = await this.isValid(storePath);
+    // Registration times are whole seconds; paths registered from this second on came from this realise.
+    const startedAtSec = Math.floor(Date.now() / 1000);
+    const result = await this.run(
+      ['nix-store', '--realise', storePath, '--add-root', root, '--indirect', ...trustOptions(this.options)],
+      this.options.realiseTimeoutMs,
+    );
+    if (!result.ok) {
+      return { ok: false, untrusted: UNTRUSTED_SUBSTITUTE.test(result.failure.outputTail), failure: result.failure };
+    }
+    const closure = await this.closure(storePath);
+    if (!closure) return { ok: true, closureBytes: undefined, downloadedBytes: undefined, durationMs: result.durationMs };
+    const closureBytes = closure.reduce((sum, p) => sum + p.narSize, 0);
+    const downloadedBytes = wasValid
+      ? 0
+      : closure.filter((p) => p.registrationTime === undefined || p.registrationTime >= startedAtSec).reduce((sum, p) => sum + p.narSize, 0);
+    return { ok: true, closureBytes, downloadedBytes, durationMs: result.durationMs };
+  }
+
+  /** Every path in the closure with its NAR size; undefined when Nix cannot say (the size is informative only). */
+  async closure(storePath: string): Promise<PathInfo[] | undefined> {
+    const result = await this.run(
+      ['nix', '--extra-experimental-features', 'nix-command', 'path-info', '--json', '--recursive', storePath, ...LOCAL_ONLY],
+      this.options.commandTimeoutMs,
+      true,
+    );
+    if (!result.ok) return undefined;
+    try {
+      return parsePathInfo(result.stdout);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Makes `storePath` the profile's current generation (and so, after `boot`, the boot default). */
+  async setProfile(profile: string, storePath: string): Promise<RunResult> {
+    // A fresh store (the lab's, a new install) may not have the profiles directory yet.
+    await mkdir(dirname(profile), { recursive: true });
+    return this.run(['nix-env', '--profile', profile, '--set', storePath, ...LOCAL_ONLY]);
+  }
+}

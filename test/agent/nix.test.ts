@@ -1,0 +1,74 @@
+import { lstat, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { gcRootPath, Nix, parsePathInfo } from '../../agent/src/nix.js';
+import { buildToplevel, newKeyPublic, publishToCache, separateStoreEnv } from './nix-fixture.js';
+import { useTmpDirs } from './tmp-dir.js';
+
+describe('Nix operations (real Nix, separate store)', () => {
+  const tmpDir = useTmpDirs();
+
+  async function setup() {
+    const dir = await tmpDir();
+    const storePath = buildToplevel(dir, `nixtest-${process.pid}-${Date.now()}`);
+    const cache = publishToCache(dir, storePath, 'cache-1');
+    const stateDir = join(dir, 'state');
+    const env = separateStoreEnv(join(dir, 'root'), join(dir, 'home'));
+    return { dir, storePath, cache, stateDir, env };
+  }
+
+  it('realises a closure from a cache signed by a trusted key, pins it, and counts what it downloaded', async () => {
+    const { storePath, cache, stateDir, env } = await setup();
+    const nix = new Nix({ stateDir, substituters: [cache.url], trustedPublicKeys: [cache.publicKey], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000, env });
+    expect(await nix.isValid(storePath)).toBe(false);
+    const first = await nix.realise(storePath);
+    expect(first.ok).toBe(true);
+    if (!first.ok) return;
+    expect(first.closureBytes).toBeGreaterThan(0);
+    expect(first.downloadedBytes).toBe(first.closureBytes);
+    expect(await readlink(gcRootPath(stateDir))).toBe(storePath);
+    expect(await nix.isValid(storePath)).toBe(true);
+
+    const again = await nix.realise(storePath);
+    expect(again.ok && again.downloadedBytes).toBe(0);
+  });
+
+  it('refuses a closure that no trusted key signed, and recognises Nix saying so', async () => {
+    const { dir, storePath, cache, stateDir, env } = await setup();
+    const otherKey = newKeyPublic(dir, 'other-1');
+    const nix = new Nix({ stateDir, substituters: [cache.url], trustedPublicKeys: [otherKey], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000, env });
+    const result = await nix.realise(storePath);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.untrusted).toBe(true);
+    expect(result.failure.exitCode).toBe(1);
+    expect(result.failure.command).toContain('nix-store --realise');
+    expect(result.failure.outputTail).toContain(`the substitute for '${storePath}' from '${cache.url}' is not signed by any of the keys in 'trusted-public-keys'`);
+    expect(await nix.isValid(storePath)).toBe(false);
+  });
+
+  it('fails without calling it untrusted when no cache has the path', async () => {
+    const { stateDir, env, cache, storePath } = await setup();
+    const nix = new Nix({ stateDir, substituters: [], trustedPublicKeys: [cache.publicKey], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000, env });
+    const result = await nix.realise(storePath);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.untrusted).toBe(false);
+  });
+
+  it('sets a profile generation to a store path', async () => {
+    const { dir, storePath, cache, stateDir, env } = await setup();
+    const nix = new Nix({ stateDir, substituters: [cache.url], trustedPublicKeys: [cache.publicKey], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000, env });
+    expect((await nix.realise(storePath)).ok).toBe(true);
+    const profile = join(dir, 'profiles', 'system');
+    const result = await nix.setProfile(profile, storePath);
+    expect(result.ok).toBe(true);
+    expect((await lstat(profile)).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(dir, 'profiles', await readlink(profile)))).toBe(storePath);
+  });
+
+  it('reads path-info in both the old array and the new object JSON shapes', () => {
+    const path = '/nix/store/g5qzkagswnhgyy0lq4bgbw2ka48n15bw-x';
+    expect(parsePathInfo(JSON.stringify([{ path, narSize: 10, registrationTime: 5 }]))).toEqual([{ path, narSize: 10, registrationTime: 5 }]);
+    expect(parsePathInfo(JSON.stringify({ [path]: { narSize: 10 } }))).toEqual([{ path, narSize: 10, registrationTime: undefined }]);
+  });
+});

@@ -98,3 +98,85 @@ export type PlannedWave = z.infer<typeof PlannedWave>;
 
 export const RolloutPlan = z.object({ release: ReleaseName, waves: z.array(PlannedWave) });
 export type RolloutPlan = z.infer<typeof RolloutPlan>;
+
+export const RolloutState = z.enum([
+  'running',
+  'waiting-approval',
+  'paused',
+  'halted',
+  'rolling-back',
+  'rolled-back',
+  'succeeded',
+  'aborted',
+]);
+export type RolloutState = z.infer<typeof RolloutState>;
+
+/** States in which a rollout still owns its hosts: another rollout may not touch them. */
+export const ACTIVE_ROLLOUT_STATES: readonly RolloutState[] = ['running', 'waiting-approval', 'paused', 'rolling-back'];
+
+export const RolloutHostState = z.enum(['pending', 'issued', 'in-progress', 'healthy', 'failed', 'skipped']);
+export type RolloutHostState = z.infer<typeof RolloutHostState>;
+
+export const RolloutHostView = z.object({
+  host: HostName,
+  state: RolloutHostState,
+  targetPath: StorePath,
+  previousSystem: StorePath.nullable(),
+  manifestVersion: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  rollbackState: z.enum(['issued', 'healthy', 'failed']).nullable(),
+});
+export type RolloutHostView = z.infer<typeof RolloutHostView>;
+
+export const WaveCounts = z.object({
+  pending: z.number().int(),
+  inProgress: z.number().int(),
+  healthy: z.number().int(),
+  failed: z.number().int(),
+  skipped: z.number().int(),
+});
+export type WaveCounts = z.infer<typeof WaveCounts>;
+
+export const RolloutStatus = z.object({
+  id: z.string(),
+  release: ReleaseName,
+  state: RolloutState,
+  reason: z.string().nullable(),
+  waveIndex: z.number().int(),
+  wavePhase: z.enum(['deploying', 'baking']),
+  bakeRemainingSeconds: z.number().nullable(),
+  failureThreshold: FailureThreshold,
+  failures: z.number().int(),
+  finished: z.number().int(),
+  createdAt: IsoTime,
+  createdBy: z.string(),
+  finishedAt: IsoTime.nullable(),
+  spec: RolloutSpec,
+  waves: z.array(
+    PlannedWave.omit({ hosts: true }).extend({
+      approved: z.boolean(),
+      counts: WaveCounts,
+      hosts: z.array(RolloutHostView),
+    }),
+  ),
+});
+export type RolloutStatus = z.infer<typeof RolloutStatus>;
+
+export const RolloutList = z.object({
+  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, createdAt: true, finishedAt: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
+});
+export type RolloutList = z.infer<typeof RolloutList>;
+
+export const RolloutAction = z.enum(['approve', 'pause', 'resume', 'abort', 'rollback']);
+export type RolloutAction = z.infer<typeof RolloutAction>;
+
+export const RolloutRoutes = {
+  releases: '/v1/releases',
+  release: (name: string) => `/v1/releases/${encodeURIComponent(name)}`,
+  rollouts: '/v1/rollouts',
+  plan: '/v1/rollouts/plan',
+  rollout: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`,
+  action: (id: string, action: RolloutAction) => `/v1/rollouts/${encodeURIComponent(id)}/${action}`,
+  events: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/events`,
+  stream: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/stream`,
+} as const;

@@ -24,7 +24,7 @@ describe('Ed25519 implementations', () => {
       const signature = signer.sign(message, key.secretKey);
       expect(verifier.verify(message, signature, key.publicKey)).toBe(true);
       const tampered = new Uint8Array(message);
-      tampered[0] ^= 1;
+      tampered[0] = tampered[0]! ^ 1;
       expect(verifier.verify(tampered, signature, key.publicKey)).toBe(false);
     });
   }

@@ -1,0 +1,7 @@
+# The Shoal NixOS modules: services.shoal-agent and services.shoal-controller.
+{
+  imports = [
+    ./agent.nix
+    ./controller.nix
+  ];
+}

@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
+import { SKIP_WITHOUT_LIB, evalJson, evalModules, failedAssertions, nixpkgsLib } from './nix.js';
+
+const lib = nixpkgsLib();
+if (!lib) console.warn(SKIP_WITHOUT_LIB);
+
+const releaseKey = formatPublicKey(generateNamedKey('release-1'));
+const cacheKey = formatPublicKey(generateNamedKey('cache-1'));
+
+interface Service {
+  description: string;
+  wantedBy: string[];
+  wants: string[];
+  after: string[];
+  restartIfChanged: boolean;
+  unitConfig: Record<string, unknown>;
+  serviceConfig: Record<string, unknown>;
+  path: string[];
+  configFile: string;
+  checkCommand: string | null;
+  renderedFile: string;
+  renderedName: string;
+  renderedJson: string;
+}
+
+interface Store {
+  shoal: string;
+  nix: string;
+  systemd: string;
+}
+
+function agentConfig(agent: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
+  return {
+    ...extra,
+    services: {
+      'shoal-agent': {
+        enable: true,
+        controllerUrl: 'https://shoal.example.org',
+        trustedReleaseKeys: [releaseKey],
+        ...agent,
+      },
+    },
+  };
+}
+
+const service = (config: object) => evalJson<Service>(config, 'agent');
+const rendered = (config: object) => JSON.parse(service(config).renderedJson) as Record<string, unknown>;
+
+describe.skipIf(!lib)('services.shoal-agent', () => {
+  it('renders every promoted option into the agent config file, with settings alongside', () => {
+    const json = rendered(
+      agentConfig(
+        {
+          enrollmentTokenFile: '/run/secrets/shoal-enroll',
+          substituters: ['http://cache.internal:5000'],
+          trustedPublicKeys: [cacheKey],
+          pollInterval: 45,
+          action: 'boot',
+          healthChecks: [
+            { name: 'web', command: ['/bin/sh', '-c', 'true'] },
+            { name: 'http', url: 'http://127.0.0.1/health', expectStatus: 204, timeoutMs: 2000 },
+          ],
+          settings: { healthDeadlineMs: 120000, websocket: false, timeouts: { switchMs: 900000 } },
+        },
+        { networking: { hostName: 'web-1' } },
+      ),
+    );
+    expect(json).toEqual({
+      host: 'web-1',
+      controllerUrl: 'https://shoal.example.org',
+      trustedReleaseKeys: [releaseKey],
+      stateDir: '/var/lib/shoal-agent',
+      enrollmentTokenFile: '/run/secrets/shoal-enroll',
+      substituters: ['http://cache.internal:5000'],
+      trustedPublicKeys: [cacheKey],
+      pollIntervalMs: 45000,
+      action: 'boot',
+      healthChecks: [
+        { name: 'web', command: ['/bin/sh', '-c', 'true'] },
+        { name: 'http', url: 'http://127.0.0.1/health', expectStatus: 204, timeoutMs: 2000 },
+      ],
+      healthDeadlineMs: 120000,
+      websocket: false,
+      timeouts: { switchMs: 900000 },
+      logLevel: 'info',
+    });
+  });
+
+  it('leaves unset optional fields out of the file rather than writing null', () => {
+    const json = rendered(agentConfig());
+    expect(json).not.toHaveProperty('enrollmentTokenFile');
+    expect(json).not.toHaveProperty('action');
+    expect(json.pollIntervalMs).toBe(30000);
+  });
+
+  it("takes the binary caches and their keys from the host's nix.settings by default", () => {
+    const json = rendered(
+      agentConfig({}, { nix: { settings: { substituters: ['http://cache.internal:5000'], 'trusted-public-keys': [cacheKey] } } }),
+    );
+    expect(json.substituters).toEqual(['http://cache.internal:5000', 'https://cache.nixos.org/']);
+    expect(json.trustedPublicKeys).toEqual([cacheKey]);
+  });
+
+  it('runs the agent from the config file that was checked at build time, also linked into /etc', () => {
+    const store = evalJson<Store>(agentConfig(), 'store');
+    const svc = service(agentConfig());
+    expect(svc.serviceConfig.ExecStart).toBe(`${store.shoal}/bin/shoal-agent run --config ${svc.configFile}`);
+    expect(svc.checkCommand).toContain(`${store.shoal}/bin/shoal-agent check-config --config ${svc.renderedFile}\n`);
+    expect(svc.checkCommand).toContain(`cp ${svc.renderedFile} $out`);
+    expect(svc.renderedName).toBe('shoal-agent.json');
+    expect(evalJson<string[]>(agentConfig(), 'etc')).toEqual(['shoal/agent.json']);
+    expect(evalJson<string[]>(agentConfig(), 'systemPackages')).toEqual([store.shoal]);
+  });
+
+  it('uses the rendered file directly when checkConfig is off', () => {
+    const svc = service(agentConfig({ checkConfig: false }));
+    expect(svc.checkCommand).toBeNull();
+    expect(svc.configFile).toBe(svc.renderedFile);
+    expect(svc.serviceConfig.ExecStart).toMatch(new RegExp(` run --config ${svc.renderedFile}$`));
+  });
+
+  it('runs as root with Nix and systemd on its PATH', () => {
+    const store = evalJson<Store>(agentConfig(), 'store');
+    const svc = service(agentConfig());
+    expect(svc.path).toEqual([store.nix, store.systemd]);
+    expect(svc.serviceConfig).not.toHaveProperty('User');
+    expect(svc.serviceConfig).not.toHaveProperty('DynamicUser');
+    expect(svc.wantedBy).toEqual(['multi-user.target']);
+    expect(svc.after).toContain('network-online.target');
+  });
+
+  it('uses the nix package the host configured', () => {
+    const store = evalJson<Store>(agentConfig(), 'store');
+    // Any store path that is not the default nix stands in for the operator's choice.
+    const svc = service(agentConfig({}, { nix: { package: store.systemd } }));
+    expect(svc.path[0]).toBe(store.systemd);
+  });
+
+  it('survives a switch it performs itself: not restarted or stopped by activation, only its own process killed', () => {
+    const svc = service(agentConfig());
+    expect(svc.restartIfChanged).toBe(false);
+    expect(svc.unitConfig).toEqual({ 'X-StopOnRemoval': false });
+    expect(svc.serviceConfig).toMatchObject({
+      KillMode: 'process',
+      Restart: 'always',
+      StateDirectory: 'shoal-agent',
+      StateDirectoryMode: '0700',
+    });
+  });
+
+  it('derives StateDirectory from settings.stateDir', () => {
+    const svc = service(agentConfig({ settings: { stateDir: '/var/lib/shoal/agent' } }));
+    expect(svc.serviceConfig.StateDirectory).toBe('shoal/agent');
+    expect(JSON.parse(svc.renderedJson).stateDir).toBe('/var/lib/shoal/agent');
+  });
+
+  it('has no failed assertions for a correct configuration', () => {
+    expect(failedAssertions(agentConfig({ enrollmentTokenFile: '/run/secrets/enroll' }))).toEqual([]);
+  });
+
+  it('defines nothing when disabled', () => {
+    expect(evalJson<string[]>({ services: { 'shoal-agent': { enable: false } } }, 'services')).toEqual([]);
+    expect(evalJson<string[]>({}, 'etc')).toEqual([]);
+    expect(failedAssertions({})).toEqual([]);
+  });
+
+  it('refuses a settings value of the wrong type, naming the option', () => {
+    const result = evalModules(agentConfig({ settings: { logLevel: 'loud' } }), 'agent');
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.stderr).toContain('services.shoal-agent.settings.logLevel');
+  });
+
+  const badInputs: Array<[string, Record<string, unknown>, Record<string, unknown>, string]> = [
+    ['no controller URL', { controllerUrl: null }, {}, 'services.shoal-agent.controllerUrl is not set'],
+    ['a controller URL without a scheme', { controllerUrl: 'shoal.example.org:8420' }, {}, 'has no http:// or https:// scheme'],
+    ['no trusted release key', { trustedReleaseKeys: [] }, {}, 'services.shoal-agent.trustedReleaseKeys is empty'],
+    ['a release key that is not name:base64', { trustedReleaseKeys: ['AAAA'] }, {}, 'trustedReleaseKeys: "AAAA" is not a public key'],
+    ['a cache key that is not name:base64', { trustedPublicKeys: ['cache-1:short'] }, {}, 'trustedPublicKeys: "cache-1:short" is not a binary-cache public key'],
+    ['an enrollment token in the Nix store', { enrollmentTokenFile: '/nix/store/abc-token' }, {}, 'must be an absolute path outside the Nix store'],
+    ['a relative enrollment token path', { enrollmentTokenFile: 'secrets/token' }, {}, 'must be an absolute path outside the Nix store'],
+    ['a host name the controller refuses', {}, { networking: { hostName: 'Web_1' } }, 'settings.host = "Web_1" is not a valid Shoal host name'],
+    ['a state directory outside /var/lib', { settings: { stateDir: '/srv/shoal' } }, {}, 'must be a directory below /var/lib'],
+    ['a health check with both command and url', { healthChecks: [{ name: 'x', command: ['/bin/true'], url: 'http://a/' }] }, {}, 'healthChecks "x" must set exactly one of `command` and `url`'],
+    ['a health check with neither command nor url', { healthChecks: [{ name: 'x' }] }, {}, 'healthChecks "x" must set exactly one of `command` and `url`'],
+    ['a health check with an empty command', { healthChecks: [{ name: 'x', command: [] }] }, {}, '`command` is empty'],
+    ['a health check URL without a scheme', { healthChecks: [{ name: 'x', url: '127.0.0.1/health' }] }, {}, 'url "127.0.0.1/health" needs an http:// or https:// scheme'],
+    ['expectStatus on a command check', { healthChecks: [{ name: 'x', command: ['/bin/true'], expectStatus: 200 }] }, {}, '`expectStatus` only applies to `url` checks'],
+  ];
+
+  it.each(badInputs)('asserts against %s, saying what to fix', (_what, agent, extra, message) => {
+    const failed = failedAssertions(agentConfig(agent, extra));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toContain(message);
+  });
+});

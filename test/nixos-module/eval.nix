@@ -1,0 +1,61 @@
+# Evaluates the Shoal modules with a real nixpkgs lib, the stub option declarations and stub
+# pkgs, under the configuration the test passes as JSON; select a projection with -A.
+{
+  nixpkgsLib,
+  configJson ? "{}",
+}:
+let
+  lib = import "${nixpkgsLib}/lib";
+  pkgs = import ./stubs/pkgs.nix { inherit lib; };
+
+  evaluated = lib.evalModules {
+    modules = [
+      { _module.args.pkgs = pkgs; }
+      ./stubs/nixos-options.nix
+      ../../nixos-module
+      (builtins.fromJSON configJson)
+    ];
+  };
+  inherit (evaluated) config;
+
+  service =
+    name: etcName:
+    let
+      svc = config.systemd.services.${name};
+      file = config.environment.etc.${etcName}.source;
+      rendered = file.unchecked or file;
+    in
+    {
+      inherit (svc)
+        description
+        wantedBy
+        wants
+        after
+        restartIfChanged
+        unitConfig
+        serviceConfig
+        ;
+      path = map toString svc.path;
+      configFile = "${file}";
+      checkCommand = if file ? unchecked then file.buildCommand else null;
+      renderedFile = "${rendered}";
+      renderedName = rendered.name;
+      renderedJson = rendered.value;
+    };
+in
+{
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+  agent = service "shoal-agent" "shoal/agent.json";
+  controller = service "shoal-controller" "shoal/controller.json";
+  users = config.users.users;
+  groups = lib.attrNames config.users.groups;
+  allowedTCPPorts = config.networking.firewall.allowedTCPPorts;
+  systemPackages = map toString config.environment.systemPackages;
+  services = lib.attrNames config.systemd.services;
+  etc = lib.attrNames config.environment.etc;
+  store = {
+    shoal = "${pkgs.shoal}";
+    nix = "${pkgs.nix}";
+    systemd = "${pkgs.systemd}";
+  };
+}

@@ -69,13 +69,16 @@ export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
 export interface RenewalTimer {
   /** Runs one pass now (waits for a pass already running instead of overlapping it). */
   runNow(): Promise<number>;
-  stop(): void;
+  /** Stops the timer; resolves once a pass in flight has committed. */
+  stop(): Promise<void>;
 }
 
 export function startRenewal(deps: IssueDeps & { checkIntervalMs: number; logger: Logger }): RenewalTimer {
   let running: Promise<number> | null = null;
+  let stopped = false;
   const runNow = (): Promise<number> => {
     if (running) return running;
+    if (stopped) return Promise.resolve(0);
     running = renewExpiringManifests(deps)
       .then((count) => {
         if (count > 0) deps.logger.info({ count }, 'renewed manifests');
@@ -92,5 +95,12 @@ export function startRenewal(deps: IssueDeps & { checkIntervalMs: number; logger
   };
   const timer = setInterval(() => void runNow(), deps.checkIntervalMs);
   timer.unref();
-  return { runNow, stop: () => clearInterval(timer) };
+  return {
+    runNow,
+    stop: async () => {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

@@ -1,0 +1,93 @@
+import { createAdaptorServer } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { silentLogger, type Logger } from '../../shared/src/logger.js';
+import type { Clock } from './clock.js';
+import { openDatabase, type OpenDatabase } from './db/open.js';
+import { createDeps, type ControllerDeps } from './deps.js';
+import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
+import { startRenewal, type RenewalTimer } from './manifests/renew.js';
+import type { ManifestSigner } from './manifests/signer.js';
+import { AgentHub, type HubOptions } from './ws/hub.js';
+
+export interface ControllerOptions {
+  dbFile: string;
+  signer: ManifestSigner;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 picks a free port (see handle.port). */
+  port: number;
+  clock?: Clock;
+  logger?: Logger;
+  manifestTtlMs?: number;
+  renewCheckMs?: number;
+  pollIntervalMs?: number;
+  hub?: HubOptions;
+  limits?: AppLimits;
+}
+
+export interface ControllerHandle {
+  url: string;
+  port: number;
+  deps: ControllerDeps;
+  database: OpenDatabase;
+  hub: AgentHub;
+  renewal: RenewalTimer;
+  server: Server;
+  /** Stops accepting, releases long-polls, closes websockets (4503), then the database. */
+  close(): Promise<void>;
+}
+
+/** Starts a controller on a real socket; for the process entry point, the fleet lab and tests alike. */
+export async function startController(options: ControllerOptions): Promise<ControllerHandle> {
+  const logger = options.logger ?? silentLogger();
+  const database = openDatabase(options.dbFile);
+  const deps = createDeps({
+    db: database.db,
+    signer: options.signer,
+    logger,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.manifestTtlMs ? { manifestTtlMs: options.manifestTtlMs } : {}),
+    ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
+  });
+  const app = createApp(deps, options.limits ?? DEFAULT_LIMITS);
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const hub = new AgentHub(deps, options.hub);
+  hub.attach(server);
+  const renewal = startRenewal({ ...deps, checkIntervalMs: options.renewCheckMs ?? 60_000 });
+
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  void renewal.runNow();
+
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      const renewalStopped = renewal.stop();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      deps.bus.releaseAll();
+      await hub.close();
+      // Keep-alive sockets turn idle only once their last response (e.g. a released long-poll) is out.
+      const sweep = setInterval(() => server.closeIdleConnections(), 25);
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 5000);
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(force);
+      // A renewal pass in flight finishes its transaction before the database goes away.
+      await renewalStopped;
+      database.close();
+    })();
+    return closing;
+  };
+
+  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, close };
+}

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { eq } from 'drizzle-orm';
+import { nodeEd25519 } from '../../../shared/src/ed25519.js';
+import { fromBase64 } from '../../../shared/src/keys.js';
+import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, challengeMessage, type ServerMessage } from '../../../shared/src/protocol.js';
+import { iso } from '../clock.js';
+import { hosts } from '../db/schema.js';
+import type { ControllerDeps } from '../deps.js';
+import { appendEvent } from '../events.js';
+import type { PublishedManifest } from '../manifests/bus.js';
+import { latestManifest, published } from '../manifests/issue.js';
+
+export interface HubOptions {
+  /** How often every socket is pinged; a socket that did not answer the previous ping is terminated. */
+  pingIntervalMs?: number;
+  /** How long a new connection may take to answer the challenge. */
+  authTimeoutMs?: number;
+}
+
+interface Connection {
+  ws: WebSocket;
+  host: string | null;
+  alive: boolean;
+  replaced: boolean;
+}
+
+function manifestMessage(manifest: PublishedManifest): string {
+  const message: ServerMessage = { type: 'manifest', protocol: PROTOCOL_VERSION, version: manifest.version, envelope: manifest.envelope };
+  return JSON.stringify(message);
+}
+
+/**
+ * The agents' websocket endpoint. A connection proves its host by signing a nonce of its own; then
+ * it is the host's one live socket (a newer one replaces it) and receives every new manifest the
+ * moment it is committed. Lookup and push are a Map access and one serialisation per manifest.
+ */
+export class AgentHub {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  private readonly byHost = new Map<string, Connection>();
+  private readonly all = new Set<Connection>();
+  private readonly pingTimer: NodeJS.Timeout;
+  private readonly authTimeoutMs: number;
+  private readonly unsubscribe: () => void;
+  private closing = false;
+
+  constructor(
+    private readonly deps: ControllerDeps,
+    options: HubOptions = {},
+  ) {
+    this.authTimeoutMs = options.authTimeoutMs ?? 10_000;
+    this.pingTimer = setInterval(() => this.pingAll(), options.pingIntervalMs ?? 30_000);
+    this.pingTimer.unref();
+    this.unsubscribe = deps.bus.onPublish((manifest) => this.push(manifest));
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head));
+  }
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = new URL(request.url ?? '/', 'http://controller').pathname;
+    if (path !== AgentRoutes.websocket || this.closing) {
+      socket.end(`HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+  }
+
+  isConnected(host: string): boolean {
+    return this.byHost.has(host);
+  }
+
+  get connectedCount(): number {
+    return this.byHost.size;
+  }
+
+  private accept(ws: WebSocket): void {
+    const connection: Connection = { ws, host: null, alive: true, replaced: false };
+    this.all.add(connection);
+    const nonce = randomBytes(24).toString('base64url');
+    const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
+    ws.on('pong', () => {
+      connection.alive = true;
+    });
+    ws.on('error', (error) => this.deps.logger.debug({ err: error, host: connection.host }, 'websocket error'));
+    ws.on('close', () => {
+      clearTimeout(timeout);
+      this.all.delete(connection);
+      this.forget(connection);
+    });
+    ws.on('message', (data) => {
+      connection.alive = true;
+      if (connection.host !== null) return; // Agents only speak to authenticate; later chatter is ignored.
+      clearTimeout(timeout);
+      this.authenticate(connection, nonce, data);
+    });
+    this.send(ws, { type: 'challenge', protocol: PROTOCOL_VERSION, nonce });
+  }
+
+  private authenticate(connection: Connection, nonce: string, data: RawData): void {
+    const { ws } = connection;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data.toString());
+    } catch {
+      return this.refuse(ws, WsClose.authFailed, 'malformed', 'auth message is not JSON');
+    }
+    const parsed = AgentMessage.safeParse(raw);
+    if (!parsed.success) {
+      const protocol = (raw as { protocol?: unknown } | null)?.protocol;
+      if (protocol !== PROTOCOL_VERSION) {
+        return this.refuse(ws, WsClose.protocolMismatch, 'protocol-mismatch', `controller speaks protocol ${PROTOCOL_VERSION}, got ${JSON.stringify(protocol)}`);
+      }
+      return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
+    }
+    const { host, signature } = parsed.data;
+    const row = this.deps.db.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, host)).get();
+    if (!row) return this.refuse(ws, WsClose.authFailed, 'unknown-host', `no host named ${JSON.stringify(host)}`);
+    if (!nodeEd25519.verify(challengeMessage(host, nonce), fromBase64(signature), fromBase64(row.publicKey))) {
+      return this.refuse(ws, WsClose.authFailed, 'bad-signature', `signature does not verify under the key enrolled for ${JSON.stringify(host)}`);
+    }
+    this.register(connection, host);
+  }
+
+  private register(connection: Connection, host: string): void {
+    const previous = this.byHost.get(host);
+    if (previous) {
+      previous.replaced = true;
+      previous.ws.close(WsClose.replaced, 'replaced by a newer connection of the same host');
+    }
+    connection.host = host;
+    this.byHost.set(host, connection);
+    const { deps } = this;
+    deps.presence.websocketOpened(host);
+    appendEvent(deps.db, { host, at: deps.clock.now(), kind: 'connected', actor: `agent:${host}`, data: { mode: 'websocket' } });
+    const session = deps.sessions.create(host);
+    this.send(connection.ws, { type: 'welcome', protocol: PROTOCOL_VERSION, session: { protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } });
+    const latest = latestManifest(deps.db, host);
+    if (latest) connection.ws.send(manifestMessage(published(latest)));
+  }
+
+  private forget(connection: Connection): void {
+    const { host } = connection;
+    if (host === null || connection.replaced || this.byHost.get(host) !== connection) return;
+    this.byHost.delete(host);
+    if (this.closing) return;
+    this.deps.presence.websocketClosed(host);
+    appendEvent(this.deps.db, { host, at: this.deps.clock.now(), kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } });
+  }
+
+  private push(manifest: PublishedManifest): void {
+    const connection = this.byHost.get(manifest.host);
+    if (connection && connection.ws.readyState === WebSocket.OPEN) connection.ws.send(manifestMessage(manifest));
+  }
+
+  private pingAll(): void {
+    for (const connection of this.all) {
+      if (!connection.alive) {
+        connection.ws.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.ws.ping();
+    }
+  }
+
+  private send(ws: WebSocket, message: ServerMessage): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  }
+
+  private refuse(ws: WebSocket, code: number, errorCode: string, message: string): void {
+    this.send(ws, { type: 'error', protocol: PROTOCOL_VERSION, code: errorCode, message });
+    ws.close(code, message.slice(0, 120));
+  }
+
+  /** Closes every socket with 4503 so agents reconnect (to us after a restart, or to a peer). */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.pingTimer);
+    this.unsubscribe();
+    const closed = [...this.all].map(
+      (connection) =>
+        new Promise<void>((resolve) => {
+          if (connection.ws.readyState === WebSocket.CLOSED) return resolve();
+          connection.ws.once('close', () => resolve());
+          connection.ws.close(WsClose.shuttingDown, 'controller shutting down');
+          setTimeout(() => {
+            connection.ws.terminate();
+            resolve();
+          }, 1000).unref();
+        }),
+    );
+    await Promise.all(closed);
+    this.wss.close();
+  }
+}

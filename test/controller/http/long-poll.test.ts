@@ -1,0 +1,75 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManifestResponse } from '../../../shared/src/protocol.js';
+import { storePath, signChallenge, type TestHost } from '../helpers.js';
+import { liveController, type LiveController } from '../server-helpers.js';
+
+describe('manifest long-poll', () => {
+  let ctl: LiveController;
+  let session: string;
+  beforeEach(async () => {
+    ctl = await liveController();
+    session = await httpSession(ctl, ctl.register('web-1'));
+  });
+  afterEach(async () => ctl.close());
+
+  const poll = (query: string, etag?: string) =>
+    fetch(`${ctl.handle.url}/v1/agent/manifest${query}`, {
+      headers: { authorization: `Bearer ${session}`, ...(etag ? { 'if-none-match': etag } : {}) },
+    });
+
+  it('wakes a waiting poll as soon as the version changes', async () => {
+    await ctl.setDesired('web-1', storePath('sys', 'a'));
+    const started = performance.now();
+    const waiting = poll('?waitSeconds=30', '"v1"');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(ctl.handle.deps.bus.waiterCount()).toBe(1);
+    await ctl.setDesired('web-1', storePath('sys', 'b'));
+    const response = await waiting;
+    expect(response.status).toBe(200);
+    expect(response.headers.get('etag')).toBe('"v2"');
+    expect(ManifestResponse.parse(await response.json()).version).toBe(2);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('wakes a host that had no desired state at all', async () => {
+    const waiting = poll('?waitSeconds=30');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await ctl.setDesired('web-1', storePath('sys', 'a'));
+    expect((await waiting).status).toBe(200);
+  });
+
+  it('answers 304 when nothing changed within waitSeconds', async () => {
+    await ctl.setDesired('web-1', storePath('sys', 'a'));
+    const started = performance.now();
+    const response = await poll('?waitSeconds=1', '"v1"');
+    expect(response.status).toBe(304);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it('is not woken by another host’s change', async () => {
+    ctl.register('web-2');
+    await ctl.setDesired('web-1', storePath('sys', 'a'));
+    const waiting = poll('?waitSeconds=1', '"v1"');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await ctl.setDesired('web-2', storePath('sys', 'b'));
+    expect((await waiting).status).toBe(304);
+  });
+
+  it('releases waiting polls when the controller shuts down', async () => {
+    await ctl.setDesired('web-1', storePath('sys', 'a'));
+    const waiting = poll('?waitSeconds=60', '"v1"');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = performance.now();
+    await ctl.handle.close();
+    expect((await waiting).status).toBe(304);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+async function httpSession(ctl: LiveController, host: TestHost): Promise<string> {
+  const post = (path: string, body: unknown) =>
+    fetch(`${ctl.handle.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const { nonce } = (await (await post('/v1/agent/challenge', { protocol: 1, host: host.name })).json()) as { nonce: string };
+  const response = await post('/v1/agent/session', { protocol: 1, host: host.name, nonce, signature: signChallenge(host, nonce) });
+  return ((await response.json()) as { token: string }).token;
+}

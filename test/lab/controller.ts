@@ -1,0 +1,157 @@
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { formatPublicKey, formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
+import type { HostStatus } from '../../shared/src/operator-api.js';
+import type { ResourceScope } from './cleanup.js';
+import { LabProcess } from './lab-process.js';
+import { OperatorClient } from './operator-client.js';
+import { waitFor } from './wait.js';
+
+export interface ReleaseKey {
+  file: string;
+  /** "name:base64", what agents list in trustedReleaseKeys. */
+  publicKey: string;
+}
+
+/** Writes a new release signing key (0600) the way `shoal keygen` would. */
+export async function createReleaseKey(dir: string, name = 'lab-release-1'): Promise<ReleaseKey> {
+  await mkdir(dir, { recursive: true });
+  const key = generateNamedKey(name);
+  const file = join(dir, `${name}.key`);
+  await writeFile(file, `${formatSecretKey(key)}\n`, { mode: 0o600 });
+  return { file, publicKey: formatPublicKey(key) };
+}
+
+/** A free TCP port on `host` (released again; the controller binds it right after). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface ControllerOptions {
+  repoRoot: string;
+  stateDir: string;
+  releaseKey: ReleaseKey;
+  /** Address to listen on: 127.0.0.1, or the lab bridge's address when hosts have their own network. */
+  host: string;
+  port?: number;
+  /** Extra `serve` flags, e.g. ['--manifest-ttl-seconds', '60']. */
+  args?: string[];
+  startTimeoutMs?: number;
+}
+
+/**
+ * The real controller process (`controller/src/main.ts serve`) on a state dir of its own.
+ * It can be stopped, killed and restarted on the same state dir and port, so agents keep
+ * their URL across restarts.
+ */
+export class LabController {
+  process!: LabProcess;
+  client!: OperatorClient;
+  adminToken = '';
+  port = 0;
+  private resource: LabProcess | null = null;
+
+  constructor(
+    readonly options: ControllerOptions,
+    private readonly scope: ResourceScope,
+  ) {}
+
+  get url(): string {
+    return `http://${this.options.host}:${this.port}`;
+  }
+
+  get releasePublicKey(): string {
+    return this.options.releaseKey.publicKey;
+  }
+
+  get running(): boolean {
+    return this.process?.running ?? false;
+  }
+
+  /** Starts (or restarts) the controller and waits for its "controller listening" line. */
+  async start(): Promise<this> {
+    if (this.running) throw new Error('the lab controller is already running');
+    const { repoRoot, stateDir, releaseKey, host } = this.options;
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    this.port ||= this.options.port ?? (await freePort(host));
+    if (this.resource) await this.scope.release(this.resource);
+    this.process = new LabProcess(
+      'controller',
+      process.execPath,
+      [
+        '--import', 'tsx', join(repoRoot, 'controller/src/main.ts'), 'serve',
+        '--state-dir', stateDir, '--release-key', releaseKey.file, '--listen', `${host}:${this.port}`,
+        ...(this.options.args ?? []),
+      ],
+      { cwd: repoRoot, logFile: join(stateDir, 'controller.log') },
+    );
+    this.resource = this.process;
+    this.scope.add(this.process);
+    await this.process.waitForLine(isListeningLine, this.options.startTimeoutMs ?? 30_000, 'a "controller listening" log line');
+    this.adminToken = (await readFile(join(stateDir, 'admin-token'), 'utf8')).trim();
+    this.client = new OperatorClient(this.url, this.adminToken);
+    return this;
+  }
+
+  /** SIGTERM and wait (SIGKILL after graceMs). */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.running) return;
+    this.process.signal('SIGTERM');
+    const timer = setTimeout(() => this.process.signal('SIGKILL'), graceMs);
+    await this.process.exited;
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL: the controller gets no chance to finish anything. */
+  async kill(): Promise<void> {
+    if (this.running) await this.process.kill();
+  }
+
+  async restart(): Promise<this> {
+    await this.stop();
+    return this.start();
+  }
+
+  output(lastLines = 60): string {
+    return this.process?.output(lastLines) ?? '(controller never started)';
+  }
+
+  /** An enrollment token for one host (1 use, 1 hour). */
+  async enrollmentToken(tags: string[] = []): Promise<string> {
+    return (await this.client.createEnrollmentToken({ maxUses: 1, ttlSeconds: 3600, tags })).token;
+  }
+
+  /** Polls GET /v1/hosts/NAME until `predicate` holds; the error shows the last status seen. */
+  waitForHost(name: string, what: string, predicate: (status: HostStatus) => boolean, timeoutMs = 30_000, context?: () => string): Promise<HostStatus> {
+    let last: HostStatus | string = 'no answer yet';
+    return waitFor(
+      `${name}: ${what}`,
+      async () => {
+        const status = await this.client.host(name).catch((error: Error) => {
+          last = error.message;
+          return null;
+        });
+        if (status) last = status;
+        return status && predicate(status) ? status : null;
+      },
+      { timeoutMs, intervalMs: 200, context: () => `last status: ${JSON.stringify(last)}${context ? `\n${context()}` : ''}` },
+    );
+  }
+}
+
+function isListeningLine(line: string): boolean {
+  if (!line.startsWith('{')) return false;
+  try {
+    return (JSON.parse(line) as { msg?: unknown }).msg === 'controller listening';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,174 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isHostName } from '../../shared/src/names.js';
+import { serveCache, type CacheServer } from './cache-server.js';
+import { ResourceScope } from './cleanup.js';
+import { createReleaseKey, LabController, type ReleaseKey } from './controller.js';
+import type { LabFixtures } from './fixtures.js';
+import { LabHost } from './host.js';
+import { LabBridge, sweepStaleNetworks } from './network.js';
+import { pidAlive, uniqueSuffix } from './pids.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+const DIR_PREFIX = 'shoal-lab-';
+
+export interface LabOptions {
+  fixtures: LabFixtures;
+  /**
+   * Give every host its own network namespace on a lab bridge (needed to cut a host's
+   * network). The cache and the controller then listen on the bridge's address.
+   */
+  network?: boolean;
+  /** Leave the lab's directory in place after cleanup, to look at logs and stores. */
+  keepDir?: boolean;
+}
+
+/**
+ * One fleet lab: a directory under /tmp, an HTTP binary cache, a controller and hosts, all
+ * registered for cleanup. Typical use:
+ *
+ *   const lab = await Lab.start({ fixtures, network: false });
+ *   const controller = await lab.startController();
+ *   const host = await lab.addHost('web-1', { bootstrap: fixtures.systems.base });
+ *   await host.start();
+ *   await controller.client.setDesired('web-1', fixtures.systems.v2.path);
+ *   await controller.waitForHost('web-1', 'healthy on v2', (h) => h.phase === 'healthy' && …);
+ *   await lab.cleanup();
+ */
+export class Lab {
+  readonly hosts = new Map<string, LabHost>();
+  cache: CacheServer | null = null;
+  untrustedCache: CacheServer | null = null;
+  controller: LabController | null = null;
+
+  private constructor(
+    readonly scope: ResourceScope,
+    readonly dir: string,
+    readonly fixtures: LabFixtures,
+    readonly bridge: LabBridge | null,
+  ) {}
+
+  static async start(options: LabOptions): Promise<Lab> {
+    sweepStaleNetworks();
+    sweepStaleDirs();
+    const dir = join(tmpdir(), `${DIR_PREFIX}${uniqueSuffix()}`);
+    await mkdir(dir, { recursive: true });
+    const scope = new ResourceScope();
+    const removeDir = () => {
+      if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
+    };
+    scope.add({ label: `directory ${dir}`, release: async () => removeDir(), releaseSync: removeDir });
+    let bridge: LabBridge | null = null;
+    if (options.network) {
+      bridge = await LabBridge.create();
+      scope.add(bridge);
+    }
+    return new Lab(scope, dir, options.fixtures, bridge);
+  }
+
+  /** The address lab services listen on and hosts dial: the bridge's, or loopback. */
+  get serviceAddress(): string {
+    return this.bridge?.gateway ?? '127.0.0.1';
+  }
+
+  /** Serves the trusted fixture cache (idempotent). */
+  async serveCache(): Promise<CacheServer> {
+    if (!this.cache) {
+      const cache = await serveCache(this.fixtures.cache.dir, { host: this.serviceAddress });
+      this.scope.add({ label: `cache ${cache.url}`, release: () => cache.close(), releaseSync: () => undefined });
+      this.cache = cache;
+    }
+    return this.cache;
+  }
+
+  /** Serves the cache whose paths are signed by a key no lab host trusts (idempotent). */
+  async serveUntrustedCache(): Promise<CacheServer> {
+    if (!this.untrustedCache) {
+      const cache = await serveCache(this.fixtures.untrustedCache.dir, { host: this.serviceAddress });
+      this.scope.add({ label: `untrusted cache ${cache.url}`, release: () => cache.close(), releaseSync: () => undefined });
+      this.untrustedCache = cache;
+    }
+    return this.untrustedCache;
+  }
+
+  /** Starts the controller on a fresh state dir with a fresh release key. */
+  async startController(options: { args?: string[]; releaseKey?: ReleaseKey; port?: number } = {}): Promise<LabController> {
+    if (this.controller?.running) throw new Error('this lab already runs a controller; use controller.restart()');
+    const stateDir = join(this.dir, 'controller');
+    const releaseKey = options.releaseKey ?? (await createReleaseKey(join(this.dir, 'keys')));
+    const controller = new LabController(
+      { repoRoot: REPO_ROOT, stateDir, releaseKey, host: this.serviceAddress, port: options.port, args: options.args },
+      this.scope,
+    );
+    this.controller = controller;
+    await controller.start();
+    return controller;
+  }
+
+  /**
+   * Adds a host (own /nix, /run, HOME; own network namespace when the lab has a network
+   * and `network` is not false). With `bootstrap`, the host is installed with that system
+   * from the lab cache, which is served if it is not yet.
+   */
+  async addHost(name: string, options: { network?: boolean; bootstrap?: { path: string } } = {}): Promise<LabHost> {
+    if (!isHostName(name)) throw new Error(`lab host name ${JSON.stringify(name)} is not a valid host name`);
+    if (this.hosts.has(name)) throw new Error(`the lab already has a host named ${name}`);
+    const wantsNetwork = options.network ?? this.bridge !== null;
+    if (wantsNetwork && !this.bridge) throw new Error(`host ${name} wants its own network, but the lab was started without network: true`);
+    let network = null;
+    if (wantsNetwork) {
+      network = await this.bridge!.attachHost();
+      this.scope.add(network);
+    }
+    const host = new LabHost(name, join(this.dir, name), network, this.hostServices(), this.scope);
+    await host.init();
+    this.hosts.set(name, host);
+    if (options.bootstrap) {
+      await this.serveCache();
+      await host.bootstrap(options.bootstrap.path);
+    }
+    return host;
+  }
+
+  private hostServices() {
+    return {
+      repoRoot: REPO_ROOT,
+      substituters: () => (this.cache ? [this.cache.url] : []),
+      trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
+      controller: () => {
+        const controller = this.controller;
+        if (!controller) return null;
+        return {
+          url: controller.url,
+          releasePublicKey: controller.releasePublicKey,
+          createEnrollmentToken: () => controller.enrollmentToken(),
+        };
+      },
+    };
+  }
+
+  /** Stops and removes everything this lab made. Safe to call twice. */
+  async cleanup(): Promise<void> {
+    await this.scope.releaseAll();
+    this.hosts.clear();
+    this.cache = null;
+    this.untrustedCache = null;
+    this.controller = null;
+  }
+}
+
+/** Removes lab directories left by processes that died without cleaning up. */
+export function sweepStaleDirs(root = tmpdir()): string[] {
+  const removed: string[] = [];
+  for (const entry of existsSync(root) ? readdirSync(root) : []) {
+    const match = new RegExp(`^${DIR_PREFIX}(\\d+)-\\d+$`).exec(entry);
+    if (match && !pidAlive(Number(match[1]))) {
+      rmSync(join(root, entry), { recursive: true, force: true });
+      removed.push(join(root, entry));
+    }
+  }
+  return removed;
+}

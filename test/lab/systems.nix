@@ -1,0 +1,53 @@
+# Fake NixOS toplevels for the fleet lab (see README.md next to this file).
+#
+# Built with `nix-build systems.nix --arg specFile ./specs.json --option sandbox false`.
+# Builders get no PATH, so every tool is named by absolute path; the lab runs on the
+# machine's own /bin, which every lab host shares (only /nix and /run are per host).
+{ specFile }:
+let
+  spec = builtins.fromJSON (builtins.readFile specFile);
+  system = builtins.currentSystem;
+  ip = spec.ipCommand;
+
+  # Shared by every system, so a second generation downloads only what changed.
+  sw = builtins.derivation {
+    name = "lab-sw";
+    inherit system;
+    builder = "/bin/sh";
+    args = [ "-c" "/bin/mkdir -p $out/bin && echo 'lab userland' > $out/README" ];
+  };
+
+  # A kernel per version string, so a test can tell whether a new system needs a reboot.
+  kernel = version: builtins.derivation {
+    name = "lab-kernel-${version}";
+    inherit system version;
+    builder = "/bin/sh";
+    args = [ "-c" "/bin/mkdir -p $out/lib/modules/$version && echo \"lab kernel $version\" > $out/bzImage && echo \"lab initrd $version\" > $out/initrd" ];
+  };
+
+  # `count` small store paths totalling count * bytesEach, to give a toplevel a closure
+  # with the shape of a real one for benchmarks.
+  filler = name: f: builtins.genList (i: builtins.derivation {
+    name = "lab-pkg-${name}-${toString i}";
+    inherit system;
+    bytes = toString f.bytesEach;
+    builder = "/bin/sh";
+    args = [ "-c" "/bin/mkdir -p $out/share && /bin/head -c $bytes /dev/urandom > $out/share/blob" ];
+  }) f.count;
+
+  toplevel = s:
+    let deps = if s ? filler && s.filler != null then filler s.name s.filler else [ ];
+    in builtins.derivation {
+      name = "nixos-system-${s.name}";
+      inherit system;
+      inherit (s) fault label;
+      inherit sw ip;
+      kernel = kernel s.kernel;
+      health = if s.fault == "fail-health" then "bad" else "ok";
+      template = ./switch-to-configuration.sh;
+      deps = deps;
+      builder = "/bin/sh";
+      args = [ ./build-toplevel.sh ];
+    };
+in
+builtins.listToAttrs (map (s: { name = s.name; value = toplevel s; }) spec.systems)

@@ -1,0 +1,254 @@
+import type { Logger } from '../../shared/src/logger.js';
+import type { Action, CommandFailure, ManifestPayload, Phase, RefusalReason, ReportDetail } from '../../shared/src/protocol.js';
+import type { AgentConfig } from './config.js';
+import type { RunResult } from './exec.js';
+import { runHealthGate } from './health.js';
+import type { Nix } from './nix.js';
+import type { Reporter } from './reporter.js';
+import type { ActivationRecord, ActivationStep, LastResult, StateStore } from './state.js';
+import { failedUnits, hasSwitchScript, resolveSystem, runSwitch, switchActionFor, unitName, type SwitchAction } from './system.js';
+
+/**
+ * Activation on a host, as DESIGN.md lays it out: realise → switch (`test` for safe-switch) →
+ * health gate → commit (profile + `boot`) → healthy; on any failure re-activate the recorded
+ * previous system and make it the boot default again. The activation record is persisted
+ * before every step, so that an agent killed half-way reconciles instead of guessing.
+ */
+
+export interface ActivationDeps {
+  nix: Pick<Nix, 'realise' | 'setProfile'>;
+  state: StateStore;
+  report: Reporter;
+  paths: AgentConfig['paths'];
+  timeouts: AgentConfig['timeouts'];
+  healthChecks: AgentConfig['healthChecks'];
+  healthDeadlineMs: number;
+  useSystemdRun: boolean;
+  checkSystemdUnits: boolean;
+  /** Resolves true once the controller acknowledged the report with this seq ('checking'). */
+  confirmReachable: (seq: number, timeoutMs: number) => Promise<boolean>;
+  clock: () => Date;
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Trouble {
+  reason: string;
+  failure?: CommandFailure;
+}
+
+function commandTrouble(what: string, failure: CommandFailure): Trouble {
+  const { exitCode, signal, timedOut } = failure;
+  const how = timedOut ? 'timed out' : signal ? `killed by ${signal}` : exitCode === null ? 'could not run' : `exit status ${exitCode}`;
+  return { reason: `${what} failed (${how})`, failure };
+}
+
+export class Activator {
+  constructor(private readonly deps: ActivationDeps) {}
+
+  /** The action this host applies: a local override in the config wins over the manifest's. */
+  static effectiveAction(manifest: ManifestPayload, override: Action | null): Action {
+    return override ?? manifest.action;
+  }
+
+  /**
+   * Applies a verified manifest. Its version is recorded as accepted first, so that a replay of
+   * it is refused even if the agent dies during the activation.
+   */
+  async apply(manifest: ManifestPayload, action: Action): Promise<LastResult> {
+    const started = Date.now();
+    const current = await resolveSystem(this.deps.paths.currentSystem);
+    const renewal = await this.renewal(manifest, action, current);
+    if (renewal) {
+      await this.deps.state.update((s) => {
+        s.highestVersion = manifest.version;
+        s.highestStorePath = manifest.storePath;
+        s.lastResult = renewal;
+      });
+      await this.deps.report({ phase: renewal.phase, manifestVersion: manifest.version, storePath: manifest.storePath, detail: { reason: renewal.reason } });
+      return renewal;
+    }
+    const record: ActivationRecord = {
+      manifestVersion: manifest.version,
+      target: manifest.storePath,
+      action,
+      previousSystem: null,
+      step: 'accepted',
+      startedAt: this.deps.clock().toISOString(),
+    };
+    await this.deps.state.update((s) => {
+      s.highestVersion = manifest.version;
+      s.highestStorePath = manifest.storePath;
+      s.activation = record;
+    });
+    await this.deps.report({ phase: 'accepted', manifestVersion: record.manifestVersion, storePath: record.target, detail: { reason: `action ${action}` } });
+    return this.run(record, started);
+  }
+
+  /** A renewal (same system, new version) must not re-activate anything. */
+  private async renewal(manifest: ManifestPayload, action: Action, current: string | null): Promise<LastResult | null> {
+    const last = this.deps.state.get().lastResult;
+    if (!last || last.storePath !== manifest.storePath) return null;
+    const at = this.deps.clock().toISOString();
+    const base = { manifestVersion: manifest.version, storePath: manifest.storePath, at };
+    if (last.phase === 'healthy' && current === manifest.storePath && (action === 'safe-switch' || action === 'switch')) {
+      return { ...base, phase: 'healthy', reason: 'already running this system; renewed without re-activating' };
+    }
+    if (last.phase === 'pending-reboot' && action === 'boot') {
+      const booted = await resolveSystem(this.deps.paths.bootedSystem);
+      return booted === manifest.storePath
+        ? { ...base, phase: 'healthy', reason: 'booted into this system' }
+        : { ...base, phase: 'pending-reboot', reason: 'boot default already set; waiting for a reboot' };
+    }
+    if (last.phase === 'healthy' && action === 'boot' && current === manifest.storePath) {
+      return { ...base, phase: 'healthy', reason: 'already running this system; renewed without re-activating' };
+    }
+    return null;
+  }
+
+  /** Runs (or re-runs, after a restart before anything changed) an accepted activation. */
+  async run(record: ActivationRecord, started = Date.now()): Promise<LastResult> {
+    const log = this.deps.logger.child({ version: record.manifestVersion, target: record.target, action: record.action });
+
+    await this.step(record, 'realising');
+    const realised = await this.deps.nix.realise(record.target);
+    if (!realised.ok) {
+      if (realised.untrusted) {
+        return this.refuse(record, 'untrusted-closure', 'no trusted cache key signed the closure; Nix refused to substitute it', realised.failure);
+      }
+      return this.finish(record, 'failed', { ...commandTrouble('realising the closure', realised.failure) }, {});
+    }
+    const sizes: ReportDetail = {};
+    if (realised.closureBytes !== undefined) sizes.closureBytes = realised.closureBytes;
+    if (realised.downloadedBytes !== undefined) sizes.downloadedBytes = realised.downloadedBytes;
+    log.info({ ...sizes, ms: realised.durationMs }, 'closure realised');
+
+    if (!(await hasSwitchScript(record.target))) {
+      return this.refuse(record, 'not-a-nixos-system', `${record.target} has no bin/switch-to-configuration; it is not a NixOS system`);
+    }
+
+    if (record.action === 'dry-activate') {
+      await this.step(record, 'activating');
+      const dry = await this.switch(record, record.target, 'dry-activate', 'switch');
+      if (!dry.ok) return this.finish(record, 'failed', commandTrouble('switch-to-configuration dry-activate', dry.failure), sizes);
+      return this.finish(record, 'dry-activated', { reason: dry.outputTail.slice(-2000) || 'dry activation printed nothing' }, { ...sizes, durationMs: Date.now() - started });
+    }
+
+    record.previousSystem = await resolveSystem(this.deps.paths.currentSystem);
+    await this.step(record, 'activating', { previousSystem: record.previousSystem });
+
+    if (record.action === 'boot') {
+      const trouble = await this.commitBoot(record);
+      if (trouble) return this.rollback(record, trouble, { reactivate: false });
+      const booted = await resolveSystem(this.deps.paths.bootedSystem);
+      if (booted === record.target) {
+        return this.finish(record, 'healthy', { reason: 'booted system already is the target' }, { ...sizes, durationMs: Date.now() - started });
+      }
+      return this.finish(record, 'pending-reboot', { reason: 'set as boot default; activates at the next reboot' }, { ...sizes, durationMs: Date.now() - started });
+    }
+
+    const unitsBefore = this.deps.checkSystemdUnits ? await this.failedUnitNames() : null;
+    const switchAction: SwitchAction = switchActionFor(record.action);
+    const switched = await this.switch(record, record.target, switchAction, 'switch');
+    if (!switched.ok) return this.rollback(record, commandTrouble(`switch-to-configuration ${switchAction}`, switched.failure));
+
+    const checking = await this.step(record, 'checking');
+    const gate = await runHealthGate({
+      checks: this.deps.healthChecks,
+      deadlineMs: this.deps.healthDeadlineMs,
+      failedUnits: this.deps.checkSystemdUnits ? () => this.failedUnitNames() : undefined,
+      unitsFailedBefore: unitsBefore ?? [],
+      controllerReachable: (timeoutMs) => this.deps.confirmReachable(checking, timeoutMs),
+    });
+    if (!gate.ok) return this.rollback(record, { reason: `health gate: ${gate.reason}`, failure: gate.failure });
+    log.info('health gate passed');
+
+    await this.step(record, 'committing');
+    const trouble = await this.commitBoot(record);
+    if (trouble) return this.rollback(record, trouble);
+    return this.finish(record, 'healthy', {}, { ...sizes, previousSystem: record.previousSystem, durationMs: Date.now() - started });
+  }
+
+  /** Profile --set + `boot`: from now on a reboot comes back to this system. */
+  async commitBoot(record: ActivationRecord): Promise<Trouble | null> {
+    const profile = await this.deps.nix.setProfile(this.deps.paths.profile, record.target);
+    if (!profile.ok) return commandTrouble('setting the system profile', profile.failure);
+    const boot = await this.switch(record, record.target, 'boot', 'switch');
+    if (!boot.ok) return commandTrouble('switch-to-configuration boot', boot.failure);
+    return null;
+  }
+
+  /**
+   * Re-activates the previous system and makes it the boot default again. Without a previous
+   * system there is nothing to go back to: the result is 'failed'.
+   */
+  async rollback(record: ActivationRecord, trouble: Trouble, options: { reactivate?: boolean } = {}): Promise<LastResult> {
+    const log = this.deps.logger.child({ version: record.manifestVersion, target: record.target });
+    log.warn({ reason: trouble.reason, failure: trouble.failure }, 'activation failed, rolling back');
+    const prev = record.previousSystem;
+    await this.step(record, 'rolling-back', { reason: trouble.reason, previousSystem: prev });
+    if (!prev) {
+      return this.finish(record, 'failed', { ...trouble, reason: `${trouble.reason}; no previous system to roll back to` }, { previousSystem: null });
+    }
+    if (options.reactivate ?? true) {
+      const back = await this.switch(record, prev, 'switch', 'rollback');
+      if (!back.ok) {
+        const rollbackTrouble = commandTrouble(`re-activating the previous system ${prev}`, back.failure);
+        return this.finish(record, 'failed', { reason: `${trouble.reason}; then ${rollbackTrouble.reason}`, failure: rollbackTrouble.failure }, { previousSystem: prev });
+      }
+    }
+    const profile = await this.deps.nix.setProfile(this.deps.paths.profile, prev);
+    const boot = profile.ok ? await this.switch(record, prev, 'boot', 'rollback') : profile;
+    if (!boot.ok) {
+      const bootTrouble = commandTrouble('restoring the previous boot default', boot.failure);
+      return this.finish(record, 'failed', { reason: `${trouble.reason}; then ${bootTrouble.reason}`, failure: bootTrouble.failure }, { previousSystem: prev });
+    }
+    return this.finish(record, 'rolled-back', trouble, { previousSystem: prev });
+  }
+
+  private async refuse(record: ActivationRecord, refusal: RefusalReason, reason: string, failure?: CommandFailure): Promise<LastResult> {
+    this.deps.logger.warn({ version: record.manifestVersion, refusal, reason }, 'manifest refused');
+    const detail: ReportDetail = { refusal, reason };
+    if (failure) detail.failure = failure;
+    return this.finish(record, 'refused', { reason, failure }, detail);
+  }
+
+  /** Persists the step, then reports it; returns the report's seq. */
+  private async step(record: ActivationRecord, step: ActivationStep, detail: ReportDetail = {}): Promise<number> {
+    record.step = step;
+    await this.deps.state.update((s) => {
+      s.activation = { ...record };
+    });
+    const report = await this.deps.report({ phase: step, manifestVersion: record.manifestVersion, storePath: record.target, detail });
+    return report.seq;
+  }
+
+  /** Ends the activation: clears the record, remembers the result, reports it. */
+  async finish(record: ActivationRecord, phase: Phase, trouble: Partial<Trouble>, extra: ReportDetail): Promise<LastResult> {
+    const result: LastResult = { manifestVersion: record.manifestVersion, storePath: record.target, phase, at: this.deps.clock().toISOString() };
+    if (trouble.reason) result.reason = trouble.reason;
+    await this.deps.state.update((s) => {
+      s.activation = null;
+      s.lastResult = result;
+    });
+    const detail: ReportDetail = { ...extra };
+    if (trouble.reason && detail.reason === undefined) detail.reason = trouble.reason.slice(0, 4096);
+    if (trouble.failure && detail.failure === undefined) detail.failure = trouble.failure;
+    await this.deps.report({ phase, manifestVersion: record.manifestVersion, storePath: record.target, detail });
+    this.deps.logger.info({ version: record.manifestVersion, phase, reason: trouble.reason }, 'activation finished');
+    return result;
+  }
+
+  private switch(record: ActivationRecord, system: string, action: SwitchAction, kind: 'switch' | 'rollback'): Promise<RunResult> {
+    return runSwitch(system, action, {
+      timeoutMs: this.deps.timeouts.switchMs,
+      systemdUnit: this.deps.useSystemdRun ? `${unitName(kind, record.manifestVersion)}-${action}` : undefined,
+      env: this.deps.env,
+    });
+  }
+
+  private async failedUnitNames(): Promise<string[] | null> {
+    const result = await failedUnits(this.deps.timeouts.commandMs);
+    return 'units' in result ? result.units : null;
+  }
+}

@@ -1,0 +1,165 @@
+import { execFileSync } from 'node:child_process';
+import { readFile, readlink, realpath, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../shared/src/protocol.js';
+import { bootInto, buildSystem, fakeHost, harness, type FakeHost } from './activation-fixture.js';
+import { useTmpDirs } from './tmp-dir.js';
+
+function manifest(storePath: string, version: number, action: Action = 'safe-switch'): ManifestPayload {
+  const now = Date.now();
+  return {
+    protocol: PROTOCOL_VERSION,
+    host: 'web-1',
+    version,
+    storePath,
+    action,
+    rolloutId: null,
+    issuedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 3_600_000).toISOString(),
+  };
+}
+
+async function switchLog(host: FakeHost): Promise<string[]> {
+  try {
+    return (await readFile(host.log, 'utf8')).trim().split('\n');
+  } catch {
+    return [];
+  }
+}
+
+describe('activation (real store paths, real switch scripts, host in a directory)', () => {
+  const tmpDir = useTmpDirs();
+
+  async function hostRunning(mode: Parameters<typeof buildSystem>[2] = 'ok') {
+    const host = await fakeHost(await tmpDir());
+    const prev = buildSystem(host, 'prev');
+    const next = buildSystem(host, 'next', mode);
+    await bootInto(host, prev);
+    return { host, prev, next };
+  }
+
+  it('switches with test, passes the health gate, then commits profile and boot default', async () => {
+    const { host, prev, next } = await hostRunning();
+    const h = await harness(host, { healthChecks: [{ kind: 'command', name: 'ok', command: ['/bin/true'], timeoutMs: 5_000 }] });
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(result.phase).toBe('healthy');
+    expect(h.phases()).toEqual(['accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
+    expect(await h.current()).toBe(next);
+    expect(await realpath(host.profile)).toBe(next);
+    expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(next);
+    expect(await switchLog(host)).toEqual([`${next} test`, `${next} boot`]);
+    expect(h.state.get()).toMatchObject({ highestVersion: 1, highestStorePath: next, activation: null, lastResult: { phase: 'healthy' } });
+    const healthy = h.outbox.pending().at(-1)!;
+    expect(healthy.currentSystem).toBe(next);
+    expect(healthy.detail.previousSystem).toBe(prev);
+    expect(healthy.detail.closureBytes).toBeGreaterThan(0);
+    expect(await readlink(`${host.root}/state/gcroots/desired`)).toBe(next);
+  });
+
+  it('rolls back a failing switch to the previous system and reports the command, status and output', async () => {
+    const { host, prev, next } = await hostRunning('fail');
+    const h = await harness(host);
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(result.phase).toBe('rolled-back');
+    expect(h.phases()).toEqual(['accepted', 'realising', 'activating', 'rolling-back', 'rolled-back']);
+    expect(await h.current()).toBe(prev);
+    expect(await realpath(host.profile)).toBe(prev);
+    expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(prev);
+    const report = h.outbox.pending().at(-1)!;
+    expect(report.detail.reason).toBe('switch-to-configuration test failed (exit status 4)');
+    expect(report.detail.failure).toMatchObject({ command: `${next}/bin/switch-to-configuration test`, exitCode: 4, signal: null, timedOut: false });
+    expect(report.detail.failure?.outputTail).toBe('starting units\nJob for web.service failed');
+    expect(report.currentSystem).toBe(prev);
+    expect(await switchLog(host)).toEqual([`${next} test`, `${prev} switch`, `${prev} boot`]);
+  });
+
+  it('rolls back when a health check keeps failing until the deadline', async () => {
+    const { host, prev, next } = await hostRunning();
+    const h = await harness(host, {
+      healthDeadlineMs: 1_500,
+      healthChecks: [{ kind: 'command', name: 'web', command: ['/bin/sh', '-c', 'echo "connection refused"; exit 7'], timeoutMs: 1_000 }],
+    });
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(result.phase).toBe('rolled-back');
+    expect(result.reason).toMatch(/^health gate: health check web failed \(still failing at the 1500 ms health deadline\)/);
+    expect(await h.current()).toBe(prev);
+    expect(h.outbox.pending().at(-1)!.detail.failure).toMatchObject({ exitCode: 7, outputTail: 'connection refused' });
+  });
+
+  it('kills a hanging switch at its deadline and rolls back', async () => {
+    const { host, prev, next } = await hostRunning('hang');
+    const h = await harness(host, { switchMs: 1_000 });
+    const started = Date.now();
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(result.phase).toBe('rolled-back');
+    expect(result.reason).toBe('switch-to-configuration test failed (timed out)');
+    expect(h.outbox.pending().at(-1)!.detail.failure?.timedOut).toBe(true);
+    expect(await h.current()).toBe(prev);
+  });
+
+  it('rolls back when the controller does not acknowledge the checking report', async () => {
+    const { host, prev, next } = await hostRunning();
+    const h = await harness(host, { reachable: false });
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(result.phase).toBe('rolled-back');
+    expect(result.reason).toContain('controller did not acknowledge the checking report');
+    expect(await h.current()).toBe(prev);
+  });
+
+  it('reports failed when there is no previous system to go back to', async () => {
+    const host = await fakeHost(await tmpDir());
+    const next = buildSystem(host, 'next', 'fail');
+    const h = await harness(host);
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(result.phase).toBe('failed');
+    expect(result.reason).toContain('no previous system to roll back to');
+  });
+
+  it('renews the running healthy system without activating it again', async () => {
+    const { host, next } = await hostRunning();
+    const h = await harness(host);
+    await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const before = await switchLog(host);
+    const renewed = await h.activator.apply(manifest(next, 2), 'safe-switch');
+    expect(renewed.phase).toBe('healthy');
+    expect(await switchLog(host)).toEqual(before);
+    expect(h.phases().slice(-1)).toEqual(['healthy']);
+    expect(h.state.get().highestVersion).toBe(2);
+  });
+
+  it('refuses a store path that is not a NixOS system and changes nothing', async () => {
+    const { host, prev } = await hostRunning();
+    const h = await harness(host);
+    const file = join(host.root, `not-a-system-${Date.now()}.txt`);
+    await writeFile(file, 'just a file\n');
+    const plain = execFileSync('nix-store', ['--add', file], { encoding: 'utf8' }).trim();
+    const result = await h.activator.apply(manifest(plain, 1), 'safe-switch');
+    expect(result.phase).toBe('refused');
+    const report = h.outbox.pending().at(-1)!;
+    expect(report.detail.refusal).toBe('not-a-nixos-system');
+    expect(report.detail.reason).toContain('has no bin/switch-to-configuration');
+    expect(await h.current()).toBe(prev);
+    expect(await switchLog(host)).toEqual([]);
+  });
+
+  it('sets the boot default for action boot and reports the pending reboot', async () => {
+    const { host, prev, next } = await hostRunning();
+    const h = await harness(host);
+    const result = await h.activator.apply(manifest(next, 1, 'boot'), 'boot');
+    expect(result.phase).toBe('pending-reboot');
+    expect(await h.current()).toBe(prev);
+    expect(await realpath(host.profile)).toBe(next);
+    expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(next);
+  });
+
+  it('dry-activates without changing anything', async () => {
+    const { host, prev, next } = await hostRunning();
+    const h = await harness(host);
+    const result = await h.activator.apply(manifest(next, 1, 'dry-activate'), 'dry-activate');
+    expect(result.phase).toBe('dry-activated');
+    expect(result.reason).toBe('would restart web.service');
+    expect(await h.current()).toBe(prev);
+  });
+});

@@ -15,17 +15,27 @@
 let
   root = ../.;
 
-  src = lib.fileset.toSource {
-    inherit root;
-    fileset = lib.fileset.unions [
-      ../package.json
-      ../package-lock.json
-      ../tsconfig.json
-      ../tsconfig.build.json
-      ../shared
-      ../controller
-      ../agent
-    ];
+  # What the build reads; anything else in the checkout (tests, node_modules, a local dist/)
+  # would only change the hash. cleanSourceWith rather than lib.fileset, which needs a
+  # newer Nix than some CI machines have.
+  sourceEntries = [
+    "package.json"
+    "package-lock.json"
+    "tsconfig.json"
+    "tsconfig.build.json"
+    "shared"
+    "controller"
+    "agent"
+  ];
+  src = lib.cleanSourceWith {
+    name = "shoal-source";
+    src = root;
+    filter =
+      path: _type:
+      let
+        relative = lib.removePrefix "${toString root}/" (toString path);
+      in
+      lib.elem (lib.head (lib.splitString "/" relative)) sourceEntries;
   };
 
   packageJson = lib.importJSON ../package.json;
@@ -50,6 +60,7 @@ buildNpmPackage {
 
   npmDeps = importNpmLock {
     npmRoot = src;
+    package = packageJson;
     inherit packageLock;
   };
   npmConfigHook = importNpmLock.npmConfigHook;

@@ -7,12 +7,13 @@ export interface NewEvent {
   at: number;
   kind: EventKind;
   actor: string;
+  rolloutId?: string | null;
   data?: Record<string, unknown>;
 }
 
 /** The event log is append-only: nothing in the controller updates or deletes an event. */
 export function appendEvent(db: Db | Tx, event: NewEvent): void {
   db.insert(events)
-    .values({ host: event.host, at: event.at, kind: event.kind, actor: event.actor, data: event.data ?? {} })
+    .values({ host: event.host, at: event.at, kind: event.kind, actor: event.actor, rolloutId: event.rolloutId ?? null, data: event.data ?? {} })
     .run();
 }

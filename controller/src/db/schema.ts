@@ -61,9 +61,11 @@ export const events = sqliteTable(
     at: integer('at').notNull(),
     kind: text('kind').notNull(),
     actor: text('actor').notNull(),
+    /** Set on every event a rollout caused, so its audit log is one indexed scan. */
+    rolloutId: text('rollout_id'),
     data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index('events_host_id').on(t.host, t.id)],
+  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id)],
 );
 
 export const enrollmentTokens = sqliteTable(
@@ -97,3 +99,98 @@ export const operatorTokens = sqliteTable(
 export type HostRow = typeof hosts.$inferSelect;
 export type ManifestRow = typeof manifests.$inferSelect;
 export type EventRow = typeof events.$inferSelect;
+
+// ---- Releases and rollouts -----------------------------------------------------------------
+
+export const releases = sqliteTable('releases', {
+  name: text('name').primaryKey(),
+  description: text('description').notNull(),
+  source: text('source'),
+  createdAt: integer('created_at').notNull(),
+  createdBy: text('created_by').notNull(),
+});
+
+export const releaseHosts = sqliteTable(
+  'release_hosts',
+  {
+    release: text('release')
+      .notNull()
+      .references(() => releases.name, { onDelete: 'cascade' }),
+    host: text('host')
+      .notNull()
+      .references(() => hosts.name, { onDelete: 'cascade' }),
+    storePath: text('store_path').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.release, t.host] })],
+);
+
+/**
+ * A rollout is a state machine persisted here and advanced only inside transactions, so a
+ * controller killed at any instant resumes from exactly this row: the wave, whether it bakes and
+ * since when, whether it waits for approval.
+ */
+export const rollouts = sqliteTable(
+  'rollouts',
+  {
+    id: text('id').primaryKey(),
+    release: text('release')
+      .notNull()
+      .references(() => releases.name),
+    /** The validated RolloutSpec and the plan computed at start (JSON). */
+    spec: text('spec', { mode: 'json' }).notNull(),
+    plan: text('plan', { mode: 'json' }).notNull(),
+    state: text('state').notNull(),
+    waveIndex: integer('wave_index').notNull(),
+    /** deploying | baking */
+    wavePhase: text('wave_phase').notNull(),
+    waveStartedAt: integer('wave_started_at'),
+    bakeStartedAt: integer('bake_started_at'),
+    pausedAt: integer('paused_at'),
+    /** Highest wave index an operator approved. */
+    approvedThrough: integer('approved_through').notNull().default(-1),
+    reason: text('reason'),
+    createdAt: integer('created_at').notNull(),
+    createdBy: text('created_by').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    finishedAt: integer('finished_at'),
+  },
+  (t) => [index('rollouts_state').on(t.state)],
+);
+
+export const rolloutHosts = sqliteTable(
+  'rollout_hosts',
+  {
+    rolloutId: text('rollout_id')
+      .notNull()
+      .references(() => rollouts.id, { onDelete: 'cascade' }),
+    host: text('host')
+      .notNull()
+      .references(() => hosts.name, { onDelete: 'cascade' }),
+    wave: integer('wave').notNull(),
+    /** Position in the plan, so hosts inside a wave are issued in plan order. */
+    position: integer('position').notNull(),
+    targetPath: text('target_path').notNull(),
+    /** What the host ran when its manifest was issued: where a rollback sends it. */
+    previousSystem: text('previous_system'),
+    /** pending | issued | in-progress | healthy | failed | skipped */
+    state: text('state').notNull(),
+    manifestVersion: integer('manifest_version'),
+    issuedAt: integer('issued_at'),
+    acceptedAt: integer('accepted_at'),
+    finishedAt: integer('finished_at'),
+    reason: text('reason'),
+    /** null | issued | healthy | failed — the rollback of this host, when the rollout rolls back. */
+    rollbackState: text('rollback_state'),
+    rollbackVersion: integer('rollback_version'),
+    rollbackIssuedAt: integer('rollback_issued_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.rolloutId, t.host] }),
+    index('rollout_hosts_host_version').on(t.host, t.manifestVersion),
+    index('rollout_hosts_host_rollback_version').on(t.host, t.rollbackVersion),
+  ],
+);
+
+export type ReleaseRow = typeof releases.$inferSelect;
+export type RolloutRow = typeof rollouts.$inferSelect;
+export type RolloutHostRow = typeof rolloutHosts.$inferSelect;

@@ -1,14 +1,19 @@
 import { eq } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
+import type { Db, Tx } from '../db/open.js';
 import { hosts, reports } from '../db/schema.js';
 import { appendEvent } from '../events.js';
 
 export interface StoreOutcome {
   ackedSeqs: number[];
   stored: number;
+  /** Rollouts whose hosts these reports moved; to be advanced after commit. */
+  rollouts: string[];
 }
+
+/** Sees each newly stored report inside the storing transaction (the rollout engine counts results here, exactly once). */
+export type ReportObserver = (tx: Tx, host: string, report: Report) => string | null;
 
 const FAILURE_PHASES = new Set(['refused', 'rolled-back', 'failed']);
 const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated', 'reconciled']);
@@ -26,16 +31,25 @@ function errorOf(report: Report): string {
  * because our answer was lost is acknowledged again but neither stored nor logged twice. The host's
  * status follows the highest seq, so a late, older report cannot roll the status back.
  */
-export function storeReports(db: Db, clock: Clock, host: string, batch: readonly Report[]): StoreOutcome {
+export function storeReports(
+  db: Db,
+  clock: Clock,
+  host: string,
+  batch: readonly Report[],
+  observer?: ReportObserver,
+): StoreOutcome {
   const now = clock.now();
   return db.transaction((tx) => {
     let stored = 0;
+    const touched = new Set<string>();
     let newest: Report | null = null;
     for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
       const inserted = tx.insert(reports).values({ host, seq: report.seq, receivedAt: now, body: report }).onConflictDoNothing().run();
       if (inserted.changes === 0) continue;
       stored += 1;
       newest = report;
+      const rolloutId = observer?.(tx, host, report);
+      if (rolloutId) touched.add(rolloutId);
       appendEvent(tx, {
         host,
         at: now,
@@ -62,6 +76,6 @@ export function storeReports(db: Db, clock: Clock, host: string, batch: readonly
         .where(eq(hosts.name, host))
         .run();
     }
-    return { ackedSeqs: batch.map((report) => report.seq), stored };
+    return { ackedSeqs: batch.map((report) => report.seq), stored, rollouts: [...touched] };
   });
 }

@@ -1,0 +1,242 @@
+import { randomBytes } from 'node:crypto';
+import { and, asc, eq, inArray } from 'drizzle-orm';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { Report } from '../../../shared/src/protocol.js';
+import {
+  ACTIVE_ROLLOUT_STATES,
+  type RolloutAction,
+  type RolloutPlan,
+  type RolloutSpec,
+  type RolloutState,
+} from '../../../shared/src/rollout-api.js';
+import type { Clock } from '../clock.js';
+import type { Db, Tx } from '../db/open.js';
+import { hosts, rolloutHosts, rollouts, type ManifestRow } from '../db/schema.js';
+import type { Presence } from '../hosts/presence.js';
+import type { ManifestBus } from '../manifests/bus.js';
+import { published } from '../manifests/issue.js';
+import type { ManifestSigner } from '../manifests/signer.js';
+import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext } from './advance.js';
+import { planRollout } from './plan.js';
+import { readRelease } from './releases.js';
+
+export interface EngineDeps {
+  db: Db;
+  signer: ManifestSigner;
+  clock: Clock;
+  bus: ManifestBus;
+  presence: Presence;
+  logger: Logger;
+  manifestTtlMs: number;
+}
+
+export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
+
+const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
+const ADVANCING: RolloutState[] = ['running', 'rolling-back'];
+
+function refuse(status: 400 | 404 | 409, code: string, message: string, problems?: string[]): EngineOutcome<never> {
+  return problems ? { ok: false, status, code, message, problems } : { ok: false, status, code, message };
+}
+
+/**
+ * Drives rollouts: operator commands, agent reports and time all end in `advanceRollout` inside a
+ * transaction, and manifests are announced only after that transaction committed. Nothing lives
+ * only in memory, so a controller killed at any moment resumes every rollout where it stood.
+ */
+export class RolloutEngine {
+  private readonly listeners = new Set<(rolloutId: string) => void>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly context: AdvanceContext;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.context = {
+      signer: deps.signer,
+      manifestTtlMs: deps.manifestTtlMs,
+      connection: (host) => deps.presence.mode(host),
+    };
+  }
+
+  /** Listeners hear the id of every rollout whose state or events changed (dashboards, `watch`). */
+  onChange(listener: (rolloutId: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  plan(spec: RolloutSpec): EngineOutcome<RolloutPlan> {
+    const release = readRelease(this.deps.db, spec.release);
+    if (!release) return refuse(404, 'unknown-release', `no release named "${spec.release}"`);
+    const tags = new Map(
+      this.deps.db.select({ name: hosts.name, tags: hosts.tags }).from(hosts).all().map((row) => [row.name, row.tags] as const),
+    );
+    const outcome = planRollout(spec, release, tags);
+    if (!outcome.ok) return refuse(400, 'invalid-rollout', `rollout refused: ${outcome.problems.join('; ')}`, outcome.problems);
+    return { ok: true, value: outcome.plan };
+  }
+
+  start(spec: RolloutSpec, actor: string): EngineOutcome<string> {
+    const planned = this.plan(spec);
+    if (!planned.ok) return planned;
+    const plan = planned.value;
+    const release = readRelease(this.deps.db, spec.release)!;
+    const targets = new Map(release.hosts.map((h) => [h.host, h.storePath]));
+    const planHosts = plan.waves.flatMap((w) => w.hosts);
+    const id = `ro-${randomBytes(4).toString('hex')}`;
+    const now = this.deps.clock.now();
+
+    const outcome = this.transact((tx): EngineOutcome<string> => {
+      const busy = this.activeOwners(tx, planHosts);
+      if (busy.length > 0) {
+        const byRollout = new Map<string, string[]>();
+        for (const { rolloutId, host } of busy) byRollout.set(rolloutId, [...(byRollout.get(rolloutId) ?? []), host]);
+        const problems = [...byRollout].map(
+          ([other, names]) => `rollout ${other} is still active on ${names.length} of these hosts (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`,
+        );
+        return refuse(409, 'rollout-overlap', `rollout refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
+      }
+      tx.insert(rollouts)
+        .values({
+          id,
+          release: spec.release,
+          spec,
+          plan,
+          state: 'running',
+          waveIndex: 0,
+          wavePhase: 'deploying',
+          createdAt: now,
+          createdBy: actor,
+          updatedAt: now,
+        })
+        .run();
+      let position = 0;
+      for (const wave of plan.waves) {
+        for (const host of wave.hosts) {
+          tx.insert(rolloutHosts)
+            .values({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)!, state: 'pending' })
+            .run();
+        }
+      }
+      const step = openStep(tx, this.context, id, now)!;
+      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec }, null);
+      step.startWaveZero();
+      return { ok: true, value: id };
+    }, id);
+    return outcome;
+  }
+
+  act(id: string, action: RolloutAction, actor: string): EngineOutcome<RolloutState> {
+    const now = this.deps.clock.now();
+    return this.transact((tx): EngineOutcome<RolloutState> => {
+      const step = openStep(tx, this.context, id, now);
+      if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
+      const state = step.rollout.state as RolloutState;
+      const wrongState = (allowed: string) =>
+        refuse(409, 'invalid-transition', `rollout ${id} is ${state}; ${action} applies only to a rollout that is ${allowed}`);
+      switch (action) {
+        case 'approve':
+          if (state !== 'waiting-approval') return wrongState('waiting-approval');
+          step.update({ state: 'running', approvedThrough: step.rollout.waveIndex });
+          step.event('rollout-approved', { actor, waveIndex: step.rollout.waveIndex });
+          step.event('rollout-wave-started', { waveIndex: step.rollout.waveIndex, hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
+          break;
+        case 'pause':
+          if (state !== 'running' && state !== 'waiting-approval') return wrongState('running or waiting-approval');
+          step.update({ state: 'paused', pausedAt: now });
+          step.event('rollout-paused', { actor, waveIndex: step.rollout.waveIndex });
+          break;
+        case 'resume': {
+          if (state !== 'paused') return wrongState('paused');
+          const pausedFor = now - (step.rollout.pausedAt ?? now);
+          const bakeStartedAt = step.rollout.bakeStartedAt === null ? null : step.rollout.bakeStartedAt + pausedFor;
+          const wave = step.plan.waves[step.rollout.waveIndex]!;
+          const gated = wave.needsApproval && step.rollout.approvedThrough < step.rollout.waveIndex;
+          step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt });
+          step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
+          break;
+        }
+        case 'abort':
+          if (!ACTIVE.has(state) || state === 'rolling-back') return wrongState('running, waiting-approval or paused');
+          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}`);
+          break;
+        case 'rollback':
+          if (state === 'rolling-back' || state === 'rolled-back') return wrongState('not already rolling back');
+          beginRollback(step, `rollback requested by ${actor}`);
+          step.update({ finishedAt: null });
+          break;
+      }
+      return { ok: true, value: step.rollout.state as RolloutState };
+    }, id);
+  }
+
+  /** Called inside the transaction that stores a report; returns the rollout to tick after commit. */
+  recordReport(tx: Tx, host: string, report: Report): string | null {
+    return recordReport(tx, host, report, this.deps.clock.now());
+  }
+
+  /** Advances one rollout now (after a report, a command, or on the timer). */
+  tick(id: string): void {
+    this.transact(() => ({ ok: true, value: undefined }), id);
+  }
+
+  tickAll(): void {
+    const ids = this.deps.db
+      .select({ id: rollouts.id })
+      .from(rollouts)
+      .where(inArray(rollouts.state, ADVANCING))
+      .orderBy(asc(rollouts.createdAt))
+      .all();
+    for (const { id } of ids) {
+      try {
+        this.tick(id);
+      } catch (error) {
+        this.deps.logger.error({ err: error, rolloutId: id }, 'rollout tick failed');
+      }
+    }
+  }
+
+  startTimer(intervalMs: number): void {
+    this.stopTimer();
+    this.timer = setInterval(() => this.tickAll(), intervalMs);
+    this.timer.unref();
+  }
+
+  stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Runs `body`, then advances the rollout in the same transaction; announces manifests and
+   * changes only after commit.
+   */
+  private transact<T>(body: (tx: Tx) => EngineOutcome<T>, rolloutId: string): EngineOutcome<T> {
+    let issued: ManifestRow[] = [];
+    const before = this.deps.db.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, rolloutId)).get();
+    const outcome = this.deps.db.transaction((tx) => {
+      const result = body(tx);
+      if (result.ok) issued = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now());
+      return result;
+    });
+    for (const row of issued) this.deps.bus.publish(published(row));
+    const after = this.deps.db.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, rolloutId)).get();
+    if (outcome.ok && (issued.length > 0 || before?.updatedAt !== after?.updatedAt)) {
+      for (const listener of this.listeners) listener(rolloutId);
+    }
+    return outcome;
+  }
+
+  private activeOwners(tx: Tx, names: string[]): Array<{ rolloutId: string; host: string }> {
+    const owners: Array<{ rolloutId: string; host: string }> = [];
+    for (let i = 0; i < names.length; i += 500) {
+      owners.push(
+        ...tx
+          .select({ rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host })
+          .from(rolloutHosts)
+          .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
+          .where(and(inArray(rolloutHosts.host, names.slice(i, i + 500)), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))
+          .all(),
+      );
+    }
+    return owners;
+  }
+}

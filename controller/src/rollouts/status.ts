@@ -1,0 +1,118 @@
+import { and, asc, desc, eq, gt } from 'drizzle-orm';
+import type { HostEvent } from '../../../shared/src/operator-api.js';
+import type {
+  RolloutHostState,
+  RolloutHostView,
+  RolloutList,
+  RolloutPlan,
+  RolloutSpec,
+  RolloutState,
+  RolloutStatus,
+  WaveCounts,
+} from '../../../shared/src/rollout-api.js';
+import { iso, isoOrNull } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { events, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
+
+function counts(members: RolloutHostRow[]): WaveCounts {
+  const of = (state: RolloutHostState) => members.filter((m) => m.state === state).length;
+  return {
+    pending: of('pending'),
+    inProgress: of('issued') + of('in-progress'),
+    healthy: of('healthy'),
+    failed: of('failed'),
+    skipped: of('skipped'),
+  };
+}
+
+function hostView(member: RolloutHostRow): RolloutHostView {
+  return {
+    host: member.host,
+    state: member.state as RolloutHostState,
+    targetPath: member.targetPath,
+    previousSystem: member.previousSystem,
+    manifestVersion: member.manifestVersion,
+    reason: member.reason,
+    rollbackState: member.rollbackState as RolloutHostView['rollbackState'],
+  };
+}
+
+function bakeRemaining(row: RolloutRow, spec: RolloutSpec, now: number): number | null {
+  if (row.wavePhase !== 'baking' || row.bakeStartedAt === null) return null;
+  // A paused rollout's bake clock stands still.
+  const elapsed = (row.pausedAt ?? now) - row.bakeStartedAt;
+  return Math.max(0, Math.ceil((spec.bakeSeconds * 1000 - elapsed) / 1000));
+}
+
+export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | null {
+  const row = db.select().from(rollouts).where(eq(rollouts.id, id)).get();
+  if (!row) return null;
+  const spec = row.spec as RolloutSpec;
+  const plan = row.plan as RolloutPlan;
+  const members = db.select().from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).orderBy(asc(rolloutHosts.position)).all();
+  return {
+    id: row.id,
+    release: row.release,
+    state: row.state as RolloutState,
+    reason: row.reason,
+    waveIndex: row.waveIndex,
+    wavePhase: row.wavePhase as 'deploying' | 'baking',
+    bakeRemainingSeconds: bakeRemaining(row, spec, now),
+    failureThreshold: spec.failureThreshold,
+    failures: members.filter((m) => m.state === 'failed').length,
+    finished: members.filter((m) => m.state === 'healthy' || m.state === 'failed').length,
+    createdAt: iso(row.createdAt),
+    createdBy: row.createdBy,
+    finishedAt: isoOrNull(row.finishedAt),
+    spec,
+    waves: plan.waves.map((wave) => {
+      const inWave = members.filter((m) => m.wave === wave.index);
+      return {
+        index: wave.index,
+        canary: wave.canary,
+        needsApproval: wave.needsApproval,
+        approved: !wave.needsApproval || row.approvedThrough >= wave.index,
+        counts: counts(inWave),
+        hosts: inWave.map(hostView),
+      };
+    }),
+  };
+}
+
+export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
+  const rows = db.select().from(rollouts).orderBy(desc(rollouts.createdAt)).limit(limit).all();
+  return rows.map((row) => {
+    const plan = row.plan as RolloutPlan;
+    return {
+      id: row.id,
+      release: row.release,
+      state: row.state as RolloutState,
+      reason: row.reason,
+      waveIndex: row.waveIndex,
+      createdAt: iso(row.createdAt),
+      finishedAt: isoOrNull(row.finishedAt),
+      waves: plan.waves.length,
+      hosts: plan.waves.reduce((sum, wave) => sum + wave.hosts.length, 0),
+    };
+  });
+}
+
+/** The rollout's audit log: every transition and every host result, in order. */
+export function rolloutEvents(db: Db, id: string, afterId = 0, limit = 1000): HostEvent[] {
+  return db
+    .select()
+    .from(events)
+    .where(and(eq(events.rolloutId, id), gt(events.id, afterId)))
+    .orderBy(asc(events.id))
+    .limit(limit)
+    .all()
+    .map((row) => ({
+      id: row.id,
+      host: row.host,
+      rolloutId: row.rolloutId,
+      at: iso(row.at),
+      kind: row.kind as HostEvent['kind'],
+      actor: row.actor,
+      data: row.data,
+    }));
+}

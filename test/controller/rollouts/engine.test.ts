@@ -1,0 +1,267 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../shared/src/logger.js';
+import type { Phase } from '../../../shared/src/protocol.js';
+import { RolloutSpec, type RolloutSpecInput, type RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { storeReports } from '../../../controller/src/reports/store.js';
+import { createRelease } from '../../../controller/src/rollouts/releases.js';
+import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
+import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
+import { latestManifest } from '../../../controller/src/manifests/issue.js';
+import { registeredHost, storePath, testController, type TestController } from '../helpers.js';
+
+const OLD = (i: number) => storePath(`nixos-system-h${i}-old`, 'a');
+const NEW = (i: number) => storePath(`nixos-system-h${i}-new`, 'b');
+
+interface Lab {
+  ctl: TestController;
+  engine: RolloutEngine;
+  names: string[];
+  seq: Map<string, number>;
+  report(host: string, phase: Phase, options?: { version?: number; current?: string }): void;
+  /** Every host that has a pending manifest reports `phase` for it. */
+  answer(phase: Phase | ((host: string) => Phase)): string[];
+  manifestsOf(host: string): number;
+  start(spec: Omit<RolloutSpecInput, 'release'>): string;
+  status(id: string): RolloutStatus;
+}
+
+const labs: Lab[] = [];
+afterEach(() => {
+  for (const lab of labs.splice(0)) {
+    lab.engine.stopTimer();
+    lab.ctl.close();
+  }
+});
+
+function makeEngine(ctl: TestController): RolloutEngine {
+  const { db, signer, clock, bus, presence, manifestTtlMs } = ctl.deps;
+  return new RolloutEngine({ db, signer, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+}
+
+function lab(count: number, tags: (i: number) => string[] = () => []): Lab {
+  const ctl = testController();
+  const engine = makeEngine(ctl);
+  const names = Array.from({ length: count }, (_, i) => `h${i + 1}`);
+  const seq = new Map<string, number>();
+  const answered = new Map<string, number>();
+  const self: Lab = {
+    ctl,
+    engine,
+    names,
+    seq,
+    report(host, phase, options = {}) {
+      const next = (seq.get(host) ?? 0) + 1;
+      seq.set(host, next);
+      const manifest = latestManifest(ctl.database.db, host);
+      const version = options.version ?? manifest?.version ?? null;
+      const current = options.current ?? (phase === 'healthy' ? manifest!.storePath : OLD(names.indexOf(host) + 1));
+      const outcome = storeReports(
+        ctl.database.db,
+        ctl.clock,
+        host,
+        [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
+        (tx, h, r) => engine.recordReport(tx, h, r),
+      );
+      for (const id of outcome.rollouts) engine.tick(id);
+    },
+    answer(phase) {
+      // Only the manifests out there now: answering one may issue the next, which waits for the next call.
+      const waiting = names.flatMap((host) => {
+        const manifest = latestManifest(ctl.database.db, host);
+        return manifest && answered.get(host) !== manifest.version ? [{ host, version: manifest.version }] : [];
+      });
+      for (const { host, version } of waiting) {
+        answered.set(host, version);
+        self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });
+      }
+      return waiting.map((w) => w.host);
+    },
+    manifestsOf: (host) =>
+      (ctl.database.sqlite.prepare('select count(*) as n from manifests where host = ?').get(host) as { n: number }).n,
+    start(spec) {
+      const outcome = engine.start(RolloutSpec.parse({ release: 'rel-1', ...spec }), 'operator:test');
+      if (!outcome.ok) throw new Error(outcome.message);
+      return outcome.value;
+    },
+    status: (id) => rolloutStatus(ctl.database.db, id, ctl.clock.now())!,
+  };
+  names.forEach((name, i) => {
+    registeredHost(ctl, name, tags(i + 1));
+    // Each host tells the controller what it runs now: the system a rollback returns it to.
+    self.report(name, 'reconciled', { current: OLD(i + 1) });
+  });
+  const created = createRelease(
+    ctl.database.db,
+    ctl.clock,
+    { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: NEW(i + 1) })) },
+    'operator:test',
+  );
+  expect(created.ok).toBe(true);
+  labs.push(self);
+  return self;
+}
+
+const issuedTo = (l: Lab) => l.names.filter((h) => latestManifest(l.ctl.database.db, h) !== undefined);
+
+describe('rollout engine', () => {
+  it('sends the canary first, bakes, then the waves in order, each host exactly once', () => {
+    const l = lab(8);
+    const id = l.start({ canary: 1, waves: ['25%', '100%'], bakeSeconds: 60 });
+    const plan = l.status(id).waves.map((w) => w.hosts.map((h) => h.host));
+    expect(issuedTo(l)).toEqual(plan[0]);
+
+    expect(l.answer('healthy')).toEqual(plan[0]);
+    expect(l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
+    l.ctl.clock.advance(59_000);
+    l.engine.tickAll();
+    expect(issuedTo(l)).toEqual(plan[0]);
+
+    l.ctl.clock.advance(1_000);
+    l.engine.tickAll();
+    expect(issuedTo(l).sort()).toEqual([...plan[0]!, ...plan[1]!].sort());
+    l.answer('healthy');
+    l.ctl.clock.advance(60_000);
+    l.engine.tickAll();
+    l.answer('healthy');
+    l.ctl.clock.advance(60_000);
+    l.engine.tickAll();
+
+    const done = l.status(id);
+    expect(done.state).toBe('succeeded');
+    expect(done.waves.flatMap((w) => w.hosts).every((h) => h.state === 'healthy')).toBe(true);
+    for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
+  });
+
+  it('halts on a failing canary and sends nothing to anyone else', () => {
+    const l = lab(4);
+    const id = l.start({ canary: 1, waves: ['100%'] });
+    const [canary] = issuedTo(l);
+    l.answer('rolled-back');
+    const status = l.status(id);
+    expect(status.state).toBe('halted');
+    expect(status.reason).toContain('1 host(s) failed');
+    expect(issuedTo(l)).toEqual([canary]);
+    l.ctl.clock.advance(3600_000);
+    l.engine.tickAll();
+    expect(issuedTo(l)).toEqual([canary]);
+  });
+
+  it('rolls every host it changed back to its previous system when a later wave fails', () => {
+    const l = lab(6);
+    const id = l.start({ canary: 1, waves: ['50%', '100%'], onFailure: 'rollback' });
+    l.answer('healthy'); // canary
+    l.answer('healthy'); // 50 %
+    const lastWave = l.status(id).waves[2]!.hosts.map((h) => h.host);
+    l.answer((host) => (host === lastWave[0] ? 'rolled-back' : 'healthy'));
+
+    const rolling = l.status(id);
+    expect(rolling.state).toBe('rolling-back');
+    const changed = rolling.waves.flatMap((w) => w.hosts).filter((h) => h.rollbackState === 'issued');
+    expect(changed.length).toBe(6);
+    for (const member of changed) {
+      const manifest = latestManifest(l.ctl.database.db, member.host)!;
+      expect(manifest.storePath).toBe(member.previousSystem);
+      expect(manifest.storePath).toBe(OLD(l.names.indexOf(member.host) + 1));
+    }
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('rolled-back');
+  });
+
+  it('tolerates failures within a percent threshold once the minimum sample is reached, and halts beyond it', () => {
+    const l = lab(10);
+    const id = l.start({ waves: ['100%'], concurrency: 10, failureThreshold: { percent: 10, minSample: 5 } });
+    const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
+    // Nine succeed first, then one fails: 1 of 10 = 10 %, not above the threshold.
+    for (const host of order.slice(0, 9)) l.report(host, 'healthy');
+    l.report(order[9]!, 'rolled-back');
+    expect(l.status(id).state).toBe('succeeded');
+
+    const m = lab(10);
+    const id2 = m.start({ waves: ['100%'], failureThreshold: { percent: 10, minSample: 5 } });
+    const order2 = m.status(id2).waves[0]!.hosts.map((h) => h.host);
+    m.report(order2[0]!, 'rolled-back');
+    expect(m.status(id2).state).toBe('running'); // one sample is below the minimum
+    for (const host of order2.slice(1, 4)) m.report(host, 'healthy');
+    m.report(order2[4]!, 'rolled-back');
+    expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 2, finished: 5 });
+  });
+
+  it('waits for approval before a gated wave, and pauses, resumes and aborts on command', () => {
+    const l = lab(4);
+    const id = l.start({ canary: 1, waves: ['100%'], approvalBefore: [1], bakeSeconds: 100 });
+    l.answer('healthy');
+    l.ctl.clock.advance(40_000);
+    expect(l.engine.act(id, 'pause', 'operator:test')).toMatchObject({ ok: true, value: 'paused' });
+    l.ctl.clock.advance(500_000);
+    l.engine.tickAll();
+    expect(l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
+    // The bake keeps the 40 s it had already done: a pause does not restart it, nor count as baking.
+    expect(l.status(id).bakeRemainingSeconds).toBe(60);
+    l.ctl.clock.advance(60_000);
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('waiting-approval');
+    expect(issuedTo(l).length).toBe(1);
+    expect(l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: false, status: 409 });
+    expect(l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
+    expect(issuedTo(l).length).toBe(4);
+    expect(l.engine.act(id, 'abort', 'operator:test')).toMatchObject({ ok: true, value: 'aborted' });
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('aborted');
+  });
+
+  it('waits for an offline host, then skips it as configured; it never counts as healthy', () => {
+    const l = lab(3);
+    const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
+    const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
+    l.report(order[0]!, 'healthy');
+    l.report(order[1]!, 'healthy');
+    l.ctl.clock.advance(29_000);
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('running');
+    l.ctl.clock.advance(1_000);
+    l.engine.tickAll();
+    const status = l.status(id);
+    expect(status.state).toBe('succeeded');
+    expect(status.waves[0]!.hosts.find((h) => h.host === order[2])).toMatchObject({ state: 'skipped' });
+  });
+
+  it('counts an offline host as failed when the rollout says so', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'fail' } });
+    l.ctl.clock.advance(30_000);
+    l.engine.tickAll();
+    expect(l.status(id)).toMatchObject({ state: 'halted', failures: 2 });
+  });
+
+  it('limits how many hosts of a wave are in flight at once', () => {
+    const l = lab(5);
+    l.start({ waves: ['100%'], concurrency: 2 });
+    expect(issuedTo(l).length).toBe(2);
+    l.answer('healthy');
+    expect(issuedTo(l).length).toBe(4);
+  });
+
+  it('resumes after a restart without re-issuing manifests or restarting the bake', () => {
+    const l = lab(4);
+    const id = l.start({ canary: 1, waves: ['100%'], bakeSeconds: 100 });
+    l.answer('healthy');
+    l.ctl.clock.advance(70_000);
+    // A new engine on the same database is what a restarted controller has.
+    const restarted = makeEngine(l.ctl);
+    restarted.tickAll();
+    expect(issuedTo(l).length).toBe(1);
+    l.ctl.clock.advance(30_000);
+    restarted.tickAll();
+    restarted.tickAll();
+    expect(issuedTo(l).length).toBe(4);
+    for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
+  });
+
+  it('refuses a rollout that overlaps an active one, naming it', () => {
+    const l = lab(3);
+    const first = l.start({ waves: ['100%'] });
+    const second = l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    expect(second).toMatchObject({ ok: false, status: 409, code: 'rollout-overlap' });
+    expect(second.ok || second.message).toContain(first);
+  });
+});

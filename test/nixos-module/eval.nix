@@ -53,6 +53,15 @@ in
   systemPackages = map toString config.environment.systemPackages;
   services = lib.attrNames config.systemd.services;
   etc = lib.attrNames config.environment.etc;
+  # Every option the modules declare, with its default as the NixOS manual would print it.
+  optionDocs = map (o: {
+    inherit (o) name;
+    default = if o ? default then o.default.text else null;
+  }) (
+    lib.filter (o: lib.hasPrefix "services.shoal-" o.name && o.visible && !o.internal) (
+      lib.optionAttrSetToDocList evaluated.options
+    )
+  );
   store = {
     shoal = "${pkgs.shoal}";
     nix = "${pkgs.nix}";

@@ -1,0 +1,115 @@
+import { Hono, type MiddlewareHandler } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { CreateReleaseRequest, RolloutAction, RolloutSpec } from '../../../shared/src/rollout-api.js';
+import type { OperatorIdentity } from '../auth/operator-tokens.js';
+import type { ControllerDeps } from '../deps.js';
+import { ApiError } from '../http/errors.js';
+import { readBody } from '../http/request.js';
+import type { EngineOutcome, RolloutEngine } from './engine.js';
+import { createRelease, listReleases, readRelease } from './releases.js';
+import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
+
+type OperatorEnv = { Variables: { operator: OperatorIdentity } };
+
+const EventQuery = z.object({
+  afterId: z.coerce.number().int().nonnegative().default(0),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+});
+
+/** SSE keep-alive: proxies and browsers drop a silent stream after a minute or so. */
+const SSE_HEARTBEAT_MS = 15_000;
+
+function unwrap<T>(outcome: EngineOutcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  throw new ApiError(outcome.status, outcome.code, outcome.message, outcome.problems);
+}
+
+/** Releases and rollouts over the operator API, plus a server-sent-events stream for `watch` and the dashboard. */
+export function rolloutRoutes(
+  deps: ControllerDeps,
+  engine: RolloutEngine,
+  guard: MiddlewareHandler<OperatorEnv>[],
+) {
+  const { db, clock } = deps;
+  const app = new Hono<OperatorEnv>();
+  for (const path of ['/releases', '/releases/*', '/rollouts', '/rollouts/*']) app.use(path, ...guard);
+  const actor = (c: { get(key: 'operator'): OperatorIdentity }) => `operator:${c.get('operator').name}`;
+  const status = (id: string) => {
+    const found = rolloutStatus(db, id, clock.now());
+    if (!found) throw new ApiError(404, 'unknown-rollout', `no rollout with id "${id}"`);
+    return found;
+  };
+
+  app.post('/releases', async (c) => {
+    const request = await readBody(c, CreateReleaseRequest);
+    const outcome = createRelease(db, clock, request, actor(c));
+    if (!outcome.ok) throw new ApiError(outcome.code === 'release-exists' ? 409 : 400, outcome.code, outcome.message, outcome.problems);
+    return c.json(outcome.release, 201);
+  });
+  app.get('/releases', (c) => c.json({ releases: listReleases(db) }));
+  app.get('/releases/:name', (c) => {
+    const release = readRelease(db, c.req.param('name'));
+    if (!release) throw new ApiError(404, 'unknown-release', `no release named "${c.req.param('name')}"`);
+    return c.json(release);
+  });
+
+  app.post('/rollouts/plan', async (c) => c.json(unwrap(engine.plan(await readBody(c, RolloutSpec)))));
+  app.post('/rollouts', async (c) => {
+    const id = unwrap(engine.start(await readBody(c, RolloutSpec), actor(c)));
+    return c.json(status(id), 201);
+  });
+  app.get('/rollouts', (c) => c.json({ rollouts: listRollouts(db) }));
+  app.get('/rollouts/:id', (c) => c.json(status(c.req.param('id'))));
+  app.get('/rollouts/:id/events', (c) => {
+    const id = c.req.param('id');
+    status(id);
+    const query = EventQuery.parse(c.req.query());
+    return c.json({ events: rolloutEvents(db, id, query.afterId, query.limit) });
+  });
+  app.post('/rollouts/:id/:action', (c) => {
+    const parsed = RolloutAction.safeParse(c.req.param('action'));
+    if (!parsed.success) {
+      throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${RolloutAction.options.join(', ')}`);
+    }
+    const id = c.req.param('id');
+    unwrap(engine.act(id, parsed.data, actor(c)));
+    return c.json(status(id));
+  });
+
+  /** `event: status` carries the whole RolloutStatus; `event: audit` one audit event, with its id for Last-Event-ID resumption. */
+  app.get('/rollouts/:id/stream', (c) => {
+    const id = c.req.param('id');
+    status(id);
+    let lastId = Number(c.req.header('last-event-id') ?? c.req.query('afterId') ?? 0) || 0;
+    return streamSSE(c, async (stream) => {
+      let wake: (() => void) | null = null;
+      const unsubscribe = engine.onChange((changed) => {
+        if (changed === id) wake?.();
+      });
+      stream.onAbort(() => wake?.());
+      try {
+        while (!stream.aborted) {
+          for (const event of rolloutEvents(db, id, lastId)) {
+            lastId = event.id;
+            await stream.writeSSE({ event: 'audit', id: String(event.id), data: JSON.stringify(event) });
+          }
+          const current = status(id);
+          await stream.writeSSE({ event: 'status', data: JSON.stringify(current) });
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, SSE_HEARTBEAT_MS);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = null;
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  return app;
+}

@@ -6,7 +6,6 @@ import type { Resource, ResourceScope } from './cleanup.js';
 import { LabProcess } from './lab-process.js';
 import { childPids, namespacedArgv } from './namespace.js';
 import type { HostNetwork } from './network.js';
-import { NIX_OFFLINE } from './nix.js';
 import { CommandError, run, type RunOptions, type RunResult } from './run.js';
 import type { LabSystem } from './systems.js';
 import { waitFor } from './wait.js';
@@ -89,6 +88,21 @@ export class LabHost {
     return run(setprivPath(), ['--pdeathsig', 'KILL', '--', program!, ...args], { cwd: this.services.repoRoot, ...options, env: this.env() });
   }
 
+  /**
+   * A long-running process inside the host (e.g. a service a health check probes), released
+   * with the lab. Its output goes to `logFile` (default: <host>/<label>.log).
+   */
+  spawn(label: string, command: readonly string[], logFile = join(this.paths.dir, `${label}.log`)): LabProcess {
+    const child = this.processIn(`${this.name} ${label}`, command, logFile);
+    this.scope.add(child);
+    return child;
+  }
+
+  private processIn(label: string, command: readonly string[], logFile: string): LabProcess {
+    const [program, ...args] = this.argv(command);
+    return new LabProcess(label, program!, args, { cwd: this.services.repoRoot, env: this.env(), logFile });
+  }
+
   /** Like exec, but a non-zero exit throws CommandError naming the command and its output. */
   async execOk(command: readonly string[], options: Omit<RunOptions, 'env'> = {}): Promise<string> {
     const result = await this.exec(command, options);
@@ -102,18 +116,31 @@ export class LabHost {
   }
 
   /**
+   * Realises `storePath` into the host's own store from the lab's substituters (or those
+   * given), as the agent would. Returns the result; exitCode 0 means it is now valid.
+   */
+  realise(storePath: string, options: { substituters?: string[]; trustedPublicKeys?: string[] } = {}): Promise<RunResult> {
+    const substituters = options.substituters ?? this.services.substituters();
+    if (substituters.length === 0) throw new Error(`cannot realise ${storePath} on ${this.name}: the lab serves no binary cache yet`);
+    const keys = options.trustedPublicKeys ?? this.services.trustedPublicKeys();
+    return this.exec(
+      ['nix-store', '--realise', storePath, '--option', 'substituters', substituters.join(' '), '--option', 'trusted-public-keys', keys.join(' ')],
+      { timeoutMs: 60_000 },
+    );
+  }
+
+  /**
    * Installs `system` the way a NixOS installation leaves a host: realised from the lab cache
    * into the host's own store, a profile generation, activated with `switch` (which also makes
    * it the boot default) and recorded as the booted system. Call again to add generations.
    */
   async bootstrap(system: LabSystem | string): Promise<void> {
     const path = typeof system === 'string' ? system : system.path;
-    const substituters = this.services.substituters();
-    if (substituters.length === 0) throw new Error(`cannot bootstrap ${this.name}: the lab serves no binary cache yet`);
+    const realised = await this.realise(path);
+    if (realised.exitCode !== 0) throw new CommandError({ ...realised, command: `[${this.name}] ${realised.command}` });
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     await this.sh(
       [
-        `nix-store --realise ${q(path)} ${NIX_OFFLINE.slice(0, 2).join(' ')} ${q(substituters.join(' '))} --option trusted-public-keys ${q(this.services.trustedPublicKeys().join(' '))} >/dev/null`,
         `nix-env --profile /nix/var/nix/profiles/system --set ${q(path)}`,
         `${q(path)}/bin/switch-to-configuration switch`,
         `/bin/ln -sfn ${q(path)} /run/booted-system`,
@@ -256,8 +283,7 @@ export class LabHost {
       process.execPath, '--import', 'tsx', join(this.services.repoRoot, 'agent/src/main.ts'),
       'run', '--config', this.paths.config, ...(options.args ?? []),
     ];
-    const [program, ...args] = this.argv(command);
-    const agent = new LabProcess(`agent ${this.name}`, program!, args, { cwd: this.services.repoRoot, env: this.env(), logFile: this.paths.agentLog });
+    const agent = this.processIn(`agent ${this.name}`, command, this.paths.agentLog);
     if (this.agentResource) await this.scope.release(this.agentResource);
     this.agent = agent;
     this.agentResource = this.scope.add(agent);

@@ -1,0 +1,149 @@
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError } from '../../../shared/src/keys.js';
+import {
+  EnrollmentTokenCreated,
+  HostEvents,
+  HostList,
+  HostStatus,
+  ManifestSummary,
+  type HostEvent,
+} from '../../../shared/src/operator-api.js';
+import { Action } from '../../../shared/src/protocol.js';
+import { createOperatorToken } from '../auth/operator-tokens.js';
+import { systemClock } from '../clock.js';
+import { openDatabase } from '../db/open.js';
+import { OperatorClient } from './client.js';
+import { CliError, GLOBAL_OPTIONS, type CliIo, type GlobalValues } from './context.js';
+import { parseDurationSeconds } from './durations.js';
+import { historyLines, statusTable } from './format.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse<O extends Options>(args: string[], options: O, positionals: string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new CliError((error as Error).message.split('. To specify')[0]!.split('\n')[0]!, 2);
+  }
+  if (parsed.positionals.length !== positionals.length) {
+    const want = positionals.length === 0 ? 'no arguments' : positionals.join(' ');
+    throw new CliError(`expected ${want}, got ${parsed.positionals.length === 0 ? 'none' : parsed.positionals.join(' ')}`, 2);
+  }
+  return parsed as { values: GlobalValues & Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+}
+
+function json(io: CliIo, value: unknown): void {
+  io.stdout(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+export async function keygen(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, { name: { type: 'string' }, out: { type: 'string' } }, []);
+  const name = str(values.name);
+  const out = str(values.out);
+  if (!name) throw new CliError('keygen needs --name NAME (the key id agents will trust)');
+  if (!out) throw new CliError('keygen needs --out FILE (where the secret key is written, mode 0600)');
+  let key;
+  try {
+    key = generateNamedKey(name);
+  } catch (error) {
+    if (error instanceof KeyFormatError) throw new CliError(error.message);
+    throw error;
+  }
+  try {
+    writeFileSync(out, `${formatSecretKey(key)}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new CliError(`${out} already exists; refusing to overwrite a key`);
+    throw new CliError(`cannot write ${out}: ${code ?? (error as Error).message}`);
+  }
+  const publicKey = formatPublicKey(key);
+  if (values.json) json(io, { keyId: name, publicKey, secretKeyFile: resolve(out) });
+  else io.stdout(`${publicKey}\n`);
+}
+
+export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, { 'state-dir': { type: 'string' }, db: { type: 'string' }, name: { type: 'string' } }, []);
+  const stateDir = str(values['state-dir']);
+  const dbFile = str(values.db) ?? (stateDir ? join(stateDir, 'controller.sqlite') : undefined);
+  if (!dbFile) throw new CliError('token create needs --state-dir DIR (or --db FILE) of the controller');
+  let database;
+  try {
+    database = openDatabase(dbFile);
+  } catch (error) {
+    throw new CliError(`cannot open the controller database ${dbFile}: ${(error as Error).message}`);
+  }
+  try {
+    const created = createOperatorToken(database.db, systemClock, str(values.name) ?? 'operator');
+    if (values.json) json(io, created);
+    else io.stdout(`${created.token}\n`);
+  } finally {
+    database.close();
+  }
+}
+
+export async function enrollTokenCreate(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, { ttl: { type: 'string', default: '1h' }, 'max-uses': { type: 'string' }, tag: { type: 'string', multiple: true } }, []);
+  const maxUsesText = str(values['max-uses']);
+  const maxUses = maxUsesText === undefined ? null : Number(maxUsesText);
+  if (maxUses !== null && (!Number.isInteger(maxUses) || maxUses <= 0)) throw new CliError(`--max-uses must be a positive integer, got ${JSON.stringify(maxUsesText)}`);
+  const body = { ttlSeconds: parseDurationSeconds(str(values.ttl) ?? '1h', '--ttl'), maxUses, tags: (values.tag as string[] | undefined) ?? [] };
+  const created = await OperatorClient.from(values, io).call('POST', '/v1/enrollment-tokens', EnrollmentTokenCreated, body);
+  if (values.json) json(io, created);
+  else io.stdout(`${created.token}\n`);
+}
+
+export async function hostRegister(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { 'public-key': { type: 'string' }, tag: { type: 'string', multiple: true } }, ['NAME']);
+  const publicKey = str(values['public-key']);
+  if (!publicKey) throw new CliError('host register needs --public-key BASE64 (the host’s Ed25519 public key)');
+  const name = positionals[0]!;
+  const status = await OperatorClient.from(values, io).call('POST', '/v1/hosts', HostStatus, { name, publicKey, tags: (values.tag as string[] | undefined) ?? [] });
+  if (values.json) json(io, status);
+  else io.stdout(`registered ${status.name}\n`);
+}
+
+export async function setDesired(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { action: { type: 'string', default: 'safe-switch' } }, ['HOST', 'STOREPATH']);
+  const action = Action.safeParse(values.action);
+  if (!action.success) throw new CliError(`--action must be one of ${Action.options.join(', ')}, got ${JSON.stringify(values.action)}`);
+  const [host, storePath] = positionals as [string, string];
+  const summary = await OperatorClient.from(values, io).call('PUT', `/v1/hosts/${encodeURIComponent(host)}/desired`, ManifestSummary, {
+    storePath,
+    action: action.data,
+  });
+  if (values.json) json(io, summary);
+  else io.stdout(`${host}: v${summary.version} ${summary.storePath} (${summary.action}), expires ${summary.expiresAt}\n`);
+}
+
+export async function status(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, {}, []);
+  const list = await OperatorClient.from(values, io).call('GET', '/v1/hosts', HostList);
+  if (values.json) json(io, list);
+  else io.stdout(statusTable(list.hosts, Date.now()));
+}
+
+export async function history(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { limit: { type: 'string', default: '50' } }, ['HOST']);
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit <= 0) throw new CliError(`--limit must be a positive integer, got ${JSON.stringify(values.limit)}`);
+  const host = positionals[0]!;
+  const client = OperatorClient.from(values, io);
+  // The API pages forward from an id; walk to the end and keep the newest `limit`.
+  let events: HostEvent[] = [];
+  let afterId = 0;
+  for (;;) {
+    const page = await client.call('GET', `/v1/hosts/${encodeURIComponent(host)}/events?afterId=${afterId}&limit=1000`, HostEvents);
+    events = events.concat(page.events).slice(-limit);
+    if (page.events.length < 1000) break;
+    afterId = page.events.at(-1)!.id;
+  }
+  if (values.json) json(io, { events });
+  else io.stdout(historyLines(events));
+}

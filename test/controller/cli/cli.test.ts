@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePublicKey, parseSecretKey } from '../../../shared/src/keys.js';
+import { HostList } from '../../../shared/src/operator-api.js';
+import { findOperator } from '../../../controller/src/auth/operator-tokens.js';
+import { openDatabase } from '../../../controller/src/db/open.js';
+import { runCli } from '../../../controller/src/cli/run.js';
+import { storePath } from '../helpers.js';
+import { liveController, type LiveController } from '../server-helpers.js';
+
+const SHOAL = fileURLToPath(new URL('../../../bin/shoal', import.meta.url));
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnShoal(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(SHOAL, args, { env: { PATH: process.env.PATH, ...env }, cwd: tmpdir() }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function inProcess(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { env, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), fetch });
+  return { code, stdout, stderr };
+}
+
+describe('shoal CLI', () => {
+  let ctl: LiveController;
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    ctl = await liveController();
+    dir = mkdtempSync(join(tmpdir(), 'shoal-cli-test-'));
+    env = { SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: ctl.operatorToken };
+  });
+  afterAll(async () => {
+    await ctl.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs as a process: keygen, token create, set, status, and a one-line error when the controller is unreachable', async () => {
+    const keyFile = join(dir, 'release.key');
+    ctl.register('web-1');
+    const stateDir = mkdtempSync(join(dir, 'state-'));
+    openDatabase(join(stateDir, 'controller.sqlite')).close();
+    const [keygen, token, unreachable] = await Promise.all([
+      spawnShoal(['keygen', '--name', 'release-2', '--out', keyFile]),
+      spawnShoal(['token', 'create', '--state-dir', stateDir, '--name', 'ci']),
+      spawnShoal(['status', '--controller', 'http://127.0.0.1:9', '--token', 'x']),
+    ]);
+    expect(keygen).toMatchObject({ code: 0, stderr: '' });
+    const publicKey = parsePublicKey(keygen.stdout);
+    expect(publicKey.keyId).toBe('release-2');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(Buffer.from(parseSecretKey(readFileSync(keyFile, 'utf8')).publicKey)).toEqual(Buffer.from(publicKey.publicKey));
+
+    expect(token.code).toBe(0);
+    const database = openDatabase(join(stateDir, 'controller.sqlite'));
+    expect(findOperator(database.db, token.stdout.trim())).toMatchObject({ name: 'ci' });
+    database.close();
+
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stdout).toBe('');
+    expect(unreachable.stderr).toMatch(/^shoal: cannot reach the controller at http:\/\/127\.0\.0\.1:9 \(.+\)\n$/);
+
+    const set = await spawnShoal(['set', 'web-1', storePath('sys', 'a'), '--action', 'switch'], env);
+    expect(set).toMatchObject({ code: 0, stderr: '' });
+    expect(set.stdout).toContain(`web-1: v1 ${storePath('sys', 'a')} (switch)`);
+    const status = await spawnShoal(['status', '--json'], env);
+    expect(status.code).toBe(0);
+    expect(HostList.parse(JSON.parse(status.stdout)).hosts.find((h) => h.name === 'web-1')?.desired?.version).toBe(1);
+  });
+
+  it('prints fleet status as a table of at most 80 columns', async () => {
+    ctl.register('a-host-with-a-rather-long-name');
+    ctl.register('db-1');
+    await ctl.setDesired('db-1', storePath('sys', 'd'));
+    const result = await inProcess(['status'], env);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^HOST\s+PHASE\s+CURRENT\s+DESIRED\s+VER\s+SEEN\s+CONN$/);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
+    expect(lines.find((l) => l.startsWith('db-1'))).toMatch(/^db-1\s+-\s+-\s+ddddddd\*\s+v1\s+never\s+offline$/);
+    expect(lines.some((l) => l.startsWith('a-host-with-a…'))).toBe(true);
+  });
+
+  it('creates enrollment tokens, registers hosts and shows history', async () => {
+    const token = await inProcess(['enroll-token', 'create', '--ttl', '2h', '--max-uses', '5', '--tag', 'web', '--json'], env);
+    expect(token.code).toBe(0);
+    expect(JSON.parse(token.stdout)).toMatchObject({ maxUses: 5, token: expect.stringMatching(/^shoal_enroll_/) });
+    const key = Buffer.alloc(32, 7).toString('base64');
+    expect(await inProcess(['host', 'register', 'cache-1', '--public-key', key, '--tag', 'cache'], env)).toMatchObject({ code: 0, stdout: 'registered cache-1\n' });
+    await inProcess(['set', 'cache-1', storePath('sys', 'c')], env);
+    const history = await inProcess(['history', 'cache-1'], env);
+    expect(history.stdout.split('\n')[0]).toMatch(/host-registered\s+operator:test-admin/);
+    expect(history.stdout).toContain(`desired-set       operator:test-admin   v1 ${storePath('sys', 'c')} (safe-switch)`);
+  });
+
+  it('reports each failure as one line and a non-zero exit', async () => {
+    const cases: Array<[string[], Record<string, string | undefined>, RegExp]> = [
+      [['set', 'ghost', storePath()], env, /^shoal: no host named "ghost" \(unknown-host, HTTP 404\)\n$/],
+      [['set', 'web-1', '/tmp/system'], env, /^shoal: invalid request: storePath: not a Nix store path .*\n$/],
+      [['set', 'web-1', storePath(), '--action', 'reboot'], env, /^shoal: --action must be one of safe-switch, switch, boot, dry-activate/],
+      [['status'], { ...env, SHOAL_TOKEN: 'shoal_op_wrong' }, /^shoal: operator token is not known .*\(invalid-token, HTTP 401\)\n$/],
+      [['status'], { SHOAL_CONTROLLER: ctl.handle.url }, /^shoal: no operator token: pass --token/],
+      [['status', '--token-file', join(dir, 'missing')], env, /^shoal: cannot read token file .*missing: ENOENT\n$/],
+      [['history'], env, /^shoal: expected HOST, got none\n$/],
+      [['status', '--wat'], env, /^shoal: Unknown option '--wat'\n$/],
+      [['frobnicate'], env, /^shoal: unknown command "frobnicate"/],
+      [['token', 'create'], env, /^shoal: token create needs --state-dir/],
+      [['enroll-token', 'create', '--ttl', 'soon'], env, /^shoal: --ttl must be a duration/],
+    ];
+    for (const [args, caseEnv, pattern] of cases) {
+      const result = await inProcess(args, caseEnv);
+      expect(result.code, args.join(' ')).not.toBe(0);
+      expect(result.stdout, args.join(' ')).toBe('');
+      expect(result.stderr, args.join(' ')).toMatch(pattern);
+      expect(result.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+  });
+
+  it('reads the token from a file', async () => {
+    const file = join(dir, 'token');
+    writeFileSync(file, `${ctl.operatorToken}\n`);
+    const result = await inProcess(['status', '--json'], { SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN_FILE: file });
+    expect(result.code).toBe(0);
+  });
+});

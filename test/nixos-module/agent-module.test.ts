@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
 import { SKIP_WITHOUT_LIB, evalJson, evalModules, failedAssertions, nixpkgsLib } from './nix.js';
@@ -169,6 +172,19 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     const result = evalModules(agentConfig({ settings: { logLevel: 'loud' } }), 'agent');
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.stderr).toContain('services.shoal-agent.settings.logLevel');
+  });
+
+  it('refuses a Nix path for the enrollment token, which would copy the secret into the world-readable store', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-module-'));
+    try {
+      writeFileSync(join(dir, 'token'), 'secret-token');
+      writeFileSync(join(dir, 'module.nix'), '{ services.shoal-agent.enrollmentTokenFile = ./token; }');
+      const result = evalModules(agentConfig(), 'agent', join(dir, 'module.nix'));
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.stderr).toContain('services.shoal-agent.enrollmentTokenFile');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   const badInputs: Array<[string, Record<string, unknown>, Record<string, unknown>, string]> = [

@@ -123,6 +123,18 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     ).toEqual([8443]);
   });
 
+  it('runs beside the agent on the same host', () => {
+    const both = {
+      services: {
+        ...controllerConfig().services,
+        'shoal-agent': { enable: true, controllerUrl: 'http://127.0.0.1:8420', trustedReleaseKeys: ['release-1:' + 'A'.repeat(43) + '='] },
+      },
+    };
+    expect(failedAssertions(both)).toEqual([]);
+    expect(evalJson<string[]>(both, 'services')).toEqual(['shoal-agent', 'shoal-controller']);
+    expect(evalJson<string[]>(both, 'etc')).toEqual(['shoal/agent.json', 'shoal/controller.json']);
+  });
+
   it('has no failed assertions for a correct configuration', () => {
     expect(failedAssertions(controllerConfig({ databasePath: '/var/lib/shoal-controller/db/x.sqlite' }))).toEqual([]);
   });

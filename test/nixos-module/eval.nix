@@ -3,6 +3,8 @@
 {
   nixpkgsLib,
   configJson ? "{}",
+  # A module file, for configuration JSON cannot express (Nix path values).
+  extraModule ? { },
 }:
 let
   lib = import "${nixpkgsLib}/lib";
@@ -14,6 +16,7 @@ let
       ./stubs/nixos-options.nix
       ../../nixos-module
       (builtins.fromJSON configJson)
+      extraModule
     ];
   };
   inherit (evaluated) config;

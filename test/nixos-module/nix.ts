@@ -35,7 +35,7 @@ export const SKIP_WITHOUT_LIB =
   'NIXPKGS_LIB is unset: skipping the NixOS module evaluation tests (point it at a checkout of nix-community/nixpkgs.lib)';
 
 /** Evaluates one projection of test/nixos-module/eval.nix under the given NixOS configuration. */
-export function evalModules(config: object, attr: string): NixResult {
+export function evalModules(config: object, attr: string, extraModuleFile?: string): NixResult {
   const lib = nixpkgsLib();
   if (!lib) throw new Error(SKIP_WITHOUT_LIB);
   return nixInstantiate([
@@ -49,6 +49,7 @@ export function evalModules(config: object, attr: string): NixResult {
     '--argstr',
     'configJson',
     JSON.stringify(config),
+    ...(extraModuleFile ? ['--arg', 'extraModule', extraModuleFile] : []),
     '-A',
     attr,
   ]);

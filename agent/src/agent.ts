@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import type { Ed25519 } from '../../shared/src/ed25519.js';
+import type { NamedPublicKey } from '../../shared/src/keys.js';
+import type { Logger } from '../../shared/src/logger.js';
+import type { Action } from '../../shared/src/protocol.js';
+import { Activator } from './activation.js';
+import { describeCallError, type ControllerClient } from './client.js';
+import type { Reporter } from './reporter.js';
+import type { StateStore } from './state.js';
+import { verifyManifest } from './verify.js';
+
+/**
+ * The one sync code path. The websocket and the poller both hand envelopes to `sync`; it
+ * verifies them and runs at most one activation at a time. A manifest that arrives during an
+ * activation waits (only the newest waits) and is handled afterwards.
+ */
+
+export interface SyncDeps {
+  host: string;
+  trustedKeys: readonly NamedPublicKey[];
+  ed25519: Ed25519;
+  state: StateStore;
+  activator: Activator;
+  report: Reporter;
+  actionOverride: Action | null;
+  clock: () => Date;
+  logger: Logger;
+}
+
+export class ManifestSync {
+  private busy: Promise<void> | null = null;
+  private queued: unknown = undefined;
+  private hasQueued = false;
+  private lastRefused: string | null = null;
+  private stopped = false;
+
+  constructor(private readonly deps: SyncDeps) {}
+
+  /** Accepts any input (it comes off the network); returns once this envelope or a newer queued one was handled. */
+  sync(envelope: unknown): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.busy) {
+      this.queued = envelope;
+      this.hasQueued = true;
+      return this.busy;
+    }
+    this.busy = this.drain(envelope).finally(() => {
+      this.busy = null;
+    });
+    return this.busy;
+  }
+
+  /** Stops taking manifests; resolves when the current one (if any) is done. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.hasQueued = false;
+    await this.busy;
+  }
+
+  get idle(): boolean {
+    return this.busy === null;
+  }
+
+  private async drain(first: unknown): Promise<void> {
+    let next: unknown = first;
+    for (;;) {
+      try {
+        await this.handle(next);
+      } catch (error) {
+        // The one place the agent translates unexpected errors while syncing.
+        this.deps.logger.error({ err: error }, 'handling a manifest failed');
+      }
+      if (!this.hasQueued || this.stopped) return;
+      next = this.queued;
+      this.hasQueued = false;
+      this.queued = undefined;
+    }
+  }
+
+  private async handle(envelope: unknown): Promise<void> {
+    const state = this.deps.state.get();
+    const verdict = verifyManifest(envelope, {
+      host: this.deps.host,
+      trustedKeys: this.deps.trustedKeys,
+      highestVersion: state.highestVersion,
+      highestStorePath: state.highestStorePath,
+      now: this.deps.clock(),
+      ed25519: this.deps.ed25519,
+    });
+    switch (verdict.outcome) {
+      case 'already-have':
+        this.deps.logger.debug({ version: verdict.version }, 'manifest already handled');
+        return;
+      case 'refused': {
+        // The controller re-sends its desired manifest on every reconnect; report a refusal once.
+        const fingerprint = createHash('sha256').update(JSON.stringify(envelope) ?? 'undefined').digest('hex');
+        if (fingerprint === this.lastRefused) return;
+        this.lastRefused = fingerprint;
+        this.deps.logger.warn({ refusal: verdict.reason, reason: verdict.message, version: verdict.version }, 'manifest refused');
+        await this.deps.report({
+          phase: 'refused',
+          manifestVersion: verdict.version,
+          storePath: verdict.storePath,
+          detail: { refusal: verdict.reason, reason: verdict.message },
+        });
+        return;
+      }
+      case 'valid': {
+        const action = this.deps.actionOverride ?? verdict.manifest.action;
+        this.deps.logger.info({ version: verdict.manifest.version, storePath: verdict.manifest.storePath, action, keyId: verdict.keyId }, 'manifest accepted');
+        await this.deps.activator.apply(verdict.manifest, action);
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * Asks the controller for the desired manifest every interval while push is not available.
+ * An unchanged answer costs a 304 thanks to the ETag.
+ */
+export class Poller {
+  private timer: NodeJS.Timeout | undefined;
+  private etag: string | null = null;
+  private running = false;
+  private stopped = true;
+  private lastError: string | null = null;
+
+  constructor(
+    private readonly deps: {
+      client: Pick<ControllerClient, 'getManifest'>;
+      intervalMs: number;
+      /** Polls only when this says so (websocket off, or not connected right now). */
+      shouldPoll: () => boolean;
+      onEnvelope: (envelope: unknown) => Promise<void>;
+      logger: Logger;
+    },
+  ) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Poll right away (e.g. the websocket just dropped). */
+  now(): void {
+    if (this.stopped || this.running) return;
+    clearTimeout(this.timer);
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => void this.tick(), ms);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    if (this.deps.shouldPoll()) {
+      this.running = true;
+      try {
+        await this.pollOnce();
+      } finally {
+        this.running = false;
+      }
+    }
+    if (!this.stopped) this.schedule(this.deps.intervalMs);
+  }
+
+  async pollOnce(): Promise<void> {
+    const result = await this.deps.client.getManifest({ etag: this.etag });
+    if (!result.ok) {
+      const message = describeCallError(result.error);
+      // Once per distinct error, not every interval while the controller is down.
+      if (message !== this.lastError) this.deps.logger.warn({ error: message }, 'polling the controller failed');
+      this.lastError = message;
+      return;
+    }
+    if (this.lastError) this.deps.logger.info('polling the controller works again');
+    this.lastError = null;
+    const answer = result.value;
+    if (answer.kind === 'manifest') {
+      await this.deps.onEnvelope(answer.response.envelope);
+      // Remember the ETag only once the manifest was handled, so a crash mid-way fetches it again.
+      this.etag = answer.etag;
+    } else if (answer.kind === 'none') {
+      this.etag = null;
+    }
+  }
+}

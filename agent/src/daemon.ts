@@ -1,0 +1,166 @@
+import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
+import { formatPublicKey } from '../../shared/src/keys.js';
+import type { Logger } from '../../shared/src/logger.js';
+import { Activator } from './activation.js';
+import { ManifestSync, Poller } from './agent.js';
+import { ControllerClient } from './client.js';
+import { trustedReleaseKeys, type AgentConfig } from './config.js';
+import { ensureEnrolled } from './enrollment.js';
+import { ensureStateDir, loadOrCreateIdentity } from './identity.js';
+import { Nix } from './nix.js';
+import { Outbox, OutboxSender } from './outbox.js';
+import { reconcile } from './reconcile.js';
+import { createReporter } from './reporter.js';
+import { StateStore } from './state.js';
+import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
+import { backoffDelay, WsTransport } from './ws.js';
+
+/** Wires the agent's parts together and runs them; main.ts only adds process concerns. */
+
+export class AgentFatalError extends Error {
+  override readonly name = 'AgentFatalError';
+}
+
+export interface StartOptions {
+  logger: Logger;
+  clock?: () => Date;
+  ed25519?: Ed25519;
+  /** Environment for Nix and switch commands (the lab gives each host its own HOME and caches). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunningAgent {
+  sync: ManifestSync;
+  outbox: Outbox;
+  state: StateStore;
+  /** Stops taking manifests, lets the outbox flush for up to flushMs, closes connections. */
+  stop(flushMs?: number): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, options: StartOptions): Promise<RunningAgent> {
+  const logger = options.logger;
+  const clock = options.clock ?? (() => new Date());
+  const ed25519 = options.ed25519 ?? tweetnaclEd25519;
+  let stopping = false;
+
+  await ensureStateDir(config.stateDir);
+  const { identity, created } = await loadOrCreateIdentity(config.stateDir);
+  logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
+  const state = await StateStore.open(config.stateDir);
+  const outbox = await Outbox.open(config.stateDir);
+  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519 });
+  const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
+  const report = createReporter({
+    outbox,
+    onReport: () => sender.kick(),
+    currentSystem: () => resolveSystem(config.paths.currentSystem),
+    clock,
+  });
+  const useSystemdRun = await resolveAuto(config.useSystemdRun, () => systemdRunning());
+  const checkSystemdUnits = await resolveAuto(config.checkSystemdUnits, () => systemdRunning());
+  const nix = new Nix({
+    stateDir: config.stateDir,
+    substituters: config.substituters,
+    trustedPublicKeys: config.trustedPublicKeys,
+    realiseTimeoutMs: config.timeouts.realiseMs,
+    commandTimeoutMs: config.timeouts.commandMs,
+    env: options.env,
+  });
+  const activator = new Activator({
+    nix,
+    state,
+    report,
+    paths: config.paths,
+    timeouts: config.timeouts,
+    healthChecks: config.healthChecks,
+    healthDeadlineMs: config.healthDeadlineMs,
+    useSystemdRun,
+    checkSystemdUnits,
+    confirmReachable: (seq, timeoutMs) => {
+      sender.kick();
+      return outbox.waitForAck(seq, timeoutMs);
+    },
+    clock,
+    logger,
+    env: options.env,
+  });
+  const sync = new ManifestSync({
+    host: config.host,
+    trustedKeys: trustedReleaseKeys(config),
+    ed25519,
+    state,
+    activator,
+    report,
+    actionOverride: config.action,
+    clock,
+    logger,
+  });
+  logger.info({ useSystemdRun, checkSystemdUnits, websocket: config.websocket, pendingReports: outbox.size }, 'agent starting');
+  sender.kick();
+
+  // Enrollment first: nothing else can authenticate before it. Retries while the controller is down.
+  for (let attempt = 0; ; attempt++) {
+    const enrolled = await ensureEnrolled({ state, client, tokenFile: config.enrollmentTokenFile, host: config.host, logger });
+    if (enrolled.ok) break;
+    if (!enrolled.retry) throw new AgentFatalError(enrolled.message);
+    const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000, random: Math.random });
+    logger.warn({ retryInMs: delay }, enrolled.message);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+
+  // Local safety before anything new: finish or undo an activation the agent died in.
+  const reconciled = await reconcile({
+    activator,
+    state,
+    report,
+    paths: config.paths,
+    useSystemdRun,
+    switchTimeoutMs: config.timeouts.switchMs,
+    logger,
+  });
+  if (reconciled.kind === 'resolved') logger.info({ phase: reconciled.result.phase }, 'reconciled the activation from before the restart');
+
+  let ws: WsTransport | null = null;
+  const poller = new Poller({
+    client,
+    intervalMs: config.pollIntervalMs,
+    shouldPoll: () => !ws?.connected,
+    onEnvelope: (envelope) => sync.sync(envelope),
+    logger,
+  });
+  if (config.websocket) {
+    ws = new WsTransport({
+      controllerUrl: config.controllerUrl,
+      host: config.host,
+      identity,
+      ed25519,
+      logger,
+      onManifest: (envelope) => void sync.sync(envelope),
+      onWelcome: (session) => {
+        client.useSession(session);
+        sender.kick();
+      },
+      onConnectedChange: (connected) => {
+        if (!connected) poller.now();
+      },
+    });
+    ws.start();
+  }
+  poller.start();
+  logger.info('agent running');
+
+  return {
+    sync,
+    outbox,
+    state,
+    async stop(flushMs = 2_000) {
+      stopping = true;
+      ws?.stop();
+      poller.stop();
+      // An activation in flight is not waited for: its record is on disk and the next start reconciles it.
+      void sync.stop();
+      const flushed = await sender.flush(flushMs);
+      logger.info({ pendingReports: outbox.size, flushed }, 'agent stopped');
+    },
+  };
+}

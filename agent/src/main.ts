@@ -1,0 +1,67 @@
+import { createLogger } from '../../shared/src/logger.js';
+import { parseAgentArgs, USAGE } from './args.js';
+import { loadConfig } from './config.js';
+import { AgentFatalError, startAgent, type RunningAgent } from './daemon.js';
+
+/** `shoal-agent run|check-config`: process concerns only (arguments, signals, exit codes). */
+
+function fail(message: string): never {
+  process.stderr.write(`shoal-agent: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const args = parseAgentArgs(argv);
+  if (!args.ok) fail(`${args.message}\n${USAGE}`);
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  if (args.command === undefined) fail(`no command given\n${USAGE}`);
+  if (args.command === 'check-config') {
+    if (!args.configFile) fail('check-config needs --config FILE');
+    const result = await loadConfig(args.configFile, args.overrides);
+    if (!result.ok) fail(result.message);
+    process.stdout.write(`config ${args.configFile}: ok (host ${result.config.host}, ${result.config.trustedReleaseKeys.length} release key(s))\n`);
+    return;
+  }
+  if (args.command !== 'run') fail(`unknown command ${JSON.stringify(args.command)}\n${USAGE}`);
+
+  const loaded = await loadConfig(args.configFile, args.overrides);
+  if (!loaded.ok) fail(loaded.message);
+  const config = loaded.config;
+  const logger = createLogger('agent', { level: config.logLevel }).child({ host: config.host });
+
+  let agent: RunningAgent | null = null;
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    // Before start-up finished there is nothing to flush that is not already durable on disk.
+    if (!agent) process.exit(0);
+    void agent.stop(2_000).finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    agent = await startAgent(config, { logger, env: process.env });
+  } catch (error) {
+    if (error instanceof AgentFatalError) {
+      logger.fatal({ err: error.message }, 'cannot start');
+      logger.flush();
+      fail(error.message);
+    }
+    throw error;
+  }
+  if (stopping) await agent.stop(2_000).finally(() => process.exit(0));
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`shoal-agent: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

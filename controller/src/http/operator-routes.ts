@@ -1,5 +1,5 @@
 import { and, asc, eq, gt } from 'drizzle-orm';
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import { z } from 'zod';
 import {
   CreateEnrollmentTokenRequest,
@@ -10,7 +10,6 @@ import {
   type HostEvents,
   type HostList,
 } from '../../../shared/src/operator-api.js';
-import { findOperator, type OperatorIdentity } from '../auth/operator-tokens.js';
 import { iso } from '../clock.js';
 import { events, hosts } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
@@ -18,14 +17,13 @@ import { createEnrollmentToken, registerHost } from '../hosts/enrollment.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { issueManifest, toSummary } from '../manifests/issue.js';
 import { ApiError } from './errors.js';
-import { bearerToken, limitBody, readBody } from './request.js';
+import { operatorGuard, type OperatorEnv } from './operator-auth.js';
+import { readBody } from './request.js';
 
 const EventQuery = z.object({
   afterId: z.coerce.number().int().nonnegative().default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
-
-type OperatorEnv = { Variables: { operator: OperatorIdentity } };
 
 function unknownHost(name: string): ApiError {
   return new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(name)}`);
@@ -35,16 +33,9 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
   const { db, clock, presence } = deps;
   const app = new Hono<OperatorEnv>();
 
-  const authenticate = async (c: Context<OperatorEnv>, next: () => Promise<void>) => {
-    const token = bearerToken(c);
-    if (token === null) throw new ApiError(401, 'missing-token', 'operator API needs "Authorization: Bearer <token>"');
-    const operator = token ? findOperator(db, token) : null;
-    if (!operator) throw new ApiError(401, 'invalid-token', 'operator token is not known to this controller or was revoked');
-    c.set('operator', operator);
-    await next();
-  };
+  const guard = operatorGuard(db, maxBodyBytes);
   // Explicit paths, not '*': this app is mounted at /v1 beside the agent routes and must not guard them.
-  for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens']) app.use(path, authenticate, limitBody(maxBodyBytes));
+  for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens']) app.use(path, ...guard);
 
   app.get('/hosts', (c) => c.json({ hosts: listHostStatuses(db, presence) } satisfies HostList));
 

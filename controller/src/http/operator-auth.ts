@@ -1,0 +1,24 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { findOperator, type OperatorIdentity } from '../auth/operator-tokens.js';
+import type { Db } from '../db/open.js';
+import { ApiError } from './errors.js';
+import { bearerToken, limitBody } from './request.js';
+
+export type OperatorEnv = { Variables: { operator: OperatorIdentity } };
+
+/** Bearer operator token (looked up by its sha256); sets c.get('operator'). */
+export function operatorAuth(db: Db): MiddlewareHandler<OperatorEnv> {
+  return async (c: Context<OperatorEnv>, next) => {
+    const token = bearerToken(c);
+    if (token === null) throw new ApiError(401, 'missing-token', 'operator API needs "Authorization: Bearer <token>"');
+    const operator = token ? findOperator(db, token) : null;
+    if (!operator) throw new ApiError(401, 'invalid-token', 'operator token is not known to this controller or was revoked');
+    c.set('operator', operator);
+    await next();
+  };
+}
+
+/** What every operator route runs first: authentication, then the body limit. Mount it on explicit paths. */
+export function operatorGuard(db: Db, maxBodyBytes: number): MiddlewareHandler<OperatorEnv>[] {
+  return [operatorAuth(db), limitBody(maxBodyBytes)];
+}

@@ -1,20 +1,19 @@
-import { readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { nixInstantiate, repoRoot } from './nix.js';
 
-const SKIPPED_DIRS = new Set(['node_modules', '.git', 'dist']);
-
-function nixFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return SKIPPED_DIRS.has(entry.name) ? [] : nixFiles(path);
-    return entry.name.endsWith('.nix') ? [path] : [];
+/** The repository's .nix files, committed or not yet, leaving out what .gitignore lists. */
+function nixFiles(): string[] {
+  const run = spawnSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', '*.nix'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
   });
+  if (run.status !== 0) throw new Error(`git ls-files failed: ${run.stderr}`);
+  return [...new Set(run.stdout.split('\n').filter((line) => line !== ''))].sort();
 }
 
 describe('Nix files', () => {
-  const files = nixFiles(repoRoot).map((file) => relative(repoRoot, file));
+  const files = nixFiles();
 
   it('include the modules, the package and the flake', () => {
     expect(files).toEqual(

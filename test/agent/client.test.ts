@@ -1,0 +1,110 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ControllerClient } from '../../agent/src/client.js';
+import { ensureEnrolled } from '../../agent/src/enrollment.js';
+import { loadOrCreateIdentity, type Identity } from '../../agent/src/identity.js';
+import { StateStore } from '../../agent/src/state.js';
+import { tweetnaclEd25519 } from '../../shared/src/ed25519.js';
+import { generateNamedKey, toBase64 } from '../../shared/src/keys.js';
+import { silentLogger } from '../../shared/src/logger.js';
+import { FakeController } from './fake-controller.js';
+import { signedManifest } from './manifests.js';
+import { useTmpDirs } from './tmp-dir.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+describe('ControllerClient over real HTTP', () => {
+  const tmpDir = useTmpDirs();
+  let controller: FakeController;
+  let identity: Identity;
+  let client: ControllerClient;
+
+  beforeEach(async () => {
+    controller = new FakeController();
+    await controller.start();
+    identity = (await loadOrCreateIdentity(await tmpDir())).identity;
+    controller.hosts.set('web-1', toBase64(identity.publicKey));
+    client = new ControllerClient({ baseUrl: controller.url, host: 'web-1', identity, ed25519: tweetnaclEd25519 });
+  });
+  afterEach(async () => {
+    await controller.stop().catch(() => {});
+  });
+
+  it('authenticates by signing the challenge, then fetches the manifest and honours the ETag', async () => {
+    expect(await client.getManifest()).toEqual({ ok: true, value: { kind: 'none' } });
+    const envelope = signedManifest(generateNamedKey('release-1'), { version: 2 });
+    controller.setManifest(2, envelope);
+    const first = await client.getManifest();
+    expect(first.ok && first.value).toMatchObject({ kind: 'manifest', etag: '"v2"', response: { version: 2, envelope } });
+    expect(await client.getManifest({ etag: '"v2"' })).toEqual({ ok: true, value: { kind: 'not-modified' } });
+    expect(controller.requests.filter((r) => r.includes('challenge'))).toHaveLength(1);
+  });
+
+  it('authenticates again once when the controller forgot the session', async () => {
+    await client.getManifest();
+    controller.forgetSessions();
+    const result = await client.sendReports([
+      { seq: 1, at: new Date().toISOString(), phase: 'reconciled', manifestVersion: null, storePath: null, currentSystem: null, detail: {} },
+    ]);
+    expect(result.ok && result.value.ackedSeqs).toEqual([1]);
+    expect(controller.requests.filter((r) => r.includes('challenge'))).toHaveLength(2);
+  });
+
+  it('says the controller is unreachable instead of throwing', async () => {
+    await controller.stop();
+    const result = await client.getManifest();
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error).toMatchObject({ kind: 'unreachable', message: expect.stringContaining('ECONNREFUSED') });
+  });
+
+  it('names the controller\'s error when this host\'s signature is refused', async () => {
+    controller.hosts.set('web-1', toBase64(generateNamedKey('other').publicKey));
+    const result = await client.getManifest();
+    expect(!result.ok && result.error).toEqual({ kind: 'http', status: 401, code: 'bad-signature', message: 'challenge signature does not verify' });
+  });
+});
+
+describe('enrollment', () => {
+  const tmpDir = useTmpDirs();
+
+  async function setup() {
+    const controller = new FakeController();
+    await controller.start();
+    const dir = await tmpDir();
+    const { identity } = await loadOrCreateIdentity(dir);
+    const state = await StateStore.open(dir);
+    const client = new ControllerClient({ baseUrl: controller.url, host: 'web-1', identity, ed25519: tweetnaclEd25519 });
+    const tokenFile = join(dir, 'enroll-token');
+    await writeFile(tokenFile, `${controller.enrollToken}\n`);
+    return { controller, identity, state, client, tokenFile };
+  }
+
+  it('enrolls once with the token file and remembers it', async () => {
+    const { controller, identity, state, client, tokenFile } = await setup();
+    const deps = { state, client, tokenFile, host: 'web-1', logger: silentLogger() };
+    expect(await ensureEnrolled(deps)).toEqual({ ok: true, how: 'enrolled' });
+    expect(controller.hosts.get('web-1')).toBe(toBase64(identity.publicKey));
+    expect((await StateStore.open(join(tokenFile, '..'))).get().enrolled).toBe(true);
+    expect(await ensureEnrolled(deps)).toEqual({ ok: true, how: 'already' });
+    await controller.stop();
+  });
+
+  it('stops with a clear error when the host is enrolled with another key (409)', async () => {
+    const { controller, state, client, tokenFile } = await setup();
+    controller.hosts.set('web-1', toBase64(generateNamedKey('old').publicKey));
+    const outcome = await ensureEnrolled({ state, client, tokenFile, host: 'web-1', logger: silentLogger() });
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok) {
+      expect(outcome.retry).toBe(false);
+      expect(outcome.message).toMatch(/^host web-1 is already enrolled on the controller with a different public key/);
+    }
+    expect(state.get().enrolled).toBe(false);
+    await controller.stop();
+  });
+
+  it('retries later when the controller is unreachable', async () => {
+    const { controller, state, client, tokenFile } = await setup();
+    await controller.stop();
+    const outcome = await ensureEnrolled({ state, client, tokenFile, host: 'web-1', logger: silentLogger() });
+    expect(outcome).toMatchObject({ ok: false, retry: true });
+  });
+});

@@ -15,6 +15,8 @@ export class Presence {
   private readonly websockets = new Set<string>();
   private readonly lastPoll = new Map<string, number>();
   private readonly lastWritten = new Map<string, number>();
+  /** Newer than the database when a websocket host was only heard through pongs. */
+  private readonly lastHeard = new Map<string, number>();
 
   constructor(
     private readonly db: Db,
@@ -37,12 +39,25 @@ export class Presence {
     this.seen(host);
   }
 
+  /** A sign of life that is not worth a write (a websocket pong): kept in memory only. */
+  heard(host: string): void {
+    this.lastHeard.set(host, this.clock.now());
+  }
+
   seen(host: string, force = false): void {
     const now = this.clock.now();
+    this.lastHeard.set(host, now);
     const written = this.lastWritten.get(host);
     if (!force && written !== undefined && now - written < SEEN_WRITE_INTERVAL_MS) return;
     this.lastWritten.set(host, now);
     this.db.update(hosts).set({ lastSeenAt: now }).where(eq(hosts.name, host)).run();
+  }
+
+  /** The later of the stored lastSeenAt and what this process heard since. */
+  lastSeen(host: string, stored: number | null): number | null {
+    const heard = this.lastHeard.get(host);
+    if (heard === undefined) return stored;
+    return stored === null ? heard : Math.max(stored, heard);
   }
 
   mode(host: string): ConnectionMode {

@@ -12,7 +12,7 @@ function toStatus(host: HostRow, desired: ManifestRow | null, presence: Presence
     name: host.name,
     tags: host.tags,
     enrolledAt: isoOrNull(host.enrolledAt),
-    lastSeenAt: isoOrNull(host.lastSeenAt),
+    lastSeenAt: isoOrNull(presence.lastSeen(host.name, host.lastSeenAt)),
     connection: presence.mode(host.name),
     desired: desired ? toSummary(desired) : null,
     currentSystem: host.currentSystem,

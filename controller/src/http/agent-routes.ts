@@ -117,7 +117,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     if (claimed !== undefined && claimed !== host) {
       throw new ApiError(403, 'wrong-host', `session belongs to ${JSON.stringify(host)}; it cannot report as ${JSON.stringify(claimed)}`);
     }
-    const batch = ReportBatch.parse(raw);
+    const batch = await readBody(c, ReportBatch, raw);
     const outcome = storeReports(db, clock, host, batch.reports);
     presence.seen(host);
     return c.json({ protocol: PROTOCOL_VERSION, ackedSeqs: outcome.ackedSeqs, stored: outcome.stored } satisfies ReportAck);

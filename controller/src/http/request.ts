@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
+import { PROTOCOL_VERSION } from '../../../shared/src/protocol.js';
 import { ApiError } from './errors.js';
 
 /** Reads the body as JSON: a syntax error is 'malformed-json', a schema mismatch a ZodError (→ 400 naming the fields). */
@@ -13,8 +14,19 @@ export async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-export async function readBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  return schema.parse(await readJson(c));
+/**
+ * Parses the body with `schema`. A wrong `protocol` gets its own code, so an agent of another
+ * protocol version knows that retrying cannot help.
+ */
+export async function readBody<S extends z.ZodType>(c: Context, schema: S, alreadyRead?: unknown): Promise<z.output<S>> {
+  const raw = alreadyRead === undefined ? await readJson(c) : alreadyRead;
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  if (parsed.error.issues.some((issue) => issue.path.length === 1 && issue.path[0] === 'protocol')) {
+    const got = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>).protocol : undefined;
+    throw new ApiError(400, 'protocol-mismatch', `controller speaks protocol ${PROTOCOL_VERSION}, request has protocol ${JSON.stringify(got)}`);
+  }
+  throw parsed.error;
 }
 
 export function limitBody(maxBytes: number) {

@@ -84,6 +84,7 @@ export class AgentHub {
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
     ws.on('pong', () => {
       connection.alive = true;
+      if (connection.host !== null) this.deps.presence.heard(connection.host);
     });
     ws.on('error', (error) => this.deps.logger.debug({ err: error, host: connection.host }, 'websocket error'));
     ws.on('close', () => {

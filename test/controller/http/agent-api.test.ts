@@ -112,6 +112,12 @@ describe('agent API', () => {
     });
   });
 
+  it('refuses another protocol version with its own error code', async () => {
+    const response = await postJson(ctl, '/v1/agent/challenge', { protocol: 2, host: 'web-1' });
+    expect(response.status).toBe(400);
+    expect(await errorOf(response)).toEqual({ code: 'protocol-mismatch', message: 'controller speaks protocol 1, request has protocol 2' });
+  });
+
   describe('challenge authentication', () => {
     let host: TestHost;
     beforeEach(() => {

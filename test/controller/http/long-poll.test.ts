@@ -55,6 +55,18 @@ describe('manifest long-poll', () => {
     expect((await waiting).status).toBe(304);
   });
 
+  it('forgets a waiting poll whose client went away', async () => {
+    const abort = new AbortController();
+    const waiting = fetch(`${ctl.handle.url}/v1/agent/manifest?waitSeconds=30`, {
+      headers: { authorization: `Bearer ${session}` },
+      signal: abort.signal,
+    }).catch(() => 'aborted');
+    await expect.poll(() => ctl.handle.deps.bus.waiterCount()).toBe(1);
+    abort.abort();
+    expect(await waiting).toBe('aborted');
+    await expect.poll(() => ctl.handle.deps.bus.waiterCount()).toBe(0);
+  });
+
   it('releases waiting polls when the controller shuts down', async () => {
     await ctl.setDesired('web-1', storePath('sys', 'a'));
     const waiting = poll('?waitSeconds=60', '"v1"');

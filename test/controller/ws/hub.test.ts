@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tweetnaclEd25519 } from '../../../shared/src/ed25519.js';
 import { verifyEnvelope } from '../../../shared/src/envelope.js';
 import { MANIFEST_PAYLOAD_TYPE, ManifestPayload, WsClose } from '../../../shared/src/protocol.js';
-import { newHostKeys, storePath } from '../helpers.js';
+import { ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
 
 describe('agent websocket hub', () => {
@@ -115,6 +115,31 @@ describe('agent websocket hub', () => {
     socketInternals._receiver.removeAllListeners('ping');
     expect((await socket.closed).code).toBe(1006);
     await expect.poll(() => ctl.handle.hub.connectedCount).toBe(0);
+  });
+
+  it('keeps a websocket host’s last-seen time fresh through pongs', async () => {
+    await ctl.close();
+    const clock = new ManualClock();
+    ctl = await liveController({ clock, hub: { pingIntervalMs: 30 } });
+    const host = ctl.register('web-1');
+    const socket = connect();
+    await socket.authenticate(host);
+    await socket.expect('welcome');
+    clock.advance(600_000);
+    const lastSeen = async () => {
+      const response = await fetch(`${ctl.handle.url}/v1/hosts/web-1`, { headers: { authorization: `Bearer ${ctl.operatorToken}` } });
+      return ((await response.json()) as { lastSeenAt: string }).lastSeenAt;
+    };
+    await expect.poll(lastSeen).toBe(new Date(clock.now()).toISOString());
+  });
+
+  it('closes with 4400 when the agent speaks another protocol version', async () => {
+    const host = ctl.register('web-1');
+    const socket = connect();
+    const { nonce } = await socket.expect('challenge');
+    socket.ws.send(JSON.stringify({ type: 'auth', protocol: 2, host: host.name, signature: nonce }));
+    expect(await socket.expect('error')).toMatchObject({ code: 'protocol-mismatch' });
+    expect((await socket.closed).code).toBe(WsClose.protocolMismatch);
   });
 
   it('closes sockets with 4503 when the controller shuts down', async () => {

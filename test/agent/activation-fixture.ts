@@ -10,7 +10,7 @@ import { resolveSystem } from '../../agent/src/system.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { buildToplevel } from './nix-fixture.js';
 
-export type SwitchMode = 'ok' | 'fail' | 'hang' | 'fail-boot';
+export type SwitchMode = 'ok' | 'slow' | 'fail' | 'hang' | 'fail-boot';
 
 /**
  * A host in a directory: its "/run/current-system", boot default and profile are files under
@@ -42,12 +42,13 @@ export async function fakeHost(root: string): Promise<FakeHost> {
 export function buildSystem(host: FakeHost, name: string, mode: SwitchMode = 'ok'): string {
   const fail = mode === 'fail' ? 'echo "starting units"; echo "Job for web.service failed" >&2; exit 4' : '';
   const hang = mode === 'hang' ? 'exec /bin/sleep 600' : '';
+  const slow = mode === 'slow' ? '/bin/sleep 1;' : '';
   const failBoot = mode === 'fail-boot' ? 'echo "bootloader broken" >&2; exit 2' : '';
   const script = `#!/bin/sh
 self="\${0%/bin/switch-to-configuration}"
 echo "$self $1" >> ${host.log}
 case "$1" in
-  test|switch) /bin/ln -sfn "$self" ${host.currentSystem}; ${fail} ${hang} ;;
+  test|switch) ${slow} /bin/ln -sfn "$self" ${host.currentSystem}; ${fail} ${hang} ;;
   boot) ${failBoot} echo "$self" > ${host.bootDefault} ;;
   dry-activate) echo "would restart web.service" ;;
 esac

@@ -1,0 +1,148 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig, type AgentConfig } from '../../agent/src/config.js';
+import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
+import { resolveSystem } from '../../agent/src/system.js';
+import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
+import { silentLogger } from '../../shared/src/logger.js';
+import { bootInto, buildSystem, fakeHost, type FakeHost } from './activation-fixture.js';
+import { FakeController } from './fake-controller.js';
+import { signedManifest } from './manifests.js';
+import { useTmpDirs } from './tmp-dir.js';
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const release = generateNamedKey('release-1');
+const future = () => ({ issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+
+describe('the agent daemon end to end (loopback controller stand-in, host in a directory)', () => {
+  const tmpDir = useTmpDirs();
+  const running: RunningAgent[] = [];
+  const controllers: FakeController[] = [];
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((a) => a.stop(100)));
+    await Promise.all(controllers.splice(0).map((c) => c.stop().catch(() => {})));
+  });
+
+  async function setup(overrides: Record<string, unknown> = {}) {
+    const controller = new FakeController();
+    await controller.start();
+    controllers.push(controller);
+    const host = await fakeHost(await tmpDir());
+    const prev = buildSystem(host, 'prev');
+    await bootInto(host, prev);
+    const tokenFile = join(host.root, 'enroll');
+    await writeFile(tokenFile, controller.enrollToken);
+    const parsed = parseConfig(
+      {
+        host: 'web-1',
+        controllerUrl: controller.url,
+        trustedReleaseKeys: [formatPublicKey(release)],
+        stateDir: join(host.root, 'state'),
+        enrollmentTokenFile: tokenFile,
+        pollIntervalMs: 200,
+        healthDeadlineMs: 5_000,
+        checkSystemdUnits: false,
+        useSystemdRun: false,
+        paths: { profile: host.profile, currentSystem: host.currentSystem, bootedSystem: host.bootedSystem },
+        ...overrides,
+      },
+      'test',
+    );
+    if (!parsed.ok) throw new Error(parsed.message);
+    return { controller, host, prev, config: parsed.config };
+  }
+
+  async function start(config: AgentConfig): Promise<RunningAgent> {
+    const agent = await startAgent(config, { logger: silentLogger() });
+    running.push(agent);
+    return agent;
+  }
+
+  async function finalPhase(controller: FakeController, version: number, phase: string): Promise<void> {
+    await until(() => controller.reports.some((r) => r.manifestVersion === version && r.phase === phase));
+  }
+
+  it('enrolls, receives a pushed manifest, activates it and reports every phase in order', async () => {
+    const { controller, host, config } = await setup();
+    await start(config);
+    await until(() => controller.connectedHosts().includes('web-1'));
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
+    await finalPhase(controller, 1, 'healthy');
+    expect(controller.phases()).toEqual(['reconciled', 'accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
+    expect(controller.reports.map((r) => r.seq).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(await resolveSystem(host.currentSystem)).toBe(next);
+  });
+
+  it('converges by polling when the websocket is disabled', async () => {
+    const { controller, host, config } = await setup({ websocket: false });
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
+    await start(config);
+    await finalPhase(controller, 1, 'healthy');
+    expect(controller.connections).toBe(0);
+    expect(await resolveSystem(host.currentSystem)).toBe(next);
+    // Later polls are answered 304 and change nothing.
+    const count = controller.reports.length;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(controller.reports.length).toBe(count);
+  });
+
+  it('reports a refused manifest once, with its reason, and leaves the host unchanged', async () => {
+    const { controller, host, prev, config } = await setup();
+    await start(config);
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, host: 'db-1', storePath: next, ...future() }));
+    await finalPhase(controller, 1, 'refused');
+    const refused = controller.reports.find((r) => r.phase === 'refused')!;
+    expect(refused.detail).toEqual({ refusal: 'wrong-host', reason: 'manifest is for host "db-1", this is "web-1"' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(controller.reports.filter((r) => r.phase === 'refused')).toHaveLength(1);
+    expect(await resolveSystem(host.currentSystem)).toBe(prev);
+  });
+
+  it('handles a manifest that arrives during an activation after it, and only the newest', async () => {
+    const { controller, host, config } = await setup();
+    await start(config);
+    await until(() => controller.connectedHosts().includes('web-1'));
+    const slow = buildSystem(host, 'slow', 'slow');
+    const second = buildSystem(host, 'second');
+    const third = buildSystem(host, 'third');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: slow, ...future() }));
+    await finalPhase(controller, 1, 'activating');
+    controller.setManifest(2, signedManifest(release, { version: 2, storePath: second, ...future() }));
+    controller.setManifest(3, signedManifest(release, { version: 3, storePath: third, ...future() }));
+    await finalPhase(controller, 3, 'healthy');
+    const versions = [...new Set(controller.reports.sort((a, b) => a.seq - b.seq).map((r) => r.manifestVersion))];
+    expect(versions).toEqual([null, 1, 3]);
+    expect(controller.reports.filter((r) => r.manifestVersion === 1).at(-1)!.phase).toBe('healthy');
+    expect(await resolveSystem(host.currentSystem)).toBe(third);
+  });
+
+  it('keeps reports while the controller is down and delivers them, once each, when it is back', async () => {
+    const { controller, config } = await setup();
+    let agent = await start(config);
+    await until(() => controller.reports.length === 1);
+    await controller.stop();
+    await agent.stop(100);
+    running.splice(running.indexOf(agent), 1);
+    agent = await start(config); // its 'reconciled' report cannot be delivered yet
+    await new Promise((r) => setTimeout(r, 300));
+    expect(agent.outbox.size).toBe(1);
+    await controller.restart();
+    await until(() => controller.reports.length === 2);
+    expect(controller.reports.map((r) => [r.seq, r.phase])).toEqual([
+      [1, 'reconciled'],
+      [2, 'reconciled'],
+    ]);
+  });
+});

@@ -7,7 +7,7 @@ import { isHostName } from '../../shared/src/names.js';
 import { serveCache, type CacheServer } from './cache-server.js';
 import { ResourceScope } from './cleanup.js';
 import { createReleaseKey, LabController, type ReleaseKey } from './controller.js';
-import type { LabFixtures } from './fixtures.js';
+import type { CacheFixture } from './fixtures.js';
 import { LabHost } from './host.js';
 import { LabBridge, sweepStaleNetworks } from './network.js';
 import { pidAlive, uniqueSuffix } from './pids.js';
@@ -15,8 +15,14 @@ import { pidAlive, uniqueSuffix } from './pids.js';
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const DIR_PREFIX = 'shoal-lab-';
 
+/** The binary caches a lab serves (a LabFixtures has both). */
+export interface LabCaches {
+  cache: CacheFixture;
+  untrustedCache?: CacheFixture;
+}
+
 export interface LabOptions {
-  fixtures: LabFixtures;
+  fixtures: LabCaches;
   /**
    * Give every host its own network namespace on a lab bridge (needed to cut a host's
    * network). The cache and the controller then listen on the bridge's address.
@@ -47,7 +53,7 @@ export class Lab {
   private constructor(
     readonly scope: ResourceScope,
     readonly dir: string,
-    readonly fixtures: LabFixtures,
+    readonly fixtures: LabCaches,
     readonly bridge: LabBridge | null,
   ) {}
 
@@ -87,6 +93,7 @@ export class Lab {
   /** Serves the cache whose paths are signed by a key no lab host trusts (idempotent). */
   async serveUntrustedCache(): Promise<CacheServer> {
     if (!this.untrustedCache) {
+      if (!this.fixtures.untrustedCache) throw new Error('this lab was started without an untrusted cache');
       const cache = await serveCache(this.fixtures.untrustedCache.dir, { host: this.serviceAddress });
       this.scope.add({ label: `untrusted cache ${cache.url}`, release: () => cache.close(), releaseSync: () => undefined });
       this.untrustedCache = cache;

@@ -2,12 +2,14 @@
 // mount namespace with its own /nix and /run) on this machine; deploys a new system to all
 // three through the operator API and shows where each host stands. `--keep` leaves it all
 // running for the CLI; `--network` gives each host its own network namespace too.
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostStatus } from '../../shared/src/operator-api.js';
 import { TERMINAL_PHASES } from '../../shared/src/protocol.js';
 import { generateCacheKey, publishToCache } from './binary-cache.js';
+import { ResourceScope } from './cleanup.js';
 import { Lab, REPO_ROOT } from './lab.js';
 import { run } from './run.js';
 import { buildSystems } from './systems.js';
@@ -23,7 +25,16 @@ async function main(argv: string[]): Promise<void> {
   const keep = argv.includes('--keep');
   const network = argv.includes('--network');
   const work = await mkdtemp(join(tmpdir(), 'shoal-demo-'));
+  const demoScope = new ResourceScope();
+  demoScope.add({ label: `demo dir ${work}`, release: () => rm(work, { recursive: true, force: true }), releaseSync: () => rmSync(work, { recursive: true, force: true }) });
+  try {
+    await deploy(work, keep, network);
+  } finally {
+    if (!keep) await demoScope.releaseAll();
+  }
+}
 
+async function deploy(work: string, keep: boolean, network: boolean): Promise<void> {
   say('building two NixOS systems (fake toplevels, real Nix)…');
   const systems = await buildSystems(
     [
@@ -41,7 +52,6 @@ async function main(argv: string[]): Promise<void> {
   await publishToCache({ dir: cacheDir, key, paths: [v1.path, v2.path] });
 
   const lab = await Lab.start({ fixtures: { cache: { dir: cacheDir, key } }, network, keepDir: false });
-  lab.scope.add({ label: `demo dir ${work}`, release: () => rm(work, { recursive: true, force: true }), releaseSync: () => undefined });
   try {
     const cache = await lab.serveCache();
     say(`binary cache serving on ${cache.url} (key ${key.publicKey.slice(0, 24)}…)`);

@@ -1,5 +1,7 @@
+import { sql } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Db, Tx } from './db/open.js';
+import { prepared } from './db/prepared.js';
 import { events } from './db/schema.js';
 
 export interface NewEvent {
@@ -11,9 +13,30 @@ export interface NewEvent {
   data?: Record<string, unknown>;
 }
 
+function insertEvent(db: Db | Tx) {
+  return prepared(db, 'events.insert', () =>
+    db
+      .insert(events)
+      .values({
+        host: sql.placeholder('host'),
+        at: sql.placeholder('at'),
+        kind: sql.placeholder('kind'),
+        actor: sql.placeholder('actor'),
+        rolloutId: sql.placeholder('rolloutId'),
+        data: sql.placeholder('data'),
+      })
+      .prepare(),
+  );
+}
+
 /** The event log is append-only: nothing in the controller updates or deletes an event. */
 export function appendEvent(db: Db | Tx, event: NewEvent): void {
-  db.insert(events)
-    .values({ host: event.host, at: event.at, kind: event.kind, actor: event.actor, rolloutId: event.rolloutId ?? null, data: event.data ?? {} })
-    .run();
+  insertEvent(db).run({
+    host: event.host,
+    at: event.at,
+    kind: event.kind,
+    actor: event.actor,
+    rolloutId: event.rolloutId ?? null,
+    data: event.data ?? {},
+  });
 }

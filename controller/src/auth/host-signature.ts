@@ -1,9 +1,8 @@
-import { eq } from 'drizzle-orm';
 import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { fromBase64 } from '../../../shared/src/keys.js';
 import { challengeMessage } from '../../../shared/src/protocol.js';
 import type { Db } from '../db/open.js';
-import { hosts } from '../db/schema.js';
+import { hostPublicKey } from '../hosts/lookup.js';
 import type { ChallengeStore } from './challenges.js';
 
 export type HostProof =
@@ -24,9 +23,9 @@ export function verifyHostProof(db: Db, challenges: ChallengeStore, host: string
     } as const;
     return { ok: false, reason: check.reason, message: messages[check.reason] };
   }
-  const row = db.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, host)).get();
-  if (!row) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(host)}` };
-  const valid = nodeEd25519.verify(challengeMessage(host, nonce), fromBase64(signatureBase64), fromBase64(row.publicKey));
+  const publicKey = hostPublicKey(db, host);
+  if (publicKey === null) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(host)}` };
+  const valid = nodeEd25519.verify(challengeMessage(host, nonce), fromBase64(signatureBase64), fromBase64(publicKey));
   if (!valid) return { ok: false, reason: 'bad-signature', message: `signature does not verify under the key enrolled for ${JSON.stringify(host)}` };
   return { ok: true };
 }

@@ -1,6 +1,7 @@
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
+import { prepared } from '../db/prepared.js';
 import { operatorTokens } from '../db/schema.js';
 import { newId, newSecret, sha256Hex } from '../secrets.js';
 
@@ -17,11 +18,13 @@ export function createOperatorToken(db: Db, clock: Clock, name: string): { id: s
 }
 
 export function findOperator(db: Db, token: string): OperatorIdentity | null {
-  const row = db
-    .select({ id: operatorTokens.id, name: operatorTokens.name })
-    .from(operatorTokens)
-    .where(and(eq(operatorTokens.hash, sha256Hex(token)), isNull(operatorTokens.revokedAt)))
-    .get();
+  const row = prepared(db, 'operatorTokens.byHash', () =>
+    db
+      .select({ id: operatorTokens.id, name: operatorTokens.name })
+      .from(operatorTokens)
+      .where(and(eq(operatorTokens.hash, sql.placeholder('hash')), isNull(operatorTokens.revokedAt)))
+      .prepare(),
+  ).get({ hash: sha256Hex(token) });
   return row ?? null;
 }
 

@@ -1,7 +1,8 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
+import { prepared } from '../db/prepared.js';
 import { hosts } from '../db/schema.js';
 
 /** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
@@ -50,7 +51,10 @@ export class Presence {
     const written = this.lastWritten.get(host);
     if (!force && written !== undefined && now - written < SEEN_WRITE_INTERVAL_MS) return;
     this.lastWritten.set(host, now);
-    this.db.update(hosts).set({ lastSeenAt: now }).where(eq(hosts.name, host)).run();
+    const db = this.db;
+    prepared(db, 'hosts.seen', () =>
+      db.update(hosts).set({ lastSeenAt: sql`${sql.placeholder('now')}` }).where(eq(hosts.name, sql.placeholder('host'))).prepare(),
+    ).run({ now, host });
   }
 
   /** The later of the stored lastSeenAt and what this process heard since. */

@@ -1,4 +1,3 @@
-import { eq } from 'drizzle-orm';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -17,9 +16,10 @@ import {
 } from '../../../shared/src/protocol.js';
 import { verifyHostProof } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
-import { hosts, type ManifestRow } from '../db/schema.js';
+import type { ManifestRow } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { enrollHost } from '../hosts/enrollment.js';
+import { hostExists } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 import { storeReports } from '../reports/store.js';
@@ -77,7 +77,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
 
   app.post('/challenge', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, ChallengeRequest);
-    if (!db.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, request.host)).get()) {
+    if (!hostExists(db, request.host)) {
       throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
     }
     const { nonce, expiresAt } = challenges.issue(request.host);

@@ -11,9 +11,10 @@ import {
   type HostList,
 } from '../../../shared/src/operator-api.js';
 import { iso } from '../clock.js';
-import { events, hosts } from '../db/schema.js';
+import { events } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { createEnrollmentToken, registerHost } from '../hosts/enrollment.js';
+import { hostExists } from '../hosts/lookup.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { issueManifest, toSummary } from '../manifests/issue.js';
 import { ApiError } from './errors.js';
@@ -61,7 +62,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
   app.put('/hosts/:name/desired', async (c) => {
     const name = c.req.param('name');
     // Unknown host before body validation: "no such host" is the more useful answer.
-    if (!db.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, name)).get()) throw unknownHost(name);
+    if (!hostExists(db, name)) throw unknownHost(name);
     const request = await readBody(c, SetDesiredRequest);
     const outcome = issueManifest(
       deps,
@@ -75,7 +76,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
   app.get('/hosts/:name/events', (c) => {
     const name = c.req.param('name');
     const query = EventQuery.parse(c.req.query());
-    if (!db.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, name)).get()) throw unknownHost(name);
+    if (!hostExists(db, name)) throw unknownHost(name);
     const rows = db
       .select()
       .from(events)

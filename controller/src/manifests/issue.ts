@@ -1,9 +1,10 @@
-import { and, desc, eq, max } from 'drizzle-orm';
+import { and, desc, eq, max, sql } from 'drizzle-orm';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { EventKind, ManifestSummary } from '../../../shared/src/operator-api.js';
 import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../../shared/src/protocol.js';
 import { iso, type Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
+import { prepared } from '../db/prepared.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
@@ -100,7 +101,9 @@ export function published(row: ManifestRow): PublishedManifest {
 }
 
 export function latestManifest(db: Db | Tx, host: string): ManifestRow | undefined {
-  return db.select().from(manifests).where(eq(manifests.host, host)).orderBy(desc(manifests.version)).limit(1).get();
+  return prepared(db, 'manifests.latest', () =>
+    db.select().from(manifests).where(eq(manifests.host, sql.placeholder('host'))).orderBy(desc(manifests.version)).limit(1).prepare(),
+  ).get({ host });
 }
 
 export function manifestByVersion(db: Db | Tx, host: string, version: number): ManifestRow | undefined {

@@ -2,14 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { eq } from 'drizzle-orm';
 import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { fromBase64 } from '../../../shared/src/keys.js';
 import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, challengeMessage, type ServerMessage } from '../../../shared/src/protocol.js';
 import { iso } from '../clock.js';
-import { hosts } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
+import { hostPublicKey } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -118,9 +117,9 @@ export class AgentHub {
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
     const { host, signature } = parsed.data;
-    const row = this.deps.db.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, host)).get();
-    if (!row) return this.refuse(ws, WsClose.authFailed, 'unknown-host', `no host named ${JSON.stringify(host)}`);
-    if (!nodeEd25519.verify(challengeMessage(host, nonce), fromBase64(signature), fromBase64(row.publicKey))) {
+    const publicKey = hostPublicKey(this.deps.db, host);
+    if (publicKey === null) return this.refuse(ws, WsClose.authFailed, 'unknown-host', `no host named ${JSON.stringify(host)}`);
+    if (!nodeEd25519.verify(challengeMessage(host, nonce), fromBase64(signature), fromBase64(publicKey))) {
       return this.refuse(ws, WsClose.authFailed, 'bad-signature', `signature does not verify under the key enrolled for ${JSON.stringify(host)}`);
     }
     this.register(connection, host);

@@ -1,0 +1,64 @@
+import nacl from 'tweetnacl';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeEd25519 } from '../../../shared/src/ed25519.js';
+import { toBase64 } from '../../../shared/src/keys.js';
+import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, type ServerMessage } from '../../../shared/src/protocol.js';
+import { issueManifest } from '../../../controller/src/manifests/issue.js';
+import { storePath } from '../helpers.js';
+import { liveController, type LiveController } from '../server-helpers.js';
+
+const HOSTS = 300;
+
+/** A bare client: authenticates (native signing, to keep the test fast) and records manifest pushes. */
+function connectAgent(url: string, host: string, keys: nacl.SignKeyPair, pushes: Map<string, string[]>): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + AgentRoutes.websocket);
+    ws.on('error', reject);
+    ws.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as ServerMessage;
+      if (message.type === 'challenge') {
+        const signature = toBase64(nodeEd25519.sign(challengeMessage(host, message.nonce), keys.secretKey));
+        ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host, signature }));
+      } else if (message.type === 'welcome') {
+        resolve(ws);
+      } else if (message.type === 'manifest') {
+        const payload = JSON.parse(Buffer.from(message.envelope.payload, 'base64').toString()) as { host: string };
+        pushes.get(host)!.push(payload.host);
+      }
+    });
+  });
+}
+
+describe('agent websocket hub with many connected hosts', () => {
+  let ctl: LiveController;
+  const sockets: WebSocket[] = [];
+  const pushes = new Map<string, string[]>();
+  beforeAll(async () => {
+    ctl = await liveController();
+    const names = Array.from({ length: HOSTS }, (_, i) => `host-${i}`);
+    const hosts = names.map((name) => ({ name, keys: nacl.sign.keyPair() }));
+    const insert = ctl.handle.database.sqlite.prepare("insert into hosts (name, public_key, tags) values (?, ?, '[]')");
+    ctl.handle.database.sqlite.transaction(() => hosts.forEach((h) => insert.run(h.name, toBase64(h.keys.publicKey))))();
+    for (const host of hosts) pushes.set(host.name, []);
+    const t0 = performance.now();
+    sockets.push(...(await Promise.all(hosts.map((h) => connectAgent(ctl.handle.url, h.name, h.keys, pushes)))));
+    console.log("connect ms", performance.now() - t0);
+  });
+  afterAll(async () => {
+    for (const ws of sockets) ws.terminate();
+    await ctl.close();
+  });
+
+  it('pushes every host its own new manifest at once', async () => {
+    expect(ctl.handle.hub.connectedCount).toBe(HOSTS);
+    const started = performance.now();
+    for (const name of pushes.keys()) {
+      const outcome = issueManifest(ctl.handle.deps, { host: name, storePath: storePath(name, 'a'), action: 'safe-switch', rolloutId: null }, { kind: 'manifest-issued', actor: 'test' });
+      expect(outcome.ok).toBe(true);
+    }
+    await expect.poll(() => [...pushes.values()].filter((received) => received.length > 0).length, { timeout: 5000 }).toBe(HOSTS);
+    expect(performance.now() - started).toBeLessThan(5000);
+    for (const [host, received] of pushes) expect(received).toEqual([host]);
+  });
+});

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { formatPublicKey, formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
 import type { HostStatus } from '../../shared/src/operator-api.js';
+import { TERMINAL_PHASES, type Phase } from '../../shared/src/protocol.js';
 import type { ResourceScope } from './cleanup.js';
 import { LabProcess } from './lab-process.js';
 import { OperatorClient } from './operator-client.js';
@@ -129,6 +130,25 @@ export class LabController {
     return (await this.client.createEnrollmentToken({ maxUses: 1, ttlSeconds: 3600, tags })).token;
   }
 
+  /**
+   * Waits until the host reported one of `phases` about manifest `version`, e.g.
+   * `waitForPhase('web-1', v, 'healthy')`. Fails early when it ends in another terminal phase.
+   */
+  async waitForPhase(name: string, version: number, phases: Phase | readonly Phase[], timeoutMs = 30_000, context?: () => string): Promise<HostStatus> {
+    const wanted: readonly Phase[] = typeof phases === 'string' ? [phases] : phases;
+    const status = await this.waitForHost(
+      name,
+      `phase ${wanted.join(' or ')} for version ${version}`,
+      (s) => s.reportedVersion === version && s.phase !== null && (wanted.includes(s.phase) || TERMINAL_PHASES.has(s.phase)),
+      timeoutMs,
+      context,
+    );
+    if (!wanted.includes(status.phase!)) {
+      throw new Error(`${name} ended version ${version} in phase ${status.phase}, not ${wanted.join(' or ')}: ${JSON.stringify(status)}${context ? `\n${context()}` : ''}`);
+    }
+    return status;
+  }
+
   /** Polls GET /v1/hosts/NAME until `predicate` holds; the error shows the last status seen. */
   waitForHost(name: string, what: string, predicate: (status: HostStatus) => boolean, timeoutMs = 30_000, context?: () => string): Promise<HostStatus> {
     let last: HostStatus | string = 'no answer yet';
@@ -146,6 +166,7 @@ export class LabController {
     );
   }
 }
+
 
 function isListeningLine(line: string): boolean {
   if (!line.startsWith('{')) return false;

@@ -157,6 +157,13 @@ export class Lab {
     };
   }
 
+  /** Last lines of the controller's and the agents' output, for failure messages. */
+  diagnostics(lines = 30): string {
+    const parts = [`--- controller\n${this.controller?.output(lines) ?? '(none)'}`];
+    for (const host of this.hosts.values()) parts.push(`--- agent ${host.name}\n${host.agentOutput(lines)}`);
+    return parts.join('\n');
+  }
+
   /** Stops and removes everything this lab made. Safe to call twice. */
   async cleanup(): Promise<void> {
     await this.scope.releaseAll();

@@ -280,6 +280,18 @@ describe('agent API', () => {
       expect(await (await ctl.operator('/v1/hosts/web-1')).json()).toMatchObject({ phase: 'healthy', lastError: null });
     });
 
+    it('refuses a malformed report body and writes nothing', async () => {
+      const before = snapshot(ctl);
+      const response = await ctl.app.request('/v1/agent/reports', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' },
+        body: '{"protocol":1,"reports":[{"seq":1,',
+      });
+      expect(response.status).toBe(400);
+      expect((await errorOf(response)).code).toBe('malformed-json');
+      expect(snapshot(ctl)).toEqual(before);
+    });
+
     it('refuses an invalid report and stores none of its batch', async () => {
       const before = snapshot(ctl);
       const response = await post([report(1, 'healthy'), { ...report(2, 'healthy'), storePath: '/tmp/evil' }]);

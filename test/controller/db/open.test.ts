@@ -28,7 +28,7 @@ describe('controller database', () => {
   });
 
   it('has migrations that build exactly the tables and columns the schema declares', () => {
-    const tables = Object.values(schema).filter((value): value is SQLiteTable => value instanceof SQLiteTable);
+    const tables = (Object.values(schema) as unknown[]).filter((value): value is SQLiteTable => value instanceof SQLiteTable);
     expect(tables.length).toBeGreaterThanOrEqual(6);
     for (const table of tables) {
       const config = getTableConfig(table);

@@ -6,7 +6,7 @@ import { runHealthGate } from './health.js';
 import type { Nix } from './nix.js';
 import type { Reporter } from './reporter.js';
 import type { ActivationRecord, ActivationStep, LastResult, StateStore } from './state.js';
-import { failedUnits, hasSwitchScript, resolveSystem, runSwitch, switchActionFor, unitName, type SwitchAction } from './system.js';
+import { failedUnits, hasSwitchScript, processIdentity, resolveSystem, runSwitch, switchActionFor, unitName, type SwitchAction } from './system.js';
 
 /**
  * Activation on a host, as DESIGN.md lays it out: realise → switch (`test` for safe-switch) →
@@ -242,9 +242,25 @@ export class Activator {
   private switch(record: ActivationRecord, system: string, action: SwitchAction, kind: 'switch' | 'rollback'): Promise<RunResult> {
     return runSwitch(system, action, {
       timeoutMs: this.deps.timeouts.switchMs,
+      onSpawn: this.deps.useSystemdRun
+        ? undefined
+        : (pid) => void this.rememberSwitch(record, pid),
       systemdUnit: this.deps.useSystemdRun ? `${unitName(kind, record.manifestVersion)}-${action}` : undefined,
       env: this.deps.env,
     });
+  }
+
+  /** Best effort: a failure here only loses the clean-up of an orphaned switch after a crash. */
+  private async rememberSwitch(record: ActivationRecord, pid: number): Promise<void> {
+    const identity = await processIdentity(pid);
+    if (!identity) return;
+    const state = this.deps.state.get();
+    // The activation may have ended while we read /proc; never resurrect a finished record.
+    if (state.activation?.manifestVersion !== record.manifestVersion) return;
+    record.switchProcess = identity;
+    await this.deps.state.update((s) => {
+      if (s.activation?.manifestVersion === record.manifestVersion) s.activation = { ...record };
+    }).catch(() => {});
   }
 
   private async failedUnitNames(): Promise<string[] | null> {

@@ -11,6 +11,8 @@ export interface RunOptions {
   captureStdout?: boolean;
   /** Fed to stdin, then closed; otherwise stdin is /dev/null. */
   input?: string;
+  /** Told the pid (which is also the process group id) as soon as the command started. */
+  onSpawn?: (pid: number) => void;
 }
 
 export type RunResult =
@@ -85,6 +87,7 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
       env: options.env ?? process.env,
       cwd: options.cwd,
     });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     if (options.input !== undefined) child.stdin?.end(options.input);
     child.stdin?.on('error', () => {});
 

@@ -3,7 +3,7 @@ import type { Activator } from './activation.js';
 import type { AgentConfig } from './config.js';
 import type { Reporter } from './reporter.js';
 import type { ActivationRecord, LastResult, StateStore } from './state.js';
-import { resolveSystem, unitName, waitForUnit } from './system.js';
+import { killOrphanedSwitch, resolveSystem, unitName, waitForUnit } from './system.js';
 
 /**
  * At start: finish or undo an activation the agent was killed in the middle of, and otherwise
@@ -40,6 +40,9 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileResult> {
   const log = deps.logger.child({ version: record.manifestVersion, target: record.target, step: record.step });
   log.warn({ current }, 'found an activation in flight from before the restart');
   if (deps.useSystemdRun) await waitForSwitchUnits(record, deps.switchTimeoutMs);
+  else if (record.switchProcess && (await killOrphanedSwitch(record.switchProcess))) {
+    log.warn({ pid: record.switchProcess.pid }, 'killed a switch-to-configuration left running by the previous agent');
+  }
   return { kind: 'resolved', result: await resolve(deps, record, current) };
 }
 

@@ -21,6 +21,8 @@ export const ActivationRecord = z.object({
   previousSystem: StorePath.nullable(),
   step: ActivationStep,
   startedAt: z.string(),
+  /** The last switch-to-configuration started without systemd-run (it leads its own process group). */
+  switchProcess: z.object({ pid: z.number().int().positive(), startTicks: z.number(), bootId: z.string() }).nullable().optional(),
 });
 export type ActivationRecord = z.infer<typeof ActivationRecord>;
 

@@ -1,4 +1,4 @@
-import { access, constants, realpath, stat } from 'node:fs/promises';
+import { access, constants, readFile, realpath, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Action } from '../../shared/src/protocol.js';
 import { isStorePath } from '../../shared/src/store-path.js';
@@ -63,6 +63,7 @@ export interface SwitchOptions {
   /** Set on NixOS: the switch runs in its own transient unit, so it survives the agent's own restart. */
   systemdUnit?: string;
   env?: NodeJS.ProcessEnv;
+  onSpawn?: (pid: number) => void;
 }
 
 /** `switch-to-configuration <action>`, under `systemd-run --wait` (as nixos-rebuild does) when asked to. */
@@ -86,6 +87,7 @@ export async function runSwitch(storePath: string, action: SwitchAction, options
   const result = await runCommand(switchCommand(storePath, action, options.systemdUnit), {
     timeoutMs: options.timeoutMs,
     env: options.env,
+    onSpawn: options.onSpawn,
   });
   if (!result.ok && result.failure.timedOut && options.systemdUnit) {
     // Killing systemd-run does not stop the unit it started; stop the switch itself.
@@ -134,4 +136,52 @@ export function switchActionFor(action: Action): SwitchAction {
     case 'dry-activate':
       return 'dry-activate';
   }
+}
+
+/** A process as the kernel knows it: pid plus start time and boot, so a reused pid is never mistaken for it. */
+export interface ProcessIdentity {
+  pid: number;
+  startTicks: number;
+  bootId: string;
+}
+
+async function startTicks(pid: number): Promise<number | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime); fields are counted after the parenthesised command name, which may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    return Number.isFinite(ticks) ? ticks : null;
+  } catch {
+    return null;
+  }
+}
+
+async function bootId(): Promise<string | null> {
+  try {
+    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  } catch {
+    return null;
+  }
+}
+
+export async function processIdentity(pid: number): Promise<ProcessIdentity | null> {
+  const [ticks, boot] = await Promise.all([startTicks(pid), bootId()]);
+  return ticks === null || boot === null ? null : { pid, startTicks: ticks, bootId: boot };
+}
+
+/**
+ * Without systemd-run a switch the agent started keeps running after the agent died (it has
+ * its own process group). Before rolling back over it, stop it, or it could finish activating
+ * the target after the rollback. Only the very process recorded is killed, never a reused pid.
+ */
+export async function killOrphanedSwitch(recorded: ProcessIdentity): Promise<boolean> {
+  const now = await processIdentity(recorded.pid);
+  if (!now || now.startTicks !== recorded.startTicks || now.bootId !== recorded.bootId) return false;
+  try {
+    process.kill(-recorded.pid, 'SIGKILL');
+  } catch {
+    return false;
+  }
+  return true;
 }

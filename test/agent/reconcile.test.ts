@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { readFile, realpath, rm, symlink } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { reconcile, RESTARTED } from '../../agent/src/reconcile.js';
+import { killOrphanedSwitch, processIdentity } from '../../agent/src/system.js';
 import type { ActivationRecord } from '../../agent/src/state.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { bootInto, buildSystem, fakeHost, harness, type FakeHost, type Harness } from './activation-fixture.js';
@@ -30,6 +32,14 @@ async function killedAt(h: Harness, record: ActivationRecord): Promise<void> {
 async function pointCurrentAt(host: FakeHost, system: string): Promise<void> {
   await rm(host.currentSystem, { force: true });
   await symlink(system, host.currentSystem);
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 describe('reconcile after a restart', () => {
@@ -98,6 +108,33 @@ describe('reconcile after a restart', () => {
     expect(result.kind === 'resolved' && result.result.phase).toBe('healthy');
     expect(await h.current()).toBe(next);
     expect(h.phases()).toEqual(['realising', 'activating', 'checking', 'committing', 'healthy']);
+  });
+
+  it('kills a switch the dead agent left running before rolling back over it', async () => {
+    const { h, host, prev } = await setup();
+    const hanging = buildSystem(host, 'hanging', 'hang');
+    const orphan = spawn(`${hanging}/bin/switch-to-configuration`, ['test'], { detached: true, stdio: 'ignore' });
+    const exited = new Promise((resolve) => orphan.once('exit', (_code, signal) => resolve(signal)));
+    await until(async () => (await h.current()) === hanging);
+    const switchProcess = await processIdentity(orphan.pid!);
+    await killedAt(h, { manifestVersion: 3, target: hanging, action: 'safe-switch', previousSystem: prev, step: 'activating', startedAt: new Date().toISOString(), switchProcess });
+    const result = await reconcileWith(h);
+    expect(await exited).toBe('SIGKILL');
+    expect(result.kind === 'resolved' && result.result.phase).toBe('rolled-back');
+    expect(await h.current()).toBe(prev);
+  });
+
+  it('leaves alone a process that merely reuses a recorded pid', async () => {
+    const bystander = spawn('/bin/sleep', ['30'], { detached: true, stdio: 'ignore' });
+    const identity = (await processIdentity(bystander.pid!))!;
+    expect(await killOrphanedSwitch({ ...identity, startTicks: identity.startTicks - 1 })).toBe(false);
+    expect(await killOrphanedSwitch({ ...identity, bootId: 'another-boot' })).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bystander.exitCode).toBeNull();
+    expect(bystander.signalCode).toBeNull();
+    expect(await killOrphanedSwitch(identity)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bystander.signalCode).toBe('SIGKILL');
   });
 
   it('never re-runs a finished activation across restarts', async () => {

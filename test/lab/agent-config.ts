@@ -39,10 +39,10 @@ export function labAgentConfig(settings: LabAgentSettings, overrides: Partial<Ag
     pollIntervalMs: 1_000,
     websocket: true,
     healthChecks: [LAB_HEALTH_CHECK],
-    healthDeadlineMs: 10_000,
+    healthDeadlineMs: 5_000,
     checkSystemdUnits: false,
     useSystemdRun: false,
-    timeouts: { realiseMs: 60_000, switchMs: 10_000, commandMs: 15_000 },
+    timeouts: { realiseMs: 60_000, switchMs: 5_000, commandMs: 15_000 },
     logLevel: 'debug',
   };
   return {

@@ -39,6 +39,9 @@ export interface LabSystem {
   kernel: string;
 }
 
+/** A closure shaped like a small real NixOS system for benchmarks: 300 paths, 30 MB. */
+export const REALISTIC_FILLER = { count: 300, bytesEach: 100_000 } as const;
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9+._-]{0,100}$/;
 const SYSTEMS_NIX = fileURLToPath(new URL('./systems.nix', import.meta.url));
 

@@ -24,6 +24,8 @@ interface Connection {
   host: string | null;
   alive: boolean;
   replaced: boolean;
+  /** The nonce answers exactly one auth message; anything after a failed one is ignored while closing. */
+  triedAuth: boolean;
 }
 
 function manifestMessage(manifest: PublishedManifest): string {
@@ -77,7 +79,7 @@ export class AgentHub {
   }
 
   private accept(ws: WebSocket): void {
-    const connection: Connection = { ws, host: null, alive: true, replaced: false };
+    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
@@ -93,7 +95,9 @@ export class AgentHub {
     });
     ws.on('message', (data) => {
       connection.alive = true;
-      if (connection.host !== null) return; // Agents only speak to authenticate; later chatter is ignored.
+      // Agents only speak to authenticate; later chatter is ignored.
+      if (connection.triedAuth) return;
+      connection.triedAuth = true;
       clearTimeout(timeout);
       this.authenticate(connection, nonce, data);
     });

@@ -1,7 +1,9 @@
+import nacl from 'tweetnacl';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toBase64 } from '../../../shared/src/keys.js';
 import { tweetnaclEd25519 } from '../../../shared/src/ed25519.js';
 import { verifyEnvelope } from '../../../shared/src/envelope.js';
-import { MANIFEST_PAYLOAD_TYPE, ManifestPayload, WsClose } from '../../../shared/src/protocol.js';
+import { MANIFEST_PAYLOAD_TYPE, ManifestPayload, PROTOCOL_VERSION, WsClose, challengeMessage } from '../../../shared/src/protocol.js';
 import { ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
 
@@ -74,6 +76,18 @@ describe('agent websocket hub', () => {
     await stranger.authenticate(newHostKeys('ghost'));
     expect((await stranger.closed).code).toBe(WsClose.authFailed);
     expect(ctl.handle.hub.connectedCount).toBe(0);
+  });
+
+  it('answers one auth attempt per challenge: a second try on the same nonce is ignored', async () => {
+    const host = ctl.register('web-1');
+    const socket = connect();
+    const { nonce } = await socket.expect('challenge');
+    const sign = (keys: nacl.SignKeyPair) => toBase64(nacl.sign.detached(challengeMessage('web-1', nonce), keys.secretKey));
+    socket.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: 'web-1', signature: sign(newHostKeys('web-1').keys) }));
+    socket.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: 'web-1', signature: sign(host.keys) }));
+    expect(await socket.expect('error')).toMatchObject({ code: 'bad-signature' });
+    expect((await socket.closed).code).toBe(WsClose.authFailed);
+    expect(ctl.handle.hub.isConnected('web-1')).toBe(false);
   });
 
   it('replaces a host’s first connection with its second (4409)', async () => {

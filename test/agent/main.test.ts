@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { formatPublicKey, generateNamedKey, toBase64 } from '../../shared/src/keys.js';
+import { FakeController } from './fake-controller.js';
+import { useTmpDirs } from './tmp-dir.js';
+
+const BIN = resolve(import.meta.dirname, '../../bin/shoal-agent');
+
+interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function agent(args: string[], options: { onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Exit> {
+  return new Promise((resolveExit) => {
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      options.onStderr?.(stderr, child);
+    });
+    child.on('close', (code) => resolveExit({ code, stdout, stderr }));
+  });
+}
+
+describe('bin/shoal-agent', () => {
+  const tmpDir = useTmpDirs();
+  const controllers: FakeController[] = [];
+  afterEach(async () => {
+    await Promise.all(controllers.splice(0).map((c) => c.stop().catch(() => {})));
+  });
+
+  async function config(content: Record<string, unknown>): Promise<string> {
+    const file = join(await tmpDir(), 'agent.json');
+    await writeFile(file, JSON.stringify(content));
+    return file;
+  }
+
+  const releaseKey = formatPublicKey(generateNamedKey('release-1'));
+
+  it('check-config exits 0 for a valid file', async () => {
+    const file = await config({ host: 'web-1', controllerUrl: 'http://127.0.0.1:1', trustedReleaseKeys: [releaseKey] });
+    const result = await agent(['check-config', '--config', file]);
+    expect(result).toMatchObject({ code: 0, stdout: `config ${file}: ok (host web-1, 1 release key(s))\n` });
+  });
+
+  it('check-config exits 1 and names the file and the field', async () => {
+    const file = await config({ host: 'web-1', controllerUrl: 'http://127.0.0.1:1', trustedReleaseKeys: [] });
+    const result = await agent(['check-config', '--config', file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`shoal-agent: config ${file}: trustedReleaseKeys: must contain at least one key\n`);
+  });
+
+  it('refuses to run when the controller already knows this host with another key (409)', async () => {
+    const controller = new FakeController();
+    await controller.start();
+    controllers.push(controller);
+    controller.hosts.set('web-1', toBase64(generateNamedKey('old').publicKey));
+    const dir = await tmpDir();
+    await writeFile(join(dir, 'token'), controller.enrollToken);
+    const file = await config({
+      host: 'web-1',
+      controllerUrl: controller.url,
+      trustedReleaseKeys: [releaseKey],
+      stateDir: join(dir, 'state'),
+      enrollmentTokenFile: join(dir, 'token'),
+    });
+    const result = await agent(['run', '--config', file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('shoal-agent: host web-1 is already enrolled on the controller with a different public key');
+  });
+
+  it('stops cleanly on SIGTERM once running', async () => {
+    const controller = new FakeController();
+    await controller.start();
+    controllers.push(controller);
+    const dir = await tmpDir();
+    await writeFile(join(dir, 'token'), controller.enrollToken);
+    const file = await config({
+      host: 'web-1',
+      controllerUrl: controller.url,
+      trustedReleaseKeys: [releaseKey],
+      stateDir: join(dir, 'state'),
+      enrollmentTokenFile: join(dir, 'token'),
+      checkSystemdUnits: false,
+      useSystemdRun: false,
+      paths: { profile: join(dir, 'profile'), currentSystem: join(dir, 'current'), bootedSystem: join(dir, 'booted') },
+    });
+    let signalled = false;
+    const result = await agent(['run', '--config', file], {
+      onStderr: (text, child) => {
+        if (!signalled && text.includes('"msg":"agent running"')) {
+          signalled = true;
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('"msg":"agent stopped"');
+    expect(controller.reports.map((r) => r.phase)).toEqual(['reconciled']);
+  });
+});

@@ -31,3 +31,17 @@ export function findOperator(db: Db, token: string): OperatorIdentity | null {
 export function hasActiveOperatorToken(db: Db): boolean {
   return db.select({ id: operatorTokens.id }).from(operatorTokens).where(isNull(operatorTokens.revokedAt)).limit(1).get() !== undefined;
 }
+
+export function listOperatorTokens(db: Db) {
+  return db.select({ id: operatorTokens.id, name: operatorTokens.name, createdAt: operatorTokens.createdAt, revokedAt: operatorTokens.revokedAt }).from(operatorTokens).all();
+}
+
+/** Returns false when no active token has that id. */
+export function revokeOperatorToken(db: Db, clock: Clock, id: string): boolean {
+  const result = db
+    .update(operatorTokens)
+    .set({ revokedAt: clock.now() })
+    .where(and(eq(operatorTokens.id, id), isNull(operatorTokens.revokedAt)))
+    .run();
+  return result.changes > 0;
+}

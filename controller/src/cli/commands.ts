@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError } from '../../../shared/src/keys.js';
@@ -11,9 +11,9 @@ import {
   type HostEvent,
 } from '../../../shared/src/operator-api.js';
 import { Action } from '../../../shared/src/protocol.js';
-import { createOperatorToken } from '../auth/operator-tokens.js';
-import { systemClock } from '../clock.js';
-import { openDatabase } from '../db/open.js';
+import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '../auth/operator-tokens.js';
+import { iso, systemClock } from '../clock.js';
+import { openDatabase, type OpenDatabase } from '../db/open.js';
 import { OperatorClient } from './client.js';
 import { CliError, GLOBAL_OPTIONS, type CliIo, type GlobalValues } from './context.js';
 import { parseDurationSeconds } from './durations.js';
@@ -68,11 +68,14 @@ export async function keygen(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`${publicKey}\n`);
 }
 
-export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { 'state-dir': { type: 'string' }, db: { type: 'string' }, name: { type: 'string' } }, []);
+const LOCAL_DB_OPTIONS = { 'state-dir': { type: 'string' }, db: { type: 'string' } } as const;
+
+/** Operator tokens are managed on the controller machine itself, by opening its database. */
+function withLocalDatabase<T>(command: string, values: Record<string, unknown>, use: (database: OpenDatabase) => T): T {
   const stateDir = str(values['state-dir']);
   const dbFile = str(values.db) ?? (stateDir ? join(stateDir, 'controller.sqlite') : undefined);
-  if (!dbFile) throw new CliError('token create needs --state-dir DIR (or --db FILE) of the controller');
+  if (!dbFile) throw new CliError(`${command} needs --state-dir DIR (or --db FILE) of the controller`);
+  if (!existsSync(dbFile)) throw new CliError(`no controller database at ${dbFile}; has the controller been started with that state dir?`);
   let database;
   try {
     database = openDatabase(dbFile);
@@ -80,12 +83,38 @@ export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
     throw new CliError(`cannot open the controller database ${dbFile}: ${(error as Error).message}`);
   }
   try {
-    const created = createOperatorToken(database.db, systemClock, str(values.name) ?? 'operator');
-    if (values.json) json(io, created);
-    else io.stdout(`${created.token}\n`);
+    return use(database);
   } finally {
     database.close();
   }
+}
+
+export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, { ...LOCAL_DB_OPTIONS, name: { type: 'string' } }, []);
+  const created = withLocalDatabase('token create', values, (database) => createOperatorToken(database.db, systemClock, str(values.name) ?? 'operator'));
+  if (values.json) json(io, created);
+  else io.stdout(`${created.token}\n`);
+}
+
+export async function tokenList(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, LOCAL_DB_OPTIONS, []);
+  const tokens = withLocalDatabase('token list', values, (database) => listOperatorTokens(database.db)).map((t) => ({
+    id: t.id,
+    name: t.name,
+    createdAt: iso(t.createdAt),
+    revokedAt: t.revokedAt === null ? null : iso(t.revokedAt),
+  }));
+  if (values.json) json(io, { tokens });
+  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
+}
+
+export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, LOCAL_DB_OPTIONS, ['ID']);
+  const id = positionals[0]!;
+  const revoked = withLocalDatabase('token revoke', values, (database) => revokeOperatorToken(database.db, systemClock, id));
+  if (!revoked) throw new CliError(`no active operator token with id ${JSON.stringify(id)}; see shoal token list`);
+  if (values.json) json(io, { id, revoked: true });
+  else io.stdout(`revoked ${id}\n`);
 }
 
 export async function enrollTokenCreate(args: string[], io: CliIo): Promise<void> {

@@ -5,6 +5,7 @@ export const USAGE = `usage: shoal <command> [options]
 
   keygen --name NAME --out FILE          generate the release key (prints the public key)
   token create --state-dir DIR [--name N] create an operator token (opens the database)
+  token list --state-dir DIR | token revoke --state-dir DIR ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   host register NAME --public-key B64 [--tag T]...
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
@@ -19,7 +20,7 @@ type Command = (args: string[], io: CliIo) => Promise<void>;
 
 const TABLE: Record<string, Command | Record<string, Command>> = {
   keygen: commands.keygen,
-  token: { create: commands.tokenCreate },
+  token: { create: commands.tokenCreate, list: commands.tokenList, revoke: commands.tokenRevoke },
   'enroll-token': { create: commands.enrollTokenCreate },
   host: { register: commands.hostRegister },
   set: commands.setDesired,

@@ -131,6 +131,23 @@ describe('shoal CLI', () => {
     }
   });
 
+  it('lists and revokes operator tokens on the controller machine', async () => {
+    const stateDir = mkdtempSync(join(dir, 'state-'));
+    openDatabase(join(stateDir, 'controller.sqlite')).close();
+    const created = JSON.parse((await inProcess(['token', 'create', '--state-dir', stateDir, '--name', 'laptop', '--json'])).stdout) as { id: string; token: string };
+    const listed = JSON.parse((await inProcess(['token', 'list', '--state-dir', stateDir, '--json'])).stdout) as { tokens: Array<{ id: string; name: string; revokedAt: string | null }> };
+    expect(listed.tokens).toEqual([expect.objectContaining({ id: created.id, name: 'laptop', revokedAt: null })]);
+    expect(await inProcess(['token', 'revoke', '--state-dir', stateDir, created.id])).toMatchObject({ code: 0, stdout: `revoked ${created.id}\n` });
+    const database = openDatabase(join(stateDir, 'controller.sqlite'));
+    expect(findOperator(database.db, created.token)).toBeNull();
+    database.close();
+    const again = await inProcess(['token', 'revoke', '--state-dir', stateDir, created.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^shoal: no active operator token with id/);
+    const nowhere = await inProcess(['token', 'create', '--state-dir', join(dir, 'no-such-state')]);
+    expect(nowhere.stderr).toMatch(/^shoal: no controller database at .*no-such-state\/controller\.sqlite; has the controller been started/);
+  });
+
   it('reads the token from a file', async () => {
     const file = join(dir, 'token');
     writeFileSync(file, `${ctl.operatorToken}\n`);

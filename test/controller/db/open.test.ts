@@ -1,5 +1,5 @@
 import { getTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -25,6 +25,13 @@ describe('controller database', () => {
     expect(() =>
       database.sqlite.prepare("insert into manifests values ('ghost', 1, '/nix/store/x', 'switch', null, 0, 0, '{}')").run(),
     ).toThrow(/FOREIGN KEY/);
+  });
+
+  it('creates the database readable by its owner only', () => {
+    database.sqlite.prepare("insert into hosts (name, public_key) values ('web-1', 'AAAA')").run();
+    for (const suffix of ['', '-wal', '-shm']) {
+      expect(statSync(join(dir, `controller.sqlite${suffix}`)).mode & 0o777, suffix).toBe(0o600);
+    }
   });
 
   it('has migrations that build exactly the tables and columns the schema declares', () => {

@@ -114,4 +114,17 @@ describe('lab switch-to-configuration', () => {
     expect((await sw(fixtures.systems.v2, 'test')).exitCode).toBe(0);
     expect((await host.exec(LAB_HEALTH_CHECK.command)).exitCode).toBe(0);
   });
+  it('reboots into the boot default: current and booted system follow it, /run starts empty', async () => {
+    const { v2, v3 } = fixtures.systems;
+    expect((await sw(v2, 'test')).exitCode).toBe(0);
+    expect((await sw(v3, 'boot')).exitCode).toBe(0);
+    await host.sh('echo left-over > /run/stale-file');
+
+    await host.reboot();
+
+    expect([host.currentSystem(), host.bootedSystem(), host.bootDefault()]).toEqual([v3.path, v3.path, v3.path]);
+    expect((await host.exec(['/bin/ls', '/run/stale-file'])).exitCode).not.toBe(0);
+    expect(host.activations().length).toBeGreaterThan(0);
+    await host.sh(`/bin/ln -sfn ${base.path} /run/booted-system`);
+  });
 });

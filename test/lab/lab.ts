@@ -133,10 +133,9 @@ export class Lab {
     const host = new LabHost(name, join(this.dir, name), network, this.hostServices(), this.scope);
     await host.init();
     this.hosts.set(name, host);
-    if (options.bootstrap) {
-      await this.serveCache();
-      await host.bootstrap(options.bootstrap.path);
-    }
+    // Served before any host needs it, so agent configs always name it.
+    await this.serveCache();
+    if (options.bootstrap) await host.bootstrap(options.bootstrap.path);
     return host;
   }
 

@@ -74,7 +74,7 @@ export interface Harness {
 
 export async function harness(
   host: FakeHost,
-  options: { healthChecks?: HealthCheck[]; reachable?: boolean; switchMs?: number; healthDeadlineMs?: number } = {},
+  options: { healthChecks?: HealthCheck[]; reachable?: boolean; switchMs?: number; healthDeadlineMs?: number; nix?: Nix } = {},
 ): Promise<Harness> {
   const stateDir = join(host.root, 'state');
   await mkdir(stateDir, { recursive: true });
@@ -83,7 +83,7 @@ export async function harness(
   const current = () => resolveSystem(host.currentSystem);
   const report = createReporter({ outbox, onReport: () => {}, currentSystem: current, clock: () => new Date() });
   const deps: ActivationDeps = {
-    nix: new Nix({ stateDir, substituters: [], trustedPublicKeys: [], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000 }),
+    nix: options.nix ?? new Nix({ stateDir, substituters: [], trustedPublicKeys: [], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000 }),
     state,
     report,
     paths: { profile: host.profile, currentSystem: host.currentSystem, bootedSystem: host.bootedSystem },

@@ -3,7 +3,9 @@ import { readFile, readlink, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../shared/src/protocol.js';
+import { Nix } from '../../agent/src/nix.js';
 import { bootInto, buildSystem, fakeHost, harness, type FakeHost } from './activation-fixture.js';
+import { newKeyPublic, publishToCache, separateStoreEnv } from './nix-fixture.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 function manifest(storePath: string, version: number, action: Action = 'safe-switch'): ManifestPayload {
@@ -140,6 +142,28 @@ describe('activation (real store paths, real switch scripts, host in a directory
     const report = h.outbox.pending().at(-1)!;
     expect(report.detail.refusal).toBe('not-a-nixos-system');
     expect(report.detail.reason).toContain('has no bin/switch-to-configuration');
+    expect(await h.current()).toBe(prev);
+    expect(await switchLog(host)).toEqual([]);
+  });
+
+  it('refuses a closure that no trusted cache key signed, as Nix reports it, and changes nothing', async () => {
+    const { host, prev, next } = await hostRunning();
+    const cache = publishToCache(host.root, next, 'cache-1');
+    const nix = new Nix({
+      stateDir: join(host.root, 'state'),
+      substituters: [cache.url],
+      trustedPublicKeys: [newKeyPublic(host.root, 'other-1')],
+      realiseTimeoutMs: 60_000,
+      commandTimeoutMs: 30_000,
+      env: separateStoreEnv(join(host.root, 'store-root'), join(host.root, 'home')),
+    });
+    const h = await harness(host, { nix });
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    expect(result.phase).toBe('refused');
+    const report = h.outbox.pending().at(-1)!;
+    expect(report.detail.refusal).toBe('untrusted-closure');
+    expect(report.detail.failure?.outputTail).toContain("is not signed by any of the keys in 'trusted-public-keys'");
+    expect(h.phases()).toEqual(['accepted', 'realising', 'refused']);
     expect(await h.current()).toBe(prev);
     expect(await switchLog(host)).toEqual([]);
   });

@@ -168,6 +168,15 @@ describe('activation (real store paths, real switch scripts, host in a directory
     expect(await switchLog(host)).toEqual([]);
   });
 
+  it('runs a plain switch for action switch, still health-gated and committed', async () => {
+    const { host, next } = await hostRunning();
+    const h = await harness(host);
+    const result = await h.activator.apply(manifest(next, 1, 'switch'), 'switch');
+    expect(result.phase).toBe('healthy');
+    expect(await switchLog(host)).toEqual([`${next} switch`, `${next} boot`]);
+    expect(await realpath(host.profile)).toBe(next);
+  });
+
   it('sets the boot default for action boot and reports the pending reboot', async () => {
     const { host, prev, next } = await hostRunning();
     const h = await harness(host);

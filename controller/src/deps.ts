@@ -6,6 +6,7 @@ import type { Db } from './db/open.js';
 import { Presence } from './hosts/presence.js';
 import { ManifestBus } from './manifests/bus.js';
 import type { ManifestSigner } from './manifests/signer.js';
+import { RolloutEngine } from './rollouts/engine.js';
 
 export const DEFAULT_MANIFEST_TTL_MS = 24 * 3600_000;
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
@@ -21,6 +22,7 @@ export interface ControllerDeps {
   sessions: SessionStore;
   presence: Presence;
   manifestTtlMs: number;
+  rollouts: RolloutEngine;
 }
 
 export interface DepsOptions {
@@ -35,15 +37,19 @@ export interface DepsOptions {
 
 export function createDeps(options: DepsOptions): ControllerDeps {
   const clock = options.clock ?? systemClock;
-  return {
+  const shared = {
     db: options.db,
     signer: options.signer,
     clock,
     logger: options.logger ?? silentLogger(),
     bus: new ManifestBus(),
-    challenges: new ChallengeStore(clock),
-    sessions: new SessionStore(clock),
     presence: new Presence(options.db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
     manifestTtlMs: options.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
+  };
+  return {
+    ...shared,
+    challenges: new ChallengeStore(clock),
+    sessions: new SessionStore(clock),
+    rollouts: new RolloutEngine(shared),
   };
 }

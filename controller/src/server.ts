@@ -21,6 +21,8 @@ export interface ControllerOptions {
   logger?: Logger;
   manifestTtlMs?: number;
   renewCheckMs?: number;
+  /** How often rollouts are checked for deadlines and bake timers; reports advance them at once regardless. */
+  rolloutTickMs?: number;
   pollIntervalMs?: number;
   hub?: HubOptions;
   limits?: AppLimits;
@@ -67,11 +69,15 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   void renewal.runNow();
+  // Resume every rollout where the database says it stands (after a restart, at once).
+  deps.rollouts.tickAll();
+  deps.rollouts.startTimer(options.rolloutTickMs ?? 1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
       const renewalStopped = renewal.stop();
+      deps.rollouts.stopTimer();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       deps.bus.releaseAll();
       await hub.close();

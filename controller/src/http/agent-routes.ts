@@ -118,7 +118,8 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       throw new ApiError(403, 'wrong-host', `session belongs to ${JSON.stringify(host)}; it cannot report as ${JSON.stringify(claimed)}`);
     }
     const batch = await readBody(c, ReportBatch, raw);
-    const outcome = storeReports(db, clock, host, batch.reports);
+    const outcome = storeReports(db, clock, host, batch.reports, (tx, h, report) => deps.rollouts.recordReport(tx, h, report));
+    for (const rolloutId of outcome.rollouts) deps.rollouts.tick(rolloutId);
     presence.seen(host);
     return c.json({ protocol: PROTOCOL_VERSION, ackedSeqs: outcome.ackedSeqs, stored: outcome.stored } satisfies ReportAck);
   });

@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import type { ControllerDeps } from '../deps.js';
 import { agentRoutes } from './agent-routes.js';
 import { ApiError, errorHandler } from './errors.js';
+import { operatorGuard } from './operator-auth.js';
 import { operatorRoutes } from './operator-routes.js';
+import { rolloutRoutes } from '../rollouts/routes.js';
 
 export interface AppLimits {
   maxBodyBytes: number;
@@ -17,6 +19,8 @@ export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMI
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.route('/v1/agent', agentRoutes(deps, limits));
   app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
+  // Releases name every host of a fleet: they may be far larger than a single operator request.
+  app.route('/v1', rolloutRoutes(deps, deps.rollouts, operatorGuard(deps.db, limits.maxReportBodyBytes * 8)));
   app.notFound((c) => {
     throw new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`);
   });

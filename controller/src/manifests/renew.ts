@@ -1,4 +1,4 @@
-import { and, eq, lte } from 'drizzle-orm';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Action } from '../../../shared/src/protocol.js';
@@ -24,7 +24,13 @@ export function manifestsDueForRenewal(db: Db, dueBy: number): ManifestRow[] {
     })
     .from(hosts)
     .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
-    .where(lte(manifests.expiresAt, dueBy))
+    .where(
+      and(
+        lte(manifests.expiresAt, dueBy),
+        // A host that refused or rolled back its desired state would only try the same failure again.
+        sql`not (coalesce(${hosts.reportedVersion} = ${hosts.desiredVersion}, 0) and coalesce(${hosts.phase} in ('rolled-back', 'failed', 'refused'), 0))`,
+      ),
+    )
     .all();
 }
 

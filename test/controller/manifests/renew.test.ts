@@ -76,4 +76,15 @@ describe('manifest renewal', () => {
     expect(renewed).toBe(600);
     expect(ticks).toBeGreaterThan(0);
   });
+
+  it('does not renew a desired state the host rolled back, so the host is not made to fail again', async () => {
+    issue('web-1', 'a');
+    issue('web-2', 'b');
+    ctl.database.sqlite.prepare("update hosts set reported_version = 1, phase = 'rolled-back' where name = 'web-1'").run();
+    ctl.database.sqlite.prepare("update hosts set reported_version = 1, phase = 'healthy' where name = 'web-2'").run();
+    ctl.clock.advance(2 * HOUR);
+    expect(await renewExpiringManifests(ctl.deps)).toBe(1);
+    expect(latestManifest(ctl.database.db, 'web-1')!.version).toBe(1);
+    expect(latestManifest(ctl.database.db, 'web-2')!.version).toBe(2);
+  });
 });

@@ -3,6 +3,7 @@ import type { LabController } from '../lab/controller.js';
 import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
+import { deploymentTimeline } from '../lab/timeline.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
 
 /** The lab's process helpers against the real controller and agent. */
@@ -34,13 +35,19 @@ describe('lab agent and controller lifecycle', () => {
     await controller.waitForHost('life-1', 'connected', (s) => s.connection !== 'offline', 30_000, context);
     const v2 = fixtures.systems.v2;
 
-    const { version } = await controller.client.setDesired('life-1', v2.path);
+    const manifest = await controller.client.setDesired('life-1', v2.path);
+    const { version } = manifest;
     const status = await controller.waitForPhase('life-1', version, 'healthy', 30_000, context);
 
     expect(status.currentSystem).toBe(v2.path);
     expect([host.currentSystem(), host.profileSystem(), host.bootDefault()]).toEqual([v2.path, v2.path, v2.path]);
     expect(lab.cache!.served(v2.path)).toBe(true);
     expect(host.activations().filter((a) => a.path === v2.path).map((a) => a.action)).toEqual(['test', 'boot']);
+    const timeline = deploymentTimeline(await controller.client.events('life-1'), manifest);
+    expect(timeline).toMatchObject({ version, outcome: 'healthy' });
+    for (const step of ['notifyMs', 'realiseMs', 'switchMs', 'healthMs', 'commitMs', 'reportMs'] as const) {
+      expect(timeline![step]).toBeGreaterThanOrEqual(0);
+    }
   });
 
   it('stops the agent with SIGTERM through the namespace init, and it exits by itself', async () => {

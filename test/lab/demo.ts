@@ -6,13 +6,14 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HostStatus } from '../../shared/src/operator-api.js';
+import type { HostStatus, ManifestSummary } from '../../shared/src/operator-api.js';
 import { TERMINAL_PHASES } from '../../shared/src/protocol.js';
 import { generateCacheKey, publishToCache } from './binary-cache.js';
 import { ResourceScope } from './cleanup.js';
 import { Lab, REPO_ROOT } from './lab.js';
 import { run } from './run.js';
 import { buildSystems } from './systems.js';
+import { deploymentTimeline, formatTimeline } from './timeline.js';
 import { waitFor } from './wait.js';
 
 const HOSTS = ['web-1', 'web-2', 'db-1'];
@@ -74,8 +75,9 @@ async function deploy(work: string, keep: boolean, network: boolean): Promise<vo
 
     say(`deploying v2 to all hosts through the operator API (PUT /v1/hosts/NAME/desired)…`);
     const deployStart = Date.now();
-    const versions = new Map<string, number>();
-    for (const name of HOSTS) versions.set(name, (await controller.client.setDesired(name, v2.path)).version);
+    const manifests = new Map<string, ManifestSummary>();
+    for (const name of HOSTS) manifests.set(name, await controller.client.setDesired(name, v2.path));
+    const versions = new Map([...manifests].map(([name, m]) => [name, m.version]));
 
     const seen = new Map<string, string>();
     const finished = new Map<string, HostStatus>();
@@ -104,6 +106,11 @@ async function deploy(work: string, keep: boolean, network: boolean): Promise<vo
     else {
       say(`  (shoal status failed: ${status.stderr.trim()}; the lab's own view instead)`);
       for (const h of finished.values()) say(`    ${h.name.padEnd(6)} ${String(h.phase).padEnd(12)} ${short(h.currentSystem)}`);
+    }
+    say('where the time went (from each host\'s event log):');
+    for (const host of hosts) {
+      const timeline = deploymentTimeline(await controller.client.events(host.name), manifests.get(host.name)!);
+      say(`  ${host.name.padEnd(6)} ${timeline ? formatTimeline(timeline) : 'no terminal report'}`);
     }
     say('what the hosts themselves say:');
     for (const host of hosts) {

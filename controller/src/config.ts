@@ -1,0 +1,75 @@
+import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { parseListenAddress } from './listen-address.js';
+
+/**
+ * The controller's configuration file, the one the NixOS module renders. One strict schema with
+ * units in names; `check-config` runs the same parse at build time, so a typo fails the build.
+ * Flags given to `serve` replace whole fields before validation.
+ */
+
+const AbsolutePath = z.string().refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
+const Seconds = z.number().int('must be a whole number of seconds').positive('must be at least 1');
+
+const ListenAddress = z.string().superRefine((text, ctx) => {
+  try {
+    parseListenAddress(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message.replace(/^--listen /, '') });
+  }
+});
+
+export const ControllerConfig = z.strictObject({
+  listen: ListenAddress.default('127.0.0.1:8420'),
+  stateDir: AbsolutePath,
+  /** null: controller.sqlite in stateDir. */
+  db: AbsolutePath.nullable().default(null),
+  releaseKeyFile: AbsolutePath,
+  manifestTtlSeconds: Seconds.default(24 * 3600),
+  renewCheckSeconds: Seconds.default(60),
+  pollIntervalSeconds: Seconds.default(30),
+  /** Where agents and operators reach the controller when that differs from `listen` (behind a proxy). */
+  publicUrl: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).nullable().default(null),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type ControllerConfig = z.infer<typeof ControllerConfig>;
+
+export type ControllerConfigResult = { ok: true; config: ControllerConfig } | { ok: false; message: string };
+
+/** "config FILE: a: message; b: unknown field" — each problem names its field. */
+function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
+  const parts = issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown field`).join('; ');
+    if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
+    return `${path || '(top level)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
+  });
+  return `config ${source}: ${parts.join('; ')}`;
+}
+
+/** Overrides (from flags) replace fields of the file; undefined means "not given". */
+export function parseControllerConfig(raw: unknown, source: string, overrides: Record<string, unknown> = {}): ControllerConfigResult {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, message: `config ${source}: must be a JSON object` };
+  const merged: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
+  const result = ControllerConfig.safeParse(merged);
+  return result.success ? { ok: true, config: result.data } : { ok: false, message: formatIssues(source, result.error.issues) };
+}
+
+export async function loadControllerConfig(file: string | undefined, overrides: Record<string, unknown> = {}): Promise<ControllerConfigResult> {
+  if (file === undefined) return parseControllerConfig({}, '(command line)', overrides);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    return { ok: false, message: `config ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, message: `config ${file}: not valid JSON: ${(error as Error).message}` };
+  }
+  return parseControllerConfig(raw, file, overrides);
+}

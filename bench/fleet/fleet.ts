@@ -1,0 +1,67 @@
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { Cleanup } from '../lib/cleanup.js';
+import { REPO_ROOT, spawnTs } from '../lib/spawn.js';
+import type { WorkerCommand, WorkerReply } from './protocol.js';
+
+class WorkerHandle {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (reply.ok) waiter.resolve(reply.value);
+      else waiter.reject(new Error(`load generator ${child.pid}: ${reply.error}`));
+    });
+    child.once('exit', (code, signal) => {
+      for (const waiter of this.pending.values()) waiter.reject(new Error(`load generator ${child.pid} exited (${code ?? signal})`));
+      this.pending.clear();
+    });
+  }
+
+  call<T>(command: WorkerCommand): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.child.send({ id, command });
+    });
+  }
+}
+
+/** N simulated agents spread over a few load-generator processes (separate from the controller and the benchmark). */
+export class Fleet {
+  private constructor(
+    readonly workers: WorkerHandle[],
+    readonly names: string[],
+  ) {}
+
+  static async start(options: { url: string; count: number; workers: number; trustedReleaseKey: string; prefix?: string; cleanup: Cleanup }): Promise<Fleet> {
+    const names = Array.from({ length: options.count }, (_, i) => `${options.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
+    const workers: WorkerHandle[] = [];
+    for (let w = 0; w < options.workers; w++) {
+      const child = options.cleanup.child(spawnTs(join(REPO_ROOT, 'bench/fleet/main.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+      workers.push(new WorkerHandle(child));
+    }
+    const fleet = new Fleet(workers, names);
+    await Promise.all(
+      workers.map((worker, w) => worker.call({ cmd: 'init', url: options.url, hosts: fleet.slice(w), trustedReleaseKey: options.trustedReleaseKey })),
+    );
+    return fleet;
+  }
+
+  /** The host names worker w simulates (round-robin). */
+  slice(w: number): string[] {
+    return this.names.filter((_, i) => i % this.workers.length === w);
+  }
+
+  all<T>(command: WorkerCommand): Promise<T[]> {
+    return Promise.all(this.workers.map((worker) => worker.call<T>(command)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.workers.map((worker) => worker.call({ cmd: 'close' })));
+  }
+}

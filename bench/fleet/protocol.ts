@@ -1,0 +1,42 @@
+/** Messages between the benchmark (parent) and a load-generator process (child), over the fork IPC channel. */
+
+export type WorkerCommand =
+  | { cmd: 'init'; url: string; hosts: string[]; trustedReleaseKey: string }
+  | { cmd: 'enroll'; token: string; concurrency: number }
+  | { cmd: 'connect'; concurrency: number }
+  | { cmd: 'baseline' }
+  | { cmd: 'await-manifests'; timeoutMs: number }
+  | { cmd: 'verify' }
+  | { cmd: 'report'; phases: string[]; concurrency: number }
+  | { cmd: 'poll'; durationMs: number; connections: number; hostCount: number; waitForStart: number }
+  | { cmd: 'stats' }
+  | { cmd: 'close' };
+
+export interface ManifestTimes {
+  /** Wall-clock ms (performance.timeOrigin + now) when each host's newest manifest arrived. */
+  receivedAt: number[];
+}
+
+export interface VerifyResult {
+  /** ms each host spent verifying its manifest with tweetnacl (through the agent's verifyManifest). */
+  verifyMs: number[];
+  invalid: string[];
+}
+
+export interface ReportResult {
+  startedAt: number;
+  finishedAt: number;
+  sent: number;
+  stored: number;
+  errors: string[];
+}
+
+export interface PollResult {
+  requests: number;
+  byStatus: Record<string, number>;
+  latenciesMs: number[];
+  elapsedMs: number;
+  errors: string[];
+}
+
+export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };

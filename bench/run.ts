@@ -1,0 +1,63 @@
+import { Cleanup } from './lib/cleanup.js';
+import { formatTable, saveFigures, type Figures } from './lib/results.js';
+import { runScale } from './scale.js';
+
+const TARGETS: Record<string, string> = {
+  'scale.10000.controller_rss_mb': '≤ 300',
+  'scale.10000.push_p99_ms': '≤ 1000',
+  'poll.unchanged_rps': '≥ 10000',
+  'deploy.overhead_ratio': '≤ 1.05 (or ≤ 250 ms)',
+  'agent.idle_rss_mb': '≤ 60',
+  'agent.idle_cpu_pct': '≈ 0',
+};
+
+type Bench = 'scale' | 'poll' | 'deploy' | 'agent';
+const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent'];
+
+function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null } {
+  let quick = false;
+  let sizes: number[] | null = null;
+  const benches: Bench[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--sizes') sizes = argv[++i]!.split(',').map(Number);
+    else if ((ALL as string[]).includes(arg)) benches.push(arg as Bench);
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: bench/run.ts [--quick] [--sizes 1000,5000] [${ALL.join('|')}...]`);
+  }
+  return { quick, benches: benches.length > 0 ? benches : ALL, sizes };
+}
+
+async function main(): Promise<void> {
+  const options = parse(process.argv.slice(2));
+  const cleanup = new Cleanup();
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const figures: Figures = {};
+  const targets = { ...TARGETS };
+  try {
+    for (const bench of options.benches) {
+      const started = Date.now();
+      log(`bench ${bench}${options.quick ? ' (quick)' : ''}`);
+      let result: Figures = {};
+      if (bench === 'scale') {
+        const sizes = options.sizes ?? (options.quick ? [1000] : [1000, 5000, 10_000]);
+        for (const count of sizes) {
+          Object.assign(result, await runScale({ count, workers: 2, cleanup, log }));
+          targets[`scale.${count}.report_ingest_per_s`] = '≥ 5000';
+        }
+      }
+      Object.assign(figures, result);
+      saveFigures(result);
+      log(`bench ${bench}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    await cleanup.release();
+    cleanup.dispose();
+  }
+  process.stdout.write(`${formatTable(figures, targets)}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import type { HostEvent } from '../../shared/src/operator-api.js';
+import type { Phase, ReportDetail } from '../../shared/src/protocol.js';
+import type { LabController } from '../lab/controller.js';
+import type { LabHost } from '../lab/host.js';
+import { childPids } from '../lab/namespace.js';
+import { waitFor } from '../lab/wait.js';
+
+/** One stored agent report as the controller's event log shows it. */
+export interface ReportEvent {
+  eventId: number;
+  seq: number;
+  phase: Phase;
+  manifestVersion: number | null;
+  storePath: string | null;
+  currentSystem: string | null;
+  /** When the agent made the report (epoch ms). */
+  reportedAt: number;
+  /** When the controller stored it (epoch ms). */
+  storedAt: number;
+  detail: ReportDetail;
+}
+
+export function reportEvents(events: readonly HostEvent[]): ReportEvent[] {
+  return events
+    .filter((e) => e.kind === 'report')
+    .map((e) => ({
+      eventId: e.id,
+      seq: e.data.seq as number,
+      phase: e.data.phase as Phase,
+      manifestVersion: (e.data.manifestVersion as number | null) ?? null,
+      storePath: (e.data.storePath as string | null) ?? null,
+      currentSystem: (e.data.currentSystem as string | null) ?? null,
+      reportedAt: Date.parse(String(e.data.reportedAt)),
+      storedAt: Date.parse(e.at),
+      detail: (e.data.detail ?? {}) as ReportDetail,
+    }));
+}
+
+/** The phases the host reported about one manifest version, in the order the controller stored them. */
+export function phasesOf(events: readonly HostEvent[], version: number): Phase[] {
+  return reportEvents(events)
+    .filter((r) => r.manifestVersion === version)
+    .map((r) => r.phase);
+}
+
+/** The three places a NixOS host's system is recorded: what runs, the profile, the boot default. */
+export function systemOf(host: LabHost): { current: string | null; profile: string | null; bootDefault: string | null } {
+  return { current: host.currentSystem(), profile: host.profileSystem(), bootDefault: host.bootDefault() };
+}
+
+/** Every process below `pid` (children, grandchildren, …). */
+export function descendants(pid: number): number[] {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of childPids(queue.shift()!)) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Waits until the host's event log has a report after `afterEventId` that `match` accepts. */
+export function waitForReport(
+  controller: LabController,
+  host: string,
+  what: string,
+  match: (report: ReportEvent) => boolean,
+  options: { afterEventId?: number; timeoutMs?: number; context?: () => string } = {},
+): Promise<ReportEvent> {
+  return waitFor(
+    `${host}: ${what}`,
+    async () => reportEvents(await controller.client.events(host)).find((r) => r.eventId > (options.afterEventId ?? 0) && match(r)),
+    { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 200, context: options.context },
+  );
+}
+
+/** The id of the newest event in the host's log (0 when it has none): a marker for "after this". */
+export async function lastEventId(controller: LabController, host: string): Promise<number> {
+  const events = await controller.client.events(host);
+  return events.at(-1)?.id ?? 0;
+}

@@ -194,3 +194,49 @@ export const rolloutHosts = sqliteTable(
 export type ReleaseRow = typeof releases.$inferSelect;
 export type RolloutRow = typeof rollouts.$inferSelect;
 export type RolloutHostRow = typeof rolloutHosts.$inferSelect;
+
+// ---- Webhooks ------------------------------------------------------------------------------
+
+export const webhooks = sqliteTable('webhooks', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  /** Kept in clear: the controller needs it to sign every delivery (HMAC-SHA256). */
+  secret: text('secret').notNull(),
+  /** Event types delivered to this endpoint (JSON array). */
+  events: text('events', { mode: 'json' }).$type<string[]>().notNull(),
+  description: text('description').notNull().default(''),
+  /** Highest events.id already turned into deliveries: the durable cursor of this endpoint. */
+  cursorEventId: integer('cursor_event_id').notNull(),
+  createdAt: integer('created_at').notNull(),
+  createdBy: text('created_by').notNull(),
+});
+
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    webhookId: text('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    eventId: integer('event_id').notNull(),
+    type: text('type').notNull(),
+    /** The body exactly as signed and sent. */
+    payload: text('payload').notNull(),
+    /** pending | delivered | failed (gave up after the last attempt) */
+    state: text('state').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: integer('next_attempt_at').notNull(),
+    lastAttemptAt: integer('last_attempt_at'),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    deliveredAt: integer('delivered_at'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_webhook_event').on(t.webhookId, t.eventId),
+    index('webhook_deliveries_webhook_state').on(t.webhookId, t.state, t.eventId),
+  ],
+);
+
+export type WebhookRow = typeof webhooks.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { formatPublicKey, formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
 import type { HostStatus } from '../../shared/src/operator-api.js';
 import { TERMINAL_PHASES, type Phase } from '../../shared/src/protocol.js';
+import type { RolloutState, RolloutStatus } from '../../shared/src/rollout-api.js';
 import type { ResourceScope } from './cleanup.js';
 import { LabProcess } from './lab-process.js';
 import { OperatorClient } from './operator-client.js';
@@ -165,8 +166,41 @@ export class LabController {
       { timeoutMs, intervalMs: 200, context: () => `last status: ${JSON.stringify(last)}${context ? `\n${context()}` : ''}` },
     );
   }
+
+  /**
+   * Polls GET /v1/rollouts/ID until it is in one of `states` (or `predicate` holds, when given).
+   * A rollout that ends in another final state fails the wait at once instead of timing out.
+   */
+  async waitForRollout(
+    id: string,
+    states: RolloutState | readonly RolloutState[],
+    options: { timeoutMs?: number; predicate?: (status: RolloutStatus) => boolean; context?: () => string } = {},
+  ): Promise<RolloutStatus> {
+    const wanted: readonly RolloutState[] = typeof states === 'string' ? [states] : states;
+    const matches = (s: RolloutStatus) => wanted.includes(s.state) && (options.predicate?.(s) ?? true);
+    let last: RolloutStatus | string = 'no answer yet';
+    const status = await waitFor(
+      `rollout ${id}: state ${wanted.join(' or ')}`,
+      async () => {
+        const current = await this.client.rollout(id).catch((error: Error) => {
+          last = error.message;
+          return null;
+        });
+        if (!current) return null;
+        last = current;
+        return matches(current) || (FINAL_ROLLOUT_STATES.has(current.state) && !wanted.includes(current.state)) ? current : null;
+      },
+      { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 100, context: () => `last status: ${JSON.stringify(last)}${options.context ? `\n${options.context()}` : ''}` },
+    );
+    if (!matches(status)) {
+      throw new Error(`rollout ${id} ended ${status.state} (${status.reason ?? 'no reason'}), not ${wanted.join(' or ')}: ${JSON.stringify(status)}${options.context ? `\n${options.context()}` : ''}`);
+    }
+    return status;
+  }
 }
 
+/** Rollout states nothing moves out of by itself. */
+const FINAL_ROLLOUT_STATES = new Set<RolloutState>(['halted', 'rolled-back', 'succeeded', 'aborted']);
 
 function isListeningLine(line: string): boolean {
   if (!line.startsWith('{')) return false;

@@ -11,6 +11,15 @@ import {
   type HostEvent,
   type RegisterHostRequest,
 } from '../../shared/src/operator-api.js';
+import {
+  Release,
+  RolloutPlan,
+  RolloutRoutes,
+  RolloutStatus,
+  type CreateReleaseRequest,
+  type RolloutAction,
+  type RolloutSpecInput,
+} from '../../shared/src/rollout-api.js';
 
 export interface ApiResponse {
   status: number;
@@ -87,5 +96,36 @@ export class OperatorClient {
 
   registerHost(request: Pick<RegisterHostRequest, 'name' | 'publicKey'> & { tags?: string[] }): Promise<HostStatus> {
     return this.call(HostStatus, 'POST', OperatorRoutes.hosts, request);
+  }
+
+  // ---- Releases and rollouts -----------------------------------------------------------------
+
+  /** Creates a release; `hosts` may be a map host → store path. */
+  createRelease(request: Omit<CreateReleaseRequest, 'hosts' | 'description' | 'source'> & Partial<Pick<CreateReleaseRequest, 'description' | 'source'>> & { hosts: CreateReleaseRequest['hosts'] | Record<string, string> }): Promise<Release> {
+    const hosts = Array.isArray(request.hosts) ? request.hosts : Object.entries(request.hosts).map(([host, storePath]) => ({ host, storePath }));
+    return this.call(Release, 'POST', RolloutRoutes.releases, { ...request, hosts });
+  }
+
+  /** The dry-run plan: which hosts go in which wave, without starting anything. */
+  plan(spec: RolloutSpecInput): Promise<RolloutPlan> {
+    return this.call(RolloutPlan, 'POST', RolloutRoutes.plan, spec);
+  }
+
+  startRollout(spec: RolloutSpecInput): Promise<RolloutStatus> {
+    return this.call(RolloutStatus, 'POST', RolloutRoutes.rollouts, spec);
+  }
+
+  rollout(id: string): Promise<RolloutStatus> {
+    return this.call(RolloutStatus, 'GET', RolloutRoutes.rollout(id));
+  }
+
+  /** The rollout's audit log, oldest first. */
+  async rolloutEvents(id: string, afterId = 0): Promise<HostEvent[]> {
+    return (await this.call(HostEvents, 'GET', `${RolloutRoutes.events(id)}?afterId=${afterId}&limit=5000`)).events;
+  }
+
+  /** approve, pause, resume, abort or rollback; answers the rollout's status after the action. */
+  act(id: string, action: RolloutAction): Promise<RolloutStatus> {
+    return this.call(RolloutStatus, 'POST', RolloutRoutes.action(id, action));
   }
 }

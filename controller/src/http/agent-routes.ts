@@ -7,6 +7,7 @@ import {
   PROTOCOL_VERSION,
   ReportBatch,
   SessionRequest,
+  TERMINAL_PHASES,
   manifestEtag,
   type Challenge,
   type EnrollResponse,
@@ -49,9 +50,34 @@ function manifestResponse(c: Context, manifest: PublishedManifest): Response {
   return c.json(body, 200, { ETag: manifestEtag(manifest.version), 'Cache-Control': 'no-store' });
 }
 
+/**
+ * Advances each rollout once per event-loop turn however many of its hosts reported in it: a tick
+ * reads every member of the rollout, so one tick per report made ingest quadratic in the wave size
+ * (1,000 hosts: 154 reports/s).
+ */
+function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
+  const due = new Set<string>();
+  const run = () => {
+    const ids = [...due];
+    due.clear();
+    for (const id of ids) {
+      try {
+        deps.rollouts.tick(id);
+      } catch (error) {
+        deps.logger.error({ err: error, rolloutId: id }, 'rollout tick after reports failed');
+      }
+    }
+  };
+  return (rolloutId) => {
+    if (due.size === 0) setImmediate(run);
+    due.add(rolloutId);
+  };
+}
+
 export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number; maxReportBodyBytes: number }) {
   const { db, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
+  const scheduleTick = coalescedTicks(deps);
 
   /** A session speaks only for its own host: any host it names must be that host. */
   const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {
@@ -119,7 +145,11 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     }
     const batch = await readBody(c, ReportBatch, raw);
     const outcome = storeReports(db, clock, host, batch.reports, (tx, h, report) => deps.rollouts.recordReport(tx, h, report));
-    for (const rolloutId of outcome.rollouts) deps.rollouts.tick(rolloutId);
+    // Only a host finishing (a terminal phase) can move a rollout on; earlier phases were recorded
+    // above, in the storing transaction, and deadlines are the rollout timer's job.
+    if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase))) {
+      for (const rolloutId of outcome.rollouts) scheduleTick(rolloutId);
+    }
     presence.seen(host);
     return c.json({ protocol: PROTOCOL_VERSION, ackedSeqs: outcome.ackedSeqs, stored: outcome.stored } satisfies ReportAck);
   });

@@ -1,0 +1,198 @@
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeEd25519 } from '../../shared/src/ed25519.js';
+import { signEnvelope, type Envelope } from '../../shared/src/envelope.js';
+import { generateNamedKey, parseSecretKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
+import { MANIFEST_PAYLOAD_TYPE, PROTOCOL_VERSION, type ManifestPayload, type RefusalReason } from '../../shared/src/protocol.js';
+import type { LabController } from '../lab/controller.js';
+import type { LabFixtures } from '../lab/fixtures.js';
+import type { LabHost } from '../lab/host.js';
+import { Lab } from '../lab/lab.js';
+import { labFixtures } from '../lab/vitest-fixtures.js';
+import { lastEventId, systemOf, waitForReport } from './deploy-helpers.js';
+
+/**
+ * Manifests the controller would never sign or send reach the agent the way they would if the
+ * controller's database were tampered with (or the controller compromised): written into the
+ * envelope column of a new row of its manifests table, which it then serves, as it is, to the
+ * polling agent. Everything else is real: the controller process, the agent, Nix, the cache.
+ */
+describe('manifests and closures the agent must refuse', () => {
+  let fixtures: LabFixtures;
+  let lab: Lab;
+  let controller: LabController;
+  let guard: LabHost;
+  let untrustHost: LabHost;
+  let releaseKey: NamedSecretKey;
+  const context = () => lab.diagnostics();
+
+  function database(): Database.Database {
+    const db = new Database(join(lab.dir, 'controller', 'controller.sqlite'));
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
+
+  function storedEnvelope(host: string, version: number): Envelope {
+    const db = database();
+    try {
+      const row = db.prepare('select envelope from manifests where host = ? and version = ?').get(host, version) as { envelope: string } | undefined;
+      if (!row) throw new Error(`the controller has no manifest v${version} for ${host}`);
+      return JSON.parse(row.envelope) as Envelope;
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Appends a manifest row carrying `envelope` and makes it the host's desired state, as a tampered database would. */
+  function serveTampered(host: string, envelope: Envelope): number {
+    const db = database();
+    try {
+      return db.transaction(() => {
+        const { next } = db.prepare('select coalesce(max(version), 0) + 1 as next from manifests where host = ?').get(host) as { next: number };
+        const now = Date.now();
+        db.prepare(
+          `insert into manifests (host, version, store_path, action, rollout_id, issued_at, expires_at, envelope)
+           values (?, ?, ?, 'safe-switch', null, ?, ?, ?)`,
+        ).run(host, next, fixtures.systems.v2.path, now, now + 24 * 3600_000, JSON.stringify(envelope));
+        db.prepare('update hosts set desired_version = ? where name = ?').run(next, host);
+        return next;
+      })();
+    } finally {
+      db.close();
+    }
+  }
+
+  function payload(overrides: Partial<ManifestPayload> = {}): ManifestPayload {
+    const now = Date.now();
+    return {
+      protocol: PROTOCOL_VERSION,
+      host: 'guard-1',
+      version: 100,
+      storePath: fixtures.systems.v2.path,
+      action: 'safe-switch',
+      rolloutId: null,
+      issuedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + 3600_000).toISOString(),
+      ...overrides,
+    };
+  }
+
+  function sign(manifest: ManifestPayload, key: NamedSecretKey): Envelope {
+    return signEnvelope(MANIFEST_PAYLOAD_TYPE, Buffer.from(JSON.stringify(manifest), 'utf8'), [key], nodeEd25519);
+  }
+
+  /**
+   * Serves `envelope` to guard-1 and checks the next thing it reports: a refusal with `refusal`,
+   * its reason in the event log and the host status, and nothing changed on the host.
+   */
+  async function expectRefused(envelope: Envelope, refusal: RefusalReason, reason: RegExp) {
+    const v3 = fixtures.systems.v3.path;
+    const before = { activations: guard.activations().length, generations: guard.generations().length };
+    const marker = await lastEventId(controller, 'guard-1');
+    serveTampered('guard-1', envelope);
+
+    const report = await waitForReport(controller, 'guard-1', 'the next report', () => true, { afterEventId: marker, context });
+    expect(report.phase).toBe('refused');
+    expect(report.detail.refusal).toBe(refusal);
+    expect(report.detail.reason).toMatch(reason);
+    expect(report.currentSystem).toBe(v3);
+
+    expect(systemOf(guard)).toEqual({ current: v3, profile: v3, bootDefault: v3 });
+    expect(guard.activations()).toHaveLength(before.activations);
+    expect(guard.generations()).toHaveLength(before.generations);
+    expect(guard.agentState()).toMatchObject({ highestVersion: 2, highestStorePath: v3, activation: null });
+    const status = await controller.client.host('guard-1');
+    expect(status).toMatchObject({ phase: 'refused', currentSystem: v3, lastError: report.detail.reason });
+    return report;
+  }
+
+  beforeAll(async () => {
+    fixtures = await labFixtures();
+    lab = await Lab.start({ fixtures });
+    await lab.serveCache();
+    const untrustedCache = await lab.serveUntrustedCache();
+    controller = await lab.startController();
+    releaseKey = parseSecretKey(readFileSync(controller.options.releaseKey.file, 'utf8'));
+    [guard, untrustHost] = await Promise.all([
+      lab.addHost('guard-1', { bootstrap: fixtures.systems.base }),
+      lab.addHost('untrust-1', { bootstrap: fixtures.systems.base }),
+    ]);
+    await Promise.all([
+      guard.start({ config: { websocket: false, pollIntervalMs: 500 } }),
+      untrustHost.start({ config: { substituters: [lab.cache!.url, untrustedCache.url] } }),
+    ]);
+    // A host whose genuine manifests can be misdelivered to guard-1.
+    await controller.client.registerHost({ name: 'other-1', publicKey: toBase64(generateNamedKey('other-1').publicKey) });
+
+    await controller.waitForHost('guard-1', 'polling', (s) => s.connection === 'polling', 30_000, context);
+    // Two genuine deployments: guard-1 has accepted versions 1 (v2) and 2 (v3) and runs v3.
+    for (const system of [fixtures.systems.v2, fixtures.systems.v3]) {
+      const { version } = await controller.client.setDesired('guard-1', system.path);
+      await controller.waitForPhase('guard-1', version, 'healthy', 30_000, context);
+    }
+    await controller.waitForHost('untrust-1', 'connected', (s) => s.connection === 'websocket', 30_000, context);
+  });
+  afterAll(() => lab?.cleanup());
+
+  it('refuses a manifest whose payload was changed after signing (bad signature)', async () => {
+    const genuine = sign(payload({ storePath: fixtures.systems.v2.path }), releaseKey);
+    const tampered: Envelope = { ...genuine, payload: toBase64(Buffer.from(JSON.stringify(payload({ storePath: fixtures.systems.failSwitch.path })))) };
+    const report = await expectRefused(tampered, 'bad-signature', /signature by lab-release-1 does not verify/);
+    // Nothing an unverified payload claims is repeated as if it were true.
+    expect(report).toMatchObject({ manifestVersion: null, storePath: null });
+  });
+
+  it('refuses a manifest signed by a key it does not trust', async () => {
+    const rogue = generateNamedKey('rogue-release-1');
+    await expectRefused(sign(payload({ version: 101 }), rogue), 'unknown-key', /signed by rogue-release-1, none of which is a trusted release key/);
+  });
+
+  it('refuses a genuine manifest of another host', async () => {
+    const { version } = await controller.client.setDesired('other-1', fixtures.systems.v2.path);
+    await expectRefused(storedEnvelope('other-1', version), 'wrong-host', /manifest is for host "other-1", this is "guard-1"/);
+  });
+
+  it('refuses a replay of an older genuine manifest (a downgrade to v2)', async () => {
+    const report = await expectRefused(storedEnvelope('guard-1', 1), 'replayed-version', /version 1 is not above the highest accepted version 2/);
+    expect(report).toMatchObject({ manifestVersion: 1, storePath: fixtures.systems.v2.path });
+  });
+
+  it('refuses a second manifest for an accepted version that names another system (equivocation)', async () => {
+    await expectRefused(sign(payload({ version: 2, storePath: fixtures.systems.v2.path }), releaseKey), 'equivocation', /version 2 was already accepted/);
+  });
+
+  it('refuses an expired manifest', async () => {
+    const now = Date.now();
+    const expired = payload({ version: 102, issuedAt: new Date(now - 7200_000).toISOString(), expiresAt: new Date(now - 3600_000).toISOString() });
+    await expectRefused(sign(expired, releaseKey), 'expired', /manifest expired at/);
+  });
+
+  it('refuses a signed manifest whose store path is not a store path', async () => {
+    const bad = payload({ version: 103, storePath: '/nix/store/../../etc/shadow' });
+    await expectRefused(sign(bad, releaseKey), 'invalid-store-path', /store path/);
+  });
+
+  it('refuses a closure that no trusted cache key signed: Nix does not substitute it and the host is unchanged', async () => {
+    const { base, untrusted } = fixtures.systems;
+    expect(untrustHost.hasStorePath(untrusted.path)).toBe(false);
+    const activations = untrustHost.activations().length;
+
+    const manifest = await controller.client.setDesired('untrust-1', untrusted.path);
+    const status = await controller.waitForPhase('untrust-1', manifest.version, 'refused', 30_000, context);
+
+    const events = await controller.client.events('untrust-1');
+    const final = events.filter((e) => e.kind === 'report').at(-1)!.data;
+    expect(final).toMatchObject({ phase: 'refused', manifestVersion: manifest.version, detail: { refusal: 'untrusted-closure' } });
+    const detail = final.detail as { failure: { command: string; outputTail: string } };
+    expect(detail.failure.command).toContain(`nix-store --realise ${untrusted.path}`);
+    expect(detail.failure.outputTail).toContain(`is not signed by any of the keys in 'trusted-public-keys'`);
+    expect(status.lastError).toMatch(/no trusted cache key signed the closure/);
+    // Nix did find it (in the untrusted cache) and turned it down.
+    expect(lab.untrustedCache!.served(untrusted.path)).toBe(true);
+    expect(untrustHost.hasStorePath(untrusted.path)).toBe(false);
+    expect(systemOf(untrustHost)).toEqual({ current: base.path, profile: base.path, bootDefault: base.path });
+    expect(untrustHost.activations()).toHaveLength(activations);
+  });
+});

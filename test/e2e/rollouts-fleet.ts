@@ -28,7 +28,8 @@ export async function startFleet(prefix: string, count: number, agent: Partial<A
   const lab = await Lab.start({ fixtures });
   try {
     await lab.serveCache();
-    const controller = await lab.startController();
+    // A host counts as offline three poll intervals after its last poll: 3 s here, not 90.
+    const controller = await lab.startController({ args: ['--poll-interval-seconds', '1'] });
     const names = Array.from({ length: count }, (_, i) => `${prefix}-${i + 1}`);
     const hosts: LabHost[] = [];
     for (const name of names) hosts.push(await lab.addHost(name));

@@ -1,0 +1,131 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Report } from '../../shared/src/protocol.js';
+import { LAB_HEALTH_CHECK } from '../lab/agent-config.js';
+import type { LabController } from '../lab/controller.js';
+import type { LabFixtures } from '../lab/fixtures.js';
+import type { LabHost } from '../lab/host.js';
+import { Lab } from '../lab/lab.js';
+import { labFixtures } from '../lab/vitest-fixtures.js';
+import { phasesOf, reportEvents, systemOf } from './deploy-helpers.js';
+
+/** A health check that passes once the test creates /run/lab/release-gate in the host: it holds a deployment in its gate. */
+const GATE_CHECK = {
+  name: 'release-gate',
+  command: ['/bin/sh', '-c', '[ -e /run/lab/release-gate ] || { echo "release gate closed" >&2; exit 1; }'],
+  timeoutMs: 5_000,
+};
+
+function outboxReports(host: LabHost): Report[] {
+  const dir = join(host.paths.state, 'outbox');
+  return readdirSync(dir)
+    .filter((name) => /^\d+\.json$/.test(name))
+    .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Report);
+}
+
+function nextSeq(host: LabHost): number {
+  return Number(readFileSync(join(host.paths.state, 'outbox', 'next-seq'), 'utf8').trim());
+}
+
+describe('deployments that outlive a controller outage or an agent crash', () => {
+  let fixtures: LabFixtures;
+  let lab: Lab;
+  let controller: LabController;
+  let outageHost: LabHost;
+  let crashHost: LabHost;
+  const context = () => lab.diagnostics();
+
+  beforeAll(async () => {
+    fixtures = await labFixtures();
+    lab = await Lab.start({ fixtures });
+    await lab.serveCache();
+    controller = await lab.startController();
+    [outageHost, crashHost] = await Promise.all([
+      lab.addHost('outage-1', { bootstrap: fixtures.systems.base }),
+      lab.addHost('crash-1', { bootstrap: fixtures.systems.base }),
+    ]);
+    await Promise.all([
+      outageHost.start({ config: { healthChecks: [LAB_HEALTH_CHECK, GATE_CHECK], healthDeadlineMs: 30_000 } }),
+      // A switch may take long: the hanging one is still running when the agent is killed.
+      crashHost.start({ config: { timeouts: { switchMs: 60_000 } } }),
+    ]);
+    for (const name of ['outage-1', 'crash-1']) {
+      await controller.waitForHost(name, 'connected', (s) => s.connection === 'websocket', 30_000, context);
+    }
+  });
+  afterAll(() => lab?.cleanup());
+
+  it('keeps the reports made while the controller is down and delivers each once when it is back', async () => {
+    const v2 = fixtures.systems.v2.path;
+    const manifest = await controller.client.setDesired('outage-1', v2);
+    // The controller acknowledged 'checking' (the gate's reachability proof); the gate itself is still closed.
+    await controller.waitForHost('outage-1', 'in its health gate', (s) => s.reportedVersion === manifest.version && s.phase === 'checking', 30_000, context);
+
+    await controller.kill();
+    writeFileSync(join(outageHost.paths.run, 'lab', 'release-gate'), '');
+
+    // The deployment finishes without the controller; its last reports wait on disk.
+    await outageHost.waitFor('activation finished while the controller is down', () => {
+      const state = outageHost.agentState() as { lastResult?: { manifestVersion: number; phase: string } } | null;
+      return state?.lastResult?.manifestVersion === manifest.version && state.lastResult.phase === 'healthy';
+    });
+    expect(systemOf(outageHost)).toEqual({ current: v2, profile: v2, bootDefault: v2 });
+    await outageHost.waitFor('the healthy report in the outbox', () => outboxReports(outageHost).some((r) => r.phase === 'healthy'));
+    const waiting = outboxReports(outageHost).filter((r) => r.manifestVersion === manifest.version).map((r) => r.phase);
+    expect(waiting).toEqual(expect.arrayContaining(['committing', 'healthy']));
+
+    const restartedAt = Date.now();
+    await controller.start();
+    const status = await controller.waitForPhase('outage-1', manifest.version, 'healthy', 60_000, context);
+    expect(status.currentSystem).toBe(v2);
+    await outageHost.waitFor('an empty outbox', () => outboxReports(outageHost).length === 0);
+
+    const events = await controller.client.events('outage-1');
+    const reports = reportEvents(events);
+    // Every report the agent ever numbered is stored, exactly once, none missing.
+    const seqs = reports.map((r) => r.seq);
+    const made = nextSeq(outageHost) - 1;
+    expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: made }, (_, i) => i + 1));
+    expect(phasesOf(events, manifest.version)).toEqual(['accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
+    const delivered = reports.filter((r) => r.manifestVersion === manifest.version && waiting.includes(r.phase));
+    for (const report of delivered) expect(report.storedAt).toBeGreaterThanOrEqual(restartedAt);
+  });
+
+  it('reconciles after being killed with SIGKILL mid-switch: the host ends rolled back, never half-way', async () => {
+    const base = fixtures.systems.base.path;
+    const hanging = fixtures.systems.hangSwitch.path;
+    const manifest = await controller.client.setDesired('crash-1', hanging);
+    await crashHost.waitFor('the switch running', () => {
+      const state = crashHost.agentState() as { activation?: { step: string } | null } | null;
+      return state?.activation?.step === 'activating' && crashHost.activations().some((a) => a.action === 'test' && a.path === hanging);
+    });
+
+    await crashHost.kill();
+    // Half-way: the new system runs, but it is neither the profile nor the boot default.
+    expect(systemOf(crashHost)).toEqual({ current: hanging, profile: base, bootDefault: base });
+    const activationsBefore = crashHost.activations().length;
+
+    await crashHost.start();
+    const status = await controller.waitForPhase('crash-1', manifest.version, 'rolled-back', 30_000, context);
+
+    expect(systemOf(crashHost)).toEqual({ current: base, profile: base, bootDefault: base });
+    expect(status).toMatchObject({ currentSystem: base, lastError: 'agent restarted mid-activation' });
+    const reports = reportEvents(await controller.client.events('crash-1')).filter((r) => r.manifestVersion === manifest.version);
+    expect(reports.at(-1)).toMatchObject({ phase: 'rolled-back', currentSystem: base, detail: { reason: 'agent restarted mid-activation', previousSystem: base } });
+    expect(crashHost.agentState()).toMatchObject({
+      highestVersion: manifest.version,
+      activation: null,
+      lastResult: { manifestVersion: manifest.version, phase: 'rolled-back' },
+    });
+    // The previous system was re-activated; the hanging one was not started again, also not
+    // when the controller re-sent the same manifest on reconnect.
+    await controller.waitForHost('crash-1', 'reconnected', (s) => s.connection === 'websocket', 30_000, context);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(crashHost.activations().slice(activationsBefore).map((a) => [a.action, a.path])).toEqual([
+      ['switch', base],
+      ['boot', base],
+    ]);
+    expect(existsSync(join(crashHost.paths.state, 'state.json'))).toBe(true);
+  });
+});

@@ -1,6 +1,5 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError } from '../../../shared/src/keys.js';
 import {
   EnrollmentTokenCreated,
@@ -15,33 +14,10 @@ import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '..
 import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
 import { OperatorClient } from './client.js';
-import { CliError, GLOBAL_OPTIONS, type CliIo, type GlobalValues } from './context.js';
+import { json, parse, str } from './args.js';
+import { CliError, type CliIo } from './context.js';
 import { parseDurationSeconds } from './durations.js';
 import { historyLines, statusTable } from './format.js';
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse<O extends Options>(args: string[], options: O, positionals: string[]) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new CliError((error as Error).message.split('. To specify')[0]!.split('\n')[0]!, 2);
-  }
-  if (parsed.positionals.length !== positionals.length) {
-    const want = positionals.length === 0 ? 'no arguments' : positionals.join(' ');
-    throw new CliError(`expected ${want}, got ${parsed.positionals.length === 0 ? 'none' : parsed.positionals.join(' ')}`, 2);
-  }
-  return parsed as { values: GlobalValues & Record<string, string | boolean | string[] | undefined>; positionals: string[] };
-}
-
-function json(io: CliIo, value: unknown): void {
-  io.stdout(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
 
 export async function keygen(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, { name: { type: 'string' }, out: { type: 'string' } }, []);

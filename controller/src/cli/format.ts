@@ -15,7 +15,7 @@ export function ago(iso: string | null, now: number): string {
   return `${Math.floor(seconds / 86400)}d`;
 }
 
-function fit(text: string, width: number): string {
+export function fit(text: string, width: number): string {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
 }
 

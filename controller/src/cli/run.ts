@@ -1,19 +1,28 @@
 import * as commands from './commands.js';
 import { CliError, type CliIo } from './context.js';
+import { HELP } from './help.js';
+import * as releases from './release-commands.js';
+import * as rollouts from './rollout-commands.js';
 
-export const USAGE = `usage: shoal <command> [options]
+export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
-  keygen --name NAME --out FILE          generate the release key (prints the public key)
-  token create --state-dir DIR [--name N] create an operator token (opens the database)
+  keygen --name NAME --out FILE          generate the release signing key
+  token create --state-dir DIR [--name N]   new operator token (opens the DB)
   token list --state-dir DIR | token revoke --state-dir DIR ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   host register NAME --public-key B64 [--tag T]...
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
   status                                 fleet status
   history HOST [--limit N]               a host's event history
+  release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
+  release list | release show NAME
+  rollout plan RELEASE [spec flags]      dry run: waves, canary, approval gates
+  rollout start RELEASE [spec flags] [--watch]
+  rollout status ID | rollout watch ID | rollout list
+  rollout approve|pause|resume|abort|rollback ID
 
 global: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
-        --token-file F (SHOAL_TOKEN_FILE), --json
+        --token-file F (SHOAL_TOKEN_FILE), --config F (SHOAL_CONFIG), --json
 `;
 
 type Command = (args: string[], io: CliIo) => Promise<void>;
@@ -26,6 +35,19 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
   set: commands.setDesired,
   status: commands.status,
   history: commands.history,
+  release: { create: releases.releaseCreate, list: releases.releaseList, show: releases.releaseShow },
+  rollout: {
+    plan: rollouts.rolloutPlan,
+    start: rollouts.rolloutStart,
+    status: rollouts.rolloutStatus,
+    watch: rollouts.rolloutWatch,
+    list: rollouts.rolloutList,
+    approve: rollouts.rolloutApprove,
+    pause: rollouts.rolloutPause,
+    resume: rollouts.rolloutResume,
+    abort: rollouts.rolloutAbort,
+    rollback: rollouts.rolloutRollback,
+  },
 };
 
 /** Runs one CLI invocation; returns the exit status. Errors become one line on stderr. */
@@ -40,23 +62,31 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (!entry) throw new CliError(`unknown command ${JSON.stringify(name)}; see shoal --help`, 2);
     let command: Command;
     let args = rest;
+    let key = name;
     if (typeof entry === 'function') command = entry;
     else {
       const [sub, ...subArgs] = rest;
       const found = sub === undefined ? undefined : entry[sub];
-      if (!found) throw new CliError(`${name} needs a subcommand: ${Object.keys(entry).join(', ')}`, 2);
+      if (!found) {
+        if (sub === '--help' || sub === '-h') {
+          io.stdout(`${Object.keys(entry).map((s) => HELP[`${name} ${s}`]!.split('\n')[0]).join('\n')}\n`);
+          return 0;
+        }
+        throw new CliError(`${name} needs a subcommand: ${Object.keys(entry).join(', ')}`, 2);
+      }
       command = found;
       args = subArgs;
+      key = `${name} ${sub}`;
     }
     if (args.includes('--help') || args.includes('-h')) {
-      io.stdout(USAGE);
+      io.stdout(`${HELP[key] ?? USAGE}\n`);
       return 0;
     }
     await command(args, io);
     return 0;
   } catch (error) {
     if (error instanceof CliError) {
-      io.stderr(`shoal: ${error.message}\n`);
+      io.stderr(`shoal: ${error.message}\n${error.details.map((line) => `  ${line}\n`).join('')}`);
       return error.exitCode;
     }
     io.stderr(`shoal: internal error: ${(error as Error).stack ?? String(error)}\n`);

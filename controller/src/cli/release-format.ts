@@ -1,0 +1,35 @@
+import type { Release } from '../../../shared/src/rollout-api.js';
+import { splitStorePath } from '../../../shared/src/store-path.js';
+import { fit } from './format.js';
+
+/** "2030-01-01T00:00:00.000Z" → "2030-01-01 00:00Z": enough for a human, short enough for a table. */
+export function shortTime(iso: string): string {
+  return iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, 'Z');
+}
+
+/** A store path without "/nix/store/" and with a 7-character hash: "abcdefg-nixos-system-web-1". */
+export function shortStorePath(path: string): string {
+  const { hash, name } = splitStorePath(path);
+  return `${hash.slice(0, 7)}-${name}`;
+}
+
+export function releaseListTable(releases: ReadonlyArray<Omit<Release, 'hosts'> & { hosts: number }>): string {
+  const row = (cells: string[]) => [fit(cells[0]!, 20), fit(cells[1]!, 5), fit(cells[2]!, 17), fit(cells[3]!, 10), fit(cells[4]!, 18)].join('  ').trimEnd();
+  const lines = [row(['RELEASE', 'HOSTS', 'CREATED', 'SOURCE', 'DESCRIPTION'])];
+  for (const r of releases) lines.push(row([r.name, String(r.hosts), shortTime(r.createdAt), r.source ?? '-', r.description || '-']));
+  if (releases.length === 0) lines.push('(no releases)');
+  return `${lines.join('\n')}\n`;
+}
+
+export function releaseLines(release: Release): string {
+  const lines = [
+    `release ${release.name}: ${release.hosts.length} host${release.hosts.length === 1 ? '' : 's'}, created ${shortTime(release.createdAt)} by ${release.createdBy}`,
+  ];
+  if (release.source) lines.push(`source ${release.source}`);
+  if (release.description) lines.push(fit(release.description, 80).trimEnd());
+  lines.push('');
+  const width = Math.min(24, Math.max(4, ...release.hosts.map((h) => h.host.length)));
+  lines.push(`${'HOST'.padEnd(width)}  SYSTEM`);
+  for (const { host, storePath } of release.hosts) lines.push(`${fit(host, width)}  ${fit(shortStorePath(storePath), 78 - width)}`.trimEnd());
+  return `${lines.join('\n')}\n`;
+}

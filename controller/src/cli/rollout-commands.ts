@@ -1,0 +1,78 @@
+import { RolloutList, RolloutPlan, RolloutRoutes, RolloutSpec, RolloutStatus, type RolloutAction } from '../../../shared/src/rollout-api.js';
+import { json, parse, type Values } from './args.js';
+import { OperatorClient } from './client.js';
+import { paint } from './colour.js';
+import { CliError, type CliIo } from './context.js';
+import { planLines, rolloutListTable, stateColour, statusLines } from './rollout-format.js';
+import { SPEC_OPTIONS, specFromFlags } from './rollout-spec.js';
+import { watchRollout } from './watch.js';
+
+/** Ends a watched rollout's command: exit 0 only when it succeeded. */
+function verdict(status: RolloutStatus): void {
+  if (status.state === 'succeeded') return;
+  throw new CliError(`rollout ${status.id} ${status.state}${status.reason ? `: ${status.reason}` : ''}`);
+}
+
+async function follow(client: OperatorClient, id: string, io: CliIo, values: Values): Promise<void> {
+  verdict(await watchRollout(client, id, io, { json: values.json === true }));
+}
+
+export async function rolloutPlan(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, SPEC_OPTIONS, ['RELEASE']);
+  const spec = specFromFlags(positionals[0]!, values);
+  const plan = await OperatorClient.from(values, io).call('POST', RolloutRoutes.plan, RolloutPlan, spec);
+  if (values.json) return json(io, plan);
+  // The controller accepted the spec, so its defaults are the ones this schema fills in.
+  const full = RolloutSpec.safeParse(spec);
+  io.stdout(planLines(plan, full.success ? full.data : null, paint(io)));
+}
+
+export async function rolloutStart(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { ...SPEC_OPTIONS, watch: { type: 'boolean', short: 'w', default: false } }, ['RELEASE']);
+  const spec = specFromFlags(positionals[0]!, values);
+  const client = OperatorClient.from(values, io);
+  const status = await client.call('POST', RolloutRoutes.rollouts, RolloutStatus, spec);
+  if (values.watch) {
+    if (!values.json) io.stdout(`started rollout ${status.id}\n`);
+    return follow(client, status.id, io, values);
+  }
+  if (values.json) return json(io, status);
+  io.stdout(`started rollout ${status.id}\n${statusLines(status, paint(io))}`);
+}
+
+export async function rolloutStatus(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, {}, ['ID']);
+  const status = await OperatorClient.from(values, io).call('GET', RolloutRoutes.rollout(positionals[0]!), RolloutStatus);
+  if (values.json) json(io, status);
+  else io.stdout(statusLines(status, paint(io)));
+}
+
+export async function rolloutWatch(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, {}, ['ID']);
+  return follow(OperatorClient.from(values, io), positionals[0]!, io, values);
+}
+
+export async function rolloutList(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, {}, []);
+  const list = await OperatorClient.from(values, io).call('GET', RolloutRoutes.rollouts, RolloutList);
+  if (values.json) json(io, list);
+  else io.stdout(rolloutListTable(list.rollouts, paint(io)));
+}
+
+const PAST: Record<RolloutAction, string> = { approve: 'approved', pause: 'paused', resume: 'resumed', abort: 'aborted', rollback: 'rolling back' };
+
+function act(action: RolloutAction) {
+  return async (args: string[], io: CliIo): Promise<void> => {
+    const { values, positionals } = parse(args, {}, ['ID']);
+    const id = positionals[0]!;
+    const status = await OperatorClient.from(values, io).call('POST', RolloutRoutes.action(id, action), RolloutStatus);
+    if (values.json) json(io, status);
+    else io.stdout(`${PAST[action]} rollout ${status.id}; now ${stateColour(status.state, paint(io))} at wave ${status.waveIndex}\n`);
+  };
+}
+
+export const rolloutApprove = act('approve');
+export const rolloutPause = act('pause');
+export const rolloutResume = act('resume');
+export const rolloutAbort = act('abort');
+export const rolloutRollback = act('rollback');

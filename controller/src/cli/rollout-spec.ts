@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { Action } from '../../../shared/src/protocol.js';
+import type { RolloutSpecInput, WaveSpec } from '../../../shared/src/rollout-api.js';
+import { integer, list, str, type Values } from './args.js';
+import { CliError } from './context.js';
+import { parseDurationSeconds } from './durations.js';
+
+/** The flags `rollout plan` and `rollout start` share; they become one RolloutSpec body. */
+export const SPEC_OPTIONS = {
+  spec: { type: 'string' },
+  canary: { type: 'string' },
+  waves: { type: 'string', multiple: true },
+  hosts: { type: 'string', multiple: true },
+  tags: { type: 'string', multiple: true },
+  concurrency: { type: 'string' },
+  'max-failures': { type: 'string' },
+  'min-sample': { type: 'string' },
+  bake: { type: 'string' },
+  'health-deadline': { type: 'string' },
+  'approve-before': { type: 'string', multiple: true },
+  'on-failure': { type: 'string' },
+  'offline-wait': { type: 'string' },
+  offline: { type: 'string' },
+  'progress-deadline': { type: 'string' },
+  action: { type: 'string' },
+} as const;
+
+/** "25%", "3", "hosts:a+b", "tags:db+cache" → a wave of the API. */
+export function parseWave(item: string): WaveSpec {
+  const text = item.trim();
+  if (/^\d+(\.\d+)?%$/.test(text)) return text;
+  if (/^\d+$/.test(text)) return Number(text);
+  const match = /^(hosts|tags):(.+)$/.exec(text);
+  if (match) {
+    const names = match[2]!.split('+').map((s) => s.trim()).filter(Boolean);
+    if (names.length > 0) return match[1] === 'hosts' ? { hosts: names } : { tags: names };
+  }
+  throw new CliError(`--waves item ${JSON.stringify(item)} must be a percentage (25%), a count (3), hosts:a+b or tags:t1+t2`, 2);
+}
+
+function readSpecFile(file: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(code ? `cannot read spec file ${file}: ${code}` : `spec file ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new CliError(`spec file ${file} must be a JSON object (a rollout spec)`);
+  return raw as Record<string, unknown>;
+}
+
+function oneOf<T extends string>(flag: string, value: string, options: readonly T[]): T {
+  if (!(options as readonly string[]).includes(value)) throw new CliError(`${flag} must be one of ${options.join(', ')}, got ${JSON.stringify(value)}`, 2);
+  return value as T;
+}
+
+/**
+ * Flags over the --spec file over the API's defaults. Only the form of each flag is checked here;
+ * the controller judges the whole spec (and names what is wrong) for plan and start alike.
+ */
+export function specFromFlags(release: string, values: Values): RolloutSpecInput {
+  const file = str(values.spec);
+  const spec: Record<string, unknown> = file ? readSpecFile(file) : {};
+  if (spec.release !== undefined && spec.release !== release) {
+    throw new CliError(`spec file ${file} is for release ${JSON.stringify(spec.release)}, not ${JSON.stringify(release)}`, 2);
+  }
+  spec.release = release;
+  const text = (name: string) => str(values[name]);
+  const seconds = (name: string) => {
+    const value = text(name);
+    return value === undefined ? undefined : parseDurationSeconds(value, `--${name}`);
+  };
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) spec[key] = value;
+  };
+
+  set('canary', text('canary') === undefined ? undefined : integer(text('canary')!, '--canary', 0));
+  const waves = list(values.waves);
+  if (waves.length > 0) spec.waves = waves.map(parseWave);
+  else spec.waves ??= ['100%'];
+  const hosts = list(values.hosts);
+  const tags = list(values.tags);
+  if (hosts.length > 0 || tags.length > 0) {
+    spec.selector = { ...(hosts.length > 0 ? { hosts } : {}), ...(tags.length > 0 ? { tags } : {}) };
+  }
+  set('concurrency', text('concurrency') === undefined ? undefined : integer(text('concurrency')!, '--concurrency', 1));
+
+  const maxFailures = text('max-failures');
+  const minSample = text('min-sample');
+  if (maxFailures !== undefined) {
+    const percent = /^(\d+(?:\.\d+)?)%$/.exec(maxFailures.trim());
+    if (percent) {
+      spec.failureThreshold = { percent: Number(percent[1]), ...(minSample ? { minSample: integer(minSample, '--min-sample', 1) } : {}) };
+    } else {
+      if (minSample !== undefined) throw new CliError('--min-sample applies only to a percentage --max-failures (e.g. --max-failures 10% --min-sample 5)', 2);
+      spec.failureThreshold = { count: integer(maxFailures, '--max-failures', 0) };
+    }
+  } else if (minSample !== undefined) {
+    throw new CliError('--min-sample needs a percentage --max-failures (e.g. --max-failures 10% --min-sample 5)', 2);
+  }
+
+  set('bakeSeconds', seconds('bake'));
+  set('healthDeadlineSeconds', seconds('health-deadline'));
+  const approve = list(values['approve-before']);
+  if (approve.length > 0) spec.approvalBefore = approve.map((item) => integer(item, '--approve-before', 0));
+  set('onFailure', text('on-failure') === undefined ? undefined : oneOf('--on-failure', text('on-failure')!, ['halt', 'rollback'] as const));
+  const offlineWait = seconds('offline-wait');
+  const offlineThen = text('offline') === undefined ? undefined : oneOf('--offline', text('offline')!, ['fail', 'skip'] as const);
+  if (offlineWait !== undefined || offlineThen !== undefined) {
+    const before = (spec.offline ?? {}) as Record<string, unknown>;
+    spec.offline = { ...before, ...(offlineWait !== undefined ? { waitSeconds: offlineWait } : {}), ...(offlineThen ? { then: offlineThen } : {}) };
+  }
+  set('progressDeadlineSeconds', seconds('progress-deadline'));
+  set('action', text('action') === undefined ? undefined : oneOf('--action', text('action')!, Action.options));
+  return spec as RolloutSpecInput;
+}

@@ -174,7 +174,7 @@ export class LabController {
   async waitForRollout(
     id: string,
     states: RolloutState | readonly RolloutState[],
-    options: { timeoutMs?: number; predicate?: (status: RolloutStatus) => boolean; context?: () => string } = {},
+    options: { timeoutMs?: number; intervalMs?: number; predicate?: (status: RolloutStatus) => boolean; context?: () => string } = {},
   ): Promise<RolloutStatus> {
     const wanted: readonly RolloutState[] = typeof states === 'string' ? [states] : states;
     const matches = (s: RolloutStatus) => wanted.includes(s.state) && (options.predicate?.(s) ?? true);
@@ -190,7 +190,7 @@ export class LabController {
         last = current;
         return matches(current) || (FINAL_ROLLOUT_STATES.has(current.state) && !wanted.includes(current.state)) ? current : null;
       },
-      { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 100, context: () => `last status: ${JSON.stringify(last)}${options.context ? `\n${options.context()}` : ''}` },
+      { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: options.intervalMs ?? 100, context: () => `last status: ${JSON.stringify(last)}${options.context ? `\n${options.context()}` : ''}` },
     );
     if (!matches(status)) {
       throw new Error(`rollout ${id} ended ${status.state} (${status.reason ?? 'no reason'}), not ${wanted.join(' or ')}: ${JSON.stringify(status)}${options.context ? `\n${options.context()}` : ''}`);

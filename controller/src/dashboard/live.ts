@@ -1,0 +1,115 @@
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { Db } from '../db/open.js';
+import type { ManifestBus } from '../manifests/bus.js';
+import type { RolloutEngine } from '../rollouts/engine.js';
+import { lastEventId } from './queries.js';
+
+/**
+ * Tells live pages that something may have changed. Every report, manifest, connection and rollout
+ * step appends an event, so one indexed max(id) a second covers them all without hooks into the
+ * report path; rollout changes and manifest publications wake listeners at once. Polls only while
+ * someone listens.
+ */
+export class ChangeFeed {
+  private readonly listeners = new Set<() => void>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopHooks: Array<() => void> = [];
+  private lastId = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly engine: RolloutEngine,
+    private readonly bus: ManifestBus,
+    private readonly pollMs: number,
+  ) {}
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    if (this.listeners.size === 1) this.start();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.stop();
+    };
+  }
+
+  private start(): void {
+    this.lastId = lastEventId(this.db);
+    this.timer = setInterval(() => this.check(), this.pollMs);
+    this.timer.unref();
+    this.stopHooks = [this.engine.onChange(() => this.notify()), this.bus.onPublish(() => this.notify())];
+  }
+
+  private stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const stop of this.stopHooks) stop();
+    this.stopHooks = [];
+  }
+
+  private check(): void {
+    let id: number;
+    try {
+      id = lastEventId(this.db);
+    } catch {
+      // The database is closing with the controller; the streams end with it.
+      return;
+    }
+    if (id !== this.lastId) {
+      this.lastId = id;
+      this.notify();
+    }
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+export interface LiveOptions {
+  /** Re-render at least this often, so "12 s ago" and bake timers stay true without any event. */
+  refreshMs: number;
+  heartbeatMs: number;
+}
+
+/**
+ * A server-sent-events stream of `update` events, each JSON {elementId: html}. `render` returns
+ * null when the stream should end (session closed, object gone). Unchanged renders are not sent.
+ */
+export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, render: () => Record<string, string> | null): Response {
+  c.header('cache-control', 'no-store');
+  // Tells nginx-like proxies not to buffer the stream.
+  c.header('x-accel-buffering', 'no');
+  return streamSSE(c, async (stream) => {
+    let wake: (() => void) | null = null;
+    const unsubscribe = feed.subscribe(() => wake?.());
+    stream.onAbort(() => wake?.());
+    let last = '';
+    let lastWrite = Date.now();
+    try {
+      while (!stream.aborted) {
+        const parts = render();
+        if (parts === null) break;
+        const data = JSON.stringify(parts);
+        if (data !== last) {
+          await stream.writeSSE({ event: 'update', data });
+          last = data;
+          lastWrite = Date.now();
+        } else if (Date.now() - lastWrite >= options.heartbeatMs) {
+          await stream.write(': keep-alive\n\n');
+          lastWrite = Date.now();
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, options.refreshMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = null;
+      }
+    } finally {
+      unsubscribe();
+    }
+  });
+}

@@ -1,0 +1,71 @@
+import { and, desc, eq, max } from 'drizzle-orm';
+import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
+import type { CommandFailure } from '../../../shared/src/protocol.js';
+import { iso } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { events, manifests } from '../db/schema.js';
+
+/** The newest `limit` events of a host, newest first. */
+export function recentHostEvents(db: Db, host: string, limit = 150): HostEvent[] {
+  return db
+    .select()
+    .from(events)
+    .where(eq(events.host, host))
+    .orderBy(desc(events.id))
+    .limit(limit)
+    .all()
+    .map((row) => ({ id: row.id, host, rolloutId: row.rolloutId, at: iso(row.at), kind: row.kind as EventKind, actor: row.actor, data: row.data }));
+}
+
+export interface Generation {
+  version: number;
+  storePath: string;
+  action: string;
+  rolloutId: string | null;
+  issuedAt: string;
+}
+
+/** Every manifest the host was given, newest first: its generations as the controller asked for them. */
+export function hostGenerations(db: Db, host: string, limit = 50): Generation[] {
+  return db
+    .select({ version: manifests.version, storePath: manifests.storePath, action: manifests.action, rolloutId: manifests.rolloutId, issuedAt: manifests.issuedAt })
+    .from(manifests)
+    .where(eq(manifests.host, host))
+    .orderBy(desc(manifests.version))
+    .limit(limit)
+    .all()
+    .map((row) => ({ ...row, issuedAt: iso(row.issuedAt) }));
+}
+
+export interface FailureReport {
+  at: string;
+  phase: string;
+  version: number | null;
+  reason: string | null;
+  failure: CommandFailure | null;
+}
+
+const FAILED = new Set(['failed', 'rolled-back', 'refused']);
+
+/** The host's latest failed report about `version` (any version when null), with the failing command and its output tail. */
+export function latestFailure(db: Db, host: string, version: number | null): FailureReport | null {
+  const rows = db
+    .select({ at: events.at, data: events.data })
+    .from(events)
+    .where(and(eq(events.host, host), eq(events.kind, 'report')))
+    .orderBy(desc(events.id))
+    .limit(50)
+    .all();
+  for (const row of rows) {
+    const data = row.data as { phase?: string; manifestVersion?: number | null; detail?: { reason?: string; failure?: CommandFailure } };
+    if (!data.phase || !FAILED.has(data.phase)) continue;
+    if (version !== null && data.manifestVersion !== version) continue;
+    return { at: iso(row.at), phase: data.phase, version: data.manifestVersion ?? null, reason: data.detail?.reason ?? null, failure: data.detail?.failure ?? null };
+  }
+  return null;
+}
+
+/** The newest event id: the live pages re-render when it moves. */
+export function lastEventId(db: Db): number {
+  return db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+}

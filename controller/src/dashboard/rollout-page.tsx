@@ -1,0 +1,335 @@
+import type { RolloutAction, RolloutList, RolloutState, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { barPhase, clockTime, type BarPhase } from './format.js';
+import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
+import type { FailureReport } from './queries.js';
+import type { DashboardSession } from './sessions.js';
+
+type Wave = RolloutStatus['waves'][number];
+
+const STATE_KIND: Record<RolloutState, string> = {
+  running: 'deploying',
+  'waiting-approval': 'waiting',
+  paused: 'offline',
+  halted: 'failed',
+  'rolling-back': 'deploying',
+  'rolled-back': 'skipped',
+  succeeded: 'healthy',
+  aborted: 'failed',
+};
+
+const BAR_PHASES: BarPhase[] = ['pending', 'in-progress', 'healthy', 'failed', 'skipped'];
+
+export const DESTRUCTIVE: ReadonlySet<RolloutAction> = new Set(['abort', 'rollback']);
+
+/** The actions the engine accepts in each state (it checks again; this only decides which buttons to draw). */
+export function availableActions(state: RolloutState): RolloutAction[] {
+  const actions: RolloutAction[] = [];
+  if (state === 'waiting-approval') actions.push('approve');
+  if (state === 'running' || state === 'waiting-approval') actions.push('pause');
+  if (state === 'paused') actions.push('resume');
+  if (state === 'running' || state === 'waiting-approval' || state === 'paused') actions.push('abort');
+  if (state !== 'rolling-back' && state !== 'rolled-back') actions.push('rollback');
+  return actions;
+}
+
+export function confirmQuestion(action: RolloutAction, status: Pick<RolloutStatus, 'id' | 'release'>): string {
+  return action === 'abort'
+    ? `Abort rollout ${status.id}? Hosts keep what they run now; no further host gets ${status.release}.`
+    : `Roll back rollout ${status.id}? Every host it changed is sent back to the system it ran before.`;
+}
+
+function actionLabel(action: RolloutAction, status: RolloutStatus): string {
+  if (action === 'approve') return `Approve wave ${status.waveIndex + 1}`;
+  return { pause: 'Pause', resume: 'Resume', abort: 'Abort', rollback: 'Roll back' }[action];
+}
+
+export function rolloutPath(id: string): string {
+  return `${BASE}/rollouts/${encodeURIComponent(id)}`;
+}
+
+export function RolloutStateBadge(props: { state: RolloutState }) {
+  return <Badge kind={STATE_KIND[props.state]}>{props.state}</Badge>;
+}
+
+function thresholdText(status: RolloutStatus): { limit: string; fraction: number } {
+  const threshold = status.failureThreshold;
+  const total = status.waves.reduce((sum, wave) => sum + wave.hosts.length, 0);
+  if ('count' in threshold) {
+    // The rollout halts when failures exceed the count.
+    return { limit: `halts above ${threshold.count} failed`, fraction: Math.min(1, status.failures / (threshold.count + 1)) };
+  }
+  const limit = Math.max(1, (threshold.percent / 100) * total);
+  return { limit: `halts above ${threshold.percent}% failed (after ${threshold.minSample} finished)`, fraction: Math.min(1, status.failures / limit) };
+}
+
+export function RolloutSummary(props: { status: RolloutStatus }) {
+  const { status } = props;
+  const total = status.waves.reduce((sum, wave) => sum + wave.hosts.length, 0);
+  const threshold = thresholdText(status);
+  const bake = status.bakeRemainingSeconds;
+  return (
+    <>
+      <p>
+        <RolloutStateBadge state={status.state} /> {status.reason ? <span>{status.reason}</span> : null}
+      </p>
+      <dl class="stats">
+        <div>
+          <dt>Wave</dt>
+          <dd>
+            {status.waveIndex + 1} of {status.waves.length}, {status.state === 'waiting-approval' ? 'waiting for approval' : status.wavePhase}
+          </dd>
+        </div>
+        <div>
+          <dt>Bake time left</dt>
+          <dd>
+            {bake === null ? (
+              <span class="muted">not baking</span>
+            ) : (
+              <span data-countdown={String(bake)} data-testid="bake-countdown">
+                {bake >= 60 ? `${Math.floor(bake / 60)} min ${String(bake % 60).padStart(2, '0')} s` : `${bake} s`}
+              </span>
+            )}
+          </dd>
+        </div>
+        <div>
+          <dt>Failures</dt>
+          <dd>
+            {status.failures} failed; {threshold.limit}
+            <div class="threshold" role="meter" aria-label="failures against the threshold" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(threshold.fraction * 100)}>
+              <span style={`width:${Math.round(threshold.fraction * 100)}%`}></span>
+            </div>
+          </dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>
+            {status.finished} of {total} hosts
+          </dd>
+        </div>
+      </dl>
+    </>
+  );
+}
+
+export function RolloutActions(props: { status: RolloutStatus; session: DashboardSession }) {
+  const { status } = props;
+  const actions = availableActions(status.state);
+  if (actions.length === 0) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  return (
+    <div class="actions">
+      {actions.map((action) => (
+        <form method="post" action={`${rolloutPath(status.id)}/actions/${action}`} data-confirm={DESTRUCTIVE.has(action) ? confirmQuestion(action, status) : undefined}>
+          <CsrfField session={props.session} />
+          <button type="submit" data-focus-key={`action-${action}`} class={action === 'approve' || action === 'resume' ? 'primary' : DESTRUCTIVE.has(action) ? 'danger' : undefined}>
+            {actionLabel(action, status)}
+          </button>
+        </form>
+      ))}
+    </div>
+  );
+}
+
+function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus }) {
+  const { wave, current, status } = props;
+  const named = wave.hosts.length <= 12;
+  const waiting = current && status.state === 'waiting-approval';
+  const c = wave.counts;
+  return (
+    <li class="wave" data-wave={String(wave.index)}>
+      <div class="wave-head">
+        <span class={current ? 'current' : undefined}>
+          Wave {wave.index + 1}
+          {current ? ' (current)' : ''}
+        </span>
+        {wave.canary ? <span class="canary-mark">canary</span> : null}
+        {wave.needsApproval ? <span class="muted">{waiting ? 'waiting for approval' : wave.approved ? 'approved' : 'needs approval'}</span> : null}
+        <span class="muted">
+          {c.healthy} healthy · {c.inProgress} in progress · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
+        </span>
+      </div>
+      <ul class={`bar${current ? ' current' : ''}`} aria-label={`Wave ${wave.index + 1} hosts`} style="list-style:none;margin:0">
+        {wave.hosts.map((host) => {
+          const phase = barPhase(host.state);
+          const label = `${host.host}: ${phase}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
+          return (
+            <li style="display:contents">
+              <a class={`host-cell s-${phase}`} href={`${BASE}/hosts/${encodeURIComponent(host.host)}`} title={label} aria-label={label} data-host={host.host} data-phase={phase}>
+                {named ? host.host : ''}
+              </a>
+            </li>
+          );
+        })}
+      </ul>
+    </li>
+  );
+}
+
+export function RolloutWaves(props: { status: RolloutStatus }) {
+  const { status } = props;
+  return (
+    <>
+      <ul class="legend" aria-label="Colours">
+        {BAR_PHASES.map((phase) => (
+          <li>
+            <span class={`swatch host-cell s-${phase}`} style="display:inline-block;min-width:14px;height:14px"></span>
+            {phase}
+          </li>
+        ))}
+      </ul>
+      <ol class="waves">
+        {status.waves.map((wave) => (
+          <WaveBar wave={wave} current={wave.index === status.waveIndex && !['succeeded', 'aborted', 'rolled-back'].includes(status.state)} status={status} />
+        ))}
+      </ol>
+    </>
+  );
+}
+
+export function FailedHosts(props: { failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>; now: number }) {
+  if (props.failures.length === 0) return <></>;
+  return (
+    <section aria-labelledby="failed-heading">
+      <h2 id="failed-heading">Failed hosts</h2>
+      {props.failures.map((failed) => (
+        <div class="failed-host" data-host={failed.host}>
+          <h3>
+            <a href={`${BASE}/hosts/${encodeURIComponent(failed.host)}`}>{failed.host}</a>
+          </h3>
+          <p>{failed.reason ?? failed.report?.reason ?? 'failed'}</p>
+          {failed.report?.failure ? <FailureDetail failure={failed.report.failure} at={failed.report.at} now={props.now} /> : null}
+        </div>
+      ))}
+    </section>
+  );
+}
+
+export function FailureDetail(props: { failure: NonNullable<FailureReport['failure']>; at: string; now: number }) {
+  const { failure } = props;
+  const how = failure.timedOut ? 'timed out' : failure.exitCode !== null ? `exit code ${failure.exitCode}` : `signal ${failure.signal ?? '?'}`;
+  return (
+    <div class="failure">
+      <p>
+        <code>{failure.command}</code> failed ({how}) at {clockTime(props.at, props.now)}. Last lines it printed:
+      </p>
+      <pre class="tail" tabindex={0} aria-label={`output of ${failure.command}`}>
+        {failure.outputTail || '(no output)'}
+      </pre>
+    </div>
+  );
+}
+
+export function RolloutPage(props: {
+  session: DashboardSession;
+  status: RolloutStatus;
+  failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>;
+  now: number;
+}) {
+  const { status } = props;
+  const fragments = rolloutFragments(props.status, props.session, props.failures, props.now);
+  return (
+    <Layout title={`Rollout ${status.id}`} section="rollouts" session={props.session}>
+      <div data-live={`${BASE}/live/rollouts/${encodeURIComponent(status.id)}`}>
+        <h1>
+          Rollout {status.id}: release {status.release}
+        </h1>
+        <p class="muted">
+          Started {clockTime(status.createdAt, props.now)} by {status.createdBy}
+          {status.finishedAt ? `, finished ${clockTime(status.finishedAt, props.now)}` : ''}; action {status.spec.action}, bake {status.spec.bakeSeconds} s, on failure{' '}
+          {status.spec.onFailure}.
+        </p>
+        <LiveState renderedAt={new Date(props.now).toISOString()} />
+        <div id="rollout-summary" aria-live="polite">
+          {fragments['rollout-summary']}
+        </div>
+        <div id="rollout-actions">{fragments['rollout-actions']}</div>
+        <h2>Waves</h2>
+        <div id="rollout-waves">{fragments['rollout-waves']}</div>
+        <div id="rollout-failures">{fragments['rollout-failures']}</div>
+      </div>
+    </Layout>
+  );
+}
+
+export function rolloutFragments(
+  status: RolloutStatus,
+  session: DashboardSession,
+  failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>,
+  now: number,
+) {
+  return {
+    'rollout-summary': <RolloutSummary status={status} />,
+    'rollout-actions': <RolloutActions status={status} session={session} />,
+    'rollout-waves': <RolloutWaves status={status} />,
+    'rollout-failures': <FailedHosts failures={failures} now={now} />,
+  };
+}
+
+export function RolloutListPage(props: { session: DashboardSession; rollouts: RolloutList['rollouts']; now: number }) {
+  return (
+    <Layout title="Rollouts" section="rollouts" session={props.session}>
+      <h1>Rollouts</h1>
+      {props.rollouts.length === 0 ? (
+        <p>No rollout yet. Start one with <code>shoal rollout start</code> or the operator API.</p>
+      ) : (
+        <table class="cards">
+          <thead>
+            <tr>
+              <th scope="col">Rollout</th>
+              <th scope="col">Release</th>
+              <th scope="col">State</th>
+              <th scope="col">Wave</th>
+              <th scope="col">Hosts</th>
+              <th scope="col">Started</th>
+              <th scope="col">Finished</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.rollouts.map((rollout) => (
+              <tr data-rollout={rollout.id}>
+                <td data-label="Rollout">
+                  <a href={rolloutPath(rollout.id)}>{rollout.id}</a>
+                </td>
+                <td data-label="Release">{rollout.release}</td>
+                <td data-label="State">
+                  <RolloutStateBadge state={rollout.state} /> {rollout.reason ? <div class="muted">{rollout.reason}</div> : null}
+                </td>
+                <td data-label="Wave">
+                  {Math.min(rollout.waveIndex + 1, rollout.waves)} of {rollout.waves}
+                </td>
+                <td data-label="Hosts">{rollout.hosts}</td>
+                <td data-label="Started">{clockTime(rollout.createdAt, props.now)}</td>
+                <td data-label="Finished">{rollout.finishedAt ? clockTime(rollout.finishedAt, props.now) : '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Layout>
+  );
+}
+
+export function ConfirmPage(props: { session: DashboardSession; status: RolloutStatus; action: RolloutAction }) {
+  const { status, action } = props;
+  return (
+    <Layout title={`Confirm ${action}`} section="rollouts" session={props.session}>
+      <h1>
+        {action === 'abort' ? 'Abort' : 'Roll back'} rollout {status.id}?
+      </h1>
+      <div class="confirm" role="alertdialog" aria-labelledby="confirm-question">
+        <p id="confirm-question">{confirmQuestion(action, status)}</p>
+        <div class="actions">
+          <form method="post" action={`${rolloutPath(status.id)}/actions/${action}`}>
+            <CsrfField session={props.session} />
+            <input type="hidden" name="confirmed" value="yes" />
+            <button type="submit" class="danger">
+              Yes, {action === 'abort' ? 'abort' : 'roll back'}
+            </button>
+          </form>
+          <a class="button" href={rolloutPath(status.id)}>
+            No, go back
+          </a>
+        </div>
+      </div>
+    </Layout>
+  );
+}

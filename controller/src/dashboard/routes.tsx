@@ -1,0 +1,282 @@
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { JSX } from 'hono/jsx/jsx-runtime';
+import { RolloutAction, type RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { findOperator } from '../auth/operator-tokens.js';
+import type { ControllerDeps } from '../deps.js';
+import { hostStatus, listHostStatuses } from '../hosts/status.js';
+import { listRollouts, rolloutStatus } from '../rollouts/status.js';
+import { DASHBOARD_JS } from './client-script.js';
+import { FleetPage, fleetFragments, parseFleetFilter } from './fleet-page.js';
+import { HostPage, hostFragments } from './host-page.js';
+import { BASE, Layout } from './layout.js';
+import { ChangeFeed, liveUpdates, type LiveOptions } from './live.js';
+import { LoginPage } from './login-page.js';
+import { hostGenerations, latestFailure, recentHostEvents } from './queries.js';
+import { foreignOrigin, wantsSecureCookie } from './request-origin.js';
+import { ConfirmPage, DESTRUCTIVE, RolloutListPage, RolloutPage, rolloutFragments, rolloutPath } from './rollout-page.js';
+import { DashboardSessions, randomToken, sameSecret, type DashboardSession } from './sessions.js';
+import { DASHBOARD_CSS } from './styles.js';
+
+export const SESSION_COOKIE = 'shoal_session';
+export const LOGIN_COOKIE = 'shoal_login';
+
+export interface DashboardOptions {
+  /** Mark cookies Secure: always, never, or 'auto' = when the request came over https (directly or per X-Forwarded-Proto). */
+  secureCookies?: boolean | 'auto';
+  sessions?: DashboardSessions;
+  /** How often live streams look for new events. */
+  livePollMs?: number;
+  live?: Partial<LiveOptions>;
+}
+
+type DashboardEnv = { Variables: { session: DashboardSession } };
+
+const FORM_LIMIT_BYTES = 16 * 1024;
+const ACTION_DONE: Record<RolloutAction, string> = {
+  approve: 'approved the waiting wave',
+  pause: 'paused',
+  resume: 'resumed',
+  abort: 'aborted',
+  rollback: 'started rolling back',
+};
+
+const SECURITY_HEADERS: Record<string, string> = {
+  // Inline style attributes only (widths of bars); no inline script, no framing, forms post here only.
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'same-origin',
+  'x-frame-options': 'DENY',
+};
+
+function html(c: Context, element: JSX.Element, status: 200 | 401 | 403 | 404 | 413 = 200): Response {
+  c.header('cache-control', 'no-store');
+  return c.html(`<!doctype html>${String(element)}`, status);
+}
+
+function render(element: JSX.Element): string {
+  return String(element);
+}
+
+function renderAll(parts: Record<string, JSX.Element>): Record<string, string> {
+  return Object.fromEntries(Object.entries(parts).map(([id, element]) => [id, render(element)]));
+}
+
+/** A page only reachable from the dashboard itself; `next` must not send the browser elsewhere. */
+function safeNext(next: unknown): string {
+  if (typeof next !== 'string' || next.includes('\\')) return BASE;
+  return next === BASE || next.startsWith(`${BASE}/`) || next.startsWith(`${BASE}?`) ? next : BASE;
+}
+
+function refusal(c: Context, status: 401 | 403 | 404 | 413, title: string, text: string, session: DashboardSession | null = null): Response {
+  return html(
+    c,
+    <Layout title={title} section="none" session={session}>
+      <h1>{title}</h1>
+      <p>{text}</p>
+      <p>
+        <a href={BASE}>Back to the fleet</a>
+      </p>
+    </Layout>,
+    status,
+  );
+}
+
+/** The dashboard: server-rendered pages behind an operator login, with live updates over SSE. */
+export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions = {}) {
+  const { db, clock, presence } = deps;
+  const sessions = options.sessions ?? new DashboardSessions(db, clock);
+  const secure = options.secureCookies ?? 'auto';
+  const feed = new ChangeFeed(db, deps.rollouts, deps.bus, options.livePollMs ?? 1000);
+  const live: LiveOptions = { refreshMs: 5000, heartbeatMs: 15_000, ...options.live };
+  const app = new Hono<DashboardEnv>();
+
+  app.use('*', async (c, next) => {
+    await next();
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value);
+  });
+
+  const sessionOf = (c: Context) => sessions.find(getCookie(c, SESSION_COOKIE));
+
+  /** Pages: without a session, off to the login page (and back here afterwards). */
+  const page: MiddlewareHandler<DashboardEnv> = async (c, next) => {
+    const session = sessionOf(c);
+    if (!session) {
+      const url = new URL(c.req.url);
+      return c.redirect(`${BASE}/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
+    }
+    c.set('session', session);
+    await next();
+  };
+
+  /** Live streams: a session, or 403 (EventSource cannot follow a login). */
+  const stream: MiddlewareHandler<DashboardEnv> = async (c, next) => {
+    const session = sessionOf(c);
+    if (!session) return refusal(c, 403, 'Not signed in', 'Sign in to watch this page live.');
+    c.set('session', session);
+    await next();
+  };
+
+  /** Actions: a session, a same-origin browser, and this session's CSRF token in the form. Anything less is 403. */
+  const formLimit: MiddlewareHandler<DashboardEnv> = bodyLimit({
+    maxSize: FORM_LIMIT_BYTES,
+    onError: (c) => refusal(c, 413, 'Form too large', `A dashboard form is at most ${FORM_LIMIT_BYTES} bytes.`),
+  });
+  const action: MiddlewareHandler<DashboardEnv> = async (c, next) => {
+    const session = sessionOf(c);
+    if (!session) return refusal(c, 403, 'Not signed in', 'Sign in before changing anything; nothing was done.');
+    const foreign = foreignOrigin(c);
+    if (foreign) return refusal(c, 403, 'Refused', `This request did not come from the dashboard (${foreign}); nothing was done.`, session);
+    const form = await c.req.parseBody();
+    const token = typeof form._csrf === 'string' ? form._csrf : '';
+    if (!sameSecret(token, session.csrf)) {
+      return refusal(c, 403, 'Refused', 'The form carried no valid CSRF token (reload the page and try again); nothing was done.', session);
+    }
+    c.set('session', session);
+    await next();
+  };
+
+  const cookieOptions = (c: Context, path: string) => ({ path, httpOnly: true, sameSite: 'Strict' as const, secure: wantsSecureCookie(c, secure) });
+
+  // ---- Assets (public: they hold nothing secret) ----
+  app.get('/assets/dashboard.css', (c) => {
+    c.header('cache-control', 'public, max-age=300');
+    return c.body(DASHBOARD_CSS, 200, { 'content-type': 'text/css; charset=utf-8' });
+  });
+  app.get('/assets/dashboard.js', (c) => {
+    c.header('cache-control', 'public, max-age=300');
+    return c.body(DASHBOARD_JS, 200, { 'content-type': 'text/javascript; charset=utf-8' });
+  });
+
+  // ---- Login and logout ----
+  const loginForm = (c: Context, next: string, error: string | null, status: 200 | 401 | 403 = 200) => {
+    // Login CSRF: the form's token must match a cookie only this site could have set.
+    const csrf = randomToken();
+    setCookie(c, LOGIN_COOKIE, csrf, { ...cookieOptions(c, `${BASE}/login`), maxAge: 1800 });
+    return html(c, <LoginPage csrf={csrf} next={next} error={error} />, status);
+  };
+
+  app.get('/login', (c) => {
+    const next = safeNext(c.req.query('next'));
+    if (sessionOf(c)) return c.redirect(next, 303);
+    return loginForm(c, next, null);
+  });
+
+  app.post('/login', formLimit, async (c) => {
+    const form = await c.req.parseBody();
+    const next = safeNext(form.next);
+    const foreign = foreignOrigin(c);
+    if (foreign) return loginForm(c, next, `Sign-in refused: it did not come from this dashboard (${foreign}).`, 403);
+    const expected = getCookie(c, LOGIN_COOKIE) ?? '';
+    const given = typeof form._csrf === 'string' ? form._csrf : '';
+    if (!expected || !sameSecret(given, expected)) return loginForm(c, next, 'The sign-in form expired; please enter the token again.', 403);
+    const token = typeof form.token === 'string' ? form.token.trim() : '';
+    const operator = token ? findOperator(db, token) : null;
+    if (!operator) {
+      deps.logger.warn({ remote: c.req.header('x-forwarded-for') ?? null }, 'dashboard sign-in with an unknown operator token');
+      return loginForm(c, next, 'That token is not known to this controller, or it was revoked.', 401);
+    }
+    const session = sessions.open(operator);
+    deleteCookie(c, LOGIN_COOKIE, { path: `${BASE}/login` });
+    setCookie(c, SESSION_COOKIE, session.id, cookieOptions(c, BASE));
+    deps.logger.info({ operator: operator.name }, 'dashboard sign-in');
+    return c.redirect(next, 303);
+  });
+
+  app.post('/logout', formLimit, action, (c) => {
+    sessions.close(c.get('session').id);
+    deleteCookie(c, SESSION_COOKIE, { path: BASE });
+    return c.redirect(`${BASE}/login`, 303);
+  });
+
+  // ---- Fleet ----
+  app.get('/', page, (c) => {
+    const filter = parseFleetFilter(c.req.query());
+    return html(c, <FleetPage session={c.get('session')} hosts={listHostStatuses(db, presence)} filter={filter} now={clock.now()} />);
+  });
+
+  app.get('/live/fleet', stream, (c) => {
+    const filter = parseFleetFilter(c.req.query());
+    const id = c.get('session').id;
+    return liveUpdates(c, feed, live, () => (sessions.isOpen(id) ? renderAll(fleetFragments(listHostStatuses(db, presence), filter, clock.now())) : null));
+  });
+
+  // ---- Hosts ----
+  const hostView = (name: string) => {
+    const host = hostStatus(db, presence, name);
+    if (!host) return null;
+    return { host, events: recentHostEvents(db, name), generations: hostGenerations(db, name) };
+  };
+
+  app.get('/hosts/:name', page, (c) => {
+    const view = hostView(c.req.param('name'));
+    if (!view) return refusal(c, 404, 'No such host', `No host is named "${c.req.param('name')}".`, c.get('session'));
+    return html(c, <HostPage session={c.get('session')} {...view} now={clock.now()} />);
+  });
+
+  app.get('/live/hosts/:name', stream, (c) => {
+    const id = c.get('session').id;
+    const name = c.req.param('name');
+    if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
+    return liveUpdates(c, feed, live, () => {
+      const view = sessions.isOpen(id) ? hostView(name) : null;
+      return view ? renderAll(hostFragments(view.host, view.events, view.generations, clock.now())) : null;
+    });
+  });
+
+  // ---- Rollouts ----
+  const failuresOf = (status: RolloutStatus) =>
+    status.waves
+      .flatMap((wave) => wave.hosts)
+      .filter((host) => host.state === 'failed' || host.rollbackState === 'failed')
+      .slice(0, 10)
+      .map((host) => ({ host: host.host, reason: host.reason, report: latestFailure(db, host.host, host.manifestVersion) }));
+
+  app.get('/rollouts', page, (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={listRollouts(db)} now={clock.now()} />));
+
+  app.get('/rollouts/:id', page, (c) => {
+    const status = rolloutStatus(db, c.req.param('id'), clock.now());
+    if (!status) return refusal(c, 404, 'No such rollout', `No rollout has the id "${c.req.param('id')}".`, c.get('session'));
+    return html(c, <RolloutPage session={c.get('session')} status={status} failures={failuresOf(status)} now={clock.now()} />);
+  });
+
+  app.get('/live/rollouts/:id', stream, (c) => {
+    const session = c.get('session');
+    const id = c.req.param('id');
+    if (!rolloutStatus(db, id, clock.now())) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
+    return liveUpdates(c, feed, live, () => {
+      const status = sessions.isOpen(session.id) ? rolloutStatus(db, id, clock.now()) : null;
+      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now())) : null;
+    });
+  });
+
+  /** The no-JavaScript way to ask "are you sure?" before abort and rollback. */
+  app.get('/rollouts/:id/confirm/:action', page, (c) => {
+    const parsed = RolloutAction.safeParse(c.req.param('action'));
+    const status = rolloutStatus(db, c.req.param('id'), clock.now());
+    if (!status || !parsed.success || !DESTRUCTIVE.has(parsed.data)) {
+      return refusal(c, 404, 'Nothing to confirm', 'Only abort and rollback of an existing rollout ask for confirmation.', c.get('session'));
+    }
+    return html(c, <ConfirmPage session={c.get('session')} status={status} action={parsed.data} />);
+  });
+
+  app.post('/rollouts/:id/actions/:action', formLimit, action, async (c) => {
+    const session = c.get('session');
+    const id = c.req.param('id');
+    const parsed = RolloutAction.safeParse(c.req.param('action'));
+    if (!parsed.success) return refusal(c, 404, 'Unknown action', `"${c.req.param('action')}" is not one of ${RolloutAction.options.join(', ')}.`, session);
+    const form = await c.req.parseBody();
+    if (DESTRUCTIVE.has(parsed.data) && form.confirmed !== 'yes') return c.redirect(`${rolloutPath(id)}/confirm/${parsed.data}`, 303);
+    // The same engine operation as POST /v1/rollouts/:id/:action, under the signed-in operator's name.
+    const outcome = deps.rollouts.act(id, parsed.data, `operator:${session.operator.name}`);
+    if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such rollout', outcome.message, session);
+    session.flash = outcome.ok ? { kind: 'ok', text: `Rollout ${id} ${ACTION_DONE[parsed.data]}.` } : { kind: 'error', text: outcome.message };
+    deps.logger.info({ operator: session.operator.name, rolloutId: id, action: parsed.data, ok: outcome.ok }, 'dashboard rollout action');
+    return c.redirect(rolloutPath(id), 303);
+  });
+
+  app.notFound((c) => refusal(c, 404, 'Not found', `The dashboard has no page at ${c.req.path}.`, sessionOf(c)));
+
+  return app;
+}

@@ -1,0 +1,104 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { and, eq, isNull } from 'drizzle-orm';
+import type { OperatorIdentity } from '../auth/operator-tokens.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { operatorTokens } from '../db/schema.js';
+
+export interface DashboardSession {
+  id: string;
+  operator: OperatorIdentity;
+  /** Every form of this session carries it; an action without it is refused. */
+  csrf: string;
+  createdAt: number;
+  lastUsedAt: number;
+  /** One message shown on the next page (the result of an action). */
+  flash: { kind: 'ok' | 'error'; text: string } | null;
+}
+
+export interface SessionLimits {
+  idleMs: number;
+  maxAgeMs: number;
+  maxSessions: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleMs: 8 * 3600_000, maxAgeMs: 7 * 24 * 3600_000, maxSessions: 10_000 };
+
+export function randomToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function sameSecret(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/**
+ * Dashboard sessions, in memory only: a controller restart signs everyone out, which is the
+ * price of never writing a browser credential to disk. A session dies with its operator token:
+ * every lookup checks that the token it was opened with is still active.
+ */
+export class DashboardSessions {
+  private readonly sessions = new Map<string, DashboardSession>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+  ) {}
+
+  open(operator: OperatorIdentity): DashboardSession {
+    if (this.sessions.size >= this.limits.maxSessions) {
+      // Map order is insertion order: the oldest session goes first.
+      const oldest = this.sessions.keys().next().value;
+      if (oldest !== undefined) this.sessions.delete(oldest);
+    }
+    const now = this.clock.now();
+    const session: DashboardSession = { id: randomToken(), operator, csrf: randomToken(), createdAt: now, lastUsedAt: now, flash: null };
+    this.sessions.set(session.id, session);
+    return session;
+  }
+
+  find(id: string | undefined): DashboardSession | null {
+    if (!id) return null;
+    const session = this.sessions.get(id);
+    if (!session) return null;
+    const now = this.clock.now();
+    const expired = now - session.lastUsedAt > this.limits.idleMs || now - session.createdAt > this.limits.maxAgeMs;
+    if (expired || !this.tokenActive(session.operator.id)) {
+      this.sessions.delete(id);
+      return null;
+    }
+    session.lastUsedAt = now;
+    return session;
+  }
+
+  /** Whether the session is still valid, without counting as use (live streams ask this every few seconds). */
+  isOpen(id: string): boolean {
+    const session = this.sessions.get(id);
+    if (!session) return false;
+    const lastUsedAt = session.lastUsedAt;
+    const open = this.find(id) !== null;
+    if (open) session.lastUsedAt = lastUsedAt;
+    return open;
+  }
+
+  close(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private tokenActive(tokenId: string): boolean {
+    return (
+      this.db
+        .select({ id: operatorTokens.id })
+        .from(operatorTokens)
+        .where(and(eq(operatorTokens.id, tokenId), isNull(operatorTokens.revokedAt)))
+        .get() !== undefined
+    );
+  }
+}

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import type { Clock } from './clock.js';
 import { openDatabase, type OpenDatabase } from './db/open.js';
+import type { DashboardOptions } from './dashboard/routes.js';
 import { createDeps, type ControllerDeps } from './deps.js';
 import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
@@ -26,6 +27,7 @@ export interface ControllerOptions {
   pollIntervalMs?: number;
   hub?: HubOptions;
   limits?: AppLimits;
+  dashboard?: DashboardOptions;
 }
 
 export interface ControllerHandle {
@@ -52,7 +54,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.manifestTtlMs ? { manifestTtlMs: options.manifestTtlMs } : {}),
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
   });
-  const app = createApp(deps, options.limits ?? DEFAULT_LIMITS);
+  const app = createApp(deps, options.limits ?? DEFAULT_LIMITS, options.dashboard);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   const hub = new AgentHub(deps, options.hub);
   hub.attach(server);

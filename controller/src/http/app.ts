@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { ControllerDeps } from '../deps.js';
 import { agentRoutes } from './agent-routes.js';
+import { dashboardRoutes, type DashboardOptions } from '../dashboard/routes.js';
 import { ApiError, errorHandler } from './errors.js';
 import { operatorGuard } from './operator-auth.js';
 import { operatorRoutes } from './operator-routes.js';
@@ -14,9 +15,12 @@ export interface AppLimits {
 export const DEFAULT_LIMITS: AppLimits = { maxBodyBytes: 64 * 1024, maxReportBodyBytes: 1024 * 1024 };
 
 /** The controller's HTTP surface. Every error, from any route, is rendered by the one onError. */
-export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMITS) {
+export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMITS, dashboard: DashboardOptions = {}) {
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/', (c) => c.redirect('/dashboard', 302));
+  app.get('/dashboard/', (c) => c.redirect(`/dashboard${new URL(c.req.url).search}`, 301));
+  app.route('/dashboard', dashboardRoutes(deps, dashboard));
   app.route('/v1/agent', agentRoutes(deps, limits));
   app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
   // Releases name every host of a fleet: they may be far larger than a single operator request.

@@ -1,0 +1,59 @@
+import { Hono, type MiddlewareHandler } from 'hono';
+import { z } from 'zod';
+import { CreateWebhookRequest, WebhookDeliveryState, type WebhookDeliveries, type WebhookList } from '../../../shared/src/webhook-api.js';
+import type { OperatorIdentity } from '../auth/operator-tokens.js';
+import type { ControllerDeps } from '../deps.js';
+import { ApiError } from '../http/errors.js';
+import { readBody } from '../http/request.js';
+import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, readWebhook } from './endpoints.js';
+
+type OperatorEnv = { Variables: { operator: OperatorIdentity } };
+
+const DeliveryQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  beforeEventId: z.coerce.number().int().positive().optional(),
+  state: WebhookDeliveryState.optional(),
+});
+
+function unknownWebhook(id: string): ApiError {
+  return new ApiError(404, 'unknown-webhook', `no webhook with id ${JSON.stringify(id)}`);
+}
+
+/** POST/GET/DELETE /webhooks and GET /webhooks/:id/deliveries, mounted at /v1 behind the operator guard. */
+export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logger'>, guard: MiddlewareHandler<OperatorEnv>[]) {
+  const { db, clock } = deps;
+  const app = new Hono<OperatorEnv>();
+  for (const path of ['/webhooks', '/webhooks/*']) app.use(path, ...guard);
+
+  app.post('/webhooks', async (c) => {
+    const request = await readBody(c, CreateWebhookRequest);
+    const operator = c.get('operator').name;
+    const created = createWebhook(db, clock, request, `operator:${operator}`);
+    deps.logger.info({ webhookId: created.id, url: created.url, events: created.events, operator }, 'webhook created');
+    return c.json(created, 201);
+  });
+
+  app.get('/webhooks', (c) => c.json({ webhooks: listWebhooks(db) } satisfies WebhookList));
+
+  app.get('/webhooks/:id', (c) => {
+    const found = readWebhook(db, c.req.param('id'));
+    if (!found) throw unknownWebhook(c.req.param('id'));
+    return c.json(found);
+  });
+
+  app.delete('/webhooks/:id', (c) => {
+    const id = c.req.param('id');
+    if (!deleteWebhook(db, id)) throw unknownWebhook(id);
+    deps.logger.info({ webhookId: id, operator: c.get('operator').name }, 'webhook deleted');
+    return c.body(null, 204);
+  });
+
+  app.get('/webhooks/:id/deliveries', (c) => {
+    const id = c.req.param('id');
+    if (!readWebhook(db, id)) throw unknownWebhook(id);
+    const query = DeliveryQuery.parse(c.req.query());
+    return c.json({ deliveries: listDeliveries(db, id, query) } satisfies WebhookDeliveries);
+  });
+
+  return app;
+}

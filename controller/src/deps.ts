@@ -5,6 +5,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Db } from './db/open.js';
 import { Presence } from './hosts/presence.js';
 import { ManifestBus } from './manifests/bus.js';
+import { ControllerMetrics } from './metrics/controller-metrics.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import { RolloutEngine } from './rollouts/engine.js';
 
@@ -23,6 +24,9 @@ export interface ControllerDeps {
   presence: Presence;
   manifestTtlMs: number;
   rollouts: RolloutEngine;
+  metrics: ControllerMetrics;
+  /** null: /metrics is open. */
+  metricsToken: string | null;
 }
 
 export interface DepsOptions {
@@ -33,6 +37,8 @@ export interface DepsOptions {
   manifestTtlMs?: number;
   /** The agents' poll interval: a host that polled within three of these counts as connected by polling. */
   pollIntervalMs?: number;
+  metricsToken?: string | null;
+  processMetrics?: boolean;
 }
 
 export function createDeps(options: DepsOptions): ControllerDeps {
@@ -51,5 +57,7 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     challenges: new ChallengeStore(clock),
     sessions: new SessionStore(clock),
     rollouts: new RolloutEngine(shared),
+    metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
+    metricsToken: options.metricsToken ?? null,
   };
 }

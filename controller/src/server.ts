@@ -9,6 +9,7 @@ import { createDeps, type ControllerDeps } from './deps.js';
 import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
+import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 
 export interface ControllerOptions {
@@ -27,6 +28,11 @@ export interface ControllerOptions {
   pollIntervalMs?: number;
   hub?: HubOptions;
   limits?: AppLimits;
+  /** Bearer token /metrics requires; null or absent: open. */
+  metricsToken?: string | null;
+  /** Node process metrics on /metrics (the serve command turns them on). */
+  processMetrics?: boolean;
+  webhooks?: WebhookOptions;
   dashboard?: DashboardOptions;
 }
 
@@ -38,6 +44,7 @@ export interface ControllerHandle {
   hub: AgentHub;
   renewal: RenewalTimer;
   server: Server;
+  webhooks: WebhookDispatcher;
   /** Stops accepting, releases long-polls, closes websockets (4503), then the database. */
   close(): Promise<void>;
 }
@@ -53,6 +60,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.manifestTtlMs ? { manifestTtlMs: options.manifestTtlMs } : {}),
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
+    metricsToken: options.metricsToken ?? null,
+    processMetrics: options.processMetrics ?? false,
   });
   const app = createApp(deps, options.limits ?? DEFAULT_LIMITS, options.dashboard);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -74,12 +83,16 @@ export async function startController(options: ControllerOptions): Promise<Contr
   // Resume every rollout where the database says it stands (after a restart, at once).
   deps.rollouts.tickAll();
   deps.rollouts.startTimer(options.rolloutTickMs ?? 1000);
+  const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
+  deps.rollouts.onChange(() => webhooks.wake());
+  webhooks.start();
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
+      const webhooksStopped = webhooks.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       deps.bus.releaseAll();
       await hub.close();
@@ -92,10 +105,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       clearTimeout(force);
       // A renewal pass in flight finishes its transaction before the database goes away.
       await renewalStopped;
+      await webhooksStopped;
       database.close();
     })();
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, close };
+  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, webhooks, close };
 }

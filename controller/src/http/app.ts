@@ -6,6 +6,8 @@ import { ApiError, errorHandler } from './errors.js';
 import { operatorGuard } from './operator-auth.js';
 import { operatorRoutes } from './operator-routes.js';
 import { rolloutRoutes } from '../rollouts/routes.js';
+import { metricsHandler } from '../metrics/route.js';
+import { webhookRoutes } from '../webhooks/routes.js';
 
 export interface AppLimits {
   maxBodyBytes: number;
@@ -21,10 +23,12 @@ export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMI
   app.get('/', (c) => c.redirect('/dashboard', 302));
   app.get('/dashboard/', (c) => c.redirect(`/dashboard${new URL(c.req.url).search}`, 301));
   app.route('/dashboard', dashboardRoutes(deps, dashboard));
+  app.get('/metrics', metricsHandler(deps.metrics, deps.metricsToken));
   app.route('/v1/agent', agentRoutes(deps, limits));
   app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
   // Releases name every host of a fleet: they may be far larger than a single operator request.
   app.route('/v1', rolloutRoutes(deps, deps.rollouts, operatorGuard(deps.db, limits.maxReportBodyBytes * 8)));
+  app.route('/v1', webhookRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
   app.notFound((c) => {
     throw new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`);
   });

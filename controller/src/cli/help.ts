@@ -2,11 +2,11 @@
 
 const SPEC_FLAGS = `
 selection and waves:
-  --hosts a,b              only these hosts of the release (default: all of them)
+  --hosts a,b              only these hosts of the release (default: all)
   --tags t1,t2             only hosts with these tags
   --canary N               the first N hosts form wave 0 on their own
-  --waves 10%,50%,100%     cumulative waves: percent, counts (2,5), hosts:a+b, tags:db
-                           (default 100%)
+  --waves 10%,50%,100%     cumulative waves (default 100%): percentages,
+                           counts (2,5), hosts:a+b, tags:db
   --concurrency N          at most N hosts of a wave in flight at once
 health and failure:
   --max-failures N|P%      failures allowed before the rollout stops (default 0)
@@ -86,8 +86,8 @@ Creates an immutable release: one NixOS system (store path) per host. FILE is
 Unknown hosts, invalid store paths and duplicates are refused, each named.
 ${CONNECTION}
 
-examples: shoal release create v42 --file release.json --source $(git rev-parse HEAD)
-          shoal release create v43 web-1=/nix/store/...-web-1 web-2=/nix/store/...-web-2`,
+examples: shoal release create v42 --file release.json --source 1a2b3c4
+          shoal release create v43 web-1=/nix/store/...-web-1 db-1=/nix/store/…`,
   'release list': `usage: shoal release list [--json]
 
 Lists releases, oldest first.

@@ -1,0 +1,118 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../../controller/src/cli/run.js';
+import { HELP } from '../../../controller/src/cli/help.js';
+import { liveController, type LiveController } from '../server-helpers.js';
+import { shoal } from './cli-helpers.js';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function inProcess(args: string[], env: Record<string, string | undefined>, isTTY = false): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { env, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), fetch, isTTY });
+  return { code, stdout, stderr };
+}
+
+describe('shoal CLI config file', () => {
+  let ctl: LiveController;
+  let dir: string;
+  beforeAll(async () => {
+    ctl = await liveController();
+    dir = mkdtempSync(join(tmpdir(), 'shoal-cli-config-'));
+    writeFileSync(join(dir, 'token'), `${ctl.operatorToken}\n`);
+  });
+  afterAll(async () => {
+    await ctl.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('finds the controller and the token in ~/.config/shoal/cli.json, a relative tokenFile beside it', async () => {
+    const home = join(dir, 'home');
+    mkdirSync(join(home, '.config', 'shoal'), { recursive: true });
+    writeFileSync(join(home, '.config', 'shoal', 'token'), `${ctl.operatorToken}\n`);
+    writeFileSync(join(home, '.config', 'shoal', 'cli.json'), JSON.stringify({ controller: ctl.handle.url, tokenFile: 'token' }));
+    // A real process, so HOME is the only thing that points at the file.
+    const result = await shoal(['rollout', 'list'], { HOME: home });
+    expect(result).toMatchObject({ code: 0, stderr: '', stdout: expect.stringMatching(/^ID\s+RELEASE\s+STATE/) });
+  });
+
+  it('takes flags over the environment over the file', async () => {
+    const file = join(dir, 'unreachable.json');
+    writeFileSync(file, JSON.stringify({ controller: 'http://127.0.0.1:9', tokenFile: join(dir, 'token') }));
+    const fromFile = await inProcess(['release', 'list', '--config', file], {});
+    expect(fromFile.stderr).toMatch(/^shoal: cannot reach the controller at http:\/\/127\.0\.0\.1:9 /);
+    const envOverFile = await inProcess(['release', 'list'], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: ctl.handle.url });
+    expect(envOverFile).toMatchObject({ code: 0, stdout: 'RELEASE               HOSTS  CREATED            SOURCE      DESCRIPTION\n(no releases)\n' });
+    const flagOverEnv = await inProcess(['release', 'list', '--controller', ctl.handle.url], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: 'http://127.0.0.1:9' });
+    expect(flagOverEnv.code).toBe(0);
+    const tokenFromEnv = await inProcess(['release', 'list'], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: 'shoal_op_wrong' });
+    expect(tokenFromEnv.stderr).toMatch(/\(invalid-token, HTTP 401\)\n$/);
+  });
+
+  it('names the file and the field when the config is wrong, and a named file that is missing', async () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ controller: 'ctl.example.org', token: 'x' }));
+    const notJson = join(dir, 'not.json');
+    writeFileSync(notJson, '{');
+    const cases: Array<[string[], Record<string, string>, string | RegExp]> = [
+      [['status', '--config', bad], {}, `shoal: CLI config ${bad}: controller: must be an http:// or https:// URL; token: unknown field (known: controller, tokenFile)\n`],
+      [['status'], { SHOAL_CONFIG: join(dir, 'absent.json') }, `shoal: cannot read CLI config ${join(dir, 'absent.json')}: ENOENT\n`],
+      [['status', '--config', notJson], {}, /^shoal: CLI config .*not\.json is not valid JSON: /],
+    ];
+    for (const [args, env, expected] of cases) {
+      const result = await inProcess(args, env);
+      expect(result.code, args.join(' ')).toBe(1);
+      if (typeof expected === 'string') expect(result.stderr).toBe(expected);
+      else expect(result.stderr).toMatch(expected);
+    }
+    // Without a file anywhere, the default controller and a request for a token.
+    expect((await inProcess(['status'], { HOME: join(dir, 'nobody') })).stderr).toMatch(/^shoal: no operator token: pass --token/);
+  });
+});
+
+describe('shoal --help', () => {
+  it('has help with an example for every command, within 80 columns', async () => {
+    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'host register', 'set', 'status', 'history',
+      'release create', 'release list', 'release show', 'rollout plan', 'rollout start', 'rollout status', 'rollout watch', 'rollout list',
+      'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback'];
+    expect(Object.keys(HELP).sort()).toEqual([...commands].sort());
+    for (const command of commands) {
+      const result = await inProcess([...command.split(' '), '--help'], {});
+      expect(result.code, command).toBe(0);
+      expect(result.stdout, command).toMatch(new RegExp(`^usage: shoal ${command}`));
+      expect(result.stdout, command).toMatch(/\nexamples?: shoal /);
+      for (const line of result.stdout.split('\n')) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(80);
+    }
+    const top = await inProcess(['--help'], {});
+    for (const line of top.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+  });
+});
+
+describe('colour', () => {
+  let ctl: LiveController;
+  beforeAll(async () => {
+    ctl = await liveController();
+    ctl.register('c-1');
+    await fetch(`${ctl.handle.url}/v1/releases`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ctl.operatorToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'c', hosts: [{ host: 'c-1', storePath: `/nix/store/${'b'.repeat(32)}-sys` }] }),
+    });
+  });
+  afterAll(() => ctl.close());
+
+  it('is used on a terminal only, and never with NO_COLOR', async () => {
+    const env = { SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: ctl.operatorToken };
+    const args = ['rollout', 'plan', 'c', '--canary', '0', '--approve-before', '0'];
+    expect((await inProcess(args, env, true)).stdout).toContain('\x1b[');
+    expect((await inProcess(args, { ...env, NO_COLOR: '1' }, true)).stdout).not.toContain('\x1b');
+    expect((await inProcess(args, env, false)).stdout).not.toContain('\x1b');
+  });
+});

@@ -63,7 +63,7 @@ export function FleetTable(props: { hosts: HostStatus[]; now: number }) {
   if (props.hosts.length === 0) return <p>No host matches.</p>;
   return (
     <table class="cards">
-      <caption class="skip">Hosts</caption>
+      <caption class="sr-only">Hosts</caption>
       <thead>
         <tr>
           <th scope="col">Host</th>

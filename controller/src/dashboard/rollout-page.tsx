@@ -19,6 +19,9 @@ const STATE_KIND: Record<RolloutState, string> = {
 
 const BAR_PHASES: BarPhase[] = ['pending', 'in-progress', 'healthy', 'failed', 'skipped'];
 
+/** States nothing moves out of by itself (a rollback can still be asked for). */
+const FINAL_STATES: ReadonlySet<RolloutState> = new Set(['halted', 'rolled-back', 'succeeded', 'aborted']);
+
 export const DESTRUCTIVE: ReadonlySet<RolloutAction> = new Set(['abort', 'rollback']);
 
 /** The actions the engine accepts in each state (it checks again; this only decides which buttons to draw). */
@@ -66,7 +69,8 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
   const { status } = props;
   const total = status.waves.reduce((sum, wave) => sum + wave.hosts.length, 0);
   const threshold = thresholdText(status);
-  const bake = status.bakeRemainingSeconds;
+  const done = FINAL_STATES.has(status.state);
+  const bake = done ? null : status.bakeRemainingSeconds;
   return (
     <>
       <p>
@@ -76,14 +80,16 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
         <div>
           <dt>Wave</dt>
           <dd>
-            {status.waveIndex + 1} of {status.waves.length}, {status.state === 'waiting-approval' ? 'waiting for approval' : status.wavePhase}
+            {done
+              ? `${status.state} after wave ${Math.min(status.waveIndex + 1, status.waves.length)} of ${status.waves.length}`
+              : `${status.waveIndex + 1} of ${status.waves.length}, ${status.state === 'waiting-approval' ? 'waiting for approval' : status.state === 'paused' ? 'paused' : status.wavePhase}`}
           </dd>
         </div>
         <div>
           <dt>Bake time left</dt>
           <dd>
             {bake === null ? (
-              <span class="muted">not baking</span>
+              <span class="muted">{done ? 'done' : 'not baking'}</span>
             ) : (
               <span data-countdown={String(bake)} data-testid="bake-countdown">
                 {bake >= 60 ? `${Math.floor(bake / 60)} min ${String(bake % 60).padStart(2, '0')} s` : `${bake} s`}
@@ -178,7 +184,7 @@ export function RolloutWaves(props: { status: RolloutStatus }) {
       </ul>
       <ol class="waves">
         {status.waves.map((wave) => (
-          <WaveBar wave={wave} current={wave.index === status.waveIndex && !['succeeded', 'aborted', 'rolled-back'].includes(status.state)} status={status} />
+          <WaveBar wave={wave} current={wave.index === status.waveIndex && !FINAL_STATES.has(status.state)} status={status} />
         ))}
       </ol>
     </>

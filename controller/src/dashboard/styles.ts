@@ -31,7 +31,8 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:13px; font-weight:600; color:#fff; white-space:nowrap; }
 .s-healthy { background:var(--healthy); } .s-failed { background:var(--failed); } .s-deploying, .s-in-progress { background:var(--progress); }
 .s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); }
-.s-skipped { background:var(--skipped); }
+.s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
+.sr-only { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
 .tag { display:inline-block; border:1px solid var(--line); border-radius:4px; padding:0 6px; font-size:12px; margin:0 4px 2px 0; }
 .gen { display:block; } .gen .mono { color:var(--muted); } .drift { color:var(--warn); font-weight:600; }
 .waves { list-style:none; margin:0; padding:0; }
@@ -48,7 +49,7 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .legend { display:flex; flex-wrap:wrap; gap:10px; list-style:none; padding:0; margin:8px 0; font-size:13px; }
 .legend span.swatch { display:inline-block; width:14px; height:14px; border-radius:3px; vertical-align:-2px; margin-right:4px; }
 .stats { display:grid; grid-template-columns:repeat(auto-fit,minmax(170px,1fr)); gap:8px; margin:0 0 12px; }
-.stats div { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
+.stats > div { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
 .stats dt { font-size:13px; color:var(--muted); } .stats dd { margin:0; font-weight:600; }
 .threshold { height:10px; background:var(--idle); border-radius:5px; overflow:hidden; margin-top:4px; }
 .threshold span { display:block; height:100%; background:var(--failed); }

@@ -67,8 +67,8 @@ pre.tail { background:#1f2328; color:#f0f3f6; padding:10px; border-radius:6px; o
   main { padding:10px; }
   table.cards thead { display:none; }
   table.cards tr { display:block; border:1px solid var(--line); border-radius:6px; margin-bottom:8px; padding:4px 0; }
-  table.cards td { display:flex; justify-content:space-between; gap:12px; border:0; padding:4px 10px; }
-  table.cards td::before { content:attr(data-label); color:var(--muted); font-size:13px; }
+  table.cards td { display:block; position:relative; border:0; padding:4px 10px 4px 34%; min-height:1.9em; }
+  table.cards td::before { content:attr(data-label); position:absolute; left:10px; width:30%; color:var(--muted); font-size:13px; }
   .host-cell { flex-basis:22px; height:32px; }
 }
 `;

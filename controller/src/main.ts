@@ -91,6 +91,8 @@ async function serve(args: string[]): Promise<void> {
     manifestTtlMs,
     renewCheckMs: config.renewCheckSeconds * 1000,
     pollIntervalMs: config.pollIntervalSeconds * 1000,
+    // Behind an https reverse proxy (publicUrl https://…) dashboard cookies are always Secure; otherwise per request.
+    dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
   });
   const tokenFile = ensureAdminToken(controller.database.db, controller.deps.clock, stateDir);
   if (tokenFile) logger.info({ file: tokenFile }, 'created the first operator token');

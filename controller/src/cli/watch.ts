@@ -58,7 +58,10 @@ export async function watchRollout(client: OperatorClient, id: string, io: CliIo
           const event = HostEvent.parse(JSON.parse(message.data));
           lastEventId = event.id;
           if (options.json) io.stdout(`${JSON.stringify({ event: 'audit', data: event })}\n`);
-          else if (live) tail.splice(0, Math.max(0, tail.length + 1 - TAIL), eventLine(event));
+          else if (live) {
+            tail.push(eventLine(event));
+            tail.splice(0, Math.max(0, tail.length - TAIL));
+          }
           else io.stdout(`${eventLine(event)}\n`);
         } else if (message.event === 'status') {
           const status = RolloutStatus.parse(JSON.parse(message.data));

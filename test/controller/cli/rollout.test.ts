@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RolloutPlan, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { runCli } from '../../../controller/src/cli/run.js';
 import { storePath } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 import { FakeAgent, operatorApi, shoal, startCli } from './cli-helpers.js';
@@ -178,6 +179,22 @@ describe('shoal rollout', () => {
     const messages = result.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { event: string; data: { kind?: string; state?: string } });
     expect(messages.filter((m) => m.event === 'audit').map((m) => m.data.kind)).toEqual(['rollout-started', 'rollout-wave-started', 'rollout-host-issued', 'rollout-aborted']);
     expect(messages.at(-1)).toMatchObject({ event: 'status', data: { state: 'aborted' } });
+  });
+
+  it('on a terminal, watch draws the rollout in place with the latest events below it, in colour', async () => {
+    await fleet('tty', 2);
+    const id = RolloutStatus.parse(JSON.parse((await shoal(['rollout', 'start', 'tty', '--json'], env)).stdout)).id;
+    await api('POST', `/v1/rollouts/${id}/abort`);
+    let stdout = '';
+    const code = await runCli(['rollout', 'watch', id], { env, stdout: (t) => (stdout += t), stderr: () => {}, fetch, isTTY: true });
+    expect(code).toBe(1);
+    const plain = stdout.replace(/\x1b\[\d+m/g, '');
+    expect(stdout).toContain('\x1b[31maborted\x1b[39m');
+    expect(plain.startsWith(`rollout ${id} · release tty · aborted\n`)).toBe(true);
+    const tail = plain.trimEnd().split('\n\n').at(-1)!.split('\n').map((l) => l.replace(/^\d\d:\d\d:\d\d {2}/, ''));
+    expect(tail).toHaveLength(5);
+    expect(tail[0]).toBe('started: waves of 2 hosts by operator:test-admin');
+    expect(tail.at(-1)).toBe('aborted: aborted by operator:test-admin');
   });
 
   it('names an unknown rollout', async () => {

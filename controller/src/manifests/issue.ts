@@ -57,11 +57,10 @@ export function issueInTransaction(
   desired: DesiredState,
   cause: IssueCause,
 ): ManifestRow {
-  const previous = tx
-    .select({ version: max(manifests.version) })
-    .from(manifests)
-    .where(eq(manifests.host, desired.host))
-    .get();
+  // Prepared once per transaction: a wave signs thousands of manifests in one.
+  const previous = prepared(tx, 'manifests.maxVersion', () =>
+    tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, sql.placeholder('host'))).prepare(),
+  ).get({ host: desired.host });
   const version = (previous?.version ?? 0) + 1;
   const payload: ManifestPayload = {
     protocol: PROTOCOL_VERSION,
@@ -84,8 +83,24 @@ export function issueInTransaction(
     expiresAt: now + ttlMs,
     envelope: JSON.stringify(envelope),
   };
-  tx.insert(manifests).values(row).run();
-  tx.update(hosts).set({ desiredVersion: version }).where(eq(hosts.name, desired.host)).run();
+  prepared(tx, 'manifests.insert', () =>
+    tx
+      .insert(manifests)
+      .values({
+        host: sql.placeholder('host'),
+        version: sql.placeholder('version'),
+        storePath: sql.placeholder('storePath'),
+        action: sql.placeholder('action'),
+        rolloutId: sql.placeholder('rolloutId'),
+        issuedAt: sql.placeholder('issuedAt'),
+        expiresAt: sql.placeholder('expiresAt'),
+        envelope: sql.placeholder('envelope'),
+      })
+      .prepare(),
+  ).run(row);
+  prepared(tx, 'hosts.setDesiredVersion', () =>
+    tx.update(hosts).set({ desiredVersion: sql`${sql.placeholder('version')}` }).where(eq(hosts.name, sql.placeholder('host'))).prepare(),
+  ).run({ version, host: desired.host });
   appendEvent(tx, {
     host: desired.host,
     at: now,

@@ -1,5 +1,8 @@
 import { Cleanup } from './lib/cleanup.js';
-import { formatTable, saveFigures, type Figures } from './lib/results.js';
+import { dirname, join } from 'node:path';
+import { RESULTS_FILE, formatTable, saveFigures, type Figures } from './lib/results.js';
+import { runAgentIdle } from './agent.js';
+import { runPoll } from './poll.js';
 import { runScale } from './scale.js';
 
 const TARGETS: Record<string, string> = {
@@ -14,18 +17,20 @@ const TARGETS: Record<string, string> = {
 type Bench = 'scale' | 'poll' | 'deploy' | 'agent';
 const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent'];
 
-function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null } {
+function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null; profile: boolean } {
   let quick = false;
+  let profile = false;
   let sizes: number[] | null = null;
   const benches: Bench[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
+    else if (arg === '--profile') profile = true;
     else if (arg === '--sizes') sizes = argv[++i]!.split(',').map(Number);
     else if ((ALL as string[]).includes(arg)) benches.push(arg as Bench);
-    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: bench/run.ts [--quick] [--sizes 1000,5000] [${ALL.join('|')}...]`);
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: bench/run.ts [--quick] [--sizes 1000,5000] [--profile] [${ALL.join('|')}...]`);
   }
-  return { quick, benches: benches.length > 0 ? benches : ALL, sizes };
+  return { quick, benches: benches.length > 0 ? benches : ALL, sizes, profile };
 }
 
 async function main(): Promise<void> {
@@ -34,6 +39,8 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const figures: Figures = {};
   const targets = { ...TARGETS };
+  // Profiles of the controller process land next to the results (node writes them when it exits).
+  const controllerNodeArgs = options.profile ? ['--cpu-prof', '--cpu-prof-dir', join(dirname(RESULTS_FILE), 'profiles')] : [];
   try {
     for (const bench of options.benches) {
       const started = Date.now();
@@ -42,10 +49,14 @@ async function main(): Promise<void> {
       if (bench === 'scale') {
         const sizes = options.sizes ?? (options.quick ? [1000] : [1000, 5000, 10_000]);
         for (const count of sizes) {
-          Object.assign(result, await runScale({ count, workers: 2, cleanup, log }));
+          Object.assign(result, await runScale({ count, workers: 2, cleanup, log, controllerNodeArgs }));
           targets[`scale.${count}.report_ingest_per_s`] = '≥ 5000';
         }
       }
+      if (bench === 'poll') {
+        result = await runPoll({ hosts: 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 5000 : 10_000, cleanup, log });
+      }
+      if (bench === 'agent') result = await runAgentIdle({ idleMs: options.quick ? 15_000 : 60_000, cleanup, log });
       Object.assign(figures, result);
       saveFigures(result);
       log(`bench ${bench}: ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -14,6 +14,8 @@ export const REPORT_PHASES = ['accepted', 'realising', 'activating', 'checking',
 
 export interface ScaleOptions {
   count: number;
+  /** Extra node flags for the controller, e.g. --cpu-prof. */
+  controllerNodeArgs?: string[];
   workers: number;
   cleanup: Cleanup;
   log: (line: string) => void;
@@ -23,9 +25,9 @@ export interface ScaleOptions {
  * Fleet scale: N simulated agents enroll, authenticate over websockets, receive one rollout
  * (one release, one 100 % wave) and report six phases each, against a controller process.
  */
-export async function runScale({ count, workers, cleanup, log }: ScaleOptions): Promise<Figures> {
+export async function runScale({ count, workers, cleanup, log, controllerNodeArgs }: ScaleOptions): Promise<Figures> {
   const dir = cleanup.dir(mkdtempSync(join(tmpdir(), `shoal-bench-scale-${count}-`)));
-  const controller = await startControllerProcess(dir, cleanup);
+  const controller = await startControllerProcess(dir, cleanup, { nodeArgs: controllerNodeArgs ?? [] });
   const op = new Operator(controller.url, controller.adminToken);
   const fleet = await Fleet.start({ url: controller.url, count, workers, trustedReleaseKey: controller.releasePublicKey, cleanup });
   const rss = sampleRss(controller.pid);

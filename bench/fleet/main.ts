@@ -22,13 +22,13 @@ async function handle(message: WorkerCommand): Promise<unknown> {
       need().markBaseline();
       return null;
     case 'await-manifests': {
-      const receivedAt = await need().awaitManifests(message.timeoutMs);
+      const receivedAt = await need().awaitManifests(message.timeoutMs, message.skip ?? 0);
       return { receivedAt };
     }
     case 'verify':
       return need().verify();
     case 'report':
-      return need().report(message.phases, message.concurrency);
+      return need().report(message.phases, message.concurrency, message.skip ?? 0);
     case 'poll':
       return need().poll(message.durationMs, message.connections, message.hostCount, message.waitForStart);
     case 'stats':

@@ -5,9 +5,9 @@ export type WorkerCommand =
   | { cmd: 'enroll'; token: string; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
   | { cmd: 'baseline' }
-  | { cmd: 'await-manifests'; timeoutMs: number }
+  | { cmd: 'await-manifests'; timeoutMs: number; skip?: number }
   | { cmd: 'verify' }
-  | { cmd: 'report'; phases: string[]; concurrency: number }
+  | { cmd: 'report'; phases: string[]; concurrency: number; skip?: number }
   | { cmd: 'poll'; durationMs: number; connections: number; hostCount: number; waitForStart: number }
   | { cmd: 'stats' }
   | { cmd: 'close' };

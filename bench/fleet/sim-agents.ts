@@ -131,12 +131,14 @@ export class SimAgents {
     this.baselineVersions = new Map(this.hosts.map((h) => [h.name, h.manifest?.version ?? 0]));
   }
 
-  async awaitManifests(timeoutMs: number): Promise<number[]> {
-    const pending = () => this.hosts.filter((h) => (h.manifest?.version ?? 0) <= (this.baselineVersions.get(h.name) ?? 0)).length;
+  /** Waits until every host (after the first `skip`) holds a manifest newer than its baseline. */
+  async awaitManifests(timeoutMs: number, skip = 0): Promise<number[]> {
+    const hosts = this.hosts.slice(skip);
+    const pending = () => hosts.filter((h) => (h.manifest?.version ?? 0) <= (this.baselineVersions.get(h.name) ?? 0)).length;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.manifestWaiter = null;
-        reject(new Error(`${pending()} of ${this.hosts.length} hosts had no new manifest after ${timeoutMs} ms`));
+        reject(new Error(`${pending()} of ${hosts.length} hosts had no new manifest after ${timeoutMs} ms`));
       }, timeoutMs);
       let left = pending();
       const check = () => {
@@ -152,7 +154,7 @@ export class SimAgents {
       this.manifestWaiter = check;
       if (left === 0) check();
     });
-    return this.hosts.map((h) => h.manifest!.receivedAt);
+    return hosts.map((h) => h.manifest!.receivedAt);
   }
 
   /**
@@ -181,12 +183,12 @@ export class SimAgents {
   }
 
   /** Each host posts one report per phase, in order, one request each (as an agent's outbox drains). */
-  async report(phases: readonly string[], concurrency: number): Promise<ReportResult> {
+  async report(phases: readonly string[], concurrency: number, skip = 0): Promise<ReportResult> {
     const errors: string[] = [];
     let stored = 0;
     let sent = 0;
     const startedAt = wallMs();
-    await pool(this.hosts, concurrency, async (host) => {
+    await pool(this.hosts.slice(skip), concurrency, async (host) => {
       const storePath = host.manifest ? (JSON.parse(Buffer.from((host.manifest.envelope as { payload: string }).payload, 'base64').toString('utf8')) as { storePath: string }).storePath : null;
       for (const phase of phases) {
         host.seq += 1;

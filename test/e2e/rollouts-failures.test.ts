@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { at, eventsOf, manifestsFromRollout, only, startFleet, waitForSystem, type Fleet } from './rollouts-fleet.js';
+import { at, eventsOf, manifestsFromRollout, only, startFleet, stopFleet, waitForSystem, type Fleet } from './rollouts-fleet.js';
 
 /** Issue 4, tests 2, 3 and 6: a failing canary, a failure in a later wave with rollback, an offline host. */
 describe('rollouts that meet failures on the fleet lab', () => {
@@ -9,9 +9,9 @@ describe('rollouts that meet failures on the fleet lab', () => {
   const host = (name: string) => fleet.lab.hosts.get(name)!;
 
   beforeAll(async () => {
-    fleet = await startFleet('fail', 5);
+    fleet = await startFleet('fail', 4);
   });
-  afterAll(() => fleet?.lab.cleanup());
+  afterAll(() => stopFleet(fleet));
 
   it('halts when the canary fails its switch: nobody else gets a manifest and the canary is back on its old system', async () => {
     const { controller, names } = fleet;
@@ -31,7 +31,7 @@ describe('rollouts that meet failures on the fleet lab', () => {
     const member = halted.waves[0]!.hosts[0]!;
     expect([member.host, member.state, member.previousSystem]).toEqual([canary, 'failed', base]);
     expect(member.reason).toMatch(/switch-to-configuration/);
-    expect(halted.waves[1]!.counts).toEqual({ pending: 4, inProgress: 0, healthy: 0, failed: 0, skipped: 0 });
+    expect(halted.waves[1]!.counts).toEqual({ pending: rest.length, inProgress: 0, healthy: 0, failed: 0, skipped: 0 });
 
     // The agent rolled itself back; the controller knows.
     await waitForSystem(host(canary), base);
@@ -65,7 +65,7 @@ describe('rollouts that meet failures on the fleet lab', () => {
     });
     const started = await controller.client.startRollout({
       release: 'fail-late-rollback',
-      waves: [{ hosts: [names[0]!] }, { hosts: [names[1]!, names[2]!] }, { hosts: [names[3]!, failing] }],
+      waves: [{ hosts: [names[0]!] }, { hosts: [names[1]!] }, { hosts: [names[2]!, failing] }],
       onFailure: 'rollback',
       healthDeadlineSeconds: 20,
     });
@@ -88,8 +88,8 @@ describe('rollouts that meet failures on the fleet lab', () => {
       expect(status.desired!.version).toBe(manifests[1]!.data.version);
       expect(host(name).bootDefault()).toBe(base);
     }
-    // Earlier waves really ran v2 before they were moved back.
-    for (const name of names.slice(0, 4)) expect(host(name).activations().some((a) => a.path === v2 && a.action === 'test')).toBe(true);
+    // The earlier waves really ran v2 before they were moved back.
+    for (const name of names.slice(0, 2)) expect(host(name).activations().some((a) => a.path === v2 && a.action === 'test')).toBe(true);
 
     const events = await controller.client.rolloutEvents(started.id);
     const rollingBack = only(events, 'rollout-rolling-back');

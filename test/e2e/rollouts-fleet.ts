@@ -49,6 +49,16 @@ export async function startFleet(prefix: string, count: number, agent: Partial<A
   }
 }
 
+/** Tears the fleet down: agents killed together first (one by one, cleanup would stop each gracefully). */
+export async function stopFleet(fleet: Fleet | undefined): Promise<void> {
+  if (!fleet) return;
+  try {
+    await Promise.all(fleet.hosts.map((host) => host.kill()));
+  } finally {
+    await fleet.lab.cleanup();
+  }
+}
+
 /** Milliseconds since the epoch of an event. */
 export const at = (event: HostEvent): number => Date.parse(event.at);
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostEvent } from '../../shared/src/operator-api.js';
 import type { RolloutSpecInput, RolloutStatus } from '../../shared/src/rollout-api.js';
-import { at, eventsOf, manifestsFromRollout, only, startFleet, type Fleet } from './rollouts-fleet.js';
+import { at, eventsOf, manifestsFromRollout, only, startFleet, stopFleet, type Fleet } from './rollouts-fleet.js';
 
 /** Issue 4, test 7: the controller is killed with SIGKILL during a bake and during a wave. */
 describe('a rollout survives its controller being killed', () => {
@@ -13,9 +13,9 @@ describe('a rollout survives its controller being killed', () => {
   let reference: { status: RolloutStatus; events: HostEvent[] };
 
   beforeAll(async () => {
-    fleet = await startFleet('boot', 6);
+    fleet = await startFleet('boot', 4);
   });
-  afterAll(() => fleet?.lab.cleanup());
+  afterAll(() => stopFleet(fleet));
 
   const release = (name: string, path: string) =>
     fleet.controller.client.createRelease({ name, hosts: Object.fromEntries(fleet.names.map((h) => [h, path])) });
@@ -37,7 +37,7 @@ describe('a rollout survives its controller being killed', () => {
     const started = await controller.client.startRollout(spec('boot-ref'));
     const status = await controller.waitForRollout(started.id, 'succeeded', { timeoutMs: 60_000, context: fleet.context });
     reference = { status, events: await controller.client.rolloutEvents(started.id) };
-    expect(shape(reference.events).waves).toEqual([1, 2, 3]);
+    expect(shape(reference.events).waves).toEqual([1, 1, 2]);
   });
 
   it('completes after SIGKILLs during a bake and during a wave: same hosts reached, each once, the bake not restarted', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventsOf, manifestsFromRollout, startFleet, type Fleet } from './rollouts-fleet.js';
+import { eventsOf, manifestsFromRollout, startFleet, stopFleet, type Fleet } from './rollouts-fleet.js';
 
 /** Issue 4, test 4: a percent failure threshold with a minimum sample, on ten real agents. */
 describe('rollout failure threshold on the fleet lab', () => {
@@ -9,7 +9,7 @@ describe('rollout failure threshold on the fleet lab', () => {
   beforeAll(async () => {
     fleet = await startFleet('many', 10);
   }, 240_000);
-  afterAll(() => fleet?.lab.cleanup());
+  afterAll(() => stopFleet(fleet));
 
   it('does not halt for one failure among ten hosts when 10 % may fail after a sample of 10', async () => {
     const { controller, names } = fleet;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutStatus } from '../../shared/src/rollout-api.js';
-import { at, eventsOf, manifestsFromRollout, median, only, startFleet, waveHosts, type Fleet } from './rollouts-fleet.js';
+import { at, eventsOf, manifestsFromRollout, median, only, startFleet, stopFleet, waveHosts, type Fleet } from './rollouts-fleet.js';
 
 /** Issue 4, tests 1 and 5, and the engine's reaction time: eight real agents, one controller. */
 describe('rollouts in waves on the fleet lab', () => {
@@ -14,7 +14,7 @@ describe('rollouts in waves on the fleet lab', () => {
   beforeAll(async () => {
     fleet = await startFleet('wave', 8);
   });
-  afterAll(() => fleet?.lab.cleanup());
+  afterAll(() => stopFleet(fleet));
 
   it('updates and bakes the canary first, then the waves in order, and every host ends healthy on its new path', async () => {
     const { controller, names } = fleet;

@@ -1,7 +1,10 @@
 import { Cleanup } from './lib/cleanup.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { RESULTS_FILE, formatTable, saveFigures, type Figures } from './lib/results.js';
 import { runAgentIdle } from './agent.js';
+import { runDeploy } from './deploy.js';
 import { runPoll } from './poll.js';
 import { runScale } from './scale.js';
 
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
       if (bench === 'poll') {
         result = await runPoll({ hosts: 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 5000 : 10_000, cleanup, log });
       }
+      if (bench === 'deploy') result = await runDeploy({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-deploy-'))), log });
       if (bench === 'agent') result = await runAgentIdle({ idleMs: options.quick ? 15_000 : 60_000, cleanup, log });
       Object.assign(figures, result);
       saveFigures(result);

@@ -74,11 +74,12 @@ export async function runHealthGate(options: GateOptions): Promise<GateResult> {
   for (;;) {
     last = await localChecks(options);
     if (last.ok) break;
-    const wait = options.retryIntervalMs ?? 1_000;
-    if (Date.now() + wait >= deadline) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
       return { ...last, reason: `${last.reason} (still failing at the ${options.deadlineMs} ms health deadline)` };
     }
-    await new Promise((r) => setTimeout(r, wait));
+    // The last wait is cut short so that the last check runs at the deadline, not up to an interval before it.
+    await new Promise((r) => setTimeout(r, Math.min(options.retryIntervalMs ?? 1_000, left)));
   }
   if (!(await reachable)) {
     return { ok: false, reason: `controller did not acknowledge the checking report within the ${options.deadlineMs} ms health deadline` };

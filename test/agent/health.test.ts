@@ -50,6 +50,29 @@ describe('health checks', () => {
     expect(gate).toEqual({ ok: true });
   });
 
+  it('checks once more at the deadline, so a service that comes up in the last retry interval passes', async () => {
+    healthyAfter = Date.now() + 900;
+    const gate = await runHealthGate({
+      checks: [{ kind: 'http', name: 'web', url: `${base}/eventually`, expectStatus: 200, timeoutMs: 500 }],
+      deadlineMs: 1_000,
+      retryIntervalMs: 800,
+      controllerReachable: async () => true,
+    });
+    expect(gate).toEqual({ ok: true });
+  });
+
+  it('gives up at the deadline, not before it, when the checks keep failing', async () => {
+    const started = Date.now();
+    const gate = await runHealthGate({
+      checks: [{ kind: 'http', name: 'web', url: `${base}/broken`, expectStatus: 200, timeoutMs: 500 }],
+      deadlineMs: 1_000,
+      retryIntervalMs: 800,
+      controllerReachable: async () => true,
+    });
+    expect(gate).toMatchObject({ ok: false, reason: 'health check web failed: status 500, expected 200 (still failing at the 1000 ms health deadline)' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+  });
+
   it('counts only units that failed after the switch', async () => {
     const gate = (failedNow: string[]) =>
       runHealthGate({

@@ -89,7 +89,8 @@ export class ControllerMetrics {
   /** The exposition text, brought up to date first. */
   async scrape(): Promise<string> {
     this.refresh();
-    return this.registry.metrics();
+    // prom-client writes NaN as "Nan" (e.g. event-loop lag before its first sample); the format says "NaN".
+    return (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN');
   }
 
   get contentType(): string {

@@ -81,6 +81,9 @@ describe('/metrics', () => {
     expect(() => parseExposition('# HELP a b\n# TYPE a gauge\na{l="x} 1\n')).toThrow(/not a valid sample/);
     expect(() => parseExposition('# TYPE a gauge\na 1\n')).toThrow(/without a HELP/);
     expect(() => parseExposition('# HELP a b\n# TYPE a gauge\na one\n')).toThrow(/not a valid sample/);
+    // prom-client's own spelling of NaN, which the format does not allow (the controller corrects it).
+    expect(() => parseExposition('# HELP a b\n# TYPE a gauge\na Nan\n')).toThrow(/not a valid sample/);
+    expect(parseExposition('# HELP a b\n# TYPE a gauge\na NaN\n').get('a')!.samples[0]!.value).toBeNaN();
     expect(() =>
       parseExposition('# HELP h b\n# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n'),
     ).toThrow(/cumulative/);

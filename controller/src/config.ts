@@ -29,6 +29,8 @@ export const ControllerConfig = z.strictObject({
   manifestTtlSeconds: Seconds.default(24 * 3600),
   renewCheckSeconds: Seconds.default(60),
   pollIntervalSeconds: Seconds.default(30),
+  /** A file holding the bearer token /metrics then requires; null: /metrics is open on the listen address. */
+  metricsTokenFile: AbsolutePath.nullable().default(null),
   /** Where agents and operators reach the controller when that differs from `listen` (behind a proxy). */
   publicUrl: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).nullable().default(null),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

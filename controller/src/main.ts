@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../shared/src/logger.js';
@@ -10,12 +10,13 @@ import { startController } from './server.js';
 
 const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [--release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
-       [--poll-interval-seconds N] [--public-url URL] [--log-level LEVEL]
+       [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
        shoal-controller check-config --config FILE [same flags]
 
 The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoal-controller",
 "db": null, "releaseKeyFile": "/run/secrets/release.key", "manifestTtlSeconds": 86400,
-"renewCheckSeconds": 60, "pollIntervalSeconds": 30, "publicUrl": null, "logLevel": "info"}.
+"renewCheckSeconds": 60, "pollIntervalSeconds": 30, "publicUrl": null, "metricsTokenFile": null,
+"logLevel": "info"}.
 Flags override the file; paths in the file must be absolute.
 
 example: shoal-controller serve --config /etc/shoal/controller.json --log-level debug`;
@@ -30,6 +31,7 @@ const OPTIONS = {
   'renew-check-seconds': { type: 'string' },
   'poll-interval-seconds': { type: 'string' },
   'public-url': { type: 'string' },
+  'metrics-token-file': { type: 'string' },
   'log-level': { type: 'string' },
 } as const;
 
@@ -58,11 +60,23 @@ async function readConfig(args: string[]): Promise<{ config: ControllerConfig; s
     renewCheckSeconds: positiveInt('renew-check-seconds', values['renew-check-seconds']),
     pollIntervalSeconds: positiveInt('poll-interval-seconds', values['poll-interval-seconds']),
     publicUrl: values['public-url'],
+    metricsTokenFile: path(values['metrics-token-file']),
     logLevel: values['log-level'],
   };
   const loaded = await loadControllerConfig(file, overrides);
   if (!loaded.ok) throw new Error(loaded.message);
   return { config: loaded.config, source: file ?? '(command line)' };
+}
+
+function readMetricsToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`metrics token file ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (token === '' || /\s/.test(token)) throw new Error(`metrics token file ${file}: must hold one token with no whitespace`);
+  return token;
 }
 
 async function checkConfig(args: string[]): Promise<void> {
@@ -81,6 +95,7 @@ async function serve(args: string[]): Promise<void> {
   const signer = loadManifestSigner(config.releaseKeyFile);
   const logger = createLogger('controller', { level: config.logLevel });
   const dbFile = config.db ?? join(stateDir, 'controller.sqlite');
+  const metricsToken = config.metricsTokenFile === null ? null : readMetricsToken(config.metricsTokenFile);
 
   const controller = await startController({
     dbFile,
@@ -93,6 +108,8 @@ async function serve(args: string[]): Promise<void> {
     pollIntervalMs: config.pollIntervalSeconds * 1000,
     // Behind an https reverse proxy (publicUrl https://…) dashboard cookies are always Secure; otherwise per request.
     dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
+    metricsToken,
+    processMetrics: true,
   });
   const tokenFile = ensureAdminToken(controller.database.db, controller.deps.clock, stateDir);
   if (tokenFile) logger.info({ file: tokenFile }, 'created the first operator token');

@@ -32,6 +32,7 @@ describe('controller config file', () => {
         manifestTtlSeconds: 86400,
         renewCheckSeconds: 60,
         pollIntervalSeconds: 30,
+        metricsTokenFile: null,
         publicUrl: null,
         logLevel: 'info',
       },

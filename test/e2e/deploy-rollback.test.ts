@@ -100,10 +100,10 @@ describe('a deployment that fails leaves the host on its previous system and say
     );
     expect(final.detail.failure).toMatchObject({ exitCode: 1, timedOut: false });
     expect(final.detail.failure!.outputTail).toContain('etc/health says: bad');
-    // The gate retried until its deadline rather than giving up at the first failure.
+    // The gate kept retrying until its deadline, neither giving up at the first failure nor early.
     const checking = reports.find((r) => r.phase === 'checking')!;
     const rollingBack = reports.find((r) => r.phase === 'rolling-back')!;
-    expect(rollingBack.reportedAt - checking.reportedAt).toBeGreaterThanOrEqual(HEALTH_DEADLINE_MS - 1_100);
+    expect(rollingBack.reportedAt - checking.reportedAt).toBeGreaterThanOrEqual(HEALTH_DEADLINE_MS - 50);
     // The boot default was never touched: safe-switch commits only after the gate.
     expect(host.activations().filter((a) => a.path === unhealthy).map((a) => a.action)).toEqual(['test']);
   });

@@ -12,6 +12,16 @@ export interface AdvanceContext {
   signer: ManifestSigner;
   manifestTtlMs: number;
   connection(host: string): ConnectionMode;
+  /**
+   * When this controller process started: no host deadline counts time before it, because a
+   * host cannot report to a controller that is down (its report waits in the agent's outbox).
+   */
+  startedAt: number;
+  /**
+   * The last time each host with an issued manifest was seen offline, in memory only: a host
+   * that comes back within the offline wait gets its health deadline from its return.
+   */
+  offlineSeen: Map<string, number>;
 }
 
 const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated']);
@@ -93,6 +103,15 @@ class Step {
     return this.ctx.connection(host);
   }
 
+  /** The moment a host deadline starts counting: never before this controller could hear the host. */
+  deadlineBase(since: number, host?: string): number {
+    return Math.max(since, this.ctx.startedAt, host === undefined ? 0 : (this.ctx.offlineSeen.get(host) ?? 0));
+  }
+
+  sawOffline(host: string): void {
+    this.ctx.offlineSeen.set(host, this.now);
+  }
+
   /** A new rollout enters its first wave (or waits for approval before it). */
   startWaveZero(): void {
     startWave(this, 0);
@@ -110,13 +129,14 @@ function applyDeadlines(step: Step, members: RolloutHostRow[]): void {
   for (const member of members) {
     if (!IN_FLIGHT.has(member.state)) continue;
     if (member.state === 'issued' && step.connection(member.host) === 'offline') {
-      if (step.now - member.issuedAt! >= offlineMs) {
+      step.sawOffline(member.host);
+      if (step.now - step.deadlineBase(member.issuedAt!) >= offlineMs) {
         const reason = `offline for ${step.spec.offline.waitSeconds}s after its manifest was issued`;
         step.fail(member, reason, step.spec.offline.then === 'skip' ? 'skipped' : 'failed');
       }
       continue;
     }
-    const since = member.acceptedAt ?? member.issuedAt!;
+    const since = member.acceptedAt !== null ? step.deadlineBase(member.acceptedAt) : step.deadlineBase(member.issuedAt!, member.host);
     if (step.now - since >= healthMs) step.fail(member, `no healthy report within ${step.spec.healthDeadlineSeconds}s`);
   }
 }
@@ -219,7 +239,7 @@ function advanceRollingBack(step: Step): void {
   const healthMs = step.spec.healthDeadlineSeconds * 1000;
   const members = step.members().filter((m) => m.rollbackState !== null);
   for (const member of members) {
-    if (member.rollbackState === 'issued' && step.now - member.rollbackIssuedAt! >= healthMs) {
+    if (member.rollbackState === 'issued' && step.now - step.deadlineBase(member.rollbackIssuedAt!) >= healthMs) {
       step.setMember(member, { rollbackState: 'failed' });
       step.event('rollout-host-failed', { reason: `rollback: no healthy report within ${step.spec.healthDeadlineSeconds}s`, rollback: true }, member.host);
     }

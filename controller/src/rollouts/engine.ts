@@ -54,6 +54,8 @@ export class RolloutEngine {
       signer: deps.signer,
       manifestTtlMs: deps.manifestTtlMs,
       connection: (host) => deps.presence.mode(host),
+      startedAt: deps.clock.now(),
+      offlineSeen: new Map(),
     };
   }
 

@@ -17,7 +17,7 @@ interface Lab {
   engine: RolloutEngine;
   names: string[];
   seq: Map<string, number>;
-  report(host: string, phase: Phase, options?: { version?: number; current?: string }): void;
+  report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): void;
   /** Every host that has a pending manifest reports `phase` for it. */
   answer(phase: Phase | ((host: string) => Phase)): string[];
   manifestsOf(host: string): number;
@@ -60,9 +60,9 @@ function lab(count: number, tags: (i: number) => string[] = () => []): Lab {
         ctl.clock,
         host,
         [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
-        (tx, h, r) => engine.recordReport(tx, h, r),
+        (tx, h, r) => (options.engine ?? engine).recordReport(tx, h, r),
       );
-      for (const id of outcome.rollouts) engine.tick(id);
+      for (const id of outcome.rollouts) (options.engine ?? engine).tick(id);
     },
     answer(phase) {
       // Only the manifests out there now: answering one may issue the next, which waits for the next call.
@@ -263,5 +263,52 @@ describe('rollout engine', () => {
     const second = l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     expect(second).toMatchObject({ ok: false, status: 409, code: 'rollout-overlap' });
     expect(second.ok || second.message).toContain(first);
+  });
+
+  it('gives an offline host that comes back within the offline wait its full health deadline from its return', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 600, then: 'fail' } });
+    const [online, away] = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
+    l.ctl.deps.presence.websocketOpened(online);
+    l.report(online, 'healthy');
+    l.ctl.clock.advance(120_000);
+    l.engine.tickAll();
+    expect(l.status(id).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
+    // Back after 2 minutes: well within the 10 minute wait, but past the 60 s health deadline counted from the issue.
+    l.ctl.deps.presence.websocketOpened(away);
+    l.ctl.clock.advance(1_000);
+    l.engine.tickAll();
+    expect(l.status(id).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
+    l.report(away, 'healthy');
+    expect(l.status(id).state).toBe('succeeded');
+  });
+
+  it('does not fail in-flight hosts for the time the controller itself was down', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
+    for (const host of l.names) {
+      l.ctl.deps.presence.websocketOpened(host);
+      l.report(host, 'in-progress');
+    }
+    // The controller is down for 10 minutes; the hosts finished meanwhile and hold their reports in their outboxes.
+    l.engine.stopTimer();
+    l.ctl.clock.advance(600_000);
+    const restarted = makeEngine(l.ctl);
+    restarted.tickAll();
+    expect(l.status(id)).toMatchObject({ state: 'running', failures: 0 });
+    for (const host of l.names) l.report(host, 'healthy', { engine: restarted });
+    expect(l.status(id).state).toBe('succeeded');
+    // Still bounded: a host that never reports fails a full deadline after the restart.
+    const m = lab(1);
+    const id2 = m.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
+    m.ctl.deps.presence.websocketOpened(m.names[0]!);
+    m.report(m.names[0]!, 'in-progress');
+    m.ctl.clock.advance(600_000);
+    const again = makeEngine(m.ctl);
+    again.tickAll();
+    expect(m.status(id2).state).toBe('running');
+    m.ctl.clock.advance(60_000);
+    again.tickAll();
+    expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
   });
 });

@@ -288,7 +288,7 @@ describe('rollout engine', () => {
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     for (const host of l.names) {
       l.ctl.deps.presence.websocketOpened(host);
-      l.report(host, 'in-progress');
+      l.report(host, 'activating');
     }
     // The controller is down for 10 minutes; the hosts finished meanwhile and hold their reports in their outboxes.
     l.engine.stopTimer();
@@ -302,7 +302,7 @@ describe('rollout engine', () => {
     const m = lab(1);
     const id2 = m.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     m.ctl.deps.presence.websocketOpened(m.names[0]!);
-    m.report(m.names[0]!, 'in-progress');
+    m.report(m.names[0]!, 'activating');
     m.ctl.clock.advance(600_000);
     const again = makeEngine(m.ctl);
     again.tickAll();

@@ -1,6 +1,6 @@
 import { Cleanup } from './lib/cleanup.js';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { RESULTS_FILE, formatTable, saveFigures, type Figures } from './lib/results.js';
 import { runAgentIdle } from './agent.js';
@@ -38,9 +38,12 @@ function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: numbe
 
 async function main(): Promise<void> {
   const options = parse(process.argv.slice(2));
+  // Other work on this machine skews every figure; the load average goes into the results.
+  const figuresAtStart: Figures = { 'machine.loadavg_1m_at_start': Number(loadavg()[0]!.toFixed(2)), 'machine.cpus': cpus().length };
   const cleanup = new Cleanup();
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const figures: Figures = {};
+  const figures: Figures = { ...figuresAtStart };
+  saveFigures(figuresAtStart);
   const targets = { ...TARGETS };
   // Profiles of the controller process land next to the results (node writes them when it exits).
   const controllerNodeArgs = options.profile ? ['--cpu-prof', '--cpu-prof-dir', join(dirname(RESULTS_FILE), 'profiles')] : [];
@@ -57,7 +60,7 @@ async function main(): Promise<void> {
         }
       }
       if (bench === 'poll') {
-        result = await runPoll({ hosts: 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 5000 : 10_000, cleanup, log });
+        result = await runPoll({ hosts: options.quick ? 400 : 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 3000 : 10_000, cleanup, log });
       }
       if (bench === 'deploy') result = await runDeploy({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-deploy-'))), log });
       if (bench === 'agent') result = await runAgentIdle({ idleMs: options.quick ? 15_000 : 60_000, cleanup, log });

@@ -89,11 +89,7 @@ export class RolloutEngine {
     const outcome = this.transact((tx): EngineOutcome<string> => {
       const busy = this.activeOwners(tx, planHosts);
       if (busy.length > 0) {
-        const byRollout = new Map<string, string[]>();
-        for (const { rolloutId, host } of busy) byRollout.set(rolloutId, [...(byRollout.get(rolloutId) ?? []), host]);
-        const problems = [...byRollout].map(
-          ([other, names]) => `rollout ${other} is still active on ${names.length} of these hosts (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`,
-        );
+        const problems = this.overlapProblems(busy);
         return refuse(409, 'rollout-overlap', `rollout refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
       }
       tx.insert(rollouts)
@@ -160,11 +156,19 @@ export class RolloutEngine {
           if (!ACTIVE.has(state) || state === 'rolling-back') return wrongState('running, waiting-approval or paused');
           step.finish('aborted', 'rollout-aborted', `aborted by ${actor}`);
           break;
-        case 'rollback':
+        case 'rollback': {
           if (state === 'rolling-back' || state === 'rolled-back') return wrongState('not already rolling back');
+          // A finished rollout's hosts may belong to a newer rollout by now; rolling them back would
+          // make two rollouts change the same hosts at once.
+          const others = this.activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
+          if (others.length > 0) {
+            const problems = this.overlapProblems(others);
+            return refuse(409, 'rollout-overlap', `rollback of ${id} refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
+          }
           beginRollback(step, `rollback requested by ${actor}`);
           step.update({ finishedAt: null });
           break;
+        }
       }
       return { ok: true, value: step.rollout.state as RolloutState };
     }, id);
@@ -225,6 +229,14 @@ export class RolloutEngine {
       for (const listener of this.listeners) listener(rolloutId);
     }
     return outcome;
+  }
+
+  private overlapProblems(busy: Array<{ rolloutId: string; host: string }>): string[] {
+    const byRollout = new Map<string, string[]>();
+    for (const { rolloutId, host } of busy) byRollout.set(rolloutId, [...(byRollout.get(rolloutId) ?? []), host]);
+    return [...byRollout].map(
+      ([other, names]) => `rollout ${other} is still active on ${names.length} of these hosts (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`,
+    );
   }
 
   private activeOwners(tx: Tx, names: string[]): Array<{ rolloutId: string; host: string }> {

@@ -311,4 +311,19 @@ describe('rollout engine', () => {
     again.tickAll();
     expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
   });
+
+  it('refuses to roll back a finished rollout while another active rollout owns its hosts', () => {
+    const l = lab(2);
+    const first = l.start({ waves: ['100%'] });
+    l.answer('healthy');
+    expect(l.status(first).state).toBe('succeeded');
+    const second = l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'], approvalBefore: [0] }), 'operator:test');
+    if (!second.ok) throw new Error(second.message);
+    const before = l.names.map((h) => l.manifestsOf(h));
+    const refused = l.engine.act(first, 'rollback', 'operator:test');
+    expect(refused).toMatchObject({ ok: false, status: 409, code: 'rollout-overlap' });
+    expect(refused.ok || refused.message).toContain(second.value);
+    expect(l.status(first).state).toBe('succeeded');
+    expect(l.names.map((h) => l.manifestsOf(h))).toEqual(before);
+  });
 });

@@ -13,7 +13,9 @@ describe('a rollout survives its controller being killed', () => {
   let reference: { status: RolloutStatus; events: HostEvent[] };
 
   beforeAll(async () => {
-    fleet = await startFleet('boot', 4);
+    // The agent's health gate includes getting a report acknowledged: with the lab's 5 s, a host
+    // whose gate straddles the controller's outage would (rightly) roll itself back.
+    fleet = await startFleet('boot', 4, { healthDeadlineMs: 30_000 });
   });
   afterAll(() => stopFleet(fleet));
 
@@ -95,6 +97,7 @@ describe('a rollout survives its controller being killed', () => {
         `next wave issued ${nextWave - bakeStart} ms after the bake began (due at ${due - bakeStart} ms); killed mid-wave with ${inFlight} in flight`,
     );
     expect(nextWave - bakeStart).toBeGreaterThanOrEqual(bakeSeconds * 1000);
-    expect(nextWave - due).toBeLessThan(1_500);
+    // The engine timer ticks once a second; a bake restarted from zero would come ≥ 2 s after `due`.
+    expect(nextWave - due).toBeLessThan(1_800);
   });
 });

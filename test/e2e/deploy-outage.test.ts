@@ -56,7 +56,7 @@ describe('deployments that outlive a controller outage or an agent crash', () =>
   });
   afterAll(() => lab?.cleanup());
 
-  it('keeps the reports made while the controller is down and delivers each once when it is back', async () => {
+  it('keeps the reports made while the controller is down, across an agent restart, and delivers each once when it is back', async () => {
     const v2 = fixtures.systems.v2.path;
     const manifest = await controller.client.setDesired('outage-1', v2);
     // The controller acknowledged 'checking' (the gate's reachability proof); the gate itself is still closed.
@@ -75,10 +75,27 @@ describe('deployments that outlive a controller outage or an agent crash', () =>
     const waiting = outboxReports(outageHost).filter((r) => r.manifestVersion === manifest.version).map((r) => r.phase);
     expect(waiting).toEqual(expect.arrayContaining(['committing', 'healthy']));
 
+    // The agent dies too, and comes back while the controller is still down: the outbox is on
+    // disk, and the report it makes at start ('reconciled') must not reuse a pending seq.
+    await outageHost.kill();
+    const pendingSeqs = outboxReports(outageHost).map((r) => r.seq);
+    await outageHost.start();
+    await outageHost.waitFor('a reconciled report in the outbox', () => outboxReports(outageHost).some((r) => r.phase === 'reconciled'));
+    const reconciled = outboxReports(outageHost).find((r) => r.phase === 'reconciled')!;
+    expect(reconciled.seq).toBe(Math.max(...pendingSeqs) + 1);
+    expect(reconciled.detail.reason).toMatch(/running the system of the last accepted manifest/);
+
     const restartedAt = Date.now();
     await controller.start();
-    const status = await controller.waitForPhase('outage-1', manifest.version, 'healthy', 60_000, context);
-    expect(status.currentSystem).toBe(v2);
+    // Its newest report, the restarted agent's 'reconciled', is what the status shows in the end.
+    const status = await controller.waitForHost(
+      'outage-1',
+      'the reports from the outage stored',
+      (s) => s.reportedVersion === manifest.version && s.phase === 'reconciled',
+      60_000,
+      context,
+    );
+    expect(status).toMatchObject({ currentSystem: v2, lastError: null });
     await outageHost.waitFor('an empty outbox', () => outboxReports(outageHost).length === 0);
 
     const events = await controller.client.events('outage-1');
@@ -87,8 +104,9 @@ describe('deployments that outlive a controller outage or an agent crash', () =>
     const seqs = reports.map((r) => r.seq);
     const made = nextSeq(outageHost) - 1;
     expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: made }, (_, i) => i + 1));
-    expect(phasesOf(events, manifest.version)).toEqual(['accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
-    const delivered = reports.filter((r) => r.manifestVersion === manifest.version && waiting.includes(r.phase));
+    expect(phasesOf(events, manifest.version)).toEqual(['accepted', 'realising', 'activating', 'checking', 'committing', 'healthy', 'reconciled']);
+    const delivered = reports.filter((r) => pendingSeqs.includes(r.seq) || r.seq === reconciled.seq);
+    expect(delivered.map((r) => r.phase)).toEqual([...waiting, 'reconciled']);
     for (const report of delivered) expect(report.storedAt).toBeGreaterThanOrEqual(restartedAt);
   });
 

@@ -29,7 +29,8 @@ export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logge
     const request = await readBody(c, CreateWebhookRequest);
     const operator = c.get('operator').name;
     const created = createWebhook(db, clock, request, `operator:${operator}`);
-    deps.logger.info({ webhookId: created.id, url: created.url, events: created.events, operator }, 'webhook created');
+    // Only the origin: chat-service webhook URLs carry their credential in the path.
+    deps.logger.info({ webhookId: created.id, origin: new URL(created.url).origin, events: created.events, operator }, 'webhook created');
     return c.json(created, 201);
   });
 

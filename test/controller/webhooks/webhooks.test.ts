@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RolloutStatus } from '../../../shared/src/rollout-api.js';
 import type { WebhookCreated, WebhookDeliveries, WebhookList, WebhookPayload } from '../../../shared/src/webhook-api.js';
+import type { WebhookOptions } from '../../../controller/src/webhooks/dispatcher.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 import { Fleet } from './fleet.js';
 import { Receiver, type Received } from './receiver.js';
@@ -14,7 +15,7 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function setup(webhooks = FAST): Promise<{ controller: LiveController; receiver: Receiver }> {
+async function setup(webhooks: WebhookOptions = FAST): Promise<{ controller: LiveController; receiver: Receiver }> {
   const receiver = await Receiver.start();
   cleanup.push(() => receiver.close());
   const controller = await liveController({ webhooks, rolloutTickMs: 20 });
@@ -138,5 +139,35 @@ describe('webhooks', () => {
     const metrics = await (await fetch(`${controller.handle.url}/metrics`)).text();
     expect(metrics).toContain('shoal_webhook_attempts_total{result="retry"} 2');
     expect(metrics).toContain('shoal_webhook_attempts_total{result="delivered"} 4');
+  });
+
+  it('backs off between attempts and gives a delivery up after the last one, then sends the next', async () => {
+    const { controller, receiver } = await setup({ ...FAST, backoffBaseMs: 100, backoffMaxMs: 1000, maxAttempts: 3 });
+    const fleet = await Fleet.start(controller, ['h1']);
+    const hook = await createWebhook(fleet, { url: receiver.url, secret: SECRET });
+    const arrivals: number[] = [];
+    receiver.respond = ({ body }) => {
+      arrivals.push(Date.now());
+      return JSON.parse(body).type === 'rollout-started' ? 500 : 200;
+    };
+    await fleet.startRollout({ waves: ['100%'] });
+
+    await expect.poll(() => receiver.accepted.length, { timeout: 5000 }).toBe(1);
+    expect(receiver.requests.map((r) => [JSON.parse(r.body).type, r.status])).toEqual([
+      ['rollout-started', 500],
+      ['rollout-started', 500],
+      ['rollout-started', 500],
+      ['rollout-wave-started', 200],
+    ]);
+    // 100 ms after the first failure, 200 ms after the second.
+    expect(arrivals[1]! - arrivals[0]!).toBeGreaterThanOrEqual(100);
+    expect(arrivals[2]! - arrivals[1]!).toBeGreaterThanOrEqual(200);
+
+    const deliveries = ((await (await fleet.operator('GET', `/v1/webhooks/${hook.id}/deliveries?state=failed`)).json()) as WebhookDeliveries).deliveries;
+    expect(deliveries).toHaveLength(1);
+    expect(deliveries[0]).toMatchObject({ type: 'rollout-started', state: 'failed', attempts: 3, lastStatus: 500, nextAttemptAt: null });
+    expect(deliveries[0]!.lastError).toBe('HTTP 500: receiver is having a bad day');
+    const listed = (await (await fleet.operator('GET', `/v1/webhooks/${hook.id}`)).json()) as { failed: number; pending: number };
+    expect(listed).toMatchObject({ failed: 1, pending: 0 });
   });
 });

@@ -80,7 +80,7 @@ describe('a rollout survives its controller being killed', () => {
       only(events, 'rollout-host-healthy', name);
       expect(await manifestsFromRollout(controller, name, id)).toHaveLength(1);
       const host = fleet.lab.hosts.get(name)!;
-      expect(host.activations().filter((a) => a.path === v3 && a.action === 'test')).toHaveLength(1);
+      expect([name, host.activations().filter((a) => a.path === v3 && a.action === 'test').length], JSON.stringify(host.activations()) + host.agentOutput(40)).toEqual([name, 1]);
       expect(host.currentSystem()).toBe(v3);
     }
     // The same log as the run nobody interrupted: same waves, same transitions, same counts.

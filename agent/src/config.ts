@@ -86,6 +86,8 @@ export const AgentConfig = z
         bootedSystem: AbsolutePath.default('/run/booted-system'),
       })
       .prefault({}),
+    /** A node-exporter textfile (e.g. /var/lib/prometheus-node-exporter/shoal.prom), rewritten every 15 s; null: none. */
+    metricsTextfile: AbsolutePath.nullable().default(null),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((config, ctx) => {

@@ -7,6 +7,7 @@ import { ControllerClient } from './client.js';
 import { trustedReleaseKeys, type AgentConfig } from './config.js';
 import { ensureEnrolled } from './enrollment.js';
 import { ensureStateDir, loadOrCreateIdentity } from './identity.js';
+import { TextfileExporter } from './metrics.js';
 import { Nix } from './nix.js';
 import { Outbox, OutboxSender } from './outbox.js';
 import { reconcile } from './reconcile.js';
@@ -48,7 +49,14 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
   const state = await StateStore.open(config.stateDir);
   const outbox = await Outbox.open(config.stateDir);
-  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519 });
+  // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
+  let lastContactMs: number | null = null;
+  const contactFetch: typeof fetch = (input, init) =>
+    fetch(input, init).then((response) => {
+      lastContactMs = Date.now();
+      return response;
+    });
+  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
   const report = createReporter({
     outbox,
@@ -147,6 +155,19 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     ws.start();
   }
   poller.start();
+  const exporter = config.metricsTextfile
+    ? new TextfileExporter({
+        file: config.metricsTextfile,
+        host: config.host,
+        intervalMs: 15_000,
+        state: () => state.get(),
+        paths: config.paths,
+        // An open websocket is live contact (pings), though no HTTP answer may have come for a while.
+        lastContactMs: () => (ws?.connected ? Date.now() : lastContactMs),
+        logger,
+      })
+    : null;
+  exporter?.start();
   logger.info('agent running');
 
   return {
@@ -160,6 +181,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       // An activation in flight is not waited for: its record is on disk and the next start reconciles it.
       void sync.stop();
       const flushed = await sender.flush(flushMs);
+      await exporter?.stop();
       logger.info({ pendingReports: outbox.size, flushed }, 'agent stopped');
     },
   };

@@ -40,10 +40,8 @@ async function main(argv: readonly string[]): Promise<void> {
     logger.info({ signal }, 'stopping');
     // Before start-up finished there is nothing to flush that is not already durable on disk.
     if (!agent) process.exit(0);
-    void agent.stop(2_000).finally(() => {
-      logger.flush();
-      process.exit(0);
-    });
+    // The log destination is asynchronous: exit only once the last lines are written.
+    void agent.stop(2_000).finally(() => logger.flush(() => process.exit(0)));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -126,13 +126,12 @@ async function serve(args: string[]): Promise<void> {
     controller.close().then(
       () => {
         logger.info('controller stopped');
-        logger.flush();
-        process.exit(0);
+        // The log destination is asynchronous: exit only once the last lines are written.
+        logger.flush(() => process.exit(0));
       },
       (error: unknown) => {
         logger.error({ err: error }, 'controller did not stop cleanly');
-        logger.flush();
-        process.exit(1);
+        logger.flush(() => process.exit(1));
       },
     );
   };

@@ -41,7 +41,8 @@ describe('shoal-controller serve', () => {
     const response = await fetch(`http://127.0.0.1:${String(ready.port)}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
     expect(await response.json()).toEqual({ hosts: [] });
 
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // 'close', not 'exit': only then has every line the process wrote to stderr been read.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(logs.at(-1)?.msg).toBe('controller stopped');

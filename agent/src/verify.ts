@@ -59,7 +59,8 @@ export function verifyManifest(input: unknown, ctx: VerifyContext): Verification
   const claimed = { version: payload.version, storePath: payload.storePath };
 
   if (payload.host !== ctx.host) {
-    return refused('wrong-host', `manifest is for host ${JSON.stringify(payload.host)}, this is ${JSON.stringify(ctx.host)}`, claimed);
+    // No version in the report: the number belongs to another host's sequence and would be read as one of ours.
+    return refused('wrong-host', `manifest is for host ${JSON.stringify(payload.host)}, this is ${JSON.stringify(ctx.host)}`);
   }
   if (payload.version === ctx.highestVersion && ctx.highestStorePath !== null) {
     if (payload.storePath === ctx.highestStorePath) {

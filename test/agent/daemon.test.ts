@@ -102,9 +102,11 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
     await start(config);
     const next = buildSystem(host, 'next');
     controller.setManifest(1, signedManifest(release, { version: 1, host: 'db-1', storePath: next, ...future() }));
-    await finalPhase(controller, 1, 'refused');
+    await until(() => controller.reports.some((r) => r.phase === 'refused'));
     const refused = controller.reports.find((r) => r.phase === 'refused')!;
     expect(refused.detail).toEqual({ refusal: 'wrong-host', reason: 'manifest is for host "db-1", this is "web-1"' });
+    // db-1's version number means nothing in web-1's sequence; the report claims none.
+    expect(refused.manifestVersion).toBeNull();
     await new Promise((r) => setTimeout(r, 500));
     expect(controller.reports.filter((r) => r.phase === 'refused')).toHaveLength(1);
     expect(await resolveSystem(host.currentSystem)).toBe(prev);

@@ -296,7 +296,8 @@ export function recordReport(tx: Tx, host: string, report: Report, now: number):
     .from(rolloutHosts)
     .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.manifestVersion, version)))
     .get();
-  if (member && IN_FLIGHT.has(member.state)) {
+  // The path must match too: a refusal of some other manifest that happens to carry this version number is not this host's result.
+  if (member && IN_FLIGHT.has(member.state) && report.storePath === member.targetPath) {
     const where = and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, host));
     const actor = `rollout:${member.rolloutId}`;
     if (!terminal) {
@@ -317,7 +318,7 @@ export function recordReport(tx: Tx, host: string, report: Report, now: number):
     .from(rolloutHosts)
     .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.rollbackVersion, version)))
     .get();
-  if (rollingBack && rollingBack.rollbackState === 'issued' && terminal) {
+  if (rollingBack && rollingBack.rollbackState === 'issued' && terminal && report.storePath === rollingBack.previousSystem) {
     tx.update(rolloutHosts)
       .set({ rollbackState: success ? 'healthy' : 'failed' })
       .where(and(eq(rolloutHosts.rolloutId, rollingBack.rolloutId), eq(rolloutHosts.host, host)))

@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/src/logger.js';
-import { MAX_REPORTS_PER_BATCH, Report, type ReportAck } from '../../shared/src/protocol.js';
+import { MAX_REPORT_BATCH_BYTES, MAX_REPORTS_PER_BATCH, Report, type ReportAck } from '../../shared/src/protocol.js';
 import type { Call } from './client.js';
 import { describeCallError } from './client.js';
 import { syncDir, writeFileAtomic } from './durable-file.js';
@@ -81,9 +81,17 @@ export class Outbox {
     return run;
   }
 
-  /** Oldest first, at most `limit`. */
-  pending(limit = MAX_REPORTS_PER_BATCH): Report[] {
-    return [...this.pendingReports.values()].sort((a, b) => a.seq - b.seq).slice(0, limit);
+  /** Oldest first, at most `limit` reports and `maxBytes` of JSON (always at least one report). */
+  pending(limit = MAX_REPORTS_PER_BATCH, maxBytes = MAX_REPORT_BATCH_BYTES): Report[] {
+    const batch: Report[] = [];
+    let bytes = 0;
+    for (const report of [...this.pendingReports.values()].sort((a, b) => a.seq - b.seq)) {
+      const size = Buffer.byteLength(JSON.stringify(report));
+      if (batch.length >= limit || (batch.length > 0 && bytes + size > maxBytes)) break;
+      batch.push(report);
+      bytes += size;
+    }
+    return batch;
   }
 
   get size(): number {

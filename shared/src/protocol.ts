@@ -131,6 +131,11 @@ export const Report = z.object({
 export type Report = z.infer<typeof Report>;
 
 export const MAX_REPORTS_PER_BATCH = 500;
+/**
+ * Agents cut batches at this many bytes of JSON, half the controller's 1 MiB body limit, so a
+ * backlog of reports with long output tails is never refused whole (and retried forever).
+ */
+export const MAX_REPORT_BATCH_BYTES = 512 * 1024;
 
 export const ReportBatch = z.object({ protocol: Protocol, reports: z.array(Report).min(1).max(MAX_REPORTS_PER_BATCH) });
 export type ReportBatch = z.infer<typeof ReportBatch>;

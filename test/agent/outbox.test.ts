@@ -114,4 +114,15 @@ describe('Outbox', () => {
     expect(received.map((batch) => batch.length)).toEqual([500, 1]);
     expect(received[1]![0]!.seq).toBe(501);
   });
+
+  it('cuts batches of long failure reports below the controller’s body limit, keeping their order', async () => {
+    const outbox = await Outbox.open(await tmpDir());
+    const failure = { command: '/nix/store/x/bin/switch-to-configuration test', exitCode: 1, signal: null, timedOut: false, outputTail: 'x'.repeat(16 * 1024) };
+    for (let i = 0; i < 80; i++) await outbox.add({ ...report('rolled-back'), detail: { failure } });
+    const received: Report[][] = [];
+    await new OutboxSender({ outbox, logger: silentLogger(), send: ackAll(received) }).flush(5_000);
+    expect(received.length).toBeGreaterThan(1);
+    for (const batch of received) expect(Buffer.byteLength(JSON.stringify({ protocol: PROTOCOL_VERSION, reports: batch }))).toBeLessThan(1024 * 1024);
+    expect(received.flat().map((r) => r.seq)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+  });
 });

@@ -133,6 +133,8 @@ export class Poller {
       /** Polls only when this says so (websocket off, or not connected right now). */
       shouldPoll: () => boolean;
       onEnvelope: (envelope: unknown) => Promise<void>;
+      /** The controller answered: reports waiting in the outbox can go now rather than after their backoff. */
+      onReachable?: () => void;
       logger: Logger;
     },
   ) {}
@@ -183,6 +185,7 @@ export class Poller {
     }
     if (this.lastError) this.deps.logger.info('polling the controller works again');
     this.lastError = null;
+    this.deps.onReachable?.();
     const answer = result.value;
     if (answer.kind === 'manifest') {
       await this.deps.onEnvelope(answer.response.envelope);

@@ -134,6 +134,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     intervalMs: config.pollIntervalMs,
     shouldPoll: () => !ws?.connected,
     onEnvelope: (envelope) => sync.sync(envelope),
+    onReachable: () => sender.kick(),
     logger,
   });
   if (config.websocket) {

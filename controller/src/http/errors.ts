@@ -30,7 +30,11 @@ function body(code: string, message: string, issues?: string[]): ErrorBody {
 
 export function errorHandler(logger: Logger) {
   return (error: Error, c: Context): Response => {
-    if (error instanceof ApiError) return c.json(body(error.code, error.message, error.issues), error.status);
+    if (error instanceof ApiError) {
+      // The unread rest of an oversized body is still on the socket: close it rather than reuse it.
+      if (error.status === 413) c.header('Connection', 'close');
+      return c.json(body(error.code, error.message, error.issues), error.status);
+    }
     if (error instanceof ZodError) {
       const issues = describeZodIssues(error);
       return c.json(body('invalid-request', `invalid request: ${issues.join('; ')}`, issues), 400);

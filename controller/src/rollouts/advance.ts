@@ -196,11 +196,16 @@ function startWave(step: Step, index: number): void {
 
 function advanceRunning(step: Step): boolean {
   const { rollout, spec } = step;
-  if (spec.progressDeadlineSeconds !== null && step.now - rollout.createdAt >= spec.progressDeadlineSeconds * 1000) {
-    onFailure(step, `progress deadline of ${spec.progressDeadlineSeconds}s passed`);
-    return false;
-  }
   const all = step.members();
+  if (spec.progressDeadlineSeconds !== null) {
+    // Progress is a wave starting (or being approved, or resumed) or a host finishing; time spent
+    // paused or waiting for approval is not the rollout's fault.
+    const lastProgress = Math.max(rollout.waveStartedAt ?? rollout.createdAt, ...all.map((m) => m.finishedAt ?? 0));
+    if (step.now - lastProgress >= spec.progressDeadlineSeconds * 1000) {
+      onFailure(step, `no progress for ${spec.progressDeadlineSeconds}s (progress deadline)`);
+      return false;
+    }
+  }
   const wave = all.filter((m) => m.wave === rollout.waveIndex);
   applyDeadlines(step, wave);
   const tripped = thresholdTripped(spec, all);

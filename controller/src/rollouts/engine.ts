@@ -133,7 +133,7 @@ export class RolloutEngine {
       switch (action) {
         case 'approve':
           if (state !== 'waiting-approval') return wrongState('waiting-approval');
-          step.update({ state: 'running', approvedThrough: step.rollout.waveIndex });
+          step.update({ state: 'running', approvedThrough: step.rollout.waveIndex, waveStartedAt: now });
           step.event('rollout-approved', { actor, waveIndex: step.rollout.waveIndex });
           step.event('rollout-wave-started', { waveIndex: step.rollout.waveIndex, hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
           break;
@@ -146,9 +146,10 @@ export class RolloutEngine {
           if (state !== 'paused') return wrongState('paused');
           const pausedFor = now - (step.rollout.pausedAt ?? now);
           const bakeStartedAt = step.rollout.bakeStartedAt === null ? null : step.rollout.bakeStartedAt + pausedFor;
+          const waveStartedAt = step.rollout.waveStartedAt === null ? null : step.rollout.waveStartedAt + pausedFor;
           const wave = step.plan.waves[step.rollout.waveIndex]!;
           const gated = wave.needsApproval && step.rollout.approvedThrough < step.rollout.waveIndex;
-          step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt });
+          step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt, waveStartedAt });
           step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }

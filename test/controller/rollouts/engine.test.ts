@@ -326,4 +326,20 @@ describe('rollout engine', () => {
     expect(l.status(first).state).toBe('succeeded');
     expect(l.names.map((h) => l.manifestsOf(h))).toEqual(before);
   });
+
+  it('fails a rollout that makes no progress within its deadline, not counting time spent waiting for approval', () => {
+    const l = lab(3);
+    const id = l.start({ canary: 1, waves: ['100%'], approvalBefore: [1], progressDeadlineSeconds: 60 });
+    l.answer('healthy');
+    l.ctl.clock.advance(3600_000);
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('waiting-approval');
+    expect(l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
+    l.ctl.clock.advance(59_000);
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('running');
+    l.ctl.clock.advance(1_000);
+    l.engine.tickAll();
+    expect(l.status(id)).toMatchObject({ state: 'halted', reason: expect.stringContaining('no progress for 60s') });
+  });
 });

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import { Action, HostName } from '../../shared/src/protocol.js';
+import { readJsonConfig } from '../../shared/src/config-file.js';
 
 /**
  * The agent's configuration: one schema, units in names, validated once at start. The same
@@ -137,19 +137,9 @@ export function parseConfig(raw: unknown, source: string, overrides: ConfigOverr
 
 export async function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}): Promise<ConfigResult> {
   if (file === undefined) return parseConfig({}, '(command line)', overrides);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    return { ok: false, message: `config ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, message: `config ${file}: not valid JSON: ${(error as Error).message}` };
-  }
-  return parseConfig(raw, file, overrides);
+  const read = await readJsonConfig(file);
+  if (!read.ok) return read;
+  return parseConfig(read.raw, file, overrides);
 }
 
 export function trustedReleaseKeys(config: AgentConfig): NamedPublicKey[] {

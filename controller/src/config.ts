@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseListenAddress } from './listen-address.js';
+import { readJsonConfig } from '../../shared/src/config-file.js';
 
 /**
  * The controller's configuration file, the one the NixOS module renders. One strict schema with
@@ -61,17 +61,7 @@ export function parseControllerConfig(raw: unknown, source: string, overrides: R
 
 export async function loadControllerConfig(file: string | undefined, overrides: Record<string, unknown> = {}): Promise<ControllerConfigResult> {
   if (file === undefined) return parseControllerConfig({}, '(command line)', overrides);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    return { ok: false, message: `config ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, message: `config ${file}: not valid JSON: ${(error as Error).message}` };
-  }
-  return parseControllerConfig(raw, file, overrides);
+  const read = await readJsonConfig(file);
+  if (!read.ok) return read;
+  return parseControllerConfig(read.raw, file, overrides);
 }

@@ -54,16 +54,8 @@ export type CreateEnrollmentTokenRequest = z.infer<typeof CreateEnrollmentTokenR
 export const EnrollmentTokenCreated = z.object({ id: z.string(), token: z.string(), expiresAt: IsoTime, maxUses: z.number().nullable() });
 export type EnrollmentTokenCreated = z.infer<typeof EnrollmentTokenCreated>;
 
-export const EventKind = z.enum([
-  'host-registered',
-  'host-enrolled',
-  'desired-set',
-  'manifest-issued',
-  'manifest-renewed',
-  'report',
-  'connected',
-  'disconnected',
-  'release-created',
+/** What a rollout writes to the audit log (webhooks subscribe to these). */
+export const RolloutEventKind = z.enum([
   'rollout-started',
   'rollout-wave-started',
   'rollout-wave-baking',
@@ -80,6 +72,20 @@ export const EventKind = z.enum([
   'rollout-rolled-back',
   'rollout-succeeded',
   'rollout-aborted',
+]);
+export type RolloutEventKind = z.infer<typeof RolloutEventKind>;
+
+export const EventKind = z.enum([
+  'host-registered',
+  'host-enrolled',
+  'desired-set',
+  'manifest-issued',
+  'manifest-renewed',
+  'report',
+  'connected',
+  'disconnected',
+  'release-created',
+  ...RolloutEventKind.options,
 ]);
 export type EventKind = z.infer<typeof EventKind>;
 

@@ -1,27 +1,11 @@
 import { z } from 'zod';
+import { RolloutEventKind } from './operator-api.js';
 import { HostName, IsoTime } from './protocol.js';
 
 /** Webhooks over the operator API, and the body every delivery carries. */
 
 /** Rollout audit events an endpoint may subscribe to (the event kinds of the audit log). */
-export const WebhookEventType = z.enum([
-  'rollout-started',
-  'rollout-wave-started',
-  'rollout-wave-baking',
-  'rollout-waiting-approval',
-  'rollout-approved',
-  'rollout-paused',
-  'rollout-resumed',
-  'rollout-host-issued',
-  'rollout-host-healthy',
-  'rollout-host-failed',
-  'rollout-host-skipped',
-  'rollout-halted',
-  'rollout-rolling-back',
-  'rollout-rolled-back',
-  'rollout-succeeded',
-  'rollout-aborted',
-]);
+export const WebhookEventType = RolloutEventKind;
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
 /** What an endpoint gets when it names no events: everything but the per-host issued/healthy chatter. */

@@ -54,3 +54,25 @@ export function clockTime(iso: string, now: number): string {
   const time = iso.slice(11, 19);
   return date === new Date(now).toISOString().slice(0, 10) ? `${time} UTC` : `${date} ${time} UTC`;
 }
+
+/** Path segments at least this long are hidden when a webhook URL is shown. */
+const SECRET_SEGMENT_LENGTH = 16;
+
+/**
+ * A webhook URL as the dashboard may show it: origin and path, never user:password, query or
+ * fragment, and long path segments replaced by "…", since chat services (Slack, Discord,
+ * Mattermost, Teams) put the credential in the path itself.
+ */
+export function displayWebhookUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return '(not a valid URL)';
+  }
+  const path = parsed.pathname
+    .split('/')
+    .map((segment) => (segment.length >= SECRET_SEGMENT_LENGTH ? '…' : segment))
+    .join('/');
+  return `${parsed.origin}${path}`;
+}

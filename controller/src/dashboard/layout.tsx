@@ -5,7 +5,7 @@ export const BASE = '/dashboard';
 export const CSS_PATH = `${BASE}/assets/dashboard.css`;
 export const JS_PATH = `${BASE}/assets/dashboard.js`;
 
-export type Section = 'fleet' | 'rollouts' | 'none';
+export type Section = 'fleet' | 'rollouts' | 'webhooks' | 'none';
 
 export function CsrfField(props: { session: DashboardSession }) {
   return <input type="hidden" name="_csrf" value={props.session.csrf} />;
@@ -41,6 +41,9 @@ export function Layout(props: { title: string; section: Section; session: Dashbo
                 </a>
                 <a href={`${BASE}/rollouts`} aria-current={props.section === 'rollouts' ? 'page' : undefined}>
                   Rollouts
+                </a>
+                <a href={`${BASE}/webhooks`} aria-current={props.section === 'webhooks' ? 'page' : undefined}>
+                  Webhooks
                 </a>
               </nav>
               <form method="post" action={`${BASE}/logout`}>

@@ -1,4 +1,4 @@
-import { and, desc, eq, max } from 'drizzle-orm';
+import { and, desc, eq, inArray, max } from 'drizzle-orm';
 import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
 import type { CommandFailure } from '../../../shared/src/protocol.js';
 import { iso } from '../clock.js';
@@ -68,4 +68,16 @@ export function latestFailure(db: Db, host: string, version: number | null): Fai
 /** The newest event id: the live pages re-render when it moves. */
 export function lastEventId(db: Db): number {
   return db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+}
+
+export interface EventSubject {
+  rolloutId: string | null;
+  host: string | null;
+}
+
+/** The rollout and host of each event id: what a webhook delivery was about (deliveries keep only the event id). */
+export function eventSubjects(db: Db, ids: number[]): Map<number, EventSubject> {
+  if (ids.length === 0) return new Map();
+  const rows = db.select({ id: events.id, rolloutId: events.rolloutId, host: events.host }).from(events).where(inArray(events.id, ids)).all();
+  return new Map(rows.map((row) => [row.id, { rolloutId: row.rolloutId, host: row.host }]));
 }

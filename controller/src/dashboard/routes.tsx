@@ -7,17 +7,19 @@ import { findOperator } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
+import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
 import { DASHBOARD_JS } from './client-script.js';
 import { FleetPage, fleetFragments, parseFleetFilter } from './fleet-page.js';
 import { HostPage, hostFragments } from './host-page.js';
 import { BASE, Layout } from './layout.js';
 import { ChangeFeed, liveUpdates, type LiveOptions } from './live.js';
 import { LoginPage } from './login-page.js';
-import { hostGenerations, latestFailure, recentHostEvents } from './queries.js';
+import { eventSubjects, hostGenerations, latestFailure, recentHostEvents } from './queries.js';
 import { foreignOrigin, wantsSecureCookie } from './request-origin.js';
 import { ConfirmPage, DESTRUCTIVE, RolloutListPage, RolloutPage, rolloutFragments, rolloutPath } from './rollout-page.js';
 import { DashboardSessions, randomToken, sameSecret, type DashboardSession } from './sessions.js';
 import { DASHBOARD_CSS } from './styles.js';
+import { RECENT_DELIVERIES, webhookFragments, WebhooksPage, type WebhookView } from './webhooks-page.js';
 
 export const SESSION_COOKIE = 'shoal_session';
 export const LOGIN_COOKIE = 'shoal_login';
@@ -274,6 +276,22 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     session.flash = outcome.ok ? { kind: 'ok', text: `Rollout ${id} ${ACTION_DONE[parsed.data]}.` } : { kind: 'error', text: outcome.message };
     deps.logger.info({ operator: session.operator.name, rolloutId: id, action: parsed.data, ok: outcome.ok }, 'dashboard rollout action');
     return c.redirect(rolloutPath(id), 303);
+  });
+
+  // ---- Webhooks (read-only: endpoints are managed over the operator API) ----
+  const webhookViews = (): WebhookView[] =>
+    listWebhooks(db).map((hook) => {
+      const deliveries = listDeliveries(db, hook.id, { limit: RECENT_DELIVERIES });
+      const subjects = eventSubjects(db, deliveries.map((delivery) => delivery.eventId));
+      return { hook, deliveries: deliveries.map((delivery) => ({ ...delivery, ...(subjects.get(delivery.eventId) ?? { rolloutId: null, host: null }) })) };
+    });
+
+  app.get('/webhooks', page, (c) => html(c, <WebhooksPage session={c.get('session')} views={webhookViews()} now={clock.now()} />));
+
+  // Attempts append no event, so between events this page relies on the periodic re-render.
+  app.get('/live/webhooks', stream, (c) => {
+    const id = c.get('session').id;
+    return liveUpdates(c, feed, live, () => (sessions.isOpen(id) ? renderAll(webhookFragments(webhookViews(), clock.now())) : null));
   });
 
   app.notFound((c) => refusal(c, 404, 'Not found', `The dashboard has no page at ${c.req.path}.`, sessionOf(c)));

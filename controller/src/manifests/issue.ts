@@ -48,20 +48,35 @@ export function issueManifest(deps: IssueDeps, desired: DesiredState, cause: Iss
   return outcome;
 }
 
-/** The signing step on its own, for callers that batch many hosts into one transaction (renewal, waves). */
+/**
+ * Envelope objects of rows issued by this process, so that announcing a fresh manifest does not
+ * parse back the JSON it was just serialised to (10,000 of them per wave).
+ */
+const envelopes = new WeakMap<ManifestRow, Envelope>();
+
+/**
+ * The signing step on its own, for callers that batch many hosts into one transaction (renewal,
+ * waves). `tx` may be the database handle itself while a transaction is open on it: statements are
+ * then prepared once per process rather than once per transaction. `previousVersion`, when the
+ * caller already read the host's desired version (`hosts.desired_version`, always the highest
+ * version issued), saves the lookup.
+ */
 export function issueInTransaction(
-  tx: Tx,
+  tx: Db | Tx,
   signer: ManifestSigner,
   now: number,
   ttlMs: number,
   desired: DesiredState,
   cause: IssueCause,
+  previousVersion?: number | null,
 ): ManifestRow {
-  // Prepared once per transaction: a wave signs thousands of manifests in one.
-  const previous = prepared(tx, 'manifests.maxVersion', () =>
-    tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, sql.placeholder('host'))).prepare(),
-  ).get({ host: desired.host });
-  const version = (previous?.version ?? 0) + 1;
+  const previous =
+    previousVersion !== undefined
+      ? previousVersion
+      : prepared(tx, 'manifests.maxVersion', () =>
+          tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, sql.placeholder('host'))).prepare(),
+        ).get({ host: desired.host })?.version;
+  const version = (previous ?? 0) + 1;
   const payload: ManifestPayload = {
     protocol: PROTOCOL_VERSION,
     host: desired.host,
@@ -83,6 +98,7 @@ export function issueInTransaction(
     expiresAt: now + ttlMs,
     envelope: JSON.stringify(envelope),
   };
+  envelopes.set(row, envelope);
   prepared(tx, 'manifests.insert', () =>
     tx
       .insert(manifests)
@@ -112,7 +128,7 @@ export function issueInTransaction(
 }
 
 export function published(row: ManifestRow): PublishedManifest {
-  return { host: row.host, version: row.version, envelope: JSON.parse(row.envelope) as Envelope };
+  return { host: row.host, version: row.version, envelope: envelopes.get(row) ?? (JSON.parse(row.envelope) as Envelope) };
 }
 
 export function latestManifest(db: Db | Tx, host: string): ManifestRow | undefined {

@@ -1,14 +1,20 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
 import { TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
-import type { RolloutPlan, RolloutSpec, RolloutState } from '../../../shared/src/rollout-api.js';
-import type { Tx } from '../db/open.js';
-import { hosts, rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
+import { ACTIVE_ROLLOUT_STATES, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
+import type { Db, Tx } from '../db/open.js';
+import { prepared, statement } from '../db/prepared.js';
+import { rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
 import { issueInTransaction } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 
 export interface AdvanceContext {
+  /**
+   * The database handle the open transaction runs on: hot statements are prepared on it once per
+   * process (a transaction handle lives for one transaction only).
+   */
+  db: Db;
   signer: ManifestSigner;
   manifestTtlMs: number;
   connection(host: string): ConnectionMode;
@@ -22,13 +28,60 @@ export interface AdvanceContext {
    * that comes back within the offline wait gets its health deadline from its return.
    */
   offlineSeen: Map<string, number>;
+  /**
+   * Spec and plan of active rollouts, parsed once: they never change after the start, and a
+   * 10,000-host plan is 200 KB of JSON that every tick would otherwise parse again.
+   */
+  definitions: Map<string, { spec: RolloutSpec; plan: RolloutPlan }>;
 }
+
+/**
+ * Host deadlines need every in-flight host of the wave read and checked; that is the timer's job.
+ * Ticks after reports and after an issue batch skip them (a deadline is then noticed at the next
+ * timer tick, a second later at most).
+ */
+export interface AdvanceOptions {
+  deadlines: boolean;
+}
+
+/**
+ * Manifests issued per transaction. A larger wave is issued in several transactions, each announced
+ * right after its commit with the event loop free in between: agents keep being served, and the
+ * first hosts start while the last are still being signed.
+ */
+export const ISSUE_BATCH = 500;
 
 const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated']);
 const IN_FLIGHT = new Set(['issued', 'in-progress']);
-const FINISHED = new Set(['healthy', 'failed', 'skipped']);
 /** Bound on transitions per advance, far above what one call needs (each wave moves at most twice). */
 const MAX_STEPS = 1000;
+const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
+
+/** The rollout row without its spec and plan (those come from AdvanceContext.definitions). */
+export type RolloutProgress = Omit<RolloutRow, 'spec' | 'plan'>;
+
+/** The columns a deadline check needs, for each host of the wave in flight. */
+interface InFlightMember {
+  rolloutId: string;
+  host: string;
+  wave: number;
+  state: string;
+  issuedAt: number | null;
+  acceptedAt: number | null;
+}
+
+/**
+ * Member states counted in SQL (no member rows read): the whole rollout for the failure threshold
+ * and the progress deadline, the current wave for issuing and for its end.
+ */
+interface Counts {
+  failed: number;
+  finished: number;
+  lastFinishedAt: number | null;
+  waveSize: number;
+  wavePending: number;
+  waveInFlight: number;
+}
 
 function failureReason(report: Report): string {
   const { detail } = report;
@@ -42,22 +95,26 @@ function failureReason(report: Report): string {
 /** One transition of one rollout; `rollout` is kept in step with the database row it was read from. */
 class Step {
   readonly issued: ManifestRow[] = [];
+  /** Set when pending hosts of the wave were left for the next transaction (ISSUE_BATCH reached). */
+  more = false;
+  deadlines = true;
   constructor(
     private readonly tx: Tx,
     private readonly ctx: AdvanceContext,
-    readonly rollout: RolloutRow,
+    readonly rollout: RolloutProgress,
     readonly spec: RolloutSpec,
     readonly plan: RolloutPlan,
     readonly now: number,
   ) {}
 
   event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): void {
-    appendEvent(this.tx, { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data });
+    appendEvent(this.ctx.db, { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data });
   }
 
-  update(values: Partial<RolloutRow>): void {
+  update(values: Partial<RolloutProgress>): void {
     Object.assign(this.rollout, values, { updatedAt: this.now });
     this.tx.update(rollouts).set({ ...values, updatedAt: this.now }).where(eq(rollouts.id, this.rollout.id)).run();
+    if (values.state !== undefined && !ACTIVE.has(values.state)) this.ctx.definitions.delete(this.rollout.id);
   }
 
   finish(state: RolloutState, kind: EventKind, reason: string | null): void {
@@ -81,22 +138,90 @@ class Step {
       .run();
   }
 
-  issue(host: string, storePath: string): ManifestRow {
+  /** `previousVersion`: the host's desired version, when the caller has read it already (saves a lookup per host). */
+  issue(host: string, storePath: string, previousVersion?: number | null): ManifestRow {
     const row = issueInTransaction(
-      this.tx,
+      this.ctx.db,
       this.ctx.signer,
       this.now,
       this.ctx.manifestTtlMs,
       { host, storePath, action: this.spec.action, rolloutId: this.rollout.id },
       { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` },
+      previousVersion,
     );
     this.issued.push(row);
     return row;
   }
 
-  fail(member: RolloutHostRow, reason: string, state: 'failed' | 'skipped' = 'failed'): void {
-    this.setMember(member, { state, reason, finishedAt: this.now });
+  fail(member: InFlightMember, reason: string, state: 'failed' | 'skipped' = 'failed'): void {
+    statement(this.ctx.db, 'update rollout_hosts set state = ?, reason = ?, finished_at = ? where rollout_id = ? and host = ?').run(
+      state,
+      reason,
+      this.now,
+      member.rolloutId,
+      member.host,
+    );
+    member.state = state;
     this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: member.wave }, member.host);
+  }
+
+  /** Hosts of `wave` that hold a manifest and have no result yet. */
+  inFlight(wave: number): InFlightMember[] {
+    return statement(
+      this.ctx.db,
+      `select rollout_id as rolloutId, host, wave, state, issued_at as issuedAt, accepted_at as acceptedAt from rollout_hosts
+       where rollout_id = ? and wave = ? and state in ('issued', 'in-progress') order by position`,
+    ).all(this.rollout.id, wave) as InFlightMember[];
+  }
+
+  counts(wave: number): Counts {
+    const rows = statement(
+      this.ctx.db,
+      `select wave = ? as current, state, count(*) as n, max(finished_at) as lastFinishedAt
+       from rollout_hosts where rollout_id = ? group by 1, 2`,
+    ).all(wave, this.rollout.id) as Array<{ current: number; state: string; n: number; lastFinishedAt: number | null }>;
+    const counts: Counts = { failed: 0, finished: 0, lastFinishedAt: null, waveSize: 0, wavePending: 0, waveInFlight: 0 };
+    for (const { current, state, n, lastFinishedAt } of rows) {
+      if (state === 'failed') counts.failed += n;
+      if (state === 'failed' || state === 'healthy') counts.finished += n;
+      if (lastFinishedAt !== null) counts.lastFinishedAt = Math.max(counts.lastFinishedAt ?? 0, lastFinishedAt);
+      if (!current) continue;
+      counts.waveSize += n;
+      if (state === 'pending') counts.wavePending += n;
+      if (IN_FLIGHT.has(state)) counts.waveInFlight += n;
+    }
+    return counts;
+  }
+
+  /**
+   * Issues up to `limit` pending hosts of `wave`, in plan order. One query reads what each needs
+   * (its target, the system it runs now, its desired version); each host's manifest and its member
+   * row change in this transaction, so no host is issued twice whatever happens next.
+   */
+  issuePending(wave: number, limit: number): number {
+    const pending = statement(
+      this.ctx.db,
+      `select rh.host as host, rh.target_path as targetPath, h.current_system as currentSystem, h.desired_version as desiredVersion
+       from rollout_hosts rh join hosts h on h.name = rh.host
+       where rh.rollout_id = ? and rh.wave = ? and rh.state = 'pending' order by rh.position limit ?`,
+    ).all(this.rollout.id, wave, Number.isFinite(limit) ? limit : -1) as Array<{
+      host: string;
+      targetPath: string;
+      currentSystem: string | null;
+      desiredVersion: number | null;
+    }>;
+    const markIssued = statement(
+      this.ctx.db,
+      `update rollout_hosts set state = 'issued', manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`,
+    );
+    for (const member of pending) {
+      // Read before issuing: the system it runs now is where a rollback returns the host.
+      const previousSystem = member.currentSystem;
+      const manifest = this.issue(member.host, member.targetPath, member.desiredVersion);
+      markIssued.run(manifest.version, this.now, previousSystem, this.rollout.id, member.host);
+      this.event('rollout-host-issued', { wave, version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
+    }
+    return pending.length;
   }
 
   connection(host: string): ConnectionMode {
@@ -116,14 +241,21 @@ class Step {
   startWaveZero(): void {
     startWave(this, 0);
   }
-
-  currentSystem(host: string): string | null {
-    return this.tx.select({ currentSystem: hosts.currentSystem }).from(hosts).where(eq(hosts.name, host)).get()?.currentSystem ?? null;
-  }
 }
 
-/** A host that has not answered within its deadlines counts as failed (or skipped, when offline and the rollout says so). */
-function applyDeadlines(step: Step, members: RolloutHostRow[]): void {
+/**
+ * A host that has not answered within its deadlines counts as failed (or skipped, when offline and
+ * the rollout says so); `counts` follows.
+ */
+function applyDeadlines(step: Step, members: InFlightMember[], counts: Counts): void {
+  const failHost = (member: InFlightMember, reason: string, state: 'failed' | 'skipped' = 'failed') => {
+    step.fail(member, reason, state);
+    counts.waveInFlight -= 1;
+    if (state === 'failed') {
+      counts.failed += 1;
+      counts.finished += 1;
+    }
+  };
   const healthMs = step.spec.healthDeadlineSeconds * 1000;
   const offlineMs = step.spec.offline.waitSeconds * 1000;
   for (const member of members) {
@@ -132,18 +264,16 @@ function applyDeadlines(step: Step, members: RolloutHostRow[]): void {
       step.sawOffline(member.host);
       if (step.now - step.deadlineBase(member.issuedAt!) >= offlineMs) {
         const reason = `offline for ${step.spec.offline.waitSeconds}s after its manifest was issued`;
-        step.fail(member, reason, step.spec.offline.then === 'skip' ? 'skipped' : 'failed');
+        failHost(member, reason, step.spec.offline.then === 'skip' ? 'skipped' : 'failed');
       }
       continue;
     }
     const since = member.acceptedAt !== null ? step.deadlineBase(member.acceptedAt) : step.deadlineBase(member.issuedAt!, member.host);
-    if (step.now - since >= healthMs) step.fail(member, `no healthy report within ${step.spec.healthDeadlineSeconds}s`);
+    if (step.now - since >= healthMs) failHost(member, `no healthy report within ${step.spec.healthDeadlineSeconds}s`);
   }
 }
 
-function thresholdTripped(spec: RolloutSpec, members: RolloutHostRow[]): string | null {
-  const failed = members.filter((m) => m.state === 'failed').length;
-  const finished = members.filter((m) => m.state === 'healthy' || m.state === 'failed').length;
+function thresholdTripped(spec: RolloutSpec, { failed, finished }: Counts): string | null {
   const threshold = spec.failureThreshold;
   if ('count' in threshold) {
     return failed > threshold.count ? `${failed} host(s) failed; at most ${threshold.count} allowed` : null;
@@ -196,35 +326,35 @@ function startWave(step: Step, index: number): void {
 
 function advanceRunning(step: Step): boolean {
   const { rollout, spec } = step;
-  const all = step.members();
+  const counts = step.counts(rollout.waveIndex);
   if (spec.progressDeadlineSeconds !== null) {
     // Progress is a wave starting (or being approved, or resumed) or a host finishing; time spent
     // paused or waiting for approval is not the rollout's fault.
-    const lastProgress = Math.max(rollout.waveStartedAt ?? rollout.createdAt, ...all.map((m) => m.finishedAt ?? 0));
+    const lastProgress = Math.max(rollout.waveStartedAt ?? rollout.createdAt, counts.lastFinishedAt ?? 0);
     if (step.now - lastProgress >= spec.progressDeadlineSeconds * 1000) {
       onFailure(step, `no progress for ${spec.progressDeadlineSeconds}s (progress deadline)`);
       return false;
     }
   }
-  const wave = all.filter((m) => m.wave === rollout.waveIndex);
-  applyDeadlines(step, wave);
-  const tripped = thresholdTripped(spec, all);
+  if (step.deadlines && counts.waveInFlight > 0) applyDeadlines(step, step.inFlight(rollout.waveIndex), counts);
+  const tripped = thresholdTripped(spec, counts);
   if (tripped) {
     onFailure(step, tripped);
     return false;
   }
 
   if (rollout.wavePhase === 'deploying') {
-    const inFlight = wave.filter((m) => IN_FLIGHT.has(m.state)).length;
-    let capacity = spec.concurrency === null ? Infinity : spec.concurrency - inFlight;
-    for (const member of wave) {
-      if (capacity <= 0) break;
-      if (member.state !== 'pending') continue;
-      capacity -= 1;
-      issueMember(step, member);
+    const capacity = spec.concurrency === null ? Infinity : spec.concurrency - counts.waveInFlight;
+    const budget = Math.max(0, ISSUE_BATCH - step.issued.length);
+    if (counts.wavePending > 0 && capacity > 0) {
+      const issued = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
+      counts.wavePending -= issued;
+      counts.waveInFlight += issued;
+      if (counts.wavePending > 0 && capacity > budget) step.more = true;
     }
-    if (!wave.every((m) => FINISHED.has(m.state))) return false;
-    if (spec.bakeSeconds > 0 && wave.length > 0) {
+    // Every host of the wave has a result (healthy, failed or skipped).
+    if (counts.wavePending > 0 || counts.waveInFlight > 0) return false;
+    if (spec.bakeSeconds > 0 && counts.waveSize > 0) {
       step.update({ wavePhase: 'baking', bakeStartedAt: step.now });
       step.event('rollout-wave-baking', { waveIndex: rollout.waveIndex, bakeSeconds: spec.bakeSeconds });
       return false;
@@ -255,24 +385,58 @@ function advanceRollingBack(step: Step): void {
   step.event('rollout-rolled-back', { hosts: members.length, failed, reason: step.rollout.reason });
 }
 
-function issueMember(step: Step, member: RolloutHostRow): void {
-  // Read before issuing: this is the system a rollback returns the host to.
-  const previousSystem = step.currentSystem(member.host);
-  const manifest = step.issue(member.host, member.targetPath);
-  step.setMember(member, { state: 'issued', manifestVersion: manifest.version, issuedAt: step.now, previousSystem });
-  step.event('rollout-host-issued', { wave: member.wave, version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
-}
-
 export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: number): Step | null {
-  const rollout = tx.select().from(rollouts).where(eq(rollouts.id, rolloutId)).get();
+  const { db } = ctx;
+  const rollout = prepared(db, 'rollouts.progress', () =>
+    db
+      .select({
+        id: rollouts.id,
+        release: rollouts.release,
+        state: rollouts.state,
+        waveIndex: rollouts.waveIndex,
+        wavePhase: rollouts.wavePhase,
+        waveStartedAt: rollouts.waveStartedAt,
+        bakeStartedAt: rollouts.bakeStartedAt,
+        pausedAt: rollouts.pausedAt,
+        approvedThrough: rollouts.approvedThrough,
+        reason: rollouts.reason,
+        createdAt: rollouts.createdAt,
+        createdBy: rollouts.createdBy,
+        updatedAt: rollouts.updatedAt,
+        finishedAt: rollouts.finishedAt,
+      })
+      .from(rollouts)
+      .where(eq(rollouts.id, sql.placeholder('id')))
+      .prepare(),
+  ).get({ id: rolloutId });
   if (!rollout) return null;
-  return new Step(tx, ctx, rollout, rollout.spec as RolloutSpec, rollout.plan as RolloutPlan, now);
+  let definition = ctx.definitions.get(rolloutId);
+  if (!definition) {
+    const row = tx.select({ spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, rolloutId)).get()!;
+    definition = { spec: row.spec as RolloutSpec, plan: row.plan as RolloutPlan };
+    if (ACTIVE.has(rollout.state)) ctx.definitions.set(rolloutId, definition);
+  }
+  return new Step(tx, ctx, rollout, definition.spec, definition.plan, now);
 }
 
-/** Advances one rollout as far as it can go right now; returns the manifests issued (to announce after commit). */
-export function advanceRollout(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: number): ManifestRow[] {
+export interface Advanced {
+  /** Manifests issued, to announce after commit. */
+  issued: ManifestRow[];
+  /** Pending hosts of the wave were left for another transaction: advance again soon. */
+  more: boolean;
+}
+
+/** Advances one rollout as far as it can go right now. */
+export function advanceRollout(
+  tx: Tx,
+  ctx: AdvanceContext,
+  rolloutId: string,
+  now: number,
+  options: AdvanceOptions = { deadlines: true },
+): Advanced {
   const step = openStep(tx, ctx, rolloutId, now);
-  if (!step) return [];
+  if (!step) return { issued: [], more: false };
+  step.deadlines = options.deadlines;
   for (let i = 0; i < MAX_STEPS; i++) {
     const state = step.rollout.state as RolloutState;
     if (state === 'running') {
@@ -282,53 +446,51 @@ export function advanceRollout(tx: Tx, ctx: AdvanceContext, rolloutId: string, n
       break;
     }
   }
-  return step.issued;
+  return { issued: step.issued, more: step.more };
 }
 
 /**
  * Records what a report means for the rollout that issued its manifest, inside the transaction
  * that stores the report: a report is counted exactly once, and a crash cannot lose the result.
- * Returns the rollout to advance, if any.
+ * Returns the rollout to advance, if any. `db` is the handle that transaction is open on (the
+ * statements, run for every report, are prepared on it once).
  */
-export function recordReport(tx: Tx, host: string, report: Report, now: number): string | null {
+export function recordReport(db: Db, host: string, report: Report, now: number): string | null {
   const version = report.manifestVersion;
   if (version === null) return null;
   const terminal = TERMINAL_PHASES.has(report.phase);
   const success = SUCCESS_PHASES.has(report.phase);
 
-  const member = tx
-    .select()
-    .from(rolloutHosts)
-    .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.manifestVersion, version)))
-    .get();
+  const member = statement(
+    db,
+    'select rollout_id as rolloutId, wave, state, target_path as targetPath from rollout_hosts where host = ? and manifest_version = ?',
+  ).get(host, version) as { rolloutId: string; wave: number; state: string; targetPath: string } | undefined;
   // The path must match too: a refusal of some other manifest that happens to carry this version number is not this host's result.
   if (member && IN_FLIGHT.has(member.state) && report.storePath === member.targetPath) {
-    const where = and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, host));
     const actor = `rollout:${member.rolloutId}`;
     if (!terminal) {
-      if (member.state === 'issued') tx.update(rolloutHosts).set({ state: 'in-progress', acceptedAt: now }).where(where).run();
+      if (member.state === 'issued') {
+        statement(db, `update rollout_hosts set state = 'in-progress', accepted_at = ? where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
+      }
     } else if (success) {
-      tx.update(rolloutHosts).set({ state: 'healthy', finishedAt: now, reason: null }).where(where).run();
-      appendEvent(tx, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version } });
+      statement(db, `update rollout_hosts set state = 'healthy', finished_at = ?, reason = null where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
+      appendEvent(db, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version } });
     } else {
       const reason = failureReason(report);
-      tx.update(rolloutHosts).set({ state: 'failed', finishedAt: now, reason }).where(where).run();
-      appendEvent(tx, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version, reason } });
+      statement(db, `update rollout_hosts set state = 'failed', finished_at = ?, reason = ? where rollout_id = ? and host = ?`).run(now, reason, member.rolloutId, host);
+      appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version, reason } });
     }
     return member.rolloutId;
   }
+  if (!terminal) return null;
 
-  const rollingBack = tx
-    .select()
-    .from(rolloutHosts)
-    .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.rollbackVersion, version)))
-    .get();
-  if (rollingBack && rollingBack.rollbackState === 'issued' && terminal && report.storePath === rollingBack.previousSystem) {
-    tx.update(rolloutHosts)
-      .set({ rollbackState: success ? 'healthy' : 'failed' })
-      .where(and(eq(rolloutHosts.rolloutId, rollingBack.rolloutId), eq(rolloutHosts.host, host)))
-      .run();
-    appendEvent(tx, {
+  const rollingBack = statement(
+    db,
+    'select rollout_id as rolloutId, rollback_state as rollbackState, previous_system as previousSystem from rollout_hosts where host = ? and rollback_version = ?',
+  ).get(host, version) as { rolloutId: string; rollbackState: string | null; previousSystem: string | null } | undefined;
+  if (rollingBack && rollingBack.rollbackState === 'issued' && report.storePath === rollingBack.previousSystem) {
+    statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(success ? 'healthy' : 'failed', rollingBack.rolloutId, host);
+    appendEvent(db, {
       host,
       at: now,
       kind: success ? 'rollout-host-healthy' : 'rollout-host-failed',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
@@ -11,12 +11,13 @@ import {
 } from '../../../shared/src/rollout-api.js';
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
+import { prepared } from '../db/prepared.js';
 import { hosts, rolloutHosts, rollouts, type ManifestRow } from '../db/schema.js';
 import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
-import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext } from './advance.js';
+import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext, type AdvanceOptions } from './advance.js';
 import { planRollout } from './plan.js';
 import { readRelease } from './releases.js';
 
@@ -48,14 +49,18 @@ export class RolloutEngine {
   private readonly listeners = new Set<(rolloutId: string) => void>();
   private timer: NodeJS.Timeout | null = null;
   private readonly context: AdvanceContext;
+  /** Rollouts with a batch of pending hosts left to issue, continued on the next event-loop turn. */
+  private readonly continuing = new Set<string>();
 
   constructor(private readonly deps: EngineDeps) {
     this.context = {
+      db: deps.db,
       signer: deps.signer,
       manifestTtlMs: deps.manifestTtlMs,
       connection: (host) => deps.presence.mode(host),
       startedAt: deps.clock.now(),
       offlineSeen: new Map(),
+      definitions: new Map(),
     };
   }
 
@@ -106,12 +111,23 @@ export class RolloutEngine {
           updatedAt: now,
         })
         .run();
+      const insertMember = prepared(this.deps.db, 'rolloutHosts.insert', () =>
+        this.deps.db
+          .insert(rolloutHosts)
+          .values({
+            rolloutId: sql.placeholder('rolloutId'),
+            host: sql.placeholder('host'),
+            wave: sql.placeholder('wave'),
+            position: sql.placeholder('position'),
+            targetPath: sql.placeholder('targetPath'),
+            state: 'pending',
+          })
+          .prepare(),
+      );
       let position = 0;
       for (const wave of plan.waves) {
         for (const host of wave.hosts) {
-          tx.insert(rolloutHosts)
-            .values({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)!, state: 'pending' })
-            .run();
+          insertMember.run({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)! });
         }
       }
       const step = openStep(tx, this.context, id, now)!;
@@ -175,14 +191,20 @@ export class RolloutEngine {
     }, id);
   }
 
-  /** Called inside the transaction that stores a report; returns the rollout to tick after commit. */
-  recordReport(tx: Tx, host: string, report: Report): string | null {
-    return recordReport(tx, host, report, this.deps.clock.now());
+  /**
+   * Called inside the transaction that stores a report (open on the engine's database); returns
+   * the rollout to tick after commit.
+   */
+  recordReport(_tx: Tx, host: string, report: Report): string | null {
+    return recordReport(this.deps.db, host, report, this.deps.clock.now());
   }
 
-  /** Advances one rollout now (after a report, a command, or on the timer). */
-  tick(id: string): void {
-    this.transact(() => ({ ok: true, value: undefined }), id);
+  /**
+   * Advances one rollout now (after a report, a command, or on the timer). Ticks that only react
+   * to results pass `{ deadlines: false }`: host deadlines are the timer's job.
+   */
+  tick(id: string, options: AdvanceOptions = { deadlines: true }): void {
+    this.transact(() => ({ ok: true, value: undefined }), id, options);
   }
 
   tickAll(): void {
@@ -216,20 +238,47 @@ export class RolloutEngine {
    * Runs `body`, then advances the rollout in the same transaction; announces manifests and
    * changes only after commit.
    */
-  private transact<T>(body: (tx: Tx) => EngineOutcome<T>, rolloutId: string): EngineOutcome<T> {
+  private transact<T>(body: (tx: Tx) => EngineOutcome<T>, rolloutId: string, options: AdvanceOptions = { deadlines: true }): EngineOutcome<T> {
     let issued: ManifestRow[] = [];
-    const before = this.deps.db.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, rolloutId)).get();
+    let more = false;
+    const before = this.updatedAt(rolloutId);
     const outcome = this.deps.db.transaction((tx) => {
       const result = body(tx);
-      if (result.ok) issued = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now());
+      if (result.ok) ({ issued, more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options));
       return result;
     });
     for (const row of issued) this.deps.bus.publish(published(row));
-    const after = this.deps.db.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, rolloutId)).get();
-    if (outcome.ok && (issued.length > 0 || before?.updatedAt !== after?.updatedAt)) {
+    if (more) this.continueLater(rolloutId);
+    if (outcome.ok && (issued.length > 0 || before !== this.updatedAt(rolloutId))) {
       for (const listener of this.listeners) listener(rolloutId);
     }
     return outcome;
+  }
+
+  private updatedAt(rolloutId: string): number | undefined {
+    const { db } = this.deps;
+    return prepared(db, 'rollouts.updatedAt', () =>
+      db.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, sql.placeholder('id'))).prepare(),
+    ).get({ id: rolloutId })?.updatedAt;
+  }
+
+  /**
+   * Issues the next batch of a large wave on the next event-loop turn, after what is waiting there
+   * (agents' messages, the sockets' writes of the batch just announced). Each batch is its own
+   * transaction; a controller that stops between batches leaves the rest pending, and the timer's
+   * tick after a restart continues from there.
+   */
+  private continueLater(rolloutId: string): void {
+    if (this.continuing.has(rolloutId)) return;
+    this.continuing.add(rolloutId);
+    setImmediate(() => {
+      this.continuing.delete(rolloutId);
+      try {
+        this.tick(rolloutId, { deadlines: false });
+      } catch (error) {
+        this.deps.logger.error({ err: error, rolloutId }, 'issuing the next batch of a wave failed');
+      }
+    });
   }
 
   private overlapProblems(busy: Array<{ rolloutId: string; host: string }>): string[] {

@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../shared/src/logger.js';
+import { RolloutSpec } from '../../../shared/src/rollout-api.js';
+import { registerHost } from '../../../controller/src/hosts/enrollment.js';
+import { ISSUE_BATCH } from '../../../controller/src/rollouts/advance.js';
+import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
+import { createRelease } from '../../../controller/src/rollouts/releases.js';
+import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
+import { storePath, testController, type TestController } from '../helpers.js';
+
+const HOSTS = ISSUE_BATCH * 2 + 37;
+
+const open: Array<{ ctl: TestController; engines: RolloutEngine[] }> = [];
+afterEach(() => {
+  for (const { ctl, engines } of open.splice(0)) {
+    for (const engine of engines) engine.stopTimer();
+    ctl.close();
+  }
+});
+
+function fleet(): { ctl: TestController; names: string[]; engine: () => RolloutEngine; published: string[] } {
+  const ctl = testController();
+  const engines: RolloutEngine[] = [];
+  open.push({ ctl, engines });
+  const names = Array.from({ length: HOSTS }, (_, i) => `h${i + 1}`);
+  for (const name of names) {
+    // Real keys are not needed here, and tweetnacl would take seconds to make a thousand.
+    const outcome = registerHost(ctl.database.db, ctl.clock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'test' });
+    expect(outcome.ok).toBe(true);
+  }
+  const release = createRelease(
+    ctl.database.db,
+    ctl.clock,
+    { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: storePath(`nixos-system-h${i + 1}`, 'b') })) },
+    'operator:test',
+  );
+  expect(release.ok).toBe(true);
+  const published: string[] = [];
+  ctl.deps.bus.onPublish((manifest) => published.push(manifest.host));
+  const engine = () => {
+    const { db, signer, clock, bus, presence, manifestTtlMs } = ctl.deps;
+    const made = new RolloutEngine({ db, signer, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+    engines.push(made);
+    return made;
+  };
+  return { ctl, names, engine, published };
+}
+
+const manifestCounts = (ctl: TestController) =>
+  ctl.database.sqlite.prepare('select host, count(*) as n from manifests group by host').all() as Array<{ host: string; n: number }>;
+
+async function settle(check: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 100 && !check(); turn++) await nextTurn();
+}
+
+describe('issuing a large wave', () => {
+  it('answers the start with the first batch issued and issues the rest in later transactions, each host once', async () => {
+    const { ctl, engine, published } = fleet();
+    const outcome = engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    if (!outcome.ok) throw new Error(outcome.message);
+    const first = rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!;
+    expect(first.state).toBe('running');
+    expect(first.waves[0]!.counts).toMatchObject({ inProgress: ISSUE_BATCH, pending: HOSTS - ISSUE_BATCH });
+    expect(published).toHaveLength(ISSUE_BATCH);
+
+    await settle(() => published.length === HOSTS);
+    const done = rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!;
+    expect(done.waves[0]!.counts).toMatchObject({ inProgress: HOSTS, pending: 0 });
+    expect(new Set(published).size).toBe(HOSTS);
+    const counts = manifestCounts(ctl);
+    expect(counts).toHaveLength(HOSTS);
+    expect(counts.every((row) => row.n === 1)).toBe(true);
+    // Every member points at the manifest it was issued, in the transaction that issued it.
+    const mismatched = ctl.database.sqlite
+      .prepare(
+        `select count(*) as n from rollout_hosts rh left join manifests m on m.host = rh.host and m.version = rh.manifest_version
+         where m.version is null or m.store_path != rh.target_path or rh.state != 'issued'`,
+      )
+      .get() as { n: number };
+    expect(mismatched.n).toBe(0);
+  });
+
+  it('never issues a host twice when a restarted controller continues a wave another process left half-issued', async () => {
+    const { ctl, engine, published } = fleet();
+    const outcome = engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    if (!outcome.ok) throw new Error(outcome.message);
+    // A second engine on the same database (the controller after a restart) ticks before the first continues.
+    const restarted = engine();
+    restarted.tickAll();
+    expect(published).toHaveLength(ISSUE_BATCH * 2);
+    await settle(() => published.length === HOSTS);
+    await settle(() => false);
+    expect(published).toHaveLength(HOSTS);
+    expect(manifestCounts(ctl).every((row) => row.n === 1)).toBe(true);
+  });
+
+  it('stops issuing the rest of a wave once the rollout is paused between batches', async () => {
+    const { ctl, engine, published } = fleet();
+    const first = engine();
+    const outcome = first.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    if (!outcome.ok) throw new Error(outcome.message);
+    expect(first.act(outcome.value, 'pause', 'operator:test').ok).toBe(true);
+    await settle(() => false);
+    expect(published).toHaveLength(ISSUE_BATCH);
+    expect(first.act(outcome.value, 'resume', 'operator:test').ok).toBe(true);
+    await settle(() => published.length === HOSTS);
+    expect(rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!.waves[0]!.counts.pending).toBe(0);
+  });
+});

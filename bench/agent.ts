@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,12 +16,62 @@ export interface AgentOptions {
   log: (line: string) => void;
 }
 
+/** Where the bench compiles the agent (gitignored, inside the repo so that node_modules resolve). */
+const BUILD_DIR = join(REPO_ROOT, 'bench/results/agent-build');
+
 /**
- * A real agent (`agent/src/main.ts run`) enrolled and connected over the websocket with nothing to
- * do: its RSS after start-up settled and its CPU over the idle window. Its paths point into a temp
- * dir, and it gets no desired state, so it touches nothing on this machine.
+ * Compiles agent/ and shared/ exactly as `npm run build` does (tsconfig.build.json: same compiler
+ * options), which is what the NixOS package installs and runs with plain node. Incremental: a
+ * second run with unchanged sources takes a second or two.
+ */
+async function buildAgent(log: (line: string) => void): Promise<string> {
+  mkdirSync(BUILD_DIR, { recursive: true });
+  writeFileSync(
+    join(BUILD_DIR, 'tsconfig.json'),
+    JSON.stringify({
+      extends: '../../../tsconfig.build.json',
+      compilerOptions: { rootDir: '../../..', outDir: '.', incremental: true, tsBuildInfoFile: './.tsbuildinfo' },
+      include: ['../../../agent/src', '../../../shared/src'],
+    }),
+  );
+  const started = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    const tsc = spawn(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(BUILD_DIR, 'tsconfig.json')], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    tsc.on('error', reject);
+    tsc.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tsc of the agent failed (exit ${code})`))));
+  });
+  log(`  agent compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return join(BUILD_DIR, 'agent/src/main.js');
+}
+
+/**
+ * A real agent enrolled and connected over the websocket with nothing to do: its RSS after
+ * start-up settled and its CPU over the idle window. Measured twice: the compiled build under plain
+ * node (`agent.idle_*`: what the NixOS package runs) and the sources under tsx (`agent.tsx_idle_*`:
+ * what `bin/shoal-agent` runs from a checkout). Its paths point into a temp dir, and it gets no
+ * desired state, so it touches nothing on this machine.
  */
 export async function runAgentIdle({ idleMs, cleanup, log }: AgentOptions): Promise<Figures> {
+  const compiled = await buildAgent(log);
+  const figures: Figures = {};
+  Object.assign(figures, await idleAgent({ idleMs, cleanup, log }, 'compiled', 'agent.idle', (args) => spawnNode(compiled, args)));
+  Object.assign(
+    figures,
+    await idleAgent({ idleMs, cleanup, log }, 'tsx', 'agent.tsx_idle', (args) => spawnTs(join(REPO_ROOT, 'agent/src/main.ts'), args, { stdio: ['ignore', 'ignore', 'inherit'] })),
+  );
+  return figures;
+}
+
+function spawnNode(entry: string, args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, [entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+async function idleAgent(
+  { idleMs, cleanup, log }: AgentOptions,
+  label: string,
+  prefix: string,
+  start: (args: string[]) => ChildProcess,
+): Promise<Figures> {
   const dir = cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-agent-')));
   const controller = await startControllerProcess(join(dir, 'controller'), cleanup);
   const op = new Operator(controller.url, controller.adminToken);
@@ -40,7 +91,7 @@ export async function runAgentIdle({ idleMs, cleanup, log }: AgentOptions): Prom
     logLevel: 'warn',
   };
   writeFileSync(join(dir, 'agent.json'), JSON.stringify(config, null, 2));
-  const agent = cleanup.child(spawnTs(join(REPO_ROOT, 'agent/src/main.ts'), ['run', '--config', join(dir, 'agent.json')], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  const agent = cleanup.child(start(['run', '--config', join(dir, 'agent.json')]));
   try {
     // Connected = the controller lists it as a websocket host.
     const deadline = Date.now() + 30_000;
@@ -58,12 +109,12 @@ export async function runAgentIdle({ idleMs, cleanup, log }: AgentOptions): Prom
     await new Promise((resolve) => setTimeout(resolve, idleMs));
     const after = procStats(agent.pid!);
     rss.stop();
-    log(`  idle ${idleMs / 1000} s: RSS ${round(after.rssMb, 1)} MB, CPU ${round(after.cpuSeconds - before.cpuSeconds, 2)} s`);
+    log(`  ${label}: idle ${idleMs / 1000} s: RSS ${round(after.rssMb, 1)} MB, CPU ${round(after.cpuSeconds - before.cpuSeconds, 2)} s`);
     return {
-      'agent.idle_rss_mb': round(after.rssMb, 1),
-      'agent.idle_peak_rss_mb': round(rss.peak(), 1),
-      'agent.idle_cpu_pct': round(cpuPercent(before, after, Date.now() - started), 2),
-      'agent.idle_window_s': idleMs / 1000,
+      [`${prefix}_rss_mb`]: round(after.rssMb, 1),
+      [`${prefix}_peak_rss_mb`]: round(rss.peak(), 1),
+      [`${prefix}_cpu_pct`]: round(cpuPercent(before, after, Date.now() - started), 2),
+      [`${prefix}_window_s`]: idleMs / 1000,
     };
   } finally {
     agent.kill('SIGTERM');

@@ -165,6 +165,24 @@ class Step {
     this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: member.wave }, member.host);
   }
 
+  /**
+   * Takes this rollout's manifest back from a host that never answered it (offline past its wait):
+   * its desired state returns to the system it ran, so when it comes back it does not deploy a
+   * release that no rollout is watching any more.
+   */
+  withdraw(member: InFlightMember): void {
+    const row = statement(
+      this.ctx.db,
+      'select previous_system as previousSystem, target_path as targetPath from rollout_hosts where rollout_id = ? and host = ?',
+    ).get(member.rolloutId, member.host) as { previousSystem: string | null; targetPath: string };
+    if (!row.previousSystem || row.previousSystem === row.targetPath) return;
+    const manifest = this.issue(member.host, row.previousSystem);
+    statement(
+      this.ctx.db,
+      "update rollout_hosts set rollback_state = 'issued', rollback_version = ?, rollback_issued_at = ? where rollout_id = ? and host = ?",
+    ).run(manifest.version, this.now, member.rolloutId, member.host);
+  }
+
   /** Hosts of `wave` that hold a manifest and have no result yet. */
   inFlight(wave: number): InFlightMember[] {
     return statement(
@@ -265,6 +283,7 @@ function applyDeadlines(step: Step, members: InFlightMember[], counts: Counts): 
       if (step.now - step.deadlineBase(member.issuedAt!) >= offlineMs) {
         const reason = `offline for ${step.spec.offline.waitSeconds}s after its manifest was issued`;
         failHost(member, reason, step.spec.offline.then === 'skip' ? 'skipped' : 'failed');
+        step.withdraw(member);
       }
       continue;
     }

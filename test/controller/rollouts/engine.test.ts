@@ -223,6 +223,10 @@ describe('rollout engine', () => {
     const status = l.status(id);
     expect(status.state).toBe('succeeded');
     expect(status.waves[0]!.hosts.find((h) => h.host === order[2])).toMatchObject({ state: 'skipped' });
+    // Its desired state goes back to what it ran: returning later, it must not deploy the release unwatched.
+    const skipped = order[2]!;
+    expect(latestManifest(l.ctl.database.db, skipped)!.storePath).toBe(OLD(l.names.indexOf(skipped) + 1));
+    expect(l.manifestsOf(skipped)).toBe(2);
   });
 
   it('counts an offline host as failed when the rollout says so', () => {

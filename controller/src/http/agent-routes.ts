@@ -23,7 +23,7 @@ import { enrollHost } from '../hosts/enrollment.js';
 import { hostExists } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
-import { storeReports } from '../reports/store.js';
+import { reportWriter } from '../reports/store.js';
 import { ApiError } from './errors.js';
 import { bearerToken, limitBody, readBody, readJson } from './request.js';
 
@@ -78,6 +78,8 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   const { db, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
   const scheduleTick = coalescedTicks(deps);
+  // Requests arriving together share one commit; each is answered only after it.
+  const reports = reportWriter(db, clock, (tx, host, report) => deps.rollouts.recordReport(tx, host, report));
 
   /** A session speaks only for its own host: any host it names must be that host. */
   const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {
@@ -144,7 +146,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       throw new ApiError(403, 'wrong-host', `session belongs to ${JSON.stringify(host)}; it cannot report as ${JSON.stringify(claimed)}`);
     }
     const batch = await readBody(c, ReportBatch, raw);
-    const outcome = storeReports(db, clock, host, batch.reports, (tx, h, report) => deps.rollouts.recordReport(tx, h, report));
+    const outcome = await reports.store(host, batch.reports);
     // Only a host finishing (a terminal phase) can move a rollout on; earlier phases were recorded
     // above, in the storing transaction, and deadlines are the rollout timer's job.
     if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase))) {

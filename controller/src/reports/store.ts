@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import { eq, sql } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
@@ -66,11 +67,62 @@ function statements(db: Db) {
   };
 }
 
+type Statements = ReturnType<typeof statements>;
+
 /**
- * Stores a batch in one transaction. Each (host, seq) is stored once: a batch the agent resends
- * because our answer was lost is acknowledged again but neither stored nor logged twice. The host's
- * status follows the highest seq, so a late, older report cannot roll the status back.
+ * Stores one host's batch inside the transaction open on `db`'s connection. Each (host, seq) is
+ * stored once: a batch the agent resends because our answer was lost is acknowledged again but
+ * neither stored nor logged twice. The host's status follows the highest seq, so a late, older
+ * report cannot roll the status back.
  */
+function storeInTransaction(
+  db: Db,
+  tx: Tx,
+  run: Statements,
+  now: number,
+  host: string,
+  batch: readonly Report[],
+  observer: ReportObserver | undefined,
+): StoreOutcome {
+  let stored = 0;
+  const touched = new Set<string>();
+  let newest: Report | null = null;
+  for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
+    const inserted = run.insert.run({ host, seq: report.seq, receivedAt: now, body: report });
+    if (inserted.changes === 0) continue;
+    stored += 1;
+    newest = report;
+    const rolloutId = observer?.(tx, host, report);
+    if (rolloutId) touched.add(rolloutId);
+    // On `db`, not `tx`: statements are cached per handle, and a tx handle lives for one batch only.
+    appendEvent(db, {
+      host,
+      at: now,
+      kind: 'report',
+      actor: `agent:${host}`,
+      data: { seq: report.seq, phase: report.phase, manifestVersion: report.manifestVersion, storePath: report.storePath, currentSystem: report.currentSystem, reportedAt: report.at, detail: report.detail },
+    });
+  }
+  const row = run.hostStatus.get({ host });
+  if (!row) throw new Error(`storeReports: host ${host} vanished inside its own session`);
+  if (newest && newest.seq > (row.lastReportSeq ?? 0)) {
+    let lastError = row.lastError;
+    if (FAILURE_PHASES.has(newest.phase)) lastError = errorOf(newest);
+    else if (SUCCESS_PHASES.has(newest.phase)) lastError = null;
+    run.updateHost.run({
+      host,
+      seq: newest.seq,
+      phase: newest.phase,
+      reportedVersion: newest.manifestVersion,
+      lastError,
+      now,
+      currentSystem: newest.currentSystem,
+    });
+  }
+  return { ackedSeqs: batch.map((report) => report.seq), stored, rollouts: [...touched] };
+}
+
+/** Stores one host's batch in a transaction of its own (see `storeInTransaction`). */
 export function storeReports(
   db: Db,
   clock: Clock,
@@ -80,42 +132,96 @@ export function storeReports(
 ): StoreOutcome {
   const now = clock.now();
   const run = statements(db);
-  return db.transaction((tx) => {
-    let stored = 0;
-    const touched = new Set<string>();
-    let newest: Report | null = null;
-    for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
-      const inserted = run.insert.run({ host, seq: report.seq, receivedAt: now, body: report });
-      if (inserted.changes === 0) continue;
-      stored += 1;
-      newest = report;
-      const rolloutId = observer?.(tx, host, report);
-      if (rolloutId) touched.add(rolloutId);
-      // On `db`, not `tx`: statements are cached per handle, and a tx handle lives for one batch only.
-      appendEvent(db, {
-        host,
-        at: now,
-        kind: 'report',
-        actor: `agent:${host}`,
-        data: { seq: report.seq, phase: report.phase, manifestVersion: report.manifestVersion, storePath: report.storePath, currentSystem: report.currentSystem, reportedAt: report.at, detail: report.detail },
+  return db.transaction((tx) => storeInTransaction(db, tx, run, now, host, batch, observer));
+}
+
+interface Pending {
+  host: string;
+  batch: readonly Report[];
+  resolve(outcome: StoreOutcome): void;
+  reject(error: unknown): void;
+}
+
+export interface ReportWriter {
+  /** Resolves once the batch is committed (an ack still means stored); rejects with what failed for this host alone. */
+  store(host: string, batch: readonly Report[]): Promise<StoreOutcome>;
+}
+
+/**
+ * Group commit: the batches of all requests that reach `store` in the same event-loop turn (or
+ * within `windowMs`) are stored in one transaction, each host's batch under a savepoint of its own,
+ * in arrival order. A commit per request cost more than the statements it committed; shared by
+ * a turn's requests it is paid once. A batch that throws (its host deleted meanwhile) rolls back
+ * to its savepoint and fails only its own request. Should the group transaction itself fail, every
+ * batch of the group is retried in a transaction of its own, so one cannot fail another.
+ */
+export function reportWriter(db: Db, clock: Clock, observer?: ReportObserver, options: { windowMs?: number } = {}): ReportWriter {
+  const windowMs = options.windowMs ?? 0;
+  const client = (db as Db & { $client?: Database.Database }).$client;
+  if (!client || typeof client.transaction !== 'function') throw new Error('reportWriter: the database handle has no better-sqlite3 client');
+  let queue: Pending[] = [];
+  let scheduled = false;
+
+  const storeGroup = (group: Pending[]): void => {
+    const now = clock.now();
+    const run = statements(db);
+    const results: ({ ok: true; outcome: StoreOutcome } | { ok: false; error: unknown })[] = [];
+    try {
+      db.transaction((tx) => {
+        // Nested inside the open transaction, better-sqlite3 runs this under a savepoint (rolled back and released on a throw).
+        const underSavepoint = client.transaction((entry: Pending) => storeInTransaction(db, tx, run, now, entry.host, entry.batch, observer));
+        for (const entry of group) {
+          try {
+            results.push({ ok: true, outcome: underSavepoint(entry) });
+          } catch (error) {
+            // SQLite may have ended the whole transaction (I/O error, disk full): then nothing of the group stands.
+            if (!client.inTransaction) throw error;
+            results.push({ ok: false, error });
+          }
+        }
       });
+    } catch {
+      for (const entry of group) {
+        try {
+          entry.resolve(storeReports(db, clock, entry.host, entry.batch, observer));
+        } catch (error) {
+          entry.reject(error);
+        }
+      }
+      return;
     }
-    const row = run.hostStatus.get({ host });
-    if (!row) throw new Error(`storeReports: host ${host} vanished inside its own session`);
-    if (newest && newest.seq > (row.lastReportSeq ?? 0)) {
-      let lastError = row.lastError;
-      if (FAILURE_PHASES.has(newest.phase)) lastError = errorOf(newest);
-      else if (SUCCESS_PHASES.has(newest.phase)) lastError = null;
-      run.updateHost.run({
-        host,
-        seq: newest.seq,
-        phase: newest.phase,
-        reportedVersion: newest.manifestVersion,
-        lastError,
-        now,
-        currentSystem: newest.currentSystem,
+    group.forEach((entry, i) => {
+      const result = results[i]!;
+      if (result.ok) entry.resolve(result.outcome);
+      else entry.reject(result.error);
+    });
+  };
+
+  const flush = (): void => {
+    scheduled = false;
+    const group = queue;
+    queue = [];
+    if (group.length === 1) {
+      const [entry] = group;
+      try {
+        entry!.resolve(storeReports(db, clock, entry!.host, entry!.batch, observer));
+      } catch (error) {
+        entry!.reject(error);
+      }
+      return;
+    }
+    storeGroup(group);
+  };
+
+  return {
+    store(host, batch) {
+      return new Promise<StoreOutcome>((resolve, reject) => {
+        queue.push({ host, batch, resolve, reject });
+        if (scheduled) return;
+        scheduled = true;
+        if (windowMs > 0) setTimeout(flush, windowMs);
+        else setImmediate(flush);
       });
-    }
-    return { ackedSeqs: batch.map((report) => report.seq), stored, rollouts: [...touched] };
-  });
+    },
+  };
 }

@@ -78,8 +78,9 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   const { db, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
   const scheduleTick = coalescedTicks(deps);
-  // Requests arriving together share one commit; each is answered only after it.
-  const reports = reportWriter(db, clock, (tx, host, report) => deps.rollouts.recordReport(tx, host, report));
+  // Requests arriving within a millisecond of each other share one commit; each is answered only
+  // after it (an ack still means stored).
+  const reports = reportWriter(db, clock, (tx, host, report) => deps.rollouts.recordReport(tx, host, report), { windowMs: 1 });
 
   /** A session speaks only for its own host: any host it names must be that host. */
   const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {

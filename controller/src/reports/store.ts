@@ -1,10 +1,8 @@
 import type Database from 'better-sqlite3';
-import { eq, sql } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
-import { prepared } from '../db/prepared.js';
-import { hosts, reports } from '../db/schema.js';
+import { statement } from '../db/prepared.js';
 import { appendEvent } from '../events.js';
 
 export interface StoreOutcome {
@@ -29,40 +27,19 @@ function errorOf(report: Report): string {
 }
 
 /**
- * The statements every report runs, prepared once on the database handle (building a drizzle query
- * costs about as much as running it several times over). Prepared on `db`, they run inside whatever
- * transaction is open on that connection.
+ * The statements every report runs: plain better-sqlite3 statements prepared once per database
+ * (drizzle's placeholder filling and row mapping cost more than SQLite's work here). Prepared on
+ * `db`, they run inside whatever transaction is open on that connection.
  */
 function statements(db: Db) {
   return {
-    insert: prepared(db, 'reports.insert', () =>
-      db
-        .insert(reports)
-        .values({ host: sql.placeholder('host'), seq: sql.placeholder('seq'), receivedAt: sql.placeholder('receivedAt'), body: sql.placeholder('body') })
-        .onConflictDoNothing()
-        .prepare(),
-    ),
-    hostStatus: prepared(db, 'reports.hostStatus', () =>
-      db
-        .select({ lastReportSeq: hosts.lastReportSeq, lastError: hosts.lastError })
-        .from(hosts)
-        .where(eq(hosts.name, sql.placeholder('host')))
-        .prepare(),
-    ),
-    updateHost: prepared(db, 'reports.updateHost', () =>
-      db
-        .update(hosts)
-        .set({
-          lastReportSeq: sql`${sql.placeholder('seq')}`,
-          phase: sql`${sql.placeholder('phase')}`,
-          reportedVersion: sql`${sql.placeholder('reportedVersion')}`,
-          lastError: sql`${sql.placeholder('lastError')}`,
-          lastSeenAt: sql`${sql.placeholder('now')}`,
-          // A report that does not know the running system leaves the recorded one alone.
-          currentSystem: sql`coalesce(${sql.placeholder('currentSystem')}, ${hosts.currentSystem})`,
-        })
-        .where(eq(hosts.name, sql.placeholder('host')))
-        .prepare(),
+    insert: statement(db, 'insert into reports (host, seq, received_at, body) values (?, ?, ?, ?) on conflict do nothing'),
+    hostStatus: statement(db, 'select last_report_seq as lastReportSeq, last_error as lastError from hosts where name = ?'),
+    // A report that does not know the running system leaves the recorded one alone.
+    updateHost: statement(
+      db,
+      `update hosts set last_report_seq = ?, phase = ?, reported_version = ?, last_error = ?, last_seen_at = ?,
+         current_system = coalesce(?, current_system) where name = ?`,
     ),
   };
 }
@@ -88,7 +65,7 @@ function storeInTransaction(
   const touched = new Set<string>();
   let newest: Report | null = null;
   for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
-    const inserted = run.insert.run({ host, seq: report.seq, receivedAt: now, body: report });
+    const inserted = run.insert.run(host, report.seq, now, JSON.stringify(report));
     if (inserted.changes === 0) continue;
     stored += 1;
     newest = report;
@@ -103,21 +80,13 @@ function storeInTransaction(
       data: { seq: report.seq, phase: report.phase, manifestVersion: report.manifestVersion, storePath: report.storePath, currentSystem: report.currentSystem, reportedAt: report.at, detail: report.detail },
     });
   }
-  const row = run.hostStatus.get({ host });
+  const row = run.hostStatus.get(host) as { lastReportSeq: number | null; lastError: string | null } | undefined;
   if (!row) throw new Error(`storeReports: host ${host} vanished inside its own session`);
   if (newest && newest.seq > (row.lastReportSeq ?? 0)) {
     let lastError = row.lastError;
     if (FAILURE_PHASES.has(newest.phase)) lastError = errorOf(newest);
     else if (SUCCESS_PHASES.has(newest.phase)) lastError = null;
-    run.updateHost.run({
-      host,
-      seq: newest.seq,
-      phase: newest.phase,
-      reportedVersion: newest.manifestVersion,
-      lastError,
-      now,
-      currentSystem: newest.currentSystem,
-    });
+    run.updateHost.run(newest.seq, newest.phase, newest.manifestVersion, lastError, now, newest.currentSystem, host);
   }
   return { ackedSeqs: batch.map((report) => report.seq), stored, rollouts: [...touched] };
 }

@@ -74,6 +74,22 @@ function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
   };
 }
 
+/**
+ * The body limit for reports, checked from a declared Content-Length without touching the body:
+ * hono's bodyLimit first asks for the body stream, which makes node-server build a full web
+ * Request (abort signal, web stream) for every report instead of reading the socket directly.
+ * A body without a length (chunked) still goes through bodyLimit, which counts what it reads.
+ */
+function limitReportBody(maxBytes: number) {
+  const counted = limitBody(maxBytes);
+  return async (c: Context, next: () => Promise<void>) => {
+    const length = c.req.header('content-length');
+    if (length === undefined || c.req.header('transfer-encoding') !== undefined) return counted(c, next);
+    if (Number.parseInt(length, 10) > maxBytes) throw new ApiError(413, 'body-too-large', `request body exceeds ${maxBytes} bytes`);
+    await next();
+  };
+}
+
 export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number; maxReportBodyBytes: number }) {
   const { db, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
@@ -139,7 +155,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     return c.body(null, 304, { ETag: manifestEtag(row.version) });
   });
 
-  app.post('/reports', requireSession, limitBody(limits.maxReportBodyBytes), async (c) => {
+  app.post('/reports', requireSession, limitReportBody(limits.maxReportBodyBytes), async (c) => {
     const host = c.get('host');
     const raw = await readJson(c);
     const claimed = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>).host : undefined;

@@ -1,0 +1,62 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION, ReportAck, type Report } from '../../../shared/src/protocol.js';
+import { signChallenge, storePath, type TestHost } from '../helpers.js';
+import { liveController, type LiveController } from '../server-helpers.js';
+
+function report(seq: number): Report {
+  return {
+    seq,
+    at: new Date(Date.UTC(2030, 0, 1, 0, 0, seq)).toISOString(),
+    phase: 'failed',
+    manifestVersion: 1,
+    storePath: storePath('new', 'a'),
+    currentSystem: storePath('old', 'b'),
+    detail: { reason: 'x'.repeat(4000) },
+  };
+}
+
+const stored = (ctl: LiveController) => (ctl.handle.database.sqlite.prepare('select count(*) as n from reports').get() as { n: number }).n;
+
+describe('agent reports over a real socket', () => {
+  let ctl: LiveController;
+  let session: string;
+  beforeEach(async () => {
+    ctl = await liveController();
+    session = await httpSession(ctl, ctl.register('web-1'));
+  });
+  afterEach(async () => ctl.close());
+
+  const body = (from: number, n: number) => JSON.stringify({ protocol: PROTOCOL_VERSION, reports: Array.from({ length: n }, (_, i) => report(from + i)) });
+  const post = (text: string, chunked = false) =>
+    fetch(`${ctl.handle.url}/v1/agent/reports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' },
+      // A stream has no length: it goes out chunked and the limit is counted while reading.
+      ...(chunked
+        ? { body: new Blob([text]).stream(), duplex: 'half' }
+        : { body: text }),
+    } as RequestInit);
+
+  it('stores a batch sent with a Content-Length under the limit, and refuses one over it unread', async () => {
+    const small = await post(body(1, 200));
+    expect(small.status).toBe(200);
+    expect(ReportAck.parse(await small.json()).stored).toBe(200);
+    const huge = await post(body(1000, 300));
+    expect(huge.status).toBe(413);
+    expect(stored(ctl)).toBe(200);
+  });
+
+  it('applies the same limit to a chunked batch', async () => {
+    expect((await post(body(1, 200), true)).status).toBe(200);
+    expect((await post(body(1000, 300), true)).status).toBe(413);
+    expect(stored(ctl)).toBe(200);
+  });
+});
+
+async function httpSession(ctl: LiveController, host: TestHost): Promise<string> {
+  const post = (path: string, payload: unknown) =>
+    fetch(`${ctl.handle.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  const { nonce } = (await (await post('/v1/agent/challenge', { protocol: PROTOCOL_VERSION, host: host.name })).json()) as { nonce: string };
+  const response = await post('/v1/agent/session', { protocol: PROTOCOL_VERSION, host: host.name, nonce, signature: signChallenge(host, nonce) });
+  return ((await response.json()) as { token: string }).token;
+}

@@ -24,21 +24,12 @@ let
 
   renderedConfig = settingsFormat.generate "shoal-agent.json" cfg.settings;
 
-  # Build-time validation by the agent's own schema, so a bad field fails the build (naming
-  # the field) instead of leaving a host with an agent that cannot start.
-  configFile =
-    if cfg.checkConfig then
-      pkgs.runCommand "shoal-agent-checked.json"
-        {
-          preferLocalBuild = true;
-          passthru.unchecked = renderedConfig;
-        }
-        ''
-          ${lib.getExe' cfg.package "shoal-agent"} check-config --config ${renderedConfig}
-          cp ${renderedConfig} $out
-        ''
-    else
-      renderedConfig;
+  configFile = import ./checked-config.nix { inherit lib pkgs; } {
+    name = "shoal-agent-checked.json";
+    rendered = renderedConfig;
+    exe = lib.getExe' cfg.package "shoal-agent";
+    check = cfg.checkConfig;
+  };
 
   stateDir = cfg.settings.stateDir;
 

@@ -37,19 +37,12 @@ let
 
   renderedConfig = settingsFormat.generate "shoal-controller.json" cfg.settings;
 
-  configFile =
-    if cfg.checkConfig then
-      pkgs.runCommand "shoal-controller-checked.json"
-        {
-          preferLocalBuild = true;
-          passthru.unchecked = renderedConfig;
-        }
-        ''
-          ${lib.getExe' cfg.package "shoal-controller"} check-config --config ${renderedConfig}
-          cp ${renderedConfig} $out
-        ''
-    else
-      renderedConfig;
+  configFile = import ./checked-config.nix { inherit lib pkgs; } {
+    name = "shoal-controller-checked.json";
+    rendered = renderedConfig;
+    exe = lib.getExe' cfg.package "shoal-controller";
+    check = cfg.checkConfig;
+  };
 
   privilegedPort = cfg.port < 1024;
 in

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
-import { PROTOCOL_VERSION, challengeMessage } from '../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, challengeMessage, type Report } from '../../shared/src/protocol.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
 import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
@@ -21,6 +21,19 @@ export class ManualClock implements Clock {
   advance(ms: number): void {
     this.ms += ms;
   }
+}
+
+/** An agent report about manifest version 1 (old → new system), stamped by its seq so each is distinct. */
+export function sampleReport(seq: number, phase: Report['phase'], detail: Report['detail'] = {}): Report {
+  return {
+    seq,
+    at: new Date(Date.UTC(2030, 0, 1, 0, 0, seq)).toISOString(),
+    phase,
+    manifestVersion: 1,
+    storePath: storePath('new', 'a'),
+    currentSystem: storePath('old', 'b'),
+    detail,
+  };
 }
 
 export function storePath(name = 'nixos-system-web-1', hashChar = 'a'): string {

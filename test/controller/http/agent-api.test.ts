@@ -18,6 +18,7 @@ import {
   newHostKeys,
   postJson,
   registeredHost,
+  sampleReport,
   sessionFor,
   signChallenge,
   snapshot,
@@ -183,7 +184,7 @@ describe('agent API', () => {
       const asB = await postJson(
         ctl,
         '/v1/agent/reports',
-        { protocol: PROTOCOL_VERSION, host: 'web-2', reports: [report(1, 'healthy')] },
+        { protocol: PROTOCOL_VERSION, host: 'web-2', reports: [sampleReport(1, 'healthy')] },
         { authorization: `Bearer ${sessionA}` },
       );
       expect(asB.status).toBe(403);
@@ -261,22 +262,22 @@ describe('agent API', () => {
       postJson(ctl, '/v1/agent/reports', { protocol: PROTOCOL_VERSION, reports }, { authorization: `Bearer ${session}` });
 
     it('acknowledges a resent batch without storing or logging it twice', async () => {
-      const batch = [report(1, 'accepted'), report(2, 'realising'), report(3, 'healthy')];
+      const batch = [sampleReport(1, 'accepted'), sampleReport(2, 'realising'), sampleReport(3, 'healthy')];
       const first = ReportAck.parse(await (await post(batch)).json());
       expect(first).toEqual({ protocol: PROTOCOL_VERSION, ackedSeqs: [1, 2, 3], stored: 3 });
       const eventsBefore = count(ctl, 'events');
-      const again = ReportAck.parse(await (await post([...batch, report(4, 'healthy')])).json());
+      const again = ReportAck.parse(await (await post([...batch, sampleReport(4, 'healthy')])).json());
       expect(again).toEqual({ protocol: PROTOCOL_VERSION, ackedSeqs: [1, 2, 3, 4], stored: 1 });
       expect(count(ctl, 'reports')).toBe(4);
       expect(count(ctl, 'events')).toBe(eventsBefore + 1);
     });
 
     it('takes the host’s status from the highest seq, not the latest arrival', async () => {
-      await post([report(5, 'rolled-back', { reason: 'health check web failed' })]);
-      await post([report(4, 'checking')]);
+      await post([sampleReport(5, 'rolled-back', { reason: 'health check web failed' })]);
+      await post([sampleReport(4, 'checking')]);
       const status = (await (await ctl.operator('/v1/hosts/web-1')).json()) as Record<string, unknown>;
       expect(status).toMatchObject({ phase: 'rolled-back', lastError: 'health check web failed', reportedVersion: 1, currentSystem: storePath('old', 'b') });
-      await post([report(6, 'healthy')]);
+      await post([sampleReport(6, 'healthy')]);
       expect(await (await ctl.operator('/v1/hosts/web-1')).json()).toMatchObject({ phase: 'healthy', lastError: null });
     });
 
@@ -294,14 +295,14 @@ describe('agent API', () => {
 
     it('refuses an invalid report and stores none of its batch', async () => {
       const before = snapshot(ctl);
-      const response = await post([report(1, 'healthy'), { ...report(2, 'healthy'), storePath: '/tmp/evil' }]);
+      const response = await post([sampleReport(1, 'healthy'), { ...sampleReport(2, 'healthy'), storePath: '/tmp/evil' }]);
       expect(response.status).toBe(400);
       expect((await errorOf(response)).message).toContain('reports.1.storePath');
       expect(snapshot(ctl)).toEqual(before);
     });
 
     it('accepts report batches up to 1 MiB but not beyond', async () => {
-      const long = (seq: number) => report(seq, 'failed', { reason: 'x'.repeat(4000) });
+      const long = (seq: number) => sampleReport(seq, 'failed', { reason: 'x'.repeat(4000) });
       const big = Array.from({ length: 200 }, (_, i) => long(i + 1));
       expect((await post(big)).status).toBe(200);
       const before = snapshot(ctl);
@@ -313,14 +314,3 @@ describe('agent API', () => {
   });
 });
 
-function report(seq: number, phase: Report['phase'], detail: Report['detail'] = {}): Report {
-  return {
-    seq,
-    at: new Date(Date.UTC(2030, 0, 1, 0, 0, seq)).toISOString(),
-    phase,
-    manifestVersion: 1,
-    storePath: storePath('new', 'a'),
-    currentSystem: storePath('old', 'b'),
-    detail,
-  };
-}

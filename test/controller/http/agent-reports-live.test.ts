@@ -1,19 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, ReportAck, type Report } from '../../../shared/src/protocol.js';
-import { signChallenge, storePath, type TestHost } from '../helpers.js';
+import { PROTOCOL_VERSION, ReportAck } from '../../../shared/src/protocol.js';
+import { sampleReport, signChallenge, type TestHost } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 
-function report(seq: number): Report {
-  return {
-    seq,
-    at: new Date(Date.UTC(2030, 0, 1, 0, 0, seq)).toISOString(),
-    phase: 'failed',
-    manifestVersion: 1,
-    storePath: storePath('new', 'a'),
-    currentSystem: storePath('old', 'b'),
-    detail: { reason: 'x'.repeat(4000) },
-  };
-}
+/** A failure report with a 4 KB reason: a few hundred of them exceed the body limit. */
+const report = (seq: number) => sampleReport(seq, 'failed', { reason: 'x'.repeat(4000) });
 
 const stored = (ctl: LiveController) => (ctl.handle.database.sqlite.prepare('select count(*) as n from reports').get() as { n: number }).n;
 

@@ -1,21 +1,10 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PROTOCOL_VERSION, ReportAck, type Report } from '../../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, ReportAck } from '../../../shared/src/protocol.js';
 import { reportWriter } from '../../../controller/src/reports/store.js';
-import { count, postJson, registeredHost, sessionFor, storePath, testController, type TestController } from '../helpers.js';
+import { count, postJson, registeredHost, sampleReport, sessionFor, testController, type TestController } from '../helpers.js';
 
-function report(seq: number, phase: Report['phase'], detail: Report['detail'] = {}): Report {
-  return {
-    seq,
-    at: new Date(Date.UTC(2030, 0, 1, 0, 0, seq)).toISOString(),
-    phase,
-    manifestVersion: 1,
-    storePath: storePath('new', 'a'),
-    currentSystem: storePath('old', 'b'),
-    detail,
-  };
-}
 
 describe('report writer (group commit)', () => {
   let ctl: TestController;
@@ -38,7 +27,7 @@ describe('report writer (group commit)', () => {
     const writer = reportWriter(ctl.database.db, ctl.clock);
     const transactions = vi.spyOn(ctl.database.db, 'transaction');
     const acks = names.map((name) =>
-      writer.store(name, [report(2, 'healthy'), report(1, 'accepted')]).then((outcome) => ({ outcome, visible: committed(name) })),
+      writer.store(name, [sampleReport(2, 'healthy'), sampleReport(1, 'accepted')]).then((outcome) => ({ outcome, visible: committed(name) })),
     );
     expect(count(ctl, 'reports')).toBe(0);
     for (const { outcome, visible } of await Promise.all(acks)) {
@@ -54,9 +43,9 @@ describe('report writer (group commit)', () => {
     registeredHost(ctl, 'web-2');
     const writer = reportWriter(ctl.database.db, ctl.clock);
     const [first, ghost, second] = await Promise.allSettled([
-      writer.store('web-1', [report(1, 'accepted')]),
-      writer.store('ghost', [report(1, 'accepted')]),
-      writer.store('web-2', [report(1, 'accepted'), report(2, 'failed', { reason: 'health check web failed' })]),
+      writer.store('web-1', [sampleReport(1, 'accepted')]),
+      writer.store('ghost', [sampleReport(1, 'accepted')]),
+      writer.store('web-2', [sampleReport(1, 'accepted'), sampleReport(2, 'failed', { reason: 'health check web failed' })]),
     ]);
     expect(first).toMatchObject({ status: 'fulfilled', value: { stored: 1 } });
     expect(ghost.status).toBe('rejected');
@@ -74,7 +63,7 @@ describe('report writer (group commit)', () => {
     vi.spyOn(ctl.database.db, 'transaction').mockImplementationOnce(() => {
       throw new Error('disk I/O error');
     });
-    const outcomes = await Promise.all([writer.store('web-1', [report(1, 'accepted')]), writer.store('web-2', [report(1, 'accepted')])]);
+    const outcomes = await Promise.all([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);
     expect(outcomes.map((o) => o.stored)).toEqual([1, 1]);
     expect(committed('web-1') + committed('web-2')).toBe(2);
   });
@@ -84,10 +73,10 @@ describe('report writer (group commit)', () => {
     registeredHost(ctl, 'web-2');
     const writer = reportWriter(ctl.database.db, ctl.clock);
     const outcomes = await Promise.all([
-      writer.store('web-1', [report(1, 'accepted'), report(2, 'realising')]),
-      writer.store('web-2', [report(1, 'accepted')]),
-      writer.store('web-1', [report(2, 'realising'), report(3, 'healthy')]),
-      writer.store('web-1', [report(1, 'accepted')]),
+      writer.store('web-1', [sampleReport(1, 'accepted'), sampleReport(2, 'realising')]),
+      writer.store('web-2', [sampleReport(1, 'accepted')]),
+      writer.store('web-1', [sampleReport(2, 'realising'), sampleReport(3, 'healthy')]),
+      writer.store('web-1', [sampleReport(1, 'accepted')]),
     ]);
     expect(outcomes.map((o) => o.stored)).toEqual([2, 1, 1, 0]);
     expect(outcomes[2]!.ackedSeqs).toEqual([2, 3]);
@@ -100,7 +89,7 @@ describe('report writer (group commit)', () => {
     const sessions = await Promise.all(hosts.map((host) => sessionFor(ctl, host)));
     const responses = await Promise.all(
       sessions.map((session) =>
-        postJson(ctl, '/v1/agent/reports', { protocol: PROTOCOL_VERSION, reports: [report(1, 'accepted'), report(2, 'healthy')] }, { authorization: `Bearer ${session}` }),
+        postJson(ctl, '/v1/agent/reports', { protocol: PROTOCOL_VERSION, reports: [sampleReport(1, 'accepted'), sampleReport(2, 'healthy')] }, { authorization: `Bearer ${session}` }),
       ),
     );
     for (const response of responses) {

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Db } from '../db/open.js';
+import { wakeSignal } from '../http/wake-signal.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import type { RolloutEngine } from '../rollouts/engine.js';
 import { lastEventId } from './queries.js';
@@ -81,9 +82,9 @@ export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, 
   // Tells nginx-like proxies not to buffer the stream.
   c.header('x-accel-buffering', 'no');
   return streamSSE(c, async (stream) => {
-    let wake: (() => void) | null = null;
-    const unsubscribe = feed.subscribe(() => wake?.());
-    stream.onAbort(() => wake?.());
+    const signal = wakeSignal();
+    const unsubscribe = feed.subscribe(signal.wake);
+    stream.onAbort(signal.wake);
     let last = '';
     let lastWrite = Date.now();
     try {
@@ -99,14 +100,7 @@ export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, 
           await stream.write(': keep-alive\n\n');
           lastWrite = Date.now();
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, options.refreshMs);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = null;
+        await signal.sleep(options.refreshMs);
       }
     } finally {
       unsubscribe();

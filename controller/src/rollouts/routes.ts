@@ -6,6 +6,7 @@ import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody } from '../http/request.js';
+import { wakeSignal } from '../http/wake-signal.js';
 import type { EngineOutcome, RolloutEngine } from './engine.js';
 import { createRelease, listReleases, readRelease } from './releases.js';
 import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
@@ -83,11 +84,11 @@ export function rolloutRoutes(
     status(id);
     let lastId = Number(c.req.header('last-event-id') ?? c.req.query('afterId') ?? 0) || 0;
     return streamSSE(c, async (stream) => {
-      let wake: (() => void) | null = null;
+      const signal = wakeSignal();
       const unsubscribe = engine.onChange((changed) => {
-        if (changed === id) wake?.();
+        if (changed === id) signal.wake();
       });
-      stream.onAbort(() => wake?.());
+      stream.onAbort(signal.wake);
       try {
         while (!stream.aborted) {
           for (const event of rolloutEvents(db, id, lastId)) {
@@ -96,14 +97,7 @@ export function rolloutRoutes(
           }
           const current = status(id);
           await stream.writeSSE({ event: 'status', data: JSON.stringify(current) });
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, SSE_HEARTBEAT_MS);
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = null;
+          await signal.sleep(SSE_HEARTBEAT_MS);
         }
       } finally {
         unsubscribe();

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CliError, GLOBAL_OPTIONS, type CliIo, type GlobalValues } from './context.js';
+import { didYouMean } from './suggest.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Values = GlobalValues & Record<string, string | boolean | string[] | undefined>;
@@ -9,11 +10,16 @@ export type Values = GlobalValues & Record<string, string | boolean | string[] |
  * and a trailing name ending in "..." takes any number more.
  */
 export function parse<O extends Options>(args: string[], options: O, positionals: string[]): { values: Values; positionals: string[] } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new CliError((error as Error).message.split('. To specify')[0]!.split('\n')[0]!, 2);
+  const all: Options = { ...GLOBAL_OPTIONS, ...options };
+  // Lenient parse with tokens, then our own checks: Node's strict-mode messages are not ours to parse.
+  const parsed = parseArgs({ args, options: all, allowPositionals: true, strict: false, tokens: true });
+  const names = Object.keys(all).map((name) => `--${name}`);
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    const option = all[token.name];
+    if (option === undefined) throw new CliError(`unknown option ${token.rawName}${didYouMean(token.rawName, names)}`, 2);
+    if (option.type === 'string' && token.value === undefined) throw new CliError(`option ${token.rawName} needs a value`, 2);
+    if (option.type === 'boolean' && token.inlineValue) throw new CliError(`option ${token.rawName} takes no value`, 2);
   }
   const variadic = positionals.at(-1)?.endsWith('...') ?? false;
   const required = variadic ? positionals.length - 1 : positionals.length;

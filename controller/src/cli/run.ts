@@ -3,6 +3,7 @@ import { CliError, type CliIo } from './context.js';
 import { HELP } from './help.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
+import { didYouMean } from './suggest.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
@@ -52,14 +53,16 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
 
 /** Runs one CLI invocation; returns the exit status. Errors become one line on stderr. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    (name === undefined ? io.stderr : io.stdout)(USAGE);
-    return name === undefined ? 2 : 0;
+  const [first, ...afterFirst] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || (first === 'help' && afterFirst.length === 0)) {
+    (first === undefined ? io.stderr : io.stdout)(USAGE);
+    return first === undefined ? 2 : 0;
   }
+  // `shoal help rollout start` is `shoal rollout start --help`.
+  const [name, ...rest] = first === 'help' ? [afterFirst[0]!, ...afterFirst.slice(1), '--help'] : [first, ...afterFirst];
   try {
     const entry = TABLE[name];
-    if (!entry) throw new CliError(`unknown command ${JSON.stringify(name)}; see shoal --help`, 2);
+    if (!entry) throw new CliError(`unknown command ${JSON.stringify(name)}${didYouMean(name, Object.keys(TABLE))}; see shoal --help`, 2);
     let command: Command;
     let args = rest;
     let key = name;
@@ -72,7 +75,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           io.stdout(`${Object.keys(entry).map((s) => HELP[`${name} ${s}`]!.split('\n')[0]).join('\n')}\n`);
           return 0;
         }
-        throw new CliError(`${name} needs a subcommand: ${Object.keys(entry).join(', ')}`, 2);
+        const subcommands = Object.keys(entry);
+        if (sub === undefined || sub.startsWith('-')) throw new CliError(`${name} needs a subcommand: ${subcommands.join(', ')}`, 2);
+        throw new CliError(`unknown subcommand "${name} ${sub}"${didYouMean(sub, subcommands)}; one of: ${subcommands.join(', ')}`, 2);
       }
       command = found;
       args = subArgs;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../controller/src/cli/run.js';
 import { HELP } from '../../../controller/src/cli/help.js';
 import { liveController, type LiveController } from '../server-helpers.js';
-import { shoal } from './cli-helpers.js';
+import { REPO, shoal } from './cli-helpers.js';
 
 interface Result {
   code: number;
@@ -92,6 +92,40 @@ describe('shoal --help', () => {
     }
     const top = await inProcess(['--help'], {});
     for (const line of top.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+  });
+
+  it('answers `shoal help COMMAND` with that command\'s help, not the global one', async () => {
+    expect(await inProcess(['help', 'rollout', 'start'], {})).toMatchObject({ code: 0, stdout: expect.stringMatching(/^usage: shoal rollout start/) });
+    const group = await inProcess(['help', 'rollout'], {});
+    expect(group.code).toBe(0);
+    expect(group.stdout).toMatch(/^usage: shoal rollout plan/);
+    expect(group.stdout).toContain('usage: shoal rollout rollback');
+  });
+});
+
+describe('a closed pipe', () => {
+  let ctl: LiveController;
+  beforeAll(async () => {
+    ctl = await liveController();
+    // Well over a pipe's 64 KiB buffer of JSON, so the CLI is still writing when the reader leaves.
+    for (let i = 0; i < 1000; i++) ctl.register(`pipe-${i}`);
+  });
+  afterAll(() => ctl.close());
+
+  it('ends the CLI quietly when its reader goes away (`shoal status --json | head -c 10`)', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'controller/src/cli/main.ts', 'status', '--json'], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH, SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: ctl.operatorToken },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // Like `head`: read the first bytes, then close the pipe while the CLI is still writing.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 });
 

@@ -1,0 +1,59 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
+import { freePort } from '../lab/controller.js';
+import { LabProcess } from '../lab/lab-process.js';
+
+const BIN = resolve(import.meta.dirname, '../../bin');
+
+/**
+ * Operators start the bin scripts from wherever they stand. tsx reads JSX settings from a
+ * tsconfig.json, and from the *current* directory unless told otherwise: every dashboard page
+ * used to be a 500 ("React is not defined") when the controller was started outside the repo.
+ */
+describe('bin scripts started outside the repository', () => {
+  let elsewhere: string;
+  let controller: LabProcess;
+  let url: string;
+
+  beforeAll(async () => {
+    elsewhere = mkdtempSync(join(tmpdir(), 'shoal-bin-elsewhere-'));
+    const key = join(elsewhere, 'controller.key');
+    writeFileSync(key, `${formatSecretKey(generateNamedKey('bin-test'))}\n`, { mode: 0o600 });
+    const port = await freePort('127.0.0.1');
+    url = `http://127.0.0.1:${port}`;
+    controller = new LabProcess('controller', join(BIN, 'shoal-controller'), [
+      'serve', '--state-dir', join(elsewhere, 'state'), '--release-key', key, '--listen', `127.0.0.1:${port}`,
+    ], { cwd: elsewhere, logFile: join(elsewhere, 'controller.log') });
+    await controller.waitForLine((line) => line.includes('controller listening'), 30_000, 'a "controller listening" log line');
+  });
+  afterAll(async () => {
+    await controller?.kill();
+    rmSync(elsewhere, { recursive: true, force: true });
+  });
+
+  it('bin/shoal-controller serves dashboard pages', async () => {
+    const login = await fetch(`${url}/dashboard/login`);
+    expect(login.status).toBe(200);
+    expect(await login.text()).toContain('<form');
+  });
+
+  it('bin/shoal runs against that controller', async () => {
+    const token = readFileSync(join(elsewhere, 'state', 'admin-token'), 'utf8').trim();
+    const child = spawn(join(BIN, 'shoal'), ['status'], { cwd: elsewhere, env: { PATH: process.env.PATH, SHOAL_CONTROLLER: url, SHOAL_TOKEN: token } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((done) => child.on('close', done));
+    expect(code).toBe(0);
+    expect(out).toMatch(/^HOST\s+PHASE/);
+  });
+
+  it('bin/shoal-agent answers --help', () => {
+    const run = spawnSync(join(BIN, 'shoal-agent'), ['--help'], { cwd: elsewhere, encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/usage: shoal-agent/);
+  });
+});

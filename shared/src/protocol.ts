@@ -10,7 +10,18 @@ import { storePathProblem } from './store-path.js';
 export const PROTOCOL_VERSION = 1;
 export const Protocol = z.literal(PROTOCOL_VERSION);
 
+/** Assignments: signed online by the controller key ("this host, this system, now"). */
 export const MANIFEST_PAYLOAD_TYPE = 'application/vnd.shoal.manifest.v1+json';
+/** Release statements: signed offline by a CI release key ("this host may run this system"). Domain-separated from manifests by DSSE's payload type. */
+export const RELEASE_STATEMENT_PAYLOAD_TYPE = 'application/vnd.shoal.release-statement.v1+json';
+
+/**
+ * The largest step a host accepts between the highest version it accepted and a new one. Without
+ * a bound, one manifest at version 2^53 - 1 would leave no version above it and freeze the host.
+ * A million leaves room for a controller restored from a backup to skip ahead, and a controller
+ * that re-signs every minute would need two years to spend it.
+ */
+export const MAX_VERSION_STEP = 1_000_000;
 
 export const StorePath = z.string().superRefine((value, ctx) => {
   const problem = storePathProblem(value);
@@ -38,6 +49,39 @@ export const PublicKeyBase64 = z
 export const Action = z.enum(['safe-switch', 'switch', 'boot', 'dry-activate']);
 export type Action = z.infer<typeof Action>;
 
+/** Where a release's systems were built from. */
+export const ReleaseSource = z
+  .object({
+    /** The git revision CI built (null when built from a dirty tree or outside git). */
+    revision: z.string().max(200).nullable(),
+    /** SHA-256 (hex) of flake.lock when built from a flake. */
+    flakeLockHash: z.string().max(200).nullable(),
+  })
+  .strict();
+export type ReleaseSource = z.infer<typeof ReleaseSource>;
+
+/**
+ * What CI signs for every host of a release: "`host` may run `storePath`". `floor` is the
+ * release's security floor: once a host accepted a statement with floor F it refuses every
+ * statement below F, so a controller cannot move it back to a release CI has retired.
+ */
+export const ReleaseStatementPayload = z
+  .object({
+    protocol: Protocol,
+    host: HostName,
+    storePath: StorePath,
+    release: z.string().min(1).max(100),
+    source: ReleaseSource,
+    createdAt: IsoTime,
+    floor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  })
+  .strict();
+export type ReleaseStatementPayload = z.infer<typeof ReleaseStatementPayload>;
+
+/**
+ * The assignment the controller signs: "`host`, run `storePath`, now". It carries the release
+ * statement it relies on (a DSSE envelope signed by CI), which the agent verifies on its own.
+ */
 export const ManifestPayload = z.object({
   protocol: Protocol,
   host: HostName,
@@ -47,6 +91,8 @@ export const ManifestPayload = z.object({
   rolloutId: z.string().max(100).nullable(),
   issuedAt: IsoTime,
   expiresAt: IsoTime,
+  /** null only from a controller that has no statement; every agent refuses it ('no-release-statement'). */
+  statement: Envelope.nullable(),
 });
 export type ManifestPayload = z.infer<typeof ManifestPayload>;
 
@@ -86,8 +132,19 @@ export const RefusalReason = z.enum([
   'wrong-host',
   'replayed-version',
   'equivocation',
+  'version-jump',
   'expired',
+  'issued-in-future',
+  'lifetime-too-long',
   'invalid-store-path',
+  'no-release-statement',
+  'statement-malformed',
+  'statement-unknown-key',
+  'statement-bad-signature',
+  'statement-wrong-host',
+  'statement-mismatch',
+  'below-floor',
+  'state-lost',
   'not-a-nixos-system',
   'untrusted-closure',
 ]);
@@ -174,9 +231,21 @@ export type SessionRequest = z.infer<typeof SessionRequest>;
 export const Session = z.object({ protocol: Protocol, token: z.string(), expiresAt: IsoTime });
 export type Session = z.infer<typeof Session>;
 
-/** Domain-separated bytes a host signs to prove its identity; never confusable with a manifest. */
-export function challengeMessage(host: string, nonce: string): Uint8Array {
-  return Buffer.from(`shoal-auth-v1\n${host}\n${nonce}`, 'utf8');
+/**
+ * The controller a host means to talk to, as it signs it: the origin (scheme, host, port) of its
+ * configured controller URL, lower-cased by the URL parser. Throws on a URL that does not parse.
+ */
+export function controllerAudience(url: string): string {
+  return new URL(url).origin;
+}
+
+/**
+ * Domain-separated bytes a host signs to prove its identity; never confusable with a manifest.
+ * `audience` (see controllerAudience) binds the signature to the controller the host meant: a
+ * signature a man in the middle collects for another origin does not verify at the real one.
+ */
+export function challengeMessage(host: string, nonce: string, audience: string): Uint8Array {
+  return Buffer.from(`shoal-auth-v2\n${audience}\n${host}\n${nonce}`, 'utf8');
 }
 
 // ---- Manifest delivery --------------------------------------------------------------------

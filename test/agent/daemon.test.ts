@@ -200,9 +200,11 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
     expect((await refusal(controller, 2)).refusal).toBe('state-lost');
     expect(await resolveSystem(host.currentSystem)).toBe(first);
 
-    // A restart alone changes nothing: the refusal is remembered, not re-derived.
+    // A restart alone changes nothing: the refusal is remembered, not re-derived, and said at start.
     agent = await restart(agent, config);
     expect(agent.state.get().stateLost).toBe(true);
+    await until(() => controller.reports.filter((r) => r.phase === 'reconciled').length === 3);
+    expect(controller.reports.filter((r) => r.phase === 'reconciled').at(-1)!.detail.reason).toMatch(/^state lost: refusing every manifest until `shoal-agent rebootstrap/);
 
     agent = await restart(agent, config, async () => {
       const outcome = await rebootstrap({ stateDir: config.stateDir, minVersion: 1, minFloor: 0 });

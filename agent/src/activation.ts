@@ -52,10 +52,11 @@ export class Activator {
   }
 
   /**
-   * Applies a verified manifest. Its version is recorded as accepted first, so that a replay of
-   * it is refused even if the agent dies during the activation.
+   * Applies a verified manifest. Its version (and its release statement's floor) is recorded as
+   * accepted first, so that a replay of it, or of anything below the floor, is refused even if
+   * the agent dies during the activation.
    */
-  async apply(manifest: ManifestPayload, action: Action): Promise<LastResult> {
+  async apply(manifest: ManifestPayload, action: Action, floor: number): Promise<LastResult> {
     const started = Date.now();
     const current = await resolveSystem(this.deps.paths.currentSystem);
     const renewal = await this.renewal(manifest, action, current);
@@ -63,6 +64,7 @@ export class Activator {
       await this.deps.state.update((s) => {
         s.highestVersion = manifest.version;
         s.highestStorePath = manifest.storePath;
+        s.highestFloor = Math.max(s.highestFloor, floor);
         s.lastResult = renewal;
       });
       await this.deps.report({ phase: renewal.phase, manifestVersion: manifest.version, storePath: manifest.storePath, detail: { reason: renewal.reason } });
@@ -79,6 +81,7 @@ export class Activator {
     await this.deps.state.update((s) => {
       s.highestVersion = manifest.version;
       s.highestStorePath = manifest.storePath;
+      s.highestFloor = Math.max(s.highestFloor, floor);
       s.activation = record;
     });
     await this.deps.report({ phase: 'accepted', manifestVersion: record.manifestVersion, storePath: record.target, detail: { reason: `action ${action}` } });

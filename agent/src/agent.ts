@@ -17,7 +17,10 @@ import { verifyManifest } from './verify.js';
 
 export interface SyncDeps {
   host: string;
-  trustedKeys: readonly NamedPublicKey[];
+  trustedControllerKeys: readonly NamedPublicKey[];
+  trustedReleaseKeys: readonly NamedPublicKey[];
+  maxClockSkewMs: number;
+  maxManifestLifetimeMs: number;
   ed25519: Ed25519;
   state: StateStore;
   activator: Activator;
@@ -81,9 +84,14 @@ export class ManifestSync {
     const state = this.deps.state.get();
     const verdict = verifyManifest(envelope, {
       host: this.deps.host,
-      trustedKeys: this.deps.trustedKeys,
+      trustedControllerKeys: this.deps.trustedControllerKeys,
+      trustedReleaseKeys: this.deps.trustedReleaseKeys,
       highestVersion: state.highestVersion,
       highestStorePath: state.highestStorePath,
+      highestFloor: state.highestFloor,
+      stateLost: state.stateLost,
+      maxClockSkewMs: this.deps.maxClockSkewMs,
+      maxManifestLifetimeMs: this.deps.maxManifestLifetimeMs,
       now: this.deps.clock(),
       ed25519: this.deps.ed25519,
     });
@@ -107,8 +115,12 @@ export class ManifestSync {
       }
       case 'valid': {
         const action = this.deps.actionOverride ?? verdict.manifest.action;
-        this.deps.logger.info({ version: verdict.manifest.version, storePath: verdict.manifest.storePath, action, keyId: verdict.keyId }, 'manifest accepted');
-        await this.deps.activator.apply(verdict.manifest, action);
+        const { release, floor } = verdict.statement;
+        this.deps.logger.info(
+          { version: verdict.manifest.version, storePath: verdict.manifest.storePath, action, keyId: verdict.keyId, release, floor, releaseKeyId: verdict.statementKeyId },
+          'manifest accepted',
+        );
+        await this.deps.activator.apply(verdict.manifest, action, floor);
         return;
       }
     }

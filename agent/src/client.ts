@@ -5,6 +5,7 @@ import {
   AgentRoutes,
   Challenge,
   challengeMessage,
+  controllerAudience,
   EnrollResponse,
   ErrorBody,
   ManifestResponse,
@@ -57,10 +58,13 @@ export class ControllerClient {
   private session: { token: string; expiresAtMs: number } | null = null;
   private readonly fetchImpl: typeof fetch;
   private readonly requestTimeoutMs: number;
+  /** Signed into every challenge answer, so the signature is worth nothing at any other controller. */
+  private readonly audience: string;
 
   constructor(private readonly options: ClientOptions) {
     this.fetchImpl = options.fetch ?? fetch;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.audience = controllerAudience(options.baseUrl);
   }
 
   /** The websocket's welcome carries a session; HTTP calls reuse it instead of authenticating again. */
@@ -83,7 +87,7 @@ export class ControllerClient {
     const parsed = parse(Challenge, challenge.value.body, 'challenge');
     if (!parsed.ok) return parsed;
     const nonce = parsed.value.nonce;
-    const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce), this.options.identity.secretKey);
+    const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce, this.audience), this.options.identity.secretKey);
     const session = await this.request('POST', AgentRoutes.session, {
       body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature) },
     });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import { Action, HostName } from '../../shared/src/protocol.js';
 import { readJsonConfig } from '../../shared/src/config-file.js';
+import { substituterProblem } from './substituters.js';
 
 /**
  * The agent's configuration: one schema, units in names, validated once at start. The same
@@ -54,16 +55,40 @@ const HealthCheck = HealthCheckInput.transform((check): HealthCheck => {
   };
 });
 
+const Substituter = z
+  .string()
+  .min(1)
+  .superRefine((value, ctx) => {
+    const problem = substituterProblem(value);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Key names identify keys in signatures; two keys with one name would make rotation ambiguous. */
+function checkKeyNames(keys: readonly string[], field: string, ctx: z.RefinementCtx): void {
+  const ids = keys.map((k) => k.slice(0, k.indexOf(':')));
+  const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (duplicate) ctx.addIssue({ code: 'custom', path: [field], message: `key name "${duplicate}" appears twice` });
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/shoal-agent';
+
 const AbsolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
 
 export const AgentConfig = z
   .strictObject({
     host: HostName,
     controllerUrl: z.url({ protocol: /^https?$/ }),
+    /** CI's keys: a release statement must be signed by one of them ("this host may run this system"). */
     trustedReleaseKeys: z.array(NixKey).min(1, 'must contain at least one key'),
-    stateDir: AbsolutePath.default('/var/lib/shoal-agent'),
+    /** The controller's keys: an assignment must be signed by one of them ("this host, this system, now"). */
+    trustedControllerKeys: z.array(NixKey).min(1, 'must contain at least one key'),
+    /** How far in the future an assignment's issuedAt may be, for clocks that drift apart. */
+    maxClockSkewMs: z.number().int().nonnegative().default(300_000),
+    /** The longest validity (expiresAt - issuedAt) an assignment may claim; a longer-lived one is a replay waiting to happen. */
+    maxManifestLifetimeMs: z.number().int().positive().default(604_800_000),
+    stateDir: AbsolutePath.default(DEFAULT_STATE_DIR),
     enrollmentTokenFile: AbsolutePath.nullable().default(null),
-    substituters: z.array(z.string().min(1)).default([]),
+    substituters: z.array(Substituter).default([]),
     trustedPublicKeys: z.array(NixKey).default([]),
     pollIntervalMs: z.number().int().min(100).default(30_000),
     websocket: z.boolean().default(true),
@@ -91,9 +116,8 @@ export const AgentConfig = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((config, ctx) => {
-    const ids = config.trustedReleaseKeys.map((k) => k.slice(0, k.indexOf(':')));
-    const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
-    if (duplicate) ctx.addIssue({ code: 'custom', path: ['trustedReleaseKeys'], message: `key name "${duplicate}" appears twice` });
+    checkKeyNames(config.trustedReleaseKeys, 'trustedReleaseKeys', ctx);
+    checkKeyNames(config.trustedControllerKeys, 'trustedControllerKeys', ctx);
   });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -144,4 +168,8 @@ export async function loadConfig(file: string | undefined, overrides: ConfigOver
 
 export function trustedReleaseKeys(config: AgentConfig): NamedPublicKey[] {
   return config.trustedReleaseKeys.map(parsePublicKey);
+}
+
+export function trustedControllerKeys(config: AgentConfig): NamedPublicKey[] {
+  return config.trustedControllerKeys.map(parsePublicKey);
 }

@@ -1,12 +1,14 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
 import { formatPublicKey } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { Activator } from './activation.js';
 import { ManifestSync, Poller } from './agent.js';
 import { ControllerClient } from './client.js';
-import { trustedReleaseKeys, type AgentConfig } from './config.js';
+import { trustedControllerKeys, trustedReleaseKeys, type AgentConfig } from './config.js';
 import { ensureEnrolled } from './enrollment.js';
-import { ensureStateDir, loadOrCreateIdentity } from './identity.js';
+import { ensureStateDir, HOST_KEY_FILE, loadOrCreateIdentity } from './identity.js';
 import { TextfileExporter } from './metrics.js';
 import { Nix } from './nix.js';
 import { Outbox, OutboxSender } from './outbox.js';
@@ -14,6 +16,7 @@ import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
+import { REBOOTSTRAP_COMMAND } from './verify.js';
 import { backoffDelay, WsTransport } from './ws.js';
 
 /** Wires the agent's parts together and runs them; main.ts only adds process concerns. */
@@ -45,9 +48,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   let stopping = false;
 
   await ensureStateDir(config.stateDir);
+  // State before identity: a first start writes its state before it makes the host key, so a
+  // host key without any state can only mean the state was lost, never a first start.
+  const state = await StateStore.open(config.stateDir, { alreadySetUp: existsSync(join(config.stateDir, HOST_KEY_FILE)) });
+  logStateOrigin(state, logger);
   const { identity, created } = await loadOrCreateIdentity(config.stateDir);
   logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
-  const state = await StateStore.open(config.stateDir);
   const outbox = await Outbox.open(config.stateDir);
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
@@ -94,7 +100,10 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   });
   const sync = new ManifestSync({
     host: config.host,
-    trustedKeys: trustedReleaseKeys(config),
+    trustedControllerKeys: trustedControllerKeys(config),
+    trustedReleaseKeys: trustedReleaseKeys(config),
+    maxClockSkewMs: config.maxClockSkewMs,
+    maxManifestLifetimeMs: config.maxManifestLifetimeMs,
     ed25519,
     state,
     activator,
@@ -186,4 +195,25 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       logger.info({ pendingReports: outbox.size, flushed }, 'agent stopped');
     },
   };
+}
+
+function logStateOrigin(state: StateStore, logger: Logger): void {
+  const { highestVersion, highestFloor, stateLost } = state.get();
+  switch (state.origin) {
+    case 'restored':
+      logger.warn(
+        { file: state.file, copy: state.watermarkFile, highestVersion, highestFloor },
+        'state file was missing; restored the highest accepted version and floor from its copy (an activation in flight, if any, is forgotten)',
+      );
+      return;
+    case 'lost':
+      logger.error({ file: state.file, copy: state.watermarkFile }, `state and its copy are missing but the host key exists: refusing every manifest until \`${REBOOTSTRAP_COMMAND}\``);
+      return;
+    case 'loaded':
+      if (stateLost) logger.error({ file: state.file }, `state was lost before: refusing every manifest until \`${REBOOTSTRAP_COMMAND}\``);
+      return;
+    case 'first-start':
+      logger.info({ file: state.file }, 'first start: new state');
+      return;
+  }
 }

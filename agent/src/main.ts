@@ -1,9 +1,10 @@
 import { createLogger } from '../../shared/src/logger.js';
 import { parseAgentArgs, USAGE } from './args.js';
-import { loadConfig } from './config.js';
+import { DEFAULT_STATE_DIR, loadConfig } from './config.js';
 import { AgentFatalError, startAgent, type RunningAgent } from './daemon.js';
+import { rebootstrap } from './rebootstrap.js';
 
-/** `shoal-agent run|check-config`: process concerns only (arguments, signals, exit codes). */
+/** `shoal-agent run|check-config|rebootstrap`: process concerns only (arguments, signals, exit codes). */
 
 function fail(message: string): never {
   process.stderr.write(`shoal-agent: ${message}\n`);
@@ -22,7 +23,26 @@ async function main(argv: readonly string[]): Promise<void> {
     if (!args.configFile) fail('check-config needs --config FILE');
     const result = await loadConfig(args.configFile, args.overrides);
     if (!result.ok) fail(result.message);
-    process.stdout.write(`config ${args.configFile}: ok (host ${result.config.host}, ${result.config.trustedReleaseKeys.length} release key(s))\n`);
+    const { host, trustedReleaseKeys, trustedControllerKeys } = result.config;
+    process.stdout.write(
+      `config ${args.configFile}: ok (host ${host}, ${trustedReleaseKeys.length} release key(s), ${trustedControllerKeys.length} controller key(s))\n`,
+    );
+    return;
+  }
+  if (args.command === 'rebootstrap') {
+    // Only the state directory matters here; a config file, when given, must still be valid.
+    let stateDir = typeof args.overrides.stateDir === 'string' ? args.overrides.stateDir : DEFAULT_STATE_DIR;
+    if (args.configFile) {
+      const result = await loadConfig(args.configFile, args.overrides);
+      if (!result.ok) fail(result.message);
+      stateDir = result.config.stateDir;
+    }
+    const outcome = await rebootstrap({ stateDir, minVersion: args.minVersion ?? 0, minFloor: args.minFloor ?? 0 });
+    if (!outcome.ok) fail(outcome.message);
+    const logger = createLogger('agent');
+    logger.warn({ stateDir, minVersion: args.minVersion ?? 0, minFloor: args.minFloor ?? 0 }, outcome.summary);
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    process.stdout.write(`${outcome.summary}\n`);
     return;
   }
   if (args.command !== 'run') fail(`unknown command ${JSON.stringify(args.command)}\n${USAGE}`);

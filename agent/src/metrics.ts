@@ -40,6 +40,8 @@ export function renderAgentMetrics(s: AgentMetricsSnapshot): string {
   family(lines, 'shoal_agent_last_deployment_version', 'gauge', 'Manifest version of the last finished deployment.', last ? [[`{${host}}`, last.manifestVersion]] : []);
   family(lines, 'shoal_agent_last_deployment_timestamp_seconds', 'gauge', 'When the last deployment finished.', last ? [[`{${host}}`, Date.parse(last.at) / 1000]] : []);
   family(lines, 'shoal_agent_highest_accepted_version', 'gauge', 'Highest manifest version this host accepted.', [[`{${host}}`, s.state.highestVersion]]);
+  family(lines, 'shoal_agent_highest_accepted_floor', 'gauge', 'Highest release-statement security floor this host accepted.', [[`{${host}}`, s.state.highestFloor]]);
+  family(lines, 'shoal_agent_state_lost', 'gauge', 'Whether the agent refuses every manifest until `shoal-agent rebootstrap` (1) or not (0).', [[`{${host}}`, s.state.stateLost ? 1 : 0]]);
   family(lines, 'shoal_agent_current_generation', 'gauge', 'Number of the system profile generation the profile points to.', s.generation === null ? [] : [[`{${host}}`, s.generation]]);
   family(lines, 'shoal_agent_current_system_info', 'gauge', 'The system the host runs now (store path of /run/current-system).', s.currentSystem === null ? [] : [[`{${host},store_path="${label(s.currentSystem)}"}`, 1]]);
   family(lines, 'shoal_agent_activation_in_progress', 'gauge', 'Whether an activation is in flight (1) or not (0).', [[`{${host}}`, s.state.activation ? 1 : 0]]);

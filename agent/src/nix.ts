@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { CommandFailure } from '../../shared/src/protocol.js';
 import { runCommand, type RunResult } from './exec.js';
+import { assertSafeSubstituters } from './substituters.js';
 
 /**
  * The Nix operations the agent needs, all through the real Nix command-line tools. Closures
@@ -30,7 +31,13 @@ export function gcRootPath(stateDir: string): string {
   return join(stateDir, 'gcroots', 'desired');
 }
 
+/**
+ * The options every fetching Nix command gets. Throws (UnsafeSubstituterError) for a substituter
+ * that would loosen Nix's signature checks: the config schema refuses those already, and this
+ * is the last line, right where the URL would reach Nix.
+ */
 export function trustOptions(options: Pick<NixOptions, 'substituters' | 'trustedPublicKeys'>): string[] {
+  assertSafeSubstituters(options.substituters);
   return [
     '--option', 'substituters', options.substituters.join(' '),
     '--option', 'trusted-public-keys', options.trustedPublicKeys.join(' '),
@@ -63,7 +70,9 @@ export function parsePathInfo(stdout: string): PathInfo[] {
 }
 
 export class Nix {
-  constructor(private readonly options: NixOptions) {}
+  constructor(private readonly options: NixOptions) {
+    assertSafeSubstituters(options.substituters);
+  }
 
   private run(argv: string[], timeoutMs = this.options.commandTimeoutMs, captureStdout = false): Promise<RunResult> {
     return runCommand(argv, { timeoutMs, captureStdout, env: this.options.env });

@@ -4,6 +4,7 @@ import type { AgentConfig } from './config.js';
 import type { Reporter } from './reporter.js';
 import type { ActivationRecord, LastResult, StateStore } from './state.js';
 import { killOrphanedSwitch, resolveSystem, unitName, waitForUnit } from './system.js';
+import { REBOOTSTRAP_COMMAND } from './verify.js';
 
 /**
  * At start: finish or undo an activation the agent was killed in the middle of, and otherwise
@@ -33,7 +34,11 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileResult> {
       phase: 'reconciled',
       manifestVersion: state.highestVersion > 0 ? state.highestVersion : null,
       storePath: state.highestStorePath,
-      detail: { reason: standing(state.highestVersion, state.highestStorePath, state.lastResult, current) },
+      detail: {
+        reason: state.stateLost
+          ? `state lost: refusing every manifest until \`${REBOOTSTRAP_COMMAND}\`; running ${current ?? 'an unknown system'}`
+          : standing(state.highestVersion, state.highestStorePath, state.lastResult, current),
+      },
     });
     return { kind: 'idle' };
   }

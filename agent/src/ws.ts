@@ -3,7 +3,7 @@ import type { Ed25519 } from '../../shared/src/ed25519.js';
 import type { Envelope } from '../../shared/src/envelope.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
-import { AgentRoutes, challengeMessage, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type Session } from '../../shared/src/protocol.js';
+import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type Session } from '../../shared/src/protocol.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -47,8 +47,12 @@ export class WsTransport {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
+  /** The configured controller's origin, signed with every challenge (not the ws:// URL: the same audience as over HTTP). */
+  private readonly audience: string;
 
-  constructor(private readonly options: WsOptions) {}
+  constructor(private readonly options: WsOptions) {
+    this.audience = controllerAudience(options.controllerUrl);
+  }
 
   get connected(): boolean {
     return this.authenticated;
@@ -99,7 +103,7 @@ export class WsTransport {
     }
     switch (message.type) {
       case 'challenge': {
-        const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce), this.options.identity.secretKey);
+        const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce, this.audience), this.options.identity.secretKey);
         const auth: AgentMessage = { type: 'auth', protocol: PROTOCOL_VERSION, host: this.options.host, signature: toBase64(signature) };
         socket.send(JSON.stringify(auth));
         return;

@@ -19,6 +19,8 @@ function manifest(storePath: string, version: number, action: Action = 'safe-swi
     rolloutId: null,
     issuedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + 3_600_000).toISOString(),
+    // The activator runs what verifyManifest accepted; it never looks at the statement again.
+    statement: null,
   };
 }
 
@@ -44,14 +46,14 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('switches with test, passes the health gate, then commits profile and boot default', async () => {
     const { host, prev, next } = await hostRunning();
     const h = await harness(host, { healthChecks: [{ kind: 'command', name: 'ok', command: ['/bin/true'], timeoutMs: 5_000 }] });
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 2);
     expect(result.phase).toBe('healthy');
     expect(h.phases()).toEqual(['accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
     expect(await h.current()).toBe(next);
     expect(await realpath(host.profile)).toBe(next);
     expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(next);
     expect(await switchLog(host)).toEqual([`${next} test`, `${next} boot`]);
-    expect(h.state.get()).toMatchObject({ highestVersion: 1, highestStorePath: next, activation: null, lastResult: { phase: 'healthy' } });
+    expect(h.state.get()).toMatchObject({ highestVersion: 1, highestStorePath: next, highestFloor: 2, activation: null, lastResult: { phase: 'healthy' } });
     const healthy = h.outbox.pending().at(-1)!;
     expect(healthy.currentSystem).toBe(next);
     expect(healthy.detail.previousSystem).toBe(prev);
@@ -62,7 +64,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('rolls back a failing switch to the previous system and reports the command, status and output', async () => {
     const { host, prev, next } = await hostRunning('fail');
     const h = await harness(host);
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
     expect(result.phase).toBe('rolled-back');
     expect(h.phases()).toEqual(['accepted', 'realising', 'activating', 'rolling-back', 'rolled-back']);
     expect(await h.current()).toBe(prev);
@@ -82,7 +84,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
       healthDeadlineMs: 1_500,
       healthChecks: [{ kind: 'command', name: 'web', command: ['/bin/sh', '-c', 'echo "connection refused"; exit 7'], timeoutMs: 1_000 }],
     });
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
     expect(result.phase).toBe('rolled-back');
     expect(result.reason).toMatch(/^health gate: health check web failed \(still failing at the 1500 ms health deadline\)/);
     expect(await h.current()).toBe(prev);
@@ -93,7 +95,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
     const { host, prev, next } = await hostRunning('hang');
     const h = await harness(host, { switchMs: 1_000 });
     const started = Date.now();
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(result.phase).toBe('rolled-back');
     expect(result.reason).toBe('switch-to-configuration test failed (timed out)');
@@ -104,7 +106,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('rolls back when the controller does not acknowledge the checking report', async () => {
     const { host, prev, next } = await hostRunning();
     const h = await harness(host, { reachable: false });
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
     expect(result.phase).toBe('rolled-back');
     expect(result.reason).toContain('controller did not acknowledge the checking report');
     expect(await h.current()).toBe(prev);
@@ -114,7 +116,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
     const host = await fakeHost(await tmpDir());
     const next = buildSystem(host, 'next', 'fail');
     const h = await harness(host);
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
     expect(result.phase).toBe('failed');
     expect(result.reason).toContain('no previous system to roll back to');
   });
@@ -122,13 +124,14 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('renews the running healthy system without activating it again', async () => {
     const { host, next } = await hostRunning();
     const h = await harness(host);
-    await h.activator.apply(manifest(next, 1), 'safe-switch');
+    await h.activator.apply(manifest(next, 1), 'safe-switch', 1);
     const before = await switchLog(host);
-    const renewed = await h.activator.apply(manifest(next, 2), 'safe-switch');
+    const renewed = await h.activator.apply(manifest(next, 2), 'safe-switch', 3);
     expect(renewed.phase).toBe('healthy');
     expect(await switchLog(host)).toEqual(before);
     expect(h.phases().slice(-1)).toEqual(['healthy']);
-    expect(h.state.get().highestVersion).toBe(2);
+    // A renewal is an acceptance too: its floor is remembered.
+    expect(h.state.get()).toMatchObject({ highestVersion: 2, highestFloor: 3 });
   });
 
   it('refuses a store path that is not a NixOS system and changes nothing', async () => {
@@ -137,7 +140,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
     const file = join(host.root, `not-a-system-${Date.now()}.txt`);
     await writeFile(file, 'just a file\n');
     const plain = execFileSync('nix-store', ['--add', file], { encoding: 'utf8' }).trim();
-    const result = await h.activator.apply(manifest(plain, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(plain, 1), 'safe-switch', 0);
     expect(result.phase).toBe('refused');
     const report = h.outbox.pending().at(-1)!;
     expect(report.detail.refusal).toBe('not-a-nixos-system');
@@ -158,7 +161,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
       env: separateStoreEnv(join(host.root, 'store-root'), join(host.root, 'home')),
     });
     const h = await harness(host, { nix });
-    const result = await h.activator.apply(manifest(next, 1), 'safe-switch');
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
     expect(result.phase).toBe('refused');
     const report = h.outbox.pending().at(-1)!;
     expect(report.detail.refusal).toBe('untrusted-closure');
@@ -171,7 +174,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('runs a plain switch for action switch, still health-gated and committed', async () => {
     const { host, next } = await hostRunning();
     const h = await harness(host);
-    const result = await h.activator.apply(manifest(next, 1, 'switch'), 'switch');
+    const result = await h.activator.apply(manifest(next, 1, 'switch'), 'switch', 0);
     expect(result.phase).toBe('healthy');
     expect(await switchLog(host)).toEqual([`${next} switch`, `${next} boot`]);
     expect(await realpath(host.profile)).toBe(next);
@@ -180,7 +183,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('sets the boot default for action boot and reports the pending reboot', async () => {
     const { host, prev, next } = await hostRunning();
     const h = await harness(host);
-    const result = await h.activator.apply(manifest(next, 1, 'boot'), 'boot');
+    const result = await h.activator.apply(manifest(next, 1, 'boot'), 'boot', 0);
     expect(result.phase).toBe('pending-reboot');
     expect(await h.current()).toBe(prev);
     expect(await realpath(host.profile)).toBe(next);
@@ -190,7 +193,7 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('dry-activates without changing anything', async () => {
     const { host, prev, next } = await hostRunning();
     const h = await harness(host);
-    const result = await h.activator.apply(manifest(next, 1, 'dry-activate'), 'dry-activate');
+    const result = await h.activator.apply(manifest(next, 1, 'dry-activate'), 'dry-activate', 0);
     expect(result.phase).toBe('dry-activated');
     expect(result.reason).toBe('would restart web.service');
     expect(await h.current()).toBe(prev);

@@ -61,6 +61,20 @@ describe('ControllerClient over real HTTP', () => {
     const result = await client.getManifest();
     expect(!result.ok && result.error).toEqual({ kind: 'http', status: 401, code: 'bad-signature', message: 'challenge signature does not verify' });
   });
+
+  it('binds its challenge signature to the controller it means: one collected by a man in the middle is refused by the real one', async () => {
+    // The host is pointed at an impostor (say, over plain HTTP) that relays everything to the real controller.
+    const relay: typeof fetch = (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      return fetch(new URL(`${url.pathname}${url.search}`, controller.url), init);
+    };
+    const fooled = new ControllerClient({ baseUrl: 'http://impostor.invalid:8420', host: 'web-1', identity, ed25519: tweetnaclEd25519, fetch: relay });
+    const result = await fooled.getManifest();
+    expect(!result.ok && result.error).toMatchObject({ kind: 'http', status: 401, code: 'bad-signature' });
+    // The same relay with the host pointed at the real origin works: only the signed audience differs.
+    const honest = new ControllerClient({ baseUrl: controller.url, host: 'web-1', identity, ed25519: tweetnaclEd25519, fetch: relay });
+    expect((await honest.getManifest()).ok).toBe(true);
+  });
 });
 
 describe('enrollment', () => {

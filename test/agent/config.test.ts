@@ -7,7 +7,8 @@ import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 const releaseKey = formatPublicKey(generateNamedKey('release-1'));
-const minimal = { host: 'web-1', controllerUrl: 'http://127.0.0.1:8420', trustedReleaseKeys: [releaseKey] };
+const controllerKey = formatPublicKey(generateNamedKey('controller-1'));
+const minimal = { host: 'web-1', controllerUrl: 'http://127.0.0.1:8420', trustedReleaseKeys: [releaseKey], trustedControllerKeys: [controllerKey] };
 
 describe('agent config', () => {
   const tmpDir = useTmpDirs();
@@ -27,6 +28,46 @@ describe('agent config', () => {
     expect(result.config.timeouts.realiseMs).toBe(1_800_000);
     expect(result.config.websocket).toBe(true);
     expect(result.config.checkSystemdUnits).toBe('auto');
+    expect(result.config.maxClockSkewMs).toBe(300_000);
+    expect(result.config.maxManifestLifetimeMs).toBe(604_800_000);
+  });
+
+  it('requires at least one trusted controller key, and distinct key names in each list', async () => {
+    const { trustedControllerKeys: _, ...withoutControllerKeys } = minimal;
+    const missing = await configFile(withoutControllerKeys);
+    expect(await loadConfig(missing)).toEqual({ ok: false, message: `config ${missing}: trustedControllerKeys: expected array, received undefined` });
+    const empty = await configFile({ ...minimal, trustedControllerKeys: [] });
+    expect(await loadConfig(empty)).toEqual({ ok: false, message: `config ${empty}: trustedControllerKeys: must contain at least one key` });
+    const twice = await configFile({ ...minimal, trustedControllerKeys: [controllerKey, formatPublicKey(generateNamedKey('controller-1'))] });
+    expect(await loadConfig(twice)).toEqual({ ok: false, message: `config ${twice}: trustedControllerKeys: key name "controller-1" appears twice` });
+  });
+
+  it('refuses substituter options that would let Nix accept unsigned paths, naming the URL and the parameter', async () => {
+    for (const [url, parameter] of [
+      ['https://cache.example.org?trusted=1', 'trusted'],
+      ['https://cache.example.org?priority=10&trusted=true', 'trusted'],
+      ['https://cache.example.org?%74rusted=1', 'trusted'],
+      ['file:///var/cache/nix?require-sigs=false', 'require-sigs'],
+    ]) {
+      const file = await configFile({ ...minimal, substituters: ['https://cache.nixos.org', url] });
+      const result = await loadConfig(file);
+      expect(result.ok).toBe(false);
+      if (result.ok) continue;
+      expect(result.message).toContain(`config ${file}: substituters.1: substituter ${JSON.stringify(url)} has the parameter "${parameter}"`);
+      expect(result.message).toContain('only priority and want-mass-query are allowed');
+    }
+    const smuggled = await loadConfig(await configFile({ ...minimal, substituters: ['https://a.example.org https://b.example.org?trusted=1'] }));
+    expect(!smuggled.ok && smuggled.message).toContain('contains whitespace');
+    const fine = await loadConfig(await configFile({ ...minimal, substituters: ['https://cache.example.org?priority=30&want-mass-query=1', 'http://127.0.0.1:5000'] }));
+    expect(fine.ok).toBe(true);
+  });
+
+  it('takes the time bounds from the file and refuses nonsense', async () => {
+    const result = await loadConfig(await configFile({ ...minimal, maxClockSkewMs: 0, maxManifestLifetimeMs: 86_400_000 }));
+    expect(result.ok && [result.config.maxClockSkewMs, result.config.maxManifestLifetimeMs]).toEqual([0, 86_400_000]);
+    const bad = await configFile({ ...minimal, maxClockSkewMs: -1, maxManifestLifetimeMs: 0 });
+    const refused = await loadConfig(bad);
+    expect(!refused.ok && refused.message).toMatch(/maxClockSkewMs: .*; maxManifestLifetimeMs: /);
   });
 
   it('names the file and the field when the release keys are empty', async () => {

@@ -1,14 +1,15 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig, type AgentConfig } from '../../agent/src/config.js';
 import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
+import { rebootstrap } from '../../agent/src/rebootstrap.js';
+import { STATE_FILE, WATERMARK_FILE } from '../../agent/src/state.js';
 import { resolveSystem } from '../../agent/src/system.js';
-import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { bootInto, buildSystem, fakeHost, type FakeHost } from './activation-fixture.js';
 import { FakeController } from './fake-controller.js';
-import { signedManifest } from './manifests.js';
+import { CONTROLLER_KEY, signedManifest, TRUST } from './manifests.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -19,7 +20,7 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10
   }
 }
 
-const release = generateNamedKey('release-1');
+const release = CONTROLLER_KEY;
 const future = () => ({ issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
 
 describe('the agent daemon end to end (loopback controller stand-in, host in a directory)', () => {
@@ -45,7 +46,7 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
       {
         host: 'web-1',
         controllerUrl: controller.url,
-        trustedReleaseKeys: [formatPublicKey(release)],
+        ...TRUST,
         stateDir: join(host.root, 'state'),
         enrollmentTokenFile: tokenFile,
         pollIntervalMs: 200,
@@ -146,5 +147,70 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
       [1, 'reconciled'],
       [2, 'reconciled'],
     ]);
+  });
+
+  async function restart(agent: RunningAgent, config: AgentConfig, beforeStart: () => Promise<void> = async () => {}): Promise<RunningAgent> {
+    await agent.stop(100);
+    running.splice(running.indexOf(agent), 1);
+    await beforeStart();
+    return start(config);
+  }
+
+  async function refusal(controller: FakeController, version: number) {
+    await until(() => controller.reports.some((r) => r.manifestVersion === version && r.phase === 'refused'));
+    return controller.reports.find((r) => r.manifestVersion === version && r.phase === 'refused')!.detail;
+  }
+
+  it('keeps replay protection when state.json is deleted: an older genuine manifest stays refused', async () => {
+    const { controller, host, config } = await setup();
+    const older = buildSystem(host, 'older');
+    const newer = buildSystem(host, 'newer');
+    const v1 = signedManifest(release, { version: 1, storePath: older, ...future() });
+    let agent = await start(config);
+    controller.setManifest(1, v1);
+    await finalPhase(controller, 1, 'healthy');
+    controller.setManifest(2, signedManifest(release, { version: 2, storePath: newer, ...future() }));
+    await finalPhase(controller, 2, 'healthy');
+
+    agent = await restart(agent, config, () => rm(join(config.stateDir, STATE_FILE)));
+    // Whoever controls the controller's answers now replays v1, genuine and unexpired.
+    controller.setManifest(1, v1);
+    expect(await refusal(controller, 1)).toEqual({ refusal: 'replayed-version', reason: 'version 1 is not above the highest accepted version 2' });
+    expect(await resolveSystem(host.currentSystem)).toBe(newer);
+    expect(agent.state.get()).toMatchObject({ highestVersion: 2, highestStorePath: newer, stateLost: false });
+  });
+
+  it('refuses every manifest with state-lost when both copies are gone, until an operator rebootstraps it', async () => {
+    const { controller, host, config } = await setup();
+    const first = buildSystem(host, 'first');
+    const second = buildSystem(host, 'second');
+    let agent = await start(config);
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: first, ...future() }));
+    await finalPhase(controller, 1, 'healthy');
+
+    agent = await restart(agent, config, async () => {
+      await rm(join(config.stateDir, STATE_FILE));
+      await rm(join(config.stateDir, WATERMARK_FILE));
+    });
+    // It still connects and reports: the stored v1 and a new v2 are both refused, the host stays put.
+    const lost = await refusal(controller, 1);
+    expect(lost.refusal).toBe('state-lost');
+    expect(lost.reason).toContain('shoal-agent rebootstrap --config FILE --min-version N');
+    controller.setManifest(2, signedManifest(release, { version: 2, storePath: second, ...future() }));
+    expect((await refusal(controller, 2)).refusal).toBe('state-lost');
+    expect(await resolveSystem(host.currentSystem)).toBe(first);
+
+    // A restart alone changes nothing: the refusal is remembered, not re-derived, and said at start.
+    agent = await restart(agent, config);
+    expect(agent.state.get().stateLost).toBe(true);
+    await until(() => controller.reports.filter((r) => r.phase === 'reconciled').length === 3);
+    expect(controller.reports.filter((r) => r.phase === 'reconciled').at(-1)!.detail.reason).toMatch(/^state lost: refusing every manifest until `shoal-agent rebootstrap/);
+
+    agent = await restart(agent, config, async () => {
+      const outcome = await rebootstrap({ stateDir: config.stateDir, minVersion: 1, minFloor: 0 });
+      expect(outcome.ok).toBe(true);
+    });
+    await finalPhase(controller, 2, 'healthy');
+    expect(await resolveSystem(host.currentSystem)).toBe(second);
   });
 });

@@ -9,6 +9,7 @@ import {
   AgentMessage,
   AgentRoutes,
   challengeMessage,
+  controllerAudience,
   manifestEtag,
   PROTOCOL_VERSION,
   ReportBatch,
@@ -50,6 +51,11 @@ export class FakeController {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** What a host must have signed to log in here: its challenge bound to this controller's own origin. */
+  private signedFor(host: string, nonce: string, signature: string, key: string): boolean {
+    return tweetnaclEd25519.verify(challengeMessage(host, nonce, controllerAudience(this.url)), fromBase64(signature), fromBase64(key));
   }
 
   async start(port = 0): Promise<void> {
@@ -102,7 +108,7 @@ export class FakeController {
       if (
         !message.success ||
         !key ||
-        !tweetnaclEd25519.verify(challengeMessage(message.data.host, nonce), fromBase64(message.data.signature), fromBase64(key))
+        !this.signedFor(message.data.host, nonce, message.data.signature, key)
       ) {
         ws.close(WsClose.authFailed, 'authentication failed');
         return;
@@ -150,7 +156,7 @@ export class FakeController {
       const key = this.hosts.get(body.host);
       const nonceHost = this.nonces.get(body.nonce);
       this.nonces.delete(body.nonce);
-      if (!key || nonceHost !== body.host || !tweetnaclEd25519.verify(challengeMessage(body.host, body.nonce), fromBase64(body.signature), fromBase64(key))) {
+      if (!key || nonceHost !== body.host || !this.signedFor(body.host, body.nonce, body.signature, key)) {
         return error(401, 'bad-signature', 'challenge signature does not verify');
       }
       const token = randomBytes(16).toString('hex');

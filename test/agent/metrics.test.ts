@@ -13,6 +13,7 @@ const deployed: AgentState = {
   enrolled: true,
   highestVersion: 7,
   highestStorePath: PATH,
+  highestFloor: 3,
   lastResult: { manifestVersion: 7, storePath: PATH, phase: 'rolled-back', at: '2030-01-01T00:00:10Z', reason: 'health check web failed' },
 };
 
@@ -32,6 +33,8 @@ describe('agent metrics textfile', () => {
     expect(sampleValue(families, 'shoal_agent_last_deployment_success', { host: 'web-1', phase: 'rolled-back' })).toBe(0);
     expect(sampleValue(families, 'shoal_agent_last_deployment_version', { host: 'web-1' })).toBe(7);
     expect(sampleValue(families, 'shoal_agent_current_generation', { host: 'web-1' })).toBe(42);
+    expect(sampleValue(families, 'shoal_agent_highest_accepted_floor', { host: 'web-1' })).toBe(3);
+    expect(sampleValue(families, 'shoal_agent_state_lost', { host: 'web-1' })).toBe(0);
     expect(sampleValue(families, 'shoal_agent_current_system_info', { host: 'web-1', store_path: PATH })).toBe(1);
     expect(sampleValue(families, 'shoal_agent_seconds_since_last_contact', { host: 'web-1' })).toBe(90);
   });
@@ -43,6 +46,12 @@ describe('agent metrics textfile', () => {
     expect(families.get('shoal_agent_last_deployment_success')!.samples).toEqual([]);
     expect(families.has('shoal_agent_seconds_since_last_contact')).toBe(false);
     expect(sampleValue(families, 'shoal_agent_highest_accepted_version', { host: 'web-1' })).toBe(0);
+  });
+
+  it('shows a host that refuses everything because its state was lost', () => {
+    const lost = { ...INITIAL_STATE, enrolled: true, stateLost: true };
+    const families = parseExposition(renderAgentMetrics({ host: 'web-1', state: lost, currentSystem: null, generation: null, lastContactMs: null, nowMs: 0 }));
+    expect(sampleValue(families, 'shoal_agent_state_lost', { host: 'web-1' })).toBe(1);
   });
 
   it('writes the file atomically, readable by node-exporter, reading the generation from the profile link', async () => {

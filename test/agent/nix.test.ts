@@ -1,7 +1,9 @@
 import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { gcRootPath, Nix, parsePathInfo } from '../../agent/src/nix.js';
+import { runCommand } from '../../agent/src/exec.js';
+import { gcRootPath, Nix, parsePathInfo, trustOptions } from '../../agent/src/nix.js';
+import { UnsafeSubstituterError } from '../../agent/src/substituters.js';
 import { buildToplevel, newKeyPublic, publishToCache, separateStoreEnv } from './nix-fixture.js';
 import { useTmpDirs } from './tmp-dir.js';
 
@@ -45,6 +47,22 @@ describe('Nix operations (real Nix, separate store)', () => {
     expect(result.failure.command).toContain('nix-store --realise');
     expect(result.failure.outputTail).toContain(`the substitute for '${storePath}' from '${cache.url}' is not signed by any of the keys in 'trusted-public-keys'`);
     expect(await nix.isValid(storePath)).toBe(false);
+  });
+
+  it('never hands Nix a substituter whose options would make it take an unsigned closure (?trusted=1)', async () => {
+    const { dir, storePath, cache, stateDir, env } = await setup();
+    const otherKey = newKeyPublic(dir, 'other-1');
+    const loosened = `${cache.url}?trusted=1`;
+    // The attack is real: given this URL, Nix takes a closure no trusted key signed, require-sigs notwithstanding.
+    const direct = await runCommand(
+      ['nix-store', '--realise', storePath, ...trustOptions({ substituters: [cache.url], trustedPublicKeys: [otherKey] }).map((a) => (a === cache.url ? loosened : a))],
+      { timeoutMs: 60_000, env },
+    );
+    expect(direct.ok).toBe(true);
+    // The agent's wrapper refuses it before Nix ever sees it, whatever the config check let through.
+    const options = { stateDir, substituters: [loosened], trustedPublicKeys: [otherKey], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000, env };
+    expect(() => new Nix(options)).toThrow(UnsafeSubstituterError);
+    expect(() => trustOptions(options)).toThrow(/has the parameter "trusted"/);
   });
 
   it('fails without calling it untrusted when no cache has the path', async () => {

@@ -65,8 +65,9 @@ describe('reconcile after a restart', () => {
   it('only reports where the host stands when nothing was in flight', async () => {
     const { h, host, next } = await setup();
     await h.activator.apply(
-      { protocol: 1, host: 'web-1', version: 1, storePath: next, action: 'safe-switch', rolloutId: null, issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() },
+      { protocol: 1, host: 'web-1', version: 1, storePath: next, action: 'safe-switch', rolloutId: null, issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString(), statement: null },
       'safe-switch',
+      0,
     );
     const logBefore = await readFile(host.log, 'utf8');
     const sizeBefore = h.outbox.size;

@@ -21,7 +21,10 @@ export const LAB_HEALTH_CHECK = {
 export interface LabAgentSettings {
   host: string;
   controllerUrl: string;
+  /** CI's keys ("name:base64"): statements inside assignments must be signed by one. */
   trustedReleaseKeys: string[];
+  /** The controller's keys: assignments must be signed by one. */
+  trustedControllerKeys: string[];
   stateDir: string;
   enrollmentTokenFile: string | null;
   substituters: string[];

@@ -150,6 +150,7 @@ export class Lab {
         return {
           url: controller.url,
           releasePublicKey: controller.releasePublicKey,
+          controllerPublicKey: controller.controllerPublicKey,
           createEnrollmentToken: () => controller.enrollmentToken(),
         };
       },

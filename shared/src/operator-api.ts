@@ -81,6 +81,8 @@ export const EventKind = z.enum([
   'desired-set',
   'manifest-issued',
   'manifest-renewed',
+  /** The controller did not issue a manifest because no trusted release statement authorises its path (data.reason says why). */
+  'manifest-withheld',
   'report',
   'connected',
   'disconnected',

@@ -3,7 +3,7 @@ import { silentLogger } from '../../../shared/src/logger.js';
 import type { Phase } from '../../../shared/src/protocol.js';
 import { RolloutSpec, type RolloutSpecInput, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { storeReports } from '../../../controller/src/reports/store.js';
-import { createRelease } from '../../../controller/src/rollouts/releases.js';
+import { createUnsignedRelease } from '../../../controller/src/rollouts/releases.js';
 import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
 import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
 import { latestManifest } from '../../../controller/src/manifests/issue.js';
@@ -34,8 +34,8 @@ afterEach(() => {
 });
 
 function makeEngine(ctl: TestController): RolloutEngine {
-  const { db, signer, clock, bus, presence, manifestTtlMs } = ctl.deps;
-  return new RolloutEngine({ db, signer, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+  const { db, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
+  return new RolloutEngine({ db, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
 }
 
 function lab(count: number, tags: (i: number) => string[] = () => []): Lab {
@@ -90,9 +90,10 @@ function lab(count: number, tags: (i: number) => string[] = () => []): Lab {
     // Each host tells the controller what it runs now: the system a rollback returns it to.
     self.report(name, 'reconciled', { current: OLD(i + 1) });
   });
-  const created = createRelease(
+  const created = createUnsignedRelease(
     ctl.database.db,
     ctl.clock,
+    ctl.deps.releaseTrust,
     { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: NEW(i + 1) })) },
     'operator:test',
   );

@@ -1,5 +1,6 @@
 ALTER TABLE `manifests` ADD `statement` text;--> statement-breakpoint
 ALTER TABLE `manifests` ADD `statement_floor` integer;--> statement-breakpoint
+ALTER TABLE `operator_tokens` ADD `scope` text DEFAULT 'admin' NOT NULL;--> statement-breakpoint
 ALTER TABLE `release_hosts` ADD `statement` text;--> statement-breakpoint
 ALTER TABLE `release_hosts` ADD `facts` text;--> statement-breakpoint
 CREATE INDEX `release_hosts_host_store_path` ON `release_hosts` (`host`,`store_path`);--> statement-breakpoint

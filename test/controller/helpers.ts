@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
-import { PROTOCOL_VERSION, challengeMessage, type Report } from '../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, challengeMessage, type ReleaseSource, type Report } from '../../shared/src/protocol.js';
+import { signReleaseBundle, type ReleaseBundle, type ReleaseBuildHost } from '../../shared/src/release-statement.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
 import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
@@ -49,7 +50,7 @@ export interface TestController {
   clock: ManualClock;
   /** Signs assignments (manifests). */
   controllerKey: NamedSecretKey;
-  /** CI's release key: trusted in two-key mode, unknown to the controller in single-key mode. */
+  /** CI's release key: trusted in both modes. */
   ciKey: NamedSecretKey;
   /** The controller's own release key in single-key mode; null in two-key mode. */
   singleKey: NamedSecretKey | null;
@@ -66,7 +67,8 @@ export function testKeys(mode: TrustMode): { controllerKey: NamedSecretKey; ciKe
   const controllerKey = generateNamedKey('controller-1');
   const ciKey = generateNamedKey('ci-release-1');
   const singleKey = mode === 'single-key' ? generateNamedKey('single-release-1') : null;
-  return { controllerKey, ciKey, singleKey, trust: mode === 'two-key' ? releaseTrust([ciKey], null) : releaseTrust([], singleKey) };
+  // Single-key mode may trust CI keys too (a fleet moving to two-key mode): both kinds of release then work.
+  return { controllerKey, ciKey, singleKey, trust: releaseTrust([ciKey], singleKey) };
 }
 
 export function testController(options: { manifestTtlMs?: number; pollIntervalMs?: number; mode?: TrustMode; publicUrl?: string } = {}): TestController {
@@ -155,4 +157,26 @@ export function count(ctl: TestController, table: string): number {
 export function snapshot(ctl: TestController): Record<string, number> {
   const tables = ['hosts', 'manifests', 'reports', 'events', 'enrollment_tokens', 'operator_tokens'];
   return Object.fromEntries(tables.map((t) => [t, count(ctl, t)]));
+}
+
+/** What `shoal release sign` makes: a bundle of statements signed by `key` (CI's release key). */
+export function signedBundle(
+  key: NamedSecretKey,
+  name: string,
+  hosts: Array<{ host: string; storePath: string; facts?: ReleaseBuildHost['facts'] }>,
+  options: { floor?: number; source?: ReleaseSource; createdAt?: string } = {},
+): ReleaseBundle {
+  return signReleaseBundle(
+    {
+      protocol: PROTOCOL_VERSION,
+      kind: 'shoal-release-build',
+      name,
+      description: '',
+      source: options.source ?? { revision: 'deadbeef', flakeLockHash: null },
+      createdAt: options.createdAt ?? '2030-01-02T03:04:05.000Z',
+      hosts: hosts.map((h) => ({ host: h.host, storePath: h.storePath, facts: h.facts ?? null })),
+    },
+    key,
+    options.floor ?? 0,
+  );
 }

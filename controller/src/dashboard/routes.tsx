@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import { RolloutAction, type RolloutStatus } from '../../../shared/src/rollout-api.js';
-import { findOperator } from '../auth/operator-tokens.js';
+import { findOperator, scopeAllows } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
@@ -178,6 +178,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (!operator) {
       deps.logger.warn({ remote: c.req.header('x-forwarded-for') ?? null }, 'dashboard sign-in with an unknown operator token');
       return loginForm(c, next, 'That token is not known to this controller, or it was revoked.', 401);
+    }
+    if (!scopeAllows(operator.scope, 'GET', BASE)) {
+      return loginForm(c, next, `That token has scope ${operator.scope}: it may only publish releases, not sign in to the dashboard.`, 403);
     }
     const session = sessions.open(operator);
     deleteCookie(c, LOGIN_COOKIE, { path: `${BASE}/login` });

@@ -97,6 +97,8 @@ export const operatorTokens = sqliteTable(
     id: text('id').primaryKey(),
     name: text('name').notNull(),
     hash: text('hash').notNull(),
+    /** What the token may do (OperatorScope): 'admin' everything, 'ci' only publish releases. */
+    scope: text('scope').notNull().default('admin'),
     createdAt: integer('created_at').notNull(),
     revokedAt: integer('revoked_at'),
   },

@@ -103,7 +103,7 @@ export function authoriseStatement(
   const found = firstTrusted(candidates);
   if (found) return { ok: true, authority: found };
   if (trust.singleKey) return { ok: true, authority: signAdhoc(db, trust.singleKey, host, storePath, options.now) };
-  const stale = candidates.length > 0 ? ` (${candidates.length} stored statement(s) name it, but none is signed by a key in trustedReleaseKeys any more)` : '';
+  const stale = candidates.length > 0 ? ' (statements for it are stored, but none is signed by a key in trustedReleaseKeys any more)' : '';
   return { ok: false, reason: `no CI-signed release statement authorises ${storePath} for ${host}${stale}` };
 }
 

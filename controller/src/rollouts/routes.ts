@@ -35,8 +35,9 @@ export function rolloutRoutes(
 ) {
   const { db, clock } = deps;
   const app = new Hono<OperatorEnv>();
+  // '/releases/*' would match '/releases' too, and its smaller body limit would win.
   app.use('/releases', ...guards.releases);
-  for (const path of ['/releases/*', '/rollouts', '/rollouts/*']) app.use(path, ...guards.rest);
+  for (const path of ['/releases/:name', '/rollouts', '/rollouts/*']) app.use(path, ...guards.rest);
   const actor = (c: { get(key: 'operator'): OperatorIdentity }) => `operator:${c.get('operator').name}`;
   const status = (id: string) => {
     const found = rolloutStatus(db, id, clock.now());

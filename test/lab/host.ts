@@ -16,7 +16,7 @@ export interface HostServices {
   substituters(): string[];
   trustedPublicKeys(): string[];
   /** The controller as this host reaches it, or null when the lab has none running. */
-  controller(): { url: string; releasePublicKey: string; createEnrollmentToken(): Promise<string> } | null;
+  controller(): { url: string; releasePublicKey: string; controllerPublicKey: string; createEnrollmentToken(): Promise<string> } | null;
 }
 
 export interface Activation {
@@ -248,6 +248,7 @@ export class LabHost {
         host: this.name,
         controllerUrl: controller?.url ?? 'http://127.0.0.1:9',
         trustedReleaseKeys: controller ? [controller.releasePublicKey] : [],
+        trustedControllerKeys: controller ? [controller.controllerPublicKey] : [],
         stateDir: this.paths.state,
         enrollmentTokenFile: this.paths.enrollToken,
         substituters: this.services.substituters(),

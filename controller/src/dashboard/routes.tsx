@@ -6,6 +6,7 @@ import { RolloutAction, type RolloutStatus } from '../../../shared/src/rollout-a
 import { findOperator, scopeAllows } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
+import { releaseProvenance } from '../rollouts/releases.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
 import { DASHBOARD_JS } from './client-script.js';
@@ -243,7 +244,8 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   app.get('/rollouts/:id', page, (c) => {
     const status = rolloutStatus(db, c.req.param('id'), clock.now());
     if (!status) return refusal(c, 404, 'No such rollout', `No rollout has the id "${c.req.param('id')}".`, c.get('session'));
-    return html(c, <RolloutPage session={c.get('session')} status={status} failures={failuresOf(status)} now={clock.now()} />);
+    const provenance = releaseProvenance(db, status.release);
+    return html(c, <RolloutPage session={c.get('session')} status={status} provenance={provenance} failures={failuresOf(status)} now={clock.now()} />);
   });
 
   app.get('/live/rollouts/:id', stream, (c) => {

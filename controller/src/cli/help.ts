@@ -36,13 +36,13 @@ public key "NAME:BASE64".
 
 example: shoal keygen --name controller-1 --out /var/lib/secrets/controller.key
          shoal keygen --name ci-release-1 --out ci-release.key`,
-  'token create': `usage: shoal token create --state-dir DIR [--db FILE] [--name N] [--scope admin|ci]
+  'token create': `usage: shoal token create --state-dir DIR [--db FILE] [--name N] [--scope ci]
 
 Creates an operator token by opening the controller's database directly (run it
 on the controller machine) and prints it. --scope ci makes a token that may only
 publish releases (POST /v1/releases): give that one to CI. Default: admin.
 
-example: shoal token create --state-dir /var/lib/shoal-controller --name ci --scope ci`,
+example: shoal token create --state-dir /var/lib/shoal-controller --scope ci`,
   'token list': `usage: shoal token list --state-dir DIR [--db FILE]
 
 Lists operator tokens (ids and names; never the secrets).

@@ -6,8 +6,8 @@ import * as rollouts from './rollout-commands.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
-  keygen --name NAME --out FILE          generate a signing key (controller or CI release key)
-  token create --state-dir DIR [--name N] [--scope admin|ci]   new operator token
+  keygen --name NAME --out FILE          generate a controller or CI release key
+  token create --state-dir DIR [--name N] [--scope ci]   new operator token
   token list --state-dir DIR | token revoke --state-dir DIR ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   host register NAME --public-key B64 [--tag T]...

@@ -82,6 +82,7 @@ async function idleAgent(
     host: 'bench-idle-1',
     controllerUrl: controller.url,
     trustedReleaseKeys: [controller.releasePublicKey],
+    trustedControllerKeys: [controller.controllerPublicKey],
     stateDir,
     enrollmentTokenFile: join(dir, 'enroll-token'),
     websocket: true,

@@ -5,7 +5,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { tweetnaclEd25519 } from '../../shared/src/ed25519.js';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
-import { AgentRoutes, PROTOCOL_VERSION, ServerMessage, challengeMessage, manifestEtag } from '../../shared/src/protocol.js';
+import { AgentRoutes, PROTOCOL_VERSION, ServerMessage, challengeMessage, controllerAudience, manifestEtag } from '../../shared/src/protocol.js';
 import { verifyManifest } from '../../agent/src/verify.js';
 import { wallMs } from '../lib/stats.js';
 import type { PollResult, ReportResult, VerifyResult } from './protocol.js';
@@ -111,7 +111,7 @@ export class SimAgents {
         if (!parsed.success) return;
         const message = parsed.data;
         if (message.type === 'challenge') {
-          const signature = sign(null, challengeMessage(host.name, message.nonce), host.privateKey).toString('base64');
+          const signature = sign(null, challengeMessage(host.name, message.nonce, controllerAudience(this.url)), host.privateKey).toString('base64');
           ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature }));
         } else if (message.type === 'welcome') {
           welcomed = true;

@@ -9,8 +9,10 @@ export interface ControllerProcess {
   url: string;
   pid: number;
   adminToken: string;
-  /** "name:base64", what agents trust. */
+  /** "name:base64", what agents list in trustedReleaseKeys (the bench runs single-key mode). */
   releasePublicKey: string;
+  /** "name:base64", what agents list in trustedControllerKeys. */
+  controllerPublicKey: string;
   child: ChildProcess;
   /** The last lines the controller wrote to stderr (for failure messages). */
   tail(): string;
@@ -19,18 +21,29 @@ export interface ControllerProcess {
 
 /**
  * The real controller (`controller/src/main.ts serve`) as its own process, so its RSS and CPU are
- * its own, on a fresh state dir with a freshly generated release key.
+ * its own, on a fresh state dir with freshly generated keys. Single-key mode: the benchmarks publish
+ * unsigned releases and set desired states directly.
  */
 export async function startControllerProcess(dir: string, cleanup: Cleanup, options: { args?: string[]; nodeArgs?: string[] } = {}): Promise<ControllerProcess> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const key = generateNamedKey('bench-release-1');
   const keyFile = join(dir, 'release.key');
   writeFileSync(keyFile, `${formatSecretKey(key)}\n`, { mode: 0o600 });
+  const controllerKey = generateNamedKey('bench-controller-1');
+  const controllerKeyFile = join(dir, 'controller.key');
+  writeFileSync(controllerKeyFile, `${formatSecretKey(controllerKey)}\n`, { mode: 0o600 });
   const stateDir = join(dir, 'state');
   const child = cleanup.child(
     spawnTs(
       join(REPO_ROOT, 'controller/src/main.ts'),
-      ['serve', '--state-dir', stateDir, '--release-key', keyFile, '--listen', '127.0.0.1:0', ...(options.args ?? [])],
+      [
+        'serve',
+        '--state-dir', stateDir,
+        '--controller-key', controllerKeyFile,
+        '--single-key-release-key', keyFile,
+        '--listen', '127.0.0.1:0',
+        ...(options.args ?? []),
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'], nodeArgs: options.nodeArgs ?? [] },
     ),
   );
@@ -62,6 +75,7 @@ export async function startControllerProcess(dir: string, cleanup: Cleanup, opti
     pid: child.pid!,
     adminToken,
     releasePublicKey: formatPublicKey(key),
+    controllerPublicKey: formatPublicKey(controllerKey),
     child,
     tail: () => lines.slice(-20).join('\n'),
     stop: () =>

@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseListenAddress } from './listen-address.js';
 import { readJsonConfig } from '../../shared/src/config-file.js';
+import { parsePublicKey } from '../../shared/src/keys.js';
 
 /**
  * The controller's configuration file, the one the NixOS module renders. One strict schema with
@@ -20,30 +21,66 @@ const ListenAddress = z.string().superRefine((text, ctx) => {
   }
 });
 
-export const ControllerConfig = z.strictObject({
-  listen: ListenAddress.default('127.0.0.1:8420'),
-  stateDir: AbsolutePath,
-  /** null: controller.sqlite in stateDir. */
-  db: AbsolutePath.nullable().default(null),
-  releaseKeyFile: AbsolutePath,
-  manifestTtlSeconds: Seconds.default(24 * 3600),
-  renewCheckSeconds: Seconds.default(60),
-  pollIntervalSeconds: Seconds.default(30),
-  /** A file holding the bearer token /metrics then requires; null: /metrics is open on the listen address. */
-  metricsTokenFile: AbsolutePath.nullable().default(null),
-  /** Where agents and operators reach the controller when that differs from `listen` (behind a proxy). */
-  publicUrl: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).nullable().default(null),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+const PublicKeyText = z.string().superRefine((text, ctx) => {
+  try {
+    parsePublicKey(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
 });
+
+export const ControllerConfig = z
+  .strictObject({
+    listen: ListenAddress.default('127.0.0.1:8420'),
+    stateDir: AbsolutePath,
+    /** null: controller.sqlite in stateDir. */
+    db: AbsolutePath.nullable().default(null),
+    /** Signs assignments (manifests): "this host, this system, now". Every agent lists its public half in trustedControllerKeys. */
+    controllerKeyFile: AbsolutePath,
+    /**
+     * Single-key mode: the controller also holds a release key and signs release statements itself.
+     * Weaker: whoever takes over the controller can then authorise any system. null (default) is
+     * two-key mode, where only CI holds release keys and the controller cannot load one.
+     */
+    singleKeyReleaseKeyFile: AbsolutePath.nullable().default(null),
+    /** CI's release public keys ("name:base64"): published bundles must verify under one of them. */
+    trustedReleaseKeys: z.array(PublicKeyText).default([]),
+    manifestTtlSeconds: Seconds.default(24 * 3600),
+    renewCheckSeconds: Seconds.default(60),
+    pollIntervalSeconds: Seconds.default(30),
+    /** A file holding the bearer token /metrics then requires; null: /metrics is open on the listen address. */
+    metricsTokenFile: AbsolutePath.nullable().default(null),
+    /** Where agents and operators reach the controller when that differs from `listen` (behind a proxy). */
+    publicUrl: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).nullable().default(null),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((config, ctx) => {
+    if (config.singleKeyReleaseKeyFile === null && config.trustedReleaseKeys.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trustedReleaseKeys'],
+        message:
+          'two-key mode (no singleKeyReleaseKeyFile) needs at least one trusted release key: list CI\'s public release key(s) "name:base64" (or pass --trusted-release-key KEY), or set singleKeyReleaseKeyFile for the weaker single-key mode',
+      });
+    }
+  });
 export type ControllerConfig = z.infer<typeof ControllerConfig>;
 
 export type ControllerConfigResult = { ok: true; config: ControllerConfig } | { ok: false; message: string };
+
+/** Fields of earlier versions, so an old file says what to write instead of only "unknown field". */
+const REPLACED: Record<string, string> = {
+  releaseKeyFile:
+    'no longer exists: the controller key that signs assignments is controllerKeyFile; release statements are signed by CI (trustedReleaseKeys), or by singleKeyReleaseKeyFile in single-key mode',
+};
 
 /** "config FILE: a: message; b: unknown field" — each problem names its field. */
 function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
   const parts = issues.map((issue) => {
     const path = issue.path.map(String).join('.');
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown field`).join('; ');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: ${REPLACED[key] ?? 'unknown field'}`).join('; ');
+    }
     if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
     return `${path || '(top level)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
   });

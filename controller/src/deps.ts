@@ -1,4 +1,5 @@
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
+import { controllerAudience } from '../../shared/src/protocol.js';
 import { ChallengeStore } from './auth/challenges.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
@@ -7,6 +8,7 @@ import { Presence } from './hosts/presence.js';
 import { ManifestBus } from './manifests/bus.js';
 import { ControllerMetrics } from './metrics/controller-metrics.js';
 import type { ManifestSigner } from './manifests/signer.js';
+import type { ReleaseTrust } from './manifests/statements.js';
 import { RolloutEngine } from './rollouts/engine.js';
 
 export const DEFAULT_MANIFEST_TTL_MS = 24 * 3600_000;
@@ -15,7 +17,10 @@ export const DEFAULT_POLL_INTERVAL_MS = 30_000;
 /** Everything the HTTP app, the websocket hub and the renewal timer share. */
 export interface ControllerDeps {
   db: Db;
+  /** The controller key: signs assignments. */
   signer: ManifestSigner;
+  /** Which release statements authorise a system (and, in single-key mode, the key that makes them). */
+  releaseTrust: ReleaseTrust;
   clock: Clock;
   logger: Logger;
   bus: ManifestBus;
@@ -27,11 +32,16 @@ export interface ControllerDeps {
   metrics: ControllerMetrics;
   /** null: /metrics is open. */
   metricsToken: string | null;
+  /** The origin host signatures must name (from publicUrl); null: the origin each request arrived at. */
+  audience: string | null;
 }
 
 export interface DepsOptions {
   db: Db;
   signer: ManifestSigner;
+  releaseTrust: ReleaseTrust;
+  /** The controller's public URL, when configured: host signatures must name its origin (else the request's). */
+  publicUrl?: string | null;
   clock?: Clock;
   logger?: Logger;
   manifestTtlMs?: number;
@@ -46,6 +56,7 @@ export function createDeps(options: DepsOptions): ControllerDeps {
   const shared = {
     db: options.db,
     signer: options.signer,
+    releaseTrust: options.releaseTrust,
     clock,
     logger: options.logger ?? silentLogger(),
     bus: new ManifestBus(),
@@ -59,5 +70,6 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     rollouts: new RolloutEngine(shared),
     metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
     metricsToken: options.metricsToken ?? null,
+    audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
   };
 }

@@ -5,26 +5,39 @@ import { createLogger } from '../../shared/src/logger.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
 import { parseListenAddress } from './listen-address.js';
-import { loadManifestSigner } from './manifests/signer.js';
+import { loadKeys } from './keys.js';
+import { trustMode } from './manifests/statements.js';
 import { startController } from './server.js';
 
-const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [--release-key FILE]
+const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [--controller-key FILE]
+       [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
        [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
        shoal-controller check-config --config FILE [same flags]
 
+Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which
+host runs which system, now. Release statements (which systems a host may run at all) are signed
+by CI with a release key the controller never holds; --trusted-release-key lists CI's public keys,
+and published releases must verify under one of them. Single-key mode (--single-key-release-key)
+lets the controller sign release statements too: simpler, and weaker, because whoever takes over
+the controller can then install anything.
+
 The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoal-controller",
-"db": null, "releaseKeyFile": "/run/secrets/release.key", "manifestTtlSeconds": 86400,
-"renewCheckSeconds": 60, "pollIntervalSeconds": 30, "publicUrl": null, "metricsTokenFile": null,
-"logLevel": "info"}.
-Flags override the file; paths in the file must be absolute.
+"db": null, "controllerKeyFile": "/run/secrets/controller.key",
+"trustedReleaseKeys": ["ci-release-1:BASE64"], "singleKeyReleaseKeyFile": null,
+"manifestTtlSeconds": 86400, "renewCheckSeconds": 60, "pollIntervalSeconds": 30,
+"publicUrl": null, "metricsTokenFile": null, "logLevel": "info"}.
+Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
+be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
 
 example: shoal-controller serve --config /etc/shoal/controller.json --log-level debug`;
 
 const OPTIONS = {
   config: { type: 'string' },
   'state-dir': { type: 'string' },
-  'release-key': { type: 'string' },
+  'controller-key': { type: 'string' },
+  'single-key-release-key': { type: 'string' },
+  'trusted-release-key': { type: 'string', multiple: true },
   listen: { type: 'string' },
   db: { type: 'string' },
   'manifest-ttl-seconds': { type: 'string' },
@@ -44,16 +57,23 @@ function positiveInt(name: string, text: string | undefined): number | undefined
 
 /** Flags and file merged and validated; flag paths are taken relative to the working directory. */
 async function readConfig(args: string[]): Promise<{ config: ControllerConfig; source: string }> {
+  if (args.some((a) => a === '--release-key' || a.startsWith('--release-key='))) {
+    throw new Error(
+      '--release-key no longer exists: pass the key that signs assignments as --controller-key FILE, and either CI\'s public release key(s) as --trusted-release-key NAME:BASE64 or, for the weaker single-key mode, --single-key-release-key FILE',
+    );
+  }
   const { values } = parseArgs({ args, options: OPTIONS, strict: true });
   const file = values.config ? resolve(values.config) : undefined;
   if (!file) {
     if (!values['state-dir']) throw new Error('--state-dir is required (or --config FILE)');
-    if (!values['release-key']) throw new Error('--release-key is required (or --config FILE)');
+    if (!values['controller-key']) throw new Error('--controller-key is required (or --config FILE)');
   }
   const path = (text: string | undefined) => (text === undefined ? undefined : resolve(text));
   const overrides = {
     stateDir: path(values['state-dir']),
-    releaseKeyFile: path(values['release-key']),
+    controllerKeyFile: path(values['controller-key']),
+    singleKeyReleaseKeyFile: path(values['single-key-release-key']),
+    trustedReleaseKeys: values['trusted-release-key'],
     listen: values.listen,
     db: path(values.db),
     manifestTtlSeconds: positiveInt('manifest-ttl-seconds', values['manifest-ttl-seconds']),
@@ -82,8 +102,12 @@ function readMetricsToken(file: string): string {
 async function checkConfig(args: string[]): Promise<void> {
   if (!args.some((a) => a === '--config' || a.startsWith('--config='))) throw new Error('check-config needs --config FILE');
   const { config, source } = await readConfig(args);
-  // The release key is not read: at build time it exists only on the target host.
-  process.stdout.write(`config ${source}: ok (listen ${config.listen}, state ${config.stateDir})\n`);
+  // Key files are not read: at build time they exist only on the target host.
+  const mode =
+    config.singleKeyReleaseKeyFile === null
+      ? `two-key mode, ${config.trustedReleaseKeys.length} trusted release key(s)`
+      : 'single-key mode: a compromised controller can install anything';
+  process.stdout.write(`config ${source}: ok (listen ${config.listen}, state ${config.stateDir}, ${mode})\n`);
 }
 
 async function serve(args: string[]): Promise<void> {
@@ -92,14 +116,22 @@ async function serve(args: string[]): Promise<void> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const { host, port } = parseListenAddress(config.listen);
   const manifestTtlMs = config.manifestTtlSeconds * 1000;
-  const signer = loadManifestSigner(config.releaseKeyFile);
+  const keys = loadKeys(config);
   const logger = createLogger('controller', { level: config.logLevel });
+  if (keys.releaseTrust.singleKey) {
+    logger.warn(
+      { singleKeyReleaseKey: keys.releaseTrust.singleKey.keyId, file: config.singleKeyReleaseKeyFile },
+      'single-key mode: a compromised controller can install anything',
+    );
+  }
   const dbFile = config.db ?? join(stateDir, 'controller.sqlite');
   const metricsToken = config.metricsTokenFile === null ? null : readMetricsToken(config.metricsTokenFile);
 
   const controller = await startController({
     dbFile,
-    signer,
+    signer: keys.signer,
+    releaseTrust: keys.releaseTrust,
+    publicUrl: config.publicUrl,
     host,
     port,
     logger,
@@ -114,7 +146,17 @@ async function serve(args: string[]): Promise<void> {
   const tokenFile = ensureAdminToken(controller.database.db, controller.deps.clock, stateDir);
   if (tokenFile) logger.info({ file: tokenFile }, 'created the first operator token');
   logger.info(
-    { host, port: controller.port, url: controller.url, publicUrl: config.publicUrl, db: dbFile, releaseKey: signer.keyId, manifestTtlMs },
+    {
+      host,
+      port: controller.port,
+      url: controller.url,
+      publicUrl: config.publicUrl,
+      db: dbFile,
+      controllerKey: keys.signer.keyId,
+      trustMode: trustMode(keys.releaseTrust),
+      trustedReleaseKeys: keys.releaseTrust.keys.map((k) => k.keyId),
+      manifestTtlMs,
+    },
     'controller listening',
   );
 

@@ -9,12 +9,17 @@ import { createDeps, type ControllerDeps } from './deps.js';
 import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
+import type { ReleaseTrust } from './manifests/statements.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 
 export interface ControllerOptions {
   dbFile: string;
+  /** The controller key: signs assignments. */
   signer: ManifestSigner;
+  releaseTrust: ReleaseTrust;
+  /** Where agents reach this controller (config publicUrl); host signatures are bound to its origin. null: the origin each request arrived at. */
+  publicUrl?: string | null;
   /** Default 127.0.0.1. */
   host?: string;
   /** 0 picks a free port (see handle.port). */
@@ -56,6 +61,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const deps = createDeps({
     db: database.db,
     signer: options.signer,
+    releaseTrust: options.releaseTrust,
+    publicUrl: options.publicUrl ?? null,
     logger,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.manifestTtlMs ? { manifestTtlMs: options.manifestTtlMs } : {}),

@@ -3,6 +3,13 @@ import { Action, HostName, IsoTime, Phase, PublicKeyBase64, Report, StorePath, T
 
 /** The operator HTTP API (bearer token). The CLI and the dashboard speak only this. */
 
+/**
+ * What an operator token may do. 'admin': everything. 'ci': only publish releases
+ * (POST /v1/releases), so the token a CI job holds cannot move hosts or read the fleet.
+ */
+export const OperatorScope = z.enum(['admin', 'ci']);
+export type OperatorScope = z.infer<typeof OperatorScope>;
+
 export const SetDesiredRequest = z.object({ storePath: StorePath, action: Action.default('safe-switch') }).strict();
 export type SetDesiredRequest = z.infer<typeof SetDesiredRequest>;
 
@@ -81,6 +88,8 @@ export const EventKind = z.enum([
   'desired-set',
   'manifest-issued',
   'manifest-renewed',
+  /** The controller did not issue a manifest because no trusted release statement authorises its path (data.reason says why). */
+  'manifest-withheld',
   'report',
   'connected',
   'disconnected',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Action, HostName, IsoTime, StorePath, Tag } from './protocol.js';
+import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
 
 /** Releases and rollouts over the operator API. */
 
@@ -14,9 +14,25 @@ export const CreateReleaseRequest = z
     source: z.string().max(500).nullable().default(null),
     /** host → store path. Given as a list so duplicates can be named instead of silently merged. */
     hosts: z.array(z.object({ host: HostName, storePath: StorePath }).strict()).min(1).max(100_000),
+    /** Security floor of the statements the controller signs for it (single-key mode only); absent: 0. */
+    floor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .strict();
 export type CreateReleaseRequest = z.infer<typeof CreateReleaseRequest>;
+
+/** Who vouched for a release's systems, and from what. */
+export const ReleaseProvenance = z.object({
+  /** 'ci': a bundle signed offline by a CI release key; 'controller': signed by the controller in single-key mode; null: stored before releases were signed. */
+  signedBy: z.enum(['ci', 'controller']).nullable(),
+  /** Key id(s) of the release key that signed the statements. */
+  keyId: z.string().nullable(),
+  /** When the statements say the release was made. */
+  signedAt: IsoTime.nullable(),
+  floor: z.number().int().nonnegative(),
+  /** Structured source of a signed bundle (git revision, flake.lock hash); null for unsigned releases. */
+  source: ReleaseSource.nullable(),
+});
+export type ReleaseProvenance = z.infer<typeof ReleaseProvenance>;
 
 export const Release = z.object({
   name: ReleaseName,
@@ -24,6 +40,7 @@ export const Release = z.object({
   source: z.string().nullable(),
   createdAt: IsoTime,
   createdBy: z.string(),
+  provenance: ReleaseProvenance,
   hosts: z.array(z.object({ host: HostName, storePath: StorePath })),
 });
 export type Release = z.infer<typeof Release>;

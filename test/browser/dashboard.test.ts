@@ -51,7 +51,7 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium against the fleet 
     for (const name of HOSTS) await controller.waitForHost(name, 'connected', (s) => s.connection !== 'offline', 30_000, context);
     const plan = planRollout(
       RolloutSpec.parse({ release: RELEASE, canary: 1, waves: ['100%'] }),
-      { name: RELEASE, description: '', source: null, createdAt: new Date().toISOString(), createdBy: 'test', hosts: HOSTS.map((host) => ({ host, storePath: fixtures.systems.v2.path })) },
+      { name: RELEASE, hosts: HOSTS.map((host) => ({ host, storePath: fixtures.systems.v2.path })) },
       new Map(),
     );
     if (!plan.ok) throw new Error(plan.problems.join('; '));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
+import { formatPublicKey, formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
 import { parseControllerConfig } from '../../controller/src/config.js';
 
 const CONTROLLER = fileURLToPath(new URL('../../bin/shoal-controller', import.meta.url));
@@ -18,15 +18,17 @@ function configFile(name: string, content: unknown): string {
   return file;
 }
 
-const minimal = { stateDir: '/var/lib/shoal-controller', releaseKeyFile: '/run/credentials/release-key' };
+const CI_KEY = formatPublicKey(generateNamedKey('ci-release-1'));
+const minimal = { stateDir: '/var/lib/shoal-controller', controllerKeyFile: '/run/credentials/controller-key', trustedReleaseKeys: [CI_KEY] };
 
 describe('controller config file', () => {
-  it('fills defaults for everything but the state dir and the release key', () => {
+  it('fills defaults for everything but the state dir, the controller key and the trusted release keys', () => {
     const result = parseControllerConfig(minimal, 'c.json');
     expect(result).toEqual({
       ok: true,
       config: {
         ...minimal,
+        singleKeyReleaseKeyFile: null,
         listen: '127.0.0.1:8420',
         db: null,
         manifestTtlSeconds: 86400,
@@ -41,7 +43,7 @@ describe('controller config file', () => {
 
   it('names every bad field and the file, and refuses unknown keys', () => {
     const result = parseControllerConfig(
-      { stateDir: 'state', releaseKeyFile: '/k', listen: '8420', manifestTtlSecs: 5, renewCheckSeconds: 0, publicUrl: 'shoal.example.org', logLevel: 'loud' },
+      { stateDir: 'state', controllerKeyFile: '/k', trustedReleaseKeys: [CI_KEY, 'ci-2:short'], listen: '8420', manifestTtlSecs: 5, renewCheckSeconds: 0, publicUrl: 'shoal.example.org', logLevel: 'loud' },
       '/etc/shoal/controller.json',
     );
     expect(result.ok).toBe(false);
@@ -52,11 +54,30 @@ describe('controller config file', () => {
       'stateDir: must be an absolute path',
       'renewCheckSeconds: must be at least 1',
       'publicUrl: must be an http:// or https:// URL',
+      'trustedReleaseKeys.1: public key "ci-2" must decode to 32 bytes',
       'logLevel:',
       'manifestTtlSecs: unknown field',
     ]) {
       expect(message).toContain(part);
     }
+  });
+
+  it('refuses two-key mode without a trusted release key, saying what to configure', () => {
+    const result = parseControllerConfig({ ...minimal, trustedReleaseKeys: [] }, 'c.json');
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.message).toContain(
+      'trustedReleaseKeys: two-key mode (no singleKeyReleaseKeyFile) needs at least one trusted release key',
+    );
+  });
+
+  it('accepts single-key mode without trusted release keys', () => {
+    const result = parseControllerConfig({ ...minimal, trustedReleaseKeys: [], singleKeyReleaseKeyFile: '/run/credentials/release-key' }, 'c.json');
+    expect(result.ok).toBe(true);
+  });
+
+  it('tells a file with the old releaseKeyFile what replaced it', () => {
+    const result = parseControllerConfig({ ...minimal, releaseKeyFile: '/k' }, 'c.json');
+    expect(result.ok ? '' : result.message).toMatch(/releaseKeyFile: no longer exists: the controller key that signs assignments is controllerKeyFile/);
   });
 
   it('lets flags replace fields of the file', () => {
@@ -68,15 +89,22 @@ describe('controller config file', () => {
 describe('shoal-controller check-config', () => {
   const check = (file: string) => spawnSync(CONTROLLER, ['check-config', '--config', file], { encoding: 'utf8' });
 
-  it('exits 0 for a good file without reading the release key (it exists only on the target host)', () => {
+  it('exits 0 for a good file without reading the key files (they exist only on the target host)', () => {
     const run = check(configFile('good.json', { ...minimal, db: '/var/lib/shoal-controller/fleet.sqlite', publicUrl: 'https://shoal.example.org' }));
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(run.stdout).toMatch(/: ok \(listen 127\.0\.0\.1:8420/);
+    expect(run.stdout).toMatch(/: ok \(listen 127\.0\.0\.1:8420, .*, two-key mode, 1 trusted release key\(s\)\)/);
+  });
+
+  it('says when a file configures single-key mode, and what that means', () => {
+    const run = check(configFile('single.json', { ...minimal, trustedReleaseKeys: [], singleKeyReleaseKeyFile: '/run/credentials/release-key' }));
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('single-key mode: a compromised controller can install anything');
   });
 
   it.each([
     ['a misspelt key', { ...minimal, pollIntervalSecs: 5 }, /config .*misspelt\.json: pollIntervalSecs: unknown field/],
-    ['a missing release key file', { stateDir: '/var/lib/x' }, /releaseKeyFile: is required/],
+    ['a missing controller key file', { stateDir: '/var/lib/x', trustedReleaseKeys: [CI_KEY] }, /controllerKeyFile: is required/],
+    ['two-key mode without release keys', { stateDir: '/var/lib/x', controllerKeyFile: '/k' }, /trustedReleaseKeys: two-key mode .* needs at least one trusted release key/],
     ['a negative TTL', { ...minimal, manifestTtlSeconds: -1 }, /manifestTtlSeconds: must be at least 1/],
     ['text that is not JSON', '{"stateDir": ', /config .*: not valid JSON/],
   ])('exits 1 and names the field for %s', (what, content, pattern) => {
@@ -97,9 +125,9 @@ describe('shoal-controller check-config', () => {
 
 describe('shoal-controller serve --config', () => {
   it('serves from the file, with flags taking precedence over it', async () => {
-    const keyFile = join(dir, 'release.key');
-    writeFileSync(keyFile, formatSecretKey(generateNamedKey('release-7')), { mode: 0o600 });
-    const file = configFile('serve.json', { stateDir: join(dir, 'state'), releaseKeyFile: keyFile, listen: '127.0.0.1:1', logLevel: 'info' });
+    const keyFile = join(dir, 'controller.key');
+    writeFileSync(keyFile, formatSecretKey(generateNamedKey('controller-7')), { mode: 0o600 });
+    const file = configFile('serve.json', { stateDir: join(dir, 'state'), controllerKeyFile: keyFile, trustedReleaseKeys: [CI_KEY], listen: '127.0.0.1:1', logLevel: 'info' });
     const child = spawn(CONTROLLER, ['serve', '--config', file, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
       createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -108,7 +136,7 @@ describe('shoal-controller serve --config', () => {
       });
       child.on('exit', (code) => reject(new Error(`controller exited with ${code}`)));
     });
-    expect(ready).toMatchObject({ releaseKey: 'release-7', db: join(dir, 'state', 'controller.sqlite') });
+    expect(ready).toMatchObject({ controllerKey: 'controller-7', trustMode: 'two-key', trustedReleaseKeys: ['ci-release-1'], db: join(dir, 'state', 'controller.sqlite') });
     expect(ready.port).not.toBe(1);
     const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');

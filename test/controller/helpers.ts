@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
-import { PROTOCOL_VERSION, challengeMessage, type Report } from '../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, challengeMessage, type ReleaseSource, type Report } from '../../shared/src/protocol.js';
+import { signReleaseBundle, type ReleaseBundle, type ReleaseBuildHost } from '../../shared/src/release-statement.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
 import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
@@ -12,6 +13,7 @@ import { createDeps, type ControllerDeps } from '../../controller/src/deps.js';
 import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createApp } from '../../controller/src/http/app.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
+import { releaseTrust, type ReleaseTrust } from '../../controller/src/manifests/statements.js';
 
 export class ManualClock implements Clock {
   constructor(public ms = Date.parse('2030-01-01T00:00:00Z')) {}
@@ -46,19 +48,36 @@ export interface TestController {
   deps: ControllerDeps;
   app: ReturnType<typeof createApp>;
   clock: ManualClock;
-  releaseKey: NamedSecretKey;
+  /** Signs assignments (manifests). */
+  controllerKey: NamedSecretKey;
+  /** CI's release key: trusted in both modes. */
+  ciKey: NamedSecretKey;
+  /** The controller's own release key in single-key mode; null in two-key mode. */
+  singleKey: NamedSecretKey | null;
   operatorToken: string;
   /** fetch-like call to app.request with the operator token. */
   operator(path: string, init?: RequestInit): Promise<Response>;
   close(): void;
 }
 
-export function testController(options: { manifestTtlMs?: number; pollIntervalMs?: number } = {}): TestController {
+export type TrustMode = 'single-key' | 'two-key';
+
+/** The keys of a test controller: single-key mode (the default, as most tests `set` arbitrary paths) or two-key mode trusting `ciKey`. */
+export function testKeys(mode: TrustMode): { controllerKey: NamedSecretKey; ciKey: NamedSecretKey; singleKey: NamedSecretKey | null; trust: ReleaseTrust } {
+  const controllerKey = generateNamedKey('controller-1');
+  const ciKey = generateNamedKey('ci-release-1');
+  const singleKey = mode === 'single-key' ? generateNamedKey('single-release-1') : null;
+  // Single-key mode may trust CI keys too (a fleet moving to two-key mode): both kinds of release then work.
+  return { controllerKey, ciKey, singleKey, trust: releaseTrust([ciKey], singleKey) };
+}
+
+export function testController(options: { manifestTtlMs?: number; pollIntervalMs?: number; mode?: TrustMode; publicUrl?: string } = {}): TestController {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
   const database = openDatabase(join(dir, 'controller.sqlite'));
   const clock = new ManualClock();
-  const releaseKey = generateNamedKey('release-1');
-  const deps = createDeps({ db: database.db, signer: createManifestSigner(releaseKey), clock, ...options });
+  const { mode = 'single-key', ...rest } = options;
+  const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
+  const deps = createDeps({ db: database.db, signer: createManifestSigner(controllerKey), releaseTrust: trust, clock, ...rest });
   const app = createApp(deps);
   const { token: operatorToken } = createOperatorToken(database.db, clock, 'test-admin');
   return {
@@ -67,7 +86,9 @@ export function testController(options: { manifestTtlMs?: number; pollIntervalMs
     deps,
     app,
     clock,
-    releaseKey,
+    controllerKey,
+    ciKey,
+    singleKey,
     operatorToken,
     operator: (path, init = {}) =>
       Promise.resolve(
@@ -102,9 +123,12 @@ export function registeredHost(ctl: TestController, name: string, tags: string[]
   return host;
 }
 
-/** Signs a challenge the way the agent does: tweetnacl, domain-separated message. */
-export function signChallenge(host: TestHost, nonce: string): string {
-  return toBase64(nacl.sign.detached(challengeMessage(host.name, nonce), host.keys.secretKey));
+/** Where in-memory requests (app.request('/path')) arrive: hono gives them the URL http://localhost/path. */
+export const IN_MEMORY_AUDIENCE = 'http://localhost';
+
+/** Signs a challenge the way the agent does: tweetnacl, domain-separated, for the controller at `audience`. */
+export function signChallenge(host: TestHost, nonce: string, audience: string = IN_MEMORY_AUDIENCE): string {
+  return toBase64(nacl.sign.detached(challengeMessage(host.name, nonce, audience), host.keys.secretKey));
 }
 
 export async function postJson(ctl: TestController, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
@@ -133,4 +157,26 @@ export function count(ctl: TestController, table: string): number {
 export function snapshot(ctl: TestController): Record<string, number> {
   const tables = ['hosts', 'manifests', 'reports', 'events', 'enrollment_tokens', 'operator_tokens'];
   return Object.fromEntries(tables.map((t) => [t, count(ctl, t)]));
+}
+
+/** What `shoal release sign` makes: a bundle of statements signed by `key` (CI's release key). */
+export function signedBundle(
+  key: NamedSecretKey,
+  name: string,
+  hosts: Array<{ host: string; storePath: string; facts?: ReleaseBuildHost['facts'] }>,
+  options: { floor?: number; source?: ReleaseSource; createdAt?: string } = {},
+): ReleaseBundle {
+  return signReleaseBundle(
+    {
+      protocol: PROTOCOL_VERSION,
+      kind: 'shoal-release-build',
+      name,
+      description: '',
+      source: options.source ?? { revision: 'deadbeef', flakeLockHash: null },
+      createdAt: options.createdAt ?? '2030-01-02T03:04:05.000Z',
+      hosts: hosts.map((h) => ({ host: h.host, storePath: h.storePath, facts: h.facts ?? null })),
+    },
+    key,
+    options.floor ?? 0,
+  );
 }

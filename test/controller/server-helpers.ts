@@ -3,17 +3,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import WebSocket from 'ws';
-import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
-import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, type ServerMessage } from '../../shared/src/protocol.js';
+import { toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
+import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, controllerAudience, type ServerMessage } from '../../shared/src/protocol.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { startController, type ControllerHandle, type ControllerOptions } from '../../controller/src/server.js';
-import { newHostKeys, type TestHost } from './helpers.js';
+import { newHostKeys, testKeys, type TestHost, type TrustMode } from './helpers.js';
 
 export interface LiveController {
   handle: ControllerHandle;
-  releaseKey: NamedSecretKey;
+  /** Signs assignments. */
+  controllerKey: NamedSecretKey;
+  ciKey: NamedSecretKey;
+  singleKey: NamedSecretKey | null;
   operatorToken: string;
   register(name: string): TestHost;
   setDesired(host: string, storePath: string): Promise<Response>;
@@ -21,14 +24,23 @@ export interface LiveController {
 }
 
 /** A controller on a real loopback socket with its own SQLite file. */
-export async function liveController(options: Partial<ControllerOptions> = {}): Promise<LiveController> {
+export async function liveController(options: Partial<ControllerOptions> & { mode?: TrustMode } = {}): Promise<LiveController> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-live-'));
-  const releaseKey = generateNamedKey('release-1');
-  const handle = await startController({ dbFile: join(dir, 'controller.sqlite'), signer: createManifestSigner(releaseKey), port: 0, ...options });
+  const { mode = 'single-key', ...rest } = options;
+  const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
+  const handle = await startController({
+    dbFile: join(dir, 'controller.sqlite'),
+    signer: createManifestSigner(controllerKey),
+    releaseTrust: trust,
+    port: 0,
+    ...rest,
+  });
   const { token: operatorToken } = createOperatorToken(handle.database.db, handle.deps.clock, 'test-admin');
   return {
     handle,
-    releaseKey,
+    controllerKey,
+    ciKey,
+    singleKey,
     operatorToken,
     register(name) {
       const host = newHostKeys(name);
@@ -55,7 +67,11 @@ export class AgentSocket {
   private readonly waiting: Array<(message: ServerMessage) => void> = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(url: string) {
+  /** The origin this socket signs for: the controller's, unless a test says otherwise. */
+  readonly audience: string;
+
+  constructor(url: string, options: { audience?: string } = {}) {
+    this.audience = options.audience ?? controllerAudience(url);
     this.ws = new WebSocket(url.replace(/^http/, 'ws') + AgentRoutes.websocket);
     this.ws.on('message', (data) => {
       const message = JSON.parse(data.toString()) as ServerMessage;
@@ -87,7 +103,7 @@ export class AgentSocket {
   /** Answers the challenge as `host`, signing with `keys` (its own unless a test forges). */
   async authenticate(host: TestHost, keys: nacl.SignKeyPair = host.keys): Promise<void> {
     const { nonce } = await this.expect('challenge');
-    const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce), keys.secretKey));
+    const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce, this.audience), keys.secretKey));
     this.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature }));
   }
 

@@ -6,6 +6,7 @@ import { nodeEd25519 } from '../../shared/src/ed25519.js';
 import { signEnvelope, type Envelope } from '../../shared/src/envelope.js';
 import { generateNamedKey, parseSecretKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
 import { MANIFEST_PAYLOAD_TYPE, PROTOCOL_VERSION, type ManifestPayload, type RefusalReason } from '../../shared/src/protocol.js';
+import { signStatement } from '../../shared/src/release-statement.js';
 import type { LabController } from '../lab/controller.js';
 import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
@@ -25,6 +26,9 @@ describe('manifests and closures the agent must refuse', () => {
   let controller: LabController;
   let guard: LabHost;
   let untrustHost: LabHost;
+  /** Signs assignments (what agents list in trustedControllerKeys). */
+  let controllerKey: NamedSecretKey;
+  /** The lab controller runs single-key mode: this release key signs statements, and agents trust it. */
   let releaseKey: NamedSecretKey;
   const context = () => lab.diagnostics();
 
@@ -64,17 +68,29 @@ describe('manifests and closures the agent must refuse', () => {
     }
   }
 
+  /**
+   * A manifest for guard-1 that, unless `overrides` say otherwise, carries a genuine release
+   * statement for its host and store path: each test then fails the one check it is about.
+   */
   function payload(overrides: Partial<ManifestPayload> = {}): ManifestPayload {
     const now = Date.now();
+    const host = overrides.host ?? 'guard-1';
+    const storePath = overrides.storePath ?? fixtures.systems.v2.path;
+    const statement = signStatement(
+      { protocol: PROTOCOL_VERSION, host, storePath, release: 'refusals', source: { revision: null, flakeLockHash: null }, createdAt: new Date(now).toISOString(), floor: 0 },
+      releaseKey,
+      nodeEd25519,
+    );
     return {
       protocol: PROTOCOL_VERSION,
-      host: 'guard-1',
+      host,
       version: 100,
-      storePath: fixtures.systems.v2.path,
+      storePath,
       action: 'safe-switch',
       rolloutId: null,
       issuedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + 3600_000).toISOString(),
+      statement,
       ...overrides,
     };
   }
@@ -114,6 +130,7 @@ describe('manifests and closures the agent must refuse', () => {
     await lab.serveCache();
     const untrustedCache = await lab.serveUntrustedCache();
     controller = await lab.startController();
+    controllerKey = parseSecretKey(readFileSync(controller.options.controllerKey.file, 'utf8'));
     releaseKey = parseSecretKey(readFileSync(controller.options.releaseKey.file, 'utf8'));
     [guard, untrustHost] = await Promise.all([
       lab.addHost('guard-1', { bootstrap: fixtures.systems.base }),
@@ -137,16 +154,16 @@ describe('manifests and closures the agent must refuse', () => {
   afterAll(() => lab?.cleanup());
 
   it('refuses a manifest whose payload was changed after signing (bad signature)', async () => {
-    const genuine = sign(payload({ storePath: fixtures.systems.v2.path }), releaseKey);
+    const genuine = sign(payload({ storePath: fixtures.systems.v2.path }), controllerKey);
     const tampered: Envelope = { ...genuine, payload: toBase64(Buffer.from(JSON.stringify(payload({ storePath: fixtures.systems.failSwitch.path })))) };
-    const report = await expectRefused(tampered, 'bad-signature', /signature by lab-release-1 does not verify/);
+    const report = await expectRefused(tampered, 'bad-signature', /signature by lab-controller-1 does not verify/);
     // Nothing an unverified payload claims is repeated as if it were true.
     expect(report).toMatchObject({ manifestVersion: null, storePath: null });
   });
 
   it('refuses a manifest signed by a key it does not trust', async () => {
-    const rogue = generateNamedKey('rogue-release-1');
-    await expectRefused(sign(payload({ version: 101 }), rogue), 'unknown-key', /signed by rogue-release-1, none of which is a trusted release key/);
+    const rogue = generateNamedKey('rogue-controller-1');
+    await expectRefused(sign(payload({ version: 101 }), rogue), 'unknown-key', /signed by rogue-controller-1, none of which is a trusted/);
   });
 
   it('refuses a genuine manifest of another host', async () => {
@@ -160,18 +177,18 @@ describe('manifests and closures the agent must refuse', () => {
   });
 
   it('refuses a second manifest for an accepted version that names another system (equivocation)', async () => {
-    await expectRefused(sign(payload({ version: 2, storePath: fixtures.systems.v2.path }), releaseKey), 'equivocation', /version 2 was already accepted/);
+    await expectRefused(sign(payload({ version: 2, storePath: fixtures.systems.v2.path }), controllerKey), 'equivocation', /version 2 was already accepted/);
   });
 
   it('refuses an expired manifest', async () => {
     const now = Date.now();
     const expired = payload({ version: 102, issuedAt: new Date(now - 7200_000).toISOString(), expiresAt: new Date(now - 3600_000).toISOString() });
-    await expectRefused(sign(expired, releaseKey), 'expired', /manifest expired at/);
+    await expectRefused(sign(expired, controllerKey), 'expired', /manifest expired at/);
   });
 
   it('refuses a signed manifest whose store path is not a store path', async () => {
     const bad = payload({ version: 103, storePath: '/nix/store/../../etc/shadow' });
-    await expectRefused(sign(bad, releaseKey), 'invalid-store-path', /store path/);
+    await expectRefused(sign(bad, controllerKey), 'invalid-store-path', /store path/);
   });
 
   it('refuses a closure that no trusted cache key signed: Nix does not substitute it and the host is unchanged', async () => {

@@ -12,11 +12,18 @@ import { waitFor } from './wait.js';
 
 export interface ReleaseKey {
   file: string;
-  /** "name:base64", what agents list in trustedReleaseKeys. */
+  /** "name:base64", what agents list in trustedReleaseKeys (or, for the controller key, trustedControllerKeys). */
   publicKey: string;
 }
 
-/** Writes a new release signing key (0600) the way `shoal keygen` would. */
+/**
+ * 'single-key': the controller holds the release key too (--single-key-release-key) and signs
+ * statements for unsigned releases and `set`. 'two-key': it only trusts the release key's public
+ * half (--trusted-release-key); releases must be bundles signed with it.
+ */
+export type LabTrustMode = 'single-key' | 'two-key';
+
+/** Writes a new signing key (0600) the way `shoal keygen` would: a release key or the controller key. */
 export async function createReleaseKey(dir: string, name = 'lab-release-1'): Promise<ReleaseKey> {
   await mkdir(dir, { recursive: true });
   const key = generateNamedKey(name);
@@ -40,7 +47,11 @@ export function freePort(host: string): Promise<number> {
 export interface ControllerOptions {
   repoRoot: string;
   stateDir: string;
+  /** The release key: the controller's own in single-key mode, only the test's (CI's) in two-key mode. */
   releaseKey: ReleaseKey;
+  /** Signs assignments. */
+  controllerKey: ReleaseKey;
+  trust: LabTrustMode;
   /** Address to listen on: 127.0.0.1, or the lab bridge's address when hosts have their own network. */
   host: string;
   port?: number;
@@ -70,8 +81,14 @@ export class LabController {
     return `http://${this.options.host}:${this.port}`;
   }
 
+  /** "name:base64": what agents list in trustedReleaseKeys. */
   get releasePublicKey(): string {
     return this.options.releaseKey.publicKey;
+  }
+
+  /** "name:base64": what agents list in trustedControllerKeys. */
+  get controllerPublicKey(): string {
+    return this.options.controllerKey.publicKey;
   }
 
   get running(): boolean {
@@ -81,7 +98,9 @@ export class LabController {
   /** Starts (or restarts) the controller and waits for its "controller listening" line. */
   async start(): Promise<this> {
     if (this.running) throw new Error('the lab controller is already running');
-    const { repoRoot, stateDir, releaseKey, host } = this.options;
+    const { repoRoot, stateDir, releaseKey, controllerKey, host } = this.options;
+    const trustFlags =
+      this.options.trust === 'single-key' ? ['--single-key-release-key', releaseKey.file] : ['--trusted-release-key', releaseKey.publicKey];
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     this.port ||= this.options.port ?? (await freePort(host));
     if (this.resource) await this.scope.release(this.resource);
@@ -90,7 +109,7 @@ export class LabController {
       process.execPath,
       [
         '--import', 'tsx', join(repoRoot, 'controller/src/main.ts'), 'serve',
-        '--state-dir', stateDir, '--release-key', releaseKey.file, '--listen', `${host}:${this.port}`,
+        '--state-dir', stateDir, '--controller-key', controllerKey.file, ...trustFlags, '--listen', `${host}:${this.port}`,
         ...(this.options.args ?? []),
       ],
       { cwd: repoRoot, logFile: join(stateDir, 'controller.log') },

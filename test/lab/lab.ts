@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { isHostName } from '../../shared/src/names.js';
 import { serveCache, type CacheServer } from './cache-server.js';
 import { ResourceScope } from './cleanup.js';
-import { createReleaseKey, LabController, type ReleaseKey } from './controller.js';
+import { createReleaseKey, LabController, type LabTrustMode, type ReleaseKey } from './controller.js';
 import type { CacheFixture } from './fixtures.js';
 import { LabHost } from './host.js';
 import { LabBridge, sweepStaleNetworks } from './network.js';
@@ -101,13 +101,20 @@ export class Lab {
     return this.untrustedCache;
   }
 
-  /** Starts the controller on a fresh state dir with a fresh release key. */
-  async startController(options: { args?: string[]; releaseKey?: ReleaseKey; port?: number } = {}): Promise<LabController> {
+  /**
+   * Starts the controller on a fresh state dir with fresh keys: a controller key, and a release
+   * key that the controller holds itself (single-key mode, the default: tests create unsigned
+   * releases and `set` any system) or that only the test holds, as CI would (`trust: 'two-key'`;
+   * publish with signed bundles, see controller.releaseKey).
+   */
+  async startController(options: { args?: string[]; releaseKey?: ReleaseKey; port?: number; trust?: LabTrustMode } = {}): Promise<LabController> {
     if (this.controller?.running) throw new Error('this lab already runs a controller; use controller.restart()');
     const stateDir = join(this.dir, 'controller');
-    const releaseKey = options.releaseKey ?? (await createReleaseKey(join(this.dir, 'keys')));
+    const keys = join(this.dir, 'keys');
+    const releaseKey = options.releaseKey ?? (await createReleaseKey(keys));
+    const controllerKey = await createReleaseKey(keys, 'lab-controller-1');
     const controller = new LabController(
-      { repoRoot: REPO_ROOT, stateDir, releaseKey, host: this.serviceAddress, port: options.port, args: options.args },
+      { repoRoot: REPO_ROOT, stateDir, releaseKey, controllerKey, trust: options.trust ?? 'single-key', host: this.serviceAddress, port: options.port, args: options.args },
       this.scope,
     );
     this.controller = controller;

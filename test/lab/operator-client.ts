@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Action } from '../../shared/src/protocol.js';
+import type { ReleaseBundle } from '../../shared/src/release-statement.js';
 import {
   EnrollmentTokenCreated,
   HostEvents,
@@ -104,6 +105,11 @@ export class OperatorClient {
   createRelease(request: Omit<CreateReleaseRequest, 'hosts' | 'description' | 'source'> & Partial<Pick<CreateReleaseRequest, 'description' | 'source'>> & { hosts: CreateReleaseRequest['hosts'] | Record<string, string> }): Promise<Release> {
     const hosts = Array.isArray(request.hosts) ? request.hosts : Object.entries(request.hosts).map(([host, storePath]) => ({ host, storePath }));
     return this.call(Release, 'POST', RolloutRoutes.releases, { ...request, hosts });
+  }
+
+  /** Publishes a CI-signed bundle (what `shoal release publish` sends); the only way in a two-key lab. */
+  publishBundle(bundle: ReleaseBundle): Promise<Release> {
+    return this.call(Release, 'POST', RolloutRoutes.releases, bundle);
   }
 
   /** The dry-run plan: which hosts go in which wave, without starting anything. */

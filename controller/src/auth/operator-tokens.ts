@@ -1,4 +1,5 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
+import type { OperatorScope } from '../../../shared/src/operator-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { prepared } from '../db/prepared.js';
@@ -8,24 +9,26 @@ import { newId, newSecret, sha256Hex } from '../secrets.js';
 export interface OperatorIdentity {
   id: string;
   name: string;
+  scope: OperatorScope;
 }
 
-export function createOperatorToken(db: Db, clock: Clock, name: string): { id: string; token: string } {
+export function createOperatorToken(db: Db, clock: Clock, name: string, scope: OperatorScope = 'admin'): { id: string; token: string; scope: OperatorScope } {
   const token = newSecret('shoal_op');
   const id = newId();
-  db.insert(operatorTokens).values({ id, name, hash: sha256Hex(token), createdAt: clock.now() }).run();
-  return { id, token };
+  db.insert(operatorTokens).values({ id, name, scope, hash: sha256Hex(token), createdAt: clock.now() }).run();
+  return { id, token, scope };
 }
 
 export function findOperator(db: Db, token: string): OperatorIdentity | null {
   const row = prepared(db, 'operatorTokens.byHash', () =>
     db
-      .select({ id: operatorTokens.id, name: operatorTokens.name })
+      .select({ id: operatorTokens.id, name: operatorTokens.name, scope: operatorTokens.scope })
       .from(operatorTokens)
       .where(and(eq(operatorTokens.hash, sql.placeholder('hash')), isNull(operatorTokens.revokedAt)))
       .prepare(),
   ).get({ hash: sha256Hex(token) });
-  return row ?? null;
+  // An unknown scope (a newer controller's, after a downgrade) grants the least: publishing releases.
+  return row ? { ...row, scope: row.scope === 'admin' ? 'admin' : 'ci' } : null;
 }
 
 export function hasActiveOperatorToken(db: Db): boolean {
@@ -33,7 +36,15 @@ export function hasActiveOperatorToken(db: Db): boolean {
 }
 
 export function listOperatorTokens(db: Db) {
-  return db.select({ id: operatorTokens.id, name: operatorTokens.name, createdAt: operatorTokens.createdAt, revokedAt: operatorTokens.revokedAt }).from(operatorTokens).all();
+  return db
+    .select({ id: operatorTokens.id, name: operatorTokens.name, scope: operatorTokens.scope, createdAt: operatorTokens.createdAt, revokedAt: operatorTokens.revokedAt })
+    .from(operatorTokens)
+    .all();
+}
+
+/** Whether a token of `scope` may make this request. The one place scopes are decided. */
+export function scopeAllows(scope: OperatorScope, method: string, path: string): boolean {
+  return scope === 'admin' || (method === 'POST' && path === '/v1/releases');
 }
 
 /** Returns false when no active token has that id. */

@@ -7,6 +7,7 @@ import {
   HostList,
   HostStatus,
   ManifestSummary,
+  OperatorScope,
   type HostEvent,
 } from '../../../shared/src/operator-api.js';
 import { Action } from '../../../shared/src/protocol.js';
@@ -66,8 +67,12 @@ function withLocalDatabase<T>(command: string, values: Record<string, unknown>, 
 }
 
 export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { ...LOCAL_DB_OPTIONS, name: { type: 'string' } }, []);
-  const created = withLocalDatabase('token create', values, (database) => createOperatorToken(database.db, systemClock, str(values.name) ?? 'operator'));
+  const { values } = parse(args, { ...LOCAL_DB_OPTIONS, name: { type: 'string' }, scope: { type: 'string', default: 'admin' } }, []);
+  const scope = OperatorScope.safeParse(str(values.scope));
+  if (!scope.success) throw new CliError(`--scope must be one of ${OperatorScope.options.join(', ')}, got ${JSON.stringify(str(values.scope))}`, 2);
+  const created = withLocalDatabase('token create', values, (database) =>
+    createOperatorToken(database.db, systemClock, str(values.name) ?? 'operator', scope.data),
+  );
   if (values.json) json(io, created);
   else io.stdout(`${created.token}\n`);
 }
@@ -77,11 +82,12 @@ export async function tokenList(args: string[], io: CliIo): Promise<void> {
   const tokens = withLocalDatabase('token list', values, (database) => listOperatorTokens(database.db)).map((t) => ({
     id: t.id,
     name: t.name,
+    scope: t.scope,
     createdAt: iso(t.createdAt),
     revokedAt: t.revokedAt === null ? null : iso(t.revokedAt),
   }));
   if (values.json) json(io, { tokens });
-  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
+  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(5)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
 }
 
 export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {

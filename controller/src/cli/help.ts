@@ -28,16 +28,21 @@ connection: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
 export const HELP: Record<string, string> = {
   keygen: `usage: shoal keygen --name NAME --out FILE
 
-Generates the release signing key. Writes the secret key to FILE (mode 0600)
-and prints the public key "NAME:BASE64" that agents trust.
+Generates an Ed25519 signing key: the controller key (signs assignments; agents
+list it in trustedControllerKeys) or a CI release key (signs release statements,
+kept by CI, never by the controller; agents and the controller list it in
+trustedReleaseKeys). Writes the secret key to FILE (mode 0600) and prints the
+public key "NAME:BASE64".
 
-example: shoal keygen --name release-1 --out /var/lib/secrets/release.key`,
-  'token create': `usage: shoal token create --state-dir DIR [--db FILE] [--name N]
+example: shoal keygen --name controller-1 --out /var/lib/secrets/controller.key
+         shoal keygen --name ci-release-1 --out ci-release.key`,
+  'token create': `usage: shoal token create --state-dir DIR [--db FILE] [--name N] [--scope ci]
 
 Creates an operator token by opening the controller's database directly (run it
-on the controller machine) and prints it.
+on the controller machine) and prints it. --scope ci makes a token that may only
+publish releases (POST /v1/releases): give that one to CI. Default: admin.
 
-example: shoal token create --state-dir /var/lib/shoal-controller --name ci`,
+example: shoal token create --state-dir /var/lib/shoal-controller --scope ci`,
   'token list': `usage: shoal token list --state-dir DIR [--db FILE]
 
 Lists operator tokens (ids and names; never the secrets).

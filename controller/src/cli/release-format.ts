@@ -1,4 +1,4 @@
-import type { Release } from '../../../shared/src/rollout-api.js';
+import type { Release, ReleaseProvenance } from '../../../shared/src/rollout-api.js';
 import { splitStorePath } from '../../../shared/src/store-path.js';
 import { fit } from './format.js';
 
@@ -21,9 +21,20 @@ export function releaseListTable(releases: ReadonlyArray<Omit<Release, 'hosts'> 
   return `${lines.join('\n')}\n`;
 }
 
+/** Who vouched for the release, with what key and when, and what it was built from. */
+export function provenanceLines(provenance: ReleaseProvenance): string[] {
+  const { signedBy, keyId, signedAt, floor, source } = provenance;
+  if (signedBy === null) return ['not signed (stored before releases carried signed statements)'];
+  const who = signedBy === 'ci' ? `CI key ${keyId ?? '?'}` : `this controller's single key ${keyId ?? '?'} (single-key mode)`;
+  const lines = [`signed by ${who}${signedAt ? ` at ${shortTime(signedAt)}` : ''}, floor ${floor}`];
+  if (source) lines.push(`built from revision ${source.revision ?? '(none: not a clean git tree)'}${source.flakeLockHash ? `, flake.lock sha256 ${source.flakeLockHash}` : ''}`);
+  return lines;
+}
+
 export function releaseLines(release: Release): string {
   const lines = [
     `release ${release.name}: ${release.hosts.length} host${release.hosts.length === 1 ? '' : 's'}, created ${shortTime(release.createdAt)} by ${release.createdBy}`,
+    ...provenanceLines(release.provenance),
   ];
   if (release.source) lines.push(`source ${release.source}`);
   if (release.description) lines.push(fit(release.description, 80).trimEnd());

@@ -7,8 +7,8 @@ import { didYouMean } from './suggest.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
-  keygen --name NAME --out FILE          generate the release signing key
-  token create --state-dir DIR [--name N]   new operator token (opens the DB)
+  keygen --name NAME --out FILE          generate a controller or CI release key
+  token create --state-dir DIR [--name N] [--scope ci]   new operator token
   token list --state-dir DIR | token revoke --state-dir DIR ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   host register NAME --public-key B64 [--tag T]...

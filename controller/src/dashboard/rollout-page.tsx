@@ -1,4 +1,4 @@
-import type { RolloutAction, RolloutList, RolloutState, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import type { ReleaseProvenance, RolloutAction, RolloutList, RolloutState, RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { barPhase, clockTime, type BarPhase } from './format.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
 import type { FailureReport } from './queries.js';
@@ -224,9 +224,24 @@ export function FailureDetail(props: { failure: NonNullable<FailureReport['failu
   );
 }
 
+/** Who vouched for the release this rollout deploys: CI (and from which source) or this controller. */
+export function ReleaseProvenanceLine(props: { provenance: ReleaseProvenance | null; now: number }) {
+  const p = props.provenance;
+  if (!p || p.signedBy === null) return <p class="muted" data-provenance="unsigned">Release not signed (stored before releases carried signed statements).</p>;
+  const who = p.signedBy === 'ci' ? `CI release key ${p.keyId ?? '?'}` : `this controller's single key ${p.keyId ?? '?'} (single-key mode)`;
+  return (
+    <p class="muted" data-provenance={p.signedBy}>
+      Release signed by {who}
+      {p.signedAt ? `, ${clockTime(p.signedAt, props.now)}` : ''}; floor {p.floor}
+      {p.source ? `; built from revision ${p.source.revision ?? '(none)'}${p.source.flakeLockHash ? `, flake.lock sha256 ${p.source.flakeLockHash.slice(0, 12)}…` : ''}` : ''}.
+    </p>
+  );
+}
+
 export function RolloutPage(props: {
   session: DashboardSession;
   status: RolloutStatus;
+  provenance: ReleaseProvenance | null;
   failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>;
   now: number;
 }) {
@@ -243,6 +258,7 @@ export function RolloutPage(props: {
           {status.finishedAt ? `, finished ${clockTime(status.finishedAt, props.now)}` : ''}; action {status.spec.action}, bake {status.spec.bakeSeconds} s, on failure{' '}
           {status.spec.onFailure}.
         </p>
+        <ReleaseProvenanceLine provenance={props.provenance} now={props.now} />
         <LiveState renderedAt={new Date(props.now).toISOString()} />
         <div id="rollout-summary" aria-live="polite">
           {fragments['rollout-summary']}

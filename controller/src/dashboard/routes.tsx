@@ -3,9 +3,10 @@ import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import { RolloutAction, type RolloutStatus } from '../../../shared/src/rollout-api.js';
-import { findOperator } from '../auth/operator-tokens.js';
+import { findOperator, scopeAllows } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
+import { releaseProvenance } from '../rollouts/releases.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
 import { DASHBOARD_JS } from './client-script.js';
@@ -179,6 +180,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
       deps.logger.warn({ remote: c.req.header('x-forwarded-for') ?? null }, 'dashboard sign-in with an unknown operator token');
       return loginForm(c, next, 'That token is not known to this controller, or it was revoked.', 401);
     }
+    if (!scopeAllows(operator.scope, 'GET', BASE)) {
+      return loginForm(c, next, `That token has scope ${operator.scope}: it may only publish releases, not sign in to the dashboard.`, 403);
+    }
     const session = sessions.open(operator);
     deleteCookie(c, LOGIN_COOKIE, { path: `${BASE}/login` });
     setCookie(c, SESSION_COOKIE, session.id, cookieOptions(c, BASE));
@@ -240,7 +244,8 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   app.get('/rollouts/:id', page, (c) => {
     const status = rolloutStatus(db, c.req.param('id'), clock.now());
     if (!status) return refusal(c, 404, 'No such rollout', `No rollout has the id "${c.req.param('id')}".`, c.get('session'));
-    return html(c, <RolloutPage session={c.get('session')} status={status} failures={failuresOf(status)} now={clock.now()} />);
+    const provenance = releaseProvenance(db, status.release);
+    return html(c, <RolloutPage session={c.get('session')} status={status} provenance={provenance} failures={failuresOf(status)} now={clock.now()} />);
   });
 
   app.get('/live/rollouts/:id', stream, (c) => {

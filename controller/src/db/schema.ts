@@ -36,6 +36,13 @@ export const manifests = sqliteTable(
     expiresAt: integer('expires_at').notNull(),
     /** The DSSE envelope exactly as sent to agents (JSON text). */
     envelope: text('envelope').notNull(),
+    /**
+     * The release statement the assignment carries (DSSE envelope, JSON text) and its floor: kept
+     * so renewals re-sign the same authority and a rollback can find what authorised a system.
+     * null only for manifests issued before statements existed.
+     */
+    statement: text('statement'),
+    statementFloor: integer('statement_floor'),
   },
   (t) => [primaryKey({ columns: [t.host, t.version] })],
 );
@@ -90,6 +97,8 @@ export const operatorTokens = sqliteTable(
     id: text('id').primaryKey(),
     name: text('name').notNull(),
     hash: text('hash').notNull(),
+    /** What the token may do (OperatorScope): 'admin' everything, 'ci' only publish releases. */
+    scope: text('scope').notNull().default('admin'),
     createdAt: integer('created_at').notNull(),
     revokedAt: integer('revoked_at'),
   },
@@ -105,9 +114,20 @@ export type EventRow = typeof events.$inferSelect;
 export const releases = sqliteTable('releases', {
   name: text('name').primaryKey(),
   description: text('description').notNull(),
+  /** Free text of an unsigned (single-key) release; signed releases have sourceRevision / sourceFlakeLockHash. */
   source: text('source'),
   createdAt: integer('created_at').notNull(),
   createdBy: text('created_by').notNull(),
+  /** The security floor every statement of the release carries. */
+  floor: integer('floor').notNull().default(0),
+  /** Key id that signed the statements; null for releases stored before statements existed. */
+  keyId: text('key_id'),
+  /** 'ci' (a published bundle) or 'controller' (single-key mode signed it); null: before statements existed. */
+  signedBy: text('signed_by'),
+  /** The createdAt the statements carry (when CI made the release). */
+  signedAt: integer('signed_at'),
+  sourceRevision: text('source_revision'),
+  sourceFlakeLockHash: text('source_flake_lock_hash'),
 });
 
 export const releaseHosts = sqliteTable(
@@ -120,8 +140,12 @@ export const releaseHosts = sqliteTable(
       .notNull()
       .references(() => hosts.name, { onDelete: 'cascade' }),
     storePath: text('store_path').notNull(),
+    /** The host's release statement (DSSE envelope, JSON text), verified when the release was stored. */
+    statement: text('statement'),
+    /** SystemFacts of the store path as CI measured them (closure size, kernel, …); null when not given. */
+    facts: text('facts', { mode: 'json' }).$type<Record<string, unknown>>(),
   },
-  (t) => [primaryKey({ columns: [t.release, t.host] })],
+  (t) => [primaryKey({ columns: [t.release, t.host] }), index('release_hosts_host_store_path').on(t.host, t.storePath)],
 );
 
 /**

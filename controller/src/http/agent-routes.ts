@@ -15,7 +15,7 @@ import {
   type ReportAck,
   type Session,
 } from '../../../shared/src/protocol.js';
-import { verifyHostProof } from '../auth/host-signature.js';
+import { expectedAudience, verifyHostProof } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
@@ -131,7 +131,8 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
 
   app.post('/session', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, SessionRequest);
-    const proof = verifyHostProof(db, challenges, request.host, request.nonce, request.signature);
+    const audience = expectedAudience(deps.audience, c.req.url);
+    const proof = verifyHostProof(db, challenges, request.host, request.nonce, request.signature, audience);
     if (!proof.ok) throw new ApiError(proof.reason === 'unknown-host' ? 404 : 401, proof.reason, proof.message);
     const session = sessions.create(request.host);
     presence.seen(request.host);

@@ -12,9 +12,12 @@ import { webhookRoutes } from '../webhooks/routes.js';
 export interface AppLimits {
   maxBodyBytes: number;
   maxReportBodyBytes: number;
+  /** POST /v1/releases: a signed bundle carries a statement per host, about 1.5 KB each. */
+  maxReleaseBodyBytes: number;
 }
 
-export const DEFAULT_LIMITS: AppLimits = { maxBodyBytes: 64 * 1024, maxReportBodyBytes: 1024 * 1024 };
+/** Releases: 32 MiB holds a signed bundle of about 20,000 hosts. */
+export const DEFAULT_LIMITS: AppLimits = { maxBodyBytes: 64 * 1024, maxReportBodyBytes: 1024 * 1024, maxReleaseBodyBytes: 32 * 1024 * 1024 };
 
 /** The controller's HTTP surface. Every error, from any route, is rendered by the one onError. */
 export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMITS, dashboard: DashboardOptions = {}) {
@@ -26,8 +29,15 @@ export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMI
   app.get('/metrics', metricsHandler(deps.metrics, deps.metricsToken));
   app.route('/v1/agent', agentRoutes(deps, limits));
   app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
-  // Releases name every host of a fleet: they may be far larger than a single operator request.
-  app.route('/v1', rolloutRoutes(deps, deps.rollouts, operatorGuard(deps.db, limits.maxReportBodyBytes * 8)));
+  // Rollout specs may list every host of a fleet, and a release carries a signed statement per host:
+  // both may be far larger than a single operator request.
+  app.route(
+    '/v1',
+    rolloutRoutes(deps, deps.rollouts, {
+      releases: operatorGuard(deps.db, limits.maxReleaseBodyBytes),
+      rest: operatorGuard(deps.db, limits.maxReportBodyBytes * 8),
+    }),
+  );
   app.route('/v1', webhookRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
   app.notFound((c) => {
     throw new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`);

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { findOperator, type OperatorIdentity } from '../auth/operator-tokens.js';
+import { findOperator, scopeAllows, type OperatorIdentity } from '../auth/operator-tokens.js';
 import type { Db } from '../db/open.js';
 import { ApiError } from './errors.js';
 import { bearerToken, limitBody } from './request.js';
@@ -13,6 +13,13 @@ export function operatorAuth(db: Db): MiddlewareHandler<OperatorEnv> {
     if (token === null) throw new ApiError(401, 'missing-token', 'operator API needs "Authorization: Bearer <token>"');
     const operator = token ? findOperator(db, token) : null;
     if (!operator) throw new ApiError(401, 'invalid-token', 'operator token is not known to this controller or was revoked');
+    if (!scopeAllows(operator.scope, c.req.method, c.req.path)) {
+      throw new ApiError(
+        403,
+        'insufficient-scope',
+        `operator token "${operator.name}" has scope ${operator.scope}, which may only publish releases (POST /v1/releases); ${c.req.method} ${c.req.path} needs an admin token`,
+      );
+    }
     c.set('operator', operator);
     await next();
   };

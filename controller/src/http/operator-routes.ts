@@ -69,7 +69,11 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
       { host: name, storePath: request.storePath, action: request.action, rolloutId: null },
       { kind: 'desired-set', actor: `operator:${c.get('operator').name}` },
     );
-    if (!outcome.ok) throw unknownHost(name);
+    if (!outcome.ok) {
+      if (outcome.reason === 'unknown-host') throw unknownHost(name);
+      // Two-key mode: only a CI-signed statement (a published release) can authorise a system.
+      throw new ApiError(409, 'no-release-statement', outcome.message);
+    }
     return c.json(toSummary(outcome.manifest));
   });
 

@@ -9,10 +9,12 @@ import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
+import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
 
 export interface IssueDeps {
   db: Db;
   signer: ManifestSigner;
+  releaseTrust: ReleaseTrust;
   clock: Clock;
   bus: ManifestBus;
   manifestTtlMs: number;
@@ -23,6 +25,8 @@ export interface DesiredState {
   storePath: string;
   action: Action;
   rolloutId: string | null;
+  /** The release statement the assignment carries (see authoriseStatement). */
+  authority: Authority;
 }
 
 export interface IssueCause {
@@ -30,19 +34,23 @@ export interface IssueCause {
   actor: string;
 }
 
-export type IssueOutcome = { ok: true; manifest: ManifestRow } | { ok: false; reason: 'unknown-host'; message: string };
+export type IssueOutcome =
+  | { ok: true; manifest: ManifestRow }
+  | { ok: false; reason: 'unknown-host' | 'not-authorised'; message: string };
 
 /**
- * Makes `desired` the host's new desired state: the next version for that host, signed, stored
- * and logged in one transaction, then announced (only after commit, so nobody is told of a
- * manifest that a rollback could take back).
+ * Makes `desired` the host's new desired state: the next version for that host, carrying the
+ * release statement that authorises its store path, signed, stored and logged in one transaction,
+ * then announced (only after commit, so nobody is told of a manifest that a rollback could take back).
  */
-export function issueManifest(deps: IssueDeps, desired: DesiredState, cause: IssueCause): IssueOutcome {
+export function issueManifest(deps: IssueDeps, desired: Omit<DesiredState, 'authority'>, cause: IssueCause): IssueOutcome {
   const now = deps.clock.now();
   const outcome = deps.db.transaction((tx): IssueOutcome => {
     const host = tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, desired.host)).get();
     if (!host) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(desired.host)}` };
-    return { ok: true, manifest: issueInTransaction(tx, deps.signer, now, deps.manifestTtlMs, desired, cause) };
+    const authorised = authoriseStatement(deps.db, deps.releaseTrust, desired.host, desired.storePath, { now });
+    if (!authorised.ok) return { ok: false, reason: 'not-authorised', message: authorised.reason };
+    return { ok: true, manifest: issueInTransaction(tx, deps.signer, now, deps.manifestTtlMs, { ...desired, authority: authorised.authority }, cause) };
   });
   if (outcome.ok) deps.bus.publish(published(outcome.manifest));
   return outcome;
@@ -86,6 +94,7 @@ export function issueInTransaction(
     rolloutId: desired.rolloutId,
     issuedAt: iso(now),
     expiresAt: iso(now + ttlMs),
+    statement: desired.authority.envelope,
   };
   const envelope = signer.sign(Buffer.from(JSON.stringify(payload), 'utf8'));
   const row: ManifestRow = {
@@ -97,6 +106,8 @@ export function issueInTransaction(
     issuedAt: now,
     expiresAt: now + ttlMs,
     envelope: JSON.stringify(envelope),
+    statement: desired.authority.text,
+    statementFloor: desired.authority.floor,
   };
   envelopes.set(row, envelope);
   prepared(tx, 'manifests.insert', () =>
@@ -111,6 +122,8 @@ export function issueInTransaction(
         issuedAt: sql.placeholder('issuedAt'),
         expiresAt: sql.placeholder('expiresAt'),
         envelope: sql.placeholder('envelope'),
+        statement: sql.placeholder('statement'),
+        statementFloor: sql.placeholder('statementFloor'),
       })
       .prepare(),
   ).run(row);
@@ -122,7 +135,7 @@ export function issueInTransaction(
     at: now,
     kind: cause.kind,
     actor: cause.actor,
-    data: { version, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId },
+    data: { version, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId, floor: desired.authority.floor },
   });
   return row;
 }

@@ -1,10 +1,14 @@
 import { and, eq, lte, sql } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Envelope } from '../../../shared/src/envelope.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Action } from '../../../shared/src/protocol.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import type { Db } from '../db/open.js';
+import { statement } from '../db/prepared.js';
+import { appendEvent } from '../events.js';
 import { issueInTransaction, published, type IssueDeps } from './issue.js';
+import { authoriseStatement, signedByTrustedKey, type Authority } from './statements.js';
 
 /** Signatures per transaction before yielding to the event loop, so agents keep being served during a big renewal. */
 const BATCH_SIZE = 250;
@@ -21,6 +25,8 @@ export function manifestsDueForRenewal(db: Db, dueBy: number): ManifestRow[] {
       issuedAt: manifests.issuedAt,
       expiresAt: manifests.expiresAt,
       envelope: manifests.envelope,
+      statement: manifests.statement,
+      statementFloor: manifests.statementFloor,
     })
     .from(hosts)
     .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
@@ -34,10 +40,31 @@ export function manifestsDueForRenewal(db: Db, dueBy: number): ManifestRow[] {
     .all();
 }
 
+/** Without a statement the agent would refuse the renewal anyway. Logged once per manifest: it stays due on every pass. */
+function withhold(db: Db, manifest: ManifestRow, reason: string, at: number): void {
+  const said = statement(db, `select 1 from events where host = ? and kind = 'manifest-withheld' and json_extract(data, '$.version') = ? limit 1`);
+  if (said.get(manifest.host, manifest.version) !== undefined) return;
+  appendEvent(db, { host: manifest.host, at, kind: 'manifest-withheld', actor: 'controller', data: { version: manifest.version, storePath: manifest.storePath, reason } });
+}
+
 /**
- * Re-signs the unchanged desired state (same store path, action and rollout; a new version) of
- * every host whose manifest expires within a third of the TTL, so that a quiet host never holds an
- * expired one. Returns how many manifests were renewed.
+ * The statement a renewal carries: the one the manifest carried (renewing changes when, not what),
+ * unless its key is no longer trusted (rotated out) or it has none (issued before statements
+ * existed); then whatever authorises the path now.
+ */
+function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Authority | string {
+  if (old.statement !== null) {
+    const envelope = JSON.parse(old.statement) as Envelope;
+    if (signedByTrustedKey(deps.releaseTrust, envelope)) return { envelope, text: old.statement, floor: old.statementFloor ?? 0 };
+  }
+  const authorised = authoriseStatement(deps.db, deps.releaseTrust, old.host, old.storePath, { now });
+  return authorised.ok ? authorised.authority : authorised.reason;
+}
+
+/**
+ * Re-signs the unchanged desired state (same store path, action, rollout and release statement; a
+ * new version) of every host whose manifest expires within a third of the TTL, so that a quiet
+ * host never holds an expired one. Returns how many manifests were renewed.
  */
 export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
   const now = deps.clock.now();
@@ -53,14 +80,19 @@ export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
         // The operator may have set a new desired state while we yielded; that one is fresh already.
         const current = tx.select({ desiredVersion: hosts.desiredVersion }).from(hosts).where(eq(hosts.name, old.host)).get();
         if (current?.desiredVersion !== old.version) continue;
+        const authority = renewalAuthority(deps, old, issuedAt);
+        if (typeof authority === 'string') {
+          withhold(deps.db, old, authority, issuedAt);
+          continue;
+        }
         rows.push(
           issueInTransaction(
             tx,
             deps.signer,
             issuedAt,
             deps.manifestTtlMs,
-            { host: old.host, storePath: old.storePath, action: old.action as Action, rolloutId: old.rolloutId },
-            { kind: 'manifest-renewed', actor: 'controller', },
+            { host: old.host, storePath: old.storePath, action: old.action as Action, rolloutId: old.rolloutId, authority },
+            { kind: 'manifest-renewed', actor: 'controller' },
           ),
         );
       }

@@ -8,6 +8,7 @@ import { rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type Rol
 import { appendEvent } from '../events.js';
 import { issueInTransaction } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
+import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
 
 export interface AdvanceContext {
   /**
@@ -16,6 +17,7 @@ export interface AdvanceContext {
    */
   db: Db;
   signer: ManifestSigner;
+  releaseTrust: ReleaseTrust;
   manifestTtlMs: number;
   connection(host: string): ConnectionMode;
   /**
@@ -138,19 +140,30 @@ class Step {
       .run();
   }
 
-  /** `previousVersion`: the host's desired version, when the caller has read it already (saves a lookup per host). */
-  issue(host: string, storePath: string, previousVersion?: number | null): ManifestRow {
+  /**
+   * Issues `storePath` to `host` with the release statement that authorises it (this rollout's
+   * release first); returns why not when none does (two-key mode: only CI authorises systems).
+   * `previousVersion`: the host's desired version, when the caller has read it already.
+   */
+  issue(host: string, storePath: string, previousVersion?: number | null): ManifestRow | string {
+    const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, host, storePath, { now: this.now, release: this.rollout.release });
+    if (!authorised.ok) return authorised.reason;
     const row = issueInTransaction(
       this.ctx.db,
       this.ctx.signer,
       this.now,
       this.ctx.manifestTtlMs,
-      { host, storePath, action: this.spec.action, rolloutId: this.rollout.id },
+      { host, storePath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
       { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` },
       previousVersion,
     );
     this.issued.push(row);
     return row;
+  }
+
+  /** A manifest this rollout would have issued but no statement authorises: the host keeps what it has, the log says why. */
+  withheld(host: string, storePath: string, reason: string): void {
+    this.event('manifest-withheld', { storePath, reason }, host);
   }
 
   fail(member: InFlightMember, reason: string, state: 'failed' | 'skipped' = 'failed'): void {
@@ -177,6 +190,7 @@ class Step {
     ).get(member.rolloutId, member.host) as { previousSystem: string | null; targetPath: string };
     if (!row.previousSystem || row.previousSystem === row.targetPath) return;
     const manifest = this.issue(member.host, row.previousSystem);
+    if (typeof manifest === 'string') return this.withheld(member.host, row.previousSystem, manifest);
     statement(
       this.ctx.db,
       "update rollout_hosts set rollback_state = 'issued', rollback_version = ?, rollback_issued_at = ? where rollout_id = ? and host = ?",
@@ -214,9 +228,10 @@ class Step {
   /**
    * Issues up to `limit` pending hosts of `wave`, in plan order. One query reads what each needs
    * (its target, the system it runs now, its desired version); each host's manifest and its member
-   * row change in this transaction, so no host is issued twice whatever happens next.
+   * row change in this transaction, so no host is issued twice whatever happens next. A host whose
+   * target no trusted statement authorises fails at once, with the reason, and is never issued.
    */
-  issuePending(wave: number, limit: number): number {
+  issuePending(wave: number, limit: number): { issued: number; refused: number } {
     const pending = statement(
       this.ctx.db,
       `select rh.host as host, rh.target_path as targetPath, h.current_system as currentSystem, h.desired_version as desiredVersion
@@ -232,14 +247,20 @@ class Step {
       this.ctx.db,
       `update rollout_hosts set state = 'issued', manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`,
     );
+    let refused = 0;
     for (const member of pending) {
       // Read before issuing: the system it runs now is where a rollback returns the host.
       const previousSystem = member.currentSystem;
       const manifest = this.issue(member.host, member.targetPath, member.desiredVersion);
+      if (typeof manifest === 'string') {
+        refused += 1;
+        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, manifest);
+        continue;
+      }
       markIssued.run(manifest.version, this.now, previousSystem, this.rollout.id, member.host);
       this.event('rollout-host-issued', { wave, version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
     }
-    return pending.length;
+    return { issued: pending.length - refused, refused };
   }
 
   connection(host: string): ConnectionMode {
@@ -308,6 +329,7 @@ function thresholdTripped(spec: RolloutSpec, { failed, finished }: Counts): stri
 export function beginRollback(step: Step, reason: string): void {
   let issued = 0;
   const unrecoverable: string[] = [];
+  const withheld: string[] = [];
   for (const member of step.members()) {
     if (member.state === 'pending' || member.state === 'skipped' || member.rollbackState !== null) continue;
     if (!member.previousSystem) {
@@ -316,11 +338,16 @@ export function beginRollback(step: Step, reason: string): void {
     }
     if (member.previousSystem === member.targetPath) continue;
     const manifest = step.issue(member.host, member.previousSystem);
+    if (typeof manifest === 'string') {
+      step.withheld(member.host, member.previousSystem, manifest);
+      withheld.push(member.host);
+      continue;
+    }
     step.setMember(member, { rollbackState: 'issued', rollbackVersion: manifest.version, rollbackIssuedAt: step.now });
     issued += 1;
   }
   step.update({ state: 'rolling-back', reason });
-  step.event('rollout-rolling-back', { reason, hosts: issued, unrecoverable });
+  step.event('rollout-rolling-back', { reason, hosts: issued, unrecoverable, withheld });
 }
 
 function onFailure(step: Step, reason: string): void {
@@ -366,9 +393,11 @@ function advanceRunning(step: Step): boolean {
     const capacity = spec.concurrency === null ? Infinity : spec.concurrency - counts.waveInFlight;
     const budget = Math.max(0, ISSUE_BATCH - step.issued.length);
     if (counts.wavePending > 0 && capacity > 0) {
-      const issued = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
-      counts.wavePending -= issued;
+      const { issued, refused } = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
+      counts.wavePending -= issued + refused;
       counts.waveInFlight += issued;
+      counts.failed += refused;
+      counts.finished += refused;
       if (counts.wavePending > 0 && capacity > budget) step.more = true;
     }
     // Every host of the wave has a result (healthy, failed or skipped).

@@ -17,6 +17,7 @@ import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
+import type { ReleaseTrust } from '../manifests/statements.js';
 import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext, type AdvanceOptions } from './advance.js';
 import { planRollout } from './plan.js';
 import { readRelease } from './releases.js';
@@ -24,6 +25,7 @@ import { readRelease } from './releases.js';
 export interface EngineDeps {
   db: Db;
   signer: ManifestSigner;
+  releaseTrust: ReleaseTrust;
   clock: Clock;
   bus: ManifestBus;
   presence: Presence;
@@ -56,6 +58,7 @@ export class RolloutEngine {
     this.context = {
       db: deps.db,
       signer: deps.signer,
+      releaseTrust: deps.releaseTrust,
       manifestTtlMs: deps.manifestTtlMs,
       connection: (host) => deps.presence.mode(host),
       startedAt: deps.clock.now(),

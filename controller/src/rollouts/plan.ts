@@ -3,6 +3,9 @@ import type { PlannedWave, Release, RolloutPlan, RolloutSpec, WaveSpec } from '.
 
 export type PlanOutcome = { ok: true; plan: RolloutPlan } | { ok: false; problems: string[] };
 
+/** What planning needs of a release: its name and hosts, not its provenance. */
+export type PlannedRelease = Pick<Release, 'name' | 'hosts'>;
+
 /**
  * Order hosts by a hash of release and host name: stable for a release (the dry-run plan is what
  * `start` does), but a different canary for each release, so one host does not always go first.
@@ -14,7 +17,7 @@ function rolloutOrder(releaseName: string, hosts: readonly string[]): string[] {
   return keyed.map((entry) => entry.host);
 }
 
-function selectHosts(spec: RolloutSpec, release: Release, tagsOf: ReadonlyMap<string, readonly string[]>, problems: string[]): string[] {
+function selectHosts(spec: RolloutSpec, release: PlannedRelease, tagsOf: ReadonlyMap<string, readonly string[]>, problems: string[]): string[] {
   const inRelease = new Set(release.hosts.map((h) => h.host));
   const { hosts, tags } = spec.selector;
   if (!hosts?.length && !tags?.length) return [...inRelease];
@@ -37,7 +40,7 @@ function describeWave(wave: WaveSpec): string {
   return 'hosts' in wave ? `hosts ${wave.hosts.join(',')}` : `tags ${wave.tags.join(',')}`;
 }
 
-export function planRollout(spec: RolloutSpec, release: Release, tagsOf: ReadonlyMap<string, readonly string[]>): PlanOutcome {
+export function planRollout(spec: RolloutSpec, release: PlannedRelease, tagsOf: ReadonlyMap<string, readonly string[]>): PlanOutcome {
   const problems: string[] = [];
   const ordered = rolloutOrder(release.name, selectHosts(spec, release, tagsOf, problems));
   const total = ordered.length;

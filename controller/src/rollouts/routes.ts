@@ -1,14 +1,15 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { ReleaseBundle } from '../../../shared/src/release-statement.js';
 import { CreateReleaseRequest, RolloutAction, RolloutSpec } from '../../../shared/src/rollout-api.js';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
-import { readBody } from '../http/request.js';
+import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../http/wake-signal.js';
 import type { EngineOutcome, RolloutEngine } from './engine.js';
-import { createRelease, listReleases, readRelease } from './releases.js';
+import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
 import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
 
 type OperatorEnv = { Variables: { operator: OperatorIdentity } };
@@ -30,11 +31,13 @@ function unwrap<T>(outcome: EngineOutcome<T>): T {
 export function rolloutRoutes(
   deps: ControllerDeps,
   engine: RolloutEngine,
-  guard: MiddlewareHandler<OperatorEnv>[],
+  guards: { releases: MiddlewareHandler<OperatorEnv>[]; rest: MiddlewareHandler<OperatorEnv>[] },
 ) {
   const { db, clock } = deps;
   const app = new Hono<OperatorEnv>();
-  for (const path of ['/releases', '/releases/*', '/rollouts', '/rollouts/*']) app.use(path, ...guard);
+  // '/releases/*' would match '/releases' too, and its smaller body limit would win.
+  app.use('/releases', ...guards.releases);
+  for (const path of ['/releases/:name', '/rollouts', '/rollouts/*']) app.use(path, ...guards.rest);
   const actor = (c: { get(key: 'operator'): OperatorIdentity }) => `operator:${c.get('operator').name}`;
   const status = (id: string) => {
     const found = rolloutStatus(db, id, clock.now());
@@ -42,10 +45,14 @@ export function rolloutRoutes(
     return found;
   };
 
+  /** A CI-signed ReleaseBundle (kind "shoal-release-bundle"), or in single-key mode an unsigned CreateReleaseRequest. */
   app.post('/releases', async (c) => {
-    const request = await readBody(c, CreateReleaseRequest);
-    const outcome = createRelease(db, clock, request, actor(c));
-    if (!outcome.ok) throw new ApiError(outcome.code === 'release-exists' ? 409 : 400, outcome.code, outcome.message, outcome.problems);
+    const raw = await readJson(c);
+    const isBundle = typeof raw === 'object' && raw !== null && (raw as Record<string, unknown>).kind === 'shoal-release-bundle';
+    const outcome = isBundle
+      ? publishBundle(db, clock, deps.releaseTrust, await readBody(c, ReleaseBundle, raw), actor(c))
+      : createUnsignedRelease(db, clock, deps.releaseTrust, await readBody(c, CreateReleaseRequest, raw), actor(c));
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message, outcome.problems.length > 0 ? outcome.problems : undefined);
     return c.json(outcome.release, 201);
   });
   app.get('/releases', (c) => c.json({ releases: listReleases(db) }));

@@ -2,13 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { nodeEd25519 } from '../../../shared/src/ed25519.js';
-import { fromBase64 } from '../../../shared/src/keys.js';
-import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, challengeMessage, type ServerMessage } from '../../../shared/src/protocol.js';
+import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, type ServerMessage } from '../../../shared/src/protocol.js';
+import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
-import { hostPublicKey } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -67,7 +65,8 @@ export class AgentHub {
       socket.end(`HTTP/1.1 ${this.closing ? '503 Service Unavailable' : '404 Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+    const audience = expectedAudience(this.deps.audience, request.headers.host ? `http://${request.headers.host}` : null);
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience));
   }
 
   isConnected(host: string): boolean {
@@ -78,7 +77,7 @@ export class AgentHub {
     return this.byHost.size;
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: WebSocket, audience: string | null): void {
     const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
@@ -99,12 +98,12 @@ export class AgentHub {
       if (connection.triedAuth) return;
       connection.triedAuth = true;
       clearTimeout(timeout);
-      this.authenticate(connection, nonce, data);
+      this.authenticate(connection, nonce, audience, data);
     });
     this.send(ws, { type: 'challenge', protocol: PROTOCOL_VERSION, nonce });
   }
 
-  private authenticate(connection: Connection, nonce: string, data: RawData): void {
+  private authenticate(connection: Connection, nonce: string, audience: string | null, data: RawData): void {
     const { ws } = connection;
     let raw: unknown;
     try {
@@ -121,11 +120,8 @@ export class AgentHub {
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
     const { host, signature } = parsed.data;
-    const publicKey = hostPublicKey(this.deps.db, host);
-    if (publicKey === null) return this.refuse(ws, WsClose.authFailed, 'unknown-host', `no host named ${JSON.stringify(host)}`);
-    if (!nodeEd25519.verify(challengeMessage(host, nonce), fromBase64(signature), fromBase64(publicKey))) {
-      return this.refuse(ws, WsClose.authFailed, 'bad-signature', `signature does not verify under the key enrolled for ${JSON.stringify(host)}`);
-    }
+    const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
+    if (!proof.ok) return this.refuse(ws, WsClose.authFailed, proof.reason, proof.message);
     this.register(connection, host);
   }
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import nacl from 'tweetnacl';
 import { toBase64 } from '../../../shared/src/keys.js';
-import { PROTOCOL_VERSION, challengeMessage, type Phase } from '../../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, challengeMessage, controllerAudience, type Phase } from '../../../shared/src/protocol.js';
 import { RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { newHostKeys, type TestHost } from '../helpers.js';
 
@@ -118,7 +118,7 @@ export class FakeAgent {
   private async login(): Promise<string> {
     const name = this.host.name;
     const { nonce } = (await this.post('/v1/agent/challenge', { protocol: PROTOCOL_VERSION, host: name })) as { nonce: string };
-    const signature = toBase64(nacl.sign.detached(challengeMessage(name, nonce), this.host.keys.secretKey));
+    const signature = toBase64(nacl.sign.detached(challengeMessage(name, nonce, controllerAudience(this.url)), this.host.keys.secretKey));
     const { token } = (await this.post('/v1/agent/session', { protocol: PROTOCOL_VERSION, host: name, nonce, signature })) as { token: string };
     return token;
   }

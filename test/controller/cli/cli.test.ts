@@ -153,6 +153,20 @@ describe('shoal CLI', () => {
     expect(nowhere.stderr).toMatch(/^shoal: no controller database at .*no-such-state\/controller\.sqlite; has the controller been started/);
   });
 
+  it('creates a CI-scoped token that may publish releases and nothing else', async () => {
+    const stateDir = mkdtempSync(join(dir, 'state-'));
+    openDatabase(join(stateDir, 'controller.sqlite')).close();
+    const created = JSON.parse((await inProcess(['token', 'create', '--state-dir', stateDir, '--name', 'ci', '--scope', 'ci', '--json'])).stdout) as { token: string; scope: string };
+    expect(created.scope).toBe('ci');
+    const listed = await inProcess(['token', 'list', '--state-dir', stateDir]);
+    expect(listed.stdout).toMatch(/^\w+ +ci +ci +created /);
+    const database = openDatabase(join(stateDir, 'controller.sqlite'));
+    expect(findOperator(database.db, created.token)).toMatchObject({ name: 'ci', scope: 'ci' });
+    database.close();
+    const bad = await inProcess(['token', 'create', '--state-dir', stateDir, '--scope', 'root']);
+    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of admin, ci, got "root"\n' });
+  });
+
   it('reads the token from a file', async () => {
     const file = join(dir, 'token');
     writeFileSync(file, `${ctl.operatorToken}\n`);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Release } from '../../../shared/src/rollout-api.js';
-import { storePath } from '../helpers.js';
+import { signedBundle, storePath } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 import { FakeAgent, shoal } from './cli-helpers.js';
 
@@ -39,7 +39,26 @@ describe('shoal release', () => {
         { host: 'web-2', storePath: storePath('nixos-system-web-2', 'b') },
       ],
     });
-    expect(human.stdout).toMatch(/^release v1: 2 hosts, created .* by operator:test-admin\nsource abc123\nfirst\n\nHOST   SYSTEM\nweb-1  bbbbbbb-nixos-system-web-1\n/);
+    expect(human.stdout).toMatch(
+      /^release v1: 2 hosts, created .* by operator:test-admin\nsigned by this controller's single key single-release-1 \(single-key mode\) at .*, floor 0\nsource abc123\nfirst\n\nHOST   SYSTEM\nweb-1  bbbbbbb-nixos-system-web-1\n/,
+    );
+  });
+
+  it('shows who signed a CI-published release, when, at what floor, and from which source', async () => {
+    const bundle = signedBundle(ctl.ciKey, 'ci-7', [{ host: 'web-1', storePath: storePath('web-1', 'f') }], {
+      floor: 4,
+      source: { revision: '0123456789abcdef0123456789abcdef01234567', flakeLockHash: 'ab'.repeat(32) },
+    });
+    const published = await fetch(`${ctl.handle.url}/v1/releases`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ctl.operatorToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(bundle),
+    });
+    expect(published.status).toBe(201);
+    const human = await shoal(['release', 'show', 'ci-7'], env);
+    expect(human.stdout).toContain(
+      `signed by CI key ci-release-1 at 2030-01-02 03:04Z, floor 4\nbuilt from revision 0123456789abcdef0123456789abcdef01234567, flake.lock sha256 ${'ab'.repeat(32)}\n`,
+    );
   });
 
   it('creates releases from a file in the map form and in the API list form, and lists them', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../../controller/src/http/app.js';
-import { registeredHost, testController, type TestController } from '../helpers.js';
+import { registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
 import { signedIn } from './session-helpers.js';
 
 describe('dashboard pages and live stream', () => {
@@ -36,6 +36,17 @@ describe('dashboard pages and live stream', () => {
     expect(html).not.toContain('<b>x</b>');
     expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+  });
+
+  it('shows on a rollout’s page who signed its release, when, at what floor and from which revision', async () => {
+    registeredHost(ctl, 'web-1');
+    const bundle = signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: storePath() }], { floor: 2, source: { revision: 'c0ffee42', flakeLockHash: 'ab'.repeat(32) } });
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(bundle) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', waves: ['100%'] }) });
+    const { id } = (await started.json()) as { id: string };
+    const browser = await signedIn(ctl);
+    const page = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(page).toMatch(/data-provenance="ci">Release signed by CI release key ci-release-1, .*; floor 2; built from revision c0ffee42, flake\.lock sha256 abababababab…\./);
   });
 
   it('answers 404 pages for unknown hosts and rollouts', async () => {

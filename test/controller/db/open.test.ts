@@ -23,7 +23,7 @@ describe('controller database', () => {
     expect(database.sqlite.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(database.sqlite.pragma('busy_timeout', { simple: true })).toBeGreaterThanOrEqual(1000);
     expect(() =>
-      database.sqlite.prepare("insert into manifests values ('ghost', 1, '/nix/store/x', 'switch', null, 0, 0, '{}')").run(),
+      database.sqlite.prepare("insert into manifests (host, version, store_path, action, rollout_id, issued_at, expires_at, envelope) values ('ghost', 1, '/nix/store/x', 'switch', null, 0, 0, '{}')").run(),
     ).toThrow(/FOREIGN KEY/);
   });
 

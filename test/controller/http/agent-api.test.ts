@@ -212,7 +212,7 @@ describe('agent API', () => {
       const verified = verifyEnvelope(
         body.envelope,
         MANIFEST_PAYLOAD_TYPE,
-        [{ keyId: ctl.releaseKey.keyId, publicKey: ctl.releaseKey.publicKey }],
+        [{ keyId: ctl.controllerKey.keyId, publicKey: ctl.controllerKey.publicKey }],
         tweetnaclEd25519,
       );
       expect(verified.valid).toBe(true);
@@ -221,7 +221,7 @@ describe('agent API', () => {
       expect(payload).toMatchObject({ host: 'web-1', version: 1, storePath: storePath(), action: 'safe-switch', rolloutId: null });
       expect(Date.parse(payload.expiresAt) - Date.parse(payload.issuedAt)).toBe(ctl.deps.manifestTtlMs);
       const raw = fromBase64(body.envelope.signatures[0]!.sig);
-      expect(nacl.sign.detached.verify(Buffer.from('tampered'), raw, ctl.releaseKey.publicKey)).toBe(false);
+      expect(nacl.sign.detached.verify(Buffer.from('tampered'), raw, ctl.controllerKey.publicKey)).toBe(false);
     });
 
     it('answers 304 when the ETag still matches, and 200 once the version changed', async () => {

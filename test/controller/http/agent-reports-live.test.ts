@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, ReportAck } from '../../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, ReportAck, controllerAudience } from '../../../shared/src/protocol.js';
 import { sampleReport, signChallenge, type TestHost } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 
@@ -48,6 +48,6 @@ async function httpSession(ctl: LiveController, host: TestHost): Promise<string>
   const post = (path: string, payload: unknown) =>
     fetch(`${ctl.handle.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
   const { nonce } = (await (await post('/v1/agent/challenge', { protocol: PROTOCOL_VERSION, host: host.name })).json()) as { nonce: string };
-  const response = await post('/v1/agent/session', { protocol: PROTOCOL_VERSION, host: host.name, nonce, signature: signChallenge(host, nonce) });
+  const response = await post('/v1/agent/session', { protocol: PROTOCOL_VERSION, host: host.name, nonce, signature: signChallenge(host, nonce, controllerAudience(ctl.handle.url)) });
   return ((await response.json()) as { token: string }).token;
 }

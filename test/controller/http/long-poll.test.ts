@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManifestResponse } from '../../../shared/src/protocol.js';
+import { ManifestResponse, controllerAudience } from '../../../shared/src/protocol.js';
 import { storePath, signChallenge, type TestHost } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 
@@ -82,6 +82,6 @@ async function httpSession(ctl: LiveController, host: TestHost): Promise<string>
   const post = (path: string, body: unknown) =>
     fetch(`${ctl.handle.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const { nonce } = (await (await post('/v1/agent/challenge', { protocol: 1, host: host.name })).json()) as { nonce: string };
-  const response = await post('/v1/agent/session', { protocol: 1, host: host.name, nonce, signature: signChallenge(host, nonce) });
+  const response = await post('/v1/agent/session', { protocol: 1, host: host.name, nonce, signature: signChallenge(host, nonce, controllerAudience(ctl.handle.url)) });
   return ((await response.json()) as { token: string }).token;
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
 import { toBase64 } from '../../../shared/src/keys.js';
-import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, type Phase, type Report } from '../../../shared/src/protocol.js';
+import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, controllerAudience, type Phase, type Report } from '../../../shared/src/protocol.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
 import { storePath, type TestHost } from '../helpers.js';
 import { parseExposition, sampleValue, type Family } from './exposition.js';
@@ -29,7 +29,7 @@ async function session(controller: LiveController, host: TestHost): Promise<stri
   const post = (path: string, body: unknown) =>
     fetch(`${controller.handle.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const { nonce } = (await (await post(AgentRoutes.challenge, { protocol: PROTOCOL_VERSION, host: host.name })).json()) as { nonce: string };
-  const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce), host.keys.secretKey));
+  const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce, controllerAudience(controller.handle.url)), host.keys.secretKey));
   const answer = await post(AgentRoutes.session, { protocol: PROTOCOL_VERSION, host: host.name, nonce, signature });
   expect(answer.status).toBe(200);
   return ((await answer.json()) as { token: string }).token;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatSecretKey, generateNamedKey } from '../../../shared/src/keys.js';
+import { formatPublicKey, formatSecretKey, generateNamedKey } from '../../../shared/src/keys.js';
 import { parseExposition } from './exposition.js';
 
 const CONTROLLER = fileURLToPath(new URL('../../../bin/shoal-controller', import.meta.url));
@@ -21,9 +21,10 @@ describe('shoal-controller serve --metrics-token-file', () => {
   function setup(): { dir: string; args: string[] } {
     const dir = mkdtempSync(join(tmpdir(), 'shoal-metrics-serve-'));
     dirs.push(dir);
-    const keyFile = join(dir, 'release.key');
-    writeFileSync(keyFile, formatSecretKey(generateNamedKey('release-1')), { mode: 0o600 });
-    return { dir, args: ['serve', '--state-dir', join(dir, 'state'), '--release-key', keyFile, '--listen', '127.0.0.1:0'] };
+    const keyFile = join(dir, 'controller.key');
+    writeFileSync(keyFile, formatSecretKey(generateNamedKey('controller-1')), { mode: 0o600 });
+    const ciKey = formatPublicKey(generateNamedKey('ci-release-1'));
+    return { dir, args: ['serve', '--state-dir', join(dir, 'state'), '--controller-key', keyFile, '--trusted-release-key', ciKey, '--listen', '127.0.0.1:0'] };
   }
 
   it('requires the token from the file on /metrics, and exposes process metrics', async () => {

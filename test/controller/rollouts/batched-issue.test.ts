@@ -6,7 +6,7 @@ import { RolloutSpec } from '../../../shared/src/rollout-api.js';
 import { registerHost } from '../../../controller/src/hosts/enrollment.js';
 import { ISSUE_BATCH } from '../../../controller/src/rollouts/advance.js';
 import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
-import { createRelease } from '../../../controller/src/rollouts/releases.js';
+import { createUnsignedRelease } from '../../../controller/src/rollouts/releases.js';
 import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
 import { storePath, testController, type TestController } from '../helpers.js';
 
@@ -30,9 +30,10 @@ function fleet(): { ctl: TestController; names: string[]; engine: () => RolloutE
     const outcome = registerHost(ctl.database.db, ctl.clock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'test' });
     expect(outcome.ok).toBe(true);
   }
-  const release = createRelease(
+  const release = createUnsignedRelease(
     ctl.database.db,
     ctl.clock,
+    ctl.deps.releaseTrust,
     { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: storePath(`nixos-system-h${i + 1}`, 'b') })) },
     'operator:test',
   );
@@ -40,8 +41,8 @@ function fleet(): { ctl: TestController; names: string[]; engine: () => RolloutE
   const published: string[] = [];
   ctl.deps.bus.onPublish((manifest) => published.push(manifest.host));
   const engine = () => {
-    const { db, signer, clock, bus, presence, manifestTtlMs } = ctl.deps;
-    const made = new RolloutEngine({ db, signer, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+    const { db, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
+    const made = new RolloutEngine({ db, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
     engines.push(made);
     return made;
   };

@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { RolloutSpec, type Release, type RolloutSpecInput } from '../../../shared/src/rollout-api.js';
-import { planRollout } from '../../../controller/src/rollouts/plan.js';
+import { RolloutSpec, type RolloutSpecInput } from '../../../shared/src/rollout-api.js';
+import { planRollout, type PlannedRelease } from '../../../controller/src/rollouts/plan.js';
 
 const path = (n: number) => `/nix/store/${'0123456789abcdfghijklmnpqrsvwxyz'.slice(0, 31)}${'abcdfghij'[n % 9]}-nixos-system-h${n}`;
 
-function release(count: number, name = 'r1'): Release {
+function release(count: number, name = 'r1'): PlannedRelease {
   return {
     name,
-    description: '',
-    source: null,
-    createdAt: new Date(0).toISOString(),
-    createdBy: 'test',
     hosts: Array.from({ length: count }, (_, i) => ({ host: `h${i + 1}`, storePath: path(i) })),
   };
 }

@@ -1,7 +1,7 @@
 import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { toBase64 } from '../../../shared/src/keys.js';
-import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, type Phase } from '../../../shared/src/protocol.js';
+import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, controllerAudience, type Phase } from '../../../shared/src/protocol.js';
 import type { RolloutSpecInput, RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { storePath, type TestHost } from '../helpers.js';
 import type { LiveController } from '../server-helpers.js';
@@ -84,7 +84,7 @@ export class Fleet {
     const post = (path: string, body: unknown) =>
       fetch(`${this.controller.handle.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const { nonce } = (await (await post(AgentRoutes.challenge, { protocol: PROTOCOL_VERSION, host: host.name })).json()) as { nonce: string };
-    const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce), host.keys.secretKey));
+    const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce, controllerAudience(this.controller.handle.url)), host.keys.secretKey));
     const session = await post(AgentRoutes.session, { protocol: PROTOCOL_VERSION, host: host.name, nonce, signature });
     expect(session.status).toBe(200);
     return ((await session.json()) as { token: string }).token;

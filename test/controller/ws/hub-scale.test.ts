@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { toBase64 } from '../../../shared/src/keys.js';
-import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, type ServerMessage } from '../../../shared/src/protocol.js';
+import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, controllerAudience, type ServerMessage } from '../../../shared/src/protocol.js';
 import { issueManifest } from '../../../controller/src/manifests/issue.js';
 import { storePath } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
@@ -18,7 +18,7 @@ function connectAgent(url: string, host: string, keys: nacl.SignKeyPair, pushes:
     ws.on('message', (data) => {
       const message = JSON.parse(data.toString()) as ServerMessage;
       if (message.type === 'challenge') {
-        const signature = toBase64(nodeEd25519.sign(challengeMessage(host, message.nonce), keys.secretKey));
+        const signature = toBase64(nodeEd25519.sign(challengeMessage(host, message.nonce, controllerAudience(url)), keys.secretKey));
         ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host, signature }));
       } else if (message.type === 'welcome') {
         resolve(ws);

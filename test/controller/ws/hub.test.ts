@@ -48,7 +48,7 @@ describe('agent websocket hub', () => {
     const pushed = await socket.expect('manifest');
     expect(performance.now() - started).toBeLessThan(500);
     expect(pushed.version).toBe(2);
-    const verified = verifyEnvelope(pushed.envelope, MANIFEST_PAYLOAD_TYPE, [ctl.releaseKey], tweetnaclEd25519);
+    const verified = verifyEnvelope(pushed.envelope, MANIFEST_PAYLOAD_TYPE, [ctl.controllerKey], tweetnaclEd25519);
     if (!verified.valid) throw new Error(verified.message);
     expect(ManifestPayload.parse(JSON.parse(Buffer.from(verified.payload).toString())).storePath).toBe(storePath('sys', 'b'));
   });
@@ -82,7 +82,7 @@ describe('agent websocket hub', () => {
     const host = ctl.register('web-1');
     const socket = connect();
     const { nonce } = await socket.expect('challenge');
-    const sign = (keys: nacl.SignKeyPair) => toBase64(nacl.sign.detached(challengeMessage('web-1', nonce), keys.secretKey));
+    const sign = (keys: nacl.SignKeyPair) => toBase64(nacl.sign.detached(challengeMessage('web-1', nonce, socket.audience), keys.secretKey));
     socket.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: 'web-1', signature: sign(newHostKeys('web-1').keys) }));
     socket.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: 'web-1', signature: sign(host.keys) }));
     expect(await socket.expect('error')).toMatchObject({ code: 'bad-signature' });

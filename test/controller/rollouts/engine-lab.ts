@@ -1,0 +1,126 @@
+import { afterEach, expect } from 'vitest';
+import { silentLogger } from '../../../shared/src/logger.js';
+import type { Phase } from '../../../shared/src/protocol.js';
+import { RolloutSpec, type RolloutSpecInput, type RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { storeReports } from '../../../controller/src/reports/store.js';
+import { createUnsignedRelease, publishBundle } from '../../../controller/src/rollouts/releases.js';
+import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
+import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
+import { latestManifest } from '../../../controller/src/manifests/issue.js';
+import { registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
+
+/**
+ * A rollout engine on a test controller with `count` hosts h1…hN, each running OLD(i) and named
+ * with NEW(i) in release "rel-1", and reports sent the way agents send them.
+ */
+
+export const OLD = (i: number) => storePath(`nixos-system-h${i}-old`, 'a');
+export const NEW = (i: number) => storePath(`nixos-system-h${i}-new`, 'b');
+
+export interface Lab {
+  ctl: TestController;
+  engine: RolloutEngine;
+  names: string[];
+  seq: Map<string, number>;
+  report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): void;
+  /** Every host that has a pending manifest reports `phase` for it. */
+  answer(phase: Phase | ((host: string) => Phase)): string[];
+  manifestsOf(host: string): number;
+  start(spec: Omit<RolloutSpecInput, 'release'>): string;
+  status(id: string): RolloutStatus;
+}
+
+const labs: Lab[] = [];
+afterEach(() => {
+  for (const lab of labs.splice(0)) {
+    lab.engine.stopTimer();
+    lab.ctl.close();
+  }
+});
+
+export function makeEngine(ctl: TestController): RolloutEngine {
+  const { db, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
+  return new RolloutEngine({ db, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+}
+
+export interface LabOptions {
+  mode?: TrustMode;
+  /**
+   * How rel-1 is made: 'unsigned' (the controller signs it; single-key mode), or 'bundle' (signed
+   * by CI). 'bundle' also publishes "rel-0", a CI release authorising every OLD system, so a
+   * rollback has a statement to return with; 'bundle-without-old' does not.
+   */
+  release?: 'unsigned' | 'bundle' | 'bundle-without-old';
+}
+
+export function lab(count: number, tags: (i: number) => string[] = () => [], options: LabOptions = {}): Lab {
+  const ctl = testController({ mode: options.mode ?? 'single-key' });
+  const engine = makeEngine(ctl);
+  const names = Array.from({ length: count }, (_, i) => `h${i + 1}`);
+  const seq = new Map<string, number>();
+  const answered = new Map<string, number>();
+  const self: Lab = {
+    ctl,
+    engine,
+    names,
+    seq,
+    report(host, phase, options = {}) {
+      const next = (seq.get(host) ?? 0) + 1;
+      seq.set(host, next);
+      const manifest = latestManifest(ctl.database.db, host);
+      const version = options.version ?? manifest?.version ?? null;
+      const current = options.current ?? (phase === 'healthy' ? manifest!.storePath : OLD(names.indexOf(host) + 1));
+      const outcome = storeReports(
+        ctl.database.db,
+        ctl.clock,
+        host,
+        [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
+        (tx, h, r) => (options.engine ?? engine).recordReport(tx, h, r),
+      );
+      for (const id of outcome.rollouts) (options.engine ?? engine).tick(id);
+    },
+    answer(phase) {
+      // Only the manifests out there now: answering one may issue the next, which waits for the next call.
+      const waiting = names.flatMap((host) => {
+        const manifest = latestManifest(ctl.database.db, host);
+        return manifest && answered.get(host) !== manifest.version ? [{ host, version: manifest.version }] : [];
+      });
+      for (const { host, version } of waiting) {
+        answered.set(host, version);
+        self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });
+      }
+      return waiting.map((w) => w.host);
+    },
+    manifestsOf: (host) =>
+      (ctl.database.sqlite.prepare('select count(*) as n from manifests where host = ?').get(host) as { n: number }).n,
+    start(spec) {
+      const outcome = engine.start(RolloutSpec.parse({ release: 'rel-1', ...spec }), 'operator:test');
+      if (!outcome.ok) throw new Error(outcome.message);
+      return outcome.value;
+    },
+    status: (id) => rolloutStatus(ctl.database.db, id, ctl.clock.now())!,
+  };
+  names.forEach((name, i) => {
+    registeredHost(ctl, name, tags(i + 1));
+    // Each host tells the controller what it runs now: the system a rollback returns it to.
+    self.report(name, 'reconciled', { current: OLD(i + 1) });
+  });
+  const release = options.release ?? (options.mode === 'two-key' ? 'bundle' : 'unsigned');
+  if (release === 'bundle') {
+    const old = signedBundle(ctl.ciKey, 'rel-0', names.map((host, i) => ({ host, storePath: OLD(i + 1) })));
+    expect(publishBundle(ctl.database.db, ctl.clock, ctl.deps.releaseTrust, old, 'operator:test').ok).toBe(true);
+  }
+  const created =
+    release === 'unsigned'
+      ? createUnsignedRelease(
+          ctl.database.db,
+          ctl.clock,
+          ctl.deps.releaseTrust,
+          { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: NEW(i + 1) })) },
+          'operator:test',
+        )
+      : publishBundle(ctl.database.db, ctl.clock, ctl.deps.releaseTrust, signedBundle(ctl.ciKey, 'rel-1', names.map((host, i) => ({ host, storePath: NEW(i + 1) }))), 'operator:test');
+  expect(created.ok).toBe(true);
+  labs.push(self);
+  return self;
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { nodeEd25519 } from '../../../shared/src/ed25519.js';
+import { ManifestPayload } from '../../../shared/src/protocol.js';
+import { verifyReleaseStatement } from '../../../shared/src/release-statement.js';
+import { latestManifest } from '../../../controller/src/manifests/issue.js';
+import type { ManifestRow } from '../../../controller/src/db/schema.js';
+import { lab, NEW, OLD, type Lab } from './engine-lab.js';
+
+function payloadOf(row: ManifestRow): ManifestPayload {
+  const envelope = JSON.parse(row.envelope) as { payload: string };
+  return ManifestPayload.parse(JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')));
+}
+
+/** The release a manifest's statement names, after checking it verifies under CI's key for that host and path. */
+function statementRelease(l: Lab, row: ManifestRow): string {
+  const verified = verifyReleaseStatement(payloadOf(row).statement, { host: row.host, storePath: row.storePath }, [l.ctl.ciKey], nodeEd25519);
+  if (!verified.valid) throw new Error(verified.message);
+  return verified.statement.release;
+}
+
+const withheld = (l: Lab, host: string) =>
+  l.ctl.database.sqlite.prepare("select data from events where host = ? and kind = 'manifest-withheld'").all(host).map((row) => JSON.parse((row as { data: string }).data) as Record<string, unknown>);
+
+describe('rollouts in two-key mode: every manifest carries a CI statement', () => {
+  it('issues each host the statement of the rollout’s release', () => {
+    const l = lab(3, undefined, { mode: 'two-key' });
+    l.start({ waves: ['100%'] });
+    for (const host of l.names) expect(statementRelease(l, latestManifest(l.ctl.database.db, host)!)).toBe('rel-1');
+  });
+
+  it('rolls back with the statement that authorised the previous system', () => {
+    const l = lab(2, undefined, { mode: 'two-key' });
+    const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
+    l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
+    expect(l.status(id).state).toBe('rolling-back');
+    const back = latestManifest(l.ctl.database.db, 'h2')!;
+    expect(back.storePath).toBe(OLD(2));
+    expect(statementRelease(l, back)).toBe('rel-0');
+  });
+
+  it('does not roll a host back to a system no statement authorises, and logs why', () => {
+    const l = lab(2, undefined, { mode: 'two-key', release: 'bundle-without-old' });
+    const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
+    l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
+    const status = l.status(id);
+    // Nothing to wait for: no rollback manifest went out.
+    expect(status.state).toBe('rolled-back');
+    expect(latestManifest(l.ctl.database.db, 'h2')!.storePath).toBe(NEW(2));
+    expect(withheld(l, 'h2')).toEqual([{ storePath: OLD(2), reason: `no CI-signed release statement authorises ${OLD(2)} for h2` }]);
+    const rollingBack = l.ctl.database.sqlite.prepare("select data from events where kind = 'rollout-rolling-back'").get() as { data: string };
+    const data = JSON.parse(rollingBack.data) as { hosts: number; withheld: string[] };
+    expect({ hosts: data.hosts, withheld: data.withheld.sort() }).toEqual({ hosts: 0, withheld: ['h1', 'h2'] });
+  });
+
+  it('does not withdraw an offline host to an unauthorised system, and logs why', () => {
+    const l = lab(1, undefined, { mode: 'two-key', release: 'bundle-without-old' });
+    const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
+    l.ctl.clock.advance(30_000);
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('succeeded');
+    expect(l.manifestsOf('h1')).toBe(1);
+    expect(withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
+  });
+
+  it('fails, without issuing, a host whose release holds no statement (a release stored before statements)', () => {
+    const l = lab(2, undefined, { mode: 'two-key' });
+    l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1' and host = 'h1'").run();
+    const id = l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
+    const h1 = l.status(id).waves[0]!.hosts.find((h) => h.host === 'h1')!;
+    expect(h1).toMatchObject({ state: 'failed', reason: `no CI-signed release statement authorises ${NEW(1)} for h1`, manifestVersion: null });
+    expect(l.manifestsOf('h1')).toBe(0);
+    l.answer('healthy');
+    expect(l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
+  });
+});
+
+describe('rollouts in single-key mode', () => {
+  it('rolls back to a system no release names with a statement the controller signs itself', () => {
+    const l = lab(1, undefined, { mode: 'single-key' });
+    const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
+    l.answer('rolled-back');
+    expect(l.status(id).state).toBe('rolling-back');
+    const back = latestManifest(l.ctl.database.db, 'h1')!;
+    const statement = verifyReleaseStatement(payloadOf(back).statement, { host: 'h1', storePath: OLD(1) }, [l.ctl.singleKey!], nodeEd25519);
+    expect(statement).toMatchObject({ valid: true, keyId: 'single-release-1', statement: { release: 'adhoc', floor: 0 } });
+  });
+});

@@ -28,6 +28,8 @@ export interface SystemSpec {
   kernel?: string;
   /** Makes the closure look like a real one: `count` extra store paths of `bytesEach` random bytes. */
   filler?: { count: number; bytesEach: number };
+  /** Content of the system's `switch-inhibitors` file; none when absent. */
+  switchInhibitors?: string;
 }
 
 export interface LabSystem {
@@ -51,11 +53,11 @@ function ipCommand(): string {
   return found;
 }
 
-function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler'>> & Pick<SystemSpec, 'filler'> {
+function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors'> {
   if (!NAME.test(spec.name)) throw new Error(`lab system name ${JSON.stringify(spec.name)} must match ${NAME}`);
   const fault = spec.fault ?? 'ok';
   if (!FAULTS.includes(fault)) throw new Error(`lab system ${spec.name}: unknown fault ${JSON.stringify(fault)}`);
-  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler };
+  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors };
 }
 
 /**

@@ -1,12 +1,13 @@
 import * as commands from './commands.js';
 import { CliError, type CliIo } from './context.js';
 import { HELP } from './help.js';
+import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
-  keygen --name NAME --out FILE          generate the release signing key
+  keygen --name NAME --out FILE          generate a signing key (CI release key)
   token create --state-dir DIR [--name N]   new operator token (opens the DB)
   token list --state-dir DIR | token revoke --state-dir DIR ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
@@ -14,6 +15,11 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
   status                                 fleet status
   history HOST [--limit N]               a host's event history
+  release build --flake DIR[#ATTR] --name NAME   evaluate and build (CI)
+  release push-closures --to CACHE_URL [--cache-key F]   nix copy
+  release sign --key F [--floor N] BUILD.json    sign offline
+  release publish BUNDLE.json                    upload a signed release
+  release publish --flake DIR --cache URL --key F --name N   all four steps
   release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
   release list | release show NAME
   rollout plan RELEASE [spec flags]      dry run: waves, canary, approval gates
@@ -35,7 +41,15 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
   set: commands.setDesired,
   status: commands.status,
   history: commands.history,
-  release: { create: releases.releaseCreate, list: releases.releaseList, show: releases.releaseShow },
+  release: {
+    build: ci.releaseBuild,
+    'push-closures': ci.releasePushClosures,
+    sign: ci.releaseSign,
+    publish: ci.releasePublish,
+    create: releases.releaseCreate,
+    list: releases.releaseList,
+    show: releases.releaseShow,
+  },
   rollout: {
     plan: rollouts.rolloutPlan,
     start: rollouts.rolloutStart,

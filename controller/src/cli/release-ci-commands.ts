@@ -1,0 +1,165 @@
+import { writeFileSync } from 'node:fs';
+import { ReleaseName } from '../../../shared/src/rollout-api.js';
+import type { ReleaseBuild, ReleaseBundle } from '../../../shared/src/release-statement.js';
+import { integer, json, parse, str, type Values } from './args.js';
+import { OperatorClient } from './client.js';
+import { CliError, type CliIo } from './context.js';
+import { buildRelease } from './release-build.js';
+import {
+  cacheUrlWithKey,
+  publishBundle,
+  pushClosures,
+  readReleaseBuild,
+  readReleaseBundle,
+  readReleaseKey,
+  readReleasePaths,
+  signRelease,
+  type PublishedRelease,
+} from './release-pipeline.js';
+import { fileSource, flakeSource, type SystemsSource } from './release-source.js';
+
+/** `shoal release build|push-closures|sign|publish`: CI's path from a flake to a published, signed release. */
+
+const SOURCE_OPTIONS = {
+  flake: { type: 'string' },
+  file: { type: 'string' },
+  name: { type: 'string' },
+  description: { type: 'string' },
+  revision: { type: 'string' },
+} as const;
+
+function sourceFrom(values: Values): SystemsSource {
+  const flake = str(values.flake);
+  const file = str(values.file);
+  if (flake !== undefined && file !== undefined) throw new CliError('give either --flake or --file, not both', 2);
+  if (file !== undefined) return fileSource(file);
+  return flakeSource(flake ?? '.');
+}
+
+function releaseName(values: Values): string {
+  const name = str(values.name);
+  if (name === undefined) throw new CliError('needs --name NAME (the release name, e.g. the CI run or the git tag)', 2);
+  if (!ReleaseName.safeParse(name).success) throw new CliError(`release name ${JSON.stringify(name)} must be letters, digits, ".", "_" or "-", at most 100 characters`, 2);
+  return name;
+}
+
+function floorFrom(values: Values): number {
+  return integer(str(values.floor) ?? '0', '--floor', 0);
+}
+
+function writeJsonFile(file: string, value: unknown, io: CliIo): void {
+  const text = `${JSON.stringify(value, null, 2)}\n`;
+  if (file === '-') return io.stdout(text);
+  try {
+    writeFileSync(file, text);
+  } catch (error) {
+    throw new CliError(`cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+const progressTo = (io: CliIo) => (line: string) => io.stderr(`${line}\n`);
+
+function build(values: Values, io: CliIo, progress = progressTo(io)): Promise<ReleaseBuild> {
+  return buildRelease({
+    source: sourceFrom(values),
+    name: releaseName(values),
+    ...(str(values.description) !== undefined ? { description: str(values.description)! } : {}),
+    ...(str(values.revision) !== undefined ? { revision: str(values.revision)! } : {}),
+    env: io.env,
+    progress,
+  });
+}
+
+export async function releaseBuild(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, { ...SOURCE_OPTIONS, out: { type: 'string', short: 'o', default: 'release-build.json' } }, []);
+  const out = str(values.out)!;
+  const built = await build(values, io);
+  writeJsonFile(out, built, io);
+  if (out !== '-') io.stderr(`wrote ${out}: release ${built.name}, ${built.hosts.length} host${built.hosts.length === 1 ? '' : 's'}, revision ${built.source.revision ?? '(none: not a clean git tree)'}\n`);
+}
+
+export async function releasePushClosures(args: string[], io: CliIo): Promise<void> {
+  const { values } = parse(args, { to: { type: 'string' }, 'cache-key': { type: 'string' }, release: { type: 'string', default: 'release-build.json' } }, []);
+  const to = str(values.to);
+  if (!to) throw new CliError('push-closures needs --to CACHE_URL (a Nix store URL: http://…, s3://…, file://…)', 2);
+  const storePaths = readReleasePaths(str(values.release)!);
+  await pushClosures({ storePaths, to, cacheKeyFile: str(values['cache-key']), env: io.env, progress: progressTo(io) });
+  if (values.json) json(io, { to, storePaths });
+}
+
+function signedLine(bundle: ReleaseBundle, keyId: string, ms: number): string {
+  return `signed ${bundle.hosts.length} statement${bundle.hosts.length === 1 ? '' : 's'} for release ${bundle.name} with key ${keyId} (floor ${bundle.floor}) in ${ms.toFixed(0)} ms`;
+}
+
+export async function releaseSign(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { key: { type: 'string' }, floor: { type: 'string' }, out: { type: 'string', short: 'o', default: 'release-bundle.json' } }, ['RELEASE_BUILD.json']);
+  const keyFile = str(values.key);
+  if (!keyFile) throw new CliError('release sign needs --key FILE (the CI release key from shoal keygen)', 2);
+  const floor = floorFrom(values);
+  const key = readReleaseKey(keyFile);
+  const { bundle, keyId, signingMs } = signRelease(readReleaseBuild(positionals[0]!), key, floor);
+  const out = str(values.out)!;
+  writeJsonFile(out, bundle, io);
+  const line = `${signedLine(bundle, keyId, signingMs)}${out === '-' ? '' : `: ${out}`}\n`;
+  (out === '-' ? io.stderr : io.stdout)(line);
+}
+
+function publishedLine(release: PublishedRelease, bundle: ReleaseBundle, keyId: string): string {
+  return `published release ${release.name} (${release.hosts.length} host${release.hosts.length === 1 ? '' : 's'}, signed by ${keyId}, floor ${bundle.floor})\n`;
+}
+
+function bundleKeyId(bundle: ReleaseBundle): string {
+  return [...new Set(bundle.hosts.flatMap((h) => h.statement.signatures.map((s) => s.keyid)))].join(', ');
+}
+
+const PIPELINE_OPTIONS = {
+  ...SOURCE_OPTIONS,
+  cache: { type: 'string' },
+  'cache-key': { type: 'string' },
+  key: { type: 'string' },
+  floor: { type: 'string' },
+  'bundle-out': { type: 'string' },
+} as const;
+
+/** `publish BUNDLE`, or with --flake/--file the whole pipeline: build → push → sign → publish. */
+export async function releasePublish(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, PIPELINE_OPTIONS, ['BUNDLE...']);
+  const oneShot = values.flake !== undefined || values.file !== undefined;
+  if (positionals.length > 1) throw new CliError(`expected one bundle file, got ${positionals.join(' ')}`, 2);
+  if (oneShot && positionals.length > 0) throw new CliError('give either a bundle file or --flake/--file to build one, not both', 2);
+  if (!oneShot && positionals.length === 0) throw new CliError('release publish needs BUNDLE.json (from shoal release sign), or --flake … --cache … --key … --name … to build, push and sign first', 2);
+  const client = OperatorClient.from(values, io);
+  if (!oneShot) {
+    const bundle = readReleaseBundle(positionals[0]!);
+    const release = await publishBundle(client, bundle);
+    if (values.json) json(io, release);
+    else io.stdout(publishedLine(release, bundle, bundleKeyId(bundle)));
+    return;
+  }
+  const cache = str(values.cache);
+  const keyFile = str(values.key);
+  if (!cache) throw new CliError('release publish --flake needs --cache CACHE_URL (where hosts download the systems)', 2);
+  if (!keyFile) throw new CliError('release publish --flake needs --key FILE (the CI release key)', 2);
+  // Everything that can be refused without Nix is checked before a long build.
+  const key = readReleaseKey(keyFile);
+  const floor = floorFrom(values);
+  releaseName(values);
+  cacheUrlWithKey(cache, str(values['cache-key']));
+  const progress = progressTo(io);
+  const step = (n: number, what: string) => progress(`[${n}/4] ${what}`);
+  const started = performance.now();
+  step(1, 'build');
+  const built = await build(values, io, progress);
+  step(2, `push closures to ${cache}`);
+  await pushClosures({ storePaths: built.hosts.map((h) => h.storePath), to: cache, cacheKeyFile: str(values['cache-key']), env: io.env, progress });
+  step(3, 'sign');
+  const { bundle, keyId, signingMs } = signRelease(built, key, floor);
+  progress(signedLine(bundle, keyId, signingMs));
+  const bundleOut = str(values['bundle-out']);
+  if (bundleOut) writeJsonFile(bundleOut, bundle, io);
+  step(4, `publish to ${client.baseUrl}`);
+  const release = await publishBundle(client, bundle);
+  progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (values.json) json(io, release);
+  else io.stdout(publishedLine(release, bundle, keyId));
+}

@@ -47,7 +47,7 @@ export const REALISTIC_FILLER = { count: 300, bytesEach: 100_000 } as const;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9+._-]{0,100}$/;
 const SYSTEMS_NIX = fileURLToPath(new URL('./systems.nix', import.meta.url));
 
-function ipCommand(): string {
+export function ipCommand(): string {
   const found = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
   if (!found) throw new Error('the fleet lab needs ip(8) (Debian package iproute2)');
   return found;

@@ -78,8 +78,9 @@ A host's event history: manifests issued, reports, connections.
 ${CONNECTION}
 
 example: shoal history web-1 --limit 20`,
-  'release build': `usage: shoal release build (--flake DIR|URL[#ATTR] | --file FILE.nix) --name NAME
-                           [--description D] [--revision REV] [-o FILE]
+  'release build': `usage: shoal release build (--flake DIR|URL[#ATTR] | --file FILE.nix)
+                           --name NAME [--description D] [--revision REV]
+                           [-o FILE]
 
 Evaluates the hosts' systems, builds them with nix build and writes the release
 (host -> store path, with each system's closure size, kernel, initrd,
@@ -101,7 +102,7 @@ cache's Nix signing key (nix-store --generate-binary-cache-key): Nix signs
 each path as it uploads it. Hosts accept only paths signed by a key they trust.
 FILE defaults to release-build.json.
 
-example: shoal release push-closures --to https://cache.example.org \
+example: shoal release push-closures --to https://cache.example.org \\
            --cache-key /run/secrets/cache.secret`,
   'release sign': `usage: shoal release sign --key FILE [--floor N] RELEASE_BUILD.json
                           [-o BUNDLE.json]
@@ -113,7 +114,7 @@ BUNDLE.json (default release-bundle.json). Refuses a key file that group or
 others can read. --floor N (default 0): hosts that accepted this release
 refuse every later statement below N, e.g. releases before a security fix.
 
-example: shoal release sign --key /run/secrets/ci-release.key --floor 3 \
+example: shoal release sign --key /run/secrets/ci-release.key --floor 3 \\
            release-build.json -o release-bundle.json`,
   'release publish': `usage: shoal release publish BUNDLE.json
        shoal release publish (--flake DIR[#ATTR] | --file F) --name NAME
@@ -127,8 +128,8 @@ progress on stderr. A token created with --scope ci is enough.
 ${CONNECTION}
 
 examples: shoal release publish release-bundle.json
-          shoal release publish --flake . --name "ci-$CI_PIPELINE_ID" \
-            --cache https://cache.example.org --cache-key cache.secret \
+          shoal release publish --flake . --name "ci-$CI_PIPELINE_ID" \\
+            --cache https://cache.example.org --cache-key cache.secret \\
             --key ci-release.key`,
   'release create': `usage: shoal release create NAME (--file FILE | HOST=STOREPATH...)
                             [--description D] [--source GITREV]

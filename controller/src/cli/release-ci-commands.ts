@@ -1,13 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { ReleaseName } from '../../../shared/src/rollout-api.js';
-import type { ReleaseBuild, ReleaseBundle } from '../../../shared/src/release-statement.js';
+import type { ReleaseBundle } from '../../../shared/src/release-statement.js';
 import { integer, json, parse, str, type Values } from './args.js';
 import { OperatorClient } from './client.js';
 import { CliError, type CliIo } from './context.js';
-import { buildRelease } from './release-build.js';
+import { buildRelease, type BuildReleaseOptions } from './release-build.js';
 import {
   cacheUrlWithKey,
   publishBundle,
+  publishFromSource,
   pushClosures,
   readReleaseBuild,
   readReleaseBundle,
@@ -59,21 +60,23 @@ function writeJsonFile(file: string, value: unknown, io: CliIo): void {
 
 const progressTo = (io: CliIo) => (line: string) => io.stderr(`${line}\n`);
 
-function build(values: Values, io: CliIo, progress = progressTo(io)): Promise<ReleaseBuild> {
-  return buildRelease({
+function buildOptions(values: Values, io: CliIo): BuildReleaseOptions {
+  const description = str(values.description);
+  const revision = str(values.revision);
+  return {
     source: sourceFrom(values),
     name: releaseName(values),
-    ...(str(values.description) !== undefined ? { description: str(values.description)! } : {}),
-    ...(str(values.revision) !== undefined ? { revision: str(values.revision)! } : {}),
+    ...(description !== undefined ? { description } : {}),
+    ...(revision !== undefined ? { revision } : {}),
     env: io.env,
-    progress,
-  });
+    progress: progressTo(io),
+  };
 }
 
 export async function releaseBuild(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, { ...SOURCE_OPTIONS, out: { type: 'string', short: 'o', default: 'release-build.json' } }, []);
   const out = str(values.out)!;
-  const built = await build(values, io);
+  const built = await buildRelease(buildOptions(values, io));
   writeJsonFile(out, built, io);
   if (out !== '-') io.stderr(`wrote ${out}: release ${built.name}, ${built.hosts.length} host${built.hosts.length === 1 ? '' : 's'}, revision ${built.source.revision ?? '(none: not a clean git tree)'}\n`);
 }
@@ -143,23 +146,17 @@ export async function releasePublish(args: string[], io: CliIo): Promise<void> {
   // Everything that can be refused without Nix is checked before a long build.
   const key = readReleaseKey(keyFile);
   const floor = floorFrom(values);
-  releaseName(values);
+  const build = buildOptions(values, io);
   cacheUrlWithKey(cache, str(values['cache-key']));
-  const progress = progressTo(io);
-  const step = (n: number, what: string) => progress(`[${n}/4] ${what}`);
-  const started = performance.now();
-  step(1, 'build');
-  const built = await build(values, io, progress);
-  step(2, `push closures to ${cache}`);
-  await pushClosures({ storePaths: built.hosts.map((h) => h.storePath), to: cache, cacheKeyFile: str(values['cache-key']), env: io.env, progress });
-  step(3, 'sign');
-  const { bundle, keyId, signingMs } = signRelease(built, key, floor);
-  progress(signedLine(bundle, keyId, signingMs));
-  const bundleOut = str(values['bundle-out']);
-  if (bundleOut) writeJsonFile(bundleOut, bundle, io);
-  step(4, `publish to ${client.baseUrl}`);
-  const release = await publishBundle(client, bundle);
-  progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const { bundle, release, keyId } = await publishFromSource({
+    build,
+    cache,
+    cacheKeyFile: str(values['cache-key']),
+    key,
+    floor,
+    client,
+    ...(str(values['bundle-out']) ? { bundleOut: (bundle: ReleaseBundle) => writeJsonFile(str(values['bundle-out'])!, bundle, io) } : {}),
+  });
   if (values.json) json(io, release);
   else io.stdout(publishedLine(release, bundle, keyId));
 }

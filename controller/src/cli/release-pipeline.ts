@@ -5,6 +5,7 @@ import { KeyFormatError, parseSecretKey, type NamedSecretKey } from '../../../sh
 import { ReleaseBuild, ReleaseBundle, signReleaseBundle } from '../../../shared/src/release-statement.js';
 import { ReleaseName, RolloutRoutes } from '../../../shared/src/rollout-api.js';
 import type { OperatorClient } from './client.js';
+import { buildRelease, type BuildReleaseOptions } from './release-build.js';
 import { CliError } from './context.js';
 import { NixError, nixErrorText, runNix } from './nix.js';
 
@@ -117,4 +118,35 @@ export type PublishedRelease = z.infer<typeof PublishedRelease>;
 /** POST /v1/releases with the bundle; the controller verifies every statement before storing it. */
 export function publishBundle(client: OperatorClient, bundle: ReleaseBundle): Promise<PublishedRelease> {
   return client.call('POST', RolloutRoutes.releases, PublishedRelease, bundle);
+}
+
+export interface PipelineOptions {
+  build: BuildReleaseOptions;
+  cache: string;
+  cacheKeyFile?: string | undefined;
+  key: NamedSecretKey;
+  floor: number;
+  client: OperatorClient;
+  /** Told the bundle before it is published, e.g. to keep it as a CI artefact. */
+  bundleOut?: (bundle: ReleaseBundle) => void;
+}
+
+/** `shoal release publish --flake …`: build → push closures → sign → publish, with progress. */
+export async function publishFromSource(options: PipelineOptions): Promise<Signed & { build: ReleaseBuild; release: PublishedRelease; seconds: number }> {
+  const { progress, env } = options.build;
+  const step = (n: number, what: string) => progress(`[${n}/4] ${what}`);
+  const started = performance.now();
+  step(1, `build ${options.build.source.display}`);
+  const build = await buildRelease(options.build);
+  step(2, `push closures to ${options.cache}`);
+  await pushClosures({ storePaths: build.hosts.map((h) => h.storePath), to: options.cache, cacheKeyFile: options.cacheKeyFile, env, progress });
+  step(3, 'sign');
+  const signed = signRelease(build, options.key, options.floor);
+  progress(`signed ${signed.bundle.hosts.length} statements with key ${signed.keyId} (floor ${options.floor}) in ${signed.signingMs.toFixed(0)} ms`);
+  options.bundleOut?.(signed.bundle);
+  step(4, `publish to ${options.client.baseUrl}`);
+  const release = await publishBundle(options.client, signed.bundle);
+  const seconds = (performance.now() - started) / 1000;
+  progress(`published release ${release.name} in ${seconds.toFixed(1)} s`);
+  return { ...signed, build, release, seconds };
 }

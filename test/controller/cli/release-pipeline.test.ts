@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../controller/src/cli/run.js';
 import { nodeEd25519 } from '../../../shared/src/ed25519.js';
@@ -12,6 +14,43 @@ import { serveCache, type CacheServer } from '../../lab/cache-server.js';
 import { writeLabFlake } from '../../lab/lab-flake.js';
 import { run } from '../../lab/run.js';
 import { shoal } from './cli-helpers.js';
+
+interface Posted {
+  method: string;
+  path: string;
+  authorization: string | undefined;
+  body: unknown;
+}
+
+/**
+ * Stands in for the controller's POST /v1/releases until the controller side of bundles is
+ * merged (the full publish → rollout → hosts test runs against the real one): records what the
+ * CLI sent and answers what `answer` says.
+ */
+async function releaseEndpoint(answer: (body: ReleaseBundle) => { status: number; body: unknown }): Promise<{ url: string; posted: Posted[]; close: () => Promise<void> }> {
+  const posted: Posted[] = [];
+  const server: Server = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      const body = JSON.parse(text) as unknown;
+      posted.push({ method: req.method!, path: req.url!, authorization: req.headers.authorization, body });
+      const reply = answer(ReleaseBundle.parse(body));
+      res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    posted,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+const stored = (bundle: ReleaseBundle) => ({
+  status: 201,
+  body: { name: bundle.name, description: bundle.description, createdAt: bundle.createdAt, createdBy: 'operator:ci', hosts: bundle.hosts.map(({ host, storePath }) => ({ host, storePath })) },
+});
 
 /** Real Nix throughout: the lab flake is evaluated and built, closures go into a real HTTP binary cache. */
 describe('shoal release build / push-closures / sign (real Nix)', () => {
@@ -191,5 +230,66 @@ describe('shoal release build / push-closures / sign (real Nix)', () => {
       stderr: `shoal: release key ${loose} is readable by group or others (mode 0640); refusing to use it. Run: chmod 600 ${loose}\n`,
     });
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('publishes a signed bundle to POST /v1/releases with the operator token', async () => {
+    const endpoint = await releaseEndpoint(stored);
+    try {
+      const bundleFile = join(dir, 'release-bundle.json');
+      const result = await shoal(['release', 'publish', bundleFile], { ...env, SHOAL_CONTROLLER: endpoint.url, SHOAL_TOKEN: 'ci-token' });
+      expect(result).toEqual({ code: 0, stdout: 'published release lab-1 (3 hosts, signed by ci-1, floor 2)\n', stderr: '' });
+      expect(endpoint.posted).toEqual([{ method: 'POST', path: '/v1/releases', authorization: 'Bearer ci-token', body: JSON.parse(readFileSync(bundleFile, 'utf8')) }]);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('shows the controller refusing a bundle, naming the host', async () => {
+    const endpoint = await releaseEndpoint((bundle) => ({
+      status: 400,
+      body: { error: { code: 'invalid-release', message: `release "${bundle.name}" refused: host "web-2": release statement signed by ci-1, none of which is a trusted release key` } },
+    }));
+    try {
+      const result = await shoal(['release', 'publish', join(dir, 'release-bundle.json')], { ...env, SHOAL_CONTROLLER: endpoint.url, SHOAL_TOKEN: 'ci-token' });
+      expect(result).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: 'shoal: release "lab-1" refused: host "web-2": release statement signed by ci-1, none of which is a trusted release key (invalid-release, HTTP 400)\n',
+      });
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('runs build → push → sign → publish as one command, with progress', async () => {
+    const endpoint = await releaseEndpoint(stored);
+    const next = await writeLabFlake(join(dir, 'flake-2'), { git: true, hosts: { 'web-1': { label: `web-1 v2 ${dir}` }, 'web-2': { label: `web-2 v2 ${dir}` } } });
+    const bundleOut = join(dir, 'lab-2-bundle.json');
+    try {
+      const args = ['release', 'publish', '--flake', next.dir, '--name', 'lab-2', '--cache', cache.url, '--cache-key', cacheKey.secretKeyFile, '--key', ciKeyFile, '--floor', '3'];
+      const result = await shoal([...args, '--bundle-out', bundleOut], { ...env, SHOAL_CONTROLLER: endpoint.url, SHOAL_TOKEN: 'ci-token' });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toBe('published release lab-2 (2 hosts, signed by ci-1, floor 3)\n');
+      const steps = result.stderr.split('\n').filter((l) => /^\[\d\/4\]/.test(l));
+      expect(steps).toEqual([`[1/4] build ${next.dir}#nixosConfigurations`, `[2/4] push closures to ${cache.url}`, '[3/4] sign', `[4/4] publish to ${endpoint.url}`]);
+      expect(result.stderr).toMatch(/^published release lab-2 in \d+\.\d s$/m);
+      const bundle = ReleaseBundle.parse(endpoint.posted[0]!.body);
+      expect(bundle).toEqual(JSON.parse(readFileSync(bundleOut, 'utf8')));
+      expect(bundle).toMatchObject({ name: 'lab-2', floor: 3, source: { revision: next.revision } });
+      for (const host of bundle.hosts) {
+        expect(verifyReleaseStatement(host.statement, host, [ciKey], nodeEd25519)).toMatchObject({ valid: true, keyId: 'ci-1' });
+        expect(cache.requests.some((r) => r.method === 'PUT' && r.path === `/${host.storePath.slice(11, 43)}.narinfo`)).toBe(true);
+      }
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('checks the key, the name and the cache key before building anything', async () => {
+    const base = ['release', 'publish', '--flake', flake.dir, '--cache', cache.url, '--name', 'x'];
+    const noKey = await shoal(base, { ...env, SHOAL_TOKEN: 't' });
+    expect(noKey).toMatchObject({ code: 2, stderr: 'shoal: release publish --flake needs --key FILE (the CI release key)\n' });
+    const noCacheKey = await shoal([...base, '--key', ciKeyFile, '--cache-key', join(dir, 'nope')], { ...env, SHOAL_TOKEN: 't' });
+    expect(noCacheKey).toMatchObject({ code: 2, stderr: `shoal: cache key ${join(dir, 'nope')}: no such file\n` });
   });
 });

@@ -48,6 +48,7 @@ export class Lab {
   readonly hosts = new Map<string, LabHost>();
   cache: CacheServer | null = null;
   untrustedCache: CacheServer | null = null;
+  uploadCache: CacheServer | null = null;
   controller: LabController | null = null;
 
   private constructor(
@@ -101,6 +102,21 @@ export class Lab {
     return this.untrustedCache;
   }
 
+  /**
+   * Serves an empty cache in the lab's directory that accepts uploads, as CI's cache does:
+   * `shoal release push-closures --to <url> --cache-key <fixtures.cache.key.secretKeyFile>`
+   * fills it with paths the hosts trust. Its URL joins the hosts' substituters, so serve it
+   * before adding hosts (idempotent).
+   */
+  async serveUploadCache(): Promise<CacheServer> {
+    if (!this.uploadCache) {
+      const cache = await serveCache(join(this.dir, 'upload-cache'), { host: this.serviceAddress, writable: true });
+      this.scope.add({ label: `upload cache ${cache.url}`, release: () => cache.close(), releaseSync: () => undefined });
+      this.uploadCache = cache;
+    }
+    return this.uploadCache;
+  }
+
   /** Starts the controller on a fresh state dir with a fresh release key. */
   async startController(options: { args?: string[]; releaseKey?: ReleaseKey; port?: number } = {}): Promise<LabController> {
     if (this.controller?.running) throw new Error('this lab already runs a controller; use controller.restart()');
@@ -142,7 +158,7 @@ export class Lab {
   private hostServices() {
     return {
       repoRoot: REPO_ROOT,
-      substituters: () => (this.cache ? [this.cache.url] : []),
+      substituters: () => [this.cache, this.uploadCache].filter((c) => c !== null).map((c) => c.url),
       trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
       controller: () => {
         const controller = this.controller;
@@ -169,6 +185,7 @@ export class Lab {
     this.hosts.clear();
     this.cache = null;
     this.untrustedCache = null;
+    this.uploadCache = null;
     this.controller = null;
   }
 }

@@ -121,7 +121,7 @@ describe('shoal release build / push-closures / sign (real Nix)', () => {
     expect(result.stderr).toContain(`wrote ${buildFile}: release lab-1, 3 hosts, revision ${flake.revision}\n`);
   });
 
-  it('records no revision outside git and writes no flake.lock into the flake', async () => {
+  it('records no revision outside git or from a dirty tree (unless --revision), and writes no flake.lock into the flake', async () => {
     const plain = await writeLabFlake(join(dir, 'plain-flake'), { lock: false, hosts: { 'app-1': { label: `app-1 ${dir}` } } });
     const out = join(dir, 'plain.json');
     const result = await shoal(['release', 'build', '--flake', plain.dir, '--name', 'plain', '-o', out], env);
@@ -129,6 +129,14 @@ describe('shoal release build / push-closures / sign (real Nix)', () => {
     expect(ReleaseBuild.parse(JSON.parse(readFileSync(out, 'utf8'))).source).toEqual({ revision: null, flakeLockHash: null });
     expect(existsSync(join(plain.dir, 'flake.lock'))).toBe(false);
     expect(result.stderr).toContain('revision (none: not a clean git tree)');
+
+    const dirty = await writeLabFlake(join(dir, 'dirty-flake'), { git: true, hosts: { 'app-1': { label: `app-1 ${dir}` } } });
+    writeFileSync(join(dirty.dir, 'flake-hosts.json'), readFileSync(join(dirty.dir, 'flake-hosts.json'), 'utf8').replace('app-1 ', 'app-1 uncommitted '));
+    const fromDirty = await shoal(['release', 'build', '--flake', dirty.dir, '--name', 'dirty', '-o', '-'], env);
+    expect(fromDirty.code, fromDirty.stderr).toBe(0);
+    expect(ReleaseBuild.parse(JSON.parse(fromDirty.stdout)).source.revision).toBeNull();
+    const named = await shoal(['release', 'build', '--flake', dirty.dir, '--name', 'dirty', '--revision', 'ci-run-7', '-o', '-'], env);
+    expect(ReleaseBuild.parse(JSON.parse(named.stdout)).source.revision).toBe('ci-run-7');
   });
 
   it('builds from a Nix file that maps hosts to toplevels, and names the host whose build fails', async () => {

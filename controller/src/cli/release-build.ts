@@ -37,6 +37,12 @@ const APPLY = `hosts: builtins.mapAttrs (name: value: builtins.trace "shoal-eval
   let top = (${TOPLEVEL}) name value; in { drv = top.drvPath; out = top.outPath; configuration = value ? config; })) hosts`;
 
 // Not drvPath/outPath: Nix prints a set with an outPath as that string.
+// One configuration or one derivation where a set of them was meant: say so rather than list its attributes as hosts.
+const NAMES = `v:
+  if (v ? config && builtins.isAttrs v.config && v.config ? system) || (v.type or null) == "derivation"
+  then throw "shoal: this is one system, not a set of host -> system (did you mean the set that holds it, e.g. #nixosConfigurations?)"
+  else builtins.attrNames v`;
+
 const Details = z.record(z.string(), z.object({ drv: z.string(), out: z.string(), configuration: z.boolean() }));
 
 /** Hundreds of installables per `nix build`: one evaluation each, and far below the argument-size limit. */
@@ -56,7 +62,7 @@ function evalFailure(source: SystemsSource, error: unknown, what: string): never
 async function hostNames(source: SystemsSource, env: BuildReleaseOptions['env']): Promise<string[]> {
   let names: unknown;
   try {
-    names = JSON.parse(await runNix(evalArgs(source, 'builtins.attrNames'), { env }));
+    names = JSON.parse(await runNix(evalArgs(source, NAMES), { env }));
   } catch (error) {
     evalFailure(source, error, 'the host list');
   }

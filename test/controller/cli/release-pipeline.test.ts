@@ -172,6 +172,9 @@ describe('shoal release build / push-closures / sign (real Nix)', () => {
     const missing = await shoal(['release', 'build', '--flake', `${flake.dir}#nixosConfigurationz`, '--name', 'bad'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^shoal: cannot evaluate the host list of .*#nixosConfigurationz:\n {2}error: .*does not provide attribute .*nixosConfigurationz/ms);
+    const one = await shoal(['release', 'build', '--flake', `${flake.dir}#nixosConfigurations.web-1`, '--name', 'bad'], env);
+    expect(one.code).toBe(1);
+    expect(one.stderr).toContain('error: shoal: this is one system, not a set of host -> system');
     const noFlake = await shoal(['release', 'build', '--flake', dir, '--name', 'bad'], env);
     expect(noFlake).toMatchObject({ code: 2, stderr: `shoal: no flake.nix in ${dir} (--flake takes a directory or a flake URL, then #ATTR)\n` });
   });

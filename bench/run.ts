@@ -6,6 +6,7 @@ import { RESULTS_FILE, formatTable, saveFigures, type Figures } from './lib/resu
 import { runAgentIdle } from './agent.js';
 import { runDeploy } from './deploy.js';
 import { runPoll } from './poll.js';
+import { runReleaseSign } from './release-sign.js';
 import { runScale } from './scale.js';
 
 const TARGETS: Record<string, string> = {
@@ -15,10 +16,11 @@ const TARGETS: Record<string, string> = {
   'deploy.overhead_ratio': '≤ 1.05 (or ≤ 250 ms)',
   'agent.idle_rss_mb': '≤ 60',
   'agent.idle_cpu_pct': '≈ 0',
+  'release_sign.10000.cli_s': 'seconds, not minutes',
 };
 
-type Bench = 'scale' | 'poll' | 'deploy' | 'agent';
-const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent'];
+type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign';
+const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign'];
 
 function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null; profile: boolean } {
   let quick = false;
@@ -63,6 +65,9 @@ async function main(): Promise<void> {
         result = await runPoll({ hosts: options.quick ? 400 : 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 3000 : 10_000, cleanup, log });
       }
       if (bench === 'deploy') result = await runDeploy({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-deploy-'))), log });
+      if (bench === 'release-sign') {
+        for (const hosts of options.sizes ?? [10_000]) Object.assign(result, await runReleaseSign({ hosts, cleanup, log }));
+      }
       if (bench === 'agent') result = await runAgentIdle({ idleMs: options.quick ? 15_000 : 60_000, cleanup, log });
       Object.assign(figures, result);
       saveFigures(result);

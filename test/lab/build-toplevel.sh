@@ -20,3 +20,5 @@ for d in $deps; do echo "$d" >> "$out/lab-packages"; done
   /bin/cat "$template"
 } > "$out/bin/switch-to-configuration"
 /bin/chmod 0555 "$out/bin/switch-to-configuration"
+# What NixOS writes when a system declares switch inhibitors (values whose change needs a reboot).
+if [ -n "${switchInhibitors:-}" ]; then printf '%s\n' "$switchInhibitors" > "$out/switch-inhibitors"; fi

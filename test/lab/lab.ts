@@ -48,6 +48,7 @@ export class Lab {
   readonly hosts = new Map<string, LabHost>();
   cache: CacheServer | null = null;
   untrustedCache: CacheServer | null = null;
+  uploadCache: CacheServer | null = null;
   controller: LabController | null = null;
 
   private constructor(
@@ -102,6 +103,21 @@ export class Lab {
   }
 
   /**
+   * Serves an empty cache in the lab's directory that accepts uploads, as CI's cache does:
+   * `shoal release push-closures --to <url> --cache-key <fixtures.cache.key.secretKeyFile>`
+   * fills it with paths the hosts trust. Its URL joins the hosts' substituters, so serve it
+   * before adding hosts (idempotent).
+   */
+  async serveUploadCache(): Promise<CacheServer> {
+    if (!this.uploadCache) {
+      const cache = await serveCache(join(this.dir, 'upload-cache'), { host: this.serviceAddress, writable: true });
+      this.scope.add({ label: `upload cache ${cache.url}`, release: () => cache.close(), releaseSync: () => undefined });
+      this.uploadCache = cache;
+    }
+    return this.uploadCache;
+  }
+
+  /**
    * Starts the controller on a fresh state dir with fresh keys: a controller key, and a release
    * key that the controller holds itself (single-key mode, the default: tests create unsigned
    * releases and `set` any system) or that only the test holds, as CI would (`trust: 'two-key'`;
@@ -149,7 +165,7 @@ export class Lab {
   private hostServices() {
     return {
       repoRoot: REPO_ROOT,
-      substituters: () => (this.cache ? [this.cache.url] : []),
+      substituters: () => [this.cache, this.uploadCache].filter((c) => c !== null).map((c) => c.url),
       trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
       controller: () => {
         const controller = this.controller;
@@ -177,6 +193,7 @@ export class Lab {
     this.hosts.clear();
     this.cache = null;
     this.untrustedCache = null;
+    this.uploadCache = null;
     this.controller = null;
   }
 }

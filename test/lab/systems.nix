@@ -1,12 +1,15 @@
 # Fake NixOS toplevels for the fleet lab (see README.md next to this file).
 #
-# Built with `nix-build systems.nix --arg specFile ./specs.json --option sandbox false`.
+# Built with `nix-build systems.nix --arg specFile ./specs.json --option sandbox false`, or
+# through flake.nix (pure evaluation: the spec and the system are passed in, not read from outside).
 # Builders get no PATH, so every tool is named by absolute path; the lab runs on the
 # machine's own /bin, which every lab host shares (only /nix and /run are per host).
-{ specFile }:
+{
+  specFile ? null,
+  spec ? builtins.fromJSON (builtins.readFile specFile),
+  system ? builtins.currentSystem,
+}:
 let
-  spec = builtins.fromJSON (builtins.readFile specFile);
-  system = builtins.currentSystem;
   ip = spec.ipCommand;
 
   # Shared by every system, so a second generation downloads only what changed.
@@ -37,7 +40,7 @@ let
 
   toplevel = s:
     let deps = if s ? filler && s.filler != null then filler s.name s.filler else [ ];
-    in builtins.derivation {
+    in builtins.derivation ({
       name = "nixos-system-${s.name}";
       inherit system;
       inherit (s) fault label;
@@ -48,6 +51,6 @@ let
       deps = deps;
       builder = "/bin/sh";
       args = [ ./build-toplevel.sh ];
-    };
+    } // (if s ? switchInhibitors && s.switchInhibitors != null then { inherit (s) switchInhibitors; } else { }));
 in
 builtins.listToAttrs (map (s: { name = s.name; value = toplevel s; }) spec.systems)

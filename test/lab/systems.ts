@@ -28,6 +28,8 @@ export interface SystemSpec {
   kernel?: string;
   /** Makes the closure look like a real one: `count` extra store paths of `bytesEach` random bytes. */
   filler?: { count: number; bytesEach: number };
+  /** Content of the system's `switch-inhibitors` file; none when absent. */
+  switchInhibitors?: string;
 }
 
 export interface LabSystem {
@@ -45,17 +47,17 @@ export const REALISTIC_FILLER = { count: 300, bytesEach: 100_000 } as const;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9+._-]{0,100}$/;
 const SYSTEMS_NIX = fileURLToPath(new URL('./systems.nix', import.meta.url));
 
-function ipCommand(): string {
+export function ipCommand(): string {
   const found = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p));
   if (!found) throw new Error('the fleet lab needs ip(8) (Debian package iproute2)');
   return found;
 }
 
-function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler'>> & Pick<SystemSpec, 'filler'> {
+function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors'> {
   if (!NAME.test(spec.name)) throw new Error(`lab system name ${JSON.stringify(spec.name)} must match ${NAME}`);
   const fault = spec.fault ?? 'ok';
   if (!FAULTS.includes(fault)) throw new Error(`lab system ${spec.name}: unknown fault ${JSON.stringify(fault)}`);
-  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler };
+  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors };
 }
 
 /**

@@ -83,6 +83,59 @@ A host's event history: manifests issued, reports, connections.
 ${CONNECTION}
 
 example: shoal history web-1 --limit 20`,
+  'release build': `usage: shoal release build (--flake DIR|URL[#ATTR] | --file FILE.nix)
+                           --name NAME [--description D] [--revision REV]
+                           [-o FILE]
+
+Evaluates the hosts' systems, builds them with nix build and writes the release
+(host -> store path, with each system's closure size, kernel, initrd,
+kernel-modules and switch-inhibitors) to FILE (default release-build.json, "-"
+for stdout). ATTR defaults to nixosConfigurations (each host's
+config.system.build.toplevel); it may also name a set of host -> toplevel.
+--file takes a Nix file that evaluates to such a set. The source revision is
+the git commit when the flake is a clean git tree (--revision overrides) and
+flake.lock's SHA-256 is recorded. Never writes flake.lock. Progress: stderr.
+
+examples: shoal release build --flake . --name "ci-$CI_PIPELINE_ID"
+          shoal release build --file ./hosts.nix --name v42 -o v42.json`,
+  'release push-closures': `usage: shoal release push-closures --to CACHE_URL [--cache-key FILE]
+                                   [--release FILE]
+
+Copies every system's closure of a release build (or bundle) into a Nix binary
+cache with nix copy (paths the cache has are skipped). --cache-key is the
+cache's Nix signing key (nix-store --generate-binary-cache-key): Nix signs
+each path as it uploads it. Hosts accept only paths signed by a key they trust.
+FILE defaults to release-build.json.
+
+example: shoal release push-closures --to https://cache.example.org \\
+           --cache-key /run/secrets/cache.secret`,
+  'release sign': `usage: shoal release sign --key FILE [--floor N] RELEASE_BUILD.json
+                          [-o BUNDLE.json]
+
+Signs one release statement per host ("HOST may run STOREPATH", with the
+release, its source and the floor) with the CI release key, offline: it needs
+no network and works on an air-gapped machine. Writes the bundle to
+BUNDLE.json (default release-bundle.json). Refuses a key file that group or
+others can read. --floor N (default 0): hosts that accepted this release
+refuse every later statement below N, e.g. releases before a security fix.
+
+example: shoal release sign --key /run/secrets/ci-release.key --floor 3 \\
+           release-build.json -o release-bundle.json`,
+  'release publish': `usage: shoal release publish BUNDLE.json
+       shoal release publish (--flake DIR[#ATTR] | --file F) --name NAME
+         --cache CACHE_URL [--cache-key F] --key CI_KEY [--floor N]
+         [--description D] [--revision REV] [--bundle-out FILE]
+
+Uploads a signed bundle; the controller checks every statement before storing
+the release and refuses the whole bundle if one is bad, naming the host. With
+--flake or --file: build, push the closures, sign and publish in one go, with
+progress on stderr. A token created with --scope ci is enough.
+${CONNECTION}
+
+examples: shoal release publish release-bundle.json
+          shoal release publish --flake . --name "ci-$CI_PIPELINE_ID" \\
+            --cache https://cache.example.org --cache-key cache.secret \\
+            --key ci-release.key`,
   'release create': `usage: shoal release create NAME (--file FILE | HOST=STOREPATH...)
                             [--description D] [--source GITREV]
 

@@ -1,6 +1,7 @@
 import * as commands from './commands.js';
 import { CliError, type CliIo } from './context.js';
 import { HELP } from './help.js';
+import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
 import { didYouMean } from './suggest.js';
@@ -15,6 +16,11 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
   status                                 fleet status
   history HOST [--limit N]               a host's event history
+  release build --flake DIR[#ATTR] --name NAME   evaluate and build (CI)
+  release push-closures --to CACHE_URL [--cache-key F]   nix copy
+  release sign --key F [--floor N] BUILD.json    sign offline
+  release publish BUNDLE.json                    upload a signed release
+  release publish --flake DIR --cache URL --key F --name N   all four steps
   release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
   release list | release show NAME
   rollout plan RELEASE [spec flags]      dry run: waves, canary, approval gates
@@ -36,7 +42,15 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
   set: commands.setDesired,
   status: commands.status,
   history: commands.history,
-  release: { create: releases.releaseCreate, list: releases.releaseList, show: releases.releaseShow },
+  release: {
+    build: ci.releaseBuild,
+    'push-closures': ci.releasePushClosures,
+    sign: ci.releaseSign,
+    publish: ci.releasePublish,
+    create: releases.releaseCreate,
+    list: releases.releaseList,
+    show: releases.releaseShow,
+  },
   rollout: {
     plan: rollouts.rolloutPlan,
     start: rollouts.rolloutStart,

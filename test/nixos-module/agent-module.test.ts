@@ -105,6 +105,88 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     expect(json.trustedPublicKeys).toEqual([cacheKey]);
   });
 
+  it("adds the host's extra-substituters and extra-trusted-public-keys, where NixOS users put a private cache", () => {
+    const privateKey = formatPublicKey(generateNamedKey('private-1'));
+    const json = rendered(
+      agentConfig(
+        {},
+        {
+          nix: {
+            settings: {
+              'extra-substituters': ['https://private.example.org'],
+              'extra-trusted-public-keys': [privateKey],
+            },
+          },
+        },
+      ),
+    );
+    expect(json.substituters).toEqual(['https://cache.nixos.org/', 'https://private.example.org']);
+    expect(json.trustedPublicKeys).toEqual([
+      'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=',
+      privateKey,
+    ]);
+  });
+
+  it('lets settings override a promoted option instead of failing with conflicting definitions', () => {
+    const json = rendered(agentConfig({ pollInterval: 45, settings: { pollIntervalMs: 5000, controllerUrl: 'https://other.example.org' } }));
+    expect(json.pollIntervalMs).toBe(5000);
+    expect(json.controllerUrl).toBe('https://other.example.org');
+  });
+
+  it('replaces a promoted list set in settings rather than appending to it, and asserts on what is written', () => {
+    const config = agentConfig({ settings: { trustedReleaseKeys: ['AAAA'] } });
+    expect(rendered({ ...config, services: { 'shoal-agent': { ...config.services['shoal-agent'], checkConfig: false } } }).trustedReleaseKeys).toEqual(['AAAA']);
+    expect(failedAssertions(config)).toEqual([expect.stringContaining('trustedReleaseKeys: "AAAA" is not a public key')]);
+  });
+
+  it('asserts on a controller URL or health check given only through settings', () => {
+    expect(failedAssertions(agentConfig({ settings: { controllerUrl: 'shoal.example.org' } }))).toEqual([
+      expect.stringContaining('has no http:// or https:// scheme'),
+    ]);
+    expect(failedAssertions(agentConfig({ settings: { healthChecks: [{ name: 'x', url: '127.0.0.1/health' }] } }))).toEqual([
+      expect.stringContaining('url "127.0.0.1/health" needs an http:// or https:// scheme'),
+    ]);
+  });
+
+  it('puts the systemd the host runs on the PATH, not pkgs.systemd', () => {
+    const store = evalJson<Store>(agentConfig(), 'store');
+    const svc = service(agentConfig({}, { systemd: { package: store.shoal } }));
+    expect(svc.path).toEqual([store.nix, store.shoal]);
+  });
+
+  describe('warnings', () => {
+    const named = { networking: { hostName: 'web-1' } };
+    const warnings = (config: object) => evalJson<string[]>(config, 'warnings');
+
+    it('has none for an https controller and a host name of its own', () => {
+      expect(warnings(agentConfig({}, named))).toEqual([]);
+    });
+
+    it.each(['http://127.0.0.1:8420', 'http://localhost:8420', 'http://[::1]:8420', 'HTTP://127.0.0.2/'])(
+      'has none for plain HTTP to the loopback host %s',
+      (url) => {
+        expect(warnings(agentConfig({ controllerUrl: url }, named))).toEqual([]);
+      },
+    );
+
+    it.each(['http://shoal.example.org', 'http://10.0.0.5:8420/', 'http://127.0.0.1.example.org', 'http://user@[2001:db8::1]:8420'])(
+      'warns that plain HTTP to %s sends the enrollment token in clear',
+      (url) => {
+        expect(warnings(agentConfig({ controllerUrl: url }, named))).toEqual([
+          expect.stringContaining(`services.shoal-agent.controllerUrl = "${url}" is plain HTTP to another host`),
+        ]);
+      },
+    );
+
+    it('warns when networking.hostName is left at its default, so hosts would collide on the controller', () => {
+      expect(warnings(agentConfig())).toEqual([expect.stringContaining('networking.hostName is left at its default "nixos"')]);
+    });
+
+    it('does not warn about the host name when settings.host names the host', () => {
+      expect(warnings(agentConfig({ settings: { host: 'web-2' } }))).toEqual([]);
+    });
+  });
+
   it('runs the agent from the config file that was checked at build time, also linked into /etc', () => {
     const store = evalJson<Store>(agentConfig(), 'store');
     const svc = service(agentConfig());

@@ -175,6 +175,11 @@ in
       }
     ];
 
+    # The controller speaks plain HTTP only; TLS belongs to a proxy in front of it.
+    warnings =
+      lib.optional (cfg.openFirewall && !(lib.elem cfg.listenAddress loopbackAddresses))
+        "${opt}.openFirewall opens port ${toString cfg.port} to the controller's plain-HTTP listener: operator and enrollment tokens and sessions would cross the network in clear. Keep listenAddress on 127.0.0.1 behind a TLS-terminating reverse proxy and open the proxy's port instead.";
+
     environment.etc."shoal/controller.json".source = configFile;
     # The operator CLI `shoal`; run `sudo -u shoal-controller shoal token create --state-dir …`
     # so database files it creates stay owned by the service user.

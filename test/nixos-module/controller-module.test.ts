@@ -123,6 +123,15 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     ).toEqual([8443]);
   });
 
+  it('warns that an open firewall exposes its plain-HTTP listener, and not when the listener stays on loopback', () => {
+    const warnings = (controller: Record<string, unknown>) => evalJson<string[]>(controllerConfig(controller), 'warnings');
+    expect(warnings({})).toEqual([]);
+    expect(warnings({ listenAddress: '0.0.0.0' })).toEqual([]);
+    expect(warnings({ openFirewall: true, listenAddress: '0.0.0.0', port: 8443 })).toEqual([
+      expect.stringContaining('services.shoal-controller.openFirewall opens port 8443 to the controller\'s plain-HTTP listener'),
+    ]);
+  });
+
   it('runs beside the agent on the same host', () => {
     const both = {
       services: {

@@ -15,6 +15,7 @@
 
       # Example public keys (from `shoal keygen`); nothing is signed with them.
       releaseKey = "release-1:Rvq2yaeA0X9M6DRG0cKx+t1wMOrhSlhaJtfy7zPPmAo=";
+      controllerKey = "controller-1:Y3BzZQJ7+PFoJnX7AOmA/nkpu4bCQjhW8Aw3MYgz4lU=";
 
       # A minimal NixOS system running one Shoal service. Any failed assertion fails the check;
       # building it builds the service's config file, which runs the service's own
@@ -66,13 +67,15 @@
               enable = true;
               controllerUrl = "https://shoal.example.org";
               trustedReleaseKeys = [ releaseKey ];
+              trustedControllerKeys = [ controllerKey ];
               enrollmentTokenFile = "/run/secrets/shoal-enroll";
             };
           };
           controller-module = moduleCheck system pkgs "shoal-controller" {
             services.shoal-controller = {
               enable = true;
-              releaseKeyFile = "/var/lib/secrets/shoal-release.key";
+              controllerKeyFile = "/var/lib/secrets/shoal-controller.key";
+              trustedReleaseKeys = [ releaseKey ];
               settings.publicUrl = "https://shoal.example.org";
             };
           };

@@ -110,9 +110,22 @@ in
       default = [ ];
       example = [ "release-1:Rvq2yaeA0X9M6DRG0cKx+t1wMOrhSlhaJtfy7zPPmAo=" ];
       description = ''
-        Public keys (`name:base64`, as printed by `shoal keygen`) whose signatures on a
-        desired-generation manifest the agent accepts. List the old and the new key while
-        rotating. At least one is required.
+        Release public keys (`name:base64`, as printed by `shoal keygen`): CI's keys, whose
+        signed release statements say which system this host may run (in single-key mode,
+        the controller's release key). List the old and the new key while rotating. At least
+        one is required.
+      '';
+    };
+
+    trustedControllerKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "controller-1:Y3BzZQJ7+PFoJnX7AOmA/nkpu4bCQjhW8Aw3MYgz4lU=" ];
+      description = ''
+        Controller public keys (`name:base64`), whose signed assignments say when this host
+        moves to which system. The agent applies an assignment only when it verifies under one
+        of these and a statement signed by a trusted release key agrees. List the old and the
+        new key while rotating. At least one is required.
       '';
     };
 
@@ -233,7 +246,12 @@ in
     # with it (scalars) or being appended to it (lists).
     services.shoal-agent.settings = lib.mapAttrs (_: mkDefault) (
       {
-        inherit (cfg) trustedReleaseKeys substituters trustedPublicKeys;
+        inherit (cfg)
+          trustedReleaseKeys
+          trustedControllerKeys
+          substituters
+          trustedPublicKeys
+          ;
         pollIntervalMs = cfg.pollInterval * 1000;
         healthChecks = map renderHealthCheck cfg.healthChecks;
       }
@@ -247,6 +265,7 @@ in
         controllerUrl = final.controllerUrl or null;
         enrollmentTokenFile = final.enrollmentTokenFile or null;
         releaseKeys = final.trustedReleaseKeys or [ ];
+        controllerKeys = final.trustedControllerKeys or [ ];
       in
       [
         {
@@ -259,7 +278,11 @@ in
         }
         {
           assertion = releaseKeys != [ ];
-          message = "${opt}.trustedReleaseKeys is empty, so the agent would refuse every manifest: add the controller's release public key (the line `shoal keygen --name release-1 --out FILE` printed).";
+          message = "${opt}.trustedReleaseKeys is empty, so the agent would refuse every manifest: add CI's release public key (the line `shoal keygen --name release-1 --out FILE` printed where CI's key was made; in single-key mode, the controller's release key).";
+        }
+        {
+          assertion = controllerKeys != [ ];
+          message = "${opt}.trustedControllerKeys is empty, so the agent would refuse every assignment: add the controller key's public half (the line `shoal keygen --name controller-1 --out FILE` printed for the controller's controllerKeyFile).";
         }
         {
           assertion = rules.isHostName final.host;
@@ -274,6 +297,24 @@ in
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedReleaseKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed.'';
       }) (keyList "trustedReleaseKeys")
+      ++ map (key: {
+        assertion = rules.isPublicKey key;
+        message = ''${opt}.trustedControllerKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed for the controller key.'';
+      }) (keyList "trustedControllerKeys")
+      ++ map (
+        url:
+        let
+          bad = rules.forbiddenSubstituterOptions url;
+        in
+        {
+          assertion = bad == [ ];
+          message = ''${opt}.substituters: "${url}" carries ${
+            lib.concatMapStringsSep ", " (o: "`${o}`") bad
+          }; the agent refuses substituter options other than ${
+            lib.concatMapStringsSep " and " (o: "`${o}`") rules.allowedSubstituterOptions
+          }, because one such as `trusted` lets Nix install store paths no trusted key signed. Remove the query from this URL (${opt}.substituters defaults to nix.settings.substituters ++ nix.settings.extra-substituters; set it to list the agent's caches without the option).'';
+        }
+      ) (keyList "substituters")
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedPublicKeys: "${key}" is not a binary-cache public key of the form "name:base64" (32 bytes), as `nix-store --generate-binary-cache-key` writes it.'';

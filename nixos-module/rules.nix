@@ -54,4 +54,22 @@ rec {
       in
       host == null || !(isLoopbackHost host)
     );
+
+  # Query options a substituter URL may carry. Any other, `trusted` above all, can make Nix
+  # accept store paths without a trusted signature; the agent's config check refuses them.
+  allowedSubstituterOptions = [
+    "priority"
+    "want-mass-query"
+  ];
+
+  substituterOptions =
+    url:
+    let
+      query = builtins.match "[^?#]*[?]([^#]*).*" url;
+      params = lib.filter (p: p != "") (lib.splitString "&" (lib.head query));
+    in
+    if query == null then [ ] else map (p: lib.head (lib.splitString "=" p)) params;
+
+  forbiddenSubstituterOptions =
+    url: lib.unique (lib.filter (o: !(lib.elem o allowedSubstituterOptions)) (substituterOptions url));
 }

@@ -9,6 +9,7 @@ const lib = nixpkgsLib();
 if (!lib) console.warn(SKIP_WITHOUT_LIB);
 
 const releaseKey = formatPublicKey(generateNamedKey('release-1'));
+const controllerKey = formatPublicKey(generateNamedKey('controller-1'));
 const cacheKey = formatPublicKey(generateNamedKey('cache-1'));
 
 interface Service {
@@ -41,6 +42,7 @@ function agentConfig(agent: Record<string, unknown> = {}, extra: Record<string, 
         enable: true,
         controllerUrl: 'https://shoal.example.org',
         trustedReleaseKeys: [releaseKey],
+        trustedControllerKeys: [controllerKey],
         ...agent,
       },
     },
@@ -64,7 +66,13 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
             { name: 'web', command: ['/bin/sh', '-c', 'true'] },
             { name: 'http', url: 'http://127.0.0.1/health', expectStatus: 204, timeoutMs: 2000 },
           ],
-          settings: { healthDeadlineMs: 120000, websocket: false, timeouts: { switchMs: 900000 } },
+          settings: {
+            healthDeadlineMs: 120000,
+            websocket: false,
+            timeouts: { switchMs: 900000 },
+            maxClockSkewMs: 60000,
+            maxManifestLifetimeMs: 86400000,
+          },
         },
         { networking: { hostName: 'web-1' } },
       ),
@@ -73,6 +81,7 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
       host: 'web-1',
       controllerUrl: 'https://shoal.example.org',
       trustedReleaseKeys: [releaseKey],
+      trustedControllerKeys: [controllerKey],
       stateDir: '/var/lib/shoal-agent',
       enrollmentTokenFile: '/run/secrets/shoal-enroll',
       substituters: ['http://cache.internal:5000'],
@@ -86,6 +95,8 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
       healthDeadlineMs: 120000,
       websocket: false,
       timeouts: { switchMs: 900000 },
+      maxClockSkewMs: 60000,
+      maxManifestLifetimeMs: 86400000,
       logLevel: 'info',
     });
   });
@@ -146,6 +157,29 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     expect(failedAssertions(agentConfig({ settings: { healthChecks: [{ name: 'x', url: '127.0.0.1/health' }] } }))).toEqual([
       expect.stringContaining('url "127.0.0.1/health" needs an http:// or https:// scheme'),
     ]);
+  });
+
+  it.each(['https://cache.example.org?priority=30', 'https://cache.example.org?want-mass-query=true&priority=10', 'file:///srv/cache'])(
+    'accepts the substituter %s, whose options leave Nix checking signatures',
+    (url) => {
+      expect(failedAssertions(agentConfig({ substituters: [url] }))).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['https://cache.example.org?trusted=1', '`trusted`'],
+    ['https://cache.example.org?priority=10&trusted=true', '`trusted`'],
+    ['s3://bucket?region=eu-west-1&trusted=1', '`region`, `trusted`'],
+  ])('refuses the substituter %s, whose options the agent would refuse', (url, named) => {
+    expect(failedAssertions(agentConfig({ substituters: [url] }))).toEqual([
+      expect.stringContaining(`services.shoal-agent.substituters: "${url}" carries ${named}`),
+    ]);
+  });
+
+  it("refuses a weakening option that comes from the host's nix.settings, saying where it came from", () => {
+    const failed = failedAssertions(agentConfig({}, { nix: { settings: { 'extra-substituters': ['http://10.0.0.9:5000?trusted=1'] } } }));
+    expect(failed).toEqual([expect.stringContaining('"http://10.0.0.9:5000?trusted=1" carries `trusted`')]);
+    expect(failed[0]).toContain('nix.settings.substituters');
   });
 
   it('puts the systemd the host runs on the PATH, not pkgs.systemd', () => {
@@ -274,6 +308,9 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     ['a controller URL without a scheme', { controllerUrl: 'shoal.example.org:8420' }, {}, 'has no http:// or https:// scheme'],
     ['no trusted release key', { trustedReleaseKeys: [] }, {}, 'services.shoal-agent.trustedReleaseKeys is empty'],
     ['a release key that is not name:base64', { trustedReleaseKeys: ['AAAA'] }, {}, 'trustedReleaseKeys: "AAAA" is not a public key'],
+    ['no trusted controller key', { trustedControllerKeys: [] }, {}, 'services.shoal-agent.trustedControllerKeys is empty'],
+    ['a controller key that is not name:base64', { trustedControllerKeys: ['BBBB'] }, {}, 'trustedControllerKeys: "BBBB" is not a public key'],
+    ['a controller key given only through settings that is not name:base64', { settings: { trustedControllerKeys: ['BBBB'] } }, {}, 'trustedControllerKeys: "BBBB" is not a public key'],
     ['a cache key that is not name:base64', { trustedPublicKeys: ['cache-1:short'] }, {}, 'trustedPublicKeys: "cache-1:short" is not a binary-cache public key'],
     ['an enrollment token in the Nix store', { enrollmentTokenFile: '/nix/store/abc-token' }, {}, 'must be an absolute path outside the Nix store'],
     ['a relative enrollment token path', { enrollmentTokenFile: 'secrets/token' }, {}, 'must be an absolute path outside the Nix store'],

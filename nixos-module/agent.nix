@@ -38,7 +38,7 @@ let
   stateDir = final.stateDir;
 
   isStringList = value: builtins.isList value && lib.all builtins.isString value;
-  keyList = name: if isStringList (final.${name} or [ ]) then final.${name} or [ ] else [ ];
+  stringList = name: if isStringList (final.${name} or [ ]) then final.${name} or [ ] else [ ];
 
   # NixOS users put a private cache in the extra-* settings; the agent's --option substituters
   # replaces nix.conf's lists, so without these a deployment from that cache fails.
@@ -296,11 +296,11 @@ in
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedReleaseKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed.'';
-      }) (keyList "trustedReleaseKeys")
+      }) (stringList "trustedReleaseKeys")
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedControllerKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed for the controller key.'';
-      }) (keyList "trustedControllerKeys")
+      }) (stringList "trustedControllerKeys")
       ++ map (
         url:
         let
@@ -314,11 +314,11 @@ in
             lib.concatMapStringsSep " and " (o: "`${o}`") rules.allowedSubstituterOptions
           }, because one such as `trusted` lets Nix install store paths no trusted key signed. Remove the query from this URL (${opt}.substituters defaults to nix.settings.substituters ++ nix.settings.extra-substituters; set it to list the agent's caches without the option).'';
         }
-      ) (keyList "substituters")
+      ) (stringList "substituters")
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedPublicKeys: "${key}" is not a binary-cache public key of the form "name:base64" (32 bytes), as `nix-store --generate-binary-cache-key` writes it.'';
-      }) (keyList "trustedPublicKeys")
+      }) (stringList "trustedPublicKeys")
       ++ lib.optional (enrollmentTokenFile != null) {
         assertion = builtins.isString enrollmentTokenFile && rules.isSecretPath enrollmentTokenFile;
         message = ''${opt}.enrollmentTokenFile = "${toString enrollmentTokenFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/run/secrets/shoal-enroll".'';

@@ -178,13 +178,15 @@ in
   };
 
   config = mkIf cfg.enable {
+    # The unit is built from these (StateDirectory=, credentials, firewall port), so a different
+    # value in settings must be a conflict, not a silent override that breaks the service.
     services.shoal-controller.settings = {
       inherit listen;
       inherit (cfg) stateDir;
       db = cfg.databasePath;
       controllerKeyFile = credential "controller-key";
       singleKeyReleaseKeyFile = if singleKeyMode then credential "release-key" else null;
-      # The one field nothing else here depends on: settings may replace it.
+      # Nothing else here depends on it: settings may replace it.
       trustedReleaseKeys = lib.mkDefault cfg.trustedReleaseKeys;
     };
 

@@ -1,5 +1,6 @@
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -31,7 +32,27 @@ let
     check = cfg.checkConfig;
   };
 
-  stateDir = cfg.settings.stateDir;
+  # What the agent will read: the promoted options are only defaults of these fields, so an
+  # override in `settings` wins, and the assertions look here.
+  final = cfg.settings;
+  stateDir = final.stateDir;
+
+  isStringList = value: builtins.isList value && lib.all builtins.isString value;
+  stringList = name: if isStringList (final.${name} or [ ]) then final.${name} or [ ] else [ ];
+
+  # NixOS users put a private cache in the extra-* settings; the agent's --option substituters
+  # replaces nix.conf's lists, so without these a deployment from that cache fails.
+  nixSettings = config.nix.settings;
+  defaultSubstituters = lib.unique (nixSettings.substituters ++ nixSettings.extra-substituters or [ ]);
+  defaultTrustedPublicKeys = lib.unique (
+    nixSettings.trusted-public-keys ++ nixSettings.extra-trusted-public-keys or [ ]
+  );
+
+  # networking.hostName with no definition but the option's own default: every such host would
+  # report under the same name.
+  hostNameLeftDefault =
+    options.networking.hostName.highestPrio >= (lib.mkOptionDefault null).priority
+    && final.host == config.networking.hostName;
 
   healthCheckType = types.submodule {
     options = {
@@ -89,9 +110,22 @@ in
       default = [ ];
       example = [ "release-1:Rvq2yaeA0X9M6DRG0cKx+t1wMOrhSlhaJtfy7zPPmAo=" ];
       description = ''
-        Public keys (`name:base64`, as printed by `shoal keygen`) whose signatures on a
-        desired-generation manifest the agent accepts. List the old and the new key while
-        rotating. At least one is required.
+        Release public keys (`name:base64`, as printed by `shoal keygen`): CI's keys, whose
+        signed release statements say which system this host may run (in single-key mode,
+        the controller's release key). List the old and the new key while rotating. At least
+        one is required.
+      '';
+    };
+
+    trustedControllerKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "controller-1:Y3BzZQJ7+PFoJnX7AOmA/nkpu4bCQjhW8Aw3MYgz4lU=" ];
+      description = ''
+        Controller public keys (`name:base64`), whose signed assignments say when this host
+        moves to which system. The agent applies an assignment only when it verifies under one
+        of these and a statement signed by a trusted release key agrees. List the old and the
+        new key while rotating. At least one is required.
       '';
     };
 
@@ -109,15 +143,15 @@ in
 
     substituters = mkOption {
       type = types.listOf types.str;
-      default = config.nix.settings.substituters;
-      defaultText = literalExpression "config.nix.settings.substituters";
+      default = defaultSubstituters;
+      defaultText = literalExpression "config.nix.settings.substituters ++ config.nix.settings.extra-substituters";
       description = "Binary caches the agent pulls closures from.";
     };
 
     trustedPublicKeys = mkOption {
       type = types.listOf types.str;
-      default = config.nix.settings.trusted-public-keys;
-      defaultText = literalExpression "config.nix.settings.trusted-public-keys";
+      default = defaultTrustedPublicKeys;
+      defaultText = literalExpression "config.nix.settings.trusted-public-keys ++ config.nix.settings.extra-trusted-public-keys";
       description = "Keys (`name:base64`) whose signatures on store paths the agent accepts from the substituters.";
     };
 
@@ -208,32 +242,51 @@ in
   };
 
   config = mkIf cfg.enable {
-    services.shoal-agent.settings = {
-      controllerUrl = mkIf (cfg.controllerUrl != null) cfg.controllerUrl;
-      enrollmentTokenFile = mkIf (cfg.enrollmentTokenFile != null) cfg.enrollmentTokenFile;
-      inherit (cfg) trustedReleaseKeys substituters trustedPublicKeys;
-      pollIntervalMs = cfg.pollInterval * 1000;
-      action = mkIf (cfg.action != null) cfg.action;
-      healthChecks = map renderHealthCheck cfg.healthChecks;
-    };
+    # mkDefault: a field set in `settings` replaces the option's value instead of conflicting
+    # with it (scalars) or being appended to it (lists).
+    services.shoal-agent.settings = lib.mapAttrs (_: mkDefault) (
+      {
+        inherit (cfg)
+          trustedReleaseKeys
+          trustedControllerKeys
+          substituters
+          trustedPublicKeys
+          ;
+        pollIntervalMs = cfg.pollInterval * 1000;
+        healthChecks = map renderHealthCheck cfg.healthChecks;
+      }
+      // lib.filterAttrs (_: v: v != null) {
+        inherit (cfg) controllerUrl enrollmentTokenFile action;
+      }
+    );
 
     assertions =
+      let
+        controllerUrl = final.controllerUrl or null;
+        enrollmentTokenFile = final.enrollmentTokenFile or null;
+        releaseKeys = final.trustedReleaseKeys or [ ];
+        controllerKeys = final.trustedControllerKeys or [ ];
+      in
       [
         {
-          assertion = cfg.controllerUrl != null;
+          assertion = controllerUrl != null;
           message = ''${opt}.controllerUrl is not set: set it to the controller's URL, e.g. "https://shoal.example.org".'';
         }
         {
-          assertion = cfg.controllerUrl == null || rules.isHttpUrl cfg.controllerUrl;
-          message = ''${opt}.controllerUrl = "${toString cfg.controllerUrl}" has no http:// or https:// scheme (or no host); write it as e.g. "https://${toString cfg.controllerUrl}".'';
+          assertion = controllerUrl == null || (builtins.isString controllerUrl && rules.isHttpUrl controllerUrl);
+          message = ''${opt}.controllerUrl = "${toString controllerUrl}" has no http:// or https:// scheme (or no host); write it as e.g. "https://${toString controllerUrl}".'';
         }
         {
-          assertion = cfg.trustedReleaseKeys != [ ];
-          message = "${opt}.trustedReleaseKeys is empty, so the agent would refuse every manifest: add the controller's release public key (the line `shoal keygen --name release-1 --out FILE` printed).";
+          assertion = releaseKeys != [ ];
+          message = "${opt}.trustedReleaseKeys is empty, so the agent would refuse every manifest: add CI's release public key (the line `shoal keygen --name release-1 --out FILE` printed where CI's key was made; in single-key mode, the controller's release key).";
         }
         {
-          assertion = rules.isHostName cfg.settings.host;
-          message = ''${opt}.settings.host = "${cfg.settings.host}" is not a valid Shoal host name (${rules.hostNameRule}); set ${opt}.settings.host (it defaults to networking.hostName).'';
+          assertion = controllerKeys != [ ];
+          message = "${opt}.trustedControllerKeys is empty, so the agent would refuse every assignment: add the controller key's public half (the line `shoal keygen --name controller-1 --out FILE` printed for the controller's controllerKeyFile).";
+        }
+        {
+          assertion = rules.isHostName final.host;
+          message = ''${opt}.settings.host = "${final.host}" is not a valid Shoal host name (${rules.hostNameRule}); set ${opt}.settings.host (it defaults to networking.hostName).'';
         }
         {
           assertion = rules.isUnder "/var/lib" stateDir;
@@ -243,39 +296,65 @@ in
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedReleaseKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed.'';
-      }) cfg.trustedReleaseKeys
+      }) (stringList "trustedReleaseKeys")
+      ++ map (key: {
+        assertion = rules.isPublicKey key;
+        message = ''${opt}.trustedControllerKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed for the controller key.'';
+      }) (stringList "trustedControllerKeys")
+      ++ map (
+        url:
+        let
+          bad = rules.forbiddenSubstituterOptions url;
+        in
+        {
+          assertion = bad == [ ];
+          message = ''${opt}.substituters: "${url}" carries ${
+            lib.concatMapStringsSep ", " (o: "`${o}`") bad
+          }; the agent refuses substituter options other than ${
+            lib.concatMapStringsSep " and " (o: "`${o}`") rules.allowedSubstituterOptions
+          }, because one such as `trusted` lets Nix install store paths no trusted key signed. Remove the query from this URL (${opt}.substituters defaults to nix.settings.substituters ++ nix.settings.extra-substituters; set it to list the agent's caches without the option).'';
+        }
+      ) (stringList "substituters")
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedPublicKeys: "${key}" is not a binary-cache public key of the form "name:base64" (32 bytes), as `nix-store --generate-binary-cache-key` writes it.'';
-      }) cfg.trustedPublicKeys
-      ++ lib.optional (cfg.enrollmentTokenFile != null) {
-        assertion = rules.isSecretPath cfg.enrollmentTokenFile;
-        message = ''${opt}.enrollmentTokenFile = "${cfg.enrollmentTokenFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/run/secrets/shoal-enroll".'';
+      }) (stringList "trustedPublicKeys")
+      ++ lib.optional (enrollmentTokenFile != null) {
+        assertion = builtins.isString enrollmentTokenFile && rules.isSecretPath enrollmentTokenFile;
+        message = ''${opt}.enrollmentTokenFile = "${toString enrollmentTokenFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/run/secrets/shoal-enroll".'';
       }
       ++ lib.concatMap (
         check:
         let
-          where = ''${opt}.healthChecks "${check.name}"'';
+          command = check.command or null;
+          url = check.url or null;
+          where = ''${opt}.healthChecks "${toString (check.name or "")}"'';
         in
         [
           {
-            assertion = (check.command == null) != (check.url == null);
+            assertion = (command == null) != (url == null);
             message = "${where} must set exactly one of `command` and `url`.";
           }
           {
-            assertion = check.command == null || check.command != [ ];
+            assertion = command != [ ];
             message = "${where}: `command` is empty; name the program to run, e.g. [ \"/run/current-system/sw/bin/true\" ].";
           }
           {
-            assertion = check.url == null || rules.isHttpUrl check.url;
-            message = ''${where}: url "${toString check.url}" needs an http:// or https:// scheme.'';
+            assertion = url == null || (builtins.isString url && rules.isHttpUrl url);
+            message = ''${where}: url "${toString url}" needs an http:// or https:// scheme.'';
           }
           {
-            assertion = check.expectStatus == null || check.url != null;
+            assertion = (check.expectStatus or null) == null || url != null;
             message = "${where}: `expectStatus` only applies to `url` checks; remove it or use `url`.";
           }
         ]
-      ) cfg.healthChecks;
+      ) (lib.filter builtins.isAttrs (final.healthChecks or [ ]));
+
+    warnings =
+      lib.optional
+        (builtins.isString (final.controllerUrl or null) && rules.isPlainHttpToRemote final.controllerUrl)
+        ''${opt}.controllerUrl = "${final.controllerUrl}" is plain HTTP to another host: the enrollment token and the agent's session cross the network in clear. Use https:// (a TLS-terminating proxy in front of the controller).''
+      ++ lib.optional hostNameLeftDefault ''networking.hostName is left at its default "${config.networking.hostName}", so this host reports to the Shoal controller as "${final.host}" and collides with every other host that left it too; set networking.hostName (or ${opt}.settings.host) to a name unique in the fleet.'';
 
     environment.etc."shoal/agent.json".source = configFile;
     environment.systemPackages = [ cfg.package ];
@@ -289,7 +368,7 @@ in
       # activate outside this unit and to check for failed units.
       path = [
         config.nix.package
-        pkgs.systemd
+        config.systemd.package
       ];
       # The agent's own switch rewrites this unit. Restarting or stopping it then would kill
       # the deployment in flight; the new agent takes over at the next start instead.

@@ -20,8 +20,10 @@ let
 
   user = "shoal-controller";
 
-  # The key file stays root-only; systemd hands the service a copy it alone can read.
-  releaseKeyCredential = "/run/credentials/shoal-controller.service/release-key";
+  # Key files stay root-only; systemd hands the service copies it alone can read.
+  credential = name: "/run/credentials/shoal-controller.service/${name}";
+  singleKeyMode = cfg.singleKeyReleaseKeyFile != null;
+  releaseKeys = lib.toList (cfg.settings.trustedReleaseKeys or [ ]);
 
   listen =
     if lib.hasInfix ":" cfg.listenAddress then
@@ -47,6 +49,15 @@ let
   privilegedPort = cfg.port < 1024;
 in
 {
+  imports = [
+    (lib.mkRemovedOptionModule [ "services" "shoal-controller" "releaseKeyFile" ] ''
+      The controller no longer holds the key agents trust for what to run. Set
+      services.shoal-controller.controllerKeyFile to the key that signs assignments and
+      trustedReleaseKeys to CI's release public keys; or, for the weaker single-key mode, set
+      singleKeyReleaseKeyFile to the old release key file.
+    '')
+  ];
+
   options.services.shoal-controller = {
     enable = mkEnableOption "the Shoal controller, which holds every host's desired generation and runs rollouts";
 
@@ -74,14 +85,40 @@ in
       description = "Open `port` in the firewall (only useful with a non-loopback `listenAddress`).";
     };
 
-    releaseKeyFile = mkOption {
+    controllerKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/lib/secrets/shoal-controller.key";
+      description = ''
+        File holding the controller key (`name:base64` secret, from
+        `shoal keygen --name controller-1 --out FILE`), readable by root only. It signs
+        assignments; every agent lists its public half in `trustedControllerKeys`. A path as a
+        string, so the secret never enters the Nix store; the service receives it as a systemd
+        credential. Required.
+      '';
+    };
+
+    trustedReleaseKeys = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "release-1:Rvq2yaeA0X9M6DRG0cKx+t1wMOrhSlhaJtfy7zPPmAo=" ];
+      description = ''
+        CI's release public keys (`name:base64`): every statement of a published release
+        bundle must verify under one of them. List the old and the new key while rotating.
+        Required unless `singleKeyReleaseKeyFile` is set.
+      '';
+    };
+
+    singleKeyReleaseKeyFile = mkOption {
       type = types.nullOr types.str;
       default = null;
       example = "/var/lib/secrets/shoal-release.key";
       description = ''
-        File holding the release signing key (`name:base64`, from `shoal keygen`), readable
-        by root. A path as a string, so the secret never enters the Nix store; the service
-        receives it as a systemd credential. Required.
+        Single-key mode: a release key (`name:base64` secret) the controller holds and signs
+        release statements with itself, so releases need no CI signature. Weaker: whoever takes
+        over the controller can then make every host install anything. `null` (the default) is
+        two-key mode, where only CI holds release keys. Root-only, outside the Nix store,
+        passed as a systemd credential.
       '';
     };
 
@@ -141,21 +178,34 @@ in
   };
 
   config = mkIf cfg.enable {
+    # The unit is built from these (StateDirectory=, credentials, firewall port), so a different
+    # value in settings must be a conflict, not a silent override that breaks the service.
     services.shoal-controller.settings = {
       inherit listen;
       inherit (cfg) stateDir;
       db = cfg.databasePath;
-      releaseKeyFile = releaseKeyCredential;
+      controllerKeyFile = credential "controller-key";
+      singleKeyReleaseKeyFile = if singleKeyMode then credential "release-key" else null;
+      # Nothing else here depends on it: settings may replace it.
+      trustedReleaseKeys = lib.mkDefault cfg.trustedReleaseKeys;
     };
 
     assertions = [
       {
-        assertion = cfg.releaseKeyFile != null;
-        message = "${opt}.releaseKeyFile is not set: the controller signs manifests with it. Create one with `shoal keygen --name release-1 --out /var/lib/secrets/shoal-release.key` and set the option to that path.";
+        assertion = cfg.controllerKeyFile != null;
+        message = "${opt}.controllerKeyFile is not set: the controller signs assignments with it. Create one with `shoal keygen --name controller-1 --out /var/lib/secrets/shoal-controller.key` (root-only), set the option to that path and list the printed public key in every agent's trustedControllerKeys.";
       }
       {
-        assertion = cfg.releaseKeyFile == null || rules.isSecretPath cfg.releaseKeyFile;
-        message = ''${opt}.releaseKeyFile = "${toString cfg.releaseKeyFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/var/lib/secrets/shoal-release.key".'';
+        assertion = cfg.controllerKeyFile == null || rules.isSecretPath cfg.controllerKeyFile;
+        message = ''${opt}.controllerKeyFile = "${toString cfg.controllerKeyFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/var/lib/secrets/shoal-controller.key".'';
+      }
+      {
+        assertion = !singleKeyMode || rules.isSecretPath cfg.singleKeyReleaseKeyFile;
+        message = ''${opt}.singleKeyReleaseKeyFile = "${toString cfg.singleKeyReleaseKeyFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/var/lib/secrets/shoal-release.key".'';
+      }
+      {
+        assertion = singleKeyMode || releaseKeys != [ ];
+        message = "${opt}: neither trustedReleaseKeys nor singleKeyReleaseKeyFile is set, so the controller could accept no release. List CI's release public key(s) in trustedReleaseKeys (two-key mode), or set singleKeyReleaseKeyFile for the weaker single-key mode.";
       }
       {
         assertion = rules.isUnder "/var/lib" cfg.stateDir;
@@ -173,7 +223,17 @@ in
         assertion = cfg.settings.publicUrl == null || rules.isHttpUrl cfg.settings.publicUrl;
         message = ''${opt}.settings.publicUrl = "${toString cfg.settings.publicUrl}" has no http:// or https:// scheme; write it as e.g. "https://shoal.example.org".'';
       }
-    ];
+    ]
+    ++ map (key: {
+      assertion = builtins.isString key && rules.isPublicKey key;
+      message = ''${opt}.trustedReleaseKeys: "${toString key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed for CI's release key.'';
+    }) releaseKeys;
+
+    # The controller speaks plain HTTP only; TLS belongs to a proxy in front of it.
+    warnings =
+      lib.optional (cfg.openFirewall && !(lib.elem cfg.listenAddress loopbackAddresses))
+        "${opt}.openFirewall opens port ${toString cfg.port} to the controller's plain-HTTP listener: operator and enrollment tokens and sessions would cross the network in clear. Keep listenAddress on 127.0.0.1 behind a TLS-terminating reverse proxy and open the proxy's port instead."
+      ++ lib.optional singleKeyMode "${opt}.singleKeyReleaseKeyFile is set: single-key mode: a compromised controller can install anything on every host, because it holds the release key too. Sign releases in CI instead (`shoal release sign`), list CI's key in trustedReleaseKeys and leave singleKeyReleaseKeyFile unset.";
 
     environment.etc."shoal/controller.json".source = configFile;
     # The operator CLI `shoal`; run `sudo -u shoal-controller shoal token create --state-dir …`
@@ -201,7 +261,10 @@ in
         Group = user;
         Restart = "on-failure";
         RestartSec = 5;
-        LoadCredential = "release-key:${toString cfg.releaseKeyFile}";
+        LoadCredential = [
+          "controller-key:${toString cfg.controllerKeyFile}"
+        ]
+        ++ lib.optional singleKeyMode "release-key:${cfg.singleKeyReleaseKeyFile}";
 
         StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
         StateDirectoryMode = "0700";

@@ -25,4 +25,51 @@ rec {
   # Secrets are read at run time from outside the world-readable store.
   isSecretPath =
     path: isAbsolute path && !(lib.hasPrefix "${builtins.storeDir}/" path) && !(hasDotDot path);
+
+  # The host of a URL, without user info, port or IPv6 brackets, lower-cased; null if none.
+  urlHost =
+    url:
+    let
+      m = builtins.match "[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*@)?(\\[[^]/]*]|[^]/?#:[]*).*" url;
+    in
+    if m == null then
+      null
+    else
+      lib.toLower (lib.removeSuffix "]" (lib.removePrefix "[" (lib.elemAt m 1)));
+
+  isLoopbackHost =
+    host:
+    host == "localhost"
+    || lib.hasSuffix ".localhost" host
+    || host == "::1"
+    || matches "127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}" host;
+
+  # Plain HTTP that leaves this host: what is sent can be read on the way.
+  isPlainHttpToRemote =
+    url:
+    lib.hasPrefix "http://" (lib.toLower url)
+    && (
+      let
+        host = urlHost url;
+      in
+      host == null || !(isLoopbackHost host)
+    );
+
+  # Query options a substituter URL may carry. Any other, `trusted` above all, can make Nix
+  # accept store paths without a trusted signature; the agent's config check refuses them.
+  allowedSubstituterOptions = [
+    "priority"
+    "want-mass-query"
+  ];
+
+  substituterOptions =
+    url:
+    let
+      query = builtins.match "[^?#]*[?]([^#]*).*" url;
+      params = lib.filter (p: p != "") (lib.splitString "&" (lib.head query));
+    in
+    if query == null then [ ] else map (p: lib.head (lib.splitString "=" p)) params;
+
+  forbiddenSubstituterOptions =
+    url: lib.unique (lib.filter (o: !(lib.elem o allowedSubstituterOptions)) (substituterOptions url));
 }

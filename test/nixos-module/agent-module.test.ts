@@ -9,6 +9,7 @@ const lib = nixpkgsLib();
 if (!lib) console.warn(SKIP_WITHOUT_LIB);
 
 const releaseKey = formatPublicKey(generateNamedKey('release-1'));
+const controllerKey = formatPublicKey(generateNamedKey('controller-1'));
 const cacheKey = formatPublicKey(generateNamedKey('cache-1'));
 
 interface Service {
@@ -41,6 +42,7 @@ function agentConfig(agent: Record<string, unknown> = {}, extra: Record<string, 
         enable: true,
         controllerUrl: 'https://shoal.example.org',
         trustedReleaseKeys: [releaseKey],
+        trustedControllerKeys: [controllerKey],
         ...agent,
       },
     },
@@ -64,7 +66,13 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
             { name: 'web', command: ['/bin/sh', '-c', 'true'] },
             { name: 'http', url: 'http://127.0.0.1/health', expectStatus: 204, timeoutMs: 2000 },
           ],
-          settings: { healthDeadlineMs: 120000, websocket: false, timeouts: { switchMs: 900000 } },
+          settings: {
+            healthDeadlineMs: 120000,
+            websocket: false,
+            timeouts: { switchMs: 900000 },
+            maxClockSkewMs: 60000,
+            maxManifestLifetimeMs: 86400000,
+          },
         },
         { networking: { hostName: 'web-1' } },
       ),
@@ -73,6 +81,7 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
       host: 'web-1',
       controllerUrl: 'https://shoal.example.org',
       trustedReleaseKeys: [releaseKey],
+      trustedControllerKeys: [controllerKey],
       stateDir: '/var/lib/shoal-agent',
       enrollmentTokenFile: '/run/secrets/shoal-enroll',
       substituters: ['http://cache.internal:5000'],
@@ -86,6 +95,8 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
       healthDeadlineMs: 120000,
       websocket: false,
       timeouts: { switchMs: 900000 },
+      maxClockSkewMs: 60000,
+      maxManifestLifetimeMs: 86400000,
       logLevel: 'info',
     });
   });
@@ -103,6 +114,111 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     );
     expect(json.substituters).toEqual(['http://cache.internal:5000', 'https://cache.nixos.org/']);
     expect(json.trustedPublicKeys).toEqual([cacheKey]);
+  });
+
+  it("adds the host's extra-substituters and extra-trusted-public-keys, where NixOS users put a private cache", () => {
+    const privateKey = formatPublicKey(generateNamedKey('private-1'));
+    const json = rendered(
+      agentConfig(
+        {},
+        {
+          nix: {
+            settings: {
+              'extra-substituters': ['https://private.example.org'],
+              'extra-trusted-public-keys': [privateKey],
+            },
+          },
+        },
+      ),
+    );
+    expect(json.substituters).toEqual(['https://cache.nixos.org/', 'https://private.example.org']);
+    expect(json.trustedPublicKeys).toEqual([
+      'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=',
+      privateKey,
+    ]);
+  });
+
+  it('lets settings override a promoted option instead of failing with conflicting definitions', () => {
+    const json = rendered(agentConfig({ pollInterval: 45, settings: { pollIntervalMs: 5000, controllerUrl: 'https://other.example.org' } }));
+    expect(json.pollIntervalMs).toBe(5000);
+    expect(json.controllerUrl).toBe('https://other.example.org');
+  });
+
+  it('replaces a promoted list set in settings rather than appending to it, and asserts on what is written', () => {
+    const config = agentConfig({ settings: { trustedReleaseKeys: ['AAAA'] } });
+    expect(rendered({ ...config, services: { 'shoal-agent': { ...config.services['shoal-agent'], checkConfig: false } } }).trustedReleaseKeys).toEqual(['AAAA']);
+    expect(failedAssertions(config)).toEqual([expect.stringContaining('trustedReleaseKeys: "AAAA" is not a public key')]);
+  });
+
+  it('asserts on a controller URL or health check given only through settings', () => {
+    expect(failedAssertions(agentConfig({ settings: { controllerUrl: 'shoal.example.org' } }))).toEqual([
+      expect.stringContaining('has no http:// or https:// scheme'),
+    ]);
+    expect(failedAssertions(agentConfig({ settings: { healthChecks: [{ name: 'x', url: '127.0.0.1/health' }] } }))).toEqual([
+      expect.stringContaining('url "127.0.0.1/health" needs an http:// or https:// scheme'),
+    ]);
+  });
+
+  it.each(['https://cache.example.org?priority=30', 'https://cache.example.org?want-mass-query=true&priority=10', 'file:///srv/cache'])(
+    'accepts the substituter %s, whose options leave Nix checking signatures',
+    (url) => {
+      expect(failedAssertions(agentConfig({ substituters: [url] }))).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['https://cache.example.org?trusted=1', '`trusted`'],
+    ['https://cache.example.org?priority=10&trusted=true', '`trusted`'],
+    ['s3://bucket?region=eu-west-1&trusted=1', '`region`, `trusted`'],
+  ])('refuses the substituter %s, whose options the agent would refuse', (url, named) => {
+    expect(failedAssertions(agentConfig({ substituters: [url] }))).toEqual([
+      expect.stringContaining(`services.shoal-agent.substituters: "${url}" carries ${named}`),
+    ]);
+  });
+
+  it("refuses a weakening option that comes from the host's nix.settings, saying where it came from", () => {
+    const failed = failedAssertions(agentConfig({}, { nix: { settings: { 'extra-substituters': ['http://10.0.0.9:5000?trusted=1'] } } }));
+    expect(failed).toEqual([expect.stringContaining('"http://10.0.0.9:5000?trusted=1" carries `trusted`')]);
+    expect(failed[0]).toContain('nix.settings.substituters');
+  });
+
+  it('puts the systemd the host runs on the PATH, not pkgs.systemd', () => {
+    const store = evalJson<Store>(agentConfig(), 'store');
+    const svc = service(agentConfig({}, { systemd: { package: store.shoal } }));
+    expect(svc.path).toEqual([store.nix, store.shoal]);
+  });
+
+  describe('warnings', () => {
+    const named = { networking: { hostName: 'web-1' } };
+    const warnings = (config: object) => evalJson<string[]>(config, 'warnings');
+
+    it('has none for an https controller and a host name of its own', () => {
+      expect(warnings(agentConfig({}, named))).toEqual([]);
+    });
+
+    it.each(['http://127.0.0.1:8420', 'http://localhost:8420', 'http://[::1]:8420', 'HTTP://127.0.0.2/'])(
+      'has none for plain HTTP to the loopback host %s',
+      (url) => {
+        expect(warnings(agentConfig({ controllerUrl: url }, named))).toEqual([]);
+      },
+    );
+
+    it.each(['http://shoal.example.org', 'http://10.0.0.5:8420/', 'http://127.0.0.1.example.org', 'http://user@[2001:db8::1]:8420'])(
+      'warns that plain HTTP to %s sends the enrollment token in clear',
+      (url) => {
+        expect(warnings(agentConfig({ controllerUrl: url }, named))).toEqual([
+          expect.stringContaining(`services.shoal-agent.controllerUrl = "${url}" is plain HTTP to another host`),
+        ]);
+      },
+    );
+
+    it('warns when networking.hostName is left at its default, so hosts would collide on the controller', () => {
+      expect(warnings(agentConfig())).toEqual([expect.stringContaining('networking.hostName is left at its default "nixos"')]);
+    });
+
+    it('does not warn about the host name when settings.host names the host', () => {
+      expect(warnings(agentConfig({ settings: { host: 'web-2' } }))).toEqual([]);
+    });
   });
 
   it('runs the agent from the config file that was checked at build time, also linked into /etc', () => {
@@ -192,6 +308,9 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     ['a controller URL without a scheme', { controllerUrl: 'shoal.example.org:8420' }, {}, 'has no http:// or https:// scheme'],
     ['no trusted release key', { trustedReleaseKeys: [] }, {}, 'services.shoal-agent.trustedReleaseKeys is empty'],
     ['a release key that is not name:base64', { trustedReleaseKeys: ['AAAA'] }, {}, 'trustedReleaseKeys: "AAAA" is not a public key'],
+    ['no trusted controller key', { trustedControllerKeys: [] }, {}, 'services.shoal-agent.trustedControllerKeys is empty'],
+    ['a controller key that is not name:base64', { trustedControllerKeys: ['BBBB'] }, {}, 'trustedControllerKeys: "BBBB" is not a public key'],
+    ['a controller key given only through settings that is not name:base64', { settings: { trustedControllerKeys: ['BBBB'] } }, {}, 'trustedControllerKeys: "BBBB" is not a public key'],
     ['a cache key that is not name:base64', { trustedPublicKeys: ['cache-1:short'] }, {}, 'trustedPublicKeys: "cache-1:short" is not a binary-cache public key'],
     ['an enrollment token in the Nix store', { enrollmentTokenFile: '/nix/store/abc-token' }, {}, 'must be an absolute path outside the Nix store'],
     ['a relative enrollment token path', { enrollmentTokenFile: 'secrets/token' }, {}, 'must be an absolute path outside the Nix store'],

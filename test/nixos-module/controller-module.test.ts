@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
 import { SKIP_WITHOUT_LIB, evalJson, failedAssertions, nixpkgsLib } from './nix.js';
 
 const lib = nixpkgsLib();
 if (!lib) console.warn(SKIP_WITHOUT_LIB);
 
-const CREDENTIAL = '/run/credentials/shoal-controller.service/release-key';
+const CONTROLLER_KEY = '/run/credentials/shoal-controller.service/controller-key';
+const RELEASE_KEY = '/run/credentials/shoal-controller.service/release-key';
+const ciKey = formatPublicKey(generateNamedKey('ci-release-1'));
 
 interface Service {
   restartIfChanged: boolean;
@@ -20,7 +23,8 @@ function controllerConfig(controller: Record<string, unknown> = {}) {
     services: {
       'shoal-controller': {
         enable: true,
-        releaseKeyFile: '/var/lib/secrets/shoal-release.key',
+        controllerKeyFile: '/var/lib/secrets/shoal-controller.key',
+        trustedReleaseKeys: [ciKey],
         ...controller,
       },
     },
@@ -31,15 +35,44 @@ const service = (config: object) => evalJson<Service>(config, 'controller');
 const rendered = (config: object) => JSON.parse(service(config).renderedJson) as Record<string, unknown>;
 
 describe.skipIf(!lib)('services.shoal-controller', () => {
-  it('renders the config file the controller serves from, pointing at the release key credential', () => {
+  it("renders the config file the controller serves from: two-key mode, the controller key's credential and CI's release keys", () => {
     expect(rendered(controllerConfig())).toEqual({
       listen: '127.0.0.1:8420',
       stateDir: '/var/lib/shoal-controller',
       db: null,
-      releaseKeyFile: CREDENTIAL,
+      controllerKeyFile: CONTROLLER_KEY,
+      singleKeyReleaseKeyFile: null,
+      trustedReleaseKeys: [ciKey],
       manifestTtlSeconds: 86400,
       publicUrl: null,
     });
+  });
+
+  it('in single-key mode hands the controller its release key as a second credential, and warns that this is weaker', () => {
+    const config = controllerConfig({ trustedReleaseKeys: [], singleKeyReleaseKeyFile: '/var/lib/secrets/shoal-release.key' });
+    const json = rendered(config);
+    expect(json.singleKeyReleaseKeyFile).toBe(RELEASE_KEY);
+    expect(json.trustedReleaseKeys).toEqual([]);
+    expect(service(config).serviceConfig.LoadCredential).toEqual([
+      'controller-key:/var/lib/secrets/shoal-controller.key',
+      'release-key:/var/lib/secrets/shoal-release.key',
+    ]);
+    expect(failedAssertions(config)).toEqual([]);
+    expect(evalJson<string[]>(config, 'warnings')).toEqual([
+      expect.stringContaining('single-key mode: a compromised controller can install anything'),
+    ]);
+  });
+
+  it('lets settings.trustedReleaseKeys replace the option, and asserts on what is written', () => {
+    const config = controllerConfig({ settings: { trustedReleaseKeys: ['CCCC'] } });
+    expect(failedAssertions(config)).toEqual([expect.stringContaining('trustedReleaseKeys: "CCCC" is not a public key')]);
+  });
+
+  it('tells an operator still setting releaseKeyFile what replaced it', () => {
+    const failed = failedAssertions(controllerConfig({ releaseKeyFile: '/var/lib/secrets/shoal-release.key' }));
+    expect(failed).toEqual([expect.stringContaining('services.shoal-controller.releaseKeyFile')]);
+    expect(failed[0]).toContain('controllerKeyFile');
+    expect(failed[0]).toContain('singleKeyReleaseKeyFile');
   });
 
   it('writes listen address, port, database and settings where the controller reads them', () => {
@@ -56,19 +89,21 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
       listen: '[::]:9000',
       stateDir: '/var/lib/shoal',
       db: '/var/lib/shoal/fleet.sqlite',
-      releaseKeyFile: CREDENTIAL,
+      controllerKeyFile: CONTROLLER_KEY,
+      singleKeyReleaseKeyFile: null,
+      trustedReleaseKeys: [ciKey],
       manifestTtlSeconds: 3600,
       publicUrl: 'https://shoal.example.org',
       renewCheckSeconds: 60,
     });
   });
 
-  it('serves from the checked config file and receives the release key as a credential', () => {
+  it('serves from the checked config file and receives only the controller key, as a credential', () => {
     const store = evalJson<{ shoal: string }>(controllerConfig(), 'store');
     const svc = service(controllerConfig());
     expect(svc.serviceConfig.ExecStart).toBe(`${store.shoal}/bin/shoal-controller serve --config ${svc.configFile}`);
     expect(svc.checkCommand).toContain(`${store.shoal}/bin/shoal-controller check-config --config ${svc.renderedFile}\n`);
-    expect(svc.serviceConfig.LoadCredential).toBe('release-key:/var/lib/secrets/shoal-release.key');
+    expect(svc.serviceConfig.LoadCredential).toEqual(['controller-key:/var/lib/secrets/shoal-controller.key']);
     expect(evalJson<string[]>(controllerConfig(), 'etc')).toEqual(['shoal/controller.json']);
   });
 
@@ -123,11 +158,25 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     ).toEqual([8443]);
   });
 
+  it('warns that an open firewall exposes its plain-HTTP listener, and not when the listener stays on loopback', () => {
+    const warnings = (controller: Record<string, unknown>) => evalJson<string[]>(controllerConfig(controller), 'warnings');
+    expect(warnings({})).toEqual([]);
+    expect(warnings({ listenAddress: '0.0.0.0' })).toEqual([]);
+    expect(warnings({ openFirewall: true, listenAddress: '0.0.0.0', port: 8443 })).toEqual([
+      expect.stringContaining('services.shoal-controller.openFirewall opens port 8443 to the controller\'s plain-HTTP listener'),
+    ]);
+  });
+
   it('runs beside the agent on the same host', () => {
     const both = {
       services: {
         ...controllerConfig().services,
-        'shoal-agent': { enable: true, controllerUrl: 'http://127.0.0.1:8420', trustedReleaseKeys: ['release-1:' + 'A'.repeat(43) + '='] },
+        'shoal-agent': {
+          enable: true,
+          controllerUrl: 'http://127.0.0.1:8420',
+          trustedReleaseKeys: [ciKey],
+          trustedControllerKeys: ['controller-1:' + 'A'.repeat(43) + '='],
+        },
       },
     };
     expect(failedAssertions(both)).toEqual([]);
@@ -140,8 +189,19 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
   });
 
   const badInputs: Array<[string, Record<string, unknown>, string]> = [
-    ['no release key file', { releaseKeyFile: null }, 'services.shoal-controller.releaseKeyFile is not set'],
-    ['a release key in the Nix store', { releaseKeyFile: '/nix/store/abc-release.key' }, 'must be an absolute path outside the Nix store'],
+    ['no controller key file', { controllerKeyFile: null }, 'services.shoal-controller.controllerKeyFile is not set'],
+    ['a controller key in the Nix store', { controllerKeyFile: '/nix/store/abc-controller.key' }, 'controllerKeyFile = "/nix/store/abc-controller.key" must be an absolute path outside the Nix store'],
+    [
+      'a single-key release key in the Nix store',
+      { singleKeyReleaseKeyFile: '/nix/store/abc-release.key' },
+      'singleKeyReleaseKeyFile = "/nix/store/abc-release.key" must be an absolute path outside the Nix store',
+    ],
+    [
+      'neither trusted release keys nor a single-key release key',
+      { trustedReleaseKeys: [] },
+      'neither trustedReleaseKeys nor singleKeyReleaseKeyFile is set',
+    ],
+    ['a trusted release key that is not name:base64', { trustedReleaseKeys: ['AAAA'] }, 'trustedReleaseKeys: "AAAA" is not a public key'],
     ['a state directory outside /var/lib', { stateDir: '/srv/shoal' }, 'stateDir = "/srv/shoal" must be a directory below /var/lib'],
     ['a database outside the state directory', { databasePath: '/srv/shoal.sqlite' }, 'databasePath = "/srv/shoal.sqlite" is outside stateDir'],
     ['an open firewall for a loopback listener', { openFirewall: true }, 'openFirewall is set but listenAddress is "127.0.0.1"'],

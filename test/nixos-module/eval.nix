@@ -48,6 +48,7 @@ let
 in
 {
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+  inherit (config) warnings;
   agent = service "shoal-agent" "shoal/agent.json";
   controller = service "shoal-controller" "shoal/controller.json";
   users = config.users.users;

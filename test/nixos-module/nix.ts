@@ -20,13 +20,15 @@ export function nixInstantiate(args: string[]): NixResult {
 
 /**
  * A checkout of nix-community/nixpkgs.lib (the directory holding lib/), from NIXPKGS_LIB;
- * undefined when unset, so evaluation tests can skip and say why.
+ * undefined when unset, so evaluation tests can skip and say why. Made absolute here because
+ * Nix refuses to import a relative string path.
  */
 export function nixpkgsLib(): string | undefined {
-  const dir = process.env.NIXPKGS_LIB;
-  if (!dir) return undefined;
+  const given = process.env.NIXPKGS_LIB;
+  if (!given) return undefined;
+  const dir = resolve(given);
   if (!existsSync(join(dir, 'lib/default.nix'))) {
-    throw new Error(`NIXPKGS_LIB=${dir} does not hold lib/default.nix; point it at a nixpkgs.lib checkout`);
+    throw new Error(`NIXPKGS_LIB=${given} does not hold lib/default.nix; point it at a nixpkgs.lib checkout (the directory holding lib/)`);
   }
   return dir;
 }

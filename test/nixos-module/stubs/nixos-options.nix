@@ -123,6 +123,10 @@ in
       default = [ ];
     };
 
+    systemd.package = mkOption {
+      type = types.package;
+      default = pkgs.systemd;
+    };
     systemd.services = mkOption {
       type = types.attrsOf serviceType;
       default = { };

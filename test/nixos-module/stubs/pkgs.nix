@@ -2,7 +2,11 @@
 # here needs nixpkgs. Each stub keeps the shape of the real function (which attributes
 # become the derivation's environment, which are passthru) so the modules use them as they
 # would use nixpkgs, and a typo in an attribute name fails the evaluation.
-{ lib }:
+{
+  lib,
+  # Given by a flake evaluation, which has no builtins.currentSystem.
+  system ? builtins.currentSystem,
+}:
 let
   # Like stdenv's runCommand: `env` becomes the build environment, `passthru` is only added
   # to the result.
@@ -12,7 +16,7 @@ let
       builtins.removeAttrs env [ "passthru" ]
       // {
         inherit name buildCommand;
-        system = builtins.currentSystem;
+        inherit system;
         builder = "/bin/sh";
         args = [
           "-c"

@@ -29,7 +29,7 @@ export async function runScale({ count, workers, cleanup, log, controllerNodeArg
   const dir = cleanup.dir(mkdtempSync(join(tmpdir(), `shoal-bench-scale-${count}-`)));
   const controller = await startControllerProcess(dir, cleanup, { nodeArgs: controllerNodeArgs ?? [] });
   const op = new Operator(controller.url, controller.adminToken);
-  const fleet = await Fleet.start({ url: controller.url, count, workers, trustedReleaseKey: controller.releasePublicKey, cleanup });
+  const fleet = await Fleet.start({ url: controller.url, count, workers, trust: { releaseKey: controller.releasePublicKey, controllerKey: controller.controllerPublicKey }, cleanup });
   const rss = sampleRss(controller.pid);
   const p = `scale.${count}`;
   const figures: Figures = {};

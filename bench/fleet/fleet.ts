@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Cleanup } from '../lib/cleanup.js';
 import { REPO_ROOT, spawnTs } from '../lib/spawn.js';
-import type { WorkerCommand, WorkerReply } from './protocol.js';
+import type { FleetTrust, WorkerCommand, WorkerReply } from './protocol.js';
 
 class WorkerHandle {
   private nextId = 1;
@@ -38,7 +38,7 @@ export class Fleet {
     readonly names: string[],
   ) {}
 
-  static async start(options: { url: string; count: number; workers: number; trustedReleaseKey: string; prefix?: string; cleanup: Cleanup }): Promise<Fleet> {
+  static async start(options: { url: string; count: number; workers: number; trust: FleetTrust; prefix?: string; cleanup: Cleanup }): Promise<Fleet> {
     const names = Array.from({ length: options.count }, (_, i) => `${options.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
     const workers: WorkerHandle[] = [];
     for (let w = 0; w < options.workers; w++) {
@@ -47,7 +47,7 @@ export class Fleet {
     }
     const fleet = new Fleet(workers, names);
     await Promise.all(
-      workers.map((worker, w) => worker.call({ cmd: 'init', url: options.url, hosts: fleet.slice(w), trustedReleaseKey: options.trustedReleaseKey })),
+      workers.map((worker, w) => worker.call({ cmd: 'init', url: options.url, hosts: fleet.slice(w), trust: options.trust })),
     );
     return fleet;
   }

@@ -12,7 +12,7 @@ function need(): SimAgents {
 async function handle(message: WorkerCommand): Promise<unknown> {
   switch (message.cmd) {
     case 'init':
-      agents = new SimAgents(message.url, message.hosts, message.trustedReleaseKey);
+      agents = new SimAgents(message.url, message.hosts, message.trust);
       return null;
     case 'enroll':
       return need().enroll(message.token, message.concurrency);

@@ -1,7 +1,13 @@
 /** Messages between the benchmark (parent) and a load-generator process (child), over the fork IPC channel. */
 
+/** The keys simulated agents verify with, as real agents do: controller key for assignments, release key for statements. */
+export interface FleetTrust {
+  releaseKey: string;
+  controllerKey: string;
+}
+
 export type WorkerCommand =
-  | { cmd: 'init'; url: string; hosts: string[]; trustedReleaseKey: string }
+  | { cmd: 'init'; url: string; hosts: string[]; trust: FleetTrust }
   | { cmd: 'enroll'; token: string; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
   | { cmd: 'baseline' }

@@ -5,6 +5,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { tweetnaclEd25519 } from '../../shared/src/ed25519.js';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
+import type { FleetTrust } from './protocol.js';
 import { AgentRoutes, PROTOCOL_VERSION, ServerMessage, challengeMessage, controllerAudience, manifestEtag } from '../../shared/src/protocol.js';
 import { verifyManifest } from '../../agent/src/verify.js';
 import { wallMs } from '../lib/stats.js';
@@ -40,7 +41,8 @@ async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Pr
  */
 export class SimAgents {
   private readonly hosts: SimHost[];
-  private readonly trusted: NamedPublicKey[];
+  private readonly trustedReleaseKeys: NamedPublicKey[];
+  private readonly trustedControllerKeys: NamedPublicKey[];
   private readonly http = new Agent({ keepAlive: true, maxSockets: 256 });
   private manifestWaiter: (() => void) | null = null;
   private baselineVersions = new Map<string, number>();
@@ -48,9 +50,10 @@ export class SimAgents {
   constructor(
     private readonly url: string,
     names: readonly string[],
-    trustedReleaseKey: string,
+    trust: FleetTrust,
   ) {
-    this.trusted = [parsePublicKey(trustedReleaseKey)];
+    this.trustedReleaseKeys = [parsePublicKey(trust.releaseKey)];
+    this.trustedControllerKeys = [parsePublicKey(trust.controllerKey)];
     this.hosts = names.map((name) => {
       const pair = generateKeyPairSync('ed25519');
       const jwk = pair.publicKey.export({ format: 'jwk' });
@@ -170,9 +173,14 @@ export class SimAgents {
       const started = performance.now();
       const outcome = verifyManifest(host.manifest!.envelope, {
         host: host.name,
-        trustedKeys: this.trusted,
+        trustedControllerKeys: this.trustedControllerKeys,
+        trustedReleaseKeys: this.trustedReleaseKeys,
         highestVersion: this.baselineVersions.get(host.name) ?? 0,
         highestStorePath: null,
+        highestFloor: 0,
+        stateLost: false,
+        maxClockSkewMs: 300_000,
+        maxManifestLifetimeMs: 7 * 24 * 3600_000,
         now: new Date(),
         ed25519: tweetnaclEd25519,
       });

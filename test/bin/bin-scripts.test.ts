@@ -23,10 +23,12 @@ describe('bin scripts started outside the repository', () => {
     elsewhere = mkdtempSync(join(tmpdir(), 'shoal-bin-elsewhere-'));
     const key = join(elsewhere, 'controller.key');
     writeFileSync(key, `${formatSecretKey(generateNamedKey('bin-test'))}\n`, { mode: 0o600 });
+    const releaseKey = join(elsewhere, 'release.key');
+    writeFileSync(releaseKey, `${formatSecretKey(generateNamedKey('bin-test-release'))}\n`, { mode: 0o600 });
     const port = await freePort('127.0.0.1');
     url = `http://127.0.0.1:${port}`;
     controller = new LabProcess('controller', join(BIN, 'shoal-controller'), [
-      'serve', '--state-dir', join(elsewhere, 'state'), '--release-key', key, '--listen', `127.0.0.1:${port}`,
+      'serve', '--state-dir', join(elsewhere, 'state'), '--controller-key', key, '--single-key-release-key', releaseKey, '--listen', `127.0.0.1:${port}`,
     ], { cwd: elsewhere, logFile: join(elsewhere, 'controller.log') });
     await controller.waitForLine((line) => line.includes('controller listening'), 30_000, 'a "controller listening" log line');
   });

@@ -60,18 +60,12 @@ export type ReleaseBuild = z.infer<typeof ReleaseBuild>;
 export const SignedReleaseHost = ReleaseBuildHost.extend({ statement: Envelope });
 export type SignedReleaseHost = z.infer<typeof SignedReleaseHost>;
 
-export const ReleaseBundle = z
-  .object({
-    protocol: Protocol,
-    kind: z.literal('shoal-release-bundle'),
-    name: ReleaseName,
-    description: z.string().max(2000).default(''),
-    source: ReleaseSource,
-    createdAt: IsoTime,
-    floor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-    hosts: z.array(SignedReleaseHost).min(1).max(100_000),
-  })
-  .strict();
+/** A build with one CI statement per host: what `shoal release sign` writes and the controller stores. */
+export const ReleaseBundle = ReleaseBuild.extend({
+  kind: z.literal('shoal-release-bundle'),
+  floor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  hosts: z.array(SignedReleaseHost).min(1).max(100_000),
+}).strict();
 export type ReleaseBundle = z.infer<typeof ReleaseBundle>;
 
 export function statementPayload(build: Pick<ReleaseBuild, 'name' | 'source' | 'createdAt'>, host: ReleaseBuildHost, floor: number): ReleaseStatementPayload {

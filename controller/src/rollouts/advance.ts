@@ -399,6 +399,13 @@ function advanceRunning(step: Step): boolean {
       counts.failed += refused;
       counts.finished += refused;
       if (counts.wavePending > 0 && capacity > budget) step.more = true;
+      // Hosts refused here failed without ever being in flight: when they were the wave's last,
+      // no report will come to re-check the threshold, and the wave would count as done.
+      const trippedByRefusals = refused > 0 ? thresholdTripped(spec, counts) : null;
+      if (trippedByRefusals) {
+        onFailure(step, trippedByRefusals);
+        return false;
+      }
     }
     // Every host of the wave has a result (healthy, failed or skipped).
     if (counts.wavePending > 0 || counts.waveInFlight > 0) return false;

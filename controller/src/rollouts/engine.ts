@@ -143,7 +143,7 @@ export class RolloutEngine {
 
   act(id: string, action: RolloutAction, actor: string): EngineOutcome<RolloutState> {
     const now = this.deps.clock.now();
-    return this.transact((tx): EngineOutcome<RolloutState> => {
+    return this.transact((tx, announce): EngineOutcome<RolloutState> => {
       const step = openStep(tx, this.context, id, now);
       if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
       const state = step.rollout.state as RolloutState;
@@ -187,6 +187,7 @@ export class RolloutEngine {
           }
           beginRollback(step, `rollback requested by ${actor}`);
           step.update({ finishedAt: null });
+          announce(step.issued);
           break;
         }
       }
@@ -239,15 +240,25 @@ export class RolloutEngine {
 
   /**
    * Runs `body`, then advances the rollout in the same transaction; announces manifests and
-   * changes only after commit.
+   * changes only after commit: those the advance issued, and those `body` passes to `announce`
+   * (an operator's rollback issues them before the advance, on a step of its own).
    */
-  private transact<T>(body: (tx: Tx) => EngineOutcome<T>, rolloutId: string, options: AdvanceOptions = { deadlines: true }): EngineOutcome<T> {
+  private transact<T>(
+    body: (tx: Tx, announce: (rows: readonly ManifestRow[]) => void) => EngineOutcome<T>,
+    rolloutId: string,
+    options: AdvanceOptions = { deadlines: true },
+  ): EngineOutcome<T> {
     let issued: ManifestRow[] = [];
     let more = false;
     const before = this.updatedAt(rolloutId);
     const outcome = this.deps.db.transaction((tx) => {
-      const result = body(tx);
-      if (result.ok) ({ issued, more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options));
+      const fromBody: ManifestRow[] = [];
+      const result = body(tx, (rows) => fromBody.push(...rows));
+      if (result.ok) {
+        const advanced = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options);
+        issued = [...fromBody, ...advanced.issued];
+        more = advanced.more;
+      }
       return result;
     });
     for (const row of issued) this.deps.bus.publish(published(row));

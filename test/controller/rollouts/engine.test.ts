@@ -218,6 +218,17 @@ describe('rollout engine', () => {
     expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
   });
 
+  it('announces the manifests of an operator\'s rollback to the agents (websocket pushes), as it does for waves', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'] });
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('succeeded');
+    const announced: Array<{ host: string; version: number }> = [];
+    l.ctl.deps.bus.onPublish((manifest) => announced.push({ host: manifest.host, version: manifest.version }));
+    expect(l.engine.act(id, 'rollback', 'operator:test')).toMatchObject({ ok: true, value: 'rolling-back' });
+    expect(announced.sort((a, b) => a.host.localeCompare(b.host))).toEqual(l.names.map((host) => ({ host, version: 2 })));
+  });
+
   it('refuses to roll back a finished rollout while another active rollout owns its hosts', () => {
     const l = lab(2);
     const first = l.start({ waves: ['100%'] });

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../../controller/src/http/app.js';
 import { registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
 import { signedIn } from './session-helpers.js';
+import type { LiveMessage } from '../../../controller/src/dashboard/live-state.js';
 
 describe('dashboard pages and live stream', () => {
   let ctl: TestController;
@@ -21,9 +22,9 @@ describe('dashboard pages and live stream', () => {
     // Registered but never connected: offline, not merely idle.
     const offline = await (await browser.get('/dashboard?status=offline&tag=web')).text();
     expect(offline).toContain('data-host="web-1"');
-    expect(offline).toContain('Showing 1 of 2 hosts.');
+    expect(offline).toContain('Showing 1–1 of 1 matching (2 hosts in all)');
     const healthy = await (await browser.get('/dashboard?status=healthy')).text();
-    expect(healthy).toContain('Showing 0 of 2 hosts.');
+    expect(healthy).toContain('No host matches, of 2.');
     expect(healthy).toContain('No host matches.');
   });
 
@@ -55,25 +56,35 @@ describe('dashboard pages and live stream', () => {
     expect((await browser.get('/dashboard/rollouts/ro-none')).status).toBe(404);
   });
 
-  it('streams the fleet table again when something is recorded', async () => {
+  it('streams only what changed since the page was rendered: a new row and the counts, not the table', async () => {
+    for (const name of ['web-1', 'web-2', 'web-3']) registeredHost(ctl, name);
     const browser = await signedIn(ctl);
-    const response = await browser.get('/dashboard/live/fleet');
+    const page = await (await browser.get('/dashboard')).text();
+    const liveUrl = /data-live="([^"]+)"/.exec(page)![1]!.replaceAll('&amp;', '&');
+    expect(liveUrl).toMatch(/^\/dashboard\/live\/fleet\?have=/);
+    const response = await browser.get(liveUrl);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/event-stream');
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-    const next = async () => {
-      let text = '';
-      while (!text.includes('\n\n')) text += (await reader.read()).value ?? '';
-      return text;
+    let buffered = '';
+    const nextEvent = async () => {
+      while (!buffered.includes('\n\n')) buffered += (await reader.read()).value ?? '';
+      const end = buffered.indexOf('\n\n');
+      const event = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      return event;
     };
-    const first = await next();
-    expect(first).toMatch(/^event: update\n/);
-    expect(first).not.toContain('web-9');
-    registeredHost(ctl, 'web-9');
-    const second = await next();
-    const parts = JSON.parse(/data: (.*)/.exec(second)![1]!) as Record<string, string>;
-    expect(Object.keys(parts).sort()).toEqual(['fleet-counts', 'fleet-table']);
-    expect(parts['fleet-table']).toContain('data-host="web-9"');
+    // The page already shows the current state, so the first event is the one this host causes.
+    registeredHost(ctl, 'web-0');
+    const event = await nextEvent();
+    expect(event).toMatch(/^event: update\n/);
+    const message = JSON.parse(/data: (.*)/.exec(event)![1]!) as LiveMessage;
+    expect(Object.keys(message.parts ?? {})).toEqual(['fleet-counts']);
+    expect(message.parts!['fleet-counts']).toContain('<strong>4</strong>');
+    const rows = message.lists!['fleet-rows']!;
+    expect(Object.keys(rows.rows)).toEqual(['web-0']);
+    expect(rows.rows['web-0']).toContain('data-host="web-0"');
+    expect(rows.order).toEqual(['web-0', 'web-1', 'web-2', 'web-3']);
     await reader.cancel();
   });
 });

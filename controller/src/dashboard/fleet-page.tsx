@@ -87,7 +87,8 @@ export function FleetHostRow(props: { row: FleetRow; now: number | null }) {
         ) : null}
       </td>
       <td data-label="Last seen">
-        <RelativeTime iso={host.lastSeenAt} now={props.now} />
+        {/* A connected host is seen all the time; its ticking timestamp would make every row change at every ping. */}
+        {host.connection === 'offline' ? <RelativeTime iso={host.lastSeenAt} now={props.now} /> : 'now'}
       </td>
       <td data-label="Connection">{host.connection}</td>
       <td data-label="Tags">

@@ -25,6 +25,7 @@ button.danger { background:var(--failed); border-color:var(--failed); color:#fff
 .counts a { display:block; padding:6px 12px; color:var(--fg); text-decoration:none; border-radius:6px; }
 .counts a:hover { background:#eaeef2; } .counts a[aria-current] { outline:2px solid var(--fg); outline-offset:-2px; }
 .counts li.zero { opacity:.7; }
+#fleet-rows td:first-child a { white-space:nowrap; }
 .counts strong { font-size:20px; display:block; }
 .strip { list-style:none; margin:0 0 12px; padding:0; display:flex; flex-direction:column; gap:6px; }
 .strip li { background:#ddf4ff; border:1px solid var(--progress); border-radius:6px; padding:6px 12px; }
@@ -84,6 +85,7 @@ pre.tail { background:#1f2328; color:#f0f3f6; padding:10px; border-radius:6px; o
   table.cards tr { display:block; border:1px solid var(--line); border-radius:6px; margin-bottom:8px; padding:4px 0; }
   table.cards td { display:block; position:relative; border:0; padding:4px 10px 4px 34%; min-height:1.9em; overflow-wrap:anywhere; }
   .filters label, .filters input, .filters select { width:100%; min-width:0; }
+  .counts { gap:6px; } .counts a { padding:3px 8px; } .counts strong { font-size:16px; display:inline; margin-right:4px; }
   table.cards td::before { content:attr(data-label); position:absolute; left:10px; width:30%; color:var(--muted); font-size:13px; }
   .host-cell { flex-basis:22px; height:32px; }
 }

@@ -88,3 +88,62 @@ describe('dashboard pages and live stream', () => {
     await reader.cancel();
   });
 });
+
+describe('dashboard host actions and rollout questions', () => {
+  let ctl: TestController;
+  beforeEach(() => {
+    ctl = testController();
+    ctl.app = createApp(ctl.deps, undefined, { livePollMs: 20, live: { refreshMs: 60_000 } });
+  });
+  afterEach(() => ctl.close());
+
+  it('sets a host’s desired system only after a confirmation page that names the system, under the operator’s name', async () => {
+    registeredHost(ctl, 'web-1');
+    const browser = await signedIn(ctl);
+    const path = storePath('nixos-system-web-1-25.05');
+    const asked = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, action: 'switch' });
+    expect(asked.status).toBe(200);
+    const question = await asked.text();
+    expect(question).toContain('Set the desired system of web-1 to nixos-system-web-1-25.05 (switch)?');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).desired).toBeNull();
+
+    const done = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, action: 'switch', confirmed: 'yes' });
+    expect(done.status).toBe(303);
+    const desired = (await (await ctl.operator('/v1/hosts/web-1')).json()).desired as { storePath: string; action: string };
+    expect(desired).toMatchObject({ storePath: path, action: 'switch' });
+    const events = (await (await ctl.operator('/v1/hosts/web-1/events')).json()).events as Array<{ kind: string; actor: string }>;
+    expect(events.find((event) => event.kind === 'desired-set')?.actor).toBe('operator:test-admin');
+  });
+
+  it('refuses a host action with a bad store path, naming what was wrong, and changes nothing', async () => {
+    registeredHost(ctl, 'web-1');
+    const browser = await signedIn(ctl);
+    const refused = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: '/tmp/evil', confirmed: 'yes' });
+    expect(refused.status).toBe(303);
+    const page = await (await browser.get('/dashboard/hosts/web-1')).text();
+    expect(page).toContain('Nothing was done: storePath: not a Nix store path');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).desired).toBeNull();
+    expect((await browser.post('/dashboard/hosts/web-1/actions/reboot', { _csrf: browser.csrf })).status).toBe(404);
+    expect((await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: 'forged', storePath: storePath(), confirmed: 'yes' })).status).toBe(403);
+  });
+
+  it('says which host goes back to which system before a rollback, and "rolls back above" when that is the policy', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    const before = storePath('nixos-system-web-1-24.11', 'b');
+    // web-1 ran 24.11 before the rollout (its report says so); web-2 never reported: unknown.
+    ctl.database.sqlite.prepare('update hosts set current_system = ? where name = ?').run(before, 'web-1');
+    const release = { name: 'r2', hosts: ['web-1', 'web-2'].map((host) => ({ host, storePath: storePath(`nixos-system-${host}-25.05`) })) };
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r2', waves: ['100%'], onFailure: 'rollback', failureThreshold: { count: 1 } }) });
+    const { id } = (await started.json()) as { id: string };
+    const browser = await signedIn(ctl);
+    const page = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(page).toContain('rolls back above 1 failed');
+    expect(page).not.toContain('halts above');
+    const confirm = await (await browser.get(`/dashboard/rollouts/${id}/confirm/rollback`)).text();
+    expect(confirm).toMatch(/<tr data-rollback-host="web-1">.*nixos-system-web-1-25\.05.*nixos-system-web-1-24\.11/s);
+    expect(confirm).toContain(before);
+    expect(confirm).toContain('Staying as they are (the system they ran before is unknown): web-2.');
+  });
+});

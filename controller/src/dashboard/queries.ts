@@ -1,9 +1,11 @@
-import { and, desc, eq, inArray, max } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, max } from 'drizzle-orm';
 import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
 import type { CommandFailure } from '../../../shared/src/protocol.js';
+import { ACTIVE_ROLLOUT_STATES, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { iso } from '../clock.js';
 import type { Db } from '../db/open.js';
-import { events, manifests } from '../db/schema.js';
+import { events, manifests, rollouts } from '../db/schema.js';
+import { rolloutStatus } from '../rollouts/status.js';
 
 /** The newest `limit` events of a host, newest first. */
 export function recentHostEvents(db: Db, host: string, limit = 150): HostEvent[] {
@@ -80,4 +82,15 @@ export function eventSubjects(db: Db, ids: number[]): Map<number, EventSubject> 
   if (ids.length === 0) return new Map();
   const rows = db.select({ id: events.id, rolloutId: events.rolloutId, host: events.host }).from(events).where(inArray(events.id, ids)).all();
   return new Map(rows.map((row) => [row.id, { rolloutId: row.rolloutId, host: row.host }]));
+}
+
+/** Every rollout that still owns its hosts (running, waiting for approval, paused, rolling back), oldest first: the fleet page's strip. */
+export function activeRollouts(db: Db, now: number): RolloutStatus[] {
+  return db
+    .select({ id: rollouts.id })
+    .from(rollouts)
+    .where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES]))
+    .orderBy(asc(rollouts.createdAt))
+    .all()
+    .flatMap((row) => rolloutStatus(db, row.id, now) ?? []);
 }

@@ -9,6 +9,7 @@ import { appendEvent } from '../events.js';
 import { issueInTransaction } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
+import { rollbackChoice } from './rollback-plan.js';
 
 export interface AdvanceContext {
   /**
@@ -331,15 +332,12 @@ export function beginRollback(step: Step, reason: string): void {
   const unrecoverable: string[] = [];
   const withheld: string[] = [];
   for (const member of step.members()) {
-    if (member.state === 'pending' || member.state === 'skipped' || member.rollbackState !== null) continue;
-    if (!member.previousSystem) {
-      unrecoverable.push(member.host);
-      continue;
-    }
-    if (member.previousSystem === member.targetPath) continue;
-    const manifest = step.issue(member.host, member.previousSystem);
+    const choice = rollbackChoice(member);
+    if (choice === 'unrecoverable') unrecoverable.push(member.host);
+    if (choice !== 'back') continue;
+    const manifest = step.issue(member.host, member.previousSystem!);
     if (typeof manifest === 'string') {
-      step.withheld(member.host, member.previousSystem, manifest);
+      step.withheld(member.host, member.previousSystem!, manifest);
       withheld.push(member.host);
       continue;
     }

@@ -54,7 +54,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   logStateOrigin(state, logger);
   const { identity, created } = await loadOrCreateIdentity(config.stateDir);
   logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
-  const outbox = await Outbox.open(config.stateDir);
+  const outbox = await Outbox.open(config.stateDir, { logger });
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
   const contactFetch: typeof fetch = (input, init) =>

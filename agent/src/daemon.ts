@@ -52,7 +52,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   // host key without any state can only mean the state was lost, never a first start.
   const state = await StateStore.open(config.stateDir, { alreadySetUp: existsSync(join(config.stateDir, HOST_KEY_FILE)) });
   logStateOrigin(state, logger);
-  const { identity, created } = await loadOrCreateIdentity(config.stateDir);
+  const { identity, created } = await loadOrCreateIdentity(config.stateDir, { enrolled: state.get().enrolled, logger });
   logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
   const outbox = await Outbox.open(config.stateDir, { logger });
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).

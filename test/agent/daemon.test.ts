@@ -1,10 +1,10 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig, type AgentConfig } from '../../agent/src/config.js';
 import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
 import { rebootstrap } from '../../agent/src/rebootstrap.js';
-import { STATE_FILE, WATERMARK_FILE } from '../../agent/src/state.js';
+import { INITIAL_STATE, STATE_FILE, WATERMARK_FILE } from '../../agent/src/state.js';
 import { resolveSystem } from '../../agent/src/system.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { bootInto, buildSystem, fakeHost, type FakeHost } from './activation-fixture.js';
@@ -82,6 +82,20 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
     expect(controller.phases()).toEqual(['reconciled', 'accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
     expect(controller.reports.map((r) => r.seq).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(await resolveSystem(host.currentSystem)).toBe(next);
+  });
+
+  it('starts and enrolls after a crash on the first start left an empty host key', async () => {
+    const { controller, host, config } = await setup();
+    // An agent killed during its first start: state written, host.key created but never filled.
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(config.stateDir, STATE_FILE), `${JSON.stringify(INITIAL_STATE)}\n`, { mode: 0o600 });
+    await writeFile(join(config.stateDir, WATERMARK_FILE), `${JSON.stringify({ formatVersion: 1, highestVersion: 0, highestStorePath: null, highestFloor: 0 })}\n`, { mode: 0o600 });
+    await writeFile(join(config.stateDir, 'host.key'), '', { mode: 0o600 });
+    await start(config);
+    await until(() => controller.connectedHosts().includes('web-1'));
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
+    await finalPhase(controller, 1, 'healthy');
   });
 
   it('converges by polling when the websocket is disabled', async () => {

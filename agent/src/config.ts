@@ -95,6 +95,8 @@ export const AgentConfig = z
     action: Action.nullable().default(null),
     healthChecks: z.array(HealthCheck).default([]),
     healthDeadlineMs: z.number().int().positive().default(60_000),
+    /** While the state directory is full (a manifest held back), how often the agent looks whether there is room again. */
+    spaceCheckIntervalMs: z.number().int().min(100).default(30_000),
     checkSystemdUnits: AutoOrBool.default('auto'),
     useSystemdRun: AutoOrBool.default('auto'),
     timeouts: z

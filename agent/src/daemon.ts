@@ -15,6 +15,7 @@ import { Outbox, OutboxSender } from './outbox.js';
 import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
+import { SpaceWatch, StateDirSpace } from './storage.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
 import { REBOOTSTRAP_COMMAND } from './verify.js';
 import { backoffDelay, WsTransport } from './ws.js';
@@ -55,6 +56,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   const { identity, created } = await loadOrCreateIdentity(config.stateDir, { enrolled: state.get().enrolled, logger });
   logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
   const outbox = await Outbox.open(config.stateDir, { logger });
+  const space = new StateDirSpace(config.stateDir, logger);
+  if (!(await space.ensureReserve())) logger.error({ stateDir: config.stateDir }, 'state directory is full: no room for the space reserve');
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
   const contactFetch: typeof fetch = (input, init) =>
@@ -69,6 +72,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     onReport: () => sender.kick(),
     currentSystem: () => resolveSystem(config.paths.currentSystem),
     clock,
+    onNoSpace: () => space.release(),
   });
   const useSystemdRun = await resolveAuto(config.useSystemdRun, () => systemdRunning());
   const checkSystemdUnits = await resolveAuto(config.checkSystemdUnits, () => systemdRunning());
@@ -109,7 +113,18 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     activator,
     report,
     actionOverride: config.action,
+    space,
     clock,
+    logger,
+  });
+  const spaceWatch = new SpaceWatch({
+    space,
+    intervalMs: config.spaceCheckIntervalMs,
+    waiting: () => sync.holding,
+    onRoom: () => {
+      sender.kick();
+      void sync.retryHeld();
+    },
     logger,
   });
   logger.info({ useSystemdRun, checkSystemdUnits, websocket: config.websocket, pendingReports: outbox.size }, 'agent starting');
@@ -165,6 +180,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     ws.start();
   }
   poller.start();
+  spaceWatch.start();
   const exporter = config.metricsTextfile
     ? new TextfileExporter({
         file: config.metricsTextfile,
@@ -188,6 +204,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       stopping = true;
       ws?.stop();
       poller.stop();
+      spaceWatch.stop();
       // An activation in flight is not waited for: its record is on disk and the next start reconciles it.
       void sync.stop();
       const flushed = await sender.flush(flushMs);

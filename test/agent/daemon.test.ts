@@ -10,6 +10,7 @@ import { silentLogger } from '../../shared/src/logger.js';
 import { bootInto, buildSystem, fakeHost, type FakeHost } from './activation-fixture.js';
 import { FakeController } from './fake-controller.js';
 import { CONTROLLER_KEY, signedManifest, TRUST } from './manifests.js';
+import { useSmallDisks } from './small-disks.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -25,6 +26,7 @@ const future = () => ({ issuedAt: new Date().toISOString(), expiresAt: new Date(
 
 describe('the agent daemon end to end (loopback controller stand-in, host in a directory)', () => {
   const tmpDir = useTmpDirs();
+  const smallDisk = useSmallDisks(tmpDir);
   const running: RunningAgent[] = [];
   const controllers: FakeController[] = [];
 
@@ -96,6 +98,31 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
     const next = buildSystem(host, 'next');
     controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
     await finalPhase(controller, 1, 'healthy');
+  });
+
+  it.each([
+    ['full', 0],
+    ['full but for one page', 4096],
+  ])('holds a manifest back while its state directory is %s, says why at once, and applies it once there is room', async (_what, leave) => {
+    const { controller, host, prev, config } = await setup({ spaceCheckIntervalMs: 200 });
+    const disk = await smallDisk(2 * 1024 * 1024, config.stateDir);
+    await start(config);
+    await until(() => controller.connectedHosts().includes('web-1') && controller.phases().includes('reconciled'));
+    await disk.fill(leave);
+
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
+    await finalPhase(controller, 1, 'refused');
+    const refused = controller.reports.find((r) => r.manifestVersion === 1)!;
+    expect(refused.detail.refusal).toBe('no-space');
+    expect(refused.detail.reason).toContain(`the state directory ${config.stateDir} is full`);
+    expect(await resolveSystem(host.currentSystem)).toBe(prev);
+
+    await disk.free();
+    await finalPhase(controller, 1, 'healthy');
+    expect(await resolveSystem(host.currentSystem)).toBe(next);
+    const v1 = controller.reports.filter((r) => r.manifestVersion === 1).sort((a, b) => a.seq - b.seq);
+    expect(v1.map((r) => r.phase)).toEqual(['refused', 'accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
   });
 
   it('converges by polling when the websocket is disabled', async () => {

@@ -38,7 +38,7 @@ describe('a cache that was briefly missing a path', () => {
   it('deploys on the retry right after the path was pushed', async () => {
     const first = await controller.client.setDesired('web-1', late.path);
     await controller.waitForPhase('web-1', first.version, 'failed', 60_000, context);
-    const failed = reportEvents(await controller.client.events('web-1')).findLast((r) => r.manifestVersion === first.version)!;
+    const failed = reportEvents(await controller.client.events('web-1')).filter((r) => r.manifestVersion === first.version).at(-1)!;
     expect(failed.detail.failure?.command).toContain('nix-store --realise');
     expect(host.currentSystem()).toBe(fixtures.systems.base.path);
 

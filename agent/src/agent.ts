@@ -6,7 +6,7 @@ import type { Action } from '../../shared/src/protocol.js';
 import { Activator } from './activation.js';
 import { describeCallError, type ControllerClient } from './client.js';
 import type { Reporter } from './reporter.js';
-import type { StateStore } from './state.js';
+import type { LastResult, StateStore } from './state.js';
 import { isNoSpace, type StateDirSpace } from './storage.js';
 import { verifyManifest } from './verify.js';
 
@@ -29,6 +29,8 @@ export interface SyncDeps {
   actionOverride: Action | null;
   /** Room to record an activation; without it a valid manifest is held back, not used up. */
   space?: Pick<StateDirSpace, 'check'>;
+  /** Told every activation's result (after it was recorded and reported). */
+  onResult?: (result: LastResult) => Promise<void>;
   clock: () => Date;
   logger: Logger;
 }
@@ -142,7 +144,8 @@ export class ManifestSync {
         const room = await this.deps.space?.check();
         if (room && !room.ok) return this.hold(envelope, verdict.manifest.version, verdict.manifest.storePath, room.reason);
         try {
-          await this.deps.activator.apply(verdict.manifest, action, floor);
+          const result = await this.deps.activator.apply(verdict.manifest, action, floor);
+          await this.deps.onResult?.(result);
         } catch (error) {
           // Recording the acceptance itself did not fit: nothing was done, so the manifest is not used up.
           if (isNoSpace(error) && this.deps.state.get().highestVersion < verdict.manifest.version) {

@@ -15,6 +15,7 @@ import { Outbox, OutboxSender } from './outbox.js';
 import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
+import { selfChanges, snapshotSelf } from './self-update.js';
 import { SpaceWatch, StateDirSpace } from './storage.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
 import { REBOOTSTRAP_COMMAND } from './verify.js';
@@ -32,6 +33,11 @@ export interface StartOptions {
   ed25519?: Ed25519;
   /** Environment for Nix and switch commands (the lab gives each host its own HOME and caches). */
   env?: NodeJS.ProcessEnv;
+  /** The config file and the entry point this agent runs with: compared with what a new system provides. */
+  configFile?: string;
+  entryPoint?: string;
+  /** A committed switch brought another configuration or package: the process should stop and be restarted. */
+  onSelfChanged?: (changes: string[]) => void;
 }
 
 export interface RunningAgent {
@@ -48,6 +54,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   const ed25519 = options.ed25519 ?? tweetnaclEd25519;
   let stopping = false;
 
+  // Before anything can switch the system under us: what this agent runs with.
+  const self = await snapshotSelf(options.configFile, options.entryPoint);
   await ensureStateDir(config.stateDir);
   // State before identity: a first start writes its state before it makes the host key, so a
   // host key without any state can only mean the state was lost, never a first start.
@@ -114,6 +122,15 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     report,
     actionOverride: config.action,
     space,
+    onResult: async (result) => {
+      if (result.phase !== 'healthy' || !options.onSelfChanged) return;
+      const running = await resolveSystem(config.paths.currentSystem);
+      if (running !== result.storePath) return;
+      const changes = await selfChanges(self, running, config.selfRestart);
+      if (changes.length === 0) return;
+      logger.warn({ changes, system: running }, 'the new system brings another agent configuration or package: restarting to use it');
+      options.onSelfChanged(changes);
+    },
     clock,
     logger,
   });

@@ -15,6 +15,8 @@ import { Outbox, OutboxSender } from './outbox.js';
 import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
+import { selfChanges, snapshotSelf } from './self-update.js';
+import { SpaceWatch, StateDirSpace } from './storage.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
 import { REBOOTSTRAP_COMMAND } from './verify.js';
 import { backoffDelay, WsTransport } from './ws.js';
@@ -31,6 +33,11 @@ export interface StartOptions {
   ed25519?: Ed25519;
   /** Environment for Nix and switch commands (the lab gives each host its own HOME and caches). */
   env?: NodeJS.ProcessEnv;
+  /** The config file and the entry point this agent runs with: compared with what a new system provides. */
+  configFile?: string;
+  entryPoint?: string;
+  /** A committed switch brought another configuration or package: the process should stop and be restarted. */
+  onSelfChanged?: (changes: string[]) => void;
 }
 
 export interface RunningAgent {
@@ -47,14 +54,18 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   const ed25519 = options.ed25519 ?? tweetnaclEd25519;
   let stopping = false;
 
+  // Before anything can switch the system under us: what this agent runs with.
+  const self = await snapshotSelf(options.configFile, options.entryPoint);
   await ensureStateDir(config.stateDir);
   // State before identity: a first start writes its state before it makes the host key, so a
   // host key without any state can only mean the state was lost, never a first start.
   const state = await StateStore.open(config.stateDir, { alreadySetUp: existsSync(join(config.stateDir, HOST_KEY_FILE)) });
   logStateOrigin(state, logger);
-  const { identity, created } = await loadOrCreateIdentity(config.stateDir);
+  const { identity, created } = await loadOrCreateIdentity(config.stateDir, { enrolled: state.get().enrolled, logger });
   logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
-  const outbox = await Outbox.open(config.stateDir);
+  const outbox = await Outbox.open(config.stateDir, { logger });
+  const space = new StateDirSpace(config.stateDir, logger);
+  if (!(await space.ensureReserve())) logger.error({ stateDir: config.stateDir }, 'state directory is full: no room for the space reserve');
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
   const contactFetch: typeof fetch = (input, init) =>
@@ -69,6 +80,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     onReport: () => sender.kick(),
     currentSystem: () => resolveSystem(config.paths.currentSystem),
     clock,
+    onNoSpace: () => space.release(),
   });
   const useSystemdRun = await resolveAuto(config.useSystemdRun, () => systemdRunning());
   const checkSystemdUnits = await resolveAuto(config.checkSystemdUnits, () => systemdRunning());
@@ -109,7 +121,27 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     activator,
     report,
     actionOverride: config.action,
+    space,
+    onResult: async (result) => {
+      if (result.phase !== 'healthy' || !options.onSelfChanged) return;
+      const running = await resolveSystem(config.paths.currentSystem);
+      if (running !== result.storePath) return;
+      const changes = await selfChanges(self, running, config.selfRestart);
+      if (changes.length === 0) return;
+      logger.warn({ changes, system: running }, 'the new system brings another agent configuration or package: restarting to use it');
+      options.onSelfChanged(changes);
+    },
     clock,
+    logger,
+  });
+  const spaceWatch = new SpaceWatch({
+    space,
+    intervalMs: config.spaceCheckIntervalMs,
+    waiting: () => sync.holding,
+    onRoom: () => {
+      sender.kick();
+      void sync.retryHeld();
+    },
     logger,
   });
   logger.info({ useSystemdRun, checkSystemdUnits, websocket: config.websocket, pendingReports: outbox.size }, 'agent starting');
@@ -165,6 +197,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     ws.start();
   }
   poller.start();
+  spaceWatch.start();
   const exporter = config.metricsTextfile
     ? new TextfileExporter({
         file: config.metricsTextfile,
@@ -188,6 +221,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       stopping = true;
       ws?.stop();
       poller.stop();
+      spaceWatch.stop();
       // An activation in flight is not waited for: its record is on disk and the next start reconciles it.
       void sync.stop();
       const flushed = await sender.flush(flushMs);

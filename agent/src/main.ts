@@ -3,6 +3,7 @@ import { parseAgentArgs, USAGE } from './args.js';
 import { DEFAULT_STATE_DIR, loadConfig } from './config.js';
 import { AgentFatalError, startAgent, type RunningAgent } from './daemon.js';
 import { rebootstrap } from './rebootstrap.js';
+import { RESTART_EXIT_CODE } from './self-update.js';
 
 /** `shoal-agent run|check-config|rebootstrap`: process concerns only (arguments, signals, exit codes). */
 
@@ -65,9 +66,25 @@ async function main(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // A switch brought a new configuration or package: stop cleanly (outbox flushed, state is
+  // always on disk) and exit with RESTART_EXIT_CODE, so that systemd's Restart= starts the new one.
+  let restartWanted = false;
+  const restart = (): void => {
+    restartWanted = true;
+    if (stopping || !agent) return;
+    stopping = true;
+    logger.info({ exitCode: RESTART_EXIT_CODE }, 'exiting to be restarted');
+    void agent.stop(10_000).finally(() => logger.flush(() => process.exit(RESTART_EXIT_CODE)));
+  };
 
   try {
-    agent = await startAgent(config, { logger, env: process.env });
+    agent = await startAgent(config, {
+      logger,
+      env: process.env,
+      configFile: args.configFile,
+      entryPoint: process.argv[1],
+      onSelfChanged: restart,
+    });
   } catch (error) {
     if (error instanceof AgentFatalError) {
       logger.fatal({ err: error.message }, 'cannot start');
@@ -77,6 +94,7 @@ async function main(argv: readonly string[]): Promise<void> {
     throw error;
   }
   if (stopping) await agent.stop(2_000).finally(() => process.exit(0));
+  else if (restartWanted) restart();
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

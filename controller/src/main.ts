@@ -118,6 +118,14 @@ async function serve(args: string[]): Promise<void> {
   const manifestTtlMs = config.manifestTtlSeconds * 1000;
   const keys = loadKeys(config);
   const logger = createLogger('controller', { level: config.logLevel });
+  // Background work goes through runBackground (background.ts); these catch what slipped past it.
+  // A rejection nobody handled is logged and serving goes on; a thrown exception may have left
+  // state half-changed, so it is logged and the process exits (its supervisor restarts it).
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason, task: 'unknown' }, 'background work failed (unhandled rejection)'));
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error }, 'uncaught exception; exiting');
+    logger.flush(() => process.exit(1));
+  });
   if (keys.releaseTrust.singleKey) {
     logger.warn(
       { singleKeyReleaseKey: keys.releaseTrust.singleKey.keyId, file: config.singleKeyReleaseKeyFile },

@@ -147,6 +147,8 @@ export const RefusalReason = z.enum([
   'state-lost',
   'not-a-nixos-system',
   'untrusted-closure',
+  /** The agent's state directory is full: it cannot record an activation, so it does not start one (it retries once there is room). */
+  'no-space',
 ]);
 export type RefusalReason = z.infer<typeof RefusalReason>;
 

@@ -30,6 +30,8 @@ export interface SystemSpec {
   filler?: { count: number; bytesEach: number };
   /** Content of the system's `switch-inhibitors` file; none when absent. */
   switchInhibitors?: string;
+  /** The agent's configuration (JSON text), installed as `etc/shoal/agent.json` as the NixOS module does; none when absent. */
+  agentConfig?: string;
 }
 
 export interface LabSystem {
@@ -53,11 +55,11 @@ export function ipCommand(): string {
   return found;
 }
 
-function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors'> {
+function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors' | 'agentConfig'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors' | 'agentConfig'> {
   if (!NAME.test(spec.name)) throw new Error(`lab system name ${JSON.stringify(spec.name)} must match ${NAME}`);
   const fault = spec.fault ?? 'ok';
   if (!FAULTS.includes(fault)) throw new Error(`lab system ${spec.name}: unknown fault ${JSON.stringify(fault)}`);
-  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors };
+  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors, agentConfig: spec.agentConfig };
 }
 
 /**

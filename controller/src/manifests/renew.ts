@@ -1,3 +1,4 @@
+import { runBackground } from '../background.js';
 import { and, eq, lte, sql } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Envelope } from '../../../shared/src/envelope.js';
@@ -131,7 +132,7 @@ export function startRenewal(deps: IssueDeps & { checkIntervalMs: number; logger
       });
     return running;
   };
-  const timer = setInterval(() => void runNow(), deps.checkIntervalMs);
+  const timer = setInterval(() => runBackground(deps.logger, 'manifest renewal', runNow), deps.checkIntervalMs);
   timer.unref();
   return {
     runNow,

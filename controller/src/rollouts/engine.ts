@@ -1,3 +1,4 @@
+import { runBackground } from '../background.js';
 import { randomBytes } from 'node:crypto';
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
@@ -229,7 +230,7 @@ export class RolloutEngine {
 
   startTimer(intervalMs: number): void {
     this.stopTimer();
-    this.timer = setInterval(() => this.tickAll(), intervalMs);
+    this.timer = setInterval(() => runBackground(this.deps.logger, 'rollout tick', () => this.tickAll()), intervalMs);
     this.timer.unref();
   }
 

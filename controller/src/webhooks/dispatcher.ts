@@ -1,3 +1,4 @@
+import { runBackground } from '../background.js';
 import { and, asc, eq } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import { WebhookHeaders } from '../../../shared/src/webhook-api.js';
@@ -70,7 +71,7 @@ export class WebhookDispatcher {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.wake(), this.options.pollIntervalMs);
+    this.timer = setInterval(() => runBackground(this.deps.logger, 'webhook dispatch', () => this.wake()), this.options.pollIntervalMs);
     this.timer.unref();
     this.wake();
   }

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, type ServerMessage } from '../../../shared/src/protocol.js';
 import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js';
+import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
@@ -16,6 +17,9 @@ export interface HubOptions {
   /** How long a new connection may take to answer the challenge. */
   authTimeoutMs?: number;
 }
+
+/** RFC 6455 "internal error": the controller failed, not the agent's proof; the agent retries. */
+const INTERNAL_ERROR = 1011;
 
 interface Connection {
   ws: WebSocket;
@@ -50,7 +54,7 @@ export class AgentHub {
     options: HubOptions = {},
   ) {
     this.authTimeoutMs = options.authTimeoutMs ?? 10_000;
-    this.pingTimer = setInterval(() => this.pingAll(), options.pingIntervalMs ?? 30_000);
+    this.pingTimer = setInterval(() => runBackground(this.deps.logger, 'websocket pings', () => this.pingAll()), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
     this.unsubscribe = deps.bus.onPublish((manifest) => this.push(manifest));
   }
@@ -84,7 +88,8 @@ export class AgentHub {
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
     ws.on('pong', () => {
       connection.alive = true;
-      if (connection.host !== null) this.deps.presence.heard(connection.host);
+      const host = connection.host;
+      if (host !== null) runBackground(this.deps.logger, 'websocket presence', () => this.deps.presence.heard(host), { host });
     });
     ws.on('error', (error) => this.deps.logger.debug({ err: error, host: connection.host }, 'websocket error'));
     ws.on('close', () => {
@@ -98,7 +103,15 @@ export class AgentHub {
       if (connection.triedAuth) return;
       connection.triedAuth = true;
       clearTimeout(timeout);
-      this.authenticate(connection, nonce, audience, data);
+      runBackground(this.deps.logger, 'websocket authentication', () => {
+        try {
+          this.authenticate(connection, nonce, audience, data);
+        } catch (error) {
+          // The agent retries later; it must not wait on a socket nobody will answer.
+          ws.close(INTERNAL_ERROR, 'internal error');
+          throw error;
+        }
+      });
     });
     this.send(ws, { type: 'challenge', protocol: PROTOCOL_VERSION, nonce });
   }

@@ -128,7 +128,8 @@ function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): stri
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: ${REPLACED[key] ?? 'unknown field'}`).join('; ');
     }
-    if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
+    // zod 4 leaves `input` out of issues: a fraction failing .int() looks like a missing field but for its message.
+    if (issue.code === 'invalid_type' && issue.input === undefined && /received undefined$/.test(issue.message)) return `${path}: is required`;
     return `${path || '(top level)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
   });
   return `config ${source}: ${parts.join('; ')}`;

@@ -97,8 +97,9 @@ export async function runAdmission({ count, workers, cleanup, log }: AdmissionBe
         if (lost > 0) throw new Error(`${lost} agents did not reconnect in the ${label} storm:\n${controller.tail()}`);
         figures[`${p}.${label}_s`] = round(Math.max(...results.map((r) => r.elapsedMs)) / 1000, 2);
         figures[`${p}.${label}_refused`] = results.reduce((a, r) => a + r.refused, 0);
+        figures[`${p}.${label}_errors`] = results.reduce((a, r) => a + r.errors, 0);
         figures[`${p}.${label}_cpu_s`] = round(after.cpuSeconds - before.cpuSeconds, 2);
-        log(`  ${count}: ${label}: all reconnected in ${figures[`${p}.${label}_s`]} s, ${figures[`${p}.${label}_refused`]} refusals`);
+        log(`  ${count}: ${label}: all reconnected in ${figures[`${p}.${label}_s`]} s, ${figures[`${p}.${label}_refused`]} refusals (4429), ${figures[`${p}.${label}_errors`]} other failures retried`);
       };
       await storm(`storm_caps_${caps}`);
       if (caps === 'default') {

@@ -38,6 +38,8 @@ export interface StormResult {
   elapsedMs: number;
   /** 4429 refusals seen (each followed by a retry). */
   refused: number;
+  /** Other failures before the welcome (reset, timeout), each followed by a retry. */
+  errors: number;
   failed: number;
 }
 

@@ -95,11 +95,13 @@ export class SimAgents {
   }
 
   /**
-   * Every host reconnects at the same instant (a controller restart, a network blip), and retries a
-   * 4429 refusal after the real agent's backoff (full jitter from 1 s, doubling).
+   * Every host reconnects at the same instant (a controller restart, a network blip) and, like the
+   * real agent, retries any failure before the welcome (a 4429 refusal, a reset from a full accept
+   * queue) after its backoff: full jitter from 1 s, doubling.
    */
   async storm(): Promise<StormResult> {
     let refused = 0;
+    let errors = 0;
     let failed = 0;
     const started = wallMs();
     await Promise.all(
@@ -109,17 +111,18 @@ export class SimAgents {
             await this.connectOne(host);
             return;
           } catch (error) {
-            if (!String((error as Error).message).includes('closed 4429') || attempt > 10) {
+            if (attempt > 10) {
               failed += 1;
               return;
             }
-            refused += 1;
+            if (String((error as Error).message).includes('closed 4429')) refused += 1;
+            else errors += 1;
             await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(30_000, 1000 * 2 ** attempt)));
           }
         }
       }),
     );
-    return { elapsedMs: wallMs() - started, refused, failed };
+    return { elapsedMs: wallMs() - started, refused, errors, failed };
   }
 
   /** Closes every host's socket and waits until each is closed. */

@@ -8,6 +8,8 @@ import { runDeploy } from './deploy.js';
 import { runPoll } from './poll.js';
 import { runReleaseSign } from './release-sign.js';
 import { runScale } from './scale.js';
+import { runSoak } from './soak.js';
+import { runAdmission } from './admission.js';
 
 const TARGETS: Record<string, string> = {
   'scale.10000.controller_rss_mb': '≤ 300',
@@ -19,8 +21,8 @@ const TARGETS: Record<string, string> = {
   'release_sign.10000.cli_s': 'seconds, not minutes',
 };
 
-type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign';
-const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign'];
+type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign' | 'soak' | 'admission';
+const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign', 'soak', 'admission'];
 
 function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null; profile: boolean } {
   let quick = false;
@@ -67,6 +69,12 @@ async function main(): Promise<void> {
       if (bench === 'deploy') result = await runDeploy({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-deploy-'))), log });
       if (bench === 'release-sign') {
         for (const hosts of options.sizes ?? [10_000]) Object.assign(result, await runReleaseSign({ hosts, cleanup, log }));
+      }
+      if (bench === 'soak') {
+        for (const hosts of options.sizes ?? [options.quick ? 200 : 1000]) Object.assign(result, await runSoak({ hosts, days: 30, deploysPerDay: 1, cleanup, log }));
+      }
+      if (bench === 'admission') {
+        for (const count of options.sizes ?? [options.quick ? 1000 : 10_000]) Object.assign(result, await runAdmission({ count, workers: 2, cleanup, log }));
       }
       if (bench === 'agent') result = await runAgentIdle({ idleMs: options.quick ? 15_000 : 60_000, cleanup, log });
       Object.assign(figures, result);

@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import { controllerAudience } from '../../shared/src/protocol.js';
-import { ChallengeStore } from './auth/challenges.js';
+import { DEFAULT_ADMISSION, type AdmissionLimits } from './auth/admission.js';
+import { CHALLENGE_TTL_MS, ChallengeStore } from './auth/challenges.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Db } from './db/open.js';
@@ -10,6 +11,7 @@ import { ControllerMetrics } from './metrics/controller-metrics.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
 import { RolloutEngine } from './rollouts/engine.js';
+import { DENY_PRIVATE, DestinationGuard, type DestinationPolicy } from './webhooks/destination.js';
 
 export const DEFAULT_MANIFEST_TTL_MS = 24 * 3600_000;
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
@@ -34,6 +36,8 @@ export interface ControllerDeps {
   metricsToken: string | null;
   /** The origin host signatures must name (from publicUrl); null: the origin each request arrived at. */
   audience: string | null;
+  /** Where webhooks may deliver (config webhooks.*): checked when one is created and at every attempt. */
+  webhookDestinations: DestinationGuard;
 }
 
 export interface DepsOptions {
@@ -49,6 +53,10 @@ export interface DepsOptions {
   pollIntervalMs?: number;
   metricsToken?: string | null;
   processMetrics?: boolean;
+  /** Default: loopback, link-local and private ranges refused. */
+  webhookDestinations?: DestinationPolicy;
+  /** Caps on pending challenges (total and per source address). */
+  pendingChallenges?: AdmissionLimits;
 }
 
 export function createDeps(options: DepsOptions): ControllerDeps {
@@ -65,11 +73,12 @@ export function createDeps(options: DepsOptions): ControllerDeps {
   };
   return {
     ...shared,
-    challenges: new ChallengeStore(clock),
+    challenges: new ChallengeStore(clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
     sessions: new SessionStore(clock),
     rollouts: new RolloutEngine(shared),
     metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
+    webhookDestinations: new DestinationGuard(options.webhookDestinations ?? DENY_PRIVATE),
   };
 }

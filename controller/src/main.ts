@@ -26,7 +26,12 @@ The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoa
 "db": null, "controllerKeyFile": "/run/secrets/controller.key",
 "trustedReleaseKeys": ["ci-release-1:BASE64"], "singleKeyReleaseKeyFile": null,
 "manifestTtlSeconds": 86400, "renewCheckSeconds": 60, "pollIntervalSeconds": 30,
-"publicUrl": null, "metricsTokenFile": null, "logLevel": "info"}.
+"publicUrl": null, "metricsTokenFile": null, "logLevel": "info",
+"admission": {"pendingChallenges": 10000, "pendingChallengesPerAddress": 256,
+  "unauthenticatedConnections": 10000, "unauthenticatedConnectionsPerAddress": 256},
+"webhooks": {"allowPrivateNetworks": false, "allowedNetworks": []},
+"retention": {"reportsDays": 30, "eventsDays": 30, "auditEventsDays": 400,
+  "webhookDeliveriesDays": 30, "pruneIntervalSeconds": 300}}.
 Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
 be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
 
@@ -150,6 +155,16 @@ async function serve(args: string[]): Promise<void> {
     dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
     metricsToken,
     processMetrics: true,
+    pendingChallenges: { total: config.admission.pendingChallenges, perAddress: config.admission.pendingChallengesPerAddress },
+    hub: { unauthenticated: { total: config.admission.unauthenticatedConnections, perAddress: config.admission.unauthenticatedConnectionsPerAddress } },
+    webhookDestinations: config.webhooks,
+    retention: {
+      reportsDays: config.retention.reportsDays,
+      eventsDays: config.retention.eventsDays,
+      auditEventsDays: config.retention.auditEventsDays,
+      webhookDeliveriesDays: config.retention.webhookDeliveriesDays,
+      pruneIntervalMs: config.retention.pruneIntervalSeconds * 1000,
+    },
   });
   const tokenFile = ensureAdminToken(controller.database.db, controller.deps.clock, stateDir);
   if (tokenFile) logger.info({ file: tokenFile }, 'created the first operator token');

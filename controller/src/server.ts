@@ -12,6 +12,9 @@ import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
+import type { AdmissionLimits } from './auth/admission.js';
+import { DEFAULT_RETENTION, startPruning, type Pruning, type RetentionOptions } from './retention/prune.js';
+import type { DestinationPolicy } from './webhooks/destination.js';
 
 export interface ControllerOptions {
   dbFile: string;
@@ -38,6 +41,12 @@ export interface ControllerOptions {
   /** Node process metrics on /metrics (the serve command turns them on). */
   processMetrics?: boolean;
   webhooks?: WebhookOptions;
+  /** Where webhooks may deliver; default: loopback, link-local and private ranges refused. */
+  webhookDestinations?: DestinationPolicy;
+  /** Caps on pending challenges (total and per source address); unauthenticated websockets are hub.unauthenticated. */
+  pendingChallenges?: AdmissionLimits;
+  /** Pruning of old reports, events and deliveries; absent: DEFAULT_RETENTION. */
+  retention?: RetentionOptions;
   dashboard?: DashboardOptions;
 }
 
@@ -50,6 +59,7 @@ export interface ControllerHandle {
   renewal: RenewalTimer;
   server: Server;
   webhooks: WebhookDispatcher;
+  pruning: Pruning;
   /** Stops accepting, releases long-polls, closes websockets (4503), then the database. */
   close(): Promise<void>;
 }
@@ -69,6 +79,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
     metricsToken: options.metricsToken ?? null,
     processMetrics: options.processMetrics ?? false,
+    ...(options.webhookDestinations ? { webhookDestinations: options.webhookDestinations } : {}),
+    ...(options.pendingChallenges ? { pendingChallenges: options.pendingChallenges } : {}),
   });
   const app = createApp(deps, options.limits ?? DEFAULT_LIMITS, options.dashboard);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -93,6 +105,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
+  const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
 
   let closing: Promise<void> | null = null;
   const close = () => {
@@ -100,6 +113,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();
+      const pruningStopped = pruning.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       deps.bus.releaseAll();
       await hub.close();
@@ -113,10 +127,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       // A renewal pass in flight finishes its transaction before the database goes away.
       await renewalStopped;
       await webhooksStopped;
+      await pruningStopped;
       database.close();
     })();
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, webhooks, close };
+  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, webhooks, pruning, close };
 }

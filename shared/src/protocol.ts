@@ -276,6 +276,8 @@ export const WsClose = {
   authFailed: 4401,
   protocolMismatch: 4400,
   replaced: 4409,
+  /** Too many unauthenticated connections (from this address, or in total): back off and retry. */
+  tooManyUnauthenticated: 4429,
   shuttingDown: 4503,
 } as const;
 

@@ -14,8 +14,10 @@ export const DEFAULT_WEBHOOK_EVENTS: readonly WebhookEventType[] = WebhookEventT
 );
 
 export const WebhookHeaders = {
-  /** `sha256=<hex HMAC-SHA256 of the raw body, keyed with the endpoint's secret>` */
+  /** `sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>", keyed with the endpoint's secret>` */
   signature: 'X-Shoal-Signature',
+  /** Unix seconds when this attempt was sent; signed with the body, so receivers can refuse old (replayed) requests. */
+  timestamp: 'X-Shoal-Timestamp',
   /** Unique per delivery; the same on every retry of it (receivers deduplicate with it). */
   delivery: 'X-Shoal-Delivery',
   event: 'X-Shoal-Event',

@@ -14,6 +14,7 @@ import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createApp } from '../../controller/src/http/app.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { releaseTrust, type ReleaseTrust } from '../../controller/src/manifests/statements.js';
+import type { DestinationPolicy } from '../../controller/src/webhooks/destination.js';
 
 export class ManualClock implements Clock {
   constructor(public ms = Date.parse('2030-01-01T00:00:00Z')) {}
@@ -71,7 +72,9 @@ export function testKeys(mode: TrustMode): { controllerKey: NamedSecretKey; ciKe
   return { controllerKey, ciKey, singleKey, trust: releaseTrust([ciKey], singleKey) };
 }
 
-export function testController(options: { manifestTtlMs?: number; pollIntervalMs?: number; mode?: TrustMode; publicUrl?: string } = {}): TestController {
+export function testController(
+  options: { manifestTtlMs?: number; pollIntervalMs?: number; mode?: TrustMode; publicUrl?: string; webhookDestinations?: DestinationPolicy } = {},
+): TestController {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
   const database = openDatabase(join(dir, 'controller.sqlite'));
   const clock = new ManualClock();

@@ -57,7 +57,8 @@ export const reports = sqliteTable(
     receivedAt: integer('received_at').notNull(),
     body: text('body', { mode: 'json' }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.host, t.seq] })],
+  // received_at: retention prunes from the oldest end without scanning.
+  (t) => [primaryKey({ columns: [t.host, t.seq] }), index('reports_received_at').on(t.receivedAt)],
 );
 
 export const events = sqliteTable(
@@ -72,7 +73,7 @@ export const events = sqliteTable(
     rolloutId: text('rollout_id'),
     data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id)],
+  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id), index('events_at').on(t.at)],
 );
 
 export const enrollmentTokens = sqliteTable(
@@ -259,6 +260,7 @@ export const webhookDeliveries = sqliteTable(
   (t) => [
     uniqueIndex('webhook_deliveries_webhook_event').on(t.webhookId, t.eventId),
     index('webhook_deliveries_webhook_state').on(t.webhookId, t.state, t.eventId),
+    index('webhook_deliveries_created_at').on(t.createdAt),
   ],
 );
 

@@ -25,7 +25,7 @@ import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 import { reportWriter } from '../reports/store.js';
 import { ApiError } from './errors.js';
-import { bearerToken, limitBody, readBody, readJson } from './request.js';
+import { bearerToken, limitBody, readBody, readJson, requestSource } from './request.js';
 
 export const MAX_WAIT_SECONDS = 60;
 
@@ -125,8 +125,18 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     if (!hostExists(db, request.host)) {
       throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
     }
-    const { nonce, expiresAt } = challenges.issue(request.host);
-    return c.json({ protocol: PROTOCOL_VERSION, nonce, expiresAt: iso(expiresAt) } satisfies Challenge);
+    const source = requestSource(c);
+    const issued = challenges.issue(request.host, source);
+    if (!issued.ok) {
+      deps.metrics.admissionRefused('challenge', issued.scope);
+      // Agents back off and retry; a second is ample, as a real handshake holds its nonce for milliseconds.
+      c.header('Retry-After', '1');
+      if (issued.scope === 'address') {
+        throw new ApiError(429, 'too-many-pending-challenges', `${issued.limit} challenges from your address are already pending; answer them or wait until they expire`);
+      }
+      throw new ApiError(503, 'controller-busy', `the controller already holds ${issued.limit} pending challenges; retry shortly`);
+    }
+    return c.json({ protocol: PROTOCOL_VERSION, nonce: issued.nonce, expiresAt: iso(issued.expiresAt) } satisfies Challenge);
   });
 
   app.post('/session', limitBody(limits.maxBodyBytes), async (c) => {

@@ -5,7 +5,9 @@ import { WebhookHeaders } from '../../../shared/src/webhook-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { webhookDeliveries, webhooks, type WebhookDeliveryRow } from '../db/schema.js';
+import type { DestinationGuard } from './destination.js';
 import { enqueueDeliveries } from './enqueue.js';
+import { guardedSend, type SendWebhook } from './send.js';
 import { webhookSignature } from './sign.js';
 
 export interface WebhookOptions {
@@ -26,7 +28,10 @@ export interface DispatcherDeps {
   db: Db;
   clock: Clock;
   logger: Logger;
-  fetch?: typeof fetch;
+  /** Which addresses deliveries may connect to (checked at every attempt, after resolution). */
+  webhookDestinations: DestinationGuard;
+  /** Tests may replace the network; default: guardedSend(webhookDestinations). */
+  send?: SendWebhook;
   onAttempt?: (result: AttemptResult) => void;
 }
 
@@ -42,10 +47,17 @@ export function backoffMs(options: Required<WebhookOptions>, failedAttempts: num
   return Math.min(options.backoffBaseMs * 2 ** Math.max(0, failedAttempts - 1), options.backoffMaxMs);
 }
 
+/** What operators see of a failed attempt (API, dashboard): the receiver's words, cut short. */
+export const MAX_ERROR_CHARS = 300;
+
+export function truncateError(text: string): string {
+  return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS)}… (truncated, ${text.length} characters)`;
+}
+
 function describe(error: unknown, timeoutMs: number): string {
-  const e = error as Error & { cause?: { code?: string; message?: string } };
+  const e = error as Error & { code?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
-  const cause = e.cause?.code ?? e.cause?.message;
+  const cause = e.cause?.code ?? e.cause?.message ?? (e.code && !e.message.includes(e.code) ? e.code : undefined);
   return cause ? `${e.message}: ${cause}` : e.message;
 }
 
@@ -62,6 +74,7 @@ export class WebhookDispatcher {
   private readonly shutdown = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private network: SendWebhook | null = null;
 
   constructor(
     private readonly deps: DispatcherDeps,
@@ -121,30 +134,30 @@ export class WebhookDispatcher {
 
   private async attempt(hook: { url: string; secret: string }, delivery: WebhookDeliveryRow): Promise<void> {
     const { db, clock, logger } = this.deps;
-    const send = this.deps.fetch ?? fetch;
+    const send = this.deps.send ?? (this.network ??= guardedSend(this.deps.webhookDestinations));
     let status: number | null = null;
     let error: string | null = null;
+    // Per attempt: a retry is a new request, signed afresh, so receivers' replay windows can be short.
+    const timestamp = Math.floor(clock.now() / 1000);
     try {
       const response = await send(hook.url, {
-        method: 'POST',
         headers: {
           'content-type': 'application/json',
           'user-agent': 'shoal-controller',
-          [WebhookHeaders.signature]: webhookSignature(hook.secret, delivery.payload),
+          [WebhookHeaders.signature]: webhookSignature(hook.secret, timestamp, delivery.payload),
+          [WebhookHeaders.timestamp]: String(timestamp),
           [WebhookHeaders.delivery]: delivery.id,
           [WebhookHeaders.event]: delivery.type,
         },
         body: delivery.payload,
-        // A redirect is not a delivery: the signed body must not follow it elsewhere.
-        redirect: 'manual',
         signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.options.timeoutMs)]),
       });
       status = response.status;
-      const text = await response.text().catch(() => '');
-      if (status < 200 || status > 299) error = `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      // A redirect is not a delivery: the signed body must not follow it elsewhere (it is not followed).
+      if (status < 200 || status > 299) error = truncateError(`HTTP ${status}${response.text ? `: ${response.text}` : ''}`);
     } catch (caught) {
       if (this.stopped) return;
-      error = describe(caught, this.options.timeoutMs);
+      error = truncateError(describe(caught, this.options.timeoutMs));
     }
     const now = clock.now();
     const attempts = delivery.attempts + 1;

@@ -15,18 +15,34 @@ const DeliveryQuery = z.object({
   state: WebhookDeliveryState.optional(),
 });
 
+/**
+ * Refuses a URL whose host is (or resolves to) a forbidden address. A name that does not resolve
+ * now is accepted: every delivery checks again at connection time, which is what counts.
+ */
+async function refuseForbiddenDestination(deps: Pick<ControllerDeps, 'webhookDestinations' | 'logger'>, url: string): Promise<void> {
+  let checked;
+  try {
+    checked = await deps.webhookDestinations.checkUrl(url);
+  } catch (error) {
+    deps.logger.warn({ origin: new URL(url).origin, err: (error as Error).message }, 'webhook host does not resolve now; deliveries will check it again');
+    return;
+  }
+  if (!checked.ok) throw new ApiError(400, 'forbidden-destination', `webhook url ${new URL(url).origin}: ${checked.message}`);
+}
+
 function unknownWebhook(id: string): ApiError {
   return new ApiError(404, 'unknown-webhook', `no webhook with id ${JSON.stringify(id)}`);
 }
 
 /** POST/GET/DELETE /webhooks and GET /webhooks/:id/deliveries, mounted at /v1 behind the operator guard. */
-export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logger'>, guard: MiddlewareHandler<OperatorEnv>[]) {
+export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logger' | 'webhookDestinations'>, guard: MiddlewareHandler<OperatorEnv>[]) {
   const { db, clock } = deps;
   const app = new Hono<OperatorEnv>();
   for (const path of ['/webhooks', '/webhooks/*']) app.use(path, ...guard);
 
   app.post('/webhooks', async (c) => {
     const request = await readBody(c, CreateWebhookRequest);
+    await refuseForbiddenDestination(deps, request.url);
     const operator = c.get('operator').name;
     const created = createWebhook(db, clock, request, `operator:${operator}`);
     // Only the origin: chat-service webhook URLs carry their credential in the path.

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, type ServerMessage } from '../../../shared/src/protocol.js';
+import { AdmissionCounter, DEFAULT_ADMISSION, sourceKey, type AdmissionLimits } from '../auth/admission.js';
 import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js';
 import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
@@ -16,6 +17,8 @@ export interface HubOptions {
   pingIntervalMs?: number;
   /** How long a new connection may take to answer the challenge. */
   authTimeoutMs?: number;
+  /** Caps on connections that have not authenticated yet (total and per source address). */
+  unauthenticated?: AdmissionLimits;
 }
 
 /** RFC 6455 "internal error": the controller failed, not the agent's proof; the agent retries. */
@@ -28,6 +31,8 @@ interface Connection {
   replaced: boolean;
   /** The nonce answers exactly one auth message; anything after a failed one is ignored while closing. */
   triedAuth: boolean;
+  /** Frees this connection's unauthenticated slot: on welcome or close, whichever comes first. */
+  releaseSlot: () => void;
 }
 
 function manifestMessage(manifest: PublishedManifest): string {
@@ -46,6 +51,7 @@ export class AgentHub {
   private readonly all = new Set<Connection>();
   private readonly pingTimer: NodeJS.Timeout;
   private readonly authTimeoutMs: number;
+  private readonly unauthenticated: AdmissionCounter;
   private readonly unsubscribe: () => void;
   private closing = false;
 
@@ -54,6 +60,7 @@ export class AgentHub {
     options: HubOptions = {},
   ) {
     this.authTimeoutMs = options.authTimeoutMs ?? 10_000;
+    this.unauthenticated = new AdmissionCounter(options.unauthenticated ?? DEFAULT_ADMISSION.unauthenticatedSockets);
     this.pingTimer = setInterval(() => runBackground(this.deps.logger, 'websocket pings', () => this.pingAll()), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
     this.unsubscribe = deps.bus.onPublish((manifest) => this.push(manifest));
@@ -70,7 +77,26 @@ export class AgentHub {
       return;
     }
     const audience = expectedAudience(this.deps.audience, request.headers.host ? `http://${request.headers.host}` : null);
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience));
+    const source = sourceKey(request.socket.remoteAddress);
+    const slot = this.unauthenticated.acquire(source);
+    if (!slot.ok) {
+      this.deps.metrics.admissionRefused('websocket', slot.scope);
+      // Upgraded only to say why in a close frame the agent logs; no nonce, no timers, closed at once.
+      const reason =
+        slot.scope === 'address'
+          ? `${slot.limit} unauthenticated connections from your address already; retry later`
+          : `controller busy: ${slot.limit} unauthenticated connections already; retry later`;
+      this.wss.handleUpgrade(request, socket, head, (ws) => ws.close(WsClose.tooManyUnauthenticated, reason));
+      return;
+    }
+    // Also when the upgrade itself fails (the callback below then never runs).
+    socket.once('close', slot.release);
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience, slot.release));
+  }
+
+  /** Connections that have not authenticated (yet), and those of them from `source` (a sourceKey). */
+  unauthenticatedCount(source?: string): number {
+    return source === undefined ? this.unauthenticated.size : this.unauthenticated.heldBy(source);
   }
 
   isConnected(host: string): boolean {
@@ -81,8 +107,8 @@ export class AgentHub {
     return this.byHost.size;
   }
 
-  private accept(ws: WebSocket, audience: string | null): void {
-    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false };
+  private accept(ws: WebSocket, audience: string | null, releaseSlot: () => void): void {
+    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
@@ -94,6 +120,7 @@ export class AgentHub {
     ws.on('error', (error) => this.deps.logger.debug({ err: error, host: connection.host }, 'websocket error'));
     ws.on('close', () => {
       clearTimeout(timeout);
+      releaseSlot();
       this.all.delete(connection);
       this.forget(connection);
     });
@@ -145,6 +172,7 @@ export class AgentHub {
       previous.ws.close(WsClose.replaced, 'replaced by a newer connection of the same host');
     }
     connection.host = host;
+    connection.releaseSlot();
     this.byHost.set(host, connection);
     const { deps } = this;
     deps.presence.websocketOpened(host);

@@ -2,13 +2,15 @@ import type { HostStatus } from '../../../shared/src/operator-api.js';
 import type { RolloutHostState } from '../../../shared/src/rollout-api.js';
 
 /** What the fleet page colours a host by; each has a word too, so colour is never the only signal. */
-export const HOST_CONDITIONS = ['failed', 'offline', 'deploying', 'healthy', 'idle'] as const;
+export const HOST_CONDITIONS = ['failed', 'degraded', 'offline', 'deploying', 'healthy', 'idle'] as const;
 export type HostCondition = (typeof HOST_CONDITIONS)[number];
 
 const FAILED_PHASES = new Set(['failed', 'rolled-back', 'refused']);
-const SETTLED_PHASES = new Set(['healthy', 'reconciled', 'pending-reboot', 'dry-activated']);
+const SETTLED_PHASES = new Set(['healthy', 'reconciled', 'pending-reboot', 'dry-activated', 'recovered']);
 
 export function hostCondition(host: HostStatus): HostCondition {
+  // A health check fails on the system the host runs now (the agent's health monitor said so).
+  if (host.phase === 'degraded' && host.connection !== 'offline') return 'degraded';
   if (host.phase && FAILED_PHASES.has(host.phase) && (host.desired === null || host.reportedVersion === host.desired.version)) return 'failed';
   if (host.connection === 'offline') return 'offline';
   if (host.desired === null) return host.phase && FAILED_PHASES.has(host.phase) ? 'failed' : 'idle';

@@ -30,7 +30,7 @@ table { border-collapse:collapse; width:100%; } th, td { text-align:left; paddin
 th { font-size:13px; color:var(--muted); font-weight:600; }
 .badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:13px; font-weight:600; color:#fff; white-space:nowrap; }
 .s-healthy { background:var(--healthy); } .s-failed { background:var(--failed); } .s-deploying, .s-in-progress { background:var(--progress); }
-.s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); }
+.s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); } .s-degraded { background:var(--warn); }
 .s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
 .sr-only { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
 .tag { display:inline-block; border:1px solid var(--line); border-radius:4px; padding:0 6px; font-size:12px; margin:0 4px 2px 0; }

@@ -4,6 +4,7 @@ import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
   ACTIVE_ROLLOUT_STATES,
+  FINISHED_ROLLOUT_STATES,
   type RolloutAction,
   type RolloutPlan,
   type RolloutSpec,
@@ -17,6 +18,7 @@ import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
+import { appendEvent } from '../events.js';
 import type { ReleaseTrust } from '../manifests/statements.js';
 import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext, type AdvanceOptions } from './advance.js';
 import { planRollout } from './plan.js';
@@ -36,6 +38,7 @@ export interface EngineDeps {
 export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
 
 const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
+const FINISHED = new Set<string>(FINISHED_ROLLOUT_STATES);
 const ADVANCING: RolloutState[] = ['running', 'rolling-back'];
 
 function refuse(status: 400 | 404 | 409, code: string, message: string, problems?: string[]): EngineOutcome<never> {
@@ -63,6 +66,7 @@ export class RolloutEngine {
       connection: (host) => deps.presence.mode(host),
       startedAt: deps.clock.now(),
       offlineSeen: new Map(),
+      bakeOfflineSince: new Map(),
       definitions: new Map(),
     };
   }
@@ -84,7 +88,7 @@ export class RolloutEngine {
     return { ok: true, value: outcome.plan };
   }
 
-  start(spec: RolloutSpec, actor: string): EngineOutcome<string> {
+  start(spec: RolloutSpec, actor: string, retryOf: string | null = null): EngineOutcome<string> {
     const planned = this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
@@ -94,7 +98,7 @@ export class RolloutEngine {
     const id = `ro-${randomBytes(4).toString('hex')}`;
     const now = this.deps.clock.now();
 
-    const outcome = this.transact((tx): EngineOutcome<string> => {
+    const outcome = this.transact((tx, issued): EngineOutcome<string> => {
       const busy = this.activeOwners(tx, planHosts);
       if (busy.length > 0) {
         const problems = this.overlapProblems(busy);
@@ -112,6 +116,7 @@ export class RolloutEngine {
           createdAt: now,
           createdBy: actor,
           updatedAt: now,
+          retryOf,
         })
         .run();
       const insertMember = prepared(this.deps.db, 'rolloutHosts.insert', () =>
@@ -133,8 +138,11 @@ export class RolloutEngine {
           insertMember.run({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)! });
         }
       }
-      const step = openStep(tx, this.context, id, now)!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec }, null);
+      const step = openStep(tx, this.context, id, now, issued)!;
+      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf }, null);
+      if (retryOf !== null) {
+        appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts } });
+      }
       step.startWaveZero();
       return { ok: true, value: id };
     }, id);
@@ -143,8 +151,8 @@ export class RolloutEngine {
 
   act(id: string, action: RolloutAction, actor: string): EngineOutcome<RolloutState> {
     const now = this.deps.clock.now();
-    return this.transact((tx): EngineOutcome<RolloutState> => {
-      const step = openStep(tx, this.context, id, now);
+    return this.transact((tx, issued): EngineOutcome<RolloutState> => {
+      const step = openStep(tx, this.context, id, now, issued);
       if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
       const state = step.rollout.state as RolloutState;
       const wrongState = (allowed: string) =>
@@ -169,15 +177,20 @@ export class RolloutEngine {
           const wave = step.plan.waves[step.rollout.waveIndex]!;
           const gated = wave.needsApproval && step.rollout.approvedThrough < step.rollout.waveIndex;
           step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt, waveStartedAt });
+          step.shiftHostClocks(pausedFor);
           step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }
         case 'abort':
-          if (!ACTIVE.has(state) || state === 'rolling-back') return wrongState('running, waiting-approval or paused');
-          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}`);
+          // A rolling-back rollout can be aborted too: its hosts keep the manifests they were sent
+          // (their desired state stays the previous system), but it no longer owns them.
+          if (!ACTIVE.has(state)) return wrongState('running, waiting-approval, paused or rolling-back');
+          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
           break;
         case 'rollback': {
-          if (state === 'rolling-back' || state === 'rolled-back') return wrongState('not already rolling back');
+          if (state === 'rolling-back' || state === 'rolled-back' || state === 'rollback-failed') {
+            return wrongState('not already rolling back or rolled back');
+          }
           // A finished rollout's hosts may belong to a newer rollout by now; rolling them back would
           // make two rollouts change the same hosts at once.
           const others = this.activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
@@ -192,6 +205,39 @@ export class RolloutEngine {
       }
       return { ok: true, value: step.rollout.state as RolloutState };
     }, id);
+  }
+
+  /**
+   * Starts a new rollout of the same release, linked to finished rollout `id`, for only the hosts
+   * it left without a result: failed, skipped, or never reached (pending, or in flight when it
+   * ended). Its waves keep the old order and approvals, minus the hosts already healthy.
+   */
+  retry(id: string, actor: string): EngineOutcome<string> {
+    const { db } = this.deps;
+    const old = db.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).get();
+    if (!old) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
+    if (!FINISHED.has(old.state)) {
+      return refuse(409, 'invalid-transition', `rollout ${id} is ${old.state}; retry applies only to a finished rollout (${FINISHED_ROLLOUT_STATES.join(', ')})`);
+    }
+    const members = db.select({ host: rolloutHosts.host, state: rolloutHosts.state, rollbackState: rolloutHosts.rollbackState }).from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).all();
+    // A host moved back by a rollback is retried too: it no longer runs the release.
+    const again = new Set(members.filter((m) => m.state !== 'healthy' || m.rollbackState !== null).map((m) => m.host));
+    if (again.size === 0) return refuse(409, 'nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
+    const spec = old.spec as RolloutSpec;
+    const plan = old.plan as RolloutPlan;
+    const waves: Array<{ hosts: string[]; needsApproval: boolean }> = [];
+    for (const wave of plan.waves) {
+      const hosts = wave.hosts.filter((h) => again.has(h));
+      if (hosts.length > 0) waves.push({ hosts, needsApproval: wave.needsApproval });
+    }
+    const retrySpec: RolloutSpec = {
+      ...spec,
+      selector: { hosts: waves.flatMap((w) => w.hosts) },
+      canary: 0,
+      waves: waves.map((w) => ({ hosts: w.hosts })),
+      approvalBefore: waves.flatMap((w, index) => (w.needsApproval ? [index] : [])),
+    };
+    return this.start(retrySpec, actor, id);
   }
 
   /**
@@ -241,13 +287,21 @@ export class RolloutEngine {
    * Runs `body`, then advances the rollout in the same transaction; announces manifests and
    * changes only after commit.
    */
-  private transact<T>(body: (tx: Tx) => EngineOutcome<T>, rolloutId: string, options: AdvanceOptions = { deadlines: true }): EngineOutcome<T> {
+  private transact<T>(
+    body: (tx: Tx, issued: ManifestRow[]) => EngineOutcome<T>,
+    rolloutId: string,
+    options: AdvanceOptions = { deadlines: true },
+  ): EngineOutcome<T> {
+    // One list for the whole transaction: what the command issued (an operator's rollback) and
+    // what advancing issued are announced alike, after commit; a rolled-back transaction clears it.
     let issued: ManifestRow[] = [];
     let more = false;
     const before = this.updatedAt(rolloutId);
     const outcome = this.deps.db.transaction((tx) => {
-      const result = body(tx);
-      if (result.ok) ({ issued, more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options));
+      issued = [];
+      const result = body(tx, issued);
+      if (result.ok) ({ more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options, issued));
+      else issued = [];
       return result;
     });
     for (const row of issued) this.deps.bus.publish(published(row));

@@ -1,0 +1,1 @@
+ALTER TABLE `rollouts` ADD `retry_of` text;

@@ -72,7 +72,7 @@ describe('rollouts count what really happened', () => {
     const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     // Renewed twice before the host answers: it answers on the newest version it was sent.
     for (let i = 0; i < 2; i++) {
-      clock.advance(manifestTtlMs);
+      l.ctl.clock.advance(manifestTtlMs);
       expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
     }
     const renewed = latestManifest(l.ctl.database.db, 'h1')!;
@@ -89,7 +89,7 @@ describe('rollouts count what really happened', () => {
     l.answer('healthy');
     l.engine.act(id, 'rollback', 'operator:alice');
     const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
-    clock.advance(manifestTtlMs);
+    l.ctl.clock.advance(manifestTtlMs);
     expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
     l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
     expect(l.status(id).state).toBe('rolled-back');

@@ -95,6 +95,18 @@ export const AgentConfig = z
     action: Action.nullable().default(null),
     healthChecks: z.array(HealthCheck).default([]),
     healthDeadlineMs: z.number().int().positive().default(60_000),
+    /**
+     * After a healthy activation, run the health checks again this often and report when they
+     * start failing (`degraded`) or pass again (`recovered`); a rollout's bake counts a degraded
+     * host as failed. null or 0: off.
+     */
+    healthMonitorIntervalMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .refine((ms) => ms === 0 || ms >= 100, { message: 'must be 0 (off) or at least 100' })
+      .nullable()
+      .default(60_000),
     checkSystemdUnits: AutoOrBool.default('auto'),
     useSystemdRun: AutoOrBool.default('auto'),
     timeouts: z

@@ -141,7 +141,7 @@ export class RolloutEngine {
       const step = openStep(tx, this.context, id, now, issued)!;
       step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf }, null);
       if (retryOf !== null) {
-        appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts } });
+        appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
       }
       step.startWaveZero();
       return { ok: true, value: id };

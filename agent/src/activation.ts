@@ -92,7 +92,37 @@ export class Activator {
     } catch (error) {
       return this.recover(record, error);
     }
+    if (current === manifest.storePath && (action === 'safe-switch' || action === 'switch')) return this.confirmRunning(record, started);
     return this.run(record, started);
+  }
+
+  /**
+   * A new manifest for the system the host already runs (a rollout whose release names it, a
+   * rollback to it): nothing to switch, but a rollout waits for the answer, so the health gate
+   * gives it, as after a switch. The record stays at 'accepted' meanwhile: an agent killed during
+   * the checks runs the activation in full at its next start, which is safe for a running system.
+   */
+  private async confirmRunning(record: ActivationRecord, started: number): Promise<LastResult> {
+    const checking = await this.deps.report({
+      phase: 'checking',
+      manifestVersion: record.manifestVersion,
+      storePath: record.target,
+      detail: { reason: 'already running this system; checking its health' },
+    });
+    const gate = await runHealthGate({
+      checks: this.deps.healthChecks,
+      deadlineMs: this.deps.healthDeadlineMs,
+      controllerReachable: (timeoutMs) => this.deps.confirmReachable(checking.seq, timeoutMs),
+    });
+    if (!gate.ok) {
+      return this.finish(record, 'failed', { reason: `already running this system, but its health gate failed: ${gate.reason}`, failure: gate.failure }, {});
+    }
+    // A reboot must come back to it too (a `test` switch may have left another boot default).
+    if ((await resolveSystem(this.deps.paths.profile)) !== record.target) {
+      const trouble = await this.commitBoot(record);
+      if (trouble) return this.finish(record, 'failed', { reason: `already running this system, but ${trouble.reason}`, failure: trouble.failure }, {});
+    }
+    return this.finish(record, 'healthy', { reason: 'already running this system; health checks pass' }, { durationMs: Date.now() - started });
   }
 
   /** A renewal (same system, new version) must not re-activate anything. */

@@ -101,6 +101,18 @@ export const AgentConfig = z
     healthDeadlineMs: z.number().int().positive().default(60_000),
     /** While the state directory is full (a manifest held back), how often the agent looks whether there is room again. */
     spaceCheckIntervalMs: z.number().int().min(100).default(30_000),
+    /**
+     * After a healthy activation, run the health checks again this often and report when they
+     * start failing (`degraded`) or pass again (`recovered`); a rollout's bake counts a degraded
+     * host as failed. null or 0: off.
+     */
+    healthMonitorIntervalMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .refine((ms) => ms === 0 || ms >= 100, { message: 'must be 0 (off) or at least 100' })
+      .nullable()
+      .default(60_000),
     checkSystemdUnits: AutoOrBool.default('auto'),
     useSystemdRun: AutoOrBool.default('auto'),
     timeouts: z

@@ -8,6 +8,7 @@ import { ManifestSync, Poller } from './agent.js';
 import { ControllerClient } from './client.js';
 import { trustedControllerKeys, trustedReleaseKeys, type AgentConfig } from './config.js';
 import { ensureEnrolled } from './enrollment.js';
+import { HealthMonitor } from './health-monitor.js';
 import { ensureStateDir, HOST_KEY_FILE, loadOrCreateIdentity } from './identity.js';
 import { TextfileExporter } from './metrics.js';
 import { Nix } from './nix.js';
@@ -211,7 +212,21 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       })
     : null;
   exporter?.start();
-  logger.info('agent running');
+  // Without checks there is nothing to watch; null or 0 is the operator's off switch.
+  const monitor =
+    config.healthMonitorIntervalMs && config.healthChecks.length > 0
+      ? new HealthMonitor({
+          checks: config.healthChecks,
+          intervalMs: config.healthMonitorIntervalMs,
+          state,
+          currentSystem: () => resolveSystem(config.paths.currentSystem),
+          busy: () => !sync.idle,
+          report,
+          logger: logger.child({ component: 'health-monitor' }),
+        })
+      : null;
+  monitor?.start();
+  logger.info({ healthMonitorIntervalMs: monitor ? config.healthMonitorIntervalMs : null }, 'agent running');
 
   return {
     sync,
@@ -219,6 +234,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     state,
     async stop(flushMs = 2_000) {
       stopping = true;
+      void monitor?.stop();
       ws?.stop();
       poller.stop();
       spaceWatch.stop();

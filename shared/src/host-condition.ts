@@ -24,9 +24,9 @@ export const SHOWN_CONDITIONS: readonly HostCondition[] = HOST_CONDITIONS.filter
 
 const FAILED_PHASES: ReadonlySet<string> = new Set(['failed', 'rolled-back', 'refused']);
 const DEGRADED_PHASES: ReadonlySet<string> = new Set(['degraded']);
-const SETTLED_PHASES: ReadonlySet<string> = new Set(['healthy', 'reconciled', 'pending-reboot', 'dry-activated']);
+const SETTLED_PHASES: ReadonlySet<string> = new Set(['healthy', 'recovered', 'reconciled', 'pending-reboot', 'dry-activated']);
 /** Settled phases after which the host should run the desired system (boot waits for a reboot, dry-activate changes nothing). */
-const RUNS_DESIRED_PHASES: ReadonlySet<string> = new Set(['healthy', 'reconciled']);
+const RUNS_DESIRED_PHASES: ReadonlySet<string> = new Set(['healthy', 'recovered', 'reconciled']);
 
 export function isFailedPhase(phase: string | null): boolean {
   return phase !== null && FAILED_PHASES.has(phase);

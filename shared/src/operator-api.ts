@@ -77,8 +77,12 @@ export const RolloutEventKind = z.enum([
   'rollout-halted',
   'rollout-rolling-back',
   'rollout-rolled-back',
+  /** The rollback ended with hosts that did not return to their previous systems (data.failed names them). */
+  'rollout-rollback-failed',
   'rollout-succeeded',
   'rollout-aborted',
+  /** On the old rollout: `shoal rollout retry` started data.retryId for its failed and unreached hosts. */
+  'rollout-retried',
 ]);
 export type RolloutEventKind = z.infer<typeof RolloutEventKind>;
 

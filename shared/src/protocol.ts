@@ -96,7 +96,12 @@ export const ManifestPayload = z.object({
 });
 export type ManifestPayload = z.infer<typeof ManifestPayload>;
 
-/** Where an agent stands. The terminal phases of one manifest are healthy, rolled-back, failed, refused, pending-reboot, dry-activated. */
+/**
+ * Where an agent stands. The terminal phases of one manifest are healthy, rolled-back, failed,
+ * refused, pending-reboot, dry-activated. After a healthy activation the agent keeps checking its
+ * health: `degraded` (a check fails now) and `recovered` (all pass again) are such transitions of
+ * the system it runs, reported under the manifest it last applied (HEALTH_TRANSITION_PHASES).
+ */
 export const Phase = z.enum([
   'accepted',
   'refused',
@@ -111,6 +116,8 @@ export const Phase = z.enum([
   'rolled-back',
   'failed',
   'reconciled',
+  'degraded',
+  'recovered',
 ]);
 export type Phase = z.infer<typeof Phase>;
 
@@ -122,6 +129,9 @@ export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set([
   'rolled-back',
   'failed',
 ]);
+
+/** Health transitions of a system already running, after its manifest's terminal phase; never an activation's result. */
+export const HEALTH_TRANSITION_PHASES: ReadonlySet<Phase> = new Set(['degraded', 'recovered']);
 
 /** Why a manifest was refused; sent back so an operator sees it without logging into the host. */
 export const RefusalReason = z.enum([

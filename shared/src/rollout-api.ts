@@ -123,10 +123,18 @@ export const RolloutState = z.enum([
   'halted',
   'rolling-back',
   'rolled-back',
+  /** A rollback whose hosts did not all return to their previous systems: an operator must look. */
+  'rollback-failed',
   'succeeded',
   'aborted',
 ]);
 export type RolloutState = z.infer<typeof RolloutState>;
+
+/** States nothing moves out of by itself (a rollback or a retry can still be asked for). */
+export const FINISHED_ROLLOUT_STATES: readonly RolloutState[] = ['halted', 'rolled-back', 'rollback-failed', 'succeeded', 'aborted'];
+
+/** Finished states that are failures (CLI exit status, colours, dashboard badges). */
+export const FAILED_ROLLOUT_STATES: readonly RolloutState[] = ['halted', 'rolled-back', 'rollback-failed', 'aborted'];
 
 /** States in which a rollout still owns its hosts: another rollout may not touch them. */
 export const ACTIVE_ROLLOUT_STATES: readonly RolloutState[] = ['running', 'waiting-approval', 'paused', 'rolling-back'];
@@ -168,6 +176,8 @@ export const RolloutStatus = z.object({
   createdAt: IsoTime,
   createdBy: z.string(),
   finishedAt: IsoTime.nullable(),
+  /** The rollout this one retries (`shoal rollout retry`): it re-issues that one's failed and unreached hosts. */
+  retryOf: z.string().nullable(),
   spec: RolloutSpec,
   waves: z.array(
     PlannedWave.omit({ hosts: true }).extend({
@@ -180,7 +190,7 @@ export const RolloutStatus = z.object({
 export type RolloutStatus = z.infer<typeof RolloutStatus>;
 
 export const RolloutList = z.object({
-  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, createdAt: true, finishedAt: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
+  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, createdAt: true, finishedAt: true, retryOf: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
 });
 export type RolloutList = z.infer<typeof RolloutList>;
 
@@ -194,6 +204,8 @@ export const RolloutRoutes = {
   plan: '/v1/rollouts/plan',
   rollout: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`,
   action: (id: string, action: RolloutAction) => `/v1/rollouts/${encodeURIComponent(id)}/${action}`,
+  /** POST: a new rollout of the same release for the hosts this one failed or never reached (201, its RolloutStatus). */
+  retry: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/retry`,
   events: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/events`,
   stream: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/stream`,
 } as const;

@@ -167,6 +167,29 @@ describe('activation (real store paths, real switch scripts, host in a directory
     expect(h.state.get()).toMatchObject({ highestVersion: 2, highestFloor: 3 });
   });
 
+  it('answers a new manifest for the system it already runs with its health gate, without switching', async () => {
+    // Booted into prev with no result of its own for it (installed that way, or moved back by hand).
+    const { host, prev } = await hostRunning();
+    const h = await harness(host, { healthChecks: [{ kind: 'command', name: 'ok', command: ['/bin/true'], timeoutMs: 5_000 }] });
+    const result = await h.activator.apply(manifest(prev, 5), 'safe-switch', 0);
+    expect(result).toMatchObject({ phase: 'healthy', manifestVersion: 5, storePath: prev });
+    expect(h.phases()).toEqual(['accepted', 'checking', 'healthy']);
+    // Nothing was switched; only the boot default was made to match what runs.
+    expect((await switchLog(host)).filter((line) => !line.endsWith(' boot'))).toEqual([]);
+    expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(prev);
+    expect(h.state.get()).toMatchObject({ highestVersion: 5, activation: null, lastResult: { phase: 'healthy', manifestVersion: 5 } });
+  });
+
+  it('reports failed, still running it, when the system it already runs fails its health checks', async () => {
+    const { host, prev } = await hostRunning();
+    const h = await harness(host, { healthChecks: [{ kind: 'command', name: 'web', command: ['/bin/false'], timeoutMs: 5_000 }], healthDeadlineMs: 200 });
+    const result = await h.activator.apply(manifest(prev, 5), 'switch', 0);
+    expect(result.phase).toBe('failed');
+    expect(result.reason).toMatch(/already running this system, but its health gate failed: health check web failed/);
+    expect(await h.current()).toBe(prev);
+    expect(await switchLog(host)).toEqual([]);
+  });
+
   it('refuses a store path that is not a NixOS system and changes nothing', async () => {
     const { host, prev } = await hostRunning();
     const h = await harness(host);

@@ -1,5 +1,5 @@
 import { existsSync, lstatSync, readFileSync, readlinkSync, readdirSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { labAgentConfig, type AgentConfigFile } from './agent-config.js';
 import type { Resource, ResourceScope } from './cleanup.js';
@@ -227,6 +227,23 @@ export class LabHost {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * What the lab health check reads on this host for `system` (its etc/health, in this host's own
+   * store copy): "ok" passes, anything else fails. Flipping it makes a running system turn
+   * unhealthy (or well again) without an activation, as a service that breaks after a deploy.
+   * The file is replaced, not written through, so no other store sharing its inode changes.
+   */
+  async setHealth(system: string, health: string): Promise<void> {
+    const etc = join(this.paths.nix, system.slice('/nix'.length), 'etc');
+    await chmod(etc, 0o755);
+    try {
+      await rm(join(etc, 'health'), { force: true });
+      await writeFile(join(etc, 'health'), `${health}\n`, { mode: 0o444 });
+    } finally {
+      await chmod(etc, 0o555);
     }
   }
 

@@ -187,7 +187,7 @@ example: shoal rollout status ro-1a2b3c4d`,
 
 Follows a rollout live until it ends. On a terminal the view redraws; otherwise
 one line per change (--json: one JSON object per line). Exits 0 when the rollout
-succeeded, 1 when it halted, rolled back or was aborted.
+succeeded, 1 when it halted, rolled back (or failed to), or was aborted.
 ${CONNECTION}
 
 example: shoal rollout watch ro-1a2b3c4d || notify-send "rollout failed"`,
@@ -205,8 +205,9 @@ ${CONNECTION}
 example: shoal rollout approve ro-1a2b3c4d`,
   'rollout pause': `usage: shoal rollout pause ID
 
-Stops issuing new manifests and stops the bake clock; hosts already updating
-finish. \`resume\` continues.
+Stops issuing new manifests and stops every clock of the rollout (bake, wave,
+and each host's health and offline deadlines); hosts already updating finish.
+\`resume\` continues.
 ${CONNECTION}
 
 example: shoal rollout pause ro-1a2b3c4d`,
@@ -218,15 +219,26 @@ ${CONNECTION}
 example: shoal rollout resume ro-1a2b3c4d`,
   'rollout abort': `usage: shoal rollout abort ID
 
-Ends a rollout now; hosts keep whatever system they have.
+Ends a rollout now; hosts keep whatever system they have. A rollout that is
+rolling back can be aborted too: hosts already sent back still go back.
 ${CONNECTION}
 
 example: shoal rollout abort ro-1a2b3c4d`,
   'rollout rollback': `usage: shoal rollout rollback ID
 
 Moves every host the rollout changed back to the system it ran before
-(as new signed manifests).
+(as new signed manifests). Ends as rolled-back when every host proved healthy
+on its previous system, as rollback-failed when one did not.
 ${CONNECTION}
 
 example: shoal rollout rollback ro-1a2b3c4d`,
+  'rollout retry': `usage: shoal rollout retry ID [--watch] [--json]
+
+Starts a new rollout of the same release and settings for only the hosts the
+finished rollout ID failed, skipped, never reached or rolled back; hosts
+already healthy on it are left alone. The new rollout names ID as the one it
+retries. --watch follows it like \`rollout watch\`.
+${CONNECTION}
+
+example: shoal rollout retry ro-1a2b3c4d --watch`,
 };

@@ -1,5 +1,13 @@
 import type { HostEvent } from '../../../shared/src/operator-api.js';
-import type { FailureThreshold, RolloutList, RolloutPlan, RolloutSpec, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import {
+  FAILED_ROLLOUT_STATES,
+  FINISHED_ROLLOUT_STATES,
+  type FailureThreshold,
+  type RolloutList,
+  type RolloutPlan,
+  type RolloutSpec,
+  type RolloutStatus,
+} from '../../../shared/src/rollout-api.js';
 import type { Paint } from './colour.js';
 import { fit } from './format.js';
 import { shortTime } from './release-format.js';
@@ -86,7 +94,8 @@ function failure(reason: string): string {
   return /^(failed|rolled-back|refused)\b/.test(reason) ? reason : `failed: ${reason}`;
 }
 
-const TERMINAL = new Set(['succeeded', 'halted', 'rolled-back', 'aborted']);
+const TERMINAL = new Set<string>(FINISHED_ROLLOUT_STATES);
+const FAILED = new Set<string>([...FAILED_ROLLOUT_STATES, 'rolling-back']);
 
 export function isTerminal(state: string): boolean {
   return TERMINAL.has(state);
@@ -94,7 +103,7 @@ export function isTerminal(state: string): boolean {
 
 export function stateColour(state: string, paint: Paint): string {
   if (state === 'succeeded') return paint.green(state);
-  if (state === 'halted' || state === 'rolled-back' || state === 'aborted' || state === 'rolling-back') return paint.red(state);
+  if (FAILED.has(state)) return paint.red(state);
   if (state === 'paused' || state === 'waiting-approval') return paint.yellow(state);
   return state;
 }
@@ -149,7 +158,7 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
   const lines = [
     `rollout ${paint.bold(status.id)} · release ${status.release} · ${stateColour(status.state, paint)}`,
     `wave ${status.waveIndex} of ${status.waves.length - 1} · ${failureLine(status)} · ${status.finished}/${total} finished`,
-    `started ${shortTime(status.createdAt)} by ${status.createdBy}${status.finishedAt ? ` · ended ${shortTime(status.finishedAt)}` : ''}`,
+    `started ${shortTime(status.createdAt)} by ${status.createdBy}${status.retryOf ? ` · retries ${status.retryOf}` : ''}${status.finishedAt ? ` · ended ${shortTime(status.finishedAt)}` : ''}`,
   ];
   if (status.reason) lines.push(wrapText(`reason: ${status.reason}`, 2, WIDTH));
   lines.push('', row(COLUMNS.map(([title]) => title)));
@@ -240,6 +249,12 @@ export function eventLine(event: HostEvent): string {
       break;
     case 'rollout-rolled-back':
       text = `rolled back${(d.failed as string[] | undefined)?.length ? `; failed on ${(d.failed as string[]).join(', ')}` : ''}`;
+      break;
+    case 'rollout-rollback-failed':
+      text = `rollback failed: ${(d.failed as string[] | undefined)?.join(', ') ?? ''} did not return to the previous system`;
+      break;
+    case 'rollout-retried':
+      text = `retried as ${String(d.retryId ?? '')}`;
       break;
     case 'rollout-halted':
       text = `halted: ${String(d.reason ?? '')}`;

@@ -27,6 +27,7 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   rollout start RELEASE [spec flags] [--watch]
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID
+  rollout retry ID [--watch]             again, for hosts it failed or missed
 
 global: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
         --token-file F (SHOAL_TOKEN_FILE), --config F (SHOAL_CONFIG), --json
@@ -62,6 +63,7 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
     resume: rollouts.rolloutResume,
     abort: rollouts.rolloutAbort,
     rollback: rollouts.rolloutRollback,
+    retry: rollouts.rolloutRetry,
   },
 };
 

@@ -47,7 +47,7 @@ export interface FailureReport {
   failure: CommandFailure | null;
 }
 
-const FAILED = new Set(['failed', 'rolled-back', 'refused']);
+const FAILED = new Set(['failed', 'rolled-back', 'refused', 'degraded']);
 
 /** The host's latest failed report about `version` (any version when null), with the failing command and its output tail. */
 export function latestFailure(db: Db, host: string, version: number | null): FailureReport | null {

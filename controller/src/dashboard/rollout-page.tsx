@@ -1,4 +1,11 @@
-import type { ReleaseProvenance, RolloutAction, RolloutList, RolloutState, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import {
+  FINISHED_ROLLOUT_STATES,
+  type ReleaseProvenance,
+  type RolloutAction,
+  type RolloutList,
+  type RolloutState,
+  type RolloutStatus,
+} from '../../../shared/src/rollout-api.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { rollbackPlan } from '../rollouts/rollback-plan.js';
 import { BAR_PHASES, barPhase, clockTime, storePathParts } from './format.js';
@@ -16,13 +23,14 @@ const STATE_KIND: Record<RolloutState, string> = {
   halted: 'failed',
   'rolling-back': 'deploying',
   'rolled-back': 'skipped',
+  'rollback-failed': 'failed',
   succeeded: 'healthy',
   aborted: 'failed',
 };
 
 
 /** States nothing moves out of by itself (a rollback can still be asked for). */
-const FINAL_STATES: ReadonlySet<RolloutState> = new Set(['halted', 'rolled-back', 'succeeded', 'aborted']);
+const FINAL_STATES: ReadonlySet<RolloutState> = new Set(FINISHED_ROLLOUT_STATES);
 
 export const DESTRUCTIVE: ReadonlySet<RolloutAction> = new Set(['abort', 'rollback']);
 
@@ -32,9 +40,14 @@ export function availableActions(state: RolloutState): RolloutAction[] {
   if (state === 'waiting-approval') actions.push('approve');
   if (state === 'running' || state === 'waiting-approval') actions.push('pause');
   if (state === 'paused') actions.push('resume');
-  if (state === 'running' || state === 'waiting-approval' || state === 'paused') actions.push('abort');
-  if (state !== 'rolling-back' && state !== 'rolled-back') actions.push('rollback');
+  if (state === 'running' || state === 'waiting-approval' || state === 'paused' || state === 'rolling-back') actions.push('abort');
+  if (state !== 'rolling-back' && state !== 'rolled-back' && state !== 'rollback-failed') actions.push('rollback');
   return actions;
+}
+
+/** A finished rollout that left hosts without a result can be retried for those hosts (the engine checks again). */
+export function canRetry(status: RolloutStatus): boolean {
+  return FINAL_STATES.has(status.state) && status.waves.some((w) => w.hosts.some((h) => h.state !== 'healthy' || h.rollbackState !== null));
 }
 
 export function confirmQuestion(action: RolloutAction, status: Pick<RolloutStatus, 'id' | 'release' | 'waves'>): string {
@@ -173,9 +186,18 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
 export function RolloutActions(props: { status: RolloutStatus; session: DashboardSession }) {
   const { status } = props;
   const actions = availableActions(status.state);
-  if (actions.length === 0) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const retry = canRetry(status);
+  if (actions.length === 0 && !retry) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
   return (
     <div class="actions">
+      {retry ? (
+        <form method="post" action={`${rolloutPath(status.id)}/retry`}>
+          <CsrfField session={props.session} />
+          <button type="submit" data-focus-key="action-retry" class="primary">
+            Retry failed and unreached hosts
+          </button>
+        </form>
+      ) : null}
       {actions.map((action) => (
         <form method="post" action={`${rolloutPath(status.id)}/actions/${action}`} data-confirm={action === 'abort' ? confirmQuestion(action, status) : undefined}>
           <CsrfField session={props.session} />

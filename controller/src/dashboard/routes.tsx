@@ -345,6 +345,21 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return c.redirect(rolloutPath(id), 303);
   });
 
+  app.post('/rollouts/:id/retry', formLimit, action, (c) => {
+    const session = c.get('session');
+    const id = c.req.param('id');
+    // The same engine operation as POST /v1/rollouts/:id/retry, under the signed-in operator's name.
+    const outcome = deps.rollouts.retry(id, `operator:${session.operator.name}`);
+    if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such rollout', outcome.message, session);
+    deps.logger.info({ operator: session.operator.name, rolloutId: id, action: 'retry', ok: outcome.ok }, 'dashboard rollout action');
+    if (!outcome.ok) {
+      session.flash = { kind: 'error', text: outcome.message };
+      return c.redirect(rolloutPath(id), 303);
+    }
+    session.flash = { kind: 'ok', text: `Rollout ${outcome.value} retries what ${id} left undone.` };
+    return c.redirect(rolloutPath(outcome.value), 303);
+  });
+
   // ---- Webhooks (read-only: endpoints are managed over the operator API) ----
   const webhookViews = (): WebhookView[] =>
     listWebhooks(db).map((hook) => {

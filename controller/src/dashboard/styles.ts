@@ -43,7 +43,7 @@ table { border-collapse:collapse; width:100%; } th, td { text-align:left; paddin
 th { font-size:13px; color:var(--muted); font-weight:600; }
 .badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:13px; font-weight:600; color:#fff; white-space:nowrap; }
 .s-healthy { background:var(--healthy); } .s-failed { background:var(--failed); } .s-deploying, .s-in-progress { background:var(--progress); }
-.s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); }
+.s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); } .s-degraded { background:var(--warn); }
 .s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
 .s-degraded { background:var(--degraded); } .s-drifted { background:var(--drifted); }
 .host-cell.s-waiting { background-image:repeating-linear-gradient(90deg, rgba(255,255,255,.3) 0 2px, transparent 2px 7px); }

@@ -178,6 +178,8 @@ export const rollouts = sqliteTable(
     createdBy: text('created_by').notNull(),
     updatedAt: integer('updated_at').notNull(),
     finishedAt: integer('finished_at'),
+    /** The rollout this one retries: it re-issues that one's failed and never-reached hosts. */
+    retryOf: text('retry_of'),
   },
   (t) => [index('rollouts_state').on(t.state)],
 );

@@ -7,6 +7,7 @@ import {
   PROTOCOL_VERSION,
   ReportBatch,
   SessionRequest,
+  HEALTH_TRANSITION_PHASES,
   TERMINAL_PHASES,
   manifestEtag,
   type Challenge,
@@ -175,9 +176,9 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     }
     const batch = await readBody(c, ReportBatch, raw);
     const outcome = await reports.store(host, batch.reports);
-    // Only a host finishing (a terminal phase) can move a rollout on; earlier phases were recorded
-    // above, in the storing transaction, and deadlines are the rollout timer's job.
-    if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase))) {
+    // Only a host finishing (a terminal phase) or degrading during its wave can move a rollout on;
+    // earlier phases were recorded above, in the storing transaction, and deadlines are the rollout timer's job.
+    if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase) || HEALTH_TRANSITION_PHASES.has(report.phase))) {
       for (const rolloutId of outcome.rollouts) scheduleTick(rolloutId);
     }
     presence.seen(host);

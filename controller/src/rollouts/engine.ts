@@ -5,6 +5,7 @@ import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
   ACTIVE_ROLLOUT_STATES,
+  FINISHED_ROLLOUT_STATES,
   type RolloutAction,
   type RolloutPlan,
   type RolloutSpec,
@@ -18,6 +19,7 @@ import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
+import { appendEvent } from '../events.js';
 import type { ReleaseTrust } from '../manifests/statements.js';
 import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext, type AdvanceOptions } from './advance.js';
 import { planRollout } from './plan.js';
@@ -37,6 +39,7 @@ export interface EngineDeps {
 export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
 
 const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
+const FINISHED = new Set<string>(FINISHED_ROLLOUT_STATES);
 const ADVANCING: RolloutState[] = ['running', 'rolling-back'];
 
 function refuse(status: 400 | 404 | 409, code: string, message: string, problems?: string[]): EngineOutcome<never> {
@@ -64,6 +67,7 @@ export class RolloutEngine {
       connection: (host) => deps.presence.mode(host),
       startedAt: deps.clock.now(),
       offlineSeen: new Map(),
+      bakeOfflineSince: new Map(),
       definitions: new Map(),
     };
   }
@@ -85,7 +89,7 @@ export class RolloutEngine {
     return { ok: true, value: outcome.plan };
   }
 
-  start(spec: RolloutSpec, actor: string): EngineOutcome<string> {
+  start(spec: RolloutSpec, actor: string, retryOf: string | null = null): EngineOutcome<string> {
     const planned = this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
@@ -95,7 +99,7 @@ export class RolloutEngine {
     const id = `ro-${randomBytes(4).toString('hex')}`;
     const now = this.deps.clock.now();
 
-    const outcome = this.transact((tx): EngineOutcome<string> => {
+    const outcome = this.transact((tx, issued): EngineOutcome<string> => {
       const busy = this.activeOwners(tx, planHosts);
       if (busy.length > 0) {
         const problems = this.overlapProblems(busy);
@@ -113,6 +117,7 @@ export class RolloutEngine {
           createdAt: now,
           createdBy: actor,
           updatedAt: now,
+          retryOf,
         })
         .run();
       const insertMember = prepared(this.deps.db, 'rolloutHosts.insert', () =>
@@ -134,8 +139,11 @@ export class RolloutEngine {
           insertMember.run({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)! });
         }
       }
-      const step = openStep(tx, this.context, id, now)!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec }, null);
+      const step = openStep(tx, this.context, id, now, issued)!;
+      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf }, null);
+      if (retryOf !== null) {
+        appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
+      }
       step.startWaveZero();
       return { ok: true, value: id };
     }, id);
@@ -144,8 +152,8 @@ export class RolloutEngine {
 
   act(id: string, action: RolloutAction, actor: string): EngineOutcome<RolloutState> {
     const now = this.deps.clock.now();
-    return this.transact((tx, announce): EngineOutcome<RolloutState> => {
-      const step = openStep(tx, this.context, id, now);
+    return this.transact((tx, issued): EngineOutcome<RolloutState> => {
+      const step = openStep(tx, this.context, id, now, issued);
       if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
       const state = step.rollout.state as RolloutState;
       const wrongState = (allowed: string) =>
@@ -170,15 +178,20 @@ export class RolloutEngine {
           const wave = step.plan.waves[step.rollout.waveIndex]!;
           const gated = wave.needsApproval && step.rollout.approvedThrough < step.rollout.waveIndex;
           step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt, waveStartedAt });
+          step.shiftHostClocks(pausedFor);
           step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }
         case 'abort':
-          if (!ACTIVE.has(state) || state === 'rolling-back') return wrongState('running, waiting-approval or paused');
-          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}`);
+          // A rolling-back rollout can be aborted too: its hosts keep the manifests they were sent
+          // (their desired state stays the previous system), but it no longer owns them.
+          if (!ACTIVE.has(state)) return wrongState('running, waiting-approval, paused or rolling-back');
+          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
           break;
         case 'rollback': {
-          if (state === 'rolling-back' || state === 'rolled-back') return wrongState('not already rolling back');
+          if (state === 'rolling-back' || state === 'rolled-back' || state === 'rollback-failed') {
+            return wrongState('not already rolling back or rolled back');
+          }
           // A finished rollout's hosts may belong to a newer rollout by now; rolling them back would
           // make two rollouts change the same hosts at once.
           const others = this.activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
@@ -188,12 +201,44 @@ export class RolloutEngine {
           }
           beginRollback(step, `rollback requested by ${actor}`);
           step.update({ finishedAt: null });
-          announce(step.issued);
           break;
         }
       }
       return { ok: true, value: step.rollout.state as RolloutState };
     }, id);
+  }
+
+  /**
+   * Starts a new rollout of the same release, linked to finished rollout `id`, for only the hosts
+   * it left without a result: failed, skipped, or never reached (pending, or in flight when it
+   * ended). Its waves keep the old order and approvals, minus the hosts already healthy.
+   */
+  retry(id: string, actor: string): EngineOutcome<string> {
+    const { db } = this.deps;
+    const old = db.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).get();
+    if (!old) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
+    if (!FINISHED.has(old.state)) {
+      return refuse(409, 'invalid-transition', `rollout ${id} is ${old.state}; retry applies only to a finished rollout (${FINISHED_ROLLOUT_STATES.join(', ')})`);
+    }
+    const members = db.select({ host: rolloutHosts.host, state: rolloutHosts.state, rollbackState: rolloutHosts.rollbackState }).from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).all();
+    // A host moved back by a rollback is retried too: it no longer runs the release.
+    const again = new Set(members.filter((m) => m.state !== 'healthy' || m.rollbackState !== null).map((m) => m.host));
+    if (again.size === 0) return refuse(409, 'nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
+    const spec = old.spec as RolloutSpec;
+    const plan = old.plan as RolloutPlan;
+    const waves: Array<{ hosts: string[]; needsApproval: boolean }> = [];
+    for (const wave of plan.waves) {
+      const hosts = wave.hosts.filter((h) => again.has(h));
+      if (hosts.length > 0) waves.push({ hosts, needsApproval: wave.needsApproval });
+    }
+    const retrySpec: RolloutSpec = {
+      ...spec,
+      selector: { hosts: waves.flatMap((w) => w.hosts) },
+      canary: 0,
+      waves: waves.map((w) => ({ hosts: w.hosts })),
+      approvalBefore: waves.flatMap((w, index) => (w.needsApproval ? [index] : [])),
+    };
+    return this.start(retrySpec, actor, id);
   }
 
   /**
@@ -241,25 +286,23 @@ export class RolloutEngine {
 
   /**
    * Runs `body`, then advances the rollout in the same transaction; announces manifests and
-   * changes only after commit: those the advance issued, and those `body` passes to `announce`
-   * (an operator's rollback issues them before the advance, on a step of its own).
+   * changes only after commit.
    */
   private transact<T>(
-    body: (tx: Tx, announce: (rows: readonly ManifestRow[]) => void) => EngineOutcome<T>,
+    body: (tx: Tx, issued: ManifestRow[]) => EngineOutcome<T>,
     rolloutId: string,
     options: AdvanceOptions = { deadlines: true },
   ): EngineOutcome<T> {
+    // One list for the whole transaction: what the command issued (an operator's rollback) and
+    // what advancing issued are announced alike, after commit; a rolled-back transaction clears it.
     let issued: ManifestRow[] = [];
     let more = false;
     const before = this.updatedAt(rolloutId);
     const outcome = this.deps.db.transaction((tx) => {
-      const fromBody: ManifestRow[] = [];
-      const result = body(tx, (rows) => fromBody.push(...rows));
-      if (result.ok) {
-        const advanced = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options);
-        issued = [...fromBody, ...advanced.issued];
-        more = advanced.more;
-      }
+      issued = [];
+      const result = body(tx, issued);
+      if (result.ok) ({ more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options, issued));
+      else issued = [];
       return result;
     });
     for (const row of issued) this.deps.bus.publish(published(row));

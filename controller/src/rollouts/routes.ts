@@ -75,10 +75,15 @@ export function rolloutRoutes(
     const query = EventQuery.parse(c.req.query());
     return c.json({ events: rolloutEvents(db, id, query.afterId, query.limit) });
   });
+  // Before '/:action': retry starts a new rollout (201) rather than moving this one.
+  app.post('/rollouts/:id/retry', (c) => {
+    const retryId = unwrap(engine.retry(c.req.param('id'), actor(c)));
+    return c.json(status(retryId), 201);
+  });
   app.post('/rollouts/:id/:action', (c) => {
     const parsed = RolloutAction.safeParse(c.req.param('action'));
     if (!parsed.success) {
-      throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${RolloutAction.options.join(', ')}`);
+      throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${[...RolloutAction.options, 'retry'].join(', ')}`);
     }
     const id = c.req.param('id');
     unwrap(engine.act(id, parsed.data, actor(c)));

@@ -64,6 +64,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
     createdAt: iso(row.createdAt),
     createdBy: row.createdBy,
     finishedAt: isoOrNull(row.finishedAt),
+    retryOf: row.retryOf,
     spec,
     waves: plan.waves.map((wave) => {
       const inWave = members.filter((m) => m.wave === wave.index);
@@ -91,6 +92,7 @@ export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
       waveIndex: row.waveIndex,
       createdAt: iso(row.createdAt),
       finishedAt: isoOrNull(row.finishedAt),
+      retryOf: row.retryOf,
       waves: plan.waves.length,
       hosts: plan.waves.reduce((sum, wave) => sum + wave.hosts.length, 0),
     };

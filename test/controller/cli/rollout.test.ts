@@ -197,6 +197,28 @@ describe('shoal rollout', () => {
     expect(tail.at(-1)).toBe('aborted: aborted by operator:test-admin');
   });
 
+  it('retry starts a new rollout, linked to the old one, for only the hosts it left unfinished', async () => {
+    const names = await fleet('retry', 3);
+    const old = RolloutStatus.parse(JSON.parse((await shoal(['rollout', 'start', 'retry', '--waves', '1,100%', '--json'], env)).stdout));
+    const first = old.waves[0]!.hosts[0]!.host;
+    await agents.get(first)!.report('healthy', await status(old.id));
+    const active = await shoal(['rollout', 'retry', old.id], env);
+    expect(active.code).toBe(1);
+    expect(active.stderr).toContain(`rollout ${old.id} is running; retry applies only to a finished rollout`);
+    await api('POST', `/v1/rollouts/${old.id}/abort`);
+
+    const retried = await shoal(['rollout', 'retry', old.id, '--json'], env);
+    expect(retried.code).toBe(0);
+    const again = RolloutStatus.parse(JSON.parse(retried.stdout));
+    expect(again.retryOf).toBe(old.id);
+    expect(again.waves.flatMap((w) => w.hosts.map((h) => h.host)).sort()).toEqual(names.filter((h) => h !== first).sort());
+    const human = await shoal(['rollout', 'status', again.id], env);
+    expect(human.stdout).toContain(`retries ${old.id}`);
+    const events = await api<{ events: Array<{ kind: string; data: { retryId?: string } }> }>('GET', `/v1/rollouts/${old.id}/events`);
+    expect(events.events.filter((e) => e.kind === 'rollout-retried').map((e) => e.data.retryId)).toEqual([again.id]);
+    await api('POST', `/v1/rollouts/${again.id}/abort`);
+  });
+
   it('names an unknown rollout', async () => {
     const [shown, watched] = await Promise.all([shoal(['rollout', 'status', 'ro-nope'], env), shoal(['rollout', 'watch', 'ro-nope'], env)]);
     expect(shown).toMatchObject({ code: 1, stderr: 'shoal: no rollout with id "ro-nope" (unknown-rollout, HTTP 404)\n' });

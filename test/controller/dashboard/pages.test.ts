@@ -50,6 +50,26 @@ describe('dashboard pages and live stream', () => {
     expect(page).toMatch(/data-provenance="ci">Release signed by CI release key ci-release-1, .*; floor 2; built from revision c0ffee42, flake\.lock sha256 abababababab…\./);
   });
 
+  it('offers to retry an aborted rollout, and the button starts a new rollout for the hosts it left', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    const release = { name: 'r2', hosts: [{ host: 'web-1', storePath: storePath('nixos-system-web-1', 'c') }, { host: 'web-2', storePath: storePath('nixos-system-web-2', 'd') }] };
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r2', waves: ['100%'] }) });
+    const { id } = (await started.json()) as { id: string };
+    const browser = await signedIn(ctl);
+    expect(await (await browser.get(`/dashboard/rollouts/${id}`)).text()).not.toContain('Retry failed and unreached hosts');
+    await ctl.operator(`/v1/rollouts/${id}/abort`, { method: 'POST' });
+    expect(await (await browser.get(`/dashboard/rollouts/${id}`)).text()).toContain('Retry failed and unreached hosts');
+
+    const retried = await browser.post(`/dashboard/rollouts/${id}/retry`, { _csrf: browser.csrf });
+    expect(retried.status).toBe(303);
+    const newId = decodeURIComponent(retried.headers.get('location')!.split('/').at(-1)!);
+    expect(newId).not.toBe(id);
+    const status = (await (await ctl.operator(`/v1/rollouts/${newId}`)).json()) as { retryOf: string; state: string };
+    expect(status).toMatchObject({ retryOf: id, state: 'running' });
+  });
+
   it('answers 404 pages for unknown hosts and rollouts', async () => {
     const browser = await signedIn(ctl);
     expect((await browser.get('/dashboard/hosts/ghost')).status).toBe(404);

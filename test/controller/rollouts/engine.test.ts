@@ -115,6 +115,7 @@ describe('rollout engine', () => {
     const l = lab(3);
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
+    l.ctl.deps.presence.websocketClosed(order[2]!);
     l.report(order[0]!, 'healthy');
     l.report(order[1]!, 'healthy');
     l.ctl.clock.advance(29_000);
@@ -133,6 +134,7 @@ describe('rollout engine', () => {
 
   it('counts an offline host as failed when the rollout says so', () => {
     const l = lab(2);
+    for (const host of l.names) l.ctl.deps.presence.websocketClosed(host);
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'fail' } });
     l.ctl.clock.advance(30_000);
     l.engine.tickAll();
@@ -175,7 +177,7 @@ describe('rollout engine', () => {
     const l = lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 600, then: 'fail' } });
     const [online, away] = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
-    l.ctl.deps.presence.websocketOpened(online);
+    l.ctl.deps.presence.websocketClosed(away);
     l.report(online, 'healthy');
     l.ctl.clock.advance(120_000);
     l.engine.tickAll();

@@ -54,6 +54,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
 
   it('does not withdraw an offline host to an unauthorised system, and logs why', () => {
     const l = lab(1, undefined, { mode: 'two-key', release: 'bundle-without-old' });
+    l.ctl.deps.presence.websocketClosed('h1');
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     l.ctl.clock.advance(30_000);
     l.engine.tickAll();

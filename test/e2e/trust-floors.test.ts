@@ -78,9 +78,9 @@ describe('security floors raised by CI', () => {
     await controller.client.act(fixRollout, 'rollback');
     await expectBelowFloor(before, 'rel-1');
     // The controller hears why: the rollback failed on each host, which stays on the fix.
-    const status = await controller.waitForRollout(fixRollout, 'rolled-back', { context });
+    const status = await controller.waitForRollout(fixRollout, 'rollback-failed', { context });
     for (const member of status.waves.flatMap((w) => w.hosts)) expect(member.rollbackState).toBe('failed');
-    const end = (await controller.client.rolloutEvents(fixRollout)).find((e) => e.kind === 'rollout-rolled-back')!;
+    const end = (await controller.client.rolloutEvents(fixRollout)).find((e) => e.kind === 'rollout-rollback-failed')!;
     expect((end.data.failed as string[]).sort()).toEqual(NAMES);
     for (const name of NAMES) expect(await controller.client.host(name)).toMatchObject({ phase: 'refused', currentSystem: fixtures.systems.v3.path });
   });

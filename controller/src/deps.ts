@@ -34,6 +34,8 @@ export interface ControllerDeps {
   metricsToken: string | null;
   /** The origin host signatures must name (from publicUrl); null: the origin each request arrived at. */
   audience: string | null;
+  /** When these deps were made (the process started): desired states issued since postdate any restore. */
+  startedAt: number;
 }
 
 export interface DepsOptions {
@@ -71,5 +73,6 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
+    startedAt: clock.now(),
   };
 }

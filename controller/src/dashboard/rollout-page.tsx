@@ -2,7 +2,7 @@ import type { ReleaseProvenance, RolloutAction, RolloutList, RolloutState, Rollo
 import { barPhase, clockTime, type BarPhase } from './format.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
 import type { FailureReport } from './queries.js';
-import type { DashboardSession } from './sessions.js';
+import { sessionMay, type DashboardSession } from './sessions.js';
 
 type Wave = RolloutStatus['waves'][number];
 
@@ -119,8 +119,10 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
 
 export function RolloutActions(props: { status: RolloutStatus; session: DashboardSession }) {
   const { status } = props;
-  const actions = availableActions(status.state);
-  if (actions.length === 0) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const applicable = availableActions(status.state);
+  if (applicable.length === 0) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const actions = applicable.filter((action) => sessionMay(props.session, 'POST', `/v1/rollouts/${status.id}/${action}`));
+  if (actions.length === 0) return <p class="muted">Signed in with scope {props.session.operator.scope}: this session may not act on rollouts.</p>;
   return (
     <div class="actions">
       {actions.map((action) => (

@@ -7,6 +7,7 @@ import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
+import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -43,6 +44,7 @@ export class AgentHub {
   private readonly pingTimer: NodeJS.Timeout;
   private readonly authTimeoutMs: number;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeRevoked: () => void;
   private closing = false;
 
   constructor(
@@ -53,6 +55,7 @@ export class AgentHub {
     this.pingTimer = setInterval(() => this.pingAll(), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
     this.unsubscribe = deps.bus.onPublish((manifest) => this.push(manifest));
+    this.unsubscribeRevoked = deps.sessions.onHostRevoked((host) => this.disconnect(host));
   }
 
   attach(server: Server): void {
@@ -119,9 +122,14 @@ export class AgentHub {
       }
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
-    const { host, signature } = parsed.data;
+    const { host, signature, publicKey, watermark } = parsed.data;
     const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
-    if (!proof.ok) return this.refuse(ws, WsClose.authFailed, proof.reason, proof.message);
+    if (!proof.ok) {
+      const message = proof.reason === 'unknown-host' ? unknownHostLogin(this.deps, host, nonce, signature, audience, { publicKey, watermark }) : proof.message;
+      return this.refuse(ws, WsClose.authFailed, proof.reason, message);
+    }
+    // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
+    afterLogin(this.deps, host, { watermark });
     this.register(connection, host);
   }
 
@@ -149,6 +157,12 @@ export class AgentHub {
     if (this.closing) return;
     this.deps.presence.websocketClosed(host);
     appendEvent(this.deps.db, { host, at: this.deps.clock.now(), kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } });
+  }
+
+  /** A removed or re-keyed host: its socket was opened under a key that no longer counts. */
+  private disconnect(host: string): void {
+    const connection = this.byHost.get(host);
+    if (connection) connection.ws.close(WsClose.authFailed, 'host removed or re-keyed by an operator');
   }
 
   private push(manifest: PublishedManifest): void {
@@ -181,6 +195,7 @@ export class AgentHub {
     this.closing = true;
     clearInterval(this.pingTimer);
     this.unsubscribe();
+    this.unsubscribeRevoked();
     const closed = [...this.all].map(
       (connection) =>
         new Promise<void>((resolve) => {

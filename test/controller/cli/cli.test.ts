@@ -164,7 +164,7 @@ describe('shoal CLI', () => {
     expect(findOperator(database.db, created.token)).toMatchObject({ name: 'ci', scope: 'ci' });
     database.close();
     const bad = await inProcess(['token', 'create', '--state-dir', stateDir, '--scope', 'root']);
-    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of admin, ci, got "root"\n' });
+    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of read, deploy, admin, ci, got "root"\n' });
   });
 
   it('reads the token from a file', async () => {

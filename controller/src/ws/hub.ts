@@ -162,7 +162,12 @@ export class AgentHub {
   /** A removed or re-keyed host: its socket was opened under a key that no longer counts. */
   private disconnect(host: string): void {
     const connection = this.byHost.get(host);
-    if (connection) connection.ws.close(WsClose.authFailed, 'host removed or re-keyed by an operator');
+    if (!connection) return;
+    // Forgotten here, not when it closes: a removed host has no row left to log a disconnection against.
+    connection.replaced = true;
+    this.byHost.delete(host);
+    this.deps.presence.websocketClosed(host);
+    connection.ws.close(WsClose.authFailed, 'host removed or re-keyed by an operator');
   }
 
   private push(manifest: PublishedManifest): void {

@@ -66,7 +66,10 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       return response;
     });
   // What the agent tells the controller at every login; a state lost (refusing everything) says 0.
-  const watermark = () => ({ highestVersion: state.get().highestVersion, highestFloor: state.get().highestFloor });
+  const watermark = () => {
+    const { highestVersion, highestFloor, highestStorePath } = state.get();
+    return { highestVersion, highestFloor, highestStorePath };
+  };
   const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
   const report = createReporter({

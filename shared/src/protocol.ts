@@ -225,6 +225,8 @@ export const AgentWatermark = z
   .object({
     highestVersion: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     highestFloor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    /** The store path of that version: tells a restored controller that its own manifest of the same number is another one. */
+    highestStorePath: StorePath.nullable().optional(),
   })
   .strict();
 export type AgentWatermark = z.infer<typeof AgentWatermark>;

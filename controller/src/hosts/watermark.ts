@@ -14,7 +14,9 @@ import { renewalAuthority } from '../manifests/renew.js';
  * issue next would be refused as replays, so it continues above the agent's:
  *
  * - `reissued`: the desired state was set by this process (after the restore) and the host has not
- *   answered it: it is signed again, unchanged, at the version above the agent's, and announced.
+ *   answered it, or it carries the very version the agent accepted for another system (this
+ *   controller re-used a number the lost one had used): it is signed again, unchanged, at the
+ *   version above the agent's, and announced.
  * - `advanced`: otherwise the desired state is the backup's, which the host already went past; re-
  *   signing it would quietly move the host back. The desired pointer moves to the agent's version
  *   (no manifest there: nothing is desired until an operator sets or rolls out something), so the
@@ -41,15 +43,19 @@ export function noteWatermark(deps: WatermarkDeps, host: string, watermark: Agen
     const row = tx.select({ desiredVersion: hosts.desiredVersion, reportedVersion: hosts.reportedVersion }).from(hosts).where(eq(hosts.name, host)).get();
     if (!row) return 'none';
     const previous = row.desiredVersion ?? 0;
-    if (reported <= previous) return 'none';
+    const desired = row.desiredVersion === null ? undefined : tx.select().from(manifests).where(and(eq(manifests.host, host), eq(manifests.version, row.desiredVersion))).get();
+    // The same number for another system: this controller re-issued a version the lost one had used.
+    const clash = reported === previous && desired !== undefined && watermark.highestStorePath != null && desired.storePath !== watermark.highestStorePath;
+    if (reported < previous || (reported === previous && !clash)) return 'none';
     const signed = tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, host)).get()?.version ?? 0;
     const data = { reported, previous, floor: watermark.highestFloor };
     if (reported - signed > MAX_VERSION_STEP) {
       appendOnce(tx, host, now, { ...data, signed, then: 'ignored' });
       return 'ignored';
     }
-    const desired = row.desiredVersion === null ? undefined : tx.select().from(manifests).where(and(eq(manifests.host, host), eq(manifests.version, row.desiredVersion))).get();
-    const unanswered = desired !== undefined && (row.reportedVersion ?? 0) < desired.version && desired.issuedAt >= deps.startedAt;
+    // A clash can only be a manifest issued since the restore (the backup's own versions are the
+    // lost controller's, with the same content), so it is the operator's current intent as well.
+    const unanswered = desired !== undefined && (clash || ((row.reportedVersion ?? 0) < desired.version && desired.issuedAt >= deps.startedAt));
     if (unanswered) {
       const authority = renewalAuthority(deps, desired, now);
       if (typeof authority !== 'string') {

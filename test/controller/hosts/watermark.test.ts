@@ -142,3 +142,25 @@ describe('unknown hosts trying to connect', () => {
     expect(((await known.json()) as { error: { code: string } }).error.code).toBe('host-exists');
   });
 });
+
+describe('a restored controller that re-used a version the host accepted for another system', () => {
+  it('re-signs its desired state above it instead of sending a manifest the host refuses as equivocation', async () => {
+    const ctl = testController();
+    try {
+      const web = registeredHost(ctl, 'web-1');
+      // Version 1 was issued since the restore; the host had accepted a version 1 for another system.
+      const set = await setDesired(ctl, 'web-1', storePath('sys', 'c'));
+      expect(set.version).toBe(1);
+      const session = await login(ctl, web, { highestVersion: 1, highestFloor: 0, highestStorePath: storePath('sys', 'b') });
+      const { token } = (await session.json()) as { token: string };
+      const manifest = (await (await ctl.app.request('/v1/agent/manifest', { headers: { authorization: `Bearer ${token}` } })).json()) as { version: number };
+      expect(manifest.version).toBe(2);
+      expect(events(ctl, 'version-reported')).toEqual([{ reported: 1, previous: 1, floor: 0, then: 'reissued', version: 2 }]);
+      // The same system at the same version is the normal case: nothing happens.
+      expect((await login(ctl, web, { highestVersion: 2, highestFloor: 0, highestStorePath: storePath('sys', 'c') })).status).toBe(200);
+      expect(events(ctl, 'version-reported')).toHaveLength(1);
+    } finally {
+      ctl.close();
+    }
+  });
+});

@@ -1,7 +1,8 @@
-import type { HostStatus } from '../../../shared/src/operator-api.js';
+import type { HostStatus, UnknownHost } from '../../../shared/src/operator-api.js';
 import { ago, hostCondition, HOST_CONDITIONS, storePathParts, type HostCondition } from './format.js';
 import { Badge, BASE, Layout, LiveState } from './layout.js';
 import type { DashboardSession } from './sessions.js';
+import { UnknownHosts } from './unknown-hosts.js';
 
 export interface FleetFilter {
   tag: string | null;
@@ -118,7 +119,7 @@ export function fleetFragments(all: HostStatus[], filter: FleetFilter, now: numb
   };
 }
 
-export function FleetPage(props: { session: DashboardSession; hosts: HostStatus[]; filter: FleetFilter; now: number }) {
+export function FleetPage(props: { session: DashboardSession; hosts: HostStatus[]; filter: FleetFilter; now: number; unknownHosts?: UnknownHost[] }) {
   const { filter } = props;
   const tags = [...new Set(props.hosts.flatMap((host) => host.tags))].sort();
   const fragments = fleetFragments(props.hosts, filter, props.now);
@@ -158,6 +159,7 @@ export function FleetPage(props: { session: DashboardSession; hosts: HostStatus[
         </form>
         <div id="fleet-table">{fragments['fleet-table']}</div>
       </div>
+      <UnknownHosts hosts={props.unknownHosts ?? []} />
     </Layout>
   );
 }

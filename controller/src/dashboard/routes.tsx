@@ -7,6 +7,7 @@ import { findOperator } from '../auth/operator-tokens.js';
 import { scopeAllows } from '../auth/scopes.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
+import { listUnknownHosts } from '../hosts/unknown.js';
 import { releaseProvenance } from '../rollouts/releases.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
@@ -200,7 +201,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   // ---- Fleet ----
   app.get('/', page, (c) => {
     const filter = parseFleetFilter(c.req.query());
-    return html(c, <FleetPage session={c.get('session')} hosts={listHostStatuses(db, presence)} filter={filter} now={clock.now()} />);
+    return html(c, <FleetPage session={c.get('session')} hosts={listHostStatuses(db, presence)} filter={filter} now={clock.now()} unknownHosts={listUnknownHosts(db)} />);
   });
 
   app.get('/live/fleet', stream, (c) => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keyFingerprint, fromBase64 } from '../../../shared/src/keys.js';
 import { MAX_VERSION_STEP, PROTOCOL_VERSION, type AgentWatermark } from '../../../shared/src/protocol.js';
+import { signedIn } from '../dashboard/session-helpers.js';
 import { newHostKeys, postJson, registeredHost, signChallenge, storePath, testController, type TestController, type TestHost } from '../helpers.js';
 
 /** The agent's HTTP login, telling its key and watermark as agents do. */
@@ -159,6 +160,22 @@ describe('a restored controller that re-used a version the host accepted for ano
       // The same system at the same version is the normal case: nothing happens.
       expect((await login(ctl, web, { highestVersion: 2, highestFloor: 0, highestStorePath: storePath('sys', 'c') })).status).toBe(200);
       expect(events(ctl, 'version-reported')).toHaveLength(1);
+    } finally {
+      ctl.close();
+    }
+  });
+});
+
+describe('the dashboard', () => {
+  it('shows unknown hosts trying to connect with their key fingerprints', async () => {
+    const ctl = testController();
+    try {
+      const lost = newHostKeys('web-6');
+      expect((await login(ctl, lost, { highestVersion: 4, highestFloor: 0 })).status).toBe(404);
+      const page = await (await (await signedIn(ctl)).get('/dashboard')).text();
+      expect(page).toContain('Unknown hosts trying to connect');
+      expect(page).toContain(keyFingerprint(fromBase64(lost.publicKey)));
+      expect(page).toContain('v4 (floor 0)');
     } finally {
       ctl.close();
     }

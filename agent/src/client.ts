@@ -12,6 +12,7 @@ import {
   PROTOCOL_VERSION,
   ReportAck,
   Session,
+  type AgentWatermark,
   type Report,
 } from '../../shared/src/protocol.js';
 import type { Identity } from './identity.js';
@@ -41,6 +42,8 @@ export interface ClientOptions {
   ed25519: Ed25519;
   fetch?: typeof fetch;
   requestTimeoutMs?: number;
+  /** The highest version and floor accepted, told at every login so a restored controller continues above them. */
+  watermark?: () => AgentWatermark;
 }
 
 export function describeCallError(error: CallError): string {
@@ -82,14 +85,16 @@ export class ControllerClient {
 
   /** Challenge → signature → session token. */
   async authenticate(): Promise<Call<Session>> {
-    const challenge = await this.request('POST', AgentRoutes.challenge, { body: { protocol: PROTOCOL_VERSION, host: this.options.host } });
+    // The key goes along so that a controller that lost this host can record it for adoption.
+    const publicKey = toBase64(this.options.identity.publicKey);
+    const challenge = await this.request('POST', AgentRoutes.challenge, { body: { protocol: PROTOCOL_VERSION, host: this.options.host, publicKey } });
     if (!challenge.ok) return challenge;
     const parsed = parse(Challenge, challenge.value.body, 'challenge');
     if (!parsed.ok) return parsed;
     const nonce = parsed.value.nonce;
     const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce, this.audience), this.options.identity.secretKey);
     const session = await this.request('POST', AgentRoutes.session, {
-      body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature) },
+      body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature), publicKey, watermark: this.options.watermark?.() },
     });
     if (!session.ok) return session;
     const parsedSession = parse(Session, session.value.body, 'session');

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
-import { formatPublicKey } from '../../shared/src/keys.js';
+import { formatPublicKey, keyFingerprint } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { Activator } from './activation.js';
 import { ManifestSync, Poller } from './agent.js';
@@ -63,7 +63,10 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   const state = await StateStore.open(config.stateDir, { alreadySetUp: existsSync(join(config.stateDir, HOST_KEY_FILE)) });
   logStateOrigin(state, logger);
   const { identity, created } = await loadOrCreateIdentity(config.stateDir, { enrolled: state.get().enrolled, logger });
-  logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
+  logger.info(
+    { publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), fingerprint: keyFingerprint(identity.publicKey), created },
+    'host identity loaded',
+  );
   const outbox = await Outbox.open(config.stateDir, { logger });
   const space = new StateDirSpace(config.stateDir, logger);
   if (!(await space.ensureReserve())) logger.error({ stateDir: config.stateDir }, 'state directory is full: no room for the space reserve');
@@ -74,7 +77,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       lastContactMs = Date.now();
       return response;
     });
-  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch });
+  // What the agent tells the controller at every login; a state lost (refusing everything) says 0.
+  const watermark = () => {
+    const { highestVersion, highestFloor, highestStorePath } = state.get();
+    return { highestVersion, highestFloor, highestStorePath };
+  };
+  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
   const report = createReporter({
     outbox,
@@ -194,6 +202,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       onConnectedChange: (connected) => {
         if (!connected) poller.now();
       },
+      watermark,
     });
     ws.start();
   }

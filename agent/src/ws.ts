@@ -3,7 +3,7 @@ import type { Ed25519 } from '../../shared/src/ed25519.js';
 import type { Envelope } from '../../shared/src/envelope.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
-import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type Session } from '../../shared/src/protocol.js';
+import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type AgentWatermark, type Session } from '../../shared/src/protocol.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -22,6 +22,8 @@ export interface WsOptions {
   onManifest: (envelope: Envelope, version: number) => void;
   onWelcome?: (session: Session) => void;
   onConnectedChange?: (connected: boolean) => void;
+  /** The highest version and floor accepted, told at every login so a restored controller continues above them. */
+  watermark?: () => AgentWatermark;
   livenessMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -104,7 +106,14 @@ export class WsTransport {
     switch (message.type) {
       case 'challenge': {
         const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce, this.audience), this.options.identity.secretKey);
-        const auth: AgentMessage = { type: 'auth', protocol: PROTOCOL_VERSION, host: this.options.host, signature: toBase64(signature) };
+        const auth: AgentMessage = {
+          type: 'auth',
+          protocol: PROTOCOL_VERSION,
+          host: this.options.host,
+          signature: toBase64(signature),
+          publicKey: toBase64(this.options.identity.publicKey),
+          watermark: this.options.watermark?.(),
+        };
         socket.send(JSON.stringify(auth));
         return;
       }

@@ -38,6 +38,8 @@ export interface ControllerDeps {
   audience: string | null;
   /** Where webhooks may deliver (config webhooks.*): checked when one is created and at every attempt. */
   webhookDestinations: DestinationGuard;
+  /** When these deps were made (the process started): desired states issued since postdate any restore. */
+  startedAt: number;
 }
 
 export interface DepsOptions {
@@ -80,5 +82,6 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
     webhookDestinations: new DestinationGuard(options.webhookDestinations ?? DENY_PRIVATE),
+    startedAt: clock.now(),
   };
 }

@@ -226,7 +226,27 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>;
 export const EnrollResponse = z.object({ protocol: Protocol, host: HostName });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
-export const ChallengeRequest = z.object({ protocol: Protocol, host: HostName });
+/**
+ * What an agent tells the controller about itself when it logs in (all optional, so older agents
+ * still log in): its public key, so a controller that does not know the host (its database was
+ * lost) can show the key's fingerprint to an operator who may adopt it; and its watermark, the
+ * highest manifest version and security floor it accepted, so a controller restored from an older
+ * backup issues its next manifest above it instead of versions the host refuses as replays.
+ */
+export const AgentWatermark = z
+  .object({
+    highestVersion: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    highestFloor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    /** The store path of that version: tells a restored controller that its own manifest of the same number is another one. */
+    highestStorePath: StorePath.nullable().optional(),
+  })
+  .strict();
+export type AgentWatermark = z.infer<typeof AgentWatermark>;
+
+export const LoginFacts = { publicKey: PublicKeyBase64.optional(), watermark: AgentWatermark.optional() };
+
+/** `publicKey` lets an unknown host get a nonce, so its login can be recorded for adoption. */
+export const ChallengeRequest = z.object({ protocol: Protocol, host: HostName, publicKey: PublicKeyBase64.optional() });
 export type ChallengeRequest = z.infer<typeof ChallengeRequest>;
 
 export const Challenge = z.object({ protocol: Protocol, nonce: z.string().min(16).max(200), expiresAt: IsoTime });
@@ -237,6 +257,7 @@ export const SessionRequest = z.object({
   host: HostName,
   nonce: z.string().min(16).max(200),
   signature: z.base64(),
+  ...LoginFacts,
 });
 export type SessionRequest = z.infer<typeof SessionRequest>;
 
@@ -277,7 +298,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /** Agent → controller over the websocket. */
 export const AgentMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64() }),
+  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64(), ...LoginFacts }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 

@@ -103,10 +103,10 @@ export class AgentSocket {
   }
 
   /** Answers the challenge as `host`, signing with `keys` (its own unless a test forges). */
-  async authenticate(host: TestHost, keys: nacl.SignKeyPair = host.keys): Promise<void> {
+  async authenticate(host: TestHost, keys: nacl.SignKeyPair = host.keys, facts: { publicKey?: string; watermark?: { highestVersion: number; highestFloor: number } } = {}): Promise<void> {
     const { nonce } = await this.expect('challenge');
     const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce, this.audience), keys.secretKey));
-    this.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature }));
+    this.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature, ...facts }));
   }
 
   close(): void {

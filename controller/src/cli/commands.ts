@@ -7,7 +7,11 @@ import {
   HostList,
   HostStatus,
   ManifestSummary,
+  OperatorRoutes,
   OperatorScope,
+  OperatorTokenCreated,
+  OperatorTokenList,
+  TokenRevoked,
   type HostEvent,
 } from '../../../shared/src/operator-api.js';
 import { Action } from '../../../shared/src/protocol.js';
@@ -66,35 +70,45 @@ function withLocalDatabase<T>(command: string, values: Record<string, unknown>, 
   }
 }
 
+/** Token commands open the database when given --state-dir/--db (the first token, on the controller machine), else use the API (admin). */
+const isLocal = (values: Record<string, unknown>) => str(values['state-dir']) !== undefined || str(values.db) !== undefined;
+
 export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, { ...LOCAL_DB_OPTIONS, name: { type: 'string' }, scope: { type: 'string', default: 'admin' } }, []);
   const scope = OperatorScope.safeParse(str(values.scope));
   if (!scope.success) throw new CliError(`--scope must be one of ${OperatorScope.options.join(', ')}, got ${JSON.stringify(str(values.scope))}`, 2);
-  const created = withLocalDatabase('token create', values, (database) =>
-    createOperatorToken(database.db, systemClock, str(values.name) ?? 'operator', scope.data),
-  );
+  const name = str(values.name) ?? 'operator';
+  const created = isLocal(values)
+    ? withLocalDatabase('token create', values, (database) => createOperatorToken(database.db, systemClock, name, scope.data))
+    : await OperatorClient.from(values, io).call('POST', OperatorRoutes.operatorTokens, OperatorTokenCreated, { name, scope: scope.data });
   if (values.json) json(io, created);
   else io.stdout(`${created.token}\n`);
 }
 
 export async function tokenList(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, LOCAL_DB_OPTIONS, []);
-  const tokens = withLocalDatabase('token list', values, (database) => listOperatorTokens(database.db)).map((t) => ({
-    id: t.id,
-    name: t.name,
-    scope: t.scope,
-    createdAt: iso(t.createdAt),
-    revokedAt: t.revokedAt === null ? null : iso(t.revokedAt),
-  }));
+  const tokens = isLocal(values)
+    ? withLocalDatabase('token list', values, (database) => listOperatorTokens(database.db)).map((t) => ({
+        id: t.id,
+        name: t.name,
+        scope: t.scope,
+        createdAt: iso(t.createdAt),
+        revokedAt: t.revokedAt === null ? null : iso(t.revokedAt),
+      }))
+    : (await OperatorClient.from(values, io).call('GET', OperatorRoutes.operatorTokens, OperatorTokenList)).tokens;
   if (values.json) json(io, { tokens });
-  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(5)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
+  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(6)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
 }
 
 export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {
   const { values, positionals } = parse(args, LOCAL_DB_OPTIONS, ['ID']);
   const id = positionals[0]!;
-  const revoked = withLocalDatabase('token revoke', values, (database) => revokeOperatorToken(database.db, systemClock, id));
-  if (!revoked) throw new CliError(`no active operator token with id ${JSON.stringify(id)}; see shoal token list`);
+  if (isLocal(values)) {
+    const revoked = withLocalDatabase('token revoke', values, (database) => revokeOperatorToken(database.db, systemClock, id));
+    if (!revoked) throw new CliError(`no active operator token with id ${JSON.stringify(id)}; see shoal token list`);
+  } else {
+    await OperatorClient.from(values, io).call('DELETE', OperatorRoutes.operatorToken(id), TokenRevoked);
+  }
   if (values.json) json(io, { id, revoked: true });
   else io.stdout(`revoked ${id}\n`);
 }

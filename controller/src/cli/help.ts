@@ -36,23 +36,31 @@ public key "NAME:BASE64".
 
 example: shoal keygen --name controller-1 --out /var/lib/secrets/controller.key
          shoal keygen --name ci-release-1 --out ci-release.key`,
-  'token create': `usage: shoal token create --state-dir DIR [--db FILE] [--name N] [--scope ci]
+  'token create': `usage: shoal token create [--state-dir DIR | --db FILE] [--name N]
+         [--scope read|deploy|admin|ci]
 
-Creates an operator token by opening the controller's database directly (run it
-on the controller machine) and prints it. --scope ci makes a token that may only
-publish releases (POST /v1/releases): give that one to CI. Default: admin.
+Creates an operator token and prints it (the only time it is shown). Scopes:
+read (look only), deploy (read, set, releases, rollouts), admin (everything:
+tokens, hosts, webhooks, backups; the default), ci (only publish releases).
+With --state-dir it opens the controller's database directly (on the controller
+machine; how the first tokens are made), else it asks the API (admin token).
+${CONNECTION}
 
-example: shoal token create --state-dir /var/lib/shoal-controller --scope ci`,
-  'token list': `usage: shoal token list --state-dir DIR [--db FILE]
+example: shoal token create --name ci --scope ci
+         shoal token create --state-dir /var/lib/shoal-controller --name alice`,
+  'token list': `usage: shoal token list [--state-dir DIR | --db FILE]
 
-Lists operator tokens (ids and names; never the secrets).
+Lists operator tokens: id, name, scope, created, revoked (never the secrets).
+${CONNECTION}
 
-example: shoal token list --state-dir /var/lib/shoal-controller`,
-  'token revoke': `usage: shoal token revoke --state-dir DIR [--db FILE] ID
+example: shoal token list`,
+  'token revoke': `usage: shoal token revoke [--state-dir DIR | --db FILE] ID
 
-Revokes an operator token; requests that carry it are refused from then on.
+Revokes an operator token; requests that carry it, and dashboard sessions
+opened with it, are refused from then on.
+${CONNECTION}
 
-example: shoal token revoke --state-dir /var/lib/shoal-controller 3`,
+example: shoal token revoke 3f1c9a0e2b7d4c13`,
   'enroll-token create': `usage: shoal enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
 
 Creates a token that new agents enroll with; enrolled hosts get the tags.
@@ -65,6 +73,62 @@ Registers a host whose Ed25519 public key you already know.
 ${CONNECTION}
 
 example: shoal host register web-2 --public-key 3q2+7w...= --tag web`,
+  'enroll-token list': `usage: shoal enroll-token list
+
+Lists enrollment tokens: id, state (active, expired, used-up, revoked), uses,
+expiry, tags. Never the tokens themselves (only their hashes are stored).
+${CONNECTION}
+
+example: shoal enroll-token list`,
+  'enroll-token revoke': `usage: shoal enroll-token revoke ID
+
+Revokes an enrollment token: no new host enrolls with it. Hosts that already
+enrolled with it stay enrolled (remove one with shoal host rm).
+${CONNECTION}
+
+example: shoal enroll-token revoke 5f0c1e9a2b7d4c13`,
+  'host rm': `usage: shoal host rm NAME
+
+Removes a host with its manifests, reports and history; its agent can no longer
+log in (its open connection is closed). Refused while an active rollout
+includes the host: abort it or let it finish first.
+${CONNECTION}
+
+example: shoal host rm web-7`,
+  'host rekey': `usage: shoal host rekey NAME --public-key BASE64
+
+Gives a known host a new key (a reinstalled machine). Its history and desired
+state stay; the old key stops working at once. The agent logs its public key
+and fingerprint at start ("host identity loaded").
+${CONNECTION}
+
+example: shoal host rekey web-2 --public-key 3q2+7w...=`,
+  'host unknown': `usage: shoal host unknown
+
+Lists hosts this controller does not know that tried to connect, with the
+fingerprint of the key they proved they hold and the version they accepted:
+typically the fleet after the controller's database was lost.
+${CONNECTION}
+
+example: shoal host unknown`,
+  'host adopt': `usage: shoal host adopt NAME [--fingerprint SHA256:…] [--tag T]...
+
+Makes an unknown host that tried to connect a known host, with the key it
+presented; it is served at its next login, above the version it accepted.
+Compare the fingerprint with the one the agent logs at start. When several
+keys tried the name, --fingerprint says which one is the host.
+${CONNECTION}
+
+example: shoal host adopt web-3 --fingerprint SHA256:q3bS…`,
+  backup: `usage: shoal backup --out FILE
+
+Downloads a consistent copy of the controller's database, taken online (the
+controller keeps serving), checks it with SQLite's integrity check and writes
+it to FILE (mode 0600: it holds webhook secrets). Needs an admin token. To
+restore: see "Backup and restore" in controller/README.md.
+${CONNECTION}
+
+example: shoal backup --out /var/backups/shoal-$(date +%F).sqlite`,
   set: `usage: shoal set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
 
 Sets one host's desired system at once, outside any rollout.

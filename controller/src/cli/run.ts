@@ -1,6 +1,7 @@
 import * as commands from './commands.js';
 import { CliError, type CliIo } from './context.js';
 import { HELP } from './help.js';
+import * as lifecycle from './lifecycle-commands.js';
 import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
@@ -9,10 +10,14 @@ import { didYouMean } from './suggest.js';
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
   keygen --name NAME --out FILE          generate a controller or CI release key
-  token create --state-dir DIR [--name N] [--scope ci]   new operator token
-  token list --state-dir DIR | token revoke --state-dir DIR ID
+  token create [--state-dir DIR] [--name N] [--scope read|deploy|admin|ci]
+  token list [--state-dir DIR] | token revoke [--state-dir DIR] ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
+  enroll-token list | enroll-token revoke ID
   host register NAME --public-key B64 [--tag T]...
+  host rm NAME | host rekey NAME --public-key B64
+  host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
+  backup --out FILE                      online copy of the controller database
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
   status                                 fleet status
   history HOST [--limit N]               a host's event history
@@ -38,8 +43,15 @@ type Command = (args: string[], io: CliIo) => Promise<void>;
 const TABLE: Record<string, Command | Record<string, Command>> = {
   keygen: commands.keygen,
   token: { create: commands.tokenCreate, list: commands.tokenList, revoke: commands.tokenRevoke },
-  'enroll-token': { create: commands.enrollTokenCreate },
-  host: { register: commands.hostRegister },
+  'enroll-token': { create: commands.enrollTokenCreate, list: lifecycle.enrollTokenList, revoke: lifecycle.enrollTokenRevoke },
+  host: {
+    register: commands.hostRegister,
+    rm: lifecycle.hostRemove,
+    rekey: lifecycle.hostRekey,
+    unknown: lifecycle.hostUnknown,
+    adopt: lifecycle.hostAdopt,
+  },
+  backup: lifecycle.backup,
   set: commands.setDesired,
   status: commands.status,
   history: commands.history,

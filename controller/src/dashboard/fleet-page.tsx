@@ -1,4 +1,5 @@
 import { SHOWN_CONDITIONS, type HostCondition } from '../../../shared/src/host-condition.js';
+import type { UnknownHost } from '../../../shared/src/operator-api.js';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { Generation } from './generation.js';
@@ -7,6 +8,7 @@ import { Badge, BASE, Layout, LiveState, RelativeTime } from './layout.js';
 import type { LiveState as LiveStateData } from './live-state.js';
 import { rolloutPath, RolloutStateBadge } from './rollout-page.js';
 import type { DashboardSession } from './sessions.js';
+import { UnknownHosts } from './unknown-hosts.js';
 
 /** The key of the row that stands in for an empty table (host names cannot contain parentheses). */
 const EMPTY_ROW = '(none)';
@@ -177,7 +179,7 @@ function SearchForm(props: { view: FleetView }) {
   );
 }
 
-export function FleetPage(props: { session: DashboardSession; view: FleetView; rollouts: RolloutStatus[]; now: number; liveUrl: string }) {
+export function FleetPage(props: { session: DashboardSession; view: FleetView; rollouts: RolloutStatus[]; now: number; liveUrl: string; unknownHosts?: UnknownHost[] }) {
   const { view } = props;
   return (
     <Layout title="Fleet" section="fleet" session={props.session} now={props.now}>
@@ -212,6 +214,7 @@ export function FleetPage(props: { session: DashboardSession; view: FleetView; r
           <FleetPager view={view} />
         </div>
       </div>
+      <UnknownHosts hosts={props.unknownHosts ?? []} />
     </Layout>
   );
 }

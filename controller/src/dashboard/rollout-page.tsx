@@ -12,7 +12,7 @@ import { BAR_PHASES, barPhase, clockTime, storePathParts } from './format.js';
 import { Generation } from './generation.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
 import type { FailureReport } from './queries.js';
-import type { DashboardSession } from './sessions.js';
+import { sessionMay, type DashboardSession } from './sessions.js';
 
 type Wave = RolloutStatus['waves'][number];
 
@@ -185,9 +185,11 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
 
 export function RolloutActions(props: { status: RolloutStatus; session: DashboardSession }) {
   const { status } = props;
-  const actions = availableActions(status.state);
-  const retry = canRetry(status);
-  if (actions.length === 0 && !retry) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const retry = canRetry(status) && sessionMay(props.session, 'POST', `/v1/rollouts/${status.id}/retry`);
+  const applicable = availableActions(status.state);
+  if (applicable.length === 0 && !retry) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const actions = applicable.filter((action) => sessionMay(props.session, 'POST', `/v1/rollouts/${status.id}/${action}`));
+  if (actions.length === 0 && !retry) return <p class="muted">Signed in with scope {props.session.operator.scope}: this session may not act on rollouts.</p>;
   return (
     <div class="actions">
       {retry ? (

@@ -3,9 +3,11 @@ import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import { RolloutAction, type RolloutStatus } from '../../../shared/src/rollout-api.js';
-import { findOperator, scopeAllows } from '../auth/operator-tokens.js';
+import { findOperator } from '../auth/operator-tokens.js';
+import { scopeAllows } from '../auth/scopes.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
+import { listUnknownHosts } from '../hosts/unknown.js';
 import { releaseProvenance } from '../rollouts/releases.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
@@ -21,7 +23,7 @@ import { LoginPage } from './login-page.js';
 import { activeRollouts, eventSubjects, hostGenerations, latestFailure, recentHostEvents } from './queries.js';
 import { foreignOrigin, wantsSecureCookie } from './request-origin.js';
 import { ConfirmPage, DESTRUCTIVE, RolloutListPage, RolloutPage, rolloutFragments, rolloutPath } from './rollout-page.js';
-import { DashboardSessions, randomToken, sameSecret, type DashboardSession } from './sessions.js';
+import { DashboardSessions, randomToken, sameSecret, sessionMay, type DashboardSession } from './sessions.js';
 import { DASHBOARD_CSS } from './styles.js';
 import { RECENT_DELIVERIES, webhookFragments, WebhooksPage, type WebhookView } from './webhooks-page.js';
 
@@ -212,7 +214,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const params = new URLSearchParams(fleetQuery(view.filter));
     params.set(HAVE_PARAM, have);
     const liveUrl = `${BASE}/live/fleet?${params}`;
-    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} />);
+    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} unknownHosts={listUnknownHosts(db)} />);
   });
 
   app.get('/live/fleet', stream, (c) => {
@@ -335,6 +337,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const id = c.req.param('id');
     const parsed = RolloutAction.safeParse(c.req.param('action'));
     if (!parsed.success) return refusal(c, 404, 'Unknown action', `"${c.req.param('action')}" is not one of ${RolloutAction.options.join(', ')}.`, session);
+    if (!sessionMay(session, 'POST', `/v1/rollouts/${id}/${parsed.data}`)) {
+      return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not ${parsed.data} rollouts; nothing was done.`, session);
+    }
     const form = await c.req.parseBody();
     if (DESTRUCTIVE.has(parsed.data) && form.confirmed !== 'yes') return c.redirect(`${rolloutPath(id)}/confirm/${parsed.data}`, 303);
     // The same engine operation as POST /v1/rollouts/:id/:action, under the signed-in operator's name.
@@ -348,6 +353,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   app.post('/rollouts/:id/retry', formLimit, action, (c) => {
     const session = c.get('session');
     const id = c.req.param('id');
+    if (!sessionMay(session, 'POST', `/v1/rollouts/${id}/retry`)) {
+      return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not retry rollouts; nothing was done.`, session);
+    }
     // The same engine operation as POST /v1/rollouts/:id/retry, under the signed-in operator's name.
     const outcome = deps.rollouts.retry(id, `operator:${session.operator.name}`);
     if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such rollout', outcome.message, session);

@@ -18,7 +18,13 @@ export const hosts = sqliteTable('hosts', {
   lastError: text('last_error'),
   /** Highest report seq stored; the host's status columns come from that report. */
   lastReportSeq: integer('last_report_seq'),
-  /** The latest manifest's version (= the desired state); a pointer so that listing and renewal need no max() scans. */
+  /**
+   * The desired state: a pointer to the host's current manifest, so that listing and renewal need
+   * no max() scans. Always the highest version taken for the host, and the next manifest gets the
+   * one above it. A restore can leave it pointing at no manifest: the agent logged in having
+   * accepted a version this controller never saw (hosts/watermark.ts), and nothing is desired until
+   * an operator sets something.
+   */
   desiredVersion: integer('desired_version'),
 });
 
@@ -98,12 +104,33 @@ export const operatorTokens = sqliteTable(
     id: text('id').primaryKey(),
     name: text('name').notNull(),
     hash: text('hash').notNull(),
-    /** What the token may do (OperatorScope): 'admin' everything, 'ci' only publish releases. */
+    /** What the token may do (OperatorScope: read, deploy, admin, ci; see auth/scopes.ts). */
     scope: text('scope').notNull().default('admin'),
     createdAt: integer('created_at').notNull(),
     revokedAt: integer('revoked_at'),
   },
   (t) => [uniqueIndex('operator_tokens_hash').on(t.hash)],
+);
+
+/**
+ * Hosts this controller does not know that logged in with a valid signature under the key they
+ * presented (an enrolled host after the database was lost, or a machine not yet registered), one
+ * row per (name, key), so that an operator can adopt one by its fingerprint. Bounded in number
+ * (hosts/unknown.ts): anyone can make a key.
+ */
+export const unknownHosts = sqliteTable(
+  'unknown_hosts',
+  {
+    name: text('name').notNull(),
+    publicKey: text('public_key').notNull(),
+    firstSeenAt: integer('first_seen_at').notNull(),
+    lastSeenAt: integer('last_seen_at').notNull(),
+    attempts: integer('attempts').notNull().default(1),
+    /** The watermark the agent reported (null: it did not say). */
+    highestVersion: integer('highest_version'),
+    highestFloor: integer('highest_floor'),
+  },
+  (t) => [primaryKey({ columns: [t.name, t.publicKey] }), index('unknown_hosts_last_seen').on(t.lastSeenAt)],
 );
 
 export type HostRow = typeof hosts.$inferSelect;

@@ -21,6 +21,7 @@ import { iso } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { enrollHost } from '../hosts/enrollment.js';
+import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { hostExists } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
@@ -123,7 +124,8 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
 
   app.post('/challenge', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, ChallengeRequest);
-    if (!hostExists(db, request.host)) {
+    // An unknown host that presents its key gets a nonce too: its signed login is recorded for adoption.
+    if (!hostExists(db, request.host) && request.publicKey === undefined) {
       throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
     }
     const source = requestSource(c);
@@ -144,7 +146,11 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     const request = await readBody(c, SessionRequest);
     const audience = expectedAudience(deps.audience, c.req.url);
     const proof = verifyHostProof(db, challenges, request.host, request.nonce, request.signature, audience);
-    if (!proof.ok) throw new ApiError(proof.reason === 'unknown-host' ? 404 : 401, proof.reason, proof.message);
+    if (!proof.ok) {
+      if (proof.reason !== 'unknown-host') throw new ApiError(401, proof.reason, proof.message);
+      throw new ApiError(404, 'unknown-host', unknownHostLogin(deps, request.host, request.nonce, request.signature, audience, request));
+    }
+    afterLogin(deps, request.host, request);
     const session = sessions.create(request.host);
     presence.seen(request.host);
     return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);

@@ -53,7 +53,7 @@ function withhold(db: Db, manifest: ManifestRow, reason: string, at: number): vo
  * unless its key is no longer trusted (rotated out) or it has none (issued before statements
  * existed); then whatever authorises the path now.
  */
-function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Authority | string {
+export function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Authority | string {
   if (old.statement !== null) {
     const envelope = JSON.parse(old.statement) as Envelope;
     if (signedByTrustedKey(deps.releaseTrust, envelope)) return { envelope, text: old.statement, floor: old.statementFloor ?? 0 };

@@ -9,6 +9,7 @@ import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
+import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -53,6 +54,7 @@ export class AgentHub {
   private readonly authTimeoutMs: number;
   private readonly unauthenticated: AdmissionCounter;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeRevoked: () => void;
   private closing = false;
 
   constructor(
@@ -64,6 +66,7 @@ export class AgentHub {
     this.pingTimer = setInterval(() => runBackground(this.deps.logger, 'websocket pings', () => this.pingAll()), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
     this.unsubscribe = deps.bus.onPublish((manifest) => this.push(manifest));
+    this.unsubscribeRevoked = deps.sessions.onHostRevoked((host) => this.disconnect(host));
   }
 
   attach(server: Server): void {
@@ -159,9 +162,14 @@ export class AgentHub {
       }
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
-    const { host, signature } = parsed.data;
+    const { host, signature, publicKey, watermark } = parsed.data;
     const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
-    if (!proof.ok) return this.refuse(ws, WsClose.authFailed, proof.reason, proof.message);
+    if (!proof.ok) {
+      const message = proof.reason === 'unknown-host' ? unknownHostLogin(this.deps, host, nonce, signature, audience, { publicKey, watermark }) : proof.message;
+      return this.refuse(ws, WsClose.authFailed, proof.reason, message);
+    }
+    // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
+    afterLogin(this.deps, host, { watermark });
     this.register(connection, host);
   }
 
@@ -190,6 +198,17 @@ export class AgentHub {
     if (this.closing) return;
     this.deps.presence.websocketClosed(host);
     appendEvent(this.deps.db, { host, at: this.deps.clock.now(), kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } });
+  }
+
+  /** A removed or re-keyed host: its socket was opened under a key that no longer counts. */
+  private disconnect(host: string): void {
+    const connection = this.byHost.get(host);
+    if (!connection) return;
+    // Forgotten here, not when it closes: a removed host has no row left to log a disconnection against.
+    connection.replaced = true;
+    this.byHost.delete(host);
+    this.deps.presence.websocketClosed(host);
+    connection.ws.close(WsClose.authFailed, 'host removed or re-keyed by an operator');
   }
 
   private push(manifest: PublishedManifest): void {
@@ -222,6 +241,7 @@ export class AgentHub {
     this.closing = true;
     clearInterval(this.pingTimer);
     this.unsubscribe();
+    this.unsubscribeRevoked();
     const closed = [...this.all].map(
       (connection) =>
         new Promise<void>((resolve) => {

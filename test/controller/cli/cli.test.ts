@@ -124,7 +124,8 @@ describe('shoal CLI', () => {
       [['rolout', 'list'], env, /^shoal: unknown command "rolout"; did you mean "rollout"\?/],
       [['rollout', 'stat', 'r1'], env, /^shoal: unknown subcommand "rollout stat"; did you mean "status"\?/],
       [['rollout'], env, /^shoal: rollout needs a subcommand: plan, start/],
-      [['token', 'create'], env, /^shoal: token create needs --state-dir/],
+      [['token', 'create', '--state-dir', join(dir, 'nowhere')], env, /^shoal: no controller database at .*nowhere\/controller\.sqlite; has the controller been started with that state dir\?\n$/],
+      [['token', 'create', '--scope', 'root'], env, /^shoal: --scope must be one of read, deploy, admin, ci, got "root"\n$/],
       [['enroll-token', 'create', '--ttl', 'soon'], env, /^shoal: --ttl must be a duration/],
     ];
     for (const [args, caseEnv, pattern] of cases) {
@@ -164,7 +165,7 @@ describe('shoal CLI', () => {
     expect(findOperator(database.db, created.token)).toMatchObject({ name: 'ci', scope: 'ci' });
     database.close();
     const bad = await inProcess(['token', 'create', '--state-dir', stateDir, '--scope', 'root']);
-    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of admin, ci, got "root"\n' });
+    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of read, deploy, admin, ci, got "root"\n' });
   });
 
   it('reads the token from a file', async () => {

@@ -3,6 +3,8 @@ import type { Action, CommandFailure, ManifestPayload, Phase, RefusalReason, Rep
 import type { AgentConfig } from './config.js';
 import type { RunResult } from './exec.js';
 import { runHealthGate } from './health.js';
+import { assessOnHost, blessBoot, requestReboot } from './reboot.js';
+import type { RebootAssessment } from '../../shared/src/reboot.js';
 import type { Nix } from './nix.js';
 import type { Reporter } from './reporter.js';
 import type { ActivationRecord, ActivationStep, LastResult, StateStore } from './state.js';
@@ -23,6 +25,7 @@ export interface ActivationDeps {
   timeouts: AgentConfig['timeouts'];
   healthChecks: AgentConfig['healthChecks'];
   healthDeadlineMs: number;
+  reboot: AgentConfig['reboot'];
   useSystemdRun: boolean;
   checkSystemdUnits: boolean;
   /** Resolves true once the controller acknowledged the report with this seq ('checking'). */
@@ -140,6 +143,13 @@ export class Activator {
         ? { ...base, phase: 'healthy', reason: 'booted into this system' }
         : { ...base, phase: 'pending-reboot', reason: 'boot default already set; waiting for a reboot' };
     }
+    if (last.phase === 'pending-reboot' && current === manifest.storePath) {
+      // Switched live earlier, the kernel waits for a reboot: nothing to re-activate.
+      const booted = await resolveSystem(this.deps.paths.bootedSystem);
+      return booted === manifest.storePath
+        ? { ...base, phase: 'healthy', reason: 'booted into this system' }
+        : { ...base, phase: 'pending-reboot', reason: 'running this system live; waiting for a reboot' };
+    }
     if (last.phase === 'healthy' && action === 'boot' && current === manifest.storePath) {
       return { ...base, phase: 'healthy', reason: 'already running this system; renewed without re-activating' };
     }
@@ -207,7 +217,19 @@ export class Activator {
     }
 
     record.previousSystem = await resolveSystem(this.deps.paths.currentSystem);
-    await this.step(record, 'activating', { previousSystem: record.previousSystem });
+    // Known before anything changes, and reported with 'activating': does this system need a reboot, can it switch live at all?
+    const booted = await resolveSystem(this.deps.paths.bootedSystem);
+    const assessment = await assessOnHost(booted, record.previousSystem, record.target);
+    await this.step(record, 'activating', { previousSystem: record.previousSystem, reboot: assessment });
+    if (assessment.needed) log.info({ reboot: assessment }, 'the new system needs a reboot');
+
+    if (record.action !== 'boot' && this.rebootsFor(assessment)) return this.bootAndReboot(record, assessment, sizes, started);
+    if (record.action !== 'boot' && !assessment.liveSwitchPossible) {
+      // switch-to-configuration refuses a live switch when inhibitors differ: never try `test`.
+      const trouble = await this.commitBoot(record);
+      if (trouble) return this.rollback(record, trouble, { reactivate: false });
+      return this.finish(record, 'pending-reboot', { reason: `${describeReboot(assessment)}; set as boot default, waiting for a reboot (reboot policy never)` }, { ...sizes, reboot: assessment, durationMs: Date.now() - started });
+    }
 
     if (record.action === 'boot') {
       const trouble = await this.commitBoot(record);
@@ -238,7 +260,88 @@ export class Activator {
     await this.step(record, 'committing');
     const trouble = await this.commitBoot(record);
     if (trouble) return this.rollback(record, trouble);
+    if (assessment.needed) {
+      // Running live, but the kernel (or initrd) is still the booted one's: complete only after a reboot.
+      return this.finish(record, 'pending-reboot', { reason: `running it live; ${describeReboot(assessment)}: complete after a reboot (reboot policy never)` }, { ...sizes, reboot: assessment, previousSystem: record.previousSystem, durationMs: Date.now() - started });
+    }
     return this.finish(record, 'healthy', {}, { ...sizes, previousSystem: record.previousSystem, durationMs: Date.now() - started });
+  }
+
+  private rebootsFor(assessment: RebootAssessment): boolean {
+    const { policy } = this.deps.reboot;
+    return policy === 'always' || (policy === 'when-needed' && assessment.needed);
+  }
+
+  /**
+   * The reboot path: profile + `boot` (never `test`), then the reboot. The record says
+   * 'rebooting' before the command runs, so the agent that starts after the reboot runs the
+   * health gate on the new system (afterReboot) instead of guessing.
+   */
+  private async bootAndReboot(record: ActivationRecord, assessment: RebootAssessment, sizes: ReportDetail, started: number): Promise<LastResult> {
+    const trouble = await this.commitBoot(record);
+    if (trouble) return this.rollback(record, trouble, { reactivate: false });
+    const why = assessment.needed ? describeReboot(assessment) : 'reboot policy always';
+    const seq = await this.step(record, 'rebooting', { reason: `${why}; rebooting into the new system`, reboot: assessment, ...sizes });
+    // Let the controller hear it before the host goes down (the outbox keeps it otherwise).
+    await this.deps.confirmReachable(seq, 5_000);
+    this.deps.logger.warn({ version: record.manifestVersion, target: record.target, reboot: assessment, command: this.deps.reboot.command }, 'rebooting into the new system');
+    const rebooted = await requestReboot(this.deps.reboot, this.deps.env);
+    if (!rebooted.ok) return this.rollback(record, commandTrouble('the reboot command', rebooted.failure), { reactivate: false });
+    return { manifestVersion: record.manifestVersion, storePath: record.target, phase: 'rebooting', at: this.deps.clock().toISOString(), reason: why };
+  }
+
+  /**
+   * The agent's first start after a reboot it asked for (step 'rebooting' or 'rebooting-back').
+   * Into the new system: health gate, bless the boot, commit → healthy; a failed gate makes the
+   * previous system the boot default and reboots into it once. Back in the previous system:
+   * rolled-back with the reason. Anything else (the bootloader fell back, the reboot never
+   * happened): the previous system is made the boot default again, never another reboot.
+   */
+  async afterReboot(record: ActivationRecord): Promise<LastResult> {
+    const booted = await resolveSystem(this.deps.paths.bootedSystem);
+    if (record.step === 'rebooting-back') {
+      const reason = record.rollbackReason ?? 'the new system failed after the reboot';
+      if (booted === record.previousSystem) return this.finish(record, 'rolled-back', { reason: `${reason}; rebooted back into the previous system` }, { previousSystem: record.previousSystem });
+      return this.finish(record, 'failed', { reason: `${reason}; rebooting back came up in ${booted ?? 'an unknown system'}, not ${record.previousSystem}` }, { previousSystem: record.previousSystem });
+    }
+    if (booted !== record.target) {
+      return this.rollback(record, { reason: `rebooted, but came up in ${booted ?? 'an unknown system'} instead of the new system` }, { reactivate: false });
+    }
+    const checking = await this.step(record, 'checking', { reason: 'booted into the new system; checking its health' });
+    const gate = await runHealthGate({
+      checks: this.deps.healthChecks,
+      deadlineMs: this.deps.healthDeadlineMs,
+      failedUnits: this.deps.checkSystemdUnits ? () => this.failedUnitNames() : undefined,
+      unitsFailedBefore: [],
+      controllerReachable: (timeoutMs) => this.deps.confirmReachable(checking, timeoutMs),
+    });
+    if (!gate.ok) return this.rebootBack(record, { reason: `post-reboot health gate: ${gate.reason}`, failure: gate.failure });
+    await this.step(record, 'committing');
+    const blessed = await blessBoot(this.deps.reboot, this.deps.env);
+    if (blessed && !blessed.ok) return this.rebootBack(record, commandTrouble('blessing the boot', blessed.failure));
+    return this.finish(record, 'healthy', { reason: 'rebooted into the new system; health checks pass' }, { previousSystem: record.previousSystem });
+  }
+
+  /** The previous system becomes the boot default again and the host reboots into it: once, recorded first. */
+  private async rebootBack(record: ActivationRecord, trouble: Trouble): Promise<LastResult> {
+    const prev = record.previousSystem;
+    this.deps.logger.warn({ reason: trouble.reason, failure: trouble.failure, previousSystem: prev }, 'the new system failed after the reboot; rebooting back');
+    if (!prev) return this.finish(record, 'failed', { ...trouble, reason: `${trouble.reason}; no previous system to go back to` }, { previousSystem: null });
+    const profile = await this.deps.nix.setProfile(this.deps.paths.profile, prev);
+    const boot = profile.ok ? await this.switch(record, prev, 'boot', 'rollback') : profile;
+    if (!boot.ok) {
+      const bootTrouble = commandTrouble('restoring the previous boot default', boot.failure);
+      return this.finish(record, 'failed', { reason: `${trouble.reason}; then ${bootTrouble.reason}`, failure: bootTrouble.failure }, { previousSystem: prev });
+    }
+    record.rollbackReason = trouble.reason;
+    const seq = await this.step(record, 'rebooting-back', { reason: `${trouble.reason}; rebooting back into ${prev}`, previousSystem: prev, ...(trouble.failure ? { failure: trouble.failure } : {}) });
+    await this.deps.confirmReachable(seq, 5_000);
+    const rebooted = await requestReboot(this.deps.reboot, this.deps.env);
+    if (!rebooted.ok) {
+      const rebootTrouble = commandTrouble('the reboot command', rebooted.failure);
+      return this.finish(record, 'failed', { reason: `${trouble.reason}; previous system is the boot default again, but ${rebootTrouble.reason}`, failure: rebootTrouble.failure }, { previousSystem: prev });
+    }
+    return { manifestVersion: record.manifestVersion, storePath: record.target, phase: 'rebooting', at: this.deps.clock().toISOString(), reason: trouble.reason };
   }
 
   /** Profile --set + `boot`: from now on a reboot comes back to this system. */
@@ -292,7 +395,7 @@ export class Activator {
       () => this.deps.state.update((s) => {
         s.activation = { ...record };
       }),
-      { phase: step, manifestVersion: record.manifestVersion, storePath: record.target, detail },
+      { phase: step === 'rebooting-back' ? 'rolling-back' : step, manifestVersion: record.manifestVersion, storePath: record.target, detail },
     );
   }
 
@@ -357,4 +460,13 @@ export class Activator {
     const result = await failedUnits(this.deps.timeouts.commandMs);
     return 'units' in result ? result.units : null;
   }
+}
+
+/** "kernel, initrd differ from the booted system" / "switch inhibitors differ, a live switch is refused". */
+export function describeReboot(assessment: RebootAssessment): string {
+  const boot = assessment.reasons.filter((r) => r !== 'switch-inhibitors');
+  const parts: string[] = [];
+  if (boot.length > 0) parts.push(`${boot.join(', ')} differ${boot.length === 1 ? 's' : ''} from the booted system`);
+  if (!assessment.liveSwitchPossible) parts.push('switch inhibitors differ, so a live switch is refused');
+  return parts.join('; ') || 'no reboot needed';
 }

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import { Action, HostName } from '../../shared/src/protocol.js';
+import { RebootPolicy } from '../../shared/src/reboot.js';
 import { readJsonConfig } from '../../shared/src/config-file.js';
 import { substituterProblem } from './substituters.js';
 
@@ -137,6 +138,20 @@ export const AgentConfig = z
       .strictObject({
         configInSystem: PathInSystem.nullable().default('etc/shoal/agent.json'),
         executableInSystem: PathInSystem.nullable().default('sw/bin/shoal-agent'),
+      })
+      .prefault({}),
+    /**
+     * Reboots. policy: `never` sets the boot default and reports `pending-reboot`; `when-needed`
+     * reboots when kernel, initrd or kernel modules differ from the booted system or a live switch
+     * is refused (switch inhibitors differ); `always` reboots for every new system. command: how to
+     * reboot. blessCommand: run after the post-reboot health gate passed, to mark the boot good
+     * for systemd-boot's boot counting (e.g. ["systemctl", "start", "systemd-bless-boot.service"]).
+     */
+    reboot: z
+      .strictObject({
+        policy: RebootPolicy.default('never'),
+        command: z.array(z.string()).min(1, 'must name the program to run').default(['systemctl', 'reboot']),
+        blessCommand: z.array(z.string()).min(1, 'must name the program to run').nullable().default(null),
       })
       .prefault({}),
     /** A node-exporter textfile (e.g. /var/lib/prometheus-node-exporter/shoal.prom), rewritten every 15 s; null: none. */

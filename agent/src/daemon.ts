@@ -109,6 +109,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     timeouts: config.timeouts,
     healthChecks: config.healthChecks,
     healthDeadlineMs: config.healthDeadlineMs,
+    reboot: config.reboot,
     useSystemdRun,
     checkSystemdUnits,
     confirmReachable: (seq, timeoutMs) => {

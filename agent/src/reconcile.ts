@@ -52,6 +52,8 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileResult> {
 }
 
 async function resolve(deps: ReconcileDeps, record: ActivationRecord, current: string | null): Promise<LastResult> {
+  // The agent asked for a reboot (into the new system, or back): judge the system it came up in.
+  if (record.step === 'rebooting' || record.step === 'rebooting-back') return deps.activator.afterReboot(record);
   // Nothing on the running system changed yet (or nothing ever would): start over.
   if (record.step === 'accepted' || record.step === 'realising' || record.action === 'dry-activate') {
     return deps.activator.run({ ...record, step: 'accepted' });

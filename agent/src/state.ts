@@ -17,7 +17,12 @@ import { writeFileAtomic } from './durable-file.js';
  * rebootstrap`. A genuine first start writes both files before the host key is created.
  */
 
-export const ActivationStep = z.enum(['accepted', 'realising', 'activating', 'checking', 'committing', 'rolling-back']);
+/**
+ * 'rebooting': the new system is the boot default and the reboot was asked for; after it, the
+ * health gate runs on the new system. 'rebooting-back': that gate failed, the previous system is
+ * the boot default again and the host reboots into it, once (never a loop).
+ */
+export const ActivationStep = z.enum(['accepted', 'realising', 'activating', 'checking', 'committing', 'rolling-back', 'rebooting', 'rebooting-back']);
 export type ActivationStep = z.infer<typeof ActivationStep>;
 
 export const ActivationRecord = z.object({
@@ -29,6 +34,8 @@ export const ActivationRecord = z.object({
   startedAt: z.string(),
   /** The last switch-to-configuration started without systemd-run (it leads its own process group). */
   switchProcess: z.object({ pid: z.number().int().positive(), startTicks: z.number(), bootId: z.string() }).nullable().optional(),
+  /** Why the host reboots back to the previous system (step 'rebooting-back'): reported with rolled-back after it. */
+  rollbackReason: z.string().optional(),
 });
 export type ActivationRecord = z.infer<typeof ActivationRecord>;
 

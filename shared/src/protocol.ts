@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Envelope } from './envelope.js';
+import { RebootAssessment } from './reboot.js';
 import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';
 import { storePathProblem } from './store-path.js';
 
@@ -118,6 +119,8 @@ export const Phase = z.enum([
   'reconciled',
   'degraded',
   'recovered',
+  /** The new system is the boot default and the host reboots into it; its health gate runs after the reboot. */
+  'rebooting',
 ]);
 export type Phase = z.infer<typeof Phase>;
 
@@ -181,6 +184,8 @@ export const ReportDetail = z
     downloadedBytes: z.number().int().nonnegative().optional(),
     durationMs: z.number().nonnegative().optional(),
     previousSystem: StorePath.nullable().optional(),
+    /** Sent before activating: whether the new system needs a reboot and whether a live switch is possible. */
+    reboot: RebootAssessment.optional(),
   })
   .strict();
 export type ReportDetail = z.infer<typeof ReportDetail>;

@@ -90,6 +90,7 @@ export async function harness(
     timeouts: { realiseMs: 60_000, switchMs: options.switchMs ?? 20_000, commandMs: 30_000 },
     healthChecks: options.healthChecks ?? [],
     healthDeadlineMs: options.healthDeadlineMs ?? 3_000,
+    reboot: { policy: 'never', command: ['false'], blessCommand: null },
     useSystemdRun: false,
     checkSystemdUnits: false,
     confirmReachable: async () => options.reachable ?? true,

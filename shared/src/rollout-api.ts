@@ -113,7 +113,21 @@ export const PlannedWave = z.object({
 });
 export type PlannedWave = z.infer<typeof PlannedWave>;
 
-export const RolloutPlan = z.object({ release: ReleaseName, waves: z.array(PlannedWave) });
+/**
+ * Whether a host will reboot for this release, predicted from the release's facts about the new
+ * system and those of the system the host runs now (shared/src/reboot.ts decides): `unknown`
+ * when either is missing (a release without facts, a host running a system no release described).
+ */
+export const RebootPrediction = z.object({
+  host: HostName,
+  prediction: z.enum(['reboot', 'live', 'unknown']),
+  /** What differs: kernel, initrd, kernel-modules, switch-inhibitors. */
+  reasons: z.array(z.string()),
+});
+export type RebootPrediction = z.infer<typeof RebootPrediction>;
+
+/** `reboots` only in the dry-run answer (POST /rollouts/plan), not in a started rollout's stored plan. */
+export const RolloutPlan = z.object({ release: ReleaseName, waves: z.array(PlannedWave), reboots: z.array(RebootPrediction).optional() });
 export type RolloutPlan = z.infer<typeof RolloutPlan>;
 
 export const RolloutState = z.enum([

@@ -20,6 +20,9 @@ export const STANDARD_SYSTEMS = {
   breakNetwork: { name: 'lab-break-network-8', fault: 'break-network' },
   failHealth: { name: 'lab-fail-health-9', fault: 'fail-health' },
   untrusted: { name: 'lab-untrusted-10', label: 'good, but signed by an untrusted key' },
+  /** Same kernel as base, but another systemd: switch-to-configuration refuses a live switch to it. */
+  newInhibitors: { name: 'lab-inhibitors-11', label: 'good, new systemd (generation 11)', switchInhibitors: 'systemd 258' },
+  newKernelFailHealth: { name: 'lab-kernel-fail-health-12', fault: 'fail-health', kernel: '6.12.0-lab' },
 } as const satisfies Record<string, SystemSpec>;
 
 export type StandardSystem = keyof typeof STANDARD_SYSTEMS;

@@ -19,7 +19,17 @@ export interface StartAgentOptions {
   /** Restart the agent whenever it exits on its own, as systemd's Restart=always does (not after stop() or kill()). */
   supervise?: boolean;
   restartDelayMs?: number;
+  /**
+   * The agent's reboot command reboots this lab host: it leaves a request in /run/lab, the lab
+   * sees it, runs reboot() (agent killed, /run emptied, boot default booted) and starts the
+   * agent again, as a host's systemd would after a real reboot. Every reboot is a line in
+   * reboots() (/run/lab survives lab reboots).
+   */
+  rebootable?: boolean;
 }
+
+/** The reboot command lab agents get with `rebootable`: record the request; the lab does the rest. */
+export const LAB_REBOOT_COMMAND = ['/bin/sh', '-c', '/bin/mkdir -p /run/lab && echo "$(/bin/date +%s%3N) $(/bin/readlink -f /nix/var/lab/boot-default)" >> /run/lab/reboots.log && : > /run/lab/reboot-request'];
 
 /** What a host needs from the rest of its lab: where the cache and the controller are. */
 export interface HostServices {
@@ -305,7 +315,8 @@ export class LabHost {
    */
   async start(options: StartAgentOptions = {}): Promise<LabProcess> {
     if (this.agent?.running) throw new Error(`the agent of ${this.name} is already running (pid ${this.agent.pid})`);
-    if (!options.configFile && (options.config || !existsSync(this.paths.config))) await this.writeConfig(options.config);
+    const config = options.rebootable && options.config ? { ...options.config, reboot: { command: LAB_REBOOT_COMMAND, ...options.config.reboot } } : options.config;
+    if (!options.configFile && (config || !existsSync(this.paths.config))) await this.writeConfig(config);
     const controller = this.services.controller();
     if (!this.enrolled && !existsSync(this.paths.enrollToken) && controller) {
       await writeFile(this.paths.enrollToken, `${await controller.createEnrollmentToken()}\n`, { mode: 0o600 });
@@ -314,6 +325,7 @@ export class LabHost {
       process.execPath, '--import', 'tsx', join(this.services.repoRoot, 'agent/src/main.ts'),
       'run', '--config', options.configFile ?? this.paths.config, ...(options.args ?? []),
     ];
+    if (options.rebootable) this.watchRebootRequests(options);
     const agent = this.processIn(`agent ${this.name}`, command, this.paths.agentLog);
     if (this.agentResource) await this.scope.release(this.agentResource);
     this.agent = agent;
@@ -328,6 +340,46 @@ export class LabHost {
       }
     });
     return agent;
+  }
+
+  private rebootWatch: NodeJS.Timeout | null = null;
+
+  /** Polls for the agent's reboot request (see StartAgentOptions.rebootable); one watcher per host. */
+  private watchRebootRequests(options: StartAgentOptions): void {
+    if (this.rebootWatch) clearInterval(this.rebootWatch);
+    const request = join(this.paths.run, 'lab/reboot-request');
+    let busy = false;
+    this.rebootWatch = setInterval(() => {
+      if (busy || !existsSync(request)) return;
+      busy = true;
+      void (async () => {
+        try {
+          await rm(request, { force: true });
+          await this.reboot();
+          await this.start({ ...options, config: undefined, configFile: options.configFile });
+        } catch (error) {
+          // The test sees it in the agent log context; the lab host stays down.
+          process.stderr.write(`lab: rebooting ${this.name} failed: ${(error as Error).message}\n`);
+        } finally {
+          busy = false;
+        }
+      })();
+    }, 100);
+    this.rebootWatch.unref();
+  }
+
+  /** Reboots the agent asked for (rebootable hosts), oldest first: when, and the boot default it rebooted into. */
+  reboots(): Array<{ at: number; bootDefault: string }> {
+    let text = '';
+    try {
+      text = readFileSync(join(this.paths.run, 'lab/reboots.log'), 'utf8');
+    } catch {
+      return [];
+    }
+    return text.split('\n').filter(Boolean).map((line) => {
+      const [at, bootDefault] = line.split(' ');
+      return { at: Number(at), bootDefault: bootDefault! };
+    });
   }
 
   /** SIGTERM to the agent (through the namespace's init); SIGKILL if it has not exited after graceMs. */

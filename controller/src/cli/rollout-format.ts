@@ -3,6 +3,7 @@ import {
   FAILED_ROLLOUT_STATES,
   FINISHED_ROLLOUT_STATES,
   type FailureThreshold,
+  type RebootPrediction,
   type RolloutList,
   type RolloutPlan,
   type RolloutSpec,
@@ -86,7 +87,21 @@ export function planLines(plan: RolloutPlan, spec: RolloutSpec | null, paint: Pa
   }
   const gates = plan.waves.filter((w) => w.needsApproval).map((w) => w.index);
   if (gates.length > 0) lines.push('', `waits for \`shoal rollout approve\` before wave${gates.length === 1 ? '' : 's'} ${gates.join(', ')}`);
+  if (plan.reboots) lines.push('', ...rebootLines(plan.reboots, paint));
   return `${lines.join('\n')}\n`;
+}
+
+/** "2 hosts will reboot: db-1 (kernel, initrd), …", then the hosts whose answer is not known. */
+function rebootLines(reboots: readonly RebootPrediction[], paint: Paint): string[] {
+  const rebooting = reboots.filter((r) => r.prediction === 'reboot');
+  const unknown = reboots.filter((r) => r.prediction === 'unknown');
+  const lines = [
+    rebooting.length === 0
+      ? `no host will reboot (${plural(reboots.length - unknown.length, 'host')} switch live)`
+      : paint.yellow(`${plural(rebooting.length, 'host')} will reboot: ${rebooting.map((r) => `${r.host} (${r.reasons.join(', ')})`).join(', ')}`),
+  ];
+  if (unknown.length > 0) lines.push(paint.dim(`reboot not known for ${plural(unknown.length, 'host')} (no system facts): ${unknown.map((r) => r.host).join(', ')}`));
+  return lines;
 }
 
 /** Reasons from reports start with the phase ("failed: …", "rolled-back: …"); others get "failed: ". */

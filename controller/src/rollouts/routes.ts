@@ -10,6 +10,7 @@ import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../http/wake-signal.js';
 import type { EngineOutcome, RolloutEngine } from './engine.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
+import { predictReboots } from './reboot-prediction.js';
 import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
 
 type OperatorEnv = { Variables: { operator: OperatorIdentity } };
@@ -62,7 +63,10 @@ export function rolloutRoutes(
     return c.json(release);
   });
 
-  app.post('/rollouts/plan', async (c) => c.json(unwrap(engine.plan(await readBody(c, RolloutSpec)))));
+  app.post('/rollouts/plan', async (c) => {
+    const plan = unwrap(engine.plan(await readBody(c, RolloutSpec)));
+    return c.json({ ...plan, reboots: predictReboots(db, plan.release, plan.waves.flatMap((w) => w.hosts)) });
+  });
   app.post('/rollouts', async (c) => {
     const id = unwrap(engine.start(await readBody(c, RolloutSpec), actor(c)));
     return c.json(status(id), 201);

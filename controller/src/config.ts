@@ -100,6 +100,13 @@ export const ControllerConfig = z
     admission: Admission,
     webhooks: Webhooks,
     retention: Retention,
+    /** The fleet reboot lock: at most maxConcurrent hosts rebooting at once; a lease of a host that never reports back ends after leaseSeconds. */
+    reboots: z
+      .strictObject({
+        maxConcurrent: z.number().int().positive().default(1),
+        leaseSeconds: Seconds.default(1800),
+      })
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
     if (config.singleKeyReleaseKeyFile === null && config.trustedReleaseKeys.length === 0) {
@@ -139,7 +146,12 @@ function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): stri
 export function parseControllerConfig(raw: unknown, source: string, overrides: Record<string, unknown> = {}): ControllerConfigResult {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, message: `config ${source}: must be a JSON object` };
   const merged: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    // A flag for one field of a section (--max-concurrent-reboots) keeps the file's other fields of it.
+    merged[key] = isObject(value) && isObject(merged[key]) ? { ...merged[key], ...value } : value;
+  }
   const result = ControllerConfig.safeParse(merged);
   return result.success ? { ok: true, config: result.data } : { ok: false, message: formatIssues(source, result.error.issues) };
 }

@@ -1,3 +1,4 @@
+import { DEFAULT_REBOOT_LOCK, type RebootLockOptions } from './hosts/reboot-grants.js';
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import { controllerAudience } from '../../shared/src/protocol.js';
 import { DEFAULT_ADMISSION, type AdmissionLimits } from './auth/admission.js';
@@ -40,6 +41,8 @@ export interface ControllerDeps {
   webhookDestinations: DestinationGuard;
   /** When these deps were made (the process started): desired states issued since postdate any restore. */
   startedAt: number;
+  /** The fleet reboot lock (config reboots.*). */
+  rebootLock: RebootLockOptions;
 }
 
 export interface DepsOptions {
@@ -59,6 +62,7 @@ export interface DepsOptions {
   webhookDestinations?: DestinationPolicy;
   /** Caps on pending challenges (total and per source address). */
   pendingChallenges?: AdmissionLimits;
+  rebootLock?: RebootLockOptions;
 }
 
 export function createDeps(options: DepsOptions): ControllerDeps {
@@ -83,5 +87,6 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
     webhookDestinations: new DestinationGuard(options.webhookDestinations ?? DENY_PRIVATE),
     startedAt: clock.now(),
+    rebootLock: options.rebootLock ?? DEFAULT_REBOOT_LOCK,
   };
 }

@@ -12,7 +12,7 @@ import { startController } from './server.js';
 const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [--controller-key FILE]
        [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
-       [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
+       [--poll-interval-seconds N] [--max-concurrent-reboots N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
        shoal-controller check-config --config FILE [same flags]
 
 Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which
@@ -51,6 +51,7 @@ const OPTIONS = {
   'public-url': { type: 'string' },
   'metrics-token-file': { type: 'string' },
   'log-level': { type: 'string' },
+  'max-concurrent-reboots': { type: 'string' },
 } as const;
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
@@ -87,6 +88,7 @@ async function readConfig(args: string[]): Promise<{ config: ControllerConfig; s
     publicUrl: values['public-url'],
     metricsTokenFile: path(values['metrics-token-file']),
     logLevel: values['log-level'],
+    ...(values['max-concurrent-reboots'] === undefined ? {} : { reboots: { maxConcurrent: positiveInt('max-concurrent-reboots', values['max-concurrent-reboots']) } }),
   };
   const loaded = await loadControllerConfig(file, overrides);
   if (!loaded.ok) throw new Error(loaded.message);
@@ -151,6 +153,7 @@ async function serve(args: string[]): Promise<void> {
     manifestTtlMs,
     renewCheckMs: config.renewCheckSeconds * 1000,
     pollIntervalMs: config.pollIntervalSeconds * 1000,
+    rebootLock: { maxConcurrent: config.reboots.maxConcurrent, leaseMs: config.reboots.leaseSeconds * 1000 },
     // Behind an https reverse proxy (publicUrl https://…) dashboard cookies are always Secure; otherwise per request.
     dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
     metricsToken,

@@ -15,9 +15,12 @@ import { AgentHub, type HubOptions } from './ws/hub.js';
 import type { AdmissionLimits } from './auth/admission.js';
 import { DEFAULT_RETENTION, startPruning, type Pruning, type RetentionOptions } from './retention/prune.js';
 import type { DestinationPolicy } from './webhooks/destination.js';
+import type { RebootLockOptions } from './hosts/reboot-grants.js';
 
 export interface ControllerOptions {
   dbFile: string;
+  /** The fleet reboot lock; default DEFAULT_REBOOT_LOCK. */
+  rebootLock?: RebootLockOptions;
   /** The controller key: signs assignments. */
   signer: ManifestSigner;
   releaseTrust: ReleaseTrust;
@@ -81,6 +84,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     processMetrics: options.processMetrics ?? false,
     ...(options.webhookDestinations ? { webhookDestinations: options.webhookDestinations } : {}),
     ...(options.pendingChallenges ? { pendingChallenges: options.pendingChallenges } : {}),
+    ...(options.rebootLock ? { rebootLock: options.rebootLock } : {}),
   });
   const app = createApp(deps, options.limits ?? DEFAULT_LIMITS, options.dashboard);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

@@ -179,6 +179,10 @@ export const EventKind = z.enum([
   'connected',
   'disconnected',
   'release-created',
+  /** The controller let a host reboot (the fleet reboot lock); data.rebooting counts the hosts holding it now. */
+  'reboot-granted',
+  /** The host reported the end of the manifest it rebooted for: its place in the reboot lock is free. */
+  'reboot-released',
   ...RolloutEventKind.options,
 ]);
 export type EventKind = z.infer<typeof EventKind>;

@@ -121,6 +121,10 @@ export const Phase = z.enum([
   'recovered',
   /** The new system is the boot default and the host reboots into it; its health gate runs after the reboot. */
   'rebooting',
+  /** Realised and ready; waits for its maintenance window to open (detail.windowOpensAt) before activating. */
+  'staged',
+  /** Needs a reboot and waits for the controller's grant (the fleet reboot lock), or for the controller to be reachable. */
+  'awaiting-reboot-grant',
 ]);
 export type Phase = z.infer<typeof Phase>;
 
@@ -186,6 +190,8 @@ export const ReportDetail = z
     previousSystem: StorePath.nullable().optional(),
     /** Sent before activating: whether the new system needs a reboot and whether a live switch is possible. */
     reboot: RebootAssessment.optional(),
+    /** When the host's maintenance window opens next (phase staged). */
+    windowOpensAt: IsoTime.optional(),
   })
   .strict();
 export type ReportDetail = z.infer<typeof ReportDetail>;
@@ -335,3 +341,17 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export function manifestEtag(version: number): string {
   return `"v${version}"`;
 }
+
+/** An agent asks before it reboots (POST /v1/agent/reboot-grant): the controller keeps the fleet reboot lock. */
+export const RebootGrantRequest = z.object({ protocol: Protocol, manifestVersion: z.number().int().positive() }).strict();
+export type RebootGrantRequest = z.infer<typeof RebootGrantRequest>;
+
+export const RebootGrantAnswer = z.object({
+  protocol: Protocol,
+  granted: z.boolean(),
+  /** Why not (which hosts hold the lock); empty when granted. */
+  reason: z.string().max(4096),
+  /** When to ask again after a refusal. */
+  retryAfterMs: z.number().int().nonnegative(),
+});
+export type RebootGrantAnswer = z.infer<typeof RebootGrantAnswer>;

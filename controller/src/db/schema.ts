@@ -295,3 +295,16 @@ export const webhookDeliveries = sqliteTable(
 
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+/**
+ * The fleet reboot lock: a host holds a lease from the controller's grant until it reports a
+ * terminal phase for that manifest (or the lease expires, for a host that never came back).
+ * At most reboots.maxConcurrent leases exist at once.
+ */
+export const rebootLeases = sqliteTable('reboot_leases', {
+  host: text('host')
+    .primaryKey()
+    .references(() => hosts.name, { onDelete: 'cascade' }),
+  manifestVersion: integer('manifest_version').notNull(),
+  grantedAt: integer('granted_at').notNull(),
+});

@@ -5,6 +5,7 @@ import {
   ChallengeRequest,
   EnrollRequest,
   PROTOCOL_VERSION,
+  RebootGrantRequest,
   ReportBatch,
   SessionRequest,
   HEALTH_TRANSITION_PHASES,
@@ -23,6 +24,7 @@ import type { ControllerDeps } from '../deps.js';
 import { enrollHost } from '../hosts/enrollment.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { hostExists } from '../hosts/lookup.js';
+import { requestRebootGrant } from '../hosts/reboot-grants.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 import { reportWriter } from '../reports/store.js';
@@ -171,6 +173,15 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     }
     if (!row) return c.body(null, 204);
     return c.body(null, 304, { ETag: manifestEtag(row.version) });
+  });
+
+  app.post('/reboot-grant', requireSession, limitBody(limits.maxBodyBytes), async (c) => {
+    const host = c.get('host');
+    const request = await readBody(c, RebootGrantRequest);
+    const answer = requestRebootGrant(db, clock, deps.rebootLock, host, request.manifestVersion);
+    deps.logger.info({ host, manifestVersion: request.manifestVersion, granted: answer.granted, reason: answer.reason || undefined }, answer.granted ? 'reboot granted' : 'reboot not granted yet');
+    presence.seen(host);
+    return c.json(answer);
   });
 
   app.post('/reports', requireSession, limitReportBody(limits.maxReportBodyBytes), async (c) => {

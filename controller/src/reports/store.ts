@@ -1,9 +1,10 @@
 import type Database from 'better-sqlite3';
-import type { Report } from '../../../shared/src/protocol.js';
+import { TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
 import { statement } from '../db/prepared.js';
 import { appendEvent } from '../events.js';
+import { releaseRebootLease } from '../hosts/reboot-grants.js';
 
 export interface StoreOutcome {
   ackedSeqs: number[];
@@ -70,6 +71,10 @@ function storeInTransaction(
     if (inserted.changes === 0) continue;
     stored += 1;
     newest = report;
+    // A host that reached the end of a manifest no longer holds the fleet reboot lock for it.
+    if (TERMINAL_PHASES.has(report.phase) && report.manifestVersion !== null && releaseRebootLease(db, host, report.manifestVersion)) {
+      appendEvent(db, { host, at: now, kind: 'reboot-released', actor: `agent:${host}`, data: { manifestVersion: report.manifestVersion, phase: report.phase } });
+    }
     const rolloutId = observer?.(tx, host, report);
     if (rolloutId) touched.add(rolloutId);
     // On `db`, not `tx`: statements are cached per handle, and a tx handle lives for one batch only.

@@ -4,6 +4,9 @@ import type { AgentConfig } from './config.js';
 import type { RunResult } from './exec.js';
 import { runHealthGate } from './health.js';
 import { assessOnHost, blessBoot, requestReboot } from './reboot.js';
+import { describeCallError, type Call } from './client.js';
+import type { RebootGrantAnswer } from '../../shared/src/protocol.js';
+import { anyWindowOpen, nextOpening } from '../../shared/src/windows.js';
 import type { RebootAssessment } from '../../shared/src/reboot.js';
 import type { Nix } from './nix.js';
 import type { Reporter } from './reporter.js';
@@ -26,6 +29,12 @@ export interface ActivationDeps {
   healthChecks: AgentConfig['healthChecks'];
   healthDeadlineMs: number;
   reboot: AgentConfig['reboot'];
+  maintenanceWindows: AgentConfig['maintenanceWindows'];
+  windowsApplyTo: AgentConfig['windowsApplyTo'];
+  /** Asks the controller for the fleet reboot lock; a failed call means it cannot be reached. */
+  askRebootGrant: (manifestVersion: number) => Promise<Call<RebootGrantAnswer>>;
+  /** How long to wait before asking again while the controller cannot be reached. */
+  grantRetryMs: number;
   useSystemdRun: boolean;
   checkSystemdUnits: boolean;
   /** Resolves true once the controller acknowledged the report with this seq ('checking'). */
@@ -181,7 +190,7 @@ export class Activator {
     this.deps.logger.error({ err: error, version: record.manifestVersion, target: record.target, step: record.step }, 'activation hit an unexpected error; going back to a checked system');
     this.bestEffort = true;
     try {
-      const touchedHost = record.previousSystem !== null && record.action !== 'dry-activate' && !['accepted', 'realising'].includes(record.step);
+      const touchedHost = record.previousSystem !== null && record.action !== 'dry-activate' && !['accepted', 'realising', 'staged', 'awaiting-reboot-grant'].includes(record.step);
       if (!touchedHost) return await this.finish(record, 'failed', { reason }, {});
       return await this.rollback(record, { reason }, { reactivate: record.action !== 'boot' });
     } finally {
@@ -220,10 +229,16 @@ export class Activator {
     // Known before anything changes, and reported with 'activating': does this system need a reboot, can it switch live at all?
     const booted = await resolveSystem(this.deps.paths.bootedSystem);
     const assessment = await assessOnHost(booted, record.previousSystem, record.target);
-    await this.step(record, 'activating', { previousSystem: record.previousSystem, reboot: assessment });
     if (assessment.needed) log.info({ reboot: assessment }, 'the new system needs a reboot');
+    const rebootNow = record.action !== 'boot' && this.rebootsFor(assessment);
+    if (rebootNow || this.deps.windowsApplyTo === 'all') await this.waitForWindow(record, assessment);
+    if (rebootNow) {
+      const refused = await this.waitForGrant(record);
+      if (refused) return this.finish(record, 'failed', refused, { reboot: assessment });
+    }
+    await this.step(record, 'activating', { previousSystem: record.previousSystem, reboot: assessment });
 
-    if (record.action !== 'boot' && this.rebootsFor(assessment)) return this.bootAndReboot(record, assessment, sizes, started);
+    if (rebootNow) return this.bootAndReboot(record, assessment, sizes, started);
     if (record.action !== 'boot' && !assessment.liveSwitchPossible) {
       // switch-to-configuration refuses a live switch when inhibitors differ: never try `test`.
       const trouble = await this.commitBoot(record);
@@ -265,6 +280,64 @@ export class Activator {
       return this.finish(record, 'pending-reboot', { reason: `running it live; ${describeReboot(assessment)}: complete after a reboot (reboot policy never)` }, { ...sizes, reboot: assessment, previousSystem: record.previousSystem, durationMs: Date.now() - started });
     }
     return this.finish(record, 'healthy', {}, { ...sizes, previousSystem: record.previousSystem, durationMs: Date.now() - started });
+  }
+
+  /**
+   * Staging: the closure is realised, nothing is activated until a maintenance window opens.
+   * Reported once as `staged` with the opening time; re-checked at least every 30 s, so a clock
+   * that jumps (NTP after boot) is followed.
+   */
+  private async waitForWindow(record: ActivationRecord, assessment: RebootAssessment): Promise<void> {
+    const windows = this.deps.maintenanceWindows;
+    let reported = false;
+    while (!anyWindowOpen(windows, this.deps.clock())) {
+      const now = this.deps.clock();
+      const opens = nextOpening(windows, now);
+      if (!reported) {
+        reported = true;
+        this.deps.logger.info({ version: record.manifestVersion, windowOpensAt: opens?.toISOString() }, 'staged: waiting for the maintenance window');
+        await this.step(record, 'staged', { reason: 'realised; activates when the maintenance window opens', reboot: assessment, ...(opens ? { windowOpensAt: opens.toISOString() } : {}) });
+      }
+      const wait = opens ? Math.max(100, Math.min(30_000, opens.getTime() - now.getTime())) : 30_000;
+      await sleep(wait);
+    }
+  }
+
+  /**
+   * The fleet reboot lock: the controller grants the reboot. While it refuses (other hosts are
+   * rebooting) or cannot be reached, the host waits (reported as `awaiting-reboot-grant`, once
+   * per reason); unreachable, it reboots on its own only when reboot.withoutController says so.
+   * Nothing on the host has changed while it waits.
+   */
+  private async waitForGrant(record: ActivationRecord): Promise<Trouble | null> {
+    let said: string | null = null;
+    for (;;) {
+      const answer = await this.deps.askRebootGrant(record.manifestVersion);
+      let reason: string;
+      let wait: number;
+      if (answer.ok && answer.value.granted) return null;
+      if (answer.ok) {
+        reason = `waiting for the controller's reboot grant: ${answer.value.reason}`;
+        wait = Math.max(500, answer.value.retryAfterMs);
+      } else if (answer.error.kind === 'http' && answer.error.status >= 400 && answer.error.status < 500 && answer.error.status !== 401 && answer.error.status !== 429) {
+        // The controller answered but will not grant (e.g. one without reboot grants): that does not pass by waiting.
+        if (this.deps.reboot.withoutController) return null;
+        return { reason: `the controller refused the reboot grant request (${describeCallError(answer.error)}); not rebooting without a grant` };
+      } else {
+        if (this.deps.reboot.withoutController) {
+          this.deps.logger.warn({ version: record.manifestVersion, error: describeCallError(answer.error) }, 'controller unreachable: rebooting without its grant (reboot.withoutController)');
+          return null;
+        }
+        reason = `${describeCallError(answer.error)}; no reboot without its grant`;
+        wait = this.deps.grantRetryMs;
+      }
+      if (reason !== said) {
+        said = reason;
+        this.deps.logger.warn({ version: record.manifestVersion, reason }, 'not rebooting yet');
+        await this.step(record, 'awaiting-reboot-grant', { reason });
+      }
+      await sleep(wait);
+    }
   }
 
   private rebootsFor(assessment: RebootAssessment): boolean {
@@ -469,4 +542,8 @@ export function describeReboot(assessment: RebootAssessment): string {
   if (boot.length > 0) parts.push(`${boot.join(', ')} differ${boot.length === 1 ? 's' : ''} from the booted system`);
   if (!assessment.liveSwitchPossible) parts.push('switch inhibitors differ, so a live switch is refused');
   return parts.join('; ') || 'no reboot needed';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

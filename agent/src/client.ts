@@ -10,6 +10,7 @@ import {
   ErrorBody,
   ManifestResponse,
   PROTOCOL_VERSION,
+  RebootGrantAnswer,
   ReportAck,
   Session,
   type AgentWatermark,
@@ -120,6 +121,13 @@ export class ControllerClient {
     const result = await this.authed('POST', AgentRoutes.reports, { body: { protocol: PROTOCOL_VERSION, reports } });
     if (!result.ok) return result;
     return parse(ReportAck, result.value.body, 'reports');
+  }
+
+  /** Asks for the fleet reboot lock before rebooting into (manifestVersion)'s system. */
+  async requestRebootGrant(manifestVersion: number): Promise<Call<RebootGrantAnswer>> {
+    const result = await this.authed('POST', AgentRoutes.rebootGrant, { body: { protocol: PROTOCOL_VERSION, manifestVersion } });
+    if (!result.ok) return result;
+    return parse(RebootGrantAnswer, result.value.body, 'reboot grant');
   }
 
   private async authed(method: string, path: string, init: RequestInit): Promise<Call<Response_>> {

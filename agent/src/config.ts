@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import { Action, HostName } from '../../shared/src/protocol.js';
 import { RebootPolicy } from '../../shared/src/reboot.js';
+import { MaintenanceWindow } from '../../shared/src/windows.js';
 import { readJsonConfig } from '../../shared/src/config-file.js';
 import { substituterProblem } from './substituters.js';
 
@@ -152,8 +153,17 @@ export const AgentConfig = z
         policy: RebootPolicy.default('never'),
         command: z.array(z.string()).min(1, 'must name the program to run').default(['systemctl', 'reboot']),
         blessCommand: z.array(z.string()).min(1, 'must name the program to run').nullable().default(null),
+        /** Reboot without the controller's grant when it cannot be reached (a host that must decide locally); otherwise wait for it. */
+        withoutController: z.boolean().default(false),
       })
       .prefault({}),
+    /**
+     * Maintenance windows: a new system that needs a reboot (or any new system, with
+     * windowsApplyTo "all") is realised at once but activated only while a window is open; until
+     * then the host reports `staged`. Empty: always open.
+     */
+    maintenanceWindows: z.array(MaintenanceWindow).default([]),
+    windowsApplyTo: z.enum(['reboots', 'all']).default('reboots'),
     /** A node-exporter textfile (e.g. /var/lib/prometheus-node-exporter/shoal.prom), rewritten every 15 s; null: none. */
     metricsTextfile: AbsolutePath.nullable().default(null),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -110,6 +110,10 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     healthChecks: config.healthChecks,
     healthDeadlineMs: config.healthDeadlineMs,
     reboot: config.reboot,
+    maintenanceWindows: config.maintenanceWindows,
+    windowsApplyTo: config.windowsApplyTo,
+    askRebootGrant: (version) => client.requestRebootGrant(version),
+    grantRetryMs: Math.min(config.pollIntervalMs, 30_000),
     useSystemdRun,
     checkSystemdUnits,
     confirmReachable: (seq, timeoutMs) => {

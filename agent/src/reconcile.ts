@@ -55,7 +55,7 @@ async function resolve(deps: ReconcileDeps, record: ActivationRecord, current: s
   // The agent asked for a reboot (into the new system, or back): judge the system it came up in.
   if (record.step === 'rebooting' || record.step === 'rebooting-back') return deps.activator.afterReboot(record);
   // Nothing on the running system changed yet (or nothing ever would): start over.
-  if (record.step === 'accepted' || record.step === 'realising' || record.action === 'dry-activate') {
+  if (['accepted', 'realising', 'staged', 'awaiting-reboot-grant'].includes(record.step) || record.action === 'dry-activate') {
     return deps.activator.run({ ...record, step: 'accepted' });
   }
   // It passed the health gate and was being made the boot default: finish that.

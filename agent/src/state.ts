@@ -22,7 +22,20 @@ import { writeFileAtomic } from './durable-file.js';
  * health gate runs on the new system. 'rebooting-back': that gate failed, the previous system is
  * the boot default again and the host reboots into it, once (never a loop).
  */
-export const ActivationStep = z.enum(['accepted', 'realising', 'activating', 'checking', 'committing', 'rolling-back', 'rebooting', 'rebooting-back']);
+export const ActivationStep = z.enum([
+  'accepted',
+  'realising',
+  /** Realised, waiting for a maintenance window; nothing on the host changed yet. */
+  'staged',
+  /** Waiting for the controller's reboot grant; nothing on the host changed yet. */
+  'awaiting-reboot-grant',
+  'activating',
+  'checking',
+  'committing',
+  'rolling-back',
+  'rebooting',
+  'rebooting-back',
+]);
 export type ActivationStep = z.infer<typeof ActivationStep>;
 
 export const ActivationRecord = z.object({

@@ -329,6 +329,7 @@ export const AgentRoutes = {
   session: '/v1/agent/session',
   manifest: '/v1/agent/manifest',
   reports: '/v1/agent/reports',
+  rebootGrant: '/v1/agent/reboot-grant',
   websocket: '/v1/agent/ws',
 } as const;
 

@@ -2,17 +2,42 @@ import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { RolloutHostState } from '../../../shared/src/rollout-api.js';
 
 /** The colours of a rollout's wave bars. */
-export const BAR_PHASES = ['pending', 'waiting', 'in-progress', 'healthy', 'failed', 'skipped'] as const;
+export const BAR_PHASES = ['pending', 'waiting', 'in-progress', 'staged', 'awaiting-reboot-grant', 'rebooting', 'healthy', 'failed', 'skipped'] as const;
 export type BarPhase = (typeof BAR_PHASES)[number];
+
+/** What the host's agent last said (hosts.phase), and when its maintenance window opens when it is staged. */
+export interface AgentNow {
+  phase: string | null;
+  windowOpensAt: string | null;
+}
 
 /**
  * A host the rollout sent a manifest to is only "in progress" once its agent can have it: one
  * that is offline (never connected, or gone) is waiting for its agent, which is what an operator
- * must know to act (start the agent, or let the offline policy decide).
+ * must know to act (start the agent, or let the offline policy decide). A host that said it
+ * reboots is rebooting (and offline for a while, which is expected); one that staged its system
+ * waits for its maintenance window; one that waits for the fleet reboot lock says so. (Those
+ * phases come from the agent, so it has its manifest whether or not it is connected now.)
  */
-export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null): BarPhase {
-  if (state === 'issued' || state === 'in-progress') return connection === 'offline' ? 'waiting' : 'in-progress';
-  return state;
+export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null, agent: AgentNow | null = null): BarPhase {
+  if (state !== 'issued' && state !== 'in-progress') return state;
+  // These say the agent has its manifest; a staged host activates at its window even while offline.
+  if (agent?.phase === 'rebooting' || agent?.phase === 'staged' || agent?.phase === 'awaiting-reboot-grant') return agent.phase;
+  return connection === 'offline' ? 'waiting' : 'in-progress';
+}
+
+/** How the legend and a host's label name a bar phase. */
+export function barPhaseLabel(phase: BarPhase, agent: AgentNow | null = null): string {
+  switch (phase) {
+    case 'waiting':
+      return 'waiting for its agent (offline)';
+    case 'staged':
+      return agent?.windowOpensAt ? `staged, window opens ${agent.windowOpensAt}` : 'staged, waiting for its maintenance window';
+    case 'awaiting-reboot-grant':
+      return 'waiting for a reboot grant';
+    default:
+      return phase;
+  }
 }
 
 const STORE_PATH = /^\/nix\/store\/([0-9a-z]{32})-(.+)$/;

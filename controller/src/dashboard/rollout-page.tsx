@@ -8,7 +8,7 @@ import {
 } from '../../../shared/src/rollout-api.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { rollbackPlan } from '../rollouts/rollback-plan.js';
-import { BAR_PHASES, barPhase, clockTime, storePathParts } from './format.js';
+import { BAR_PHASES, barPhase, barPhaseLabel, clockTime, storePathParts, type AgentNow } from './format.js';
 import { Generation } from './generation.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
 import type { FailureReport } from './queries.js';
@@ -212,12 +212,18 @@ export function RolloutActions(props: { status: RolloutStatus; session: Dashboar
   );
 }
 
-function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; connections: ReadonlyMap<string, ConnectionMode> }) {
+function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; connections: ReadonlyMap<string, ConnectionMode>; agents: ReadonlyMap<string, AgentNow> }) {
   const { wave, current, status } = props;
   const named = wave.hosts.length <= 12;
   const awaitingApproval = current && status.state === 'waiting-approval';
   const c = wave.counts;
-  const waiting = wave.hosts.filter((host) => barPhase(host.state, props.connections.get(host.host) ?? null) === 'waiting').length;
+  const phaseOf = (host: string, state: Wave['hosts'][number]['state']) => barPhase(state, props.connections.get(host) ?? null, props.agents.get(host) ?? null);
+  const count = (phase: string) => wave.hosts.filter((host) => phaseOf(host.host, host.state) === phase).length;
+  const waiting = count('waiting');
+  const rebooting = count('rebooting');
+  const staged = count('staged');
+  const awaitingGrant = count('awaiting-reboot-grant');
+  const special = waiting + rebooting + staged + awaitingGrant;
   return (
     <li class="wave" data-wave={String(wave.index)}>
       <div class="wave-head">
@@ -228,13 +234,16 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; c
         {wave.canary ? <span class="canary-mark">canary</span> : null}
         {wave.needsApproval ? <span class="muted">{awaitingApproval ? 'waiting for approval' : wave.approved ? 'approved' : 'needs approval'}</span> : null}
         <span class="muted">
-          {c.healthy} healthy · {c.inProgress - waiting} in progress{waiting ? ` · ${waiting} waiting for an offline agent` : ''} · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
+          {c.healthy} healthy · {c.inProgress - special} in progress{waiting ? ` · ${waiting} waiting for an offline agent` : ''}
+          {rebooting ? ` · ${rebooting} rebooting` : ''}
+          {staged ? ` · ${staged} staged for their window` : ''}
+          {awaitingGrant ? ` · ${awaitingGrant} waiting for a reboot grant` : ''} · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
         </span>
       </div>
       <ul class={`bar${current ? ' current' : ''}`} aria-label={`Wave ${wave.index + 1} hosts`} style="list-style:none;margin:0">
         {wave.hosts.map((host) => {
-          const phase = barPhase(host.state, props.connections.get(host.host) ?? null);
-          const label = `${host.host}: ${phase === 'waiting' ? 'waiting for its agent (offline)' : phase}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
+          const phase = phaseOf(host.host, host.state);
+          const label = `${host.host}: ${barPhaseLabel(phase, props.agents.get(host.host) ?? null)}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
           return (
             <li style="display:contents">
               <a class={`host-cell s-${phase}`} href={`${BASE}/hosts/${encodeURIComponent(host.host)}`} title={label} aria-label={label} data-host={host.host} data-phase={phase}>
@@ -249,7 +258,7 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; c
 }
 
 /** `connections`: each host's connection now, so a host whose agent is offline shows as waiting, not in progress. */
-export function RolloutWaves(props: { status: RolloutStatus; connections: ReadonlyMap<string, ConnectionMode> }) {
+export function RolloutWaves(props: { status: RolloutStatus; connections: ReadonlyMap<string, ConnectionMode>; agents?: ReadonlyMap<string, AgentNow> }) {
   const { status } = props;
   return (
     <>
@@ -257,13 +266,13 @@ export function RolloutWaves(props: { status: RolloutStatus; connections: Readon
         {BAR_PHASES.map((phase) => (
           <li>
             <span class={`swatch host-cell s-${phase}`} style="display:inline-block;min-width:14px;height:14px"></span>
-            {phase === 'waiting' ? 'waiting (agent offline)' : phase}
+            {phase === 'waiting' ? 'waiting (agent offline)' : phase === 'staged' ? 'staged (waiting for its window)' : barPhaseLabel(phase)}
           </li>
         ))}
       </ul>
       <ol class="waves">
         {status.waves.map((wave) => (
-          <WaveBar wave={wave} current={wave.index === status.waveIndex && !FINAL_STATES.has(status.state)} status={status} connections={props.connections} />
+          <WaveBar wave={wave} current={wave.index === status.waveIndex && !FINAL_STATES.has(status.state)} status={status} connections={props.connections} agents={props.agents ?? new Map()} />
         ))}
       </ol>
     </>
@@ -324,9 +333,10 @@ export function RolloutPage(props: {
   failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>;
   now: number;
   connections: ReadonlyMap<string, ConnectionMode>;
+  agents?: ReadonlyMap<string, AgentNow>;
 }) {
   const { status } = props;
-  const fragments = rolloutFragments(props.status, props.session, props.failures, props.now, props.connections);
+  const fragments = rolloutFragments(props.status, props.session, props.failures, props.now, props.connections, props.agents);
   return (
     <Layout title={`Rollout ${status.id}`} section="rollouts" session={props.session}>
       <div data-live={`${BASE}/live/rollouts/${encodeURIComponent(status.id)}`}>
@@ -358,11 +368,12 @@ export function rolloutFragments(
   failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>,
   now: number,
   connections: ReadonlyMap<string, ConnectionMode>,
+  agents: ReadonlyMap<string, AgentNow> = new Map(),
 ) {
   return {
     'rollout-summary': <RolloutSummary status={status} />,
     'rollout-actions': <RolloutActions status={status} session={session} />,
-    'rollout-waves': <RolloutWaves status={status} connections={connections} />,
+    'rollout-waves': <RolloutWaves status={status} connections={connections} agents={agents} />,
     'rollout-failures': <FailedHosts failures={failures} now={now} />,
   };
 }

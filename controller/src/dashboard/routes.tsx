@@ -20,6 +20,7 @@ import { BASE, Layout } from './layout.js';
 import { ChangeFeed, HAVE_PARAM, liveUpdates, type LiveOptions } from './live.js';
 import { liveDigest, type LiveState } from './live-state.js';
 import { LoginPage } from './login-page.js';
+import { agentsNow } from './agent-now.js';
 import { activeRollouts, eventSubjects, hostGenerations, latestFailure, recentHostEvents } from './queries.js';
 import { foreignOrigin, wantsSecureCookie } from './request-origin.js';
 import { ConfirmPage, DESTRUCTIVE, RolloutListPage, RolloutPage, rolloutFragments, rolloutPath } from './rollout-page.js';
@@ -302,6 +303,8 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   /** Each member's connection now: a host whose agent is offline is waiting, not in progress. */
   const connectionsOf = (status: RolloutStatus) => new Map(status.waves.flatMap((wave) => wave.hosts).map((host) => [host.host, presence.mode(host.host)] as const));
+  /** Each member's last phase: rebooting, staged for its window, waiting for a reboot grant show as such. */
+  const agentsOf = (status: RolloutStatus) => agentsNow(db, status.waves.flatMap((wave) => wave.hosts.filter((h) => h.state === 'issued' || h.state === 'in-progress').map((h) => h.host)));
 
   app.get('/rollouts', page, (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={listRollouts(db)} now={clock.now()} />));
 
@@ -309,7 +312,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const status = rolloutStatus(db, c.req.param('id'), clock.now());
     if (!status) return refusal(c, 404, 'No such rollout', `No rollout has the id "${c.req.param('id')}".`, c.get('session'));
     const provenance = releaseProvenance(db, status.release);
-    return html(c, <RolloutPage session={c.get('session')} status={status} provenance={provenance} failures={failuresOf(status)} now={clock.now()} connections={connectionsOf(status)} />);
+    return html(c, <RolloutPage session={c.get('session')} status={status} provenance={provenance} failures={failuresOf(status)} now={clock.now()} connections={connectionsOf(status)} agents={agentsOf(status)} />);
   });
 
   app.get('/live/rollouts/:id', stream, (c) => {
@@ -318,7 +321,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (!rolloutStatus(db, id, clock.now())) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
     return liveUpdates(c, feed, live, () => {
       const status = sessions.isOpen(session.id) ? rolloutStatus(db, id, clock.now()) : null;
-      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status))) : null;
+      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status), agentsOf(status))) : null;
     });
   });
 

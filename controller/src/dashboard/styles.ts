@@ -45,6 +45,9 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .s-healthy { background:var(--healthy); } .s-failed { background:var(--failed); } .s-deploying, .s-in-progress { background:var(--progress); }
 .s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); } .s-degraded { background:var(--warn); }
 .s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
+.s-rebooting { background:var(--progress); } .s-staged, .s-awaiting-reboot-grant { background:var(--pending); color:var(--fg); }
+.host-cell.s-rebooting { background-image:repeating-radial-gradient(circle, rgba(255,255,255,.35) 0 3px, transparent 3px 8px); }
+.host-cell.s-staged { background-image:repeating-linear-gradient(0deg, rgba(0,0,0,.12) 0 2px, transparent 2px 7px); }
 .s-degraded { background:var(--degraded); } .s-drifted { background:var(--drifted); }
 .host-cell.s-waiting { background-image:repeating-linear-gradient(90deg, rgba(255,255,255,.3) 0 2px, transparent 2px 7px); }
 .rollback-plan { margin:8px 0; } .rollback-plan td { font-size:14px; }

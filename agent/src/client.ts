@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { toBase64 } from '../../shared/src/keys.js';
+import { SHOAL_VERSION } from '../../shared/src/version.js';
 import {
   AgentRoutes,
   Challenge,
@@ -89,7 +90,7 @@ export class ControllerClient {
     const nonce = parsed.value.nonce;
     const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce, this.audience), this.options.identity.secretKey);
     const session = await this.request('POST', AgentRoutes.session, {
-      body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature) },
+      body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature), agentVersion: SHOAL_VERSION },
     });
     if (!session.ok) return session;
     const parsedSession = parse(Session, session.value.body, 'session');

@@ -4,6 +4,7 @@ import type { Envelope } from '../../shared/src/envelope.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type Session } from '../../shared/src/protocol.js';
+import { SHOAL_VERSION } from '../../shared/src/version.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -104,7 +105,7 @@ export class WsTransport {
     switch (message.type) {
       case 'challenge': {
         const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce, this.audience), this.options.identity.secretKey);
-        const auth: AgentMessage = { type: 'auth', protocol: PROTOCOL_VERSION, host: this.options.host, signature: toBase64(signature) };
+        const auth: AgentMessage = { type: 'auth', protocol: PROTOCOL_VERSION, host: this.options.host, signature: toBase64(signature), agentVersion: SHOAL_VERSION };
         socket.send(JSON.stringify(auth));
         return;
       }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Envelope } from './envelope.js';
 import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';
 import { storePathProblem } from './store-path.js';
+import { AGENT_VERSION_RULE } from './version.js';
 
 /**
  * The wire contract between controller and agent. Both sides import these schemas; every
@@ -220,11 +221,15 @@ export type ChallengeRequest = z.infer<typeof ChallengeRequest>;
 export const Challenge = z.object({ protocol: Protocol, nonce: z.string().min(16).max(200), expiresAt: IsoTime });
 export type Challenge = z.infer<typeof Challenge>;
 
+/** The agent's own version (SHOAL_VERSION), told when it authenticates; optional so older agents still log in. */
+export const AgentVersion = z.string().regex(AGENT_VERSION_RULE, 'agent version must be 1 to 64 printable characters');
+
 export const SessionRequest = z.object({
   protocol: Protocol,
   host: HostName,
   nonce: z.string().min(16).max(200),
   signature: z.base64(),
+  agentVersion: AgentVersion.optional(),
 });
 export type SessionRequest = z.infer<typeof SessionRequest>;
 
@@ -265,7 +270,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /** Agent → controller over the websocket. */
 export const AgentMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64() }),
+  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64(), agentVersion: AgentVersion.optional() }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
 
 /** Releases and rollouts over the operator API. */
@@ -142,6 +143,8 @@ export const RolloutHostView = z.object({
   manifestVersion: z.number().int().nullable(),
   reason: z.string().nullable(),
   rollbackState: z.enum(['issued', 'healthy', 'failed']).nullable(),
+  /** For a failed host: its failed report about this rollout's manifest (command, output tail, diagnosis). */
+  failure: HostFailure.nullable().default(null),
 });
 export type RolloutHostView = z.infer<typeof RolloutHostView>;
 

@@ -20,6 +20,8 @@ export const hosts = sqliteTable('hosts', {
   lastReportSeq: integer('last_report_seq'),
   /** The latest manifest's version (= the desired state); a pointer so that listing and renewal need no max() scans. */
   desiredVersion: integer('desired_version'),
+  /** What the agent said its version was when it last authenticated. */
+  agentVersion: text('agent_version'),
 });
 
 export const manifests = sqliteTable(

@@ -19,6 +19,7 @@ import { expectedAudience, verifyHostProof } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
+import { recordAgentVersion } from '../hosts/agent-version.js';
 import { enrollHost } from '../hosts/enrollment.js';
 import { hostExists } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
@@ -136,6 +137,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     if (!proof.ok) throw new ApiError(proof.reason === 'unknown-host' ? 404 : 401, proof.reason, proof.message);
     const session = sessions.create(request.host);
     presence.seen(request.host);
+    recordAgentVersion(db, request.host, request.agentVersion);
     return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);
   });
 

@@ -12,6 +12,7 @@ import type {
 } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
+import { latestFailure } from '../reports/latest-failure.js';
 import { events, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 
 function counts(members: RolloutHostRow[]): WaveCounts {
@@ -25,7 +26,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(member: RolloutHostRow): RolloutHostView {
+function hostView(db: Db, member: RolloutHostRow): RolloutHostView {
   return {
     host: member.host,
     state: member.state as RolloutHostState,
@@ -34,6 +35,7 @@ function hostView(member: RolloutHostRow): RolloutHostView {
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState as RolloutHostView['rollbackState'],
+    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(db, member.host, member.manifestVersion) : null,
   };
 }
 
@@ -73,7 +75,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map(hostView),
+        hosts: inWave.map((member) => hostView(db, member)),
       };
     }),
   };

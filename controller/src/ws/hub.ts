@@ -7,6 +7,7 @@ import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
+import { recordAgentVersion } from '../hosts/agent-version.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -122,6 +123,7 @@ export class AgentHub {
     const { host, signature } = parsed.data;
     const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
     if (!proof.ok) return this.refuse(ws, WsClose.authFailed, proof.reason, proof.message);
+    recordAgentVersion(this.deps.db, host, parsed.data.agentVersion);
     this.register(connection, host);
   }
 

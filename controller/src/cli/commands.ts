@@ -15,10 +15,14 @@ import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '..
 import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
 import { OperatorClient } from './client.js';
-import { json, parse, str } from './args.js';
+import { json, list as list_, parse, str } from './args.js';
+import { hostHealth } from '../../../shared/src/host-health.js';
 import { CliError, type CliIo } from './context.js';
 import { parseDurationSeconds } from './durations.js';
-import { historyLines, statusTable } from './format.js';
+import { paint } from './colour.js';
+import { generation, statusTable } from './format.js';
+import { historyLines } from './history-format.js';
+import { localTime } from './time.js';
 
 export async function keygen(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, { name: { type: 'string' }, out: { type: 'string' } }, []);
@@ -87,7 +91,7 @@ export async function tokenList(args: string[], io: CliIo): Promise<void> {
     revokedAt: t.revokedAt === null ? null : iso(t.revokedAt),
   }));
   if (values.json) json(io, { tokens });
-  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(5)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
+  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(5)}  created ${localTime(t.createdAt)}${t.revokedAt ? `  revoked ${localTime(t.revokedAt)}` : ''}\n`);
 }
 
 export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {
@@ -130,14 +134,27 @@ export async function setDesired(args: string[], io: CliIo): Promise<void> {
     action: action.data,
   });
   if (values.json) json(io, summary);
-  else io.stdout(`${host}: v${summary.version} ${summary.storePath} (${summary.action}), expires ${summary.expiresAt}\n`);
+  else io.stdout(`${host}: generation ${generation(summary.version)} ${summary.storePath} (${summary.action}), expires ${localTime(summary.expiresAt)}\n`);
 }
 
 export async function status(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+  const { values } = parse(
+    args,
+    { failed: { type: 'boolean', default: false }, tag: { type: 'string', multiple: true }, rollout: { type: 'string' }, wide: { type: 'boolean', default: false } },
+    [],
+  );
   const list = await OperatorClient.from(values, io).call('GET', '/v1/hosts', HostList);
-  if (values.json) json(io, list);
-  else io.stdout(statusTable(list.hosts, Date.now()));
+  const tags = list_(values.tag);
+  const rollout = str(values.rollout);
+  const hosts = list.hosts.filter(
+    (host) =>
+      (!values.failed || hostHealth(host) === 'failed') &&
+      (tags.length === 0 || tags.some((tag) => host.tags.includes(tag))) &&
+      (rollout === undefined || host.desired?.rolloutId === rollout),
+  );
+  const filter = [values.failed ? 'failed' : '', tags.length > 0 ? `tag ${tags.join(' or ')}` : '', rollout ? `rollout ${rollout}` : ''].filter(Boolean).join(', ');
+  if (values.json) json(io, { hosts });
+  else io.stdout(statusTable(hosts, { now: Date.now(), paint: paint(io), wide: values.wide === true, fleet: list.hosts, ...(filter ? { filter } : {}) }));
 }
 
 export async function history(args: string[], io: CliIo): Promise<void> {
@@ -156,5 +173,5 @@ export async function history(args: string[], io: CliIo): Promise<void> {
     afterId = page.events.at(-1)!.id;
   }
   if (values.json) json(io, { events });
-  else io.stdout(historyLines(events));
+  else io.stdout(historyLines(events, paint(io)));
 }

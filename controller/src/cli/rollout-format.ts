@@ -1,8 +1,10 @@
 import type { HostEvent } from '../../../shared/src/operator-api.js';
-import type { FailureThreshold, RolloutList, RolloutPlan, RolloutSpec, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { waveNumber, type FailureThreshold, type RolloutList, type RolloutPlan, type RolloutSpec, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import type { Paint } from './colour.js';
 import { fit } from './format.js';
 import { shortTime } from './release-format.js';
+import { localClock } from './time.js';
+import { failureBlock } from './failure-format.js';
 
 const WIDTH = 80;
 
@@ -72,11 +74,11 @@ export function planLines(plan: RolloutPlan, spec: RolloutSpec | null, paint: Pa
   const indent = 8 + 22 + 2 + 9 + 2;
   for (const wave of plan.waves) {
     const label = waveLabel(wave);
-    const head = `${`wave ${wave.index}`.padEnd(8)}${fit(label, 22)}  ${plural(wave.hosts.length, 'host').padEnd(9)}  `;
+    const head = `${`wave ${waveNumber(wave.index)}`.padEnd(8)}${fit(label, 22)}  ${plural(wave.hosts.length, 'host').padEnd(9)}  `;
     const coloured = wave.canary || wave.needsApproval ? head.replace(label, paint.yellow(label)) : head;
     lines.push(`${coloured}${wrapList(wave.hosts, indent, WIDTH - indent)}`.trimEnd());
   }
-  const gates = plan.waves.filter((w) => w.needsApproval).map((w) => w.index);
+  const gates = plan.waves.filter((w) => w.needsApproval).map((w) => waveNumber(w.index));
   if (gates.length > 0) lines.push('', `waits for \`shoal rollout approve\` before wave${gates.length === 1 ? '' : 's'} ${gates.join(', ')}`);
   return `${lines.join('\n')}\n`;
 }
@@ -148,14 +150,14 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
   const total = status.waves.reduce((n, w) => n + w.hosts.length, 0);
   const lines = [
     `rollout ${paint.bold(status.id)} · release ${status.release} · ${stateColour(status.state, paint)}`,
-    `wave ${status.waveIndex} of ${status.waves.length - 1} · ${failureLine(status)} · ${status.finished}/${total} finished`,
+    `wave ${status.wave} of ${status.waves.length} · ${failureLine(status)} · ${status.finished}/${total} finished`,
     `started ${shortTime(status.createdAt)} by ${status.createdBy}${status.finishedAt ? ` · ended ${shortTime(status.finishedAt)}` : ''}`,
   ];
   if (status.reason) lines.push(wrapText(`reason: ${status.reason}`, 2, WIDTH));
   lines.push('', row(COLUMNS.map(([title]) => title)));
   for (const wave of status.waves) {
     const c = wave.counts;
-    const label = `${wave.index}${wave.canary ? ' canary' : ''}${wave.needsApproval ? (wave.approved ? ' approved' : ' approval') : ''}`;
+    const label = `${wave.number}${wave.canary ? ' canary' : ''}${wave.needsApproval ? (wave.approved ? ' approved' : ' approval') : ''}`;
     const state = waveState(status, wave, bakeRemaining);
     const cells = row([label, String(c.pending), String(c.inProgress), String(c.healthy), String(c.failed), String(c.skipped), state]);
     lines.push(c.failed > 0 ? paint.red(cells) : wave.index === status.waveIndex && !isTerminal(status.state) ? paint.bold(cells) : cells);
@@ -165,8 +167,11 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
   if (failed.length > 0) {
     lines.push('', 'failed or skipped hosts:');
     for (const host of failed) {
-      const reason = host.state === 'skipped' ? `skipped: ${host.reason ?? ''}` : failure(host.reason ?? 'no reason recorded');
+      // With the failing command shown below, the agent's short reason says enough on the host's line.
+      const short = host.failure?.failure && host.failure.reason ? `${host.failure.phase}: ${host.failure.reason}` : null;
+      const reason = host.state === 'skipped' ? `skipped: ${host.reason ?? ''}` : failure(short ?? host.reason ?? 'no reason recorded');
       lines.push(wrapText(`  ${host.host}: ${reason}`, 4, WIDTH));
+      lines.push(...failureBlock(host.failure, paint));
     }
   }
   const rolledBack = hosts.filter((h) => h.rollbackState !== null);
@@ -174,12 +179,12 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
     lines.push('', 'rollback:');
     lines.push(`  ${wrapList(rolledBack.map((h) => `${h.host} ${h.rollbackState}`), 2, WIDTH - 2)}`);
   }
-  if (status.state === 'waiting-approval') lines.push('', paint.yellow(`waiting: run \`shoal rollout approve ${status.id}\` to start wave ${status.waveIndex}`));
+  if (status.state === 'waiting-approval') lines.push('', paint.yellow(`waiting: run \`shoal rollout approve ${status.id}\` to start wave ${status.wave} of ${status.waves.length}`));
   return `${lines.join('\n')}\n`;
 }
 
 export function rolloutListTable(rollouts: RolloutList['rollouts'], paint: Paint): string {
-  const widths = [11, 14, 16, 6, 5, 17];
+  const widths = [11, 12, 16, 5, 5, 21];
   const line = (cells: string[], state?: string) =>
     cells
       .map((cell, i) => (i === 2 && state ? stateColour(state, paint) + ' '.repeat(Math.max(0, widths[i]! - state.length)) : fit(cell, widths[i]!)))
@@ -187,7 +192,7 @@ export function rolloutListTable(rollouts: RolloutList['rollouts'], paint: Paint
       .trimEnd();
   const lines = [line(['ID', 'RELEASE', 'STATE', 'WAVE', 'HOSTS', 'CREATED'])];
   for (const r of rollouts) {
-    lines.push(line([r.id, r.release, r.state, `${r.waveIndex}/${r.waves - 1}`, String(r.hosts), shortTime(r.createdAt)], r.state));
+    lines.push(line([r.id, r.release, r.state, `${r.wave}/${r.waves}`, String(r.hosts), shortTime(r.createdAt)], r.state));
   }
   if (rollouts.length === 0) lines.push('(no rollouts)');
   return `${lines.join('\n')}\n`;
@@ -195,9 +200,14 @@ export function rolloutListTable(rollouts: RolloutList['rollouts'], paint: Paint
 
 /** One audit event as one line, for `watch` on a non-terminal and for the tail of the live view. */
 export function eventLine(event: HostEvent): string {
+  return `${localClock(event.at)}  ${rolloutEventText(event)}`;
+}
+
+/** A rollout's audit event as a sentence, without its time. */
+export function rolloutEventText(event: HostEvent): string {
   const d = event.data as Record<string, unknown>;
-  const time = event.at.slice(11, 19);
-  const wave = (key = 'waveIndex') => `wave ${String(d[key] ?? '?')}`;
+  // Events carry `wave` (1-based); events recorded before that carried a 0-based `waveIndex`.
+  const wave = () => `wave ${typeof d.wave === 'number' ? d.wave : typeof d.waveIndex === 'number' ? waveNumber(d.waveIndex) : '?'}`;
   const by = typeof d.actor === 'string' ? ` by ${d.actor}` : '';
   const host = event.host ?? '';
   let text: string;
@@ -224,7 +234,7 @@ export function eventLine(event: HostEvent): string {
       text = `resumed${by}`;
       break;
     case 'rollout-host-issued':
-      text = `${host}: v${String(d.version)} issued (${wave('wave')})`;
+      text = `${host}: generation #${String(d.version)} issued (${wave()})`;
       break;
     case 'rollout-host-healthy':
       text = `${host}: healthy${d.rollback ? ' on its previous system (rollback)' : ''}`;
@@ -253,5 +263,5 @@ export function eventLine(event: HostEvent): string {
     default:
       text = `${event.kind}${host ? ` ${host}` : ''}`;
   }
-  return `${time}  ${text}`;
+  return text;
 }

@@ -10,6 +10,7 @@ import type {
   RolloutStatus,
   WaveCounts,
 } from '../../../shared/src/rollout-api.js';
+import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { latestFailure } from '../reports/latest-failure.js';
@@ -58,6 +59,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
     state: row.state as RolloutState,
     reason: row.reason,
     waveIndex: row.waveIndex,
+    wave: waveNumber(row.waveIndex),
     wavePhase: row.wavePhase as 'deploying' | 'baking',
     bakeRemainingSeconds: bakeRemaining(row, spec, now),
     failureThreshold: spec.failureThreshold,
@@ -71,6 +73,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
       const inWave = members.filter((m) => m.wave === wave.index);
       return {
         index: wave.index,
+        number: waveNumber(wave.index),
         canary: wave.canary,
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
@@ -91,6 +94,7 @@ export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
       state: row.state as RolloutState,
       reason: row.reason,
       waveIndex: row.waveIndex,
+      wave: waveNumber(row.waveIndex),
       createdAt: iso(row.createdAt),
       finishedAt: isoOrNull(row.finishedAt),
       waves: plan.waves.length,

@@ -49,7 +49,7 @@ describe('shoal CLI config file', () => {
     const fromFile = await inProcess(['release', 'list', '--config', file], {});
     expect(fromFile.stderr).toMatch(/^shoal: cannot reach the controller at http:\/\/127\.0\.0\.1:9 /);
     const envOverFile = await inProcess(['release', 'list'], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: ctl.handle.url });
-    expect(envOverFile).toMatchObject({ code: 0, stdout: 'RELEASE               HOSTS  CREATED            SOURCE      DESCRIPTION\n(no releases)\n' });
+    expect(envOverFile).toMatchObject({ code: 0, stdout: 'RELEASE               HOSTS  CREATED                SOURCE      DESCRIPTION\n(no releases)\n' });
     const flagOverEnv = await inProcess(['release', 'list', '--controller', ctl.handle.url], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: 'http://127.0.0.1:9' });
     expect(flagOverEnv.code).toBe(0);
     const tokenFromEnv = await inProcess(['release', 'list'], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: 'shoal_op_wrong' });
@@ -144,7 +144,7 @@ describe('colour', () => {
 
   it('is used on a terminal only, and never with NO_COLOR', async () => {
     const env = { SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: ctl.operatorToken };
-    const args = ['rollout', 'plan', 'c', '--canary', '0', '--approve-before', '0'];
+    const args = ['rollout', 'plan', 'c', '--canary', '0', '--approve-before', '1'];
     expect((await inProcess(args, env, true)).stdout).toContain('\x1b[');
     expect((await inProcess(args, { ...env, NO_COLOR: '1' }, true)).stdout).not.toContain('\x1b');
     expect((await inProcess(args, env, false)).stdout).not.toContain('\x1b');

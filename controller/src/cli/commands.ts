@@ -1,6 +1,6 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError } from '../../../shared/src/keys.js';
+import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError, parseSecretKey } from '../../../shared/src/keys.js';
 import {
   EnrollmentTokenCreated,
   HostEvents,
@@ -16,7 +16,7 @@ import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
 import { OperatorClient } from './client.js';
 import { json, list as list_, parse, str } from './args.js';
-import { hostHealth } from '../../../shared/src/host-health.js';
+import { hostCondition } from '../dashboard/format.js';
 import { CliError, type CliIo } from './context.js';
 import { parseDurationSeconds } from './durations.js';
 import { paint } from './colour.js';
@@ -47,6 +47,37 @@ export async function keygen(args: string[], io: CliIo): Promise<void> {
   const publicKey = formatPublicKey(key);
   if (values.json) json(io, { keyId: name, publicKey, secretKeyFile: resolve(out) });
   else io.stdout(`${publicKey}\n`);
+}
+
+/**
+ * Prints the public half of a key again: a named signing key from `shoal keygen` ("NAME:BASE64"),
+ * or an agent's host key (bare base64, printed as the `host register --public-key` value).
+ */
+export async function keyShow(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, {}, ['FILE']);
+  const file = positionals[0]!;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new CliError(`cannot read key file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let shown: { keyId: string | null; publicKey: string };
+  if (text.includes(':')) {
+    try {
+      const key = parseSecretKey(text);
+      shown = { keyId: key.keyId, publicKey: formatPublicKey(key) };
+    } catch (error) {
+      if (error instanceof KeyFormatError) throw new CliError(`${file}: ${error.message}`);
+      throw error;
+    }
+  } else {
+    const raw = Buffer.from(text, 'base64');
+    if (raw.length !== 64 || raw.toString('base64') !== text) throw new CliError(`${file} holds neither a shoal key ("NAME:BASE64") nor an agent host key (base64 of 64 bytes)`);
+    shown = { keyId: null, publicKey: raw.subarray(32).toString('base64') };
+  }
+  if (values.json) json(io, shown);
+  else io.stdout(`${shown.publicKey}\n`);
 }
 
 const LOCAL_DB_OPTIONS = { 'state-dir': { type: 'string' }, db: { type: 'string' } } as const;
@@ -148,7 +179,7 @@ export async function status(args: string[], io: CliIo): Promise<void> {
   const rollout = str(values.rollout);
   const hosts = list.hosts.filter(
     (host) =>
-      (!values.failed || hostHealth(host) === 'failed') &&
+      (!values.failed || hostCondition(host) === 'failed') &&
       (tags.length === 0 || tags.some((tag) => host.tags.includes(tag))) &&
       (rollout === undefined || host.desired?.rolloutId === rollout),
   );

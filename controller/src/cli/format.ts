@@ -1,5 +1,6 @@
-import { HOST_HEALTH, hostHealth, type HostHealth } from '../../../shared/src/host-health.js';
 import type { HostStatus } from '../../../shared/src/operator-api.js';
+// The fleet page's words for a host's condition: one definition for the dashboard and the CLI.
+import { HOST_CONDITIONS, hostCondition, type HostCondition } from '../dashboard/format.js';
 import type { Paint } from './colour.js';
 import { failureBlock } from './failure-format.js';
 import { splitStorePath } from '../../../shared/src/store-path.js';
@@ -51,11 +52,11 @@ const WIDE: Column[] = [
   { title: 'AGENT', width: 10, cell: (h) => h.agentVersion ?? '-' },
 ];
 
-/** "12 hosts: 9 healthy, 1 failed, 1 deploying, 1 offline" (only the words that have hosts, healthy always). */
+/** "12 hosts: 9 healthy, 1 failed, 1 deploying, 1 offline" (healthy always, the others when they have hosts). */
 export function fleetSummary(hosts: readonly HostStatus[]): string {
-  const counts = new Map<HostHealth, number>(HOST_HEALTH.map((h) => [h, 0]));
-  for (const host of hosts) counts.set(hostHealth(host), counts.get(hostHealth(host))! + 1);
-  const parts = (['healthy', 'failed', 'deploying', 'offline'] as const).filter((h) => h === 'healthy' || counts.get(h)! > 0).map((h) => `${counts.get(h)} ${h}`);
+  const counts = new Map<HostCondition, number>(HOST_CONDITIONS.map((c) => [c, 0]));
+  for (const host of hosts) counts.set(hostCondition(host), counts.get(hostCondition(host))! + 1);
+  const parts = (['healthy', 'failed', 'deploying', 'offline', 'idle'] as const).filter((c) => c === 'healthy' || counts.get(c)! > 0).map((c) => `${counts.get(c)} ${c}`);
   return `${hosts.length} host${hosts.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
 
@@ -87,7 +88,7 @@ export function statusTable(hosts: readonly HostStatus[], view: StatusView): str
   lines.push('', row(columns.map((c) => c.title)));
   for (const host of hosts) {
     const text = row(columns.map((c) => c.cell(host, now)));
-    const health = hostHealth(host);
+    const health = hostCondition(host);
     lines.push(health === 'failed' ? paint.red(text) : health === 'offline' ? paint.yellow(text) : text);
     if (health !== 'failed') continue;
     const reason = host.failure?.reason ?? host.lastError;

@@ -235,6 +235,9 @@ export const webhooks = sqliteTable('webhooks', {
   cursorEventId: integer('cursor_event_id').notNull(),
   createdAt: integer('created_at').notNull(),
   createdBy: text('created_by').notNull(),
+  /** Set when the dispatcher gave the endpoint up as dead (nothing is sent or queued until a test succeeds). */
+  deadSince: integer('dead_since'),
+  deadReason: text('dead_reason'),
 });
 
 export const webhookDeliveries = sqliteTable(

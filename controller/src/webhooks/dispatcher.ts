@@ -1,10 +1,11 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { eq, isNull } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import { WebhookHeaders } from '../../../shared/src/webhook-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { webhookDeliveries, webhooks, type WebhookDeliveryRow } from '../db/schema.js';
 import { enqueueDeliveries } from './enqueue.js';
+import { laneHeads, markDead, refusedByReceiver } from './lanes.js';
 import { webhookSignature } from './sign.js';
 
 export interface WebhookOptions {
@@ -15,7 +16,12 @@ export interface WebhookOptions {
   /** The wait after the first failure; it doubles after each further one, up to backoffMaxMs. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** After this many failed attempts a delivery is marked failed, and the endpoint's next one goes. */
+  /**
+   * After this many failed attempts (about three hours with the default backoff) a delivery is
+   * given up and its lane's next one goes. When the last of them got no HTTP answer at all (refused,
+   * unreachable, timed out), the endpoint counts as dead: every pending delivery is marked failed, and nothing more is queued
+   * for it until `shoal webhook test` reaches it again.
+   */
   maxAttempts?: number;
 }
 
@@ -37,6 +43,46 @@ export const WEBHOOK_DEFAULTS: Required<WebhookOptions> = {
   maxAttempts: 15,
 };
 
+export interface PostOutcome {
+  /** HTTP status; null when no answer came (refused, timed out). */
+  status: number | null;
+  /** Why it does not count as delivered; null when it does. */
+  error: string | null;
+}
+
+/** One signed POST of a delivery's exact bytes; used by the dispatcher and by `shoal webhook test`. */
+export async function postDelivery(
+  hook: { url: string; secret: string },
+  delivery: { id: string; type: string; payload: string },
+  options: { fetch: typeof fetch; timeoutMs: number; signal?: AbortSignal },
+): Promise<PostOutcome> {
+  let status: number | null = null;
+  let error: string | null = null;
+  try {
+    const response = await options.fetch(hook.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'shoal-controller',
+        [WebhookHeaders.signature]: webhookSignature(hook.secret, delivery.payload),
+        [WebhookHeaders.delivery]: delivery.id,
+        [WebhookHeaders.event]: delivery.type,
+      },
+      body: delivery.payload,
+      // A redirect is not a delivery: the signed body must not follow it elsewhere.
+      redirect: 'manual',
+      signal: AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(options.timeoutMs)]),
+    });
+    status = response.status;
+    const text = await response.text().catch(() => '');
+    if (status < 200 || status > 299) error = `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+    if (refusedByReceiver(status)) error = `refused by the receiver (not retried): ${error}`;
+  } catch (caught) {
+    error = describe(caught, options.timeoutMs);
+  }
+  return { status, error };
+}
+
 export function backoffMs(options: Required<WebhookOptions>, failedAttempts: number): number {
   return Math.min(options.backoffBaseMs * 2 ** Math.max(0, failedAttempts - 1), options.backoffMaxMs);
 }
@@ -49,11 +95,19 @@ function describe(error: unknown, timeoutMs: number): string {
 }
 
 /**
- * Sends webhook deliveries from the database: per endpoint one at a time, oldest event first, so an
- * endpoint sees a rollout's events in order; a failed delivery holds back the later ones of its
- * endpoint until it succeeds or is given up. Everything is in the deliveries table, so a restarted
- * controller continues where this one stopped (a delivery cut off by shutdown is sent again: at
- * least once, deduplicate by X-Shoal-Delivery).
+ * Sends webhook deliveries from the database, one request at a time per endpoint.
+ *
+ * Ordering (docs: controller/README.md, "Webhooks"): each endpoint has one lane per rollout. Within
+ * a lane events arrive in order, and a delivery that fails holds back the later ones of the same
+ * rollout; lanes of other rollouts go on, so one rollout's halt is never stuck behind another
+ * rollout's failing delivery. A receiver that answers 4xx (other than 408 and 429) refused that
+ * body, and the same bytes will not fare better: that delivery is given up at once and its lane
+ * moves on. Timeouts, refused connections and 5xx are retried with backoff, up to `maxAttempts`;
+ * an endpoint that never answered in all that time is dead (see WebhookOptions.maxAttempts).
+ *
+ * Everything is in the deliveries table, so a restarted controller continues where this one
+ * stopped (a delivery cut off by shutdown is sent again: at least once, deduplicate by
+ * X-Shoal-Delivery).
  */
 export class WebhookDispatcher {
   private readonly options: Required<WebhookOptions>;
@@ -84,7 +138,7 @@ export class WebhookDispatcher {
       this.deps.logger.error({ err: error }, 'webhook enqueue failed');
       return;
     }
-    for (const { id } of this.deps.db.select({ id: webhooks.id }).from(webhooks).all()) {
+    for (const { id } of this.deps.db.select({ id: webhooks.id }).from(webhooks).where(isNull(webhooks.deadSince)).all()) {
       if (this.sending.has(id)) continue;
       const run = this.drain(id)
         .catch((error: unknown) => this.deps.logger.error({ err: error, webhookId: id }, 'webhook delivery failed unexpectedly'))
@@ -101,50 +155,22 @@ export class WebhookDispatcher {
     await Promise.allSettled([...this.sending.values()]);
   }
 
+  /** Sends the due head of every lane (one per rollout), oldest first, until no head is due. */
   private async drain(webhookId: string): Promise<void> {
     const { db, clock } = this.deps;
     while (!this.stopped) {
-      const head = db
-        .select()
-        .from(webhookDeliveries)
-        .where(and(eq(webhookDeliveries.webhookId, webhookId), eq(webhookDeliveries.state, 'pending')))
-        .orderBy(asc(webhookDeliveries.eventId))
-        .limit(1)
-        .get();
-      if (!head || head.nextAttemptAt > clock.now()) return;
-      const hook = db.select({ url: webhooks.url, secret: webhooks.secret }).from(webhooks).where(eq(webhooks.id, webhookId)).get();
-      if (!hook) return;
+      const head = laneHeads(db, webhookId).find((delivery) => delivery.nextAttemptAt <= clock.now());
+      if (!head) return;
+      const hook = db.select({ url: webhooks.url, secret: webhooks.secret, deadSince: webhooks.deadSince }).from(webhooks).where(eq(webhooks.id, webhookId)).get();
+      if (!hook || hook.deadSince !== null) return;
       await this.attempt(hook, head);
     }
   }
 
   private async attempt(hook: { url: string; secret: string }, delivery: WebhookDeliveryRow): Promise<void> {
     const { db, clock, logger } = this.deps;
-    const send = this.deps.fetch ?? fetch;
-    let status: number | null = null;
-    let error: string | null = null;
-    try {
-      const response = await send(hook.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'shoal-controller',
-          [WebhookHeaders.signature]: webhookSignature(hook.secret, delivery.payload),
-          [WebhookHeaders.delivery]: delivery.id,
-          [WebhookHeaders.event]: delivery.type,
-        },
-        body: delivery.payload,
-        // A redirect is not a delivery: the signed body must not follow it elsewhere.
-        redirect: 'manual',
-        signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.options.timeoutMs)]),
-      });
-      status = response.status;
-      const text = await response.text().catch(() => '');
-      if (status < 200 || status > 299) error = `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
-    } catch (caught) {
-      if (this.stopped) return;
-      error = describe(caught, this.options.timeoutMs);
-    }
+    const { status, error } = await postDelivery(hook, delivery, { fetch: this.deps.fetch ?? fetch, timeoutMs: this.options.timeoutMs, signal: this.shutdown.signal });
+    if (this.stopped && status === null) return;
     const now = clock.now();
     const attempts = delivery.attempts + 1;
     const common = { attempts, lastAttemptAt: now, lastStatus: status, lastError: error };
@@ -152,10 +178,23 @@ export class WebhookDispatcher {
     if (error === null) {
       result = 'delivered';
       db.update(webhookDeliveries).set({ ...common, state: 'delivered', deliveredAt: now }).where(eq(webhookDeliveries.id, delivery.id)).run();
-    } else if (attempts >= this.options.maxAttempts) {
+    } else if (status !== null && refusedByReceiver(status)) {
+      result = 'failed';
+      db.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
+      logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook delivery refused by the receiver; given up');
+    } else if (attempts >= this.options.maxAttempts && status !== null) {
+      // It answers, just not with success: this delivery is given up, and its lane's next one goes.
       result = 'failed';
       db.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
       logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook delivery given up');
+    } else if (attempts >= this.options.maxAttempts) {
+      // Nothing answered for the whole backoff schedule (hours): the endpoint is dead.
+      result = 'failed';
+      db.transaction((tx) => {
+        tx.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
+        markDead(tx, delivery.webhookId, now, `${attempts} attempts failed, the last: ${error}`);
+      });
+      logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook endpoint given up as dead; pending deliveries marked failed');
     } else {
       result = 'retry';
       const nextAttemptAt = now + backoffMs(this.options, attempts);

@@ -157,7 +157,7 @@ describe('shoal rollout', () => {
     const watch = startCli(['rollout', 'start', 'ok', '--canary', '1', '--waves', '100%', '--bake', '1s', '--watch'], env);
     await watch.waitFor(/started rollout (ro-[0-9a-f]+)/);
     const id = /started rollout (ro-[0-9a-f]+)/.exec(watch.output())![1]!;
-    for (let wave = 0; wave < 2; wave++) {
+    for (let wave = 1; wave <= 2; wave++) {
       await watch.waitFor(`wave ${wave} started`);
       const current = await status(id);
       for (const host of inFlight(current)) await agents.get(host.host)!.report('healthy', current);

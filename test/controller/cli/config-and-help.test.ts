@@ -81,7 +81,7 @@ describe('shoal --help', () => {
   it('has help with an example for every command, within 80 columns', async () => {
     const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'host register', 'set', 'status', 'history',
       'release build', 'release push-closures', 'release sign', 'release publish', 'release create', 'release list', 'release show', 'rollout plan', 'rollout start', 'rollout status', 'rollout watch', 'rollout list',
-      'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback'];
+      'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback', 'webhook add', 'webhook list', 'webhook rm', 'webhook test', 'key show'];
     expect(Object.keys(HELP).sort()).toEqual([...commands].sort());
     for (const command of commands) {
       const result = await inProcess([...command.split(' '), '--help'], {});
@@ -89,6 +89,11 @@ describe('shoal --help', () => {
       expect(result.stdout, command).toMatch(new RegExp(`^usage: shoal ${command}`));
       expect(result.stdout, command).toMatch(/\nexamples?: shoal /);
       for (const line of result.stdout.split('\n')) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(80);
+      // The usage names every argument the command insists on, by the name its error uses.
+      const bare = await inProcess(command.split(' '), { SHOAL_CONTROLLER: 'http://127.0.0.1:9', SHOAL_TOKEN: 't' });
+      const wanted = /expected (.+), got none/.exec(bare.stderr)?.[1];
+      const usage = result.stdout.split('\n\n')[0]!;
+      if (wanted) for (const name of wanted.replace('...', '').split(' ')) expect(usage, command).toContain(name);
     }
     const top = await inProcess(['--help'], {});
     for (const line of top.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);

@@ -15,7 +15,7 @@ import {
   Session,
   type Report,
 } from '../../shared/src/protocol.js';
-import type { Identity } from './identity.js';
+import { registerCommand, type Identity } from './identity.js';
 
 /**
  * The agent's HTTP side of the contract. Expected failures (controller down, 4xx/5xx) come back
@@ -84,6 +84,11 @@ export class ControllerClient {
   /** Challenge → signature → session token. */
   async authenticate(): Promise<Call<Session>> {
     const challenge = await this.request('POST', AgentRoutes.challenge, { body: { protocol: PROTOCOL_VERSION, host: this.options.host } });
+    if (!challenge.ok && challenge.error.kind === 'http' && challenge.error.code === 'unknown-host') {
+      // The one fix an operator needs, in the form that command accepts.
+      const hint = `the controller does not know this host; register it there with: ${registerCommand(this.options.host, this.options.identity)} (or give the agent an enrollmentTokenFile)`;
+      return { ok: false, error: { ...challenge.error, message: `${challenge.error.message}; ${hint}` } };
+    }
     if (!challenge.ok) return challenge;
     const parsed = parse(Challenge, challenge.value.body, 'challenge');
     if (!parsed.ok) return parsed;

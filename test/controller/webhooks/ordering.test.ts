@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../../controller/src/cli/run.js';
 import type { WebhookCreated, WebhookDeliveries, WebhookList, WebhookPayload } from '../../../shared/src/webhook-api.js';
+import type { WebhookOptions } from '../../../controller/src/webhooks/dispatcher.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 import { Fleet, NEW } from './fleet.js';
 import { Receiver } from './receiver.js';
@@ -13,7 +14,7 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function controller(webhooks = FAST): Promise<LiveController> {
+async function controller(webhooks: WebhookOptions = FAST): Promise<LiveController> {
   const live = await liveController({ webhooks, rolloutTickMs: 20 });
   cleanup.push(() => live.close());
   return live;

@@ -10,6 +10,7 @@ import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
+import { EventLog } from './event-log.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 
@@ -93,10 +94,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
+  const eventLog = new EventLog(deps.db, deps.logger);
+  eventLog.start(1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
+      eventLog.stop();
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();

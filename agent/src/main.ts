@@ -1,4 +1,5 @@
 import { createLogger } from '../../shared/src/logger.js';
+import { parseLogFormat, resolveLogFormat, type LogFormat } from '../../shared/src/log-format.js';
 import { parseAgentArgs, USAGE } from './args.js';
 import { DEFAULT_STATE_DIR, loadConfig } from './config.js';
 import { AgentFatalError, startAgent, type RunningAgent } from './daemon.js';
@@ -51,7 +52,13 @@ async function main(argv: readonly string[]): Promise<void> {
   const loaded = await loadConfig(args.configFile, args.overrides);
   if (!loaded.ok) fail(loaded.message);
   const config = loaded.config;
-  const logger = createLogger('agent', { level: config.logLevel }).child({ host: config.host });
+  let format: LogFormat;
+  try {
+    format = parseLogFormat(args.logFormat);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const logger = createLogger('agent', { level: config.logLevel, format: resolveLogFormat(format, process.stderr.isTTY === true) }).child({ host: config.host });
 
   let agent: RunningAgent | null = null;
   let stopping = false;

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../shared/src/logger.js';
+import { parseLogFormat, resolveLogFormat } from '../../shared/src/log-format.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
 import { parseListenAddress } from './listen-address.js';
@@ -13,6 +14,7 @@ const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [
        [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
        [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
+       [--log-format auto|json|pretty]
        shoal-controller check-config --config FILE [same flags]
 
 Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which
@@ -51,6 +53,7 @@ const OPTIONS = {
   'public-url': { type: 'string' },
   'metrics-token-file': { type: 'string' },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
 } as const;
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
@@ -122,7 +125,8 @@ async function serve(args: string[]): Promise<void> {
   const { host, port } = parseListenAddress(config.listen);
   const manifestTtlMs = config.manifestTtlSeconds * 1000;
   const keys = loadKeys(config);
-  const logger = createLogger('controller', { level: config.logLevel });
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+  const logger = createLogger('controller', { level: config.logLevel, format: resolveLogFormat(parseLogFormat(values['log-format']), process.stderr.isTTY === true) });
   // Background work goes through runBackground (background.ts); these catch what slipped past it.
   // A rejection nobody handled is logged and serving goes on; a thrown exception may have left
   // state half-changed, so it is logged and the process exits (its supervisor restarts it).

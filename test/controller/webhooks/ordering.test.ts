@@ -14,8 +14,11 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
+/** The receivers listen on loopback, which webhooks may reach only when the controller allows it. */
+const LOOPBACK_ALLOWED = { allowPrivateNetworks: false, allowedNetworks: ['127.0.0.0/8'] };
+
 async function controller(webhooks: WebhookOptions = FAST): Promise<LiveController> {
-  const live = await liveController({ webhooks, rolloutTickMs: 20 });
+  const live = await liveController({ webhooks, rolloutTickMs: 20, webhookDestinations: LOOPBACK_ALLOWED });
   cleanup.push(() => live.close());
   return live;
 }
@@ -109,11 +112,11 @@ describe('webhook delivery order', () => {
 
     await expect.poll(async () => (await json<WebhookList>(await fleet.operator('GET', '/v1/webhooks'))).webhooks[0]!.state, { timeout: 10_000 }).toBe('dead');
     const [dead] = (await json<WebhookList>(await fleet.operator('GET', '/v1/webhooks'))).webhooks;
-    expect(dead).toMatchObject({ pending: 0, deadReason: expect.stringMatching(/^3 attempts failed, the last: fetch failed: ECONNREFUSED/) });
+    expect(dead).toMatchObject({ pending: 0, deadReason: expect.stringMatching(/^3 attempts failed, the last: connect ECONNREFUSED 127\.0\.0\.1:\d+/) });
     const listed = await shoal(live, ['webhook', 'list']);
     expect(listed.stdout).toContain(`nothing is sent until it answers: shoal webhook test ${id}`);
     const refused = await shoal(live, ['webhook', 'test', id]);
-    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^shoal: test delivery to http:\/\/127\.0\.0\.1:\d+\/hook failed: fetch failed: ECONNREFUSED/) });
+    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^shoal: test delivery to http:\/\/127\.0\.0\.1:\d+\/hook failed: connect ECONNREFUSED/) });
 
     const pings: string[] = [];
     server = createServer((req, res) => {

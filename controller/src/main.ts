@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../../shared/src/logger.js';
+import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
 import { parseLogFormat, resolveLogFormat } from '../../shared/src/log-format.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
@@ -133,7 +133,7 @@ async function serve(args: string[]): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error({ err: reason, task: 'unknown' }, 'background work failed (unhandled rejection)'));
   process.on('uncaughtException', (error) => {
     logger.fatal({ err: error }, 'uncaught exception; exiting');
-    logger.flush(() => process.exit(1));
+    exitAfterLogs(logger, 1);
   });
   if (keys.releaseTrust.singleKey) {
     logger.warn(
@@ -196,11 +196,11 @@ async function serve(args: string[]): Promise<void> {
       () => {
         logger.info('controller stopped');
         // The log destination is asynchronous: exit only once the last lines are written.
-        logger.flush(() => process.exit(0));
+        exitAfterLogs(logger, 0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'controller did not stop cleanly');
-        logger.flush(() => process.exit(1));
+        exitAfterLogs(logger, 1);
       },
     );
   };

@@ -27,3 +27,20 @@ export function createLogger(component: string, options: { level?: string; desti
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Ends the process once every log line is out. The destination is asynchronous, and a `flush`
+ * callback can run before a busy pipe took the last lines (seen under load: "stopped" lost), so
+ * the buffer is first written synchronously, with the callback as the fallback for a pipe that
+ * would block.
+ */
+export function exitAfterLogs(logger: Logger, code: number): void {
+  const stream = (logger as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    logger.flush(() => process.exit(code));
+    return;
+  }
+  process.exit(code);
+}

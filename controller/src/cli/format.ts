@@ -56,7 +56,7 @@ const WIDE: Column[] = [
 export function fleetSummary(hosts: readonly HostStatus[]): string {
   const counts = new Map<HostCondition, number>(HOST_CONDITIONS.map((c) => [c, 0]));
   for (const host of hosts) counts.set(hostCondition(host), counts.get(hostCondition(host))! + 1);
-  const parts = (['healthy', 'failed', 'deploying', 'offline', 'idle'] as const).filter((c) => c === 'healthy' || counts.get(c)! > 0).map((c) => `${counts.get(c)} ${c}`);
+  const parts = (['healthy', 'failed', 'degraded', 'deploying', 'drifted', 'offline', 'idle'] as const).filter((c) => c === 'healthy' || counts.get(c)! > 0).map((c) => `${counts.get(c)} ${c}`);
   return `${hosts.length} host${hosts.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
 
@@ -71,7 +71,7 @@ export interface StatusView {
 
 /**
  * The fleet at a glance: a summary line, then one row per host (80 columns unless --wide), and
- * under each failed host what its failure most likely means and the last lines of the failing
+ * under each failed or degraded host what its failure most likely means and the last lines of the failing
  * command's output.
  */
 export function statusTable(hosts: readonly HostStatus[], view: StatusView): string {
@@ -89,8 +89,9 @@ export function statusTable(hosts: readonly HostStatus[], view: StatusView): str
   for (const host of hosts) {
     const text = row(columns.map((c) => c.cell(host, now)));
     const health = hostCondition(host);
-    lines.push(health === 'failed' ? paint.red(text) : health === 'offline' ? paint.yellow(text) : text);
-    if (health !== 'failed') continue;
+    lines.push(health === 'failed' ? paint.red(text) : health === 'offline' || health === 'degraded' ? paint.yellow(text) : text);
+    // A degraded host failed its health checks on the system it runs: as much a why as a failed deployment.
+    if (health !== 'failed' && health !== 'degraded') continue;
     const reason = host.failure?.reason ?? host.lastError;
     if (reason) lines.push(`  ${fit(reason, 78).trimEnd()}`);
     lines.push(...failureBlock(host.failure, paint));

@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../../shared/src/logger.js';
+import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
+import { parseLogFormat, resolveLogFormat } from '../../shared/src/log-format.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
 import { parseListenAddress } from './listen-address.js';
@@ -13,6 +14,7 @@ const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [
        [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
        [--poll-interval-seconds N] [--max-concurrent-reboots N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
+       [--log-format auto|json|pretty]
        shoal-controller check-config --config FILE [same flags]
 
 Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which
@@ -52,6 +54,7 @@ const OPTIONS = {
   'metrics-token-file': { type: 'string' },
   'log-level': { type: 'string' },
   'max-concurrent-reboots': { type: 'string' },
+  'log-format': { type: 'string' },
 } as const;
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
@@ -124,14 +127,15 @@ async function serve(args: string[]): Promise<void> {
   const { host, port } = parseListenAddress(config.listen);
   const manifestTtlMs = config.manifestTtlSeconds * 1000;
   const keys = loadKeys(config);
-  const logger = createLogger('controller', { level: config.logLevel });
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+  const logger = createLogger('controller', { level: config.logLevel, format: resolveLogFormat(parseLogFormat(values['log-format']), process.stderr.isTTY === true) });
   // Background work goes through runBackground (background.ts); these catch what slipped past it.
   // A rejection nobody handled is logged and serving goes on; a thrown exception may have left
   // state half-changed, so it is logged and the process exits (its supervisor restarts it).
   process.on('unhandledRejection', (reason) => logger.error({ err: reason, task: 'unknown' }, 'background work failed (unhandled rejection)'));
   process.on('uncaughtException', (error) => {
     logger.fatal({ err: error }, 'uncaught exception; exiting');
-    logger.flush(() => process.exit(1));
+    exitAfterLogs(logger, 1);
   });
   if (keys.releaseTrust.singleKey) {
     logger.warn(
@@ -195,11 +199,11 @@ async function serve(args: string[]): Promise<void> {
       () => {
         logger.info('controller stopped');
         // The log destination is asynchronous: exit only once the last lines are written.
-        logger.flush(() => process.exit(0));
+        exitAfterLogs(logger, 0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'controller did not stop cleanly');
-        logger.flush(() => process.exit(1));
+        exitAfterLogs(logger, 1);
       },
     );
   };

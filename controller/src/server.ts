@@ -10,6 +10,7 @@ import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
+import { EventLog } from './event-log.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 import type { AdmissionLimits } from './auth/admission.js';
@@ -110,10 +111,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
   const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
+  const eventLog = new EventLog(deps.db, deps.logger);
+  eventLog.start(1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
+      eventLog.stop();
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { Action, HostName, IsoTime, Phase, PublicKeyBase64, Report, StorePath, Tag } from './protocol.js';
+import { FailureKind } from './nix-failure.js';
+import { Action, CommandFailure, HostName, IsoTime, Phase, PublicKeyBase64, Report, StorePath, Tag } from './protocol.js';
 
 /** The operator HTTP API (bearer token). The CLI and the dashboard speak only this. */
 
@@ -16,10 +17,13 @@ export const SetDesiredRequest = z.object({ storePath: StorePath, action: Action
 export type SetDesiredRequest = z.infer<typeof SetDesiredRequest>;
 
 export const ManifestSummary = z.object({
+  /** The host's manifest counter: its generation number as the controller issues them (#7), not a release version. */
   version: z.number().int(),
   storePath: StorePath,
   action: Action,
   rolloutId: z.string().nullable(),
+  /** The release whose signed statement authorises this system (null for manifests from before statements). */
+  release: z.string().nullable().default(null),
   issuedAt: IsoTime,
   expiresAt: IsoTime,
 });
@@ -27,6 +31,17 @@ export type ManifestSummary = z.infer<typeof ManifestSummary>;
 
 export const ConnectionMode = z.enum(['websocket', 'polling', 'offline']);
 export type ConnectionMode = z.infer<typeof ConnectionMode>;
+
+/** A host's newest failed report: what failed, the failing command with its output tail, and what that most likely means. */
+export const HostFailure = z.object({
+  at: IsoTime,
+  phase: Phase,
+  version: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  failure: CommandFailure.nullable(),
+  diagnosis: z.object({ kind: FailureKind, summary: z.string() }).nullable(),
+});
+export type HostFailure = z.infer<typeof HostFailure>;
 
 export const HostStatus = z.object({
   name: HostName,
@@ -40,6 +55,10 @@ export const HostStatus = z.object({
   /** The manifest version the last report was about. */
   reportedVersion: z.number().int().nullable(),
   lastError: z.string().nullable(),
+  /** Set while the host's newest result is a failure (lastError is its one-line form). */
+  failure: HostFailure.nullable().default(null),
+  /** The agent's version as it said when it last authenticated; null before it did. */
+  agentVersion: z.string().nullable().default(null),
 });
 export type HostStatus = z.infer<typeof HostStatus>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
 
 /** Releases and rollouts over the operator API. */
@@ -105,6 +106,15 @@ export const RolloutSpec = z
 export type RolloutSpec = z.infer<typeof RolloutSpec>;
 export type RolloutSpecInput = z.input<typeof RolloutSpec>;
 
+/**
+ * Waves are numbered from 1 for people: the CLI, the dashboard, every audit event and webhook
+ * (`data.wave`) say "wave 2 of 3". `index` / `waveIndex` are positions in the `waves` array (0-based)
+ * for code; `number` / `wave` carry the same wave as people count it.
+ */
+export function waveNumber(index: number): number {
+  return index + 1;
+}
+
 export const PlannedWave = z.object({
   index: z.number().int(),
   canary: z.boolean(),
@@ -164,6 +174,8 @@ export const RolloutHostView = z.object({
   manifestVersion: z.number().int().nullable(),
   reason: z.string().nullable(),
   rollbackState: z.enum(['issued', 'healthy', 'failed']).nullable(),
+  /** For a failed host: its failed report about this rollout's manifest (command, output tail, diagnosis). */
+  failure: HostFailure.nullable().default(null),
 });
 export type RolloutHostView = z.infer<typeof RolloutHostView>;
 
@@ -181,7 +193,9 @@ export const RolloutStatus = z.object({
   release: ReleaseName,
   state: RolloutState,
   reason: z.string().nullable(),
+  /** The current wave's position in `waves` (0-based); `wave` is its number as people count (1-based). */
   waveIndex: z.number().int(),
+  wave: z.number().int(),
   wavePhase: z.enum(['deploying', 'baking']),
   bakeRemainingSeconds: z.number().nullable(),
   failureThreshold: FailureThreshold,
@@ -195,6 +209,8 @@ export const RolloutStatus = z.object({
   spec: RolloutSpec,
   waves: z.array(
     PlannedWave.omit({ hosts: true }).extend({
+      /** 1-based: "wave 2 of 3". */
+      number: z.number().int(),
       approved: z.boolean(),
       counts: WaveCounts,
       hosts: z.array(RolloutHostView),
@@ -204,7 +220,7 @@ export const RolloutStatus = z.object({
 export type RolloutStatus = z.infer<typeof RolloutStatus>;
 
 export const RolloutList = z.object({
-  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, createdAt: true, finishedAt: true, retryOf: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
+  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, wave: true, createdAt: true, finishedAt: true, retryOf: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
 });
 export type RolloutList = z.infer<typeof RolloutList>;
 

@@ -16,7 +16,8 @@ health and failure:
   --on-failure halt|rollback
   --offline-wait 5m --offline fail|skip   what an unreachable host counts as
   --progress-deadline 1h   the whole rollout must finish in this time
-  --approve-before 1,2     waves that wait for \`shoal rollout approve\`
+  --approve-before 2,3     waves (counted from 1; the canary is wave 1)
+                           that wait for \`shoal rollout approve\`
   --action safe-switch|switch|boot|dry-activate
   --spec FILE              a rollout spec as JSON (flags override it)`;
 
@@ -135,15 +136,25 @@ Sets one host's desired system at once, outside any rollout.
 ${CONNECTION}
 
 example: shoal set web-1 /nix/store/...-nixos-system-web-1 --action switch`,
-  status: `usage: shoal status [--json]
+  status: `usage: shoal status [--failed] [--tag TAG]... [--rollout ID] [--wide] [--json]
 
-Fleet status: one row per host; * marks a host not yet on its desired system.
+Fleet status: a summary line (hosts healthy, failed, deploying, offline), then
+one row per host: its phase, generation (#7; * while it is not yet running
+it), the release and the rollout it is on. Under each failed host: what the
+failure most likely means and the last lines of the failing command's output.
+  --failed        only failed hosts
+  --tag TAG       only hosts with this tag (repeat for any of several)
+  --rollout ID    only hosts whose newest generation came from this rollout
+  --wide          also the current and desired systems and the agent version
+Times are local with their zone; --json gives the API's ISO 8601 UTC.
 ${CONNECTION}
 
-example: shoal status --json | jq '.hosts[] | select(.phase == "failed")'`,
+example: shoal status --failed --tag web`,
   history: `usage: shoal history HOST [--limit N] [--json]
 
-A host's event history: manifests issued, reports, connections.
+A host's event history as sentences, oldest first (the newest N, default 50):
+generations issued, what the agent reported, connections, rollout steps; a
+failure is followed by what it most likely means and the command's last lines.
 ${CONNECTION}
 
 example: shoal history web-1 --limit 20`,
@@ -255,6 +266,48 @@ succeeded, 1 when it halted, rolled back (or failed to), or was aborted.
 ${CONNECTION}
 
 example: shoal rollout watch ro-1a2b3c4d || notify-send "rollout failed"`,
+  'webhook add': `usage: shoal webhook add URL [--event TYPE]... [--description D]
+                           [--secret-file FILE]
+
+Adds an endpoint that receives rollout events as signed JSON POSTs
+(X-Shoal-Signature: sha256=HMAC of the body with the secret). TYPE is an event
+type (rollout-halted, rollout-host-failed, ...) or * for all; default: all but
+the per-host issued/healthy events. Without --secret-file a secret is made
+and printed once. Every body has a "text" line that Slack, Mattermost, Matrix
+(hookshot) and Discord (its URL ending in /slack) post as it is.
+${CONNECTION}
+
+example: shoal webhook add https://hooks.slack.com/services/T0/B0/XXXX \\
+           --event rollout-halted --event rollout-host-failed`,
+  'webhook list': `usage: shoal webhook list [--json]
+
+Lists endpoints: active or dead, deliveries pending and failed, and for each
+endpoint with a queue the delivery at its head (attempts, last error, next try).
+${CONNECTION}
+
+example: shoal webhook list`,
+  'webhook rm': `usage: shoal webhook rm ID
+
+Removes an endpoint; its pending deliveries are dropped.
+${CONNECTION}
+
+example: shoal webhook rm wh-1a2b3c4d5e6f`,
+  'webhook test': `usage: shoal webhook test ID
+
+Sends a signed ping (X-Shoal-Event: ping) now and says whether it arrived. A
+dead endpoint (given up after hours without an answer) that answers is active
+again; events from then on are delivered.
+${CONNECTION}
+
+example: shoal webhook test wh-1a2b3c4d5e6f`,
+  'key show': `usage: shoal key show FILE
+
+Prints the public half of a key again: "NAME:BASE64" for a key made by
+\`shoal keygen\` (for trustedControllerKeys / trustedReleaseKeys), or the bare
+base64 of an agent's host key (for \`shoal host register --public-key\`).
+
+example: shoal key show /var/lib/secrets/controller.key
+         shoal key show /var/lib/shoal-agent/host.key`,
   'rollout list': `usage: shoal rollout list [--json]
 
 The latest 50 rollouts, newest first.

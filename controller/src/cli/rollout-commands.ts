@@ -67,7 +67,7 @@ function act(action: RolloutAction) {
     const id = positionals[0]!;
     const status = await OperatorClient.from(values, io).call('POST', RolloutRoutes.action(id, action), RolloutStatus);
     if (values.json) json(io, status);
-    else io.stdout(`${PAST[action]} rollout ${status.id}; now ${stateColour(status.state, paint(io))} at wave ${status.waveIndex}\n`);
+    else io.stdout(`${PAST[action]} rollout ${status.id}; now ${stateColour(status.state, paint(io))} at wave ${status.wave} of ${status.waves.length}\n`);
   };
 }
 

@@ -6,10 +6,12 @@ import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
 import { didYouMean } from './suggest.js';
+import * as webhooks from './webhook-commands.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
   keygen --name NAME --out FILE          generate a controller or CI release key
+  key show FILE                          print the public half of a key
   token create [--state-dir DIR] [--name N] [--scope read|deploy|admin|ci]
   token list [--state-dir DIR] | token revoke [--state-dir DIR] ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
@@ -19,7 +21,7 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
   backup --out FILE                      online copy of the controller database
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
-  status                                 fleet status
+  status [--failed] [--tag T] [--rollout ID] [--wide]   fleet status
   history HOST [--limit N]               a host's event history
   release build --flake DIR[#ATTR] --name NAME   evaluate and build (CI)
   release push-closures --to CACHE_URL [--cache-key F]   nix copy
@@ -33,6 +35,7 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID
   rollout retry ID [--watch]             again, for hosts it failed or missed
+  webhook add URL [--event TYPE]... | webhook list | webhook rm|test ID
 
 global: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
         --token-file F (SHOAL_TOKEN_FILE), --config F (SHOAL_CONFIG), --json
@@ -77,6 +80,8 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
     rollback: rollouts.rolloutRollback,
     retry: rollouts.rolloutRetry,
   },
+  webhook: { add: webhooks.webhookAdd, list: webhooks.webhookList, rm: webhooks.webhookRemove, test: webhooks.webhookTest },
+  key: { show: commands.keyShow },
 };
 
 /** Runs one CLI invocation; returns the exit status. Errors become one line on stderr. */

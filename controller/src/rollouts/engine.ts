@@ -6,6 +6,7 @@ import type { Report } from '../../../shared/src/protocol.js';
 import {
   ACTIVE_ROLLOUT_STATES,
   FINISHED_ROLLOUT_STATES,
+  waveNumber,
   type RolloutAction,
   type RolloutPlan,
   type RolloutSpec,
@@ -162,13 +163,13 @@ export class RolloutEngine {
         case 'approve':
           if (state !== 'waiting-approval') return wrongState('waiting-approval');
           step.update({ state: 'running', approvedThrough: step.rollout.waveIndex, waveStartedAt: now });
-          step.event('rollout-approved', { actor, waveIndex: step.rollout.waveIndex });
-          step.event('rollout-wave-started', { waveIndex: step.rollout.waveIndex, hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
+          step.event('rollout-approved', { actor, wave: waveNumber(step.rollout.waveIndex) });
+          step.event('rollout-wave-started', { wave: waveNumber(step.rollout.waveIndex), hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
           break;
         case 'pause':
           if (state !== 'running' && state !== 'waiting-approval') return wrongState('running or waiting-approval');
           step.update({ state: 'paused', pausedAt: now });
-          step.event('rollout-paused', { actor, waveIndex: step.rollout.waveIndex });
+          step.event('rollout-paused', { actor, wave: waveNumber(step.rollout.waveIndex) });
           break;
         case 'resume': {
           if (state !== 'paused') return wrongState('paused');

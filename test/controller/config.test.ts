@@ -40,6 +40,7 @@ describe('controller config file', () => {
         admission: { pendingChallenges: 10000, pendingChallengesPerAddress: 256, unauthenticatedConnections: 10000, unauthenticatedConnectionsPerAddress: 256 },
         webhooks: { allowPrivateNetworks: false, allowedNetworks: [] },
         retention: { reportsDays: 30, eventsDays: 30, auditEventsDays: 400, webhookDeliveriesDays: 30, pruneIntervalSeconds: 300 },
+        reboots: { maxConcurrent: 1, leaseSeconds: 1800 },
       },
     });
   });

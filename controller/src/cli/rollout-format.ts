@@ -86,16 +86,17 @@ export function planLines(plan: RolloutPlan, spec: RolloutSpec | null, paint: Pa
   return `${lines.join('\n')}\n`;
 }
 
-/** "2 hosts will reboot: db-1 (kernel, initrd), …", then the hosts whose answer is not known. */
+/** "2 hosts will reboot: db-1 (kernel, initrd), …" wrapped to the width, then the hosts whose answer is not known. */
 function rebootLines(reboots: readonly RebootPrediction[], paint: Paint): string[] {
   const rebooting = reboots.filter((r) => r.prediction === 'reboot');
   const unknown = reboots.filter((r) => r.prediction === 'unknown');
+  if (unknown.length === reboots.length) return [paint.dim('reboots not known: the release has no system facts')];
   const lines = [
     rebooting.length === 0
       ? `no host will reboot (${plural(reboots.length - unknown.length, 'host')} switch live)`
-      : paint.yellow(`${plural(rebooting.length, 'host')} will reboot: ${rebooting.map((r) => `${r.host} (${r.reasons.join(', ')})`).join(', ')}`),
+      : paint.yellow(wrapText(`${plural(rebooting.length, 'host')} will reboot: ${rebooting.map((r) => `${r.host} (${r.reasons.join(', ')})`).join(', ')}`, 2, WIDTH)),
   ];
-  if (unknown.length > 0) lines.push(paint.dim(`reboot not known for ${plural(unknown.length, 'host')} (no system facts): ${unknown.map((r) => r.host).join(', ')}`));
+  if (unknown.length > 0) lines.push(paint.dim(wrapText(`reboot not known (no system facts): ${unknown.map((r) => r.host).join(', ')}`, 2, WIDTH)));
   return lines;
 }
 

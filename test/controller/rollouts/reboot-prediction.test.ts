@@ -55,7 +55,8 @@ describe('reboot predictions in the rollout plan', () => {
     ]);
     const plain = (text: string) => text;
     const printed = planLines(plan, null, { red: plain, green: plain, yellow: plain, dim: plain, bold: plain });
-    expect(printed).toContain('2 hosts will reboot: db-1 (kernel, initrd, kernel-modules), web-1 (switch-inhibitors)\n');
-    expect(printed).toContain('reboot not known for 1 host (no system facts): new-1\n');
+    expect(printed).toContain('2 hosts will reboot: db-1 (kernel, initrd, kernel-modules), web-1\n  (switch-inhibitors)\n');
+    expect(printed).toContain('reboot not known (no system facts): new-1\n');
+    for (const line of printed.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
   });
 });

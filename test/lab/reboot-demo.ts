@@ -59,7 +59,13 @@ async function main(): Promise<void> {
     const id = /ro-[0-9a-f]+/.exec(started)![0];
     await controller.waitForRollout(id, 'succeeded', { timeoutMs: 180_000 });
     await shoal('rollout', 'status', id);
-    await shoal('history', 'web-2');
+    // The host that had to wait for the lock tells the whole story.
+    const waited = [];
+    for (const name of ['web-1', 'web-2']) {
+      const events = await controller.client.events(name);
+      if (events.some((e) => e.kind === 'report' && e.data.phase === 'awaiting-reboot-grant')) waited.push(name);
+    }
+    await shoal('history', waited[0] ?? 'web-2');
   } finally {
     await lab.cleanup();
     await rm(work, { recursive: true, force: true });

@@ -67,6 +67,10 @@ export function eventSentence(event: HostEvent): string {
       return `the agent disconnected (${str(d.mode) || 'websocket'})`;
     case 'release-created':
       return `${who(event.actor)} created release ${str(d.release)}`;
+    case 'reboot-granted':
+      return `the controller granted a reboot for generation ${generation(Number(d.manifestVersion))} (${Number(d.rebooting)} of at most ${Number(d.maxConcurrent)} rebooting)`;
+    case 'reboot-released':
+      return `the host left the reboot lock (generation ${generation(Number(d.manifestVersion))} ${str(d.phase)})`;
     default:
       return event.rolloutId ? `rollout ${event.rolloutId}: ${rolloutEventText(event)}` : rolloutEventText(event);
   }

@@ -5,6 +5,7 @@ import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
+import { WEEKDAYS } from '../../shared/src/windows.js';
 import { reportEvents } from './deploy-helpers.js';
 
 /**
@@ -34,19 +35,35 @@ describe('reboots across the fleet', () => {
     return hosts;
   }
 
+  /**
+   * Restarts the hosts' agents with a maintenance window opening `inSeconds` from now: only once
+   * the lab is up, so a slow start (a loaded machine) cannot let the window open before the test
+   * deploys anything.
+   */
+  async function withWindow(hosts: Record<string, LabHost>, inSeconds: number, config: (name: string) => Record<string, unknown>) {
+    const { opens, window } = windowOpeningIn(inSeconds);
+    for (const [name, host] of Object.entries(hosts)) {
+      await host.stop();
+      await host.start({ config: { healthDeadlineMs: 5_000, ...config(name), maintenanceWindows: [window] }, rebootable: true });
+    }
+    for (const name of Object.keys(hosts)) await controller.waitForHost(name, 'connected', (s) => s.connection === 'websocket', 30_000, context);
+    return opens;
+  }
+
   /** A window on every day, opening `inSeconds` from now (UTC, to the second) for an hour. */
   function windowOpeningIn(inSeconds: number) {
     const time = (d: Date) => d.toISOString().slice(11, 19);
     const opens = new Date(Math.ceil((Date.now() + inSeconds * 1000) / 1000) * 1000);
     return {
       opens,
-      window: { days: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'], start: time(opens), end: time(new Date(opens.getTime() + 3_600_000)), timeZone: 'UTC' },
+      window: { days: [...WEEKDAYS], start: time(opens), end: time(new Date(opens.getTime() + 3_600_000)), timeZone: 'UTC' },
     };
   }
 
   it('window closed: the host stages (closure realised, nothing activated) and activates when the window opens', async () => {
-    const { opens, window } = windowOpeningIn(12);
-    const hosts = await start(['win-1'], () => ({ reboot: { policy: 'when-needed' }, maintenanceWindows: [window] }));
+    const policy = () => ({ reboot: { policy: 'when-needed' } });
+    const hosts = await start(['win-1'], policy);
+    const opens = await withWindow(hosts, 12, policy);
     const host = hosts['win-1']!;
     const target = fixtures.systems.newKernel.path;
     const manifest = await controller.client.setDesired('win-1', target);
@@ -101,13 +118,13 @@ describe('reboots across the fleet', () => {
   });
 
   it('controller unreachable: no reboot without its grant unless the local policy allows it', async () => {
-    const { window } = windowOpeningIn(12);
-    const hosts = await start(['cut-1', 'cut-2'], (name) => ({
+    const config = (name: string) => ({
       reboot: { policy: 'when-needed', withoutController: name === 'cut-2' },
-      maintenanceWindows: [window],
       // cut-2's post-reboot gate waits for the controller to be back.
       healthDeadlineMs: 60_000,
-    }));
+    });
+    const hosts = await start(['cut-1', 'cut-2'], config);
+    await withWindow(hosts, 15, config);
     const target = fixtures.systems.newKernel.path;
     const versions: Record<string, number> = {};
     for (const name of ['cut-1', 'cut-2']) {

@@ -27,11 +27,12 @@ describe('lab systems', () => {
     }
   });
 
-  it('gives only the fail-health system an etc/health that is not "ok"', () => {
+  it('gives only the fail-health systems an etc/health that is not "ok"', () => {
     for (const [key, system] of Object.entries(fixtures.systems)) {
       const health = readFileSync(join(system.path, 'etc/health'), 'utf8').trim();
-      expect([key, health]).toEqual([key, key === 'failHealth' ? 'bad' : 'ok']);
+      expect([key, health]).toEqual([key, system.fault === 'fail-health' ? 'bad' : 'ok']);
     }
+    expect(Object.values(fixtures.systems).filter((s) => s.fault === 'fail-health').map((s) => s.name).sort()).toEqual(['lab-fail-health-9', 'lab-kernel-fail-health-12']);
   });
 
   it('gives a system with another kernel another kernel, initrd and modules', () => {

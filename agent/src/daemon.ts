@@ -15,6 +15,7 @@ import { Outbox, OutboxSender } from './outbox.js';
 import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
+import { SystemWatch } from './system-watch.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
 import { REBOOTSTRAP_COMMAND } from './verify.js';
 import { backoffDelay, WsTransport } from './ws.js';
@@ -64,10 +65,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     });
   const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
+  // What the last report said the host runs: a later difference while idle is someone else's switch.
+  let lastReportedSystem: string | null = null;
   const report = createReporter({
     outbox,
     onReport: () => sender.kick(),
-    currentSystem: () => resolveSystem(config.paths.currentSystem),
+    currentSystem: async () => (lastReportedSystem = await resolveSystem(config.paths.currentSystem)),
     clock,
   });
   const useSystemdRun = await resolveAuto(config.useSystemdRun, () => systemdRunning());
@@ -165,6 +168,16 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     ws.start();
   }
   poller.start();
+  const systemWatch = new SystemWatch({
+    state,
+    report,
+    currentSystem: () => resolveSystem(config.paths.currentSystem),
+    lastReported: () => lastReportedSystem,
+    idle: () => sync.idle,
+    intervalMs: config.pollIntervalMs,
+    logger,
+  });
+  systemWatch.start();
   const exporter = config.metricsTextfile
     ? new TextfileExporter({
         file: config.metricsTextfile,
@@ -186,6 +199,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     state,
     async stop(flushMs = 2_000) {
       stopping = true;
+      systemWatch.stop();
       ws?.stop();
       poller.stop();
       // An activation in flight is not waited for: its record is on disk and the next start reconciles it.

@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import { controllerAudience } from '../../shared/src/protocol.js';
 import { ChallengeStore } from './auth/challenges.js';
+import { BinaryCacheReader, type ReaderOptions } from './cache/reader.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Db } from './db/open.js';
@@ -34,6 +35,8 @@ export interface ControllerDeps {
   metricsToken: string | null;
   /** The origin host signatures must name (from publicUrl); null: the origin each request arrived at. */
   audience: string | null;
+  /** Reads the configured binary caches (closure diffs, the rollout preflight); `configured` is false when there are none. */
+  cache: BinaryCacheReader;
 }
 
 export interface DepsOptions {
@@ -49,6 +52,8 @@ export interface DepsOptions {
   pollIntervalMs?: number;
   metricsToken?: string | null;
   processMetrics?: boolean;
+  /** Binary caches to read; absent: none (no closure diffs, no preflight). */
+  cache?: Omit<ReaderOptions, 'logger'>;
 }
 
 export function createDeps(options: DepsOptions): ControllerDeps {
@@ -71,5 +76,9 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
+    cache: new BinaryCacheReader({
+      ...(options.cache ?? { caches: [], concurrency: 1, timeoutMs: 10_000 }),
+      logger: shared.logger.child({ component: 'binary-cache' }),
+    }),
   };
 }

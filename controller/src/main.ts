@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../shared/src/logger.js';
+import { parsePublicKey } from '../../shared/src/keys.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
 import { parseListenAddress } from './listen-address.js';
@@ -26,7 +27,10 @@ The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoa
 "db": null, "controllerKeyFile": "/run/secrets/controller.key",
 "trustedReleaseKeys": ["ci-release-1:BASE64"], "singleKeyReleaseKeyFile": null,
 "manifestTtlSeconds": 86400, "renewCheckSeconds": 60, "pollIntervalSeconds": 30,
-"publicUrl": null, "metricsTokenFile": null, "logLevel": "info"}.
+"publicUrl": null, "metricsTokenFile": null, "logLevel": "info",
+"caches": [{"url": "https://cache.example.org", "publicKeys": ["cache-1:BASE64"]}],
+"cacheConcurrency": 32, "cacheTimeoutSeconds": 10}. caches are the binary caches the controller
+reads for closure diffs and the rollout preflight, with the Nix keys the hosts trust.
 Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
 be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
 
@@ -142,6 +146,11 @@ async function serve(args: string[]): Promise<void> {
     dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
     metricsToken,
     processMetrics: true,
+    cache: {
+      caches: config.caches.map((c) => ({ url: c.url, publicKeys: c.publicKeys.map(parsePublicKey) })),
+      concurrency: config.cacheConcurrency,
+      timeoutMs: config.cacheTimeoutSeconds * 1000,
+    },
   });
   const tokenFile = ensureAdminToken(controller.database.db, controller.deps.clock, stateDir);
   if (tokenFile) logger.info({ file: tokenFile }, 'created the first operator token');
@@ -155,6 +164,7 @@ async function serve(args: string[]): Promise<void> {
       controllerKey: keys.signer.keyId,
       trustMode: trustMode(keys.releaseTrust),
       trustedReleaseKeys: keys.releaseTrust.keys.map((k) => k.keyId),
+      binaryCaches: config.caches.map((c) => c.url),
       manifestTtlMs,
     },
     'controller listening',

@@ -10,6 +10,7 @@ import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
+import type { ReaderOptions } from './cache/reader.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 
@@ -39,6 +40,8 @@ export interface ControllerOptions {
   processMetrics?: boolean;
   webhooks?: WebhookOptions;
   dashboard?: DashboardOptions;
+  /** Binary caches read for closure diffs and the rollout preflight. */
+  cache?: Omit<ReaderOptions, 'logger'>;
 }
 
 export interface ControllerHandle {
@@ -69,6 +72,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
     metricsToken: options.metricsToken ?? null,
     processMetrics: options.processMetrics ?? false,
+    ...(options.cache ? { cache: options.cache } : {}),
   });
   const app = createApp(deps, options.limits ?? DEFAULT_LIMITS, options.dashboard);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

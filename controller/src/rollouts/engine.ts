@@ -33,6 +33,14 @@ export interface EngineDeps {
   manifestTtlMs: number;
 }
 
+/** The cache preflight as the audit log keeps it. skipped: it failed and the operator started anyway. */
+export interface PreflightRecord {
+  outcome: 'passed' | 'failed' | 'not-configured';
+  skipped: boolean;
+  paths: number;
+  problems: string[];
+}
+
 export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
 
 const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
@@ -84,7 +92,8 @@ export class RolloutEngine {
     return { ok: true, value: outcome.plan };
   }
 
-  start(spec: RolloutSpec, actor: string): EngineOutcome<string> {
+  /** `preflight`: what the cache readiness check found (and whether an operator overrode it), kept in the rollout-started audit event. */
+  start(spec: RolloutSpec, actor: string, preflight: PreflightRecord | null = null): EngineOutcome<string> {
     const planned = this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
@@ -134,7 +143,7 @@ export class RolloutEngine {
         }
       }
       const step = openStep(tx, this.context, id, now)!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec }, null);
+      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, preflight }, null);
       step.startWaveZero();
       return { ok: true, value: id };
     }, id);

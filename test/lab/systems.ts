@@ -30,6 +30,15 @@ export interface SystemSpec {
   filler?: { count: number; bytesEach: number };
   /** Content of the system's `switch-inhibitors` file; none when absent. */
   switchInhibitors?: string;
+  /** Store paths named like packages ("openssl-3.3.1"), referencing each other: see realistic-closure.ts. */
+  packages?: readonly LabPackage[];
+}
+
+/** One package path: its store name, size, and the packages (by name, of the same system) it references. */
+export interface LabPackage {
+  name: string;
+  bytes: number;
+  deps: readonly string[];
 }
 
 export interface LabSystem {
@@ -53,11 +62,11 @@ export function ipCommand(): string {
   return found;
 }
 
-function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors'> {
+function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors' | 'packages'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors' | 'packages'> {
   if (!NAME.test(spec.name)) throw new Error(`lab system name ${JSON.stringify(spec.name)} must match ${NAME}`);
   const fault = spec.fault ?? 'ok';
   if (!FAULTS.includes(fault)) throw new Error(`lab system ${spec.name}: unknown fault ${JSON.stringify(fault)}`);
-  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors };
+  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors, packages: spec.packages };
 }
 
 /**

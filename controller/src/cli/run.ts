@@ -13,6 +13,7 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   token list --state-dir DIR | token revoke --state-dir DIR ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   host register NAME --public-key B64 [--tag T]...
+  host diff HOST [--target PATH]         what it runs against what it should run
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
   status                                 fleet status
   history HOST [--limit N]               a host's event history
@@ -23,8 +24,8 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   release publish --flake DIR --cache URL --key F --name N   all four steps
   release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
   release list | release show NAME
-  rollout plan RELEASE [spec flags]      dry run: waves, canary, approval gates
-  rollout start RELEASE [spec flags] [--watch]
+  rollout plan RELEASE [spec flags]      dry run: waves, fleet diff, cache preflight
+  rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID
 
@@ -38,7 +39,7 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
   keygen: commands.keygen,
   token: { create: commands.tokenCreate, list: commands.tokenList, revoke: commands.tokenRevoke },
   'enroll-token': { create: commands.enrollTokenCreate },
-  host: { register: commands.hostRegister },
+  host: { register: commands.hostRegister, diff: commands.hostDiff },
   set: commands.setDesired,
   status: commands.status,
   history: commands.history,

@@ -24,7 +24,7 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   release publish --flake DIR --cache URL --key F --name N   all four steps
   release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
   release list | release show NAME
-  rollout plan RELEASE [spec flags]      dry run: waves, fleet diff, cache preflight
+  rollout plan RELEASE [spec flags]      dry run: waves, fleet diff, preflight
   rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID

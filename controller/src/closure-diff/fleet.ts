@@ -13,6 +13,7 @@ function changeKey(change: PackageChange): string {
 export function fleetDiff(hosts: readonly HostDiff[]): FleetDiff {
   const packages = new Map<string, FleetPackageChange>();
   const groups = new Map<string, ChangeGroup>();
+  const groupOf = new Map<string, string>();
   let downloadBytes = 0;
   let largest: FleetDiff['largestDownload'] = null;
   for (const diff of hosts) {
@@ -25,12 +26,15 @@ export function fleetDiff(hosts: readonly HostDiff[]): FleetDiff {
       else packages.set(key, { name: change.name, kind: change.kind, before: change.before, after: change.after, reboot: change.reboot, hosts: 1 });
     }
     const setKey = JSON.stringify(diff.changes.map(changeKey));
+    groupOf.set(diff.host, setKey);
     const group = groups.get(setKey);
     if (group) {
       group.hosts.push(diff.host);
       group.downloadBytes += diff.downloadBytes;
     } else groups.set(setKey, { hosts: [diff.host], changes: diff.changes, downloadBytes: diff.downloadBytes });
   }
+  const ordered = [...groups.entries()].sort((a, b) => b[1].hosts.length - a[1].hosts.length);
+  const index = new Map(ordered.map(([key], i) => [key, i]));
   return {
     hosts: hosts.length,
     packages: [...packages.values()].sort((a, b) => b.hosts - a.hosts || Number(b.reboot) - Number(a.reboot) || a.name.localeCompare(b.name)),
@@ -40,7 +44,7 @@ export function fleetDiff(hosts: readonly HostDiff[]): FleetDiff {
     upToDate: hosts.filter((h) => h.status === 'up-to-date').length,
     incomplete: hosts.filter((h) => h.status === 'current-unknown' || h.status === 'current-not-in-cache' || h.status === 'target-incomplete').map((h) => h.host),
     drifted: hosts.filter((h) => h.drifted).map((h) => h.host),
-    groups: [...groups.values()].sort((a, b) => b.hosts.length - a.hosts.length),
-    perHost: [...hosts],
+    groups: ordered.map(([, group]) => group),
+    perHost: hosts.map(({ changes: _changes, ...rest }) => ({ ...rest, group: index.get(groupOf.get(rest.host)!)! })),
   };
 }

@@ -1,4 +1,5 @@
 import type { ReleaseProvenance, RolloutAction, RolloutList, RolloutState, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import type { JSX } from 'hono/jsx/jsx-runtime';
 import { barPhase, clockTime, type BarPhase } from './format.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
 import type { FailureReport } from './queries.js';
@@ -244,6 +245,8 @@ export function RolloutPage(props: {
   provenance: ReleaseProvenance | null;
   failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>;
   now: number;
+  /** What the release changes on the rollout's hosts (diff-view.tsx); null without a binary cache. */
+  changes?: JSX.Element | null;
 }) {
   const { status } = props;
   const fragments = rolloutFragments(props.status, props.session, props.failures, props.now);
@@ -268,6 +271,10 @@ export function RolloutPage(props: {
         <div id="rollout-waves">{fragments['rollout-waves']}</div>
         <div id="rollout-failures">{fragments['rollout-failures']}</div>
       </div>
+      <p>
+        <a href={`${BASE}/releases/${encodeURIComponent(status.release)}`}>Release {status.release} against what its hosts run now</a>
+      </p>
+      {props.changes ?? null}
     </Layout>
   );
 }

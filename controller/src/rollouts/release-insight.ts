@@ -27,7 +27,8 @@ function standing(deps: Pick<ControllerDeps, 'db' | 'presence'>, names: Readonly
  */
 export async function releaseInsight(
   deps: Pick<ControllerDeps, 'db' | 'presence' | 'cache' | 'clock'>,
-  targets: readonly PreflightTarget[],
+  /** `from`: diff from this system rather than what the host runs now (a rollout's page: what the host ran before it). */
+  targets: ReadonlyArray<PreflightTarget & { from?: string | null }>,
   options: { diff: boolean } = { diff: true },
 ): Promise<ReleaseInsight> {
   const hosts = standing(deps, new Set(targets.map((t) => t.host)));
@@ -38,7 +39,7 @@ export async function releaseInsight(
     options.diff && deps.cache.configured
       ? readFleetDiff(
           closures,
-          targets.map((t) => ({ host: t.host, target: t.storePath, current: hosts.get(t.host)?.current ?? null, drifted: hosts.get(t.host)?.drifted ?? false })),
+          targets.map((t) => ({ host: t.host, target: t.storePath, current: t.from ?? hosts.get(t.host)?.current ?? null, drifted: hosts.get(t.host)?.drifted ?? false })),
         )
       : Promise.resolve(null);
   return { diff: await diff, preflight: await preflight, drifted };

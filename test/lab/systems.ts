@@ -64,6 +64,8 @@ export function ipCommand(): string {
 
 function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors' | 'packages'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors' | 'packages'> {
   if (!NAME.test(spec.name)) throw new Error(`lab system name ${JSON.stringify(spec.name)} must match ${NAME}`);
+  // nix-build of the whole attribute set silently skips attributes whose names contain a dot.
+  if (spec.name.includes('.')) throw new Error(`lab system name ${JSON.stringify(spec.name)} must not contain "." (nix-build would skip it)`);
   const fault = spec.fault ?? 'ok';
   if (!FAULTS.includes(fault)) throw new Error(`lab system ${spec.name}: unknown fault ${JSON.stringify(fault)}`);
   return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors, packages: spec.packages };

@@ -61,7 +61,7 @@ export function preflightLines(preflight: PreflightResult, paint: Paint, limit =
 export function driftLines(drifted: readonly string[], paint: Paint): string[] {
   if (drifted.length === 0) return [];
   const names = `${drifted.slice(0, 5).join(', ')}${drifted.length > 5 ? `, … (${drifted.length})` : ''}`;
-  return [paint.yellow(`drifted: ${names} run a system Shoal did not install (\`shoal host diff HOST\`)`)];
+  return [paint.yellow(`drifted: ${names} (running a system Shoal did not install; see \`shoal host diff HOST\`)`)];
 }
 
 /** One host's diff, for `shoal host diff`. */

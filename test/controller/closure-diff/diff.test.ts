@@ -154,6 +154,9 @@ describe('fleet diff', () => {
   it('groups hosts with identical change sets', () => {
     expect(fleet.groups.map((g) => g.hosts)).toEqual([['web-1', 'web-2', 'web-3'], ['db-1', 'db-2'], ['web-4']]);
     expect(fleet.upToDate).toBe(1);
+    // Each host points at its group's change list instead of repeating it.
+    expect(fleet.perHost.map((h) => [h.host, h.group])).toEqual([['web-1', 0], ['web-2', 0], ['web-3', 0], ['db-1', 1], ['db-2', 1], ['web-4', 2]]);
+    expect(fleet.perHost[0]).not.toHaveProperty('changes');
     expect(fleet.drifted).toEqual(['db-2']);
   });
 });

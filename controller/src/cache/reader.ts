@@ -37,6 +37,25 @@ export interface ReaderOptions {
 }
 
 const MAX_NARINFO_BYTES = 1024 * 1024;
+
+/** The body as text, or null once it passes `limit` bytes (read no further: a cache cannot make us buffer gigabytes). */
+async function readBounded(response: Response, limit: number): Promise<string | null> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 const UNTRUSTED_ORDER = { 'bad-signature': 3, 'untrusted-key': 2, unsigned: 1 } as const;
 
 /**
@@ -126,10 +145,11 @@ export class BinaryCacheReader {
     if (!check) {
       const url = `${cache.url.replace(/\/+$/, '')}/nix-cache-info`;
       check = this.get(url).then((got) => {
+        if (got.status === 404) return null;
         if (got.status !== 200 || got.text === null) {
           // Not remembered: the cache may be back on the next look.
           this.storeDirChecks.delete(cache.url);
-          return got.status === 404 ? null : `${url}: ${got.problem ?? `HTTP ${got.status}`}`;
+          return `${url}: ${got.problem ?? `HTTP ${got.status}`}`;
         }
         const storeDir = /^StoreDir: (.*)$/m.exec(got.text)?.[1]?.trim();
         return storeDir && storeDir !== '/nix/store' ? `${cache.url} serves store directory ${storeDir}, not /nix/store` : null;
@@ -148,8 +168,8 @@ export class BinaryCacheReader {
           await response.body?.cancel();
           return { status: response.status, text: null };
         }
-        const text = await response.text();
-        if (text.length > MAX_NARINFO_BYTES) return { status: 200, text: null, problem: `answer larger than ${MAX_NARINFO_BYTES} bytes` };
+        const text = await readBounded(response, MAX_NARINFO_BYTES);
+        if (text === null) return { status: 200, text: null, problem: `answer larger than ${MAX_NARINFO_BYTES} bytes` };
         return { status: 200, text };
       } catch (error) {
         const err = error as Error & { cause?: { code?: string } };

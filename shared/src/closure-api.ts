@@ -75,6 +75,10 @@ export const ChangeGroup = z.object({
 });
 export type ChangeGroup = z.infer<typeof ChangeGroup>;
 
+/** A host's diff inside a fleet diff: its changes are those of `groups[group]` (hosts moving alike share one list). */
+export const FleetHostDiff = HostDiff.omit({ changes: true }).extend({ group: z.number().int().nonnegative() });
+export type FleetHostDiff = z.infer<typeof FleetHostDiff>;
+
 export const FleetDiff = z.object({
   hosts: z.number().int().nonnegative(),
   /** Most hosts first. */
@@ -89,7 +93,7 @@ export const FleetDiff = z.object({
   drifted: z.array(HostName),
   /** Largest group first. */
   groups: z.array(ChangeGroup),
-  perHost: z.array(HostDiff),
+  perHost: z.array(FleetHostDiff),
 });
 export type FleetDiff = z.infer<typeof FleetDiff>;
 

@@ -9,6 +9,8 @@ import { runPoll } from './poll.js';
 import { runPreflightBench } from './preflight.js';
 import { runReleaseSign } from './release-sign.js';
 import { runScale } from './scale.js';
+import { runSoak } from './soak.js';
+import { runAdmission } from './admission.js';
 
 const TARGETS: Record<string, string> = {
   'scale.10000.controller_rss_mb': '≤ 300',
@@ -21,8 +23,8 @@ const TARGETS: Record<string, string> = {
   'preflight.1000.cold_ms': '< 5000',
 };
 
-type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign' | 'preflight';
-const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign', 'preflight'];
+type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign' | 'soak' | 'admission' | 'preflight';
+const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign', 'soak', 'admission', 'preflight'];
 
 function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null; profile: boolean } {
   let quick = false;
@@ -74,6 +76,12 @@ async function main(): Promise<void> {
         for (const hosts of options.sizes ?? [1000]) {
           Object.assign(result, await runPreflightBench({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-preflight-'))), hosts, log }));
         }
+      }
+      if (bench === 'soak') {
+        for (const hosts of options.sizes ?? [options.quick ? 200 : 1000]) Object.assign(result, await runSoak({ hosts, days: 30, deploysPerDay: 1, cleanup, log }));
+      }
+      if (bench === 'admission') {
+        for (const count of options.sizes ?? [options.quick ? 1000 : 10_000]) Object.assign(result, await runAdmission({ count, workers: 2, cleanup, log }));
       }
       if (bench === 'agent') result = await runAgentIdle({ idleMs: options.quick ? 15_000 : 60_000, cleanup, log });
       Object.assign(figures, result);

@@ -29,7 +29,8 @@ export async function runScale({ count, workers, cleanup, log, controllerNodeArg
   const dir = cleanup.dir(mkdtempSync(join(tmpdir(), `shoal-bench-scale-${count}-`)));
   const controller = await startControllerProcess(dir, cleanup, { nodeArgs: controllerNodeArgs ?? [] });
   const op = new Operator(controller.url, controller.adminToken);
-  const fleet = await Fleet.start({ url: controller.url, count, workers, trust: { releaseKey: controller.releasePublicKey, controllerKey: controller.controllerPublicKey }, cleanup });
+  // Each simulated agent connects from a loopback address of its own (127.1.x.y), as a real fleet does: the controller's per-address caps apply to each, not to the whole fleet.
+  const fleet = await Fleet.start({ url: controller.url, count, workers, spreadSources: true, trust: { releaseKey: controller.releasePublicKey, controllerKey: controller.controllerPublicKey }, cleanup });
   const rss = sampleRss(controller.pid);
   const p = `scale.${count}`;
   const figures: Figures = {};

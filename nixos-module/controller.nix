@@ -182,11 +182,25 @@ in
       default = { };
       description = ''
         The controller's configuration file (JSON). The options above are written into
-        it; set anything else here.
+        it; set anything else here (`shoal-controller serve --help` lists every field), e.g.:
+
+        - `admission`: caps on what clients that have not authenticated may hold:
+          `pendingChallenges` (10000), `pendingChallengesPerAddress` (256),
+          `unauthenticatedConnections` (10000), `unauthenticatedConnectionsPerAddress` (256).
+          Raise the per-address caps when many hosts reach the controller through one NAT
+          address or a reverse proxy.
+        - `webhooks`: webhook URLs that point at loopback, link-local (cloud metadata) or
+          private ranges are refused unless `allowedNetworks` lists them as CIDRs
+          (e.g. `[ "10.20.0.0/16" ]`) or `allowPrivateNetworks = true`.
+        - `retention`: days kept before pruning (null: forever): `reportsDays` (30),
+          `eventsDays` (30), `auditEventsDays` (400, rollout and operator events),
+          `webhookDeliveriesDays` (30); `pruneIntervalSeconds` (300).
       '';
       example = {
         publicUrl = "https://shoal.example.org";
         manifestTtlSeconds = 3600;
+        webhooks.allowedNetworks = [ "10.20.0.0/16" ];
+        retention.reportsDays = 14;
       };
       type = types.submodule {
         freeformType = settingsFormat.type;

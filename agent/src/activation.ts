@@ -44,6 +44,9 @@ function commandTrouble(what: string, failure: CommandFailure): Trouble {
 }
 
 export class Activator {
+  /** Set while recovering from an unexpected error: a failed state write or report is logged, not thrown. */
+  private bestEffort = false;
+
   constructor(private readonly deps: ActivationDeps) {}
 
   /** The action this host applies: a local override in the config wins over the manifest's. */
@@ -84,8 +87,42 @@ export class Activator {
       s.highestFloor = Math.max(s.highestFloor, floor);
       s.activation = record;
     });
-    await this.deps.report({ phase: 'accepted', manifestVersion: record.manifestVersion, storePath: record.target, detail: { reason: `action ${action}` } });
+    try {
+      await this.deps.report({ phase: 'accepted', manifestVersion: record.manifestVersion, storePath: record.target, detail: { reason: `action ${action}` } });
+    } catch (error) {
+      return this.recover(record, error);
+    }
+    if (current === manifest.storePath && (action === 'safe-switch' || action === 'switch')) return this.confirmRunning(record, started);
     return this.run(record, started);
+  }
+
+  /**
+   * A new manifest for the system the host already runs (a rollout whose release names it, a
+   * rollback to it): nothing to switch, but a rollout waits for the answer, so the health gate
+   * gives it, as after a switch. The record stays at 'accepted' meanwhile: an agent killed during
+   * the checks runs the activation in full at its next start, which is safe for a running system.
+   */
+  private async confirmRunning(record: ActivationRecord, started: number): Promise<LastResult> {
+    const checking = await this.deps.report({
+      phase: 'checking',
+      manifestVersion: record.manifestVersion,
+      storePath: record.target,
+      detail: { reason: 'already running this system; checking its health' },
+    });
+    const gate = await runHealthGate({
+      checks: this.deps.healthChecks,
+      deadlineMs: this.deps.healthDeadlineMs,
+      controllerReachable: (timeoutMs) => this.deps.confirmReachable(checking.seq, timeoutMs),
+    });
+    if (!gate.ok) {
+      return this.finish(record, 'failed', { reason: `already running this system, but its health gate failed: ${gate.reason}`, failure: gate.failure }, {});
+    }
+    // A reboot must come back to it too (a `test` switch may have left another boot default).
+    if ((await resolveSystem(this.deps.paths.profile)) !== record.target) {
+      const trouble = await this.commitBoot(record);
+      if (trouble) return this.finish(record, 'failed', { reason: `already running this system, but ${trouble.reason}`, failure: trouble.failure }, {});
+    }
+    return this.finish(record, 'healthy', { reason: 'already running this system; health checks pass' }, { durationMs: Date.now() - started });
   }
 
   /** A renewal (same system, new version) must not re-activate anything. */
@@ -109,8 +146,40 @@ export class Activator {
     return null;
   }
 
-  /** Runs (or re-runs, after a restart before anything changed) an accepted activation. */
+  /**
+   * Runs (or re-runs, after a restart before anything changed) an accepted activation. An
+   * unexpected error on the way (a state write on a full disk, a bug) never leaves the host on
+   * a system nobody checked: see recover().
+   */
   async run(record: ActivationRecord, started = Date.now()): Promise<LastResult> {
+    try {
+      return await this.runSteps(record, started);
+    } catch (error) {
+      return this.recover(record, error);
+    }
+  }
+
+  /**
+   * After an unexpected error: before the switch nothing on the host changed, so the activation
+   * just failed; from the switch on, the host goes back to the previous system. Recording and
+   * reporting are best effort here (they may be what failed); the commands still run, and a
+   * record left on disk is reconciled at the next start.
+   */
+  private async recover(record: ActivationRecord, error: unknown): Promise<LastResult> {
+    const message = error instanceof Error ? error.message : String(error);
+    const reason = `unexpected error while ${record.step}: ${message}`.slice(0, 4096);
+    this.deps.logger.error({ err: error, version: record.manifestVersion, target: record.target, step: record.step }, 'activation hit an unexpected error; going back to a checked system');
+    this.bestEffort = true;
+    try {
+      const touchedHost = record.previousSystem !== null && record.action !== 'dry-activate' && !['accepted', 'realising'].includes(record.step);
+      if (!touchedHost) return await this.finish(record, 'failed', { reason }, {});
+      return await this.rollback(record, { reason }, { reactivate: record.action !== 'boot' });
+    } finally {
+      this.bestEffort = false;
+    }
+  }
+
+  private async runSteps(record: ActivationRecord, started: number): Promise<LastResult> {
     const log = this.deps.logger.child({ version: record.manifestVersion, target: record.target, action: record.action });
 
     await this.step(record, 'realising');
@@ -219,25 +288,43 @@ export class Activator {
   /** Persists the step, then reports it; returns the report's seq. */
   private async step(record: ActivationRecord, step: ActivationStep, detail: ReportDetail = {}): Promise<number> {
     record.step = step;
-    await this.deps.state.update((s) => {
-      s.activation = { ...record };
-    });
-    const report = await this.deps.report({ phase: step, manifestVersion: record.manifestVersion, storePath: record.target, detail });
-    return report.seq;
+    return this.persistAndReport(
+      () => this.deps.state.update((s) => {
+        s.activation = { ...record };
+      }),
+      { phase: step, manifestVersion: record.manifestVersion, storePath: record.target, detail },
+    );
+  }
+
+  /** Records, then reports; returns the report's seq (-1 when recovering and the report did not go out). */
+  private async persistAndReport(persist: () => Promise<unknown>, report: Parameters<Reporter>[0]): Promise<number> {
+    if (!this.bestEffort) {
+      await persist();
+      return (await this.deps.report(report)).seq;
+    }
+    await persist().catch((error: unknown) => this.deps.logger.error({ err: error, phase: report.phase }, 'could not record the activation step while recovering'));
+    try {
+      return (await this.deps.report(report)).seq;
+    } catch (error) {
+      this.deps.logger.error({ err: error, phase: report.phase }, 'could not report while recovering');
+      return -1;
+    }
   }
 
   /** Ends the activation: clears the record, remembers the result, reports it. */
   async finish(record: ActivationRecord, phase: Phase, trouble: Partial<Trouble>, extra: ReportDetail): Promise<LastResult> {
     const result: LastResult = { manifestVersion: record.manifestVersion, storePath: record.target, phase, at: this.deps.clock().toISOString() };
     if (trouble.reason) result.reason = trouble.reason;
-    await this.deps.state.update((s) => {
-      s.activation = null;
-      s.lastResult = result;
-    });
     const detail: ReportDetail = { ...extra };
     if (trouble.reason && detail.reason === undefined) detail.reason = trouble.reason.slice(0, 4096);
     if (trouble.failure && detail.failure === undefined) detail.failure = trouble.failure;
-    await this.deps.report({ phase, manifestVersion: record.manifestVersion, storePath: record.target, detail });
+    await this.persistAndReport(
+      () => this.deps.state.update((s) => {
+        s.activation = null;
+        s.lastResult = result;
+      }),
+      { phase, manifestVersion: record.manifestVersion, storePath: record.target, detail },
+    );
     this.deps.logger.info({ version: record.manifestVersion, phase, reason: trouble.reason }, 'activation finished');
     return result;
   }

@@ -6,7 +6,8 @@ import type { Action } from '../../shared/src/protocol.js';
 import { Activator } from './activation.js';
 import { describeCallError, type ControllerClient } from './client.js';
 import type { Reporter } from './reporter.js';
-import type { StateStore } from './state.js';
+import type { LastResult, StateStore } from './state.js';
+import { isNoSpace, type StateDirSpace } from './storage.js';
 import { verifyManifest } from './verify.js';
 
 /**
@@ -26,11 +27,18 @@ export interface SyncDeps {
   activator: Activator;
   report: Reporter;
   actionOverride: Action | null;
+  /** Room to record an activation; without it a valid manifest is held back, not used up. */
+  space?: Pick<StateDirSpace, 'check'>;
+  /** Told every activation's result (after it was recorded and reported). */
+  onResult?: (result: LastResult) => Promise<void>;
   clock: () => Date;
   logger: Logger;
 }
 
 export class ManifestSync {
+  /** A valid manifest that could not be applied for want of room; handled again by retryHeld(). */
+  private held: unknown = undefined;
+  private heldReportedVersion: number | null = null;
   private busy: Promise<void> | null = null;
   private queued: unknown = undefined;
   private hasQueued = false;
@@ -62,6 +70,19 @@ export class ManifestSync {
 
   get idle(): boolean {
     return this.busy === null;
+  }
+
+  /** Whether a manifest waits for room in the state directory. */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  /** There is room again: handle the held manifest (unless a newer one came meanwhile, which wins). */
+  retryHeld(): Promise<void> {
+    if (this.held === undefined) return Promise.resolve();
+    const envelope = this.held;
+    this.held = undefined;
+    return this.sync(envelope);
   }
 
   private async drain(first: unknown): Promise<void> {
@@ -120,10 +141,31 @@ export class ManifestSync {
           { version: verdict.manifest.version, storePath: verdict.manifest.storePath, action, keyId: verdict.keyId, release, floor, releaseKeyId: verdict.statementKeyId },
           'manifest accepted',
         );
-        await this.deps.activator.apply(verdict.manifest, action, floor);
+        const room = await this.deps.space?.check();
+        if (room && !room.ok) return this.hold(envelope, verdict.manifest.version, verdict.manifest.storePath, room.reason);
+        try {
+          const result = await this.deps.activator.apply(verdict.manifest, action, floor);
+          await this.deps.onResult?.(result);
+        } catch (error) {
+          // Recording the acceptance itself did not fit: nothing was done, so the manifest is not used up.
+          if (isNoSpace(error) && this.deps.state.get().highestVersion < verdict.manifest.version) {
+            return this.hold(envelope, verdict.manifest.version, verdict.manifest.storePath, `the state directory is full: ${(error as Error).message}`);
+          }
+          throw error;
+        }
         return;
       }
     }
+  }
+
+  /** Keeps the manifest for retryHeld() and says why, once per version: a refusal that lasts only until there is room. */
+  private async hold(envelope: unknown, version: number, storePath: string, reason: string): Promise<void> {
+    this.held = envelope;
+    if (this.heldReportedVersion === version) return;
+    this.deps.logger.error({ version, storePath, reason }, 'cannot record an activation: manifest held back until the state directory has room');
+    await this.deps.report({ phase: 'refused', manifestVersion: version, storePath, detail: { refusal: 'no-space', reason } });
+    // Only once the report is in the outbox: a report that did not fit is tried again at the next attempt.
+    this.heldReportedVersion = version;
   }
 }
 

@@ -73,6 +73,10 @@ function checkKeyNames(keys: readonly string[], field: string, ctx: z.Refinement
 export const DEFAULT_STATE_DIR = '/var/lib/shoal-agent';
 
 const AbsolutePath = z.string().refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
+const PathInSystem = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), { message: 'must be a path inside the system top level, without ".." (e.g. etc/shoal/agent.json)' });
 
 export const AgentConfig = z
   .strictObject({
@@ -95,6 +99,20 @@ export const AgentConfig = z
     action: Action.nullable().default(null),
     healthChecks: z.array(HealthCheck).default([]),
     healthDeadlineMs: z.number().int().positive().default(60_000),
+    /** While the state directory is full (a manifest held back), how often the agent looks whether there is room again. */
+    spaceCheckIntervalMs: z.number().int().min(100).default(30_000),
+    /**
+     * After a healthy activation, run the health checks again this often and report when they
+     * start failing (`degraded`) or pass again (`recovered`); a rollout's bake counts a degraded
+     * host as failed. null or 0: off.
+     */
+    healthMonitorIntervalMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .refine((ms) => ms === 0 || ms >= 100, { message: 'must be 0 (off) or at least 100' })
+      .nullable()
+      .default(60_000),
     checkSystemdUnits: AutoOrBool.default('auto'),
     useSystemdRun: AutoOrBool.default('auto'),
     timeouts: z
@@ -109,6 +127,16 @@ export const AgentConfig = z
         profile: AbsolutePath.default('/nix/var/nix/profiles/system'),
         currentSystem: AbsolutePath.default('/run/current-system'),
         bootedSystem: AbsolutePath.default('/run/booted-system'),
+      })
+      .prefault({}),
+    /**
+     * After a committed switch, the agent restarts itself when the new system provides another
+     * configuration or package than it runs with (see self-update.ts); null turns a comparison off.
+     */
+    selfRestart: z
+      .strictObject({
+        configInSystem: PathInSystem.nullable().default('etc/shoal/agent.json'),
+        executableInSystem: PathInSystem.nullable().default('sw/bin/shoal-agent'),
       })
       .prefault({}),
     /** A node-exporter textfile (e.g. /var/lib/prometheus-node-exporter/shoal.prom), rewritten every 15 s; null: none. */

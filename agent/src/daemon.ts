@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
-import { formatPublicKey } from '../../shared/src/keys.js';
+import { formatPublicKey, keyFingerprint } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { Activator } from './activation.js';
 import { ManifestSync, Poller } from './agent.js';
 import { ControllerClient } from './client.js';
 import { trustedControllerKeys, trustedReleaseKeys, type AgentConfig } from './config.js';
 import { ensureEnrolled } from './enrollment.js';
+import { HealthMonitor } from './health-monitor.js';
 import { ensureStateDir, HOST_KEY_FILE, loadOrCreateIdentity } from './identity.js';
 import { TextfileExporter } from './metrics.js';
 import { Nix } from './nix.js';
@@ -16,6 +17,8 @@ import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
 import { SystemWatch } from './system-watch.js';
+import { selfChanges, snapshotSelf } from './self-update.js';
+import { SpaceWatch, StateDirSpace } from './storage.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
 import { REBOOTSTRAP_COMMAND } from './verify.js';
 import { backoffDelay, WsTransport } from './ws.js';
@@ -32,6 +35,11 @@ export interface StartOptions {
   ed25519?: Ed25519;
   /** Environment for Nix and switch commands (the lab gives each host its own HOME and caches). */
   env?: NodeJS.ProcessEnv;
+  /** The config file and the entry point this agent runs with: compared with what a new system provides. */
+  configFile?: string;
+  entryPoint?: string;
+  /** A committed switch brought another configuration or package: the process should stop and be restarted. */
+  onSelfChanged?: (changes: string[]) => void;
 }
 
 export interface RunningAgent {
@@ -48,14 +56,21 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   const ed25519 = options.ed25519 ?? tweetnaclEd25519;
   let stopping = false;
 
+  // Before anything can switch the system under us: what this agent runs with.
+  const self = await snapshotSelf(options.configFile, options.entryPoint);
   await ensureStateDir(config.stateDir);
   // State before identity: a first start writes its state before it makes the host key, so a
   // host key without any state can only mean the state was lost, never a first start.
   const state = await StateStore.open(config.stateDir, { alreadySetUp: existsSync(join(config.stateDir, HOST_KEY_FILE)) });
   logStateOrigin(state, logger);
-  const { identity, created } = await loadOrCreateIdentity(config.stateDir);
-  logger.info({ publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), created }, 'host identity loaded');
-  const outbox = await Outbox.open(config.stateDir);
+  const { identity, created } = await loadOrCreateIdentity(config.stateDir, { enrolled: state.get().enrolled, logger });
+  logger.info(
+    { publicKey: formatPublicKey({ keyId: config.host, publicKey: identity.publicKey }), fingerprint: keyFingerprint(identity.publicKey), created },
+    'host identity loaded',
+  );
+  const outbox = await Outbox.open(config.stateDir, { logger });
+  const space = new StateDirSpace(config.stateDir, logger);
+  if (!(await space.ensureReserve())) logger.error({ stateDir: config.stateDir }, 'state directory is full: no room for the space reserve');
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
   const contactFetch: typeof fetch = (input, init) =>
@@ -63,7 +78,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       lastContactMs = Date.now();
       return response;
     });
-  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch });
+  // What the agent tells the controller at every login; a state lost (refusing everything) says 0.
+  const watermark = () => {
+    const { highestVersion, highestFloor, highestStorePath } = state.get();
+    return { highestVersion, highestFloor, highestStorePath };
+  };
+  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
   // What the last report said the host runs: a later difference while idle is someone else's switch.
   let lastReportedSystem: string | null = null;
@@ -72,6 +92,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     onReport: () => sender.kick(),
     currentSystem: async () => (lastReportedSystem = await resolveSystem(config.paths.currentSystem)),
     clock,
+    onNoSpace: () => space.release(),
   });
   const useSystemdRun = await resolveAuto(config.useSystemdRun, () => systemdRunning());
   const checkSystemdUnits = await resolveAuto(config.checkSystemdUnits, () => systemdRunning());
@@ -112,7 +133,27 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     activator,
     report,
     actionOverride: config.action,
+    space,
+    onResult: async (result) => {
+      if (result.phase !== 'healthy' || !options.onSelfChanged) return;
+      const running = await resolveSystem(config.paths.currentSystem);
+      if (running !== result.storePath) return;
+      const changes = await selfChanges(self, running, config.selfRestart);
+      if (changes.length === 0) return;
+      logger.warn({ changes, system: running }, 'the new system brings another agent configuration or package: restarting to use it');
+      options.onSelfChanged(changes);
+    },
     clock,
+    logger,
+  });
+  const spaceWatch = new SpaceWatch({
+    space,
+    intervalMs: config.spaceCheckIntervalMs,
+    waiting: () => sync.holding,
+    onRoom: () => {
+      sender.kick();
+      void sync.retryHeld();
+    },
     logger,
   });
   logger.info({ useSystemdRun, checkSystemdUnits, websocket: config.websocket, pendingReports: outbox.size }, 'agent starting');
@@ -164,6 +205,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       onConnectedChange: (connected) => {
         if (!connected) poller.now();
       },
+      watermark,
     });
     ws.start();
   }
@@ -178,6 +220,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     logger,
   });
   systemWatch.start();
+  spaceWatch.start();
   const exporter = config.metricsTextfile
     ? new TextfileExporter({
         file: config.metricsTextfile,
@@ -191,7 +234,21 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
       })
     : null;
   exporter?.start();
-  logger.info('agent running');
+  // Without checks there is nothing to watch; null or 0 is the operator's off switch.
+  const monitor =
+    config.healthMonitorIntervalMs && config.healthChecks.length > 0
+      ? new HealthMonitor({
+          checks: config.healthChecks,
+          intervalMs: config.healthMonitorIntervalMs,
+          state,
+          currentSystem: () => resolveSystem(config.paths.currentSystem),
+          busy: () => !sync.idle,
+          report,
+          logger: logger.child({ component: 'health-monitor' }),
+        })
+      : null;
+  monitor?.start();
+  logger.info({ healthMonitorIntervalMs: monitor ? config.healthMonitorIntervalMs : null }, 'agent running');
 
   return {
     sync,
@@ -200,8 +257,10 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     async stop(flushMs = 2_000) {
       stopping = true;
       systemWatch.stop();
+      void monitor?.stop();
       ws?.stop();
       poller.stop();
+      spaceWatch.stop();
       // An activation in flight is not waited for: its record is on disk and the next start reconciles it.
       void sync.stop();
       const flushed = await sender.flush(flushMs);

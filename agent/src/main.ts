@@ -1,8 +1,10 @@
-import { createLogger } from '../../shared/src/logger.js';
+import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
+import { parseLogFormat, resolveLogFormat, type LogFormat } from '../../shared/src/log-format.js';
 import { parseAgentArgs, USAGE } from './args.js';
 import { DEFAULT_STATE_DIR, loadConfig } from './config.js';
 import { AgentFatalError, startAgent, type RunningAgent } from './daemon.js';
 import { rebootstrap } from './rebootstrap.js';
+import { RESTART_EXIT_CODE } from './self-update.js';
 
 /** `shoal-agent run|check-config|rebootstrap`: process concerns only (arguments, signals, exit codes). */
 
@@ -50,7 +52,13 @@ async function main(argv: readonly string[]): Promise<void> {
   const loaded = await loadConfig(args.configFile, args.overrides);
   if (!loaded.ok) fail(loaded.message);
   const config = loaded.config;
-  const logger = createLogger('agent', { level: config.logLevel }).child({ host: config.host });
+  let format: LogFormat;
+  try {
+    format = parseLogFormat(args.logFormat);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const logger = createLogger('agent', { level: config.logLevel, format: resolveLogFormat(format, process.stderr.isTTY === true) }).child({ host: config.host });
 
   let agent: RunningAgent | null = null;
   let stopping = false;
@@ -61,13 +69,29 @@ async function main(argv: readonly string[]): Promise<void> {
     // Before start-up finished there is nothing to flush that is not already durable on disk.
     if (!agent) process.exit(0);
     // The log destination is asynchronous: exit only once the last lines are written.
-    void agent.stop(2_000).finally(() => logger.flush(() => process.exit(0)));
+    void agent.stop(2_000).finally(() => exitAfterLogs(logger, 0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // A switch brought a new configuration or package: stop cleanly (outbox flushed, state is
+  // always on disk) and exit with RESTART_EXIT_CODE, so that systemd's Restart= starts the new one.
+  let restartWanted = false;
+  const restart = (): void => {
+    restartWanted = true;
+    if (stopping || !agent) return;
+    stopping = true;
+    logger.info({ exitCode: RESTART_EXIT_CODE }, 'exiting to be restarted');
+    void agent.stop(10_000).finally(() => exitAfterLogs(logger, RESTART_EXIT_CODE));
+  };
 
   try {
-    agent = await startAgent(config, { logger, env: process.env });
+    agent = await startAgent(config, {
+      logger,
+      env: process.env,
+      configFile: args.configFile,
+      entryPoint: process.argv[1],
+      onSelfChanged: restart,
+    });
   } catch (error) {
     if (error instanceof AgentFatalError) {
       logger.fatal({ err: error.message }, 'cannot start');
@@ -77,6 +101,7 @@ async function main(argv: readonly string[]): Promise<void> {
     throw error;
   }
   if (stopping) await agent.stop(2_000).finally(() => process.exit(0));
+  else if (restartWanted) restart();
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

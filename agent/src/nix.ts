@@ -48,6 +48,14 @@ export function trustOptions(options: Pick<NixOptions, 'substituters' | 'trusted
 // Queries that must not consult a binary cache (they are about this host's store only).
 const LOCAL_ONLY = ['--option', 'substituters', ''];
 
+/**
+ * Nix remembers "this path is not in that cache" for an hour by default (its negative narinfo
+ * cache). A cache that was briefly missing a path (CI had not pushed it yet) would then fail
+ * every retry for that hour without Nix even asking the cache again. The agent realises rarely
+ * and each time because something is wanted now, so it always asks.
+ */
+export const ASK_CACHE_AGAIN = ['--option', 'narinfo-cache-negative-ttl', '0'];
+
 interface PathInfo {
   path: string;
   narSize: number;
@@ -93,7 +101,7 @@ export class Nix {
     // Registration times are whole seconds; paths registered from this second on came from this realise.
     const startedAtSec = Math.floor(Date.now() / 1000);
     const result = await this.run(
-      ['nix-store', '--realise', storePath, '--add-root', root, '--indirect', ...trustOptions(this.options)],
+      ['nix-store', '--realise', storePath, '--add-root', root, '--indirect', ...trustOptions(this.options), ...ASK_CACHE_AGAIN],
       this.options.realiseTimeoutMs,
     );
     if (!result.ok) {

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/src/logger.js';
 import { MAX_REPORT_BATCH_BYTES, MAX_REPORTS_PER_BATCH, Report, type ReportAck } from '../../shared/src/protocol.js';
@@ -32,7 +32,7 @@ export class Outbox {
     private readonly pendingReports: Map<number, Report>,
   ) {}
 
-  static async open(stateDir: string): Promise<Outbox> {
+  static async open(stateDir: string, options: { logger?: Logger } = {}): Promise<Outbox> {
     const dir = join(stateDir, 'outbox');
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const pending = new Map<number, Report>();
@@ -43,9 +43,14 @@ export class Outbox {
       let report: Report;
       try {
         report = Report.parse(JSON.parse(text));
+        if (report.seq !== Number(match[1])) throw new Error(`holds seq ${report.seq}`);
       } catch (error) {
-        // Files are fsynced before they count, so a torn one is a report that was never made.
-        await unlink(join(dir, name));
+        // Files are fsynced before they count, so a torn one is most likely a report that was
+        // never made; but it may also be damage worth a look, so it is kept (under a name
+        // open() ignores) rather than deleted, and said out loud.
+        const aside = `${name}.unreadable-${Date.now()}`;
+        await rename(join(dir, name), join(dir, aside));
+        options.logger?.warn({ file: join(dir, name), movedTo: join(dir, aside), bytes: text.length, error: (error as Error).message }, 'outbox file does not parse; moved it aside');
         continue;
       }
       pending.set(report.seq, report);
@@ -60,19 +65,29 @@ export class Outbox {
     return new Outbox(dir, Math.max(persisted, highestPending + 1), pending);
   }
 
-  /** Numbers the report, makes it durable, and only then returns it. */
+  /**
+   * Numbers the report, makes it durable, and only then returns it. A failed write (a full
+   * disk) removes what it left, so the same number is free for the next attempt: the outbox
+   * never wedges on a half-written file of its own.
+   */
   add(report: NewReport): Promise<Report> {
     const run = this.queue.then(async () => {
       const numbered = Report.parse({ ...report, seq: this.nextSeq });
-      const handle = await open(join(this.dir, fileName(numbered.seq)), 'wx', 0o600);
+      const file = join(this.dir, fileName(numbered.seq));
+      const handle = await open(file, 'wx', 0o600);
       try {
-        await handle.writeFile(`${JSON.stringify(numbered)}\n`);
-        await handle.sync();
-      } finally {
-        await handle.close();
+        try {
+          await handle.writeFile(`${JSON.stringify(numbered)}\n`);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        // The report file first: if we die before next-seq is written, open() derives it from the file.
+        await writeFileAtomic(join(this.dir, NEXT_SEQ_FILE), `${numbered.seq + 1}\n`);
+      } catch (error) {
+        await unlink(file).catch(() => {});
+        throw error;
       }
-      // The report file first: if we die before next-seq is written, open() derives it from the file.
-      await writeFileAtomic(join(this.dir, NEXT_SEQ_FILE), `${numbered.seq + 1}\n`);
       this.nextSeq = numbered.seq + 1;
       this.pendingReports.set(numbered.seq, numbered);
       return numbered;

@@ -3,8 +3,9 @@ import type { Ed25519 } from '../../shared/src/ed25519.js';
 import type { Envelope } from '../../shared/src/envelope.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
-import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type Session } from '../../shared/src/protocol.js';
-import type { Identity } from './identity.js';
+import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type AgentWatermark, type Session } from '../../shared/src/protocol.js';
+import { SHOAL_VERSION } from '../../shared/src/version.js';
+import { registerCommand, type Identity } from './identity.js';
 
 /**
  * The push side of the transport: dial out, prove the host's identity by signing the
@@ -22,6 +23,8 @@ export interface WsOptions {
   onManifest: (envelope: Envelope, version: number) => void;
   onWelcome?: (session: Session) => void;
   onConnectedChange?: (connected: boolean) => void;
+  /** The highest version and floor accepted, told at every login so a restored controller continues above them. */
+  watermark?: () => AgentWatermark;
   livenessMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -104,7 +107,15 @@ export class WsTransport {
     switch (message.type) {
       case 'challenge': {
         const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce, this.audience), this.options.identity.secretKey);
-        const auth: AgentMessage = { type: 'auth', protocol: PROTOCOL_VERSION, host: this.options.host, signature: toBase64(signature) };
+        const auth: AgentMessage = {
+          type: 'auth',
+          protocol: PROTOCOL_VERSION,
+          host: this.options.host,
+          signature: toBase64(signature),
+          publicKey: toBase64(this.options.identity.publicKey),
+          watermark: this.options.watermark?.(),
+          agentVersion: SHOAL_VERSION,
+        };
         socket.send(JSON.stringify(auth));
         return;
       }
@@ -137,7 +148,14 @@ export class WsTransport {
     });
     this.attempt += 1;
     const level = code === WsClose.authFailed || code === WsClose.protocolMismatch ? 'error' : wasConnected ? 'warn' : 'debug';
-    this.options.logger[level]({ code, reason, retryInMs: delay }, code === WsClose.authFailed ? 'controller refused this host\'s websocket authentication' : 'websocket closed');
+    const unknown = code === WsClose.authFailed && reason.startsWith('no host named');
+    const fix = unknown ? { fix: registerCommand(this.options.host, this.options.identity) } : {};
+    this.options.logger[level](
+      { code, reason, retryInMs: delay, ...fix },
+      unknown
+        ? `the controller does not know this host; register it there with: ${fix.fix}`
+        : code === WsClose.authFailed ? 'controller refused this host\'s websocket authentication' : 'websocket closed',
+    );
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 

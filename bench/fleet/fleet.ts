@@ -38,7 +38,7 @@ export class Fleet {
     readonly names: string[],
   ) {}
 
-  static async start(options: { url: string; count: number; workers: number; trust: FleetTrust; prefix?: string; cleanup: Cleanup }): Promise<Fleet> {
+  static async start(options: { url: string; count: number; workers: number; trust: FleetTrust; prefix?: string; spreadSources?: boolean; cleanup: Cleanup }): Promise<Fleet> {
     const names = Array.from({ length: options.count }, (_, i) => `${options.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
     const workers: WorkerHandle[] = [];
     for (let w = 0; w < options.workers; w++) {
@@ -47,7 +47,7 @@ export class Fleet {
     }
     const fleet = new Fleet(workers, names);
     await Promise.all(
-      workers.map((worker, w) => worker.call({ cmd: 'init', url: options.url, hosts: fleet.slice(w), trust: options.trust })),
+      workers.map((worker, w) => worker.call({ cmd: 'init', url: options.url, hosts: fleet.slice(w), trust: options.trust, spreadSources: options.spreadSources ?? false })),
     );
     return fleet;
   }

@@ -12,12 +12,16 @@ function need(): SimAgents {
 async function handle(message: WorkerCommand): Promise<unknown> {
   switch (message.cmd) {
     case 'init':
-      agents = new SimAgents(message.url, message.hosts, message.trust);
+      agents = new SimAgents(message.url, message.hosts, message.trust, message.spreadSources ?? false);
       return null;
     case 'enroll':
       return need().enroll(message.token, message.concurrency);
     case 'connect':
       return need().connect(message.concurrency);
+    case 'storm':
+      return need().storm();
+    case 'disconnect':
+      return need().disconnect();
     case 'baseline':
       need().markBaseline();
       return null;

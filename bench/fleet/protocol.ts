@@ -7,9 +7,13 @@ export interface FleetTrust {
 }
 
 export type WorkerCommand =
-  | { cmd: 'init'; url: string; hosts: string[]; trust: FleetTrust }
+  /** spreadSources: each host connects from a loopback address of its own (127.1.x.y), as a real fleet does. */
+  | { cmd: 'init'; url: string; hosts: string[]; trust: FleetTrust; spreadSources?: boolean }
   | { cmd: 'enroll'; token: string; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
+  /** Every host reconnects at once, retrying a 4429 refusal with the real agent's backoff; answers StormResult. */
+  | { cmd: 'storm' }
+  | { cmd: 'disconnect' }
   | { cmd: 'baseline' }
   | { cmd: 'await-manifests'; timeoutMs: number; skip?: number }
   | { cmd: 'verify' }
@@ -27,6 +31,16 @@ export interface VerifyResult {
   /** ms each host spent verifying its manifest with tweetnacl (through the agent's verifyManifest). */
   verifyMs: number[];
   invalid: string[];
+}
+
+export interface StormResult {
+  /** Wall-clock ms from the first connect to the last welcome. */
+  elapsedMs: number;
+  /** 4429 refusals seen (each followed by a retry). */
+  refused: number;
+  /** Other failures before the welcome (reset, timeout), each followed by a retry. */
+  errors: number;
+  failed: number;
 }
 
 export interface ReportResult {

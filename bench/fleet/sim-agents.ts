@@ -9,10 +9,12 @@ import type { FleetTrust } from './protocol.js';
 import { AgentRoutes, PROTOCOL_VERSION, ServerMessage, challengeMessage, controllerAudience, manifestEtag } from '../../shared/src/protocol.js';
 import { verifyManifest } from '../../agent/src/verify.js';
 import { wallMs } from '../lib/stats.js';
-import type { PollResult, ReportResult, VerifyResult } from './protocol.js';
+import type { PollResult, ReportResult, StormResult, VerifyResult } from './protocol.js';
 
 interface SimHost {
   name: string;
+  /** The loopback address it connects from (spreadSources), or null for the default. */
+  source: string | null;
   privateKey: KeyObject;
   publicKeyBase64: string;
   ws: WebSocket | null;
@@ -51,14 +53,17 @@ export class SimAgents {
     private readonly url: string,
     names: readonly string[],
     trust: FleetTrust,
+    spreadSources = false,
   ) {
     this.trustedReleaseKeys = [parsePublicKey(trust.releaseKey)];
     this.trustedControllerKeys = [parsePublicKey(trust.controllerKey)];
     this.hosts = names.map((name) => {
       const pair = generateKeyPairSync('ed25519');
       const jwk = pair.publicKey.export({ format: 'jwk' });
+      const index = Number(/(\d+)$/.exec(name)?.[1] ?? 0);
       return {
         name,
+        source: spreadSources ? `127.1.${Math.floor(index / 250)}.${(index % 250) + 1}` : null,
         privateKey: pair.privateKey,
         publicKeyBase64: Buffer.from(jwk.x!, 'base64url').toString('base64'),
         ws: null,
@@ -89,10 +94,57 @@ export class SimAgents {
     return failed;
   }
 
+  /**
+   * Every host reconnects at the same instant (a controller restart, a network blip) and, like the
+   * real agent, retries any failure before the welcome (a 4429 refusal, a reset from a full accept
+   * queue) after its backoff: full jitter from 1 s, doubling.
+   */
+  async storm(): Promise<StormResult> {
+    let refused = 0;
+    let errors = 0;
+    let failed = 0;
+    const started = wallMs();
+    await Promise.all(
+      this.hosts.map(async (host) => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.connectOne(host);
+            return;
+          } catch (error) {
+            if (attempt > 10) {
+              failed += 1;
+              return;
+            }
+            if (String((error as Error).message).includes('closed 4429')) refused += 1;
+            else errors += 1;
+            await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(30_000, 1000 * 2 ** attempt)));
+          }
+        }
+      }),
+    );
+    return { elapsedMs: wallMs() - started, refused, errors, failed };
+  }
+
+  /** Closes every host's socket and waits until each is closed. */
+  async disconnect(): Promise<void> {
+    await Promise.all(
+      this.hosts.map(
+        (host) =>
+          new Promise<void>((resolve) => {
+            const ws = host.ws;
+            host.ws = null;
+            if (!ws || ws.readyState === WebSocket.CLOSED) return resolve();
+            ws.once('close', () => resolve());
+            ws.terminate();
+          }),
+      ),
+    );
+  }
+
   private connectOne(host: SimHost): Promise<void> {
     const wsUrl = `${this.url.replace(/^http/, 'ws')}${AgentRoutes.websocket}`;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
+      const ws = new WebSocket(wsUrl, { perMessageDeflate: false, ...(host.source ? { localAddress: host.source } : {}) });
       host.ws = ws;
       let welcomed = false;
       const timer = setTimeout(() => reject(new Error(`${host.name}: no welcome within 60 s`)), 60_000);

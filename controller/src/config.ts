@@ -1,6 +1,9 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_ADMISSION } from './auth/admission.js';
 import { parseListenAddress } from './listen-address.js';
+import { DEFAULT_RETENTION } from './retention/prune.js';
+import { cidrProblem } from './webhooks/destination.js';
 import { readJsonConfig } from '../../shared/src/config-file.js';
 import { parsePublicKey } from '../../shared/src/keys.js';
 
@@ -36,6 +39,47 @@ const BinaryCache = z.strictObject({
   publicKeys: z.array(PublicKeyText).min(1, 'needs at least one Nix cache public key "name:base64" (what the hosts list in trustedPublicKeys)'),
 });
 
+const Count = z.number().int('must be a whole number').positive('must be at least 1');
+const Days = z.number().int('must be a whole number of days').positive('must be at least 1').nullable();
+
+/** "10.0.0.0/8", "fd00::/8", "192.0.2.7" (a single address): parsed once here, checked again where used. */
+const Cidr = z.string().superRefine((text, ctx) => {
+  const problem = cidrProblem(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Caps on what clients that have not proved a host may make the controller hold (see auth/admission.ts). */
+const Admission = z
+  .strictObject({
+    pendingChallenges: Count.default(DEFAULT_ADMISSION.pendingChallenges.total),
+    pendingChallengesPerAddress: Count.default(DEFAULT_ADMISSION.pendingChallenges.perAddress),
+    unauthenticatedConnections: Count.default(DEFAULT_ADMISSION.unauthenticatedSockets.total),
+    unauthenticatedConnectionsPerAddress: Count.default(DEFAULT_ADMISSION.unauthenticatedSockets.perAddress),
+  })
+  .prefault({});
+
+/** Where webhooks may deliver. Loopback, link-local (cloud metadata) and private ranges are refused unless allowed here. */
+const Webhooks = z
+  .strictObject({
+    allowPrivateNetworks: z.boolean().default(false),
+    allowedNetworks: z.array(Cidr).default([]),
+  })
+  .prefault({});
+
+/** How long history is kept; null keeps it forever. Pruned in small batches on a timer. */
+const Retention = z
+  .strictObject({
+    reportsDays: Days.default(DEFAULT_RETENTION.reportsDays),
+    /** Events neither caused by a rollout nor made by an operator (connected, report, renewal …). */
+    eventsDays: Days.default(DEFAULT_RETENTION.eventsDays),
+    /** The audit log: events a rollout caused (kept while it is unfinished) or an operator made. */
+    auditEventsDays: Days.default(DEFAULT_RETENTION.auditEventsDays),
+    /** Delivered and given-up webhook deliveries; pending ones are never pruned. */
+    webhookDeliveriesDays: Days.default(DEFAULT_RETENTION.webhookDeliveriesDays),
+    pruneIntervalSeconds: Seconds.default(DEFAULT_RETENTION.pruneIntervalMs / 1000),
+  })
+  .prefault({});
+
 export const ControllerConfig = z
   .strictObject({
     listen: ListenAddress.default('127.0.0.1:8420'),
@@ -66,6 +110,9 @@ export const ControllerConfig = z
     /** How long one narinfo request may take. */
     cacheTimeoutSeconds: Seconds.default(10),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    admission: Admission,
+    webhooks: Webhooks,
+    retention: Retention,
   })
   .superRefine((config, ctx) => {
     if (config.singleKeyReleaseKeyFile === null && config.trustedReleaseKeys.length === 0) {
@@ -94,7 +141,8 @@ function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): stri
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: ${REPLACED[key] ?? 'unknown field'}`).join('; ');
     }
-    if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: is required`;
+    // zod 4 leaves `input` out of issues: a fraction failing .int() looks like a missing field but for its message.
+    if (issue.code === 'invalid_type' && issue.input === undefined && /received undefined$/.test(issue.message)) return `${path}: is required`;
     return `${path || '(top level)'}: ${issue.message.replace(/^Invalid input: /, '')}`;
   });
   return `config ${source}: ${parts.join('; ')}`;

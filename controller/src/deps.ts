@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import { controllerAudience } from '../../shared/src/protocol.js';
-import { ChallengeStore } from './auth/challenges.js';
+import { DEFAULT_ADMISSION, type AdmissionLimits } from './auth/admission.js';
+import { CHALLENGE_TTL_MS, ChallengeStore } from './auth/challenges.js';
 import { BinaryCacheReader, type ReaderOptions } from './cache/reader.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
@@ -11,6 +12,7 @@ import { ControllerMetrics } from './metrics/controller-metrics.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
 import { RolloutEngine } from './rollouts/engine.js';
+import { DENY_PRIVATE, DestinationGuard, type DestinationPolicy } from './webhooks/destination.js';
 
 export const DEFAULT_MANIFEST_TTL_MS = 24 * 3600_000;
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
@@ -37,6 +39,10 @@ export interface ControllerDeps {
   audience: string | null;
   /** Reads the configured binary caches (closure diffs, the rollout preflight); `configured` is false when there are none. */
   cache: BinaryCacheReader;
+  /** Where webhooks may deliver (config webhooks.*): checked when one is created and at every attempt. */
+  webhookDestinations: DestinationGuard;
+  /** When these deps were made (the process started): desired states issued since postdate any restore. */
+  startedAt: number;
 }
 
 export interface DepsOptions {
@@ -54,6 +60,10 @@ export interface DepsOptions {
   processMetrics?: boolean;
   /** Binary caches to read; absent: none (no closure diffs, no preflight). */
   cache?: Omit<ReaderOptions, 'logger'>;
+  /** Default: loopback, link-local and private ranges refused. */
+  webhookDestinations?: DestinationPolicy;
+  /** Caps on pending challenges (total and per source address). */
+  pendingChallenges?: AdmissionLimits;
 }
 
 export function createDeps(options: DepsOptions): ControllerDeps {
@@ -70,7 +80,7 @@ export function createDeps(options: DepsOptions): ControllerDeps {
   };
   return {
     ...shared,
-    challenges: new ChallengeStore(clock),
+    challenges: new ChallengeStore(clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
     sessions: new SessionStore(clock),
     rollouts: new RolloutEngine(shared),
     metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
@@ -80,5 +90,7 @@ export function createDeps(options: DepsOptions): ControllerDeps {
       ...(options.cache ?? { caches: [], concurrency: 1, timeoutMs: 10_000 }),
       logger: shared.logger.child({ component: 'binary-cache' }),
     }),
+    webhookDestinations: new DestinationGuard(options.webhookDestinations ?? DENY_PRIVATE),
+    startedAt: clock.now(),
   };
 }

@@ -11,8 +11,12 @@ import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
 import type { ReaderOptions } from './cache/reader.js';
+import { EventLog } from './event-log.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
+import type { AdmissionLimits } from './auth/admission.js';
+import { DEFAULT_RETENTION, startPruning, type Pruning, type RetentionOptions } from './retention/prune.js';
+import type { DestinationPolicy } from './webhooks/destination.js';
 
 export interface ControllerOptions {
   dbFile: string;
@@ -39,6 +43,12 @@ export interface ControllerOptions {
   /** Node process metrics on /metrics (the serve command turns them on). */
   processMetrics?: boolean;
   webhooks?: WebhookOptions;
+  /** Where webhooks may deliver; default: loopback, link-local and private ranges refused. */
+  webhookDestinations?: DestinationPolicy;
+  /** Caps on pending challenges (total and per source address); unauthenticated websockets are hub.unauthenticated. */
+  pendingChallenges?: AdmissionLimits;
+  /** Pruning of old reports, events and deliveries; absent: DEFAULT_RETENTION. */
+  retention?: RetentionOptions;
   dashboard?: DashboardOptions;
   /** Binary caches read for closure diffs and the rollout preflight. */
   cache?: Omit<ReaderOptions, 'logger'>;
@@ -53,6 +63,7 @@ export interface ControllerHandle {
   renewal: RenewalTimer;
   server: Server;
   webhooks: WebhookDispatcher;
+  pruning: Pruning;
   /** Stops accepting, releases long-polls, closes websockets (4503), then the database. */
   close(): Promise<void>;
 }
@@ -73,6 +84,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     metricsToken: options.metricsToken ?? null,
     processMetrics: options.processMetrics ?? false,
     ...(options.cache ? { cache: options.cache } : {}),
+    ...(options.webhookDestinations ? { webhookDestinations: options.webhookDestinations } : {}),
+    ...(options.pendingChallenges ? { pendingChallenges: options.pendingChallenges } : {}),
   });
   const app = createApp(deps, options.limits ?? DEFAULT_LIMITS, options.dashboard);
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
@@ -97,13 +110,18 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
+  const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
+  const eventLog = new EventLog(deps.db, deps.logger);
+  eventLog.start(1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
+      eventLog.stop();
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();
+      const pruningStopped = pruning.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       deps.bus.releaseAll();
       await hub.close();
@@ -117,10 +135,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       // A renewal pass in flight finishes its transaction before the database goes away.
       await renewalStopped;
       await webhooksStopped;
+      await pruningStopped;
       database.close();
     })();
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, webhooks, close };
+  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, webhooks, pruning, close };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { generateKeyPair, type KeyPair } from './ed25519.js';
 
 /**
@@ -58,6 +59,14 @@ export function generateNamedKey(keyId: string): NamedSecretKey {
 
 export function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/**
+ * How a public key is shown to an operator: "SHA256:" and the unpadded base64 of the SHA-256 of
+ * the raw key, as OpenSSH shows host keys. The agent logs it at start, so an operator can compare.
+ */
+export function keyFingerprint(publicKey: Uint8Array): string {
+  return `SHA256:${createHash('sha256').update(publicKey).digest('base64').replace(/=+$/, '')}`;
 }
 
 export function fromBase64(text: string): Uint8Array {

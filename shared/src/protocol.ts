@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Envelope } from './envelope.js';
 import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';
 import { storePathProblem } from './store-path.js';
+import { AGENT_VERSION_RULE } from './version.js';
 
 /**
  * The wire contract between controller and agent. Both sides import these schemas; every
@@ -96,7 +97,12 @@ export const ManifestPayload = z.object({
 });
 export type ManifestPayload = z.infer<typeof ManifestPayload>;
 
-/** Where an agent stands. The terminal phases of one manifest are healthy, rolled-back, failed, refused, pending-reboot, dry-activated. */
+/**
+ * Where an agent stands. The terminal phases of one manifest are healthy, rolled-back, failed,
+ * refused, pending-reboot, dry-activated. After a healthy activation the agent keeps checking its
+ * health: `degraded` (a check fails now) and `recovered` (all pass again) are such transitions of
+ * the system it runs, reported under the manifest it last applied (HEALTH_TRANSITION_PHASES).
+ */
 export const Phase = z.enum([
   'accepted',
   'refused',
@@ -111,6 +117,8 @@ export const Phase = z.enum([
   'rolled-back',
   'failed',
   'reconciled',
+  'degraded',
+  'recovered',
 ]);
 export type Phase = z.infer<typeof Phase>;
 
@@ -122,6 +130,9 @@ export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set([
   'rolled-back',
   'failed',
 ]);
+
+/** Health transitions of a system already running, after its manifest's terminal phase; never an activation's result. */
+export const HEALTH_TRANSITION_PHASES: ReadonlySet<Phase> = new Set(['degraded', 'recovered']);
 
 /** Why a manifest was refused; sent back so an operator sees it without logging into the host. */
 export const RefusalReason = z.enum([
@@ -147,6 +158,8 @@ export const RefusalReason = z.enum([
   'state-lost',
   'not-a-nixos-system',
   'untrusted-closure',
+  /** The agent's state directory is full: it cannot record an activation, so it does not start one (it retries once there is room). */
+  'no-space',
 ]);
 export type RefusalReason = z.infer<typeof RefusalReason>;
 
@@ -214,17 +227,43 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>;
 export const EnrollResponse = z.object({ protocol: Protocol, host: HostName });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
-export const ChallengeRequest = z.object({ protocol: Protocol, host: HostName });
+/**
+ * What an agent tells the controller about itself when it logs in (all optional, so older agents
+ * still log in): its public key, so a controller that does not know the host (its database was
+ * lost) can show the key's fingerprint to an operator who may adopt it; and its watermark, the
+ * highest manifest version and security floor it accepted, so a controller restored from an older
+ * backup issues its next manifest above it instead of versions the host refuses as replays.
+ */
+export const AgentWatermark = z
+  .object({
+    highestVersion: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    highestFloor: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    /** The store path of that version: tells a restored controller that its own manifest of the same number is another one. */
+    highestStorePath: StorePath.nullable().optional(),
+  })
+  .strict();
+export type AgentWatermark = z.infer<typeof AgentWatermark>;
+
+/** The agent's own version (SHOAL_VERSION), told when it authenticates; optional so older agents still log in. */
+export const AgentVersion = z.string().regex(AGENT_VERSION_RULE, 'agent version must be 1 to 64 printable characters');
+
+/** What an agent tells about itself when it logs in (all optional, so older agents still log in). */
+export const LoginFacts = { publicKey: PublicKeyBase64.optional(), watermark: AgentWatermark.optional(), agentVersion: AgentVersion.optional() };
+
+/** `publicKey` lets an unknown host get a nonce, so its login can be recorded for adoption. */
+export const ChallengeRequest = z.object({ protocol: Protocol, host: HostName, publicKey: PublicKeyBase64.optional() });
 export type ChallengeRequest = z.infer<typeof ChallengeRequest>;
 
 export const Challenge = z.object({ protocol: Protocol, nonce: z.string().min(16).max(200), expiresAt: IsoTime });
 export type Challenge = z.infer<typeof Challenge>;
+
 
 export const SessionRequest = z.object({
   protocol: Protocol,
   host: HostName,
   nonce: z.string().min(16).max(200),
   signature: z.base64(),
+  ...LoginFacts,
 });
 export type SessionRequest = z.infer<typeof SessionRequest>;
 
@@ -265,7 +304,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /** Agent → controller over the websocket. */
 export const AgentMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64() }),
+  z.object({ type: z.literal('auth'), protocol: Protocol, host: HostName, signature: z.base64(), ...LoginFacts }),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 
@@ -274,6 +313,8 @@ export const WsClose = {
   authFailed: 4401,
   protocolMismatch: 4400,
   replaced: 4409,
+  /** Too many unauthenticated connections (from this address, or in total): back off and retry. */
+  tooManyUnauthenticated: 4429,
   shuttingDown: 4503,
 } as const;
 

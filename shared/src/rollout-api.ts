@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FleetDiff, PreflightResult } from './closure-api.js';
+import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
 
 /** Releases and rollouts over the operator API. */
@@ -110,6 +111,19 @@ export type RolloutSpecInput = z.input<typeof RolloutSpec>;
 export const StartRolloutRequest = RolloutSpec.extend({ skipPreflight: z.boolean().default(false) });
 export type StartRolloutRequest = z.infer<typeof StartRolloutRequest>;
 
+/** POST /v1/rollouts/:id/retry (body optional): a retry is a new rollout, preflighted like a start. */
+export const RetryRolloutRequest = z.strictObject({ skipPreflight: z.boolean().default(false) });
+export type RetryRolloutRequest = z.infer<typeof RetryRolloutRequest>;
+
+/**
+ * Waves are numbered from 1 for people: the CLI, the dashboard, every audit event and webhook
+ * (`data.wave`) say "wave 2 of 3". `index` / `waveIndex` are positions in the `waves` array (0-based)
+ * for code; `number` / `wave` carry the same wave as people count it.
+ */
+export function waveNumber(index: number): number {
+  return index + 1;
+}
+
 export const PlannedWave = z.object({
   index: z.number().int(),
   canary: z.boolean(),
@@ -144,10 +158,18 @@ export const RolloutState = z.enum([
   'halted',
   'rolling-back',
   'rolled-back',
+  /** A rollback whose hosts did not all return to their previous systems: an operator must look. */
+  'rollback-failed',
   'succeeded',
   'aborted',
 ]);
 export type RolloutState = z.infer<typeof RolloutState>;
+
+/** States nothing moves out of by itself (a rollback or a retry can still be asked for). */
+export const FINISHED_ROLLOUT_STATES: readonly RolloutState[] = ['halted', 'rolled-back', 'rollback-failed', 'succeeded', 'aborted'];
+
+/** Finished states that are failures (CLI exit status, colours, dashboard badges). */
+export const FAILED_ROLLOUT_STATES: readonly RolloutState[] = ['halted', 'rolled-back', 'rollback-failed', 'aborted'];
 
 /** States in which a rollout still owns its hosts: another rollout may not touch them. */
 export const ACTIVE_ROLLOUT_STATES: readonly RolloutState[] = ['running', 'waiting-approval', 'paused', 'rolling-back'];
@@ -163,6 +185,8 @@ export const RolloutHostView = z.object({
   manifestVersion: z.number().int().nullable(),
   reason: z.string().nullable(),
   rollbackState: z.enum(['issued', 'healthy', 'failed']).nullable(),
+  /** For a failed host: its failed report about this rollout's manifest (command, output tail, diagnosis). */
+  failure: HostFailure.nullable().default(null),
 });
 export type RolloutHostView = z.infer<typeof RolloutHostView>;
 
@@ -180,7 +204,9 @@ export const RolloutStatus = z.object({
   release: ReleaseName,
   state: RolloutState,
   reason: z.string().nullable(),
+  /** The current wave's position in `waves` (0-based); `wave` is its number as people count (1-based). */
   waveIndex: z.number().int(),
+  wave: z.number().int(),
   wavePhase: z.enum(['deploying', 'baking']),
   bakeRemainingSeconds: z.number().nullable(),
   failureThreshold: FailureThreshold,
@@ -189,9 +215,13 @@ export const RolloutStatus = z.object({
   createdAt: IsoTime,
   createdBy: z.string(),
   finishedAt: IsoTime.nullable(),
+  /** The rollout this one retries (`shoal rollout retry`): it re-issues that one's failed and unreached hosts. */
+  retryOf: z.string().nullable(),
   spec: RolloutSpec,
   waves: z.array(
     PlannedWave.omit({ hosts: true }).extend({
+      /** 1-based: "wave 2 of 3". */
+      number: z.number().int(),
       approved: z.boolean(),
       counts: WaveCounts,
       hosts: z.array(RolloutHostView),
@@ -201,7 +231,7 @@ export const RolloutStatus = z.object({
 export type RolloutStatus = z.infer<typeof RolloutStatus>;
 
 export const RolloutList = z.object({
-  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, createdAt: true, finishedAt: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
+  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, wave: true, createdAt: true, finishedAt: true, retryOf: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
 });
 export type RolloutList = z.infer<typeof RolloutList>;
 
@@ -216,6 +246,8 @@ export const RolloutRoutes = {
   plan: '/v1/rollouts/plan',
   rollout: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`,
   action: (id: string, action: RolloutAction) => `/v1/rollouts/${encodeURIComponent(id)}/${action}`,
+  /** POST: a new rollout of the same release for the hosts this one failed or never reached (201, its RolloutStatus). */
+  retry: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/retry`,
   events: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/events`,
   stream: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}/stream`,
 } as const;

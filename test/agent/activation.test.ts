@@ -6,6 +6,7 @@ import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../share
 import { Nix } from '../../agent/src/nix.js';
 import { bootInto, buildSystem, fakeHost, harness, type FakeHost } from './activation-fixture.js';
 import { newKeyPublic, publishToCache, separateStoreEnv } from './nix-fixture.js';
+import { useSmallDisks } from './small-disks.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 function manifest(storePath: string, version: number, action: Action = 'safe-switch'): ManifestPayload {
@@ -34,6 +35,7 @@ async function switchLog(host: FakeHost): Promise<string[]> {
 
 describe('activation (real store paths, real switch scripts, host in a directory)', () => {
   const tmpDir = useTmpDirs();
+  const smallDisk = useSmallDisks(tmpDir);
 
   async function hostRunning(mode: Parameters<typeof buildSystem>[2] = 'ok') {
     const host = await fakeHost(await tmpDir());
@@ -76,6 +78,37 @@ describe('activation (real store paths, real switch scripts, host in a directory
     expect(report.detail.failure?.outputTail).toBe('starting units\nJob for web.service failed');
     expect(report.currentSystem).toBe(prev);
     expect(await switchLog(host)).toEqual([`${next} test`, `${prev} switch`, `${prev} boot`]);
+  });
+
+  it('goes back to the previous system when the state directory fills up after the switch, though nothing can be recorded', async () => {
+    const { host, prev, next } = await hostRunning();
+    const stateDir = join(host.root, 'state');
+    await smallDisk(1024 * 1024, stateDir);
+    // Something else on the host fills the disk while the health gate runs; the check itself passes.
+    const fill = { kind: 'command' as const, name: 'fill', command: ['/bin/sh', '-c', `/usr/bin/head -c 4M /dev/zero > ${stateDir}/other 2>/dev/null; exit 0`], timeoutMs: 5_000 };
+    const h = await harness(host, { healthChecks: [fill] });
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
+    expect(result.phase).toBe('rolled-back');
+    expect(result.reason).toMatch(/^unexpected error while committing: ENOSPC/);
+    expect(await h.current()).toBe(prev);
+    expect(await realpath(host.profile)).toBe(prev);
+    expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(prev);
+    expect(await switchLog(host)).toEqual([`${next} test`, `${prev} switch`, `${prev} boot`]);
+  });
+
+  it('rolls back when something unexpected fails after the switch', async () => {
+    const { host, prev, next } = await hostRunning();
+    const h = await harness(host);
+    // The harness's activator holds these very deps.
+    h.deps.confirmReachable = async () => {
+      throw new TypeError('outbox went away');
+    };
+    const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
+    expect(result.phase).toBe('rolled-back');
+    expect(h.phases()).toEqual(['accepted', 'realising', 'activating', 'checking', 'rolling-back', 'rolled-back']);
+    expect(h.outbox.pending().at(-1)!.detail.reason).toBe('unexpected error while checking: outbox went away');
+    expect(await h.current()).toBe(prev);
+    expect(h.state.get().activation).toBeNull();
   });
 
   it('rolls back when a health check keeps failing until the deadline', async () => {
@@ -132,6 +165,29 @@ describe('activation (real store paths, real switch scripts, host in a directory
     expect(h.phases().slice(-1)).toEqual(['healthy']);
     // A renewal is an acceptance too: its floor is remembered.
     expect(h.state.get()).toMatchObject({ highestVersion: 2, highestFloor: 3 });
+  });
+
+  it('answers a new manifest for the system it already runs with its health gate, without switching', async () => {
+    // Booted into prev with no result of its own for it (installed that way, or moved back by hand).
+    const { host, prev } = await hostRunning();
+    const h = await harness(host, { healthChecks: [{ kind: 'command', name: 'ok', command: ['/bin/true'], timeoutMs: 5_000 }] });
+    const result = await h.activator.apply(manifest(prev, 5), 'safe-switch', 0);
+    expect(result).toMatchObject({ phase: 'healthy', manifestVersion: 5, storePath: prev });
+    expect(h.phases()).toEqual(['accepted', 'checking', 'healthy']);
+    // Nothing was switched; only the boot default was made to match what runs.
+    expect((await switchLog(host)).filter((line) => !line.endsWith(' boot'))).toEqual([]);
+    expect((await readFile(host.bootDefault, 'utf8')).trim()).toBe(prev);
+    expect(h.state.get()).toMatchObject({ highestVersion: 5, activation: null, lastResult: { phase: 'healthy', manifestVersion: 5 } });
+  });
+
+  it('reports failed, still running it, when the system it already runs fails its health checks', async () => {
+    const { host, prev } = await hostRunning();
+    const h = await harness(host, { healthChecks: [{ kind: 'command', name: 'web', command: ['/bin/false'], timeoutMs: 5_000 }], healthDeadlineMs: 200 });
+    const result = await h.activator.apply(manifest(prev, 5), 'switch', 0);
+    expect(result.phase).toBe('failed');
+    expect(result.reason).toMatch(/already running this system, but its health gate failed: health check web failed/);
+    expect(await h.current()).toBe(prev);
+    expect(await switchLog(host)).toEqual([]);
   });
 
   it('refuses a store path that is not a NixOS system and changes nothing', async () => {

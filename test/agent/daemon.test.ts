@@ -1,15 +1,16 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig, type AgentConfig } from '../../agent/src/config.js';
 import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
 import { rebootstrap } from '../../agent/src/rebootstrap.js';
-import { STATE_FILE, WATERMARK_FILE } from '../../agent/src/state.js';
+import { INITIAL_STATE, STATE_FILE, WATERMARK_FILE } from '../../agent/src/state.js';
 import { resolveSystem } from '../../agent/src/system.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { bootInto, buildSystem, fakeHost, type FakeHost } from './activation-fixture.js';
 import { FakeController } from './fake-controller.js';
 import { CONTROLLER_KEY, signedManifest, TRUST } from './manifests.js';
+import { useSmallDisks } from './small-disks.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -25,6 +26,7 @@ const future = () => ({ issuedAt: new Date().toISOString(), expiresAt: new Date(
 
 describe('the agent daemon end to end (loopback controller stand-in, host in a directory)', () => {
   const tmpDir = useTmpDirs();
+  const smallDisk = useSmallDisks(tmpDir);
   const running: RunningAgent[] = [];
   const controllers: FakeController[] = [];
 
@@ -82,6 +84,45 @@ describe('the agent daemon end to end (loopback controller stand-in, host in a d
     expect(controller.phases()).toEqual(['reconciled', 'accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
     expect(controller.reports.map((r) => r.seq).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(await resolveSystem(host.currentSystem)).toBe(next);
+  });
+
+  it('starts and enrolls after a crash on the first start left an empty host key', async () => {
+    const { controller, host, config } = await setup();
+    // An agent killed during its first start: state written, host.key created but never filled.
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(config.stateDir, STATE_FILE), `${JSON.stringify(INITIAL_STATE)}\n`, { mode: 0o600 });
+    await writeFile(join(config.stateDir, WATERMARK_FILE), `${JSON.stringify({ formatVersion: 1, highestVersion: 0, highestStorePath: null, highestFloor: 0 })}\n`, { mode: 0o600 });
+    await writeFile(join(config.stateDir, 'host.key'), '', { mode: 0o600 });
+    await start(config);
+    await until(() => controller.connectedHosts().includes('web-1'));
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
+    await finalPhase(controller, 1, 'healthy');
+  });
+
+  it.each([
+    ['full', 0],
+    ['full but for one page', 4096],
+  ])('holds a manifest back while its state directory is %s, says why at once, and applies it once there is room', async (_what, leave) => {
+    const { controller, host, prev, config } = await setup({ spaceCheckIntervalMs: 200 });
+    const disk = await smallDisk(2 * 1024 * 1024, config.stateDir);
+    await start(config);
+    await until(() => controller.connectedHosts().includes('web-1') && controller.phases().includes('reconciled'));
+    await disk.fill(leave);
+
+    const next = buildSystem(host, 'next');
+    controller.setManifest(1, signedManifest(release, { version: 1, storePath: next, ...future() }));
+    await finalPhase(controller, 1, 'refused');
+    const refused = controller.reports.find((r) => r.manifestVersion === 1)!;
+    expect(refused.detail.refusal).toBe('no-space');
+    expect(refused.detail.reason).toContain(`the state directory ${config.stateDir} is full`);
+    expect(await resolveSystem(host.currentSystem)).toBe(prev);
+
+    await disk.free();
+    await finalPhase(controller, 1, 'healthy');
+    expect(await resolveSystem(host.currentSystem)).toBe(next);
+    const v1 = controller.reports.filter((r) => r.manifestVersion === 1).sort((a, b) => a.seq - b.seq);
+    expect(v1.map((r) => r.phase)).toEqual(['refused', 'accepted', 'realising', 'activating', 'checking', 'committing', 'healthy']);
   });
 
   it('converges by polling when the websocket is disabled', async () => {

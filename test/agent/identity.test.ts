@@ -1,4 +1,4 @@
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadOrCreateIdentity } from '../../agent/src/identity.js';
@@ -32,5 +32,25 @@ describe('host identity', () => {
     const { identity } = await loadOrCreateIdentity(stateDir);
     await chmod(identity.file, 0o640);
     await expect(loadOrCreateIdentity(stateDir)).rejects.toThrow(`host key ${identity.file} is readable by group or others (mode 0640)`);
+  });
+
+  it.each([
+    ['an empty', ''],
+    ['a cut-short', 'q2Vb3x0K'],
+  ])('replaces %s key file of a host that never enrolled, keeping the old file aside', async (_what, content) => {
+    const stateDir = await tmpDir();
+    await writeFile(join(stateDir, 'host.key'), content, { mode: 0o600 });
+    const { identity, created } = await loadOrCreateIdentity(stateDir, { enrolled: false });
+    expect(created).toBe(true);
+    expect((await readFile(identity.file, 'utf8')).trim()).toHaveLength(88);
+    const names = await readdir(stateDir);
+    expect(names.filter((n) => n.startsWith('host.key.damaged-'))).toHaveLength(1);
+    expect(names.filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('refuses a damaged key of an enrolled host and says what to do', async () => {
+    const stateDir = await tmpDir();
+    await writeFile(join(stateDir, 'host.key'), '', { mode: 0o600 });
+    await expect(loadOrCreateIdentity(stateDir, { enrolled: true })).rejects.toThrow(/found 0 bytes\. This host enrolled with the key that was there; .*re-key the host/);
   });
 });

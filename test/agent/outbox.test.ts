@@ -1,11 +1,14 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../../agent/src/client.js';
 import { Outbox, OutboxSender, type NewReport } from '../../agent/src/outbox.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { PROTOCOL_VERSION, type Report, type ReportAck } from '../../shared/src/protocol.js';
+import { SmallDisk } from '../lab/small-disk.js';
+import { captureLogger } from './log-capture.js';
 import { PATH_A } from './manifests.js';
+import { useSmallDisks } from './small-disks.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 function report(phase: NewReport['phase'], manifestVersion = 1): NewReport {
@@ -23,6 +26,44 @@ const unreachable = async (): Promise<Call<ReportAck>> => ({ ok: false, error: {
 
 describe('Outbox', () => {
   const tmpDir = useTmpDirs();
+  const smallDisk = useSmallDisks(tmpDir);
+
+  it('does not wedge on a full disk: a report that could not be written leaves nothing behind, and the next one goes through once space is back', async () => {
+    const disk: SmallDisk = await smallDisk(256 * 1024);
+    const outbox = await Outbox.open(disk.dir);
+    expect((await outbox.add(report('accepted'))).seq).toBe(1);
+    await disk.fill();
+    await expect(outbox.add(report('realising'))).rejects.toMatchObject({ code: 'ENOSPC' });
+    await expect(outbox.add(report('realising'))).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(await readdir(join(disk.dir, 'outbox'))).not.toContain('000000000002.json');
+
+    await disk.free();
+    expect((await outbox.add(report('failed'))).seq).toBe(2);
+    expect(outbox.pending().map((r) => [r.seq, r.phase])).toEqual([
+      [1, 'accepted'],
+      [2, 'failed'],
+    ]);
+    expect((await Outbox.open(disk.dir)).pending().map((r) => r.seq)).toEqual([1, 2]);
+  });
+
+  it('moves an outbox file that does not parse aside and logs it, keeping the others', async () => {
+    const dir = await tmpDir();
+    const before = await Outbox.open(dir);
+    await before.add(report('accepted'));
+    await before.add(report('realising'));
+    await writeFile(join(dir, 'outbox', '000000000002.json'), '{"seq": 2, "pha');
+
+    const { logger, entries } = captureLogger();
+    const after = await Outbox.open(dir, { logger });
+    expect(after.pending().map((r) => r.seq)).toEqual([1]);
+    const names = await readdir(join(dir, 'outbox'));
+    const aside = names.find((n) => n.startsWith('000000000002.json.unreadable-'));
+    expect(aside).toBeDefined();
+    expect(await readFile(join(dir, 'outbox', aside!), 'utf8')).toBe('{"seq": 2, "pha');
+    expect(entries()).toContainEqual(expect.objectContaining({ msg: 'outbox file does not parse; moved it aside', movedTo: join(dir, 'outbox', aside!) }));
+    // The number is not reused for a different report the controller might already have.
+    expect((await after.add(report('failed'))).seq).toBe(3);
+  });
 
   it('numbers reports from 1 and writes each to its own file before returning', async () => {
     const dir = await tmpDir();

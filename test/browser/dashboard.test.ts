@@ -86,7 +86,9 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium against the fleet 
   });
 
   it('draws a started rollout and updates it live: the canary turns healthy, the gate opens after the bake', async () => {
-    // The late host's agent is down, so its wave-2 cell stays "in progress" until we start it.
+    // The late host's agent is down, so its wave-2 cell stays "in progress" until we start it: it
+    // polled within three poll intervals, so the controller still counts it as connected (a host that
+    // is offline would show "waiting"; see fleet-scale.test.ts).
     await hosts.get(late)!.stop();
     await controller.client.request('POST', '/v1/releases', {
       name: RELEASE,

@@ -53,8 +53,31 @@ describe('controller config file', () => {
         caches: [],
         cacheConcurrency: 32,
         cacheTimeoutSeconds: 10,
+        admission: { pendingChallenges: 10000, pendingChallengesPerAddress: 256, unauthenticatedConnections: 10000, unauthenticatedConnectionsPerAddress: 256 },
+        webhooks: { allowPrivateNetworks: false, allowedNetworks: [] },
+        retention: { reportsDays: 30, eventsDays: 30, auditEventsDays: 400, webhookDeliveriesDays: 30, pruneIntervalSeconds: 300 },
       },
     });
+  });
+
+  it('names bad limits, webhook networks and retention ages', () => {
+    const result = parseControllerConfig(
+      { ...minimal, admission: { pendingChallenges: 0, perIp: 3 }, webhooks: { allowedNetworks: ['10.0.0.0/33', 'intranet'] }, retention: { reportsDays: 1.5, eventsDays: null } },
+      'c.json',
+    );
+    expect(result.ok).toBe(false);
+    const message = result.ok ? '' : result.message;
+    for (const part of [
+      'admission.pendingChallenges: must be at least 1',
+      'admission.perIp: unknown field',
+      'webhooks.allowedNetworks.0: "10.0.0.0/33": prefix must be 0–32',
+      'webhooks.allowedNetworks.1: "intranet" is not an address or CIDR',
+      'retention.reportsDays: must be a whole number of days',
+    ]) {
+      expect(message).toContain(part);
+    }
+    const ok = parseControllerConfig({ ...minimal, retention: { eventsDays: null } }, 'c.json');
+    expect(ok.ok && ok.config.retention).toMatchObject({ eventsDays: null, reportsDays: 30 });
   });
 
   it('names every bad field and the file, and refuses unknown keys', () => {

@@ -14,6 +14,7 @@ import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createApp } from '../../controller/src/http/app.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { releaseTrust, type ReleaseTrust } from '../../controller/src/manifests/statements.js';
+import type { DestinationPolicy } from '../../controller/src/webhooks/destination.js';
 
 export class ManualClock implements Clock {
   constructor(public ms = Date.parse('2030-01-01T00:00:00Z')) {}
@@ -72,7 +73,14 @@ export function testKeys(mode: TrustMode): { controllerKey: NamedSecretKey; ciKe
 }
 
 export function testController(
-  options: { manifestTtlMs?: number; pollIntervalMs?: number; mode?: TrustMode; publicUrl?: string; cache?: DepsOptions['cache'] } = {},
+  options: {
+    manifestTtlMs?: number;
+    pollIntervalMs?: number;
+    mode?: TrustMode;
+    publicUrl?: string;
+    cache?: DepsOptions['cache'];
+    webhookDestinations?: DestinationPolicy;
+  } = {},
 ): TestController {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
   const database = openDatabase(join(dir, 'controller.sqlite'));

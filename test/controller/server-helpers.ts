@@ -70,9 +70,11 @@ export class AgentSocket {
   /** The origin this socket signs for: the controller's, unless a test says otherwise. */
   readonly audience: string;
 
-  constructor(url: string, options: { audience?: string } = {}) {
+  /** `localAddress` (e.g. 127.0.0.2) makes the socket come from another source address. */
+  constructor(url: string, options: { audience?: string; localAddress?: string } = {}) {
     this.audience = options.audience ?? controllerAudience(url);
-    this.ws = new WebSocket(url.replace(/^http/, 'ws') + AgentRoutes.websocket);
+    this.ws = new WebSocket(url.replace(/^http/, 'ws') + AgentRoutes.websocket, options.localAddress ? { localAddress: options.localAddress } : {});
+    this.ws.on('error', () => {});
     this.ws.on('message', (data) => {
       const message = JSON.parse(data.toString()) as ServerMessage;
       const waiter = this.waiting.shift();
@@ -101,10 +103,10 @@ export class AgentSocket {
   }
 
   /** Answers the challenge as `host`, signing with `keys` (its own unless a test forges). */
-  async authenticate(host: TestHost, keys: nacl.SignKeyPair = host.keys): Promise<void> {
+  async authenticate(host: TestHost, keys: nacl.SignKeyPair = host.keys, facts: { publicKey?: string; watermark?: { highestVersion: number; highestFloor: number } } = {}): Promise<void> {
     const { nonce } = await this.expect('challenge');
     const signature = toBase64(nacl.sign.detached(challengeMessage(host.name, nonce, this.audience), keys.secretKey));
-    this.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature }));
+    this.ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature, ...facts }));
   }
 
   close(): void {

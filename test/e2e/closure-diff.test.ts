@@ -169,4 +169,21 @@ describe('rollout preflight against a cache with a missing, an untrusted and a f
     expect(started.data.preflight).toMatchObject({ outcome: 'failed', skipped: true, paths: expect.any(Number) });
     expect((started.data.preflight as { problems: string[] }).problems).toEqual(expect.arrayContaining([expect.stringContaining(missing)]));
   });
+
+  it('checks a retry like a start: a new rollout is refused before it issues anything, unless skipped', async () => {
+    const { rollouts: before } = (await controller.client.request('GET', '/v1/rollouts')).body as { rollouts: Array<{ id: string }> };
+    const first = before[0]!.id;
+    expect((await controller.client.request('POST', `/v1/rollouts/${first}/abort`)).status).toBe(200);
+    const refused = await controller.client.request('POST', `/v1/rollouts/${first}/retry`);
+    expect(refused.status).toBe(409);
+    expect((refused.body as { error: { code: string; issues: string[] } }).error.code).toBe('preflight-failed');
+    expect((refused.body as { error: { issues: string[] } }).error.issues).toEqual(expect.arrayContaining([expect.stringContaining(missing)]));
+    expect(((await controller.client.request('GET', '/v1/rollouts')).body as { rollouts: unknown[] }).rollouts).toHaveLength(before.length);
+    const retried = await controller.client.request('POST', `/v1/rollouts/${first}/retry`, { skipPreflight: true });
+    expect(retried.status).toBe(201);
+    const retry = retried.body as { id: string; retryOf: string };
+    expect(retry.retryOf).toBe(first);
+    const started = (await controller.client.rolloutEvents(retry.id)).find((e) => e.kind === 'rollout-started')!;
+    expect(started.data).toMatchObject({ retryOf: first, preflight: { outcome: 'failed', skipped: true } });
+  });
 });

@@ -1,6 +1,4 @@
-import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeEd25519 } from '../../shared/src/ed25519.js';
 import { signEnvelope, type Envelope } from '../../shared/src/envelope.js';
@@ -12,6 +10,7 @@ import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
+import { serveTampered as serveTamperedEnvelope, storedEnvelope as storedEnvelopeOf } from './controller-db.js';
 import { lastEventId, systemOf, waitForReport } from './deploy-helpers.js';
 
 /**
@@ -32,41 +31,8 @@ describe('manifests and closures the agent must refuse', () => {
   let releaseKey: NamedSecretKey;
   const context = () => lab.diagnostics();
 
-  function database(): Database.Database {
-    const db = new Database(join(lab.dir, 'controller', 'controller.sqlite'));
-    db.pragma('busy_timeout = 5000');
-    return db;
-  }
-
-  function storedEnvelope(host: string, version: number): Envelope {
-    const db = database();
-    try {
-      const row = db.prepare('select envelope from manifests where host = ? and version = ?').get(host, version) as { envelope: string } | undefined;
-      if (!row) throw new Error(`the controller has no manifest v${version} for ${host}`);
-      return JSON.parse(row.envelope) as Envelope;
-    } finally {
-      db.close();
-    }
-  }
-
-  /** Appends a manifest row carrying `envelope` and makes it the host's desired state, as a tampered database would. */
-  function serveTampered(host: string, envelope: Envelope): number {
-    const db = database();
-    try {
-      return db.transaction(() => {
-        const { next } = db.prepare('select coalesce(max(version), 0) + 1 as next from manifests where host = ?').get(host) as { next: number };
-        const now = Date.now();
-        db.prepare(
-          `insert into manifests (host, version, store_path, action, rollout_id, issued_at, expires_at, envelope)
-           values (?, ?, ?, 'safe-switch', null, ?, ?, ?)`,
-        ).run(host, next, fixtures.systems.v2.path, now, now + 24 * 3600_000, JSON.stringify(envelope));
-        db.prepare('update hosts set desired_version = ? where name = ?').run(next, host);
-        return next;
-      })();
-    } finally {
-      db.close();
-    }
-  }
+  const storedEnvelope = (host: string, version: number) => storedEnvelopeOf(lab, host, version);
+  const serveTampered = (host: string, envelope: Envelope) => serveTamperedEnvelope(lab, host, envelope, fixtures.systems.v2.path);
 
   /**
    * A manifest for guard-1 that, unless `overrides` say otherwise, carries a genuine release

@@ -22,3 +22,5 @@ for d in $deps; do echo "$d" >> "$out/lab-packages"; done
 /bin/chmod 0555 "$out/bin/switch-to-configuration"
 # What NixOS writes when a system declares switch inhibitors (values whose change needs a reboot).
 if [ -n "${switchInhibitors:-}" ]; then printf '%s\n' "$switchInhibitors" > "$out/switch-inhibitors"; fi
+# The agent's configuration, as the NixOS module installs it as /etc/shoal/agent.json.
+if [ -n "${agentConfig:-}" ]; then /bin/mkdir -p "$out/etc/shoal" && printf '%s\n' "$agentConfig" > "$out/etc/shoal/agent.json"; fi

@@ -52,6 +52,11 @@ export interface ControllerOptions {
   /** Signs assignments. */
   controllerKey: ReleaseKey;
   trust: LabTrustMode;
+  /**
+   * Two-key mode: CI's public keys the controller trusts ("name:base64"); default the release
+   * key's alone. Rotation tests list the old and the new key, then the new one only.
+   */
+  trustedReleaseKeys?: string[];
   /** Address to listen on: 127.0.0.1, or the lab bridge's address when hosts have their own network. */
   host: string;
   port?: number;
@@ -100,7 +105,9 @@ export class LabController {
     if (this.running) throw new Error('the lab controller is already running');
     const { repoRoot, stateDir, releaseKey, controllerKey, host } = this.options;
     const trustFlags =
-      this.options.trust === 'single-key' ? ['--single-key-release-key', releaseKey.file] : ['--trusted-release-key', releaseKey.publicKey];
+      this.options.trust === 'single-key'
+        ? ['--single-key-release-key', releaseKey.file]
+        : (this.options.trustedReleaseKeys ?? [releaseKey.publicKey]).flatMap((key) => ['--trusted-release-key', key]);
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     this.port ||= this.options.port ?? (await freePort(host));
     if (this.resource) await this.scope.release(this.resource);
@@ -138,6 +145,18 @@ export class LabController {
 
   async restart(): Promise<this> {
     await this.stop();
+    return this.start();
+  }
+
+  /**
+   * Restarts on the same state dir and port with another configuration, as an operator rotating
+   * keys would: a new controller key file, or another list of trusted CI keys (two-key mode).
+   * Hosts started afterwards get the new keys in their default config; running agents keep theirs.
+   */
+  async restartWith(change: { controllerKey?: ReleaseKey; trustedReleaseKeys?: string[] }): Promise<this> {
+    await this.stop();
+    if (change.controllerKey) this.options.controllerKey = change.controllerKey;
+    if (change.trustedReleaseKeys) this.options.trustedReleaseKeys = change.trustedReleaseKeys;
     return this.start();
   }
 

@@ -1,14 +1,25 @@
 import { existsSync, lstatSync, readFileSync, readlinkSync, readdirSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { labAgentConfig, type AgentConfigFile } from './agent-config.js';
 import type { Resource, ResourceScope } from './cleanup.js';
-import { LabProcess } from './lab-process.js';
+import { LabProcess, type ExitStatus } from './lab-process.js';
 import { childPids, namespacedArgv } from './namespace.js';
 import type { HostNetwork } from './network.js';
 import { CommandError, run, type RunOptions, type RunResult } from './run.js';
 import type { LabSystem } from './systems.js';
 import { waitFor } from './wait.js';
+
+export interface StartAgentOptions {
+  /** Overrides for the lab's agent config (written to agent.json). */
+  config?: Partial<AgentConfigFile>;
+  /** Run with this config file instead of the lab's agent.json, e.g. one the system provides (/run/current-system/etc/shoal/agent.json). */
+  configFile?: string;
+  args?: string[];
+  /** Restart the agent whenever it exits on its own, as systemd's Restart=always does (not after stop() or kill()). */
+  supervise?: boolean;
+  restartDelayMs?: number;
+}
 
 /** What a host needs from the rest of its lab: where the cache and the controller are. */
 export interface HostServices {
@@ -42,6 +53,8 @@ const PROFILE = 'nix/var/nix/profiles/system';
 export class LabHost {
   readonly paths: { dir: string; nix: string; run: string; home: string; cache: string; state: string; config: string; enrollToken: string; agentLog: string };
   agent: LabProcess | null = null;
+  /** How every agent process of this host ended, oldest first (with supervise, one per restart). */
+  readonly agentExits: ExitStatus[] = [];
   private agentResource: Resource | null = null;
 
   constructor(
@@ -217,6 +230,23 @@ export class LabHost {
     }
   }
 
+  /**
+   * What the lab health check reads on this host for `system` (its etc/health, in this host's own
+   * store copy): "ok" passes, anything else fails. Flipping it makes a running system turn
+   * unhealthy (or well again) without an activation, as a service that breaks after a deploy.
+   * The file is replaced, not written through, so no other store sharing its inode changes.
+   */
+  async setHealth(system: string, health: string): Promise<void> {
+    const etc = join(this.paths.nix, system.slice('/nix'.length), 'etc');
+    await chmod(etc, 0o755);
+    try {
+      await rm(join(etc, 'health'), { force: true });
+      await writeFile(join(etc, 'health'), `${health}\n`, { mode: 0o444 });
+    } finally {
+      await chmod(etc, 0o555);
+    }
+  }
+
   /** Whether the Nix database of this host's store lists `storePath` as valid. */
   async storePathValid(storePath: string): Promise<boolean> {
     const result = await this.exec(['nix-store', '--check-validity', storePath]);
@@ -273,21 +303,30 @@ export class LabHost {
    * Starts the agent inside the host. Writes the config unless one exists (or `config` is
    * given) and, for a host not yet enrolled, an enrollment token made on the lab controller.
    */
-  async start(options: { config?: Partial<AgentConfigFile>; args?: string[] } = {}): Promise<LabProcess> {
+  async start(options: StartAgentOptions = {}): Promise<LabProcess> {
     if (this.agent?.running) throw new Error(`the agent of ${this.name} is already running (pid ${this.agent.pid})`);
-    if (options.config || !existsSync(this.paths.config)) await this.writeConfig(options.config);
+    if (!options.configFile && (options.config || !existsSync(this.paths.config))) await this.writeConfig(options.config);
     const controller = this.services.controller();
     if (!this.enrolled && !existsSync(this.paths.enrollToken) && controller) {
       await writeFile(this.paths.enrollToken, `${await controller.createEnrollmentToken()}\n`, { mode: 0o600 });
     }
     const command = [
       process.execPath, '--import', 'tsx', join(this.services.repoRoot, 'agent/src/main.ts'),
-      'run', '--config', this.paths.config, ...(options.args ?? []),
+      'run', '--config', options.configFile ?? this.paths.config, ...(options.args ?? []),
     ];
     const agent = this.processIn(`agent ${this.name}`, command, this.paths.agentLog);
     if (this.agentResource) await this.scope.release(this.agentResource);
     this.agent = agent;
     this.agentResource = this.scope.add(agent);
+    void agent.exited.then((status) => {
+      this.agentExits.push(status);
+      // As the NixOS module's unit (Restart=always, RestartSec): any exit but a stop the lab asked for.
+      if (options.supervise && !agent.stoppedByLab && this.agent === agent) {
+        setTimeout(() => {
+          if (this.agent === agent && !agent.stoppedByLab) void this.start({ configFile: options.configFile, args: options.args, supervise: true });
+        }, options.restartDelayMs ?? 200);
+      }
+    });
     return agent;
   }
 
@@ -295,6 +334,7 @@ export class LabHost {
   async stop(graceMs = 10_000): Promise<void> {
     const agent = this.agent;
     if (!agent?.running) return;
+    agent.stoppedByLab = true;
     for (const init of childPids(agent.pid)) {
       try {
         process.kill(init, 'SIGTERM');

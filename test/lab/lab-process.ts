@@ -19,6 +19,8 @@ export class LabProcess implements Resource {
   private readonly child: ChildProcess;
   private readonly log: WriteStream;
   private exitStatus: ExitStatus | null = null;
+  /** The lab itself stopped or killed it (a supervisor must not restart it then, as systemd does not after `systemctl stop`). */
+  stoppedByLab = false;
   private readonly lineWaiters = new Set<() => void>();
 
   constructor(
@@ -113,6 +115,7 @@ export class LabProcess implements Resource {
   }
 
   signal(signal: NodeJS.Signals): void {
+    this.stoppedByLab = true;
     if (this.running) this.child.kill(signal);
   }
 
@@ -127,6 +130,7 @@ export class LabProcess implements Resource {
   }
 
   releaseSync(): void {
+    this.stoppedByLab = true;
     if (this.running && this.child.pid) {
       try {
         process.kill(this.child.pid, 'SIGKILL');

@@ -70,6 +70,9 @@ let
       deps = deps;
       builder = "/bin/sh";
       args = [ ./build-toplevel.sh ];
-    } // (if s ? switchInhibitors && s.switchInhibitors != null then { inherit (s) switchInhibitors; } else { }));
+    } // (if s ? switchInhibitors && s.switchInhibitors != null then { inherit (s) switchInhibitors; } else { })
+      # The agent's configuration where the NixOS module puts it (etc/shoal/agent.json); absent
+      # attributes stay out of the derivation, so systems without one keep their store paths.
+      // (if s ? agentConfig && s.agentConfig != null then { inherit (s) agentConfig; } else { }));
 in
 builtins.listToAttrs (map (s: { name = s.name; value = toplevel s; }) spec.systems)

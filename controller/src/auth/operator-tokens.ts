@@ -1,5 +1,5 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { OperatorScope } from '../../../shared/src/operator-api.js';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { OperatorScope } from '../../../shared/src/operator-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { prepared } from '../db/prepared.js';
@@ -27,8 +27,10 @@ export function findOperator(db: Db, token: string): OperatorIdentity | null {
       .where(and(eq(operatorTokens.hash, sql.placeholder('hash')), isNull(operatorTokens.revokedAt)))
       .prepare(),
   ).get({ hash: sha256Hex(token) });
+  if (!row) return null;
   // An unknown scope (a newer controller's, after a downgrade) grants the least: publishing releases.
-  return row ? { ...row, scope: row.scope === 'admin' ? 'admin' : 'ci' } : null;
+  const scope = OperatorScope.safeParse(row.scope);
+  return { ...row, scope: scope.success ? scope.data : 'ci' };
 }
 
 export function hasActiveOperatorToken(db: Db): boolean {
@@ -39,12 +41,8 @@ export function listOperatorTokens(db: Db) {
   return db
     .select({ id: operatorTokens.id, name: operatorTokens.name, scope: operatorTokens.scope, createdAt: operatorTokens.createdAt, revokedAt: operatorTokens.revokedAt })
     .from(operatorTokens)
+    .orderBy(asc(operatorTokens.createdAt), asc(operatorTokens.id))
     .all();
-}
-
-/** Whether a token of `scope` may make this request. The one place scopes are decided. */
-export function scopeAllows(scope: OperatorScope, method: string, path: string): boolean {
-  return scope === 'admin' || (method === 'POST' && path === '/v1/releases');
 }
 
 /** Returns false when no active token has that id. */

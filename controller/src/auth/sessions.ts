@@ -9,6 +9,7 @@ export const SESSION_TTL_MS = 3600_000;
  */
 export class SessionStore {
   private readonly sessions = new Map<string, { host: string; expiresAt: number }>();
+  private readonly revokedListeners = new Set<(host: string) => void>();
 
   constructor(
     private readonly clock: Clock,
@@ -32,6 +33,20 @@ export class SessionStore {
       return null;
     }
     return entry.host;
+  }
+
+  /**
+   * Ends a host's access at once (removed, or re-keyed): its sessions are forgotten and listeners
+   * (the websocket hub) close its live connection. Its next login is checked against the database.
+   */
+  revokeHost(host: string): void {
+    for (const [token, entry] of this.sessions) if (entry.host === host) this.sessions.delete(token);
+    for (const listener of this.revokedListeners) listener(host);
+  }
+
+  onHostRevoked(listener: (host: string) => void): () => void {
+    this.revokedListeners.add(listener);
+    return () => this.revokedListeners.delete(listener);
   }
 
   private sweepIfLarge(): void {

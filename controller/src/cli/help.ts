@@ -16,7 +16,8 @@ health and failure:
   --on-failure halt|rollback
   --offline-wait 5m --offline fail|skip   what an unreachable host counts as
   --progress-deadline 1h   the whole rollout must finish in this time
-  --approve-before 1,2     waves that wait for \`shoal rollout approve\`
+  --approve-before 2,3     waves (counted from 1; the canary is wave 1)
+                           that wait for \`shoal rollout approve\`
   --action safe-switch|switch|boot|dry-activate
   --spec FILE              a rollout spec as JSON (flags override it)`;
 
@@ -36,23 +37,31 @@ public key "NAME:BASE64".
 
 example: shoal keygen --name controller-1 --out /var/lib/secrets/controller.key
          shoal keygen --name ci-release-1 --out ci-release.key`,
-  'token create': `usage: shoal token create --state-dir DIR [--db FILE] [--name N] [--scope ci]
+  'token create': `usage: shoal token create [--state-dir DIR | --db FILE] [--name N]
+         [--scope read|deploy|admin|ci]
 
-Creates an operator token by opening the controller's database directly (run it
-on the controller machine) and prints it. --scope ci makes a token that may only
-publish releases (POST /v1/releases): give that one to CI. Default: admin.
+Creates an operator token and prints it (the only time it is shown). Scopes:
+read (look only), deploy (read, set, releases, rollouts), admin (everything:
+tokens, hosts, webhooks, backups; the default), ci (only publish releases).
+With --state-dir it opens the controller's database directly (on the controller
+machine; how the first tokens are made), else it asks the API (admin token).
+${CONNECTION}
 
-example: shoal token create --state-dir /var/lib/shoal-controller --scope ci`,
-  'token list': `usage: shoal token list --state-dir DIR [--db FILE]
+example: shoal token create --name ci --scope ci
+         shoal token create --state-dir /var/lib/shoal-controller --name alice`,
+  'token list': `usage: shoal token list [--state-dir DIR | --db FILE]
 
-Lists operator tokens (ids and names; never the secrets).
+Lists operator tokens: id, name, scope, created, revoked (never the secrets).
+${CONNECTION}
 
-example: shoal token list --state-dir /var/lib/shoal-controller`,
-  'token revoke': `usage: shoal token revoke --state-dir DIR [--db FILE] ID
+example: shoal token list`,
+  'token revoke': `usage: shoal token revoke [--state-dir DIR | --db FILE] ID
 
-Revokes an operator token; requests that carry it are refused from then on.
+Revokes an operator token; requests that carry it, and dashboard sessions
+opened with it, are refused from then on.
+${CONNECTION}
 
-example: shoal token revoke --state-dir /var/lib/shoal-controller 3`,
+example: shoal token revoke 3f1c9a0e2b7d4c13`,
   'enroll-token create': `usage: shoal enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
 
 Creates a token that new agents enroll with; enrolled hosts get the tags.
@@ -74,21 +83,87 @@ says so.
 ${CONNECTION}
 
 example: shoal host diff web-1`,
+  'enroll-token list': `usage: shoal enroll-token list
+
+Lists enrollment tokens: id, state (active, expired, used-up, revoked), uses,
+expiry, tags. Never the tokens themselves (only their hashes are stored).
+${CONNECTION}
+
+example: shoal enroll-token list`,
+  'enroll-token revoke': `usage: shoal enroll-token revoke ID
+
+Revokes an enrollment token: no new host enrolls with it. Hosts that already
+enrolled with it stay enrolled (remove one with shoal host rm).
+${CONNECTION}
+
+example: shoal enroll-token revoke 5f0c1e9a2b7d4c13`,
+  'host rm': `usage: shoal host rm NAME
+
+Removes a host with its manifests, reports and history; its agent can no longer
+log in (its open connection is closed). Refused while an active rollout
+includes the host: abort it or let it finish first.
+${CONNECTION}
+
+example: shoal host rm web-7`,
+  'host rekey': `usage: shoal host rekey NAME --public-key BASE64
+
+Gives a known host a new key (a reinstalled machine). Its history and desired
+state stay; the old key stops working at once. The agent logs its public key
+and fingerprint at start ("host identity loaded").
+${CONNECTION}
+
+example: shoal host rekey web-2 --public-key 3q2+7w...=`,
+  'host unknown': `usage: shoal host unknown
+
+Lists hosts this controller does not know that tried to connect, with the
+fingerprint of the key they proved they hold and the version they accepted:
+typically the fleet after the controller's database was lost.
+${CONNECTION}
+
+example: shoal host unknown`,
+  'host adopt': `usage: shoal host adopt NAME [--fingerprint SHA256:…] [--tag T]...
+
+Makes an unknown host that tried to connect a known host, with the key it
+presented; it is served at its next login, above the version it accepted.
+Compare the fingerprint with the one the agent logs at start. When several
+keys tried the name, --fingerprint says which one is the host.
+${CONNECTION}
+
+example: shoal host adopt web-3 --fingerprint SHA256:q3bS…`,
+  backup: `usage: shoal backup --out FILE
+
+Downloads a consistent copy of the controller's database, taken online (the
+controller keeps serving), checks it with SQLite's integrity check and writes
+it to FILE (mode 0600: it holds webhook secrets). Needs an admin token. To
+restore: see "Backup and restore" in controller/README.md.
+${CONNECTION}
+
+example: shoal backup --out /var/backups/shoal-$(date +%F).sqlite`,
   set: `usage: shoal set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
 
 Sets one host's desired system at once, outside any rollout.
 ${CONNECTION}
 
 example: shoal set web-1 /nix/store/...-nixos-system-web-1 --action switch`,
-  status: `usage: shoal status [--json]
+  status: `usage: shoal status [--failed] [--tag TAG]... [--rollout ID] [--wide] [--json]
 
-Fleet status: one row per host; * marks a host not yet on its desired system.
+Fleet status: a summary line (hosts healthy, failed, deploying, offline), then
+one row per host: its phase, generation (#7; * while it is not yet running
+it), the release and the rollout it is on. Under each failed host: what the
+failure most likely means and the last lines of the failing command's output.
+  --failed        only failed hosts
+  --tag TAG       only hosts with this tag (repeat for any of several)
+  --rollout ID    only hosts whose newest generation came from this rollout
+  --wide          also the current and desired systems and the agent version
+Times are local with their zone; --json gives the API's ISO 8601 UTC.
 ${CONNECTION}
 
-example: shoal status --json | jq '.hosts[] | select(.phase == "failed")'`,
+example: shoal status --failed --tag web`,
   history: `usage: shoal history HOST [--limit N] [--json]
 
-A host's event history: manifests issued, reports, connections.
+A host's event history as sentences, oldest first (the newest N, default 50):
+generations issued, what the agent reported, connections, rollout steps; a
+failure is followed by what it most likely means and the command's last lines.
 ${CONNECTION}
 
 example: shoal history web-1 --limit 20`,
@@ -205,10 +280,52 @@ example: shoal rollout status ro-1a2b3c4d`,
 
 Follows a rollout live until it ends. On a terminal the view redraws; otherwise
 one line per change (--json: one JSON object per line). Exits 0 when the rollout
-succeeded, 1 when it halted, rolled back or was aborted.
+succeeded, 1 when it halted, rolled back (or failed to), or was aborted.
 ${CONNECTION}
 
 example: shoal rollout watch ro-1a2b3c4d || notify-send "rollout failed"`,
+  'webhook add': `usage: shoal webhook add URL [--event TYPE]... [--description D]
+                           [--secret-file FILE]
+
+Adds an endpoint that receives rollout events as signed JSON POSTs
+(X-Shoal-Signature: sha256=HMAC of the body with the secret). TYPE is an event
+type (rollout-halted, rollout-host-failed, ...) or * for all; default: all but
+the per-host issued/healthy events. Without --secret-file a secret is made
+and printed once. Every body has a "text" line that Slack, Mattermost, Matrix
+(hookshot) and Discord (its URL ending in /slack) post as it is.
+${CONNECTION}
+
+example: shoal webhook add https://hooks.slack.com/services/T0/B0/XXXX \\
+           --event rollout-halted --event rollout-host-failed`,
+  'webhook list': `usage: shoal webhook list [--json]
+
+Lists endpoints: active or dead, deliveries pending and failed, and for each
+endpoint with a queue the delivery at its head (attempts, last error, next try).
+${CONNECTION}
+
+example: shoal webhook list`,
+  'webhook rm': `usage: shoal webhook rm ID
+
+Removes an endpoint; its pending deliveries are dropped.
+${CONNECTION}
+
+example: shoal webhook rm wh-1a2b3c4d5e6f`,
+  'webhook test': `usage: shoal webhook test ID
+
+Sends a signed ping (X-Shoal-Event: ping) now and says whether it arrived. A
+dead endpoint (given up after hours without an answer) that answers is active
+again; events from then on are delivered.
+${CONNECTION}
+
+example: shoal webhook test wh-1a2b3c4d5e6f`,
+  'key show': `usage: shoal key show FILE
+
+Prints the public half of a key again: "NAME:BASE64" for a key made by
+\`shoal keygen\` (for trustedControllerKeys / trustedReleaseKeys), or the bare
+base64 of an agent's host key (for \`shoal host register --public-key\`).
+
+example: shoal key show /var/lib/secrets/controller.key
+         shoal key show /var/lib/shoal-agent/host.key`,
   'rollout list': `usage: shoal rollout list [--json]
 
 The latest 50 rollouts, newest first.
@@ -223,8 +340,9 @@ ${CONNECTION}
 example: shoal rollout approve ro-1a2b3c4d`,
   'rollout pause': `usage: shoal rollout pause ID
 
-Stops issuing new manifests and stops the bake clock; hosts already updating
-finish. \`resume\` continues.
+Stops issuing new manifests and stops every clock of the rollout (bake, wave,
+and each host's health and offline deadlines); hosts already updating finish.
+\`resume\` continues.
 ${CONNECTION}
 
 example: shoal rollout pause ro-1a2b3c4d`,
@@ -236,15 +354,28 @@ ${CONNECTION}
 example: shoal rollout resume ro-1a2b3c4d`,
   'rollout abort': `usage: shoal rollout abort ID
 
-Ends a rollout now; hosts keep whatever system they have.
+Ends a rollout now; hosts keep whatever system they have. A rollout that is
+rolling back can be aborted too: hosts already sent back still go back.
 ${CONNECTION}
 
 example: shoal rollout abort ro-1a2b3c4d`,
   'rollout rollback': `usage: shoal rollout rollback ID
 
 Moves every host the rollout changed back to the system it ran before
-(as new signed manifests).
+(as new signed manifests). Ends as rolled-back when every host proved healthy
+on its previous system, as rollback-failed when one did not.
 ${CONNECTION}
 
 example: shoal rollout rollback ro-1a2b3c4d`,
+  'rollout retry': `usage: shoal rollout retry ID [--watch] [--skip-preflight] [--json]
+
+Starts a new rollout of the same release and settings for only the hosts the
+finished rollout ID failed, skipped, never reached or rolled back; hosts
+already healthy on it are left alone. The new rollout names ID as the one it
+retries. --watch follows it like \`rollout watch\`. Like a start, it is
+refused when the binary cache cannot serve the target closures
+(--skip-preflight starts anyway).
+${CONNECTION}
+
+example: shoal rollout retry ro-1a2b3c4d --watch`,
 };

@@ -75,7 +75,7 @@ function act(action: RolloutAction) {
     const id = positionals[0]!;
     const status = await OperatorClient.from(values, io).call('POST', RolloutRoutes.action(id, action), RolloutStatus);
     if (values.json) json(io, status);
-    else io.stdout(`${PAST[action]} rollout ${status.id}; now ${stateColour(status.state, paint(io))} at wave ${status.waveIndex}\n`);
+    else io.stdout(`${PAST[action]} rollout ${status.id}; now ${stateColour(status.state, paint(io))} at wave ${status.wave} of ${status.waves.length}\n`);
   };
 }
 
@@ -84,3 +84,16 @@ export const rolloutPause = act('pause');
 export const rolloutResume = act('resume');
 export const rolloutAbort = act('abort');
 export const rolloutRollback = act('rollback');
+
+/** A new rollout for the hosts a finished one failed or never reached; prints (or watches) it. */
+export async function rolloutRetry(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { watch: { type: 'boolean', short: 'w', default: false }, 'skip-preflight': { type: 'boolean', default: false } }, ['ID']);
+  const client = OperatorClient.from(values, io);
+  const status = await client.call('POST', RolloutRoutes.retry(positionals[0]!), RolloutStatus, values['skip-preflight'] ? { skipPreflight: true } : undefined);
+  if (values.watch) {
+    if (!values.json) io.stdout(`started rollout ${status.id}, retrying ${positionals[0]!}\n`);
+    return follow(client, status.id, io, values);
+  }
+  if (values.json) return json(io, status);
+  io.stdout(`started rollout ${status.id}, retrying ${positionals[0]!}\n${statusLines(status, paint(io))}`);
+}

@@ -1,21 +1,28 @@
 import * as commands from './commands.js';
 import { CliError, type CliIo } from './context.js';
 import { HELP } from './help.js';
+import * as lifecycle from './lifecycle-commands.js';
 import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
 import { didYouMean } from './suggest.js';
+import * as webhooks from './webhook-commands.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
   keygen --name NAME --out FILE          generate a controller or CI release key
-  token create --state-dir DIR [--name N] [--scope ci]   new operator token
-  token list --state-dir DIR | token revoke --state-dir DIR ID
+  key show FILE                          print the public half of a key
+  token create [--state-dir DIR] [--name N] [--scope read|deploy|admin|ci]
+  token list [--state-dir DIR] | token revoke [--state-dir DIR] ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
+  enroll-token list | enroll-token revoke ID
   host register NAME --public-key B64 [--tag T]...
   host diff HOST [--target PATH]         what it runs against what it should run
+  host rm NAME | host rekey NAME --public-key B64
+  host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
+  backup --out FILE                      online copy of the controller database
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
-  status                                 fleet status
+  status [--failed] [--tag T] [--rollout ID] [--wide]   fleet status
   history HOST [--limit N]               a host's event history
   release build --flake DIR[#ATTR] --name NAME   evaluate and build (CI)
   release push-closures --to CACHE_URL [--cache-key F]   nix copy
@@ -28,6 +35,8 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID
+  rollout retry ID [--watch] [--skip-preflight]   again, for unfinished hosts
+  webhook add URL [--event TYPE]... | webhook list | webhook rm|test ID
 
 global: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
         --token-file F (SHOAL_TOKEN_FILE), --config F (SHOAL_CONFIG), --json
@@ -38,8 +47,16 @@ type Command = (args: string[], io: CliIo) => Promise<void>;
 const TABLE: Record<string, Command | Record<string, Command>> = {
   keygen: commands.keygen,
   token: { create: commands.tokenCreate, list: commands.tokenList, revoke: commands.tokenRevoke },
-  'enroll-token': { create: commands.enrollTokenCreate },
-  host: { register: commands.hostRegister, diff: commands.hostDiff },
+  'enroll-token': { create: commands.enrollTokenCreate, list: lifecycle.enrollTokenList, revoke: lifecycle.enrollTokenRevoke },
+  host: {
+    register: commands.hostRegister,
+    diff: commands.hostDiff,
+    rm: lifecycle.hostRemove,
+    rekey: lifecycle.hostRekey,
+    unknown: lifecycle.hostUnknown,
+    adopt: lifecycle.hostAdopt,
+  },
+  backup: lifecycle.backup,
   set: commands.setDesired,
   status: commands.status,
   history: commands.history,
@@ -63,7 +80,10 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
     resume: rollouts.rolloutResume,
     abort: rollouts.rolloutAbort,
     rollback: rollouts.rolloutRollback,
+    retry: rollouts.rolloutRetry,
   },
+  webhook: { add: webhooks.webhookAdd, list: webhooks.webhookList, rm: webhooks.webhookRemove, test: webhooks.webhookTest },
+  key: { show: commands.keyShow },
 };
 
 /** Runs one CLI invocation; returns the exit status. Errors become one line on stderr. */

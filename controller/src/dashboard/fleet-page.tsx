@@ -1,163 +1,220 @@
-import type { HostStatus } from '../../../shared/src/operator-api.js';
-import { ago, hostCondition, HOST_CONDITIONS, storePathParts, type HostCondition } from './format.js';
-import { Badge, BASE, Layout, LiveState } from './layout.js';
+import { SHOWN_CONDITIONS, type HostCondition } from '../../../shared/src/host-condition.js';
+import type { UnknownHost } from '../../../shared/src/operator-api.js';
+import type { JSX } from 'hono/jsx/jsx-runtime';
+import type { RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { Generation } from './generation.js';
+import { FLEET_PAGE_SIZE, fleetQuery, type FleetRow, type FleetView } from './fleet-view.js';
+import { Badge, BASE, Layout, LiveState, RelativeTime } from './layout.js';
+import type { LiveState as LiveStateData } from './live-state.js';
+import { rolloutPath, RolloutStateBadge } from './rollout-page.js';
 import type { DashboardSession } from './sessions.js';
+import { UnknownHosts } from './unknown-hosts.js';
 
-export interface FleetFilter {
-  tag: string | null;
-  status: HostCondition | null;
-}
+/** The key of the row that stands in for an empty table (host names cannot contain parentheses). */
+const EMPTY_ROW = '(none)';
+const COLUMNS = 7;
 
-export function parseFleetFilter(query: Record<string, string>): FleetFilter {
-  const tag = query.tag?.trim() || null;
-  const status = (HOST_CONDITIONS as readonly string[]).includes(query.status ?? '') ? (query.status as HostCondition) : null;
-  return { tag, status };
-}
-
-export function fleetQuery(filter: FleetFilter): string {
-  const params = new URLSearchParams();
-  if (filter.tag) params.set('tag', filter.tag);
-  if (filter.status) params.set('status', filter.status);
-  const text = params.toString();
-  return text ? `?${text}` : '';
-}
-
-function matches(host: HostStatus, filter: FleetFilter): boolean {
-  if (filter.tag && !host.tags.includes(filter.tag)) return false;
-  return !filter.status || hostCondition(host) === filter.status;
-}
-
-export function Generation(props: { path: string | null; version?: number | undefined }) {
-  const parts = storePathParts(props.path);
-  if (!parts) return <span class="muted">none</span>;
+/** One link per rollout that needs watching: what an operator looks at first. */
+export function RolloutStrip(props: { rollouts: RolloutStatus[] }) {
+  if (props.rollouts.length === 0) return <></>;
   return (
-    <span class="gen" title={props.path ?? ''}>
-      {parts.name} <span class="mono">{parts.hash}</span>
-      {props.version !== undefined ? <span class="muted"> v{props.version}</span> : null}
-    </span>
+    <ul class="strip" aria-label="Rollouts in progress">
+      {props.rollouts.map((rollout) => {
+        const total = rollout.waves.reduce((sum, wave) => sum + wave.hosts.length, 0);
+        return (
+          <li data-rollout={rollout.id} data-state={rollout.state}>
+            <a href={rolloutPath(rollout.id)}>
+              Rollout {rollout.id}: {rollout.release}
+            </a>{' '}
+            <RolloutStateBadge state={rollout.state} />{' '}
+            <span class="muted">
+              wave {Math.min(rollout.waveIndex + 1, rollout.waves.length)} of {rollout.waves.length} · {rollout.finished} of {total} hosts done
+              {rollout.failures ? ` · ${rollout.failures} failed` : ''}
+            </span>
+          </li>
+        );
+      })}
+    </ul>
   );
 }
 
-/** The counts above the table; a live region, so a screen reader hears "2 failed" when it changes. */
-export function FleetCounts(props: { hosts: HostStatus[]; shown: number }) {
-  const by = new Map<HostCondition, number>();
-  for (const host of props.hosts) by.set(hostCondition(host), (by.get(hostCondition(host)) ?? 0) + 1);
+/** Count tiles: each is a link to the hosts it counts (within the current tag and search). */
+export function FleetCounts(props: { view: FleetView }) {
+  const { view } = props;
+  const tile = (status: HostCondition | null, count: number, label: JSX.Element | string) => (
+    <li class={count === 0 && status !== null ? 'zero' : undefined}>
+      <a href={`${BASE}${fleetQuery(view.filter, { status })}`} aria-current={view.filter.status === status ? 'true' : undefined} data-status-link={status ?? 'all'}>
+        <strong>{count}</strong> {label}
+      </a>
+    </li>
+  );
   return (
     <>
-      <ul class="counts" aria-label="Hosts by status">
-        <li>
-          <strong>{props.hosts.length}</strong> hosts
-        </li>
-        {HOST_CONDITIONS.map((condition) => (
-          <li>
-            <strong>{by.get(condition) ?? 0}</strong> <Badge kind={condition}>{condition}</Badge>
-          </li>
-        ))}
+      <ul class="counts" aria-label="Hosts by status (links filter the table)">
+        {tile(null, view.matching, view.filter.tag || view.filter.q ? 'matching' : 'hosts')}
+        {SHOWN_CONDITIONS.map((condition) => tile(condition, view.counts.get(condition) ?? 0, <Badge kind={condition}>{condition}</Badge>))}
       </ul>
-      {props.shown !== props.hosts.length ? <p class="muted">Showing {props.shown} of {props.hosts.length} hosts.</p> : null}
+      <p class="muted" id="fleet-shown">
+        {view.shown === 0
+          ? `No host matches, of ${view.total}.`
+          : `Showing ${(view.filter.page - 1) * FLEET_PAGE_SIZE + 1}–${(view.filter.page - 1) * FLEET_PAGE_SIZE + view.rows.length} of ${view.shown}${view.shown !== view.total ? ` matching (${view.total} hosts in all)` : ' hosts'}, most urgent first.`}
+      </p>
     </>
   );
 }
 
-export function FleetTable(props: { hosts: HostStatus[]; now: number }) {
-  if (props.hosts.length === 0) return <p>No host matches.</p>;
+/** One table row. `now` null renders times as fixed text the browser turns relative: the live stream's form, unchanged from one render to the next. */
+export function FleetHostRow(props: { row: FleetRow; now: number | null }) {
+  const { host, condition } = props.row;
+  const drift = condition !== 'drifted' && host.desired !== null && host.currentSystem !== null && host.currentSystem !== host.desired.storePath;
   return (
-    <table class="cards">
-      <caption class="sr-only">Hosts</caption>
-      <thead>
-        <tr>
-          <th scope="col">Host</th>
-          <th scope="col">Status</th>
-          <th scope="col">Current</th>
-          <th scope="col">Desired</th>
-          <th scope="col">Last seen</th>
-          <th scope="col">Connection</th>
-          <th scope="col">Tags</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.hosts.map((host) => {
-          const condition = hostCondition(host);
-          const drift = host.desired !== null && host.currentSystem !== host.desired.storePath;
-          return (
-            <tr data-host={host.name} data-status={condition}>
-              <td data-label="Host">
-                <a href={`${BASE}/hosts/${encodeURIComponent(host.name)}`}>{host.name}</a>
-              </td>
-              <td data-label="Status">
-                <Badge kind={condition}>{condition}</Badge> {host.phase ? <span class="muted">{host.phase}</span> : null}
-                {host.lastError ? <div class="muted">{host.lastError}</div> : null}
-              </td>
-              <td data-label="Current">
-                <Generation path={host.currentSystem} />
-                {drift ? <span class="drift">not the desired one</span> : null}
-              </td>
-              <td data-label="Desired">
-                <Generation path={host.desired?.storePath ?? null} version={host.desired?.version} />
-              </td>
-              <td data-label="Last seen">{ago(host.lastSeenAt, props.now)}</td>
-              <td data-label="Connection">{host.connection}</td>
-              <td data-label="Tags">
-                {host.tags.map((tag) => (
-                  <span class="tag">{tag}</span>
-                ))}
-              </td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
+    <tr data-key={host.name} data-host={host.name} data-status={condition}>
+      <td data-label="Host">
+        <a href={`${BASE}/hosts/${encodeURIComponent(host.name)}`}>{host.name}</a>
+      </td>
+      <td data-label="Status">
+        <Badge kind={condition}>{condition}</Badge> {host.phase ? <span class="muted">{host.phase}</span> : null}
+        {host.lastError ? <div class="muted wrap">{host.lastError}</div> : null}
+      </td>
+      <td data-label="Current">
+        <Generation path={host.currentSystem} />
+        {drift ? <span class="drift">not the desired one yet</span> : null}
+      </td>
+      <td data-label="Desired">
+        <Generation path={host.desired?.storePath ?? null} version={host.desired?.version} />
+        {host.desired?.rolloutId ? (
+          <a class="muted" href={rolloutPath(host.desired.rolloutId)}>
+            {host.desired.rolloutId}
+          </a>
+        ) : null}
+      </td>
+      <td data-label="Last seen">
+        {/* A connected host is seen all the time; its ticking timestamp would make every row change at every ping. */}
+        {host.connection === 'offline' ? <RelativeTime iso={host.lastSeenAt} now={props.now} /> : 'now'}
+      </td>
+      <td data-label="Connection">{host.connection}</td>
+      <td data-label="Tags">
+        {host.tags.map((tag) => (
+          <span class="tag">{tag}</span>
+        ))}
+      </td>
+    </tr>
   );
 }
 
-export function fleetFragments(all: HostStatus[], filter: FleetFilter, now: number) {
-  const shown = all.filter((host) => matches(host, filter));
+function EmptyRow() {
+  return (
+    <tr data-key={EMPTY_ROW}>
+      <td colspan={COLUMNS}>No host matches.</td>
+    </tr>
+  );
+}
+
+export function FleetPager(props: { view: FleetView }) {
+  const { view } = props;
+  if (view.pages <= 1) return <></>;
+  const page = view.filter.page;
+  return (
+    <nav class="pager" aria-label="Pages">
+      {page > 1 ? <a href={`${BASE}${fleetQuery(view.filter, { page: page - 1 })}`}>← Previous</a> : null}
+      <span>
+        Page {page} of {view.pages}
+      </span>
+      {page < view.pages ? <a href={`${BASE}${fleetQuery(view.filter, { page: page + 1 })}`}>Next →</a> : null}
+    </nav>
+  );
+}
+
+/** The rows of the table, keyed by host name: the live stream sends only rows that changed. */
+export function fleetRows(view: FleetView, now: number | null): Array<[string, string]> {
+  if (view.rows.length === 0) return [[EMPTY_ROW, String(<EmptyRow />)]];
+  return view.rows.map((row) => [row.host.name, String(<FleetHostRow row={row} now={now} />)]);
+}
+
+/** What the fleet page's live stream keeps current; with `now` null it does not change while the fleet does not. */
+export function fleetLiveState(view: FleetView, rollouts: RolloutStatus[]): LiveStateData {
   return {
-    'fleet-counts': <FleetCounts hosts={all} shown={shown.length} />,
-    'fleet-table': <FleetTable hosts={shown} now={now} />,
+    parts: {
+      'fleet-rollouts': String(<RolloutStrip rollouts={rollouts} />),
+      'fleet-counts': String(<FleetCounts view={view} />),
+      'fleet-pager': String(<FleetPager view={view} />),
+    },
+    lists: { 'fleet-rows': fleetRows(view, null) },
   };
 }
 
-export function FleetPage(props: { session: DashboardSession; hosts: HostStatus[]; filter: FleetFilter; now: number }) {
-  const { filter } = props;
-  const tags = [...new Set(props.hosts.flatMap((host) => host.tags))].sort();
-  const fragments = fleetFragments(props.hosts, filter, props.now);
+function SearchForm(props: { view: FleetView }) {
+  const { filter, tags } = props.view;
   return (
-    <Layout title="Fleet" section="fleet" session={props.session}>
-      <div data-live={`${BASE}/live/fleet${fleetQuery(filter)}`}>
+    <form class="filters" method="get" action={BASE} role="search" aria-label="Filter hosts" data-fleet-search>
+      <label>
+        Search
+        <input type="search" name="q" value={filter.q ?? ''} placeholder="host, tag or system name" autocomplete="off" spellcheck={false} />
+      </label>
+      <label>
+        Tag
+        <select name="tag">
+          <option value="">any tag</option>
+          {tags.map((tag) => (
+            <option value={tag} selected={tag === filter.tag}>
+              {tag}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Status
+        <select name="status">
+          <option value="">any status</option>
+          {SHOWN_CONDITIONS.map((condition) => (
+            <option value={condition} selected={condition === filter.status}>
+              {condition}
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="submit">Filter</button>
+      {filter.tag || filter.status || filter.q ? <a href={BASE}>Show all</a> : null}
+    </form>
+  );
+}
+
+export function FleetPage(props: { session: DashboardSession; view: FleetView; rollouts: RolloutStatus[]; now: number; liveUrl: string; unknownHosts?: UnknownHost[] }) {
+  const { view } = props;
+  return (
+    <Layout title="Fleet" section="fleet" session={props.session} now={props.now}>
+      <div data-live={props.liveUrl} data-fleet>
         <h1>Fleet</h1>
         <LiveState renderedAt={new Date(props.now).toISOString()} />
-        <div id="fleet-counts" aria-live="polite">
-          {fragments['fleet-counts']}
+        <div id="fleet-rollouts">
+          <RolloutStrip rollouts={props.rollouts} />
         </div>
-        <form class="filters" method="get" action={BASE} role="search" aria-label="Filter hosts">
-          <label>
-            Tag
-            <select name="tag">
-              <option value="">any tag</option>
-              {tags.map((tag) => (
-                <option value={tag} selected={tag === filter.tag}>
-                  {tag}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Status
-            <select name="status">
-              <option value="">any status</option>
-              {HOST_CONDITIONS.map((condition) => (
-                <option value={condition} selected={condition === filter.status}>
-                  {condition}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button type="submit">Filter</button>
-          {filter.tag || filter.status ? <a href={BASE}>Show all</a> : null}
-        </form>
-        <div id="fleet-table">{fragments['fleet-table']}</div>
+        <div id="fleet-counts" aria-live="polite">
+          <FleetCounts view={view} />
+        </div>
+        <SearchForm view={view} />
+        <div id="fleet-table">
+          <table class="cards">
+            <caption class="sr-only">Hosts, most urgent first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Host</th>
+                <th scope="col">Status</th>
+                <th scope="col">Current</th>
+                <th scope="col">Desired</th>
+                <th scope="col">Last seen</th>
+                <th scope="col">Connection</th>
+                <th scope="col">Tags</th>
+              </tr>
+            </thead>
+            <tbody id="fleet-rows">{view.rows.length === 0 ? <EmptyRow /> : view.rows.map((row) => <FleetHostRow row={row} now={props.now} />)}</tbody>
+          </table>
+        </div>
+        <div id="fleet-pager">
+          <FleetPager view={view} />
+        </div>
       </div>
+      <UnknownHosts hosts={props.unknownHosts ?? []} />
     </Layout>
   );
 }

@@ -1,26 +1,18 @@
-import type { HostStatus } from '../../../shared/src/operator-api.js';
+import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { RolloutHostState } from '../../../shared/src/rollout-api.js';
 
-/** What the fleet page colours a host by; each has a word too, so colour is never the only signal. */
-export const HOST_CONDITIONS = ['failed', 'offline', 'deploying', 'healthy', 'idle'] as const;
-export type HostCondition = (typeof HOST_CONDITIONS)[number];
+/** The colours of a rollout's wave bars. */
+export const BAR_PHASES = ['pending', 'waiting', 'in-progress', 'healthy', 'failed', 'skipped'] as const;
+export type BarPhase = (typeof BAR_PHASES)[number];
 
-const FAILED_PHASES = new Set(['failed', 'rolled-back', 'refused']);
-const SETTLED_PHASES = new Set(['healthy', 'reconciled', 'pending-reboot', 'dry-activated']);
-
-export function hostCondition(host: HostStatus): HostCondition {
-  if (host.phase && FAILED_PHASES.has(host.phase) && (host.desired === null || host.reportedVersion === host.desired.version)) return 'failed';
-  if (host.connection === 'offline') return 'offline';
-  if (host.desired === null) return host.phase && FAILED_PHASES.has(host.phase) ? 'failed' : 'idle';
-  const settled = host.reportedVersion === host.desired.version && host.phase !== null && SETTLED_PHASES.has(host.phase);
-  return settled ? 'healthy' : 'deploying';
-}
-
-/** The five colours of a rollout's wave bars. */
-export type BarPhase = 'pending' | 'in-progress' | 'healthy' | 'failed' | 'skipped';
-
-export function barPhase(state: RolloutHostState): BarPhase {
-  return state === 'issued' || state === 'in-progress' ? 'in-progress' : state;
+/**
+ * A host the rollout sent a manifest to is only "in progress" once its agent can have it: one
+ * that is offline (never connected, or gone) is waiting for its agent, which is what an operator
+ * must know to act (start the agent, or let the offline policy decide).
+ */
+export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null): BarPhase {
+  if (state === 'issued' || state === 'in-progress') return connection === 'offline' ? 'waiting' : 'in-progress';
+  return state;
 }
 
 const STORE_PATH = /^\/nix\/store\/([0-9a-z]{32})-(.+)$/;
@@ -30,6 +22,11 @@ export function storePathParts(path: string | null): { name: string; hash: strin
   if (!path) return null;
   const match = STORE_PATH.exec(path);
   return match ? { name: match[2]!, hash: match[1]!.slice(0, 7) } : { name: path, hash: '' };
+}
+
+/** A stable rendering of a timestamp (no "now" in it), for text the browser replaces with "15 s ago". */
+export function utcTime(iso: string): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
 }
 
 export function ago(iso: string | null, now: number): string {

@@ -1,8 +1,10 @@
 import type { HostEvent, HostStatus } from '../../../shared/src/operator-api.js';
 import type { CommandFailure } from '../../../shared/src/protocol.js';
-import { ago, clockTime, duration, hostCondition, storePathParts } from './format.js';
-import { Generation } from './fleet-page.js';
-import { Badge, BASE, Layout, LiveState } from './layout.js';
+import { hostCondition, isFailedPhase } from '../../../shared/src/host-condition.js';
+import { clockTime, duration, storePathParts } from './format.js';
+import { Generation } from './generation.js';
+import { ACTION_CHOICES, HOST_ACTIONS } from './host-actions.js';
+import { Badge, BASE, CsrfField, Layout, LiveState, RelativeTime } from './layout.js';
 import type { Generation as GenerationRow } from './queries.js';
 import { FailureDetail, rolloutPath } from './rollout-page.js';
 import type { DashboardSession } from './sessions.js';
@@ -15,7 +17,6 @@ interface ReportData {
   detail?: { reason?: string; refusal?: string; failure?: CommandFailure; durationMs?: number };
 }
 
-const FAILED_PHASES = new Set(['failed', 'rolled-back', 'refused']);
 
 /**
  * How long the host stood in each reported phase: until its next report about the same manifest
@@ -45,7 +46,7 @@ export function phaseDurations(events: HostEvent[]): Map<number, { inPhaseMs: nu
 function eventClass(event: HostEvent): string {
   if (event.kind === 'report') {
     const phase = (event.data as ReportData).phase ?? '';
-    if (FAILED_PHASES.has(phase)) return 'k-failed';
+    if (isFailedPhase(phase)) return 'k-failed';
     if (phase === 'healthy') return 'k-healthy';
     return 'k-report';
   }
@@ -83,7 +84,7 @@ function EventBody(props: { event: HostEvent; durations: ReturnType<typeof phase
     case 'report': {
       const report = data as ReportData;
       const timing = props.durations.get(event.id);
-      const failed = FAILED_PHASES.has(report.phase ?? '');
+      const failed = isFailedPhase(report.phase ?? null);
       return (
         <>
           <Badge kind={failed ? 'failed' : report.phase === 'healthy' ? 'healthy' : 'deploying'}>{report.phase}</Badge> manifest v{String(report.manifestVersion ?? '—')}
@@ -140,7 +141,12 @@ export function HostTimeline(props: { events: HostEvent[]; now: number }) {
   );
 }
 
-export function HostSummary(props: { host: HostStatus; now: number }) {
+/** A whole store path, wrapped anywhere so it fits a phone. */
+function FullPath(props: { path: string | null | undefined }) {
+  return props.path ? <code class="path">{props.path}</code> : null;
+}
+
+export function HostSummary(props: { host: HostStatus; now: number | null }) {
   const { host } = props;
   const condition = hostCondition(host);
   return (
@@ -155,18 +161,25 @@ export function HostSummary(props: { host: HostStatus; now: number }) {
         <dt>Current</dt>
         <dd>
           <Generation path={host.currentSystem} />
+          <FullPath path={host.currentSystem} />
         </dd>
       </div>
       <div>
         <dt>Desired</dt>
         <dd>
           <Generation path={host.desired?.storePath ?? null} version={host.desired?.version} />
+          <FullPath path={host.desired?.storePath} />
+          {host.desired?.rolloutId ? (
+            <div>
+              from rollout <a href={rolloutPath(host.desired.rolloutId)}>{host.desired.rolloutId}</a>
+            </div>
+          ) : null}
         </dd>
       </div>
       <div>
         <dt>Connection</dt>
         <dd>
-          {host.connection}, last seen {ago(host.lastSeenAt, props.now)}
+          {host.connection}, last seen <RelativeTime iso={host.lastSeenAt} now={props.now} />
         </dd>
       </div>
       <div>
@@ -221,24 +234,89 @@ export function HostGenerations(props: { generations: GenerationRow[]; host: Hos
   );
 }
 
-export function hostFragments(host: HostStatus, events: HostEvent[], generations: GenerationRow[], now: number) {
+/** `live`: rendered for the live stream, where the browser keeps "ago" texts current itself. */
+export function hostFragments(host: HostStatus, events: HostEvent[], generations: GenerationRow[], now: number, live = false) {
   return {
-    'host-summary': <HostSummary host={host} now={now} />,
+    'host-summary': <HostSummary host={host} now={live ? null : now} />,
     'host-generations': <HostGenerations generations={generations} host={host} now={now} />,
     'host-timeline': <HostTimeline events={events} now={now} />,
   };
 }
 
-export function HostPage(props: { session: DashboardSession; host: HostStatus; events: HostEvent[]; generations: GenerationRow[]; now: number }) {
+/** What an operator can change about this host, each confirmed on a page of its own before anything happens. */
+export function HostActions(props: { host: HostStatus; session: DashboardSession; allowed: ReadonlySet<string> }) {
+  const path = hostPath(props.host.name);
+  if (props.allowed.size === 0) return <p class="muted">Your token's scope allows no change to this host.</p>;
+  return (
+    <div class="host-actions">
+      {props.allowed.has('set-desired') ? (
+        <form method="post" action={`${path}/actions/set-desired`} class="filters">
+          <CsrfField session={props.session} />
+          <label>
+            Store path
+            <input type="text" name="storePath" required class="mono wide" placeholder="/nix/store/…-nixos-system-…" value={props.host.desired?.storePath ?? ''} autocomplete="off" spellcheck={false} />
+          </label>
+          <label>
+            Action
+            <select name="action">
+              {ACTION_CHOICES.map((action) => (
+                <option value={action} selected={action === (props.host.desired?.action ?? 'safe-switch')}>
+                  {action}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit">{HOST_ACTIONS['set-desired']!.label}…</button>
+        </form>
+      ) : null}
+    </div>
+  );
+}
+
+/** The no-JavaScript "are you sure?" of a host action, carrying its fields to the real request. */
+export function HostConfirmPage(props: { session: DashboardSession; host: string; action: string; question: string; fields: Record<string, string> }) {
+  return (
+    <Layout title={`Confirm: ${props.host}`} section="fleet" session={props.session}>
+      <h1>{HOST_ACTIONS[props.action]?.label ?? props.action}: {props.host}?</h1>
+      <div class="confirm" role="alertdialog" aria-labelledby="confirm-question">
+        <p id="confirm-question">{props.question}</p>
+        {props.fields.storePath ? <FullPath path={props.fields.storePath} /> : null}
+        <div class="actions">
+          <form method="post" action={`${hostPath(props.host)}/actions/${props.action}`}>
+            <CsrfField session={props.session} />
+            {Object.entries(props.fields).map(([name, value]) => (
+              <input type="hidden" name={name} value={value} />
+            ))}
+            <input type="hidden" name="confirmed" value="yes" />
+            <button type="submit" class="danger">
+              Yes, do it
+            </button>
+          </form>
+          <a class="button" href={hostPath(props.host)}>
+            No, go back
+          </a>
+        </div>
+      </div>
+    </Layout>
+  );
+}
+
+export function hostPath(name: string): string {
+  return `${BASE}/hosts/${encodeURIComponent(name)}`;
+}
+
+export function HostPage(props: { session: DashboardSession; host: HostStatus; events: HostEvent[]; generations: GenerationRow[]; now: number; allowed: ReadonlySet<string> }) {
   const fragments = hostFragments(props.host, props.events, props.generations, props.now);
   return (
-    <Layout title={props.host.name} section="fleet" session={props.session}>
+    <Layout title={props.host.name} section="fleet" session={props.session} now={props.now}>
       <div data-live={`${BASE}/live/hosts/${encodeURIComponent(props.host.name)}`}>
         <h1>Host {props.host.name}</h1>
         <LiveState renderedAt={new Date(props.now).toISOString()} />
         <div id="host-summary" aria-live="polite">
           {fragments['host-summary']}
         </div>
+        <h2>Actions</h2>
+        <HostActions host={props.host} session={props.session} allowed={props.allowed} />
         <h2>Generations</h2>
         <div id="host-generations">{fragments['host-generations']}</div>
         <h2>Timeline</h2>

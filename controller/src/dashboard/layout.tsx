@@ -1,4 +1,5 @@
 import type { Child } from 'hono/jsx';
+import { ago, utcTime } from './format.js';
 import type { DashboardSession } from './sessions.js';
 
 export const BASE = '/dashboard';
@@ -11,7 +12,7 @@ export function CsrfField(props: { session: DashboardSession }) {
   return <input type="hidden" name="_csrf" value={props.session.csrf} />;
 }
 
-export function Layout(props: { title: string; section: Section; session: DashboardSession | null; children: Child }) {
+export function Layout(props: { title: string; section: Section; session: DashboardSession | null; now?: number; children: Child }) {
   const { session } = props;
   const flash = session?.flash ?? null;
   if (session) session.flash = null;
@@ -25,7 +26,7 @@ export function Layout(props: { title: string; section: Section; session: Dashbo
         <link rel="stylesheet" href={CSS_PATH} />
         <script src={JS_PATH} defer></script>
       </head>
-      <body>
+      <body data-server-now={props.now === undefined ? undefined : String(props.now)}>
         <a class="skip" href="#main">
           Skip to content
         </a>
@@ -77,4 +78,17 @@ export function LiveState(props: { renderedAt: string }) {
 
 export function Badge(props: { kind: string; children: Child }) {
   return <span class={`badge s-${props.kind}`}>{props.children}</span>;
+}
+
+/**
+ * "15 s ago", kept current by the browser from `datetime` (see the script), so a page that only
+ * ages costs no traffic. `now` null (live updates) writes the time itself; the script rewrites it.
+ */
+export function RelativeTime(props: { iso: string | null; now: number | null }) {
+  if (!props.iso) return <span>never</span>;
+  return (
+    <time datetime={props.iso} data-ago="" title={utcTime(props.iso)}>
+      {props.now === null ? utcTime(props.iso) : ago(props.iso, props.now)}
+    </time>
+  );
 }

@@ -4,6 +4,7 @@ import type { Db } from '../db/open.js';
 import { wakeSignal } from '../http/wake-signal.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import type { RolloutEngine } from '../rollouts/engine.js';
+import { diffLive, liveDigest, type LiveState } from './live-state.js';
 import { lastEventId } from './queries.js';
 
 /**
@@ -68,16 +69,23 @@ export class ChangeFeed {
 }
 
 export interface LiveOptions {
-  /** Re-render at least this often, so "12 s ago" and bake timers stay true without any event. */
+  /** Re-render at least this often, so connection states and bake timers stay true without any event; unchanged renders send nothing. */
   refreshMs: number;
+  /** A comment line this often while nothing changes, so proxies keep an idle stream open. */
   heartbeatMs: number;
 }
 
+/** The stream's opening message when the client has already what `render` returns (see liveUpdates). */
+export const HAVE_PARAM = 'have';
+
 /**
- * A server-sent-events stream of `update` events, each JSON {elementId: html}. `render` returns
- * null when the stream should end (session closed, object gone). Unchanged renders are not sent.
+ * One stream of `update` events, each a LiveMessage (JSON) of only what changed since the last one:
+ * fragments replaced whole, and rows of keyed lists (the fleet table) replaced, added, removed or
+ * reordered. `render` returns null when the stream should end (session closed, object gone).
+ * `have` is the digest of the state the page was rendered with (liveDigest): when the first render
+ * matches it, nothing is sent until something changes, so opening a page costs its HTML alone.
  */
-export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, render: () => Record<string, string> | null): Response {
+export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, render: () => LiveState | null, have: string | null = null): Response {
   c.header('cache-control', 'no-store');
   // Tells nginx-like proxies not to buffer the stream.
   c.header('x-accel-buffering', 'no');
@@ -85,22 +93,22 @@ export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, 
     const signal = wakeSignal();
     const unsubscribe = feed.subscribe(signal.wake);
     stream.onAbort(signal.wake);
-    let last = '';
+    let last: LiveState | null = null;
     let lastWrite = Date.now();
     try {
       while (!stream.aborted) {
-        const parts = render();
-        if (parts === null) break;
-        const data = JSON.stringify(parts);
-        if (data !== last) {
-          await stream.writeSSE({ event: 'update', data });
-          last = data;
+        const state = render();
+        if (state === null) break;
+        const message = last === null && have !== null && liveDigest(state) === have ? null : diffLive(last, state);
+        last = state;
+        if (message !== null) {
+          await stream.writeSSE({ event: 'update', data: JSON.stringify(message) });
           lastWrite = Date.now();
         } else if (Date.now() - lastWrite >= options.heartbeatMs) {
           await stream.write(': keep-alive\n\n');
           lastWrite = Date.now();
         }
-        await signal.sleep(options.refreshMs);
+        await signal.sleep(Math.min(options.refreshMs, options.heartbeatMs));
       }
     } finally {
       unsubscribe();

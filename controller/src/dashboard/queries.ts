@@ -1,9 +1,11 @@
-import { and, desc, eq, inArray, max } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, max } from 'drizzle-orm';
 import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
 import type { CommandFailure } from '../../../shared/src/protocol.js';
+import { ACTIVE_ROLLOUT_STATES, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { iso } from '../clock.js';
 import type { Db } from '../db/open.js';
-import { events, manifests } from '../db/schema.js';
+import { events, manifests, rollouts } from '../db/schema.js';
+import { rolloutStatus } from '../rollouts/status.js';
 
 /** The newest `limit` events of a host, newest first. */
 export function recentHostEvents(db: Db, host: string, limit = 150): HostEvent[] {
@@ -37,33 +39,7 @@ export function hostGenerations(db: Db, host: string, limit = 50): Generation[] 
     .map((row) => ({ ...row, issuedAt: iso(row.issuedAt) }));
 }
 
-export interface FailureReport {
-  at: string;
-  phase: string;
-  version: number | null;
-  reason: string | null;
-  failure: CommandFailure | null;
-}
-
-const FAILED = new Set(['failed', 'rolled-back', 'refused']);
-
-/** The host's latest failed report about `version` (any version when null), with the failing command and its output tail. */
-export function latestFailure(db: Db, host: string, version: number | null): FailureReport | null {
-  const rows = db
-    .select({ at: events.at, data: events.data })
-    .from(events)
-    .where(and(eq(events.host, host), eq(events.kind, 'report')))
-    .orderBy(desc(events.id))
-    .limit(50)
-    .all();
-  for (const row of rows) {
-    const data = row.data as { phase?: string; manifestVersion?: number | null; detail?: { reason?: string; failure?: CommandFailure } };
-    if (!data.phase || !FAILED.has(data.phase)) continue;
-    if (version !== null && data.manifestVersion !== version) continue;
-    return { at: iso(row.at), phase: data.phase, version: data.manifestVersion ?? null, reason: data.detail?.reason ?? null, failure: data.detail?.failure ?? null };
-  }
-  return null;
-}
+export { latestFailure, type FailureReport } from '../reports/latest-failure.js';
 
 /** The newest event id: the live pages re-render when it moves. */
 export function lastEventId(db: Db): number {
@@ -80,4 +56,15 @@ export function eventSubjects(db: Db, ids: number[]): Map<number, EventSubject> 
   if (ids.length === 0) return new Map();
   const rows = db.select({ id: events.id, rolloutId: events.rolloutId, host: events.host }).from(events).where(inArray(events.id, ids)).all();
   return new Map(rows.map((row) => [row.id, { rolloutId: row.rolloutId, host: row.host }]));
+}
+
+/** Every rollout that still owns its hosts (running, waiting for approval, paused, rolling back), oldest first: the fleet page's strip. */
+export function activeRollouts(db: Db, now: number): RolloutStatus[] {
+  return db
+    .select({ id: rollouts.id })
+    .from(rollouts)
+    .where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES]))
+    .orderBy(asc(rollouts.createdAt))
+    .all()
+    .flatMap((row) => rolloutStatus(db, row.id, now) ?? []);
 }

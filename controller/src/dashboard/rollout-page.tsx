@@ -1,9 +1,19 @@
-import type { ReleaseProvenance, RolloutAction, RolloutList, RolloutState, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import {
+  FINISHED_ROLLOUT_STATES,
+  type ReleaseProvenance,
+  type RolloutAction,
+  type RolloutList,
+  type RolloutState,
+  type RolloutStatus,
+} from '../../../shared/src/rollout-api.js';
+import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { JSX } from 'hono/jsx/jsx-runtime';
-import { barPhase, clockTime, type BarPhase } from './format.js';
+import { rollbackPlan } from '../rollouts/rollback-plan.js';
+import { BAR_PHASES, barPhase, clockTime, storePathParts } from './format.js';
+import { Generation } from './generation.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
 import type { FailureReport } from './queries.js';
-import type { DashboardSession } from './sessions.js';
+import { sessionMay, type DashboardSession } from './sessions.js';
 
 type Wave = RolloutStatus['waves'][number];
 
@@ -14,14 +24,14 @@ const STATE_KIND: Record<RolloutState, string> = {
   halted: 'failed',
   'rolling-back': 'deploying',
   'rolled-back': 'skipped',
+  'rollback-failed': 'failed',
   succeeded: 'healthy',
   aborted: 'failed',
 };
 
-const BAR_PHASES: BarPhase[] = ['pending', 'in-progress', 'healthy', 'failed', 'skipped'];
 
 /** States nothing moves out of by itself (a rollback can still be asked for). */
-const FINAL_STATES: ReadonlySet<RolloutState> = new Set(['halted', 'rolled-back', 'succeeded', 'aborted']);
+const FINAL_STATES: ReadonlySet<RolloutState> = new Set(FINISHED_ROLLOUT_STATES);
 
 export const DESTRUCTIVE: ReadonlySet<RolloutAction> = new Set(['abort', 'rollback']);
 
@@ -31,15 +41,69 @@ export function availableActions(state: RolloutState): RolloutAction[] {
   if (state === 'waiting-approval') actions.push('approve');
   if (state === 'running' || state === 'waiting-approval') actions.push('pause');
   if (state === 'paused') actions.push('resume');
-  if (state === 'running' || state === 'waiting-approval' || state === 'paused') actions.push('abort');
-  if (state !== 'rolling-back' && state !== 'rolled-back') actions.push('rollback');
+  if (state === 'running' || state === 'waiting-approval' || state === 'paused' || state === 'rolling-back') actions.push('abort');
+  if (state !== 'rolling-back' && state !== 'rolled-back' && state !== 'rollback-failed') actions.push('rollback');
   return actions;
 }
 
-export function confirmQuestion(action: RolloutAction, status: Pick<RolloutStatus, 'id' | 'release'>): string {
-  return action === 'abort'
-    ? `Abort rollout ${status.id}? Hosts keep what they run now; no further host gets ${status.release}.`
-    : `Roll back rollout ${status.id}? Every host it changed is sent back to the system it ran before.`;
+/** A finished rollout that left hosts without a result can be retried for those hosts (the engine checks again). */
+export function canRetry(status: RolloutStatus): boolean {
+  return FINAL_STATES.has(status.state) && status.waves.some((w) => w.hosts.some((h) => h.state !== 'healthy' || h.rollbackState !== null));
+}
+
+export function confirmQuestion(action: RolloutAction, status: Pick<RolloutStatus, 'id' | 'release' | 'waves'>): string {
+  if (action === 'abort') return `Abort rollout ${status.id}? Hosts keep what they run now; no further host gets ${status.release}.`;
+  const plan = rollbackPlan(status.waves.flatMap((wave) => wave.hosts));
+  const moves = plan.back.map((move) => `${move.host} → ${storePathParts(move.to)?.name ?? move.to}`);
+  const shown = moves.length > 8 ? [...moves.slice(0, 8), `and ${moves.length - 8} more`] : moves;
+  const back = moves.length === 0 ? 'No host goes back: none it changed has a system to return to.' : `${moves.length} host${moves.length === 1 ? '' : 's'} go back: ${shown.join(', ')}.`;
+  const stay = plan.unrecoverable.length ? ` ${plan.unrecoverable.length} stay as they are (their previous system is unknown): ${plan.unrecoverable.slice(0, 8).join(', ')}.` : '';
+  return `Roll back rollout ${status.id}? ${back}${stay}`;
+}
+
+/** Which hosts a rollback sends back to which system, in full: asked before the operator confirms. */
+export function RollbackPreview(props: { status: RolloutStatus }) {
+  const plan = rollbackPlan(props.status.waves.flatMap((wave) => wave.hosts));
+  return (
+    <div class="rollback-plan">
+      {plan.back.length === 0 ? (
+        <p>No host goes back: none this rollout changed has a previous system to return to.</p>
+      ) : (
+        <table class="cards">
+          <caption>
+            {plan.back.length} host{plan.back.length === 1 ? '' : 's'} get a new manifest for the system they ran before
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Host</th>
+              <th scope="col">Leaves</th>
+              <th scope="col">Goes back to</th>
+            </tr>
+          </thead>
+          <tbody>
+            {plan.back.map((move) => (
+              <tr data-rollback-host={move.host}>
+                <td data-label="Host">{move.host}</td>
+                <td data-label="Leaves">
+                  <Generation path={move.from} />
+                </td>
+                <td data-label="Goes back to">
+                  <Generation path={move.to} />
+                  <code class="path">{move.to}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {plan.unrecoverable.length ? (
+        <p>
+          Staying as they are (the system they ran before is unknown): {plan.unrecoverable.join(', ')}.
+        </p>
+      ) : null}
+      <p class="muted">Hosts the release never reached are left alone.</p>
+    </div>
+  );
 }
 
 function actionLabel(action: RolloutAction, status: RolloutStatus): string {
@@ -58,12 +122,14 @@ export function RolloutStateBadge(props: { state: RolloutState }) {
 function thresholdText(status: RolloutStatus): { limit: string; fraction: number } {
   const threshold = status.failureThreshold;
   const total = status.waves.reduce((sum, wave) => sum + wave.hosts.length, 0);
+  // What crossing the threshold does: the policy's own word, never "halts" when it rolls back.
+  const verb = status.spec.onFailure === 'rollback' ? 'rolls back' : 'halts';
   if ('count' in threshold) {
-    // The rollout halts when failures exceed the count.
-    return { limit: `halts above ${threshold.count} failed`, fraction: Math.min(1, status.failures / (threshold.count + 1)) };
+    // The policy acts when failures exceed the count.
+    return { limit: `${verb} above ${threshold.count} failed`, fraction: Math.min(1, status.failures / (threshold.count + 1)) };
   }
   const limit = Math.max(1, (threshold.percent / 100) * total);
-  return { limit: `halts above ${threshold.percent}% failed (after ${threshold.minSample} finished)`, fraction: Math.min(1, status.failures / limit) };
+  return { limit: `${verb} above ${threshold.percent}% failed (after ${threshold.minSample} finished)`, fraction: Math.min(1, status.failures / limit) };
 }
 
 export function RolloutSummary(props: { status: RolloutStatus }) {
@@ -120,12 +186,23 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
 
 export function RolloutActions(props: { status: RolloutStatus; session: DashboardSession }) {
   const { status } = props;
-  const actions = availableActions(status.state);
-  if (actions.length === 0) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const retry = canRetry(status) && sessionMay(props.session, 'POST', `/v1/rollouts/${status.id}/retry`);
+  const applicable = availableActions(status.state);
+  if (applicable.length === 0 && !retry) return <p class="muted">No action applies to a rollout that is {status.state}.</p>;
+  const actions = applicable.filter((action) => sessionMay(props.session, 'POST', `/v1/rollouts/${status.id}/${action}`));
+  if (actions.length === 0 && !retry) return <p class="muted">Signed in with scope {props.session.operator.scope}: this session may not act on rollouts.</p>;
   return (
     <div class="actions">
+      {retry ? (
+        <form method="post" action={`${rolloutPath(status.id)}/retry`}>
+          <CsrfField session={props.session} />
+          <button type="submit" data-focus-key="action-retry" class="primary">
+            Retry failed and unreached hosts
+          </button>
+        </form>
+      ) : null}
       {actions.map((action) => (
-        <form method="post" action={`${rolloutPath(status.id)}/actions/${action}`} data-confirm={DESTRUCTIVE.has(action) ? confirmQuestion(action, status) : undefined}>
+        <form method="post" action={`${rolloutPath(status.id)}/actions/${action}`} data-confirm={action === 'abort' ? confirmQuestion(action, status) : undefined}>
           <CsrfField session={props.session} />
           <button type="submit" data-focus-key={`action-${action}`} class={action === 'approve' || action === 'resume' ? 'primary' : DESTRUCTIVE.has(action) ? 'danger' : undefined}>
             {actionLabel(action, status)}
@@ -136,11 +213,12 @@ export function RolloutActions(props: { status: RolloutStatus; session: Dashboar
   );
 }
 
-function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus }) {
+function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; connections: ReadonlyMap<string, ConnectionMode> }) {
   const { wave, current, status } = props;
   const named = wave.hosts.length <= 12;
-  const waiting = current && status.state === 'waiting-approval';
+  const awaitingApproval = current && status.state === 'waiting-approval';
   const c = wave.counts;
+  const waiting = wave.hosts.filter((host) => barPhase(host.state, props.connections.get(host.host) ?? null) === 'waiting').length;
   return (
     <li class="wave" data-wave={String(wave.index)}>
       <div class="wave-head">
@@ -149,15 +227,15 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus })
           {current ? ' (current)' : ''}
         </span>
         {wave.canary ? <span class="canary-mark">canary</span> : null}
-        {wave.needsApproval ? <span class="muted">{waiting ? 'waiting for approval' : wave.approved ? 'approved' : 'needs approval'}</span> : null}
+        {wave.needsApproval ? <span class="muted">{awaitingApproval ? 'waiting for approval' : wave.approved ? 'approved' : 'needs approval'}</span> : null}
         <span class="muted">
-          {c.healthy} healthy · {c.inProgress} in progress · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
+          {c.healthy} healthy · {c.inProgress - waiting} in progress{waiting ? ` · ${waiting} waiting for an offline agent` : ''} · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
         </span>
       </div>
       <ul class={`bar${current ? ' current' : ''}`} aria-label={`Wave ${wave.index + 1} hosts`} style="list-style:none;margin:0">
         {wave.hosts.map((host) => {
-          const phase = barPhase(host.state);
-          const label = `${host.host}: ${phase}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
+          const phase = barPhase(host.state, props.connections.get(host.host) ?? null);
+          const label = `${host.host}: ${phase === 'waiting' ? 'waiting for its agent (offline)' : phase}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
           return (
             <li style="display:contents">
               <a class={`host-cell s-${phase}`} href={`${BASE}/hosts/${encodeURIComponent(host.host)}`} title={label} aria-label={label} data-host={host.host} data-phase={phase}>
@@ -171,7 +249,8 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus })
   );
 }
 
-export function RolloutWaves(props: { status: RolloutStatus }) {
+/** `connections`: each host's connection now, so a host whose agent is offline shows as waiting, not in progress. */
+export function RolloutWaves(props: { status: RolloutStatus; connections: ReadonlyMap<string, ConnectionMode> }) {
   const { status } = props;
   return (
     <>
@@ -179,13 +258,13 @@ export function RolloutWaves(props: { status: RolloutStatus }) {
         {BAR_PHASES.map((phase) => (
           <li>
             <span class={`swatch host-cell s-${phase}`} style="display:inline-block;min-width:14px;height:14px"></span>
-            {phase}
+            {phase === 'waiting' ? 'waiting (agent offline)' : phase}
           </li>
         ))}
       </ul>
       <ol class="waves">
         {status.waves.map((wave) => (
-          <WaveBar wave={wave} current={wave.index === status.waveIndex && !FINAL_STATES.has(status.state)} status={status} />
+          <WaveBar wave={wave} current={wave.index === status.waveIndex && !FINAL_STATES.has(status.state)} status={status} connections={props.connections} />
         ))}
       </ol>
     </>
@@ -247,9 +326,10 @@ export function RolloutPage(props: {
   now: number;
   /** What the release changes on the rollout's hosts (diff-view.tsx); null without a binary cache. */
   changes?: JSX.Element | null;
+  connections: ReadonlyMap<string, ConnectionMode>;
 }) {
   const { status } = props;
-  const fragments = rolloutFragments(props.status, props.session, props.failures, props.now);
+  const fragments = rolloutFragments(props.status, props.session, props.failures, props.now, props.connections);
   return (
     <Layout title={`Rollout ${status.id}`} section="rollouts" session={props.session}>
       <div data-live={`${BASE}/live/rollouts/${encodeURIComponent(status.id)}`}>
@@ -284,11 +364,12 @@ export function rolloutFragments(
   session: DashboardSession,
   failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>,
   now: number,
+  connections: ReadonlyMap<string, ConnectionMode>,
 ) {
   return {
     'rollout-summary': <RolloutSummary status={status} />,
     'rollout-actions': <RolloutActions status={status} session={session} />,
-    'rollout-waves': <RolloutWaves status={status} />,
+    'rollout-waves': <RolloutWaves status={status} connections={connections} />,
     'rollout-failures': <FailedHosts failures={failures} now={now} />,
   };
 }
@@ -346,6 +427,7 @@ export function ConfirmPage(props: { session: DashboardSession; status: RolloutS
       </h1>
       <div class="confirm" role="alertdialog" aria-labelledby="confirm-question">
         <p id="confirm-question">{confirmQuestion(action, status)}</p>
+        {action === 'rollback' ? <RollbackPreview status={status} /> : null}
         <div class="actions">
           <form method="post" action={`${rolloutPath(status.id)}/actions/${action}`}>
             <CsrfField session={props.session} />

@@ -3,27 +3,31 @@ import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import { RolloutAction, type RolloutStatus } from '../../../shared/src/rollout-api.js';
-import { findOperator, scopeAllows } from '../auth/operator-tokens.js';
+import { findOperator } from '../auth/operator-tokens.js';
+import { scopeAllows } from '../auth/scopes.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
-import { releaseProvenance } from '../rollouts/releases.js';
+import { listUnknownHosts } from '../hosts/unknown.js';
+import { readRelease, releaseProvenance } from '../rollouts/releases.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
 import { DASHBOARD_JS } from './client-script.js';
 import { hostDiffFor } from '../closure-diff/host-query.js';
-import { readRelease } from '../rollouts/releases.js';
 import { releaseInsight } from '../rollouts/release-insight.js';
 import { StorePath } from '../../../shared/src/protocol.js';
 import { FleetDiffView, HostDiffPage, ReleaseDiffPage } from './diff-view.js';
-import { FleetPage, fleetFragments, parseFleetFilter } from './fleet-page.js';
-import { HostPage, hostFragments } from './host-page.js';
+import { FleetPage, fleetLiveState } from './fleet-page.js';
+import { fleetQuery, fleetView, parseFleetFilter, type FleetFilter } from './fleet-view.js';
+import { HOST_ACTIONS } from './host-actions.js';
+import { HostConfirmPage, HostPage, hostFragments, hostPath } from './host-page.js';
 import { BASE, Layout } from './layout.js';
-import { ChangeFeed, liveUpdates, type LiveOptions } from './live.js';
+import { ChangeFeed, HAVE_PARAM, liveUpdates, type LiveOptions } from './live.js';
+import { liveDigest, type LiveState } from './live-state.js';
 import { LoginPage } from './login-page.js';
-import { eventSubjects, hostGenerations, latestFailure, recentHostEvents } from './queries.js';
+import { activeRollouts, eventSubjects, hostGenerations, latestFailure, recentHostEvents } from './queries.js';
 import { foreignOrigin, wantsSecureCookie } from './request-origin.js';
 import { ConfirmPage, DESTRUCTIVE, RolloutListPage, RolloutPage, rolloutFragments, rolloutPath } from './rollout-page.js';
-import { DashboardSessions, randomToken, sameSecret, type DashboardSession } from './sessions.js';
+import { DashboardSessions, randomToken, sameSecret, sessionMay, type DashboardSession } from './sessions.js';
 import { DASHBOARD_CSS } from './styles.js';
 import { RECENT_DELIVERIES, webhookFragments, WebhooksPage, type WebhookView } from './webhooks-page.js';
 
@@ -67,8 +71,8 @@ function render(element: JSX.Element): string {
   return String(element);
 }
 
-function renderAll(parts: Record<string, JSX.Element>): Record<string, string> {
-  return Object.fromEntries(Object.entries(parts).map(([id, element]) => [id, render(element)]));
+function renderAll(parts: Record<string, JSX.Element>): LiveState {
+  return { parts: Object.fromEntries(Object.entries(parts).map(([id, element]) => [id, render(element)])) };
 }
 
 /** A page only reachable from the dashboard itself; `next` must not send the browser elsewhere. */
@@ -202,15 +206,30 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   });
 
   // ---- Fleet ----
+  const fleetNow = (filter: FleetFilter) => {
+    const view = fleetView(listHostStatuses(db, presence), filter);
+    return { view, rollouts: activeRollouts(db, clock.now()) };
+  };
+
   app.get('/', page, (c) => {
-    const filter = parseFleetFilter(c.req.query());
-    return html(c, <FleetPage session={c.get('session')} hosts={listHostStatuses(db, presence)} filter={filter} now={clock.now()} />);
+    const { view, rollouts } = fleetNow(parseFleetFilter(c.req.query()));
+    // The stream starts from what this page shows: it sends nothing until that changes.
+    const have = liveDigest(fleetLiveState(view, rollouts));
+    const params = new URLSearchParams(fleetQuery(view.filter));
+    params.set(HAVE_PARAM, have);
+    const liveUrl = `${BASE}/live/fleet?${params}`;
+    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} unknownHosts={listUnknownHosts(db)} />);
   });
 
   app.get('/live/fleet', stream, (c) => {
     const filter = parseFleetFilter(c.req.query());
     const id = c.get('session').id;
-    return liveUpdates(c, feed, live, () => (sessions.isOpen(id) ? renderAll(fleetFragments(listHostStatuses(db, presence), filter, clock.now())) : null));
+    const render = () => {
+      if (!sessions.isOpen(id)) return null;
+      const { view, rollouts } = fleetNow(filter);
+      return fleetLiveState(view, rollouts);
+    };
+    return liveUpdates(c, feed, live, render, c.req.query(HAVE_PARAM) ?? null);
   });
 
   // ---- Hosts ----
@@ -220,10 +239,22 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return { host, events: recentHostEvents(db, name), generations: hostGenerations(db, name) };
   };
 
+  /** The host actions this session's token may take: the API's scope rule, asked about the API route each action mirrors. */
+  const allowedHostActions = (session: DashboardSession, host: string): ReadonlySet<string> =>
+    new Set(
+      Object.entries(HOST_ACTIONS)
+        .filter(([, hostAction]) => {
+          const request = hostAction.api(host);
+          return scopeAllows(session.operator.scope, request.method, request.path);
+        })
+        .map(([name]) => name),
+    );
+
   app.get('/hosts/:name', page, (c) => {
     const view = hostView(c.req.param('name'));
     if (!view) return refusal(c, 404, 'No such host', `No host is named "${c.req.param('name')}".`, c.get('session'));
-    return html(c, <HostPage session={c.get('session')} {...view} now={clock.now()} />);
+    const session = c.get('session');
+    return html(c, <HostPage session={session} {...view} now={clock.now()} allowed={allowedHostActions(session, view.host.name)} />);
   });
 
   app.get('/hosts/:name/diff', page, async (c) => {
@@ -247,8 +278,37 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
     return liveUpdates(c, feed, live, () => {
       const view = sessions.isOpen(id) ? hostView(name) : null;
-      return view ? renderAll(hostFragments(view.host, view.events, view.generations, clock.now())) : null;
+      return view ? renderAll(hostFragments(view.host, view.events, view.generations, clock.now(), true)) : null;
     });
+  });
+
+  /** A host action: refused as the API would refuse it, asked about on a confirmation page first, then done under the operator's name. */
+  app.post('/hosts/:name/actions/:action', formLimit, action, async (c) => {
+    const session = c.get('session');
+    const name = c.req.param('name');
+    const hostAction = Object.hasOwn(HOST_ACTIONS, c.req.param('action')) ? HOST_ACTIONS[c.req.param('action')]! : null;
+    if (!hostAction) return refusal(c, 404, 'Unknown action', `"${c.req.param('action')}" is not one of ${Object.keys(HOST_ACTIONS).join(', ')}.`, session);
+    if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}"; nothing was done.`, session);
+    if (!allowedHostActions(session, name).has(c.req.param('action'))) {
+      return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not ${hostAction.label.toLowerCase()}; nothing was done.`, session);
+    }
+    const form = Object.fromEntries(Object.entries(await c.req.parseBody()).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+    const parsed = hostAction.parse(form);
+    if (!parsed.ok) {
+      session.flash = { kind: 'error', text: `Nothing was done: ${parsed.message}` };
+      return c.redirect(hostPath(name), 303);
+    }
+    if (form.confirmed !== 'yes') {
+      return html(
+        c,
+        <HostConfirmPage session={session} host={name} action={c.req.param('action')} question={hostAction.question(name, parsed.value)} fields={hostAction.fields(parsed.value)} />,
+      );
+    }
+    const outcome = hostAction.run(deps, name, parsed.value, `operator:${session.operator.name}`);
+    if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such host', outcome.message, session);
+    session.flash = outcome.ok ? { kind: 'ok', text: outcome.done } : { kind: 'error', text: `Nothing was done: ${outcome.message}` };
+    deps.logger.info({ operator: session.operator.name, host: name, action: c.req.param('action'), ok: outcome.ok }, 'dashboard host action');
+    return c.redirect(hostPath(name), 303);
   });
 
   // ---- Rollouts ----
@@ -259,6 +319,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
       .slice(0, 10)
       .map((host) => ({ host: host.host, reason: host.reason, report: latestFailure(db, host.host, host.manifestVersion) }));
 
+  /** Each member's connection now: a host whose agent is offline is waiting, not in progress. */
+  const connectionsOf = (status: RolloutStatus) => new Map(status.waves.flatMap((wave) => wave.hosts).map((host) => [host.host, presence.mode(host.host)] as const));
+
   app.get('/rollouts', page, (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={listRollouts(db)} now={clock.now()} />));
 
   app.get('/rollouts/:id', page, async (c) => {
@@ -268,7 +331,18 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     // What the rollout changes on its hosts (from what each ran when issued, else what it runs now); read from the cache, not live-updated.
     const insight = deps.cache.configured ? await releaseInsight(deps, status.waves.flatMap((w) => w.hosts.map((h) => ({ host: h.host, storePath: h.targetPath, from: h.previousSystem })))) : null;
     const changes = insight?.diff ? <FleetDiffView diff={insight.diff} drifted={insight.drifted} /> : null;
-    return html(c, <RolloutPage session={c.get('session')} status={status} provenance={provenance} failures={failuresOf(status)} now={clock.now()} changes={changes} />);
+    return html(
+      c,
+      <RolloutPage
+        session={c.get('session')}
+        status={status}
+        provenance={provenance}
+        failures={failuresOf(status)}
+        now={clock.now()}
+        connections={connectionsOf(status)}
+        changes={changes}
+      />,
+    );
   });
 
   app.get('/live/rollouts/:id', stream, (c) => {
@@ -277,7 +351,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (!rolloutStatus(db, id, clock.now())) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
     return liveUpdates(c, feed, live, () => {
       const status = sessions.isOpen(session.id) ? rolloutStatus(db, id, clock.now()) : null;
-      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now())) : null;
+      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status))) : null;
     });
   });
 
@@ -296,6 +370,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const id = c.req.param('id');
     const parsed = RolloutAction.safeParse(c.req.param('action'));
     if (!parsed.success) return refusal(c, 404, 'Unknown action', `"${c.req.param('action')}" is not one of ${RolloutAction.options.join(', ')}.`, session);
+    if (!sessionMay(session, 'POST', `/v1/rollouts/${id}/${parsed.data}`)) {
+      return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not ${parsed.data} rollouts; nothing was done.`, session);
+    }
     const form = await c.req.parseBody();
     if (DESTRUCTIVE.has(parsed.data) && form.confirmed !== 'yes') return c.redirect(`${rolloutPath(id)}/confirm/${parsed.data}`, 303);
     // The same engine operation as POST /v1/rollouts/:id/:action, under the signed-in operator's name.
@@ -304,6 +381,24 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     session.flash = outcome.ok ? { kind: 'ok', text: `Rollout ${id} ${ACTION_DONE[parsed.data]}.` } : { kind: 'error', text: outcome.message };
     deps.logger.info({ operator: session.operator.name, rolloutId: id, action: parsed.data, ok: outcome.ok }, 'dashboard rollout action');
     return c.redirect(rolloutPath(id), 303);
+  });
+
+  app.post('/rollouts/:id/retry', formLimit, action, (c) => {
+    const session = c.get('session');
+    const id = c.req.param('id');
+    if (!sessionMay(session, 'POST', `/v1/rollouts/${id}/retry`)) {
+      return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not retry rollouts; nothing was done.`, session);
+    }
+    // The same engine operation as POST /v1/rollouts/:id/retry, under the signed-in operator's name.
+    const outcome = deps.rollouts.retry(id, `operator:${session.operator.name}`);
+    if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such rollout', outcome.message, session);
+    deps.logger.info({ operator: session.operator.name, rolloutId: id, action: 'retry', ok: outcome.ok }, 'dashboard rollout action');
+    if (!outcome.ok) {
+      session.flash = { kind: 'error', text: outcome.message };
+      return c.redirect(rolloutPath(id), 303);
+    }
+    session.flash = { kind: 'ok', text: `Rollout ${outcome.value} retries what ${id} left undone.` };
+    return c.redirect(rolloutPath(outcome.value), 303);
   });
 
   // ---- Webhooks (read-only: endpoints are managed over the operator API) ----

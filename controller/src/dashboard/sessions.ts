@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { and, eq, isNull } from 'drizzle-orm';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
+import { scopeAllows } from '../auth/scopes.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { operatorTokens } from '../db/schema.js';
@@ -23,6 +24,14 @@ export interface SessionLimits {
 }
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleMs: 8 * 3600_000, maxAgeMs: 7 * 24 * 3600_000, maxSessions: 10_000 };
+
+/**
+ * Whether this session may do what the operator API route `method path` does, by the same table
+ * (auth/scopes.ts): pages show only the actions it may take, and each action is checked again.
+ */
+export function sessionMay(session: DashboardSession, method: string, apiPath: string): boolean {
+  return scopeAllows(session.operator.scope, method, apiPath);
+}
 
 export function randomToken(): string {
   return randomBytes(32).toString('base64url');

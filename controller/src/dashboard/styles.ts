@@ -1,7 +1,7 @@
 /** The dashboard's one stylesheet. Colours pass WCAG AA against their text; every colour also has a word or a pattern. */
 export const DASHBOARD_CSS = `
 :root { --fg:#1f2328; --muted:#59636e; --bg:#fff; --panel:#f6f8fa; --line:#d1d9e0; --link:#0550ae; --focus:#bf5700;
-  --healthy:#1a7f37; --failed:#cf222e; --progress:#0969da; --pending:#d1d9e0; --skipped:#6e7781; --offline:#59636e; --idle:#eaeef2; --warn:#9a6700; }
+  --healthy:#1a7f37; --failed:#cf222e; --progress:#0969da; --pending:#d1d9e0; --skipped:#6e7781; --offline:#59636e; --idle:#eaeef2; --warn:#9a6700; --degraded:#bc4c00; --drifted:#8250df; }
 * { box-sizing: border-box; }
 body { margin:0; font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg); background:var(--bg); }
 a { color:var(--link); }
@@ -21,8 +21,21 @@ button.danger { background:var(--failed); border-color:var(--failed); color:#fff
 .flash.ok { background:#dafbe1; border-color:var(--healthy); } .flash.error { background:#ffebe9; border-color:var(--failed); }
 .live-state { font-size:13px; color:var(--muted); margin:0 0 8px; }
 .counts { display:flex; flex-wrap:wrap; gap:8px; margin:0 0 12px; padding:0; list-style:none; }
-.counts li { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:6px 12px; }
+.counts li { background:var(--panel); border:1px solid var(--line); border-radius:6px; }
+.counts a { display:block; padding:6px 12px; color:var(--fg); text-decoration:none; border-radius:6px; }
+.counts a:hover { background:#eaeef2; } .counts a[aria-current] { outline:2px solid var(--fg); outline-offset:-2px; }
+.counts li.zero { opacity:.7; }
+#fleet-rows td:first-child a { white-space:nowrap; }
 .counts strong { font-size:20px; display:block; }
+.strip { list-style:none; margin:0 0 12px; padding:0; display:flex; flex-direction:column; gap:6px; }
+.strip li { background:#ddf4ff; border:1px solid var(--progress); border-radius:6px; padding:6px 12px; }
+.strip li[data-state=waiting-approval], .strip li[data-state=paused] { background:#fff8c5; border-color:var(--warn); }
+.strip a { font-weight:600; }
+.pager { display:flex; gap:16px; align-items:center; margin:12px 0; }
+.filters input { font:inherit; padding:5px 8px; min-width:220px; border:1px solid #6e7781; border-radius:6px; }
+.filters input.wide { min-width:min(480px, 80vw); }
+code.path { display:block; overflow-wrap:anywhere; word-break:break-all; color:var(--muted); font-size:12px; }
+.wrap { overflow-wrap:anywhere; }
 .filters { display:flex; flex-wrap:wrap; gap:8px 16px; align-items:end; margin-bottom:12px; }
 .filters label { display:flex; flex-direction:column; font-size:13px; color:var(--muted); }
 .filters select { font:inherit; padding:5px; min-width:140px; }
@@ -30,11 +43,14 @@ table { border-collapse:collapse; width:100%; } th, td { text-align:left; paddin
 th { font-size:13px; color:var(--muted); font-weight:600; }
 .badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:13px; font-weight:600; color:#fff; white-space:nowrap; }
 .s-healthy { background:var(--healthy); } .s-failed { background:var(--failed); } .s-deploying, .s-in-progress { background:var(--progress); }
-.s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); }
+.s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); } .s-degraded { background:var(--warn); }
 .s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
+.s-degraded { background:var(--degraded); } .s-drifted { background:var(--drifted); }
+.host-cell.s-waiting { background-image:repeating-linear-gradient(90deg, rgba(255,255,255,.3) 0 2px, transparent 2px 7px); }
+.rollback-plan { margin:8px 0; } .rollback-plan td { font-size:14px; }
 .sr-only { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
 .tag { display:inline-block; border:1px solid var(--line); border-radius:4px; padding:0 6px; font-size:12px; margin:0 4px 2px 0; }
-.gen { display:block; } .gen .mono { color:var(--muted); } .drift { color:var(--warn); font-weight:600; }
+.gen { display:block; overflow-wrap:anywhere; } .gen .mono { color:var(--muted); } .drift { color:var(--warn); font-weight:600; }
 .waves { list-style:none; margin:0; padding:0; }
 .wave { margin:0 0 14px; }
 .wave-head { display:flex; flex-wrap:wrap; gap:4px 12px; align-items:baseline; margin-bottom:4px; }
@@ -67,7 +83,9 @@ pre.tail { background:#1f2328; color:#f0f3f6; padding:10px; border-radius:6px; o
   main { padding:10px; }
   table.cards thead { display:none; }
   table.cards tr { display:block; border:1px solid var(--line); border-radius:6px; margin-bottom:8px; padding:4px 0; }
-  table.cards td { display:block; position:relative; border:0; padding:4px 10px 4px 34%; min-height:1.9em; }
+  table.cards td { display:block; position:relative; border:0; padding:4px 10px 4px 34%; min-height:1.9em; overflow-wrap:anywhere; }
+  .filters label, .filters input, .filters select { width:100%; min-width:0; }
+  .counts { gap:6px; } .counts a { padding:3px 8px; } .counts strong { font-size:16px; display:inline; margin-right:4px; }
   table.cards td::before { content:attr(data-label); position:absolute; left:10px; width:30%; color:var(--muted); font-size:13px; }
   .host-cell { flex-basis:22px; height:32px; }
 }

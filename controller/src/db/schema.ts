@@ -18,8 +18,16 @@ export const hosts = sqliteTable('hosts', {
   lastError: text('last_error'),
   /** Highest report seq stored; the host's status columns come from that report. */
   lastReportSeq: integer('last_report_seq'),
-  /** The latest manifest's version (= the desired state); a pointer so that listing and renewal need no max() scans. */
+  /**
+   * The desired state: a pointer to the host's current manifest, so that listing and renewal need
+   * no max() scans. Always the highest version taken for the host, and the next manifest gets the
+   * one above it. A restore can leave it pointing at no manifest: the agent logged in having
+   * accepted a version this controller never saw (hosts/watermark.ts), and nothing is desired until
+   * an operator sets something.
+   */
   desiredVersion: integer('desired_version'),
+  /** What the agent said its version was when it last authenticated. */
+  agentVersion: text('agent_version'),
 });
 
 export const manifests = sqliteTable(
@@ -57,7 +65,8 @@ export const reports = sqliteTable(
     receivedAt: integer('received_at').notNull(),
     body: text('body', { mode: 'json' }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.host, t.seq] })],
+  // received_at: retention prunes from the oldest end without scanning.
+  (t) => [primaryKey({ columns: [t.host, t.seq] }), index('reports_received_at').on(t.receivedAt)],
 );
 
 export const events = sqliteTable(
@@ -72,7 +81,7 @@ export const events = sqliteTable(
     rolloutId: text('rollout_id'),
     data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id)],
+  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id), index('events_at').on(t.at)],
 );
 
 export const enrollmentTokens = sqliteTable(
@@ -97,12 +106,33 @@ export const operatorTokens = sqliteTable(
     id: text('id').primaryKey(),
     name: text('name').notNull(),
     hash: text('hash').notNull(),
-    /** What the token may do (OperatorScope): 'admin' everything, 'ci' only publish releases. */
+    /** What the token may do (OperatorScope: read, deploy, admin, ci; see auth/scopes.ts). */
     scope: text('scope').notNull().default('admin'),
     createdAt: integer('created_at').notNull(),
     revokedAt: integer('revoked_at'),
   },
   (t) => [uniqueIndex('operator_tokens_hash').on(t.hash)],
+);
+
+/**
+ * Hosts this controller does not know that logged in with a valid signature under the key they
+ * presented (an enrolled host after the database was lost, or a machine not yet registered), one
+ * row per (name, key), so that an operator can adopt one by its fingerprint. Bounded in number
+ * (hosts/unknown.ts): anyone can make a key.
+ */
+export const unknownHosts = sqliteTable(
+  'unknown_hosts',
+  {
+    name: text('name').notNull(),
+    publicKey: text('public_key').notNull(),
+    firstSeenAt: integer('first_seen_at').notNull(),
+    lastSeenAt: integer('last_seen_at').notNull(),
+    attempts: integer('attempts').notNull().default(1),
+    /** The watermark the agent reported (null: it did not say). */
+    highestVersion: integer('highest_version'),
+    highestFloor: integer('highest_floor'),
+  },
+  (t) => [primaryKey({ columns: [t.name, t.publicKey] }), index('unknown_hosts_last_seen').on(t.lastSeenAt)],
 );
 
 export type HostRow = typeof hosts.$inferSelect;
@@ -177,6 +207,8 @@ export const rollouts = sqliteTable(
     createdBy: text('created_by').notNull(),
     updatedAt: integer('updated_at').notNull(),
     finishedAt: integer('finished_at'),
+    /** The rollout this one retries: it re-issues that one's failed and never-reached hosts. */
+    retryOf: text('retry_of'),
   },
   (t) => [index('rollouts_state').on(t.state)],
 );
@@ -233,6 +265,9 @@ export const webhooks = sqliteTable('webhooks', {
   cursorEventId: integer('cursor_event_id').notNull(),
   createdAt: integer('created_at').notNull(),
   createdBy: text('created_by').notNull(),
+  /** Set when the dispatcher gave the endpoint up as dead (nothing is sent or queued until a test succeeds). */
+  deadSince: integer('dead_since'),
+  deadReason: text('dead_reason'),
 });
 
 export const webhookDeliveries = sqliteTable(
@@ -259,6 +294,7 @@ export const webhookDeliveries = sqliteTable(
   (t) => [
     uniqueIndex('webhook_deliveries_webhook_event').on(t.webhookId, t.eventId),
     index('webhook_deliveries_webhook_state').on(t.webhookId, t.state, t.eventId),
+    index('webhook_deliveries_created_at').on(t.createdAt),
   ],
 );
 

@@ -1,5 +1,6 @@
-import { eq, sql } from 'drizzle-orm';
-import type { Clock } from '../clock.js';
+import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
+import type { EnrollmentTokenInfo } from '../../../shared/src/operator-api.js';
+import { iso, isoOrNull, type Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { enrollmentTokens, hosts } from '../db/schema.js';
 import { appendEvent } from '../events.js';
@@ -85,4 +86,29 @@ export function registerHost(
     appendEvent(tx, { host: request.name, at: now, kind: 'host-registered', actor: request.actor, data: { tags: request.tags } });
     return { ok: true, created: true };
   });
+}
+
+/** Every enrollment token, newest first, with what it can still do; never the token (only its hash is stored). */
+export function listEnrollmentTokens(db: Db, clock: Clock): EnrollmentTokenInfo[] {
+  const now = clock.now();
+  return db
+    .select()
+    .from(enrollmentTokens)
+    .orderBy(desc(enrollmentTokens.createdAt), asc(enrollmentTokens.id))
+    .all()
+    .map((t) => ({
+      id: t.id,
+      tags: t.tags,
+      createdAt: iso(t.createdAt),
+      expiresAt: iso(t.expiresAt),
+      maxUses: t.maxUses,
+      uses: t.uses,
+      revokedAt: isoOrNull(t.revokedAt),
+      state: t.revokedAt !== null ? 'revoked' : t.expiresAt <= now ? 'expired' : t.maxUses !== null && t.uses >= t.maxUses ? 'used-up' : 'active',
+    }));
+}
+
+/** Returns false when no unrevoked token has that id. Hosts already enrolled with it stay enrolled. */
+export function revokeEnrollmentToken(db: Db, clock: Clock, id: string): boolean {
+  return db.update(enrollmentTokens).set({ revokedAt: clock.now() }).where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt))).run().changes > 0;
 }

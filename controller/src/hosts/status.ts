@@ -6,6 +6,7 @@ import type { Db } from '../db/open.js';
 import { hosts, manifests, type HostRow, type ManifestRow } from '../db/schema.js';
 import { toSummary } from '../manifests/issue.js';
 import { hostDrift } from './drift.js';
+import { latestFailure } from '../reports/latest-failure.js';
 import type { Presence } from './presence.js';
 
 function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: Presence): HostStatus {
@@ -21,6 +22,9 @@ function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: 
     reportedVersion: host.reportedVersion,
     lastError: host.lastError,
     drift: hostDrift(db, { ...host, desired }),
+    // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).
+    failure: host.lastError === null ? null : latestFailure(db, host.name, null),
+    agentVersion: host.agentVersion,
   };
 }
 

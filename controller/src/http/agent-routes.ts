@@ -7,6 +7,7 @@ import {
   PROTOCOL_VERSION,
   ReportBatch,
   SessionRequest,
+  HEALTH_TRANSITION_PHASES,
   TERMINAL_PHASES,
   manifestEtag,
   type Challenge,
@@ -19,13 +20,15 @@ import { expectedAudience, verifyHostProof } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
+import { recordAgentVersion } from '../hosts/agent-version.js';
 import { enrollHost } from '../hosts/enrollment.js';
+import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { hostExists } from '../hosts/lookup.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 import { reportWriter } from '../reports/store.js';
 import { ApiError } from './errors.js';
-import { bearerToken, limitBody, readBody, readJson } from './request.js';
+import { bearerToken, limitBody, readBody, readJson, requestSource } from './request.js';
 
 export const MAX_WAIT_SECONDS = 60;
 
@@ -122,20 +125,36 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
 
   app.post('/challenge', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, ChallengeRequest);
-    if (!hostExists(db, request.host)) {
+    // An unknown host that presents its key gets a nonce too: its signed login is recorded for adoption.
+    if (!hostExists(db, request.host) && request.publicKey === undefined) {
       throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
     }
-    const { nonce, expiresAt } = challenges.issue(request.host);
-    return c.json({ protocol: PROTOCOL_VERSION, nonce, expiresAt: iso(expiresAt) } satisfies Challenge);
+    const source = requestSource(c);
+    const issued = challenges.issue(request.host, source);
+    if (!issued.ok) {
+      deps.metrics.admissionRefused('challenge', issued.scope);
+      // Agents back off and retry; a second is ample, as a real handshake holds its nonce for milliseconds.
+      c.header('Retry-After', '1');
+      if (issued.scope === 'address') {
+        throw new ApiError(429, 'too-many-pending-challenges', `${issued.limit} challenges from your address are already pending; answer them or wait until they expire`);
+      }
+      throw new ApiError(503, 'controller-busy', `the controller already holds ${issued.limit} pending challenges; retry shortly`);
+    }
+    return c.json({ protocol: PROTOCOL_VERSION, nonce: issued.nonce, expiresAt: iso(issued.expiresAt) } satisfies Challenge);
   });
 
   app.post('/session', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, SessionRequest);
     const audience = expectedAudience(deps.audience, c.req.url);
     const proof = verifyHostProof(db, challenges, request.host, request.nonce, request.signature, audience);
-    if (!proof.ok) throw new ApiError(proof.reason === 'unknown-host' ? 404 : 401, proof.reason, proof.message);
+    if (!proof.ok) {
+      if (proof.reason !== 'unknown-host') throw new ApiError(401, proof.reason, proof.message);
+      throw new ApiError(404, 'unknown-host', unknownHostLogin(deps, request.host, request.nonce, request.signature, audience, request));
+    }
+    afterLogin(deps, request.host, request);
     const session = sessions.create(request.host);
     presence.seen(request.host);
+    recordAgentVersion(db, request.host, request.agentVersion);
     return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);
   });
 
@@ -165,9 +184,9 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     }
     const batch = await readBody(c, ReportBatch, raw);
     const outcome = await reports.store(host, batch.reports);
-    // Only a host finishing (a terminal phase) can move a rollout on; earlier phases were recorded
-    // above, in the storing transaction, and deadlines are the rollout timer's job.
-    if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase))) {
+    // Only a host finishing (a terminal phase) or degrading during its wave can move a rollout on;
+    // earlier phases were recorded above, in the storing transaction, and deadlines are the rollout timer's job.
+    if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase) || HEALTH_TRANSITION_PHASES.has(report.phase))) {
       for (const rolloutId of outcome.rollouts) scheduleTick(rolloutId);
     }
     presence.seen(host);

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import type { ControllerDeps } from '../deps.js';
+import { adminRoutes } from './admin-routes.js';
 import { agentRoutes } from './agent-routes.js';
 import { dashboardRoutes, type DashboardOptions } from '../dashboard/routes.js';
 import { ApiError, errorHandler } from './errors.js';
@@ -39,6 +40,7 @@ export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMI
     }),
   );
   app.route('/v1', webhookRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
+  app.route('/v1', adminRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
   app.notFound((c) => {
     throw new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`);
   });

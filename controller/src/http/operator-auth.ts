@@ -1,12 +1,13 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { findOperator, scopeAllows, type OperatorIdentity } from '../auth/operator-tokens.js';
+import { findOperator, type OperatorIdentity } from '../auth/operator-tokens.js';
+import { insufficientScopeMessage, scopeAllows } from '../auth/scopes.js';
 import type { Db } from '../db/open.js';
 import { ApiError } from './errors.js';
 import { bearerToken, limitBody } from './request.js';
 
 export type OperatorEnv = { Variables: { operator: OperatorIdentity } };
 
-/** Bearer operator token (looked up by its sha256); sets c.get('operator'). */
+/** Bearer operator token (looked up by its sha256), then its scope (auth/scopes.ts, the one table); sets c.get('operator'). */
 export function operatorAuth(db: Db): MiddlewareHandler<OperatorEnv> {
   return async (c: Context<OperatorEnv>, next) => {
     const token = bearerToken(c);
@@ -14,11 +15,7 @@ export function operatorAuth(db: Db): MiddlewareHandler<OperatorEnv> {
     const operator = token ? findOperator(db, token) : null;
     if (!operator) throw new ApiError(401, 'invalid-token', 'operator token is not known to this controller or was revoked');
     if (!scopeAllows(operator.scope, c.req.method, c.req.path)) {
-      throw new ApiError(
-        403,
-        'insufficient-scope',
-        `operator token "${operator.name}" has scope ${operator.scope}, which may only publish releases (POST /v1/releases); ${c.req.method} ${c.req.path} needs an admin token`,
-      );
+      throw new ApiError(403, 'insufficient-scope', insufficientScopeMessage(operator, c.req.method, c.req.path));
     }
     c.set('operator', operator);
     await next();

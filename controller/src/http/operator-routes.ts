@@ -4,6 +4,10 @@ import { z } from 'zod';
 import {
   CreateEnrollmentTokenRequest,
   RegisterHostRequest,
+  RekeyHostRequest,
+  type EnrollmentTokenList,
+  type HostRemoved,
+  type TokenRevoked,
   SetDesiredRequest,
   type EnrollmentTokenCreated,
   type EventKind,
@@ -15,7 +19,8 @@ import { iso } from '../clock.js';
 import { hostDiffFor } from '../closure-diff/host-query.js';
 import { events } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
-import { createEnrollmentToken, registerHost } from '../hosts/enrollment.js';
+import { createEnrollmentToken, listEnrollmentTokens, registerHost, revokeEnrollmentToken } from '../hosts/enrollment.js';
+import { rekeyHost, removeHost } from '../hosts/lifecycle.js';
 import { hostExists } from '../hosts/lookup.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { issueManifest, toSummary } from '../manifests/issue.js';
@@ -38,7 +43,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
 
   const guard = operatorGuard(db, maxBodyBytes);
   // Explicit paths, not '*': this app is mounted at /v1 beside the agent routes and must not guard them.
-  for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens']) app.use(path, ...guard);
+  for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens', '/enrollment-tokens/*']) app.use(path, ...guard);
 
   app.get('/hosts', (c) => c.json({ hosts: listHostStatuses(db, presence) } satisfies HostList));
 
@@ -69,6 +74,30 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     const outcome = await hostDiffFor(deps, c.req.param('name'), parsed?.data);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     return c.json(outcome.diff);
+  });
+
+  app.delete('/hosts/:name', (c) => {
+    const name = c.req.param('name');
+    const operator = c.get('operator').name;
+    const outcome = removeHost(db, clock, name, `operator:${operator}`);
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    deps.sessions.revokeHost(name);
+    deps.logger.info({ host: name, operator }, 'host removed');
+    return c.json({ removed: name } satisfies HostRemoved);
+  });
+
+  app.post('/hosts/:name/rekey', async (c) => {
+    const name = c.req.param('name');
+    if (!hostExists(db, name)) throw unknownHost(name);
+    const request = await readBody(c, RekeyHostRequest);
+    const operator = c.get('operator').name;
+    const outcome = rekeyHost(db, clock, name, request.publicKey, `operator:${operator}`);
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    if (outcome.changed) {
+      deps.sessions.revokeHost(name);
+      deps.logger.info({ host: name, operator, fingerprint: outcome.fingerprint }, 'host re-keyed');
+    }
+    return c.json(hostStatus(db, presence, name));
   });
 
   app.put('/hosts/:name/desired', async (c) => {
@@ -116,6 +145,15 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     deps.logger.info({ tokenId: created.id, operator: c.get('operator').name }, 'enrollment token created');
     const body: EnrollmentTokenCreated = { id: created.id, token: created.token, expiresAt: iso(created.expiresAt), maxUses: created.maxUses };
     return c.json(body, 201);
+  });
+
+  app.get('/enrollment-tokens', (c) => c.json({ tokens: listEnrollmentTokens(db, clock) } satisfies EnrollmentTokenList));
+
+  app.delete('/enrollment-tokens/:id', (c) => {
+    const id = c.req.param('id');
+    if (!revokeEnrollmentToken(db, clock, id)) throw new ApiError(404, 'unknown-token', `no unrevoked enrollment token with id ${JSON.stringify(id)}`);
+    deps.logger.info({ tokenId: id, operator: c.get('operator').name }, 'enrollment token revoked');
+    return c.json({ id, revoked: true } satisfies TokenRevoked);
   });
 
   return app;

@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { z } from 'zod';
 import { PROTOCOL_VERSION } from '../../../shared/src/protocol.js';
+import { sourceKey } from '../auth/admission.js';
 import { ApiError } from './errors.js';
 
 /** Reads the body as JSON: a syntax error is 'malformed-json', a schema mismatch a ZodError (→ 400 naming the fields). */
@@ -43,4 +45,10 @@ export function bearerToken(c: Context): string | null {
   if (!header) return null;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return match ? match[1]! : '';
+}
+
+/** The caller's source address, as admission limits count it ('unknown' without a socket, e.g. app.request in tests). */
+export function requestSource(c: Context): string {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return sourceKey(incoming?.socket?.remoteAddress);
 }

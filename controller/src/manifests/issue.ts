@@ -1,4 +1,4 @@
-import { and, desc, eq, max, sql } from 'drizzle-orm';
+import { and, eq, max, sql } from 'drizzle-orm';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { EventKind, ManifestSummary } from '../../../shared/src/operator-api.js';
 import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../../shared/src/protocol.js';
@@ -78,11 +78,18 @@ export function issueInTransaction(
   cause: IssueCause,
   previousVersion?: number | null,
 ): ManifestRow {
+  // The desired pointer, not only the manifests: after a restore it may stand above every stored
+  // manifest, at the version the agent reported it accepted (hosts/watermark.ts).
   const previous =
     previousVersion !== undefined
       ? previousVersion
       : prepared(tx, 'manifests.maxVersion', () =>
-          tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, sql.placeholder('host'))).prepare(),
+          tx
+            .select({ version: sql<number>`max(coalesce(${hosts.desiredVersion}, 0), coalesce(${max(manifests.version)}, 0))` })
+            .from(hosts)
+            .leftJoin(manifests, eq(manifests.host, hosts.name))
+            .where(eq(hosts.name, sql.placeholder('host')))
+            .prepare(),
         ).get({ host: desired.host })?.version;
   const version = (previous ?? 0) + 1;
   const payload: ManifestPayload = {
@@ -144,10 +151,19 @@ export function published(row: ManifestRow): PublishedManifest {
   return { host: row.host, version: row.version, envelope: envelopes.get(row) ?? (JSON.parse(row.envelope) as Envelope) };
 }
 
+/**
+ * The host's desired manifest: the one its desired pointer names. None when nothing was set, or
+ * when the pointer stands above every stored manifest (an agent ahead of a restored controller).
+ */
 export function latestManifest(db: Db | Tx, host: string): ManifestRow | undefined {
   return prepared(db, 'manifests.latest', () =>
-    db.select().from(manifests).where(eq(manifests.host, sql.placeholder('host'))).orderBy(desc(manifests.version)).limit(1).prepare(),
-  ).get({ host });
+    db
+      .select({ manifest: manifests })
+      .from(hosts)
+      .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+      .where(eq(hosts.name, sql.placeholder('host')))
+      .prepare(),
+  ).get({ host })?.manifest;
 }
 
 export function manifestByVersion(db: Db | Tx, host: string, version: number): ManifestRow | undefined {
@@ -164,7 +180,20 @@ export function toSummary(row: ManifestRow): ManifestSummary {
     storePath: row.storePath,
     action: row.action as Action,
     rolloutId: row.rolloutId,
+    release: statementRelease(row.statement),
     issuedAt: iso(row.issuedAt),
     expiresAt: iso(row.expiresAt),
   };
+}
+
+/** The release named by the statement a manifest carries (stored by us, so trusted to parse; null when absent or odd). */
+function statementRelease(statement: string | null): string | null {
+  if (!statement) return null;
+  try {
+    const envelope = JSON.parse(statement) as { payload?: string };
+    const payload = JSON.parse(Buffer.from(envelope.payload ?? '', 'base64').toString('utf8')) as { release?: unknown };
+    return typeof payload.release === 'string' ? payload.release : null;
+  } catch {
+    return null;
+  }
 }

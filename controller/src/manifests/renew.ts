@@ -1,3 +1,4 @@
+import { runBackground } from '../background.js';
 import { and, eq, lte, sql } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Envelope } from '../../../shared/src/envelope.js';
@@ -52,7 +53,7 @@ function withhold(db: Db, manifest: ManifestRow, reason: string, at: number): vo
  * unless its key is no longer trusted (rotated out) or it has none (issued before statements
  * existed); then whatever authorises the path now.
  */
-function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Authority | string {
+export function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Authority | string {
   if (old.statement !== null) {
     const envelope = JSON.parse(old.statement) as Envelope;
     if (signedByTrustedKey(deps.releaseTrust, envelope)) return { envelope, text: old.statement, floor: old.statementFloor ?? 0 };
@@ -131,7 +132,7 @@ export function startRenewal(deps: IssueDeps & { checkIntervalMs: number; logger
       });
     return running;
   };
-  const timer = setInterval(() => void runNow(), deps.checkIntervalMs);
+  const timer = setInterval(() => runBackground(deps.logger, 'manifest renewal', runNow), deps.checkIntervalMs);
   timer.unref();
   return {
     runNow,

@@ -43,6 +43,7 @@ export class ControllerMetrics {
   private readonly wsDisconnects: Counter;
   private readonly webhookAttempts: Counter<'result'>;
   private readonly webhookPending: Gauge;
+  private readonly admissionRefusals: Counter<'what' | 'scope'>;
 
   constructor(private readonly deps: MetricsDeps) {
     const registers = [this.registry];
@@ -59,6 +60,12 @@ export class ControllerMetrics {
     this.wsDisconnects = new Counter({ name: 'shoal_websocket_disconnects_total', help: 'Agent websockets closed (not counting replaced ones or shutdown).', registers });
     this.webhookAttempts = new Counter({ name: 'shoal_webhook_attempts_total', help: 'Webhook delivery attempts by result (delivered, retry, failed = given up).', labelNames: ['result'], registers });
     this.webhookPending = new Gauge({ name: 'shoal_webhook_deliveries_pending', help: 'Webhook deliveries waiting to be sent or retried.', registers });
+    this.admissionRefusals = new Counter({
+      name: 'shoal_admission_refused_total',
+      help: 'Unauthenticated requests refused by a cap (what: challenge | websocket; scope: address | total).',
+      labelNames: ['what', 'scope'],
+      registers,
+    });
     this.timer = new DeploymentTimer(
       new Histogram({
         name: 'shoal_deployment_duration_seconds',
@@ -80,6 +87,10 @@ export class ControllerMetrics {
     for (const phase of Phase.options) this.reportsReceived.inc({ phase }, 0);
     for (const result of ['delivered', 'retry', 'failed']) this.webhookAttempts.inc({ result }, 0);
     this.cursor = deps.db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+  }
+
+  admissionRefused(what: 'challenge' | 'websocket', scope: 'address' | 'total'): void {
+    this.admissionRefusals.inc({ what, scope });
   }
 
   webhookAttempt(result: AttemptResult): void {

@@ -1,5 +1,5 @@
 import type { Histogram } from 'prom-client';
-import { TERMINAL_PHASES, type Phase } from '../../../shared/src/protocol.js';
+import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES, type Phase } from '../../../shared/src/protocol.js';
 
 const SUCCESS: ReadonlySet<string> = new Set(['healthy', 'pending-reboot', 'dry-activated']);
 
@@ -25,6 +25,8 @@ export class DeploymentTimer {
   ) {}
 
   report(host: string, version: number | null, phase: Phase, at: number): void {
+    // A running system turning degraded (or recovering) is not a deployment.
+    if (HEALTH_TRANSITION_PHASES.has(phase)) return;
     if (version === null || !Number.isFinite(at)) {
       this.inFlight.delete(host);
       return;

@@ -15,8 +15,9 @@ export interface StoreOutcome {
 /** Sees each newly stored report inside the storing transaction (the rollout engine counts results here, exactly once). */
 export type ReportObserver = (tx: Tx, host: string, report: Report) => string | null;
 
-const FAILURE_PHASES = new Set(['refused', 'rolled-back', 'failed']);
-const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated', 'reconciled']);
+// A degraded host shows why until it recovers.
+const FAILURE_PHASES = new Set(['refused', 'rolled-back', 'failed', 'degraded']);
+const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated', 'reconciled', 'recovered']);
 
 function errorOf(report: Report): string {
   const { detail } = report;

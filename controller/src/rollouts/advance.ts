@@ -1,7 +1,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
-import { TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
-import { ACTIVE_ROLLOUT_STATES, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
+import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
+import { ACTIVE_ROLLOUT_STATES, waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
 import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
 import { rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
@@ -9,6 +9,7 @@ import { appendEvent } from '../events.js';
 import { issueInTransaction } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
+import { rollbackChoice } from './rollback-plan.js';
 
 export interface AdvanceContext {
   /**
@@ -31,6 +32,11 @@ export interface AdvanceContext {
    */
   offlineSeen: Map<string, number>;
   /**
+   * Since when each healthy host of a baking wave has been offline (key: rollout id and host), in
+   * memory only: the bake fails a host that stays away, not one whose connection blinked.
+   */
+  bakeOfflineSince: Map<string, number>;
+  /**
    * Spec and plan of active rollouts, parsed once: they never change after the start, and a
    * 10,000-host plan is 200 KB of JSON that every tick would otherwise parse again.
    */
@@ -52,6 +58,12 @@ export interface AdvanceOptions {
  * first hosts start while the last are still being signed.
  */
 export const ISSUE_BATCH = 500;
+
+/**
+ * How long a healthy host of the current wave may be offline before the bake counts it as failed:
+ * an agent whose websocket drops polls at once, so a blink is over long before this.
+ */
+export const BAKE_OFFLINE_GRACE_MS = 10_000;
 
 const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated']);
 const IN_FLIGHT = new Set(['issued', 'in-progress']);
@@ -96,7 +108,6 @@ function failureReason(report: Report): string {
 
 /** One transition of one rollout; `rollout` is kept in step with the database row it was read from. */
 class Step {
-  readonly issued: ManifestRow[] = [];
   /** Set when pending hosts of the wave were left for the next transaction (ISSUE_BATCH reached). */
   more = false;
   deadlines = true;
@@ -107,6 +118,8 @@ class Step {
     readonly spec: RolloutSpec,
     readonly plan: RolloutPlan,
     readonly now: number,
+    /** Every manifest issued in this transaction, whoever asked for it: the caller announces them all after commit. */
+    readonly issued: ManifestRow[] = [],
   ) {}
 
   event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): void {
@@ -121,7 +134,7 @@ class Step {
 
   finish(state: RolloutState, kind: EventKind, reason: string | null): void {
     this.update({ state, reason, finishedAt: this.now });
-    this.event(kind, { reason, waveIndex: this.rollout.waveIndex });
+    this.event(kind, { reason, wave: waveNumber(this.rollout.waveIndex) });
   }
 
   members(wave?: number): RolloutHostRow[] {
@@ -175,7 +188,7 @@ class Step {
       member.host,
     );
     member.state = state;
-    this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: member.wave }, member.host);
+    this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: waveNumber(member.wave) }, member.host);
   }
 
   /**
@@ -258,7 +271,7 @@ class Step {
         continue;
       }
       markIssued.run(manifest.version, this.now, previousSystem, this.rollout.id, member.host);
-      this.event('rollout-host-issued', { wave, version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
+      this.event('rollout-host-issued', { wave: waveNumber(wave), version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
     }
     return { issued: pending.length - refused, refused };
   }
@@ -274,6 +287,50 @@ class Step {
 
   sawOffline(host: string): void {
     this.ctx.offlineSeen.set(host, this.now);
+  }
+
+  /**
+   * A paused rollout's host clocks stand still, as its bake and wave clocks do: on resume, the
+   * issue and acceptance times of hosts in flight move on by the pause, and offline stretches
+   * seen before it start again.
+   */
+  shiftHostClocks(pausedForMs: number): void {
+    statement(
+      this.ctx.db,
+      `update rollout_hosts set issued_at = issued_at + ?, accepted_at = accepted_at + ?
+       where rollout_id = ? and state in ('issued', 'in-progress')`,
+    ).run(pausedForMs, pausedForMs, this.rollout.id);
+    const prefix = `${this.rollout.id}\0`;
+    for (const key of this.ctx.bakeOfflineSince.keys()) if (key.startsWith(prefix)) this.ctx.bakeOfflineSince.delete(key);
+  }
+
+  /**
+   * The bake watches its wave: a host of the current wave that already proved healthy but has
+   * been offline past the grace since counts as failed. Returns how many it failed. A `boot`
+   * rollout is left alone: its hosts are expected to reboot.
+   */
+  watchBake(wave: number): number {
+    if (this.spec.action === 'boot') return 0;
+    const healthy = statement(
+      this.ctx.db,
+      `select rollout_id as rolloutId, host, wave, state, issued_at as issuedAt, accepted_at as acceptedAt from rollout_hosts
+       where rollout_id = ? and wave = ? and state = 'healthy' order by position`,
+    ).all(this.rollout.id, wave) as InFlightMember[];
+    let failed = 0;
+    for (const member of healthy) {
+      const key = `${this.rollout.id}\0${member.host}`;
+      if (this.connection(member.host) !== 'offline') {
+        this.ctx.bakeOfflineSince.delete(key);
+        continue;
+      }
+      const since = this.ctx.bakeOfflineSince.get(key) ?? this.now;
+      this.ctx.bakeOfflineSince.set(key, since);
+      if (this.now - since < BAKE_OFFLINE_GRACE_MS) continue;
+      this.ctx.bakeOfflineSince.delete(key);
+      this.fail(member, `went offline during the bake of wave ${wave} (after it reported healthy)`);
+      failed += 1;
+    }
+    return failed;
   }
 
   /** A new rollout enters its first wave (or waits for approval before it). */
@@ -331,15 +388,12 @@ export function beginRollback(step: Step, reason: string): void {
   const unrecoverable: string[] = [];
   const withheld: string[] = [];
   for (const member of step.members()) {
-    if (member.state === 'pending' || member.state === 'skipped' || member.rollbackState !== null) continue;
-    if (!member.previousSystem) {
-      unrecoverable.push(member.host);
-      continue;
-    }
-    if (member.previousSystem === member.targetPath) continue;
-    const manifest = step.issue(member.host, member.previousSystem);
+    const choice = rollbackChoice(member);
+    if (choice === 'unrecoverable') unrecoverable.push(member.host);
+    if (choice !== 'back') continue;
+    const manifest = step.issue(member.host, member.previousSystem!);
     if (typeof manifest === 'string') {
-      step.withheld(member.host, member.previousSystem, manifest);
+      step.withheld(member.host, member.previousSystem!, manifest);
       withheld.push(member.host);
       continue;
     }
@@ -364,10 +418,10 @@ function startWave(step: Step, index: number): void {
   step.update({ waveIndex: index, wavePhase: 'deploying', waveStartedAt: step.now, bakeStartedAt: null });
   if (wave.needsApproval && step.rollout.approvedThrough < index) {
     step.update({ state: 'waiting-approval' });
-    step.event('rollout-waiting-approval', { waveIndex: index, hosts: wave.hosts.length });
+    step.event('rollout-waiting-approval', { wave: waveNumber(index), hosts: wave.hosts.length });
     return;
   }
-  step.event('rollout-wave-started', { waveIndex: index, canary: wave.canary, hosts: wave.hosts });
+  step.event('rollout-wave-started', { wave: waveNumber(index), canary: wave.canary, hosts: wave.hosts });
 }
 
 function advanceRunning(step: Step): boolean {
@@ -383,6 +437,8 @@ function advanceRunning(step: Step): boolean {
     }
   }
   if (step.deadlines && counts.waveInFlight > 0) applyDeadlines(step, step.inFlight(rollout.waveIndex), counts);
+  // Healthy and failed both count as finished: a host the bake fails moves from one to the other.
+  if (step.deadlines) counts.failed += step.watchBake(rollout.waveIndex);
   const tripped = thresholdTripped(spec, counts);
   if (tripped) {
     onFailure(step, tripped);
@@ -399,12 +455,19 @@ function advanceRunning(step: Step): boolean {
       counts.failed += refused;
       counts.finished += refused;
       if (counts.wavePending > 0 && capacity > budget) step.more = true;
+      // Hosts refused here failed without ever being in flight: when they were the wave's last,
+      // no report will come to re-check the threshold, and the wave would count as done.
+      const trippedByRefusals = refused > 0 ? thresholdTripped(spec, counts) : null;
+      if (trippedByRefusals) {
+        onFailure(step, trippedByRefusals);
+        return false;
+      }
     }
     // Every host of the wave has a result (healthy, failed or skipped).
     if (counts.wavePending > 0 || counts.waveInFlight > 0) return false;
     if (spec.bakeSeconds > 0 && counts.waveSize > 0) {
       step.update({ wavePhase: 'baking', bakeStartedAt: step.now });
-      step.event('rollout-wave-baking', { waveIndex: rollout.waveIndex, bakeSeconds: spec.bakeSeconds });
+      step.event('rollout-wave-baking', { wave: waveNumber(rollout.waveIndex), bakeSeconds: spec.bakeSeconds });
       return false;
     }
     startWave(step, rollout.waveIndex + 1);
@@ -429,11 +492,17 @@ function advanceRollingBack(step: Step): void {
   }
   if (members.some((m) => m.rollbackState === 'issued')) return;
   const failed = members.filter((m) => m.rollbackState === 'failed').map((m) => m.host);
+  if (failed.length > 0) {
+    // Hosts that did not return are a failure of their own, not a rollback that happened.
+    step.update({ state: 'rollback-failed', finishedAt: step.now });
+    step.event('rollout-rollback-failed', { hosts: members.length, failed, reason: step.rollout.reason });
+    return;
+  }
   step.update({ state: 'rolled-back', finishedAt: step.now });
   step.event('rollout-rolled-back', { hosts: members.length, failed, reason: step.rollout.reason });
 }
 
-export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: number): Step | null {
+export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: number, issued: ManifestRow[] = []): Step | null {
   const { db } = ctx;
   const rollout = prepared(db, 'rollouts.progress', () =>
     db
@@ -452,6 +521,7 @@ export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: nu
         createdBy: rollouts.createdBy,
         updatedAt: rollouts.updatedAt,
         finishedAt: rollouts.finishedAt,
+        retryOf: rollouts.retryOf,
       })
       .from(rollouts)
       .where(eq(rollouts.id, sql.placeholder('id')))
@@ -464,7 +534,7 @@ export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: nu
     definition = { spec: row.spec as RolloutSpec, plan: row.plan as RolloutPlan };
     if (ACTIVE.has(rollout.state)) ctx.definitions.set(rolloutId, definition);
   }
-  return new Step(tx, ctx, rollout, definition.spec, definition.plan, now);
+  return new Step(tx, ctx, rollout, definition.spec, definition.plan, now, issued);
 }
 
 export interface Advanced {
@@ -481,8 +551,9 @@ export function advanceRollout(
   rolloutId: string,
   now: number,
   options: AdvanceOptions = { deadlines: true },
+  issued: ManifestRow[] = [],
 ): Advanced {
-  const step = openStep(tx, ctx, rolloutId, now);
+  const step = openStep(tx, ctx, rolloutId, now, issued);
   if (!step) return { issued: [], more: false };
   step.deadlines = options.deadlines;
   for (let i = 0; i < MAX_STEPS; i++) {
@@ -497,6 +568,39 @@ export function advanceRollout(
   return { issued: step.issued, more: step.more };
 }
 
+/** What a report needs of the rollout member its manifest belongs to. */
+interface ReportedMember {
+  rolloutId: string;
+  wave: number;
+  state: string;
+  targetPath: string;
+  manifestVersion: number | null;
+  previousSystem: string | null;
+  rollbackState: string | null;
+  rollbackVersion: number | null;
+  rolloutState: string;
+  waveIndex: number;
+}
+
+/**
+ * The rollout member a manifest version belongs to. The manifest row says which rollout issued
+ * it, and a renewal keeps the rollout of what it re-signs: so a report on a version re-signed any
+ * number of times still finds its rollout.
+ */
+function reportedMember(db: Db, host: string, version: number): ReportedMember | undefined {
+  const manifest = statement(db, 'select rollout_id as rolloutId from manifests where host = ? and version = ?').get(host, version) as
+    | { rolloutId: string | null }
+    | undefined;
+  if (!manifest?.rolloutId) return undefined;
+  return statement(
+    db,
+    `select rh.rollout_id as rolloutId, rh.wave, rh.state, rh.target_path as targetPath, rh.manifest_version as manifestVersion,
+       rh.previous_system as previousSystem, rh.rollback_state as rollbackState, rh.rollback_version as rollbackVersion,
+       r.state as rolloutState, r.wave_index as waveIndex
+     from rollout_hosts rh join rollouts r on r.id = rh.rollout_id where rh.rollout_id = ? and rh.host = ?`,
+  ).get(manifest.rolloutId, host) as ReportedMember | undefined;
+}
+
 /**
  * Records what a report means for the rollout that issued its manifest, inside the transaction
  * that stores the report: a report is counted exactly once, and a crash cannot lose the result.
@@ -505,48 +609,61 @@ export function advanceRollout(
  */
 export function recordReport(db: Db, host: string, report: Report, now: number): string | null {
   const version = report.manifestVersion;
-  if (version === null) return null;
+  if (version === null || report.storePath === null) return null;
+  const member = reportedMember(db, host, version);
+  if (!member) return null;
   const terminal = TERMINAL_PHASES.has(report.phase);
   const success = SUCCESS_PHASES.has(report.phase);
-
-  const member = statement(
-    db,
-    'select rollout_id as rolloutId, wave, state, target_path as targetPath from rollout_hosts where host = ? and manifest_version = ?',
-  ).get(host, version) as { rolloutId: string; wave: number; state: string; targetPath: string } | undefined;
+  const actor = `rollout:${member.rolloutId}`;
   // The path must match too: a refusal of some other manifest that happens to carry this version number is not this host's result.
-  if (member && IN_FLIGHT.has(member.state) && report.storePath === member.targetPath) {
-    const actor = `rollout:${member.rolloutId}`;
+  const forward =
+    member.manifestVersion !== null &&
+    version >= member.manifestVersion &&
+    (member.rollbackVersion === null || version < member.rollbackVersion) &&
+    report.storePath === member.targetPath;
+
+  if (forward && report.phase === 'degraded') {
+    // The bake watches its wave: a host that proved healthy and turns unhealthy while its wave is
+    // the current one counts as failed against the threshold.
+    const watched = member.state === 'healthy' && member.wave === member.waveIndex && (member.rolloutState === 'running' || member.rolloutState === 'paused');
+    if (!watched) return null;
+    const reason = `degraded after it reported healthy: ${report.detail.reason ?? 'a health check fails'}`;
+    statement(db, `update rollout_hosts set state = 'failed', finished_at = ?, reason = ? where rollout_id = ? and host = ?`).run(now, reason, member.rolloutId, host);
+    appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version, reason, degraded: true } });
+    return member.rolloutId;
+  }
+  if (HEALTH_TRANSITION_PHASES.has(report.phase)) return null;
+
+  if (forward && IN_FLIGHT.has(member.state)) {
     if (!terminal) {
       if (member.state === 'issued') {
         statement(db, `update rollout_hosts set state = 'in-progress', accepted_at = ? where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
       }
     } else if (success) {
       statement(db, `update rollout_hosts set state = 'healthy', finished_at = ?, reason = null where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
-      appendEvent(db, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version } });
+      appendEvent(db, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: waveNumber(member.wave), version } });
     } else {
       const reason = failureReason(report);
       statement(db, `update rollout_hosts set state = 'failed', finished_at = ?, reason = ? where rollout_id = ? and host = ?`).run(now, reason, member.rolloutId, host);
-      appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version, reason } });
+      appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: waveNumber(member.wave), version, reason } });
     }
     return member.rolloutId;
   }
   if (!terminal) return null;
 
-  const rollingBack = statement(
-    db,
-    'select rollout_id as rolloutId, rollback_state as rollbackState, previous_system as previousSystem from rollout_hosts where host = ? and rollback_version = ?',
-  ).get(host, version) as { rolloutId: string; rollbackState: string | null; previousSystem: string | null } | undefined;
-  if (rollingBack && rollingBack.rollbackState === 'issued' && report.storePath === rollingBack.previousSystem) {
-    statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(success ? 'healthy' : 'failed', rollingBack.rolloutId, host);
+  const rollback =
+    member.rollbackVersion !== null && version >= member.rollbackVersion && member.rollbackState === 'issued' && report.storePath === member.previousSystem;
+  if (rollback) {
+    statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(success ? 'healthy' : 'failed', member.rolloutId, host);
     appendEvent(db, {
       host,
       at: now,
       kind: success ? 'rollout-host-healthy' : 'rollout-host-failed',
-      actor: `rollout:${rollingBack.rolloutId}`,
-      rolloutId: rollingBack.rolloutId,
+      actor,
+      rolloutId: member.rolloutId,
       data: { rollback: true, version, ...(success ? {} : { reason: failureReason(report) }) },
     });
-    return rollingBack.rolloutId;
+    return member.rolloutId;
   }
   return null;
 }

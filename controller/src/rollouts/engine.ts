@@ -1,9 +1,12 @@
+import { runBackground } from '../background.js';
 import { randomBytes } from 'node:crypto';
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
   ACTIVE_ROLLOUT_STATES,
+  FINISHED_ROLLOUT_STATES,
+  waveNumber,
   type RolloutAction,
   type RolloutPlan,
   type RolloutSpec,
@@ -17,6 +20,7 @@ import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
+import { appendEvent } from '../events.js';
 import type { ReleaseTrust } from '../manifests/statements.js';
 import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext, type AdvanceOptions } from './advance.js';
 import { planRollout } from './plan.js';
@@ -44,6 +48,7 @@ export interface PreflightRecord {
 export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
 
 const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
+const FINISHED = new Set<string>(FINISHED_ROLLOUT_STATES);
 const ADVANCING: RolloutState[] = ['running', 'rolling-back'];
 
 function refuse(status: 400 | 404 | 409, code: string, message: string, problems?: string[]): EngineOutcome<never> {
@@ -71,6 +76,7 @@ export class RolloutEngine {
       connection: (host) => deps.presence.mode(host),
       startedAt: deps.clock.now(),
       offlineSeen: new Map(),
+      bakeOfflineSince: new Map(),
       definitions: new Map(),
     };
   }
@@ -92,8 +98,13 @@ export class RolloutEngine {
     return { ok: true, value: outcome.plan };
   }
 
-  /** `preflight`: what the cache readiness check found (and whether an operator overrode it), kept in the rollout-started audit event. */
-  start(spec: RolloutSpec, actor: string, preflight: PreflightRecord | null = null): EngineOutcome<string> {
+  /**
+   * `preflight`: what the cache readiness check found (and whether an operator overrode it), kept in the
+   * rollout-started audit event. `retryOf`: the finished rollout whose unfinished hosts this one retries.
+   */
+  start(spec: RolloutSpec, actor: string, options: { preflight?: PreflightRecord | null; retryOf?: string | null } = {}): EngineOutcome<string> {
+    const preflight = options.preflight ?? null;
+    const retryOf = options.retryOf ?? null;
     const planned = this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
@@ -103,7 +114,7 @@ export class RolloutEngine {
     const id = `ro-${randomBytes(4).toString('hex')}`;
     const now = this.deps.clock.now();
 
-    const outcome = this.transact((tx): EngineOutcome<string> => {
+    const outcome = this.transact((tx, issued): EngineOutcome<string> => {
       const busy = this.activeOwners(tx, planHosts);
       if (busy.length > 0) {
         const problems = this.overlapProblems(busy);
@@ -121,6 +132,7 @@ export class RolloutEngine {
           createdAt: now,
           createdBy: actor,
           updatedAt: now,
+          retryOf,
         })
         .run();
       const insertMember = prepared(this.deps.db, 'rolloutHosts.insert', () =>
@@ -142,8 +154,11 @@ export class RolloutEngine {
           insertMember.run({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)! });
         }
       }
-      const step = openStep(tx, this.context, id, now)!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, preflight }, null);
+      const step = openStep(tx, this.context, id, now, issued)!;
+      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
+      if (retryOf !== null) {
+        appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
+      }
       step.startWaveZero();
       return { ok: true, value: id };
     }, id);
@@ -152,8 +167,8 @@ export class RolloutEngine {
 
   act(id: string, action: RolloutAction, actor: string): EngineOutcome<RolloutState> {
     const now = this.deps.clock.now();
-    return this.transact((tx): EngineOutcome<RolloutState> => {
-      const step = openStep(tx, this.context, id, now);
+    return this.transact((tx, issued): EngineOutcome<RolloutState> => {
+      const step = openStep(tx, this.context, id, now, issued);
       if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
       const state = step.rollout.state as RolloutState;
       const wrongState = (allowed: string) =>
@@ -162,13 +177,13 @@ export class RolloutEngine {
         case 'approve':
           if (state !== 'waiting-approval') return wrongState('waiting-approval');
           step.update({ state: 'running', approvedThrough: step.rollout.waveIndex, waveStartedAt: now });
-          step.event('rollout-approved', { actor, waveIndex: step.rollout.waveIndex });
-          step.event('rollout-wave-started', { waveIndex: step.rollout.waveIndex, hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
+          step.event('rollout-approved', { actor, wave: waveNumber(step.rollout.waveIndex) });
+          step.event('rollout-wave-started', { wave: waveNumber(step.rollout.waveIndex), hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
           break;
         case 'pause':
           if (state !== 'running' && state !== 'waiting-approval') return wrongState('running or waiting-approval');
           step.update({ state: 'paused', pausedAt: now });
-          step.event('rollout-paused', { actor, waveIndex: step.rollout.waveIndex });
+          step.event('rollout-paused', { actor, wave: waveNumber(step.rollout.waveIndex) });
           break;
         case 'resume': {
           if (state !== 'paused') return wrongState('paused');
@@ -178,15 +193,20 @@ export class RolloutEngine {
           const wave = step.plan.waves[step.rollout.waveIndex]!;
           const gated = wave.needsApproval && step.rollout.approvedThrough < step.rollout.waveIndex;
           step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt, waveStartedAt });
+          step.shiftHostClocks(pausedFor);
           step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }
         case 'abort':
-          if (!ACTIVE.has(state) || state === 'rolling-back') return wrongState('running, waiting-approval or paused');
-          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}`);
+          // A rolling-back rollout can be aborted too: its hosts keep the manifests they were sent
+          // (their desired state stays the previous system), but it no longer owns them.
+          if (!ACTIVE.has(state)) return wrongState('running, waiting-approval, paused or rolling-back');
+          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
           break;
         case 'rollback': {
-          if (state === 'rolling-back' || state === 'rolled-back') return wrongState('not already rolling back');
+          if (state === 'rolling-back' || state === 'rolled-back' || state === 'rollback-failed') {
+            return wrongState('not already rolling back or rolled back');
+          }
           // A finished rollout's hosts may belong to a newer rollout by now; rolling them back would
           // make two rollouts change the same hosts at once.
           const others = this.activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
@@ -201,6 +221,47 @@ export class RolloutEngine {
       }
       return { ok: true, value: step.rollout.state as RolloutState };
     }, id);
+  }
+
+  /**
+   * Starts a new rollout of the same release, linked to finished rollout `id`, for only the hosts
+   * it left without a result: failed, skipped, or never reached (pending, or in flight when it
+   * ended). Its waves keep the old order and approvals, minus the hosts already healthy.
+   */
+  /** A new rollout for the hosts the finished rollout `id` left unfinished; `preflight` as for start. */
+  retry(id: string, actor: string, preflight: PreflightRecord | null = null): EngineOutcome<string> {
+    const spec = this.retrySpec(id);
+    if (!spec.ok) return spec;
+    return this.start(spec.value, actor, { retryOf: id, preflight });
+  }
+
+  /** What a retry of `id` would start: its release and settings, for only its unfinished hosts, in their waves. */
+  retrySpec(id: string): EngineOutcome<RolloutSpec> {
+    const { db } = this.deps;
+    const old = db.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).get();
+    if (!old) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
+    if (!FINISHED.has(old.state)) {
+      return refuse(409, 'invalid-transition', `rollout ${id} is ${old.state}; retry applies only to a finished rollout (${FINISHED_ROLLOUT_STATES.join(', ')})`);
+    }
+    const members = db.select({ host: rolloutHosts.host, state: rolloutHosts.state, rollbackState: rolloutHosts.rollbackState }).from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).all();
+    // A host moved back by a rollback is retried too: it no longer runs the release.
+    const again = new Set(members.filter((m) => m.state !== 'healthy' || m.rollbackState !== null).map((m) => m.host));
+    if (again.size === 0) return refuse(409, 'nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
+    const spec = old.spec as RolloutSpec;
+    const plan = old.plan as RolloutPlan;
+    const waves: Array<{ hosts: string[]; needsApproval: boolean }> = [];
+    for (const wave of plan.waves) {
+      const hosts = wave.hosts.filter((h) => again.has(h));
+      if (hosts.length > 0) waves.push({ hosts, needsApproval: wave.needsApproval });
+    }
+    const retrySpec: RolloutSpec = {
+      ...spec,
+      selector: { hosts: waves.flatMap((w) => w.hosts) },
+      canary: 0,
+      waves: waves.map((w) => ({ hosts: w.hosts })),
+      approvalBefore: waves.flatMap((w, index) => (w.needsApproval ? [index] : [])),
+    };
+    return { ok: true, value: retrySpec };
   }
 
   /**
@@ -237,7 +298,7 @@ export class RolloutEngine {
 
   startTimer(intervalMs: number): void {
     this.stopTimer();
-    this.timer = setInterval(() => this.tickAll(), intervalMs);
+    this.timer = setInterval(() => runBackground(this.deps.logger, 'rollout tick', () => this.tickAll()), intervalMs);
     this.timer.unref();
   }
 
@@ -250,13 +311,21 @@ export class RolloutEngine {
    * Runs `body`, then advances the rollout in the same transaction; announces manifests and
    * changes only after commit.
    */
-  private transact<T>(body: (tx: Tx) => EngineOutcome<T>, rolloutId: string, options: AdvanceOptions = { deadlines: true }): EngineOutcome<T> {
+  private transact<T>(
+    body: (tx: Tx, issued: ManifestRow[]) => EngineOutcome<T>,
+    rolloutId: string,
+    options: AdvanceOptions = { deadlines: true },
+  ): EngineOutcome<T> {
+    // One list for the whole transaction: what the command issued (an operator's rollback) and
+    // what advancing issued are announced alike, after commit; a rolled-back transaction clears it.
     let issued: ManifestRow[] = [];
     let more = false;
     const before = this.updatedAt(rolloutId);
     const outcome = this.deps.db.transaction((tx) => {
-      const result = body(tx);
-      if (result.ok) ({ issued, more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options));
+      issued = [];
+      const result = body(tx, issued);
+      if (result.ok) ({ more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options, issued));
+      else issued = [];
       return result;
     });
     for (const row of issued) this.deps.bus.publish(published(row));

@@ -2,13 +2,13 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { ReleaseBundle } from '../../../shared/src/release-statement.js';
-import { CreateReleaseRequest, RolloutAction, RolloutSpec, StartRolloutRequest, type ReleaseDiffReport, type RolloutPlanReport } from '../../../shared/src/rollout-api.js';
+import { CreateReleaseRequest, RetryRolloutRequest, RolloutAction, RolloutSpec, StartRolloutRequest, type ReleaseDiffReport, type RolloutPlanReport } from '../../../shared/src/rollout-api.js';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../http/wake-signal.js';
-import type { EngineOutcome, RolloutEngine } from './engine.js';
+import type { EngineOutcome, PreflightRecord, RolloutEngine } from './engine.js';
 import { describeProblems } from './preflight.js';
 import { releaseInsight } from './release-insight.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
@@ -84,10 +84,12 @@ export function rolloutRoutes(
     const report: RolloutPlanReport = { ...plan, ...insight };
     return c.json(report);
   });
-  app.post('/rollouts', async (c) => {
-    const { skipPreflight, ...spec } = await readBody(c, StartRolloutRequest);
+  /**
+   * Before the first manifest of a rollout (or a retry): a path the cache cannot serve would stop
+   * hosts mid-wave. Refused unless the operator skips it; the outcome goes into the audit log.
+   */
+  async function preflightFor(spec: RolloutSpec, skipPreflight: boolean): Promise<PreflightRecord> {
     const plan = unwrap(engine.plan(spec));
-    // Before the first manifest: a path the cache cannot serve would stop hosts mid-wave.
     const { preflight } = await releaseInsight(deps, planTargets(spec, plan.waves.flatMap((w) => w.hosts)), { diff: false });
     if (preflight.outcome === 'failed' && !skipPreflight) {
       const problems = describeProblems(preflight.problems);
@@ -98,13 +100,17 @@ export function rolloutRoutes(
         problems,
       );
     }
-    const record = {
+    return {
       outcome: preflight.outcome,
       skipped: skipPreflight && preflight.outcome === 'failed',
       paths: preflight.paths,
       problems: describeProblems(preflight.problems, 20),
     };
-    const id = unwrap(engine.start(spec, actor(c), record));
+  }
+  app.post('/rollouts', async (c) => {
+    const { skipPreflight, ...spec } = await readBody(c, StartRolloutRequest);
+    const preflight = await preflightFor(spec, skipPreflight);
+    const id = unwrap(engine.start(spec, actor(c), { preflight }));
     return c.json(status(id), 201);
   });
   app.get('/rollouts', (c) => c.json({ rollouts: listRollouts(db) }));
@@ -115,10 +121,20 @@ export function rolloutRoutes(
     const query = EventQuery.parse(c.req.query());
     return c.json({ events: rolloutEvents(db, id, query.afterId, query.limit) });
   });
+  // Before '/:action': retry starts a new rollout (201) rather than moving this one.
+  app.post('/rollouts/:id/retry', async (c) => {
+    const id = c.req.param('id');
+    // The body is optional: `{"skipPreflight": true}` as for a start.
+    const empty = (await c.req.text()).trim() === '';
+    const { skipPreflight } = await readBody(c, RetryRolloutRequest, empty ? {} : undefined);
+    const preflight = await preflightFor(unwrap(engine.retrySpec(id)), skipPreflight);
+    const retryId = unwrap(engine.retry(id, actor(c), preflight));
+    return c.json(status(retryId), 201);
+  });
   app.post('/rollouts/:id/:action', (c) => {
     const parsed = RolloutAction.safeParse(c.req.param('action'));
     if (!parsed.success) {
-      throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${RolloutAction.options.join(', ')}`);
+      throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${[...RolloutAction.options, 'retry'].join(', ')}`);
     }
     const id = c.req.param('id');
     unwrap(engine.act(id, parsed.data, actor(c)));

@@ -10,8 +10,10 @@ import type {
   RolloutStatus,
   WaveCounts,
 } from '../../../shared/src/rollout-api.js';
+import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
+import { latestFailure } from '../reports/latest-failure.js';
 import { events, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 
 function counts(members: RolloutHostRow[]): WaveCounts {
@@ -25,7 +27,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(member: RolloutHostRow): RolloutHostView {
+function hostView(db: Db, member: RolloutHostRow): RolloutHostView {
   return {
     host: member.host,
     state: member.state as RolloutHostState,
@@ -34,6 +36,7 @@ function hostView(member: RolloutHostRow): RolloutHostView {
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState as RolloutHostView['rollbackState'],
+    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(db, member.host, member.manifestVersion) : null,
   };
 }
 
@@ -56,6 +59,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
     state: row.state as RolloutState,
     reason: row.reason,
     waveIndex: row.waveIndex,
+    wave: waveNumber(row.waveIndex),
     wavePhase: row.wavePhase as 'deploying' | 'baking',
     bakeRemainingSeconds: bakeRemaining(row, spec, now),
     failureThreshold: spec.failureThreshold,
@@ -64,16 +68,18 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
     createdAt: iso(row.createdAt),
     createdBy: row.createdBy,
     finishedAt: isoOrNull(row.finishedAt),
+    retryOf: row.retryOf,
     spec,
     waves: plan.waves.map((wave) => {
       const inWave = members.filter((m) => m.wave === wave.index);
       return {
         index: wave.index,
+        number: waveNumber(wave.index),
         canary: wave.canary,
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map(hostView),
+        hosts: inWave.map((member) => hostView(db, member)),
       };
     }),
   };
@@ -89,8 +95,10 @@ export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
       state: row.state as RolloutState,
       reason: row.reason,
       waveIndex: row.waveIndex,
+      wave: waveNumber(row.waveIndex),
       createdAt: iso(row.createdAt),
       finishedAt: isoOrNull(row.finishedAt),
+      retryOf: row.retryOf,
       waves: plan.waves.length,
       hosts: plan.waves.reduce((sum, wave) => sum + wave.hosts.length, 0),
     };

@@ -1,8 +1,12 @@
 import { createHmac, randomBytes } from 'node:crypto';
 
-/** `sha256=<hex>`: HMAC-SHA256 of the exact body bytes, keyed with the endpoint's secret (GitHub's scheme). */
-export function webhookSignature(secret: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body, 'utf8').digest('hex')}`;
+/**
+ * `sha256=<hex>`: HMAC-SHA256 of `<timestamp>.<body>` (the exact body bytes), keyed with the
+ * endpoint's secret. The timestamp (unix seconds, also sent as X-Shoal-Timestamp) is inside the
+ * MAC, so a receiver that refuses old timestamps cannot be fed a captured request again.
+ */
+export function webhookSignature(secret: string, timestampSeconds: number, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestampSeconds}.${body}`, 'utf8').digest('hex')}`;
 }
 
 export function generateWebhookSecret(): string {

@@ -3,10 +3,14 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { AgentMessage, AgentRoutes, PROTOCOL_VERSION, WsClose, type ServerMessage } from '../../../shared/src/protocol.js';
+import { AdmissionCounter, DEFAULT_ADMISSION, sourceKey, type AdmissionLimits } from '../auth/admission.js';
 import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js';
+import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
+import { afterLogin, unknownHostLogin } from '../hosts/login.js';
+import { recordAgentVersion } from '../hosts/agent-version.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -15,7 +19,12 @@ export interface HubOptions {
   pingIntervalMs?: number;
   /** How long a new connection may take to answer the challenge. */
   authTimeoutMs?: number;
+  /** Caps on connections that have not authenticated yet (total and per source address). */
+  unauthenticated?: AdmissionLimits;
 }
+
+/** RFC 6455 "internal error": the controller failed, not the agent's proof; the agent retries. */
+const INTERNAL_ERROR = 1011;
 
 interface Connection {
   ws: WebSocket;
@@ -24,6 +33,8 @@ interface Connection {
   replaced: boolean;
   /** The nonce answers exactly one auth message; anything after a failed one is ignored while closing. */
   triedAuth: boolean;
+  /** Frees this connection's unauthenticated slot: on welcome or close, whichever comes first. */
+  releaseSlot: () => void;
 }
 
 function manifestMessage(manifest: PublishedManifest): string {
@@ -42,7 +53,9 @@ export class AgentHub {
   private readonly all = new Set<Connection>();
   private readonly pingTimer: NodeJS.Timeout;
   private readonly authTimeoutMs: number;
+  private readonly unauthenticated: AdmissionCounter;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeRevoked: () => void;
   private closing = false;
 
   constructor(
@@ -50,9 +63,11 @@ export class AgentHub {
     options: HubOptions = {},
   ) {
     this.authTimeoutMs = options.authTimeoutMs ?? 10_000;
-    this.pingTimer = setInterval(() => this.pingAll(), options.pingIntervalMs ?? 30_000);
+    this.unauthenticated = new AdmissionCounter(options.unauthenticated ?? DEFAULT_ADMISSION.unauthenticatedSockets);
+    this.pingTimer = setInterval(() => runBackground(this.deps.logger, 'websocket pings', () => this.pingAll()), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
     this.unsubscribe = deps.bus.onPublish((manifest) => this.push(manifest));
+    this.unsubscribeRevoked = deps.sessions.onHostRevoked((host) => this.disconnect(host));
   }
 
   attach(server: Server): void {
@@ -66,7 +81,26 @@ export class AgentHub {
       return;
     }
     const audience = expectedAudience(this.deps.audience, request.headers.host ? `http://${request.headers.host}` : null);
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience));
+    const source = sourceKey(request.socket.remoteAddress);
+    const slot = this.unauthenticated.acquire(source);
+    if (!slot.ok) {
+      this.deps.metrics.admissionRefused('websocket', slot.scope);
+      // Upgraded only to say why in a close frame the agent logs; no nonce, no timers, closed at once.
+      const reason =
+        slot.scope === 'address'
+          ? `${slot.limit} unauthenticated connections from your address already; retry later`
+          : `controller busy: ${slot.limit} unauthenticated connections already; retry later`;
+      this.wss.handleUpgrade(request, socket, head, (ws) => ws.close(WsClose.tooManyUnauthenticated, reason));
+      return;
+    }
+    // Also when the upgrade itself fails (the callback below then never runs).
+    socket.once('close', slot.release);
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience, slot.release));
+  }
+
+  /** Connections that have not authenticated (yet), and those of them from `source` (a sourceKey). */
+  unauthenticatedCount(source?: string): number {
+    return source === undefined ? this.unauthenticated.size : this.unauthenticated.heldBy(source);
   }
 
   isConnected(host: string): boolean {
@@ -77,18 +111,20 @@ export class AgentHub {
     return this.byHost.size;
   }
 
-  private accept(ws: WebSocket, audience: string | null): void {
-    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false };
+  private accept(ws: WebSocket, audience: string | null, releaseSlot: () => void): void {
+    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
     ws.on('pong', () => {
       connection.alive = true;
-      if (connection.host !== null) this.deps.presence.heard(connection.host);
+      const host = connection.host;
+      if (host !== null) runBackground(this.deps.logger, 'websocket presence', () => this.deps.presence.heard(host), { host });
     });
     ws.on('error', (error) => this.deps.logger.debug({ err: error, host: connection.host }, 'websocket error'));
     ws.on('close', () => {
       clearTimeout(timeout);
+      releaseSlot();
       this.all.delete(connection);
       this.forget(connection);
     });
@@ -98,7 +134,15 @@ export class AgentHub {
       if (connection.triedAuth) return;
       connection.triedAuth = true;
       clearTimeout(timeout);
-      this.authenticate(connection, nonce, audience, data);
+      runBackground(this.deps.logger, 'websocket authentication', () => {
+        try {
+          this.authenticate(connection, nonce, audience, data);
+        } catch (error) {
+          // The agent retries later; it must not wait on a socket nobody will answer.
+          ws.close(INTERNAL_ERROR, 'internal error');
+          throw error;
+        }
+      });
     });
     this.send(ws, { type: 'challenge', protocol: PROTOCOL_VERSION, nonce });
   }
@@ -119,9 +163,15 @@ export class AgentHub {
       }
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
-    const { host, signature } = parsed.data;
+    const { host, signature, publicKey, watermark } = parsed.data;
     const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
-    if (!proof.ok) return this.refuse(ws, WsClose.authFailed, proof.reason, proof.message);
+    if (!proof.ok) {
+      const message = proof.reason === 'unknown-host' ? unknownHostLogin(this.deps, host, nonce, signature, audience, { publicKey, watermark }) : proof.message;
+      return this.refuse(ws, WsClose.authFailed, proof.reason, message);
+    }
+    // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
+    afterLogin(this.deps, host, { watermark });
+    recordAgentVersion(this.deps.db, host, parsed.data.agentVersion);
     this.register(connection, host);
   }
 
@@ -132,6 +182,7 @@ export class AgentHub {
       previous.ws.close(WsClose.replaced, 'replaced by a newer connection of the same host');
     }
     connection.host = host;
+    connection.releaseSlot();
     this.byHost.set(host, connection);
     const { deps } = this;
     deps.presence.websocketOpened(host);
@@ -149,6 +200,17 @@ export class AgentHub {
     if (this.closing) return;
     this.deps.presence.websocketClosed(host);
     appendEvent(this.deps.db, { host, at: this.deps.clock.now(), kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } });
+  }
+
+  /** A removed or re-keyed host: its socket was opened under a key that no longer counts. */
+  private disconnect(host: string): void {
+    const connection = this.byHost.get(host);
+    if (!connection) return;
+    // Forgotten here, not when it closes: a removed host has no row left to log a disconnection against.
+    connection.replaced = true;
+    this.byHost.delete(host);
+    this.deps.presence.websocketClosed(host);
+    connection.ws.close(WsClose.authFailed, 'host removed or re-keyed by an operator');
   }
 
   private push(manifest: PublishedManifest): void {
@@ -181,6 +243,7 @@ export class AgentHub {
     this.closing = true;
     clearInterval(this.pingTimer);
     this.unsubscribe();
+    this.unsubscribeRevoked();
     const closed = [...this.all].map(
       (connection) =>
         new Promise<void>((resolve) => {

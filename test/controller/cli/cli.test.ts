@@ -77,7 +77,7 @@ describe('shoal CLI', () => {
 
     const set = await spawnShoal(['set', 'web-1', storePath('sys', 'a'), '--action', 'switch'], env);
     expect(set).toMatchObject({ code: 0, stderr: '' });
-    expect(set.stdout).toContain(`web-1: v1 ${storePath('sys', 'a')} (switch)`);
+    expect(set.stdout).toContain(`web-1: generation #1 ${storePath('sys', 'a')} (switch)`);
     const status = await spawnShoal(['status', '--json'], env);
     expect(status.code).toBe(0);
     expect(HostList.parse(JSON.parse(status.stdout)).hosts.find((h) => h.name === 'web-1')?.desired?.version).toBe(1);
@@ -90,9 +90,11 @@ describe('shoal CLI', () => {
     const result = await inProcess(['status'], env);
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^HOST\s+PHASE\s+CURRENT\s+DESIRED\s+VER\s+SEEN\s+CONN$/);
+    expect(lines[0]).toMatch(/^\d+ hosts: 0 healthy, \d+ offline$/);
+    expect(lines[2]).toMatch(/^HOST\s+PHASE\s+GEN\s+RELEASE\s+ROLLOUT\s+SEEN\s+CONN$/);
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
-    expect(lines.find((l) => l.startsWith('db-1'))).toMatch(/^db-1\s+-\s+-\s+ddddddd\*\s+v1\s+never\s+offline$/);
+    // The generation number, not a version; "*": not yet on it; the release its statement names.
+    expect(lines.find((l) => l.startsWith('db-1'))).toMatch(/^db-1\s+-\s+#1\*\s+\S+\s+-\s+never\s+offline$/);
     expect(lines.some((l) => l.startsWith('a-host-with-a…'))).toBe(true);
   });
 
@@ -104,8 +106,9 @@ describe('shoal CLI', () => {
     expect(await inProcess(['host', 'register', 'cache-1', '--public-key', key, '--tag', 'cache'], env)).toMatchObject({ code: 0, stdout: 'registered cache-1\n' });
     await inProcess(['set', 'cache-1', storePath('sys', 'c')], env);
     const history = await inProcess(['history', 'cache-1'], env);
-    expect(history.stdout.split('\n')[0]).toMatch(/host-registered\s+operator:test-admin/);
-    expect(history.stdout).toContain(`desired-set       operator:test-admin   v1 ${storePath('sys', 'c')} (safe-switch)`);
+    expect(history.stdout.split('\n')[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  test-admin registered the host with tags cache$/);
+    expect(history.stdout).toContain(`test-admin set the desired system: generation #1, ${storePath('sys', 'c').slice('/nix/store/'.length, '/nix/store/'.length + 7)}`);
+    expect(history.stdout).not.toContain('{');
   });
 
   it('reports each failure as one line and a non-zero exit', async () => {
@@ -124,7 +127,8 @@ describe('shoal CLI', () => {
       [['rolout', 'list'], env, /^shoal: unknown command "rolout"; did you mean "rollout"\?/],
       [['rollout', 'stat', 'r1'], env, /^shoal: unknown subcommand "rollout stat"; did you mean "status"\?/],
       [['rollout'], env, /^shoal: rollout needs a subcommand: plan, start/],
-      [['token', 'create'], env, /^shoal: token create needs --state-dir/],
+      [['token', 'create', '--state-dir', join(dir, 'nowhere')], env, /^shoal: no controller database at .*nowhere\/controller\.sqlite; has the controller been started with that state dir\?\n$/],
+      [['token', 'create', '--scope', 'root'], env, /^shoal: --scope must be one of read, deploy, admin, ci, got "root"\n$/],
       [['enroll-token', 'create', '--ttl', 'soon'], env, /^shoal: --ttl must be a duration/],
     ];
     for (const [args, caseEnv, pattern] of cases) {
@@ -164,7 +168,7 @@ describe('shoal CLI', () => {
     expect(findOperator(database.db, created.token)).toMatchObject({ name: 'ci', scope: 'ci' });
     database.close();
     const bad = await inProcess(['token', 'create', '--state-dir', stateDir, '--scope', 'root']);
-    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of admin, ci, got "root"\n' });
+    expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of read, deploy, admin, ci, got "root"\n' });
   });
 
   it('reads the token from a file', async () => {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../../controller/src/http/app.js';
 import { registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
 import { signedIn } from './session-helpers.js';
+import type { LiveMessage } from '../../../controller/src/dashboard/live-state.js';
 
 describe('dashboard pages and live stream', () => {
   let ctl: TestController;
@@ -21,9 +22,9 @@ describe('dashboard pages and live stream', () => {
     // Registered but never connected: offline, not merely idle.
     const offline = await (await browser.get('/dashboard?status=offline&tag=web')).text();
     expect(offline).toContain('data-host="web-1"');
-    expect(offline).toContain('Showing 1 of 2 hosts.');
+    expect(offline).toContain('Showing 1–1 of 1 matching (2 hosts in all)');
     const healthy = await (await browser.get('/dashboard?status=healthy')).text();
-    expect(healthy).toContain('Showing 0 of 2 hosts.');
+    expect(healthy).toContain('No host matches, of 2.');
     expect(healthy).toContain('No host matches.');
   });
 
@@ -49,31 +50,120 @@ describe('dashboard pages and live stream', () => {
     expect(page).toMatch(/data-provenance="ci">Release signed by CI release key ci-release-1, .*; floor 2; built from revision c0ffee42, flake\.lock sha256 abababababab…\./);
   });
 
+  it('offers to retry an aborted rollout, and the button starts a new rollout for the hosts it left', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    const release = { name: 'r2', hosts: [{ host: 'web-1', storePath: storePath('nixos-system-web-1', 'c') }, { host: 'web-2', storePath: storePath('nixos-system-web-2', 'd') }] };
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r2', waves: ['100%'] }) });
+    const { id } = (await started.json()) as { id: string };
+    const browser = await signedIn(ctl);
+    expect(await (await browser.get(`/dashboard/rollouts/${id}`)).text()).not.toContain('Retry failed and unreached hosts');
+    await ctl.operator(`/v1/rollouts/${id}/abort`, { method: 'POST' });
+    expect(await (await browser.get(`/dashboard/rollouts/${id}`)).text()).toContain('Retry failed and unreached hosts');
+
+    const retried = await browser.post(`/dashboard/rollouts/${id}/retry`, { _csrf: browser.csrf });
+    expect(retried.status).toBe(303);
+    const newId = decodeURIComponent(retried.headers.get('location')!.split('/').at(-1)!);
+    expect(newId).not.toBe(id);
+    const status = (await (await ctl.operator(`/v1/rollouts/${newId}`)).json()) as { retryOf: string; state: string };
+    expect(status).toMatchObject({ retryOf: id, state: 'running' });
+  });
+
   it('answers 404 pages for unknown hosts and rollouts', async () => {
     const browser = await signedIn(ctl);
     expect((await browser.get('/dashboard/hosts/ghost')).status).toBe(404);
     expect((await browser.get('/dashboard/rollouts/ro-none')).status).toBe(404);
   });
 
-  it('streams the fleet table again when something is recorded', async () => {
+  it('streams only what changed since the page was rendered: a new row and the counts, not the table', async () => {
+    for (const name of ['web-1', 'web-2', 'web-3']) registeredHost(ctl, name);
     const browser = await signedIn(ctl);
-    const response = await browser.get('/dashboard/live/fleet');
+    const page = await (await browser.get('/dashboard')).text();
+    const liveUrl = /data-live="([^"]+)"/.exec(page)![1]!.replaceAll('&amp;', '&');
+    expect(liveUrl).toMatch(/^\/dashboard\/live\/fleet\?have=/);
+    const response = await browser.get(liveUrl);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/event-stream');
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-    const next = async () => {
-      let text = '';
-      while (!text.includes('\n\n')) text += (await reader.read()).value ?? '';
-      return text;
+    let buffered = '';
+    const nextEvent = async () => {
+      while (!buffered.includes('\n\n')) buffered += (await reader.read()).value ?? '';
+      const end = buffered.indexOf('\n\n');
+      const event = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      return event;
     };
-    const first = await next();
-    expect(first).toMatch(/^event: update\n/);
-    expect(first).not.toContain('web-9');
-    registeredHost(ctl, 'web-9');
-    const second = await next();
-    const parts = JSON.parse(/data: (.*)/.exec(second)![1]!) as Record<string, string>;
-    expect(Object.keys(parts).sort()).toEqual(['fleet-counts', 'fleet-table']);
-    expect(parts['fleet-table']).toContain('data-host="web-9"');
+    // The page already shows the current state, so the first event is the one this host causes.
+    registeredHost(ctl, 'web-0');
+    const event = await nextEvent();
+    expect(event).toMatch(/^event: update\n/);
+    const message = JSON.parse(/data: (.*)/.exec(event)![1]!) as LiveMessage;
+    expect(Object.keys(message.parts ?? {})).toEqual(['fleet-counts']);
+    expect(message.parts!['fleet-counts']).toContain('<strong>4</strong>');
+    const rows = message.lists!['fleet-rows']!;
+    expect(Object.keys(rows.rows)).toEqual(['web-0']);
+    expect(rows.rows['web-0']).toContain('data-host="web-0"');
+    expect(rows.order).toEqual(['web-0', 'web-1', 'web-2', 'web-3']);
     await reader.cancel();
+  });
+});
+
+describe('dashboard host actions and rollout questions', () => {
+  let ctl: TestController;
+  beforeEach(() => {
+    ctl = testController();
+    ctl.app = createApp(ctl.deps, undefined, { livePollMs: 20, live: { refreshMs: 60_000 } });
+  });
+  afterEach(() => ctl.close());
+
+  it('sets a host’s desired system only after a confirmation page that names the system, under the operator’s name', async () => {
+    registeredHost(ctl, 'web-1');
+    const browser = await signedIn(ctl);
+    const path = storePath('nixos-system-web-1-25.05');
+    const asked = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, action: 'switch' });
+    expect(asked.status).toBe(200);
+    const question = await asked.text();
+    expect(question).toContain('Set the desired system of web-1 to nixos-system-web-1-25.05 (switch)?');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).desired).toBeNull();
+
+    const done = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, action: 'switch', confirmed: 'yes' });
+    expect(done.status).toBe(303);
+    const desired = (await (await ctl.operator('/v1/hosts/web-1')).json()).desired as { storePath: string; action: string };
+    expect(desired).toMatchObject({ storePath: path, action: 'switch' });
+    const events = (await (await ctl.operator('/v1/hosts/web-1/events')).json()).events as Array<{ kind: string; actor: string }>;
+    expect(events.find((event) => event.kind === 'desired-set')?.actor).toBe('operator:test-admin');
+  });
+
+  it('refuses a host action with a bad store path, naming what was wrong, and changes nothing', async () => {
+    registeredHost(ctl, 'web-1');
+    const browser = await signedIn(ctl);
+    const refused = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: '/tmp/evil', confirmed: 'yes' });
+    expect(refused.status).toBe(303);
+    const page = await (await browser.get('/dashboard/hosts/web-1')).text();
+    expect(page).toContain('Nothing was done: storePath: not a Nix store path');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).desired).toBeNull();
+    expect((await browser.post('/dashboard/hosts/web-1/actions/reboot', { _csrf: browser.csrf })).status).toBe(404);
+    expect((await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: 'forged', storePath: storePath(), confirmed: 'yes' })).status).toBe(403);
+  });
+
+  it('says which host goes back to which system before a rollback, and "rolls back above" when that is the policy', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    const before = storePath('nixos-system-web-1-24.11', 'b');
+    // web-1 ran 24.11 before the rollout (its report says so); web-2 never reported: unknown.
+    ctl.database.sqlite.prepare('update hosts set current_system = ? where name = ?').run(before, 'web-1');
+    const release = { name: 'r2', hosts: ['web-1', 'web-2'].map((host) => ({ host, storePath: storePath(`nixos-system-${host}-25.05`) })) };
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r2', waves: ['100%'], onFailure: 'rollback', failureThreshold: { count: 1 } }) });
+    const { id } = (await started.json()) as { id: string };
+    const browser = await signedIn(ctl);
+    const page = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(page).toContain('rolls back above 1 failed');
+    expect(page).not.toContain('halts above');
+    const confirm = await (await browser.get(`/dashboard/rollouts/${id}/confirm/rollback`)).text();
+    expect(confirm).toMatch(/<tr data-rollback-host="web-1">.*nixos-system-web-1-25\.05.*nixos-system-web-1-24\.11/s);
+    expect(confirm).toContain(before);
+    expect(confirm).toContain('Staying as they are (the system they ran before is unknown): web-2.');
   });
 });

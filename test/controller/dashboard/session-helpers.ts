@@ -50,8 +50,8 @@ export interface Browser {
 }
 
 /** A signed-in "browser": its session cookie and the CSRF token its pages carry. */
-export async function signedIn(ctl: TestController): Promise<Browser> {
-  const { response, setCookies } = await signIn(ctl, ctl.operatorToken);
+export async function signedIn(ctl: TestController, token: string = ctl.operatorToken): Promise<Browser> {
+  const { response, setCookies } = await signIn(ctl, token);
   expect(response.status).toBe(303);
   const session = cookieValue(setCookies, 'shoal_session');
   expect(session).toBeTruthy();

@@ -31,10 +31,10 @@ async function sendDue(ctl: TestController, expected: number): Promise<AttemptRe
   const dispatcher = new WebhookDispatcher(
     {
       ...ctl.deps,
-      fetch: (async (url: string) => {
+      send: async (url: string) => {
         calls += 1;
-        return calls === 1 ? new Response(`no route for ${url}`, { status: 500 }) : new Response(null, { status: 204 });
-      }) as typeof fetch,
+        return calls === 1 ? { status: 500, text: `no route for ${url}` } : { status: 204, text: '' };
+      },
       onAttempt: (result) => {
         results.push(result);
         if (results.length === expected) done();

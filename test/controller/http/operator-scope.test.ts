@@ -1,56 +1,103 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { OperatorScope } from '../../../shared/src/operator-api.js';
 import { ErrorBody } from '../../../shared/src/protocol.js';
 import { createOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
-import { count, registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
-import { signIn } from '../dashboard/session-helpers.js';
+import { count, newHostKeys, registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
+import { signedIn, signIn } from '../dashboard/session-helpers.js';
 
-/** A CI job holds a 'ci' token: it can publish a release, and cannot move a host, read the fleet or sign in. */
+type Allowed = Record<OperatorScope, boolean>;
+const only = (...scopes: OperatorScope[]): Allowed => ({ read: scopes.includes('read'), deploy: scopes.includes('deploy'), admin: scopes.includes('admin'), ci: scopes.includes('ci') });
+const READERS = only('read', 'deploy', 'admin');
+const DEPLOYERS = only('deploy', 'admin');
+const ADMINS = only('admin');
+
+/**
+ * A representative route of every group, and which scopes may use it. An allowed request may still
+ * fail for its own reasons (404, 409): what matters is that only the disallowed ones get 403.
+ */
+const ROUTES: Array<[group: string, method: string, path: string, body: unknown, allowed: Allowed]> = [
+  ['hosts', 'GET', '/v1/hosts', undefined, READERS],
+  ['hosts', 'GET', '/v1/hosts/web-1/events', undefined, READERS],
+  ['closure diff', 'GET', '/v1/hosts/web-1/diff', undefined, READERS],
+  ['set', 'PUT', '/v1/hosts/web-1/desired', { storePath: storePath() }, DEPLOYERS],
+  ['host lifecycle', 'POST', '/v1/hosts', { name: 'web-9', publicKey: newHostKeys('web-9').publicKey }, ADMINS],
+  ['host lifecycle', 'DELETE', '/v1/hosts/web-1', undefined, ADMINS],
+  ['host lifecycle', 'POST', '/v1/hosts/web-1/rekey', { publicKey: newHostKeys('web-1').publicKey }, ADMINS],
+  ['unknown hosts', 'GET', '/v1/unknown-hosts', undefined, READERS],
+  ['unknown hosts', 'POST', '/v1/unknown-hosts/web-7/adopt', {}, ADMINS],
+  ['releases', 'GET', '/v1/releases', undefined, READERS],
+  ['releases', 'POST', '/v1/releases', 'bundle', only('ci', 'deploy', 'admin')],
+  ['closure diff', 'GET', '/v1/releases/r0/diff', undefined, READERS],
+  ['rollouts', 'GET', '/v1/rollouts', undefined, READERS],
+  ['rollouts', 'POST', '/v1/rollouts/plan', { release: 'r0', waves: ['100%'] }, READERS],
+  ['rollouts', 'POST', '/v1/rollouts', { release: 'r0', waves: ['100%'] }, DEPLOYERS],
+  ['rollouts', 'POST', '/v1/rollouts/ro-none/pause', undefined, DEPLOYERS],
+  ['enrollment tokens', 'POST', '/v1/enrollment-tokens', { ttlSeconds: 60 }, ADMINS],
+  ['enrollment tokens', 'GET', '/v1/enrollment-tokens', undefined, ADMINS],
+  ['operator tokens', 'GET', '/v1/operator-tokens', undefined, ADMINS],
+  ['operator tokens', 'POST', '/v1/operator-tokens', { name: 'x', scope: 'admin' }, ADMINS],
+  ['webhooks', 'GET', '/v1/webhooks', undefined, READERS],
+  ['webhooks', 'POST', '/v1/webhooks', { url: 'https://hooks.example.com/x' }, ADMINS],
+  ['backup', 'GET', '/v1/backup', undefined, ADMINS],
+];
+
+const CASES = ROUTES.flatMap(([group, method, path, body, allowed]) =>
+  (Object.keys(allowed) as OperatorScope[]).map((scope) => [scope, allowed[scope] ? 'may' : 'may not', group, method, path, body] as const),
+);
+
 describe('operator token scopes', () => {
   let ctl: TestController;
-  let ciToken: string;
+  const tokens = {} as Record<OperatorScope, string>;
   beforeEach(() => {
     ctl = testController({ mode: 'two-key' });
     registeredHost(ctl, 'web-1');
-    ciToken = createOperatorToken(ctl.database.db, ctl.clock, 'ci-job', 'ci').token;
+    for (const scope of ['read', 'deploy', 'admin', 'ci'] as const) tokens[scope] = createOperatorToken(ctl.database.db, ctl.clock, `${scope}-job`, scope).token;
   });
   afterEach(() => ctl.close());
 
-  const asCi = (method: string, path: string, body?: unknown) =>
+  const as = (scope: OperatorScope, method: string, path: string, body?: unknown) =>
     Promise.resolve(
       ctl.app.request(path, {
         method,
-        headers: { authorization: `Bearer ${ciToken}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: { authorization: `Bearer ${tokens[scope]}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body === 'bundle' ? signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: storePath() }]) : body) }),
       }),
     );
 
+  it.each(CASES)('a %s token %s use %s (%s %s)', async (scope, verdict, _group, method, path, body) => {
+    const before = count(ctl, 'events') + count(ctl, 'operator_tokens') + count(ctl, 'enrollment_tokens') + count(ctl, 'hosts');
+    const response = await as(scope, method, path, body);
+    if (verdict === 'may') {
+      expect(response.status, await response.clone().text()).not.toBe(403);
+      return;
+    }
+    expect(response.status).toBe(403);
+    const { error } = ErrorBody.parse(await response.json());
+    expect(error.code).toBe('insufficient-scope');
+    expect(error.message).toContain(`operator token "${scope}-job" has scope ${scope}`);
+    expect(error.message).toContain(`${method} ${path} needs scope`);
+    // A refused request writes nothing.
+    expect(count(ctl, 'events') + count(ctl, 'operator_tokens') + count(ctl, 'enrollment_tokens') + count(ctl, 'hosts')).toBe(before);
+  });
+
+  it('names the scopes that would do', async () => {
+    const response = await as('read', 'PUT', '/v1/hosts/web-1/desired', { storePath: storePath() });
+    const { error } = ErrorBody.parse(await response.json());
+    expect(error.message).toBe('operator token "read-job" has scope read; PUT /v1/hosts/web-1/desired needs scope deploy or admin');
+    const ci = ErrorBody.parse(await (await as('ci', 'GET', '/v1/hosts')).json());
+    expect(ci.error.message).toBe(
+      'operator token "ci-job" has scope ci, which may only publish releases (POST /v1/releases); GET /v1/hosts needs scope read or deploy or admin',
+    );
+  });
+
   it('lets a ci token publish a release', async () => {
-    const response = await asCi('POST', '/v1/releases', signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: storePath() }]));
+    const response = await as('ci', 'POST', '/v1/releases', 'bundle');
     expect(response.status).toBe(201);
     expect(count(ctl, 'releases')).toBe(1);
   });
 
-  it.each([
-    ['GET', '/v1/hosts'],
-    ['PUT', '/v1/hosts/web-1/desired', { storePath: storePath() }],
-    ['GET', '/v1/releases'],
-    ['GET', '/v1/releases/r1'],
-    ['POST', '/v1/rollouts', { release: 'r1', waves: ['100%'] }],
-    ['POST', '/v1/enrollment-tokens', { ttlSeconds: 60 }],
-    ['GET', '/v1/webhooks'],
-  ])('refuses %s %s to a ci token with 403 naming the scope', async (method, path, body?: unknown) => {
-    const response = await asCi(method, path, body);
-    expect(response.status).toBe(403);
-    const { error } = ErrorBody.parse(await response.json());
-    expect(error.code).toBe('insufficient-scope');
-    expect(error.message).toBe(
-      `operator token "ci-job" has scope ci, which may only publish releases (POST /v1/releases); ${method} ${path} needs an admin token`,
-    );
-    expect(count(ctl, 'manifests')).toBe(0);
-  });
-
   it('keeps a ci token out of the dashboard', async () => {
-    const { response } = await signIn(ctl, ciToken);
+    const { response } = await signIn(ctl, tokens.ci);
     expect(response.status).toBe(403);
     expect(await response.text()).toContain('That token has scope ci: it may only publish releases');
   });
@@ -59,5 +106,45 @@ describe('operator token scopes', () => {
     expect((await ctl.operator('/v1/hosts')).status).toBe(200);
     const row = ctl.database.sqlite.prepare("select scope from operator_tokens where name = 'test-admin'").get();
     expect(row).toEqual({ scope: 'admin' });
+  });
+
+  it('grants an unknown scope (a newer controller wrote it) no more than publishing releases', async () => {
+    ctl.database.sqlite.prepare("update operator_tokens set scope = 'superuser' where name = 'read-job'").run();
+    expect((await as('read', 'GET', '/v1/hosts')).status).toBe(403);
+  });
+});
+
+describe('dashboard actions by scope', () => {
+  let ctl: TestController;
+  let rolloutId: string;
+  beforeEach(async () => {
+    ctl = testController();
+    registeredHost(ctl, 'web-1');
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-1', storePath: storePath('sys', 'b') }] }) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', waves: ['100%'], approvalBefore: [0] }) });
+    rolloutId = ((await started.json()) as { id: string }).id;
+  });
+  afterEach(() => ctl.close());
+
+  const state = () => (ctl.database.sqlite.prepare('select state from rollouts where id = ?').get(rolloutId) as { state: string }).state;
+
+  it('shows a read-only session no rollout buttons and refuses its actions', async () => {
+    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'viewer', 'read').token);
+    const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
+    expect(page).not.toContain(`/actions/approve`);
+    expect(page).toContain('Signed in with scope read: this session may not act on rollouts.');
+    const response = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/approve`, { _csrf: browser.csrf });
+    expect(response.status).toBe(403);
+    expect(await response.text()).toContain('Your token has scope read, which may not approve rollouts; nothing was done.');
+    expect(state()).toBe('waiting-approval');
+  });
+
+  it('shows a deploy session the buttons and carries out its actions', async () => {
+    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'deployer', 'deploy').token);
+    const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
+    expect(page).toContain(`/dashboard/rollouts/${rolloutId}/actions/approve`);
+    const response = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/approve`, { _csrf: browser.csrf });
+    expect(response.status).toBe(303);
+    expect(state()).toBe('running');
   });
 });

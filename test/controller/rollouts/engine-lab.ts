@@ -10,8 +10,8 @@ import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import { registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
 
 /**
- * A rollout engine on a test controller with `count` hosts h1…hN, each running OLD(i) and named
- * with NEW(i) in release "rel-1", and reports sent the way agents send them.
+ * A rollout engine on a test controller with `count` hosts h1…hN, each connected, running OLD(i)
+ * and named with NEW(i) in release "rel-1", and reports sent the way agents send them.
  */
 
 export const OLD = (i: number) => storePath(`nixos-system-h${i}-old`, 'a');
@@ -102,6 +102,8 @@ export function lab(count: number, tags: (i: number) => string[] = () => [], opt
   };
   names.forEach((name, i) => {
     registeredHost(ctl, name, tags(i + 1));
+    // Connected, as a fleet is: a test that wants a host offline closes its websocket.
+    ctl.deps.presence.websocketOpened(name);
     // Each host tells the controller what it runs now: the system a rollback returns it to.
     self.report(name, 'reconciled', { current: OLD(i + 1) });
   });

@@ -115,6 +115,7 @@ describe('rollout engine', () => {
     const l = lab(3);
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
+    l.ctl.deps.presence.websocketClosed(order[2]!);
     l.report(order[0]!, 'healthy');
     l.report(order[1]!, 'healthy');
     l.ctl.clock.advance(29_000);
@@ -133,6 +134,7 @@ describe('rollout engine', () => {
 
   it('counts an offline host as failed when the rollout says so', () => {
     const l = lab(2);
+    for (const host of l.names) l.ctl.deps.presence.websocketClosed(host);
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'fail' } });
     l.ctl.clock.advance(30_000);
     l.engine.tickAll();
@@ -175,7 +177,7 @@ describe('rollout engine', () => {
     const l = lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 600, then: 'fail' } });
     const [online, away] = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
-    l.ctl.deps.presence.websocketOpened(online);
+    l.ctl.deps.presence.websocketClosed(away);
     l.report(online, 'healthy');
     l.ctl.clock.advance(120_000);
     l.engine.tickAll();
@@ -216,6 +218,17 @@ describe('rollout engine', () => {
     m.ctl.clock.advance(60_000);
     again.tickAll();
     expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
+  });
+
+  it('announces the manifests of an operator\'s rollback to the agents (websocket pushes), as it does for waves', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'] });
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('succeeded');
+    const announced: Array<{ host: string; version: number }> = [];
+    l.ctl.deps.bus.onPublish((manifest) => announced.push({ host: manifest.host, version: manifest.version }));
+    expect(l.engine.act(id, 'rollback', 'operator:test')).toMatchObject({ ok: true, value: 'rolling-back' });
+    expect(announced.sort((a, b) => a.host.localeCompare(b.host))).toEqual(l.names.map((host) => ({ host, version: 2 })));
   });
 
   it('refuses to roll back a finished rollout while another active rollout owns its hosts', () => {

@@ -54,6 +54,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
 
   it('does not withdraw an offline host to an unauthorised system, and logs why', () => {
     const l = lab(1, undefined, { mode: 'two-key', release: 'bundle-without-old' });
+    l.ctl.deps.presence.websocketClosed('h1');
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     l.ctl.clock.advance(30_000);
     l.engine.tickAll();
@@ -71,6 +72,15 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     expect(l.manifestsOf('h1')).toBe(0);
     l.answer('healthy');
     expect(l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
+  });
+
+  it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', () => {
+    const l = lab(2, undefined, { mode: 'two-key' });
+    l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1'").run();
+    const id = l.start({ waves: ['100%'] });
+    // Every host of the wave failed before it was issued: nothing will report, so nothing later re-checks.
+    expect(l.status(id)).toMatchObject({ state: 'halted', failures: 2, reason: '2 host(s) failed; at most 0 allowed' });
+    expect(l.manifestsOf('h1') + l.manifestsOf('h2')).toBe(0);
   });
 });
 

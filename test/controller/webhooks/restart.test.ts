@@ -7,6 +7,7 @@ import { liveController } from '../server-helpers.js';
 import { Fleet } from './fleet.js';
 import { Receiver } from './receiver.js';
 
+const LOOPBACK_ALLOWED = { allowPrivateNetworks: false, allowedNetworks: ['127.0.0.1'] };
 const FAST = { pollIntervalMs: 20, backoffBaseMs: 30, backoffMaxMs: 60, timeoutMs: 2000 };
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -21,7 +22,7 @@ it('continues pending deliveries after a controller restart, in order, sending n
   cleanup.push(() => receiver.close());
   receiver.respond = () => 503;
 
-  const first = await liveController({ dbFile, webhooks: FAST, rolloutTickMs: 20 });
+  const first = await liveController({ dbFile, webhooks: FAST, rolloutTickMs: 20, webhookDestinations: LOOPBACK_ALLOWED });
   const fleet = await Fleet.start(first, ['h1', 'h2']);
   const hook = (await (await fleet.operator('POST', '/v1/webhooks', { url: receiver.url, secret: 'restart-secret-0123' })).json()) as WebhookCreated;
   const id = await fleet.startRollout({ canary: 1, waves: ['100%'] });
@@ -31,7 +32,7 @@ it('continues pending deliveries after a controller restart, in order, sending n
 
   // The endpoint recovers while the controller is down; the next controller sends what is owed, then what is new.
   receiver.respond = () => 200;
-  const second = await liveController({ dbFile, webhooks: FAST, rolloutTickMs: 20 });
+  const second = await liveController({ dbFile, webhooks: FAST, rolloutTickMs: 20, webhookDestinations: LOOPBACK_ALLOWED });
   cleanup.push(() => second.close());
   const operator = (method: string, path: string) =>
     fetch(`${second.handle.url}${path}`, { method, headers: { authorization: `Bearer ${second.operatorToken}` } });

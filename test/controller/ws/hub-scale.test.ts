@@ -35,7 +35,8 @@ describe('agent websocket hub with many connected hosts', () => {
   const sockets: WebSocket[] = [];
   const pushes = new Map<string, string[]>();
   beforeAll(async () => {
-    ctl = await liveController();
+    // Every host connects from 127.0.0.1 at the same instant: as behind one NAT address, the per-address cap must allow it.
+    ctl = await liveController({ hub: { unauthenticated: { total: 10_000, perAddress: HOSTS } } });
     const names = Array.from({ length: HOSTS }, (_, i) => `host-${i}`);
     const hosts = names.map((name) => ({ name, keys: nacl.sign.keyPair() }));
     const insert = ctl.handle.database.sqlite.prepare("insert into hosts (name, public_key, tags) values (?, ?, '[]')");

@@ -1,0 +1,149 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { statement } from '../db/prepared.js';
+
+/**
+ * How long history is kept, in days (null: forever). The latest state of every host lives in the
+ * hosts table and its newest report is always kept; the audit log (what rollouts caused and
+ * operators did) is kept longer than the chatter of connections, reports and renewals.
+ */
+export interface RetentionOptions {
+  reportsDays: number | null;
+  /** Events neither caused by a rollout nor made by an operator: connected, report, manifest-renewed … */
+  eventsDays: number | null;
+  /** The audit log: events a rollout caused (never while it is unfinished) or an operator made. */
+  auditEventsDays: number | null;
+  /** Delivered and given-up deliveries; pending ones are never pruned. */
+  webhookDeliveriesDays: number | null;
+  pruneIntervalMs: number;
+  /** Rows per transaction: each batch holds the event loop for a few milliseconds at most. */
+  batchRows?: number;
+}
+
+export const DEFAULT_RETENTION = {
+  reportsDays: 30,
+  eventsDays: 30,
+  auditEventsDays: 400,
+  webhookDeliveriesDays: 30,
+  pruneIntervalMs: 5 * 60_000,
+  batchRows: 500,
+} as const satisfies Required<RetentionOptions>;
+
+const DAY_MS = 24 * 3600_000;
+
+export type PruneCounts = { reports: number; events: number; auditEvents: number; webhookDeliveries: number };
+
+/** An event is audit when a rollout caused it or an operator made it. */
+const AUDIT = `(rollout_id is not null or actor like 'operator:%')`;
+
+/**
+ * One DELETE per kind of history, each taking at most `limit` rows from the oldest end (by an index
+ * on the time column, so a batch never scans the table).
+ */
+function statements(db: Db) {
+  return {
+    // The host's newest report (the one its status columns come from) stays, however old.
+    reports: statement(
+      db,
+      `delete from reports where rowid in (
+         select r.rowid from reports r where r.received_at < ?
+           and not exists (select 1 from hosts h where h.name = r.host and h.last_report_seq = r.seq)
+         order by r.received_at limit ?)`,
+    ),
+    // Events a webhook has not turned into deliveries yet are kept (id above the lowest cursor).
+    events: statement(
+      db,
+      `delete from events where id in (
+         select id from events where at < ? and not ${AUDIT}
+           and id <= coalesce((select min(cursor_event_id) from webhooks), 9e18)
+         order by at limit ?)`,
+    ),
+    auditEvents: statement(
+      db,
+      `delete from events where id in (
+         select e.id from events e where e.at < ? and ${AUDIT.replace(/rollout_id|actor/g, 'e.$&')}
+           and e.id <= coalesce((select min(cursor_event_id) from webhooks), 9e18)
+           and not exists (select 1 from rollouts r where r.id = e.rollout_id and r.finished_at is null)
+         order by e.at limit ?)`,
+    ),
+    webhookDeliveries: statement(
+      db,
+      `delete from webhook_deliveries where id in (
+         select id from webhook_deliveries where created_at < ? and state != 'pending' order by created_at limit ?)`,
+    ),
+  };
+}
+
+type Kind = keyof PruneCounts;
+const AGE: Record<Kind, keyof RetentionOptions> = {
+  reports: 'reportsDays',
+  events: 'eventsDays',
+  auditEvents: 'auditEventsDays',
+  webhookDeliveries: 'webhookDeliveriesDays',
+};
+
+/** Deletes at most `batchRows` expired rows of one kind, in one transaction; returns how many. */
+export function pruneBatch(db: Db, kind: Kind, now: number, options: RetentionOptions): number {
+  const days = options[AGE[kind]] as number | null;
+  if (days === null) return 0;
+  return statements(db)[kind].run(now - days * DAY_MS, options.batchRows ?? DEFAULT_RETENTION.batchRows).changes;
+}
+
+/**
+ * Prunes everything expired, batch by batch, yielding to the event loop between batches so agents'
+ * requests and pushes interleave with the deletes. Returns what it deleted.
+ */
+export async function pruneAll(db: Db, clock: Clock, options: RetentionOptions, stopped: () => boolean = () => false): Promise<PruneCounts> {
+  const counts: PruneCounts = { reports: 0, events: 0, auditEvents: 0, webhookDeliveries: 0 };
+  const batch = options.batchRows ?? DEFAULT_RETENTION.batchRows;
+  for (const kind of Object.keys(counts) as Kind[]) {
+    for (;;) {
+      if (stopped()) return counts;
+      const deleted = pruneBatch(db, kind, clock.now(), options);
+      counts[kind] += deleted;
+      if (deleted < batch) break;
+      await nextTurn();
+    }
+  }
+  return counts;
+}
+
+export interface Pruning {
+  /** One pass now (tests, benches); resolves with what it deleted. */
+  runNow(): Promise<PruneCounts>;
+  stop(): Promise<void>;
+}
+
+/** Prunes on a timer; a pass never overlaps the previous one, and errors are logged, never thrown. */
+export function startPruning(deps: { db: Db; clock: Clock; logger: Logger }, options: RetentionOptions): Pruning {
+  const logger = deps.logger.child({ component: 'retention' });
+  let stopped = false;
+  let running: Promise<PruneCounts> | null = null;
+  const runNow = (): Promise<PruneCounts> => {
+    running ??= pruneAll(deps.db, deps.clock, options, () => stopped)
+      .then((counts) => {
+        if (Object.values(counts).some((n) => n > 0)) logger.info(counts, 'pruned old history');
+        return counts;
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'pruning old history failed; will retry at the next interval');
+        return { reports: 0, events: 0, auditEvents: 0, webhookDeliveries: 0 };
+      })
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  const timer = setInterval(() => void runNow(), options.pruneIntervalMs);
+  timer.unref();
+  return {
+    runNow,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { latestManifest } from '../../../controller/src/manifests/issue.js';
+import type { PublishedManifest } from '../../../controller/src/manifests/bus.js';
+import { renewExpiringManifests } from '../../../controller/src/manifests/renew.js';
+import { BAKE_OFFLINE_GRACE_MS } from '../../../controller/src/rollouts/advance.js';
+import { lab, NEW, OLD, type Lab } from './engine-lab.js';
+
+/** Issue 11, "Rollouts must count what really happened": the engine's side, on a real database. */
+
+const hostsOf = (l: Lab, id: string) => l.status(id).waves.flatMap((w) => w.hosts);
+const announced = (l: Lab): PublishedManifest[] => {
+  const heard: PublishedManifest[] = [];
+  l.ctl.deps.bus.onPublish((m) => heard.push(m));
+  return heard;
+};
+
+describe('rollouts count what really happened', () => {
+  it("announces an operator's rollback to the hosts, as it announces an automatic one", () => {
+    const l = lab(3);
+    const id = l.start({ waves: ['100%'] });
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('succeeded');
+    const heard = announced(l);
+
+    const outcome = l.engine.act(id, 'rollback', 'operator:alice');
+    expect(outcome).toEqual({ ok: true, value: 'rolling-back' });
+    // Every host got a new, higher version naming its previous system, announced after commit.
+    expect(heard.map((m) => m.host).sort()).toEqual([...l.names].sort());
+    for (const m of heard) {
+      const manifest = latestManifest(l.ctl.database.db, m.host)!;
+      expect([m.version, manifest.storePath]).toEqual([manifest.version, OLD(l.names.indexOf(m.host) + 1)]);
+    }
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('rolled-back');
+  });
+
+  it('ends a rollback whose hosts did not return as rollback-failed, and a rolling-back rollout can be aborted', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
+    l.answer('healthy');
+    l.engine.act(id, 'rollback', 'operator:alice');
+    const [back, stuck] = l.names as [string, string];
+    l.report(back, 'healthy');
+    l.ctl.clock.advance(60_000);
+    l.engine.tickAll();
+    const failed = l.status(id);
+    expect(failed.state).toBe('rollback-failed');
+    expect(hostsOf(l, id).map((h) => [h.host, h.rollbackState]).sort()).toEqual([
+      [back, 'healthy'],
+      [stuck, 'failed'],
+    ]);
+    const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-rollback-failed'").all(id) as Array<{ data: string }>;
+    expect(events.map((e) => JSON.parse(e.data).failed)).toEqual([[stuck]]);
+    // Rolling back again would change nothing: the engine says so.
+    expect(l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, status: 409 });
+
+    const other = lab(2);
+    const rolling = other.start({ waves: ['100%'] });
+    other.answer('healthy');
+    other.engine.act(rolling, 'rollback', 'operator:alice');
+    expect(other.engine.act(rolling, 'abort', 'operator:bob')).toEqual({ ok: true, value: 'aborted' });
+    // No longer owning its hosts, it no longer blocks a new rollout of them.
+    expect(other.engine.plan({ ...other.status(rolling).spec }).ok).toBe(true);
+    const replaced = other.engine.start({ ...other.status(rolling).spec }, 'operator:bob');
+    expect(replaced.ok).toBe(true);
+  });
+
+  it('counts a report on a manifest re-signed (renewed) while the host was still in flight', async () => {
+    const l = lab(1);
+    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } });
+    const issued = latestManifest(l.ctl.database.db, 'h1')!;
+    const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
+    // Renewed twice before the host answers: it answers on the newest version it was sent.
+    for (let i = 0; i < 2; i++) {
+      l.ctl.clock.advance(manifestTtlMs);
+      expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
+    }
+    const renewed = latestManifest(l.ctl.database.db, 'h1')!;
+    expect([renewed.version, renewed.storePath, renewed.rolloutId]).toEqual([issued.version + 2, NEW(1), id]);
+    l.report('h1', 'activating', { version: renewed.version });
+    expect(hostsOf(l, id)[0]!.state).toBe('in-progress');
+    l.report('h1', 'healthy', { version: renewed.version });
+    expect(l.status(id)).toMatchObject({ state: 'succeeded', finished: 1 });
+  });
+
+  it('counts a rollback report on a renewed rollback manifest', async () => {
+    const l = lab(1);
+    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600 });
+    l.answer('healthy');
+    l.engine.act(id, 'rollback', 'operator:alice');
+    const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
+    l.ctl.clock.advance(manifestTtlMs);
+    expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
+    l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
+    expect(l.status(id).state).toBe('rolled-back');
+  });
+
+  it('freezes host deadlines while paused: a long pause fails nobody on resume', () => {
+    const l = lab(2);
+    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 60, then: 'fail' } });
+    const [working, away] = l.names as [string, string];
+    l.ctl.deps.presence.websocketClosed(away);
+    l.report(working, 'activating');
+    l.ctl.clock.advance(30_000);
+    l.engine.act(id, 'pause', 'operator:alice');
+    l.ctl.clock.advance(3600_000);
+    l.engine.act(id, 'resume', 'operator:alice');
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('running');
+    expect(Object.fromEntries(hostsOf(l, id).map((h) => [h.host, h.state]))).toEqual({ [working]: 'in-progress', [away]: 'issued' });
+    // The clocks run again from where they stood: 30 s were left of each deadline.
+    l.ctl.clock.advance(29_000);
+    l.engine.tickAll();
+    expect(hostsOf(l, id).filter((h) => h.state === 'failed')).toEqual([]);
+    l.ctl.clock.advance(1_000);
+    l.engine.tickAll();
+    expect(hostsOf(l, id).filter((h) => h.state === 'failed').map((h) => h.host).sort()).toEqual([working, away].sort());
+  });
+
+  it('fails a host that degrades during its wave’s bake, against the threshold', () => {
+    const l = lab(3);
+    const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
+    const [first] = l.answer('healthy') as [string];
+    expect(l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
+    l.report(first, 'degraded', { current: NEW(l.names.indexOf(first) + 1) });
+    const halted = l.status(id);
+    expect(halted.state).toBe('halted');
+    expect(hostsOf(l, id).find((h) => h.host === first)).toMatchObject({ state: 'failed' });
+    expect(hostsOf(l, id).find((h) => h.host === first)!.reason).toMatch(/^degraded after it reported healthy/);
+    // Nobody of the next wave was sent anything.
+    expect(halted.waves[1]!.counts.pending).toBe(2);
+  });
+
+  it('fails a host that goes offline during its wave’s bake, once it stays away past the grace', () => {
+    const l = lab(3);
+    const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
+    const [first] = l.answer('healthy') as [string];
+    l.ctl.deps.presence.websocketClosed(first);
+    l.engine.tickAll();
+    l.ctl.clock.advance(BAKE_OFFLINE_GRACE_MS - 1);
+    l.engine.tickAll();
+    expect(l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
+    l.ctl.clock.advance(1);
+    l.engine.tickAll();
+    expect(l.status(id).state).toBe('halted');
+    expect(hostsOf(l, id).find((h) => h.host === first)!.reason).toMatch(/went offline during the bake/);
+  });
+
+  it('retries only the failed and unreached hosts of a halted rollout, as a new rollout linked to it', () => {
+    const l = lab(5);
+    const id = l.start({ waves: [2, '100%'], failureThreshold: { count: 0 } });
+    const firstWave = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
+    l.report(firstWave[0], 'healthy');
+    l.report(firstWave[1], 'rolled-back');
+    expect(l.status(id).state).toBe('halted');
+    expect(l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, status: 404 });
+
+    const retried = l.engine.retry(id, 'operator:alice');
+    if (!retried.ok) throw new Error(retried.message);
+    const again = l.status(retried.value);
+    expect(again.retryOf).toBe(id);
+    const retriedHosts = again.waves.flatMap((w) => w.hosts.map((h) => h.host));
+    expect(retriedHosts.sort()).toEqual(l.names.filter((h) => h !== firstWave[0]).sort());
+    // The old order stands: the failed host first (its old wave), then the ones never reached.
+    expect(again.waves.map((w) => w.hosts.length)).toEqual([1, 3]);
+    const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-retried'").all(id) as Array<{ data: string }>;
+    expect(events.map((e) => JSON.parse(e.data).retryId)).toEqual([retried.value]);
+    // An active rollout is not retried.
+    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, status: 409, code: 'invalid-transition' });
+    l.answer('healthy');
+    l.answer('healthy');
+    expect(l.status(retried.value).state).toBe('succeeded');
+    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, status: 409, code: 'nothing-to-retry' });
+  });
+});

@@ -32,7 +32,7 @@ describe('lab systems', () => {
       const health = readFileSync(join(system.path, 'etc/health'), 'utf8').trim();
       expect([key, health]).toEqual([key, system.fault === 'fail-health' ? 'bad' : 'ok']);
     }
-    expect(Object.values(fixtures.systems).filter((s) => s.fault === 'fail-health').map((s) => s.name).sort()).toEqual(['lab-fail-health-9', 'lab-kernel-fail-health-12']);
+    expect(Object.values(fixtures.systems).filter((s) => s.fault === 'fail-health').map((s) => s.name).sort()).toEqual(['lab-fail-health-9', 'lab-kernel-fail-health-14']);
   });
 
   it('gives a system with another kernel another kernel, initrd and modules', () => {

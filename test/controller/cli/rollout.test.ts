@@ -55,7 +55,7 @@ describe('shoal rollout', () => {
     expect(lines.find((l) => l.startsWith('wave 3'))).toMatch(/^wave 3  approval first\s+2 hosts\s+plan-\d+, plan-\d+$/);
     expect(lines).toContain('waits for `shoal rollout approve` before wave 3');
     // Unsigned lab releases carry no system facts: no reboot prediction, and it says why.
-    expect(lines.at(-1)).toBe('reboots not known: the release has no system facts');
+    expect(lines).toContain('reboots not known: the release has no system facts');
     // Every host appears once, in the order the plan gives.
     const named = human.stdout.match(/plan-\d+/g)!.filter((h) => h !== 'plan');
     expect(named).toEqual(plan.waves.flatMap((w) => w.hosts));

@@ -14,8 +14,8 @@ import { startController } from './server.js';
 const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [--controller-key FILE]
        [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
-       [--poll-interval-seconds N] [--max-concurrent-reboots N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
-       [--log-format auto|json|pretty]
+       [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
+       [--log-format auto|json|pretty] [--max-concurrent-reboots N]
        shoal-controller check-config --config FILE [same flags]
 
 Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which

@@ -1,6 +1,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
-import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
+import { DEPLOYMENT_SUCCESS_PHASES, HEALTH_TRANSITION_PHASES, TERMINAL_PHASES } from '../../../shared/src/phases.js';
+import type { Report } from '../../../shared/src/protocol.js';
 import { ACTIVE_ROLLOUT_STATES, waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
 import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
@@ -65,7 +66,6 @@ export const ISSUE_BATCH = 500;
  */
 export const BAKE_OFFLINE_GRACE_MS = 10_000;
 
-const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated']);
 const IN_FLIGHT = new Set(['issued', 'in-progress']);
 /** Bound on transitions per advance, far above what one call needs (each wave moves at most twice). */
 const MAX_STEPS = 1000;
@@ -613,7 +613,7 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
   const member = reportedMember(db, host, version);
   if (!member) return null;
   const terminal = TERMINAL_PHASES.has(report.phase);
-  const success = SUCCESS_PHASES.has(report.phase);
+  const success = DEPLOYMENT_SUCCESS_PHASES.has(report.phase);
   const actor = `rollout:${member.rolloutId}`;
   // The path must match too: a refusal of some other manifest that happens to carry this version number is not this host's result.
   const forward =

@@ -17,7 +17,7 @@ function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: 
     connection: presence.mode(host.name),
     desired: desired ? toSummary(desired) : null,
     currentSystem: host.currentSystem,
-    phase: host.phase as Phase | null,
+    phase: host.phase,
     reportedVersion: host.reportedVersion,
     lastError: host.lastError,
     // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).

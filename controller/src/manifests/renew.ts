@@ -99,7 +99,7 @@ export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
             deps.signer,
             issuedAt,
             deps.manifestTtlMs,
-            { host: old.host, storePath: old.storePath, action: old.action as Action, rolloutId: old.rolloutId, authority },
+            { host: old.host, storePath: old.storePath, action: old.action, rolloutId: old.rolloutId, authority },
             { kind: 'manifest-renewed', actor: 'controller' },
           ),
         );

@@ -29,7 +29,7 @@ export function latestFailure(db: Db, host: string, version: number | null): Fai
     const failure = data.detail?.failure ?? null;
     return {
       at: iso(row.at),
-      phase: data.phase as Phase,
+      phase: data.phase,
       version: data.manifestVersion ?? null,
       reason: data.detail?.reason ?? null,
       failure,

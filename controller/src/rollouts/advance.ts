@@ -557,7 +557,7 @@ export function advanceRollout(
   if (!step) return { issued: [], more: false };
   step.deadlines = options.deadlines;
   for (let i = 0; i < MAX_STEPS; i++) {
-    const state = step.rollout.state as RolloutState;
+    const state = step.rollout.state;
     if (state === 'running') {
       if (!advanceRunning(step)) break;
     } else {

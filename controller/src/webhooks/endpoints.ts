@@ -87,7 +87,7 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
     webhookId: row.webhookId,
     eventId: row.eventId,
     type: row.type as WebhookEventType,
-    state: row.state as WebhookDeliveryState,
+    state: row.state,
     attempts: row.attempts,
     nextAttemptAt: row.state === 'pending' ? iso(row.nextAttemptAt) : null,
     lastAttemptAt: isoOrNull(row.lastAttemptAt),

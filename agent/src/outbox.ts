@@ -1,3 +1,4 @@
+import { jitteredBackoff } from '../../shared/src/backoff.js';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/src/logger.js';
@@ -211,8 +212,12 @@ export class OutboxSender {
           continue;
         }
         this.failures += 1;
-        const cap = Math.min(this.options.maxBackoffMs ?? 30_000, (this.options.initialBackoffMs ?? 500) * 2 ** (this.failures - 1));
-        await this.sleep(Math.round((this.options.random ?? Math.random)() * cap));
+        const delay = jitteredBackoff(this.failures - 1, {
+          baseMs: this.options.initialBackoffMs ?? 500,
+          maxMs: this.options.maxBackoffMs ?? 30_000,
+          random: this.options.random ?? Math.random,
+        });
+        await this.sleep(delay);
       }
     } finally {
       this.running = false;

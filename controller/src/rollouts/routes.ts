@@ -7,7 +7,7 @@ import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
-import { wakeSignal } from '../http/wake-signal.js';
+import { wakeSignal } from '../../../shared/src/wake-signal.js';
 import type { EngineOutcome, RolloutEngine } from './engine.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
 import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';

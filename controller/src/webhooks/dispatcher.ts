@@ -2,7 +2,7 @@ import { runBackground } from '../background.js';
 import { eq, isNull } from 'drizzle-orm';
 import { backoffCeiling } from '../../../shared/src/backoff.js';
 import type { Logger } from '../../../shared/src/logger.js';
-import { WebhookHeaders } from '../../../shared/src/webhook-api.js';
+import { WebhookHeaders, type WebhookAttemptResult } from '../../../shared/src/webhook-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { webhookDeliveries, webhooks, type WebhookDeliveryRow } from '../db/schema.js';
@@ -29,7 +29,7 @@ export interface WebhookOptions {
   maxAttempts?: number;
 }
 
-export type AttemptResult = 'delivered' | 'retry' | 'failed';
+export type AttemptResult = WebhookAttemptResult;
 
 export interface DispatcherDeps {
   db: Db;

@@ -1,5 +1,5 @@
 import type { HostStatus } from './operator-api.js';
-import { DEPLOYMENT_FAILURE_PHASES, HEALTH_FAILURE_PHASES, phaseIn, RUNS_DESIRED_PHASES, SETTLED_PHASES } from './phases.js';
+import { DEPLOYMENT_FAILURE_PHASES, HEALTH_FAILURE_PHASES, phaseIn, SETTLED_PHASES } from './phases.js';
 import { Phase } from './protocol.js';
 
 /**
@@ -10,7 +10,8 @@ import { Phase } from './protocol.js';
  * - degraded: the agent reports the host unhealthy after a deployment settled (the `degraded` phase).
  * - offline: no websocket and no poll within three poll intervals.
  * - deploying: it has a desired system it has not reached yet.
- * - drifted: it settled on its desired manifest but runs another system (changed by hand).
+ * - drifted: it settled on its desired manifest but runs a system no Shoal activation explains
+ *   (changed by hand): the controller's `drift` (controller/src/hosts/drift.ts), not guessed here.
  * - healthy: it runs its desired system.
  * - idle: nothing was ever asked of it.
  */
@@ -36,8 +37,7 @@ export function hostCondition(host: HostStatus): HostCondition {
   if (host.desired === null) return isFailedPhase(phase) ? 'failed' : 'idle';
   const settled = host.reportedVersion === host.desired.version && phaseIn(SETTLED_PHASES, phase);
   if (!settled) return 'deploying';
-  if (RUNS_DESIRED_PHASES.has(phase) && host.currentSystem !== null && host.currentSystem !== host.desired.storePath) return 'drifted';
-  return 'healthy';
+  return host.drift ? 'drifted' : 'healthy';
 }
 
 /** 0 for the most urgent condition. */

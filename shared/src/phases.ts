@@ -29,9 +29,6 @@ export const TROUBLE_PHASES: ReadonlySet<Phase> = new Set<Phase>([...DEPLOYMENT_
  */
 export const SETTLED_PHASES: ReadonlySet<Phase> = new Set<Phase>([...DEPLOYMENT_SUCCESS_PHASES, 'reconciled', 'recovered']);
 
-/** Settled phases after which the host should run the desired system (boot waits for a reboot, dry-activate changes nothing). */
-export const RUNS_DESIRED_PHASES: ReadonlySet<Phase> = new Set<Phase>(['healthy', 'recovered', 'reconciled']);
-
 /** Whether `phase` is in `set`; accepts an untyped value (a stored event's data) without a cast. */
 export function phaseIn(set: ReadonlySet<Phase>, phase: unknown): phase is Phase {
   return typeof phase === 'string' && (set as ReadonlySet<string>).has(phase);

@@ -18,6 +18,7 @@ const OPTIONS = {
   action: { type: 'string' },
   'health-deadline-ms': { type: 'string' },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
   profile: { type: 'string' },
   'current-system': { type: 'string' },
   'booted-system': { type: 'string' },
@@ -35,6 +36,7 @@ flags (each overrides the config file):
   --substituter URL (repeatable)
   --trusted-public-key NAME:B64 (repeatable)  --poll-interval-ms N  --websocket | --no-websocket
   --action safe-switch|switch|boot|dry-activate  --health-deadline-ms N  --log-level LEVEL
+  --log-format auto|json|pretty (auto: pretty on a terminal, JSON otherwise)
   --profile PATH  --current-system PATH  --booted-system PATH`;
 
 export type ParsedArgs =
@@ -47,6 +49,7 @@ export type ParsedArgs =
       minVersion: number | undefined;
       minFloor: number | undefined;
       help: boolean;
+      logFormat: string | undefined;
     }
   | { ok: false; message: string };
 
@@ -102,5 +105,6 @@ export function parseAgentArgs(argv: readonly string[]): ParsedArgs {
     minVersion: watermark['min-version'],
     minFloor: watermark['min-floor'],
     help: values.help ?? false,
+    logFormat: values['log-format'],
   };
 }

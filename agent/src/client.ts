@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { toBase64 } from '../../shared/src/keys.js';
+import { SHOAL_VERSION } from '../../shared/src/version.js';
 import {
   AgentRoutes,
   Challenge,
@@ -15,7 +16,7 @@ import {
   type AgentWatermark,
   type Report,
 } from '../../shared/src/protocol.js';
-import type { Identity } from './identity.js';
+import { registerCommand, type Identity } from './identity.js';
 
 /**
  * The agent's HTTP side of the contract. Expected failures (controller down, 4xx/5xx) come back
@@ -88,18 +89,25 @@ export class ControllerClient {
     // The key goes along so that a controller that lost this host can record it for adoption.
     const publicKey = toBase64(this.options.identity.publicKey);
     const challenge = await this.request('POST', AgentRoutes.challenge, { body: { protocol: PROTOCOL_VERSION, host: this.options.host, publicKey } });
-    if (!challenge.ok) return challenge;
+    if (!challenge.ok) return this.withRegisterHint(challenge);
     const parsed = parse(Challenge, challenge.value.body, 'challenge');
     if (!parsed.ok) return parsed;
     const nonce = parsed.value.nonce;
     const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce, this.audience), this.options.identity.secretKey);
     const session = await this.request('POST', AgentRoutes.session, {
-      body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature), publicKey, watermark: this.options.watermark?.() },
+      body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature), publicKey, watermark: this.options.watermark?.(), agentVersion: SHOAL_VERSION },
     });
-    if (!session.ok) return session;
+    if (!session.ok) return this.withRegisterHint(session);
     const parsedSession = parse(Session, session.value.body, 'session');
     if (parsedSession.ok) this.useSession(parsedSession.value);
     return parsedSession;
+  }
+
+  /** An unknown host's failure carries the one fix an operator needs, in the form that command accepts. */
+  private withRegisterHint<T>(failed: Call<T> & { ok: false }): Call<T> {
+    if (failed.error.kind !== 'http' || failed.error.code !== 'unknown-host') return failed;
+    const hint = `the controller does not know this host; register it there with: ${registerCommand(this.options.host, this.options.identity)} (or give the agent an enrollmentTokenFile)`;
+    return { ok: false, error: { ...failed.error, message: `${failed.error.message}; ${hint}` } };
   }
 
   /** `waitSeconds` asks the controller to hold the answer until the manifest changes (a long-poll); `signal` abandons it. */

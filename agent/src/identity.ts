@@ -25,6 +25,11 @@ export function publicKeyBase64(identity: Identity): string {
   return toBase64(identity.publicKey);
 }
 
+/** What an operator runs for a host the controller does not know, exactly as `shoal host register` takes it. */
+export function registerCommand(host: string, identity: Identity): string {
+  return `shoal host register ${host} --public-key ${publicKeyBase64(identity)}`;
+}
+
 /** Makes the state directory private (0700) if it does not exist yet. */
 export async function ensureStateDir(stateDir: string): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });

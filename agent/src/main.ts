@@ -1,4 +1,5 @@
-import { createLogger } from '../../shared/src/logger.js';
+import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
+import { parseLogFormat, resolveLogFormat, type LogFormat } from '../../shared/src/log-format.js';
 import { parseAgentArgs, USAGE } from './args.js';
 import { DEFAULT_STATE_DIR, loadConfig } from './config.js';
 import { AgentFatalError, startAgent, type RunningAgent } from './daemon.js';
@@ -51,7 +52,13 @@ async function main(argv: readonly string[]): Promise<void> {
   const loaded = await loadConfig(args.configFile, args.overrides);
   if (!loaded.ok) fail(loaded.message);
   const config = loaded.config;
-  const logger = createLogger('agent', { level: config.logLevel }).child({ host: config.host });
+  let format: LogFormat;
+  try {
+    format = parseLogFormat(args.logFormat);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const logger = createLogger('agent', { level: config.logLevel, format: resolveLogFormat(format, process.stderr.isTTY === true) }).child({ host: config.host });
 
   let agent: RunningAgent | null = null;
   let stopping = false;
@@ -62,7 +69,7 @@ async function main(argv: readonly string[]): Promise<void> {
     // Before start-up finished there is nothing to flush that is not already durable on disk.
     if (!agent) process.exit(0);
     // The log destination is asynchronous: exit only once the last lines are written.
-    void agent.stop(2_000).finally(() => logger.flush(() => process.exit(0)));
+    void agent.stop(2_000).finally(() => exitAfterLogs(logger, 0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -74,7 +81,7 @@ async function main(argv: readonly string[]): Promise<void> {
     if (stopping || !agent) return;
     stopping = true;
     logger.info({ exitCode: RESTART_EXIT_CODE }, 'exiting to be restarted');
-    void agent.stop(10_000).finally(() => logger.flush(() => process.exit(RESTART_EXIT_CODE)));
+    void agent.stop(10_000).finally(() => exitAfterLogs(logger, RESTART_EXIT_CODE));
   };
 
   try {

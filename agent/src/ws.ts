@@ -4,7 +4,8 @@ import type { Envelope } from '../../shared/src/envelope.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type AgentWatermark, type Session } from '../../shared/src/protocol.js';
-import type { Identity } from './identity.js';
+import { SHOAL_VERSION } from '../../shared/src/version.js';
+import { registerCommand, type Identity } from './identity.js';
 
 /**
  * The push side of the transport: dial out, prove the host's identity by signing the
@@ -113,6 +114,7 @@ export class WsTransport {
           signature: toBase64(signature),
           publicKey: toBase64(this.options.identity.publicKey),
           watermark: this.options.watermark?.(),
+          agentVersion: SHOAL_VERSION,
         };
         socket.send(JSON.stringify(auth));
         return;
@@ -146,7 +148,14 @@ export class WsTransport {
     });
     this.attempt += 1;
     const level = code === WsClose.authFailed || code === WsClose.protocolMismatch ? 'error' : wasConnected ? 'warn' : 'debug';
-    this.options.logger[level]({ code, reason, retryInMs: delay }, code === WsClose.authFailed ? 'controller refused this host\'s websocket authentication' : 'websocket closed');
+    const unknown = code === WsClose.authFailed && reason.startsWith('no host named');
+    const fix = unknown ? { fix: registerCommand(this.options.host, this.options.identity) } : {};
+    this.options.logger[level](
+      { code, reason, retryInMs: delay, ...fix },
+      unknown
+        ? `the controller does not know this host; register it there with: ${fix.fix}`
+        : code === WsClose.authFailed ? 'controller refused this host\'s websocket authentication' : 'websocket closed',
+    );
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 

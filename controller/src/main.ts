@@ -1,7 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger } from '../../shared/src/logger.js';
+import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
+import { parsePublicKey } from '../../shared/src/keys.js';
+import { parseLogFormat, resolveLogFormat } from '../../shared/src/log-format.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
 import { parseListenAddress } from './listen-address.js';
@@ -13,6 +15,7 @@ const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [
        [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
        [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
        [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
+       [--log-format auto|json|pretty]
        shoal-controller check-config --config FILE [same flags]
 
 Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which
@@ -27,11 +30,14 @@ The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoa
 "trustedReleaseKeys": ["ci-release-1:BASE64"], "singleKeyReleaseKeyFile": null,
 "manifestTtlSeconds": 86400, "renewCheckSeconds": 60, "pollIntervalSeconds": 30,
 "publicUrl": null, "metricsTokenFile": null, "logLevel": "info",
+"caches": [{"url": "https://cache.example.org", "publicKeys": ["cache-1:BASE64"]}],
+"cacheConcurrency": 32, "cacheTimeoutSeconds": 10,
 "admission": {"pendingChallenges": 10000, "pendingChallengesPerAddress": 256,
   "unauthenticatedConnections": 10000, "unauthenticatedConnectionsPerAddress": 256},
 "webhooks": {"allowPrivateNetworks": false, "allowedNetworks": []},
 "retention": {"reportsDays": 30, "eventsDays": 30, "auditEventsDays": 400,
-  "webhookDeliveriesDays": 30, "pruneIntervalSeconds": 300}}.
+  "webhookDeliveriesDays": 30, "pruneIntervalSeconds": 300}}. caches are the binary caches the
+controller reads for closure diffs and the rollout preflight, with the Nix keys the hosts trust.
 Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
 be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
 
@@ -51,6 +57,7 @@ const OPTIONS = {
   'public-url': { type: 'string' },
   'metrics-token-file': { type: 'string' },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
 } as const;
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
@@ -122,14 +129,15 @@ async function serve(args: string[]): Promise<void> {
   const { host, port } = parseListenAddress(config.listen);
   const manifestTtlMs = config.manifestTtlSeconds * 1000;
   const keys = loadKeys(config);
-  const logger = createLogger('controller', { level: config.logLevel });
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+  const logger = createLogger('controller', { level: config.logLevel, format: resolveLogFormat(parseLogFormat(values['log-format']), process.stderr.isTTY === true) });
   // Background work goes through runBackground (background.ts); these catch what slipped past it.
   // A rejection nobody handled is logged and serving goes on; a thrown exception may have left
   // state half-changed, so it is logged and the process exits (its supervisor restarts it).
   process.on('unhandledRejection', (reason) => logger.error({ err: reason, task: 'unknown' }, 'background work failed (unhandled rejection)'));
   process.on('uncaughtException', (error) => {
     logger.fatal({ err: error }, 'uncaught exception; exiting');
-    logger.flush(() => process.exit(1));
+    exitAfterLogs(logger, 1);
   });
   if (keys.releaseTrust.singleKey) {
     logger.warn(
@@ -155,6 +163,11 @@ async function serve(args: string[]): Promise<void> {
     dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
     metricsToken,
     processMetrics: true,
+    cache: {
+      caches: config.caches.map((c) => ({ url: c.url, publicKeys: c.publicKeys.map(parsePublicKey) })),
+      concurrency: config.cacheConcurrency,
+      timeoutMs: config.cacheTimeoutSeconds * 1000,
+    },
     pendingChallenges: { total: config.admission.pendingChallenges, perAddress: config.admission.pendingChallengesPerAddress },
     hub: { unauthenticated: { total: config.admission.unauthenticatedConnections, perAddress: config.admission.unauthenticatedConnectionsPerAddress } },
     webhookDestinations: config.webhooks,
@@ -178,6 +191,7 @@ async function serve(args: string[]): Promise<void> {
       controllerKey: keys.signer.keyId,
       trustMode: trustMode(keys.releaseTrust),
       trustedReleaseKeys: keys.releaseTrust.keys.map((k) => k.keyId),
+      binaryCaches: config.caches.map((c) => c.url),
       manifestTtlMs,
     },
     'controller listening',
@@ -192,11 +206,11 @@ async function serve(args: string[]): Promise<void> {
       () => {
         logger.info('controller stopped');
         // The log destination is asynchronous: exit only once the last lines are written.
-        logger.flush(() => process.exit(0));
+        exitAfterLogs(logger, 0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'controller did not stop cleanly');
-        logger.flush(() => process.exit(1));
+        exitAfterLogs(logger, 1);
       },
     );
   };

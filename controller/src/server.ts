@@ -10,6 +10,8 @@ import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
+import type { ReaderOptions } from './cache/reader.js';
+import { EventLog } from './event-log.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 import type { AdmissionLimits } from './auth/admission.js';
@@ -48,6 +50,8 @@ export interface ControllerOptions {
   /** Pruning of old reports, events and deliveries; absent: DEFAULT_RETENTION. */
   retention?: RetentionOptions;
   dashboard?: DashboardOptions;
+  /** Binary caches read for closure diffs and the rollout preflight. */
+  cache?: Omit<ReaderOptions, 'logger'>;
 }
 
 export interface ControllerHandle {
@@ -79,6 +83,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
     metricsToken: options.metricsToken ?? null,
     processMetrics: options.processMetrics ?? false,
+    ...(options.cache ? { cache: options.cache } : {}),
     ...(options.webhookDestinations ? { webhookDestinations: options.webhookDestinations } : {}),
     ...(options.pendingChallenges ? { pendingChallenges: options.pendingChallenges } : {}),
   });
@@ -106,10 +111,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
   const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
+  const eventLog = new EventLog(deps.db, deps.logger);
+  eventLog.start(1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
+      eventLog.stop();
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();

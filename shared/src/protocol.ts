@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Envelope } from './envelope.js';
 import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';
 import { storePathProblem } from './store-path.js';
+import { AGENT_VERSION_RULE } from './version.js';
 
 /**
  * The wire contract between controller and agent. Both sides import these schemas; every
@@ -243,7 +244,11 @@ export const AgentWatermark = z
   .strict();
 export type AgentWatermark = z.infer<typeof AgentWatermark>;
 
-export const LoginFacts = { publicKey: PublicKeyBase64.optional(), watermark: AgentWatermark.optional() };
+/** The agent's own version (SHOAL_VERSION), told when it authenticates; optional so older agents still log in. */
+export const AgentVersion = z.string().regex(AGENT_VERSION_RULE, 'agent version must be 1 to 64 printable characters');
+
+/** What an agent tells about itself when it logs in (all optional, so older agents still log in). */
+export const LoginFacts = { publicKey: PublicKeyBase64.optional(), watermark: AgentWatermark.optional(), agentVersion: AgentVersion.optional() };
 
 /** `publicKey` lets an unknown host get a nonce, so its login can be recorded for adoption. */
 export const ChallengeRequest = z.object({ protocol: Protocol, host: HostName, publicKey: PublicKeyBase64.optional() });
@@ -251,6 +256,7 @@ export type ChallengeRequest = z.infer<typeof ChallengeRequest>;
 
 export const Challenge = z.object({ protocol: Protocol, nonce: z.string().min(16).max(200), expiresAt: IsoTime });
 export type Challenge = z.infer<typeof Challenge>;
+
 
 export const SessionRequest = z.object({
   protocol: Protocol,

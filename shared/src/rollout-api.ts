@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { FleetDiff, PreflightResult } from './closure-api.js';
+import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
 
 /** Releases and rollouts over the operator API. */
@@ -105,6 +107,23 @@ export const RolloutSpec = z
 export type RolloutSpec = z.infer<typeof RolloutSpec>;
 export type RolloutSpecInput = z.input<typeof RolloutSpec>;
 
+/** POST /v1/rollouts: a spec, and whether to start even though the cache preflight fails (recorded in the audit log). */
+export const StartRolloutRequest = RolloutSpec.extend({ skipPreflight: z.boolean().default(false) });
+export type StartRolloutRequest = z.infer<typeof StartRolloutRequest>;
+
+/** POST /v1/rollouts/:id/retry (body optional): a retry is a new rollout, preflighted like a start. */
+export const RetryRolloutRequest = z.strictObject({ skipPreflight: z.boolean().default(false) });
+export type RetryRolloutRequest = z.infer<typeof RetryRolloutRequest>;
+
+/**
+ * Waves are numbered from 1 for people: the CLI, the dashboard, every audit event and webhook
+ * (`data.wave`) say "wave 2 of 3". `index` / `waveIndex` are positions in the `waves` array (0-based)
+ * for code; `number` / `wave` carry the same wave as people count it.
+ */
+export function waveNumber(index: number): number {
+  return index + 1;
+}
+
 export const PlannedWave = z.object({
   index: z.number().int(),
   canary: z.boolean(),
@@ -115,6 +134,22 @@ export type PlannedWave = z.infer<typeof PlannedWave>;
 
 export const RolloutPlan = z.object({ release: ReleaseName, waves: z.array(PlannedWave) });
 export type RolloutPlan = z.infer<typeof RolloutPlan>;
+
+/**
+ * What POST /v1/rollouts/plan answers: the plan, what it changes on each host and across the
+ * fleet (null when the controller reads no binary cache), whether the cache is ready, and which
+ * hosts run something Shoal did not put there.
+ */
+export const RolloutPlanReport = RolloutPlan.extend({
+  diff: FleetDiff.nullable(),
+  preflight: PreflightResult,
+  drifted: z.array(HostName),
+});
+export type RolloutPlanReport = z.infer<typeof RolloutPlanReport>;
+
+/** GET /v1/releases/NAME/diff: the release against what every one of its hosts runs now. */
+export const ReleaseDiffReport = RolloutPlanReport.omit({ waves: true });
+export type ReleaseDiffReport = z.infer<typeof ReleaseDiffReport>;
 
 export const RolloutState = z.enum([
   'running',
@@ -150,6 +185,8 @@ export const RolloutHostView = z.object({
   manifestVersion: z.number().int().nullable(),
   reason: z.string().nullable(),
   rollbackState: z.enum(['issued', 'healthy', 'failed']).nullable(),
+  /** For a failed host: its failed report about this rollout's manifest (command, output tail, diagnosis). */
+  failure: HostFailure.nullable().default(null),
 });
 export type RolloutHostView = z.infer<typeof RolloutHostView>;
 
@@ -167,7 +204,9 @@ export const RolloutStatus = z.object({
   release: ReleaseName,
   state: RolloutState,
   reason: z.string().nullable(),
+  /** The current wave's position in `waves` (0-based); `wave` is its number as people count (1-based). */
   waveIndex: z.number().int(),
+  wave: z.number().int(),
   wavePhase: z.enum(['deploying', 'baking']),
   bakeRemainingSeconds: z.number().nullable(),
   failureThreshold: FailureThreshold,
@@ -181,6 +220,8 @@ export const RolloutStatus = z.object({
   spec: RolloutSpec,
   waves: z.array(
     PlannedWave.omit({ hosts: true }).extend({
+      /** 1-based: "wave 2 of 3". */
+      number: z.number().int(),
       approved: z.boolean(),
       counts: WaveCounts,
       hosts: z.array(RolloutHostView),
@@ -190,7 +231,7 @@ export const RolloutStatus = z.object({
 export type RolloutStatus = z.infer<typeof RolloutStatus>;
 
 export const RolloutList = z.object({
-  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, createdAt: true, finishedAt: true, retryOf: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
+  rollouts: z.array(RolloutStatus.pick({ id: true, release: true, state: true, reason: true, waveIndex: true, wave: true, createdAt: true, finishedAt: true, retryOf: true }).extend({ waves: z.number().int(), hosts: z.number().int() })),
 });
 export type RolloutList = z.infer<typeof RolloutList>;
 
@@ -200,6 +241,7 @@ export type RolloutAction = z.infer<typeof RolloutAction>;
 export const RolloutRoutes = {
   releases: '/v1/releases',
   release: (name: string) => `/v1/releases/${encodeURIComponent(name)}`,
+  releaseDiff: (name: string) => `/v1/releases/${encodeURIComponent(name)}/diff`,
   rollouts: '/v1/rollouts',
   plan: '/v1/rollouts/plan',
   rollout: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`,

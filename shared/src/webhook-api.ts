@@ -44,6 +44,10 @@ export const WebhookSummary = z.object({
   createdBy: z.string(),
   pending: z.number().int(),
   failed: z.number().int(),
+  /** 'dead': given up after hours without an answer; nothing is sent or queued until a test reaches it. */
+  state: z.enum(['active', 'dead']).default('active'),
+  deadSince: IsoTime.nullable().default(null),
+  deadReason: z.string().nullable().default(null),
 });
 export type WebhookSummary = z.infer<typeof WebhookSummary>;
 
@@ -79,6 +83,11 @@ export type WebhookDeliveries = z.infer<typeof WebhookDeliveries>;
 
 /** The JSON body of a delivery. */
 export const WebhookPayload = z.object({
+  /**
+   * The event as one line for people. Chat tools take it as is: Slack and Mattermost incoming
+   * webhooks, Matrix (hookshot generic webhooks) and Discord (its `/slack` webhook URL) post `text`.
+   */
+  text: z.string(),
   /** The audit event's id: increasing, the same for every endpoint. */
   id: z.number().int(),
   type: WebhookEventType,
@@ -89,8 +98,27 @@ export const WebhookPayload = z.object({
 });
 export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
+/** What `POST /v1/webhooks/:id/test` answers: whether a signed `ping` reached the endpoint. */
+export const WebhookTestResult = z.object({
+  delivered: z.boolean(),
+  status: z.number().int().nullable(),
+  error: z.string().nullable(),
+  /** True when the endpoint was dead and this test brought it back. */
+  revived: z.boolean(),
+});
+export type WebhookTestResult = z.infer<typeof WebhookTestResult>;
+
+/** The body of a test delivery (X-Shoal-Event: ping); not an audit event, so no id or rollout. */
+export interface WebhookPing {
+  type: 'ping';
+  at: string;
+  webhookId: string;
+  text: string;
+}
+
 export const WebhookRoutes = {
   webhooks: '/v1/webhooks',
   webhook: (id: string) => `/v1/webhooks/${encodeURIComponent(id)}`,
   deliveries: (id: string) => `/v1/webhooks/${encodeURIComponent(id)}/deliveries`,
+  test: (id: string) => `/v1/webhooks/${encodeURIComponent(id)}/test`,
 } as const;

@@ -50,7 +50,8 @@ describe('bin scripts started outside the repository', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise((done) => child.on('close', done));
     expect(code).toBe(0);
-    expect(out).toMatch(/^HOST\s+PHASE/);
+    expect(out).toMatch(/^0 hosts: /);
+    expect(out).toMatch(/\nHOST\s+/);
   });
 
   it('bin/shoal-agent answers --help', () => {

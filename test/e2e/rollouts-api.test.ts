@@ -91,7 +91,7 @@ describe('rollout API refusals on the real controller', () => {
       [{ waves: ['50%'] }, 400, /the waves cover 2 of 4 selected hosts; 2 .* are in no wave/],
       [{ waves: [{ hosts: ['api-1', 'ghost-1'] }, '100%'] }, 400, /names host "ghost-1", which is not selected/],
       [{ canary: 4, waves: ['100%'] }, 400, /a canary of 4 leaves none of the 4 selected hosts/],
-      [{ waves: ['100%'], approvalBefore: [3] }, 400, /approvalBefore names wave 3, but the rollout has waves 0 to 0/],
+      [{ waves: ['100%'], approvalBefore: [3] }, 400, /approvalBefore names position 3 \(wave 4\), but the rollout has 1 wave \(positions 0 to 0\)/],
     ];
     for (const [spec, status, message] of cases) {
       const response = await post('/v1/rollouts', { release: 'api-v2', ...spec });

@@ -73,7 +73,8 @@ describe('rollouts count what really happened on the fleet lab', () => {
     await controller.waitForHost(canary, 'degraded', (s) => s.phase === 'degraded', 15_000, fleet.context);
     const status = await shoal('status');
     expect(status.stdout).toMatch(new RegExp(`${canary}\\s+degraded`));
-    expect(status.stdout).toContain(`${canary}: health check lab-health failed`);
+    // Under the degraded host's row: why, in the agent's words.
+    expect(status.stdout).toMatch(new RegExp(`${canary}\\s+degraded[^\\n]*\\n {2}[^\\n]*health check lab-health failed`));
 
     // Well again: the agent says so, and the host is no longer shown degraded.
     await host(canary).setHealth(v3, 'ok');

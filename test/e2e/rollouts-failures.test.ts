@@ -122,7 +122,7 @@ describe('rollouts that meet failures on the fleet lab', () => {
     expect(at(only(events, 'rollout-host-skipped', offline)) - at(only(events, 'rollout-host-issued', offline))).toBeGreaterThanOrEqual(waitSeconds * 1000);
     expect(eventsOf(events, 'rollout-host-healthy', offline)).toEqual([]);
     // The next wave waited for the offline host's verdict.
-    const nextWave = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 1).map(at));
+    const nextWave = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 2).map(at));
     expect(nextWave).toBeGreaterThanOrEqual(at(only(events, 'rollout-host-skipped', offline)));
     expect(skipped.finished).toBe(online.length);
 

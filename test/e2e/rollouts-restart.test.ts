@@ -29,7 +29,7 @@ describe('a rollout survives its controller being killed', () => {
     return {
       kinds,
       waves: eventsOf(events, 'rollout-wave-started').map((e) => (e.data.hosts as string[]).length),
-      baked: eventsOf(events, 'rollout-wave-baking').map((e) => e.data.waveIndex),
+      baked: eventsOf(events, 'rollout-wave-baking').map((e) => e.data.wave),
     };
   };
 
@@ -89,8 +89,8 @@ describe('a rollout survives its controller being killed', () => {
 
     // The canary's bake kept its start time across the kill: the next wave came when it was
     // due (or at once after the restart, if that took longer), not a full bake after the restart.
-    const bakeStart = at(eventsOf(events, 'rollout-wave-baking').find((e) => e.data.waveIndex === 0)!);
-    const nextWave = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 1).map(at));
+    const bakeStart = at(eventsOf(events, 'rollout-wave-baking').find((e) => e.data.wave === 1)!);
+    const nextWave = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 2).map(at));
     const due = Math.max(bakeStart + bakeSeconds * 1000, restartedAfterBakeKill);
     console.log(
       `killed ${killedInBake - bakeStart} ms into the ${bakeSeconds}s bake, listening again ${restartedAfterBakeKill - killedInBake} ms later; ` +

@@ -43,12 +43,12 @@ describe('rollouts in waves on the fleet lab', () => {
     const healthyAt = (host: string) => at(only(events, 'rollout-host-healthy', host));
     // Each host was reached exactly once, and never before the wave before it had baked.
     expect(eventsOf(events, 'rollout-host-issued').map((e) => e.host).sort()).toEqual([...names].sort());
-    expect(eventsOf(events, 'rollout-wave-started').map((e) => e.data.waveIndex)).toEqual([0, 1, 2]);
-    expect(eventsOf(events, 'rollout-wave-baking').map((e) => e.data.waveIndex)).toEqual([0, 1, 2]);
+    expect(eventsOf(events, 'rollout-wave-started').map((e) => e.data.wave)).toEqual([1, 2, 3]);
+    expect(eventsOf(events, 'rollout-wave-baking').map((e) => e.data.wave)).toEqual([1, 2, 3]);
     for (let i = 1; i < waves.length; i++) {
       const lastHealthy = Math.max(...waves[i - 1]!.map(healthyAt));
       const firstIssued = Math.min(...waves[i]!.map(issuedAt));
-      const bake = eventsOf(events, 'rollout-wave-baking').find((e) => e.data.waveIndex === i - 1)!;
+      const bake = eventsOf(events, 'rollout-wave-baking').find((e) => e.data.wave === i)!;
       expect(at(bake)).toBeGreaterThanOrEqual(lastHealthy);
       expect(firstIssued - at(bake)).toBeGreaterThanOrEqual(bakeSeconds * 1000);
       expect(firstIssued - lastHealthy).toBeGreaterThanOrEqual(bakeSeconds * 1000);
@@ -169,10 +169,10 @@ describe('rollouts in waves on the fleet lab', () => {
     await controller.waitForRollout(id, 'succeeded', { timeoutMs: 30_000, context: fleet.context });
 
     const events = await controller.client.rolloutEvents(id);
-    const baking = eventsOf(events, 'rollout-wave-baking').find((e) => e.data.waveIndex === 0)!;
+    const baking = eventsOf(events, 'rollout-wave-baking').find((e) => e.data.wave === 1)!;
     const pausedAt = at(only(events, 'rollout-paused'));
     const resumedAt = at(only(events, 'rollout-resumed'));
-    const firstWaveIssue = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 1).map(at));
+    const firstWaveIssue = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 2).map(at));
     // The bake resumes where it stood: what was left of it when paused still has to pass.
     const leftAtPause = bakeSeconds * 1000 - (pausedAt - at(baking));
     expect(firstWaveIssue - resumedAt).toBeGreaterThanOrEqual(leftAtPause);

@@ -100,9 +100,9 @@ describe('flake → build → cache → sign → publish → rollout → hosts (
       hosts: bundle().hosts.map(({ host, storePath }) => ({ host, storePath })).sort((a, b) => a.host.localeCompare(b.host)),
     });
 
-    const shown = await shoal(['release', 'show', 'fleet-1'], { SHOAL_CONTROLLER: controller.url, SHOAL_TOKEN: controller.adminToken });
+    const shown = await shoal(['release', 'show', 'fleet-1'], { SHOAL_CONTROLLER: controller.url, SHOAL_TOKEN: controller.adminToken, TZ: 'UTC' });
     expect(shown.code, shown.stderr).toBe(0);
-    const minute = createdAt.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, 'Z');
+    const minute = createdAt.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
     expect(shown.stdout).toContain(`signed by CI key ${ciKey.keyId} at ${minute}, floor 1\n`);
     expect(shown.stdout).toContain(`built from revision ${flake.revision}, flake.lock sha256 ${flakeLockHash}\n`);
   });

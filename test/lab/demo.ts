@@ -124,11 +124,14 @@ async function deploy(work: string, keep: boolean, network: boolean): Promise<vo
       say('the lab keeps running. In another shell:');
       process.stdout.write(
         [
+          `  dashboard: ${controller.url}/dashboard`,
+          `    sign in with the operator token in ${join(controller.options.stateDir, 'admin-token')}`,
+          `  CLI (shoal is on the PATH after .ci/setup; bin/shoal works too):`,
           `    export SHOAL_CONTROLLER=${controller.url}`,
           `    export SHOAL_TOKEN_FILE=${join(controller.options.stateDir, 'admin-token')}`,
-          `    npm run --silent shoal -- status`,
-          `    npm run --silent shoal -- history web-1`,
-          `    npm run --silent shoal -- set web-1 ${v1.path}`,
+          `    shoal status`,
+          `    shoal history web-1`,
+          `    shoal set web-1 ${v1.path}`,
           `  agent logs: ${lab.dir}/<host>/agent.log; controller log: ${controller.options.stateDir}/controller.log`,
           '  Press Ctrl-C to stop everything and clean up.',
           '',

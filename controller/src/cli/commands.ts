@@ -1,6 +1,6 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError } from '../../../shared/src/keys.js';
+import { formatPublicKey, formatSecretKey, generateNamedKey, KeyFormatError, parseSecretKey } from '../../../shared/src/keys.js';
 import {
   EnrollmentTokenCreated,
   HostEvents,
@@ -19,10 +19,26 @@ import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '..
 import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
 import { OperatorClient } from './client.js';
-import { json, parse, str } from './args.js';
+import { json, list as list_, parse, str } from './args.js';
+import { hostCondition } from '../../../shared/src/host-condition.js';
 import { CliError, type CliIo } from './context.js';
 import { parseDurationSeconds } from './durations.js';
-import { historyLines, statusTable } from './format.js';
+import { paint } from './colour.js';
+import { generation, statusTable } from './format.js';
+import { historyLines } from './history-format.js';
+import { localTime } from './time.js';
+import { HostDiff } from '../../../shared/src/closure-api.js';
+import { hostDiffLines } from './diff-format.js';
+
+/** What a host runs against what it should run (or --target), read by the controller from the binary cache. */
+export async function hostDiff(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { target: { type: 'string' } }, ['HOST']);
+  const target = str(values.target);
+  const query = target ? `?target=${encodeURIComponent(target)}` : '';
+  const diff = await OperatorClient.from(values, io).call('GET', `${OperatorRoutes.diff(positionals[0]!)}${query}`, HostDiff);
+  if (values.json) json(io, diff);
+  else io.stdout(hostDiffLines(diff, paint(io)));
+}
 
 export async function keygen(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, { name: { type: 'string' }, out: { type: 'string' } }, []);
@@ -47,6 +63,37 @@ export async function keygen(args: string[], io: CliIo): Promise<void> {
   const publicKey = formatPublicKey(key);
   if (values.json) json(io, { keyId: name, publicKey, secretKeyFile: resolve(out) });
   else io.stdout(`${publicKey}\n`);
+}
+
+/**
+ * Prints the public half of a key again: a named signing key from `shoal keygen` ("NAME:BASE64"),
+ * or an agent's host key (bare base64, printed as the `host register --public-key` value).
+ */
+export async function keyShow(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, {}, ['FILE']);
+  const file = positionals[0]!;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new CliError(`cannot read key file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let shown: { keyId: string | null; publicKey: string };
+  if (text.includes(':')) {
+    try {
+      const key = parseSecretKey(text);
+      shown = { keyId: key.keyId, publicKey: formatPublicKey(key) };
+    } catch (error) {
+      if (error instanceof KeyFormatError) throw new CliError(`${file}: ${error.message}`);
+      throw error;
+    }
+  } else {
+    const raw = Buffer.from(text, 'base64');
+    if (raw.length !== 64 || raw.toString('base64') !== text) throw new CliError(`${file} holds neither a shoal key ("NAME:BASE64") nor an agent host key (base64 of 64 bytes)`);
+    shown = { keyId: null, publicKey: raw.subarray(32).toString('base64') };
+  }
+  if (values.json) json(io, shown);
+  else io.stdout(`${shown.publicKey}\n`);
 }
 
 const LOCAL_DB_OPTIONS = { 'state-dir': { type: 'string' }, db: { type: 'string' } } as const;
@@ -97,7 +144,7 @@ export async function tokenList(args: string[], io: CliIo): Promise<void> {
       }))
     : (await OperatorClient.from(values, io).call('GET', OperatorRoutes.operatorTokens, OperatorTokenList)).tokens;
   if (values.json) json(io, { tokens });
-  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(6)}  created ${t.createdAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}\n`);
+  else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(6)}  created ${localTime(t.createdAt)}${t.revokedAt ? `  revoked ${localTime(t.revokedAt)}` : ''}\n`);
 }
 
 export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {
@@ -144,14 +191,27 @@ export async function setDesired(args: string[], io: CliIo): Promise<void> {
     action: action.data,
   });
   if (values.json) json(io, summary);
-  else io.stdout(`${host}: v${summary.version} ${summary.storePath} (${summary.action}), expires ${summary.expiresAt}\n`);
+  else io.stdout(`${host}: generation ${generation(summary.version)} ${summary.storePath} (${summary.action}), expires ${localTime(summary.expiresAt)}\n`);
 }
 
 export async function status(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+  const { values } = parse(
+    args,
+    { failed: { type: 'boolean', default: false }, tag: { type: 'string', multiple: true }, rollout: { type: 'string' }, wide: { type: 'boolean', default: false } },
+    [],
+  );
   const list = await OperatorClient.from(values, io).call('GET', '/v1/hosts', HostList);
-  if (values.json) json(io, list);
-  else io.stdout(statusTable(list.hosts, Date.now()));
+  const tags = list_(values.tag);
+  const rollout = str(values.rollout);
+  const hosts = list.hosts.filter(
+    (host) =>
+      (!values.failed || hostCondition(host) === 'failed') &&
+      (tags.length === 0 || tags.some((tag) => host.tags.includes(tag))) &&
+      (rollout === undefined || host.desired?.rolloutId === rollout),
+  );
+  const filter = [values.failed ? 'failed' : '', tags.length > 0 ? `tag ${tags.join(' or ')}` : '', rollout ? `rollout ${rollout}` : ''].filter(Boolean).join(', ');
+  if (values.json) json(io, { hosts });
+  else io.stdout(statusTable(hosts, { now: Date.now(), paint: paint(io), wide: values.wide === true, fleet: list.hosts, ...(filter ? { filter } : {}) }));
 }
 
 export async function history(args: string[], io: CliIo): Promise<void> {
@@ -170,5 +230,5 @@ export async function history(args: string[], io: CliIo): Promise<void> {
     afterId = page.events.at(-1)!.id;
   }
   if (values.json) json(io, { events });
-  else io.stdout(historyLines(events));
+  else io.stdout(historyLines(events, paint(io)));
 }

@@ -16,7 +16,8 @@ health and failure:
   --on-failure halt|rollback
   --offline-wait 5m --offline fail|skip   what an unreachable host counts as
   --progress-deadline 1h   the whole rollout must finish in this time
-  --approve-before 1,2     waves that wait for \`shoal rollout approve\`
+  --approve-before 2,3     waves (counted from 1; the canary is wave 1)
+                           that wait for \`shoal rollout approve\`
   --action safe-switch|switch|boot|dry-activate
   --spec FILE              a rollout spec as JSON (flags override it)`;
 
@@ -73,6 +74,15 @@ Registers a host whose Ed25519 public key you already know.
 ${CONNECTION}
 
 example: shoal host register web-2 --public-key 3q2+7w...= --tag web`,
+  'host diff': `usage: shoal host diff HOST [--target STOREPATH] [--json]
+
+What HOST runs against its desired system (or --target), read by the controller
+from its binary caches: packages added, removed and changed (old → new), what
+the host would download, closure sizes. A drifted host (one switched by hand)
+says so.
+${CONNECTION}
+
+example: shoal host diff web-1`,
   'enroll-token list': `usage: shoal enroll-token list
 
 Lists enrollment tokens: id, state (active, expired, used-up, revoked), uses,
@@ -135,15 +145,25 @@ Sets one host's desired system at once, outside any rollout.
 ${CONNECTION}
 
 example: shoal set web-1 /nix/store/...-nixos-system-web-1 --action switch`,
-  status: `usage: shoal status [--json]
+  status: `usage: shoal status [--failed] [--tag TAG]... [--rollout ID] [--wide] [--json]
 
-Fleet status: one row per host; * marks a host not yet on its desired system.
+Fleet status: a summary line (hosts healthy, failed, deploying, offline), then
+one row per host: its phase, generation (#7; * while it is not yet running
+it), the release and the rollout it is on. Under each failed host: what the
+failure most likely means and the last lines of the failing command's output.
+  --failed        only failed hosts
+  --tag TAG       only hosts with this tag (repeat for any of several)
+  --rollout ID    only hosts whose newest generation came from this rollout
+  --wide          also the current and desired systems and the agent version
+Times are local with their zone; --json gives the API's ISO 8601 UTC.
 ${CONNECTION}
 
-example: shoal status --json | jq '.hosts[] | select(.phase == "failed")'`,
+example: shoal status --failed --tag web`,
   history: `usage: shoal history HOST [--limit N] [--json]
 
-A host's event history: manifests issued, reports, connections.
+A host's event history as sentences, oldest first (the newest N, default 50):
+generations issued, what the agent reported, connections, rollout steps; a
+failure is followed by what it most likely means and the command's last lines.
 ${CONNECTION}
 
 example: shoal history web-1 --limit 20`,
@@ -226,14 +246,23 @@ example: shoal release show v42 --json`,
 
 Dry run: prints the waves the rollout would use, their hosts in order, the
 canary and the approval gates. The same flags to \`start\` give the same plan.
+With binary caches configured on the controller it also prints what the
+release changes (packages old → new across the fleet, the download, hosts
+grouped by change set), hosts that drifted, and the cache preflight: whether
+every path of every target closure is in the cache, signed by a trusted key.
+--json gives all of it, with every host's diff.
 ${SPEC_FLAGS}
 ${CONNECTION}
 
 example: shoal rollout plan v42 --canary 1 --waves 25%,100% --approve-before 2`,
-  'rollout start': `usage: shoal rollout start RELEASE [spec flags] [--watch]
+  'rollout start': `usage: shoal rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
 
 Starts a rollout of RELEASE and prints its status (its id comes first).
 With --watch, follows it like \`shoal rollout watch\` and exits the same way.
+The controller first checks that its binary caches hold every path of every
+target closure, signed by a trusted key, and refuses the rollout naming each
+missing or unsigned path and its hosts; --skip-preflight starts anyway (the
+audit log records it).
 ${SPEC_FLAGS}
 ${CONNECTION}
 
@@ -255,6 +284,48 @@ succeeded, 1 when it halted, rolled back (or failed to), or was aborted.
 ${CONNECTION}
 
 example: shoal rollout watch ro-1a2b3c4d || notify-send "rollout failed"`,
+  'webhook add': `usage: shoal webhook add URL [--event TYPE]... [--description D]
+                           [--secret-file FILE]
+
+Adds an endpoint that receives rollout events as signed JSON POSTs
+(X-Shoal-Signature: sha256=HMAC of the body with the secret). TYPE is an event
+type (rollout-halted, rollout-host-failed, ...) or * for all; default: all but
+the per-host issued/healthy events. Without --secret-file a secret is made
+and printed once. Every body has a "text" line that Slack, Mattermost, Matrix
+(hookshot) and Discord (its URL ending in /slack) post as it is.
+${CONNECTION}
+
+example: shoal webhook add https://hooks.slack.com/services/T0/B0/XXXX \\
+           --event rollout-halted --event rollout-host-failed`,
+  'webhook list': `usage: shoal webhook list [--json]
+
+Lists endpoints: active or dead, deliveries pending and failed, and for each
+endpoint with a queue the delivery at its head (attempts, last error, next try).
+${CONNECTION}
+
+example: shoal webhook list`,
+  'webhook rm': `usage: shoal webhook rm ID
+
+Removes an endpoint; its pending deliveries are dropped.
+${CONNECTION}
+
+example: shoal webhook rm wh-1a2b3c4d5e6f`,
+  'webhook test': `usage: shoal webhook test ID
+
+Sends a signed ping (X-Shoal-Event: ping) now and says whether it arrived. A
+dead endpoint (given up after hours without an answer) that answers is active
+again; events from then on are delivered.
+${CONNECTION}
+
+example: shoal webhook test wh-1a2b3c4d5e6f`,
+  'key show': `usage: shoal key show FILE
+
+Prints the public half of a key again: "NAME:BASE64" for a key made by
+\`shoal keygen\` (for trustedControllerKeys / trustedReleaseKeys), or the bare
+base64 of an agent's host key (for \`shoal host register --public-key\`).
+
+example: shoal key show /var/lib/secrets/controller.key
+         shoal key show /var/lib/shoal-agent/host.key`,
   'rollout list': `usage: shoal rollout list [--json]
 
 The latest 50 rollouts, newest first.
@@ -296,12 +367,14 @@ on its previous system, as rollback-failed when one did not.
 ${CONNECTION}
 
 example: shoal rollout rollback ro-1a2b3c4d`,
-  'rollout retry': `usage: shoal rollout retry ID [--watch] [--json]
+  'rollout retry': `usage: shoal rollout retry ID [--watch] [--skip-preflight] [--json]
 
 Starts a new rollout of the same release and settings for only the hosts the
 finished rollout ID failed, skipped, never reached or rolled back; hosts
 already healthy on it are left alone. The new rollout names ID as the one it
-retries. --watch follows it like \`rollout watch\`.
+retries. --watch follows it like \`rollout watch\`. Like a start, it is
+refused when the binary cache cannot serve the target closures
+(--skip-preflight starts anyway).
 ${CONNECTION}
 
 example: shoal rollout retry ro-1a2b3c4d --watch`,

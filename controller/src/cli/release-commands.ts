@@ -66,7 +66,7 @@ function validEntries(entries: unknown[]): Entry[] {
 }
 
 export async function releaseCreate(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { file: { type: 'string', short: 'f' }, description: { type: 'string' }, source: { type: 'string' } }, ['NAME', 'HOST=PATH...']);
+  const { values, positionals } = parse(args, { file: { type: 'string', short: 'f' }, description: { type: 'string' }, source: { type: 'string' } }, ['NAME', 'HOST=STOREPATH...']);
   const [name, ...pairs] = positionals as [string, ...string[]];
   if (!ReleaseName.safeParse(name).success) throw new CliError(`release name ${JSON.stringify(name)} must be letters, digits, ".", "_" or "-", at most 100 characters`, 2);
   const file = str(values.file);

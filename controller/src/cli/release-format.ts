@@ -1,10 +1,11 @@
 import type { Release, ReleaseProvenance } from '../../../shared/src/rollout-api.js';
 import { splitStorePath } from '../../../shared/src/store-path.js';
 import { fit } from './format.js';
+import { localTime } from './time.js';
 
-/** "2030-01-01T00:00:00.000Z" → "2030-01-01 00:00Z": enough for a human, short enough for a table. */
+/** Local time with zone, to the minute: enough for a human, short enough for a table. */
 export function shortTime(iso: string): string {
-  return iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, 'Z');
+  return localTime(iso);
 }
 
 /** A store path without "/nix/store/" and with a 7-character hash: "abcdefg-nixos-system-web-1". */
@@ -14,7 +15,7 @@ export function shortStorePath(path: string): string {
 }
 
 export function releaseListTable(releases: ReadonlyArray<Omit<Release, 'hosts'> & { hosts: number }>): string {
-  const row = (cells: string[]) => [fit(cells[0]!, 20), fit(cells[1]!, 5), fit(cells[2]!, 17), fit(cells[3]!, 10), fit(cells[4]!, 18)].join('  ').trimEnd();
+  const row = (cells: string[]) => [fit(cells[0]!, 20), fit(cells[1]!, 5), fit(cells[2]!, 21), fit(cells[3]!, 10), fit(cells[4]!, 16)].join('  ').trimEnd();
   const lines = [row(['RELEASE', 'HOSTS', 'CREATED', 'SOURCE', 'DESCRIPTION'])];
   for (const r of releases) lines.push(row([r.name, String(r.hosts), shortTime(r.createdAt), r.source ?? '-', r.description || '-']));
   if (releases.length === 0) lines.push('(no releases)');

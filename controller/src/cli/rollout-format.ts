@@ -1,7 +1,9 @@
+import { duration, failure, rolloutEventText } from '../../../shared/src/event-text.js';
 import type { HostEvent } from '../../../shared/src/operator-api.js';
 import {
   FAILED_ROLLOUT_STATES,
   FINISHED_ROLLOUT_STATES,
+  waveNumber,
   type FailureThreshold,
   type RolloutList,
   type RolloutPlan,
@@ -11,17 +13,10 @@ import {
 import type { Paint } from './colour.js';
 import { fit } from './format.js';
 import { shortTime } from './release-format.js';
+import { localClock } from './time.js';
+import { failureBlock } from './failure-format.js';
 
 const WIDTH = 80;
-
-/** 330 → "5m30s": bake and deadline times as an operator says them. */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60) ? `${Math.floor((s % 3600) / 60)}m` : ''}`;
-  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600) ? `${Math.floor((s % 86400) / 3600)}h` : ''}`;
-}
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -80,18 +75,13 @@ export function planLines(plan: RolloutPlan, spec: RolloutSpec | null, paint: Pa
   const indent = 8 + 22 + 2 + 9 + 2;
   for (const wave of plan.waves) {
     const label = waveLabel(wave);
-    const head = `${`wave ${wave.index}`.padEnd(8)}${fit(label, 22)}  ${plural(wave.hosts.length, 'host').padEnd(9)}  `;
+    const head = `${`wave ${waveNumber(wave.index)}`.padEnd(8)}${fit(label, 22)}  ${plural(wave.hosts.length, 'host').padEnd(9)}  `;
     const coloured = wave.canary || wave.needsApproval ? head.replace(label, paint.yellow(label)) : head;
     lines.push(`${coloured}${wrapList(wave.hosts, indent, WIDTH - indent)}`.trimEnd());
   }
-  const gates = plan.waves.filter((w) => w.needsApproval).map((w) => w.index);
+  const gates = plan.waves.filter((w) => w.needsApproval).map((w) => waveNumber(w.index));
   if (gates.length > 0) lines.push('', `waits for \`shoal rollout approve\` before wave${gates.length === 1 ? '' : 's'} ${gates.join(', ')}`);
   return `${lines.join('\n')}\n`;
-}
-
-/** Reasons from reports start with the phase ("failed: …", "rolled-back: …"); others get "failed: ". */
-function failure(reason: string): string {
-  return /^(failed|rolled-back|refused)\b/.test(reason) ? reason : `failed: ${reason}`;
 }
 
 const TERMINAL = new Set<string>(FINISHED_ROLLOUT_STATES);
@@ -157,14 +147,14 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
   const total = status.waves.reduce((n, w) => n + w.hosts.length, 0);
   const lines = [
     `rollout ${paint.bold(status.id)} · release ${status.release} · ${stateColour(status.state, paint)}`,
-    `wave ${status.waveIndex} of ${status.waves.length - 1} · ${failureLine(status)} · ${status.finished}/${total} finished`,
+    `wave ${status.wave} of ${status.waves.length} · ${failureLine(status)} · ${status.finished}/${total} finished`,
     `started ${shortTime(status.createdAt)} by ${status.createdBy}${status.retryOf ? ` · retries ${status.retryOf}` : ''}${status.finishedAt ? ` · ended ${shortTime(status.finishedAt)}` : ''}`,
   ];
   if (status.reason) lines.push(wrapText(`reason: ${status.reason}`, 2, WIDTH));
   lines.push('', row(COLUMNS.map(([title]) => title)));
   for (const wave of status.waves) {
     const c = wave.counts;
-    const label = `${wave.index}${wave.canary ? ' canary' : ''}${wave.needsApproval ? (wave.approved ? ' approved' : ' approval') : ''}`;
+    const label = `${wave.number}${wave.canary ? ' canary' : ''}${wave.needsApproval ? (wave.approved ? ' approved' : ' approval') : ''}`;
     const state = waveState(status, wave, bakeRemaining);
     const cells = row([label, String(c.pending), String(c.inProgress), String(c.healthy), String(c.failed), String(c.skipped), state]);
     lines.push(c.failed > 0 ? paint.red(cells) : wave.index === status.waveIndex && !isTerminal(status.state) ? paint.bold(cells) : cells);
@@ -174,8 +164,11 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
   if (failed.length > 0) {
     lines.push('', 'failed or skipped hosts:');
     for (const host of failed) {
-      const reason = host.state === 'skipped' ? `skipped: ${host.reason ?? ''}` : failure(host.reason ?? 'no reason recorded');
+      // With the failing command shown below, the agent's short reason says enough on the host's line.
+      const short = host.failure?.failure && host.failure.reason ? `${host.failure.phase}: ${host.failure.reason}` : null;
+      const reason = host.state === 'skipped' ? `skipped: ${host.reason ?? ''}` : failure(short ?? host.reason ?? 'no reason recorded');
       lines.push(wrapText(`  ${host.host}: ${reason}`, 4, WIDTH));
+      lines.push(...failureBlock(host.failure, paint));
     }
   }
   const rolledBack = hosts.filter((h) => h.rollbackState !== null);
@@ -183,12 +176,12 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
     lines.push('', 'rollback:');
     lines.push(`  ${wrapList(rolledBack.map((h) => `${h.host} ${h.rollbackState}`), 2, WIDTH - 2)}`);
   }
-  if (status.state === 'waiting-approval') lines.push('', paint.yellow(`waiting: run \`shoal rollout approve ${status.id}\` to start wave ${status.waveIndex}`));
+  if (status.state === 'waiting-approval') lines.push('', paint.yellow(`waiting: run \`shoal rollout approve ${status.id}\` to start wave ${status.wave} of ${status.waves.length}`));
   return `${lines.join('\n')}\n`;
 }
 
 export function rolloutListTable(rollouts: RolloutList['rollouts'], paint: Paint): string {
-  const widths = [11, 14, 16, 6, 5, 17];
+  const widths = [11, 12, 16, 5, 5, 21];
   const line = (cells: string[], state?: string) =>
     cells
       .map((cell, i) => (i === 2 && state ? stateColour(state, paint) + ' '.repeat(Math.max(0, widths[i]! - state.length)) : fit(cell, widths[i]!)))
@@ -196,7 +189,7 @@ export function rolloutListTable(rollouts: RolloutList['rollouts'], paint: Paint
       .trimEnd();
   const lines = [line(['ID', 'RELEASE', 'STATE', 'WAVE', 'HOSTS', 'CREATED'])];
   for (const r of rollouts) {
-    lines.push(line([r.id, r.release, r.state, `${r.waveIndex}/${r.waves - 1}`, String(r.hosts), shortTime(r.createdAt)], r.state));
+    lines.push(line([r.id, r.release, r.state, `${r.wave}/${r.waves}`, String(r.hosts), shortTime(r.createdAt)], r.state));
   }
   if (rollouts.length === 0) lines.push('(no rollouts)');
   return `${lines.join('\n')}\n`;
@@ -204,69 +197,8 @@ export function rolloutListTable(rollouts: RolloutList['rollouts'], paint: Paint
 
 /** One audit event as one line, for `watch` on a non-terminal and for the tail of the live view. */
 export function eventLine(event: HostEvent): string {
-  const d = event.data as Record<string, unknown>;
-  const time = event.at.slice(11, 19);
-  const wave = (key = 'waveIndex') => `wave ${String(d[key] ?? '?')}`;
-  const by = typeof d.actor === 'string' ? ` by ${d.actor}` : '';
-  const host = event.host ?? '';
-  let text: string;
-  switch (event.kind) {
-    case 'rollout-started':
-      text = `started: waves of ${(d.waves as number[] | undefined)?.join(', ') ?? '?'} hosts${by}`;
-      break;
-    case 'rollout-wave-started':
-      text = `${wave()} started${d.canary ? ' (canary)' : ''}: ${plural((d.hosts as string[] | undefined)?.length ?? 0, 'host')}`;
-      break;
-    case 'rollout-wave-baking':
-      text = `${wave()} healthy, baking for ${duration(Number(d.bakeSeconds ?? 0))}`;
-      break;
-    case 'rollout-waiting-approval':
-      text = `${wave()} waits for approval`;
-      break;
-    case 'rollout-approved':
-      text = `${wave()} approved${by}`;
-      break;
-    case 'rollout-paused':
-      text = `paused${by}`;
-      break;
-    case 'rollout-resumed':
-      text = `resumed${by}`;
-      break;
-    case 'rollout-host-issued':
-      text = `${host}: v${String(d.version)} issued (${wave('wave')})`;
-      break;
-    case 'rollout-host-healthy':
-      text = `${host}: healthy${d.rollback ? ' on its previous system (rollback)' : ''}`;
-      break;
-    case 'rollout-host-failed':
-      text = `${host}: ${d.rollback ? 'rollback ' : ''}${failure(String(d.reason ?? ''))}`;
-      break;
-    case 'rollout-host-skipped':
-      text = `${host}: skipped: ${String(d.reason ?? '')}`;
-      break;
-    case 'rollout-rolling-back':
-      text = `rolling back ${plural(Number(d.hosts ?? 0), 'host')}: ${String(d.reason ?? '')}`;
-      break;
-    case 'rollout-rolled-back':
-      text = `rolled back${(d.failed as string[] | undefined)?.length ? `; failed on ${(d.failed as string[]).join(', ')}` : ''}`;
-      break;
-    case 'rollout-rollback-failed':
-      text = `rollback failed: ${(d.failed as string[] | undefined)?.join(', ') ?? ''} did not return to the previous system`;
-      break;
-    case 'rollout-retried':
-      text = `retried as ${String(d.retryId ?? '')}`;
-      break;
-    case 'rollout-halted':
-      text = `halted: ${String(d.reason ?? '')}`;
-      break;
-    case 'rollout-aborted':
-      text = `aborted: ${String(d.reason ?? '')}`;
-      break;
-    case 'rollout-succeeded':
-      text = 'succeeded';
-      break;
-    default:
-      text = `${event.kind}${host ? ` ${host}` : ''}`;
-  }
-  return `${time}  ${text}`;
+  return `${localClock(event.at)}  ${rolloutEventText(event)}`;
 }
+
+
+export { duration, rolloutEventText };

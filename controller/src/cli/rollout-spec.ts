@@ -103,7 +103,8 @@ export function specFromFlags(release: string, values: Values): RolloutSpecInput
   set('bakeSeconds', seconds('bake'));
   set('healthDeadlineSeconds', seconds('health-deadline'));
   const approve = list(values['approve-before']);
-  if (approve.length > 0) spec.approvalBefore = approve.map((item) => integer(item, '--approve-before', 0));
+  // People number waves from 1 (the canary, when there is one, is wave 1); the spec keeps 0-based positions.
+  if (approve.length > 0) spec.approvalBefore = approve.map((item) => integer(item, '--approve-before', 1) - 1);
   set('onFailure', text('on-failure') === undefined ? undefined : oneOf('--on-failure', text('on-failure')!, ['halt', 'rollback'] as const));
   const offlineWait = seconds('offline-wait');
   const offlineThen = text('offline') === undefined ? undefined : oneOf('--offline', text('offline')!, ['fail', 'skip'] as const);

@@ -6,20 +6,23 @@ import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
 import { didYouMean } from './suggest.js';
+import * as webhooks from './webhook-commands.js';
 
 export const USAGE = `usage: shoal <command> [options]        (shoal <command> --help for more)
 
   keygen --name NAME --out FILE          generate a controller or CI release key
+  key show FILE                          print the public half of a key
   token create [--state-dir DIR] [--name N] [--scope read|deploy|admin|ci]
   token list [--state-dir DIR] | token revoke [--state-dir DIR] ID
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   enroll-token list | enroll-token revoke ID
   host register NAME --public-key B64 [--tag T]...
+  host diff HOST [--target PATH]         what it runs against what it should run
   host rm NAME | host rekey NAME --public-key B64
   host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
   backup --out FILE                      online copy of the controller database
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
-  status                                 fleet status
+  status [--failed] [--tag T] [--rollout ID] [--wide]   fleet status
   history HOST [--limit N]               a host's event history
   release build --flake DIR[#ATTR] --name NAME   evaluate and build (CI)
   release push-closures --to CACHE_URL [--cache-key F]   nix copy
@@ -28,11 +31,12 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   release publish --flake DIR --cache URL --key F --name N   all four steps
   release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
   release list | release show NAME
-  rollout plan RELEASE [spec flags]      dry run: waves, canary, approval gates
-  rollout start RELEASE [spec flags] [--watch]
+  rollout plan RELEASE [spec flags]      dry run: waves, fleet diff, preflight
+  rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID
-  rollout retry ID [--watch]             again, for hosts it failed or missed
+  rollout retry ID [--watch] [--skip-preflight]   again, for unfinished hosts
+  webhook add URL [--event TYPE]... | webhook list | webhook rm|test ID
 
 global: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
         --token-file F (SHOAL_TOKEN_FILE), --config F (SHOAL_CONFIG), --json
@@ -46,6 +50,7 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
   'enroll-token': { create: commands.enrollTokenCreate, list: lifecycle.enrollTokenList, revoke: lifecycle.enrollTokenRevoke },
   host: {
     register: commands.hostRegister,
+    diff: commands.hostDiff,
     rm: lifecycle.hostRemove,
     rekey: lifecycle.hostRekey,
     unknown: lifecycle.hostUnknown,
@@ -77,6 +82,8 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
     rollback: rollouts.rolloutRollback,
     retry: rollouts.rolloutRetry,
   },
+  webhook: { add: webhooks.webhookAdd, list: webhooks.webhookList, rm: webhooks.webhookRemove, test: webhooks.webhookTest },
+  key: { show: commands.keyShow },
 };
 
 /** Runs one CLI invocation; returns the exit status. Errors become one line on stderr. */

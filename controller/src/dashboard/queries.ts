@@ -39,33 +39,7 @@ export function hostGenerations(db: Db, host: string, limit = 50): Generation[] 
     .map((row) => ({ ...row, issuedAt: iso(row.issuedAt) }));
 }
 
-export interface FailureReport {
-  at: string;
-  phase: string;
-  version: number | null;
-  reason: string | null;
-  failure: CommandFailure | null;
-}
-
-const FAILED = new Set(['failed', 'rolled-back', 'refused', 'degraded']);
-
-/** The host's latest failed report about `version` (any version when null), with the failing command and its output tail. */
-export function latestFailure(db: Db, host: string, version: number | null): FailureReport | null {
-  const rows = db
-    .select({ at: events.at, data: events.data })
-    .from(events)
-    .where(and(eq(events.host, host), eq(events.kind, 'report')))
-    .orderBy(desc(events.id))
-    .limit(50)
-    .all();
-  for (const row of rows) {
-    const data = row.data as { phase?: string; manifestVersion?: number | null; detail?: { reason?: string; failure?: CommandFailure } };
-    if (!data.phase || !FAILED.has(data.phase)) continue;
-    if (version !== null && data.manifestVersion !== version) continue;
-    return { at: iso(row.at), phase: data.phase, version: data.manifestVersion ?? null, reason: data.detail?.reason ?? null, failure: data.detail?.failure ?? null };
-  }
-  return null;
-}
+export { latestFailure, type FailureReport } from '../reports/latest-failure.js';
 
 /** The newest event id: the live pages re-render when it moves. */
 export function lastEventId(db: Db): number {

@@ -26,6 +26,8 @@ export const hosts = sqliteTable('hosts', {
    * an operator sets something.
    */
   desiredVersion: integer('desired_version'),
+  /** What the agent said its version was when it last authenticated. */
+  agentVersion: text('agent_version'),
 });
 
 export const manifests = sqliteTable(
@@ -263,6 +265,9 @@ export const webhooks = sqliteTable('webhooks', {
   cursorEventId: integer('cursor_event_id').notNull(),
   createdAt: integer('created_at').notNull(),
   createdBy: text('created_by').notNull(),
+  /** Set when the dispatcher gave the endpoint up as dead (nothing is sent or queued until a test succeeds). */
+  deadSince: integer('dead_since'),
+  deadReason: text('dead_reason'),
 });
 
 export const webhookDeliveries = sqliteTable(

@@ -5,9 +5,11 @@ import { isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { hosts, manifests, type HostRow, type ManifestRow } from '../db/schema.js';
 import { toSummary } from '../manifests/issue.js';
+import { hostDrift } from './drift.js';
+import { latestFailure } from '../reports/latest-failure.js';
 import type { Presence } from './presence.js';
 
-function toStatus(host: HostRow, desired: ManifestRow | null, presence: Presence): HostStatus {
+function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: Presence): HostStatus {
   return {
     name: host.name,
     tags: host.tags,
@@ -19,6 +21,10 @@ function toStatus(host: HostRow, desired: ManifestRow | null, presence: Presence
     phase: host.phase as Phase | null,
     reportedVersion: host.reportedVersion,
     lastError: host.lastError,
+    drift: hostDrift(db, { ...host, desired }),
+    // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).
+    failure: host.lastError === null ? null : latestFailure(db, host.name, null),
+    agentVersion: host.agentVersion,
   };
 }
 
@@ -33,10 +39,10 @@ export function listHostStatuses(db: Db, presence: Presence): HostStatus[] {
   return query(db)
     .orderBy(asc(hosts.name))
     .all()
-    .map((row) => toStatus(row.hosts, row.manifests, presence));
+    .map((row) => toStatus(db, row.hosts, row.manifests, presence));
 }
 
 export function hostStatus(db: Db, presence: Presence, name: string): HostStatus | null {
   const row = query(db).where(eq(hosts.name, name)).get();
-  return row ? toStatus(row.hosts, row.manifests, presence) : null;
+  return row ? toStatus(db, row.hosts, row.manifests, presence) : null;
 }

@@ -20,6 +20,7 @@ import { expectedAudience, verifyHostProof } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
+import { recordAgentVersion } from '../hosts/agent-version.js';
 import { enrollHost } from '../hosts/enrollment.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { hostExists } from '../hosts/lookup.js';
@@ -153,6 +154,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     afterLogin(deps, request.host, request);
     const session = sessions.create(request.host);
     presence.seen(request.host);
+    recordAgentVersion(db, request.host, request.agentVersion);
     return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);
   });
 

@@ -180,7 +180,20 @@ export function toSummary(row: ManifestRow): ManifestSummary {
     storePath: row.storePath,
     action: row.action as Action,
     rolloutId: row.rolloutId,
+    release: statementRelease(row.statement),
     issuedAt: iso(row.issuedAt),
     expiresAt: iso(row.expiresAt),
   };
+}
+
+/** The release named by the statement a manifest carries (stored by us, so trusted to parse; null when absent or odd). */
+function statementRelease(statement: string | null): string | null {
+  if (!statement) return null;
+  try {
+    const envelope = JSON.parse(statement) as { payload?: string };
+    const payload = JSON.parse(Buffer.from(envelope.payload ?? '', 'base64').toString('utf8')) as { release?: unknown };
+    return typeof payload.release === 'string' ? payload.release : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,5 +1,5 @@
 import { runBackground } from '../background.js';
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { and, eq, lte, or, sql } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { Logger } from '../../../shared/src/logger.js';
@@ -14,8 +14,13 @@ import { authoriseStatement, signedByTrustedKey, type Authority } from './statem
 /** Signatures per transaction before yielding to the event loop, so agents keep being served during a big renewal. */
 const BATCH_SIZE = 250;
 
-/** Latest manifests (desired states) that expire at or before `dueBy`. */
-export function manifestsDueForRenewal(db: Db, dueBy: number): ManifestRow[] {
+/**
+ * Latest manifests (desired states) that expire at or before `dueBy`, or that another controller
+ * key signed: after a controller-key rotation every host must hold an assignment signed by the new
+ * key before operators remove the old one from the agents, or a quiet host would refuse its own
+ * desired state as signed by an unknown key.
+ */
+export function manifestsDueForRenewal(db: Db, dueBy: number, signingKeyId: string): ManifestRow[] {
   return db
     .select({
       host: manifests.host,
@@ -33,7 +38,7 @@ export function manifestsDueForRenewal(db: Db, dueBy: number): ManifestRow[] {
     .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
     .where(
       and(
-        lte(manifests.expiresAt, dueBy),
+        or(lte(manifests.expiresAt, dueBy), sql`json_extract(${manifests.envelope}, '$.signatures[0].keyid') is not ${signingKeyId}`),
         // A host that refused or rolled back its desired state would only try the same failure again.
         sql`not (coalesce(${hosts.reportedVersion} = ${hosts.desiredVersion}, 0) and coalesce(${hosts.phase} in ('rolled-back', 'failed', 'refused'), 0))`,
       ),
@@ -65,11 +70,12 @@ export function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number)
 /**
  * Re-signs the unchanged desired state (same store path, action, rollout and release statement; a
  * new version) of every host whose manifest expires within a third of the TTL, so that a quiet
- * host never holds an expired one. Returns how many manifests were renewed.
+ * host never holds an expired one, or was signed by a controller key this controller no longer
+ * signs with. Returns how many manifests were renewed.
  */
 export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
   const now = deps.clock.now();
-  const due = manifestsDueForRenewal(deps.db, now + Math.floor(deps.manifestTtlMs / 3));
+  const due = manifestsDueForRenewal(deps.db, now + Math.floor(deps.manifestTtlMs / 3), deps.signer.keyId);
   let renewed = 0;
   for (let start = 0; start < due.length; start += BATCH_SIZE) {
     if (start > 0) await yieldToLoop();

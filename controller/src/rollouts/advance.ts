@@ -1,7 +1,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
 import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
-import { ACTIVE_ROLLOUT_STATES, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
+import { ACTIVE_ROLLOUT_STATES, waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
 import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
 import { rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
@@ -134,7 +134,7 @@ class Step {
 
   finish(state: RolloutState, kind: EventKind, reason: string | null): void {
     this.update({ state, reason, finishedAt: this.now });
-    this.event(kind, { reason, waveIndex: this.rollout.waveIndex });
+    this.event(kind, { reason, wave: waveNumber(this.rollout.waveIndex) });
   }
 
   members(wave?: number): RolloutHostRow[] {
@@ -188,7 +188,7 @@ class Step {
       member.host,
     );
     member.state = state;
-    this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: member.wave }, member.host);
+    this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: waveNumber(member.wave) }, member.host);
   }
 
   /**
@@ -271,7 +271,7 @@ class Step {
         continue;
       }
       markIssued.run(manifest.version, this.now, previousSystem, this.rollout.id, member.host);
-      this.event('rollout-host-issued', { wave, version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
+      this.event('rollout-host-issued', { wave: waveNumber(wave), version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
     }
     return { issued: pending.length - refused, refused };
   }
@@ -418,10 +418,10 @@ function startWave(step: Step, index: number): void {
   step.update({ waveIndex: index, wavePhase: 'deploying', waveStartedAt: step.now, bakeStartedAt: null });
   if (wave.needsApproval && step.rollout.approvedThrough < index) {
     step.update({ state: 'waiting-approval' });
-    step.event('rollout-waiting-approval', { waveIndex: index, hosts: wave.hosts.length });
+    step.event('rollout-waiting-approval', { wave: waveNumber(index), hosts: wave.hosts.length });
     return;
   }
-  step.event('rollout-wave-started', { waveIndex: index, canary: wave.canary, hosts: wave.hosts });
+  step.event('rollout-wave-started', { wave: waveNumber(index), canary: wave.canary, hosts: wave.hosts });
 }
 
 function advanceRunning(step: Step): boolean {
@@ -467,7 +467,7 @@ function advanceRunning(step: Step): boolean {
     if (counts.wavePending > 0 || counts.waveInFlight > 0) return false;
     if (spec.bakeSeconds > 0 && counts.waveSize > 0) {
       step.update({ wavePhase: 'baking', bakeStartedAt: step.now });
-      step.event('rollout-wave-baking', { waveIndex: rollout.waveIndex, bakeSeconds: spec.bakeSeconds });
+      step.event('rollout-wave-baking', { wave: waveNumber(rollout.waveIndex), bakeSeconds: spec.bakeSeconds });
       return false;
     }
     startWave(step, rollout.waveIndex + 1);
@@ -641,11 +641,11 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
       }
     } else if (success) {
       statement(db, `update rollout_hosts set state = 'healthy', finished_at = ?, reason = null where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
-      appendEvent(db, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version } });
+      appendEvent(db, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: waveNumber(member.wave), version } });
     } else {
       const reason = failureReason(report);
       statement(db, `update rollout_hosts set state = 'failed', finished_at = ?, reason = ? where rollout_id = ? and host = ?`).run(now, reason, member.rolloutId, host);
-      appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version, reason } });
+      appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: waveNumber(member.wave), version, reason } });
     }
     return member.rolloutId;
   }

@@ -88,7 +88,8 @@ export function planRollout(spec: RolloutSpec, release: PlannedRelease, tagsOf: 
   for (const index of spec.approvalBefore) {
     const wave = waves[index];
     if (wave) wave.needsApproval = true;
-    else problems.push(`approvalBefore names wave ${index}, but the rollout has waves 0 to ${waves.length - 1}`);
+    // approvalBefore holds positions (0-based); people count waves from 1, so say both.
+    else problems.push(`approvalBefore names position ${index} (wave ${index + 1}), but the rollout has ${waves.length} wave${waves.length === 1 ? '' : 's'} (positions 0 to ${waves.length - 1})`);
   }
   const left = unassigned();
   if (left.length > 0 && total > 0) {

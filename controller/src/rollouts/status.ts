@@ -10,8 +10,10 @@ import type {
   RolloutStatus,
   WaveCounts,
 } from '../../../shared/src/rollout-api.js';
+import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
+import { latestFailure } from '../reports/latest-failure.js';
 import { events, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 
 function counts(members: RolloutHostRow[]): WaveCounts {
@@ -25,7 +27,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(member: RolloutHostRow): RolloutHostView {
+function hostView(db: Db, member: RolloutHostRow): RolloutHostView {
   return {
     host: member.host,
     state: member.state as RolloutHostState,
@@ -34,6 +36,7 @@ function hostView(member: RolloutHostRow): RolloutHostView {
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState as RolloutHostView['rollbackState'],
+    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(db, member.host, member.manifestVersion) : null,
   };
 }
 
@@ -56,6 +59,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
     state: row.state as RolloutState,
     reason: row.reason,
     waveIndex: row.waveIndex,
+    wave: waveNumber(row.waveIndex),
     wavePhase: row.wavePhase as 'deploying' | 'baking',
     bakeRemainingSeconds: bakeRemaining(row, spec, now),
     failureThreshold: spec.failureThreshold,
@@ -70,11 +74,12 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
       const inWave = members.filter((m) => m.wave === wave.index);
       return {
         index: wave.index,
+        number: waveNumber(wave.index),
         canary: wave.canary,
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map(hostView),
+        hosts: inWave.map((member) => hostView(db, member)),
       };
     }),
   };
@@ -90,6 +95,7 @@ export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
       state: row.state as RolloutState,
       reason: row.reason,
       waveIndex: row.waveIndex,
+      wave: waveNumber(row.waveIndex),
       createdAt: iso(row.createdAt),
       finishedAt: isoOrNull(row.finishedAt),
       retryOf: row.retryOf,

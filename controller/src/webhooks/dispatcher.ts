@@ -1,5 +1,5 @@
 import { runBackground } from '../background.js';
-import { and, asc, eq } from 'drizzle-orm';
+import { eq, isNull } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import { WebhookHeaders } from '../../../shared/src/webhook-api.js';
 import type { Clock } from '../clock.js';
@@ -7,6 +7,7 @@ import type { Db } from '../db/open.js';
 import { webhookDeliveries, webhooks, type WebhookDeliveryRow } from '../db/schema.js';
 import type { DestinationGuard } from './destination.js';
 import { enqueueDeliveries } from './enqueue.js';
+import { laneHeads, markDead, refusedByReceiver } from './lanes.js';
 import { guardedSend, type SendWebhook } from './send.js';
 import { webhookSignature } from './sign.js';
 
@@ -18,7 +19,12 @@ export interface WebhookOptions {
   /** The wait after the first failure; it doubles after each further one, up to backoffMaxMs. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** After this many failed attempts a delivery is marked failed, and the endpoint's next one goes. */
+  /**
+   * After this many failed attempts (about three hours with the default backoff) a delivery is
+   * given up and its lane's next one goes. When the last of them got no HTTP answer at all (refused,
+   * unreachable, timed out), the endpoint counts as dead: every pending delivery is marked failed, and nothing more is queued
+   * for it until `shoal webhook test` reaches it again.
+   */
   maxAttempts?: number;
 }
 
@@ -43,6 +49,49 @@ export const WEBHOOK_DEFAULTS: Required<WebhookOptions> = {
   maxAttempts: 15,
 };
 
+export interface PostOutcome {
+  /** HTTP status; null when no answer came (refused, timed out). */
+  status: number | null;
+  /** Why it does not count as delivered; null when it does. */
+  error: string | null;
+}
+
+/**
+ * One signed POST of a delivery's exact bytes; used by the dispatcher and by `shoal webhook test`.
+ * Signed afresh per attempt (the timestamp is part of what is signed), so receivers can keep their
+ * replay window short.
+ */
+export async function postDelivery(
+  hook: { url: string; secret: string },
+  delivery: { id: string; type: string; payload: string },
+  options: { send: SendWebhook; now: number; timeoutMs: number; signal?: AbortSignal },
+): Promise<PostOutcome> {
+  let status: number | null = null;
+  let error: string | null = null;
+  const timestamp = Math.floor(options.now / 1000);
+  try {
+    const response = await options.send(hook.url, {
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'shoal-controller',
+        [WebhookHeaders.signature]: webhookSignature(hook.secret, timestamp, delivery.payload),
+        [WebhookHeaders.timestamp]: String(timestamp),
+        [WebhookHeaders.delivery]: delivery.id,
+        [WebhookHeaders.event]: delivery.type,
+      },
+      body: delivery.payload,
+      signal: AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(options.timeoutMs)]),
+    });
+    status = response.status;
+    // A redirect is not a delivery: the signed body must not follow it elsewhere (send never follows one).
+    if (status < 200 || status > 299) error = `HTTP ${status}${response.text ? `: ${response.text}` : ''}`;
+    if (error !== null && refusedByReceiver(status)) error = `refused by the receiver (not retried): ${error}`;
+  } catch (caught) {
+    error = describe(caught, options.timeoutMs);
+  }
+  return { status, error: error === null ? null : truncateError(error) };
+}
+
 export function backoffMs(options: Required<WebhookOptions>, failedAttempts: number): number {
   return Math.min(options.backoffBaseMs * 2 ** Math.max(0, failedAttempts - 1), options.backoffMaxMs);
 }
@@ -62,11 +111,19 @@ function describe(error: unknown, timeoutMs: number): string {
 }
 
 /**
- * Sends webhook deliveries from the database: per endpoint one at a time, oldest event first, so an
- * endpoint sees a rollout's events in order; a failed delivery holds back the later ones of its
- * endpoint until it succeeds or is given up. Everything is in the deliveries table, so a restarted
- * controller continues where this one stopped (a delivery cut off by shutdown is sent again: at
- * least once, deduplicate by X-Shoal-Delivery).
+ * Sends webhook deliveries from the database, one request at a time per endpoint.
+ *
+ * Ordering (docs: controller/README.md, "Webhooks"): each endpoint has one lane per rollout. Within
+ * a lane events arrive in order, and a delivery that fails holds back the later ones of the same
+ * rollout; lanes of other rollouts go on, so one rollout's halt is never stuck behind another
+ * rollout's failing delivery. A receiver that answers 4xx (other than 408 and 429) refused that
+ * body, and the same bytes will not fare better: that delivery is given up at once and its lane
+ * moves on. Timeouts, refused connections and 5xx are retried with backoff, up to `maxAttempts`;
+ * an endpoint that never answered in all that time is dead (see WebhookOptions.maxAttempts).
+ *
+ * Everything is in the deliveries table, so a restarted controller continues where this one
+ * stopped (a delivery cut off by shutdown is sent again: at least once, deduplicate by
+ * X-Shoal-Delivery).
  */
 export class WebhookDispatcher {
   private readonly options: Required<WebhookOptions>;
@@ -98,7 +155,7 @@ export class WebhookDispatcher {
       this.deps.logger.error({ err: error }, 'webhook enqueue failed');
       return;
     }
-    for (const { id } of this.deps.db.select({ id: webhooks.id }).from(webhooks).all()) {
+    for (const { id } of this.deps.db.select({ id: webhooks.id }).from(webhooks).where(isNull(webhooks.deadSince)).all()) {
       if (this.sending.has(id)) continue;
       const run = this.drain(id)
         .catch((error: unknown) => this.deps.logger.error({ err: error, webhookId: id }, 'webhook delivery failed unexpectedly'))
@@ -115,19 +172,14 @@ export class WebhookDispatcher {
     await Promise.allSettled([...this.sending.values()]);
   }
 
+  /** Sends the due head of every lane (one per rollout), oldest first, until no head is due. */
   private async drain(webhookId: string): Promise<void> {
     const { db, clock } = this.deps;
     while (!this.stopped) {
-      const head = db
-        .select()
-        .from(webhookDeliveries)
-        .where(and(eq(webhookDeliveries.webhookId, webhookId), eq(webhookDeliveries.state, 'pending')))
-        .orderBy(asc(webhookDeliveries.eventId))
-        .limit(1)
-        .get();
-      if (!head || head.nextAttemptAt > clock.now()) return;
-      const hook = db.select({ url: webhooks.url, secret: webhooks.secret }).from(webhooks).where(eq(webhooks.id, webhookId)).get();
-      if (!hook) return;
+      const head = laneHeads(db, webhookId).find((delivery) => delivery.nextAttemptAt <= clock.now());
+      if (!head) return;
+      const hook = db.select({ url: webhooks.url, secret: webhooks.secret, deadSince: webhooks.deadSince }).from(webhooks).where(eq(webhooks.id, webhookId)).get();
+      if (!hook || hook.deadSince !== null) return;
       await this.attempt(hook, head);
     }
   }
@@ -135,30 +187,8 @@ export class WebhookDispatcher {
   private async attempt(hook: { url: string; secret: string }, delivery: WebhookDeliveryRow): Promise<void> {
     const { db, clock, logger } = this.deps;
     const send = this.deps.send ?? (this.network ??= guardedSend(this.deps.webhookDestinations));
-    let status: number | null = null;
-    let error: string | null = null;
-    // Per attempt: a retry is a new request, signed afresh, so receivers' replay windows can be short.
-    const timestamp = Math.floor(clock.now() / 1000);
-    try {
-      const response = await send(hook.url, {
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'shoal-controller',
-          [WebhookHeaders.signature]: webhookSignature(hook.secret, timestamp, delivery.payload),
-          [WebhookHeaders.timestamp]: String(timestamp),
-          [WebhookHeaders.delivery]: delivery.id,
-          [WebhookHeaders.event]: delivery.type,
-        },
-        body: delivery.payload,
-        signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.options.timeoutMs)]),
-      });
-      status = response.status;
-      // A redirect is not a delivery: the signed body must not follow it elsewhere (it is not followed).
-      if (status < 200 || status > 299) error = truncateError(`HTTP ${status}${response.text ? `: ${response.text}` : ''}`);
-    } catch (caught) {
-      if (this.stopped) return;
-      error = truncateError(describe(caught, this.options.timeoutMs));
-    }
+    const { status, error } = await postDelivery(hook, delivery, { send, now: clock.now(), timeoutMs: this.options.timeoutMs, signal: this.shutdown.signal });
+    if (this.stopped && status === null) return;
     const now = clock.now();
     const attempts = delivery.attempts + 1;
     const common = { attempts, lastAttemptAt: now, lastStatus: status, lastError: error };
@@ -166,10 +196,23 @@ export class WebhookDispatcher {
     if (error === null) {
       result = 'delivered';
       db.update(webhookDeliveries).set({ ...common, state: 'delivered', deliveredAt: now }).where(eq(webhookDeliveries.id, delivery.id)).run();
-    } else if (attempts >= this.options.maxAttempts) {
+    } else if (status !== null && refusedByReceiver(status)) {
+      result = 'failed';
+      db.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
+      logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook delivery refused by the receiver; given up');
+    } else if (attempts >= this.options.maxAttempts && status !== null) {
+      // It answers, just not with success: this delivery is given up, and its lane's next one goes.
       result = 'failed';
       db.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
       logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook delivery given up');
+    } else if (attempts >= this.options.maxAttempts) {
+      // Nothing answered for the whole backoff schedule (hours): the endpoint is dead.
+      result = 'failed';
+      db.transaction((tx) => {
+        tx.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
+        markDead(tx, delivery.webhookId, now, `${attempts} attempts failed, the last: ${error}`);
+      });
+      logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook endpoint given up as dead; pending deliveries marked failed');
     } else {
       result = 'retry';
       const nextAttemptAt = now + backoffMs(this.options, attempts);

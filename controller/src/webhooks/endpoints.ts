@@ -34,6 +34,9 @@ function summary(db: Db, row: WebhookRow): WebhookSummary {
     createdAt: iso(row.createdAt),
     createdBy: row.createdBy,
     ...counts(db, row.id),
+    state: row.deadSince === null ? 'active' : 'dead',
+    deadSince: row.deadSince === null ? null : iso(row.deadSince),
+    deadReason: row.deadReason,
   };
 }
 
@@ -55,6 +58,8 @@ export function createWebhook(db: Db, clock: Clock, request: CreateWebhookReques
       cursorEventId: newest,
       createdAt: clock.now(),
       createdBy: actor,
+      deadSince: null,
+      deadReason: null,
     };
     tx.insert(webhooks).values(values).run();
     return values;

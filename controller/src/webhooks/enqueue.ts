@@ -23,8 +23,13 @@ export function enqueueDeliveries(db: Db, now: number): number {
       return releases.get(rolloutId)!;
     };
     let enqueued = 0;
-    for (const hook of tx.select({ id: webhooks.id, events: webhooks.events, cursor: webhooks.cursorEventId }).from(webhooks).all()) {
+    for (const hook of tx.select({ id: webhooks.id, events: webhooks.events, cursor: webhooks.cursorEventId, deadSince: webhooks.deadSince }).from(webhooks).all()) {
       if (hook.cursor >= newest) continue;
+      // A dead endpoint queues nothing: a backlog of hours would arrive at once when it comes back.
+      if (hook.deadSince !== null) {
+        tx.update(webhooks).set({ cursorEventId: newest }).where(eq(webhooks.id, hook.id)).run();
+        continue;
+      }
       const rows = tx
         .select()
         .from(events)

@@ -1,10 +1,17 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
-import { CreateWebhookRequest, WebhookDeliveryState, type WebhookDeliveries, type WebhookList } from '../../../shared/src/webhook-api.js';
+import { randomBytes } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import { CreateWebhookRequest, WebhookDeliveryState, type WebhookDeliveries, type WebhookList, type WebhookPing, type WebhookTestResult } from '../../../shared/src/webhook-api.js';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody } from '../http/request.js';
+import { iso } from '../clock.js';
+import { webhooks } from '../db/schema.js';
+import { postDelivery, WEBHOOK_DEFAULTS } from './dispatcher.js';
+import { guardedSend } from './send.js';
+import { revive } from './lanes.js';
 import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, readWebhook } from './endpoints.js';
 
 type OperatorEnv = { Variables: { operator: OperatorIdentity } };
@@ -63,6 +70,21 @@ export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logge
     if (!deleteWebhook(db, id)) throw unknownWebhook(id);
     deps.logger.info({ webhookId: id, operator: c.get('operator').name }, 'webhook deleted');
     return c.body(null, 204);
+  });
+
+  // Sends a signed ping now and answers how it went; a dead endpoint that answers is brought back.
+  app.post('/webhooks/:id/test', async (c) => {
+    const id = c.req.param('id');
+    const found = readWebhook(db, id);
+    const hook = found ? db.select({ url: webhooks.url, secret: webhooks.secret }).from(webhooks).where(eq(webhooks.id, id)).get() : undefined;
+    if (!found || !hook) throw unknownWebhook(id);
+    const ping: WebhookPing = { type: 'ping', at: iso(clock.now()), webhookId: id, text: `Shoal webhook ${id} test: this endpoint receives Shoal rollout events.` };
+    const outcome = await postDelivery(hook, { id: `whd-test-${randomBytes(8).toString('hex')}`, type: 'ping', payload: JSON.stringify(ping) }, { send: guardedSend(deps.webhookDestinations), now: clock.now(), timeoutMs: WEBHOOK_DEFAULTS.timeoutMs });
+    const delivered = outcome.error === null;
+    const revived = delivered && found.state === 'dead';
+    if (revived) revive(db, id);
+    deps.logger.info({ webhookId: id, delivered, status: outcome.status, revived, operator: c.get('operator').name }, 'webhook tested');
+    return c.json({ delivered, status: outcome.status, error: outcome.error, revived } satisfies WebhookTestResult);
   });
 
   app.get('/webhooks/:id/deliveries', (c) => {

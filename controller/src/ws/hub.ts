@@ -10,6 +10,7 @@ import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
 import { appendEvent } from '../events.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
+import { recordAgentVersion } from '../hosts/agent-version.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 
@@ -170,6 +171,7 @@ export class AgentHub {
     }
     // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
     afterLogin(this.deps, host, { watermark });
+    recordAgentVersion(this.deps.db, host, parsed.data.agentVersion);
     this.register(connection, host);
   }
 

@@ -2,9 +2,12 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import nacl from 'tweetnacl';
 import { toBase64 } from '../../../shared/src/keys.js';
-import { PROTOCOL_VERSION, challengeMessage, controllerAudience, type Phase } from '../../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, challengeMessage, controllerAudience, type CommandFailure, type Phase } from '../../../shared/src/protocol.js';
 import { RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { newHostKeys, type TestHost } from '../helpers.js';
+
+// The CLI prints local time with its zone; tests that run it in-process see the same zone everywhere.
+process.env.TZ = 'UTC';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -115,16 +118,19 @@ export class FakeAgent {
     return json;
   }
 
+  /** The version this stand-in says it runs when it logs in (as the real agent does since 0.1.0). */
+  agentVersion: string | undefined = undefined;
+
   private async login(): Promise<string> {
     const name = this.host.name;
     const { nonce } = (await this.post('/v1/agent/challenge', { protocol: PROTOCOL_VERSION, host: name })) as { nonce: string };
     const signature = toBase64(nacl.sign.detached(challengeMessage(name, nonce, controllerAudience(this.url)), this.host.keys.secretKey));
-    const { token } = (await this.post('/v1/agent/session', { protocol: PROTOCOL_VERSION, host: name, nonce, signature })) as { token: string };
+    const { token } = (await this.post('/v1/agent/session', { protocol: PROTOCOL_VERSION, host: name, nonce, signature, ...(this.agentVersion ? { agentVersion: this.agentVersion } : {}) })) as { token: string };
     return token;
   }
 
   /** Reports `phase` for the manifest `rollout` sent this host. */
-  async report(phase: Phase, rollout: RolloutStatus, options: { reason?: string; current?: string | null } = {}): Promise<void> {
+  async report(phase: Phase, rollout: RolloutStatus, options: { reason?: string; current?: string | null; failure?: CommandFailure } = {}): Promise<void> {
     const member = rollout.waves.flatMap((w) => w.hosts).find((h) => h.host === this.host.name);
     if (!member?.manifestVersion) throw new Error(`${this.host.name} has no manifest in rollout ${rollout.id}`);
     this.session ??= await this.login();
@@ -141,7 +147,7 @@ export class FakeAgent {
             manifestVersion: member.manifestVersion,
             storePath: member.targetPath,
             currentSystem: options.current === undefined ? (phase === 'healthy' ? member.targetPath : null) : options.current,
-            detail: options.reason ? { reason: options.reason } : {},
+            detail: { ...(options.reason ? { reason: options.reason } : {}), ...(options.failure ? { failure: options.failure } : {}) },
           },
         ],
       },

@@ -77,7 +77,7 @@ describe('shoal CLI', () => {
 
     const set = await spawnShoal(['set', 'web-1', storePath('sys', 'a'), '--action', 'switch'], env);
     expect(set).toMatchObject({ code: 0, stderr: '' });
-    expect(set.stdout).toContain(`web-1: v1 ${storePath('sys', 'a')} (switch)`);
+    expect(set.stdout).toContain(`web-1: generation #1 ${storePath('sys', 'a')} (switch)`);
     const status = await spawnShoal(['status', '--json'], env);
     expect(status.code).toBe(0);
     expect(HostList.parse(JSON.parse(status.stdout)).hosts.find((h) => h.name === 'web-1')?.desired?.version).toBe(1);
@@ -90,9 +90,11 @@ describe('shoal CLI', () => {
     const result = await inProcess(['status'], env);
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^HOST\s+PHASE\s+CURRENT\s+DESIRED\s+VER\s+SEEN\s+CONN$/);
+    expect(lines[0]).toMatch(/^\d+ hosts: 0 healthy, \d+ offline$/);
+    expect(lines[2]).toMatch(/^HOST\s+PHASE\s+GEN\s+RELEASE\s+ROLLOUT\s+SEEN\s+CONN$/);
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
-    expect(lines.find((l) => l.startsWith('db-1'))).toMatch(/^db-1\s+-\s+-\s+ddddddd\*\s+v1\s+never\s+offline$/);
+    // The generation number, not a version; "*": not yet on it; the release its statement names.
+    expect(lines.find((l) => l.startsWith('db-1'))).toMatch(/^db-1\s+-\s+#1\*\s+\S+\s+-\s+never\s+offline$/);
     expect(lines.some((l) => l.startsWith('a-host-with-a…'))).toBe(true);
   });
 
@@ -104,8 +106,9 @@ describe('shoal CLI', () => {
     expect(await inProcess(['host', 'register', 'cache-1', '--public-key', key, '--tag', 'cache'], env)).toMatchObject({ code: 0, stdout: 'registered cache-1\n' });
     await inProcess(['set', 'cache-1', storePath('sys', 'c')], env);
     const history = await inProcess(['history', 'cache-1'], env);
-    expect(history.stdout.split('\n')[0]).toMatch(/host-registered\s+operator:test-admin/);
-    expect(history.stdout).toContain(`desired-set       operator:test-admin   v1 ${storePath('sys', 'c')} (safe-switch)`);
+    expect(history.stdout.split('\n')[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  test-admin registered the host with tags cache$/);
+    expect(history.stdout).toContain(`test-admin set the desired system: generation #1, ${storePath('sys', 'c').slice('/nix/store/'.length, '/nix/store/'.length + 7)}`);
+    expect(history.stdout).not.toContain('{');
   });
 
   it('reports each failure as one line and a non-zero exit', async () => {

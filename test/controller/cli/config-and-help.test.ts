@@ -49,7 +49,7 @@ describe('shoal CLI config file', () => {
     const fromFile = await inProcess(['release', 'list', '--config', file], {});
     expect(fromFile.stderr).toMatch(/^shoal: cannot reach the controller at http:\/\/127\.0\.0\.1:9 /);
     const envOverFile = await inProcess(['release', 'list'], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: ctl.handle.url });
-    expect(envOverFile).toMatchObject({ code: 0, stdout: 'RELEASE               HOSTS  CREATED            SOURCE      DESCRIPTION\n(no releases)\n' });
+    expect(envOverFile).toMatchObject({ code: 0, stdout: 'RELEASE               HOSTS  CREATED                SOURCE      DESCRIPTION\n(no releases)\n' });
     const flagOverEnv = await inProcess(['release', 'list', '--controller', ctl.handle.url], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: 'http://127.0.0.1:9' });
     expect(flagOverEnv.code).toBe(0);
     const tokenFromEnv = await inProcess(['release', 'list'], { SHOAL_CONFIG: file, SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: 'shoal_op_wrong' });
@@ -79,9 +79,9 @@ describe('shoal CLI config file', () => {
 
 describe('shoal --help', () => {
   it('has help with an example for every command, within 80 columns', async () => {
-    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'enroll-token list', 'enroll-token revoke', 'host register', 'host rm', 'host rekey', 'host unknown', 'host adopt', 'backup', 'set', 'status', 'history',
+    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'enroll-token list', 'enroll-token revoke', 'host register', 'host diff', 'host rm', 'host rekey', 'host unknown', 'host adopt', 'backup', 'set', 'status', 'history',
       'release build', 'release push-closures', 'release sign', 'release publish', 'release create', 'release list', 'release show', 'rollout plan', 'rollout start', 'rollout status', 'rollout watch', 'rollout list',
-      'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback', 'rollout retry'];
+      'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback', 'rollout retry', 'webhook add', 'webhook list', 'webhook rm', 'webhook test', 'key show'];
     expect(Object.keys(HELP).sort()).toEqual([...commands].sort());
     for (const command of commands) {
       const result = await inProcess([...command.split(' '), '--help'], {});
@@ -89,6 +89,11 @@ describe('shoal --help', () => {
       expect(result.stdout, command).toMatch(new RegExp(`^usage: shoal ${command}`));
       expect(result.stdout, command).toMatch(/\nexamples?: shoal /);
       for (const line of result.stdout.split('\n')) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(80);
+      // The usage names every argument the command insists on, by the name its error uses.
+      const bare = await inProcess(command.split(' '), { SHOAL_CONTROLLER: 'http://127.0.0.1:9', SHOAL_TOKEN: 't' });
+      const wanted = /expected (.+), got none/.exec(bare.stderr)?.[1];
+      const usage = result.stdout.split('\n\n')[0]!;
+      if (wanted) for (const name of wanted.replace('...', '').split(' ')) expect(usage, command).toContain(name);
     }
     const top = await inProcess(['--help'], {});
     for (const line of top.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
@@ -144,7 +149,7 @@ describe('colour', () => {
 
   it('is used on a terminal only, and never with NO_COLOR', async () => {
     const env = { SHOAL_CONTROLLER: ctl.handle.url, SHOAL_TOKEN: ctl.operatorToken };
-    const args = ['rollout', 'plan', 'c', '--canary', '0', '--approve-before', '0'];
+    const args = ['rollout', 'plan', 'c', '--canary', '0', '--approve-before', '1'];
     expect((await inProcess(args, env, true)).stdout).toContain('\x1b[');
     expect((await inProcess(args, { ...env, NO_COLOR: '1' }, true)).stdout).not.toContain('\x1b');
     expect((await inProcess(args, env, false)).stdout).not.toContain('\x1b');

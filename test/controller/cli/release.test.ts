@@ -57,7 +57,7 @@ describe('shoal release', () => {
     expect(published.status).toBe(201);
     const human = await shoal(['release', 'show', 'ci-7'], env);
     expect(human.stdout).toContain(
-      `signed by CI key ci-release-1 at 2030-01-02 03:04Z, floor 4\nbuilt from revision 0123456789abcdef0123456789abcdef01234567, flake.lock sha256 ${'ab'.repeat(32)}\n`,
+      `signed by CI key ci-release-1 at 2030-01-02 03:04 UTC, floor 4\nbuilt from revision 0123456789abcdef0123456789abcdef01234567, flake.lock sha256 ${'ab'.repeat(32)}\n`,
     );
   });
 
@@ -76,7 +76,7 @@ describe('shoal release', () => {
     const listed = await shoal(['release', 'list'], env);
     const lines = listed.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^RELEASE\s+HOSTS\s+CREATED\s+SOURCE\s+DESCRIPTION$/);
-    expect(lines.find((l) => l.startsWith('v2 '))).toMatch(/^v2\s+2\s+\d{4}-\d\d-\d\d \d\d:\d\dZ\s+def456\s+from a map$/);
+    expect(lines.find((l) => l.startsWith('v2 '))).toMatch(/^v2\s+2\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+def456\s+from a map$/);
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80);
   });
 

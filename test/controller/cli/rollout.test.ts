@@ -33,7 +33,7 @@ describe('shoal rollout', () => {
 
   it('plans waves with their hosts in order, marks the canary and the approval gates, within 80 columns', async () => {
     await fleet('plan', 12, (i) => (i < 2 ? ['db'] : ['web']));
-    const flags = ['--canary', '1', '--waves', '25%,hosts:plan-3+plan-4,tags:db,100%', '--approve-before', '2', '--bake', '5m', '--max-failures', '10%', '--min-sample', '4'];
+    const flags = ['--canary', '1', '--waves', '25%,hosts:plan-3+plan-4,tags:db,100%', '--approve-before', '3', '--bake', '5m', '--max-failures', '10%', '--min-sample', '4'];
     const [human, asJson] = await Promise.all([shoal(['rollout', 'plan', 'plan', ...flags], env), shoal(['rollout', 'plan', 'plan', ...flags, '--json'], env)]);
     expect(human.stderr).toBe('');
     expect(human.code).toBe(0);
@@ -50,9 +50,10 @@ describe('shoal rollout', () => {
     const lines = human.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('release plan: 12 hosts in 5 waves');
     expect(human.stdout).toContain('at most 10% failed once 4 finished · bake 5m');
-    expect(lines).toContain(`wave 0  canary                  1 host     ${plan.waves[0]!.hosts[0]}`);
-    expect(lines.find((l) => l.startsWith('wave 2'))).toMatch(/^wave 2  approval first\s+2 hosts\s+plan-\d+, plan-\d+$/);
-    expect(lines.at(-1)).toBe('waits for `shoal rollout approve` before wave 2');
+    // Waves as people count them: the canary is wave 1.
+    expect(lines).toContain(`wave 1  canary                  1 host     ${plan.waves[0]!.hosts[0]}`);
+    expect(lines.find((l) => l.startsWith('wave 3'))).toMatch(/^wave 3  approval first\s+2 hosts\s+plan-\d+, plan-\d+$/);
+    expect(lines.at(-1)).toBe('waits for `shoal rollout approve` before wave 3');
     // Every host appears once, in the order the plan gives.
     const named = human.stdout.match(/plan-\d+/g)!.filter((h) => h !== 'plan');
     expect(named).toEqual(plan.waves.flatMap((w) => w.hosts));
@@ -72,7 +73,7 @@ describe('shoal rollout', () => {
     expect(gaps.stderr.split('\n')).toEqual([
       'shoal: rollout refused (invalid-rollout, HTTP 400):',
       '  wave 2 (25%) would cover fewer hosts (1) than the waves before it (2); waves are cumulative',
-      '  approvalBefore names wave 7, but the rollout has waves 0 to 1',
+      '  approvalBefore names position 6 (wave 7), but the rollout has 2 waves (positions 0 to 1)',
       expect.stringMatching(/^  the waves cover 2 of 3 selected hosts; 1 \(spec-\d\) are in no wave — end with "100%"$/),
       '',
     ]);
@@ -83,7 +84,7 @@ describe('shoal rollout', () => {
 
   it('starts a rollout, shows its status, and approves, pauses, resumes and aborts it', async () => {
     await fleet('gate', 4);
-    const started = await shoal(['rollout', 'start', 'gate', '--canary', '1', '--waves', '100%', '--approve-before', '1', '--json'], env);
+    const started = await shoal(['rollout', 'start', 'gate', '--canary', '1', '--waves', '100%', '--approve-before', '2', '--json'], env);
     expect(started.stderr).toBe('');
     const id = RolloutStatus.parse(JSON.parse(started.stdout)).id;
     let current = await status(id);
@@ -95,24 +96,24 @@ describe('shoal rollout', () => {
     expect(shown.code).toBe(0);
     const lines = shown.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe(`rollout ${id} · release gate · waiting-approval`);
-    expect(lines[1]).toBe('wave 1 of 1 · failures 0 (max 0) · 1/4 finished');
+    expect(lines[1]).toBe('wave 2 of 2 · failures 0 (max 0) · 1/4 finished');
     expect(lines).toContain('WAVE              PENDING  IN PROG  HEALTHY  FAILED  SKIPPED  STATE');
-    expect(lines).toContain('0 canary                0        0        1       0        0  done');
-    expect(lines).toContain('1 approval              3        0        0       0        0  waiting approval');
-    expect(lines.at(-1)).toBe(`waiting: run \`shoal rollout approve ${id}\` to start wave 1`);
+    expect(lines).toContain('1 canary                0        0        1       0        0  done');
+    expect(lines).toContain('2 approval              3        0        0       0        0  waiting approval');
+    expect(lines.at(-1)).toBe(`waiting: run \`shoal rollout approve ${id}\` to start wave 2 of 2`);
 
-    expect(await shoal(['rollout', 'approve', id], env)).toMatchObject({ code: 0, stdout: `approved rollout ${id}; now running at wave 1\n` });
+    expect(await shoal(['rollout', 'approve', id], env)).toMatchObject({ code: 0, stdout: `approved rollout ${id}; now running at wave 2 of 2\n` });
     current = await status(id);
     expect(inFlight(current)).toHaveLength(3);
-    expect(await shoal(['rollout', 'pause', id], env)).toMatchObject({ code: 0, stdout: `paused rollout ${id}; now paused at wave 1\n` });
+    expect(await shoal(['rollout', 'pause', id], env)).toMatchObject({ code: 0, stdout: `paused rollout ${id}; now paused at wave 2 of 2\n` });
     const again = await shoal(['rollout', 'pause', id], env);
     expect(again).toMatchObject({ code: 1, stderr: `shoal: rollout ${id} is paused; pause applies only to a rollout that is running or waiting-approval (invalid-transition, HTTP 409)\n` });
-    expect(await shoal(['rollout', 'resume', id], env)).toMatchObject({ code: 0, stdout: `resumed rollout ${id}; now running at wave 1\n` });
+    expect(await shoal(['rollout', 'resume', id], env)).toMatchObject({ code: 0, stdout: `resumed rollout ${id}; now running at wave 2 of 2\n` });
     const aborted = await shoal(['rollout', 'abort', id, '--json'], env);
     expect(RolloutStatus.parse(JSON.parse(aborted.stdout))).toMatchObject({ state: 'aborted', reason: 'aborted by operator:test-admin' });
 
     const list = await shoal(['rollout', 'list'], env);
-    expect(list.stdout.split('\n')).toContain(`${id}  gate            aborted           1/1     4      ${current.createdAt.slice(0, 10)} ${current.createdAt.slice(11, 16)}Z`);
+    expect(list.stdout.split('\n')).toContain(`${id}  gate          aborted           2/2    4      ${current.createdAt.slice(0, 10)} ${current.createdAt.slice(11, 16)} UTC`);
   });
 
   it('refuses a rollout over hosts another active rollout owns, naming that rollout', async () => {
@@ -128,7 +129,7 @@ describe('shoal rollout', () => {
     await fleet('halt', 3);
     const id = RolloutStatus.parse(JSON.parse((await shoal(['rollout', 'start', 'halt', '--canary', '1', '--waves', '100%', '--json'], env)).stdout)).id;
     const watch = startCli(['rollout', 'watch', id], env);
-    await watch.waitFor('v1 issued (wave 0)');
+    await watch.waitFor('generation #1 issued (wave 1)');
     const current = await status(id);
     const canary = current.waves[0]!.hosts[0]!.host;
     await agents.get(canary)!.report('rolled-back', current, { reason: 'switch-to-configuration failed', current: OLD(canary) });
@@ -139,8 +140,8 @@ describe('shoal rollout', () => {
     expect(lines[0]).toBe(`watching rollout ${id}`);
     expect(lines.slice(1, 7).map((l) => l.replace(/^\d\d:\d\d:\d\d {2}/, ''))).toEqual([
       'started: waves of 1, 2 hosts by operator:test-admin',
-      'wave 0 started (canary): 1 host',
-      `${canary}: v1 issued (wave 0)`,
+      'wave 1 started (canary): 1 host',
+      `${canary}: generation #1 issued (wave 1)`,
       `${canary}: rolled-back: switch-to-configuration failed`,
       'halted: 1 host(s) failed; at most 0 allowed',
       '',
@@ -156,7 +157,7 @@ describe('shoal rollout', () => {
     const watch = startCli(['rollout', 'start', 'ok', '--canary', '1', '--waves', '100%', '--bake', '1s', '--watch'], env);
     await watch.waitFor(/started rollout (ro-[0-9a-f]+)/);
     const id = /started rollout (ro-[0-9a-f]+)/.exec(watch.output())![1]!;
-    for (let wave = 0; wave < 2; wave++) {
+    for (let wave = 1; wave <= 2; wave++) {
       await watch.waitFor(`wave ${wave} started`);
       const current = await status(id);
       for (const host of inFlight(current)) await agents.get(host.host)!.report('healthy', current);
@@ -164,7 +165,7 @@ describe('shoal rollout', () => {
     const result = await watch.done;
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('wave 0 healthy, baking for 1s');
+    expect(result.stdout).toContain('wave 1 healthy, baking for 1s');
     expect(result.stdout).toMatch(/\d\d:\d\d:\d\d {2}succeeded\n/);
     expect(result.stdout).toContain(`rollout ${id} · release ok · succeeded`);
     for (const name of names) expect(result.stdout).toContain(`${name}: healthy`);

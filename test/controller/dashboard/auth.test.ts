@@ -94,7 +94,7 @@ describe('dashboard sign-in and CSRF', () => {
     expect(response.headers.get('location')).toBe(`/dashboard/rollouts/${rolloutId}`);
     expect(rolloutState(ctl, rolloutId)).toBe('running');
     const approved = ctl.database.sqlite.prepare("select data from events where kind = 'rollout-approved' and rollout_id = ?").get(rolloutId) as { data: string };
-    expect(JSON.parse(approved.data)).toMatchObject({ actor: 'operator:test-admin', waveIndex: 0 });
+    expect(JSON.parse(approved.data)).toMatchObject({ actor: 'operator:test-admin', wave: 1 });
     const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
     expect(page).toContain(`Rollout ${rolloutId} approved the waiting wave.`);
   });

@@ -2,6 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestPayload } from '../../../shared/src/protocol.js';
 import { issueManifest, latestManifest } from '../../../controller/src/manifests/issue.js';
 import { renewExpiringManifests } from '../../../controller/src/manifests/renew.js';
+import { createManifestSigner } from '../../../controller/src/manifests/signer.js';
+import type { Envelope } from '../../../shared/src/envelope.js';
+import { generateNamedKey } from '../../../shared/src/keys.js';
 import type { PublishedManifest } from '../../../controller/src/manifests/bus.js';
 import { count, registeredHost, storePath, testController, type TestController } from '../helpers.js';
 
@@ -50,6 +53,17 @@ describe('manifest renewal', () => {
     expect(kinds.at(-1)).toEqual({ kind: 'manifest-renewed', actor: 'controller' });
     // Renewed, the manifests are fresh again: a second pass right away does nothing.
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
+  });
+
+  it('re-signs at once a desired state signed by a controller key it no longer signs with (key rotation)', async () => {
+    issue('web-1', 'a');
+    const rotated = { ...ctl.deps, signer: createManifestSigner(generateNamedKey('controller-2')) };
+    expect(await renewExpiringManifests(rotated)).toBe(1);
+    const renewed = latestManifest(ctl.database.db, 'web-1')!;
+    expect((JSON.parse(renewed.envelope) as Envelope).signatures.map((s) => s.keyid)).toEqual(['controller-2']);
+    expect(payloadOf(renewed.envelope)).toMatchObject({ version: 2, storePath: storePath('sys', 'a') });
+    // Signed by the current key, it is left alone until it nears expiry.
+    expect(await renewExpiringManifests(rotated)).toBe(0);
   });
 
   it('keeps a quiet host’s manifest valid across many TTLs', async () => {

@@ -68,7 +68,7 @@ describe('rollout planning', () => {
       problems: [expect.stringContaining('"h99", which is not selected')],
     });
     expect(plan({ canary: 8, waves: ['100%'] })).toMatchObject({ ok: false, problems: [expect.stringContaining('canary of 8')] });
-    expect(plan({ waves: ['100%'], approvalBefore: [3] })).toMatchObject({ ok: false, problems: [expect.stringContaining('wave 3')] });
+    expect(plan({ waves: ['100%'], approvalBefore: [3] })).toMatchObject({ ok: false, problems: [expect.stringContaining('position 3 (wave 4)')] });
   });
 
   it('refuses a selector naming a host that is not in the release', () => {

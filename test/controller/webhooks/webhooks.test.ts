@@ -102,7 +102,7 @@ describe('webhooks', () => {
       expect(Number.isNaN(Date.parse(payload.at))).toBe(false);
     }
     expect(arrived[0]!.data).toMatchObject({ release: 'rel-1', waves: [1, 2] });
-    expect(arrived[4]!.data).toMatchObject({ actor: 'operator:test-admin', waveIndex: 1 });
+    expect(arrived[4]!.data).toMatchObject({ actor: 'operator:test-admin', wave: 2 });
   });
 
   it('retries a delivery the receiver answered 500, with the same id and body, and holds later events back until it succeeds', async () => {
@@ -127,7 +127,7 @@ describe('webhooks', () => {
 
     const arrived = receiver.accepted.map((r) => verified(r, SECRET));
     expect(arrived.map((p) => p.type)).toEqual(expected);
-    expect(arrived[2]).toMatchObject({ host: canary, data: { wave: 0 } });
+    expect(arrived[2]).toMatchObject({ host: canary, data: { wave: 1 } });
     expect(String(arrived[2]!.data.reason)).toContain('health check web failed');
     expect(String(arrived[3]!.data.reason)).toContain('1 host(s) failed');
 

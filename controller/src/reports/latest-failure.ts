@@ -1,0 +1,41 @@
+import { and, desc, eq } from 'drizzle-orm';
+import type { HostFailure } from '../../../shared/src/operator-api.js';
+import { diagnoseFailure } from '../../../shared/src/nix-failure.js';
+import type { CommandFailure, Phase } from '../../../shared/src/protocol.js';
+import { iso } from '../clock.js';
+import type { Db } from '../db/open.js';
+import { events } from '../db/schema.js';
+
+export type FailureReport = HostFailure;
+
+const FAILED = new Set(['failed', 'rolled-back', 'refused', 'degraded']);
+
+/**
+ * The host's latest failed report about `version` (any version when null), with the failing
+ * command, its output tail and the classifier's plain-words diagnosis. The CLI, the API and the
+ * dashboard all show this one.
+ */
+export function latestFailure(db: Db, host: string, version: number | null): FailureReport | null {
+  const rows = db
+    .select({ at: events.at, data: events.data })
+    .from(events)
+    .where(and(eq(events.host, host), eq(events.kind, 'report')))
+    .orderBy(desc(events.id))
+    .limit(50)
+    .all();
+  for (const row of rows) {
+    const data = row.data as { phase?: string; manifestVersion?: number | null; detail?: { reason?: string; failure?: CommandFailure } };
+    if (!data.phase || !FAILED.has(data.phase)) continue;
+    if (version !== null && data.manifestVersion !== version) continue;
+    const failure = data.detail?.failure ?? null;
+    return {
+      at: iso(row.at),
+      phase: data.phase as Phase,
+      version: data.manifestVersion ?? null,
+      reason: data.detail?.reason ?? null,
+      failure,
+      diagnosis: failure ? diagnoseFailure(failure) : null,
+    };
+  }
+  return null;
+}

@@ -1,0 +1,44 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EventLog } from '../../controller/src/event-log.js';
+import { prettyLine } from '../../shared/src/log-format.js';
+import { registeredHost, storePath, testController, type TestController } from './helpers.js';
+
+let ctl: TestController;
+afterEach(() => ctl.close());
+
+describe('the controller log', () => {
+  it('logs every manifest issued and what a rollout does, at info, after commit', async () => {
+    ctl = testController();
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const log = new EventLog(ctl.database.db, logger);
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('nixos-system-web-1', 'b') }) })).status).toBe(200);
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'v2', hosts: [{ host: 'web-2', storePath: storePath('nixos-system-web-2', 'b') }] }) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'v2', waves: ['100%'] }) });
+    expect(started.status).toBe(201);
+    const { id } = (await started.json()) as { id: string };
+    expect((await ctl.operator(`/v1/rollouts/${id}/abort`, { method: 'POST' })).status).toBe(200);
+    log.flush();
+
+    const seen = lines.map((l) => [l.level, l.msg, l.host ?? null]);
+    expect(seen).toContainEqual([30, 'desired-set', 'web-1']);
+    expect(seen).toContainEqual([30, 'rollout-started', null]);
+    expect(seen).toContainEqual([30, 'rollout-wave-started', null]);
+    expect(seen).toContainEqual([30, 'manifest-issued', 'web-2']);
+    expect(seen).toContainEqual([30, 'rollout-aborted', null]);
+    expect(lines.find((l) => l.msg === 'rollout-wave-started')).toMatchObject({ rolloutId: id, wave: 1, hosts: 1 });
+    expect(lines.find((l) => l.msg === 'manifest-issued')).toMatchObject({ version: 1, rolloutId: id });
+    // Nothing is logged twice.
+    log.flush();
+    expect(lines.length).toBe(seen.length);
+  });
+
+  it('reads as one line per entry on a terminal', () => {
+    process.env.TZ = 'UTC';
+    const line = prettyLine(JSON.stringify({ level: 'info', time: '2030-01-01T12:00:01.234Z', component: 'controller', msg: 'rollout-halted', rolloutId: 'ro-1', reason: '1 host failed' }));
+    expect(line).toBe('12:00:01 INFO  controller: rollout-halted  rolloutId=ro-1 reason="1 host failed"\n');
+  });
+});

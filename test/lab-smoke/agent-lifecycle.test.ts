@@ -72,7 +72,8 @@ describe('lab agent and controller lifecycle', () => {
     const { host: address } = controller.options;
     const port = controller.port;
     await controller.stop();
-    const squatter = createServer();
+    // The running agent dials the port too: hang up on it, or closing the squatter would wait for its connections.
+    const squatter = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       squatter.once('error', reject);
       squatter.listen(port, address, resolve);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestResponse, controllerAudience } from '../../../shared/src/protocol.js';
-import { storePath, signChallenge, type TestHost } from '../helpers.js';
+import { ManualClock, storePath, signChallenge, type TestHost } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 
 describe('manifest long-poll', () => {
@@ -74,6 +74,27 @@ describe('manifest long-poll', () => {
     expect((await waiting).status).toBe(304);
   });
 });
+
+describe('a host holding a long-poll', () => {
+  it('shows as polling for as long as its poll is held, past the polling window', async () => {
+    const clock = new ManualClock(Date.now());
+    // A 1 s poll interval: a host not heard from for 3 s would be offline.
+    const ctl = await liveController({ clock, pollIntervalMs: 1_000 });
+    try {
+      const session = await httpSession(ctl, ctl.register('web-1'));
+      const waiting = fetch(`${ctl.handle.url}/v1/agent/manifest?waitSeconds=30`, { headers: { authorization: `Bearer ${session}` } });
+      await expect.poll(() => ctl.handle.deps.bus.waiterCount()).toBe(1);
+      clock.advance(20_000);
+      const status = await fetch(`${ctl.handle.url}/v1/hosts/web-1`, { headers: { authorization: `Bearer ${ctl.operatorToken}` } });
+      expect(((await status.json()) as { connection: string }).connection).toBe('polling');
+      await ctl.setDesired('web-1', storePath('sys', 'a'));
+      expect((await waiting).status).toBe(200);
+    } finally {
+      await ctl.close();
+    }
+  });
+});
+
 
 async function httpSession(ctl: LiveController, host: TestHost): Promise<string> {
   const post = (path: string, body: unknown) =>

@@ -46,6 +46,8 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .s-offline { background:var(--offline); } .s-idle { background:var(--idle); color:var(--fg); } .s-pending { background:var(--pending); color:var(--fg); } .s-degraded { background:var(--warn); }
 .s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
 .s-degraded { background:var(--degraded); } .s-drifted { background:var(--drifted); }
+.s-paused { background:var(--pending); color:var(--fg); border:1px dashed var(--fg); }
+.host-actions { display:flex; flex-wrap:wrap; gap:8px 16px; align-items:end; } .host-action { margin:0; } .paused-note { margin-top:4px; }
 .host-cell.s-waiting { background-image:repeating-linear-gradient(90deg, rgba(255,255,255,.3) 0 2px, transparent 2px 7px); }
 .rollback-plan { margin:8px 0; } .rollback-plan td { font-size:14px; }
 .sr-only { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }

@@ -272,7 +272,7 @@ export function HostActions(props: { host: HostStatus; session: DashboardSession
             </select>
           </label>
           {props.host.paused ? (
-            <label>
+            <label class="check">
               <input type="checkbox" name="force" value="yes" /> although paused
             </label>
           ) : null}

@@ -47,6 +47,7 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .s-skipped { background:var(--skipped); } .s-waiting { background:var(--warn); }
 .s-degraded { background:var(--degraded); } .s-drifted { background:var(--drifted); }
 .s-paused { background:var(--pending); color:var(--fg); border:1px dashed var(--fg); }
+.filters label.check { flex-direction:row; align-items:center; gap:6px; } .filters label.check input { width:auto; min-width:0; }
 .host-actions { display:flex; flex-wrap:wrap; gap:8px 16px; align-items:end; } .host-action { margin:0; } .paused-note { margin-top:4px; }
 .host-cell.s-waiting { background-image:repeating-linear-gradient(90deg, rgba(255,255,255,.3) 0 2px, transparent 2px 7px); }
 .rollback-plan { margin:8px 0; } .rollback-plan td { font-size:14px; }

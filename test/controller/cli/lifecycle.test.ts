@@ -87,6 +87,9 @@ describe('host and token lifecycle from the CLI', () => {
       { kind: 'host-paused', actor: 'operator:test-admin' },
       { kind: 'host-resumed', actor: 'operator:test-admin' },
     ]);
+    const history = (await shoal(env, 'history', 'web-1')).stdout;
+    expect(history).toContain('paused the host: rollouts leave it waiting, set needs --force');
+    expect(history).toContain('resumed the host');
     expect(await shoal(env, 'host', 'pause', 'nope')).toMatchObject({ code: 1, stderr: 'shoal: no host named "nope" (unknown-host, HTTP 404)\n' });
   });
 

@@ -191,6 +191,27 @@ describe('dashboard host actions and rollout questions', () => {
     expect(await (await browser.get(`/dashboard/rollouts/${id}`)).text()).not.toContain('web-1: paused');
   });
 
+  it('numbers waves as people count, "wave 2 of 2", and names the canary wave "canary (wave 1 of 2)" on every page', async () => {
+    for (const host of ['web-1', 'web-2', 'web-3']) registeredHost(ctl, host);
+    const browser = await signedIn(ctl);
+    const release = await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: ['web-1', 'web-2', 'web-3'].map((host) => ({ host, storePath: storePath(host, 'b') })) }) });
+    expect(release.status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', canary: 1, waves: ['100%'], approvalBefore: [1] }) });
+    const { id } = (await started.json()) as { id: string };
+    const rolloutPage = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(rolloutPage).toContain('<dd>canary (wave 1 of 2), deploying</dd>');
+    expect(rolloutPage).toContain('Wave 1 of 2 (current)');
+    expect(rolloutPage).toContain('aria-label="wave 2 of 2 hosts"');
+    expect(await (await browser.get('/dashboard')).text()).toContain('canary (wave 1 of 2) · 0 of 3 hosts done');
+    expect(await (await browser.get('/dashboard/rollouts')).text()).toMatch(/data-label="Wave">wave 1 of 2</);
+
+    // As when the canary has baked and the gated second wave waits (rendering only): the button says which of how many.
+    ctl.database.sqlite.prepare("update rollouts set state = 'waiting-approval', wave_index = 1 where id = ?").run(id);
+    const waiting = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(waiting).toContain('<dd>wave 2 of 2, waiting for approval</dd>');
+    expect(waiting).toContain('Approve wave 2 of 2');
+  });
+
   it('removes a host only after a confirmation page, refuses while a rollout includes it, and goes back to the fleet', async () => {
     registeredHost(ctl, 'web-1');
     registeredHost(ctl, 'web-2');

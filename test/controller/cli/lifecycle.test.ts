@@ -76,10 +76,20 @@ describe('host and token lifecycle from the CLI', () => {
     expect(listed.stdout).toContain('1 host: 0 healthy, 1 offline (1 paused)');
     expect(listed.stdout).toContain('  paused: rollouts leave it waiting and set needs --force (shoal host resume web-1)');
     expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0]).toMatchObject({ name: 'web-1', paused: true, desired: null });
+    // A rollout sends it nothing and says why it waits.
+    const headers = { authorization: `Bearer ${ctl.operatorToken}`, 'content-type': 'application/json' };
+    await fetch(`${ctl.handle.url}/v1/releases`, { method: 'POST', headers, body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-1', storePath: storePath('sys', 'b') }] }) });
+    const started = await fetch(`${ctl.handle.url}/v1/rollouts`, { method: 'POST', headers, body: JSON.stringify({ release: 'r1', waves: ['100%'] }) });
+    const { id } = (await started.json()) as { id: string };
+    const rollout = await shoal(env, 'rollout', 'status', id);
+    expect(rollout.stdout.replace(/\s+/g, ' ')).toContain('paused hosts, waiting in their wave until resumed (shoal host resume NAME): web-1');
+    expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0].desired).toBeNull();
 
     expect(await shoal(env, 'set', 'web-1', path, '--force')).toMatchObject({ code: 0, stdout: expect.stringContaining(`web-1: generation #1 ${path}`) });
     expect(await shoal(env, 'host', 'resume', 'web-1')).toMatchObject({ code: 0, stdout: expect.stringMatching(/^resumed web-1/) });
     expect((await shoal(env, 'status')).stdout).not.toContain('paused');
+    // Resumed, the rollout issues it at once.
+    expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0].desired).toMatchObject({ rolloutId: id, storePath: storePath('sys', 'b') });
     expect(await shoal(env, 'set', 'web-1', storePath('nixos-system-web-1', 'd'))).toMatchObject({ code: 0 });
     const kinds = ctl.handle.database.sqlite.prepare("select kind, actor from events where host = 'web-1' and kind like 'host-%' order by id").all();
     expect(kinds).toEqual([

@@ -145,7 +145,8 @@ restore: see "Backup and restore" in controller/README.md.
 ${CONNECTION}
 
 example: shoal backup --out /var/backups/shoal-$(date +%F).sqlite`,
-  set: `usage: shoal set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate] [--force]
+  set: `usage: shoal set HOST STOREPATH [--force]
+                 [--action safe-switch|switch|boot|dry-activate]
 
 Sets one host's desired system at once, outside any rollout. A paused host
 (shoal host pause) is refused unless --force.

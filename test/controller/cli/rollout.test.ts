@@ -129,7 +129,7 @@ describe('shoal rollout', () => {
     await fleet('halt', 3);
     const id = RolloutStatus.parse(JSON.parse((await shoal(['rollout', 'start', 'halt', '--canary', '1', '--waves', '100%', '--json'], env)).stdout)).id;
     const watch = startCli(['rollout', 'watch', id], env);
-    await watch.waitFor('generation #1 issued (wave 1)');
+    await watch.waitFor('generation #1 issued (wave 1 of 2)');
     const current = await status(id);
     const canary = current.waves[0]!.hosts[0]!.host;
     await agents.get(canary)!.report('rolled-back', current, { reason: 'switch-to-configuration failed', current: OLD(canary) });

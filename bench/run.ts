@@ -6,6 +6,7 @@ import { RESULTS_FILE, formatTable, saveFigures, type Figures } from './lib/resu
 import { runAgentIdle } from './agent.js';
 import { runDeploy } from './deploy.js';
 import { runPoll } from './poll.js';
+import { runPreflightBench } from './preflight.js';
 import { runReleaseSign } from './release-sign.js';
 import { runScale } from './scale.js';
 import { runSoak } from './soak.js';
@@ -19,10 +20,11 @@ const TARGETS: Record<string, string> = {
   'agent.idle_rss_mb': '≤ 60',
   'agent.idle_cpu_pct': '≈ 0',
   'release_sign.10000.cli_s': 'seconds, not minutes',
+  'preflight.1000.cold_ms': '< 5000',
 };
 
-type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign' | 'soak' | 'admission';
-const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign', 'soak', 'admission'];
+type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign' | 'soak' | 'admission' | 'preflight';
+const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign', 'soak', 'admission', 'preflight'];
 
 function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null; profile: boolean } {
   let quick = false;
@@ -69,6 +71,11 @@ async function main(): Promise<void> {
       if (bench === 'deploy') result = await runDeploy({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-deploy-'))), log });
       if (bench === 'release-sign') {
         for (const hosts of options.sizes ?? [10_000]) Object.assign(result, await runReleaseSign({ hosts, cleanup, log }));
+      }
+      if (bench === 'preflight') {
+        for (const hosts of options.sizes ?? [1000]) {
+          Object.assign(result, await runPreflightBench({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-preflight-'))), hosts, log }));
+        }
       }
       if (bench === 'soak') {
         for (const hosts of options.sizes ?? [options.quick ? 200 : 1000]) Object.assign(result, await runSoak({ hosts, days: 30, deploysPerDay: 1, cleanup, log }));

@@ -109,6 +109,36 @@ in
       '';
     };
 
+    binaryCaches = mkOption {
+      default = [ ];
+      example = literalExpression ''
+        [ { url = "https://cache.example.org"; publicKeys = [ "cache.example.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ]; } ]
+      '';
+      description = ''
+        Binary caches the controller reads to show what a rollout changes (closure diffs per
+        host and across the fleet) and to check, before a rollout issues anything, that every
+        path of every target closure is there and signed by a key the hosts trust. List the
+        caches and Nix keys the agents use (their `substituters` and `trustedPublicKeys`).
+        Empty: no diffs, no preflight.
+      '';
+      type = types.listOf (
+        types.submodule {
+          options = {
+            url = mkOption {
+              type = types.str;
+              example = "https://cache.example.org";
+              description = "Base URL of the cache (`http://` or `https://`), where `nix-cache-info` lives.";
+            };
+            publicKeys = mkOption {
+              type = types.listOf types.str;
+              example = [ "cache.example.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+              description = "Nix cache keys (`name:base64`) whose signatures on this cache's narinfos count as trusted.";
+            };
+          };
+        }
+      );
+    };
+
     singleKeyReleaseKeyFile = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -180,6 +210,16 @@ in
             default = 86400;
             description = "Seconds a signed manifest stays valid; the controller renews them before they expire.";
           };
+          cacheConcurrency = mkOption {
+            type = types.ints.between 1 512;
+            default = 32;
+            description = "Narinfo requests the controller has in flight at once, over all `binaryCaches`.";
+          };
+          cacheTimeoutSeconds = mkOption {
+            type = types.ints.positive;
+            default = 10;
+            description = "Seconds one narinfo request to a binary cache may take.";
+          };
           publicUrl = mkOption {
             type = types.nullOr types.str;
             default = null;
@@ -202,6 +242,7 @@ in
       singleKeyReleaseKeyFile = if singleKeyMode then credential "release-key" else null;
       # Nothing else here depends on it: settings may replace it.
       trustedReleaseKeys = lib.mkDefault cfg.trustedReleaseKeys;
+      caches = lib.mkDefault cfg.binaryCaches;
     };
 
     assertions = [
@@ -238,6 +279,16 @@ in
         message = ''${opt}.settings.publicUrl = "${toString cfg.settings.publicUrl}" has no http:// or https:// scheme; write it as e.g. "https://shoal.example.org".'';
       }
     ]
+    ++ lib.concatMap (cache: [
+      {
+        assertion = rules.isHttpUrl cache.url;
+        message = ''${opt}.binaryCaches: url "${cache.url}" has no http:// or https:// scheme; write it as e.g. "https://cache.example.org".'';
+      }
+      {
+        assertion = cache.publicKeys != [ ] && lib.all (k: rules.isPublicKey k) cache.publicKeys;
+        message = ''${opt}.binaryCaches: "${cache.url}" needs its Nix cache public keys as "name:base64" (32 bytes), the ones the hosts list in trustedPublicKeys; got [ ${lib.concatMapStringsSep " " (k: "\"${k}\"") cache.publicKeys} ].'';
+      }
+    ]) cfg.binaryCaches
     ++ map (key: {
       assertion = builtins.isString key && rules.isPublicKey key;
       message = ''${opt}.trustedReleaseKeys: "${toString key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed for CI's release key.'';

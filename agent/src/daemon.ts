@@ -16,6 +16,7 @@ import { Outbox, OutboxSender } from './outbox.js';
 import { reconcile } from './reconcile.js';
 import { createReporter } from './reporter.js';
 import { StateStore } from './state.js';
+import { SystemWatch } from './system-watch.js';
 import { selfChanges, snapshotSelf } from './self-update.js';
 import { SpaceWatch, StateDirSpace } from './storage.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
@@ -84,10 +85,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   };
   const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
+  // What the last report said the host runs: a later difference while idle is someone else's switch.
+  let lastReportedSystem: string | null = null;
   const report = createReporter({
     outbox,
     onReport: () => sender.kick(),
-    currentSystem: () => resolveSystem(config.paths.currentSystem),
+    currentSystem: async () => (lastReportedSystem = await resolveSystem(config.paths.currentSystem)),
     clock,
     onNoSpace: () => space.release(),
   });
@@ -207,6 +210,16 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     ws.start();
   }
   poller.start();
+  const systemWatch = new SystemWatch({
+    state,
+    report,
+    currentSystem: () => resolveSystem(config.paths.currentSystem),
+    lastReported: () => lastReportedSystem,
+    idle: () => sync.idle,
+    intervalMs: config.pollIntervalMs,
+    logger,
+  });
+  systemWatch.start();
   spaceWatch.start();
   const exporter = config.metricsTextfile
     ? new TextfileExporter({
@@ -243,6 +256,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     state,
     async stop(flushMs = 2_000) {
       stopping = true;
+      systemWatch.stop();
       void monitor?.stop();
       ws?.stop();
       poller.stop();

@@ -32,6 +32,13 @@ const PublicKeyText = z.string().superRefine((text, ctx) => {
   }
 });
 
+/** A binary cache the controller reads (closure diffs, the rollout preflight) and the keys its narinfos must be signed by. */
+const BinaryCache = z.strictObject({
+  url: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }),
+  /** Nix cache keys ("name:base64"): the ones the hosts trust (their trustedPublicKeys). */
+  publicKeys: z.array(PublicKeyText).min(1, 'needs at least one Nix cache public key "name:base64" (what the hosts list in trustedPublicKeys)'),
+});
+
 const Count = z.number().int('must be a whole number').positive('must be at least 1');
 const Days = z.number().int('must be a whole number of days').positive('must be at least 1').nullable();
 
@@ -96,6 +103,12 @@ export const ControllerConfig = z
     metricsTokenFile: AbsolutePath.nullable().default(null),
     /** Where agents and operators reach the controller when that differs from `listen` (behind a proxy). */
     publicUrl: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).nullable().default(null),
+    /** Binary caches read for closure diffs and the rollout preflight, in order; [] turns both off. */
+    caches: z.array(BinaryCache).default([]),
+    /** Narinfo requests in flight at once, over all caches. */
+    cacheConcurrency: z.number().int().min(1).max(512).default(32),
+    /** How long one narinfo request may take. */
+    cacheTimeoutSeconds: Seconds.default(10),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     admission: Admission,
     webhooks: Webhooks,

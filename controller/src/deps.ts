@@ -2,6 +2,7 @@ import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import { controllerAudience } from '../../shared/src/protocol.js';
 import { DEFAULT_ADMISSION, type AdmissionLimits } from './auth/admission.js';
 import { CHALLENGE_TTL_MS, ChallengeStore } from './auth/challenges.js';
+import { BinaryCacheReader, type ReaderOptions } from './cache/reader.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Db } from './db/open.js';
@@ -36,6 +37,8 @@ export interface ControllerDeps {
   metricsToken: string | null;
   /** The origin host signatures must name (from publicUrl); null: the origin each request arrived at. */
   audience: string | null;
+  /** Reads the configured binary caches (closure diffs, the rollout preflight); `configured` is false when there are none. */
+  cache: BinaryCacheReader;
   /** Where webhooks may deliver (config webhooks.*): checked when one is created and at every attempt. */
   webhookDestinations: DestinationGuard;
   /** When these deps were made (the process started): desired states issued since postdate any restore. */
@@ -55,6 +58,8 @@ export interface DepsOptions {
   pollIntervalMs?: number;
   metricsToken?: string | null;
   processMetrics?: boolean;
+  /** Binary caches to read; absent: none (no closure diffs, no preflight). */
+  cache?: Omit<ReaderOptions, 'logger'>;
   /** Default: loopback, link-local and private ranges refused. */
   webhookDestinations?: DestinationPolicy;
   /** Caps on pending challenges (total and per source address). */
@@ -81,6 +86,10 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
+    cache: new BinaryCacheReader({
+      ...(options.cache ?? { caches: [], concurrency: 1, timeoutMs: 10_000 }),
+      logger: shared.logger.child({ component: 'binary-cache' }),
+    }),
     webhookDestinations: new DestinationGuard(options.webhookDestinations ?? DENY_PRIVATE),
     startedAt: clock.now(),
   };

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
+import { parsePublicKey } from '../../shared/src/keys.js';
 import { parseLogFormat, resolveLogFormat } from '../../shared/src/log-format.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
 import { ensureAdminToken } from './first-token.js';
@@ -29,11 +30,14 @@ The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoa
 "trustedReleaseKeys": ["ci-release-1:BASE64"], "singleKeyReleaseKeyFile": null,
 "manifestTtlSeconds": 86400, "renewCheckSeconds": 60, "pollIntervalSeconds": 30,
 "publicUrl": null, "metricsTokenFile": null, "logLevel": "info",
+"caches": [{"url": "https://cache.example.org", "publicKeys": ["cache-1:BASE64"]}],
+"cacheConcurrency": 32, "cacheTimeoutSeconds": 10,
 "admission": {"pendingChallenges": 10000, "pendingChallengesPerAddress": 256,
   "unauthenticatedConnections": 10000, "unauthenticatedConnectionsPerAddress": 256},
 "webhooks": {"allowPrivateNetworks": false, "allowedNetworks": []},
 "retention": {"reportsDays": 30, "eventsDays": 30, "auditEventsDays": 400,
-  "webhookDeliveriesDays": 30, "pruneIntervalSeconds": 300}}.
+  "webhookDeliveriesDays": 30, "pruneIntervalSeconds": 300}}. caches are the binary caches the
+controller reads for closure diffs and the rollout preflight, with the Nix keys the hosts trust.
 Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
 be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
 
@@ -159,6 +163,11 @@ async function serve(args: string[]): Promise<void> {
     dashboard: { secureCookies: config.publicUrl?.startsWith('https://') ? true : 'auto' },
     metricsToken,
     processMetrics: true,
+    cache: {
+      caches: config.caches.map((c) => ({ url: c.url, publicKeys: c.publicKeys.map(parsePublicKey) })),
+      concurrency: config.cacheConcurrency,
+      timeoutMs: config.cacheTimeoutSeconds * 1000,
+    },
     pendingChallenges: { total: config.admission.pendingChallenges, perAddress: config.admission.pendingChallengesPerAddress },
     hub: { unauthenticated: { total: config.admission.unauthenticatedConnections, perAddress: config.admission.unauthenticatedConnectionsPerAddress } },
     webhookDestinations: config.webhooks,
@@ -182,6 +191,7 @@ async function serve(args: string[]): Promise<void> {
       controllerKey: keys.signer.keyId,
       trustMode: trustMode(keys.releaseTrust),
       trustedReleaseKeys: keys.releaseTrust.keys.map((k) => k.keyId),
+      binaryCaches: config.caches.map((c) => c.url),
       manifestTtlMs,
     },
     'controller listening',

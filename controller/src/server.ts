@@ -10,6 +10,7 @@ import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
+import type { ReaderOptions } from './cache/reader.js';
 import { EventLog } from './event-log.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
@@ -49,6 +50,8 @@ export interface ControllerOptions {
   /** Pruning of old reports, events and deliveries; absent: DEFAULT_RETENTION. */
   retention?: RetentionOptions;
   dashboard?: DashboardOptions;
+  /** Binary caches read for closure diffs and the rollout preflight. */
+  cache?: Omit<ReaderOptions, 'logger'>;
 }
 
 export interface ControllerHandle {
@@ -80,6 +83,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
     metricsToken: options.metricsToken ?? null,
     processMetrics: options.processMetrics ?? false,
+    ...(options.cache ? { cache: options.cache } : {}),
     ...(options.webhookDestinations ? { webhookDestinations: options.webhookDestinations } : {}),
     ...(options.pendingChallenges ? { pendingChallenges: options.pendingChallenges } : {}),
   });

@@ -34,7 +34,7 @@ export function rolloutEventText(event: HostEvent): string {
   let text: string;
   switch (event.kind) {
     case 'rollout-started':
-      text = `started: waves of ${(d.waves as number[] | undefined)?.join(', ') ?? '?'} hosts${by}`;
+      text = `started: waves of ${(d.waves as number[] | undefined)?.join(', ') ?? '?'} hosts${by}${(d.preflight as { skipped?: boolean } | null | undefined)?.skipped ? ' (cache preflight failed; skipped)' : ''}`;
       break;
     case 'rollout-wave-started':
       text = `${wave(d.canary === true)} started: ${plural((d.hosts as string[] | undefined)?.length ?? 0, 'host')}`;

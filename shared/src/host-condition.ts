@@ -9,7 +9,8 @@ import { Phase } from './protocol.js';
  * - degraded: the agent reports the host unhealthy after a deployment settled (the `degraded` phase).
  * - offline: no websocket and no poll within three poll intervals.
  * - deploying: it has a desired system it has not reached yet.
- * - drifted: it settled on its desired manifest but runs another system (changed by hand).
+ * - drifted: it settled on its desired manifest but runs a system no Shoal activation explains
+ *   (changed by hand): the controller's `drift` (controller/src/hosts/drift.ts), not guessed here.
  * - healthy: it runs its desired system.
  * - idle: nothing was ever asked of it.
  */
@@ -25,8 +26,6 @@ export const SHOWN_CONDITIONS: readonly HostCondition[] = HOST_CONDITIONS.filter
 const FAILED_PHASES: ReadonlySet<string> = new Set(['failed', 'rolled-back', 'refused']);
 const DEGRADED_PHASES: ReadonlySet<string> = new Set(['degraded']);
 const SETTLED_PHASES: ReadonlySet<string> = new Set(['healthy', 'recovered', 'reconciled', 'pending-reboot', 'dry-activated']);
-/** Settled phases after which the host should run the desired system (boot waits for a reboot, dry-activate changes nothing). */
-const RUNS_DESIRED_PHASES: ReadonlySet<string> = new Set(['healthy', 'recovered', 'reconciled']);
 
 export function isFailedPhase(phase: string | null): boolean {
   return phase !== null && FAILED_PHASES.has(phase);
@@ -41,8 +40,7 @@ export function hostCondition(host: HostStatus): HostCondition {
   if (host.desired === null) return isFailedPhase(phase) ? 'failed' : 'idle';
   const settled = host.reportedVersion === host.desired.version && phase !== null && SETTLED_PHASES.has(phase);
   if (!settled) return 'deploying';
-  if (RUNS_DESIRED_PHASES.has(phase) && host.currentSystem !== null && host.currentSystem !== host.desired.storePath) return 'drifted';
-  return 'healthy';
+  return host.drift ? 'drifted' : 'healthy';
 }
 
 /** 0 for the most urgent condition. */

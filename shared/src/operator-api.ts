@@ -33,6 +33,21 @@ export type ManifestSummary = z.infer<typeof ManifestSummary>;
 export const ConnectionMode = z.enum(['websocket', 'polling', 'offline']);
 export type ConnectionMode = z.infer<typeof ConnectionMode>;
 
+/**
+ * The host runs something other than what Shoal last left it on (a manual `nixos-rebuild switch`):
+ * its current system is not its desired one, and no Shoal activation explains that (none is in
+ * progress, and the last one to end left it on `expected`).
+ */
+export const HostDrift = z.object({
+  /** What the host runs. */
+  running: StorePath,
+  /** What the last Shoal activation left it running (the desired system, or the one a failed activation went back to). */
+  expected: StorePath,
+  /** When the controller heard of it (the report that showed it). */
+  detectedAt: IsoTime,
+});
+export type HostDrift = z.infer<typeof HostDrift>;
+
 /** A host's newest failed report: what failed, the failing command with its output tail, and what that most likely means. */
 export const HostFailure = z.object({
   at: IsoTime,
@@ -56,6 +71,8 @@ export const HostStatus = z.object({
   /** The manifest version the last report was about. */
   reportedVersion: z.number().int().nullable(),
   lastError: z.string().nullable(),
+  /** null: not drifted (or not known to be: a controller from before drift detection sends none). */
+  drift: HostDrift.nullable().default(null),
   /** Set while the host's newest result is a failure (lastError is its one-line form). */
   failure: HostFailure.nullable().default(null),
   /** The agent's version as it said when it last authenticated; null before it did. */
@@ -229,6 +246,7 @@ export const OperatorRoutes = {
   hosts: '/v1/hosts',
   host: (name: string) => `/v1/hosts/${encodeURIComponent(name)}`,
   desired: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/desired`,
+  diff: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/diff`,
   events: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/events`,
   enrollmentTokens: '/v1/enrollment-tokens',
   enrollmentToken: (id: string) => `/v1/enrollment-tokens/${encodeURIComponent(id)}`,

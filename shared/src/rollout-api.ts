@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FleetDiff, PreflightResult } from './closure-api.js';
 import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
 
@@ -106,6 +107,14 @@ export const RolloutSpec = z
 export type RolloutSpec = z.infer<typeof RolloutSpec>;
 export type RolloutSpecInput = z.input<typeof RolloutSpec>;
 
+/** POST /v1/rollouts: a spec, and whether to start even though the cache preflight fails (recorded in the audit log). */
+export const StartRolloutRequest = RolloutSpec.extend({ skipPreflight: z.boolean().default(false) });
+export type StartRolloutRequest = z.infer<typeof StartRolloutRequest>;
+
+/** POST /v1/rollouts/:id/retry (body optional): a retry is a new rollout, preflighted like a start. */
+export const RetryRolloutRequest = z.strictObject({ skipPreflight: z.boolean().default(false) });
+export type RetryRolloutRequest = z.infer<typeof RetryRolloutRequest>;
+
 /**
  * Waves are numbered from 1 for people: the CLI, the dashboard, every audit event and webhook
  * (`data.wave`) say "wave 2 of 3". `index` / `waveIndex` are positions in the `waves` array (0-based)
@@ -131,6 +140,22 @@ export type PlannedWave = z.infer<typeof PlannedWave>;
 
 export const RolloutPlan = z.object({ release: ReleaseName, waves: z.array(PlannedWave) });
 export type RolloutPlan = z.infer<typeof RolloutPlan>;
+
+/**
+ * What POST /v1/rollouts/plan answers: the plan, what it changes on each host and across the
+ * fleet (null when the controller reads no binary cache), whether the cache is ready, and which
+ * hosts run something Shoal did not put there.
+ */
+export const RolloutPlanReport = RolloutPlan.extend({
+  diff: FleetDiff.nullable(),
+  preflight: PreflightResult,
+  drifted: z.array(HostName),
+});
+export type RolloutPlanReport = z.infer<typeof RolloutPlanReport>;
+
+/** GET /v1/releases/NAME/diff: the release against what every one of its hosts runs now. */
+export const ReleaseDiffReport = RolloutPlanReport.omit({ waves: true });
+export type ReleaseDiffReport = z.infer<typeof ReleaseDiffReport>;
 
 export const RolloutState = z.enum([
   'running',
@@ -224,6 +249,7 @@ export type RolloutAction = z.infer<typeof RolloutAction>;
 export const RolloutRoutes = {
   releases: '/v1/releases',
   release: (name: string) => `/v1/releases/${encodeURIComponent(name)}`,
+  releaseDiff: (name: string) => `/v1/releases/${encodeURIComponent(name)}/diff`,
   rollouts: '/v1/rollouts',
   plan: '/v1/rollouts/plan',
   rollout: (id: string) => `/v1/rollouts/${encodeURIComponent(id)}`,

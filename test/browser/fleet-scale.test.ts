@@ -133,7 +133,9 @@ describe.skipIf(!hasChromium)('the fleet page of a 1,000-host fleet in headless 
     const drifted = new ReportingHost(ctl.handle.url, keys.get(DRIFTED)!);
     await drifted.signIn();
     const driftVersion = await setDesired(DRIFTED, system(DRIFTED, '25.05'));
-    await drifted.report(driftVersion, system(DRIFTED, '25.05'), system(DRIFTED, 'hand-built', 'c'), ['accepted', 'healthy']);
+    await drifted.report(driftVersion, system(DRIFTED, '25.05'), system(DRIFTED, '25.05'), ['accepted', 'healthy']);
+    // Then switched by hand: the agent's system watch reports what it now runs.
+    await drifted.report(driftVersion, system(DRIFTED, '25.05'), system(DRIFTED, 'hand-built', 'c'), ['reconciled']);
 
     // A rollout of 25.11 to the web hosts: its canaries never connected, so it keeps running.
     const web = names.filter((n) => n.startsWith('web-')).slice(20, 80);

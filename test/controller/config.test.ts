@@ -22,6 +22,19 @@ const CI_KEY = formatPublicKey(generateNamedKey('ci-release-1'));
 const minimal = { stateDir: '/var/lib/shoal-controller', controllerKeyFile: '/run/credentials/controller-key', trustedReleaseKeys: [CI_KEY] };
 
 describe('controller config file', () => {
+  it('takes the binary caches to read with their Nix keys, and names what is wrong with one', () => {
+    const cacheKey = formatPublicKey(generateNamedKey('cache-1'));
+    const ok = parseControllerConfig({ ...minimal, caches: [{ url: 'https://cache.example.org', publicKeys: [cacheKey] }], cacheTimeoutSeconds: 3 }, 'c.json');
+    expect(ok).toMatchObject({ ok: true, config: { caches: [{ url: 'https://cache.example.org', publicKeys: [cacheKey] }], cacheTimeoutSeconds: 3 } });
+    const bad = parseControllerConfig({ ...minimal, caches: [{ url: 'ftp://cache', publicKeys: [] }, { url: 'https://c', publicKeys: ['nope'], priority: 1 }] }, 'c.json');
+    expect(bad.ok).toBe(false);
+    const message = !bad.ok ? bad.message : '';
+    expect(message).toContain('caches.0.url: must be an http:// or https:// URL');
+    expect(message).toContain('caches.0.publicKeys: needs at least one Nix cache public key');
+    expect(message).toContain('caches.1.publicKeys.0: public key must look like "name:base64"');
+    expect(message).toContain('caches.1.priority: unknown field');
+  });
+
   it('fills defaults for everything but the state dir, the controller key and the trusted release keys', () => {
     const result = parseControllerConfig(minimal, 'c.json');
     expect(result).toEqual({
@@ -37,6 +50,9 @@ describe('controller config file', () => {
         metricsTokenFile: null,
         publicUrl: null,
         logLevel: 'info',
+        caches: [],
+        cacheConcurrency: 32,
+        cacheTimeoutSeconds: 10,
         admission: { pendingChallenges: 10000, pendingChallengesPerAddress: 256, unauthenticatedConnections: 10000, unauthenticatedConnectionsPerAddress: 256 },
         webhooks: { allowPrivateNetworks: false, allowedNetworks: [] },
         retention: { reportsDays: 30, eventsDays: 30, auditEventsDays: 400, webhookDeliveriesDays: 30, pruneIntervalSeconds: 300 },

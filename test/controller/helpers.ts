@@ -9,7 +9,7 @@ import { signReleaseBundle, type ReleaseBundle, type ReleaseBuildHost } from '..
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
 import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
-import { createDeps, type ControllerDeps } from '../../controller/src/deps.js';
+import { createDeps, type ControllerDeps, type DepsOptions } from '../../controller/src/deps.js';
 import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createApp } from '../../controller/src/http/app.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
@@ -73,7 +73,14 @@ export function testKeys(mode: TrustMode): { controllerKey: NamedSecretKey; ciKe
 }
 
 export function testController(
-  options: { manifestTtlMs?: number; pollIntervalMs?: number; mode?: TrustMode; publicUrl?: string; webhookDestinations?: DestinationPolicy } = {},
+  options: {
+    manifestTtlMs?: number;
+    pollIntervalMs?: number;
+    mode?: TrustMode;
+    publicUrl?: string;
+    cache?: DepsOptions['cache'];
+    webhookDestinations?: DestinationPolicy;
+  } = {},
 ): TestController {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
   const database = openDatabase(join(dir, 'controller.sqlite'));

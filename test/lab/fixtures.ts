@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateCacheKey, publishToCache, type CacheKey } from './binary-cache.js';
+import { realisticPackages, REALISTIC_CHANGES } from './realistic-closure.js';
 import { buildSystems, type LabSystem, type SystemSpec } from './systems.js';
 
 /**
@@ -20,6 +21,9 @@ export const STANDARD_SYSTEMS = {
   breakNetwork: { name: 'lab-break-network-8', fault: 'break-network' },
   failHealth: { name: 'lab-fail-health-9', fault: 'fail-health' },
   untrusted: { name: 'lab-untrusted-10', label: 'good, but signed by an untrusted key' },
+  // Two generations of one host with a few hundred package paths, most shared (closure diffs, preflight).
+  realisticBase: { name: 'lab-realistic-11', label: 'realistic (generation 1)', packages: realisticPackages() },
+  realisticNext: { name: 'lab-realistic-12', label: 'realistic (generation 2)', packages: realisticPackages({ changes: REALISTIC_CHANGES }) },
 } as const satisfies Record<string, SystemSpec>;
 
 export type StandardSystem = keyof typeof STANDARD_SYSTEMS;

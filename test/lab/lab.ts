@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,12 @@ import { pidAlive, uniqueSuffix } from './pids.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const DIR_PREFIX = 'shoal-lab-';
+
+/** A binary cache as the controller's config names it. */
+export interface LabCacheConfig {
+  url: string;
+  publicKeys: string[];
+}
 
 /** The binary caches a lab serves (a LabFixtures has both). */
 export interface LabCaches {
@@ -123,14 +129,24 @@ export class Lab {
    * releases and `set` any system) or that only the test holds, as CI would (`trust: 'two-key'`;
    * publish with signed bundles, see controller.releaseKey).
    */
-  async startController(options: { args?: string[]; releaseKey?: ReleaseKey; port?: number; trust?: LabTrustMode } = {}): Promise<LabController> {
+  async startController(
+    options: { args?: string[]; releaseKey?: ReleaseKey; port?: number; trust?: LabTrustMode; caches?: 'lab' | LabCacheConfig[] } = {},
+  ): Promise<LabController> {
     if (this.controller?.running) throw new Error('this lab already runs a controller; use controller.restart()');
     const stateDir = join(this.dir, 'controller');
     const keys = join(this.dir, 'keys');
+    // caches: the binary caches the controller reads (closure diffs, the rollout preflight); 'lab': the lab cache with its key.
+    const caches = options.caches === 'lab' ? [{ url: (await this.serveCache()).url, publicKeys: [this.fixtures.cache.key.publicKey] }] : options.caches;
+    const configArgs: string[] = [];
+    if (caches) {
+      const file = join(this.dir, 'controller-caches.json');
+      await writeFile(file, JSON.stringify({ caches, cacheConcurrency: 16, cacheTimeoutSeconds: 5 }));
+      configArgs.push('--config', file);
+    }
     const releaseKey = options.releaseKey ?? (await createReleaseKey(keys));
     const controllerKey = await createReleaseKey(keys, 'lab-controller-1');
     const controller = new LabController(
-      { repoRoot: REPO_ROOT, stateDir, releaseKey, controllerKey, trust: options.trust ?? 'single-key', host: this.serviceAddress, port: options.port, args: options.args },
+      { repoRoot: REPO_ROOT, stateDir, releaseKey, controllerKey, trust: options.trust ?? 'single-key', host: this.serviceAddress, port: options.port, args: [...configArgs, ...(options.args ?? [])] },
       this.scope,
     );
     this.controller = controller;

@@ -12,9 +12,11 @@ import {
   type HostEvent,
   type RegisterHostRequest,
 } from '../../shared/src/operator-api.js';
+import { HostDiff } from '../../shared/src/closure-api.js';
 import {
   Release,
-  RolloutPlan,
+  ReleaseDiffReport,
+  RolloutPlanReport,
   RolloutRoutes,
   RolloutStatus,
   type CreateReleaseRequest,
@@ -113,11 +115,21 @@ export class OperatorClient {
   }
 
   /** The dry-run plan: which hosts go in which wave, without starting anything. */
-  plan(spec: RolloutSpecInput): Promise<RolloutPlan> {
-    return this.call(RolloutPlan, 'POST', RolloutRoutes.plan, spec);
+  plan(spec: RolloutSpecInput): Promise<RolloutPlanReport> {
+    return this.call(RolloutPlanReport, 'POST', RolloutRoutes.plan, spec);
   }
 
-  startRollout(spec: RolloutSpecInput): Promise<RolloutStatus> {
+  /** A release against what its hosts run now: fleet diff, cache preflight, drifted hosts. */
+  releaseDiff(name: string): Promise<ReleaseDiffReport> {
+    return this.call(ReleaseDiffReport, 'GET', RolloutRoutes.releaseDiff(name));
+  }
+
+  /** What the host runs against its desired system (or `target`). */
+  hostDiff(name: string, target?: string): Promise<HostDiff> {
+    return this.call(HostDiff, 'GET', `${OperatorRoutes.diff(name)}${target ? `?target=${encodeURIComponent(target)}` : ''}`);
+  }
+
+  startRollout(spec: RolloutSpecInput & { skipPreflight?: boolean }): Promise<RolloutStatus> {
     return this.call(RolloutStatus, 'POST', RolloutRoutes.rollouts, spec);
   }
 

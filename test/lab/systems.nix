@@ -38,8 +38,27 @@ let
     args = [ "-c" "/bin/mkdir -p $out/share && /bin/head -c $bytes /dev/urandom > $out/share/blob" ];
   }) f.count;
 
+  # Packages named like nixpkgs' ("openssl-3.3.1", "openssl-3.3.1-dev"), each `bytes` of random
+  # data referencing the packages in its `deps`: closures a diff can read names and versions from.
+  # The same spec gives the same store path, so systems listing one package share it.
+  packageSet = specs:
+    let
+      self = builtins.listToAttrs (map (p: {
+        name = p.name;
+        value = builtins.derivation {
+          inherit (p) name;
+          inherit system;
+          bytes = toString p.bytes;
+          deps = map (d: self.${d}) p.deps;
+          builder = "/bin/sh";
+          args = [ "-c" "/bin/mkdir -p $out/share && /bin/head -c $bytes /dev/urandom > $out/share/blob && for d in $deps; do echo $d >> $out/share/references; done" ];
+        };
+      }) specs);
+    in builtins.attrValues self;
+
   toplevel = s:
-    let deps = if s ? filler && s.filler != null then filler s.name s.filler else [ ];
+    let deps = (if s ? filler && s.filler != null then filler s.name s.filler else [ ])
+      ++ (if s ? packages && s.packages != null then packageSet s.packages else [ ]);
     in builtins.derivation ({
       name = "nixos-system-${s.name}";
       inherit system;

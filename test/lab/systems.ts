@@ -30,8 +30,17 @@ export interface SystemSpec {
   filler?: { count: number; bytesEach: number };
   /** Content of the system's `switch-inhibitors` file; none when absent. */
   switchInhibitors?: string;
+  /** Store paths named like packages ("openssl-3.3.1"), referencing each other: see realistic-closure.ts. */
+  packages?: readonly LabPackage[];
   /** The agent's configuration (JSON text), installed as `etc/shoal/agent.json` as the NixOS module does; none when absent. */
   agentConfig?: string;
+}
+
+/** One package path: its store name, size, and the packages (by name, of the same system) it references. */
+export interface LabPackage {
+  name: string;
+  bytes: number;
+  deps: readonly string[];
 }
 
 export interface LabSystem {
@@ -55,11 +64,22 @@ export function ipCommand(): string {
   return found;
 }
 
-function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors' | 'agentConfig'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors' | 'agentConfig'> {
+function normalise(spec: SystemSpec): Required<Omit<SystemSpec, 'filler' | 'switchInhibitors' | 'packages' | 'agentConfig'>> & Pick<SystemSpec, 'filler' | 'switchInhibitors' | 'packages' | 'agentConfig'> {
   if (!NAME.test(spec.name)) throw new Error(`lab system name ${JSON.stringify(spec.name)} must match ${NAME}`);
+  // nix-build of the whole attribute set silently skips attributes whose names contain a dot.
+  if (spec.name.includes('.')) throw new Error(`lab system name ${JSON.stringify(spec.name)} must not contain "." (nix-build would skip it)`);
   const fault = spec.fault ?? 'ok';
   if (!FAULTS.includes(fault)) throw new Error(`lab system ${spec.name}: unknown fault ${JSON.stringify(fault)}`);
-  return { name: spec.name, fault, label: spec.label ?? spec.name, kernel: spec.kernel ?? '6.6.0-lab', filler: spec.filler, switchInhibitors: spec.switchInhibitors, agentConfig: spec.agentConfig };
+  return {
+    name: spec.name,
+    fault,
+    label: spec.label ?? spec.name,
+    kernel: spec.kernel ?? '6.6.0-lab',
+    filler: spec.filler,
+    switchInhibitors: spec.switchInhibitors,
+    packages: spec.packages,
+    agentConfig: spec.agentConfig,
+  };
 }
 
 /**

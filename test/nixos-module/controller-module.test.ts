@@ -45,7 +45,22 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
       trustedReleaseKeys: [ciKey],
       manifestTtlSeconds: 86400,
       publicUrl: null,
+      caches: [],
+      cacheConcurrency: 32,
+      cacheTimeoutSeconds: 10,
     });
+  });
+
+  it('renders the binary caches the controller reads for diffs and the preflight, and asserts on their URL and keys', () => {
+    const cacheKey = 'cache-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+    const config = controllerConfig({ binaryCaches: [{ url: 'https://cache.example.org', publicKeys: [cacheKey] }], settings: { cacheConcurrency: 8 } });
+    expect(rendered(config)).toMatchObject({ caches: [{ url: 'https://cache.example.org', publicKeys: [cacheKey] }], cacheConcurrency: 8, cacheTimeoutSeconds: 10 });
+    expect(failedAssertions(config)).toEqual([]);
+    const bad = controllerConfig({ binaryCaches: [{ url: 'cache.example.org', publicKeys: ['AAAA'] }] });
+    expect(failedAssertions(bad)).toEqual([
+      expect.stringContaining('binaryCaches: url "cache.example.org" has no http:// or https:// scheme'),
+      expect.stringContaining('binaryCaches: "cache.example.org" needs its Nix cache public keys as "name:base64"'),
+    ]);
   });
 
   it('in single-key mode hands the controller its release key as a second credential, and warns that this is weaker', () => {
@@ -95,6 +110,9 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
       manifestTtlSeconds: 3600,
       publicUrl: 'https://shoal.example.org',
       renewCheckSeconds: 60,
+      caches: [],
+      cacheConcurrency: 32,
+      cacheTimeoutSeconds: 10,
     });
   });
 

@@ -27,6 +27,18 @@ import { paint } from './colour.js';
 import { generation, statusTable } from './format.js';
 import { historyLines } from './history-format.js';
 import { localTime } from './time.js';
+import { HostDiff } from '../../../shared/src/closure-api.js';
+import { hostDiffLines } from './diff-format.js';
+
+/** What a host runs against what it should run (or --target), read by the controller from the binary cache. */
+export async function hostDiff(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parse(args, { target: { type: 'string' } }, ['HOST']);
+  const target = str(values.target);
+  const query = target ? `?target=${encodeURIComponent(target)}` : '';
+  const diff = await OperatorClient.from(values, io).call('GET', `${OperatorRoutes.diff(positionals[0]!)}${query}`, HostDiff);
+  if (values.json) json(io, diff);
+  else io.stdout(hostDiffLines(diff, paint(io)));
+}
 
 export async function keygen(args: string[], io: CliIo): Promise<void> {
   const { values } = parse(args, { name: { type: 'string' }, out: { type: 'string' } }, []);

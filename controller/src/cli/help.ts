@@ -74,6 +74,15 @@ Registers a host whose Ed25519 public key you already know.
 ${CONNECTION}
 
 example: shoal host register web-2 --public-key 3q2+7w...= --tag web`,
+  'host diff': `usage: shoal host diff HOST [--target STOREPATH] [--json]
+
+What HOST runs against its desired system (or --target), read by the controller
+from its binary caches: packages added, removed and changed (old → new), what
+the host would download, closure sizes. A drifted host (one switched by hand)
+says so.
+${CONNECTION}
+
+example: shoal host diff web-1`,
   'enroll-token list': `usage: shoal enroll-token list
 
 Lists enrollment tokens: id, state (active, expired, used-up, revoked), uses,
@@ -254,14 +263,23 @@ example: shoal release show v42 --json`,
 
 Dry run: prints the waves the rollout would use, their hosts in order, the
 canary and the approval gates. The same flags to \`start\` give the same plan.
+With binary caches configured on the controller it also prints what the
+release changes (packages old → new across the fleet, the download, hosts
+grouped by change set), hosts that drifted, and the cache preflight: whether
+every path of every target closure is in the cache, signed by a trusted key.
+--json gives all of it, with every host's diff.
 ${SPEC_FLAGS}
 ${CONNECTION}
 
 example: shoal rollout plan v42 --canary 1 --waves 25%,100% --approve-before 2`,
-  'rollout start': `usage: shoal rollout start RELEASE [spec flags] [--watch]
+  'rollout start': `usage: shoal rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
 
 Starts a rollout of RELEASE and prints its status (its id comes first).
 With --watch, follows it like \`shoal rollout watch\` and exits the same way.
+The controller first checks that its binary caches hold every path of every
+target closure, signed by a trusted key, and refuses the rollout naming each
+missing or unsigned path and its hosts; --skip-preflight starts anyway (the
+audit log records it).
 ${SPEC_FLAGS}
 ${CONNECTION}
 
@@ -366,12 +384,14 @@ on its previous system, as rollback-failed when one did not.
 ${CONNECTION}
 
 example: shoal rollout rollback ro-1a2b3c4d`,
-  'rollout retry': `usage: shoal rollout retry ID [--watch] [--json]
+  'rollout retry': `usage: shoal rollout retry ID [--watch] [--skip-preflight] [--json]
 
 Starts a new rollout of the same release and settings for only the hosts the
 finished rollout ID failed, skipped, never reached or rolled back; hosts
 already healthy on it are left alone. The new rollout names ID as the one it
-retries. --watch follows it like \`rollout watch\`.
+retries. --watch follows it like \`rollout watch\`. Like a start, it is
+refused when the binary cache cannot serve the target closures
+(--skip-preflight starts anyway).
 ${CONNECTION}
 
 example: shoal rollout retry ro-1a2b3c4d --watch`,

@@ -1,8 +1,9 @@
-import { RolloutList, RolloutPlan, RolloutRoutes, RolloutSpec, RolloutStatus, type RolloutAction } from '../../../shared/src/rollout-api.js';
+import { RolloutList, RolloutPlanReport, RolloutRoutes, RolloutSpec, RolloutStatus, type RolloutAction } from '../../../shared/src/rollout-api.js';
 import { json, parse, type Values } from './args.js';
 import { OperatorClient } from './client.js';
 import { paint } from './colour.js';
 import { CliError, type CliIo } from './context.js';
+import { driftLines, fleetDiffLines, preflightLines } from './diff-format.js';
 import { planLines, rolloutListTable, stateColour, statusLines } from './rollout-format.js';
 import { SPEC_OPTIONS, specFromFlags } from './rollout-spec.js';
 import { watchRollout } from './watch.js';
@@ -20,18 +21,25 @@ async function follow(client: OperatorClient, id: string, io: CliIo, values: Val
 export async function rolloutPlan(args: string[], io: CliIo): Promise<void> {
   const { values, positionals } = parse(args, SPEC_OPTIONS, ['RELEASE']);
   const spec = specFromFlags(positionals[0]!, values);
-  const plan = await OperatorClient.from(values, io).call('POST', RolloutRoutes.plan, RolloutPlan, spec);
+  const plan = await OperatorClient.from(values, io).call('POST', RolloutRoutes.plan, RolloutPlanReport, spec);
   if (values.json) return json(io, plan);
   // The controller accepted the spec, so its defaults are the ones this schema fills in.
   const full = RolloutSpec.safeParse(spec);
-  io.stdout(planLines(plan, full.success ? full.data : null, paint(io)));
+  const colours = paint(io);
+  const extra = [...(plan.diff ? ['', ...fleetDiffLines(plan.diff, colours)] : []), ...driftLines(plan.drifted, colours), ...preflightLines(plan.preflight, colours)];
+  io.stdout(`${planLines(plan, full.success ? full.data : null, colours)}${extra.length ? `${extra.join('\n')}\n` : ''}`);
 }
 
 export async function rolloutStart(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { ...SPEC_OPTIONS, watch: { type: 'boolean', short: 'w', default: false } }, ['RELEASE']);
+  const { values, positionals } = parse(
+    args,
+    { ...SPEC_OPTIONS, watch: { type: 'boolean', short: 'w', default: false }, 'skip-preflight': { type: 'boolean', default: false } },
+    ['RELEASE'],
+  );
   const spec = specFromFlags(positionals[0]!, values);
   const client = OperatorClient.from(values, io);
-  const status = await client.call('POST', RolloutRoutes.rollouts, RolloutStatus, spec);
+  const body = values['skip-preflight'] ? { ...spec, skipPreflight: true } : spec;
+  const status = await client.call('POST', RolloutRoutes.rollouts, RolloutStatus, body);
   if (values.watch) {
     if (!values.json) io.stdout(`started rollout ${status.id}\n`);
     return follow(client, status.id, io, values);
@@ -79,9 +87,9 @@ export const rolloutRollback = act('rollback');
 
 /** A new rollout for the hosts a finished one failed or never reached; prints (or watches) it. */
 export async function rolloutRetry(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { watch: { type: 'boolean', short: 'w', default: false } }, ['ID']);
+  const { values, positionals } = parse(args, { watch: { type: 'boolean', short: 'w', default: false }, 'skip-preflight': { type: 'boolean', default: false } }, ['ID']);
   const client = OperatorClient.from(values, io);
-  const status = await client.call('POST', RolloutRoutes.retry(positionals[0]!), RolloutStatus);
+  const status = await client.call('POST', RolloutRoutes.retry(positionals[0]!), RolloutStatus, values['skip-preflight'] ? { skipPreflight: true } : undefined);
   if (values.watch) {
     if (!values.json) io.stdout(`started rollout ${status.id}, retrying ${positionals[0]!}\n`);
     return follow(client, status.id, io, values);

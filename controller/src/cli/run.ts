@@ -17,6 +17,7 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   enroll-token create [--ttl 1h] [--max-uses N] [--tag T]...
   enroll-token list | enroll-token revoke ID
   host register NAME --public-key B64 [--tag T]...
+  host diff HOST [--target PATH]         what it runs against what it should run
   host rm NAME | host rekey NAME --public-key B64
   host pause NAME | host resume NAME     hold a host back from rollouts and set
   host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
@@ -31,11 +32,11 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   release publish --flake DIR --cache URL --key F --name N   all four steps
   release create NAME (--file F | HOST=PATH...) [--description D] [--source REV]
   release list | release show NAME
-  rollout plan RELEASE [spec flags]      dry run: waves, canary, approval gates
-  rollout start RELEASE [spec flags] [--watch]
+  rollout plan RELEASE [spec flags]      dry run: waves, fleet diff, preflight
+  rollout start RELEASE [spec flags] [--watch] [--skip-preflight]
   rollout status ID | rollout watch ID | rollout list
   rollout approve|pause|resume|abort|rollback ID
-  rollout retry ID [--watch]             again, for hosts it failed or missed
+  rollout retry ID [--watch] [--skip-preflight]   again, for unfinished hosts
   webhook add URL [--event TYPE]... | webhook list | webhook rm|test ID
 
 global: --controller URL (SHOAL_CONTROLLER), --token T (SHOAL_TOKEN),
@@ -50,6 +51,7 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
   'enroll-token': { create: commands.enrollTokenCreate, list: lifecycle.enrollTokenList, revoke: lifecycle.enrollTokenRevoke },
   host: {
     register: commands.hostRegister,
+    diff: commands.hostDiff,
     rm: lifecycle.hostRemove,
     rekey: lifecycle.hostRekey,
     pause: lifecycle.hostPause(true),

@@ -8,6 +8,7 @@ import {
   type RolloutStatus,
 } from '../../../shared/src/rollout-api.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
+import type { JSX } from 'hono/jsx/jsx-runtime';
 import { rollbackPlan } from '../rollouts/rollback-plan.js';
 import { BAR_PHASES, barPhase, clockTime, storePathParts } from './format.js';
 import { Generation } from './generation.js';
@@ -333,6 +334,8 @@ export function RolloutPage(props: {
   provenance: ReleaseProvenance | null;
   failures: Array<{ host: string; reason: string | null; report: FailureReport | null }>;
   now: number;
+  /** What the release changes on the rollout's hosts (diff-view.tsx); null without a binary cache. */
+  changes?: JSX.Element | null;
   connections: ReadonlyMap<string, ConnectionMode>;
 }) {
   const { status } = props;
@@ -358,6 +361,10 @@ export function RolloutPage(props: {
         <div id="rollout-waves">{fragments['rollout-waves']}</div>
         <div id="rollout-failures">{fragments['rollout-failures']}</div>
       </div>
+      <p>
+        <a href={`${BASE}/releases/${encodeURIComponent(status.release)}`}>Release {status.release} against what its hosts run now</a>
+      </p>
+      {props.changes ?? null}
     </Layout>
   );
 }

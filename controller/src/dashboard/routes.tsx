@@ -8,10 +8,14 @@ import { scopeAllows } from '../auth/scopes.js';
 import type { ControllerDeps } from '../deps.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { listUnknownHosts } from '../hosts/unknown.js';
-import { releaseProvenance } from '../rollouts/releases.js';
+import { readRelease, releaseProvenance } from '../rollouts/releases.js';
 import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
 import { DASHBOARD_JS } from './client-script.js';
+import { hostDiffFor } from '../closure-diff/host-query.js';
+import { releaseInsight } from '../rollouts/release-insight.js';
+import { StorePath } from '../../../shared/src/protocol.js';
+import { FleetDiffView, HostDiffPage, ReleaseDiffPage } from './diff-view.js';
 import { FleetPage, fleetLiveState } from './fleet-page.js';
 import { fleetQuery, fleetView, parseFleetFilter, type FleetFilter } from './fleet-view.js';
 import { HOST_ACTIONS } from './host-actions.js';
@@ -253,6 +257,21 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return html(c, <HostPage session={session} {...view} now={clock.now()} allowed={allowedHostActions(session, view.host.name)} />);
   });
 
+  app.get('/hosts/:name/diff', page, async (c) => {
+    const target = StorePath.safeParse(c.req.query('target'));
+    const outcome = await hostDiffFor(deps, c.req.param('name'), target.success ? target.data : undefined);
+    if (!outcome.ok) return refusal(c, outcome.status === 404 ? 404 : 403, 'No diff', outcome.message, c.get('session'));
+    return html(c, <HostDiffPage session={c.get('session')} diff={outcome.diff} />);
+  });
+
+  // ---- Releases: what one changes, against what its hosts run now ----
+  app.get('/releases/:name', page, async (c) => {
+    const release = readRelease(db, c.req.param('name'));
+    if (!release) return refusal(c, 404, 'No such release', `No release is named "${c.req.param('name')}".`, c.get('session'));
+    const insight = await releaseInsight(deps, release.hosts);
+    return html(c, <ReleaseDiffPage session={c.get('session')} release={release.name} {...insight} />);
+  });
+
   app.get('/live/hosts/:name', stream, (c) => {
     const id = c.get('session').id;
     const name = c.req.param('name');
@@ -305,11 +324,25 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   app.get('/rollouts', page, (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={listRollouts(db)} now={clock.now()} />));
 
-  app.get('/rollouts/:id', page, (c) => {
+  app.get('/rollouts/:id', page, async (c) => {
     const status = rolloutStatus(db, c.req.param('id'), clock.now());
     if (!status) return refusal(c, 404, 'No such rollout', `No rollout has the id "${c.req.param('id')}".`, c.get('session'));
     const provenance = releaseProvenance(db, status.release);
-    return html(c, <RolloutPage session={c.get('session')} status={status} provenance={provenance} failures={failuresOf(status)} now={clock.now()} connections={connectionsOf(status)} />);
+    // What the rollout changes on its hosts (from what each ran when issued, else what it runs now); read from the cache, not live-updated.
+    const insight = deps.cache.configured ? await releaseInsight(deps, status.waves.flatMap((w) => w.hosts.map((h) => ({ host: h.host, storePath: h.targetPath, from: h.previousSystem })))) : null;
+    const changes = insight?.diff ? <FleetDiffView diff={insight.diff} drifted={insight.drifted} /> : null;
+    return html(
+      c,
+      <RolloutPage
+        session={c.get('session')}
+        status={status}
+        provenance={provenance}
+        failures={failuresOf(status)}
+        now={clock.now()}
+        connections={connectionsOf(status)}
+        changes={changes}
+      />,
+    );
   });
 
   app.get('/live/rollouts/:id', stream, (c) => {

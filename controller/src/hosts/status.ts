@@ -5,6 +5,7 @@ import { isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { hosts, manifests, type HostRow, type ManifestRow } from '../db/schema.js';
 import { toSummary } from '../manifests/issue.js';
+import { hostDrift } from './drift.js';
 import { latestFailure } from '../reports/latest-failure.js';
 import type { Presence } from './presence.js';
 
@@ -20,6 +21,7 @@ function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: 
     phase: host.phase as Phase | null,
     reportedVersion: host.reportedVersion,
     lastError: host.lastError,
+    drift: hostDrift(db, { ...host, desired }),
     // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).
     failure: host.lastError === null ? null : latestFailure(db, host.name, null),
     agentVersion: host.agentVersion,

@@ -14,7 +14,9 @@ import {
   type HostEvents,
   type HostList,
 } from '../../../shared/src/operator-api.js';
+import { StorePath } from '../../../shared/src/protocol.js';
 import { iso } from '../clock.js';
+import { hostDiffFor } from '../closure-diff/host-query.js';
 import { events } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { createEnrollmentToken, listEnrollmentTokens, registerHost, revokeEnrollmentToken } from '../hosts/enrollment.js';
@@ -63,6 +65,16 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     const status = hostStatus(db, presence, name);
     if (!status) throw unknownHost(name);
     return c.json(status);
+  });
+
+  /** What the host runs against its desired system (or ?target=PATH), read from the binary cache. */
+  app.get('/hosts/:name/diff', async (c) => {
+    const target = c.req.query('target');
+    const parsed = target === undefined ? undefined : StorePath.safeParse(target);
+    if (parsed && !parsed.success) throw new ApiError(400, 'invalid-request', `target: ${parsed.error.issues[0]?.message}`);
+    const outcome = await hostDiffFor(deps, c.req.param('name'), parsed?.data);
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    return c.json(outcome.diff);
   });
 
   app.delete('/hosts/:name', (c) => {

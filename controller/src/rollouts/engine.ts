@@ -37,6 +37,14 @@ export interface EngineDeps {
   manifestTtlMs: number;
 }
 
+/** The cache preflight as the audit log keeps it. skipped: it failed and the operator started anyway. */
+export interface PreflightRecord {
+  outcome: 'passed' | 'failed' | 'not-configured';
+  skipped: boolean;
+  paths: number;
+  problems: string[];
+}
+
 export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
 
 const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
@@ -90,7 +98,13 @@ export class RolloutEngine {
     return { ok: true, value: outcome.plan };
   }
 
-  start(spec: RolloutSpec, actor: string, retryOf: string | null = null): EngineOutcome<string> {
+  /**
+   * `preflight`: what the cache readiness check found (and whether an operator overrode it), kept in the
+   * rollout-started audit event. `retryOf`: the finished rollout whose unfinished hosts this one retries.
+   */
+  start(spec: RolloutSpec, actor: string, options: { preflight?: PreflightRecord | null; retryOf?: string | null } = {}): EngineOutcome<string> {
+    const preflight = options.preflight ?? null;
+    const retryOf = options.retryOf ?? null;
     const planned = this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
@@ -141,7 +155,7 @@ export class RolloutEngine {
         }
       }
       const step = openStep(tx, this.context, id, now, issued)!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf }, null);
+      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
       if (retryOf !== null) {
         appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
       }
@@ -214,7 +228,15 @@ export class RolloutEngine {
    * it left without a result: failed, skipped, or never reached (pending, or in flight when it
    * ended). Its waves keep the old order and approvals, minus the hosts already healthy.
    */
-  retry(id: string, actor: string): EngineOutcome<string> {
+  /** A new rollout for the hosts the finished rollout `id` left unfinished; `preflight` as for start. */
+  retry(id: string, actor: string, preflight: PreflightRecord | null = null): EngineOutcome<string> {
+    const spec = this.retrySpec(id);
+    if (!spec.ok) return spec;
+    return this.start(spec.value, actor, { retryOf: id, preflight });
+  }
+
+  /** What a retry of `id` would start: its release and settings, for only its unfinished hosts, in their waves. */
+  retrySpec(id: string): EngineOutcome<RolloutSpec> {
     const { db } = this.deps;
     const old = db.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).get();
     if (!old) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
@@ -239,7 +261,7 @@ export class RolloutEngine {
       waves: waves.map((w) => ({ hosts: w.hosts })),
       approvalBefore: waves.flatMap((w, index) => (w.needsApproval ? [index] : [])),
     };
-    return this.start(retrySpec, actor, id);
+    return { ok: true, value: retrySpec };
   }
 
   /**

@@ -2,13 +2,15 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { ReleaseBundle } from '../../../shared/src/release-statement.js';
-import { CreateReleaseRequest, RolloutAction, RolloutSpec } from '../../../shared/src/rollout-api.js';
+import { CreateReleaseRequest, RetryRolloutRequest, RolloutAction, RolloutSpec, StartRolloutRequest, type ReleaseDiffReport, type RolloutPlanReport } from '../../../shared/src/rollout-api.js';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../http/wake-signal.js';
-import type { EngineOutcome, RolloutEngine } from './engine.js';
+import type { EngineOutcome, PreflightRecord, RolloutEngine } from './engine.js';
+import { describeProblems } from './preflight.js';
+import { releaseInsight } from './release-insight.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
 import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
 
@@ -37,7 +39,7 @@ export function rolloutRoutes(
   const app = new Hono<OperatorEnv>();
   // '/releases/*' would match '/releases' too, and its smaller body limit would win.
   app.use('/releases', ...guards.releases);
-  for (const path of ['/releases/:name', '/rollouts', '/rollouts/*']) app.use(path, ...guards.rest);
+  for (const path of ['/releases/:name', '/releases/:name/diff', '/rollouts', '/rollouts/*']) app.use(path, ...guards.rest);
   const actor = (c: { get(key: 'operator'): OperatorIdentity }) => `operator:${c.get('operator').name}`;
   const status = (id: string) => {
     const found = rolloutStatus(db, id, clock.now());
@@ -62,9 +64,53 @@ export function rolloutRoutes(
     return c.json(release);
   });
 
-  app.post('/rollouts/plan', async (c) => c.json(unwrap(engine.plan(await readBody(c, RolloutSpec)))));
+  /** The hosts of a plan with the systems the release gives them. */
+  const planTargets = (spec: RolloutSpec, hosts: string[]) => {
+    const paths = new Map(readRelease(db, spec.release)!.hosts.map((h) => [h.host, h.storePath]));
+    return hosts.map((host) => ({ host, storePath: paths.get(host)! }));
+  };
+
+  app.get('/releases/:name/diff', async (c) => {
+    const release = readRelease(db, c.req.param('name'));
+    if (!release) throw new ApiError(404, 'unknown-release', `no release named "${c.req.param('name')}"`);
+    const report: ReleaseDiffReport = { release: release.name, ...(await releaseInsight(deps, release.hosts)) };
+    return c.json(report);
+  });
+
+  app.post('/rollouts/plan', async (c) => {
+    const spec = await readBody(c, RolloutSpec);
+    const plan = unwrap(engine.plan(spec));
+    const insight = await releaseInsight(deps, planTargets(spec, plan.waves.flatMap((w) => w.hosts)));
+    const report: RolloutPlanReport = { ...plan, ...insight };
+    return c.json(report);
+  });
+  /**
+   * Before the first manifest of a rollout (or a retry): a path the cache cannot serve would stop
+   * hosts mid-wave. Refused unless the operator skips it; the outcome goes into the audit log.
+   */
+  async function preflightFor(spec: RolloutSpec, skipPreflight: boolean): Promise<PreflightRecord> {
+    const plan = unwrap(engine.plan(spec));
+    const { preflight } = await releaseInsight(deps, planTargets(spec, plan.waves.flatMap((w) => w.hosts)), { diff: false });
+    if (preflight.outcome === 'failed' && !skipPreflight) {
+      const problems = describeProblems(preflight.problems);
+      throw new ApiError(
+        409,
+        'preflight-failed',
+        `rollout refused: the binary cache cannot serve ${preflight.problems.length} path(s) of the target closures (nothing was issued; --skip-preflight / skipPreflight to start anyway): ${problems.join('; ')}`,
+        problems,
+      );
+    }
+    return {
+      outcome: preflight.outcome,
+      skipped: skipPreflight && preflight.outcome === 'failed',
+      paths: preflight.paths,
+      problems: describeProblems(preflight.problems, 20),
+    };
+  }
   app.post('/rollouts', async (c) => {
-    const id = unwrap(engine.start(await readBody(c, RolloutSpec), actor(c)));
+    const { skipPreflight, ...spec } = await readBody(c, StartRolloutRequest);
+    const preflight = await preflightFor(spec, skipPreflight);
+    const id = unwrap(engine.start(spec, actor(c), { preflight }));
     return c.json(status(id), 201);
   });
   app.get('/rollouts', (c) => c.json({ rollouts: listRollouts(db) }));
@@ -76,8 +122,13 @@ export function rolloutRoutes(
     return c.json({ events: rolloutEvents(db, id, query.afterId, query.limit) });
   });
   // Before '/:action': retry starts a new rollout (201) rather than moving this one.
-  app.post('/rollouts/:id/retry', (c) => {
-    const retryId = unwrap(engine.retry(c.req.param('id'), actor(c)));
+  app.post('/rollouts/:id/retry', async (c) => {
+    const id = c.req.param('id');
+    // The body is optional: `{"skipPreflight": true}` as for a start.
+    const empty = (await c.req.text()).trim() === '';
+    const { skipPreflight } = await readBody(c, RetryRolloutRequest, empty ? {} : undefined);
+    const preflight = await preflightFor(unwrap(engine.retrySpec(id)), skipPreflight);
+    const retryId = unwrap(engine.retry(id, actor(c), preflight));
     return c.json(status(retryId), 201);
   });
   app.post('/rollouts/:id/:action', (c) => {

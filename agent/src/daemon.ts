@@ -1,3 +1,4 @@
+import { jitteredBackoff } from '../../shared/src/backoff.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
@@ -21,7 +22,7 @@ import { selfChanges, snapshotSelf } from './self-update.js';
 import { SpaceWatch, StateDirSpace } from './storage.js';
 import { resolveAuto, resolveSystem, systemdRunning } from './system.js';
 import { REBOOTSTRAP_COMMAND } from './verify.js';
-import { backoffDelay, WsTransport } from './ws.js';
+import { WsTransport } from './ws.js';
 
 /** Wires the agent's parts together and runs them; main.ts only adds process concerns. */
 
@@ -164,7 +165,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     const enrolled = await ensureEnrolled({ state, client, tokenFile: config.enrollmentTokenFile, host: config.host, logger });
     if (enrolled.ok) break;
     if (!enrolled.retry) throw new AgentFatalError(enrolled.message);
-    const delay = backoffDelay(attempt, { initialMs: 1_000, maxMs: 30_000, random: Math.random });
+    const delay = jitteredBackoff(attempt, { baseMs: 1_000, maxMs: 30_000, random: Math.random });
     logger.warn({ retryInMs: delay }, enrolled.message);
     await new Promise((resolve) => setTimeout(resolve, delay));
   }

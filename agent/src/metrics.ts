@@ -1,5 +1,6 @@
 import { readlink } from 'node:fs/promises';
 import type { Logger } from '../../shared/src/logger.js';
+import { DEPLOYMENT_SUCCESS_PHASES } from '../../shared/src/phases.js';
 import type { AgentState } from './state.js';
 import { writeFileAtomic } from './durable-file.js';
 import { resolveSystem } from './system.js';
@@ -21,8 +22,6 @@ export interface AgentMetricsSnapshot {
   nowMs: number;
 }
 
-const SUCCESS = new Set(['healthy', 'pending-reboot', 'dry-activated']);
-
 function label(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
@@ -36,7 +35,7 @@ export function renderAgentMetrics(s: AgentMetricsSnapshot): string {
   const lines: string[] = [];
   const host = `host="${label(s.host)}"`;
   const last = s.state.lastResult;
-  family(lines, 'shoal_agent_last_deployment_success', 'gauge', 'Whether the last deployment ended healthy (1) or not (0); absent before the first.', last ? [[`{${host},phase="${label(last.phase)}"}`, SUCCESS.has(last.phase) ? 1 : 0]] : []);
+  family(lines, 'shoal_agent_last_deployment_success', 'gauge', 'Whether the last deployment ended healthy (1) or not (0); absent before the first.', last ? [[`{${host},phase="${label(last.phase)}"}`, DEPLOYMENT_SUCCESS_PHASES.has(last.phase) ? 1 : 0]] : []);
   family(lines, 'shoal_agent_last_deployment_version', 'gauge', 'Manifest version of the last finished deployment.', last ? [[`{${host}}`, last.manifestVersion]] : []);
   family(lines, 'shoal_agent_last_deployment_timestamp_seconds', 'gauge', 'When the last deployment finished.', last ? [[`{${host}}`, Date.parse(last.at) / 1000]] : []);
   family(lines, 'shoal_agent_highest_accepted_version', 'gauge', 'Highest manifest version this host accepted.', [[`{${host}}`, s.state.highestVersion]]);

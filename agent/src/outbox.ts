@@ -1,3 +1,5 @@
+import { jitteredBackoff } from '../../shared/src/backoff.js';
+import { wakeSignal } from '../../shared/src/wake-signal.js';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/src/logger.js';
@@ -166,7 +168,8 @@ export class OutboxSender {
   private running = false;
   private kicked = false;
   private stopped = false;
-  private wakeSleep: (() => void) | null = null;
+  /** Wakes the retry loop's backoff sleep when a report is added or the sender stops. */
+  private readonly signal = wakeSignal();
   private idle: Promise<void> = Promise.resolve();
   private failures = 0;
 
@@ -174,8 +177,8 @@ export class OutboxSender {
 
   kick(): void {
     this.kicked = true;
-    if (this.wakeSleep) {
-      this.wakeSleep();
+    if (this.signal.sleeping) {
+      this.signal.wake();
       return;
     }
     if (!this.running && !this.stopped) this.idle = this.loop();
@@ -184,7 +187,7 @@ export class OutboxSender {
   /** Stops retrying; returns once the current attempt (if any) ended. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wakeSleep?.();
+    this.signal.wake();
     await this.idle;
   }
 
@@ -211,8 +214,12 @@ export class OutboxSender {
           continue;
         }
         this.failures += 1;
-        const cap = Math.min(this.options.maxBackoffMs ?? 30_000, (this.options.initialBackoffMs ?? 500) * 2 ** (this.failures - 1));
-        await this.sleep(Math.round((this.options.random ?? Math.random)() * cap));
+        const delay = jitteredBackoff(this.failures - 1, {
+          baseMs: this.options.initialBackoffMs ?? 500,
+          maxMs: this.options.maxBackoffMs ?? 30_000,
+          random: this.options.random ?? Math.random,
+        });
+        await this.signal.sleep(delay);
       }
     } finally {
       this.running = false;
@@ -235,21 +242,5 @@ export class OutboxSender {
       return false;
     }
     return true;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeSleep = () => {
-        this.wakeSleep = null;
-        done();
-      };
-    }).then(() => {
-      this.wakeSleep = null;
-    });
   }
 }

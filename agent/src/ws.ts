@@ -1,3 +1,4 @@
+import { jitteredBackoff } from '../../shared/src/backoff.js';
 import WebSocket from 'ws';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import type { Envelope } from '../../shared/src/envelope.js';
@@ -35,12 +36,6 @@ export function websocketUrl(controllerUrl: string): string {
   const url = new URL(AgentRoutes.websocket, controllerUrl);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.toString();
-}
-
-/** Full jitter (AWS architecture blog): uniformly random in [0, min(cap, base * 2^attempt)). */
-export function backoffDelay(attempt: number, options: { initialMs: number; maxMs: number; random: () => number }): number {
-  const cap = Math.min(options.maxMs, options.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(options.random() * cap);
 }
 
 export class WsTransport {
@@ -141,8 +136,8 @@ export class WsTransport {
     const wasConnected = this.authenticated;
     this.setAuthenticated(false);
     if (this.stopped) return;
-    const delay = backoffDelay(this.attempt, {
-      initialMs: this.options.initialBackoffMs ?? 1_000,
+    const delay = jitteredBackoff(this.attempt, {
+      baseMs: this.options.initialBackoffMs ?? 1_000,
       maxMs: this.options.maxBackoffMs ?? 30_000,
       random: this.options.random ?? Math.random,
     });

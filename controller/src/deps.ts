@@ -13,6 +13,7 @@ import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
 import { RolloutEngine } from './rollouts/engine.js';
 import { DENY_PRIVATE, DestinationGuard, type DestinationPolicy } from './webhooks/destination.js';
+import { pendingDeliveries } from './webhooks/endpoints.js';
 
 export const DEFAULT_MANIFEST_TTL_MS = 24 * 3600_000;
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
@@ -83,7 +84,11 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     challenges: new ChallengeStore(clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
     sessions: new SessionStore(clock),
     rollouts: new RolloutEngine(shared),
-    metrics: new ControllerMetrics({ db: options.db, presence: shared.presence, processMetrics: options.processMetrics ?? false }),
+    metrics: new ControllerMetrics({
+      db: options.db,
+      presence: shared.presence,
+      pendingWebhookDeliveries: () => pendingDeliveries(options.db),
+      processMetrics: options.processMetrics ?? false }),
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
     cache: new BinaryCacheReader({

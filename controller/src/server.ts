@@ -6,7 +6,7 @@ import type { Clock } from './clock.js';
 import { openDatabase, type OpenDatabase } from './db/open.js';
 import type { DashboardOptions } from './dashboard/routes.js';
 import { createDeps, type ControllerDeps } from './deps.js';
-import { createApp, DEFAULT_LIMITS, type AppLimits } from './http/app.js';
+import { createApp, DEFAULT_LIMITS, type AppLimits } from './app.js';
 import { startRenewal, type RenewalTimer } from './manifests/renew.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';

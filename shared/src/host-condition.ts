@@ -1,4 +1,5 @@
 import type { HostStatus } from './operator-api.js';
+import { DEPLOYMENT_FAILURE_PHASES, HEALTH_FAILURE_PHASES, phaseIn, SETTLED_PHASES } from './phases.js';
 import { Phase } from './protocol.js';
 
 /**
@@ -23,22 +24,18 @@ export const DEGRADED_PHASE_KNOWN = (Phase.options as readonly string[]).include
 /** The conditions worth a count and a filter on this controller. */
 export const SHOWN_CONDITIONS: readonly HostCondition[] = HOST_CONDITIONS.filter((condition) => condition !== 'degraded' || DEGRADED_PHASE_KNOWN);
 
-const FAILED_PHASES: ReadonlySet<string> = new Set(['failed', 'rolled-back', 'refused']);
-const DEGRADED_PHASES: ReadonlySet<string> = new Set(['degraded']);
-const SETTLED_PHASES: ReadonlySet<string> = new Set(['healthy', 'recovered', 'reconciled', 'pending-reboot', 'dry-activated']);
-
 export function isFailedPhase(phase: string | null): boolean {
-  return phase !== null && FAILED_PHASES.has(phase);
+  return phaseIn(DEPLOYMENT_FAILURE_PHASES, phase);
 }
 
 export function hostCondition(host: HostStatus): HostCondition {
-  const phase = host.phase as string | null;
+  const phase = host.phase;
   const aboutDesired = host.desired === null || host.reportedVersion === host.desired.version;
   if (isFailedPhase(phase) && aboutDesired) return 'failed';
-  if (phase !== null && DEGRADED_PHASES.has(phase) && aboutDesired) return 'degraded';
+  if (phaseIn(HEALTH_FAILURE_PHASES, phase) && aboutDesired) return 'degraded';
   if (host.connection === 'offline') return 'offline';
   if (host.desired === null) return isFailedPhase(phase) ? 'failed' : 'idle';
-  const settled = host.reportedVersion === host.desired.version && phase !== null && SETTLED_PHASES.has(phase);
+  const settled = host.reportedVersion === host.desired.version && phaseIn(SETTLED_PHASES, phase);
   if (!settled) return 'deploying';
   return host.drift ? 'drifted' : 'healthy';
 }

@@ -101,7 +101,7 @@ export type ManifestPayload = z.infer<typeof ManifestPayload>;
  * Where an agent stands. The terminal phases of one manifest are healthy, rolled-back, failed,
  * refused, pending-reboot, dry-activated. After a healthy activation the agent keeps checking its
  * health: `degraded` (a check fails now) and `recovered` (all pass again) are such transitions of
- * the system it runs, reported under the manifest it last applied (HEALTH_TRANSITION_PHASES).
+ * the system it runs, reported under the manifest it last applied. The phase sets are in phases.ts.
  */
 export const Phase = z.enum([
   'accepted',
@@ -121,18 +121,6 @@ export const Phase = z.enum([
   'recovered',
 ]);
 export type Phase = z.infer<typeof Phase>;
-
-export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set([
-  'refused',
-  'healthy',
-  'pending-reboot',
-  'dry-activated',
-  'rolled-back',
-  'failed',
-]);
-
-/** Health transitions of a system already running, after its manifest's terminal phase; never an activation's result. */
-export const HEALTH_TRANSITION_PHASES: ReadonlySet<Phase> = new Set(['degraded', 'recovered']);
 
 /** Why a manifest was refused; sent back so an operator sees it without logging into the host. */
 export const RefusalReason = z.enum([

@@ -183,6 +183,14 @@ export const ACTIVE_ROLLOUT_STATES: readonly RolloutState[] = ['running', 'waiti
 export const RolloutHostState = z.enum(['pending', 'issued', 'in-progress', 'healthy', 'failed', 'skipped']);
 export type RolloutHostState = z.infer<typeof RolloutHostState>;
 
+/** The rollback of one member, when its rollout rolls back; null (no rollback) outside it. */
+export const RolloutRollbackState = z.enum(['issued', 'healthy', 'failed']);
+export type RolloutRollbackState = z.infer<typeof RolloutRollbackState>;
+
+/** Within the current wave: its hosts are deploying, or all are healthy and the wave bakes. */
+export const RolloutWavePhase = z.enum(['deploying', 'baking']);
+export type RolloutWavePhase = z.infer<typeof RolloutWavePhase>;
+
 export const RolloutHostView = z.object({
   host: HostName,
   state: RolloutHostState,
@@ -190,7 +198,7 @@ export const RolloutHostView = z.object({
   previousSystem: StorePath.nullable(),
   manifestVersion: z.number().int().nullable(),
   reason: z.string().nullable(),
-  rollbackState: z.enum(['issued', 'healthy', 'failed']).nullable(),
+  rollbackState: RolloutRollbackState.nullable(),
   /** For a failed host: its failed report about this rollout's manifest (command, output tail, diagnosis). */
   failure: HostFailure.nullable().default(null),
   /** The host is paused by an operator: a pending host waits in its wave until it is resumed. */
@@ -215,7 +223,7 @@ export const RolloutStatus = z.object({
   /** The current wave's position in `waves` (0-based); `wave` is its number as people count (1-based). */
   waveIndex: z.number().int(),
   wave: z.number().int(),
-  wavePhase: z.enum(['deploying', 'baking']),
+  wavePhase: RolloutWavePhase,
   bakeRemainingSeconds: z.number().nullable(),
   failureThreshold: FailureThreshold,
   failures: z.number().int(),

@@ -61,6 +61,10 @@ export type WebhookList = z.infer<typeof WebhookList>;
 export const WebhookDeliveryState = z.enum(['pending', 'delivered', 'failed']);
 export type WebhookDeliveryState = z.infer<typeof WebhookDeliveryState>;
 
+/** What one delivery attempt came to (the metrics' `result` label): failed = given up. */
+export const WebhookAttemptResult = z.enum(['delivered', 'retry', 'failed']);
+export type WebhookAttemptResult = z.infer<typeof WebhookAttemptResult>;
+
 export const WebhookDelivery = z.object({
   id: z.string(),
   webhookId: z.string(),

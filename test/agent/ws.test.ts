@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadOrCreateIdentity, type Identity } from '../../agent/src/identity.js';
-import { backoffDelay, WsTransport, websocketUrl, type WsOptions } from '../../agent/src/ws.js';
+import { WsTransport, websocketUrl, type WsOptions } from '../../agent/src/ws.js';
+import { jitteredBackoff } from '../../shared/src/backoff.js';
 import { tweetnaclEd25519 } from '../../shared/src/ed25519.js';
 import type { Envelope } from '../../shared/src/envelope.js';
 import { generateNamedKey, toBase64 } from '../../shared/src/keys.js';
@@ -91,9 +92,9 @@ describe('websocket transport', () => {
   });
 
   it('backs off exponentially with full jitter, capped at 30 s', () => {
-    const options = { initialMs: 1_000, maxMs: 30_000, random: () => 0.999 };
-    expect([0, 1, 2, 3, 4, 5, 10].map((attempt) => Math.round(backoffDelay(attempt, options) / 1000))).toEqual([1, 2, 4, 8, 16, 30, 30]);
-    expect(backoffDelay(4, { ...options, random: () => 0 })).toBe(0);
+    const options = { baseMs: 1_000, maxMs: 30_000, random: () => 0.999 };
+    expect([0, 1, 2, 3, 4, 5, 10].map((attempt) => Math.round(jitteredBackoff(attempt, options) / 1000))).toEqual([1, 2, 4, 8, 16, 30, 30]);
+    expect(jitteredBackoff(4, { ...options, random: () => 0 })).toBe(0);
   });
 
   it('derives the websocket URL from the controller URL', () => {

@@ -11,7 +11,7 @@ import type { Clock } from '../../controller/src/clock.js';
 import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
 import { createDeps, type ControllerDeps, type DepsOptions } from '../../controller/src/deps.js';
 import { registerHost } from '../../controller/src/hosts/enrollment.js';
-import { createApp } from '../../controller/src/http/app.js';
+import { createApp } from '../../controller/src/app.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { releaseTrust, type ReleaseTrust } from '../../controller/src/manifests/statements.js';
 import type { DestinationPolicy } from '../../controller/src/webhooks/destination.js';

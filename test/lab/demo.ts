@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostStatus, ManifestSummary } from '../../shared/src/operator-api.js';
-import { TERMINAL_PHASES } from '../../shared/src/protocol.js';
+import { TERMINAL_PHASES } from '../../shared/src/phases.js';
 import { generateCacheKey, publishToCache } from './binary-cache.js';
 import { ResourceScope } from './cleanup.js';
 import { Lab, REPO_ROOT } from './lab.js';

@@ -1,5 +1,6 @@
 import type { HostEvent, ManifestSummary } from '../../shared/src/operator-api.js';
-import { TERMINAL_PHASES, type Phase } from '../../shared/src/protocol.js';
+import { TERMINAL_PHASES } from '../../shared/src/phases.js';
+import type { Phase } from '../../shared/src/protocol.js';
 
 /**
  * Where the wall time of one deployment went, from the host's event log: the agent stamps

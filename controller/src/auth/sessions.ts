@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
+import { TtlMap } from '../ttl-map.js';
 
 export const SESSION_TTL_MS = 3600_000;
 
@@ -8,31 +9,24 @@ export const SESSION_TTL_MS = 3600_000;
  * answer a fresh challenge.
  */
 export class SessionStore {
-  private readonly sessions = new Map<string, { host: string; expiresAt: number }>();
+  /** Token → host. */
+  private readonly sessions: TtlMap<string, string>;
   private readonly revokedListeners = new Set<(host: string) => void>();
 
-  constructor(
-    private readonly clock: Clock,
-    private readonly ttlMs = SESSION_TTL_MS,
-  ) {}
+  constructor(clock: Clock, ttlMs = SESSION_TTL_MS) {
+    this.sessions = new TtlMap(clock, ttlMs);
+  }
 
   create(host: string): { token: string; expiresAt: number } {
-    this.sweepIfLarge();
+    this.sessions.sweepExpired();
     const token = `shoal_s_${randomBytes(32).toString('base64url')}`;
-    const expiresAt = this.clock.now() + this.ttlMs;
-    this.sessions.set(token, { host, expiresAt });
+    const expiresAt = this.sessions.set(token, host);
     return { token, expiresAt };
   }
 
   /** The host a session belongs to, or null when it is unknown or expired. */
   hostOf(token: string): string | null {
-    const entry = this.sessions.get(token);
-    if (!entry) return null;
-    if (entry.expiresAt <= this.clock.now()) {
-      this.sessions.delete(token);
-      return null;
-    }
-    return entry.host;
+    return this.sessions.get(token) ?? null;
   }
 
   /**
@@ -40,19 +34,12 @@ export class SessionStore {
    * (the websocket hub) close its live connection. Its next login is checked against the database.
    */
   revokeHost(host: string): void {
-    for (const [token, entry] of this.sessions) if (entry.host === host) this.sessions.delete(token);
+    this.sessions.deleteWhere((sessionHost) => sessionHost === host);
     for (const listener of this.revokedListeners) listener(host);
   }
 
   onHostRevoked(listener: (host: string) => void): () => void {
     this.revokedListeners.add(listener);
     return () => this.revokedListeners.delete(listener);
-  }
-
-  private sweepIfLarge(): void {
-    // Hosts re-authenticate every hour; sweep when the map has room for more than a fleet's worth.
-    if (this.sessions.size < 20_000) return;
-    const now = this.clock.now();
-    for (const [token, entry] of this.sessions) if (entry.expiresAt <= now) this.sessions.delete(token);
   }
 }

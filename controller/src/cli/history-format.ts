@@ -1,4 +1,5 @@
 import type { HostEvent } from '../../../shared/src/operator-api.js';
+import { DEPLOYMENT_FAILURE_PHASES, phaseIn } from '../../../shared/src/phases.js';
 import type { CommandFailure, Phase } from '../../../shared/src/protocol.js';
 import type { Paint } from './colour.js';
 import { failureBlock } from './failure-format.js';
@@ -79,11 +80,12 @@ export function historyLines(events: readonly HostEvent[], paint: Paint): string
   for (const event of events) {
     const sentence = eventSentence(event);
     const d = event.data as Data;
-    const failedReport = event.kind === 'report' && (d.phase === 'failed' || d.phase === 'rolled-back' || d.phase === 'refused');
+    const failedPhase = event.kind === 'report' && phaseIn(DEPLOYMENT_FAILURE_PHASES, d.phase) ? d.phase : null;
+    const failedReport = failedPhase !== null;
     lines.push(`${localTime(event.at, { seconds: true })}  ${failedReport ? paint.red(sentence) : sentence}`);
     const failure = (d.detail as { failure?: CommandFailure } | undefined)?.failure;
-    if (failedReport && failure) {
-      lines.push(...failureBlock({ at: event.at, phase: d.phase as Phase, version: null, reason: null, failure, diagnosis: null }, paint));
+    if (failedPhase !== null && failure) {
+      lines.push(...failureBlock({ at: event.at, phase: failedPhase, version: null, reason: null, failure, diagnosis: null }, paint));
     }
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '(no events)\n';

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Db } from '../db/open.js';
-import { wakeSignal } from '../http/wake-signal.js';
+import { wakeSignal } from '../../../shared/src/wake-signal.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import type { RolloutEngine } from '../rollouts/engine.js';
 import { diffLive, liveDigest, type LiveState } from './live-state.js';

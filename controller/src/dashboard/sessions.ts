@@ -3,6 +3,7 @@ import { and, eq, isNull } from 'drizzle-orm';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import { scopeAllows } from '../auth/scopes.js';
 import type { Clock } from '../clock.js';
+import { TtlMap } from '../ttl-map.js';
 import type { Db } from '../db/open.js';
 import { operatorTokens } from '../db/schema.js';
 
@@ -49,20 +50,20 @@ export function sameSecret(a: string, b: string): boolean {
  * every lookup checks that the token it was opened with is still active.
  */
 export class DashboardSessions {
-  private readonly sessions = new Map<string, DashboardSession>();
+  /** Expires at the maximum age; the idle limit is checked on each lookup. */
+  private readonly sessions: TtlMap<string, DashboardSession>;
 
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
-  ) {}
+  ) {
+    this.sessions = new TtlMap(clock, limits.maxAgeMs);
+  }
 
   open(operator: OperatorIdentity): DashboardSession {
-    if (this.sessions.size >= this.limits.maxSessions) {
-      // Map order is insertion order: the oldest session goes first.
-      const oldest = this.sessions.keys().next().value;
-      if (oldest !== undefined) this.sessions.delete(oldest);
-    }
+    this.sessions.sweepExpired();
+    if (this.sessions.size >= this.limits.maxSessions) this.sessions.deleteOldest();
     const now = this.clock.now();
     const session: DashboardSession = { id: randomToken(), operator, csrf: randomToken(), createdAt: now, lastUsedAt: now, flash: null };
     this.sessions.set(session.id, session);
@@ -74,8 +75,7 @@ export class DashboardSessions {
     const session = this.sessions.get(id);
     if (!session) return null;
     const now = this.clock.now();
-    const expired = now - session.lastUsedAt > this.limits.idleMs || now - session.createdAt > this.limits.maxAgeMs;
-    if (expired || !this.tokenActive(session.operator.id)) {
+    if (now - session.lastUsedAt > this.limits.idleMs || !this.tokenActive(session.operator.id)) {
       this.sessions.delete(id);
       return null;
     }

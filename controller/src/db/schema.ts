@@ -1,9 +1,12 @@
 import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import type { Action, Phase } from '../../../shared/src/protocol.js';
+import type { RolloutHostState, RolloutRollbackState, RolloutState, RolloutWavePhase } from '../../../shared/src/rollout-api.js';
+import type { WebhookDeliveryState } from '../../../shared/src/webhook-api.js';
 
 // Times are integer milliseconds since the epoch: cheap to compare in SQL (renewal scans by expiry),
-// converted to ISO strings only at the API boundary. This file imports nothing but drizzle so that
-// drizzle-kit can load it on its own.
+// converted to ISO strings only at the API boundary. This file imports nothing but drizzle at run time
+// (the shared enums only as types, erased) so that drizzle-kit can load it on its own.
 
 export const hosts = sqliteTable('hosts', {
   name: text('name').primaryKey(),
@@ -13,7 +16,7 @@ export const hosts = sqliteTable('hosts', {
   enrolledAt: integer('enrolled_at'),
   lastSeenAt: integer('last_seen_at'),
   currentSystem: text('current_system'),
-  phase: text('phase'),
+  phase: text('phase').$type<Phase>(),
   reportedVersion: integer('reported_version'),
   lastError: text('last_error'),
   /** Highest report seq stored; the host's status columns come from that report. */
@@ -40,7 +43,7 @@ export const manifests = sqliteTable(
       .references(() => hosts.name, { onDelete: 'cascade' }),
     version: integer('version').notNull(),
     storePath: text('store_path').notNull(),
-    action: text('action').notNull(),
+    action: text('action').$type<Action>().notNull(),
     rolloutId: text('rollout_id'),
     issuedAt: integer('issued_at').notNull(),
     expiresAt: integer('expires_at').notNull(),
@@ -195,10 +198,9 @@ export const rollouts = sqliteTable(
     /** The validated RolloutSpec and the plan computed at start (JSON). */
     spec: text('spec', { mode: 'json' }).notNull(),
     plan: text('plan', { mode: 'json' }).notNull(),
-    state: text('state').notNull(),
+    state: text('state').$type<RolloutState>().notNull(),
     waveIndex: integer('wave_index').notNull(),
-    /** deploying | baking */
-    wavePhase: text('wave_phase').notNull(),
+    wavePhase: text('wave_phase').$type<RolloutWavePhase>().notNull(),
     waveStartedAt: integer('wave_started_at'),
     bakeStartedAt: integer('bake_started_at'),
     pausedAt: integer('paused_at'),
@@ -230,15 +232,14 @@ export const rolloutHosts = sqliteTable(
     targetPath: text('target_path').notNull(),
     /** What the host ran when its manifest was issued: where a rollback sends it. */
     previousSystem: text('previous_system'),
-    /** pending | issued | in-progress | healthy | failed | skipped */
-    state: text('state').notNull(),
+    state: text('state').$type<RolloutHostState>().notNull(),
     manifestVersion: integer('manifest_version'),
     issuedAt: integer('issued_at'),
     acceptedAt: integer('accepted_at'),
     finishedAt: integer('finished_at'),
     reason: text('reason'),
-    /** null | issued | healthy | failed — the rollback of this host, when the rollout rolls back. */
-    rollbackState: text('rollback_state'),
+    /** The rollback of this host, when the rollout rolls back. */
+    rollbackState: text('rollback_state').$type<RolloutRollbackState>(),
     rollbackVersion: integer('rollback_version'),
     rollbackIssuedAt: integer('rollback_issued_at'),
   },
@@ -283,8 +284,8 @@ export const webhookDeliveries = sqliteTable(
     type: text('type').notNull(),
     /** The body exactly as signed and sent. */
     payload: text('payload').notNull(),
-    /** pending | delivered | failed (gave up after the last attempt) */
-    state: text('state').notNull(),
+    /** failed: gave up after the last attempt. */
+    state: text('state').$type<WebhookDeliveryState>().notNull(),
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: integer('next_attempt_at').notNull(),
     lastAttemptAt: integer('last_attempt_at'),

@@ -1,5 +1,5 @@
 import type { HostDrift } from '../../../shared/src/operator-api.js';
-import { TERMINAL_PHASES } from '../../../shared/src/protocol.js';
+import { TERMINAL_PHASES } from '../../../shared/src/phases.js';
 import { iso } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { statement } from '../db/prepared.js';

@@ -18,7 +18,7 @@ function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: 
     connection: presence.mode(host.name),
     desired: desired ? toSummary(desired) : null,
     currentSystem: host.currentSystem,
-    phase: host.phase as Phase | null,
+    phase: host.phase,
     reportedVersion: host.reportedVersion,
     lastError: host.lastError,
     drift: hostDrift(db, { ...host, desired }),

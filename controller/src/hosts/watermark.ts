@@ -64,7 +64,7 @@ export function noteWatermark(deps: WatermarkDeps, host: string, watermark: Agen
           deps.signer,
           now,
           deps.manifestTtlMs,
-          { host, storePath: desired.storePath, action: desired.action as Action, rolloutId: desired.rolloutId, authority },
+          { host, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId, authority },
           { kind: 'manifest-renewed', actor: 'controller' },
           reported,
         );

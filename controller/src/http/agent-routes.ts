@@ -7,8 +7,6 @@ import {
   PROTOCOL_VERSION,
   ReportBatch,
   SessionRequest,
-  HEALTH_TRANSITION_PHASES,
-  TERMINAL_PHASES,
   manifestEtag,
   type Challenge,
   type EnrollResponse,
@@ -16,6 +14,7 @@ import {
   type ReportAck,
   type Session,
 } from '../../../shared/src/protocol.js';
+import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES } from '../../../shared/src/phases.js';
 import { expectedAudience, verifyHostProof } from '../auth/host-signature.js';
 import { iso } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';

@@ -186,7 +186,7 @@ export function toSummary(row: ManifestRow): ManifestSummary {
   return {
     version: row.version,
     storePath: row.storePath,
-    action: row.action as Action,
+    action: row.action,
     rolloutId: row.rolloutId,
     release: statementRelease(row.statement),
     issuedAt: iso(row.issuedAt),

@@ -1,7 +1,8 @@
 import { runBackground } from '../background.js';
-import { and, eq, lte, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, lte, or, sql } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Envelope } from '../../../shared/src/envelope.js';
+import { DEPLOYMENT_FAILURE_PHASES } from '../../../shared/src/phases.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Action } from '../../../shared/src/protocol.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
@@ -40,7 +41,7 @@ export function manifestsDueForRenewal(db: Db, dueBy: number, signingKeyId: stri
       and(
         or(lte(manifests.expiresAt, dueBy), sql`json_extract(${manifests.envelope}, '$.signatures[0].keyid') is not ${signingKeyId}`),
         // A host that refused or rolled back its desired state would only try the same failure again.
-        sql`not (coalesce(${hosts.reportedVersion} = ${hosts.desiredVersion}, 0) and coalesce(${hosts.phase} in ('rolled-back', 'failed', 'refused'), 0))`,
+        sql`not (coalesce(${hosts.reportedVersion} = ${hosts.desiredVersion}, 0) and coalesce(${inArray(hosts.phase, [...DEPLOYMENT_FAILURE_PHASES])}, 0))`,
       ),
     )
     .all();
@@ -98,7 +99,7 @@ export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
             deps.signer,
             issuedAt,
             deps.manifestTtlMs,
-            { host: old.host, storePath: old.storePath, action: old.action as Action, rolloutId: old.rolloutId, authority },
+            { host: old.host, storePath: old.storePath, action: old.action, rolloutId: old.rolloutId, authority },
             { kind: 'manifest-renewed', actor: 'controller' },
           ),
         );

@@ -3,15 +3,17 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { Phase } from '../../../shared/src/protocol.js';
 import { RolloutState } from '../../../shared/src/rollout-api.js';
+import { WebhookAttemptResult } from '../../../shared/src/webhook-api.js';
 import type { Db } from '../db/open.js';
-import { events, hosts, rollouts, webhookDeliveries } from '../db/schema.js';
+import { events, hosts, rollouts } from '../db/schema.js';
 import type { Presence } from '../hosts/presence.js';
-import type { AttemptResult } from '../webhooks/dispatcher.js';
 import { DeploymentTimer } from './deployment-timer.js';
 
 export interface MetricsDeps {
   db: Db;
   presence: Presence;
+  /** Webhook deliveries waiting to be sent or retried (the webhooks feature counts them). */
+  pendingWebhookDeliveries: () => number;
   /** Node process metrics (CPU, memory, event loop lag); off in tests, which start many controllers. */
   processMetrics?: boolean;
 }
@@ -85,7 +87,7 @@ export class ControllerMetrics {
     // Every label value known up front, so series exist (at 0) before the first event.
     for (const cause of Object.values(MANIFEST_CAUSES)) this.manifestsIssued.inc({ cause }, 0);
     for (const phase of Phase.options) this.reportsReceived.inc({ phase }, 0);
-    for (const result of ['delivered', 'retry', 'failed']) this.webhookAttempts.inc({ result }, 0);
+    for (const result of WebhookAttemptResult.options) this.webhookAttempts.inc({ result }, 0);
     this.cursor = deps.db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
   }
 
@@ -93,7 +95,7 @@ export class ControllerMetrics {
     this.admissionRefusals.inc({ what, scope });
   }
 
-  webhookAttempt(result: AttemptResult): void {
+  webhookAttempt(result: WebhookAttemptResult): void {
     this.webhookAttempts.inc({ result });
   }
 
@@ -171,7 +173,6 @@ export class ControllerMetrics {
       states.set(row.state, row.n);
     }
     for (const [state, n] of states) this.rolloutsByState.set({ state }, n);
-    const pending = db.select({ n: sql<number>`count(*)` }).from(webhookDeliveries).where(sql`${webhookDeliveries.state} = 'pending'`).get();
-    this.webhookPending.set(pending?.n ?? 0);
+    this.webhookPending.set(this.deps.pendingWebhookDeliveries());
   }
 }

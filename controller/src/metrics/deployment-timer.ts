@@ -1,12 +1,11 @@
 import type { Histogram } from 'prom-client';
-import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES, type Phase } from '../../../shared/src/protocol.js';
-
-const SUCCESS: ReadonlySet<string> = new Set(['healthy', 'pending-reboot', 'dry-activated']);
+import { DEPLOYMENT_SUCCESS_PHASES, HEALTH_TRANSITION_PHASES, TERMINAL_PHASES } from '../../../shared/src/phases.js';
+import type { Phase } from '../../../shared/src/protocol.js';
 
 interface InFlight {
   version: number;
   startedAt: number;
-  phase: string;
+  phase: Phase;
   phaseAt: number;
 }
 
@@ -45,7 +44,7 @@ export class DeploymentTimer {
       current.phaseAt = at;
     }
     if (terminal) {
-      this.deployment.observe({ result: SUCCESS.has(phase) ? 'success' : 'failure' }, Math.max(0, at - current.startedAt) / 1000);
+      this.deployment.observe({ result: DEPLOYMENT_SUCCESS_PHASES.has(phase) ? 'success' : 'failure' }, Math.max(0, at - current.startedAt) / 1000);
       this.inFlight.delete(host);
     }
   }

@@ -2,13 +2,12 @@ import { and, desc, eq } from 'drizzle-orm';
 import type { HostFailure } from '../../../shared/src/operator-api.js';
 import { diagnoseFailure } from '../../../shared/src/nix-failure.js';
 import type { CommandFailure, Phase } from '../../../shared/src/protocol.js';
+import { phaseIn, TROUBLE_PHASES } from '../../../shared/src/phases.js';
 import { iso } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { events } from '../db/schema.js';
 
 export type FailureReport = HostFailure;
-
-const FAILED = new Set(['failed', 'rolled-back', 'refused', 'degraded']);
 
 /**
  * The host's latest failed report about `version` (any version when null), with the failing
@@ -25,12 +24,12 @@ export function latestFailure(db: Db, host: string, version: number | null): Fai
     .all();
   for (const row of rows) {
     const data = row.data as { phase?: string; manifestVersion?: number | null; detail?: { reason?: string; failure?: CommandFailure } };
-    if (!data.phase || !FAILED.has(data.phase)) continue;
+    if (!data.phase || !phaseIn(TROUBLE_PHASES, data.phase)) continue;
     if (version !== null && data.manifestVersion !== version) continue;
     const failure = data.detail?.failure ?? null;
     return {
       at: iso(row.at),
-      phase: data.phase as Phase,
+      phase: data.phase,
       version: data.manifestVersion ?? null,
       reason: data.detail?.reason ?? null,
       failure,

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Report } from '../../../shared/src/protocol.js';
+import { SETTLED_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
 import { statement } from '../db/prepared.js';
@@ -15,9 +16,6 @@ export interface StoreOutcome {
 /** Sees each newly stored report inside the storing transaction (the rollout engine counts results here, exactly once). */
 export type ReportObserver = (tx: Tx, host: string, report: Report) => string | null;
 
-// A degraded host shows why until it recovers.
-const FAILURE_PHASES = new Set(['refused', 'rolled-back', 'failed', 'degraded']);
-const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated', 'reconciled', 'recovered']);
 
 function errorOf(report: Report): string {
   const { detail } = report;
@@ -85,8 +83,9 @@ function storeInTransaction(
   if (!row) throw new Error(`storeReports: host ${host} vanished inside its own session`);
   if (newest && newest.seq > (row.lastReportSeq ?? 0)) {
     let lastError = row.lastError;
-    if (FAILURE_PHASES.has(newest.phase)) lastError = errorOf(newest);
-    else if (SUCCESS_PHASES.has(newest.phase)) lastError = null;
+    // A degraded host shows why until it recovers.
+    if (TROUBLE_PHASES.has(newest.phase)) lastError = errorOf(newest);
+    else if (SETTLED_PHASES.has(newest.phase)) lastError = null;
     run.updateHost.run(newest.seq, newest.phase, newest.manifestVersion, lastError, now, newest.currentSystem, host);
   }
   return { ackedSeqs: batch.map((report) => report.seq), stored, rollouts: [...touched] };

@@ -1,7 +1,16 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
-import { HEALTH_TRANSITION_PHASES, TERMINAL_PHASES, type Report } from '../../../shared/src/protocol.js';
-import { ACTIVE_ROLLOUT_STATES, waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
+import { DEPLOYMENT_SUCCESS_PHASES, HEALTH_TRANSITION_PHASES, TERMINAL_PHASES } from '../../../shared/src/phases.js';
+import type { Report } from '../../../shared/src/protocol.js';
+import {
+  ACTIVE_ROLLOUT_STATES,
+  RolloutHostState,
+  RolloutRollbackState,
+  waveNumber,
+  type RolloutPlan,
+  type RolloutSpec,
+  type RolloutState,
+} from '../../../shared/src/rollout-api.js';
 import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
 import { rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
@@ -65,11 +74,15 @@ export const ISSUE_BATCH = 500;
  */
 export const BAKE_OFFLINE_GRACE_MS = 10_000;
 
-const SUCCESS_PHASES = new Set(['healthy', 'pending-reboot', 'dry-activated']);
-const IN_FLIGHT = new Set(['issued', 'in-progress']);
+// Member states go into SQL as parameters from the typed enums, so a misspelt state does not compile.
+const MEMBER = RolloutHostState.enum;
+const ROLLBACK = RolloutRollbackState.enum;
+const IN_FLIGHT: ReadonlySet<RolloutHostState> = new Set([MEMBER.issued, MEMBER['in-progress']]);
+/** `state in (${IN_FLIGHT_PLACEHOLDERS})` takes `...IN_FLIGHT` as its parameters. */
+const IN_FLIGHT_PLACEHOLDERS = [...IN_FLIGHT].map(() => '?').join(', ');
 /** Bound on transitions per advance, far above what one call needs (each wave moves at most twice). */
 const MAX_STEPS = 1000;
-const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
+const ACTIVE: ReadonlySet<RolloutState> = new Set(ACTIVE_ROLLOUT_STATES);
 
 /** The rollout row without its spec and plan (those come from AdvanceContext.definitions). */
 export type RolloutProgress = Omit<RolloutRow, 'spec' | 'plan'>;
@@ -79,7 +92,7 @@ interface InFlightMember {
   rolloutId: string;
   host: string;
   wave: number;
-  state: string;
+  state: RolloutHostState;
   issuedAt: number | null;
   acceptedAt: number | null;
 }
@@ -208,8 +221,8 @@ class Step {
     if (typeof manifest === 'string') return this.withheld(member.host, row.previousSystem, manifest);
     statement(
       this.ctx.db,
-      "update rollout_hosts set rollback_state = 'issued', rollback_version = ?, rollback_issued_at = ? where rollout_id = ? and host = ?",
-    ).run(manifest.version, this.now, member.rolloutId, member.host);
+      'update rollout_hosts set rollback_state = ?, rollback_version = ?, rollback_issued_at = ? where rollout_id = ? and host = ?',
+    ).run(ROLLBACK.issued, manifest.version, this.now, member.rolloutId, member.host);
   }
 
   /** Hosts of `wave` that hold a manifest and have no result yet. */
@@ -217,8 +230,8 @@ class Step {
     return statement(
       this.ctx.db,
       `select rollout_id as rolloutId, host, wave, state, issued_at as issuedAt, accepted_at as acceptedAt from rollout_hosts
-       where rollout_id = ? and wave = ? and state in ('issued', 'in-progress') order by position`,
-    ).all(this.rollout.id, wave) as InFlightMember[];
+       where rollout_id = ? and wave = ? and state in (${IN_FLIGHT_PLACEHOLDERS}) order by position`,
+    ).all(this.rollout.id, wave, ...IN_FLIGHT) as InFlightMember[];
   }
 
   counts(wave: number): Counts {
@@ -226,7 +239,7 @@ class Step {
       this.ctx.db,
       `select wave = ? as current, state, count(*) as n, max(finished_at) as lastFinishedAt
        from rollout_hosts where rollout_id = ? group by 1, 2`,
-    ).all(wave, this.rollout.id) as Array<{ current: number; state: string; n: number; lastFinishedAt: number | null }>;
+    ).all(wave, this.rollout.id) as Array<{ current: number; state: RolloutHostState; n: number; lastFinishedAt: number | null }>;
     const counts: Counts = { failed: 0, finished: 0, lastFinishedAt: null, waveSize: 0, wavePending: 0, waveInFlight: 0 };
     for (const { current, state, n, lastFinishedAt } of rows) {
       if (state === 'failed') counts.failed += n;
@@ -252,8 +265,8 @@ class Step {
       this.ctx.db,
       `select rh.host as host, rh.target_path as targetPath, h.current_system as currentSystem, h.desired_version as desiredVersion
        from rollout_hosts rh join hosts h on h.name = rh.host
-       where rh.rollout_id = ? and rh.wave = ? and rh.state = 'pending' and h.paused = 0 order by rh.position limit ?`,
-    ).all(this.rollout.id, wave, Number.isFinite(limit) ? limit : -1) as Array<{
+       where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 0 order by rh.position limit ?`,
+    ).all(this.rollout.id, wave, MEMBER.pending, Number.isFinite(limit) ? limit : -1) as Array<{
       host: string;
       targetPath: string;
       currentSystem: string | null;
@@ -261,7 +274,7 @@ class Step {
     }>;
     const markIssued = statement(
       this.ctx.db,
-      `update rollout_hosts set state = 'issued', manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`,
+      `update rollout_hosts set state = ?, manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`,
     );
     let refused = 0;
     for (const member of pending) {
@@ -273,7 +286,7 @@ class Step {
         this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, manifest);
         continue;
       }
-      markIssued.run(manifest.version, this.now, previousSystem, this.rollout.id, member.host);
+      markIssued.run(MEMBER.issued, manifest.version, this.now, previousSystem, this.rollout.id, member.host);
       this.event('rollout-host-issued', { wave: waveNumber(wave), version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
     }
     return { issued: pending.length - refused, refused };
@@ -284,8 +297,8 @@ class Step {
     const row = statement(
       this.ctx.db,
       `select count(*) as n from rollout_hosts rh join hosts h on h.name = rh.host
-       where rh.rollout_id = ? and rh.wave = ? and rh.state = 'pending' and h.paused = 1`,
-    ).get(this.rollout.id, wave) as { n: number };
+       where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 1`,
+    ).get(this.rollout.id, wave, MEMBER.pending) as { n: number };
     return row.n;
   }
 
@@ -311,8 +324,8 @@ class Step {
     statement(
       this.ctx.db,
       `update rollout_hosts set issued_at = issued_at + ?, accepted_at = accepted_at + ?
-       where rollout_id = ? and state in ('issued', 'in-progress')`,
-    ).run(pausedForMs, pausedForMs, this.rollout.id);
+       where rollout_id = ? and state in (${IN_FLIGHT_PLACEHOLDERS})`,
+    ).run(pausedForMs, pausedForMs, this.rollout.id, ...IN_FLIGHT);
     const prefix = `${this.rollout.id}\0`;
     for (const key of this.ctx.bakeOfflineSince.keys()) if (key.startsWith(prefix)) this.ctx.bakeOfflineSince.delete(key);
   }
@@ -327,8 +340,8 @@ class Step {
     const healthy = statement(
       this.ctx.db,
       `select rollout_id as rolloutId, host, wave, state, issued_at as issuedAt, accepted_at as acceptedAt from rollout_hosts
-       where rollout_id = ? and wave = ? and state = 'healthy' order by position`,
-    ).all(this.rollout.id, wave) as InFlightMember[];
+       where rollout_id = ? and wave = ? and state = ? order by position`,
+    ).all(this.rollout.id, wave, MEMBER.healthy) as InFlightMember[];
     let failed = 0;
     for (const member of healthy) {
       const key = `${this.rollout.id}\0${member.host}`;
@@ -570,7 +583,7 @@ export function advanceRollout(
   if (!step) return { issued: [], more: false };
   step.deadlines = options.deadlines;
   for (let i = 0; i < MAX_STEPS; i++) {
-    const state = step.rollout.state as RolloutState;
+    const state = step.rollout.state;
     if (state === 'running') {
       if (!advanceRunning(step)) break;
     } else {
@@ -585,13 +598,13 @@ export function advanceRollout(
 interface ReportedMember {
   rolloutId: string;
   wave: number;
-  state: string;
+  state: RolloutHostState;
   targetPath: string;
   manifestVersion: number | null;
   previousSystem: string | null;
-  rollbackState: string | null;
+  rollbackState: RolloutRollbackState | null;
   rollbackVersion: number | null;
-  rolloutState: string;
+  rolloutState: RolloutState;
   waveIndex: number;
 }
 
@@ -626,7 +639,7 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
   const member = reportedMember(db, host, version);
   if (!member) return null;
   const terminal = TERMINAL_PHASES.has(report.phase);
-  const success = SUCCESS_PHASES.has(report.phase);
+  const success = DEPLOYMENT_SUCCESS_PHASES.has(report.phase);
   const actor = `rollout:${member.rolloutId}`;
   // The path must match too: a refusal of some other manifest that happens to carry this version number is not this host's result.
   const forward =
@@ -641,7 +654,7 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
     const watched = member.state === 'healthy' && member.wave === member.waveIndex && (member.rolloutState === 'running' || member.rolloutState === 'paused');
     if (!watched) return null;
     const reason = `degraded after it reported healthy: ${report.detail.reason ?? 'a health check fails'}`;
-    statement(db, `update rollout_hosts set state = 'failed', finished_at = ?, reason = ? where rollout_id = ? and host = ?`).run(now, reason, member.rolloutId, host);
+    statement(db, 'update rollout_hosts set state = ?, finished_at = ?, reason = ? where rollout_id = ? and host = ?').run(MEMBER.failed, now, reason, member.rolloutId, host);
     appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: member.wave, version, reason, degraded: true } });
     return member.rolloutId;
   }
@@ -650,14 +663,14 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
   if (forward && IN_FLIGHT.has(member.state)) {
     if (!terminal) {
       if (member.state === 'issued') {
-        statement(db, `update rollout_hosts set state = 'in-progress', accepted_at = ? where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
+        statement(db, 'update rollout_hosts set state = ?, accepted_at = ? where rollout_id = ? and host = ?').run(MEMBER['in-progress'], now, member.rolloutId, host);
       }
     } else if (success) {
-      statement(db, `update rollout_hosts set state = 'healthy', finished_at = ?, reason = null where rollout_id = ? and host = ?`).run(now, member.rolloutId, host);
+      statement(db, 'update rollout_hosts set state = ?, finished_at = ?, reason = null where rollout_id = ? and host = ?').run(MEMBER.healthy, now, member.rolloutId, host);
       appendEvent(db, { host, at: now, kind: 'rollout-host-healthy', actor, rolloutId: member.rolloutId, data: { wave: waveNumber(member.wave), version } });
     } else {
       const reason = failureReason(report);
-      statement(db, `update rollout_hosts set state = 'failed', finished_at = ?, reason = ? where rollout_id = ? and host = ?`).run(now, reason, member.rolloutId, host);
+      statement(db, 'update rollout_hosts set state = ?, finished_at = ?, reason = ? where rollout_id = ? and host = ?').run(MEMBER.failed, now, reason, member.rolloutId, host);
       appendEvent(db, { host, at: now, kind: 'rollout-host-failed', actor, rolloutId: member.rolloutId, data: { wave: waveNumber(member.wave), version, reason } });
     }
     return member.rolloutId;
@@ -667,7 +680,7 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
   const rollback =
     member.rollbackVersion !== null && version >= member.rollbackVersion && member.rollbackState === 'issued' && report.storePath === member.previousSystem;
   if (rollback) {
-    statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(success ? 'healthy' : 'failed', member.rolloutId, host);
+    statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(success ? ROLLBACK.healthy : ROLLBACK.failed, member.rolloutId, host);
     appendEvent(db, {
       host,
       at: now,

@@ -170,7 +170,7 @@ export class RolloutEngine {
     return this.transact((tx, issued): EngineOutcome<RolloutState> => {
       const step = openStep(tx, this.context, id, now, issued);
       if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
-      const state = step.rollout.state as RolloutState;
+      const state = step.rollout.state;
       const wrongState = (allowed: string) =>
         refuse(409, 'invalid-transition', `rollout ${id} is ${state}; ${action} applies only to a rollout that is ${allowed}`);
       switch (action) {
@@ -219,7 +219,7 @@ export class RolloutEngine {
           break;
         }
       }
-      return { ok: true, value: step.rollout.state as RolloutState };
+      return { ok: true, value: step.rollout.state };
     }, id);
   }
 

@@ -7,7 +7,7 @@ import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
-import { wakeSignal } from '../http/wake-signal.js';
+import { wakeSignal } from '../../../shared/src/wake-signal.js';
 import type { EngineOutcome, PreflightRecord, RolloutEngine } from './engine.js';
 import { describeProblems } from './preflight.js';
 import { releaseInsight } from './release-insight.js';

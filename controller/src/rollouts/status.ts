@@ -30,12 +30,12 @@ function counts(members: RolloutHostRow[]): WaveCounts {
 function hostView(db: Db, member: RolloutHostRow, paused: ReadonlySet<string>): RolloutHostView {
   return {
     host: member.host,
-    state: member.state as RolloutHostState,
+    state: member.state,
     targetPath: member.targetPath,
     previousSystem: member.previousSystem,
     manifestVersion: member.manifestVersion,
     reason: member.reason,
-    rollbackState: member.rollbackState as RolloutHostView['rollbackState'],
+    rollbackState: member.rollbackState,
     failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(db, member.host, member.manifestVersion) : null,
     paused: paused.has(member.host),
   };
@@ -59,11 +59,11 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
   return {
     id: row.id,
     release: row.release,
-    state: row.state as RolloutState,
+    state: row.state,
     reason: row.reason,
     waveIndex: row.waveIndex,
     wave: waveNumber(row.waveIndex),
-    wavePhase: row.wavePhase as 'deploying' | 'baking',
+    wavePhase: row.wavePhase,
     bakeRemainingSeconds: bakeRemaining(row, spec, now),
     failureThreshold: spec.failureThreshold,
     failures: members.filter((m) => m.state === 'failed').length,
@@ -95,7 +95,7 @@ export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
     return {
       id: row.id,
       release: row.release,
-      state: row.state as RolloutState,
+      state: row.state,
       reason: row.reason,
       waveIndex: row.waveIndex,
       wave: waveNumber(row.waveIndex),

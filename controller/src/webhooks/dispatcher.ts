@@ -1,7 +1,8 @@
 import { runBackground } from '../background.js';
 import { eq, isNull } from 'drizzle-orm';
+import { backoffCeiling } from '../../../shared/src/backoff.js';
 import type { Logger } from '../../../shared/src/logger.js';
-import { WebhookHeaders } from '../../../shared/src/webhook-api.js';
+import { WebhookHeaders, type WebhookAttemptResult } from '../../../shared/src/webhook-api.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { webhookDeliveries, webhooks, type WebhookDeliveryRow } from '../db/schema.js';
@@ -28,7 +29,7 @@ export interface WebhookOptions {
   maxAttempts?: number;
 }
 
-export type AttemptResult = 'delivered' | 'retry' | 'failed';
+export type AttemptResult = WebhookAttemptResult;
 
 export interface DispatcherDeps {
   db: Db;
@@ -93,7 +94,8 @@ export async function postDelivery(
 }
 
 export function backoffMs(options: Required<WebhookOptions>, failedAttempts: number): number {
-  return Math.min(options.backoffBaseMs * 2 ** Math.max(0, failedAttempts - 1), options.backoffMaxMs);
+  // No jitter: deliveries are spread by their own events, and an operator reads the next attempt's time.
+  return backoffCeiling(failedAttempts - 1, { baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs });
 }
 
 /** What operators see of a failed attempt (API, dashboard): the receiver's words, cut short. */

@@ -25,6 +25,11 @@ function counts(db: Db, webhookId: string): { pending: number; failed: number } 
   return { pending: of('pending'), failed: of('failed') };
 }
 
+/** Deliveries of all webhooks waiting to be sent or retried (a metrics gauge). */
+export function pendingDeliveries(db: Db): number {
+  return db.select({ n: sql<number>`count(*)` }).from(webhookDeliveries).where(eq(webhookDeliveries.state, 'pending')).get()?.n ?? 0;
+}
+
 function summary(db: Db, row: WebhookRow): WebhookSummary {
   return {
     id: row.id,
@@ -87,7 +92,7 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
     webhookId: row.webhookId,
     eventId: row.eventId,
     type: row.type as WebhookEventType,
-    state: row.state as WebhookDeliveryState,
+    state: row.state,
     attempts: row.attempts,
     nextAttemptAt: row.state === 'pending' ? iso(row.nextAttemptAt) : null,
     lastAttemptAt: isoOrNull(row.lastAttemptAt),

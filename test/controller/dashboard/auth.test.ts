@@ -160,7 +160,7 @@ describe('dashboard sign-in and CSRF', () => {
     const behindProxy = await signIn(ctl, ctl.operatorToken, { origin: ORIGIN, 'x-forwarded-proto': 'https' });
     expect(behindProxy.setCookies.find((h) => h.startsWith('shoal_session='))).toMatch(/; Secure/);
 
-    const { createApp } = await import('../../../controller/src/http/app.js');
+    const { createApp } = await import('../../../controller/src/app.js');
     const secureApp = createApp(ctl.deps, undefined, { secureCookies: true });
     const page = await secureApp.request('/dashboard/login');
     expect(page.headers.getSetCookie().find((h) => h.startsWith('shoal_login='))).toMatch(/; Secure/);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../../controller/src/http/app.js';
+import { createApp } from '../../../controller/src/app.js';
 import { registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
 import { signedIn } from './session-helpers.js';
 import type { LiveMessage } from '../../../controller/src/dashboard/live-state.js';

@@ -7,6 +7,7 @@ import { openDatabase, type OpenDatabase } from '../../../controller/src/db/open
 import { events, hosts, releases, reports, rollouts, webhookDeliveries, webhooks } from '../../../controller/src/db/schema.js';
 import { registerHost } from '../../../controller/src/hosts/enrollment.js';
 import { DEFAULT_RETENTION, pruneAll, pruneBatch, type RetentionOptions } from '../../../controller/src/retention/prune.js';
+import type { WebhookDeliveryState } from '../../../shared/src/webhook-api.js';
 import { ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { liveController } from '../server-helpers.js';
 
@@ -52,7 +53,7 @@ function addRollout(id: string, finishedAt: number | null): void {
   }
   database.db
     .insert(rollouts)
-    .values({ id, release: 'rel-1', spec: {}, plan: {}, state: finishedAt ? 'succeeded' : 'deploying', waveIndex: 0, wavePhase: 'deploying', createdAt: ago(400), createdBy: 'operator:x', updatedAt: ago(400), finishedAt })
+    .values({ id, release: 'rel-1', spec: {}, plan: {}, state: finishedAt ? 'succeeded' : 'running', waveIndex: 0, wavePhase: 'deploying', createdAt: ago(400), createdBy: 'operator:x', updatedAt: ago(400), finishedAt })
     .run();
 }
 
@@ -94,7 +95,7 @@ describe('retention', () => {
     const old = addEvent(ago(40), { kind: 'rollout-started', rolloutId: 'ro-x', actor: 'controller' });
     const oldChatter = addEvent(ago(40));
     database.db.insert(webhooks).values({ id: 'wh-1', url: 'https://example.com', secret: 's', events: ['*'], cursorEventId: old - 1, createdAt: ago(50), createdBy: 'operator:x' }).run();
-    const delivery = (id: string, state: string, createdAt: number) =>
+    const delivery = (id: string, state: WebhookDeliveryState, createdAt: number) =>
       database.db.insert(webhookDeliveries).values({ id, webhookId: 'wh-1', eventId: Number(id.slice(1)), type: 'rollout-started', payload: '{}', state, nextAttemptAt: createdAt, createdAt }).run();
     delivery('d1', 'delivered', ago(40));
     delivery('d2', 'failed', ago(40));

@@ -1,14 +1,14 @@
 import { Hono } from 'hono';
-import type { ControllerDeps } from '../deps.js';
-import { adminRoutes } from './admin-routes.js';
-import { agentRoutes } from './agent-routes.js';
-import { dashboardRoutes, type DashboardOptions } from '../dashboard/routes.js';
-import { ApiError, errorHandler } from './errors.js';
-import { operatorGuard } from './operator-auth.js';
-import { operatorRoutes } from './operator-routes.js';
-import { rolloutRoutes } from '../rollouts/routes.js';
-import { metricsHandler } from '../metrics/route.js';
-import { webhookRoutes } from '../webhooks/routes.js';
+import type { ControllerDeps } from './deps.js';
+import { adminRoutes } from './http/admin-routes.js';
+import { agentRoutes } from './http/agent-routes.js';
+import { dashboardRoutes, type DashboardOptions } from './dashboard/routes.js';
+import { ApiError, errorHandler } from './http/errors.js';
+import { operatorGuard } from './http/operator-auth.js';
+import { operatorRoutes } from './http/operator-routes.js';
+import { rolloutRoutes } from './rollouts/routes.js';
+import { metricsHandler } from './metrics/route.js';
+import { webhookRoutes } from './webhooks/routes.js';
 
 export interface AppLimits {
   maxBodyBytes: number;

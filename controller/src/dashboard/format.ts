@@ -2,7 +2,7 @@ import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { RolloutHostState } from '../../../shared/src/rollout-api.js';
 
 /** The colours of a rollout's wave bars. */
-export const BAR_PHASES = ['pending', 'waiting', 'in-progress', 'healthy', 'failed', 'skipped'] as const;
+export const BAR_PHASES = ['pending', 'paused', 'waiting', 'in-progress', 'healthy', 'failed', 'skipped'] as const;
 export type BarPhase = (typeof BAR_PHASES)[number];
 
 /**
@@ -10,7 +10,9 @@ export type BarPhase = (typeof BAR_PHASES)[number];
  * that is offline (never connected, or gone) is waiting for its agent, which is what an operator
  * must know to act (start the agent, or let the offline policy decide).
  */
-export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null): BarPhase {
+export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null, paused = false): BarPhase {
+  // A paused host the rollout has not reached waits for an operator to resume it (hosts/pause.ts).
+  if (state === 'pending' && paused) return 'paused';
   if (state === 'issued' || state === 'in-progress') return connection === 'offline' ? 'waiting' : 'in-progress';
   return state;
 }

@@ -1,5 +1,6 @@
 import {
   FINISHED_ROLLOUT_STATES,
+  waveLabel,
   type ReleaseProvenance,
   type RolloutAction,
   type RolloutList,
@@ -107,8 +108,14 @@ export function RollbackPreview(props: { status: RolloutStatus }) {
 }
 
 function actionLabel(action: RolloutAction, status: RolloutStatus): string {
-  if (action === 'approve') return `Approve wave ${status.waveIndex + 1}`;
+  if (action === 'approve') return `Approve ${waveLabel(status.wave, status.waves.length)}`;
   return { pause: 'Pause', resume: 'Resume', abort: 'Abort', rollback: 'Roll back' }[action];
+}
+
+/** "wave 2 of 3", "canary (wave 1 of 3)": the API's 1-based number (never past the last wave). */
+export function currentWaveLabel(status: Pick<RolloutStatus, 'wave' | 'waves'>): string {
+  const number = Math.min(status.wave, status.waves.length);
+  return waveLabel(number, status.waves.length, status.waves[number - 1]?.canary ?? false);
 }
 
 export function rolloutPath(id: string): string {
@@ -148,8 +155,8 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
           <dt>Wave</dt>
           <dd>
             {done
-              ? `${status.state} after wave ${Math.min(status.waveIndex + 1, status.waves.length)} of ${status.waves.length}`
-              : `${status.waveIndex + 1} of ${status.waves.length}, ${status.state === 'waiting-approval' ? 'waiting for approval' : status.state === 'paused' ? 'paused' : status.wavePhase}`}
+              ? `${status.state} after ${currentWaveLabel(status)}`
+              : `${currentWaveLabel(status)}, ${status.state === 'waiting-approval' ? 'waiting for approval' : status.state === 'paused' ? 'paused' : status.wavePhase}`}
           </dd>
         </div>
         <div>
@@ -218,24 +225,27 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; c
   const named = wave.hosts.length <= 12;
   const awaitingApproval = current && status.state === 'waiting-approval';
   const c = wave.counts;
-  const waiting = wave.hosts.filter((host) => barPhase(host.state, props.connections.get(host.host) ?? null) === 'waiting').length;
+  const phaseOf = (host: Wave['hosts'][number]) => barPhase(host.state, props.connections.get(host.host) ?? null, host.paused);
+  const waiting = wave.hosts.filter((host) => phaseOf(host) === 'waiting').length;
+  const paused = wave.hosts.filter((host) => phaseOf(host) === 'paused').length;
+  const title = waveLabel(wave.number, status.waves.length);
   return (
     <li class="wave" data-wave={String(wave.index)}>
       <div class="wave-head">
         <span class={current ? 'current' : undefined}>
-          Wave {wave.index + 1}
+          {title.charAt(0).toUpperCase() + title.slice(1)}
           {current ? ' (current)' : ''}
         </span>
         {wave.canary ? <span class="canary-mark">canary</span> : null}
         {wave.needsApproval ? <span class="muted">{awaitingApproval ? 'waiting for approval' : wave.approved ? 'approved' : 'needs approval'}</span> : null}
         <span class="muted">
-          {c.healthy} healthy · {c.inProgress - waiting} in progress{waiting ? ` · ${waiting} waiting for an offline agent` : ''} · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
+          {c.healthy} healthy · {c.inProgress - waiting} in progress{waiting ? ` · ${waiting} waiting for an offline agent` : ''} · {c.failed} failed · {c.pending} pending{paused ? ` (${paused} paused, waiting to be resumed)` : ''}{c.skipped ? ` · ${c.skipped} skipped` : ''}
         </span>
       </div>
-      <ul class={`bar${current ? ' current' : ''}`} aria-label={`Wave ${wave.index + 1} hosts`} style="list-style:none;margin:0">
+      <ul class={`bar${current ? ' current' : ''}`} aria-label={`${title} hosts`} style="list-style:none;margin:0">
         {wave.hosts.map((host) => {
-          const phase = barPhase(host.state, props.connections.get(host.host) ?? null);
-          const label = `${host.host}: ${phase === 'waiting' ? 'waiting for its agent (offline)' : phase}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
+          const phase = phaseOf(host);
+          const label = `${host.host}: ${phase === 'waiting' ? 'waiting for its agent (offline)' : phase === 'paused' ? 'paused (waits until the host is resumed)' : phase}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
           return (
             <li style="display:contents">
               <a class={`host-cell s-${phase}`} href={`${BASE}/hosts/${encodeURIComponent(host.host)}`} title={label} aria-label={label} data-host={host.host} data-phase={phase}>
@@ -404,7 +414,7 @@ export function RolloutListPage(props: { session: DashboardSession; rollouts: Ro
                   <RolloutStateBadge state={rollout.state} /> {rollout.reason ? <div class="muted">{rollout.reason}</div> : null}
                 </td>
                 <td data-label="Wave">
-                  {Math.min(rollout.waveIndex + 1, rollout.waves)} of {rollout.waves}
+                  {waveLabel(Math.min(rollout.wave, rollout.waves), rollout.waves)}
                 </td>
                 <td data-label="Hosts">{rollout.hosts}</td>
                 <td data-label="Started">{clockTime(rollout.createdAt, props.now)}</td>

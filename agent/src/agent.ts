@@ -170,8 +170,11 @@ export class ManifestSync {
 }
 
 /**
- * Asks the controller for the desired manifest every interval while push is not available.
- * An unchanged answer costs a 304 thanks to the ETag.
+ * Asks the controller for the desired manifest while push is not available. With `waitSeconds`
+ * it long-polls: the controller holds the request until the manifest changes (or the wait ends)
+ * and the poller asks again at once, so a change arrives within about a second instead of
+ * within the interval. The interval is the pause after a failure, or between plain polls
+ * (waitSeconds 0). An unchanged answer costs a 304 thanks to the ETag.
  */
 export class Poller {
   private timer: NodeJS.Timeout | undefined;
@@ -179,17 +182,21 @@ export class Poller {
   private running = false;
   private stopped = true;
   private lastError: string | null = null;
+  private inFlight: AbortController | null = null;
 
   constructor(
     private readonly deps: {
       client: Pick<ControllerClient, 'getManifest'>;
       intervalMs: number;
+      /** How long the controller may hold each poll; 0 polls every intervalMs instead. */
+      waitSeconds: number;
       /** Polls only when this says so (websocket off, or not connected right now). */
       shouldPoll: () => boolean;
       onEnvelope: (envelope: unknown) => Promise<void>;
       /** The controller answered: reports waiting in the outbox can go now rather than after their backoff. */
       onReachable?: () => void;
       logger: Logger;
+      now?: () => number;
     },
   ) {}
 
@@ -199,12 +206,14 @@ export class Poller {
     this.schedule(0);
   }
 
+  /** Stops polling and abandons a long-poll in flight. */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.inFlight?.abort();
   }
 
-  /** Poll right away (e.g. the websocket just dropped). */
+  /** Poll right away (e.g. the websocket just dropped); a long-poll in flight already waits for news. */
   now(): void {
     if (this.stopped || this.running) return;
     clearTimeout(this.timer);
@@ -217,25 +226,32 @@ export class Poller {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    let again = false;
     if (this.deps.shouldPoll()) {
       this.running = true;
       try {
-        await this.pollOnce();
+        again = await this.pollOnce();
       } finally {
         this.running = false;
       }
     }
-    if (!this.stopped) this.schedule(this.deps.intervalMs);
+    if (!this.stopped) this.schedule(again ? 0 : this.deps.intervalMs);
   }
 
-  async pollOnce(): Promise<void> {
-    const result = await this.deps.client.getManifest({ etag: this.etag });
+  /** One poll; true when the next may follow at once (a long-poll the controller answered as it should). */
+  async pollOnce(): Promise<boolean> {
+    const now = this.deps.now ?? Date.now;
+    const started = now();
+    this.inFlight = new AbortController();
+    const result = await this.deps.client.getManifest({ etag: this.etag, waitSeconds: this.deps.waitSeconds, signal: this.inFlight.signal });
+    this.inFlight = null;
+    if (this.stopped) return false;
     if (!result.ok) {
       const message = describeCallError(result.error);
       // Once per distinct error, not every interval while the controller is down.
       if (message !== this.lastError) this.deps.logger.warn({ error: message }, 'polling the controller failed');
       this.lastError = message;
-      return;
+      return false;
     }
     if (this.lastError) this.deps.logger.info('polling the controller works again');
     this.lastError = null;
@@ -245,8 +261,11 @@ export class Poller {
       await this.deps.onEnvelope(answer.response.envelope);
       // Remember the ETag only once the manifest was handled, so a crash mid-way fetches it again.
       this.etag = answer.etag;
-    } else if (answer.kind === 'none') {
-      this.etag = null;
+      return this.deps.waitSeconds > 0;
     }
+    if (answer.kind === 'none') this.etag = null;
+    // "Nothing changed" long before the wait was over: a controller that does not hold polls (or
+    // one shutting down). Asking again at once would spin; wait the interval.
+    return this.deps.waitSeconds > 0 && now() - started >= (this.deps.waitSeconds * 1000) / 2;
   }
 }

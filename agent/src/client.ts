@@ -111,11 +111,12 @@ export class ControllerClient {
     return { ok: false, error: { ...failed.error, message: `${failed.error.message}; ${hint}` } };
   }
 
-  async getManifest(options: { etag?: string | null; waitSeconds?: number } = {}): Promise<Call<ManifestFetch>> {
+  /** `waitSeconds` asks the controller to hold the answer until the manifest changes (a long-poll); `signal` abandons it. */
+  async getManifest(options: { etag?: string | null; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<Call<ManifestFetch>> {
     const query = options.waitSeconds ? `?waitSeconds=${Math.min(60, Math.max(1, Math.round(options.waitSeconds)))}` : '';
     const headers: Record<string, string> = options.etag ? { 'if-none-match': options.etag } : {};
     const timeoutMs = this.requestTimeoutMs + (options.waitSeconds ?? 0) * 1000;
-    const result = await this.authed('GET', `${AgentRoutes.manifest}${query}`, { headers, timeoutMs });
+    const result = await this.authed('GET', `${AgentRoutes.manifest}${query}`, { headers, timeoutMs, signal: options.signal });
     if (!result.ok) return result;
     const { status, body, etag } = result.value;
     if (status === 304) return { ok: true, value: { kind: 'not-modified' } };
@@ -169,7 +170,9 @@ export class ControllerClient {
         method,
         headers,
         body,
-        signal: AbortSignal.timeout(init.timeoutMs ?? this.requestTimeoutMs),
+        signal: init.signal
+          ? AbortSignal.any([init.signal, AbortSignal.timeout(init.timeoutMs ?? this.requestTimeoutMs)])
+          : AbortSignal.timeout(init.timeoutMs ?? this.requestTimeoutMs),
       });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
@@ -211,6 +214,7 @@ interface RequestInit {
   headers?: Record<string, string>;
   token?: string;
   timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 interface Response_ {

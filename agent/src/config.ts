@@ -96,7 +96,13 @@ export const AgentConfig = z
     enrollmentTokenFile: AbsolutePath.nullable().default(null),
     substituters: z.array(Substituter).default([]),
     trustedPublicKeys: z.array(NixKey).default([]),
+    /** Between polls when longPollSeconds is 0; otherwise only the pause after a failed poll. */
     pollIntervalMs: z.number().int().min(100).default(30_000),
+    /**
+     * How long the controller may hold each poll (a long-poll: a change arrives within about a
+     * second without a websocket). 0: plain polls every pollIntervalMs. At most 60, the controller's limit.
+     */
+    longPollSeconds: z.number().int().min(0).max(60).default(25),
     websocket: z.boolean().default(true),
     action: Action.nullable().default(null),
     healthChecks: z.array(HealthCheck).default([]),

@@ -191,6 +191,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   const poller = new Poller({
     client,
     intervalMs: config.pollIntervalMs,
+    waitSeconds: config.longPollSeconds,
     shouldPoll: () => !ws?.connected,
     onEnvelope: (envelope) => sync.sync(envelope),
     onReachable: () => sender.kick(),

@@ -1,5 +1,5 @@
 import type { HostEvent } from './operator-api.js';
-import { waveNumber } from './rollout-api.js';
+import { waveLabel, waveNumber } from './rollout-api.js';
 
 /**
  * Audit events as sentences for people: the CLI's `watch` and `history` lines and the `text` of
@@ -26,7 +26,9 @@ export function failure(reason: string): string {
 export function rolloutEventText(event: HostEvent): string {
   const d = event.data as Record<string, unknown>;
   // Events carry `wave` (1-based); events recorded before that carried a 0-based `waveIndex`.
-  const wave = () => `wave ${typeof d.wave === 'number' ? d.wave : typeof d.waveIndex === 'number' ? waveNumber(d.waveIndex) : '?'}`;
+  // `waves` (the total) is on events recorded since wave numbers read "wave 2 of 3".
+  const number = typeof d.wave === 'number' ? d.wave : typeof d.waveIndex === 'number' ? waveNumber(d.waveIndex) : null;
+  const wave = (canary = false) => (number === null ? 'wave ?' : waveLabel(number, typeof d.waves === 'number' ? d.waves : null, canary));
   const by = typeof d.actor === 'string' ? ` by ${d.actor}` : '';
   const host = event.host ?? '';
   let text: string;
@@ -35,7 +37,7 @@ export function rolloutEventText(event: HostEvent): string {
       text = `started: waves of ${(d.waves as number[] | undefined)?.join(', ') ?? '?'} hosts${by}${(d.preflight as { skipped?: boolean } | null | undefined)?.skipped ? ' (cache preflight failed; skipped)' : ''}`;
       break;
     case 'rollout-wave-started':
-      text = `${wave()} started${d.canary ? ' (canary)' : ''}: ${plural((d.hosts as string[] | undefined)?.length ?? 0, 'host')}`;
+      text = `${wave(d.canary === true)} started: ${plural((d.hosts as string[] | undefined)?.length ?? 0, 'host')}`;
       break;
     case 'rollout-wave-baking':
       text = `${wave()} healthy, baking for ${duration(Number(d.bakeSeconds ?? 0))}`;

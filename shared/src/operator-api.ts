@@ -13,7 +13,8 @@ import { Action, CommandFailure, HostName, IsoTime, Phase, PublicKeyBase64, Repo
 export const OperatorScope = z.enum(['read', 'deploy', 'admin', 'ci']);
 export type OperatorScope = z.infer<typeof OperatorScope>;
 
-export const SetDesiredRequest = z.object({ storePath: StorePath, action: Action.default('safe-switch') }).strict();
+/** `force`: set it even on a paused host (otherwise refused with 409 host-paused). */
+export const SetDesiredRequest = z.object({ storePath: StorePath, action: Action.default('safe-switch'), force: z.boolean().default(false) }).strict();
 export type SetDesiredRequest = z.infer<typeof SetDesiredRequest>;
 
 export const ManifestSummary = z.object({
@@ -76,6 +77,8 @@ export const HostStatus = z.object({
   failure: HostFailure.nullable().default(null),
   /** The agent's version as it said when it last authenticated; null before it did. */
   agentVersion: z.string().nullable().default(null),
+  /** An operator paused the host: no rollout issues it a new manifest, and `set` needs --force, until it is resumed. */
+  paused: z.boolean().default(false),
 });
 export type HostStatus = z.infer<typeof HostStatus>;
 
@@ -199,6 +202,9 @@ export const EventKind = z.enum([
   'host-rekeyed',
   /** An operator adopted an unknown host that had tried to log in (data.fingerprint). */
   'host-adopted',
+  /** An operator paused the host (no new manifest from rollouts; `set` needs force) or resumed it. */
+  'host-paused',
+  'host-resumed',
   /**
    * The agent logged in having accepted a higher version than this controller issued (a restore
    * from an older backup): data.reported, data.previous, data.floor, data.then = 'advanced' (the
@@ -251,6 +257,8 @@ export const OperatorRoutes = {
   operatorTokens: '/v1/operator-tokens',
   operatorToken: (id: string) => `/v1/operator-tokens/${encodeURIComponent(id)}`,
   rekey: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/rekey`,
+  pause: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/pause`,
+  resume: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/resume`,
   unknownHosts: '/v1/unknown-hosts',
   adopt: (name: string) => `/v1/unknown-hosts/${encodeURIComponent(name)}/adopt`,
   unknownHost: (name: string) => `/v1/unknown-hosts/${encodeURIComponent(name)}`,

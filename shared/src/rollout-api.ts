@@ -124,6 +124,12 @@ export function waveNumber(index: number): number {
   return index + 1;
 }
 
+/** "wave 2 of 3"; the canary wave is "canary (wave 1 of 3)". `number` 1-based; `total` unknown for old events. */
+export function waveLabel(number: number, total: number | null, canary = false): string {
+  const wave = `wave ${number}${total === null ? '' : ` of ${total}`}`;
+  return canary ? `canary (${wave})` : wave;
+}
+
 export const PlannedWave = z.object({
   index: z.number().int(),
   canary: z.boolean(),
@@ -209,6 +215,8 @@ export const RolloutHostView = z.object({
   rollbackState: RolloutRollbackState.nullable(),
   /** For a failed host: its failed report about this rollout's manifest (command, output tail, diagnosis). */
   failure: HostFailure.nullable().default(null),
+  /** The host is paused by an operator: a pending host waits in its wave until it is resumed. */
+  paused: z.boolean().default(false),
 });
 export type RolloutHostView = z.infer<typeof RolloutHostView>;
 

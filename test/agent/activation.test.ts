@@ -127,10 +127,9 @@ describe('activation (real store paths, real switch scripts, host in a directory
   it('kills a hanging switch at its deadline and rolls back', async () => {
     const { host, prev, next } = await hostRunning('hang');
     const h = await harness(host, { switchMs: 1_000 });
-    const started = Date.now();
     const result = await h.activator.apply(manifest(next, 1), 'safe-switch', 0);
-    expect(Date.now() - started).toBeLessThan(15_000);
     expect(result.phase).toBe('rolled-back');
+    // Killed by its deadline, not finished by itself: the hang fixture never exits on its own.
     expect(result.reason).toBe('switch-to-configuration test failed (timed out)');
     expect(h.outbox.pending().at(-1)!.detail.failure?.timedOut).toBe(true);
     expect(await h.current()).toBe(prev);

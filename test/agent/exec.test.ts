@@ -51,17 +51,15 @@ describe('runCommand', () => {
     const pidFile = join(dir, 'bg.pid');
     // The background child ignores SIGTERM, so only the SIGKILL to the whole group ends it.
     const script = `trap "" TERM; sleep 600 & echo $! > ${pidFile}; echo started; wait`;
-    const started = Date.now();
     const result = await runCommand(['/bin/sh', '-c', script], { timeoutMs: 500, killGraceMs: 300 });
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.failure.timedOut).toBe(true);
     expect(result.failure.signal).toBe('SIGKILL');
     expect(result.failure.outputTail).toBe('started');
     const backgroundPid = Number(await readFile(pidFile, 'utf8'));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(alive(backgroundPid)).toBe(false);
+    // A SIGKILLed process is gone once the kernel reaped it: wait for that rather than a fixed pause.
+    await expect.poll(() => alive(backgroundPid)).toBe(false);
   });
 
   it('reports a program that does not exist as a failure, not an exception', async () => {
@@ -74,10 +72,9 @@ describe('runCommand', () => {
   });
 
   it('does not wait forever for a background child that keeps the output open', async () => {
-    const started = Date.now();
+    // Waiting for the background child to close the output would end in the 10 s timeout (not ok, timedOut).
     const result = await runCommand(['/bin/sh', '-c', 'sleep 30 & echo done'], { timeoutMs: 10_000 });
     expect(result.ok).toBe(true);
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('quotes arguments only where a reader needs it', () => {

@@ -117,6 +117,7 @@ describe('Outbox', () => {
     const dir = await tmpDir();
     const outbox = await Outbox.open(dir);
     let controllerUp = false;
+    let failedAttempts = 0;
     const received: Report[][] = [];
     const deliver = ackAll(received);
     const sender = new OutboxSender({
@@ -124,13 +125,15 @@ describe('Outbox', () => {
       logger: silentLogger(),
       initialBackoffMs: 10,
       maxBackoffMs: 20,
-      send: (reports) => (controllerUp ? deliver(reports) : unreachable()),
+      send: (reports) => (controllerUp ? deliver(reports) : (failedAttempts++, unreachable())),
     });
     for (const phase of ['accepted', 'realising', 'activating', 'checking'] as const) {
       await outbox.add(report(phase));
       sender.kick();
     }
-    await new Promise((r) => setTimeout(r, 100));
+    // Failed sends after all four were added (a retry after backoff among them): nothing may have been dropped.
+    const before = failedAttempts;
+    await expect.poll(() => failedAttempts).toBeGreaterThanOrEqual(before + 2);
     expect(outbox.size).toBe(4);
     controllerUp = true;
     expect(await outbox.waitForAck(4, 2_000)).toBe(true);

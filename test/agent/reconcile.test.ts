@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, realpath, rm, symlink } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { reconcile, RESTARTED } from '../../agent/src/reconcile.js';
@@ -130,12 +130,15 @@ describe('reconcile after a restart', () => {
     const identity = (await processIdentity(bystander.pid!))!;
     expect(await killOrphanedSwitch({ ...identity, startTicks: identity.startTicks - 1 })).toBe(false);
     expect(await killOrphanedSwitch({ ...identity, bootId: 'another-boot' })).toBe(false);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(bystander.exitCode).toBeNull();
-    expect(bystander.signalCode).toBeNull();
-    expect(await killOrphanedSwitch(identity)).toBe(true);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(bystander.signalCode).toBe('SIGKILL');
+    // Ended by our SIGTERM, not by a SIGKILL from the calls above (they would have come first).
+    const bystanderExit = exited(bystander);
+    bystander.kill('SIGTERM');
+    expect(await bystanderExit).toBe('SIGTERM');
+
+    const orphan = spawn('/bin/sleep', ['30'], { detached: true, stdio: 'ignore' });
+    const orphanExit = exited(orphan);
+    expect(await killOrphanedSwitch((await processIdentity(orphan.pid!))!)).toBe(true);
+    expect(await orphanExit).toBe('SIGKILL');
   });
 
   it('never re-runs a finished activation across restarts', async () => {
@@ -148,3 +151,8 @@ describe('reconcile after a restart', () => {
     expect(await readFile(host.log, 'utf8')).toBe(log);
   });
 });
+
+/** The signal that ended the child (null if it exited by itself). */
+function exited(child: ChildProcess): Promise<NodeJS.Signals | null> {
+  return new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+}

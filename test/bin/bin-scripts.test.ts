@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
-import { freePort } from '../lab/controller.js';
+import { listeningPort } from '../lab/controller.js';
 import { LabProcess } from '../lab/lab-process.js';
 
 const BIN = resolve(import.meta.dirname, '../../bin');
@@ -25,12 +25,12 @@ describe('bin scripts started outside the repository', () => {
     writeFileSync(key, `${formatSecretKey(generateNamedKey('bin-test'))}\n`, { mode: 0o600 });
     const releaseKey = join(elsewhere, 'release.key');
     writeFileSync(releaseKey, `${formatSecretKey(generateNamedKey('bin-test-release'))}\n`, { mode: 0o600 });
-    const port = await freePort('127.0.0.1');
-    url = `http://127.0.0.1:${port}`;
     controller = new LabProcess('controller', join(BIN, 'shoal-controller'), [
-      'serve', '--state-dir', join(elsewhere, 'state'), '--controller-key', key, '--single-key-release-key', releaseKey, '--listen', `127.0.0.1:${port}`,
+      'serve', '--state-dir', join(elsewhere, 'state'), '--controller-key', key, '--single-key-release-key', releaseKey, '--listen', '127.0.0.1:0',
     ], { cwd: elsewhere, logFile: join(elsewhere, 'controller.log') });
-    await controller.waitForLine((line) => line.includes('controller listening'), 30_000, 'a "controller listening" log line');
+    // Port 0: the controller binds a port of the kernel's choosing and names it; no window for another worker to take it.
+    const listening = await controller.waitForLine((line) => line.includes('controller listening'), 30_000, 'a "controller listening" log line');
+    url = `http://127.0.0.1:${listeningPort(listening)}`;
   });
   afterAll(async () => {
     await controller?.kill();

@@ -285,6 +285,35 @@ describe.skipIf(!hasChromium)('the fleet page of a 1,000-host fleet in headless 
     await viewer.close();
   });
 
+  it('wraps a long store path on a phone: the host page, its actions and the confirmation fit the screen', async () => {
+    const host = 'cache-0011';
+    // The longest name a store path may have (211 characters), as a NixOS system with many labels gets.
+    const long = storePath(`nixos-system-${host}-${'x'.repeat(211 - `nixos-system-${host}-`.length)}`, 'f');
+    await setDesired(host, long);
+    await api('POST', `/v1/hosts/${host}/pause`);
+    const phoneContext = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    try {
+      await phoneContext.addCookies(await context.cookies());
+      const phone = await phoneContext.newPage();
+      /** How wide the page is, text spilling out of its box included, in CSS pixels. */
+      const widest = () => phone.evaluate(() => document.documentElement.scrollWidth);
+      await phone.goto(`${ctl.handle.url}/dashboard/hosts/${host}`);
+      expect(await phone.locator('#host-summary code.path').first().textContent()).toBe(long);
+      expect(await phone.locator('#host-summary').textContent()).toContain('paused');
+      expect(await widest()).toBeLessThanOrEqual(390);
+      await phone.screenshot({ path: join(ARTIFACTS, 'host-phone-long-path.png'), fullPage: true });
+      // Set desired, forced past the pause: the confirmation page shows the whole path too.
+      await phone.getByLabel('although paused').check();
+      await phone.getByRole('button', { name: 'Set desired system…' }).click();
+      await phone.getByText('although the host is paused?').waitFor();
+      expect(await phone.locator('.confirm code.path').textContent()).toBe(long);
+      expect(await widest()).toBeLessThanOrEqual(390);
+    } finally {
+      await phoneContext.close();
+      await api('POST', `/v1/hosts/${host}/resume`);
+    }
+  });
+
   it('shows the fleet with a failure and a running rollout on a desktop and a phone (README screenshots)', async () => {
     const desktop = await context.newPage();
     await desktop.setViewportSize({ width: 1280, height: 860 });

@@ -65,7 +65,7 @@ describe('rollouts in waves on the fleet lab', () => {
     console.log(`rollout ${started.id} (bake ${bakeSeconds}s), from its event log:\n${waves.map(line).join('\n')}`);
   });
 
-  it('reacts to a healthy report by issuing the next manifest within milliseconds (bake 0)', async () => {
+  it('issues each next wave only after the previous host reported healthy, one host per wave (bake 0)', async () => {
     const { controller, names } = fleet;
     await release('waves-v3-react', paths().v3.path);
     // One host per wave: every wave change is one report → one manifest.
@@ -95,7 +95,7 @@ describe('rollouts in waves on the fleet lab', () => {
       `engine reaction, healthy report stored → next manifest issued (ms): ${reactions.join(', ')} (median ${median(reactions)}, max ${Math.max(...reactions)})\n` +
         `agent stamped its healthy report → next manifest issued (ms): ${endToEnd.join(', ')} (median ${median(endToEnd)})`,
     );
-    for (const ms of reactions) expect(ms).toBeLessThan(500);
+    // The reaction times above are measurements, not assertions: a speed claim belongs in bench/, where load is controlled.
     for (const host of fleet.hosts) expect(host.currentSystem()).toBe(paths().v3.path);
   });
 

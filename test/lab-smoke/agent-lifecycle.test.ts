@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabController } from '../lab/controller.js';
 import type { LabFixtures } from '../lab/fixtures.js';
@@ -52,10 +53,9 @@ describe('lab agent and controller lifecycle', () => {
 
   it('stops the agent with SIGTERM through the namespace init, and it exits by itself', async () => {
     const agent = host.agent!;
-    const started = Date.now();
     await host.stop(8_000);
+    // Code 0 and no signal: it exited by itself; the SIGKILL after the grace period would show as a signal.
     expect(agent.status).toEqual({ code: 0, signal: null });
-    expect(Date.now() - started).toBeLessThan(8_000);
   });
 
   it('restarts the controller on the same state dir and port, and a restarted agent reconnects', async () => {
@@ -66,6 +66,25 @@ describe('lab agent and controller lifecycle', () => {
     await host.start();
     const status = await controller.waitForHost('life-1', 'reconnected', (s) => s.connection === 'websocket', 30_000, context);
     expect(status.currentSystem).toBe(fixtures.systems.v2.path);
+  });
+
+  it('fails loudly when a restart finds its port taken, and starts again once it is free', async () => {
+    const { host: address } = controller.options;
+    const port = controller.port;
+    await controller.stop();
+    // The running agent dials the port too: hang up on it, or closing the squatter would wait for its connections.
+    const squatter = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(port, address, resolve);
+    });
+    try {
+      await expect(controller.start()).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+    await controller.start();
+    expect(controller.port).toBe(port);
   });
 
   it('kills everything in the host with SIGKILL', async () => {

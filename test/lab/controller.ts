@@ -1,5 +1,4 @@
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { formatPublicKey, formatSecretKey, generateNamedKey } from '../../shared/src/keys.js';
 import type { HostStatus } from '../../shared/src/operator-api.js';
@@ -33,16 +32,15 @@ export async function createReleaseKey(dir: string, name = 'lab-release-1'): Pro
   return { file, publicKey: formatPublicKey(key) };
 }
 
-/** A free TCP port on `host` (released again; the controller binds it right after). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
+/**
+ * The port a controller bound, from its "controller listening" line. The lab starts controllers on
+ * port 0 and reads this: picking a free port first and binding it later lets another test worker
+ * take it in between (seen in CI as EADDRINUSE).
+ */
+export function listeningPort(line: string): number {
+  const port = (JSON.parse(line) as { port?: unknown }).port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port <= 0) throw new Error(`the "controller listening" line names no port: ${line}`);
+  return port;
 }
 
 export interface ControllerOptions {
@@ -110,21 +108,24 @@ export class LabController {
         ? ['--single-key-release-key', releaseKey.file]
         : (this.options.trustedReleaseKeys ?? [releaseKey.publicKey]).flatMap((key) => ['--trusted-release-key', key]);
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    this.port ||= this.options.port ?? (await freePort(host));
+    // First start: the requested port, or 0 (the kernel picks one, no race). A restart reuses the
+    // port agents know; if someone took it meanwhile the controller exits and start() throws.
+    const port = this.port || (this.options.port ?? 0);
     if (this.resource) await this.scope.release(this.resource);
     this.process = new LabProcess(
       'controller',
       process.execPath,
       [
         '--import', 'tsx', join(repoRoot, 'controller/src/main.ts'), 'serve',
-        '--state-dir', stateDir, '--controller-key', controllerKey.file, ...trustFlags, '--listen', `${host}:${this.port}`,
+        '--state-dir', stateDir, '--controller-key', controllerKey.file, ...trustFlags, '--listen', `${host}:${port}`,
         ...(this.options.args ?? []),
       ],
       { cwd: repoRoot, logFile: join(stateDir, 'controller.log') },
     );
     this.resource = this.process;
     this.scope.add(this.process);
-    await this.process.waitForLine(isListeningLine, this.options.startTimeoutMs ?? 30_000, 'a "controller listening" log line');
+    const listening = await this.process.waitForLine(isListeningLine, this.options.startTimeoutMs ?? 30_000, 'a "controller listening" log line');
+    this.port = listeningPort(listening);
     this.adminToken = (await readFile(join(stateDir, 'admin-token'), 'utf8')).trim();
     this.client = new OperatorClient(this.url, this.adminToken);
     return this;

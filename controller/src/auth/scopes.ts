@@ -42,6 +42,8 @@ export const SCOPE_RULES: readonly Rule[] = [
   // A plan is a dry run: it changes nothing.
   route('POST', '/v1/rollouts/plan', 'read'),
   route('PUT', '/v1/hosts/:x/desired', 'deploy'),
+  // Pausing a host holds deployments back: a deploy decision, like setting its desired state.
+  route('POST', '/v1/hosts/:x/(pause|resume)', 'deploy'),
   route('POST', '/v1/rollouts', 'deploy'),
   route('POST', '/v1/rollouts/:x/:x', 'deploy'),
   // Everything else (hosts, tokens, unknown hosts, webhooks) is admin by falling through.

@@ -182,13 +182,14 @@ export async function hostRegister(args: string[], io: CliIo): Promise<void> {
 }
 
 export async function setDesired(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { action: { type: 'string', default: 'safe-switch' } }, ['HOST', 'STOREPATH']);
+  const { values, positionals } = parse(args, { action: { type: 'string', default: 'safe-switch' }, force: { type: 'boolean', default: false } }, ['HOST', 'STOREPATH']);
   const action = Action.safeParse(values.action);
   if (!action.success) throw new CliError(`--action must be one of ${Action.options.join(', ')}, got ${JSON.stringify(values.action)}`);
   const [host, storePath] = positionals as [string, string];
   const summary = await OperatorClient.from(values, io).call('PUT', `/v1/hosts/${encodeURIComponent(host)}/desired`, ManifestSummary, {
     storePath,
     action: action.data,
+    force: values.force === true,
   });
   if (values.json) json(io, summary);
   else io.stdout(`${host}: generation ${generation(summary.version)} ${summary.storePath} (${summary.action}), expires ${localTime(summary.expiresAt)}\n`);

@@ -57,7 +57,9 @@ export function fleetSummary(hosts: readonly HostStatus[]): string {
   const counts = new Map<HostCondition, number>(HOST_CONDITIONS.map((c) => [c, 0]));
   for (const host of hosts) counts.set(hostCondition(host), counts.get(hostCondition(host))! + 1);
   const parts = (['healthy', 'failed', 'degraded', 'deploying', 'drifted', 'offline', 'idle'] as const).filter((c) => c === 'healthy' || counts.get(c)! > 0).map((c) => `${counts.get(c)} ${c}`);
-  return `${hosts.length} host${hosts.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
+  // Paused is not a condition (a paused host is also healthy, failed, …): counted apart.
+  const paused = hosts.filter((host) => host.paused).length;
+  return `${hosts.length} host${hosts.length === 1 ? '' : 's'}: ${parts.join(', ')}${paused > 0 ? ` (${paused} paused)` : ''}`;
 }
 
 export interface StatusView {
@@ -90,6 +92,7 @@ export function statusTable(hosts: readonly HostStatus[], view: StatusView): str
     const text = row(columns.map((c) => c.cell(host, now)));
     const health = hostCondition(host);
     lines.push(health === 'failed' ? paint.red(text) : health === 'offline' || health === 'degraded' ? paint.yellow(text) : text);
+    if (host.paused) lines.push(paint.yellow(`  paused: rollouts leave it waiting and set needs --force (shoal host resume ${host.name})`));
     // A degraded host failed its health checks on the system it runs: as much a why as a failed deployment.
     if (health !== 'failed' && health !== 'degraded') continue;
     const reason = host.failure?.reason ?? host.lastError;

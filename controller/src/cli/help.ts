@@ -105,6 +105,21 @@ includes the host: abort it or let it finish first.
 ${CONNECTION}
 
 example: shoal host rm web-7`,
+  'host pause': `usage: shoal host pause NAME
+
+Pauses a host: no rollout issues it a new manifest (it waits in its wave, shown
+as paused, neither failed nor skipped; a rollout with a progress deadline halts
+if nothing else moves), and \`shoal set\` on it is refused unless --force. What
+it runs and holds now is unchanged. Undo with \`shoal host resume NAME\`.
+${CONNECTION}
+
+example: shoal host pause db-1`,
+  'host resume': `usage: shoal host resume NAME
+
+Resumes a paused host: a rollout waiting for it issues it its manifest now.
+${CONNECTION}
+
+example: shoal host resume db-1`,
   'host rekey': `usage: shoal host rekey NAME --public-key BASE64
 
 Gives a known host a new key (a reinstalled machine). Its history and desired
@@ -139,9 +154,11 @@ restore: see "Backup and restore" in controller/README.md.
 ${CONNECTION}
 
 example: shoal backup --out /var/backups/shoal-$(date +%F).sqlite`,
-  set: `usage: shoal set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
+  set: `usage: shoal set HOST STOREPATH [--force]
+                 [--action safe-switch|switch|boot|dry-activate]
 
-Sets one host's desired system at once, outside any rollout.
+Sets one host's desired system at once, outside any rollout. A paused host
+(shoal host pause) is refused unless --force.
 ${CONNECTION}
 
 example: shoal set web-1 /nix/store/...-nixos-system-web-1 --action switch`,

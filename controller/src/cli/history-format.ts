@@ -66,6 +66,10 @@ export function eventSentence(event: HostEvent): string {
       return `the agent connected (${str(d.mode) || 'websocket'})`;
     case 'disconnected':
       return `the agent disconnected (${str(d.mode) || 'websocket'})`;
+    case 'host-paused':
+      return `${who(event.actor)} paused the host: rollouts leave it waiting, set needs --force`;
+    case 'host-resumed':
+      return `${who(event.actor)} resumed the host`;
     case 'release-created':
       return `${who(event.actor)} created release ${str(d.release)}`;
     case 'reboot-granted':

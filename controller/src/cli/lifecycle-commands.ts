@@ -24,6 +24,18 @@ export async function hostRemove(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`removed ${removed.removed} (its manifests, reports and history are gone; its agent can no longer log in)\n`);
 }
 
+/** `shoal host pause|resume NAME`: hold a host back from rollouts and `set`, or let it go again. */
+export function hostPause(paused: boolean) {
+  return async (args: string[], io: CliIo): Promise<void> => {
+    const { values, positionals } = parse(args, {}, ['NAME']);
+    const name = positionals[0]!;
+    const status = await OperatorClient.from(values, io).call('POST', paused ? OperatorRoutes.pause(name) : OperatorRoutes.resume(name), HostStatus);
+    if (values.json) json(io, status);
+    else if (paused) io.stdout(`paused ${status.name}: rollouts leave it waiting in its wave and \`shoal set\` needs --force until \`shoal host resume ${status.name}\`\n`);
+    else io.stdout(`resumed ${status.name}: rollouts waiting for it issue it its manifest now\n`);
+  };
+}
+
 export async function hostRekey(args: string[], io: CliIo): Promise<void> {
   const { values, positionals } = parse(args, { 'public-key': { type: 'string' } }, ['NAME']);
   const publicKey = str(values['public-key']);

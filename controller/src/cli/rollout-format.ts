@@ -187,6 +187,11 @@ export function statusLines(status: RolloutStatus, paint: Paint, bakeRemaining =
       lines.push(...failureBlock(host.failure, paint));
     }
   }
+  // A paused host holds its wave up: say which, and how to let it go.
+  const paused = hosts.filter((h) => h.paused && h.state === 'pending');
+  if (paused.length > 0 && !isTerminal(status.state)) {
+    lines.push('', wrapText(`paused hosts, waiting in their wave until resumed (shoal host resume NAME): ${paused.map((h) => h.host).join(', ')}`, 2, WIDTH));
+  }
   const rolledBack = hosts.filter((h) => h.rollbackState !== null);
   if (rolledBack.length > 0) {
     lines.push('', 'rollback:');

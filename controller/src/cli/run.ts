@@ -19,9 +19,10 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   host register NAME --public-key B64 [--tag T]...
   host diff HOST [--target PATH]         what it runs against what it should run
   host rm NAME | host rekey NAME --public-key B64
+  host pause NAME | host resume NAME     hold a host back from rollouts and set
   host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
   backup --out FILE                      online copy of the controller database
-  set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate]
+  set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate] [--force]
   status [--failed] [--tag T] [--rollout ID] [--wide]   fleet status
   history HOST [--limit N]               a host's event history
   release build --flake DIR[#ATTR] --name NAME   evaluate and build (CI)
@@ -53,6 +54,8 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
     diff: commands.hostDiff,
     rm: lifecycle.hostRemove,
     rekey: lifecycle.hostRekey,
+    pause: lifecycle.hostPause(true),
+    resume: lifecycle.hostPause(false),
     unknown: lifecycle.hostUnknown,
     adopt: lifecycle.hostAdopt,
   },

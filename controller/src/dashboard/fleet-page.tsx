@@ -6,7 +6,7 @@ import { Generation } from './generation.js';
 import { FLEET_PAGE_SIZE, fleetQuery, type FleetRow, type FleetView } from './fleet-view.js';
 import { Badge, BASE, Layout, LiveState, RelativeTime } from './layout.js';
 import type { LiveState as LiveStateData } from './live-state.js';
-import { rolloutPath, RolloutStateBadge } from './rollout-page.js';
+import { currentWaveLabel, rolloutPath, RolloutStateBadge } from './rollout-page.js';
 import type { DashboardSession } from './sessions.js';
 import { UnknownHosts } from './unknown-hosts.js';
 
@@ -28,7 +28,7 @@ export function RolloutStrip(props: { rollouts: RolloutStatus[] }) {
             </a>{' '}
             <RolloutStateBadge state={rollout.state} />{' '}
             <span class="muted">
-              wave {Math.min(rollout.waveIndex + 1, rollout.waves.length)} of {rollout.waves.length} · {rollout.finished} of {total} hosts done
+              {currentWaveLabel(rollout)} · {rollout.finished} of {total} hosts done
               {rollout.failures ? ` · ${rollout.failures} failed` : ''}
             </span>
           </li>
@@ -74,6 +74,12 @@ export function FleetHostRow(props: { row: FleetRow; now: number | null }) {
       </td>
       <td data-label="Status">
         <Badge kind={condition}>{condition}</Badge> {host.phase ? <span class="muted">{host.phase}</span> : null}
+        {host.paused ? (
+          <>
+            {' '}
+            <Badge kind="paused">paused</Badge>
+          </>
+        ) : null}
         {host.lastError ? <div class="muted wrap">{host.lastError}</div> : null}
       </td>
       <td data-label="Current">

@@ -2,7 +2,7 @@ import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { RolloutHostState } from '../../../shared/src/rollout-api.js';
 
 /** The colours of a rollout's wave bars. */
-export const BAR_PHASES = ['pending', 'waiting', 'in-progress', 'staged', 'awaiting-reboot-grant', 'rebooting', 'healthy', 'failed', 'skipped'] as const;
+export const BAR_PHASES = ['pending', 'paused', 'waiting', 'in-progress', 'staged', 'awaiting-reboot-grant', 'rebooting', 'healthy', 'failed', 'skipped'] as const;
 export type BarPhase = (typeof BAR_PHASES)[number];
 
 /** What the host's agent last said (hosts.phase), and when its maintenance window opens when it is staged. */
@@ -19,7 +19,9 @@ export interface AgentNow {
  * waits for its maintenance window; one that waits for the fleet reboot lock says so. (Those
  * phases come from the agent, so it has its manifest whether or not it is connected now.)
  */
-export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null, agent: AgentNow | null = null): BarPhase {
+export function barPhase(state: RolloutHostState, connection: ConnectionMode | null = null, paused = false, agent: AgentNow | null = null): BarPhase {
+  // A paused host the rollout has not reached waits for an operator to resume it (hosts/pause.ts).
+  if (state === 'pending' && paused) return 'paused';
   if (state !== 'issued' && state !== 'in-progress') return state;
   // These say the agent has its manifest; a staged host activates at its window even while offline.
   if (agent?.phase === 'rebooting' || agent?.phase === 'staged' || agent?.phase === 'awaiting-reboot-grant') return agent.phase;
@@ -31,6 +33,8 @@ export function barPhaseLabel(phase: BarPhase, agent: AgentNow | null = null): s
   switch (phase) {
     case 'waiting':
       return 'waiting for its agent (offline)';
+    case 'paused':
+      return 'paused (waits until the host is resumed)';
     case 'staged':
       return agent?.windowOpensAt ? `staged, window opens ${agent.windowOpensAt}` : 'staged, waiting for its maintenance window';
     case 'awaiting-reboot-grant':

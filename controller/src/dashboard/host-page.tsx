@@ -155,6 +155,11 @@ export function HostSummary(props: { host: HostStatus; now: number | null }) {
         <dt>Status</dt>
         <dd>
           <Badge kind={condition}>{condition}</Badge> {host.phase ?? ''}
+          {host.paused ? (
+            <div class="paused-note">
+              <Badge kind="paused">paused</Badge> rollouts leave it waiting in its wave; setting its desired system needs force
+            </div>
+          ) : null}
         </dd>
       </div>
       <div>
@@ -266,9 +271,24 @@ export function HostActions(props: { host: HostStatus; session: DashboardSession
               ))}
             </select>
           </label>
+          {props.host.paused ? (
+            <label class="check">
+              <input type="checkbox" name="force" value="yes" /> although paused
+            </label>
+          ) : null}
           <button type="submit">{HOST_ACTIONS['set-desired']!.label}…</button>
         </form>
       ) : null}
+      {(['pause', 'resume', 'remove'] as const)
+        .filter((name) => props.allowed.has(name) && (HOST_ACTIONS[name]!.offered?.(props.host) ?? true))
+        .map((name) => (
+          <form method="post" action={`${path}/actions/${name}`} class="host-action">
+            <CsrfField session={props.session} />
+            <button type="submit" class={name === 'remove' ? 'danger' : undefined} data-action={name}>
+              {HOST_ACTIONS[name]!.label}…
+            </button>
+          </form>
+        ))}
     </div>
   );
 }

@@ -1,5 +1,6 @@
 import {
   FINISHED_ROLLOUT_STATES,
+  waveLabel,
   type ReleaseProvenance,
   type RolloutAction,
   type RolloutList,
@@ -107,8 +108,14 @@ export function RollbackPreview(props: { status: RolloutStatus }) {
 }
 
 function actionLabel(action: RolloutAction, status: RolloutStatus): string {
-  if (action === 'approve') return `Approve wave ${status.waveIndex + 1}`;
+  if (action === 'approve') return `Approve ${waveLabel(status.wave, status.waves.length)}`;
   return { pause: 'Pause', resume: 'Resume', abort: 'Abort', rollback: 'Roll back' }[action];
+}
+
+/** "wave 2 of 3", "canary (wave 1 of 3)": the API's 1-based number (never past the last wave). */
+export function currentWaveLabel(status: Pick<RolloutStatus, 'wave' | 'waves'>): string {
+  const number = Math.min(status.wave, status.waves.length);
+  return waveLabel(number, status.waves.length, status.waves[number - 1]?.canary ?? false);
 }
 
 export function rolloutPath(id: string): string {
@@ -148,8 +155,8 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
           <dt>Wave</dt>
           <dd>
             {done
-              ? `${status.state} after wave ${Math.min(status.waveIndex + 1, status.waves.length)} of ${status.waves.length}`
-              : `${status.waveIndex + 1} of ${status.waves.length}, ${status.state === 'waiting-approval' ? 'waiting for approval' : status.state === 'paused' ? 'paused' : status.wavePhase}`}
+              ? `${status.state} after ${currentWaveLabel(status)}`
+              : `${currentWaveLabel(status)}, ${status.state === 'waiting-approval' ? 'waiting for approval' : status.state === 'paused' ? 'paused' : status.wavePhase}`}
           </dd>
         </div>
         <div>
@@ -218,18 +225,20 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; c
   const named = wave.hosts.length <= 12;
   const awaitingApproval = current && status.state === 'waiting-approval';
   const c = wave.counts;
-  const phaseOf = (host: string, state: Wave['hosts'][number]['state']) => barPhase(state, props.connections.get(host) ?? null, props.agents.get(host) ?? null);
-  const count = (phase: string) => wave.hosts.filter((host) => phaseOf(host.host, host.state) === phase).length;
+  const phaseOf = (host: Wave['hosts'][number]) => barPhase(host.state, props.connections.get(host.host) ?? null, host.paused, props.agents.get(host.host) ?? null);
+  const count = (phase: string) => wave.hosts.filter((host) => phaseOf(host) === phase).length;
   const waiting = count('waiting');
+  const paused = count('paused');
   const rebooting = count('rebooting');
   const staged = count('staged');
   const awaitingGrant = count('awaiting-reboot-grant');
   const special = waiting + rebooting + staged + awaitingGrant;
+  const title = waveLabel(wave.number, status.waves.length);
   return (
     <li class="wave" data-wave={String(wave.index)}>
       <div class="wave-head">
         <span class={current ? 'current' : undefined}>
-          Wave {wave.index + 1}
+          {title.charAt(0).toUpperCase() + title.slice(1)}
           {current ? ' (current)' : ''}
         </span>
         {wave.canary ? <span class="canary-mark">canary</span> : null}
@@ -238,12 +247,12 @@ function WaveBar(props: { wave: Wave; current: boolean; status: RolloutStatus; c
           {c.healthy} healthy · {c.inProgress - special} in progress{waiting ? ` · ${waiting} waiting for an offline agent` : ''}
           {rebooting ? ` · ${rebooting} rebooting` : ''}
           {staged ? ` · ${staged} staged for their window` : ''}
-          {awaitingGrant ? ` · ${awaitingGrant} waiting for a reboot grant` : ''} · {c.failed} failed · {c.pending} pending{c.skipped ? ` · ${c.skipped} skipped` : ''}
+          {awaitingGrant ? ` · ${awaitingGrant} waiting for a reboot grant` : ''} · {c.failed} failed · {c.pending} pending{paused ? ` (${paused} paused, waiting to be resumed)` : ''}{c.skipped ? ` · ${c.skipped} skipped` : ''}
         </span>
       </div>
-      <ul class={`bar${current ? ' current' : ''}`} aria-label={`Wave ${wave.index + 1} hosts`} style="list-style:none;margin:0">
+      <ul class={`bar${current ? ' current' : ''}`} aria-label={`${title} hosts`} style="list-style:none;margin:0">
         {wave.hosts.map((host) => {
-          const phase = phaseOf(host.host, host.state);
+          const phase = phaseOf(host);
           const label = `${host.host}: ${barPhaseLabel(phase, props.agents.get(host.host) ?? null)}${host.rollbackState ? `, rollback ${host.rollbackState}` : ''}${host.reason ? ` (${host.reason})` : ''}`;
           return (
             <li style="display:contents">
@@ -267,7 +276,7 @@ export function RolloutWaves(props: { status: RolloutStatus; connections: Readon
         {BAR_PHASES.map((phase) => (
           <li>
             <span class={`swatch host-cell s-${phase}`} style="display:inline-block;min-width:14px;height:14px"></span>
-            {phase === 'waiting' ? 'waiting (agent offline)' : phase === 'staged' ? 'staged (waiting for its window)' : barPhaseLabel(phase)}
+            {phase === 'waiting' ? 'waiting (agent offline)' : phase === 'staged' ? 'staged (waiting for its window)' : phase === 'paused' ? 'paused' : barPhaseLabel(phase)}
           </li>
         ))}
       </ul>
@@ -415,7 +424,7 @@ export function RolloutListPage(props: { session: DashboardSession; rollouts: Ro
                   <RolloutStateBadge state={rollout.state} /> {rollout.reason ? <div class="muted">{rollout.reason}</div> : null}
                 </td>
                 <td data-label="Wave">
-                  {Math.min(rollout.waveIndex + 1, rollout.waves)} of {rollout.waves}
+                  {waveLabel(Math.min(rollout.wave, rollout.waves), rollout.waves)}
                 </td>
                 <td data-label="Hosts">{rollout.hosts}</td>
                 <td data-label="Started">{clockTime(rollout.createdAt, props.now)}</td>

@@ -309,7 +309,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such host', outcome.message, session);
     session.flash = outcome.ok ? { kind: 'ok', text: outcome.done } : { kind: 'error', text: `Nothing was done: ${outcome.message}` };
     deps.logger.info({ operator: session.operator.name, host: name, action: c.req.param('action'), ok: outcome.ok }, 'dashboard host action');
-    return c.redirect(hostPath(name), 303);
+    return c.redirect((outcome.ok && outcome.goTo) || hostPath(name), 303);
   });
 
   // ---- Rollouts ----

@@ -49,6 +49,9 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .host-cell.s-rebooting { background-image:repeating-radial-gradient(circle, rgba(255,255,255,.35) 0 3px, transparent 3px 8px); }
 .host-cell.s-staged { background-image:repeating-linear-gradient(0deg, rgba(0,0,0,.12) 0 2px, transparent 2px 7px); }
 .s-degraded { background:var(--degraded); } .s-drifted { background:var(--drifted); }
+.s-paused { background:var(--pending); color:var(--fg); border:1px dashed var(--fg); }
+.filters label.check { flex-direction:row; align-items:center; gap:6px; } .filters label.check input { width:auto; min-width:0; }
+.host-actions { display:flex; flex-wrap:wrap; gap:8px 16px; align-items:end; } .host-action { margin:0; } .paused-note { margin-top:4px; }
 .host-cell.s-waiting { background-image:repeating-linear-gradient(90deg, rgba(255,255,255,.3) 0 2px, transparent 2px 7px); }
 .rollback-plan { margin:8px 0; } .rollback-plan td { font-size:14px; }
 .sr-only { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
@@ -74,14 +77,14 @@ th { font-size:13px; color:var(--muted); font-weight:600; }
 .threshold span { display:block; height:100%; background:var(--failed); }
 .actions { display:flex; flex-wrap:wrap; gap:8px; margin:8px 0 16px; } .actions form { margin:0; }
 .timeline { list-style:none; padding:0; margin:0; border-left:3px solid var(--line); }
-.timeline li { margin:0 0 10px; padding:0 0 0 14px; position:relative; }
+.timeline li { margin:0 0 10px; padding:0 0 0 14px; position:relative; overflow-wrap:anywhere; }
 .timeline li::before { content:""; position:absolute; left:-8px; top:6px; width:13px; height:13px; border-radius:50%; background:var(--line); }
 .timeline li.k-failed::before { background:var(--failed); } .timeline li.k-healthy::before { background:var(--healthy); } .timeline li.k-manifest::before { background:var(--progress); }
 .timeline time { font-size:13px; color:var(--muted); margin-right:6px; }
 pre.tail { background:#1f2328; color:#f0f3f6; padding:10px; border-radius:6px; overflow-x:auto; max-height:320px; font-size:12.5px; white-space:pre-wrap; word-break:break-word; }
 .login { max-width:420px; margin:48px auto; background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:20px; }
 .login label { display:block; font-weight:600; margin-bottom:4px; } .login input { width:100%; font:inherit; padding:8px; margin-bottom:12px; border:1px solid #6e7781; border-radius:6px; }
-.confirm { max-width:560px; background:#fff8c5; border:1px solid var(--warn); border-radius:8px; padding:16px; }
+.confirm { overflow-wrap:anywhere; max-width:560px; background:#fff8c5; border:1px solid var(--warn); border-radius:8px; padding:16px; }
 @media (max-width: 700px) {
   main { padding:10px; }
   table.cards thead { display:none; }

@@ -31,6 +31,8 @@ export const hosts = sqliteTable('hosts', {
   desiredVersion: integer('desired_version'),
   /** What the agent said its version was when it last authenticated. */
   agentVersion: text('agent_version'),
+  /** Paused by an operator: rollouts leave it waiting in its wave, and setting its desired state needs force. */
+  paused: integer('paused', { mode: 'boolean' }).notNull().default(false),
 });
 
 export const manifests = sqliteTable(

@@ -15,6 +15,8 @@ const SEEN_WRITE_INTERVAL_MS = 5_000;
 export class Presence {
   private readonly websockets = new Set<string>();
   private readonly lastPoll = new Map<string, number>();
+  /** Long-polls being held open per host: a host waiting on one is connected, however long the wait. */
+  private readonly holding = new Map<string, number>();
   private readonly lastWritten = new Map<string, number>();
   /** Newer than the database when a websocket host was only heard through pongs. */
   private readonly lastHeard = new Map<string, number>();
@@ -38,6 +40,19 @@ export class Presence {
   polled(host: string): void {
     this.lastPoll.set(host, this.clock.now());
     this.seen(host);
+  }
+
+  /** A long-poll is held for `host` until the returned function is called. */
+  holdPoll(host: string): () => void {
+    this.holding.set(host, (this.holding.get(host) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.holding.get(host) ?? 1) - 1;
+      if (left > 0) this.holding.set(host, left);
+      else this.holding.delete(host);
+    };
   }
 
   /** A sign of life that is not worth a write (a websocket pong): kept in memory only. */
@@ -66,6 +81,7 @@ export class Presence {
 
   mode(host: string): ConnectionMode {
     if (this.websockets.has(host)) return 'websocket';
+    if (this.holding.has(host)) return 'polling';
     const polled = this.lastPoll.get(host);
     if (polled !== undefined && this.clock.now() - polled <= 3 * this.pollIntervalMs) return 'polling';
     return 'offline';

@@ -25,6 +25,7 @@ function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: 
     // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).
     failure: host.lastError === null ? null : latestFailure(db, host.name, null),
     agentVersion: host.agentVersion,
+    paused: host.paused,
   };
 }
 

@@ -168,9 +168,15 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     if (row && !etagMatches(ifNoneMatch, row.version)) return manifestResponse(c, published(row));
     if (query.waitSeconds > 0) {
       // No await between reading the latest manifest and registering the waiter: nothing can slip in between.
-      const next = await bus.waitFor(host, query.waitSeconds * 1000, c.req.raw.signal);
+      const release = presence.holdPoll(host);
+      let next: Awaited<ReturnType<typeof bus.waitFor>>;
+      try {
+        next = await bus.waitFor(host, query.waitSeconds * 1000, c.req.raw.signal);
+      } finally {
+        release();
+        presence.polled(host);
+      }
       if (next) return manifestResponse(c, next);
-      presence.polled(host);
     }
     if (!row) return c.body(null, 204);
     return c.body(null, 304, { ETag: manifestEtag(row.version) });

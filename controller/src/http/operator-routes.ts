@@ -21,6 +21,7 @@ import { events } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { createEnrollmentToken, listEnrollmentTokens, registerHost, revokeEnrollmentToken } from '../hosts/enrollment.js';
 import { rekeyHost, removeHost } from '../hosts/lifecycle.js';
+import { setHostPaused } from '../hosts/pause.js';
 import { hostExists } from '../hosts/lookup.js';
 import { hostStatus, listHostStatuses } from '../hosts/status.js';
 import { issueManifest, toSummary } from '../manifests/issue.js';
@@ -109,14 +110,27 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
       deps,
       { host: name, storePath: request.storePath, action: request.action, rolloutId: null },
       { kind: 'desired-set', actor: `operator:${c.get('operator').name}` },
+      { force: request.force },
     );
     if (!outcome.ok) {
       if (outcome.reason === 'unknown-host') throw unknownHost(name);
+      if (outcome.reason === 'host-paused') throw new ApiError(409, 'host-paused', outcome.message);
       // Two-key mode: only a CI-signed statement (a published release) can authorise a system.
       throw new ApiError(409, 'no-release-statement', outcome.message);
     }
     return c.json(toSummary(outcome.manifest));
   });
+
+  for (const [verb, paused] of [['pause', true], ['resume', false]] as const) {
+    app.post(`/hosts/:name/${verb}`, (c) => {
+      const name = c.req.param('name');
+      const operator = c.get('operator').name;
+      const outcome = setHostPaused(deps, name, paused, `operator:${operator}`);
+      if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+      if (outcome.changed) deps.logger.info({ host: name, operator }, paused ? 'host paused' : 'host resumed');
+      return c.json(hostStatus(db, presence, name));
+    });
+  }
 
   app.get('/hosts/:name/events', (c) => {
     const name = c.req.param('name');

@@ -36,18 +36,26 @@ export interface IssueCause {
 
 export type IssueOutcome =
   | { ok: true; manifest: ManifestRow }
-  | { ok: false; reason: 'unknown-host' | 'not-authorised'; message: string };
+  | { ok: false; reason: 'unknown-host' | 'not-authorised' | 'host-paused'; message: string };
 
 /**
- * Makes `desired` the host's new desired state: the next version for that host, carrying the
+ * Makes `desired` the host's new desired state (refused on a paused host unless `force`): the next version for that host, carrying the
  * release statement that authorises its store path, signed, stored and logged in one transaction,
  * then announced (only after commit, so nobody is told of a manifest that a rollback could take back).
  */
-export function issueManifest(deps: IssueDeps, desired: Omit<DesiredState, 'authority'>, cause: IssueCause): IssueOutcome {
+export function issueManifest(deps: IssueDeps, desired: Omit<DesiredState, 'authority'>, cause: IssueCause, options: { force?: boolean } = {}): IssueOutcome {
   const now = deps.clock.now();
   const outcome = deps.db.transaction((tx): IssueOutcome => {
-    const host = tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, desired.host)).get();
+    const host = tx.select({ name: hosts.name, paused: hosts.paused }).from(hosts).where(eq(hosts.name, desired.host)).get();
     if (!host) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(desired.host)}` };
+    // Pausing says "leave this host alone": a deliberate override must say so.
+    if (host.paused && !options.force) {
+      return {
+        ok: false,
+        reason: 'host-paused',
+        message: `host ${JSON.stringify(desired.host)} is paused; resume it (shoal host resume ${desired.host}) or set it anyway with --force`,
+      };
+    }
     const authorised = authoriseStatement(deps.db, deps.releaseTrust, desired.host, desired.storePath, { now });
     if (!authorised.ok) return { ok: false, reason: 'not-authorised', message: authorised.reason };
     return { ok: true, manifest: issueInTransaction(tx, deps.signer, now, deps.manifestTtlMs, { ...desired, authority: authorised.authority }, cause) };

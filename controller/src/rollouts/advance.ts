@@ -136,7 +136,9 @@ class Step {
   ) {}
 
   event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): void {
-    appendEvent(this.ctx.db, { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data });
+    // Events about a wave say of how many, so a webhook's text can read "wave 2 of 3" on its own.
+    const withTotal = 'wave' in data ? { ...data, waves: this.plan.waves.length } : data;
+    appendEvent(this.ctx.db, { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data: withTotal });
   }
 
   update(values: Partial<RolloutProgress>): void {
@@ -256,13 +258,14 @@ class Step {
    * (its target, the system it runs now, its desired version); each host's manifest and its member
    * row change in this transaction, so no host is issued twice whatever happens next. A host whose
    * target no trusted statement authorises fails at once, with the reason, and is never issued.
+   * A paused host is not issued: it stays pending, so its wave waits for it (see pausedPending).
    */
   issuePending(wave: number, limit: number): { issued: number; refused: number } {
     const pending = statement(
       this.ctx.db,
       `select rh.host as host, rh.target_path as targetPath, h.current_system as currentSystem, h.desired_version as desiredVersion
        from rollout_hosts rh join hosts h on h.name = rh.host
-       where rh.rollout_id = ? and rh.wave = ? and rh.state = ? order by rh.position limit ?`,
+       where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 0 order by rh.position limit ?`,
     ).all(this.rollout.id, wave, MEMBER.pending, Number.isFinite(limit) ? limit : -1) as Array<{
       host: string;
       targetPath: string;
@@ -287,6 +290,16 @@ class Step {
       this.event('rollout-host-issued', { wave: waveNumber(wave), version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
     }
     return { issued: pending.length - refused, refused };
+  }
+
+  /** Pending hosts of `wave` that are paused: they wait, so they are no reason to come back soon. */
+  pausedPending(wave: number): number {
+    const row = statement(
+      this.ctx.db,
+      `select count(*) as n from rollout_hosts rh join hosts h on h.name = rh.host
+       where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 1`,
+    ).get(this.rollout.id, wave, MEMBER.pending) as { n: number };
+    return row.n;
   }
 
   connection(host: string): ConnectionMode {
@@ -467,7 +480,7 @@ function advanceRunning(step: Step): boolean {
       counts.waveInFlight += issued;
       counts.failed += refused;
       counts.finished += refused;
-      if (counts.wavePending > 0 && capacity > budget) step.more = true;
+      if (counts.wavePending > 0 && capacity > budget && counts.wavePending > step.pausedPending(rollout.waveIndex)) step.more = true;
       // Hosts refused here failed without ever being in flight: when they were the wave's last,
       // no report will come to re-check the threshold, and the wave would count as done.
       const trippedByRefusals = refused > 0 ? thresholdTripped(spec, counts) : null;

@@ -178,7 +178,7 @@ export class RolloutEngine {
           if (state !== 'waiting-approval') return wrongState('waiting-approval');
           step.update({ state: 'running', approvedThrough: step.rollout.waveIndex, waveStartedAt: now });
           step.event('rollout-approved', { actor, wave: waveNumber(step.rollout.waveIndex) });
-          step.event('rollout-wave-started', { wave: waveNumber(step.rollout.waveIndex), hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
+          step.event('rollout-wave-started', { wave: waveNumber(step.rollout.waveIndex), canary: step.plan.waves[step.rollout.waveIndex]!.canary, hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
           break;
         case 'pause':
           if (state !== 'running' && state !== 'waiting-approval') return wrongState('running or waiting-approval');

@@ -14,7 +14,7 @@ import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { latestFailure } from '../reports/latest-failure.js';
-import { events, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
+import { events, hosts, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 
 function counts(members: RolloutHostRow[]): WaveCounts {
   const of = (state: RolloutHostState) => members.filter((m) => m.state === state).length;
@@ -27,7 +27,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(db: Db, member: RolloutHostRow): RolloutHostView {
+function hostView(db: Db, member: RolloutHostRow, paused: ReadonlySet<string>): RolloutHostView {
   return {
     host: member.host,
     state: member.state,
@@ -37,6 +37,7 @@ function hostView(db: Db, member: RolloutHostRow): RolloutHostView {
     reason: member.reason,
     rollbackState: member.rollbackState,
     failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(db, member.host, member.manifestVersion) : null,
+    paused: paused.has(member.host),
   };
 }
 
@@ -53,6 +54,8 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
   const spec = row.spec as RolloutSpec;
   const plan = row.plan as RolloutPlan;
   const members = db.select().from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).orderBy(asc(rolloutHosts.position)).all();
+  // Few hosts are ever paused: one small query rather than a join per member.
+  const paused = new Set(db.select({ name: hosts.name }).from(hosts).where(eq(hosts.paused, true)).all().map((row) => row.name));
   return {
     id: row.id,
     release: row.release,
@@ -79,7 +82,7 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map((member) => hostView(db, member)),
+        hosts: inWave.map((member) => hostView(db, member, paused)),
       };
     }),
   };

@@ -64,6 +64,45 @@ describe('host and token lifecycle from the CLI', () => {
     expect(refused.stderr).toContain(`host "web-1" is part of rollout ${id}, which is waiting-approval; abort it or let it finish`);
   });
 
+  it('pauses a host: set is refused with a clear 409 unless --force, status shows it paused, resume lifts it, all in the audit log', async () => {
+    ctl.register('web-1');
+    const paused = await shoal(env, 'host', 'pause', 'web-1');
+    expect(paused).toMatchObject({ code: 0, stdout: expect.stringMatching(/^paused web-1: rollouts leave it waiting/) });
+    const path = storePath('nixos-system-web-1', 'c');
+    const refused = await shoal(env, 'set', 'web-1', path);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('shoal: host "web-1" is paused; resume it (shoal host resume web-1) or set it anyway with --force (host-paused, HTTP 409)\n');
+    const listed = await shoal(env, 'status');
+    expect(listed.stdout).toContain('1 host: 0 healthy, 1 offline (1 paused)');
+    expect(listed.stdout).toContain('  paused: rollouts leave it waiting and set needs --force (shoal host resume web-1)');
+    expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0]).toMatchObject({ name: 'web-1', paused: true, desired: null });
+    // A rollout sends it nothing and says why it waits.
+    const headers = { authorization: `Bearer ${ctl.operatorToken}`, 'content-type': 'application/json' };
+    await fetch(`${ctl.handle.url}/v1/releases`, { method: 'POST', headers, body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-1', storePath: storePath('sys', 'b') }] }) });
+    const started = await fetch(`${ctl.handle.url}/v1/rollouts`, { method: 'POST', headers, body: JSON.stringify({ release: 'r1', waves: ['100%'] }) });
+    const { id } = (await started.json()) as { id: string };
+    const rollout = await shoal(env, 'rollout', 'status', id);
+    expect(rollout.stdout.replace(/\s+/g, ' ')).toContain('paused hosts, waiting in their wave until resumed (shoal host resume NAME): web-1');
+    expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0].desired).toBeNull();
+
+    expect(await shoal(env, 'set', 'web-1', path, '--force')).toMatchObject({ code: 0, stdout: expect.stringContaining(`web-1: generation #1 ${path}`) });
+    expect(await shoal(env, 'host', 'resume', 'web-1')).toMatchObject({ code: 0, stdout: expect.stringMatching(/^resumed web-1/) });
+    expect((await shoal(env, 'status')).stdout).not.toContain('paused');
+    // Resumed, the rollout issues it at once.
+    expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0].desired).toMatchObject({ rolloutId: id, storePath: storePath('sys', 'b') });
+    expect(await shoal(env, 'set', 'web-1', storePath('nixos-system-web-1', 'd'))).toMatchObject({ code: 0 });
+    const kinds = ctl.handle.database.sqlite.prepare("select kind, actor from events where host = 'web-1' and kind like 'host-%' order by id").all();
+    expect(kinds).toEqual([
+      { kind: 'host-registered', actor: expect.any(String) },
+      { kind: 'host-paused', actor: 'operator:test-admin' },
+      { kind: 'host-resumed', actor: 'operator:test-admin' },
+    ]);
+    const history = (await shoal(env, 'history', 'web-1')).stdout;
+    expect(history).toContain('paused the host: rollouts leave it waiting, set needs --force');
+    expect(history).toContain('resumed the host');
+    expect(await shoal(env, 'host', 'pause', 'nope')).toMatchObject({ code: 1, stderr: 'shoal: no host named "nope" (unknown-host, HTTP 404)\n' });
+  });
+
   it('re-keys a reinstalled host: the new key logs in, the old one is cut off at once', async () => {
     const old = ctl.register('web-2');
     const socket = connect();

@@ -131,7 +131,7 @@ describe('shoal rollout', () => {
     await fleet('halt', 3);
     const id = RolloutStatus.parse(JSON.parse((await shoal(['rollout', 'start', 'halt', '--canary', '1', '--waves', '100%', '--json'], env)).stdout)).id;
     const watch = startCli(['rollout', 'watch', id], env);
-    await watch.waitFor('generation #1 issued (wave 1)');
+    await watch.waitFor('generation #1 issued (wave 1 of 2)');
     const current = await status(id);
     const canary = current.waves[0]!.hosts[0]!.host;
     await agents.get(canary)!.report('rolled-back', current, { reason: 'switch-to-configuration failed', current: OLD(canary) });
@@ -142,8 +142,8 @@ describe('shoal rollout', () => {
     expect(lines[0]).toBe(`watching rollout ${id}`);
     expect(lines.slice(1, 7).map((l) => l.replace(/^\d\d:\d\d:\d\d {2}/, ''))).toEqual([
       'started: waves of 1, 2 hosts by operator:test-admin',
-      'wave 1 started (canary): 1 host',
-      `${canary}: generation #1 issued (wave 1)`,
+      'canary (wave 1 of 2) started: 1 host',
+      `${canary}: generation #1 issued (wave 1 of 2)`,
       `${canary}: rolled-back: switch-to-configuration failed`,
       'halted: 1 host(s) failed; at most 0 allowed',
       '',
@@ -160,14 +160,14 @@ describe('shoal rollout', () => {
     await watch.waitFor(/started rollout (ro-[0-9a-f]+)/);
     const id = /started rollout (ro-[0-9a-f]+)/.exec(watch.output())![1]!;
     for (let wave = 1; wave <= 2; wave++) {
-      await watch.waitFor(`wave ${wave} started`);
+      await watch.waitFor(wave === 1 ? 'canary (wave 1 of 2) started' : 'wave 2 of 2 started');
       const current = await status(id);
       for (const host of inFlight(current)) await agents.get(host.host)!.report('healthy', current);
     }
     const result = await watch.done;
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('wave 1 healthy, baking for 1s');
+    expect(result.stdout).toContain('wave 1 of 2 healthy, baking for 1s');
     expect(result.stdout).toMatch(/\d\d:\d\d:\d\d {2}succeeded\n/);
     expect(result.stdout).toContain(`rollout ${id} · release ok · succeeded`);
     for (const name of names) expect(result.stdout).toContain(`${name}: healthy`);

@@ -147,6 +147,97 @@ describe('dashboard host actions and rollout questions', () => {
     expect((await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: 'forged', storePath: storePath(), confirmed: 'yes' })).status).toBe(403);
   });
 
+  it('pauses a host only after a confirmation page, shows it paused on the host, fleet and rollout pages, and resumes it', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    const browser = await signedIn(ctl);
+    const asked = await browser.post('/dashboard/hosts/web-1/actions/pause', { _csrf: browser.csrf });
+    expect(asked.status).toBe(200);
+    expect(await asked.text()).toContain('Pause web-1? No rollout issues it a new manifest until it is resumed');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).paused).toBe(false);
+
+    const done = await browser.post('/dashboard/hosts/web-1/actions/pause', { _csrf: browser.csrf, confirmed: 'yes' });
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe('/dashboard/hosts/web-1');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).paused).toBe(true);
+    const hostPage = await (await browser.get('/dashboard/hosts/web-1')).text();
+    expect(hostPage).toContain('web-1 is paused.');
+    expect(hostPage).toContain('<span class="badge s-paused">paused</span> rollouts leave it waiting in its wave');
+    expect(hostPage).toContain('/dashboard/hosts/web-1/actions/resume');
+    expect(hostPage).not.toContain('/dashboard/hosts/web-1/actions/pause');
+    expect(await (await browser.get('/dashboard')).text()).toMatch(/data-host="web-1"[^]*?s-paused">paused</);
+
+    // Setting its system is refused as the API refuses it, unless forced.
+    const path = storePath('nixos-system-web-1-25.05');
+    await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, confirmed: 'yes' });
+    expect(await (await browser.get('/dashboard/hosts/web-1')).text()).toContain('Nothing was done: host &quot;web-1&quot; is paused; resume it');
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).desired).toBeNull();
+    const forced = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, force: 'yes' });
+    expect(await forced.text()).toContain('although the host is paused?');
+    await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, force: 'yes', confirmed: 'yes' });
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).desired).toMatchObject({ storePath: path });
+
+    // In a rollout it waits, shown as paused.
+    const release = await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: ['web-1', 'web-2'].map((host) => ({ host, storePath: storePath(host, 'b') })) }) });
+    expect(release.status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', waves: ['100%'] }) });
+    const { id } = (await started.json()) as { id: string };
+    const rolloutPage = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(rolloutPage).toContain('title="web-1: paused (waits until the host is resumed)"');
+    expect(rolloutPage).toContain('1 pending (1 paused, waiting to be resumed)');
+
+    await browser.post('/dashboard/hosts/web-1/actions/resume', { _csrf: browser.csrf, confirmed: 'yes' });
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).paused).toBe(false);
+    expect(await (await browser.get(`/dashboard/rollouts/${id}`)).text()).not.toContain('web-1: paused');
+  });
+
+  it('numbers waves as people count, "wave 2 of 2", and names the canary wave "canary (wave 1 of 2)" on every page', async () => {
+    for (const host of ['web-1', 'web-2', 'web-3']) registeredHost(ctl, host);
+    const browser = await signedIn(ctl);
+    const release = await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: ['web-1', 'web-2', 'web-3'].map((host) => ({ host, storePath: storePath(host, 'b') })) }) });
+    expect(release.status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', canary: 1, waves: ['100%'], approvalBefore: [1] }) });
+    const { id } = (await started.json()) as { id: string };
+    const rolloutPage = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(rolloutPage).toContain('<dd>canary (wave 1 of 2), deploying</dd>');
+    expect(rolloutPage).toContain('Wave 1 of 2 (current)');
+    expect(rolloutPage).toContain('aria-label="wave 2 of 2 hosts"');
+    expect(await (await browser.get('/dashboard')).text()).toContain('canary (wave 1 of 2) · 0 of 3 hosts done');
+    expect(await (await browser.get('/dashboard/rollouts')).text()).toMatch(/data-label="Wave">wave 1 of 2</);
+
+    // As when the canary has baked and the gated second wave waits (rendering only): the button says which of how many.
+    ctl.database.sqlite.prepare("update rollouts set state = 'waiting-approval', wave_index = 1 where id = ?").run(id);
+    const waiting = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
+    expect(waiting).toContain('<dd>wave 2 of 2, waiting for approval</dd>');
+    expect(waiting).toContain('Approve wave 2 of 2');
+  });
+
+  it('removes a host only after a confirmation page, refuses while a rollout includes it, and goes back to the fleet', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    const browser = await signedIn(ctl);
+    const asked = await browser.post('/dashboard/hosts/web-1/actions/remove', { _csrf: browser.csrf });
+    expect(await asked.text()).toContain('Remove web-1? Its manifests, reports and history are deleted');
+    expect((await ctl.operator('/v1/hosts/web-1')).status).toBe(200);
+
+    const release = await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-2', storePath: storePath('web-2', 'b') }] }) });
+    expect(release.status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', waves: ['100%'], approvalBefore: [0] }) });
+    const { id } = (await started.json()) as { id: string };
+    const refused = await browser.post('/dashboard/hosts/web-2/actions/remove', { _csrf: browser.csrf, confirmed: 'yes' });
+    expect(refused.headers.get('location')).toBe('/dashboard/hosts/web-2');
+    expect(await (await browser.get('/dashboard/hosts/web-2')).text()).toContain(`Nothing was done: host &quot;web-2&quot; is part of rollout ${id}`);
+    expect((await ctl.operator('/v1/hosts/web-2')).status).toBe(200);
+
+    const done = await browser.post('/dashboard/hosts/web-1/actions/remove', { _csrf: browser.csrf, confirmed: 'yes' });
+    expect(done.status).toBe(303);
+    expect(done.headers.get('location')).toBe('/dashboard');
+    expect((await ctl.operator('/v1/hosts/web-1')).status).toBe(404);
+    expect(await (await browser.get('/dashboard')).text()).toContain('web-1 was removed.');
+    const removal = ctl.database.sqlite.prepare("select actor from events where kind = 'host-removed'").get();
+    expect(removal).toEqual({ actor: 'operator:test-admin' });
+  });
+
   it('says which host goes back to which system before a rollback, and "rolls back above" when that is the policy', async () => {
     registeredHost(ctl, 'web-1');
     registeredHost(ctl, 'web-2');

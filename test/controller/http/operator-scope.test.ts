@@ -20,6 +20,8 @@ const ROUTES: Array<[group: string, method: string, path: string, body: unknown,
   ['hosts', 'GET', '/v1/hosts/web-1/events', undefined, READERS],
   ['closure diff', 'GET', '/v1/hosts/web-1/diff', undefined, READERS],
   ['set', 'PUT', '/v1/hosts/web-1/desired', { storePath: storePath() }, DEPLOYERS],
+  ['pause', 'POST', '/v1/hosts/web-1/pause', undefined, DEPLOYERS],
+  ['pause', 'POST', '/v1/hosts/web-1/resume', undefined, DEPLOYERS],
   ['host lifecycle', 'POST', '/v1/hosts', { name: 'web-9', publicKey: newHostKeys('web-9').publicKey }, ADMINS],
   ['host lifecycle', 'DELETE', '/v1/hosts/web-1', undefined, ADMINS],
   ['host lifecycle', 'POST', '/v1/hosts/web-1/rekey', { publicKey: newHostKeys('web-1').publicKey }, ADMINS],
@@ -137,6 +139,33 @@ describe('dashboard actions by scope', () => {
     expect(response.status).toBe(403);
     expect(await response.text()).toContain('Your token has scope read, which may not approve rollouts; nothing was done.');
     expect(state()).toBe('waiting-approval');
+  });
+
+  it('shows a read-only session no host action and refuses each one, changing nothing', async () => {
+    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'viewer', 'read').token);
+    const page = await (await browser.get('/dashboard/hosts/web-1')).text();
+    expect(page).toContain('Your token&#39;s scope allows no change to this host.');
+    for (const action of ['set-desired', 'pause', 'resume', 'remove']) {
+      expect(page).not.toContain(`/actions/${action}`);
+      const response = await browser.post(`/dashboard/hosts/web-1/actions/${action}`, { _csrf: browser.csrf, storePath: storePath(), confirmed: 'yes' });
+      expect(response.status).toBe(403);
+      expect(await response.text()).toContain('Your token has scope read, which may not');
+    }
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).paused).toBe(false);
+    expect((await ctl.operator('/v1/hosts/web-1')).status).toBe(200);
+  });
+
+  it('lets a deploy session pause a host but not remove it, as the API does', async () => {
+    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'deployer', 'deploy').token);
+    const page = await (await browser.get('/dashboard/hosts/web-1')).text();
+    expect(page).toContain('/dashboard/hosts/web-1/actions/pause');
+    expect(page).not.toContain('/actions/remove');
+    const removal = await browser.post('/dashboard/hosts/web-1/actions/remove', { _csrf: browser.csrf, confirmed: 'yes' });
+    expect(removal.status).toBe(403);
+    expect(await removal.text()).toContain('Your token has scope deploy, which may not remove host; nothing was done.');
+    expect((await ctl.operator('/v1/hosts/web-1')).status).toBe(200);
+    expect((await browser.post('/dashboard/hosts/web-1/actions/pause', { _csrf: browser.csrf, confirmed: 'yes' })).status).toBe(303);
+    expect((await (await ctl.operator('/v1/hosts/web-1')).json()).paused).toBe(true);
   });
 
   it('shows a deploy session the buttons and carries out its actions', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RolloutSpec } from '../../../shared/src/rollout-api.js';
+import { setHostPaused } from '../../../controller/src/hosts/pause.js';
 import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import { lab, makeEngine, OLD, type Lab } from './engine-lab.js';
 
@@ -260,5 +261,41 @@ describe('rollout engine', () => {
     l.ctl.clock.advance(1_000);
     l.engine.tickAll();
     expect(l.status(id)).toMatchObject({ state: 'halted', reason: expect.stringContaining('no progress for 60s') });
+  });
+});
+
+describe('a paused host in a rollout', () => {
+  it('gets no manifest while paused: its wave waits for it, neither failed nor skipped, and goes on when it is resumed', () => {
+    const l = lab(3);
+    const pause = (paused: boolean) => expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', paused, 'operator:test')).toEqual({ ok: true, changed: true });
+    pause(true);
+    const id = l.start({ waves: ['100%'] });
+    expect(issuedTo(l).sort()).toEqual(['h1', 'h3']);
+    l.answer('healthy');
+    // Hours later, with deadlines checked: still waiting for h2, which was sent nothing.
+    l.ctl.clock.advance(3600_000);
+    l.engine.tickAll();
+    const waiting = l.status(id);
+    expect(waiting.state).toBe('running');
+    expect(waiting.failures).toBe(0);
+    expect(waiting.waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'pending', paused: true, manifestVersion: null });
+    expect(l.manifestsOf('h2')).toBe(0);
+
+    pause(false);
+    expect(issuedTo(l)).toContain('h2');
+    expect(l.status(id).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
+    l.answer('healthy');
+    expect(l.status(id).state).toBe('succeeded');
+  });
+
+  it('halts a rollout with a progress deadline that only the paused host holds up', () => {
+    const l = lab(2);
+    expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', true, 'operator:test').ok).toBe(true);
+    const id = l.start({ waves: ['100%'], progressDeadlineSeconds: 600 });
+    l.answer('healthy');
+    l.ctl.clock.advance(600_000);
+    l.engine.tickAll();
+    expect(l.status(id)).toMatchObject({ state: 'halted', reason: 'no progress for 600s (progress deadline)' });
+    expect(l.manifestsOf('h2')).toBe(0);
   });
 });

@@ -103,6 +103,11 @@ describe('webhooks', () => {
     }
     expect(arrived[0]!.data).toMatchObject({ release: 'rel-1', waves: [1, 2] });
     expect(arrived[4]!.data).toMatchObject({ actor: 'operator:test-admin', wave: 2 });
+    // The chat text counts waves as people do, with the total, and names the canary as such.
+    const text = (i: number) => String(arrived[i]!.text).replace(/^Shoal rollout \S+ \(release rel-1\): /, '');
+    expect(text(1)).toBe('canary (wave 1 of 2) started: 1 host');
+    expect(text(3)).toBe('wave 2 of 2 waits for approval');
+    expect(text(5)).toBe('wave 2 of 2 started: 2 hosts');
   });
 
   it('retries a delivery the receiver answered 500, with the same id and body, and holds later events back until it succeeds', async () => {

@@ -42,9 +42,7 @@ describe('agent websocket hub with many connected hosts', () => {
     const insert = ctl.handle.database.sqlite.prepare("insert into hosts (name, public_key, tags) values (?, ?, '[]')");
     ctl.handle.database.sqlite.transaction(() => hosts.forEach((h) => insert.run(h.name, toBase64(h.keys.publicKey))))();
     for (const host of hosts) pushes.set(host.name, []);
-    const t0 = performance.now();
     sockets.push(...(await Promise.all(hosts.map((h) => connectAgent(ctl.handle.url, h.name, h.keys, pushes)))));
-    console.log("connect ms", performance.now() - t0);
   });
   afterAll(async () => {
     for (const ws of sockets) ws.terminate();
@@ -53,13 +51,12 @@ describe('agent websocket hub with many connected hosts', () => {
 
   it('pushes every host its own new manifest at once', async () => {
     expect(ctl.handle.hub.connectedCount).toBe(HOSTS);
-    const started = performance.now();
     for (const name of pushes.keys()) {
       const outcome = issueManifest(ctl.handle.deps, { host: name, storePath: storePath(name, 'a'), action: 'safe-switch', rolloutId: null }, { kind: 'manifest-issued', actor: 'test' });
       expect(outcome.ok).toBe(true);
     }
-    await expect.poll(() => [...pushes.values()].filter((received) => received.length > 0).length, { timeout: 5000 }).toBe(HOSTS);
-    expect(performance.now() - started).toBeLessThan(5000);
+    // A generous wait, not a speed claim (bench/scale.ts measures push times).
+    await expect.poll(() => [...pushes.values()].filter((received) => received.length > 0).length, { timeout: 30_000 }).toBe(HOSTS);
     for (const [host, received] of pushes) expect(received).toEqual([host]);
   });
 });

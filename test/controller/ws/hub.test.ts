@@ -43,10 +43,9 @@ describe('agent websocket hub', () => {
     await socket.expect('welcome');
     expect((await socket.expect('manifest')).version).toBe(1);
 
-    const started = performance.now();
+    // The socket never asks: a second manifest on it was pushed.
     expect((await ctl.setDesired('web-1', storePath('sys', 'b'))).status).toBe(200);
     const pushed = await socket.expect('manifest');
-    expect(performance.now() - started).toBeLessThan(500);
     expect(pushed.version).toBe(2);
     const verified = verifyEnvelope(pushed.envelope, MANIFEST_PAYLOAD_TYPE, [ctl.controllerKey], tweetnaclEd25519);
     if (!verified.valid) throw new Error(verified.message);

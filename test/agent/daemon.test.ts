@@ -13,7 +13,8 @@ import { CONTROLLER_KEY, signedManifest, TRUST } from './manifests.js';
 import { useSmallDisks } from './small-disks.js';
 import { useTmpDirs } from './tmp-dir.js';
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+// Generous: these wait on real Nix and real processes, which a loaded CI machine slows (seen: a disk-full case past 10 s at load 15).
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error('condition not reached in time');

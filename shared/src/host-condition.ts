@@ -1,6 +1,5 @@
 import type { HostStatus } from './operator-api.js';
 import { DEPLOYMENT_FAILURE_PHASES, HEALTH_FAILURE_PHASES, phaseIn, SETTLED_PHASES } from './phases.js';
-import { Phase } from './protocol.js';
 
 /**
  * What a host needs from an operator, most urgent first: the fleet page sorts by this order and
@@ -17,12 +16,6 @@ import { Phase } from './protocol.js';
  */
 export const HOST_CONDITIONS = ['failed', 'degraded', 'offline', 'deploying', 'drifted', 'healthy', 'idle'] as const;
 export type HostCondition = (typeof HOST_CONDITIONS)[number];
-
-/** Whether agents can report `degraded` yet: until the phase exists, no host can be in it and it is not offered as a filter. */
-export const DEGRADED_PHASE_KNOWN = (Phase.options as readonly string[]).includes('degraded');
-
-/** The conditions worth a count and a filter on this controller. */
-export const SHOWN_CONDITIONS: readonly HostCondition[] = HOST_CONDITIONS.filter((condition) => condition !== 'degraded' || DEGRADED_PHASE_KNOWN);
 
 export function isFailedPhase(phase: string | null): boolean {
   return phaseIn(DEPLOYMENT_FAILURE_PHASES, phase);

@@ -1,4 +1,4 @@
-import { SHOWN_CONDITIONS, type HostCondition } from '../../../shared/src/host-condition.js';
+import { HOST_CONDITIONS, type HostCondition } from '../../../shared/src/host-condition.js';
 import type { UnknownHost } from '../../../shared/src/operator-api.js';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { RolloutStatus } from '../../../shared/src/rollout-api.js';
@@ -52,7 +52,7 @@ export function FleetCounts(props: { view: FleetView }) {
     <>
       <ul class="counts" aria-label="Hosts by status (links filter the table)">
         {tile(null, view.matching, view.filter.tag || view.filter.q ? 'matching' : 'hosts')}
-        {SHOWN_CONDITIONS.map((condition) => tile(condition, view.counts.get(condition) ?? 0, <Badge kind={condition}>{condition}</Badge>))}
+        {HOST_CONDITIONS.map((condition) => tile(condition, view.counts.get(condition) ?? 0, <Badge kind={condition}>{condition}</Badge>))}
       </ul>
       <p class="muted" id="fleet-shown">
         {view.shown === 0
@@ -149,6 +149,23 @@ export function fleetLiveState(view: FleetView, rollouts: RolloutStatus[]): Live
   };
 }
 
+/** One query-string filter: "any <name>" or one of `choices`. */
+function FilterSelect(props: { label: string; name: string; choices: readonly string[]; selected: string | null }) {
+  return (
+    <label>
+      {props.label}
+      <select name={props.name}>
+        <option value="">any {props.name}</option>
+        {props.choices.map((choice) => (
+          <option value={choice} selected={choice === props.selected}>
+            {choice}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 function SearchForm(props: { view: FleetView }) {
   const { filter, tags } = props.view;
   return (
@@ -157,28 +174,8 @@ function SearchForm(props: { view: FleetView }) {
         Search
         <input type="search" name="q" value={filter.q ?? ''} placeholder="host, tag or system name" autocomplete="off" spellcheck={false} />
       </label>
-      <label>
-        Tag
-        <select name="tag">
-          <option value="">any tag</option>
-          {tags.map((tag) => (
-            <option value={tag} selected={tag === filter.tag}>
-              {tag}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label>
-        Status
-        <select name="status">
-          <option value="">any status</option>
-          {SHOWN_CONDITIONS.map((condition) => (
-            <option value={condition} selected={condition === filter.status}>
-              {condition}
-            </option>
-          ))}
-        </select>
-      </label>
+      <FilterSelect label="Tag" name="tag" choices={tags} selected={filter.tag} />
+      <FilterSelect label="Status" name="status" choices={HOST_CONDITIONS} selected={filter.status} />
       <button type="submit">Filter</button>
       {filter.tag || filter.status || filter.q ? <a href={BASE}>Show all</a> : null}
     </form>

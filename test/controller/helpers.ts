@@ -5,7 +5,8 @@ import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
 import { PROTOCOL_VERSION, challengeMessage, type ReleaseSource, type Report } from '../../shared/src/protocol.js';
-import { signReleaseBundle, type ReleaseBundle, type ReleaseBuildHost } from '../../shared/src/release-statement.js';
+import type { ReleaseBundle, ReleaseBuildHost } from '../../shared/src/release-statement.js';
+import { signBuild } from '../lab/ci.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
 import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
@@ -169,24 +170,16 @@ export function snapshot(ctl: TestController): Record<string, number> {
   return Object.fromEntries(tables.map((t) => [t, count(ctl, t)]));
 }
 
-/** What `shoal release sign` makes: a bundle of statements signed by `key` (CI's release key). */
+/** What `shoal release sign` makes: a bundle of statements signed by `key` (CI's release key), at a fixed time and revision. */
 export function signedBundle(
   key: NamedSecretKey,
   name: string,
   hosts: Array<{ host: string; storePath: string; facts?: ReleaseBuildHost['facts'] }>,
   options: { floor?: number; source?: ReleaseSource; createdAt?: string } = {},
 ): ReleaseBundle {
-  return signReleaseBundle(
-    {
-      protocol: PROTOCOL_VERSION,
-      kind: 'shoal-release-build',
-      name,
-      description: '',
-      source: options.source ?? { revision: 'deadbeef', flakeLockHash: null },
-      createdAt: options.createdAt ?? '2030-01-02T03:04:05.000Z',
-      hosts: hosts.map((h) => ({ host: h.host, storePath: h.storePath, facts: h.facts ?? null })),
-    },
-    key,
-    options.floor ?? 0,
-  );
+  return signBuild(key, name, hosts, {
+    floor: options.floor ?? 0,
+    source: options.source ?? { revision: 'deadbeef', flakeLockHash: null },
+    createdAt: options.createdAt ?? '2030-01-02T03:04:05.000Z',
+  });
 }

@@ -3,6 +3,7 @@ import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Logger } from '../../shared/src/logger.js';
 import type { Db } from './db/open.js';
 import { events } from './db/schema.js';
+import { runBackground } from './background.js';
 
 /**
  * The controller's log of what it did, from the audit log after commit (a rolled-back transaction
@@ -42,7 +43,7 @@ export class EventLog {
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => this.flush(), intervalMs);
+    this.timer = setInterval(() => runBackground(this.logger, 'event log', () => this.flush()), intervalMs);
     this.timer.unref();
   }
 

@@ -34,4 +34,18 @@ describe('a database error in background work', () => {
     expect(controller.running).toBe(true);
     expect(await controller.client.hosts()).toEqual([]);
   });
+
+  it('is logged for the event log too (its timer once went around runBackground and would crash the process)', async () => {
+    const db = new Database(join(controller.options.stateDir, 'controller.sqlite'));
+    try {
+      db.pragma('foreign_keys = OFF');
+      db.exec('ALTER TABLE events RENAME TO events_gone');
+    } finally {
+      db.close();
+    }
+    const line = await controller.process.waitForLine((l) => l.includes('"background work failed"') && l.includes('"task":"event log"'), 30_000, 'a logged event-log failure');
+    expect((JSON.parse(line) as { err: { message: string } }).err.message).toContain('no such table: events');
+    expect(controller.running).toBe(true);
+    expect(await controller.client.hosts()).toEqual([]);
+  });
 });

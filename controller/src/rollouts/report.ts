@@ -34,10 +34,7 @@ export function recordReport(db: Db, host: string, report: Report, now: number):
       break;
     case 'failed':
       markFinished(db, key, 'failed', effect.reason, now);
-      event(
-        'rollout-host-failed',
-        effect.degraded ? { wave: member.wave, version, reason: effect.reason, degraded: true } : { wave: waveNumber(member.wave), version, reason: effect.reason },
-      );
+      event('rollout-host-failed', { wave: waveNumber(member.wave), version, reason: effect.reason, ...(effect.degraded ? { degraded: true } : {}) });
       break;
     case 'rollback':
       markRollbackResult(db, key, effect.healthy);

@@ -129,6 +129,15 @@ describe('rollouts count what really happened', () => {
     expect(hostsOf(l, id).find((h) => h.host === first)!.reason).toMatch(/^degraded after it reported healthy/);
     // Nobody of the next wave was sent anything.
     expect(halted.waves[1]!.counts.pending).toBe(2);
+    // Its events name the wave as every rollout event does, numbered from 1 ("wave 1 of 2").
+    const events = l.ctl.database.sqlite
+      .prepare("select kind, data from events where rollout_id = ? and host = ? and kind in ('rollout-host-issued', 'rollout-host-healthy', 'rollout-host-failed') order by id")
+      .all(id, first) as Array<{ kind: string; data: string }>;
+    expect(events.map((e) => [e.kind, JSON.parse(e.data).wave, JSON.parse(e.data).degraded])).toEqual([
+      ['rollout-host-issued', 1, undefined],
+      ['rollout-host-healthy', 1, undefined],
+      ['rollout-host-failed', 1, true],
+    ]);
   });
 
   it('fails a host that goes offline during its wave’s bake, once it stays away past the grace', () => {

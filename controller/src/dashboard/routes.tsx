@@ -13,6 +13,7 @@ import { listRollouts, rolloutStatus } from '../rollouts/status.js';
 import { listDeliveries, listWebhooks } from '../webhooks/endpoints.js';
 import { DASHBOARD_JS } from './client-script.js';
 import { hostDiffFor } from '../closure-diff/host-query.js';
+import { retryChecked } from '../rollouts/checked-start.js';
 import { releaseInsight } from '../rollouts/release-insight.js';
 import { StorePath } from '../../../shared/src/protocol.js';
 import { FleetDiffView, HostDiffPage, ReleaseDiffPage } from './diff-view.js';
@@ -387,14 +388,15 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return c.redirect(rolloutPath(id), 303);
   });
 
-  app.post('/rollouts/:id/retry', formLimit, action, (c) => {
+  app.post('/rollouts/:id/retry', formLimit, action, async (c) => {
     const session = c.get('session');
     const id = c.req.param('id');
     if (!sessionMay(session, 'POST', `/v1/rollouts/${id}/retry`)) {
       return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not retry rollouts; nothing was done.`, session);
     }
-    // The same engine operation as POST /v1/rollouts/:id/retry, under the signed-in operator's name.
-    const outcome = deps.rollouts.retry(id, `operator:${session.operator.name}`);
+    // What POST /v1/rollouts/:id/retry does, cache preflight included, under the signed-in operator's name.
+    // Starting despite a failed preflight is left to the API and CLI (--skip-preflight), which the refusal names.
+    const outcome = await retryChecked(deps, deps.rollouts, id, `operator:${session.operator.name}`, false);
     if (!outcome.ok && outcome.kind === 'unknown-rollout') return refusal(c, 404, 'No such rollout', outcome.message, session);
     deps.logger.info({ operator: session.operator.name, rolloutId: id, action: 'retry', ok: outcome.ok }, 'dashboard rollout action');
     if (!outcome.ok) {

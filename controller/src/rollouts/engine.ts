@@ -51,8 +51,9 @@ export interface PreflightRecord {
 /**
  * Why the engine refused a command, in the rollout's terms; each caller says it in its own (the
  * operator API maps a kind to an HTTP status, the dashboard to a page or a message).
+ * 'preflight-failed' comes from the cache check before a start or retry (checked-start.ts).
  */
-export type RefusalKind = 'unknown-release' | 'unknown-rollout' | 'invalid-rollout' | 'rollout-overlap' | 'invalid-transition' | 'nothing-to-retry';
+export type RefusalKind = 'unknown-release' | 'unknown-rollout' | 'invalid-rollout' | 'rollout-overlap' | 'invalid-transition' | 'nothing-to-retry' | 'preflight-failed';
 
 /** `problems`: each thing wrong, when there is a list (an invalid spec, the rollouts in the way). */
 export interface Refusal {

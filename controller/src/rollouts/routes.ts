@@ -8,8 +8,8 @@ import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../../../shared/src/wake-signal.js';
-import type { EngineOutcome, PreflightRecord, RefusalKind, RolloutEngine } from './engine.js';
-import { describeProblems } from './preflight.js';
+import { planTargets, retryChecked, startChecked } from './checked-start.js';
+import type { EngineOutcome, RefusalKind, RolloutEngine } from './engine.js';
 import { releaseInsight } from './release-insight.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
 import { predictReboots } from './reboot-prediction.js';
@@ -33,6 +33,7 @@ const REFUSAL_STATUS: Readonly<Record<RefusalKind, 400 | 404 | 409>> = {
   'rollout-overlap': 409,
   'invalid-transition': 409,
   'nothing-to-retry': 409,
+  'preflight-failed': 409,
 };
 
 function unwrap<T>(outcome: EngineOutcome<T>): T {
@@ -75,12 +76,6 @@ export function rolloutRoutes(
     return c.json(release);
   });
 
-  /** The hosts of a plan with the systems the release gives them. */
-  const planTargets = (spec: RolloutSpec, hosts: string[]) => {
-    const paths = new Map(readRelease(db, spec.release)!.hosts.map((h) => [h.host, h.storePath]));
-    return hosts.map((host) => ({ host, storePath: paths.get(host)! }));
-  };
-
   app.get('/releases/:name/diff', async (c) => {
     const release = readRelease(db, c.req.param('name'));
     if (!release) throw new ApiError(404, 'unknown-release', `no release named "${c.req.param('name')}"`);
@@ -91,37 +86,13 @@ export function rolloutRoutes(
   app.post('/rollouts/plan', async (c) => {
     const spec = await readBody(c, RolloutSpec);
     const plan = unwrap(engine.plan(spec));
-    const insight = await releaseInsight(deps, planTargets(spec, plan.waves.flatMap((w) => w.hosts)));
+    const insight = await releaseInsight(deps, planTargets(deps, spec, plan.waves.flatMap((w) => w.hosts)));
     const report: RolloutPlanReport = { ...plan, ...insight, reboots: predictReboots(db, plan.release, plan.waves.flatMap((w) => w.hosts)) };
     return c.json(report);
   });
-  /**
-   * Before the first manifest of a rollout (or a retry): a path the cache cannot serve would stop
-   * hosts mid-wave. Refused unless the operator skips it; the outcome goes into the audit log.
-   */
-  async function preflightFor(spec: RolloutSpec, skipPreflight: boolean): Promise<PreflightRecord> {
-    const plan = unwrap(engine.plan(spec));
-    const { preflight } = await releaseInsight(deps, planTargets(spec, plan.waves.flatMap((w) => w.hosts)), { diff: false });
-    if (preflight.outcome === 'failed' && !skipPreflight) {
-      const problems = describeProblems(preflight.problems);
-      throw new ApiError(
-        409,
-        'preflight-failed',
-        `rollout refused: the binary cache cannot serve ${preflight.problems.length} path(s) of the target closures (nothing was issued; --skip-preflight / skipPreflight to start anyway): ${problems.join('; ')}`,
-        problems,
-      );
-    }
-    return {
-      outcome: preflight.outcome,
-      skipped: skipPreflight && preflight.outcome === 'failed',
-      paths: preflight.paths,
-      problems: describeProblems(preflight.problems, 20),
-    };
-  }
   app.post('/rollouts', async (c) => {
     const { skipPreflight, ...spec } = await readBody(c, StartRolloutRequest);
-    const preflight = await preflightFor(spec, skipPreflight);
-    const id = unwrap(engine.start(spec, actor(c), { preflight }));
+    const id = unwrap(await startChecked(deps, engine, spec, actor(c), skipPreflight));
     return c.json(status(id), 201);
   });
   app.get('/rollouts', (c) => c.json({ rollouts: listRollouts(db) }));
@@ -138,8 +109,7 @@ export function rolloutRoutes(
     // The body is optional: `{"skipPreflight": true}` as for a start.
     const empty = (await c.req.text()).trim() === '';
     const { skipPreflight } = await readBody(c, RetryRolloutRequest, empty ? {} : undefined);
-    const preflight = await preflightFor(unwrap(engine.retrySpec(id)), skipPreflight);
-    const retryId = unwrap(engine.retry(id, actor(c), preflight));
+    const retryId = unwrap(await retryChecked(deps, engine, id, actor(c), skipPreflight));
     return c.json(status(retryId), 201);
   });
   app.post('/rollouts/:id/:action', (c) => {

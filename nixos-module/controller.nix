@@ -194,7 +194,8 @@ in
           (e.g. `[ "10.20.0.0/16" ]`) or `allowPrivateNetworks = true`.
         - `retention`: days kept before pruning (null: forever): `reportsDays` (30),
           `eventsDays` (30), `auditEventsDays` (400, rollout and operator events),
-          `webhookDeliveriesDays` (30); `pruneIntervalSeconds` (300).
+          `webhookDeliveriesDays` (30), `manifestsDays` (90, superseded manifests; what a
+          host or rollout may still need is kept); `pruneIntervalSeconds` (300).
       '';
       example = {
         publicUrl = "https://shoal.example.org";

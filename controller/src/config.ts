@@ -76,6 +76,8 @@ const Retention = z
     auditEventsDays: Days.default(DEFAULT_RETENTION.auditEventsDays),
     /** Delivered and given-up webhook deliveries; pending ones are never pruned. */
     webhookDeliveriesDays: Days.default(DEFAULT_RETENTION.webhookDeliveriesDays),
+    /** Superseded manifests; each host's current one and any a rollout may still need are kept. */
+    manifestsDays: Days.default(DEFAULT_RETENTION.manifestsDays),
     pruneIntervalSeconds: Seconds.default(DEFAULT_RETENTION.pruneIntervalMs / 1000),
   })
   .prefault({});

@@ -36,7 +36,7 @@ The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoa
   "unauthenticatedConnections": 10000, "unauthenticatedConnectionsPerAddress": 256},
 "webhooks": {"allowPrivateNetworks": false, "allowedNetworks": []},
 "retention": {"reportsDays": 30, "eventsDays": 30, "auditEventsDays": 400,
-  "webhookDeliveriesDays": 30, "pruneIntervalSeconds": 300}}. caches are the binary caches the
+  "webhookDeliveriesDays": 30, "manifestsDays": 90, "pruneIntervalSeconds": 300}}. caches are the binary caches the
 controller reads for closure diffs and the rollout preflight, with the Nix keys the hosts trust.
 Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
 be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
@@ -179,6 +179,7 @@ async function serve(args: string[]): Promise<void> {
       eventsDays: config.retention.eventsDays,
       auditEventsDays: config.retention.auditEventsDays,
       webhookDeliveriesDays: config.retention.webhookDeliveriesDays,
+      manifestsDays: config.retention.manifestsDays,
       pruneIntervalMs: config.retention.pruneIntervalSeconds * 1000,
     },
   });

@@ -55,7 +55,7 @@ describe('controller config file', () => {
         cacheTimeoutSeconds: 10,
         admission: { pendingChallenges: 10000, pendingChallengesPerAddress: 256, unauthenticatedConnections: 10000, unauthenticatedConnectionsPerAddress: 256 },
         webhooks: { allowPrivateNetworks: false, allowedNetworks: [] },
-        retention: { reportsDays: 30, eventsDays: 30, auditEventsDays: 400, webhookDeliveriesDays: 30, pruneIntervalSeconds: 300 },
+        retention: { reportsDays: 30, eventsDays: 30, auditEventsDays: 400, webhookDeliveriesDays: 30, manifestsDays: 90, pruneIntervalSeconds: 300 },
         reboots: { maxConcurrent: 1, leaseSeconds: 1800 },
       },
     });

@@ -57,7 +57,8 @@ export const manifests = sqliteTable(
     statement: text('statement'),
     statementFloor: integer('statement_floor'),
   },
-  (t) => [primaryKey({ columns: [t.host, t.version] })],
+  // issued_at: retention prunes superseded manifests from the oldest end without scanning.
+  (t) => [primaryKey({ columns: [t.host, t.version] }), index('manifests_issued_at').on(t.issuedAt)],
 );
 
 export const reports = sqliteTable(

@@ -3,6 +3,7 @@ import type { Logger } from '../../../shared/src/logger.js';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/open.js';
 import { statement } from '../db/prepared.js';
+import { PRUNE_MANIFESTS } from './manifests.js';
 
 /**
  * How long history is kept, in days (null: forever). The latest state of every host lives in the
@@ -17,6 +18,8 @@ export interface RetentionOptions {
   auditEventsDays: number | null;
   /** Delivered and given-up deliveries; pending ones are never pruned. */
   webhookDeliveriesDays: number | null;
+  /** Superseded manifests (renewals, old desired states); what a host or rollout may still need is kept (manifests.ts). */
+  manifestsDays: number | null;
   pruneIntervalMs: number;
   /** Rows per transaction: each batch holds the event loop for a few milliseconds at most. */
   batchRows?: number;
@@ -27,13 +30,16 @@ export const DEFAULT_RETENTION = {
   eventsDays: 30,
   auditEventsDays: 400,
   webhookDeliveriesDays: 30,
+  manifestsDays: 90,
   pruneIntervalMs: 5 * 60_000,
   batchRows: 500,
 } as const satisfies Required<RetentionOptions>;
 
 const DAY_MS = 24 * 3600_000;
 
-export type PruneCounts = { reports: number; events: number; auditEvents: number; webhookDeliveries: number };
+export type PruneCounts = { reports: number; events: number; auditEvents: number; webhookDeliveries: number; manifests: number };
+
+const NOTHING_PRUNED: PruneCounts = { reports: 0, events: 0, auditEvents: 0, webhookDeliveries: 0, manifests: 0 };
 
 /** An event is audit when a rollout caused it or an operator made it. */
 const AUDIT = `(rollout_id is not null or actor like 'operator:%')`;
@@ -73,6 +79,7 @@ function statements(db: Db) {
       `delete from webhook_deliveries where id in (
          select id from webhook_deliveries where created_at < ? and state != 'pending' order by created_at limit ?)`,
     ),
+    manifests: statement(db, PRUNE_MANIFESTS),
   };
 }
 
@@ -82,6 +89,7 @@ const AGE: Record<Kind, keyof RetentionOptions> = {
   events: 'eventsDays',
   auditEvents: 'auditEventsDays',
   webhookDeliveries: 'webhookDeliveriesDays',
+  manifests: 'manifestsDays',
 };
 
 /** Deletes at most `batchRows` expired rows of one kind, in one transaction; returns how many. */
@@ -96,7 +104,7 @@ export function pruneBatch(db: Db, kind: Kind, now: number, options: RetentionOp
  * requests and pushes interleave with the deletes. Returns what it deleted.
  */
 export async function pruneAll(db: Db, clock: Clock, options: RetentionOptions, stopped: () => boolean = () => false): Promise<PruneCounts> {
-  const counts: PruneCounts = { reports: 0, events: 0, auditEvents: 0, webhookDeliveries: 0 };
+  const counts: PruneCounts = { ...NOTHING_PRUNED };
   const batch = options.batchRows ?? DEFAULT_RETENTION.batchRows;
   for (const kind of Object.keys(counts) as Kind[]) {
     for (;;) {
@@ -129,7 +137,7 @@ export function startPruning(deps: { db: Db; clock: Clock; logger: Logger }, opt
       })
       .catch((error: unknown) => {
         logger.error({ err: error }, 'pruning old history failed; will retry at the next interval');
-        return { reports: 0, events: 0, auditEvents: 0, webhookDeliveries: 0 };
+        return { ...NOTHING_PRUNED };
       })
       .finally(() => {
         running = null;

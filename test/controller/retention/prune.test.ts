@@ -12,7 +12,7 @@ import { ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { liveController } from '../server-helpers.js';
 
 const DAY = 24 * 3600_000;
-const RETENTION: RetentionOptions = { reportsDays: 30, eventsDays: 30, auditEventsDays: 365, webhookDeliveriesDays: 30, pruneIntervalMs: 60_000 };
+const RETENTION: RetentionOptions = { reportsDays: 30, eventsDays: 30, auditEventsDays: 365, webhookDeliveriesDays: 30, manifestsDays: 30, pruneIntervalMs: 60_000 };
 
 let dir: string;
 let database: OpenDatabase;

@@ -1,0 +1,47 @@
+import type { RolloutRollbackState } from '../../../shared/src/rollout-api.js';
+import { IN_FLIGHT_MEMBER_STATES } from '../rollouts/transitions.js';
+
+/** States inlined into the statement below: values of a typed vocabulary, never input. */
+function sqlList(values: readonly string[]): string {
+  for (const value of values) if (!/^[a-z-]+$/.test(value)) throw new Error(`not a state name: ${value}`);
+  return values.map((value) => `'${value}'`).join(', ');
+}
+
+const ROLLBACK_IN_FLIGHT: RolloutRollbackState = 'issued';
+
+/**
+ * Deletes at most `limit` (second parameter) manifests issued before the cutoff (first parameter)
+ * that nothing can need any more. Every renewal is a new row, so without this a host gains one a
+ * day for ever. A manifest is kept, however old, when it is:
+ *
+ * - the host's highest version: the next manifest is numbered above it, and a restored controller
+ *   measures an agent's watermark against it (manifests/issue.ts, hosts/watermark.ts);
+ * - the host's desired one, which agents fetch and renewals re-sign (normally the highest);
+ * - the version the host last reported on: the one it holds, whose reports must still find the
+ *   rollout that issued it;
+ * - issued by an unfinished rollout for this host, or any renewal of such a manifest: a report on
+ *   whichever of them the host holds finds its rollout member through that row (rollouts/members.ts
+ *   reportedMember);
+ * - the version a finished rollout still awaits the host's result (or rollback) on. Only that one:
+ *   renewals of it would otherwise be kept for as long as a host that never returns stays in flight;
+ * - the newest one carrying a release statement for a system a rollout may send the host back to
+ *   (a member's previous system): a rollback looks for what authorises that system there too
+ *   (manifests/statements.ts authoriseStatement).
+ */
+export const PRUNE_MANIFESTS = `delete from manifests where rowid in (
+  select m.rowid from manifests m join hosts h on h.name = m.host
+  where m.issued_at < ?
+    and m.version is not h.desired_version
+    and m.version is not h.reported_version
+    and m.version < (select max(l.version) from manifests l where l.host = m.host)
+    and not exists (
+      select 1 from rollout_hosts rh join rollouts r on r.id = rh.rollout_id
+      where rh.rollout_id = m.rollout_id and rh.host = m.host
+        and (r.finished_at is null
+          or (rh.state in (${sqlList([...IN_FLIGHT_MEMBER_STATES])}) and m.version = rh.manifest_version)
+          or (rh.rollback_state = '${ROLLBACK_IN_FLIGHT}' and m.version = rh.rollback_version)))
+    and not (
+      m.statement is not null
+      and exists (select 1 from rollout_hosts rh where rh.host = m.host and rh.previous_system = m.store_path)
+      and m.version = (select max(s.version) from manifests s where s.host = m.host and s.store_path = m.store_path and s.statement is not null))
+  order by m.issued_at limit ?)`;

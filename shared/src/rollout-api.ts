@@ -164,11 +164,17 @@ export const RolloutPlanReport = RolloutPlan.extend({
   diff: FleetDiff.nullable(),
   preflight: PreflightResult,
   drifted: z.array(HostName),
+  /**
+   * Hosts of the plan an operator paused (`shoal host pause`), with their wave (1-based). The
+   * rollout issues them nothing while paused: each stays pending and its wave waits for it, so no
+   * later wave starts (and a progress deadline halts the rollout) until it is resumed.
+   */
+  paused: z.array(z.object({ host: HostName, wave: z.number().int() })).default([]),
 });
 export type RolloutPlanReport = z.infer<typeof RolloutPlanReport>;
 
 /** GET /v1/releases/NAME/diff: the release against what every one of its hosts runs now. */
-export const ReleaseDiffReport = RolloutPlanReport.omit({ waves: true });
+export const ReleaseDiffReport = RolloutPlanReport.omit({ waves: true, paused: true });
 export type ReleaseDiffReport = z.infer<typeof ReleaseDiffReport>;
 
 export const RolloutState = z.enum([

@@ -5,7 +5,7 @@ import { OperatorClient } from './client.js';
 import { paint } from './colour.js';
 import { CliError, type CliIo } from './context.js';
 import { driftLines, fleetDiffLines, preflightLines } from './diff-format.js';
-import { planLines, rolloutListTable, stateColour, statusLines } from './rollout-format.js';
+import { pausedPlanLines, planLines, rolloutListTable, stateColour, statusLines } from './rollout-format.js';
 import { specFromFlags } from './rollout-spec.js';
 import { watchRollout } from './watch.js';
 
@@ -26,7 +26,12 @@ export async function rolloutPlan({ values, positionals }: Parsed, io: CliIo): P
   // The controller accepted the spec, so its defaults are the ones this schema fills in.
   const full = RolloutSpec.safeParse(spec);
   const colours = paint(io);
-  const extra = [...(plan.diff ? ['', ...fleetDiffLines(plan.diff, colours)] : []), ...driftLines(plan.drifted, colours), ...preflightLines(plan.preflight, colours)];
+  const extra = [
+    ...pausedPlanLines(plan.paused, full.success ? full.data : null, colours),
+    ...(plan.diff ? ['', ...fleetDiffLines(plan.diff, colours)] : []),
+    ...driftLines(plan.drifted, colours),
+    ...preflightLines(plan.preflight, colours),
+  ];
   io.stdout(`${planLines(plan, full.success ? full.data : null, colours)}${extra.length ? `${extra.join('\n')}\n` : ''}`);
 }
 

@@ -8,6 +8,7 @@ import {
   type RebootPrediction,
   type RolloutList,
   type RolloutPlan,
+  type RolloutPlanReport,
   type RolloutSpec,
   type RolloutStatus,
 } from '../../../shared/src/rollout-api.js';
@@ -84,6 +85,30 @@ export function planLines(plan: RolloutPlan, spec: RolloutSpec | null, paint: Pa
   if (gates.length > 0) lines.push('', `waits for \`shoal rollout approve\` before wave${gates.length === 1 ? '' : 's'} ${gates.join(', ')}`);
   if (plan.reboots) lines.push('', ...rebootLines(plan.reboots, paint));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The plan's paused hosts and what the rollout will do with them (hosts/pause.ts): nothing is
+ * issued to them, and their wave waits. `spec` null: its progress deadline is not known here.
+ */
+export function pausedPlanLines(paused: RolloutPlanReport['paused'], spec: RolloutSpec | null, paint: Paint): string[] {
+  if (paused.length === 0) return [];
+  const deadline = spec?.progressDeadlineSeconds;
+  const then =
+    deadline === undefined
+      ? ''
+      : deadline === null
+        ? ' With no progress deadline, the rollout waits for them as long as they stay paused.'
+        : ` With nothing else moving for ${duration(deadline)} (the progress deadline), the rollout halts.`;
+  return [
+    '',
+    paint.yellow(wrapText(`${plural(paused.length, 'host')} paused (shoal host pause): ${paused.map((p) => `${p.host} (wave ${p.wave})`).join(', ')}`, 2, WIDTH)),
+    wrapText(
+      `  The rollout will not issue them while they are paused: each stays pending, neither failed nor skipped, and its wave waits for it: no later wave starts, nor does the rollout finish, until it is resumed (shoal host resume NAME).${then}`,
+      2,
+      WIDTH,
+    ),
+  ];
 }
 
 /** "2 hosts will reboot: db-1 (kernel, initrd), …" wrapped to the width, then the hosts whose answer is not known. */

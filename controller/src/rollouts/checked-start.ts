@@ -1,9 +1,9 @@
 import type { RolloutSpec } from '../../../shared/src/rollout-api.js';
 import type { ControllerDeps } from '../deps.js';
 import type { EngineOutcome, PreflightRecord, Refusal, RolloutEngine } from './engine.js';
-import { describeProblems, type PreflightTarget } from './preflight.js';
+import { planTargets } from './plan-report.js';
+import { describeProblems } from './preflight.js';
 import { releaseInsight } from './release-insight.js';
-import { readRelease } from './releases.js';
 
 /*
  * Starting a rollout, or a retry (a new rollout), from any front door: the operator API and the
@@ -12,12 +12,6 @@ import { readRelease } from './releases.js';
  */
 
 type Deps = Pick<ControllerDeps, 'db' | 'presence' | 'cache' | 'clock'>;
-
-/** The hosts of a plan with the systems the release gives them. */
-export function planTargets(deps: Pick<ControllerDeps, 'db'>, spec: RolloutSpec, hosts: readonly string[]): PreflightTarget[] {
-  const paths = new Map(readRelease(deps.db, spec.release)!.hosts.map((h) => [h.host, h.storePath]));
-  return hosts.map((host) => ({ host, storePath: paths.get(host)! }));
-}
 
 /**
  * Before the first manifest of a rollout: a path the cache cannot serve would stop hosts mid-wave.

@@ -2,17 +2,17 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { ReleaseBundle } from '../../../shared/src/release-statement.js';
-import { CreateReleaseRequest, RetryRolloutRequest, RolloutAction, RolloutSpec, StartRolloutRequest, type ReleaseDiffReport, type RolloutPlanReport } from '../../../shared/src/rollout-api.js';
+import { CreateReleaseRequest, RetryRolloutRequest, RolloutAction, RolloutSpec, StartRolloutRequest, type ReleaseDiffReport } from '../../../shared/src/rollout-api.js';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../../../shared/src/wake-signal.js';
-import { planTargets, retryChecked, startChecked } from './checked-start.js';
+import { retryChecked, startChecked } from './checked-start.js';
 import type { EngineOutcome, RefusalKind, RolloutEngine } from './engine.js';
 import { releaseInsight } from './release-insight.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
-import { predictReboots } from './reboot-prediction.js';
+import { planReport } from './plan-report.js';
 import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
 
 type OperatorEnv = { Variables: { operator: OperatorIdentity } };
@@ -85,10 +85,7 @@ export function rolloutRoutes(
 
   app.post('/rollouts/plan', async (c) => {
     const spec = await readBody(c, RolloutSpec);
-    const plan = unwrap(engine.plan(spec));
-    const insight = await releaseInsight(deps, planTargets(deps, spec, plan.waves.flatMap((w) => w.hosts)));
-    const report: RolloutPlanReport = { ...plan, ...insight, reboots: predictReboots(db, plan.release, plan.waves.flatMap((w) => w.hosts)) };
-    return c.json(report);
+    return c.json(unwrap(await planReport(deps, engine, spec)));
   });
   app.post('/rollouts', async (c) => {
     const { skipPreflight, ...spec } = await readBody(c, StartRolloutRequest);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RolloutPlan, RolloutStatus } from '../../../shared/src/rollout-api.js';
+import { RolloutPlan, RolloutPlanReport, RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { runCli } from '../../../controller/src/cli/run.js';
 import { storePath } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
@@ -116,6 +116,43 @@ describe('shoal rollout', () => {
 
     const list = await shoal(['rollout', 'list'], env);
     expect(list.stdout.split('\n')).toContain(`${id}  gate          aborted           2/2    4      ${current.createdAt.slice(0, 10)} ${current.createdAt.slice(11, 16)} UTC`);
+  });
+
+  it('warns in the plan about paused hosts: which, in which wave, and that their wave will wait for them', async () => {
+    const names = await fleet('held', 6);
+    const plan = RolloutPlanReport.parse(JSON.parse((await shoal(['rollout', 'plan', 'held', '--waves', '50%,100%', '--json'], env)).stdout));
+    expect(plan.paused).toEqual([]);
+    const [early, late] = [plan.waves[0]!.hosts[1]!, plan.waves[1]!.hosts[0]!];
+    for (const host of [late, early]) expect((await shoal(['host', 'pause', host], env)).code).toBe(0);
+
+    const [human, asJson] = await Promise.all([
+      shoal(['rollout', 'plan', 'held', '--waves', '50%,100%'], env),
+      shoal(['rollout', 'plan', 'held', '--waves', '50%,100%', '--json'], env),
+    ]);
+    expect(RolloutPlanReport.parse(JSON.parse(asJson.stdout)).paused).toEqual([
+      { host: early, wave: 1 },
+      { host: late, wave: 2 },
+    ]);
+    const text = human.stdout.replace(/\s+/g, ' ');
+    expect(text).toContain(`2 hosts paused (shoal host pause): ${early} (wave 1), ${late} (wave 2)`);
+    expect(text).toContain('The rollout will not issue them while they are paused: each stays pending, neither failed nor skipped, and its wave waits for it: no later wave starts, nor does the rollout finish, until it is resumed (shoal host resume NAME).');
+    expect(text).toContain('With no progress deadline, the rollout waits for them as long as they stay paused.');
+    expect(human.stdout.split('\n').every((line) => line.length <= 80)).toBe(true);
+    const deadline = await shoal(['rollout', 'plan', 'held', '--waves', '50%,100%', '--progress-deadline', '30m'], env);
+    expect(deadline.stdout.replace(/\s+/g, ' ')).toContain('With nothing else moving for 30m (the progress deadline), the rollout halts.');
+
+    // And so the rollout does: the paused host of wave 1 stays pending, and wave 2 does not start.
+    const started = RolloutStatus.parse(JSON.parse((await shoal(['rollout', 'start', 'held', '--waves', '50%,100%', '--json'], env)).stdout));
+    const issued = await status(started.id);
+    for (const host of plan.waves[0]!.hosts.filter((h) => h !== early)) await agents.get(host)!.report('healthy', issued);
+    await expect.poll(async () => (await status(started.id)).waves[0]!.counts).toMatchObject({ healthy: 2, pending: 1 });
+    const waiting = await status(started.id);
+    expect(waiting).toMatchObject({ state: 'running', waveIndex: 0 });
+    expect(waiting.waves[0]!.hosts.find((h) => h.host === early)).toMatchObject({ state: 'pending', paused: true });
+    expect(waiting.waves[1]!.counts.pending).toBe(3);
+    expect(inFlight(waiting)).toEqual([]);
+    await api('POST', `/v1/rollouts/${started.id}/abort`);
+    expect(names).toContain(early);
   });
 
   it('refuses a rollout over hosts another active rollout owns, naming that rollout', async () => {

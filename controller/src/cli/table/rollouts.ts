@@ -21,7 +21,9 @@ export const ROLLOUT_COMMANDS: CommandSpec[] = [
     positionals: ['RELEASE'],
     options: { ...SPEC_OPTIONS, ...API_OPTIONS },
     description: `Dry run: prints the waves the rollout would use, their hosts in order, the canary and
-the approval gates. The same flags to \`start\` give the same plan. With binary caches configured on
+the approval gates, and the hosts it would target that are paused (\`host pause\`): the rollout
+issues them nothing and their wave waits for them until they are resumed. The same flags to
+\`start\` give the same plan. With binary caches configured on
 the controller it also prints what the release changes (packages old → new across the fleet, the
 download, hosts grouped by change set), hosts that drifted, and the cache preflight: whether every
 path of every target closure is in the cache, signed by a trusted key. --json gives all of it,

@@ -80,10 +80,14 @@ const PathInSystem = z
   .min(1)
   .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), { message: 'must be a path inside the system top level, without ".." (e.g. etc/shoal/agent.json)' });
 
+const ControllerUrl = z.url({ protocol: /^https?$/ });
+
 export const AgentConfig = z
   .strictObject({
     host: HostName,
-    controllerUrl: z.url({ protocol: /^https?$/ }),
+    controllerUrl: ControllerUrl.optional(),
+    /** More controllers (replicas of one controller, issue 16): when the one in use cannot be reached, the agent moves to the next. */
+    controllerUrls: z.array(ControllerUrl).default([]),
     /** CI's keys: a release statement must be signed by one of them ("this host may run this system"). */
     trustedReleaseKeys: z.array(NixKey).min(1, 'must contain at least one key'),
     /** The controller's keys: an assignment must be signed by one of them ("this host, this system, now"). */
@@ -175,6 +179,9 @@ export const AgentConfig = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((config, ctx) => {
+    if (config.controllerUrl === undefined && config.controllerUrls.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['controllerUrl'], message: 'is required: the controller\'s URL (or controllerUrls, several controllers to fail over between)' });
+    }
     checkKeyNames(config.trustedReleaseKeys, 'trustedReleaseKeys', ctx);
     checkKeyNames(config.trustedControllerKeys, 'trustedControllerKeys', ctx);
   });

@@ -8,6 +8,7 @@ import { Activator } from './activation.js';
 import { ManifestSync, Poller } from './agent.js';
 import { ControllerClient } from './client.js';
 import { trustedControllerKeys, trustedReleaseKeys, type AgentConfig } from './config.js';
+import { ControllerEndpoints, controllerUrlsOf } from './endpoints.js';
 import { ensureEnrolled } from './enrollment.js';
 import { HealthMonitor } from './health-monitor.js';
 import { ensureStateDir, HOST_KEY_FILE, loadOrCreateIdentity } from './identity.js';
@@ -84,7 +85,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     const { highestVersion, highestFloor, highestStorePath } = state.get();
     return { highestVersion, highestFloor, highestStorePath };
   };
-  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
+  const endpoints = new ControllerEndpoints(controllerUrlsOf(config), logger);
+  const client = new ControllerClient({ baseUrl: endpoints, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
   // What the last report said the host runs: a later difference while idle is someone else's switch.
   let lastReportedSystem: string | null = null;
@@ -199,7 +201,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   });
   if (config.websocket) {
     ws = new WsTransport({
-      controllerUrl: config.controllerUrl,
+      controllerUrl: endpoints,
       host: config.host,
       identity,
       ed25519,

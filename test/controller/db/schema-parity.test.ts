@@ -1,21 +1,17 @@
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { eq } from 'drizzle-orm';
 import type Database from 'better-sqlite3';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { openDatabase, type OpenDatabase } from '../../../controller/src/db/open.js';
 import * as pgSchema from '../../../controller/src/db/schema-pg.js';
 import * as sqliteSchema from '../../../controller/src/db/schema.js';
-import { startPostgres, type PostgresServer } from '../../lab/postgres.js';
+import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase } from '../postgres-database.js';
 
 // The two engines' schemas, as their migrations actually build them, must describe the same tables:
 // same columns (name, nullability, whether there is a default, a compatible type), primary keys,
 // indexes (unique or not) and foreign keys. schema-pg.ts derives its tables from schema.ts, so this
 // fails when controller/drizzle-pg was not regenerated after a schema change, or the derivation is wrong.
-
-const PG_MIGRATIONS = fileURLToPath(new URL('../../../controller/drizzle-pg', import.meta.url));
 
 interface TableShape {
   columns: Record<string, { type: 'integer' | 'text'; nullable: boolean; hasDefault: boolean }>;
@@ -103,20 +99,20 @@ async function pgShape(client: pg.Client): Promise<SchemaShape> {
 type TableRows<S> = { [K in keyof S]: S[K] extends { $inferSelect: infer R; $inferInsert: infer I } ? { select: R; insert: I } : never };
 
 describe('PostgreSQL schema', () => {
-  let server: PostgresServer;
+  let database: PostgresTestDatabase;
   let client: pg.Client;
   let sqlite: OpenDatabase;
   beforeAll(async () => {
-    server = await startPostgres();
-    client = new pg.Client({ connectionString: server.url });
+    // Migrated from controller/drizzle-pg (see postgres-database.ts).
+    database = await postgresTestDatabase();
+    client = new pg.Client({ connectionString: database.url });
     await client.connect();
-    await migratePg(drizzlePg(client), { migrationsFolder: PG_MIGRATIONS });
     sqlite = openDatabase(':memory:');
   });
   afterAll(async () => {
     sqlite?.close();
     await client?.end();
-    await server?.stop();
+    await stopPostgresTestServer();
   });
 
   it('declares what the SQLite schema declares: tables, columns, primary keys, indexes, foreign keys', async () => {

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import { SHOAL_VERSION } from '../../shared/src/version.js';

@@ -47,7 +47,7 @@ function spawnNode(node: readonly string[], args: readonly string[]): ChildProce
   return spawn(process.execPath, [...node, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-export async function idleAgent(
+async function idleAgent(
   { idleMs, cleanup, log }: AgentOptions,
   label: string,
   prefix: string,

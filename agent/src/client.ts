@@ -1,4 +1,5 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
+import { httpFetch, type HttpAnswer, type HttpFetch } from './http-fetch.js';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import { SHOAL_VERSION } from '../../shared/src/version.js';
@@ -44,7 +45,7 @@ export interface ClientOptions {
   host: string;
   identity: Identity;
   ed25519: Ed25519;
-  fetch?: typeof fetch;
+  fetch?: HttpFetch;
   requestTimeoutMs?: number;
   /** The highest version and floor accepted, told at every login so a restored controller continues above them. */
   watermark?: () => AgentWatermark;
@@ -63,12 +64,12 @@ export function describeCallError(error: CallError): string {
 
 export class ControllerClient {
   private session: { token: string; expiresAtMs: number } | null = null;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: HttpFetch;
   private readonly requestTimeoutMs: number;
   private readonly endpoints: ControllerEndpoints;
 
   constructor(private readonly options: ClientOptions) {
-    this.fetchImpl = options.fetch ?? fetch;
+    this.fetchImpl = options.fetch ?? httpFetch;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
     this.endpoints = typeof options.baseUrl === 'string' ? new ControllerEndpoints([options.baseUrl]) : options.baseUrl;
   }
@@ -169,7 +170,7 @@ export class ControllerClient {
       body = JSON.stringify(init.body);
     }
     const base = init.base ?? this.endpoints.current;
-    let response: Response;
+    let response: HttpAnswer;
     try {
       response = await this.fetchImpl(new URL(path, base), {
         method,

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import { Action, HostName } from '../../shared/src/protocol.js';
 import { RebootPolicy } from '../../shared/src/reboot.js';

@@ -11,6 +11,7 @@ import { trustedControllerKeys, trustedReleaseKeys, type AgentConfig } from './c
 import { ControllerEndpoints, controllerUrlsOf } from './endpoints.js';
 import { ensureEnrolled } from './enrollment.js';
 import { HealthMonitor } from './health-monitor.js';
+import { httpFetch, type HttpFetch } from './http-fetch.js';
 import { ensureStateDir, HOST_KEY_FILE, loadOrCreateIdentity } from './identity.js';
 import { TextfileExporter } from './metrics.js';
 import { Nix } from './nix.js';
@@ -75,8 +76,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   if (!(await space.ensureReserve())) logger.error({ stateDir: config.stateDir }, 'state directory is full: no room for the space reserve');
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
-  const contactFetch: typeof fetch = (input, init) =>
-    fetch(input, init).then((response) => {
+  const contactFetch: HttpFetch = (url, init) =>
+    httpFetch(url, init).then((response) => {
       lastContactMs = Date.now();
       return response;
     });

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Action, Phase, StorePath } from '../../shared/src/protocol.js';
 import { writeFileAtomic } from './durable-file.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FailureKind } from './nix-failure.js';
 import { Action, CommandFailure, HostName, IsoTime, Phase, PublicKeyBase64, Report, StorePath, Tag } from './protocol.js';
 

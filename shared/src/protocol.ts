@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Envelope } from './envelope.js';
 import { RebootAssessment } from './reboot.js';
 import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FleetDiff, PreflightResult } from './closure-api.js';
 import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Maintenance windows: days of the week and a time range in a stated time zone. A range whose

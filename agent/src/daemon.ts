@@ -1,7 +1,7 @@
 import { jitteredBackoff } from '../../shared/src/backoff.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
+import { nodeEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
 import { formatPublicKey, keyFingerprint } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { Activator } from './activation.js';
@@ -56,7 +56,9 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, options: StartOptions): Promise<RunningAgent> {
   const logger = options.logger;
   const clock = options.clock ?? (() => new Date());
-  const ed25519 = options.ed25519 ?? tweetnaclEd25519;
+  // Node's built-in Ed25519, not tweetnacl: the agent runs --jitless to stay small (agent/node-flags),
+  // where tweetnacl's pure JavaScript takes 40-90 ms per signature; OpenSSL's takes well under 1 ms.
+  const ed25519 = options.ed25519 ?? nodeEd25519;
   let stopping = false;
 
   // Before anything can switch the system under us: what this agent runs with.

@@ -304,7 +304,7 @@ export class Activator {
       if (!reported) {
         reported = true;
         this.deps.logger.info({ version: record.manifestVersion, windowOpensAt: opens?.toISOString() }, 'staged: waiting for the maintenance window');
-        await this.step(record, 'staged', { reason: 'realised; activates when the maintenance window opens', reboot: assessment, ...(opens ? { windowOpensAt: opens.toISOString() } : {}) });
+        await this.step(record, 'staged', { reason: opens ? 'realised; activates when the maintenance window opens' : 'realised; its maintenance windows do not open together within a week (check the tags\' windows)', reboot: assessment, ...(opens ? { windowOpensAt: opens.toISOString() } : {}) });
       }
       const wait = opens ? Math.max(100, Math.min(30_000, opens.getTime() - now.getTime())) : 30_000;
       await sleep(wait);

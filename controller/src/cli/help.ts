@@ -19,6 +19,10 @@ health and failure:
   --approve-before 2,3     waves (counted from 1; the canary is wave 1)
                            that wait for \`shoal rollout approve\`
   --action safe-switch|switch|boot|dry-activate
+reboots:
+  --max-rebooting N        at most N hosts of this rollout rebooting at once
+  --activate-within-windows   hosts activate only while their maintenance
+                           windows are open, even without a reboot
   --spec FILE              a rollout spec as JSON (flags override it)`;
 
 const CONNECTION = `
@@ -120,6 +124,53 @@ Resumes a paused host: a rollout waiting for it issues it its manifest now.
 ${CONNECTION}
 
 example: shoal host resume db-1`,
+  'host show': `usage: shoal host show NAME [--json]
+
+One host: its tags, phase, running and desired system, and its reboot
+settings as its manifests carry them: the reboot policy and maintenance
+windows (each with where it was set: the host, or which tags), when the
+windows open next, and the reboot locks of its tags.
+${CONNECTION}
+
+example: shoal host show db-1`,
+  'host set-reboot': `usage: shoal host set-reboot NAME [--policy P] [--window W]...
+                           [--windows inherit|always]
+
+Sets the host's own reboot policy and maintenance windows on the controller;
+they override its tags' settings and travel signed in its next manifest (the
+next rollout, shoal set, or renewal). A value in the agent's own configuration
+still wins over them (a host that must decide locally).
+  --policy never|when-needed|always|inherit
+                           inherit: take the tags' (the strictest of them)
+  --window "DAYS HH:MM-HH:MM [ZONE]"   e.g. "sat,sun 02:00-05:00 Europe/Berlin",
+                           "mon-fri 22:00-04:00" (crosses midnight; UTC by
+                           default), "daily 01:00-03:00"; repeat for several
+  --windows inherit|always inherit: the tags' windows; always: no window
+${CONNECTION}
+
+example: shoal host set-reboot db-1 --policy when-needed --window "sun 03:00-05:00 UTC"`,
+  'tag set-reboot': `usage: shoal tag set-reboot TAG [--policy P] [--window W]...
+                           [--windows inherit|always] [--max-rebooting N|none]
+
+Sets reboot policy, maintenance windows and a reboot lock for every host with
+TAG. A host's own settings override its tags'. When tags disagree the
+strictest wins: the lowest policy of never < when-needed < always, and the
+windows of every tag at once (the host activates only while each such tag has
+a window open). --max-rebooting N: at most N hosts with the tag reboot at once,
+beside the fleet-wide lock (reboots.maxConcurrent); none removes the lock.
+  --policy never|when-needed|always|inherit
+  --window "DAYS HH:MM-HH:MM [ZONE]"   repeat for several
+  --windows inherit|always inherit: unset; always: no window (always open)
+${CONNECTION}
+
+example: shoal tag set-reboot db --policy when-needed --max-rebooting 1 \\
+           --window "sat,sun 02:00-05:00 Europe/Berlin"`,
+  'tag list': `usage: shoal tag list [--json]
+
+Every tag with reboot settings: policy, windows and reboot lock.
+${CONNECTION}
+
+example: shoal tag list`,
   'host rekey': `usage: shoal host rekey NAME --public-key BASE64
 
 Gives a known host a new key (a reinstalled machine). Its history and desired

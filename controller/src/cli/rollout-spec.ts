@@ -23,6 +23,8 @@ export const SPEC_OPTIONS = {
   offline: { type: 'string' },
   'progress-deadline': { type: 'string' },
   action: { type: 'string' },
+  'max-rebooting': { type: 'string' },
+  'activate-within-windows': { type: 'boolean' },
 } as const;
 
 /** "25%", "3", "hosts:a+b", "tags:db+cache" → a wave of the API. */
@@ -113,6 +115,8 @@ export function specFromFlags(release: string, values: Values): RolloutSpecInput
     spec.offline = { ...before, ...(offlineWait !== undefined ? { waitSeconds: offlineWait } : {}), ...(offlineThen ? { then: offlineThen } : {}) };
   }
   set('progressDeadlineSeconds', seconds('progress-deadline'));
+  set('maxRebooting', text('max-rebooting') === undefined ? undefined : integer(text('max-rebooting')!, '--max-rebooting', 1));
+  if (values['activate-within-windows'] === true) spec.activateWithinWindows = true;
   set('action', text('action') === undefined ? undefined : oneOf('--action', text('action')!, Action.options));
   return spec as RolloutSpecInput;
 }

@@ -2,6 +2,7 @@ import * as commands from './commands.js';
 import { CliError, type CliIo } from './context.js';
 import { HELP } from './help.js';
 import * as lifecycle from './lifecycle-commands.js';
+import * as reboot from './reboot-commands.js';
 import * as ci from './release-ci-commands.js';
 import * as releases from './release-commands.js';
 import * as rollouts from './rollout-commands.js';
@@ -20,6 +21,10 @@ export const USAGE = `usage: shoal <command> [options]        (shoal <command> -
   host diff HOST [--target PATH]         what it runs against what it should run
   host rm NAME | host rekey NAME --public-key B64
   host pause NAME | host resume NAME     hold a host back from rollouts and set
+  host show NAME                         one host, with its reboot settings
+  host set-reboot NAME [--policy P] [--window W]... [--windows inherit|always]
+  tag set-reboot TAG [--policy P] [--window W]... [--max-rebooting N|none]
+  tag list                               tags with reboot settings
   host unknown | host adopt NAME [--fingerprint FP] [--tag T]...
   backup --out FILE                      online copy of the controller database
   set HOST STOREPATH [--action safe-switch|switch|boot|dry-activate] [--force]
@@ -54,11 +59,14 @@ const TABLE: Record<string, Command | Record<string, Command>> = {
     diff: commands.hostDiff,
     rm: lifecycle.hostRemove,
     rekey: lifecycle.hostRekey,
+    show: reboot.hostShow,
+    'set-reboot': reboot.hostSetReboot,
     pause: lifecycle.hostPause(true),
     resume: lifecycle.hostPause(false),
     unknown: lifecycle.hostUnknown,
     adopt: lifecycle.hostAdopt,
   },
+  tag: { 'set-reboot': reboot.tagSetReboot, list: reboot.tagList },
   backup: lifecycle.backup,
   set: commands.setDesired,
   status: commands.status,

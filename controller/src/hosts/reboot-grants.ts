@@ -46,7 +46,7 @@ function narrowerLocks(tx: Tx, host: string, manifestVersion: number): Lock[] {
       .from(rebootLeases)
       .innerJoin(hosts, eq(hosts.name, rebootLeases.host))
       .where(sql`exists (select 1 from json_each(${hosts.tags}) where value = ${tag})`)
-      .orderBy(asc(rebootLeases.grantedAt))
+      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host))
       .all();
     locks.push({ name: `tag ${tag}`, max: max!, holders: holders.map((h) => h.host) });
   }
@@ -62,7 +62,7 @@ function narrowerLocks(tx: Tx, host: string, manifestVersion: number): Lock[] {
       .from(rebootLeases)
       .innerJoin(manifests, and(eq(manifests.host, rebootLeases.host), eq(manifests.version, rebootLeases.manifestVersion)))
       .where(eq(manifests.rolloutId, rollout.id))
-      .orderBy(asc(rebootLeases.grantedAt))
+      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host))
       .all();
     locks.push({ name: `rollout ${rollout.id}`, max: rollout.max, holders: holders.map((h) => h.host) });
   }
@@ -82,7 +82,7 @@ export function requestRebootGrant(db: Db, clock: Clock, options: RebootLockOpti
       tx.update(rebootLeases).set({ manifestVersion: Math.max(own.manifestVersion, manifestVersion) }).where(eq(rebootLeases.host, host)).run();
       return { protocol: PROTOCOL_VERSION, granted: true, reason: '', retryAfterMs: 0 };
     }
-    const holders = tx.select({ host: rebootLeases.host }).from(rebootLeases).orderBy(asc(rebootLeases.grantedAt)).all();
+    const holders = tx.select({ host: rebootLeases.host }).from(rebootLeases).orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host)).all();
     const locks: Lock[] = [{ name: 'fleet', max: options.maxConcurrent, holders: holders.map((h) => h.host) }, ...narrowerLocks(tx, host, manifestVersion)];
     const full = locks.find((lock) => lock.holders.length >= lock.max);
     if (full) {

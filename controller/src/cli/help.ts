@@ -148,7 +148,8 @@ still wins over them (a host that must decide locally).
   --windows inherit|always inherit: the tags' windows; always: no window
 ${CONNECTION}
 
-example: shoal host set-reboot db-1 --policy when-needed --window "sun 03:00-05:00 UTC"`,
+example: shoal host set-reboot db-1 --policy when-needed \\
+           --window "sun 03:00-05:00 UTC"`,
   'tag set-reboot': `usage: shoal tag set-reboot TAG [--policy P] [--window W]...
                            [--windows inherit|always] [--max-rebooting N|none]
 

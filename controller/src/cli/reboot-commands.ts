@@ -1,18 +1,25 @@
 import { HostStatus, OperatorRoutes } from '../../../shared/src/operator-api.js';
 import { RebootPolicy } from '../../../shared/src/reboot.js';
 import { HostRebootSettings, TagRebootSettings, TagRebootSettingsList, type SetRebootSettingsRequest } from '../../../shared/src/reboot-settings.js';
-import { integer, json, parse, str, type Values } from './args.js';
+import { integer, json, str } from './args.js';
+import type { OptionTable, Parsed, Values } from './command-spec.js';
 import { OperatorClient } from './client.js';
 import { CliError, type CliIo } from './context.js';
 import { formatWindows, parseWindow } from './windows-arg.js';
 
 /** Reboot policy, maintenance windows and reboot locks on the controller: per host, per tag, and `host show`. */
 
-const SETTING_OPTIONS = {
-  policy: { type: 'string' },
-  window: { type: 'string', multiple: true },
-  windows: { type: 'string' },
-} as const;
+/** The options `host set-reboot` and `tag set-reboot` share. */
+export const SETTING_OPTIONS = {
+  policy: { type: 'string', value: 'P', description: 'never, when-needed, always, or inherit (unset here: a host then takes its tags\', the strictest of them)' },
+  window: {
+    type: 'string',
+    value: '"DAYS HH:MM-HH:MM [ZONE]"',
+    multiple: true,
+    description: 'a maintenance window, e.g. "sat,sun 02:00-05:00 Europe/Berlin", "mon-fri 22:00-04:00" (crosses midnight; UTC by default), "daily 01:00-03:00"',
+  },
+  windows: { type: 'string', value: 'inherit|always', description: 'inherit: take the tags\' windows (unset); always: no window, always open' },
+} as const satisfies OptionTable;
 
 /** The flags → a PUT body; only what was given changes. */
 function settingsFrom(values: Values, forTag: boolean): SetRebootSettingsRequest {
@@ -56,8 +63,7 @@ export function rebootLines(view: HostRebootSettings): string[] {
 }
 
 /** `shoal host show NAME`: one host, its desired state and its reboot settings. */
-export async function hostShow(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['NAME']);
+export async function hostShow({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const client = OperatorClient.from(values, io);
   const name = positionals[0]!;
   const status = await client.call('GET', OperatorRoutes.host(name), HostStatus);
@@ -74,8 +80,7 @@ export async function hostShow(args: string[], io: CliIo): Promise<void> {
 }
 
 /** `shoal host set-reboot NAME …`: the host's own settings, over its tags'. */
-export async function hostSetReboot(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, SETTING_OPTIONS, ['NAME']);
+export async function hostSetReboot({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const body = settingsFrom(values, false);
   const view = await OperatorClient.from(values, io).call('PUT', OperatorRoutes.hostReboot(positionals[0]!), HostRebootSettings, body);
   if (values.json) return json(io, view);
@@ -92,8 +97,7 @@ function tagLine(t: TagRebootSettings): string {
 }
 
 /** `shoal tag set-reboot TAG …`: settings for every host with the tag. */
-export async function tagSetReboot(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { ...SETTING_OPTIONS, 'max-rebooting': { type: 'string' } }, ['TAG']);
+export async function tagSetReboot({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const body = settingsFrom(values, true);
   const tag = await OperatorClient.from(values, io).call('PUT', OperatorRoutes.tagReboot(positionals[0]!), TagRebootSettings, body);
   if (values.json) return json(io, tag);
@@ -101,8 +105,7 @@ export async function tagSetReboot(args: string[], io: CliIo): Promise<void> {
 }
 
 /** `shoal tag list`: every tag with reboot settings. */
-export async function tagList(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+export async function tagList({ values }: Parsed, io: CliIo): Promise<void> {
   const answer = await OperatorClient.from(values, io).call('GET', OperatorRoutes.tagsReboot, TagRebootSettingsList);
   if (values.json) return json(io, answer);
   io.stdout(answer.tags.length === 0 ? '(no tag has reboot settings)\n' : `${answer.tags.map(tagLine).join('\n')}\n`);

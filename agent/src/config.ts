@@ -157,10 +157,12 @@ export const AgentConfig = z
      * is refused (switch inhibitors differ); `always` reboots for every new system. command: how to
      * reboot. blessCommand: run after the post-reboot health gate passed, to mark the boot good
      * for systemd-boot's boot counting (e.g. ["systemctl", "start", "systemd-bless-boot.service"]).
+     * policy unset: the one set on the controller for this host or its tags (signed into each
+     * manifest), else never; set here, it wins over the controller's (a host that decides locally).
      */
     reboot: z
       .strictObject({
-        policy: RebootPolicy.default('never'),
+        policy: RebootPolicy.optional(),
         command: z.array(z.string()).min(1, 'must name the program to run').default(['systemctl', 'reboot']),
         blessCommand: z.array(z.string()).min(1, 'must name the program to run').nullable().default(null),
         /** Reboot without the controller's grant when it cannot be reached (a host that must decide locally); otherwise wait for it. */
@@ -170,9 +172,10 @@ export const AgentConfig = z
     /**
      * Maintenance windows: a new system that needs a reboot (or any new system, with
      * windowsApplyTo "all") is realised at once but activated only while a window is open; until
-     * then the host reports `staged`. Empty: always open.
+     * then the host reports `staged`. Empty: always open. Unset: the windows set on the controller
+     * for this host or its tags (signed into each manifest), else always open; set here, they win.
      */
-    maintenanceWindows: z.array(MaintenanceWindow).default([]),
+    maintenanceWindows: z.array(MaintenanceWindow).optional(),
     windowsApplyTo: z.enum(['reboots', 'all']).default('reboots'),
     /** A node-exporter textfile (e.g. /var/lib/prometheus-node-exporter/shoal.prom), rewritten every 15 s; null: none. */
     metricsTextfile: AbsolutePath.nullable().default(null),

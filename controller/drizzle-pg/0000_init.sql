@@ -32,7 +32,9 @@ CREATE TABLE "hosts" (
 	"last_report_seq" bigint,
 	"desired_version" bigint,
 	"agent_version" text,
-	"paused" boolean DEFAULT false NOT NULL
+	"paused" boolean DEFAULT false NOT NULL,
+	"reboot_policy" text,
+	"maintenance_windows" jsonb
 );
 --> statement-breakpoint
 CREATE TABLE "manifests" (
@@ -132,6 +134,15 @@ CREATE TABLE "rollouts" (
 	"updated_at" bigint NOT NULL,
 	"finished_at" bigint,
 	"retry_of" text
+);
+--> statement-breakpoint
+CREATE TABLE "tag_settings" (
+	"tag" text PRIMARY KEY NOT NULL,
+	"reboot_policy" text,
+	"maintenance_windows" jsonb,
+	"max_rebooting" bigint,
+	"updated_at" bigint NOT NULL,
+	"updated_by" text NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "unknown_hosts" (

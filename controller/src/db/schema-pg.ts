@@ -20,3 +20,4 @@ export const rolloutHosts = toPg(sqlite.rolloutHosts);
 export const webhooks = toPg(sqlite.webhooks);
 export const webhookDeliveries = toPg(sqlite.webhookDeliveries);
 export const rebootLeases = toPg(sqlite.rebootLeases);
+export const tagSettings = toPg(sqlite.tagSettings);

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { Envelope, verifyEnvelope } from '../../shared/src/envelope.js';
 import type { NamedPublicKey } from '../../shared/src/keys.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Ed25519 } from './ed25519.js';
 import { fromBase64, toBase64, type NamedPublicKey, type NamedSecretKey } from './keys.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { nodeEd25519, type Ed25519 } from './ed25519.js';
 import { Envelope, signEnvelope, verifyEnvelope } from './envelope.js';
 import type { NamedPublicKey, NamedSecretKey } from './keys.js';

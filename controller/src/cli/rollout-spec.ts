@@ -8,6 +8,7 @@ import { parseDurationSeconds } from './durations.js';
 
 const WAVES = 'selection and waves';
 const HEALTH = 'health and failure';
+const REBOOTS = 'reboots';
 
 /** The flags `rollout plan` and `rollout start` share; they become one RolloutSpec body. */
 export const SPEC_OPTIONS = {
@@ -42,6 +43,12 @@ export const SPEC_OPTIONS = {
     value: 'safe-switch|switch|boot|dry-activate',
     section: HEALTH,
     description: 'how hosts activate the new system (default: safe-switch)',
+  },
+  'max-rebooting': { type: 'string', value: 'N', section: REBOOTS, description: 'at most N hosts of this rollout rebooting at once' },
+  'activate-within-windows': {
+    type: 'boolean',
+    section: REBOOTS,
+    description: 'hosts activate only while their maintenance windows are open, even without a reboot',
   },
   spec: { type: 'string', value: 'FILE', description: 'a rollout spec as JSON (flags override it)' },
 } as const satisfies OptionTable;
@@ -134,6 +141,8 @@ export function specFromFlags(release: string, values: Values): RolloutSpecInput
     spec.offline = { ...before, ...(offlineWait !== undefined ? { waitSeconds: offlineWait } : {}), ...(offlineThen ? { then: offlineThen } : {}) };
   }
   set('progressDeadlineSeconds', seconds('progress-deadline'));
+  set('maxRebooting', text('max-rebooting') === undefined ? undefined : integer(text('max-rebooting')!, '--max-rebooting', 1));
+  if (values['activate-within-windows'] === true) spec.activateWithinWindows = true;
   set('action', text('action') === undefined ? undefined : oneOf('--action', text('action')!, Action.options));
   return spec as RolloutSpecInput;
 }

@@ -102,7 +102,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   const { db, clock, presence } = deps;
   const sessions = options.sessions ?? new DashboardSessions(db, clock);
   const secure = options.secureCookies ?? 'auto';
-  const feed = new ChangeFeed(db, deps.rollouts, deps.bus, options.livePollMs ?? 1000);
+  const feed = new ChangeFeed(db, deps.rollouts, deps.bus, options.livePollMs ?? 1000, deps.logger.child({ component: 'dashboard' }));
   const live: LiveOptions = { refreshMs: 5000, heartbeatMs: 15_000, ...options.live };
   const app = new Hono<DashboardEnv>();
 

@@ -82,6 +82,7 @@ export class RolloutEngine {
   private readonly context: AdvanceContext;
   /** Rollouts with a batch of pending hosts left to issue, continued on the next event-loop turn. */
   private readonly continuing = new Set<string>();
+  private passes = 0;
 
   constructor(private readonly deps: EngineDeps) {
     this.context = {
@@ -253,6 +254,14 @@ export class RolloutEngine {
     this.transact(() => ({ ok: true, value: undefined }), id, options);
   }
 
+  /**
+   * Passes over every advancing rollout completed since start (`tickAll`: the timer's and the one at
+   * start). A count that stops growing means deadlines, bakes and offline waits have stopped moving.
+   */
+  get ticks(): number {
+    return this.passes;
+  }
+
   tickAll(): void {
     const ids = this.deps.db
       .select({ id: rollouts.id })
@@ -267,6 +276,7 @@ export class RolloutEngine {
         this.deps.logger.error({ err: error, rolloutId: id }, 'rollout tick failed');
       }
     }
+    this.passes += 1;
   }
 
   startTimer(intervalMs: number): void {

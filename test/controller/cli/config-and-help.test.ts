@@ -81,7 +81,7 @@ describe('shoal CLI config file', () => {
 
 describe('shoal --help', () => {
   it('has help with an example for every command, within 80 columns', async () => {
-    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'enroll-token list', 'enroll-token revoke', 'host register', 'host diff', 'host rm', 'host pause', 'host resume', 'host rekey', 'host unknown', 'host adopt', 'backup', 'set', 'status', 'history',
+    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'enroll-token list', 'enroll-token revoke', 'host register', 'host diff', 'host rm', 'host pause', 'host resume', 'host show', 'host set-reboot', 'tag set-reboot', 'tag list', 'host rekey', 'host unknown', 'host adopt', 'backup', 'set', 'status', 'history',
       'release build', 'release push-closures', 'release sign', 'release publish', 'release create', 'release list', 'release show', 'rollout plan', 'rollout start', 'rollout status', 'rollout watch', 'rollout list',
       'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback', 'rollout retry', 'webhook add', 'webhook list', 'webhook rm', 'webhook test', 'key show'];
     expect(COMMANDS.map((c) => c.name).sort()).toEqual([...commands].sort());

@@ -1,0 +1,1 @@
+CREATE INDEX "manifests_issued_at" ON "manifests" USING btree ("issued_at");

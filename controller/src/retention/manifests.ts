@@ -28,11 +28,11 @@ const ROLLBACK_IN_FLIGHT: RolloutRollbackState = 'issued';
  *   (a member's previous system): a rollback looks for what authorises that system there too
  *   (manifests/statements.ts authoriseStatement).
  */
-export const PRUNE_MANIFESTS = `delete from manifests where rowid in (
-  select m.rowid from manifests m join hosts h on h.name = m.host
+export const PRUNE_MANIFESTS = `delete from manifests where (host, version) in (
+  select m.host, m.version from manifests m join hosts h on h.name = m.host
   where m.issued_at < ?
-    and m.version is not h.desired_version
-    and m.version is not h.reported_version
+    and m.version is distinct from h.desired_version
+    and m.version is distinct from h.reported_version
     and m.version < (select max(l.version) from manifests l where l.host = m.host)
     and not exists (
       select 1 from rollout_hosts rh join rollouts r on r.id = rh.rollout_id

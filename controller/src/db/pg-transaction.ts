@@ -1,0 +1,73 @@
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import type pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jitteredBackoff } from '../../../shared/src/backoff.js';
+import * as pgSchema from './schema-pg.js';
+import type { StoreDb, StoreTx } from './store.js';
+import { retryableConflict, storeUnavailable } from './store-errors.js';
+import type { TransactionEngine } from './tx-scope.js';
+
+/** A serialization failure is retried this many times in all, with full jitter so the two sides do not collide again. */
+const MAX_ATTEMPTS = 10;
+const RETRY_BACKOFF = { baseMs: 5, maxMs: 250, random: Math.random };
+
+const handles = new WeakMap<object, StoreDb>();
+
+function handleFor(client: pg.Client | pg.PoolClient): StoreDb {
+  let db = handles.get(client);
+  if (!db) handles.set(client, (db = drizzle(client, { schema: pgSchema })));
+  return db;
+}
+
+/**
+ * One SERIALIZABLE transaction of `body` on `client`: PostgreSQL then guarantees the outcome of
+ * some serial order of all committed transactions, which is what the controller's read-then-write
+ * code assumes (SQLite gives it by having one writer). `tx.transaction` is routed to `nest`, so
+ * that nesting has the same meaning at every depth and on both engines.
+ */
+export function serializableOn<T>(client: pg.Client | pg.PoolClient, body: (tx: StoreTx) => Promise<T>, nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>): Promise<T> {
+  return handleFor(client).transaction(
+    (tx) => {
+      Object.defineProperty(tx, 'transaction', { value: nest });
+      return body(tx);
+    },
+    { isolationLevel: 'serializable' },
+  );
+}
+
+/** Runs `attempt` again after a serialization failure or deadlock; a lost database becomes StoreUnavailable. */
+export async function withConflictRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const down = storeUnavailable(error);
+      if (down) throw down;
+      if (!retryableConflict(error) || tries >= MAX_ATTEMPTS) throw error;
+    }
+    await sleep(jitteredBackoff(tries - 1, RETRY_BACKOFF));
+  }
+}
+
+/** Savepoints by statement on the transaction's own connection, the same on every connection. */
+export async function pgSavepoint<T>(tx: StoreTx, name: string, body: () => Promise<T>): Promise<T> {
+  await tx.execute(sql.raw(`savepoint ${name}`));
+  try {
+    const result = await body();
+    await tx.execute(sql.raw(`release savepoint ${name}`));
+    return result;
+  } catch (error) {
+    await tx.execute(sql.raw(`rollback to savepoint ${name}`));
+    throw error;
+  }
+}
+
+/** A transaction engine running its top-level transactions on one given connection (the lease's). */
+export function engineOnClient(owner: object, client: () => pg.Client | pg.PoolClient, nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>): TransactionEngine<StoreTx> {
+  return {
+    owner,
+    top: (body) => withConflictRetries(() => serializableOn(client(), body, nest)),
+    savepoint: pgSavepoint,
+  };
+}

@@ -1,0 +1,102 @@
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { silentLogger } from '../../../shared/src/logger.js';
+import { PgEngineLease } from '../replicas/pg-engine-lease.js';
+import { PgNotifications } from '../replicas/pg-notifications.js';
+import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
+import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
+import { pgSavepoint, serializableOn, withConflictRetries } from './pg-transaction.js';
+import * as pgSchema from './schema-pg.js';
+import type { Store, StoreConfig, StoreDb, StoreTx } from './store.js';
+import { storeUnavailable } from './store-errors.js';
+import { runTransaction, type TransactionEngine } from './tx-scope.js';
+
+const MIGRATIONS = fileURLToPath(new URL('../../drizzle-pg', import.meta.url));
+
+/**
+ * Applies controller/drizzle-pg. Under an advisory lock, so replicas started together migrate one
+ * after the other (the second finds nothing left to do) instead of racing on the same DDL.
+ */
+async function migrateOnce(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('select pg_advisory_lock($1, $2)', [ADVISORY_CLASS, MIGRATE_LOCK]);
+    try {
+      await migrate(drizzle(client), { migrationsFolder: MIGRATIONS });
+    } finally {
+      await client.query('select pg_advisory_unlock($1, $2)', [ADVISORY_CLASS, MIGRATE_LOCK]);
+    }
+  } finally {
+    client.release();
+  }
+}
+
+/** The PostgreSQL engine: a pool for reads and transactions, plus one connection each for LISTEN and the engine lease. */
+export async function openPostgresStore(config: StoreConfig): Promise<Store> {
+  const replicaId = config.replicaId ?? String(process.pid);
+  const logger = (config.logger ?? silentLogger()).child({ component: 'store', engine: 'postgres', replica: replicaId });
+  const pool = new pg.Pool({ ...pgClientConfig(config.database, replicaId, 'pool'), ...POOL_TIMEOUTS, max: config.poolSize ?? 10 });
+  // An idle pooled connection that breaks (server restart) is dropped by the pool; without a
+  // listener the 'error' event would end the process.
+  pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection lost'));
+  try {
+    await migrateOnce(pool);
+  } catch (error) {
+    await pool.end();
+    throw storeUnavailable(error) ?? error;
+  }
+  logger.info({ database: redactUrl(config.database) }, 'database opened');
+
+  const owner = {};
+  const nest = (fn: (tx: StoreTx) => Promise<unknown>) => runTransaction(engine, fn);
+  const engine: TransactionEngine<StoreTx> = {
+    owner,
+    top: (body) =>
+      withConflictRetries(async () => {
+        const client = await pool.connect();
+        // A connection lost while the body awaits something else emits 'error' on the checked-out
+        // client, which has no listener then: the next statement fails instead of the process.
+        let lost: Error | undefined;
+        const onError = (error: Error) => (lost = error);
+        client.on('error', onError);
+        try {
+          return await serializableOn(client, body, nest);
+        } catch (error) {
+          lost ??= storeUnavailable(error) ?? undefined;
+          throw error;
+        } finally {
+          client.removeListener('error', onError);
+          // With an error the pool discards the connection instead of handing it out again.
+          client.release(lost);
+        }
+      }),
+    savepoint: pgSavepoint,
+  };
+
+  const notifications = new PgNotifications({ url: config.database, replicaId, pool, owner, logger });
+  const leases = new Set<PgEngineLease>();
+  let closed = false;
+  const store: Store = {
+    engine: 'postgres',
+    db: drizzle(pool, { schema: pgSchema }) as StoreDb,
+    t: pgSchema,
+    transaction: (fn) => runTransaction(engine, fn),
+    affected: (result) => (result as { rowCount?: number | null }).rowCount ?? 0,
+    notifications,
+    engineLease(options) {
+      const lease = new PgEngineLease({ url: config.database, replicaId, owner, nest, logger, ...options });
+      leases.add(lease);
+      return lease;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...leases].map((lease) => lease.close()));
+      await notifications.close();
+      await pool.end();
+    },
+  };
+  return store;
+}

@@ -1,0 +1,90 @@
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { silentLogger } from '../../../shared/src/logger.js';
+import { SoloLease } from '../replicas/engine-lease.js';
+import { LocalNotifications } from '../replicas/notifications.js';
+import { AsyncLock } from './async-lock.js';
+import { openDatabase } from './open.js';
+import * as schema from './schema.js';
+import type { Store, StoreConfig, StoreDb, StoreTx, Tables } from './store.js';
+import { runTransaction, type TransactionEngine } from './tx-scope.js';
+
+/**
+ * The default engine: one SQLite file, two connections. The writer sits behind an async lock held
+ * for a whole transaction: a body awaits between its statements, and anything else reaching the
+ * writer meanwhile would land inside that transaction. Reads outside transactions use a read-only
+ * connection; in WAL mode it sees the last commit and never waits for the writer. One store per
+ * file per process: a second writer connection in the same process would wait for the first one's
+ * lock synchronously (busy_timeout), blocking the very event loop that would release it.
+ */
+export function openSqliteStore(config: StoreConfig): Store {
+  const file = config.database;
+  if (file === '' || file === ':memory:') {
+    throw new Error(`database ${JSON.stringify(file)}: the store needs a file path (it opens a writer and a reader connection on it)`);
+  }
+  const logger = (config.logger ?? silentLogger()).child({ component: 'store', engine: 'sqlite' });
+  const writer = openDatabase(file);
+  const reader = new Database(file, { readonly: true, fileMustExist: true });
+  reader.pragma('busy_timeout = 5000');
+  const lock = new AsyncLock();
+  const sqlite = writer.sqlite;
+  let closed = false;
+
+  // Every transaction gets this one handle (prepared statements are cached per handle). Its own
+  // transaction() is better-sqlite3's, which needs a synchronous body: route it to savepoints.
+  const txHandle = Object.create(writer.db, {
+    transaction: { value: <T>(fn: (tx: StoreTx) => Promise<T>) => store.transaction(fn) },
+  }) as StoreTx;
+
+  const engine: TransactionEngine<StoreTx> = {
+    owner: {},
+    top: (body) =>
+      lock.run(async () => {
+        if (closed) throw new Error('the store is closed');
+        // IMMEDIATE takes the write lock now, so a transaction never fails halfway on a lock upgrade.
+        sqlite.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await body(txHandle);
+          sqlite.exec('COMMIT');
+          return result;
+        } catch (error) {
+          if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+          throw error;
+        }
+      }),
+    savepoint: async (_tx, name, body) => {
+      sqlite.exec(`SAVEPOINT ${name}`);
+      try {
+        const result = await body();
+        sqlite.exec(`RELEASE ${name}`);
+        return result;
+      } catch (error) {
+        sqlite.exec(`ROLLBACK TO ${name}`);
+        sqlite.exec(`RELEASE ${name}`);
+        throw error;
+      }
+    },
+  };
+
+  const notifications = new LocalNotifications(engine.owner, logger);
+  const store: Store = {
+    engine: 'sqlite',
+    db: drizzle(reader, { schema }) as unknown as StoreDb,
+    t: schema as unknown as Tables,
+    transaction: (fn) => runTransaction(engine, fn),
+    affected: (result) => (result as { changes?: number }).changes ?? 0,
+    notifications,
+    engineLease: (options) => new SoloLease(store, options),
+    async close() {
+      if (closed) return;
+      // Waits for the transaction in progress, and makes every later one fail.
+      await lock.run(async () => {
+        closed = true;
+      });
+      await notifications.close();
+      reader.close();
+      writer.close();
+    },
+  };
+  return store;
+}

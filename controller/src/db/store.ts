@@ -1,0 +1,68 @@
+import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type { Logger } from '../../../shared/src/logger.js';
+import type { EngineLease, EngineLeaseOptions } from '../replicas/engine-lease.js';
+import type { Notifications } from '../replicas/notifications.js';
+import { openPostgresStore } from './postgres-store.js';
+import type * as pgSchema from './schema-pg.js';
+import { openSqliteStore } from './sqlite-store.js';
+
+// The storage boundary of issue 16 (docs/high-availability.md): the controller's code talks to a
+// Store and never learns which engine it runs on. Queries are drizzle query builders written once
+// against `store.t.<table>` and awaited; they are type-checked against the PostgreSQL types, which
+// the SQLite tables match column for column (schema-pg.ts derives them; schema-parity.test.ts
+// checks the migrations). On SQLite the store hands out its SQLite database and tables under those
+// types: sound at run time, since SQL generation and value mapping come from the tables given.
+
+export type Tables = typeof pgSchema;
+export type StoreDb = NodePgDatabase<Tables>;
+/** What a transaction body receives: the same query API as StoreDb. */
+export type StoreTx = Parameters<Parameters<StoreDb['transaction']>[0]>[0];
+export type Engine = 'sqlite' | 'postgres';
+
+export interface Store {
+  readonly engine: Engine;
+  /**
+   * Reads outside a transaction: committed data only, never another transaction's uncommitted
+   * writes. Writes go through transaction() (on SQLite this handle is read-only and refuses them).
+   * Errors come wrapped by drizzle; storeUnavailable() recognises a lost database in them.
+   */
+  readonly db: StoreDb;
+  readonly t: Tables;
+  /**
+   * Runs `fn` as one transaction: all of its writes commit together or, if it throws, none do.
+   * Transactions behave as if run one after another (SQLite: one writer at a time; PostgreSQL:
+   * SERIALIZABLE, `fn` run again after a serialization failure or deadlock, so `fn` does database
+   * work and pure computation only, and publishes effects through `notifications` or after it
+   * returns). Called inside a body of this store (at any depth of awaits) it is a savepoint of the
+   * enclosing transaction; `tx.transaction(fn)` is the same. Throws StoreUnavailable, not a
+   * driver error, when the database cannot be reached.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Rows changed by an awaited insert/update/delete without returning() (SQLite `changes`, PostgreSQL `rowCount`). */
+  affected(result: unknown): number;
+  /** Publish/subscribe between replicas (PostgreSQL LISTEN/NOTIFY; in-process on SQLite). */
+  readonly notifications: Notifications;
+  /** The lease that lets exactly one replica run the rollout engine (SQLite: always this process). */
+  engineLease(options?: EngineLeaseOptions): EngineLease;
+  /** Stops notifications and leases made by this store and closes its connections. */
+  close(): Promise<void>;
+}
+
+export interface StoreConfig {
+  /** A file path (SQLite, the default) or a postgres:// / postgresql:// URL. */
+  database: string;
+  /** Names this replica's connections in pg_stat_activity (`shoal:<replicaId>:…`); default the pid. */
+  replicaId?: string;
+  /** PostgreSQL connections in the pool; default 10. */
+  poolSize?: number;
+  logger?: Logger;
+}
+
+export function isPostgresUrl(database: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(database);
+}
+
+/** Opens the store `config.database` names and brings its schema up to date. */
+export async function openStore(config: StoreConfig): Promise<Store> {
+  return isPostgresUrl(config.database) ? openPostgresStore(config) : openSqliteStore(config);
+}

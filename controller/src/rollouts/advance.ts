@@ -15,7 +15,7 @@ import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
 import { rolloutHosts, rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
-import { issueInTransaction } from '../manifests/issue.js';
+import { issueBatchInTransaction, issueInTransaction, type BatchItem, type IssueCause } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
 import { rollbackChoice } from './rollback-plan.js';
@@ -182,11 +182,15 @@ class Step {
       this.now,
       this.ctx.manifestTtlMs,
       { host, storePath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
-      { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` },
+      this.issueCause(),
       previousVersion,
     );
     this.issued.push(row);
     return row;
+  }
+
+  issueCause(): IssueCause {
+    return { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` };
   }
 
   /** A manifest this rollout would have issued but no statement authorises: the host keeps what it has, the log says why. */
@@ -277,18 +281,31 @@ class Step {
       `update rollout_hosts set state = ?, manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`,
     );
     let refused = 0;
+    const batch: BatchItem[] = [];
+    // Read before issuing: the system each runs now is where a rollback returns the host.
+    const previousSystems = new Map<string, string | null>();
     for (const member of pending) {
-      // Read before issuing: the system it runs now is where a rollback returns the host.
-      const previousSystem = member.currentSystem;
-      const manifest = this.issue(member.host, member.targetPath, member.desiredVersion);
-      if (typeof manifest === 'string') {
+      const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, member.host, member.targetPath, { now: this.now, release: this.rollout.release });
+      if (!authorised.ok) {
         refused += 1;
-        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, manifest);
+        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, authorised.reason);
         continue;
       }
-      markIssued.run(MEMBER.issued, manifest.version, this.now, previousSystem, this.rollout.id, member.host);
-      this.event('rollout-host-issued', { wave: waveNumber(wave), version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
+      previousSystems.set(member.host, member.currentSystem);
+      batch.push({
+        desired: { host: member.host, storePath: member.targetPath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
+        previousVersion: member.desiredVersion,
+      });
     }
+    // The member rows are written while the batch is being signed (see issueBatchInTransaction).
+    const rows = issueBatchInTransaction(this.ctx.db, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, this.issueCause(), (planned) => {
+      for (const { host, version, storePath } of planned) {
+        const previousSystem = previousSystems.get(host) ?? null;
+        markIssued.run(MEMBER.issued, version, this.now, previousSystem, this.rollout.id, host);
+        this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, previousSystem }, host);
+      }
+    });
+    this.issued.push(...rows);
     return { issued: pending.length - refused, refused };
   }
 

@@ -11,6 +11,7 @@ import { registerHost } from '../controller/src/hosts/enrollment.js';
 import { createManifestSigner } from '../controller/src/manifests/signer.js';
 import { releaseTrust } from '../controller/src/manifests/statements.js';
 import { createUnsignedRelease } from '../controller/src/rollouts/releases.js';
+import { manifestMessage } from '../controller/src/ws/hub.js';
 import { fakeStorePath } from './lib/operator.js';
 
 const count = Number(process.argv[2] ?? 10_000);
@@ -28,7 +29,7 @@ let published = 0;
 let bytes = 0;
 let last = 0;
 // What the hub does per manifest, without a socket.
-deps.bus.onPublish((m) => { bytes += JSON.stringify({ type: 'manifest', protocol: 1, version: m.version, envelope: m.envelope }).length; published++; last = performance.now(); });
+deps.bus.onPublish((m) => { bytes += manifestMessage(m).length; published++; last = performance.now(); });
 const mainCpuMs = () => { const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
 const main0 = mainCpuMs();
 const cpu0 = process.cpuUsage();

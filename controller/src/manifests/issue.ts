@@ -243,7 +243,7 @@ function manifestWrites(tx: Db | Tx): ManifestWrites {
 }
 
 export function published(row: ManifestRow): PublishedManifest {
-  return { host: row.host, version: row.version, envelope: envelopeOf.get(row) ?? (JSON.parse(row.envelope) as Envelope) };
+  return { host: row.host, version: row.version, envelopeJson: row.envelope, envelope: envelopeOf.get(row) ?? (JSON.parse(row.envelope) as Envelope) };
 }
 
 /**

@@ -262,9 +262,10 @@ class Step {
    * (its target, the system it runs now, its desired version); each host's manifest and its member
    * row change in this transaction, so no host is issued twice whatever happens next. A host whose
    * target no trusted statement authorises fails at once, with the reason, and is never issued.
-   * A paused host is not issued: it stays pending, so its wave waits for it (see pausedPending).
+   * A paused host is not issued: it stays pending, so its wave waits for it. `full`: the batch
+   * took all `limit` hosts it asked for, so more unpaused hosts may be pending (fewer: none is).
    */
-  issuePending(wave: number, limit: number): { issued: number; refused: number } {
+  issuePending(wave: number, limit: number): { issued: number; refused: number; full: boolean } {
     const pending = statement(
       this.ctx.db,
       `select rh.host as host, rh.target_path as targetPath, h.current_system as currentSystem, h.desired_version as desiredVersion
@@ -306,17 +307,7 @@ class Step {
       }
     });
     this.issued.push(...rows);
-    return { issued: pending.length - refused, refused };
-  }
-
-  /** Pending hosts of `wave` that are paused: they wait, so they are no reason to come back soon. */
-  pausedPending(wave: number): number {
-    const row = statement(
-      this.ctx.db,
-      `select count(*) as n from rollout_hosts rh join hosts h on h.name = rh.host
-       where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 1`,
-    ).get(this.rollout.id, wave, MEMBER.pending) as { n: number };
-    return row.n;
+    return { issued: pending.length - refused, refused, full: pending.length === limit };
   }
 
   connection(host: string): ConnectionMode {
@@ -492,12 +483,13 @@ function advanceRunning(step: Step): boolean {
     const capacity = spec.concurrency === null ? Infinity : spec.concurrency - counts.waveInFlight;
     const budget = Math.max(0, ISSUE_BATCH - step.issued.length);
     if (counts.wavePending > 0 && capacity > 0) {
-      const { issued, refused } = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
+      const { issued, refused, full } = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
       counts.wavePending -= issued + refused;
       counts.waveInFlight += issued;
       counts.failed += refused;
       counts.finished += refused;
-      if (counts.wavePending > 0 && capacity > budget && counts.wavePending > step.pausedPending(rollout.waveIndex)) step.more = true;
+      // Paused hosts left pending wait for their resume: no reason to come back soon for them.
+      if (counts.wavePending > 0 && capacity > budget && full) step.more = true;
       // Hosts refused here failed without ever being in flight: when they were the wave's last,
       // no report will come to re-check the threshold, and the wave would count as done.
       const trippedByRefusals = refused > 0 ? thresholdTripped(spec, counts) : null;

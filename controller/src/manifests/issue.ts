@@ -82,6 +82,8 @@ export interface PlannedManifest {
   host: string;
   version: number;
   storePath: string;
+  action: Action;
+  floor: number;
 }
 
 /**
@@ -107,7 +109,8 @@ export function issueInTransaction(
  * Issues a manifest to each item's host, in this transaction: the payloads are built, then signed
  * (on the signing thread for a large batch) while the desired pointers, the events and whatever
  * `alongside` writes (a wave's member rows) are written here; then the manifests are stored. All
- * of it commits or none does, as with one host at a time.
+ * of it commits or none does, as with one host at a time. `cause` null: `alongside` logs each host
+ * itself (a wave writes one `rollout-host-issued` event per host that says all `manifest-issued` would).
  */
 export function issueBatchInTransaction(
   tx: Db | Tx,
@@ -115,7 +118,7 @@ export function issueBatchInTransaction(
   now: number,
   ttlMs: number,
   items: readonly BatchItem[],
-  cause: IssueCause,
+  cause: IssueCause | null,
   alongside?: (planned: readonly PlannedManifest[]) => void,
 ): ManifestRow[] {
   const writes = manifestWrites(tx);
@@ -137,14 +140,22 @@ export function issueBatchInTransaction(
       expiresAt,
       statement: desired.authority.envelope,
     };
-    return { desired, version, host: desired.host, storePath: desired.storePath, bytes: Buffer.from(JSON.stringify(payload), 'utf8') };
+    return {
+      desired,
+      version,
+      host: desired.host,
+      storePath: desired.storePath,
+      action: desired.action,
+      floor: desired.authority.floor,
+      bytes: Buffer.from(JSON.stringify(payload), 'utf8'),
+    };
   });
   const envelopes = signer.signMany(
     planned.map((p) => p.bytes),
     () => {
       for (const { desired, version } of planned) {
         writes.setDesiredVersion(desired.host, version);
-        appendEvent(tx, {
+        if (cause) appendEvent(tx, {
           host: desired.host,
           at: now,
           kind: cause.kind,

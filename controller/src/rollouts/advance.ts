@@ -298,12 +298,14 @@ class Step {
         previousVersion: member.desiredVersion,
       });
     }
-    // The member rows are written while the batch is being signed (see issueBatchInTransaction).
-    const rows = issueBatchInTransaction(this.ctx.db, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, this.issueCause(), (planned) => {
-      for (const { host, version, storePath } of planned) {
+    // The member rows are written while the batch is being signed (see issueBatchInTransaction),
+    // with one event per host: it says what `manifest-issued` would (the rollout's audit log and
+    // the host's history both show it), half the rows of two events per host.
+    const rows = issueBatchInTransaction(this.ctx.db, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, null, (planned) => {
+      for (const { host, version, storePath, action, floor } of planned) {
         const previousSystem = previousSystems.get(host) ?? null;
         markIssued.run(MEMBER.issued, version, this.now, previousSystem, this.rollout.id, host);
-        this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, previousSystem }, host);
+        this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, action, floor, rolloutId: this.rollout.id, previousSystem }, host);
       }
     });
     this.issued.push(...rows);

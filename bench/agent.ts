@@ -9,6 +9,7 @@ import { cpuPercent, procStats, sampleRss } from './lib/proc.js';
 import type { Figures } from './lib/results.js';
 import { round } from './lib/stats.js';
 import { REPO_ROOT, spawnTs } from './lib/spawn.js';
+import { agentNodeFlags, bundleAgent } from '../agent/build/bundle.js';
 
 export interface AgentOptions {
   idleMs: number;
@@ -16,45 +17,25 @@ export interface AgentOptions {
   log: (line: string) => void;
 }
 
-/** Where the bench compiles the agent (gitignored, inside the repo so that node_modules resolve). */
-const BUILD_DIR = join(REPO_ROOT, 'bench/results/agent-build');
-
-/**
- * Compiles agent/ and shared/ exactly as `npm run build` does (tsconfig.build.json: same compiler
- * options), which is what the NixOS package installs and runs with plain node. Incremental: a
- * second run with unchanged sources takes a second or two.
- */
-async function buildAgent(log: (line: string) => void): Promise<string> {
-  mkdirSync(BUILD_DIR, { recursive: true });
-  writeFileSync(
-    join(BUILD_DIR, 'tsconfig.json'),
-    JSON.stringify({
-      extends: '../../../tsconfig.build.json',
-      compilerOptions: { rootDir: '../../..', outDir: '.', incremental: true, tsBuildInfoFile: './.tsbuildinfo' },
-      include: ['../../../agent/src', '../../../shared/src'],
-    }),
-  );
-  const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const tsc = spawn(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(BUILD_DIR, 'tsconfig.json')], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-    tsc.on('error', reject);
-    tsc.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`tsc of the agent failed (exit ${code})`))));
-  });
-  log(`  agent compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return join(BUILD_DIR, 'agent/src/main.js');
-}
+/** Where the bench writes its agent bundle (gitignored; dist/ is left to `npm run build`). */
+const BUNDLE = join(REPO_ROOT, 'bench/results/agent-build/shoal-agent.mjs');
 
 /**
  * A real agent enrolled and connected over the websocket with nothing to do: its RSS after
- * start-up settled and its CPU over the idle window. Measured twice: the compiled build under plain
- * node (`agent.idle_*`: what the NixOS package runs) and the sources under tsx (`agent.tsx_idle_*`:
- * what `bin/shoal-agent` runs from a checkout). Its paths point into a temp dir, and it gets no
- * desired state, so it touches nothing on this machine.
+ * start-up settled and its CPU over the idle window. Measured twice: the bundle built as
+ * `npm run build:agent` builds it, under node with agent/node-flags (`agent.idle_*`: what the
+ * NixOS package's wrapper runs), and the sources under tsx (`agent.tsx_idle_*`: what
+ * `bin/shoal-agent` runs from a checkout without a bundle). Its paths point into a temp dir, and
+ * it gets no desired state, so it touches nothing on this machine.
  */
 export async function runAgentIdle({ idleMs, cleanup, log }: AgentOptions): Promise<Figures> {
-  const compiled = await buildAgent(log);
-  const figures: Figures = {};
-  Object.assign(figures, await idleAgent({ idleMs, cleanup, log }, 'compiled', 'agent.idle', (args) => spawnNode(compiled, args)));
+  const started = Date.now();
+  const built = await bundleAgent(BUNDLE);
+  const bytes = Object.values(built.metafile.outputs).reduce((sum, output) => sum + output.bytes, 0);
+  log(`  agent bundled in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(bytes / 1024)} KiB)`);
+  const figures: Figures = { 'agent.bundle_kib': Math.round(bytes / 1024) };
+  const flags = agentNodeFlags();
+  Object.assign(figures, await idleAgent({ idleMs, cleanup, log }, `bundle (${flags.join(' ')})`, 'agent.idle', (args) => spawnNode([...flags, BUNDLE], args)));
   Object.assign(
     figures,
     await idleAgent({ idleMs, cleanup, log }, 'tsx', 'agent.tsx_idle', (args) => spawnTs(join(REPO_ROOT, 'agent/src/main.ts'), args, { stdio: ['ignore', 'ignore', 'inherit'] })),
@@ -62,8 +43,8 @@ export async function runAgentIdle({ idleMs, cleanup, log }: AgentOptions): Prom
   return figures;
 }
 
-function spawnNode(entry: string, args: readonly string[]): ChildProcess {
-  return spawn(process.execPath, [entry, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+function spawnNode(node: readonly string[], args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, [...node, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 async function idleAgent(

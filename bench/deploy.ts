@@ -7,7 +7,7 @@ import { procStats } from './lib/proc.js';
 import type { Figures } from './lib/results.js';
 import { round, wallMs } from './lib/stats.js';
 
-/** The agent's node process inside a lab host: a descendant of the host's namespace wrapper. */
+/** The agent's node process (the bundle) inside a lab host: a descendant of the host's namespace wrapper. */
 function findAgentPid(root: number): number | null {
   const children = (pid: number): number[] => {
     try {
@@ -22,7 +22,7 @@ function findAgentPid(root: number): number | null {
   while (queue.length > 0) {
     const pid = queue.shift()!;
     try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('agent/src/main.ts') && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') return pid;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('shoal-agent.mjs') && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node') return pid;
     } catch {
       continue;
     }
@@ -46,7 +46,8 @@ export async function runDeploy({ workDir, log }: { workDir: string; log: (line:
   await publishToCache({ dir: cacheDir, key, paths: [systems['bench-base']!.path, systems['bench-realistic']!.path] });
   const target = systems['bench-realistic']!.path;
 
-  const lab = await Lab.start({ fixtures: { cache: { dir: cacheDir, key } }, network: false });
+  // The agent as the NixOS package runs it (bundle, agent/node-flags): its peak RSS is a target.
+  const lab = await Lab.start({ fixtures: { cache: { dir: cacheDir, key } }, network: false, agent: 'bundle' });
   try {
     await lab.serveCache();
     const controller = await lab.startController();

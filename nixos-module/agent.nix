@@ -102,7 +102,21 @@ in
       type = types.nullOr types.str;
       default = null;
       example = "https://shoal.example.org";
-      description = "URL of the Shoal controller, with its `http://` or `https://` scheme. Required.";
+      description = "URL of the Shoal controller, with its `http://` or `https://` scheme. Required unless `controllerUrls` is set.";
+    };
+
+    controllerUrls = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "https://shoal-a.example.org"
+        "https://shoal-b.example.org"
+      ];
+      description = ''
+        More controllers: replicas of one controller on a shared PostgreSQL database, reached without
+        a load balancer. The agent uses `controllerUrl` first, then these in order, and moves to the
+        next when the one in use refuses connections, cannot be reached or answers 502/503/504.
+      '';
     };
 
     trustedReleaseKeys = mkOption {
@@ -258,6 +272,9 @@ in
       // lib.filterAttrs (_: v: v != null) {
         inherit (cfg) controllerUrl enrollmentTokenFile action;
       }
+      // lib.optionalAttrs (cfg.controllerUrls != [ ]) {
+        inherit (cfg) controllerUrls;
+      }
     );
 
     assertions =
@@ -269,8 +286,8 @@ in
       in
       [
         {
-          assertion = controllerUrl != null;
-          message = ''${opt}.controllerUrl is not set: set it to the controller's URL, e.g. "https://shoal.example.org".'';
+          assertion = controllerUrl != null || stringList "controllerUrls" != [ ];
+          message = ''${opt}.controllerUrl is not set: set it to the controller's URL, e.g. "https://shoal.example.org" (or list several replicas in ${opt}.controllerUrls).'';
         }
         {
           assertion = controllerUrl == null || (builtins.isString controllerUrl && rules.isHttpUrl controllerUrl);
@@ -293,6 +310,10 @@ in
           message = ''${opt}.settings.stateDir = "${stateDir}" must be a directory below /var/lib, which systemd's StateDirectory= creates; e.g. "/var/lib/shoal-agent".'';
         }
       ]
+      ++ map (url: {
+        assertion = rules.isHttpUrl url;
+        message = ''${opt}.controllerUrls: "${url}" has no http:// or https:// scheme (or no host); write it as e.g. "https://${url}".'';
+      }) (stringList "controllerUrls")
       ++ map (key: {
         assertion = rules.isPublicKey key;
         message = ''${opt}.trustedReleaseKeys: "${key}" is not a public key of the form "name:base64" (32 bytes); copy the line `shoal keygen` printed.'';
@@ -354,6 +375,9 @@ in
       lib.optional
         (builtins.isString (final.controllerUrl or null) && rules.isPlainHttpToRemote final.controllerUrl)
         ''${opt}.controllerUrl = "${final.controllerUrl}" is plain HTTP to another host: the enrollment token and the agent's session cross the network in clear. Use https:// (a TLS-terminating proxy in front of the controller).''
+      ++ map (url: ''${opt}.controllerUrls: "${url}" is plain HTTP to another host: the enrollment token and the agent's session cross the network in clear. Use https:// (a TLS-terminating proxy in front of the controller).'') (
+        lib.filter rules.isPlainHttpToRemote (stringList "controllerUrls")
+      )
       ++ lib.optional hostNameLeftDefault ''networking.hostName is left at its default "${config.networking.hostName}", so this host reports to the Shoal controller as "${final.host}" and collides with every other host that left it too; set networking.hostName (or ${opt}.settings.host) to a name unique in the fleet.'';
 
     environment.etc."shoal/agent.json".source = configFile;

@@ -44,11 +44,21 @@ let
     lock = lib.importJSON ../package-lock.json;
   };
 
-  # executable -> entry point, relative to the installed tree.
+  # executable -> entry point, relative to the installed tree. The agent runs its bundle (one
+  # file built by `npm run build:agent`, dist/agent/shoal-agent.mjs): a daemon on every host,
+  # where each loaded module costs memory.
   entryPoints = {
     shoal = "controller/src/cli/main.js";
-    shoal-agent = "agent/src/main.js";
+    shoal-agent = "agent/shoal-agent.mjs";
     shoal-controller = "controller/src/main.js";
+  };
+
+  # Node's flags per executable, set by the wrapper so that no operator has to: the agent's
+  # memory settings for a small long-running daemon (agent/node-flags, measured in bench/README.md).
+  nodeFlags = {
+    shoal-agent = lib.filter (line: line != "" && !lib.hasPrefix "#" line) (
+      lib.splitString "\n" (builtins.readFile ../agent/node-flags)
+    );
   };
 
   installDir = "$out/lib/node_modules/shoal";
@@ -106,7 +116,9 @@ buildNpmPackage {
 
     ${lib.concatStrings (
       lib.mapAttrsToList (exe: entry: ''
-        makeWrapper ${lib.getExe nodejs} $out/bin/${exe} --add-flags ${installDir}/${entry}
+        makeWrapper ${lib.getExe nodejs} $out/bin/${exe} ${
+          lib.concatMapStrings (flag: "--add-flags ${flag} ") (nodeFlags.${exe} or [ ])
+        }--add-flags ${installDir}/${entry}
       '') entryPoints
     )}
 
@@ -121,10 +133,12 @@ buildNpmPackage {
       test -x "$out/bin/$exe" || { echo "missing executable $exe" >&2; exit 1; }
     done
     ${lib.getExe nodejs} -e "new (require('${installDir}/node_modules/better-sqlite3'))(':memory:').exec('select 1')"
+    # The agent's bundle loads under its wrapper's node flags.
+    $out/bin/shoal-agent --help > /dev/null
     runHook postInstallCheck
   '';
 
-  passthru = { inherit entryPoints; };
+  passthru = { inherit entryPoints nodeFlags; };
 
   meta = {
     description = packageJson.description;

@@ -6,7 +6,8 @@ import { runHealthGate } from './health.js';
 import { assessOnHost, blessBoot, requestReboot } from './reboot.js';
 import { describeCallError, type Call } from './client.js';
 import type { RebootGrantAnswer } from '../../shared/src/protocol.js';
-import { anyWindowOpen, nextOpening } from '../../shared/src/windows.js';
+import { allGroupsOpen, nextOpeningOfAll } from '../../shared/src/windows.js';
+import { effectiveRebootSettings, type EffectiveRebootSettings } from './reboot-settings.js';
 import type { RebootAssessment } from '../../shared/src/reboot.js';
 import type { Nix } from './nix.js';
 import type { Reporter } from './reporter.js';
@@ -29,6 +30,7 @@ export interface ActivationDeps {
   healthChecks: AgentConfig['healthChecks'];
   healthDeadlineMs: number;
   reboot: AgentConfig['reboot'];
+  /** The agent's own windows; unset: the controller's (reboot-settings.ts). */
   maintenanceWindows: AgentConfig['maintenanceWindows'];
   windowsApplyTo: AgentConfig['windowsApplyTo'];
   /** Asks the controller for the fleet reboot lock; a failed call means it cannot be reached. */
@@ -92,6 +94,7 @@ export class Activator {
       previousSystem: null,
       step: 'accepted',
       startedAt: this.deps.clock().toISOString(),
+      rebootSettings: manifest.reboot ?? null,
     };
     await this.deps.state.update((s) => {
       s.highestVersion = manifest.version;
@@ -230,8 +233,13 @@ export class Activator {
     const booted = await resolveSystem(this.deps.paths.bootedSystem);
     const assessment = await assessOnHost(booted, record.previousSystem, record.target);
     if (assessment.needed) log.info({ reboot: assessment }, 'the new system needs a reboot');
-    const rebootNow = record.action !== 'boot' && this.rebootsFor(assessment);
-    if (rebootNow || this.deps.windowsApplyTo === 'all') await this.waitForWindow(record, assessment);
+    const settings = effectiveRebootSettings(
+      { policy: this.deps.reboot.policy, maintenanceWindows: this.deps.maintenanceWindows, windowsApplyTo: this.deps.windowsApplyTo },
+      record.rebootSettings,
+    );
+    log.info({ rebootSettings: settings }, 'reboot settings of this activation');
+    const rebootNow = record.action !== 'boot' && rebootsFor(settings.policy, assessment);
+    if (rebootNow || settings.windowsForAll) await this.waitForWindow(record, assessment, settings);
     if (rebootNow) {
       const refused = await this.waitForGrant(record);
       if (refused) return this.finish(record, 'failed', refused, { reboot: assessment });
@@ -243,7 +251,7 @@ export class Activator {
       // switch-to-configuration refuses a live switch when inhibitors differ: never try `test`.
       const trouble = await this.commitBoot(record);
       if (trouble) return this.rollback(record, trouble, { reactivate: false });
-      return this.finish(record, 'pending-reboot', { reason: `${describeReboot(assessment)}; set as boot default, waiting for a reboot (reboot policy never)` }, { ...sizes, reboot: assessment, durationMs: Date.now() - started });
+      return this.finish(record, 'pending-reboot', { reason: `${describeReboot(assessment)}; set as boot default, waiting for a reboot (${policyText(settings)})` }, { ...sizes, reboot: assessment, durationMs: Date.now() - started });
     }
 
     if (record.action === 'boot') {
@@ -277,7 +285,7 @@ export class Activator {
     if (trouble) return this.rollback(record, trouble);
     if (assessment.needed) {
       // Running live, but the kernel (or initrd) is still the booted one's: complete only after a reboot.
-      return this.finish(record, 'pending-reboot', { reason: `running it live; ${describeReboot(assessment)}: complete after a reboot (reboot policy never)` }, { ...sizes, reboot: assessment, previousSystem: record.previousSystem, durationMs: Date.now() - started });
+      return this.finish(record, 'pending-reboot', { reason: `running it live; ${describeReboot(assessment)}: complete after a reboot (${policyText(settings)})` }, { ...sizes, reboot: assessment, previousSystem: record.previousSystem, durationMs: Date.now() - started });
     }
     return this.finish(record, 'healthy', {}, { ...sizes, previousSystem: record.previousSystem, durationMs: Date.now() - started });
   }
@@ -287,16 +295,16 @@ export class Activator {
    * Reported once as `staged` with the opening time; re-checked at least every 30 s, so a clock
    * that jumps (NTP after boot) is followed.
    */
-  private async waitForWindow(record: ActivationRecord, assessment: RebootAssessment): Promise<void> {
-    const windows = this.deps.maintenanceWindows;
+  private async waitForWindow(record: ActivationRecord, assessment: RebootAssessment, settings: EffectiveRebootSettings): Promise<void> {
+    const windows = settings.windows;
     let reported = false;
-    while (!anyWindowOpen(windows, this.deps.clock())) {
+    while (!allGroupsOpen(windows, this.deps.clock())) {
       const now = this.deps.clock();
-      const opens = nextOpening(windows, now);
+      const opens = nextOpeningOfAll(windows, now);
       if (!reported) {
         reported = true;
         this.deps.logger.info({ version: record.manifestVersion, windowOpensAt: opens?.toISOString() }, 'staged: waiting for the maintenance window');
-        await this.step(record, 'staged', { reason: 'realised; activates when the maintenance window opens', reboot: assessment, ...(opens ? { windowOpensAt: opens.toISOString() } : {}) });
+        await this.step(record, 'staged', { reason: opens ? 'realised; activates when the maintenance window opens' : 'realised; its maintenance windows do not open together within a week (check the tags\' windows)', reboot: assessment, ...(opens ? { windowOpensAt: opens.toISOString() } : {}) });
       }
       const wait = opens ? Math.max(100, Math.min(30_000, opens.getTime() - now.getTime())) : 30_000;
       await sleep(wait);
@@ -340,10 +348,6 @@ export class Activator {
     }
   }
 
-  private rebootsFor(assessment: RebootAssessment): boolean {
-    const { policy } = this.deps.reboot;
-    return policy === 'always' || (policy === 'when-needed' && assessment.needed);
-  }
 
   /**
    * The reboot path: profile + `boot` (never `test`), then the reboot. The record says
@@ -536,6 +540,16 @@ export class Activator {
 }
 
 /** "kernel, initrd differ from the booted system" / "switch inhibitors differ, a live switch is refused". */
+function rebootsFor(policy: EffectiveRebootSettings['policy'], assessment: RebootAssessment): boolean {
+  return policy === 'always' || (policy === 'when-needed' && assessment.needed);
+}
+
+/** "reboot policy never" and where it was set, for a pending-reboot reason. */
+function policyText(settings: EffectiveRebootSettings): string {
+  const where = { agent: ', set in the agent configuration', controller: ', set on the controller', default: '' }[settings.policyFrom];
+  return `reboot policy ${settings.policy}${where}`;
+}
+
 export function describeReboot(assessment: RebootAssessment): string {
   const boot = assessment.reasons.filter((r) => r !== 'switch-inhibitors');
   const parts: string[] = [];

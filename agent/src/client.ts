@@ -1,4 +1,5 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
+import { httpFetch, type HttpAnswer, type HttpFetch } from './http-fetch.js';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { toBase64 } from '../../shared/src/keys.js';
 import { SHOAL_VERSION } from '../../shared/src/version.js';
@@ -17,6 +18,7 @@ import {
   type AgentWatermark,
   type Report,
 } from '../../shared/src/protocol.js';
+import { ControllerEndpoints, unavailableStatus } from './endpoints.js';
 import { registerCommand, type Identity } from './identity.js';
 
 /**
@@ -38,11 +40,12 @@ export type ManifestFetch =
   | { kind: 'none' };
 
 export interface ClientOptions {
-  baseUrl: string;
+  /** One controller, or several to fail over between (shared with the websocket). */
+  baseUrl: string | ControllerEndpoints;
   host: string;
   identity: Identity;
   ed25519: Ed25519;
-  fetch?: typeof fetch;
+  fetch?: HttpFetch;
   requestTimeoutMs?: number;
   /** The highest version and floor accepted, told at every login so a restored controller continues above them. */
   watermark?: () => AgentWatermark;
@@ -61,15 +64,14 @@ export function describeCallError(error: CallError): string {
 
 export class ControllerClient {
   private session: { token: string; expiresAtMs: number } | null = null;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: HttpFetch;
   private readonly requestTimeoutMs: number;
-  /** Signed into every challenge answer, so the signature is worth nothing at any other controller. */
-  private readonly audience: string;
+  private readonly endpoints: ControllerEndpoints;
 
   constructor(private readonly options: ClientOptions) {
-    this.fetchImpl = options.fetch ?? fetch;
+    this.fetchImpl = options.fetch ?? httpFetch;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
-    this.audience = controllerAudience(options.baseUrl);
+    this.endpoints = typeof options.baseUrl === 'string' ? new ControllerEndpoints([options.baseUrl]) : options.baseUrl;
   }
 
   /** The websocket's welcome carries a session; HTTP calls reuse it instead of authenticating again. */
@@ -85,18 +87,21 @@ export class ControllerClient {
     return parse(EnrollResponse, result.value.body, 'enroll');
   }
 
-  /** Challenge → signature → session token. */
+  /** Challenge → signature → session token, both steps at one controller. */
   async authenticate(): Promise<Call<Session>> {
     // The key goes along so that a controller that lost this host can record it for adoption.
     const publicKey = toBase64(this.options.identity.publicKey);
-    const challenge = await this.request('POST', AgentRoutes.challenge, { body: { protocol: PROTOCOL_VERSION, host: this.options.host, publicKey } });
+    const base = this.endpoints.current;
+    const challenge = await this.request('POST', AgentRoutes.challenge, { body: { protocol: PROTOCOL_VERSION, host: this.options.host, publicKey }, base });
     if (!challenge.ok) return this.withRegisterHint(challenge);
     const parsed = parse(Challenge, challenge.value.body, 'challenge');
     if (!parsed.ok) return parsed;
     const nonce = parsed.value.nonce;
-    const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce, this.audience), this.options.identity.secretKey);
+    // The controller's origin is signed with the nonce, so the signature is worth nothing at any other controller.
+    const signature = this.options.ed25519.sign(challengeMessage(this.options.host, nonce, controllerAudience(base)), this.options.identity.secretKey);
     const session = await this.request('POST', AgentRoutes.session, {
       body: { protocol: PROTOCOL_VERSION, host: this.options.host, nonce, signature: toBase64(signature), publicKey, watermark: this.options.watermark?.(), agentVersion: SHOAL_VERSION },
+      base,
     });
     if (!session.ok) return this.withRegisterHint(session);
     const parsedSession = parse(Session, session.value.body, 'session');
@@ -164,9 +169,10 @@ export class ControllerClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.body);
     }
-    let response: Response;
+    const base = init.base ?? this.endpoints.current;
+    let response: HttpAnswer;
     try {
-      response = await this.fetchImpl(new URL(path, this.options.baseUrl), {
+      response = await this.fetchImpl(new URL(path, base), {
         method,
         headers,
         body,
@@ -177,8 +183,10 @@ export class ControllerClient {
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const message = cause?.code ?? cause?.message ?? (error as Error).message;
+      this.endpoints.failed(base, `${method} ${path}: ${message}`);
       return { ok: false, error: { kind: 'unreachable', message: `${method} ${path}: ${message}` } };
     }
+    if (unavailableStatus(response.status)) this.endpoints.failed(base, `${method} ${path}: HTTP ${response.status}`);
     let text: string;
     try {
       text = await response.text();
@@ -210,6 +218,8 @@ export class ControllerClient {
 }
 
 interface RequestInit {
+  /** The controller to ask; default the current one. */
+  base?: string;
   body?: unknown;
   headers?: Record<string, string>;
   token?: string;

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import { Action, HostName } from '../../shared/src/protocol.js';
 import { RebootPolicy } from '../../shared/src/reboot.js';
@@ -80,10 +80,14 @@ const PathInSystem = z
   .min(1)
   .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), { message: 'must be a path inside the system top level, without ".." (e.g. etc/shoal/agent.json)' });
 
+const ControllerUrl = z.url({ protocol: /^https?$/ });
+
 export const AgentConfig = z
   .strictObject({
     host: HostName,
-    controllerUrl: z.url({ protocol: /^https?$/ }),
+    controllerUrl: ControllerUrl.optional(),
+    /** More controllers (replicas of one controller, issue 16): when the one in use cannot be reached, the agent moves to the next. */
+    controllerUrls: z.array(ControllerUrl).default([]),
     /** CI's keys: a release statement must be signed by one of them ("this host may run this system"). */
     trustedReleaseKeys: z.array(NixKey).min(1, 'must contain at least one key'),
     /** The controller's keys: an assignment must be signed by one of them ("this host, this system, now"). */
@@ -153,10 +157,12 @@ export const AgentConfig = z
      * is refused (switch inhibitors differ); `always` reboots for every new system. command: how to
      * reboot. blessCommand: run after the post-reboot health gate passed, to mark the boot good
      * for systemd-boot's boot counting (e.g. ["systemctl", "start", "systemd-bless-boot.service"]).
+     * policy unset: the one set on the controller for this host or its tags (signed into each
+     * manifest), else never; set here, it wins over the controller's (a host that decides locally).
      */
     reboot: z
       .strictObject({
-        policy: RebootPolicy.default('never'),
+        policy: RebootPolicy.optional(),
         command: z.array(z.string()).min(1, 'must name the program to run').default(['systemctl', 'reboot']),
         blessCommand: z.array(z.string()).min(1, 'must name the program to run').nullable().default(null),
         /** Reboot without the controller's grant when it cannot be reached (a host that must decide locally); otherwise wait for it. */
@@ -166,15 +172,19 @@ export const AgentConfig = z
     /**
      * Maintenance windows: a new system that needs a reboot (or any new system, with
      * windowsApplyTo "all") is realised at once but activated only while a window is open; until
-     * then the host reports `staged`. Empty: always open.
+     * then the host reports `staged`. Empty: always open. Unset: the windows set on the controller
+     * for this host or its tags (signed into each manifest), else always open; set here, they win.
      */
-    maintenanceWindows: z.array(MaintenanceWindow).default([]),
+    maintenanceWindows: z.array(MaintenanceWindow).optional(),
     windowsApplyTo: z.enum(['reboots', 'all']).default('reboots'),
     /** A node-exporter textfile (e.g. /var/lib/prometheus-node-exporter/shoal.prom), rewritten every 15 s; null: none. */
     metricsTextfile: AbsolutePath.nullable().default(null),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((config, ctx) => {
+    if (config.controllerUrl === undefined && config.controllerUrls.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['controllerUrl'], message: 'is required: the controller\'s URL (or controllerUrls, several controllers to fail over between)' });
+    }
     checkKeyNames(config.trustedReleaseKeys, 'trustedReleaseKeys', ctx);
     checkKeyNames(config.trustedControllerKeys, 'trustedControllerKeys', ctx);
   });

@@ -1,15 +1,17 @@
 import { jitteredBackoff } from '../../shared/src/backoff.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tweetnaclEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
+import { nodeEd25519, type Ed25519 } from '../../shared/src/ed25519.js';
 import { formatPublicKey, keyFingerprint } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { Activator } from './activation.js';
 import { ManifestSync, Poller } from './agent.js';
 import { ControllerClient } from './client.js';
 import { trustedControllerKeys, trustedReleaseKeys, type AgentConfig } from './config.js';
+import { ControllerEndpoints, controllerUrlsOf } from './endpoints.js';
 import { ensureEnrolled } from './enrollment.js';
 import { HealthMonitor } from './health-monitor.js';
+import { httpFetch, type HttpFetch } from './http-fetch.js';
 import { ensureStateDir, HOST_KEY_FILE, loadOrCreateIdentity } from './identity.js';
 import { TextfileExporter } from './metrics.js';
 import { Nix } from './nix.js';
@@ -54,7 +56,9 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, options: StartOptions): Promise<RunningAgent> {
   const logger = options.logger;
   const clock = options.clock ?? (() => new Date());
-  const ed25519 = options.ed25519 ?? tweetnaclEd25519;
+  // Node's built-in Ed25519, not tweetnacl: the agent runs --jitless to stay small (agent/node-flags),
+  // where tweetnacl's pure JavaScript takes 40-90 ms per signature; OpenSSL's takes well under 1 ms.
+  const ed25519 = options.ed25519 ?? nodeEd25519;
   let stopping = false;
 
   // Before anything can switch the system under us: what this agent runs with.
@@ -74,8 +78,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   if (!(await space.ensureReserve())) logger.error({ stateDir: config.stateDir }, 'state directory is full: no room for the space reserve');
   // Any answer from the controller, whatever its status, is contact (for the metrics textfile).
   let lastContactMs: number | null = null;
-  const contactFetch: typeof fetch = (input, init) =>
-    fetch(input, init).then((response) => {
+  const contactFetch: HttpFetch = (url, init) =>
+    httpFetch(url, init).then((response) => {
       lastContactMs = Date.now();
       return response;
     });
@@ -84,7 +88,8 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
     const { highestVersion, highestFloor, highestStorePath } = state.get();
     return { highestVersion, highestFloor, highestStorePath };
   };
-  const client = new ControllerClient({ baseUrl: config.controllerUrl, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
+  const endpoints = new ControllerEndpoints(controllerUrlsOf(config), logger);
+  const client = new ControllerClient({ baseUrl: endpoints, host: config.host, identity, ed25519, fetch: contactFetch, watermark });
   const sender = new OutboxSender({ outbox, send: (reports) => client.sendReports(reports), logger });
   // What the last report said the host runs: a later difference while idle is someone else's switch.
   let lastReportedSystem: string | null = null;
@@ -199,7 +204,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions): Pr
   });
   if (config.websocket) {
     ws = new WsTransport({
-      controllerUrl: config.controllerUrl,
+      controllerUrl: endpoints,
       host: config.host,
       identity,
       ed25519,

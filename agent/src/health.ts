@@ -1,6 +1,7 @@
 import type { CommandFailure } from '../../shared/src/protocol.js';
 import type { HealthCheck } from './config.js';
 import { runCommand } from './exec.js';
+import { httpFetch } from './http-fetch.js';
 
 /**
  * The health gate after a switch: configured checks (commands, HTTP probes), no newly failed
@@ -18,7 +19,8 @@ export async function runCheck(check: HealthCheck): Promise<CheckResult> {
   }
   const command = `GET ${check.url}`;
   try {
-    const response = await fetch(check.url, { signal: AbortSignal.timeout(check.timeoutMs), redirect: 'manual' });
+    // Redirects are not followed: the check's own URL must answer.
+    const response = await httpFetch(new URL(check.url), { method: 'GET', headers: {}, signal: AbortSignal.timeout(check.timeoutMs) });
     const body = (await response.text()).slice(-2048);
     if (response.status === check.expectStatus) return { ok: true };
     return {

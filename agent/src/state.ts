@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
+import { ManifestRebootSettings } from '../../shared/src/reboot-settings.js';
 import { Action, Phase, StorePath } from '../../shared/src/protocol.js';
 import { writeFileAtomic } from './durable-file.js';
 
@@ -49,6 +50,8 @@ export const ActivationRecord = z.object({
   switchProcess: z.object({ pid: z.number().int().positive(), startTicks: z.number(), bootId: z.string() }).nullable().optional(),
   /** Why the host reboots back to the previous system (step 'rebooting-back'): reported with rolled-back after it. */
   rollbackReason: z.string().optional(),
+  /** The reboot settings the manifest carried (signed by the controller), for an activation resumed after a restart. */
+  rebootSettings: ManifestRebootSettings.nullable().optional(),
 });
 export type ActivationRecord = z.infer<typeof ActivationRecord>;
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Ed25519 } from '../../shared/src/ed25519.js';
 import { Envelope, verifyEnvelope } from '../../shared/src/envelope.js';
 import type { NamedPublicKey } from '../../shared/src/keys.js';
@@ -70,12 +70,9 @@ export function verifyManifest(input: unknown, ctx: VerifyContext): Verification
     const issue = envelope.error.issues[0]!;
     return refused('malformed', `envelope ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   }
-  const signed = verifyEnvelope(envelope.data, MANIFEST_PAYLOAD_TYPE, ctx.trustedControllerKeys, ctx.ed25519);
-  if (!signed.valid) {
-    if (signed.reason !== 'unknown-key') return refused(signed.reason, `assignment: ${signed.message}`);
-    const keyIds = envelope.data.signatures.map((s) => s.keyid).join(', ');
-    return refused('unknown-key', `assignment signed by ${keyIds}, none of which is a trusted controller key`);
-  }
+  const signed = verifyEnvelope(envelope.data, MANIFEST_PAYLOAD_TYPE, ctx.trustedControllerKeys, 'controller', ctx.ed25519);
+  // "assignment signed by K, none of which is a trusted controller key"; "assignment: signature by K does not verify".
+  if (!signed.valid) return refused(signed.reason, `assignment${signed.reason === 'unknown-key' ? ' ' : ': '}${signed.message}`);
 
   let json: unknown;
   try {

@@ -6,6 +6,7 @@ import { toBase64 } from '../../shared/src/keys.js';
 import type { Logger } from '../../shared/src/logger.js';
 import { AgentRoutes, challengeMessage, controllerAudience, PROTOCOL_VERSION, ServerMessage, WsClose, type AgentMessage, type AgentWatermark, type Session } from '../../shared/src/protocol.js';
 import { SHOAL_VERSION } from '../../shared/src/version.js';
+import { ControllerEndpoints } from './endpoints.js';
 import { registerCommand, type Identity } from './identity.js';
 
 /**
@@ -16,7 +17,8 @@ import { registerCommand, type Identity } from './identity.js';
  */
 
 export interface WsOptions {
-  controllerUrl: string;
+  /** One controller, or several to fail over between (shared with the HTTP client). */
+  controllerUrl: string | ControllerEndpoints;
   host: string;
   identity: Identity;
   ed25519: Ed25519;
@@ -45,11 +47,13 @@ export class WsTransport {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
-  /** The configured controller's origin, signed with every challenge (not the ws:// URL: the same audience as over HTTP). */
-  private readonly audience: string;
+  private readonly endpoints: ControllerEndpoints;
+  /** The controller the current socket dials. */
+  private base: string;
 
   constructor(private readonly options: WsOptions) {
-    this.audience = controllerAudience(options.controllerUrl);
+    this.endpoints = typeof options.controllerUrl === 'string' ? new ControllerEndpoints([options.controllerUrl]) : options.controllerUrl;
+    this.base = this.endpoints.current;
   }
 
   get connected(): boolean {
@@ -77,7 +81,8 @@ export class WsTransport {
   }
 
   private connect(): void {
-    const url = websocketUrl(this.options.controllerUrl);
+    this.base = this.endpoints.current;
+    const url = websocketUrl(this.base);
     const socket = new WebSocket(url, { handshakeTimeout: 15_000, maxPayload: 1024 * 1024 });
     this.socket = socket;
     this.touch();
@@ -101,7 +106,8 @@ export class WsTransport {
     }
     switch (message.type) {
       case 'challenge': {
-        const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce, this.audience), this.options.identity.secretKey);
+        // The controller's origin (not the ws:// URL: the same audience as over HTTP), so the signature is worth nothing elsewhere.
+        const signature = this.options.ed25519.sign(challengeMessage(this.options.host, message.nonce, controllerAudience(this.base)), this.options.identity.secretKey);
         const auth: AgentMessage = {
           type: 'auth',
           protocol: PROTOCOL_VERSION,
@@ -136,6 +142,9 @@ export class WsTransport {
     const wasConnected = this.authenticated;
     this.setAuthenticated(false);
     if (this.stopped) return;
+    // Never welcomed on this socket (refused, unreachable, turned away): try the next controller.
+    // A connection that worked and dropped is dialled again first; if that fails, this moves on.
+    if (!wasConnected) this.endpoints.failed(this.base, `websocket closed (${code}${reason ? `: ${reason}` : ''})`);
     const delay = jitteredBackoff(this.attempt, {
       baseMs: this.options.initialBackoffMs ?? 1_000,
       maxMs: this.options.maxBackoffMs ?? 30_000,

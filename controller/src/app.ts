@@ -6,6 +6,7 @@ import { dashboardRoutes, type DashboardOptions } from './dashboard/routes.js';
 import { ApiError, errorHandler } from './http/errors.js';
 import { operatorGuard } from './http/operator-auth.js';
 import { operatorRoutes } from './http/operator-routes.js';
+import { rebootSettingsRoutes } from './http/reboot-settings-routes.js';
 import { rolloutRoutes } from './rollouts/routes.js';
 import { metricsHandler } from './metrics/route.js';
 import { webhookRoutes } from './webhooks/routes.js';
@@ -30,6 +31,7 @@ export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMI
   app.get('/metrics', metricsHandler(deps.metrics, deps.metricsToken));
   app.route('/v1/agent', agentRoutes(deps, limits));
   app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
+  app.route('/v1', rebootSettingsRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
   // Rollout specs may list every host of a fleet, and a release carries a signed statement per host:
   // both may be far larger than a single operator request.
   app.route(

@@ -83,16 +83,19 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     presence: new Presence(options.db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
     manifestTtlMs: options.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   };
+  const rollouts = new RolloutEngine(shared);
   return {
     ...shared,
     challenges: new ChallengeStore(clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
     sessions: new SessionStore(clock),
-    rollouts: new RolloutEngine(shared),
+    rollouts,
     metrics: new ControllerMetrics({
       db: options.db,
       presence: shared.presence,
       pendingWebhookDeliveries: () => pendingDeliveries(options.db),
-      processMetrics: options.processMetrics ?? false }),
+      rolloutEngineTicks: () => rollouts.ticks,
+      processMetrics: options.processMetrics ?? false,
+    }),
     metricsToken: options.metricsToken ?? null,
     audience: options.publicUrl ? controllerAudience(options.publicUrl) : null,
     cache: new BinaryCacheReader({

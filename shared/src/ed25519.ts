@@ -3,8 +3,8 @@ import nacl from 'tweetnacl';
 
 /**
  * One Ed25519 interface, two implementations producing byte-identical RFC 8032 signatures:
- * tweetnacl (portable, used by agents) and Node's native crypto (about 150x faster, used on
- * the controller's hot paths: signing a wave of manifests, verifying reconnect challenges).
+ * tweetnacl (portable pure JavaScript) and Node's native crypto (about 150x faster, and unaffected
+ * by the agent's --jitless: used by the agent and on the controller's hot paths).
  */
 export interface Ed25519 {
   readonly name: 'tweetnacl' | 'node';

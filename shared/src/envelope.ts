@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Ed25519 } from './ed25519.js';
 import { fromBase64, toBase64, type NamedPublicKey, type NamedSecretKey } from './keys.js';
 
@@ -34,18 +34,23 @@ export function signEnvelope(
   };
 }
 
+/** Whose keys an envelope must be signed by, as a refusal names them: "a trusted controller key". */
+export type KeyRole = 'controller' | 'release';
+
 export type EnvelopeVerification =
   | { valid: true; payload: Uint8Array; keyId: string }
   | { valid: false; reason: 'wrong-payload-type' | 'unknown-key' | 'bad-signature'; message: string };
 
 /**
  * Accepts the envelope when at least one signature is valid under a trusted key. Only the valid
- * branch carries the payload, so nothing unverified can be read by mistake.
+ * branch carries the payload, so nothing unverified can be read by mistake. `role`: what the
+ * trusted keys are, so a refusal says which key was unknown.
  */
 export function verifyEnvelope(
   envelope: Envelope,
   expectedPayloadType: string,
   trustedKeys: readonly NamedPublicKey[],
+  role: KeyRole,
   ed25519: Ed25519,
 ): EnvelopeVerification {
   if (envelope.payloadType !== expectedPayloadType) {
@@ -70,5 +75,5 @@ export function verifyEnvelope(
   const keyIds = envelope.signatures.map((s) => s.keyid).join(', ');
   return sawTrustedKey
     ? { valid: false, reason: 'bad-signature', message: `signature by ${keyIds} does not verify` }
-    : { valid: false, reason: 'unknown-key', message: `signed by ${keyIds}, none of which is a trusted release key` };
+    : { valid: false, reason: 'unknown-key', message: `signed by ${keyIds}, none of which is a trusted ${role} key` };
 }

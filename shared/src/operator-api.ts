@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FailureKind } from './nix-failure.js';
 import { Action, CommandFailure, HostName, IsoTime, Phase, PublicKeyBase64, Report, StorePath, Tag } from './protocol.js';
 
@@ -225,6 +225,8 @@ export const EventKind = z.enum([
   'reboot-granted',
   /** The host reported the end of the manifest it rebooted for: its place in the reboot lock is free. */
   'reboot-released',
+  /** An operator set reboot policy, windows or a reboot lock on the host (or, with host null, on data.tag). */
+  'reboot-settings-set',
   ...RolloutEventKind.options,
 ]);
 export type EventKind = z.infer<typeof EventKind>;
@@ -263,4 +265,7 @@ export const OperatorRoutes = {
   adopt: (name: string) => `/v1/unknown-hosts/${encodeURIComponent(name)}/adopt`,
   unknownHost: (name: string) => `/v1/unknown-hosts/${encodeURIComponent(name)}`,
   backup: '/v1/backup',
+  hostReboot: (name: string) => `/v1/hosts/${encodeURIComponent(name)}/reboot-settings`,
+  tagReboot: (tag: string) => `/v1/tags/${encodeURIComponent(tag)}/reboot-settings`,
+  tagsReboot: '/v1/tags/reboot-settings',
 } as const;

@@ -1,6 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Envelope } from './envelope.js';
 import { RebootAssessment } from './reboot.js';
+import { ManifestRebootSettings } from './reboot-settings.js';
 import { HOST_NAME_RULE, isHostName, isTag, TAG_RULE } from './names.js';
 import { storePathProblem } from './store-path.js';
 import { AGENT_VERSION_RULE } from './version.js';
@@ -95,6 +96,8 @@ export const ManifestPayload = z.object({
   expiresAt: IsoTime,
   /** null only from a controller that has no statement; every agent refuses it ('no-release-statement'). */
   statement: Envelope.nullable(),
+  /** The reboot policy and windows set on the controller for this host (absent from controllers before them: the agent's own settings apply). */
+  reboot: ManifestRebootSettings.optional(),
 });
 export type ManifestPayload = z.infer<typeof ManifestPayload>;
 

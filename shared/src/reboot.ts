@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Whether a new system needs a reboot, decided the same way on the agent (from the systems on

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { nodeEd25519, type Ed25519 } from './ed25519.js';
 import { Envelope, signEnvelope, verifyEnvelope } from './envelope.js';
 import type { NamedPublicKey, NamedSecretKey } from './keys.js';
@@ -123,15 +123,11 @@ export function verifyReleaseStatement(
     const issue = envelope.error.issues[0]!;
     return { valid: false, reason: 'statement-malformed', message: `release statement ${issue.path.join('.') || '(top level)'}: ${issue.message}` };
   }
-  const signed = verifyEnvelope(envelope.data, RELEASE_STATEMENT_PAYLOAD_TYPE, trustedKeys, ed25519);
+  const signed = verifyEnvelope(envelope.data, RELEASE_STATEMENT_PAYLOAD_TYPE, trustedKeys, 'release', ed25519);
   if (!signed.valid) {
     const reason = signed.reason === 'bad-signature' ? 'statement-bad-signature' : signed.reason === 'unknown-key' ? 'statement-unknown-key' : 'statement-malformed';
-    const keyIds = envelope.data.signatures.map((s) => s.keyid).join(', ');
-    const message =
-      signed.reason === 'unknown-key'
-        ? `release statement signed by ${keyIds}, none of which is a trusted release key`
-        : `release statement: ${signed.message}`;
-    return { valid: false, reason, message };
+    // "release statement signed by K, none of which is a trusted release key"; "release statement: signature by K does not verify".
+    return { valid: false, reason, message: `release statement${signed.reason === 'unknown-key' ? ' ' : ': '}${signed.message}` };
   }
   let json: unknown;
   try {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FleetDiff, PreflightResult } from './closure-api.js';
 import { HostFailure } from './operator-api.js';
 import { Action, HostName, IsoTime, ReleaseSource, StorePath, Tag } from './protocol.js';
@@ -102,6 +102,10 @@ export const RolloutSpec = z
       .strict()
       .default({ waitSeconds: 300, then: 'fail' }),
     progressDeadlineSeconds: z.number().positive().nullable().default(null),
+    /** Hosts stage and activate only while their maintenance windows are open, even for a change that needs no reboot. */
+    activateWithinWindows: z.boolean().default(false),
+    /** At most this many hosts of this rollout rebooting at once, beside the fleet-wide lock and the tags' locks. */
+    maxRebooting: z.number().int().positive().nullable().default(null),
   })
   .strict();
 export type RolloutSpec = z.infer<typeof RolloutSpec>;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { RolloutEventKind } from './operator-api.js';
 import { HostName, IsoTime } from './protocol.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Maintenance windows: days of the week and a time range in a stated time zone. A range whose
@@ -64,17 +64,27 @@ export function anyWindowOpen(windows: readonly MaintenanceWindow[], at: Date): 
   return windows.length === 0 || windows.some((w) => windowOpen(w, at));
 }
 
+/** Groups of windows (one per source: a host's, or each of its tags'): open while every group has an open window. */
+export function allGroupsOpen(groups: readonly (readonly MaintenanceWindow[])[], at: Date): boolean {
+  return groups.every((windows) => anyWindowOpen(windows, at));
+}
+
 /**
  * When a window opens next (at or after `at`), to the second; null when none opens within 8
  * days (cannot happen for a valid window, but the search is bounded). Steps a minute at a time
  * and then seconds, so it stays right across daylight-saving changes without date arithmetic.
  */
 export function nextOpening(windows: readonly MaintenanceWindow[], at: Date): Date | null {
-  if (anyWindowOpen(windows, at)) return at;
+  return nextOpeningOfAll([windows], at);
+}
+
+/** nextOpening for groups: when all are open at once; null when they do not overlap within 8 days. */
+export function nextOpeningOfAll(groups: readonly (readonly MaintenanceWindow[])[], at: Date): Date | null {
+  if (allGroupsOpen(groups, at)) return at;
   const start = Math.floor(at.getTime() / 1000) * 1000;
   for (let t = start; t < start + 8 * 86_400_000; t += 60_000) {
-    if (!anyWindowOpen(windows, new Date(t + 60_000))) continue;
-    for (let s = t + 1000; s <= t + 60_000; s += 1000) if (anyWindowOpen(windows, new Date(s))) return new Date(s);
+    if (!allGroupsOpen(groups, new Date(t + 60_000))) continue;
+    for (let s = t + 1000; s <= t + 60_000; s += 1000) if (allGroupsOpen(groups, new Date(s))) return new Date(s);
   }
   return null;
 }

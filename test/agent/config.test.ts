@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAgentArgs } from '../../agent/src/args.js';
 import { loadConfig } from '../../agent/src/config.js';
+import { controllerUrlsOf } from '../../agent/src/endpoints.js';
 import { formatPublicKey, generateNamedKey } from '../../shared/src/keys.js';
 import { useTmpDirs } from './tmp-dir.js';
 
@@ -30,6 +31,23 @@ describe('agent config', () => {
     expect(result.config.checkSystemdUnits).toBe('auto');
     expect(result.config.maxClockSkewMs).toBe(300_000);
     expect(result.config.maxManifestLifetimeMs).toBe(604_800_000);
+  });
+
+  it('takes several controller URLs to fail over between, beside or instead of controllerUrl, and needs at least one', async () => {
+    const { controllerUrl: _, ...withoutUrl } = minimal;
+    const replicas = ['https://shoal-a.example.org', 'https://shoal-b.example.org'];
+    const listOnly = await loadConfig(await configFile({ ...withoutUrl, controllerUrls: replicas }));
+    expect(listOnly.ok && controllerUrlsOf(listOnly.config)).toEqual(replicas);
+    const both = await loadConfig(await configFile({ ...minimal, controllerUrls: [...replicas, minimal.controllerUrl] }));
+    expect(both.ok && controllerUrlsOf(both.config)).toEqual([minimal.controllerUrl, ...replicas]);
+    const none = await configFile(withoutUrl);
+    expect(await loadConfig(none)).toEqual({
+      ok: false,
+      message: `config ${none}: controllerUrl: is required: the controller's URL (or controllerUrls, several controllers to fail over between)`,
+    });
+    const bad = await configFile({ ...minimal, controllerUrls: ['ftp://shoal.example.org'] });
+    const refused = await loadConfig(bad);
+    expect(refused.ok ? '' : refused.message).toMatch(new RegExp(`^config ${bad}: controllerUrls\\.0: `));
   });
 
   it('requires at least one trusted controller key, and distinct key names in each list', async () => {

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatPublicKey, generateNamedKey, toBase64 } from '../../shared/src/keys.js';
-import { FakeController } from './fake-controller.js';
+import { useControllers } from './real-controller.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 const BIN = resolve(import.meta.dirname, '../../bin/shoal-agent');
@@ -30,10 +30,7 @@ function agent(args: string[], options: { onStderr?: (text: string, child: Retur
 
 describe('bin/shoal-agent', () => {
   const tmpDir = useTmpDirs();
-  const controllers: FakeController[] = [];
-  afterEach(async () => {
-    await Promise.all(controllers.splice(0).map((c) => c.stop().catch(() => {})));
-  });
+  const startController = useControllers();
 
   async function config(content: Record<string, unknown>): Promise<string> {
     const file = join(await tmpDir(), 'agent.json');
@@ -71,12 +68,10 @@ describe('bin/shoal-agent', () => {
   });
 
   it('refuses to run when the controller already knows this host with another key (409)', async () => {
-    const controller = new FakeController();
-    await controller.start();
-    controllers.push(controller);
-    controller.hosts.set('web-1', toBase64(generateNamedKey('old').publicKey));
+    const controller = await startController();
+    controller.register('web-1', toBase64(generateNamedKey('old').publicKey));
     const dir = await tmpDir();
-    await writeFile(join(dir, 'token'), controller.enrollToken);
+    await writeFile(join(dir, 'token'), controller.enrollmentToken());
     const file = await config({
       host: 'web-1',
       controllerUrl: controller.url,
@@ -91,11 +86,9 @@ describe('bin/shoal-agent', () => {
   });
 
   it('stops cleanly on SIGTERM once running', async () => {
-    const controller = new FakeController();
-    await controller.start();
-    controllers.push(controller);
+    const controller = await startController();
     const dir = await tmpDir();
-    await writeFile(join(dir, 'token'), controller.enrollToken);
+    await writeFile(join(dir, 'token'), controller.enrollmentToken());
     const file = await config({
       host: 'web-1',
       controllerUrl: controller.url,
@@ -118,7 +111,8 @@ describe('bin/shoal-agent', () => {
     });
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('"msg":"agent stopped"');
-    expect(controller.reports.map((r) => r.phase)).toEqual(['reconciled']);
+    // Its start was reported, and delivered before it exited.
+    expect(controller.phases()).toEqual(['reconciled']);
   });
 
   it('rebootstrap writes a fresh state at the version the operator names and says what it did', async () => {

@@ -1,18 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ControllerClient } from '../../agent/src/client.js';
 import type { Identity } from '../../agent/src/identity.js';
 import { SESSION_TTL_MS } from '../../controller/src/auth/sessions.js';
-import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
-import { registerHost } from '../../controller/src/hosts/enrollment.js';
-import { createManifestSigner } from '../../controller/src/manifests/signer.js';
-import { startController, type ControllerHandle } from '../../controller/src/server.js';
 import { tweetnaclEd25519 } from '../../shared/src/ed25519.js';
 import type { Report } from '../../shared/src/protocol.js';
-import { newHostKeys, storePath, testKeys } from '../controller/helpers.js';
+import { newHostKeys, storePath } from '../controller/helpers.js';
+import { useControllers, type AgentTestController } from './real-controller.js';
 
 /**
  * One case suite for the agent's two ways of learning its manifest, the websocket and the
@@ -36,59 +29,25 @@ export interface TransportUnderTest {
 
 export function transportCases(name: string, create: (context: TransportContext) => TransportUnderTest): void {
   describe(`${name} transport against the real controller`, () => {
-    let dir: string;
-    let handle: ControllerHandle;
+    const startController = useControllers();
+    let controller: AgentTestController;
     let transport: TransportUnderTest;
     let client: ControllerClient;
-    let operatorToken: string;
-    let clockOffsetMs = 0;
-    const keys = testKeys('single-key');
     const received: string[] = [];
     const host = newHostKeys('web-1');
 
-    const boot = (port: number) =>
-      startController({
-        dbFile: join(dir, 'controller.sqlite'),
-        signer: createManifestSigner(keys.controllerKey),
-        releaseTrust: keys.trust,
-        port,
-        clock: { now: () => Date.now() + clockOffsetMs },
-      });
-
     beforeEach(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'shoal-transport-'));
-      clockOffsetMs = 0;
       received.length = 0;
-      handle = await boot(0);
-      operatorToken = createOperatorToken(handle.database.db, handle.deps.clock, 'test-admin').token;
-      registerHost(handle.database.db, handle.deps.clock, { name: host.name, publicKey: host.publicKey, tags: [], actor: 'test' });
+      controller = await startController();
+      controller.register(host.name, host.publicKey);
       const identity = { file: '(test)', publicKey: host.keys.publicKey, secretKey: host.keys.secretKey };
-      client = new ControllerClient({ baseUrl: handle.url, host: host.name, identity, ed25519: tweetnaclEd25519 });
-      transport = create({ url: handle.url, host: host.name, identity, client, onEnvelope: (envelope) => received.push(JSON.stringify(envelope)) });
+      client = new ControllerClient({ baseUrl: controller.url, host: host.name, identity, ed25519: tweetnaclEd25519 });
+      transport = create({ url: controller.url, host: host.name, identity, client, onEnvelope: (envelope) => received.push(JSON.stringify(envelope)) });
     });
-    afterEach(async () => {
-      transport.stop();
-      await handle.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
+    // Registered after useControllers: the transport stops before its controller does.
+    afterEach(() => transport.stop());
 
-    // A connection of its own per call (no keep-alive pool): a pooled socket to the controller before its restart would fail the call.
-    const setDesired = async (hashChar: string) => {
-      const status = await new Promise<number | undefined>((resolve, reject) => {
-        const body = JSON.stringify({ storePath: storePath('sys', hashChar) });
-        const request = httpRequest(
-          `${handle.url}/v1/hosts/${host.name}/desired`,
-          { method: 'PUT', agent: false, headers: { authorization: `Bearer ${operatorToken}`, 'content-type': 'application/json' } },
-          (response) => {
-            response.resume();
-            response.on('end', () => resolve(response.statusCode));
-          },
-        );
-        request.on('error', reject);
-        request.end(body);
-      });
-      expect(status).toBe(200);
-    };
+    const setDesired = (hashChar: string) => controller.setDesired(host.name, storePath('sys', hashChar));
     /** Waits until the transport handed over `count` distinct envelopes. */
     const receivedDistinct = (count: number) => expect.poll(() => new Set(received).size, { timeout: 15_000 }).toBe(count);
 
@@ -104,9 +63,7 @@ export function transportCases(name: string, create: (context: TransportContext)
       transport.start();
       await setDesired('a');
       await receivedDistinct(1);
-      const port = handle.port;
-      await handle.close();
-      handle = await boot(port);
+      await controller.restart();
       await setDesired('b');
       await receivedDistinct(2);
     });
@@ -116,7 +73,7 @@ export function transportCases(name: string, create: (context: TransportContext)
       await setDesired('a');
       await receivedDistinct(1);
       // The controller's clock passes the session's end: the token the agent holds is worthless now.
-      clockOffsetMs += SESSION_TTL_MS + 60_000;
+      controller.clockOffsetMs += SESSION_TTL_MS + 60_000;
       await setDesired('b');
       await receivedDistinct(2);
       // Reports (HTTP, in both modes) log in again rather than fail.

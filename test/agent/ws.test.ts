@@ -1,38 +1,34 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { loadOrCreateIdentity, type Identity } from '../../agent/src/identity.js';
 import { WsTransport, websocketUrl, type WsOptions } from '../../agent/src/ws.js';
 import { jitteredBackoff } from '../../shared/src/backoff.js';
 import { tweetnaclEd25519 } from '../../shared/src/ed25519.js';
 import type { Envelope } from '../../shared/src/envelope.js';
 import { generateNamedKey, toBase64 } from '../../shared/src/keys.js';
+import type { Logger } from '../../shared/src/logger.js';
 import { silentLogger } from '../../shared/src/logger.js';
-import { FakeController } from './fake-controller.js';
-import { signedManifest } from './manifests.js';
+import { storePath } from '../controller/helpers.js';
+import { captureLogger } from './log-capture.js';
+import { useControllers, type AgentTestController } from './real-controller.js';
 import { useTmpDirs } from './tmp-dir.js';
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (condition: () => boolean) => expect.poll(condition, { timeout: 15_000, interval: 20 }).toBe(true);
 
-describe('websocket transport', () => {
+describe('websocket transport against the real controller', () => {
   const tmpDir = useTmpDirs();
-  let controller: FakeController;
+  const startController = useControllers();
+  let controller: AgentTestController;
   let identity: Identity;
   let transport: WsTransport | undefined;
   const received: Array<{ version: number; envelope: Envelope }> = [];
-  const release = generateNamedKey('release-1');
 
-  function connect(overrides: Partial<WsOptions> = {}): WsTransport {
+  function connect(overrides: Partial<WsOptions> = {}, logger: Logger = silentLogger()): WsTransport {
     transport = new WsTransport({
       controllerUrl: controller.url,
       host: 'web-1',
       identity,
       ed25519: tweetnaclEd25519,
-      logger: silentLogger(),
+      logger,
       onManifest: (envelope, version) => received.push({ version, envelope }),
       initialBackoffMs: 50,
       maxBackoffMs: 200,
@@ -44,30 +40,30 @@ describe('websocket transport', () => {
 
   beforeEach(async () => {
     received.length = 0;
-    controller = new FakeController();
-    await controller.start();
+    transport = undefined;
+    controller = await startController();
     identity = (await loadOrCreateIdentity(await tmpDir())).identity;
-    controller.hosts.set('web-1', toBase64(identity.publicKey));
   });
-  afterEach(async () => {
-    transport?.stop();
-    await controller.stop().catch(() => {});
-  });
+  afterEach(() => transport?.stop());
 
   it('authenticates with the host key and receives the desired manifest at once and on every change', async () => {
-    controller.setManifest(1, signedManifest(release, { version: 1 }));
+    controller.register('web-1', toBase64(identity.publicKey));
+    await controller.setDesired('web-1', storePath('sys', 'a'));
     let session: string | undefined;
     const ws = connect({ onWelcome: (s) => (session = s.token) });
     await until(() => received.length === 1);
     expect(ws.connected).toBe(true);
+    expect(controller.connected('web-1')).toBe(true);
     expect(session).toBeDefined();
-    controller.setManifest(2, signedManifest(release, { version: 2 }));
+    await controller.setDesired('web-1', storePath('sys', 'b'));
     await until(() => received.length === 2);
     expect(received.map((m) => m.version)).toEqual([1, 2]);
+    expect(received.map((m) => m.envelope)).toEqual([controller.storedEnvelope('web-1', 1), controller.storedEnvelope('web-1', 2)]);
   });
 
   it('reconnects after the controller restarts and gets the manifest again', async () => {
-    controller.setManifest(1, signedManifest(release, { version: 1 }));
+    controller.register('web-1', toBase64(identity.publicKey));
+    await controller.setDesired('web-1', storePath('sys', 'a'));
     const changes: boolean[] = [];
     const ws = connect({ onConnectedChange: (c) => changes.push(c) });
     await until(() => received.length === 1);
@@ -75,20 +71,28 @@ describe('websocket transport', () => {
     await until(() => !ws.connected);
     await controller.restart();
     await until(() => received.length === 2);
+    expect(received.map((m) => m.version)).toEqual([1, 1]);
     expect(changes).toEqual([true, false, true]);
   });
 
   it('drops a connection on which nothing arrives within the liveness window and dials again', async () => {
+    controller.register('web-1', toBase64(identity.publicKey));
+    // The controller pings every 30 s: within 300 ms nothing arrives on an idle connection.
     const ws = connect({ livenessMs: 300 });
     await until(() => ws.connected);
-    await until(() => controller.connections >= 3, 5_000);
+    await until(() => controller.eventCount('web-1', 'connected') >= 3);
   });
 
-  it('is not connected when the controller refuses its authentication', async () => {
-    controller.hosts.set('web-1', toBase64(generateNamedKey('other').publicKey));
-    const ws = connect();
-    await until(() => controller.connections >= 2);
+  it('is not connected when the controller refuses its authentication, and keeps trying', async () => {
+    controller.register('web-1', toBase64(generateNamedKey('other').publicKey));
+    const { logger, entries } = captureLogger();
+    const ws = connect({}, logger);
+    const refusals = () => entries().filter((e) => e.msg === "controller refused this host's websocket authentication");
+    await until(() => refusals().length >= 2);
     expect(ws.connected).toBe(false);
+    expect(controller.connected('web-1')).toBe(false);
+    expect(entries().find((e) => e.msg === 'controller sent an error')).toMatchObject({ code: 'bad-signature' });
+    expect(controller.eventCount('web-1', 'connected')).toBe(0);
   });
 
   it('backs off exponentially with full jitter, capped at 30 s', () => {

@@ -28,7 +28,8 @@ describe('the agent picks up its own new configuration after a switch', () => {
 
   beforeAll(async () => {
     fixtures = await labFixtures();
-    lab = await Lab.start({ fixtures });
+    // The bundle, as the NixOS package runs it: its restart exit code and log flush on the way out.
+    lab = await Lab.start({ fixtures, agent: 'bundle' });
     await lab.serveUploadCache();
     controller = await lab.startController();
     newKey = await createReleaseKey(join(lab.dir, 'new-keys'), 'lab-release-2');

@@ -3,13 +3,16 @@ import { join } from 'node:path';
 import type { Envelope } from '../../shared/src/envelope.js';
 import type { Lab } from '../lab/lab.js';
 
+/** A lab, whose controller keeps its database in the lab's directory, or the database file itself (a controller started in-process). */
+export type ControllerDbLocation = Lab | string;
+
 /**
- * The lab controller's SQLite database as an attacker who took the controller's files would use
- * it: opened beside the running controller (WAL), rows written directly, nothing the controller's
+ * A controller's SQLite database as an attacker who took the controller's files would use it:
+ * opened beside the running controller (WAL), rows written directly, nothing the controller's
  * own code checks on the way in.
  */
-export function withControllerDb<T>(lab: Lab, use: (db: Database.Database) => T): T {
-  const db = new Database(join(lab.dir, 'controller', 'controller.sqlite'));
+export function withControllerDb<T>(lab: ControllerDbLocation, use: (db: Database.Database) => T): T {
+  const db = new Database(typeof lab === 'string' ? lab : join(lab.dir, 'controller', 'controller.sqlite'));
   db.pragma('busy_timeout = 5000');
   try {
     return use(db);
@@ -19,7 +22,7 @@ export function withControllerDb<T>(lab: Lab, use: (db: Database.Database) => T)
 }
 
 /** The envelope the controller stored (and sent) as manifest `version` of `host`. */
-export function storedEnvelope(lab: Lab, host: string, version: number): Envelope {
+export function storedEnvelope(lab: ControllerDbLocation, host: string, version: number): Envelope {
   return withControllerDb(lab, (db) => {
     const row = db.prepare('select envelope from manifests where host = ? and version = ?').get(host, version) as { envelope: string } | undefined;
     if (!row) throw new Error(`the controller has no manifest v${version} for ${host}`);
@@ -32,7 +35,7 @@ export function storedEnvelope(lab: Lab, host: string, version: number): Envelop
  * database would: the controller then serves the envelope, as it is, to the host's agent.
  * Returns the row's version (the controller's sequence; the envelope says what it says).
  */
-export function serveTampered(lab: Lab, host: string, envelope: Envelope, storePath: string): number {
+export function serveTampered(lab: ControllerDbLocation, host: string, envelope: Envelope, storePath: string): number {
   return withControllerDb(lab, (db) =>
     db.transaction(() => {
       const { next } = db.prepare('select coalesce(max(version), 0) + 1 as next from manifests where host = ?').get(host) as { next: number };

@@ -24,6 +24,16 @@ function outboxReports(host: LabHost): Report[] {
     .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Report);
 }
 
+/** Whether an agent log line says it dropped manifest `version` as one it already handled. */
+function logsAlreadyHandled(line: string, version: number): boolean {
+  try {
+    const entry = JSON.parse(line) as { msg?: unknown; version?: unknown };
+    return entry.msg === 'manifest already handled' && entry.version === version;
+  } catch {
+    return false;
+  }
+}
+
 function nextSeq(host: LabHost): number {
   return Number(readFileSync(join(host.paths.state, 'outbox', 'next-seq'), 'utf8').trim());
 }
@@ -139,7 +149,8 @@ describe('deployments that outlive a controller outage or an agent crash', () =>
     // The previous system was re-activated; the hanging one was not started again, also not
     // when the controller re-sent the same manifest on reconnect.
     await controller.waitForHost('crash-1', 'reconnected', (s) => s.connection === 'websocket', 30_000, context);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The agent has the re-sent manifest in hand and let it be: only from here would a second start of it have shown.
+    await crashHost.agent!.waitForLine((line) => logsAlreadyHandled(line, manifest.version), 30_000, `"manifest already handled" for version ${manifest.version}`);
     expect(crashHost.activations().slice(activationsBefore).map((a) => [a.action, a.path])).toEqual([
       ['switch', base],
       ['boot', base],

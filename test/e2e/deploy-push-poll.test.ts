@@ -29,7 +29,8 @@ describe('deployment to a host, pushed and polled (real controller, agents, Nix,
 
   beforeAll(async () => {
     fixtures = await labFixtures();
-    lab = await Lab.start({ fixtures });
+    // The agent as the NixOS package runs it (bundle, agent/node-flags); most lab tests run the sources.
+    lab = await Lab.start({ fixtures, agent: 'bundle' });
     await lab.serveCache();
     controller = await lab.startController();
     [pushHost, pollHost] = await Promise.all([

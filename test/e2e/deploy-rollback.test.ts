@@ -119,11 +119,11 @@ describe('a deployment that fails leaves the host on its previous system and say
     expect(final.detail.failure!.outputTail).toContain('starting the following units: lab-app.service');
     const activating = reports.find((r) => r.phase === 'activating')!;
     const rollingBack = reports.find((r) => r.phase === 'rolling-back')!;
-    const waited = rollingBack.reportedAt - activating.reportedAt;
-    expect(waited).toBeGreaterThanOrEqual(SWITCH_TIMEOUT_MS);
-    expect(waited).toBeLessThan(SWITCH_TIMEOUT_MS + 5_000);
+    // Not before its deadline; that the deadline ended it (and not the switch itself) is timedOut above, not a stopwatch.
+    expect(rollingBack.reportedAt - activating.reportedAt).toBeGreaterThanOrEqual(SWITCH_TIMEOUT_MS);
     // Nothing of the hung switch is left running inside the host.
-    const leftovers = descendants(host.agent!.pid).map(commandLine).filter((cmd) => cmd.includes('sleep'));
+    // By program, not by substring: a checkout path may contain "sleep" too.
+    const leftovers = descendants(host.agent!.pid).map(commandLine).filter((cmd) => /^(\S*\/)?sleep(\s|$)/.test(cmd));
     expect(leftovers).toEqual([]);
   });
 });

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { at, eventsOf, manifestsFromRollout, only, startFleet, stopFleet, waitForSystem, type Fleet } from './rollouts-fleet.js';
 
@@ -39,8 +38,8 @@ describe('rollouts that meet failures on the fleet lab', () => {
     expect(canaryStatus.currentSystem).toBe(base);
     expect(host(canary).bootDefault()).toBe(base);
 
-    // A halt is final: a few engine ticks later still nobody else has been sent anything.
-    await sleep(1_500);
+    // A halt is final: two engine passes later still nobody else has been sent anything.
+    await controller.afterEngineTicks(2, fleet.context);
     expect((await controller.client.rollout(started.id)).state).toBe('halted');
     for (const name of rest) {
       const status = await controller.client.host(name);
@@ -151,7 +150,8 @@ describe('rollouts that meet failures on the fleet lab', () => {
       offline: { waitSeconds: 30, then: 'fail' },
       healthDeadlineSeconds: 20,
     });
-    await sleep(1_500);
+    // Two engine passes, each of which would have skipped or failed a host whose wait had run out.
+    await controller.afterEngineTicks(2, fleet.context);
     const waiting = await controller.client.rollout(back.id);
     expect([waiting.state, waiting.waves[0]!.hosts[0]!.state, waiting.waves[1]!.counts.pending]).toEqual(['running', 'issued', online.length]);
     await host(offline).start();

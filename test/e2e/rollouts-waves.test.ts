@@ -110,8 +110,8 @@ describe('rollouts in waves on the fleet lab', () => {
 
     let status: RolloutStatus = await controller.waitForRollout(id, 'waiting-approval', { predicate: (s) => s.waveIndex === 1, context: fleet.context });
     expect(status.waves[0]!.counts.healthy).toBe(1);
-    // Longer than an engine tick: the gate holds by itself, not just until the next timer.
-    await sleep(1_500);
+    // The gate holds by itself, not just until the next timer: two engine passes later it still waits.
+    await controller.afterEngineTicks(2, fleet.context);
     status = await controller.client.rollout(id);
     expect([status.state, status.waveIndex, status.waves[1]!.approved]).toEqual(['waiting-approval', 1, false]);
     for (const host of [...wave1, ...wave2]) expect(await desiredRollout(host)).not.toBe(id);
@@ -131,7 +131,7 @@ describe('rollouts in waves on the fleet lab', () => {
 
     status = await controller.client.act(id, 'abort');
     expect(status.state).toBe('aborted');
-    await sleep(1_500);
+    await controller.afterEngineTicks(2, fleet.context);
     expect((await controller.client.rollout(id)).state).toBe('aborted');
     for (const host of wave2) expect(await desiredRollout(host)).not.toBe(id);
     const afterAbort = await controller.client.request('POST', `/v1/rollouts/${id}/approve`);
@@ -156,27 +156,39 @@ describe('rollouts in waves on the fleet lab', () => {
   it('holds a bake while paused and finishes it after resume', async () => {
     const { controller } = fleet;
     await release('waves-v2-paused', paths().v2.path);
-    const bakeSeconds = 2;
+    const bakeSeconds = 4;
     const started = await controller.client.startRollout({ release: 'waves-v2-paused', canary: 1, waves: ['100%'], bakeSeconds, healthDeadlineSeconds: 20 });
     const id = started.id;
-    await controller.waitForRollout(id, 'running', { predicate: (s) => s.wavePhase === 'baking', context: fleet.context });
+    // Paused a second or more into the bake, so what is left of it is less than a whole bake.
+    await controller.waitForRollout(id, 'running', {
+      predicate: (s) => s.wavePhase === 'baking' && s.bakeRemainingSeconds !== null && s.bakeRemainingSeconds <= bakeSeconds - 1,
+      context: fleet.context,
+    });
     const paused = await controller.client.act(id, 'pause');
-    expect(paused.state).toBe('paused');
-    await sleep(bakeSeconds * 1000 + 1_000);
+    expect([paused.state, paused.wavePhase]).toEqual(['paused', 'baking']);
+    const leftWhenPaused = paused.bakeRemainingSeconds!;
+    expect(leftWhenPaused).toBeLessThanOrEqual(bakeSeconds - 1);
+
+    // Past the moment the bake would have ended without the pause, then two engine passes that would have ended it.
+    const baking = eventsOf(await controller.client.rolloutEvents(id), 'rollout-wave-baking').find((e) => e.data.wave === 1)!;
+    await sleep(Math.max(0, at(baking) + bakeSeconds * 1000 - Date.now()));
+    await controller.afterEngineTicks(2, fleet.context);
     const held = await controller.client.rollout(id);
-    expect([held.state, held.waveIndex, held.wavePhase, held.waves[1]!.counts.pending]).toEqual(['paused', 0, 'baking', 7]);
-    expect((await controller.client.act(id, 'resume')).state).toBe('running');
+    expect([held.state, held.waveIndex, held.wavePhase, held.waves[1]!.counts.pending, held.bakeRemainingSeconds]).toEqual(['paused', 0, 'baking', 7, leftWhenPaused]);
+
+    // The bake resumes where it stood, not from the start: what the resume answers is what was left.
+    const resumed = await controller.client.act(id, 'resume');
+    expect([resumed.state, resumed.wavePhase]).toEqual(['running', 'baking']);
+    expect(resumed.bakeRemainingSeconds).toBeLessThanOrEqual(leftWhenPaused);
     await controller.waitForRollout(id, 'succeeded', { timeoutMs: 30_000, context: fleet.context });
 
     const events = await controller.client.rolloutEvents(id);
-    const baking = eventsOf(events, 'rollout-wave-baking').find((e) => e.data.wave === 1)!;
     const pausedAt = at(only(events, 'rollout-paused'));
     const resumedAt = at(only(events, 'rollout-resumed'));
     const firstWaveIssue = Math.min(...eventsOf(events, 'rollout-host-issued').filter((e) => e.data.wave === 2).map(at));
-    // The bake resumes where it stood: what was left of it when paused still has to pass.
+    // And what was left of it when paused still has to pass after the resume.
     const leftAtPause = bakeSeconds * 1000 - (pausedAt - at(baking));
     expect(firstWaveIssue - resumedAt).toBeGreaterThanOrEqual(leftAtPause);
-    expect(firstWaveIssue - resumedAt).toBeLessThan(leftAtPause + 1_500);
     for (const host of fleet.hosts) expect(host.currentSystem()).toBe(paths().v2.path);
   });
 });

@@ -15,8 +15,8 @@ describe('lab switch-to-configuration', () => {
   let host: LabHost;
   let base: LabSystem;
 
-  const sw = (system: LabSystem, action: string, timeoutMs?: number) =>
-    host.exec([`${system.path}/bin/switch-to-configuration`, action], { timeoutMs });
+  const sw = (system: LabSystem, action: string, options: { signal?: AbortSignal } = {}) =>
+    host.exec([`${system.path}/bin/switch-to-configuration`, action], options);
 
   beforeAll(async () => {
     fixtures = await labFixtures();
@@ -98,8 +98,13 @@ describe('lab switch-to-configuration', () => {
             return false;
           }
         });
-    const switching = sw(hanging, 'test', 3_000);
-    await waitFor('the hanging switch to be asleep', () => sleepers().length === 1, { timeoutMs: 2_500 });
+    const kill = new AbortController();
+    const switching = sw(hanging, 'test', { signal: kill.signal });
+    try {
+      await waitFor('the hanging switch to be asleep', () => sleepers().length === 1);
+    } finally {
+      kill.abort();
+    }
     const result = await switching;
     expect(result.signal).toBe('SIGKILL');
     expect(host.currentSystem()).toBe(hanging.path);

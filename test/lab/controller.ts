@@ -6,6 +6,7 @@ import { TERMINAL_PHASES } from '../../shared/src/phases.js';
 import type { Phase } from '../../shared/src/protocol.js';
 import type { RolloutState, RolloutStatus } from '../../shared/src/rollout-api.js';
 import type { ResourceScope } from './cleanup.js';
+import { parseExposition, sampleValue } from '../controller/metrics/exposition.js';
 import { LabProcess } from './lab-process.js';
 import { OperatorClient } from './operator-client.js';
 import { waitFor } from './wait.js';
@@ -204,6 +205,31 @@ export class LabController {
         return status && predicate(status) ? status : null;
       },
       { timeoutMs, intervalMs: 200, context: () => `last status: ${JSON.stringify(last)}${context ? `\n${context()}` : ''}` },
+    );
+  }
+
+  /** The rollout engine's completed passes so far (shoal_rollout_engine_ticks_total); from 0 again after a restart. */
+  async engineTicks(): Promise<number> {
+    const response = await fetch(`${this.url}/metrics`);
+    if (response.status !== 200) throw new Error(`GET /metrics: HTTP ${response.status}`);
+    const ticks = sampleValue(parseExposition(await response.text()), 'shoal_rollout_engine_ticks_total');
+    if (ticks === undefined) throw new Error('GET /metrics has no shoal_rollout_engine_ticks_total');
+    return ticks;
+  }
+
+  /**
+   * Resolves once the rollout engine has completed `passes` more passes than when called. A pass
+   * completed after this call also started after it (a pass is synchronous), so every deadline,
+   * bake and offline wait has since been looked at: what a test awaits before asserting that a
+   * rollout did not move, instead of a sleep.
+   */
+  async afterEngineTicks(passes = 2, context?: () => string): Promise<void> {
+    const from = await this.engineTicks();
+    let seen = from;
+    await waitFor(
+      `${passes} more rollout engine passes than ${from}`,
+      async () => (seen = await this.engineTicks()) >= from + passes,
+      { timeoutMs: 30_000, intervalMs: 100, context: () => `passes seen: ${seen}${context ? `\n${context()}` : ''}` },
     );
   }
 

@@ -34,6 +34,8 @@ export const LAB_REBOOT_COMMAND = ['/bin/sh', '-c', '/bin/mkdir -p /run/lab && e
 /** What a host needs from the rest of its lab: where the cache and the controller are. */
 export interface HostServices {
   readonly repoRoot: string;
+  /** node and its arguments up to the agent's own (see LabOptions.agent). */
+  readonly agentCommand: readonly string[];
   substituters(): string[];
   trustedPublicKeys(): string[];
   /** The controller as this host reaches it, or null when the lab has none running. */
@@ -322,7 +324,7 @@ export class LabHost {
       await writeFile(this.paths.enrollToken, `${await controller.createEnrollmentToken()}\n`, { mode: 0o600 });
     }
     const command = [
-      process.execPath, '--import', 'tsx', join(this.services.repoRoot, 'agent/src/main.ts'),
+      ...this.services.agentCommand,
       'run', '--config', options.configFile ?? this.paths.config, ...(options.args ?? []),
     ];
     if (options.rebootable) this.watchRebootRequests(options);

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentNodeFlags, bundleAgent } from '../../agent/build/bundle.js';
 import { isHostName } from '../../shared/src/names.js';
 import { serveCache, type CacheServer } from './cache-server.js';
 import { ResourceScope } from './cleanup.js';
@@ -36,6 +37,13 @@ export interface LabOptions {
   network?: boolean;
   /** Leave the lab's directory in place after cleanup, to look at logs and stores. */
   keepDir?: boolean;
+  /**
+   * What the hosts run: 'source' (default) runs agent/src under tsx, so a test always runs the
+   * code as it is in the checkout with no build step; 'bundle' builds the agent bundle as
+   * `npm run build:agent` does (into the lab's directory) and runs it with agent/node-flags, as
+   * the NixOS package's wrapper does.
+   */
+  agent?: 'source' | 'bundle';
 }
 
 /**
@@ -62,6 +70,7 @@ export class Lab {
     readonly dir: string,
     readonly fixtures: LabCaches,
     readonly bridge: LabBridge | null,
+    private readonly agentCommand: readonly string[],
   ) {}
 
   static async start(options: LabOptions): Promise<Lab> {
@@ -79,7 +88,13 @@ export class Lab {
       bridge = await LabBridge.create();
       scope.add(bridge);
     }
-    return new Lab(scope, dir, options.fixtures, bridge);
+    let agentCommand = [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'agent/src/main.ts')];
+    if (options.agent === 'bundle') {
+      const bundle = join(dir, 'shoal-agent.mjs');
+      await bundleAgent(bundle);
+      agentCommand = [process.execPath, ...agentNodeFlags(), bundle];
+    }
+    return new Lab(scope, dir, options.fixtures, bridge, agentCommand);
   }
 
   /** The address lab services listen on and hosts dial: the bridge's, or loopback. */
@@ -181,6 +196,7 @@ export class Lab {
   private hostServices() {
     return {
       repoRoot: REPO_ROOT,
+      agentCommand: this.agentCommand,
       substituters: () => [this.cache, this.uploadCache].filter((c) => c !== null).map((c) => c.url),
       trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
       controller: () => {

@@ -13,6 +13,7 @@ import {
   type RegisterHostRequest,
 } from '../../shared/src/operator-api.js';
 import { HostDiff } from '../../shared/src/closure-api.js';
+import { HostRebootSettings, TagRebootSettings, type SetRebootSettingsRequest } from '../../shared/src/reboot-settings.js';
 import {
   Release,
   ReleaseDiffReport,
@@ -127,6 +128,16 @@ export class OperatorClient {
   /** What the host runs against its desired system (or `target`). */
   hostDiff(name: string, target?: string): Promise<HostDiff> {
     return this.call(HostDiff, 'GET', `${OperatorRoutes.diff(name)}${target ? `?target=${encodeURIComponent(target)}` : ''}`);
+  }
+
+  /** The host's own reboot policy and windows on the controller (shoal host set-reboot). */
+  setHostReboot(name: string, settings: SetRebootSettingsRequest): Promise<HostRebootSettings> {
+    return this.call(HostRebootSettings, 'PUT', OperatorRoutes.hostReboot(name), settings);
+  }
+
+  /** A tag's reboot policy, windows and reboot lock (shoal tag set-reboot). */
+  setTagReboot(tag: string, settings: SetRebootSettingsRequest): Promise<TagRebootSettings> {
+    return this.call(TagRebootSettings, 'PUT', OperatorRoutes.tagReboot(tag), settings);
   }
 
   startRollout(spec: RolloutSpecInput & { skipPreflight?: boolean }): Promise<RolloutStatus> {

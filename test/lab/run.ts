@@ -14,6 +14,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
+  /** SIGKILL when aborted: a test ends a hanging command once it saw what it waited for. */
+  signal?: AbortSignal;
 }
 
 /** Failure of a command the lab needed to succeed; the message names it and shows its last lines. */
@@ -44,12 +46,16 @@ export function run(program: string, args: readonly string[], options: RunOption
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : null;
+    const abort = () => child.kill('SIGKILL');
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener('abort', abort, { once: true });
     child.on('error', (error) => {
       if (timer) clearTimeout(timer);
       reject(new Error(`cannot start ${command}: ${error.message}`, { cause: error }));
     });
     child.on('close', (exitCode, signal) => {
       if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', abort);
       resolve({ command, exitCode, signal, stdout, stderr });
     });
     if (options.input !== undefined) {

@@ -144,6 +144,14 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
     expect(json.controllerUrl).toBe('https://other.example.org');
   });
 
+  it('writes controllerUrls when given, beside or instead of controllerUrl, and only then', () => {
+    const replicas = ['https://shoal-a.example.org', 'https://shoal-b.example.org'];
+    expect(rendered(agentConfig({ controllerUrl: null, controllerUrls: replicas }))).toMatchObject({ controllerUrls: replicas });
+    expect(rendered(agentConfig({ controllerUrl: null, controllerUrls: replicas })).controllerUrl).toBeUndefined();
+    expect(failedAssertions(agentConfig({ controllerUrl: null, controllerUrls: replicas }))).toEqual([]);
+    expect(rendered(agentConfig()).controllerUrls).toBeUndefined();
+  });
+
   it('replaces a promoted list set in settings rather than appending to it, and asserts on what is written', () => {
     const config = agentConfig({ settings: { trustedReleaseKeys: ['AAAA'] } });
     expect(rendered({ ...config, services: { 'shoal-agent': { ...config.services['shoal-agent'], checkConfig: false } } }).trustedReleaseKeys).toEqual(['AAAA']);
@@ -211,6 +219,12 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
         ]);
       },
     );
+
+    it('warns about plain HTTP to a replica in controllerUrls too', () => {
+      expect(warnings(agentConfig({ controllerUrls: ['http://10.0.0.6:8420'] }, named))).toEqual([
+        expect.stringContaining('services.shoal-agent.controllerUrls: "http://10.0.0.6:8420" is plain HTTP to another host'),
+      ]);
+    });
 
     it('warns when networking.hostName is left at its default, so hosts would collide on the controller', () => {
       expect(warnings(agentConfig())).toEqual([expect.stringContaining('networking.hostName is left at its default "nixos"')]);
@@ -306,6 +320,7 @@ describe.skipIf(!lib)('services.shoal-agent', () => {
   const badInputs: Array<[string, Record<string, unknown>, Record<string, unknown>, string]> = [
     ['no controller URL', { controllerUrl: null }, {}, 'services.shoal-agent.controllerUrl is not set'],
     ['a controller URL without a scheme', { controllerUrl: 'shoal.example.org:8420' }, {}, 'has no http:// or https:// scheme'],
+    ['a replica URL without a scheme', { controllerUrls: ['shoal-b.example.org'] }, {}, 'controllerUrls: "shoal-b.example.org" has no http:// or https:// scheme'],
     ['no trusted release key', { trustedReleaseKeys: [] }, {}, 'services.shoal-agent.trustedReleaseKeys is empty'],
     ['a release key that is not name:base64', { trustedReleaseKeys: ['AAAA'] }, {}, 'trustedReleaseKeys: "AAAA" is not a public key'],
     ['no trusted controller key', { trustedControllerKeys: [] }, {}, 'services.shoal-agent.trustedControllerKeys is empty'],

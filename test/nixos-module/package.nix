@@ -31,7 +31,7 @@ in
     npmBuildScript
     env
     ;
-  inherit (package.passthru) entryPoints;
+  inherit (package.passthru) entryPoints nodeFlags;
   node = "${nodejs}";
   # --eval does not copy sources into the store, so ask the source filter directly.
   srcIncludes = lib.genAttrs [

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
+import { AGENT_BUNDLE, agentNodeFlags } from '../../agent/build/bundle.js';
 import { describe, expect, it } from 'vitest';
 import { SKIP_WITHOUT_LIB, nixInstantiate, nixpkgsLib, repoRoot } from './nix.js';
 
@@ -10,10 +11,12 @@ interface PackageEval {
   pname: string;
   version: string;
   installPhase: string;
+  installCheckPhase: string;
   npmConfigHook: string;
   npmBuildScript: string;
   env: Record<string, string>;
   entryPoints: Record<string, string>;
+  nodeFlags: Record<string, string[]>;
   node: string;
   srcIncludes: Record<string, boolean>;
   unresolved: string[];
@@ -111,17 +114,27 @@ describe.skipIf(!lib)('package.nix', () => {
 
   it('compiles with npm run build and builds better-sqlite3 from source', () => {
     expect(pkg!.npmBuildScript).toBe('build');
-    expect(readJson('package.json').scripts.build).toMatch(/^tsc -p tsconfig\.build\.json/);
+    expect(readJson('package.json').scripts.build).toMatch(/^tsc -p tsconfig\.build\.json.* && npm run build:agent$/);
     expect(pkg!.env.npm_config_build_from_source).toBe('true');
   });
 
-  it('wraps node around the compiled entry point of each executable in package.json', () => {
+  it('wraps node, with its flags, around the entry point of each executable in package.json', () => {
     expect(Object.keys(pkg!.entryPoints).sort()).toEqual(Object.keys(readJson('package.json').bin).sort());
     for (const [exe, entry] of Object.entries(pkg!.entryPoints)) {
+      const flags = (pkg!.nodeFlags[exe] ?? []).map((flag) => `--add-flags ${flag} `).join('');
       expect(pkg!.installPhase).toContain(
-        `makeWrapper ${pkg!.node}/bin/node $out/bin/${exe} --add-flags $out/lib/node_modules/shoal/${entry}\n`,
+        `makeWrapper ${pkg!.node}/bin/node $out/bin/${exe} ${flags}--add-flags $out/lib/node_modules/shoal/${entry}\n`,
       );
     }
+  });
+
+  it("runs the agent's bundle with agent/node-flags, as the benchmark and the lab's bundle mode do", () => {
+    expect(pkg!.entryPoints['shoal-agent']).toBe(`agent/${basename(AGENT_BUNDLE)}`);
+    expect(relative(repoRoot, AGENT_BUNDLE)).toBe(`dist/${pkg!.entryPoints['shoal-agent']}`);
+    expect(readJson('package.json').scripts['build:agent']).toBe('tsx agent/build/main.ts');
+    expect(pkg!.nodeFlags['shoal-agent']).toEqual(agentNodeFlags());
+    expect(pkg!.nodeFlags['shoal-agent']).toContain('--max-semi-space-size=1');
+    expect(pkg!.installCheckPhase).toContain('$out/bin/shoal-agent --help');
   });
 
   it('installs compiled files where tsc puts them: the source layout under dist/', () => {
@@ -132,7 +145,8 @@ describe.skipIf(!lib)('package.nix', () => {
     expect(pkg!.installPhase).toContain('cp -r dist/. $out/lib/node_modules/shoal/');
   });
 
-  const entrySources = lib && pkg ? Object.entries(pkg.entryPoints).map(([exe, js]) => [exe, js.replace(/\.js$/, '.ts')]) : [];
+  // The agent's bundle is checked above; the others run what tsc compiles.
+  const entrySources = lib && pkg ? Object.entries(pkg.entryPoints).filter(([exe]) => exe !== 'shoal-agent').map(([exe, js]) => [exe, js.replace(/\.js$/, '.ts')]) : [];
   const missing = entrySources.filter(([, ts]) => !existsSync(join(repoRoot, ts!)));
   if (missing.length > 0) {
     console.warn(`entry points not written yet, skipping their check: ${missing.map(([, ts]) => ts).join(', ')}`);

@@ -46,7 +46,7 @@ describe('DSSE envelope', () => {
 
   it('verifies under a trusted key and returns the exact payload bytes', () => {
     const envelope = signEnvelope(TYPE, payload, [release], nodeEd25519);
-    const result = verifyEnvelope(envelope, TYPE, [other, release], tweetnaclEd25519);
+    const result = verifyEnvelope(envelope, TYPE, [other, release], 'release', tweetnaclEd25519);
     expect(result.valid).toBe(true);
     if (result.valid) {
       expect(Buffer.from(result.payload).toString()).toBe('{"hello":"fleet"}');
@@ -54,31 +54,39 @@ describe('DSSE envelope', () => {
     }
   });
 
-  it('refuses a signature by an unknown key', () => {
+  it('refuses a signature by an unknown key, naming the role of the keys it trusts', () => {
     const envelope = signEnvelope(TYPE, payload, [other], nodeEd25519);
-    const result = verifyEnvelope(envelope, TYPE, [release], nodeEd25519);
-    expect(result).toMatchObject({ valid: false, reason: 'unknown-key' });
+    expect(verifyEnvelope(envelope, TYPE, [release], 'release', nodeEd25519)).toEqual({
+      valid: false,
+      reason: 'unknown-key',
+      message: 'signed by release-2, none of which is a trusted release key',
+    });
+    expect(verifyEnvelope(envelope, TYPE, [release], 'controller', nodeEd25519)).toEqual({
+      valid: false,
+      reason: 'unknown-key',
+      message: 'signed by release-2, none of which is a trusted controller key',
+    });
   });
 
   it('refuses a payload changed after signing', () => {
     const envelope = signEnvelope(TYPE, payload, [release], nodeEd25519);
     const forged = { ...envelope, payload: Buffer.from('{"hello":"world"}').toString('base64') };
-    expect(verifyEnvelope(forged, TYPE, [release], nodeEd25519)).toMatchObject({ valid: false, reason: 'bad-signature' });
+    expect(verifyEnvelope(forged, TYPE, [release], 'release', nodeEd25519)).toMatchObject({ valid: false, reason: 'bad-signature' });
   });
 
   it('refuses a key id that claims a trusted name but signs with another key', () => {
     const impostor = { ...other, keyId: 'release-1' };
     const envelope = signEnvelope(TYPE, payload, [impostor], nodeEd25519);
-    expect(verifyEnvelope(envelope, TYPE, [release], nodeEd25519)).toMatchObject({ valid: false, reason: 'bad-signature' });
+    expect(verifyEnvelope(envelope, TYPE, [release], 'release', nodeEd25519)).toMatchObject({ valid: false, reason: 'bad-signature' });
   });
 
   it('refuses an envelope whose payload type was swapped', () => {
     const envelope = signEnvelope(TYPE, payload, [release], nodeEd25519);
-    expect(verifyEnvelope({ ...envelope, payloadType: 'other' }, 'other', [release], nodeEd25519)).toMatchObject({
+    expect(verifyEnvelope({ ...envelope, payloadType: 'other' }, 'other', [release], 'release', nodeEd25519)).toMatchObject({
       valid: false,
       reason: 'bad-signature',
     });
-    expect(verifyEnvelope(envelope, 'other', [release], nodeEd25519)).toMatchObject({ valid: false, reason: 'wrong-payload-type' });
+    expect(verifyEnvelope(envelope, 'other', [release], 'release', nodeEd25519)).toMatchObject({ valid: false, reason: 'wrong-payload-type' });
   });
 });
 

@@ -44,6 +44,8 @@ export const SCOPE_RULES: readonly Rule[] = [
   route('PUT', '/v1/hosts/:x/desired', 'deploy'),
   // Pausing a host holds deployments back: a deploy decision, like setting its desired state.
   route('POST', '/v1/hosts/:x/(pause|resume)', 'deploy'),
+  // Reboot policy, windows and locks decide when hosts reboot: deploy decisions too.
+  route('PUT', '/v1/(hosts|tags)/:x/reboot-settings', 'deploy'),
   route('POST', '/v1/rollouts', 'deploy'),
   route('POST', '/v1/rollouts/:x/:x', 'deploy'),
   // Everything else (hosts, tokens, unknown hosts, webhooks) is admin by falling through.

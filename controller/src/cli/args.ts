@@ -1,34 +1,50 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CliError, GLOBAL_OPTIONS, type CliIo, type GlobalValues } from './context.js';
+import type { CommandSpec, OptionTable, Parsed } from './command-spec.js';
+import { CliError, type CliIo } from './context.js';
 import { didYouMean } from './suggest.js';
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
-export type Values = GlobalValues & Record<string, string | boolean | string[] | undefined>;
+export type { Values } from './command-spec.js';
 
-/**
- * Parses a command's arguments with the global options; `positionals` names the required ones,
- * and a trailing name ending in "..." takes any number more.
- */
-export function parse<O extends Options>(args: string[], options: O, positionals: string[]): { values: Values; positionals: string[] } {
-  const all: Options = { ...GLOBAL_OPTIONS, ...options };
+/** The table in the form node:util's parseArgs takes; a boolean is false unless given. */
+export function parseArgsOptions(table: OptionTable): NonNullable<ParseArgsConfig['options']> {
+  return Object.fromEntries(
+    Object.entries(table).map(([name, option]) => {
+      const short = option.short === undefined ? {} : { short: option.short };
+      if (option.type === 'boolean') return [name, { type: 'boolean', default: false, ...short }];
+      return [name, { type: 'string', ...short, ...(option.multiple ? { multiple: true } : {}), ...(option.default === undefined ? {} : { default: option.default }) }];
+    }),
+  );
+}
+
+/** Checks a command's arguments against its table: every refusal names the option or argument. */
+export function parse(args: string[], command: Pick<CommandSpec, 'name' | 'options' | 'positionals'>): Parsed {
+  const table = command.options;
   // Lenient parse with tokens, then our own checks: Node's strict-mode messages are not ours to parse.
-  const parsed = parseArgs({ args, options: all, allowPositionals: true, strict: false, tokens: true });
-  const names = Object.keys(all).map((name) => `--${name}`);
+  const parsed = parseArgs({ args, options: parseArgsOptions(table), allowPositionals: true, strict: false, tokens: true });
+  const names = Object.keys(table).map((name) => `--${name}`);
   for (const token of parsed.tokens) {
     if (token.kind !== 'option') continue;
-    const option = all[token.name];
+    const option = table[token.name];
     if (option === undefined) throw new CliError(`unknown option ${token.rawName}${didYouMean(token.rawName, names)}`, 2);
     if (option.type === 'string' && token.value === undefined) throw new CliError(`option ${token.rawName} needs a value`, 2);
     if (option.type === 'boolean' && token.inlineValue) throw new CliError(`option ${token.rawName} takes no value`, 2);
   }
-  const variadic = positionals.at(-1)?.endsWith('...') ?? false;
-  const required = variadic ? positionals.length - 1 : positionals.length;
+  for (const [name, option] of Object.entries(table)) {
+    if (option.type === 'string' && option.required && parsed.values[name] === undefined) {
+      throw new CliError(`${command.name} needs --${name} ${option.value} (${option.description})`, 2);
+    }
+  }
+  const last = command.positionals.at(-1);
+  const variadic = last?.endsWith('...') === true;
+  const optional = last?.startsWith('[') === true;
+  const required = variadic || optional ? command.positionals.length - 1 : command.positionals.length;
+  const most = variadic ? Infinity : command.positionals.length;
   const count = parsed.positionals.length;
-  if (count < required || (!variadic && count > required)) {
-    const want = positionals.length === 0 ? 'no arguments' : positionals.join(' ');
+  if (count < required || count > most) {
+    const want = command.positionals.length === 0 ? 'no arguments' : command.positionals.join(' ');
     throw new CliError(`expected ${want}, got ${count === 0 ? 'none' : parsed.positionals.join(' ')}`, 2);
   }
-  return parsed as { values: Values; positionals: string[] };
+  return parsed as Parsed;
 }
 
 export function json(io: CliIo, value: unknown): void {

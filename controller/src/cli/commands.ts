@@ -19,7 +19,8 @@ import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '..
 import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
 import { OperatorClient } from './client.js';
-import { json, list as list_, parse, str } from './args.js';
+import { json, list as list_, str } from './args.js';
+import type { Parsed } from './command-spec.js';
 import { hostCondition } from '../../../shared/src/host-condition.js';
 import { CliError, type CliIo } from './context.js';
 import { parseDurationSeconds } from './durations.js';
@@ -31,8 +32,7 @@ import { HostDiff } from '../../../shared/src/closure-api.js';
 import { hostDiffLines } from './diff-format.js';
 
 /** What a host runs against what it should run (or --target), read by the controller from the binary cache. */
-export async function hostDiff(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { target: { type: 'string' } }, ['HOST']);
+export async function hostDiff({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const target = str(values.target);
   const query = target ? `?target=${encodeURIComponent(target)}` : '';
   const diff = await OperatorClient.from(values, io).call('GET', `${OperatorRoutes.diff(positionals[0]!)}${query}`, HostDiff);
@@ -40,12 +40,9 @@ export async function hostDiff(args: string[], io: CliIo): Promise<void> {
   else io.stdout(hostDiffLines(diff, paint(io)));
 }
 
-export async function keygen(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { name: { type: 'string' }, out: { type: 'string' } }, []);
-  const name = str(values.name);
-  const out = str(values.out);
-  if (!name) throw new CliError('keygen needs --name NAME (the key id agents will trust)');
-  if (!out) throw new CliError('keygen needs --out FILE (where the secret key is written, mode 0600)');
+export async function keygen({ values }: Parsed, io: CliIo): Promise<void> {
+  const name = str(values.name)!;
+  const out = str(values.out)!;
   let key;
   try {
     key = generateNamedKey(name);
@@ -69,8 +66,7 @@ export async function keygen(args: string[], io: CliIo): Promise<void> {
  * Prints the public half of a key again: a named signing key from `shoal keygen` ("NAME:BASE64"),
  * or an agent's host key (bare base64, printed as the `host register --public-key` value).
  */
-export async function keyShow(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['FILE']);
+export async function keyShow({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const file = positionals[0]!;
   let text: string;
   try {
@@ -96,8 +92,6 @@ export async function keyShow(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`${shown.publicKey}\n`);
 }
 
-const LOCAL_DB_OPTIONS = { 'state-dir': { type: 'string' }, db: { type: 'string' } } as const;
-
 /** Operator tokens are managed on the controller machine itself, by opening its database. */
 function withLocalDatabase<T>(command: string, values: Record<string, unknown>, use: (database: OpenDatabase) => T): T {
   const stateDir = str(values['state-dir']);
@@ -120,8 +114,7 @@ function withLocalDatabase<T>(command: string, values: Record<string, unknown>, 
 /** Token commands open the database when given --state-dir/--db (the first token, on the controller machine), else use the API (admin). */
 const isLocal = (values: Record<string, unknown>) => str(values['state-dir']) !== undefined || str(values.db) !== undefined;
 
-export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { ...LOCAL_DB_OPTIONS, name: { type: 'string' }, scope: { type: 'string', default: 'admin' } }, []);
+export async function tokenCreate({ values }: Parsed, io: CliIo): Promise<void> {
   const scope = OperatorScope.safeParse(str(values.scope));
   if (!scope.success) throw new CliError(`--scope must be one of ${OperatorScope.options.join(', ')}, got ${JSON.stringify(str(values.scope))}`, 2);
   const name = str(values.name) ?? 'operator';
@@ -132,8 +125,7 @@ export async function tokenCreate(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`${created.token}\n`);
 }
 
-export async function tokenList(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, LOCAL_DB_OPTIONS, []);
+export async function tokenList({ values }: Parsed, io: CliIo): Promise<void> {
   const tokens = isLocal(values)
     ? withLocalDatabase('token list', values, (database) => listOperatorTokens(database.db)).map((t) => ({
         id: t.id,
@@ -147,8 +139,7 @@ export async function tokenList(args: string[], io: CliIo): Promise<void> {
   else for (const t of tokens) io.stdout(`${t.id}  ${t.name.padEnd(20)}  ${t.scope.padEnd(6)}  created ${localTime(t.createdAt)}${t.revokedAt ? `  revoked ${localTime(t.revokedAt)}` : ''}\n`);
 }
 
-export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, LOCAL_DB_OPTIONS, ['ID']);
+export async function tokenRevoke({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const id = positionals[0]!;
   if (isLocal(values)) {
     const revoked = withLocalDatabase('token revoke', values, (database) => revokeOperatorToken(database.db, systemClock, id));
@@ -160,8 +151,7 @@ export async function tokenRevoke(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`revoked ${id}\n`);
 }
 
-export async function enrollTokenCreate(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { ttl: { type: 'string', default: '1h' }, 'max-uses': { type: 'string' }, tag: { type: 'string', multiple: true } }, []);
+export async function enrollTokenCreate({ values }: Parsed, io: CliIo): Promise<void> {
   const maxUsesText = str(values['max-uses']);
   const maxUses = maxUsesText === undefined ? null : Number(maxUsesText);
   if (maxUses !== null && (!Number.isInteger(maxUses) || maxUses <= 0)) throw new CliError(`--max-uses must be a positive integer, got ${JSON.stringify(maxUsesText)}`);
@@ -171,18 +161,15 @@ export async function enrollTokenCreate(args: string[], io: CliIo): Promise<void
   else io.stdout(`${created.token}\n`);
 }
 
-export async function hostRegister(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { 'public-key': { type: 'string' }, tag: { type: 'string', multiple: true } }, ['NAME']);
-  const publicKey = str(values['public-key']);
-  if (!publicKey) throw new CliError('host register needs --public-key BASE64 (the host’s Ed25519 public key)');
+export async function hostRegister({ values, positionals }: Parsed, io: CliIo): Promise<void> {
+  const publicKey = str(values['public-key'])!;
   const name = positionals[0]!;
   const status = await OperatorClient.from(values, io).call('POST', '/v1/hosts', HostStatus, { name, publicKey, tags: (values.tag as string[] | undefined) ?? [] });
   if (values.json) json(io, status);
   else io.stdout(`registered ${status.name}\n`);
 }
 
-export async function setDesired(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { action: { type: 'string', default: 'safe-switch' }, force: { type: 'boolean', default: false } }, ['HOST', 'STOREPATH']);
+export async function setDesired({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const action = Action.safeParse(values.action);
   if (!action.success) throw new CliError(`--action must be one of ${Action.options.join(', ')}, got ${JSON.stringify(values.action)}`);
   const [host, storePath] = positionals as [string, string];
@@ -195,12 +182,7 @@ export async function setDesired(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`${host}: generation ${generation(summary.version)} ${summary.storePath} (${summary.action}), expires ${localTime(summary.expiresAt)}\n`);
 }
 
-export async function status(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(
-    args,
-    { failed: { type: 'boolean', default: false }, tag: { type: 'string', multiple: true }, rollout: { type: 'string' }, wide: { type: 'boolean', default: false } },
-    [],
-  );
+export async function status({ values }: Parsed, io: CliIo): Promise<void> {
   const list = await OperatorClient.from(values, io).call('GET', '/v1/hosts', HostList);
   const tags = list_(values.tag);
   const rollout = str(values.rollout);
@@ -215,8 +197,7 @@ export async function status(args: string[], io: CliIo): Promise<void> {
   else io.stdout(statusTable(hosts, { now: Date.now(), paint: paint(io), wide: values.wide === true, fleet: list.hosts, ...(filter ? { filter } : {}) }));
 }
 
-export async function history(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { limit: { type: 'string', default: '50' } }, ['HOST']);
+export async function history({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit <= 0) throw new CliError(`--limit must be a positive integer, got ${JSON.stringify(values.limit)}`);
   const host = positionals[0]!;

@@ -27,15 +27,6 @@ export class CliError extends Error {
   }
 }
 
-export const GLOBAL_OPTIONS = {
-  controller: { type: 'string' },
-  token: { type: 'string' },
-  'token-file': { type: 'string' },
-  config: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
-
 export interface GlobalValues {
   controller?: string | undefined;
   token?: string | undefined;

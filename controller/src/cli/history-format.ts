@@ -73,8 +73,20 @@ export function eventSentence(event: HostEvent): string {
       return `${who(event.actor)} resumed the host`;
     case 'release-created':
       return `${who(event.actor)} created release ${str(d.release)}`;
-    case 'reboot-granted':
-      return `the controller granted a reboot for generation ${generation(Number(d.manifestVersion))} (${Number(d.rebooting)} of at most ${Number(d.maxConcurrent)} rebooting)`;
+    case 'reboot-granted': {
+      // Grants from before the tag and rollout locks carry only the fleet's numbers.
+      const locks = Array.isArray(d.locks) ? (d.locks as Array<{ name: string; rebooting: number; max: number }>) : [{ name: 'fleet', rebooting: Number(d.rebooting), max: Number(d.maxConcurrent) }];
+      const text = locks.map((l) => `${l.rebooting} of at most ${l.max} rebooting${l.name === 'fleet' ? '' : ` in ${l.name}`}`).join(', ');
+      return `the controller granted a reboot for generation ${generation(Number(d.manifestVersion))} (${text})`;
+    }
+    case 'reboot-settings-set': {
+      const what = [
+        d.policy !== undefined ? `policy ${d.policy === null ? 'inherited' : str(d.policy)}` : '',
+        d.windows !== undefined ? `windows ${d.windows === null ? 'inherited' : Array.isArray(d.windows) && d.windows.length === 0 ? 'always open' : `${(d.windows as unknown[]).length} set`}` : '',
+        d.maxRebooting !== undefined ? `at most ${d.maxRebooting ?? 'any'} rebooting` : '',
+      ].filter(Boolean);
+      return `${who(event.actor)} set the host's reboot settings: ${what.join(', ')}`;
+    }
     case 'reboot-released':
       return `the host left the reboot lock (generation ${generation(Number(d.manifestVersion))} ${str(d.phase)})`;
     default:

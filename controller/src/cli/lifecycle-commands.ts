@@ -10,14 +10,14 @@ import {
   TokenRevoked,
   UnknownHostList,
 } from '../../../shared/src/operator-api.js';
-import { json, parse, str } from './args.js';
+import { json, str } from './args.js';
+import type { Parsed } from './command-spec.js';
 import { OperatorClient } from './client.js';
 import { CliError, type CliIo } from './context.js';
 
 /** Host and token lifecycle over the operator API: remove, re-key, adopt, list and revoke, back up. */
 
-export async function hostRemove(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['NAME']);
+export async function hostRemove({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const name = positionals[0]!;
   const removed = await OperatorClient.from(values, io).call('DELETE', OperatorRoutes.host(name), HostRemoved);
   if (values.json) json(io, removed);
@@ -26,8 +26,7 @@ export async function hostRemove(args: string[], io: CliIo): Promise<void> {
 
 /** `shoal host pause|resume NAME`: hold a host back from rollouts and `set`, or let it go again. */
 export function hostPause(paused: boolean) {
-  return async (args: string[], io: CliIo): Promise<void> => {
-    const { values, positionals } = parse(args, {}, ['NAME']);
+  return async ({ values, positionals }: Parsed, io: CliIo): Promise<void> => {
     const name = positionals[0]!;
     const status = await OperatorClient.from(values, io).call('POST', paused ? OperatorRoutes.pause(name) : OperatorRoutes.resume(name), HostStatus);
     if (values.json) json(io, status);
@@ -36,18 +35,15 @@ export function hostPause(paused: boolean) {
   };
 }
 
-export async function hostRekey(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { 'public-key': { type: 'string' } }, ['NAME']);
-  const publicKey = str(values['public-key']);
-  if (!publicKey) throw new CliError('host rekey needs --public-key BASE64 (the reinstalled host’s new Ed25519 public key)', 2);
+export async function hostRekey({ values, positionals }: Parsed, io: CliIo): Promise<void> {
+  const publicKey = str(values['public-key'])!;
   const name = positionals[0]!;
   const status = await OperatorClient.from(values, io).call('POST', OperatorRoutes.rekey(name), HostStatus, { publicKey });
   if (values.json) json(io, status);
   else io.stdout(`re-keyed ${status.name}; the old key no longer logs in\n`);
 }
 
-export async function hostUnknown(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+export async function hostUnknown({ values }: Parsed, io: CliIo): Promise<void> {
   const list = await OperatorClient.from(values, io).call('GET', OperatorRoutes.unknownHosts, UnknownHostList);
   if (values.json) return json(io, list);
   if (list.hosts.length === 0) return io.stdout('no unknown host has tried to connect\n');
@@ -58,8 +54,7 @@ export async function hostUnknown(args: string[], io: CliIo): Promise<void> {
   }
 }
 
-export async function hostAdopt(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { fingerprint: { type: 'string' }, tag: { type: 'string', multiple: true } }, ['NAME']);
+export async function hostAdopt({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const name = positionals[0]!;
   const fingerprint = str(values.fingerprint);
   const body = { ...(fingerprint ? { fingerprint } : {}), tags: (values.tag as string[] | undefined) ?? [] };
@@ -68,8 +63,7 @@ export async function hostAdopt(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`adopted ${status.name}; it is a known host again and logs in with the key it presented\n`);
 }
 
-export async function enrollTokenList(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+export async function enrollTokenList({ values }: Parsed, io: CliIo): Promise<void> {
   const list = await OperatorClient.from(values, io).call('GET', OperatorRoutes.enrollmentTokens, EnrollmentTokenList);
   if (values.json) return json(io, list);
   for (const t of list.tokens) {
@@ -78,8 +72,7 @@ export async function enrollTokenList(args: string[], io: CliIo): Promise<void> 
   }
 }
 
-export async function enrollTokenRevoke(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['ID']);
+export async function enrollTokenRevoke({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const revoked = await OperatorClient.from(values, io).call('DELETE', OperatorRoutes.enrollmentToken(positionals[0]!), TokenRevoked);
   if (values.json) json(io, revoked);
   else io.stdout(`revoked ${revoked.id} (hosts already enrolled with it stay enrolled)\n`);
@@ -90,10 +83,8 @@ export async function enrollTokenRevoke(args: string[], io: CliIo): Promise<void
  * to FILE.partial (mode 0600: it holds webhook secrets), checked by SQLite's integrity check, then
  * renamed, so FILE is only ever a whole, readable backup.
  */
-export async function backup(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { out: { type: 'string' } }, []);
-  const out = str(values.out);
-  if (!out) throw new CliError('backup needs --out FILE (where the copy of the database is written, mode 0600)', 2);
+export async function backup({ values }: Parsed, io: CliIo): Promise<void> {
+  const out = str(values.out)!;
   const partial = `${out}.partial`;
   try {
     closeSync(openSync(out, 'wx', 0o600));

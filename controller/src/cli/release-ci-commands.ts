@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { ReleaseName } from '../../../shared/src/rollout-api.js';
 import type { ReleaseBundle } from '../../../shared/src/release-statement.js';
-import { integer, json, parse, str, type Values } from './args.js';
+import { integer, json, str } from './args.js';
+import type { Parsed, Values } from './command-spec.js';
 import { OperatorClient } from './client.js';
 import { CliError, type CliIo } from './context.js';
 import { buildRelease, type BuildReleaseOptions } from './release-build.js';
@@ -20,14 +21,6 @@ import {
 import { fileSource, flakeSource, type SystemsSource } from './release-source.js';
 
 /** `shoal release build|push-closures|sign|publish`: CI's path from a flake to a published, signed release. */
-
-const SOURCE_OPTIONS = {
-  flake: { type: 'string' },
-  file: { type: 'string' },
-  name: { type: 'string' },
-  description: { type: 'string' },
-  revision: { type: 'string' },
-} as const;
 
 function sourceFrom(values: Values): SystemsSource {
   const flake = str(values.flake);
@@ -73,18 +66,15 @@ function buildOptions(values: Values, io: CliIo): BuildReleaseOptions {
   };
 }
 
-export async function releaseBuild(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { ...SOURCE_OPTIONS, out: { type: 'string', short: 'o', default: 'release-build.json' } }, []);
+export async function releaseBuild({ values }: Parsed, io: CliIo): Promise<void> {
   const out = str(values.out)!;
   const built = await buildRelease(buildOptions(values, io));
   writeJsonFile(out, built, io);
   if (out !== '-') io.stderr(`wrote ${out}: release ${built.name}, ${built.hosts.length} host${built.hosts.length === 1 ? '' : 's'}, revision ${built.source.revision ?? '(none: not a clean git tree)'}\n`);
 }
 
-export async function releasePushClosures(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, { to: { type: 'string' }, 'cache-key': { type: 'string' }, release: { type: 'string', default: 'release-build.json' } }, []);
-  const to = str(values.to);
-  if (!to) throw new CliError('push-closures needs --to CACHE_URL (a Nix store URL: http://…, s3://…, file://…)', 2);
+export async function releasePushClosures({ values }: Parsed, io: CliIo): Promise<void> {
+  const to = str(values.to)!;
   const storePaths = readReleasePaths(str(values.release)!);
   await pushClosures({ storePaths, to, cacheKeyFile: str(values['cache-key']), env: io.env, progress: progressTo(io) });
   if (values.json) json(io, { to, storePaths });
@@ -94,10 +84,8 @@ function signedLine(bundle: ReleaseBundle, keyId: string, ms: number): string {
   return `signed ${bundle.hosts.length} statement${bundle.hosts.length === 1 ? '' : 's'} for release ${bundle.name} with key ${keyId} (floor ${bundle.floor}) in ${ms.toFixed(0)} ms`;
 }
 
-export async function releaseSign(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { key: { type: 'string' }, floor: { type: 'string' }, out: { type: 'string', short: 'o', default: 'release-bundle.json' } }, ['RELEASE_BUILD.json']);
-  const keyFile = str(values.key);
-  if (!keyFile) throw new CliError('release sign needs --key FILE (the CI release key from shoal keygen)', 2);
+export async function releaseSign({ values, positionals }: Parsed, io: CliIo): Promise<void> {
+  const keyFile = str(values.key)!;
   const floor = floorFrom(values);
   const key = readReleaseKey(keyFile);
   const { bundle, keyId, signingMs } = signRelease(readReleaseBuild(positionals[0]!), key, floor);
@@ -115,20 +103,9 @@ function bundleKeyId(bundle: ReleaseBundle): string {
   return [...new Set(bundle.hosts.flatMap((h) => h.statement.signatures.map((s) => s.keyid)))].join(', ');
 }
 
-const PIPELINE_OPTIONS = {
-  ...SOURCE_OPTIONS,
-  cache: { type: 'string' },
-  'cache-key': { type: 'string' },
-  key: { type: 'string' },
-  floor: { type: 'string' },
-  'bundle-out': { type: 'string' },
-} as const;
-
 /** `publish BUNDLE`, or with --flake/--file the whole pipeline: build → push → sign → publish. */
-export async function releasePublish(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, PIPELINE_OPTIONS, ['BUNDLE...']);
+export async function releasePublish({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const oneShot = values.flake !== undefined || values.file !== undefined;
-  if (positionals.length > 1) throw new CliError(`expected one bundle file, got ${positionals.join(' ')}`, 2);
   if (oneShot && positionals.length > 0) throw new CliError('give either a bundle file or --flake/--file to build one, not both', 2);
   if (!oneShot && positionals.length === 0) throw new CliError('release publish needs BUNDLE.json (from shoal release sign), or --flake … --cache … --key … --name … to build, push and sign first', 2);
   const client = OperatorClient.from(values, io);

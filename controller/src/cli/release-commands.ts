@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { HostName, StorePath } from '../../../shared/src/protocol.js';
 import { storePathProblem } from '../../../shared/src/store-path.js';
 import { CreateReleaseRequest, Release, ReleaseName, RolloutRoutes } from '../../../shared/src/rollout-api.js';
-import { json, parse, str } from './args.js';
+import { json, str } from './args.js';
+import type { Parsed } from './command-spec.js';
 import { OperatorClient } from './client.js';
 import { CliError, type CliIo } from './context.js';
 import { releaseLines, releaseListTable } from './release-format.js';
@@ -65,8 +66,7 @@ function validEntries(entries: unknown[]): Entry[] {
   return valid;
 }
 
-export async function releaseCreate(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { file: { type: 'string', short: 'f' }, description: { type: 'string' }, source: { type: 'string' } }, ['NAME', 'HOST=STOREPATH...']);
+export async function releaseCreate({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const [name, ...pairs] = positionals as [string, ...string[]];
   if (!ReleaseName.safeParse(name).success) throw new CliError(`release name ${JSON.stringify(name)} must be letters, digits, ".", "_" or "-", at most 100 characters`, 2);
   const file = str(values.file);
@@ -82,15 +82,13 @@ export async function releaseCreate(args: string[], io: CliIo): Promise<void> {
   else io.stdout(`created release ${release.name} (${release.hosts.length} host${release.hosts.length === 1 ? '' : 's'})\n`);
 }
 
-export async function releaseList(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+export async function releaseList({ values }: Parsed, io: CliIo): Promise<void> {
   const list = await OperatorClient.from(values, io).call('GET', RolloutRoutes.releases, ReleaseSummaries);
   if (values.json) json(io, list);
   else io.stdout(releaseListTable(list.releases));
 }
 
-export async function releaseShow(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['NAME']);
+export async function releaseShow({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const release = await OperatorClient.from(values, io).call('GET', RolloutRoutes.release(positionals[0]!), Release);
   if (values.json) json(io, release);
   else io.stdout(releaseLines(release));

@@ -1,11 +1,12 @@
 import { RolloutList, RolloutPlanReport, RolloutRoutes, RolloutSpec, RolloutStatus, type RolloutAction } from '../../../shared/src/rollout-api.js';
-import { json, parse, type Values } from './args.js';
+import { json } from './args.js';
+import type { Parsed, Values } from './command-spec.js';
 import { OperatorClient } from './client.js';
 import { paint } from './colour.js';
 import { CliError, type CliIo } from './context.js';
 import { driftLines, fleetDiffLines, preflightLines } from './diff-format.js';
 import { planLines, rolloutListTable, stateColour, statusLines } from './rollout-format.js';
-import { SPEC_OPTIONS, specFromFlags } from './rollout-spec.js';
+import { specFromFlags } from './rollout-spec.js';
 import { watchRollout } from './watch.js';
 
 /** Ends a watched rollout's command: exit 0 only when it succeeded. */
@@ -18,8 +19,7 @@ async function follow(client: OperatorClient, id: string, io: CliIo, values: Val
   verdict(await watchRollout(client, id, io, { json: values.json === true }));
 }
 
-export async function rolloutPlan(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, SPEC_OPTIONS, ['RELEASE']);
+export async function rolloutPlan({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const spec = specFromFlags(positionals[0]!, values);
   const plan = await OperatorClient.from(values, io).call('POST', RolloutRoutes.plan, RolloutPlanReport, spec);
   if (values.json) return json(io, plan);
@@ -30,12 +30,7 @@ export async function rolloutPlan(args: string[], io: CliIo): Promise<void> {
   io.stdout(`${planLines(plan, full.success ? full.data : null, colours)}${extra.length ? `${extra.join('\n')}\n` : ''}`);
 }
 
-export async function rolloutStart(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(
-    args,
-    { ...SPEC_OPTIONS, watch: { type: 'boolean', short: 'w', default: false }, 'skip-preflight': { type: 'boolean', default: false } },
-    ['RELEASE'],
-  );
+export async function rolloutStart({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const spec = specFromFlags(positionals[0]!, values);
   const client = OperatorClient.from(values, io);
   const body = values['skip-preflight'] ? { ...spec, skipPreflight: true } : spec;
@@ -48,20 +43,17 @@ export async function rolloutStart(args: string[], io: CliIo): Promise<void> {
   io.stdout(`started rollout ${status.id}\n${statusLines(status, paint(io))}`);
 }
 
-export async function rolloutStatus(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['ID']);
+export async function rolloutStatus({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const status = await OperatorClient.from(values, io).call('GET', RolloutRoutes.rollout(positionals[0]!), RolloutStatus);
   if (values.json) json(io, status);
   else io.stdout(statusLines(status, paint(io)));
 }
 
-export async function rolloutWatch(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['ID']);
+export async function rolloutWatch({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   return follow(OperatorClient.from(values, io), positionals[0]!, io, values);
 }
 
-export async function rolloutList(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+export async function rolloutList({ values }: Parsed, io: CliIo): Promise<void> {
   const list = await OperatorClient.from(values, io).call('GET', RolloutRoutes.rollouts, RolloutList);
   if (values.json) json(io, list);
   else io.stdout(rolloutListTable(list.rollouts, paint(io)));
@@ -70,8 +62,7 @@ export async function rolloutList(args: string[], io: CliIo): Promise<void> {
 const PAST: Record<RolloutAction, string> = { approve: 'approved', pause: 'paused', resume: 'resumed', abort: 'aborted', rollback: 'rolling back' };
 
 function act(action: RolloutAction) {
-  return async (args: string[], io: CliIo): Promise<void> => {
-    const { values, positionals } = parse(args, {}, ['ID']);
+  return async ({ values, positionals }: Parsed, io: CliIo): Promise<void> => {
     const id = positionals[0]!;
     const status = await OperatorClient.from(values, io).call('POST', RolloutRoutes.action(id, action), RolloutStatus);
     if (values.json) json(io, status);
@@ -86,8 +77,7 @@ export const rolloutAbort = act('abort');
 export const rolloutRollback = act('rollback');
 
 /** A new rollout for the hosts a finished one failed or never reached; prints (or watches) it. */
-export async function rolloutRetry(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, { watch: { type: 'boolean', short: 'w', default: false }, 'skip-preflight': { type: 'boolean', default: false } }, ['ID']);
+export async function rolloutRetry({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const client = OperatorClient.from(values, io);
   const status = await client.call('POST', RolloutRoutes.retry(positionals[0]!), RolloutStatus, values['skip-preflight'] ? { skipPreflight: true } : undefined);
   if (values.watch) {

@@ -58,6 +58,9 @@ export function specSummary(spec: RolloutSpec): string {
     `on failure ${spec.onFailure}`,
     `offline: wait ${duration(spec.offline.waitSeconds)} then ${spec.offline.then}`,
     ...(spec.progressDeadlineSeconds === null ? [] : [`progress deadline ${duration(spec.progressDeadlineSeconds)}`]),
+    // Specs stored before these options have neither.
+    ...(spec.maxRebooting ? [`at most ${spec.maxRebooting} rebooting`] : []),
+    ...(spec.activateWithinWindows ? ['activates only within windows'] : []),
   ];
   return wrap(parts, ' ·', 0, WIDTH);
 }

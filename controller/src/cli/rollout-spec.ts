@@ -2,28 +2,56 @@ import { readFileSync } from 'node:fs';
 import { Action } from '../../../shared/src/protocol.js';
 import type { RolloutSpecInput, WaveSpec } from '../../../shared/src/rollout-api.js';
 import { integer, list, str, type Values } from './args.js';
+import type { OptionTable } from './command-spec.js';
 import { CliError } from './context.js';
 import { parseDurationSeconds } from './durations.js';
 
+const WAVES = 'selection and waves';
+const HEALTH = 'health and failure';
+const REBOOTS = 'reboots';
+
 /** The flags `rollout plan` and `rollout start` share; they become one RolloutSpec body. */
 export const SPEC_OPTIONS = {
-  spec: { type: 'string' },
-  canary: { type: 'string' },
-  waves: { type: 'string', multiple: true },
-  hosts: { type: 'string', multiple: true },
-  tags: { type: 'string', multiple: true },
-  concurrency: { type: 'string' },
-  'max-failures': { type: 'string' },
-  'min-sample': { type: 'string' },
-  bake: { type: 'string' },
-  'health-deadline': { type: 'string' },
-  'approve-before': { type: 'string', multiple: true },
-  'on-failure': { type: 'string' },
-  'offline-wait': { type: 'string' },
-  offline: { type: 'string' },
-  'progress-deadline': { type: 'string' },
-  action: { type: 'string' },
-} as const;
+  hosts: { type: 'string', value: 'a,b', multiple: true, section: WAVES, description: 'only these hosts of the release, not all of them' },
+  tags: { type: 'string', value: 't1,t2', multiple: true, section: WAVES, description: 'only hosts with these tags' },
+  canary: { type: 'string', value: 'N', section: WAVES, description: 'the first N hosts form wave 1 on their own' },
+  waves: {
+    type: 'string',
+    value: '10%,50%,100%',
+    multiple: true,
+    section: WAVES,
+    description: 'cumulative waves (default: 100%): percentages, counts (2,5), hosts:a+b, tags:db',
+  },
+  concurrency: { type: 'string', value: 'N', section: WAVES, description: 'at most N hosts of a wave in flight at once' },
+  'approve-before': {
+    type: 'string',
+    value: '2,3',
+    multiple: true,
+    section: WAVES,
+    description: 'waves (counted from 1; the canary is wave 1) that wait for `shoal rollout approve`',
+  },
+  'max-failures': { type: 'string', value: 'N|P%', section: HEALTH, description: 'failures allowed before the rollout stops (default: 0)' },
+  'min-sample': { type: 'string', value: 'N', section: HEALTH, description: 'with a percentage: finished hosts before it can trip' },
+  bake: { type: 'string', value: '5m', section: HEALTH, description: 'time a wave must stay healthy before the next starts' },
+  'health-deadline': { type: 'string', value: '10m', section: HEALTH, description: 'time a host has to report healthy' },
+  'on-failure': { type: 'string', value: 'halt|rollback', section: HEALTH, description: 'what a tripped threshold does (default: halt)' },
+  'offline-wait': { type: 'string', value: '5m', section: HEALTH, description: 'how long an unreachable host is waited for' },
+  offline: { type: 'string', value: 'fail|skip', section: HEALTH, description: 'what a host still unreachable then counts as' },
+  'progress-deadline': { type: 'string', value: '1h', section: HEALTH, description: 'the whole rollout must finish in this time' },
+  action: {
+    type: 'string',
+    value: 'safe-switch|switch|boot|dry-activate',
+    section: HEALTH,
+    description: 'how hosts activate the new system (default: safe-switch)',
+  },
+  'max-rebooting': { type: 'string', value: 'N', section: REBOOTS, description: 'at most N hosts of this rollout rebooting at once' },
+  'activate-within-windows': {
+    type: 'boolean',
+    section: REBOOTS,
+    description: 'hosts activate only while their maintenance windows are open, even without a reboot',
+  },
+  spec: { type: 'string', value: 'FILE', description: 'a rollout spec as JSON (flags override it)' },
+} as const satisfies OptionTable;
 
 /** "25%", "3", "hosts:a+b", "tags:db+cache" → a wave of the API. */
 export function parseWave(item: string): WaveSpec {
@@ -113,6 +141,8 @@ export function specFromFlags(release: string, values: Values): RolloutSpecInput
     spec.offline = { ...before, ...(offlineWait !== undefined ? { waitSeconds: offlineWait } : {}), ...(offlineThen ? { then: offlineThen } : {}) };
   }
   set('progressDeadlineSeconds', seconds('progress-deadline'));
+  set('maxRebooting', text('max-rebooting') === undefined ? undefined : integer(text('max-rebooting')!, '--max-rebooting', 1));
+  if (values['activate-within-windows'] === true) spec.activateWithinWindows = true;
   set('action', text('action') === undefined ? undefined : oneOf('--action', text('action')!, Action.options));
   return spec as RolloutSpecInput;
 }

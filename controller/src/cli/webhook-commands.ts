@@ -11,19 +11,15 @@ import {
   type WebhookDelivery,
 } from '../../../shared/src/webhook-api.js';
 import { displayWebhookUrl } from '../dashboard/format.js';
-import { json, list, parse, str } from './args.js';
+import { json, list, str } from './args.js';
+import type { Parsed } from './command-spec.js';
 import { OperatorClient } from './client.js';
 import { paint } from './colour.js';
 import { CliError, type CliIo } from './context.js';
 import { fit } from './format.js';
 import { localTime } from './time.js';
 
-export async function webhookAdd(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(
-    args,
-    { event: { type: 'string', multiple: true }, description: { type: 'string' }, 'secret-file': { type: 'string' } },
-    ['URL'],
-  );
+export async function webhookAdd({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const events = list(values.event);
   for (const event of events) {
     if (event !== '*' && !WebhookEventType.safeParse(event).success) {
@@ -62,8 +58,7 @@ function headLine(head: WebhookDelivery): string {
   return `    next up: ${head.type} (event ${head.eventId}), ${tried}${next}`;
 }
 
-export async function webhookList(args: string[], io: CliIo): Promise<void> {
-  const { values } = parse(args, {}, []);
+export async function webhookList({ values }: Parsed, io: CliIo): Promise<void> {
   const client = OperatorClient.from(values, io);
   const { webhooks } = await client.call('GET', WebhookRoutes.webhooks, WebhookList);
   const heads = new Map<string, WebhookDelivery | null>();
@@ -86,16 +81,14 @@ export async function webhookList(args: string[], io: CliIo): Promise<void> {
   io.stdout(`${lines.join('\n')}\n`);
 }
 
-export async function webhookRemove(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['ID']);
+export async function webhookRemove({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const id = positionals[0]!;
   await OperatorClient.from(values, io).call('DELETE', WebhookRoutes.webhook(id), z.undefined());
   if (values.json) json(io, { id, removed: true });
   else io.stdout(`removed webhook ${id} (its pending deliveries are dropped)\n`);
 }
 
-export async function webhookTest(args: string[], io: CliIo): Promise<void> {
-  const { values, positionals } = parse(args, {}, ['ID']);
+export async function webhookTest({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const id = positionals[0]!;
   const client = OperatorClient.from(values, io);
   const hook = await client.call('GET', WebhookRoutes.webhook(id), WebhookSummary);

@@ -1,5 +1,8 @@
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import type Database from 'better-sqlite3';
+import type { Logger } from '../../../shared/src/logger.js';
+import { runBackground } from '../background.js';
 import type { Db } from '../db/open.js';
 import { wakeSignal } from '../../../shared/src/wake-signal.js';
 import type { ManifestBus } from '../manifests/bus.js';
@@ -24,6 +27,7 @@ export class ChangeFeed {
     private readonly engine: RolloutEngine,
     private readonly bus: ManifestBus,
     private readonly pollMs: number,
+    private readonly logger: Logger,
   ) {}
 
   subscribe(listener: () => void): () => void {
@@ -37,7 +41,7 @@ export class ChangeFeed {
 
   private start(): void {
     this.lastId = lastEventId(this.db);
-    this.timer = setInterval(() => this.check(), this.pollMs);
+    this.timer = setInterval(() => runBackground(this.logger, 'dashboard live feed', () => this.check()), this.pollMs);
     this.timer.unref();
     this.stopHooks = [this.engine.onChange(() => this.notify()), this.bus.onPublish(() => this.notify())];
   }
@@ -50,13 +54,9 @@ export class ChangeFeed {
   }
 
   private check(): void {
-    let id: number;
-    try {
-      id = lastEventId(this.db);
-    } catch {
-      // The database is closing with the controller; the streams end with it.
-      return;
-    }
+    // The database closed with the controller a moment before the streams (and this timer) ended.
+    if (!(this.db as Db & { $client: Database.Database }).$client.open) return;
+    const id = lastEventId(this.db);
     if (id !== this.lastId) {
       this.lastId = id;
       this.notify();

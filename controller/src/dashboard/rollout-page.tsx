@@ -1,15 +1,16 @@
 import {
-  FINISHED_ROLLOUT_STATES,
   waveLabel,
-  type ReleaseProvenance,
   type RolloutAction,
+  type ReleaseProvenance,
   type RolloutList,
   type RolloutState,
   type RolloutStatus,
 } from '../../../shared/src/rollout-api.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import type { JSX } from 'hono/jsx/jsx-runtime';
+import { retriesMember } from '../rollouts/retry-plan.js';
 import { rollbackPlan } from '../rollouts/rollback-plan.js';
+import { applicableActions, commandVerdict, isFinished } from '../rollouts/transitions.js';
 import { BAR_PHASES, barPhase, barPhaseLabel, clockTime, storePathParts, type AgentNow } from './format.js';
 import { Generation } from './generation.js';
 import { Badge, BASE, CsrfField, Layout, LiveState } from './layout.js';
@@ -30,26 +31,16 @@ const STATE_KIND: Record<RolloutState, string> = {
   aborted: 'failed',
 };
 
-
-/** States nothing moves out of by itself (a rollback can still be asked for). */
-const FINAL_STATES: ReadonlySet<RolloutState> = new Set(FINISHED_ROLLOUT_STATES);
-
 export const DESTRUCTIVE: ReadonlySet<RolloutAction> = new Set(['abort', 'rollback']);
 
 /** The actions the engine accepts in each state (it checks again; this only decides which buttons to draw). */
 export function availableActions(state: RolloutState): RolloutAction[] {
-  const actions: RolloutAction[] = [];
-  if (state === 'waiting-approval') actions.push('approve');
-  if (state === 'running' || state === 'waiting-approval') actions.push('pause');
-  if (state === 'paused') actions.push('resume');
-  if (state === 'running' || state === 'waiting-approval' || state === 'paused' || state === 'rolling-back') actions.push('abort');
-  if (state !== 'rolling-back' && state !== 'rolled-back' && state !== 'rollback-failed') actions.push('rollback');
-  return actions;
+  return applicableActions(state);
 }
 
 /** A finished rollout that left hosts without a result can be retried for those hosts (the engine checks again). */
 export function canRetry(status: RolloutStatus): boolean {
-  return FINAL_STATES.has(status.state) && status.waves.some((w) => w.hosts.some((h) => h.state !== 'healthy' || h.rollbackState !== null));
+  return commandVerdict('retry', status.id, status.state).allowed && status.waves.some((w) => w.hosts.some(retriesMember));
 }
 
 export function confirmQuestion(action: RolloutAction, status: Pick<RolloutStatus, 'id' | 'release' | 'waves'>): string {
@@ -143,7 +134,7 @@ export function RolloutSummary(props: { status: RolloutStatus }) {
   const { status } = props;
   const total = status.waves.reduce((sum, wave) => sum + wave.hosts.length, 0);
   const threshold = thresholdText(status);
-  const done = FINAL_STATES.has(status.state);
+  const done = isFinished(status.state);
   const bake = done ? null : status.bakeRemainingSeconds;
   return (
     <>
@@ -282,7 +273,7 @@ export function RolloutWaves(props: { status: RolloutStatus; connections: Readon
       </ul>
       <ol class="waves">
         {status.waves.map((wave) => (
-          <WaveBar wave={wave} current={wave.index === status.waveIndex && !FINAL_STATES.has(status.state)} status={status} connections={props.connections} agents={props.agents ?? new Map()} />
+          <WaveBar wave={wave} current={wave.index === status.waveIndex && !isFinished(status.state)} status={status} connections={props.connections} agents={props.agents ?? new Map()} />
         ))}
       </ol>
     </>

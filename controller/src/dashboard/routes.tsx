@@ -101,7 +101,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   const { db, clock, presence } = deps;
   const sessions = options.sessions ?? new DashboardSessions(db, clock);
   const secure = options.secureCookies ?? 'auto';
-  const feed = new ChangeFeed(db, deps.rollouts, deps.bus, options.livePollMs ?? 1000);
+  const feed = new ChangeFeed(db, deps.rollouts, deps.bus, options.livePollMs ?? 1000, deps.logger.child({ component: 'dashboard' }));
   const live: LiveOptions = { refreshMs: 5000, heartbeatMs: 15_000, ...options.live };
   const app = new Hono<DashboardEnv>();
 
@@ -381,7 +381,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (DESTRUCTIVE.has(parsed.data) && form.confirmed !== 'yes') return c.redirect(`${rolloutPath(id)}/confirm/${parsed.data}`, 303);
     // The same engine operation as POST /v1/rollouts/:id/:action, under the signed-in operator's name.
     const outcome = deps.rollouts.act(id, parsed.data, `operator:${session.operator.name}`);
-    if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such rollout', outcome.message, session);
+    if (!outcome.ok && outcome.kind === 'unknown-rollout') return refusal(c, 404, 'No such rollout', outcome.message, session);
     session.flash = outcome.ok ? { kind: 'ok', text: `Rollout ${id} ${ACTION_DONE[parsed.data]}.` } : { kind: 'error', text: outcome.message };
     deps.logger.info({ operator: session.operator.name, rolloutId: id, action: parsed.data, ok: outcome.ok }, 'dashboard rollout action');
     return c.redirect(rolloutPath(id), 303);
@@ -395,7 +395,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     }
     // The same engine operation as POST /v1/rollouts/:id/retry, under the signed-in operator's name.
     const outcome = deps.rollouts.retry(id, `operator:${session.operator.name}`);
-    if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such rollout', outcome.message, session);
+    if (!outcome.ok && outcome.kind === 'unknown-rollout') return refusal(c, 404, 'No such rollout', outcome.message, session);
     deps.logger.info({ operator: session.operator.name, rolloutId: id, action: 'retry', ok: outcome.ok }, 'dashboard rollout action');
     if (!outcome.ok) {
       session.flash = { kind: 'error', text: outcome.message };

@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import type { Action, Phase } from '../../../shared/src/protocol.js';
+import type { RebootPolicy } from '../../../shared/src/reboot.js';
+import type { MaintenanceWindow } from '../../../shared/src/windows.js';
 import type { RolloutHostState, RolloutRollbackState, RolloutState, RolloutWavePhase } from '../../../shared/src/rollout-api.js';
 import type { WebhookDeliveryState } from '../../../shared/src/webhook-api.js';
 
@@ -33,6 +35,10 @@ export const hosts = sqliteTable('hosts', {
   agentVersion: text('agent_version'),
   /** Paused by an operator: rollouts leave it waiting in its wave, and setting its desired state needs force. */
   paused: integer('paused', { mode: 'boolean' }).notNull().default(false),
+  /** Reboot policy set for this host (overrides its tags'); null: inherit (shared/src/reboot-settings.ts). */
+  rebootPolicy: text('reboot_policy').$type<RebootPolicy>(),
+  /** Maintenance windows set for this host (overrides its tags'; [] is always open); null: inherit. */
+  maintenanceWindows: text('maintenance_windows', { mode: 'json' }).$type<MaintenanceWindow[]>(),
 });
 
 export const manifests = sqliteTable(
@@ -316,3 +322,18 @@ export const rebootLeases = sqliteTable('reboot_leases', {
   manifestVersion: integer('manifest_version').notNull(),
   grantedAt: integer('granted_at').notNull(),
 });
+
+/**
+ * Settings per tag: reboot policy and maintenance windows for every host with the tag, and the
+ * tag's reboot lock (at most maxRebooting of its hosts rebooting at once). A row exists once an
+ * operator set something; null columns are not set.
+ */
+export const tagSettings = sqliteTable('tag_settings', {
+  tag: text('tag').primaryKey(),
+  rebootPolicy: text('reboot_policy').$type<RebootPolicy>(),
+  maintenanceWindows: text('maintenance_windows', { mode: 'json' }).$type<MaintenanceWindow[]>(),
+  maxRebooting: integer('max_rebooting'),
+  updatedAt: integer('updated_at').notNull(),
+  updatedBy: text('updated_by').notNull(),
+});
+export type TagSettingsRow = typeof tagSettings.$inferSelect;

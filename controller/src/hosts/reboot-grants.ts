@@ -1,13 +1,14 @@
-import { and, asc, eq, lt, lte } from 'drizzle-orm';
+import { and, asc, eq, isNotNull, lt, lte, sql } from 'drizzle-orm';
 import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { rebootLeases } from '../db/schema.js';
+import type { Db, Tx } from '../db/open.js';
+import { hosts, manifests, rebootLeases, rollouts, tagSettings } from '../db/schema.js';
 import { appendEvent } from '../events.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
- * than `maxConcurrent` hosts hold a lease. A lease ends when its host reports a terminal phase
+ * than `maxConcurrent` hosts hold a lease, and fewer than each narrower lock allows: a tag's
+ * maxRebooting among the hosts with that tag, a rollout's maxRebooting among its hosts. A lease ends when its host reports a terminal phase
  * for that manifest (releaseRebootLease, from report storing) or after `leaseMs` (a host that
  * never came back; the rollout counts it failed at its offline deadline meanwhile).
  */
@@ -18,6 +19,55 @@ export interface RebootLockOptions {
 }
 
 export const DEFAULT_REBOOT_LOCK: RebootLockOptions = { maxConcurrent: 1, leaseMs: 30 * 60_000 };
+
+/** One reboot lock: `fleet`, `tag T` or `rollout R`, and the hosts holding a lease under it. */
+interface Lock {
+  name: string;
+  max: number;
+  holders: string[];
+}
+
+/**
+ * The locks beside the fleet-wide one that apply to this host: each of its tags with a
+ * maxRebooting (tag_settings), and the rollout of the manifest it reboots for, when that rollout
+ * set maxRebooting. A lease counts under a rollout through the manifest it was granted for.
+ */
+function narrowerLocks(tx: Tx, host: string, manifestVersion: number): Lock[] {
+  const locks: Lock[] = [];
+  const tagLocks = tx
+    .select({ tag: tagSettings.tag, max: tagSettings.maxRebooting })
+    .from(tagSettings)
+    .where(and(isNotNull(tagSettings.maxRebooting), sql`${tagSettings.tag} in (select value from json_each((select ${hosts.tags} from ${hosts} where ${hosts.name} = ${host})))`))
+    .orderBy(asc(tagSettings.tag))
+    .all();
+  for (const { tag, max } of tagLocks) {
+    const holders = tx
+      .select({ host: rebootLeases.host })
+      .from(rebootLeases)
+      .innerJoin(hosts, eq(hosts.name, rebootLeases.host))
+      .where(sql`exists (select 1 from json_each(${hosts.tags}) where value = ${tag})`)
+      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host))
+      .all();
+    locks.push({ name: `tag ${tag}`, max: max!, holders: holders.map((h) => h.host) });
+  }
+  const rollout = tx
+    .select({ id: rollouts.id, max: sql<number | null>`json_extract(${rollouts.spec}, '$.maxRebooting')` })
+    .from(manifests)
+    .innerJoin(rollouts, eq(rollouts.id, manifests.rolloutId))
+    .where(and(eq(manifests.host, host), eq(manifests.version, manifestVersion)))
+    .get();
+  if (rollout && typeof rollout.max === 'number' && rollout.max > 0) {
+    const holders = tx
+      .select({ host: rebootLeases.host })
+      .from(rebootLeases)
+      .innerJoin(manifests, and(eq(manifests.host, rebootLeases.host), eq(manifests.version, rebootLeases.manifestVersion)))
+      .where(eq(manifests.rolloutId, rollout.id))
+      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host))
+      .all();
+    locks.push({ name: `rollout ${rollout.id}`, max: rollout.max, holders: holders.map((h) => h.host) });
+  }
+  return locks;
+}
 
 /** How soon a refused host asks again: often enough that the lock passes on within seconds. */
 const RETRY_AFTER_MS = 2_000;
@@ -32,18 +82,21 @@ export function requestRebootGrant(db: Db, clock: Clock, options: RebootLockOpti
       tx.update(rebootLeases).set({ manifestVersion: Math.max(own.manifestVersion, manifestVersion) }).where(eq(rebootLeases.host, host)).run();
       return { protocol: PROTOCOL_VERSION, granted: true, reason: '', retryAfterMs: 0 };
     }
-    const holders = tx.select({ host: rebootLeases.host }).from(rebootLeases).orderBy(asc(rebootLeases.grantedAt)).all();
-    if (holders.length >= options.maxConcurrent) {
-      const names = holders.map((h) => h.host);
+    const holders = tx.select({ host: rebootLeases.host }).from(rebootLeases).orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host)).all();
+    const locks: Lock[] = [{ name: 'fleet', max: options.maxConcurrent, holders: holders.map((h) => h.host) }, ...narrowerLocks(tx, host, manifestVersion)];
+    const full = locks.find((lock) => lock.holders.length >= lock.max);
+    if (full) {
+      const names = full.holders;
+      const where = full.name === 'fleet' ? '' : ` of ${full.name}`;
       return {
         protocol: PROTOCOL_VERSION,
         granted: false,
-        reason: `${names.length} host${names.length === 1 ? '' : 's'} rebooting (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}); at most ${options.maxConcurrent} at once`,
+        reason: `${names.length} host${names.length === 1 ? '' : 's'}${where} rebooting (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}); at most ${full.max}${where} at once`,
         retryAfterMs: RETRY_AFTER_MS,
       };
     }
     tx.insert(rebootLeases).values({ host, manifestVersion, grantedAt: now }).run();
-    appendEvent(tx, { host, at: now, kind: 'reboot-granted', actor: 'controller', data: { manifestVersion, rebooting: holders.length + 1, maxConcurrent: options.maxConcurrent } });
+    appendEvent(tx, { host, at: now, kind: 'reboot-granted', actor: 'controller', data: { manifestVersion, rebooting: holders.length + 1, maxConcurrent: options.maxConcurrent, locks: locks.map((l) => ({ name: l.name, rebooting: l.holders.length + 1, max: l.max })) } });
     return { protocol: PROTOCOL_VERSION, granted: true, reason: '', retryAfterMs: 0 };
   });
 }

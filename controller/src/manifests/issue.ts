@@ -7,6 +7,7 @@ import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
+import { manifestRebootSettings } from '../hosts/reboot-settings.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
@@ -139,6 +140,7 @@ export function issueBatchInTransaction(
       issuedAt,
       expiresAt,
       statement: desired.authority.envelope,
+      reboot: manifestRebootSettings(tx, desired.host, desired.rolloutId),
     };
     return {
       desired,

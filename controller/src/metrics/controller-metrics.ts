@@ -14,6 +14,8 @@ export interface MetricsDeps {
   presence: Presence;
   /** Webhook deliveries waiting to be sent or retried (the webhooks feature counts them). */
   pendingWebhookDeliveries: () => number;
+  /** Passes of the rollout engine over the advancing rollouts completed so far (it counts them). */
+  rolloutEngineTicks: () => number;
   /** Node process metrics (CPU, memory, event loop lag); off in tests, which start many controllers. */
   processMetrics?: boolean;
 }
@@ -47,6 +49,9 @@ export class ControllerMetrics {
   private readonly webhookAttempts: Counter<'result'>;
   private readonly webhookPending: Gauge;
   private readonly admissionRefusals: Counter<'what' | 'scope'>;
+  private readonly rolloutEngineTicks: Counter;
+  /** The engine's count at the last scrape: the counter grows by the difference. */
+  private ticksSeen = 0;
 
   constructor(private readonly deps: MetricsDeps) {
     const registers = [this.registry];
@@ -67,6 +72,11 @@ export class ControllerMetrics {
       name: 'shoal_admission_refused_total',
       help: 'Unauthenticated requests refused by a cap (what: challenge | websocket; scope: address | total).',
       labelNames: ['what', 'scope'],
+      registers,
+    });
+    this.rolloutEngineTicks = new Counter({
+      name: 'shoal_rollout_engine_ticks_total',
+      help: 'Passes of the rollout engine over every advancing rollout (deadlines, bakes, offline waits) completed; one that stops growing means only reports move rollouts.',
       registers,
     });
     this.timer = new DeploymentTimer(
@@ -114,6 +124,9 @@ export class ControllerMetrics {
   refresh(): void {
     this.foldEvents();
     this.readGauges();
+    const ticks = this.deps.rolloutEngineTicks();
+    this.rolloutEngineTicks.inc(ticks - this.ticksSeen);
+    this.ticksSeen = ticks;
   }
 
   private foldEvents(): void {

@@ -1,6 +1,8 @@
 import type Database from 'better-sqlite3';
 import type { Report } from '../../../shared/src/protocol.js';
 import { SETTLED_PHASES, TERMINAL_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
+import type { Logger } from '../../../shared/src/logger.js';
+import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
 import { statement } from '../db/prepared.js';
@@ -129,7 +131,7 @@ export interface ReportWriter {
  * to its savepoint and fails only its own request. Should the group transaction itself fail, every
  * batch of the group is retried in a transaction of its own, so one cannot fail another.
  */
-export function reportWriter(db: Db, clock: Clock, observer?: ReportObserver, options: { windowMs?: number } = {}): ReportWriter {
+export function reportWriter(db: Db, clock: Clock, logger: Logger, observer?: ReportObserver, options: { windowMs?: number } = {}): ReportWriter {
   const windowMs = options.windowMs ?? 0;
   const client = (db as Db & { $client?: Database.Database }).$client;
   if (!client || typeof client.transaction !== 'function') throw new Error('reportWriter: the database handle has no better-sqlite3 client');
@@ -171,10 +173,7 @@ export function reportWriter(db: Db, clock: Clock, observer?: ReportObserver, op
     });
   };
 
-  const flush = (): void => {
-    scheduled = false;
-    const group = queue;
-    queue = [];
+  const storeAll = (group: Pending[]): void => {
     if (group.length === 1) {
       const [entry] = group;
       try {
@@ -186,6 +185,22 @@ export function reportWriter(db: Db, clock: Clock, observer?: ReportObserver, op
     }
     storeGroup(group);
   };
+
+  // No request awaits the timer itself: what escapes the group's own handling (a statement that
+  // cannot be prepared) fails the group's requests and is logged, instead of ending the process
+  // and leaving those requests unanswered.
+  const flush = (): void =>
+    runBackground(logger, 'report store flush', () => {
+      scheduled = false;
+      const group = queue;
+      queue = [];
+      try {
+        storeAll(group);
+      } catch (error) {
+        for (const entry of group) entry.reject(error);
+        throw error;
+      }
+    });
 
   return {
     store(host, batch) {

@@ -1,11 +1,9 @@
 import { runBackground } from '../background.js';
 import { randomBytes } from 'node:crypto';
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
-  ACTIVE_ROLLOUT_STATES,
-  FINISHED_ROLLOUT_STATES,
   waveNumber,
   type RolloutAction,
   type RolloutPlan,
@@ -15,14 +13,19 @@ import {
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
 import { prepared } from '../db/prepared.js';
-import { hosts, rolloutHosts, rollouts, type ManifestRow } from '../db/schema.js';
+import { hosts, rollouts, type ManifestRow } from '../db/schema.js';
 import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 import { appendEvent } from '../events.js';
 import type { ReleaseTrust } from '../manifests/statements.js';
-import { advanceRollout, beginRollback, openStep, recordReport, type AdvanceContext, type AdvanceOptions } from './advance.js';
+import { advanceRollout, beginRollback, startWave, type AdvanceOptions } from './advance.js';
+import { activeOwners, insertMembers, memberResults } from './members.js';
+import { recordReport } from './report.js';
+import { retrySpec } from './retry-plan.js';
+import { openStep, type AdvanceContext } from './step.js';
+import { commandVerdict, waveGated } from './transitions.js';
 import { planRollout } from './plan.js';
 import { readRelease } from './releases.js';
 
@@ -45,14 +48,26 @@ export interface PreflightRecord {
   problems: string[];
 }
 
-export type EngineOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string; problems?: string[] };
+/**
+ * Why the engine refused a command, in the rollout's terms; each caller says it in its own (the
+ * operator API maps a kind to an HTTP status, the dashboard to a page or a message).
+ */
+export type RefusalKind = 'unknown-release' | 'unknown-rollout' | 'invalid-rollout' | 'rollout-overlap' | 'invalid-transition' | 'nothing-to-retry';
 
-const ACTIVE = new Set<string>(ACTIVE_ROLLOUT_STATES);
-const FINISHED = new Set<string>(FINISHED_ROLLOUT_STATES);
+/** `problems`: each thing wrong, when there is a list (an invalid spec, the rollouts in the way). */
+export interface Refusal {
+  ok: false;
+  kind: RefusalKind;
+  message: string;
+  problems?: string[];
+}
+
+export type EngineOutcome<T> = { ok: true; value: T } | Refusal;
+
 const ADVANCING: RolloutState[] = ['running', 'rolling-back'];
 
-function refuse(status: 400 | 404 | 409, code: string, message: string, problems?: string[]): EngineOutcome<never> {
-  return problems ? { ok: false, status, code, message, problems } : { ok: false, status, code, message };
+function refuse(kind: RefusalKind, message: string, problems?: string[]): Refusal {
+  return problems ? { ok: false, kind, message, problems } : { ok: false, kind, message };
 }
 
 /**
@@ -66,6 +81,7 @@ export class RolloutEngine {
   private readonly context: AdvanceContext;
   /** Rollouts with a batch of pending hosts left to issue, continued on the next event-loop turn. */
   private readonly continuing = new Set<string>();
+  private passes = 0;
 
   constructor(private readonly deps: EngineDeps) {
     this.context = {
@@ -89,12 +105,12 @@ export class RolloutEngine {
 
   plan(spec: RolloutSpec): EngineOutcome<RolloutPlan> {
     const release = readRelease(this.deps.db, spec.release);
-    if (!release) return refuse(404, 'unknown-release', `no release named "${spec.release}"`);
+    if (!release) return refuse('unknown-release', `no release named "${spec.release}"`);
     const tags = new Map(
       this.deps.db.select({ name: hosts.name, tags: hosts.tags }).from(hosts).all().map((row) => [row.name, row.tags] as const),
     );
     const outcome = planRollout(spec, release, tags);
-    if (!outcome.ok) return refuse(400, 'invalid-rollout', `rollout refused: ${outcome.problems.join('; ')}`, outcome.problems);
+    if (!outcome.ok) return refuse('invalid-rollout', `rollout refused: ${outcome.problems.join('; ')}`, outcome.problems);
     return { ok: true, value: outcome.plan };
   }
 
@@ -115,10 +131,10 @@ export class RolloutEngine {
     const now = this.deps.clock.now();
 
     const outcome = this.transact((tx, issued): EngineOutcome<string> => {
-      const busy = this.activeOwners(tx, planHosts);
+      const busy = activeOwners(tx, planHosts);
       if (busy.length > 0) {
         const problems = this.overlapProblems(busy);
-        return refuse(409, 'rollout-overlap', `rollout refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
+        return refuse('rollout-overlap', `rollout refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
       }
       tx.insert(rollouts)
         .values({
@@ -135,31 +151,13 @@ export class RolloutEngine {
           retryOf,
         })
         .run();
-      const insertMember = prepared(this.deps.db, 'rolloutHosts.insert', () =>
-        this.deps.db
-          .insert(rolloutHosts)
-          .values({
-            rolloutId: sql.placeholder('rolloutId'),
-            host: sql.placeholder('host'),
-            wave: sql.placeholder('wave'),
-            position: sql.placeholder('position'),
-            targetPath: sql.placeholder('targetPath'),
-            state: 'pending',
-          })
-          .prepare(),
-      );
-      let position = 0;
-      for (const wave of plan.waves) {
-        for (const host of wave.hosts) {
-          insertMember.run({ rolloutId: id, host, wave: wave.index, position: position++, targetPath: targets.get(host)! });
-        }
-      }
+      insertMembers(this.deps.db, id, plan, targets);
       const step = openStep(tx, this.context, id, now, issued)!;
       step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
       if (retryOf !== null) {
         appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
       }
-      step.startWaveZero();
+      startWave(step, 0);
       return { ok: true, value: id };
     }, id);
     return outcome;
@@ -169,30 +167,26 @@ export class RolloutEngine {
     const now = this.deps.clock.now();
     return this.transact((tx, issued): EngineOutcome<RolloutState> => {
       const step = openStep(tx, this.context, id, now, issued);
-      if (!step) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
+      if (!step) return refuse('unknown-rollout', `no rollout with id "${id}"`);
       const state = step.rollout.state;
-      const wrongState = (allowed: string) =>
-        refuse(409, 'invalid-transition', `rollout ${id} is ${state}; ${action} applies only to a rollout that is ${allowed}`);
+      const wave = step.rollout.waveIndex;
+      const verdict = commandVerdict(action, id, state, { gated: waveGated(step.plan, wave, step.rollout.approvedThrough) });
+      if (!verdict.allowed) return refuse('invalid-transition', verdict.message);
       switch (action) {
         case 'approve':
-          if (state !== 'waiting-approval') return wrongState('waiting-approval');
-          step.update({ state: 'running', approvedThrough: step.rollout.waveIndex, waveStartedAt: now });
-          step.event('rollout-approved', { actor, wave: waveNumber(step.rollout.waveIndex) });
-          step.event('rollout-wave-started', { wave: waveNumber(step.rollout.waveIndex), canary: step.plan.waves[step.rollout.waveIndex]!.canary, hosts: step.plan.waves[step.rollout.waveIndex]!.hosts });
+          step.update({ state: verdict.next, approvedThrough: wave, waveStartedAt: now });
+          step.event('rollout-approved', { actor, wave: waveNumber(wave) });
+          step.event('rollout-wave-started', { wave: waveNumber(wave), canary: step.plan.waves[wave]!.canary, hosts: step.plan.waves[wave]!.hosts });
           break;
         case 'pause':
-          if (state !== 'running' && state !== 'waiting-approval') return wrongState('running or waiting-approval');
-          step.update({ state: 'paused', pausedAt: now });
-          step.event('rollout-paused', { actor, wave: waveNumber(step.rollout.waveIndex) });
+          step.update({ state: verdict.next, pausedAt: now });
+          step.event('rollout-paused', { actor, wave: waveNumber(wave) });
           break;
         case 'resume': {
-          if (state !== 'paused') return wrongState('paused');
           const pausedFor = now - (step.rollout.pausedAt ?? now);
           const bakeStartedAt = step.rollout.bakeStartedAt === null ? null : step.rollout.bakeStartedAt + pausedFor;
           const waveStartedAt = step.rollout.waveStartedAt === null ? null : step.rollout.waveStartedAt + pausedFor;
-          const wave = step.plan.waves[step.rollout.waveIndex]!;
-          const gated = wave.needsApproval && step.rollout.approvedThrough < step.rollout.waveIndex;
-          step.update({ state: gated ? 'waiting-approval' : 'running', pausedAt: null, bakeStartedAt, waveStartedAt });
+          step.update({ state: verdict.next, pausedAt: null, bakeStartedAt, waveStartedAt });
           step.shiftHostClocks(pausedFor);
           step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
@@ -200,19 +194,15 @@ export class RolloutEngine {
         case 'abort':
           // A rolling-back rollout can be aborted too: its hosts keep the manifests they were sent
           // (their desired state stays the previous system), but it no longer owns them.
-          if (!ACTIVE.has(state)) return wrongState('running, waiting-approval, paused or rolling-back');
-          step.finish('aborted', 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
+          step.finish(verdict.next, 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
           break;
         case 'rollback': {
-          if (state === 'rolling-back' || state === 'rolled-back' || state === 'rollback-failed') {
-            return wrongState('not already rolling back or rolled back');
-          }
           // A finished rollout's hosts may belong to a newer rollout by now; rolling them back would
           // make two rollouts change the same hosts at once.
-          const others = this.activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
+          const others = activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
           if (others.length > 0) {
             const problems = this.overlapProblems(others);
-            return refuse(409, 'rollout-overlap', `rollback of ${id} refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
+            return refuse('rollout-overlap', `rollback of ${id} refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
           }
           beginRollback(step, `rollback requested by ${actor}`);
           step.update({ finishedAt: null });
@@ -239,29 +229,12 @@ export class RolloutEngine {
   retrySpec(id: string): EngineOutcome<RolloutSpec> {
     const { db } = this.deps;
     const old = db.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).get();
-    if (!old) return refuse(404, 'unknown-rollout', `no rollout with id "${id}"`);
-    if (!FINISHED.has(old.state)) {
-      return refuse(409, 'invalid-transition', `rollout ${id} is ${old.state}; retry applies only to a finished rollout (${FINISHED_ROLLOUT_STATES.join(', ')})`);
-    }
-    const members = db.select({ host: rolloutHosts.host, state: rolloutHosts.state, rollbackState: rolloutHosts.rollbackState }).from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).all();
-    // A host moved back by a rollback is retried too: it no longer runs the release.
-    const again = new Set(members.filter((m) => m.state !== 'healthy' || m.rollbackState !== null).map((m) => m.host));
-    if (again.size === 0) return refuse(409, 'nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
-    const spec = old.spec as RolloutSpec;
-    const plan = old.plan as RolloutPlan;
-    const waves: Array<{ hosts: string[]; needsApproval: boolean }> = [];
-    for (const wave of plan.waves) {
-      const hosts = wave.hosts.filter((h) => again.has(h));
-      if (hosts.length > 0) waves.push({ hosts, needsApproval: wave.needsApproval });
-    }
-    const retrySpec: RolloutSpec = {
-      ...spec,
-      selector: { hosts: waves.flatMap((w) => w.hosts) },
-      canary: 0,
-      waves: waves.map((w) => ({ hosts: w.hosts })),
-      approvalBefore: waves.flatMap((w, index) => (w.needsApproval ? [index] : [])),
-    };
-    return { ok: true, value: retrySpec };
+    if (!old) return refuse('unknown-rollout', `no rollout with id "${id}"`);
+    const verdict = commandVerdict('retry', id, old.state);
+    if (!verdict.allowed) return refuse('invalid-transition', verdict.message);
+    const spec = retrySpec(old.spec as RolloutSpec, old.plan as RolloutPlan, memberResults(db, id));
+    if (!spec) return refuse('nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
+    return { ok: true, value: spec };
   }
 
   /**
@@ -280,6 +253,14 @@ export class RolloutEngine {
     this.transact(() => ({ ok: true, value: undefined }), id, options);
   }
 
+  /**
+   * Passes over every advancing rollout completed since start (`tickAll`: the timer's and the one at
+   * start). A count that stops growing means deadlines, bakes and offline waits have stopped moving.
+   */
+  get ticks(): number {
+    return this.passes;
+  }
+
   tickAll(): void {
     const ids = this.deps.db
       .select({ id: rollouts.id })
@@ -294,6 +275,7 @@ export class RolloutEngine {
         this.deps.logger.error({ err: error, rolloutId: id }, 'rollout tick failed');
       }
     }
+    this.passes += 1;
   }
 
   startTimer(intervalMs: number): void {
@@ -368,20 +350,5 @@ export class RolloutEngine {
     return [...byRollout].map(
       ([other, names]) => `rollout ${other} is still active on ${names.length} of these hosts (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`,
     );
-  }
-
-  private activeOwners(tx: Tx, names: string[]): Array<{ rolloutId: string; host: string }> {
-    const owners: Array<{ rolloutId: string; host: string }> = [];
-    for (let i = 0; i < names.length; i += 500) {
-      owners.push(
-        ...tx
-          .select({ rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host })
-          .from(rolloutHosts)
-          .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-          .where(and(inArray(rolloutHosts.host, names.slice(i, i + 500)), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))
-          .all(),
-      );
-    }
-    return owners;
   }
 }

@@ -8,7 +8,7 @@ import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody, readJson } from '../http/request.js';
 import { wakeSignal } from '../../../shared/src/wake-signal.js';
-import type { EngineOutcome, PreflightRecord, RolloutEngine } from './engine.js';
+import type { EngineOutcome, PreflightRecord, RefusalKind, RolloutEngine } from './engine.js';
 import { describeProblems } from './preflight.js';
 import { releaseInsight } from './release-insight.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
@@ -25,9 +25,19 @@ const EventQuery = z.object({
 /** SSE keep-alive: proxies and browsers drop a silent stream after a minute or so. */
 const SSE_HEARTBEAT_MS = 15_000;
 
+/** The HTTP status of each engine refusal; the refusal's kind is the error code clients see. */
+const REFUSAL_STATUS: Readonly<Record<RefusalKind, 400 | 404 | 409>> = {
+  'unknown-release': 404,
+  'unknown-rollout': 404,
+  'invalid-rollout': 400,
+  'rollout-overlap': 409,
+  'invalid-transition': 409,
+  'nothing-to-retry': 409,
+};
+
 function unwrap<T>(outcome: EngineOutcome<T>): T {
   if (outcome.ok) return outcome.value;
-  throw new ApiError(outcome.status, outcome.code, outcome.message, outcome.problems);
+  throw new ApiError(REFUSAL_STATUS[outcome.kind], outcome.kind, outcome.message, outcome.problems);
 }
 
 /** Releases and rollouts over the operator API, plus a server-sent-events stream for `watch` and the dashboard. */

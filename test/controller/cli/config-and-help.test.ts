@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../controller/src/cli/run.js';
-import { HELP } from '../../../controller/src/cli/help.js';
+import { parse } from '../../../controller/src/cli/args.js';
+import { CliError } from '../../../controller/src/cli/context.js';
+import { COMMANDS } from '../../../controller/src/cli/table/index.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 import { REPO, shoal } from './cli-helpers.js';
 
@@ -79,10 +81,10 @@ describe('shoal CLI config file', () => {
 
 describe('shoal --help', () => {
   it('has help with an example for every command, within 80 columns', async () => {
-    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'enroll-token list', 'enroll-token revoke', 'host register', 'host diff', 'host rm', 'host pause', 'host resume', 'host rekey', 'host unknown', 'host adopt', 'backup', 'set', 'status', 'history',
+    const commands = ['keygen', 'token create', 'token list', 'token revoke', 'enroll-token create', 'enroll-token list', 'enroll-token revoke', 'host register', 'host diff', 'host rm', 'host pause', 'host resume', 'host show', 'host set-reboot', 'tag set-reboot', 'tag list', 'host rekey', 'host unknown', 'host adopt', 'backup', 'set', 'status', 'history',
       'release build', 'release push-closures', 'release sign', 'release publish', 'release create', 'release list', 'release show', 'rollout plan', 'rollout start', 'rollout status', 'rollout watch', 'rollout list',
       'rollout approve', 'rollout pause', 'rollout resume', 'rollout abort', 'rollout rollback', 'rollout retry', 'webhook add', 'webhook list', 'webhook rm', 'webhook test', 'key show'];
-    expect(Object.keys(HELP).sort()).toEqual([...commands].sort());
+    expect(COMMANDS.map((c) => c.name).sort()).toEqual([...commands].sort());
     for (const command of commands) {
       const result = await inProcess([...command.split(' '), '--help'], {});
       expect(result.code, command).toBe(0);
@@ -97,6 +99,44 @@ describe('shoal --help', () => {
     }
     const top = await inProcess(['--help'], {});
     for (const line of top.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
+  });
+
+  it('lists every option the parser accepts, and the parser accepts every option it lists', async () => {
+    for (const command of COMMANDS) {
+      const help = (await inProcess([...command.name.split(' '), '--help'], {})).stdout;
+      // Option rows: "  -o, --out FILE   where …" under a section heading.
+      const rows = [...help.matchAll(/^ {2}(?:-(\w), )?--([a-z-]+)( \S+)?/gm)].map(([, short, name, value]) => ({ short, name: name!, value: value !== undefined }));
+      expect(rows.map((r) => r.name).sort(), command.name).toEqual(Object.keys(command.options).sort());
+      // What the command insists on, so that only the option under test can be refused.
+      const base = [...command.positionals.filter((p) => !p.startsWith('[') && !p.endsWith('...')).map(() => 'x')];
+      for (const [name, option] of Object.entries(command.options)) if (option.type === 'string' && option.required) base.push(`--${name}`, 'x');
+      for (const row of rows) {
+        const spelled = [`--${row.name}`, ...(row.short ? [`-${row.short}`] : [])];
+        for (const flag of spelled) {
+          const parsed = parse([...base, flag, ...(row.value ? ['v'] : [])], command);
+          const option = command.options[row.name]!;
+          const expected = option.type === 'boolean' ? true : option.multiple ? ['v'] : 'v';
+          expect(parsed.values[row.name], `${command.name} ${flag}`).toEqual(expected);
+        }
+      }
+      expect(() => parse([...base, '--not-an-option'], command), command.name).toThrow(/^unknown option --not-an-option/);
+    }
+  });
+
+  it('refuses bad arguments from the command table, naming the option, with exit status 2', async () => {
+    const env = { SHOAL_CONTROLLER: 'http://127.0.0.1:9', SHOAL_TOKEN: 't' };
+    const cases: Array<[string[], string]> = [
+      [['keygen', '--out', 'k'], 'shoal: keygen needs --name NAME (the key id agents will trust)\n'],
+      [['rollout', 'status', 'ro-1', '--json=yes'], 'shoal: option --json takes no value\n'],
+      [['rollout', 'start', 'v1', '--bake'], 'shoal: option --bake needs a value\n'],
+      [['rollout', 'status', 'ro-1', '--canary', '1'], 'shoal: unknown option --canary\n'],
+      [['keygen', '--name', 'k', '--out', 'k', '--controller', 'http://x'], 'shoal: unknown option --controller\n'],
+      [['rollout', 'status', 'ro-1', 'ro-2'], 'shoal: expected ID, got ro-1 ro-2\n'],
+      [['release', 'publish', 'a.json', 'b.json'], 'shoal: expected [BUNDLE.json], got a.json b.json\n'],
+      [['release', 'sign', 'build.json', '-o'], 'shoal: option -o needs a value\n'],
+    ];
+    for (const [args, stderr] of cases) expect(await inProcess(args, env), args.join(' ')).toEqual({ code: 2, stdout: '', stderr });
+    expect(() => parse(['--bake'], COMMANDS.find((c) => c.name === 'rollout plan')!)).toThrow(CliError);
   });
 
   it('answers `shoal help COMMAND` with that command\'s help, not the global one', async () => {

@@ -213,6 +213,7 @@ describe('agent API', () => {
         body.envelope,
         MANIFEST_PAYLOAD_TYPE,
         [{ keyId: ctl.controllerKey.keyId, publicKey: ctl.controllerKey.publicKey }],
+        'controller',
         tweetnaclEd25519,
       );
       expect(verified.valid).toBe(true);

@@ -61,6 +61,7 @@ describe('/metrics', () => {
       'shoal_manifests_issued_total',
       'shoal_reports_received_total',
       'shoal_rollout_halts_total',
+      'shoal_rollout_engine_ticks_total',
       'shoal_websocket_connects_total',
       'shoal_websocket_disconnects_total',
       'shoal_deployment_duration_seconds',
@@ -74,6 +75,15 @@ describe('/metrics', () => {
     expect(families.get('shoal_deployment_duration_seconds')!.type).toBe('histogram');
     expect(families.get('shoal_manifests_issued_total')!.type).toBe('counter');
     expect(sampleValue(families, 'shoal_rollouts', { state: 'running' })).toBe(0);
+  });
+
+  it('counts the rollout engine\'s passes as its timer completes them, the one at start included', async () => {
+    const controller = await start({ rolloutTickMs: 20 });
+    const families = await scrape(controller);
+    expect(families.get('shoal_rollout_engine_ticks_total')!.type).toBe('counter');
+    const first = sampleValue(families, 'shoal_rollout_engine_ticks_total')!;
+    expect(first).toBeGreaterThanOrEqual(1);
+    await expect.poll(async () => sampleValue(await scrape(controller), 'shoal_rollout_engine_ticks_total'), { timeout: 10_000 }).toBeGreaterThanOrEqual(first + 2);
   });
 
   it('the checker itself rejects what the grammar does not allow', () => {

@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import pino from 'pino';
+import { silentLogger } from '../../../shared/src/logger.js';
 import { PROTOCOL_VERSION, ReportAck } from '../../../shared/src/protocol.js';
 import { reportWriter } from '../../../controller/src/reports/store.js';
 import { count, postJson, registeredHost, sampleReport, sessionFor, testController, type TestController } from '../helpers.js';
@@ -24,7 +26,7 @@ describe('report writer (group commit)', () => {
   it('stores the batches of many hosts arriving together in one transaction, acknowledging each after the commit', async () => {
     const names = Array.from({ length: 20 }, (_, i) => `web-${i + 1}`);
     for (const name of names) registeredHost(ctl, name);
-    const writer = reportWriter(ctl.database.db, ctl.clock);
+    const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     const transactions = vi.spyOn(ctl.database.db, 'transaction');
     const acks = names.map((name) =>
       writer.store(name, [sampleReport(2, 'healthy'), sampleReport(1, 'accepted')]).then((outcome) => ({ outcome, visible: committed(name) })),
@@ -41,7 +43,7 @@ describe('report writer (group commit)', () => {
   it('fails only the batch of a host that is gone, storing the others of its group', async () => {
     registeredHost(ctl, 'web-1');
     registeredHost(ctl, 'web-2');
-    const writer = reportWriter(ctl.database.db, ctl.clock);
+    const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     const [first, ghost, second] = await Promise.allSettled([
       writer.store('web-1', [sampleReport(1, 'accepted')]),
       writer.store('ghost', [sampleReport(1, 'accepted')]),
@@ -59,7 +61,7 @@ describe('report writer (group commit)', () => {
   it('stores each batch in a transaction of its own when the group transaction fails', async () => {
     registeredHost(ctl, 'web-1');
     registeredHost(ctl, 'web-2');
-    const writer = reportWriter(ctl.database.db, ctl.clock);
+    const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     vi.spyOn(ctl.database.db, 'transaction').mockImplementationOnce(() => {
       throw new Error('disk I/O error');
     });
@@ -68,10 +70,24 @@ describe('report writer (group commit)', () => {
     expect(committed('web-1') + committed('web-2')).toBe(2);
   });
 
+  it('fails every request of a group it cannot store at all and logs why, instead of ending the process with the requests unanswered', async () => {
+    registeredHost(ctl, 'web-1');
+    registeredHost(ctl, 'web-2');
+    // The writer's statements cannot even be prepared now: the failure comes before any per-batch handling.
+    ctl.database.sqlite.exec('ALTER TABLE reports RENAME TO reports_gone');
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const writer = reportWriter(ctl.database.db, ctl.clock, logger);
+    const outcomes = await Promise.allSettled([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    for (const outcome of outcomes) expect(String((outcome as PromiseRejectedResult).reason)).toContain('no such table: reports');
+    expect(lines).toEqual([expect.objectContaining({ msg: 'background work failed', task: 'report store flush' })]);
+  });
+
   it('keeps one host’s batches of the same group idempotent and in order', async () => {
     registeredHost(ctl, 'web-1');
     registeredHost(ctl, 'web-2');
-    const writer = reportWriter(ctl.database.db, ctl.clock);
+    const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     const outcomes = await Promise.all([
       writer.store('web-1', [sampleReport(1, 'accepted'), sampleReport(2, 'realising')]),
       writer.store('web-2', [sampleReport(1, 'accepted')]),

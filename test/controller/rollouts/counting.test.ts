@@ -52,7 +52,7 @@ describe('rollouts count what really happened', () => {
     const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-rollback-failed'").all(id) as Array<{ data: string }>;
     expect(events.map((e) => JSON.parse(e.data).failed)).toEqual([[stuck]]);
     // Rolling back again would change nothing: the engine says so.
-    expect(l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, status: 409 });
+    expect(l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
 
     const other = lab(2);
     const rolling = other.start({ waves: ['100%'] });
@@ -153,7 +153,7 @@ describe('rollouts count what really happened', () => {
     l.report(firstWave[0], 'healthy');
     l.report(firstWave[1], 'rolled-back');
     expect(l.status(id).state).toBe('halted');
-    expect(l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, status: 404 });
+    expect(l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, kind: 'unknown-rollout' });
 
     const retried = l.engine.retry(id, 'operator:alice');
     if (!retried.ok) throw new Error(retried.message);
@@ -166,10 +166,10 @@ describe('rollouts count what really happened', () => {
     const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-retried'").all(id) as Array<{ data: string }>;
     expect(events.map((e) => JSON.parse(e.data).retryId)).toEqual([retried.value]);
     // An active rollout is not retried.
-    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, status: 409, code: 'invalid-transition' });
+    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
     l.answer('healthy');
     l.answer('healthy');
     expect(l.status(retried.value).state).toBe('succeeded');
-    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, status: 409, code: 'nothing-to-retry' });
+    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'nothing-to-retry' });
   });
 });

@@ -104,7 +104,7 @@ describe('rollout engine', () => {
     l.engine.tickAll();
     expect(l.status(id).state).toBe('waiting-approval');
     expect(issuedTo(l).length).toBe(1);
-    expect(l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: false, status: 409 });
+    expect(l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: false, kind: 'invalid-transition' });
     expect(l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
     expect(issuedTo(l).length).toBe(4);
     expect(l.engine.act(id, 'abort', 'operator:test')).toMatchObject({ ok: true, value: 'aborted' });
@@ -170,7 +170,7 @@ describe('rollout engine', () => {
     const l = lab(3);
     const first = l.start({ waves: ['100%'] });
     const second = l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
-    expect(second).toMatchObject({ ok: false, status: 409, code: 'rollout-overlap' });
+    expect(second).toMatchObject({ ok: false, kind: 'rollout-overlap' });
     expect(second.ok || second.message).toContain(first);
   });
 
@@ -241,7 +241,7 @@ describe('rollout engine', () => {
     if (!second.ok) throw new Error(second.message);
     const before = l.names.map((h) => l.manifestsOf(h));
     const refused = l.engine.act(first, 'rollback', 'operator:test');
-    expect(refused).toMatchObject({ ok: false, status: 409, code: 'rollout-overlap' });
+    expect(refused).toMatchObject({ ok: false, kind: 'rollout-overlap' });
     expect(refused.ok || refused.message).toContain(second.value);
     expect(l.status(first).state).toBe('succeeded');
     expect(l.names.map((h) => l.manifestsOf(h))).toEqual(before);

@@ -50,7 +50,7 @@ describe('agent websocket hub', () => {
     expect((await ctl.setDesired('web-1', storePath('sys', 'b'))).status).toBe(200);
     const pushed = await socket.expect('manifest');
     expect(pushed.version).toBe(2);
-    const verified = verifyEnvelope(pushed.envelope, MANIFEST_PAYLOAD_TYPE, [ctl.controllerKey], tweetnaclEd25519);
+    const verified = verifyEnvelope(pushed.envelope, MANIFEST_PAYLOAD_TYPE, [ctl.controllerKey], 'controller', tweetnaclEd25519);
     if (!verified.valid) throw new Error(verified.message);
     expect(ManifestPayload.parse(JSON.parse(Buffer.from(verified.payload).toString())).storePath).toBe(storePath('sys', 'b'));
   });

@@ -1,0 +1,168 @@
+import { asc, eq, sql } from 'drizzle-orm';
+import {
+  strictestPolicy,
+  type HostRebootSettings,
+  type ManifestRebootSettings,
+  type SetRebootSettingsRequest,
+  type TagRebootSettings,
+} from '../../../shared/src/reboot-settings.js';
+import { nextOpeningOfAll, type MaintenanceWindow } from '../../../shared/src/windows.js';
+import type { Clock } from '../clock.js';
+import type { Db, Tx } from '../db/open.js';
+import { prepared } from '../db/prepared.js';
+import { hosts, rollouts, tagSettings, type TagSettingsRow } from '../db/schema.js';
+import { appendEvent } from '../events.js';
+import type { LifecycleRefusal } from './lifecycle.js';
+
+/**
+ * Reboot policy and maintenance windows set on the controller, per host and per tag, and how they
+ * combine (the rules are stated in shared/src/reboot-settings.ts): a host's own value over its
+ * tags', and among tags the most restrictive. The effective settings are signed into every
+ * manifest the host gets (manifestRebootSettings), so they reach the agent with the assignment
+ * and nobody on the way can change them.
+ */
+
+interface OwnSettings {
+  tags: string[];
+  rebootPolicy: HostRebootSettings['own']['policy'];
+  maintenanceWindows: MaintenanceWindow[] | null;
+}
+
+interface Effective {
+  policy: HostRebootSettings['effective']['policy'];
+  policyFrom: string | null;
+  windows: MaintenanceWindow[][] | null;
+  windowsFrom: string[];
+}
+
+/** Host over tags; among tags the strictest policy and every tag's windows at once. */
+export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effective {
+  let policy: Effective['policy'] = own.rebootPolicy;
+  let policyFrom: string | null = policy === null ? null : 'host';
+  if (policy === null) {
+    const set = tags.filter((t) => t.rebootPolicy !== null);
+    policy = strictestPolicy(set.map((t) => t.rebootPolicy!));
+    policyFrom = set
+      .filter((t) => t.rebootPolicy === policy)
+      .map((t) => `tag:${t.tag}`)
+      .join(',') || null;
+  }
+  if (own.maintenanceWindows !== null) return { policy, policyFrom, windows: [own.maintenanceWindows], windowsFrom: ['host'] };
+  const withWindows = tags.filter((t) => t.maintenanceWindows !== null);
+  if (withWindows.length === 0) return { policy, policyFrom, windows: null, windowsFrom: [] };
+  return { policy, policyFrom, windows: withWindows.map((t) => t.maintenanceWindows!), windowsFrom: withWindows.map((t) => `tag:${t.tag}`) };
+}
+
+function tagsOf(db: Db | Tx, host: string): TagSettingsRow[] {
+  return prepared(db, 'tagSettings.ofHost', () =>
+    db
+      .select()
+      .from(tagSettings)
+      .where(sql`${tagSettings.tag} in (select value from json_each((select ${hosts.tags} from ${hosts} where ${hosts.name} = ${sql.placeholder('host')})))`)
+      .orderBy(asc(tagSettings.tag))
+      .prepare(),
+  ).all({ host });
+}
+
+function ownOf(db: Db | Tx, host: string): OwnSettings | undefined {
+  return prepared(db, 'hosts.rebootSettings', () =>
+    db
+      .select({ tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows })
+      .from(hosts)
+      .where(eq(hosts.name, sql.placeholder('host')))
+      .prepare(),
+  ).get({ host });
+}
+
+/** Whether the rollout asked its hosts to activate only within their windows. */
+function activatesWithinWindows(db: Db | Tx, rolloutId: string | null): boolean {
+  if (rolloutId === null) return false;
+  const row = prepared(db, 'rollouts.activateWithinWindows', () =>
+    db
+      .select({ value: sql<number | null>`json_extract(${rollouts.spec}, '$.activateWithinWindows')` })
+      .from(rollouts)
+      .where(eq(rollouts.id, sql.placeholder('id')))
+      .prepare(),
+  ).get({ id: rolloutId });
+  return row?.value === 1;
+}
+
+/** What a manifest for `host` (issued by `rolloutId`, or by hand) carries. */
+export function manifestRebootSettings(db: Db | Tx, host: string, rolloutId: string | null): ManifestRebootSettings {
+  const own = ownOf(db, host);
+  const effective = own ? combine(own, tagsOf(db, host)) : { policy: null, windows: null };
+  return { policy: effective.policy, windows: effective.windows, windowsForAll: activatesWithinWindows(db, rolloutId) };
+}
+
+function tagView(row: TagSettingsRow): TagRebootSettings {
+  return { tag: row.tag, policy: row.rebootPolicy, windows: row.maintenanceWindows, maxRebooting: row.maxRebooting };
+}
+
+export function hostRebootSettings(db: Db, clock: Clock, host: string): HostRebootSettings | null {
+  const own = ownOf(db, host);
+  if (!own) return null;
+  const tags = tagsOf(db, host);
+  const effective = combine(own, tags);
+  const opens = effective.windows === null ? new Date(clock.now()) : nextOpeningOfAll(effective.windows, new Date(clock.now()));
+  return {
+    host,
+    own: { policy: own.rebootPolicy, windows: own.maintenanceWindows },
+    tags: tags.map(tagView),
+    effective: {
+      ...effective,
+      windowsOpenAt: opens?.toISOString() ?? null,
+      locks: tags.filter((t) => t.maxRebooting !== null).map((t) => ({ tag: t.tag, maxRebooting: t.maxRebooting! })),
+    },
+  };
+}
+
+export function listTagSettings(db: Db): TagRebootSettings[] {
+  return db.select().from(tagSettings).orderBy(asc(tagSettings.tag)).all().map(tagView);
+}
+
+export function tagRebootSettings(db: Db, tag: string): TagRebootSettings | null {
+  const row = db.select().from(tagSettings).where(eq(tagSettings.tag, tag)).get();
+  return row ? tagView(row) : null;
+}
+
+/** Absent fields keep their value; null clears. Applies to the next manifest each affected host gets. */
+export function setHostRebootSettings(
+  db: Db,
+  clock: Clock,
+  host: string,
+  request: SetRebootSettingsRequest,
+  actor: string,
+): { ok: true } | LifecycleRefusal {
+  if (request.maxRebooting !== undefined) {
+    return { ok: false, status: 409, code: 'not-for-hosts', message: 'maxRebooting is a reboot lock over a tag (or a rollout), not a setting of one host' };
+  }
+  return db.transaction((tx) => {
+    const row = tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, host)).get();
+    if (!row) return { ok: false, status: 404, code: 'unknown-host', message: `no host named ${JSON.stringify(host)}` };
+    const set: Partial<typeof hosts.$inferInsert> = {};
+    if (request.policy !== undefined) set.rebootPolicy = request.policy;
+    if (request.windows !== undefined) set.maintenanceWindows = request.windows;
+    if (Object.keys(set).length > 0) tx.update(hosts).set(set).where(eq(hosts.name, host)).run();
+    appendEvent(tx, { host, at: clock.now(), kind: 'reboot-settings-set', actor, data: { ...request } });
+    return { ok: true as const };
+  });
+}
+
+export function setTagRebootSettings(db: Db, clock: Clock, tag: string, request: SetRebootSettingsRequest, actor: string): TagRebootSettings {
+  const now = clock.now();
+  return db.transaction((tx) => {
+    const before = tx.select().from(tagSettings).where(eq(tagSettings.tag, tag)).get();
+    const next = {
+      tag,
+      rebootPolicy: request.policy !== undefined ? request.policy : (before?.rebootPolicy ?? null),
+      maintenanceWindows: request.windows !== undefined ? request.windows : (before?.maintenanceWindows ?? null),
+      maxRebooting: request.maxRebooting !== undefined ? request.maxRebooting : (before?.maxRebooting ?? null),
+      updatedAt: now,
+      updatedBy: actor,
+    };
+    if (next.rebootPolicy === null && next.maintenanceWindows === null && next.maxRebooting === null) tx.delete(tagSettings).where(eq(tagSettings.tag, tag)).run();
+    else tx.insert(tagSettings).values(next).onConflictDoUpdate({ target: tagSettings.tag, set: next }).run();
+    appendEvent(tx, { host: null, at: now, kind: 'reboot-settings-set', actor, data: { tag, ...request } });
+    return tagView(next);
+  });
+}

@@ -1,0 +1,273 @@
+import { eq, sql } from 'drizzle-orm';
+import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
+import { waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
+import type { Db, Tx } from '../db/open.js';
+import { prepared } from '../db/prepared.js';
+import { rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
+import { appendEvent } from '../events.js';
+import { issueBatchInTransaction, issueInTransaction, type BatchItem, type IssueCause } from '../manifests/issue.js';
+import type { ManifestSigner } from '../manifests/signer.js';
+import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
+import {
+  healthyMembers,
+  inFlightMembers,
+  listMembers,
+  markFinished,
+  markIssued,
+  markRollbackIssued,
+  memberCounts,
+  memberSystems,
+  pendingMembers,
+  shiftInFlightClocks,
+  updateMember,
+  type WatchedMember,
+} from './members.js';
+import { isActive, type Counts } from './transitions.js';
+
+export interface AdvanceContext {
+  /**
+   * The database handle the open transaction runs on: hot statements are prepared on it once per
+   * process (a transaction handle lives for one transaction only).
+   */
+  db: Db;
+  signer: ManifestSigner;
+  releaseTrust: ReleaseTrust;
+  manifestTtlMs: number;
+  connection(host: string): ConnectionMode;
+  /**
+   * When this controller process started: no host deadline counts time before it, because a
+   * host cannot report to a controller that is down (its report waits in the agent's outbox).
+   */
+  startedAt: number;
+  /**
+   * The last time each host with an issued manifest was seen offline, in memory only: a host
+   * that comes back within the offline wait gets its health deadline from its return.
+   */
+  offlineSeen: Map<string, number>;
+  /**
+   * Since when each healthy host of a baking wave has been offline (key: rollout id and host), in
+   * memory only: the bake fails a host that stays away, not one whose connection blinked.
+   */
+  bakeOfflineSince: Map<string, number>;
+  /**
+   * Spec and plan of active rollouts, parsed once: they never change after the start, and a
+   * 10,000-host plan is 200 KB of JSON that every tick would otherwise parse again.
+   */
+  definitions: Map<string, { spec: RolloutSpec; plan: RolloutPlan }>;
+}
+
+/** The rollout row without its spec and plan (those come from AdvanceContext.definitions). */
+export type RolloutProgress = Omit<RolloutRow, 'spec' | 'plan'>;
+
+/** The key of a host in AdvanceContext.bakeOfflineSince. */
+export function bakeKey(rolloutId: string, host: string): string {
+  return `${rolloutId}\0${host}`;
+}
+
+/**
+ * One transition of one rollout, inside its transaction: what changes the rollout row, its
+ * members and the audit log. `rollout` is kept in step with the database row it was read from.
+ */
+export class Step {
+  /** Set when pending hosts of the wave were left for the next transaction (ISSUE_BATCH reached). */
+  more = false;
+  deadlines = true;
+  constructor(
+    private readonly tx: Tx,
+    readonly ctx: AdvanceContext,
+    readonly rollout: RolloutProgress,
+    readonly spec: RolloutSpec,
+    readonly plan: RolloutPlan,
+    readonly now: number,
+    /** Every manifest issued in this transaction, whoever asked for it: the caller announces them all after commit. */
+    readonly issued: ManifestRow[] = [],
+  ) {}
+
+  event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): void {
+    // Events about a wave say of how many, so a webhook's text can read "wave 2 of 3" on its own.
+    const withTotal = 'wave' in data ? { ...data, waves: this.plan.waves.length } : data;
+    appendEvent(this.ctx.db, { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data: withTotal });
+  }
+
+  update(values: Partial<RolloutProgress>): void {
+    Object.assign(this.rollout, values, { updatedAt: this.now });
+    this.tx.update(rollouts).set({ ...values, updatedAt: this.now }).where(eq(rollouts.id, this.rollout.id)).run();
+    if (values.state !== undefined && !isActive(values.state)) this.ctx.definitions.delete(this.rollout.id);
+  }
+
+  finish(state: RolloutState, kind: EventKind, reason: string | null): void {
+    this.update({ state, reason, finishedAt: this.now });
+    this.event(kind, { reason, wave: waveNumber(this.rollout.waveIndex) });
+  }
+
+  members(wave?: number): RolloutHostRow[] {
+    return listMembers(this.tx, this.rollout.id, wave);
+  }
+
+  setMember(member: RolloutHostRow, values: Partial<RolloutHostRow>): void {
+    updateMember(this.tx, member, values);
+  }
+
+  /**
+   * Issues `storePath` to `host` with the release statement that authorises it (this rollout's
+   * release first); returns why not when none does (two-key mode: only CI authorises systems).
+   * `previousVersion`: the host's desired version, when the caller has read it already.
+   */
+  issue(host: string, storePath: string, previousVersion?: number | null): ManifestRow | string {
+    const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, host, storePath, { now: this.now, release: this.rollout.release });
+    if (!authorised.ok) return authorised.reason;
+    const row = issueInTransaction(
+      this.ctx.db,
+      this.ctx.signer,
+      this.now,
+      this.ctx.manifestTtlMs,
+      { host, storePath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
+      this.issueCause(),
+      previousVersion,
+    );
+    this.issued.push(row);
+    return row;
+  }
+
+  issueCause(): IssueCause {
+    return { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` };
+  }
+
+  /** A manifest this rollout would have issued but no statement authorises: the host keeps what it has, the log says why. */
+  withheld(host: string, storePath: string, reason: string): void {
+    this.event('manifest-withheld', { storePath, reason }, host);
+  }
+
+  fail(member: WatchedMember, reason: string, state: 'failed' | 'skipped' = 'failed'): void {
+    markFinished(this.ctx.db, member, state, reason, this.now);
+    member.state = state;
+    this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: waveNumber(member.wave) }, member.host);
+  }
+
+  /**
+   * Takes this rollout's manifest back from a host that never answered it (offline past its wait):
+   * its desired state returns to the system it ran, so when it comes back it does not deploy a
+   * release that no rollout is watching any more.
+   */
+  withdraw(member: WatchedMember): void {
+    const row = memberSystems(this.ctx.db, member);
+    if (!row.previousSystem || row.previousSystem === row.targetPath) return;
+    const manifest = this.issue(member.host, row.previousSystem);
+    if (typeof manifest === 'string') return this.withheld(member.host, row.previousSystem, manifest);
+    markRollbackIssued(this.ctx.db, member, manifest.version, this.now);
+  }
+
+  /** Hosts of `wave` that hold a manifest and have no result yet. */
+  inFlight(wave: number): WatchedMember[] {
+    return inFlightMembers(this.ctx.db, this.rollout.id, wave);
+  }
+
+  /** Hosts of `wave` that reported healthy: the bake watches them. */
+  healthy(wave: number): WatchedMember[] {
+    return healthyMembers(this.ctx.db, this.rollout.id, wave);
+  }
+
+  counts(wave: number): Counts {
+    return memberCounts(this.ctx.db, this.rollout.id, wave);
+  }
+
+  /**
+   * Issues up to `limit` pending hosts of `wave`, in plan order. One query reads what each needs
+   * (its target, the system it runs now, its desired version); each host's manifest and its member
+   * row change in this transaction, so no host is issued twice whatever happens next. A host whose
+   * target no trusted statement authorises fails at once, with the reason, and is never issued.
+   * A paused host is not issued: it stays pending, so its wave waits for it. `full`: the batch
+   * took all `limit` hosts it asked for, so more unpaused hosts may be pending (fewer: none is).
+   */
+  issuePending(wave: number, limit: number): { issued: number; refused: number; full: boolean } {
+    const pending = pendingMembers(this.ctx.db, this.rollout.id, wave, limit);
+    let refused = 0;
+    const batch: BatchItem[] = [];
+    // Read before issuing: the system each runs now is where a rollback returns the host.
+    const previousSystems = new Map<string, string | null>();
+    for (const member of pending) {
+      const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, member.host, member.targetPath, { now: this.now, release: this.rollout.release });
+      if (!authorised.ok) {
+        refused += 1;
+        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, authorised.reason);
+        continue;
+      }
+      previousSystems.set(member.host, member.currentSystem);
+      batch.push({
+        desired: { host: member.host, storePath: member.targetPath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
+        previousVersion: member.desiredVersion,
+      });
+    }
+    // The member rows are written while the batch is being signed (see issueBatchInTransaction),
+    // with one event per host: it says what `manifest-issued` would (the rollout's audit log and
+    // the host's history both show it), half the rows of two events per host.
+    const rows = issueBatchInTransaction(this.ctx.db, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, null, (planned) => {
+      for (const { host, version, storePath, action, floor } of planned) {
+        const previousSystem = previousSystems.get(host) ?? null;
+        markIssued(this.ctx.db, { rolloutId: this.rollout.id, host }, version, this.now, previousSystem);
+        this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, action, floor, rolloutId: this.rollout.id, previousSystem }, host);
+      }
+    });
+    this.issued.push(...rows);
+    return { issued: pending.length - refused, refused, full: pending.length === limit };
+  }
+
+  connection(host: string): ConnectionMode {
+    return this.ctx.connection(host);
+  }
+
+  /** The moment a host deadline starts counting: never before this controller could hear the host. */
+  deadlineBase(since: number, host?: string): number {
+    return Math.max(since, this.ctx.startedAt, host === undefined ? 0 : (this.ctx.offlineSeen.get(host) ?? 0));
+  }
+
+  sawOffline(host: string): void {
+    this.ctx.offlineSeen.set(host, this.now);
+  }
+
+  /**
+   * A paused rollout's host clocks stand still, as its bake and wave clocks do: on resume, the
+   * issue and acceptance times of hosts in flight move on by the pause, and offline stretches
+   * seen before it start again.
+   */
+  shiftHostClocks(pausedForMs: number): void {
+    shiftInFlightClocks(this.ctx.db, this.rollout.id, pausedForMs);
+    const prefix = bakeKey(this.rollout.id, '');
+    for (const key of this.ctx.bakeOfflineSince.keys()) if (key.startsWith(prefix)) this.ctx.bakeOfflineSince.delete(key);
+  }
+}
+
+export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: number, issued: ManifestRow[] = []): Step | null {
+  const { db } = ctx;
+  const rollout = prepared(db, 'rollouts.progress', () =>
+    db
+      .select({
+        id: rollouts.id,
+        release: rollouts.release,
+        state: rollouts.state,
+        waveIndex: rollouts.waveIndex,
+        wavePhase: rollouts.wavePhase,
+        waveStartedAt: rollouts.waveStartedAt,
+        bakeStartedAt: rollouts.bakeStartedAt,
+        pausedAt: rollouts.pausedAt,
+        approvedThrough: rollouts.approvedThrough,
+        reason: rollouts.reason,
+        createdAt: rollouts.createdAt,
+        createdBy: rollouts.createdBy,
+        updatedAt: rollouts.updatedAt,
+        finishedAt: rollouts.finishedAt,
+        retryOf: rollouts.retryOf,
+      })
+      .from(rollouts)
+      .where(eq(rollouts.id, sql.placeholder('id')))
+      .prepare(),
+  ).get({ id: rolloutId });
+  if (!rollout) return null;
+  let definition = ctx.definitions.get(rolloutId);
+  if (!definition) {
+    const row = tx.select({ spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, rolloutId)).get()!;
+    definition = { spec: row.spec as RolloutSpec, plan: row.plan as RolloutPlan };
+    if (isActive(rollout.state)) ctx.definitions.set(rolloutId, definition);
+  }
+  return new Step(tx, ctx, rollout, definition.spec, definition.plan, now, issued);
+}

@@ -1,0 +1,29 @@
+import pino from 'pino';
+import { afterEach, expect, it } from 'vitest';
+import { ChangeFeed } from '../../../controller/src/dashboard/live.js';
+import { appendEvent } from '../../../controller/src/events.js';
+import { testController, type TestController } from '../helpers.js';
+
+const cleanup: Array<() => void> = [];
+afterEach(() => {
+  for (const step of cleanup.splice(0).reverse()) step();
+});
+
+it('logs a database error of its timer as the dashboard live feed’s, and notices changes again once the database is back', async () => {
+  const ctl: TestController = testController();
+  cleanup.push(() => ctl.close());
+  const lines: Array<Record<string, unknown> & { err?: { message: string } }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const feed = new ChangeFeed(ctl.database.db, ctl.deps.rollouts, ctl.deps.bus, 10, logger);
+  let notified = 0;
+  cleanup.push(feed.subscribe(() => void (notified += 1)));
+
+  ctl.database.sqlite.exec('ALTER TABLE events RENAME TO events_gone');
+  await expect.poll(() => lines.length, { timeout: 10_000 }).toBeGreaterThan(0);
+  expect(lines[0]).toMatchObject({ msg: 'background work failed', task: 'dashboard live feed' });
+  expect(lines[0]!.err!.message).toContain('no such table: events');
+
+  ctl.database.sqlite.exec('ALTER TABLE events_gone RENAME TO events');
+  appendEvent(ctl.database.db, { host: null, at: ctl.clock.now(), kind: 'rollout-retried', actor: 'test', data: {} });
+  await expect.poll(() => notified, { timeout: 10_000 }).toBeGreaterThan(0);
+});

@@ -68,6 +68,7 @@ export async function runScale({ count, workers, cleanup, log, controllerNodeArg
     const times = await fleet.all<{ receivedAt: number[] }>({ cmd: 'await-manifests', timeoutMs: 180_000 });
     const afterPush = procStats(controller.pid);
     figures[`${p}.push_cpu_s`] = round(afterPush.cpuSeconds - beforePush.cpuSeconds, 2);
+    figures[`${p}.push_main_thread_cpu_s`] = round(afterPush.mainThreadCpuSeconds - beforePush.mainThreadCpuSeconds, 2);
     const verified = await fleet.all<VerifyResult>({ cmd: 'verify' });
     const invalid = verified.flatMap((v) => v.invalid);
     if (invalid.length > 0) throw new Error(`${invalid.length} manifests did not verify: ${invalid.slice(0, 5).join('; ')}`);

@@ -7,18 +7,22 @@ export interface ProcStats {
   rssMb: number;
   /** User + system CPU time since the process started. */
   cpuSeconds: number;
+  /** The same for its main thread alone (the event loop; not the signing thread, GC helpers or libuv's pool). */
+  mainThreadCpuSeconds: number;
+}
+
+function cpuOf(statFile: string): number {
+  const stat = readFileSync(statFile, 'utf8');
+  // Fields after the command name, which is in parentheses and may itself contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 /** RSS (VmRSS in /proc/PID/status) and CPU time (utime + stime in /proc/PID/stat) of one process. */
 export function procStats(pid: number): ProcStats {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may itself contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return { rssMb: rssKb / 1024, cpuSeconds: (utime + stime) / CLOCK_TICKS };
+  return { rssMb: rssKb / 1024, cpuSeconds: cpuOf(`/proc/${pid}/stat`), mainThreadCpuSeconds: cpuOf(`/proc/${pid}/task/${pid}/stat`) };
 }
 
 /** CPU percentage of one core a process used between two samples. */

@@ -13,6 +13,8 @@ import { runBackground } from './background.js';
 const INFO: readonly EventKind[] = [
   'desired-set',
   'manifest-issued',
+  // A wave's manifests: one event per host says what manifest-issued would.
+  'rollout-host-issued',
   'manifest-withheld',
   'rollout-started',
   'rollout-wave-started',
@@ -28,7 +30,7 @@ const INFO: readonly EventKind[] = [
   'rollout-succeeded',
   'rollout-aborted',
 ];
-const DEBUG: readonly EventKind[] = ['manifest-renewed', 'rollout-host-issued', 'rollout-host-healthy', 'rollout-wave-baking'];
+const DEBUG: readonly EventKind[] = ['manifest-renewed', 'rollout-host-healthy', 'rollout-wave-baking'];
 
 export class EventLog {
   private cursor: number;

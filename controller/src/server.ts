@@ -141,6 +141,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await webhooksStopped;
       await pruningStopped;
       database.close();
+      deps.signer.close();
     })();
     return closing;
   };

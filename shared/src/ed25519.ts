@@ -38,6 +38,11 @@ function cachedKey(cache: Map<string, KeyObject>, raw: Uint8Array, make: () => K
   return key;
 }
 
+/** Node's key object for a 64-byte tweetnacl secret key (its 32-byte seed): what node:crypto signs with, also on another thread. */
+export function nodePrivateKey(secretKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
+}
+
 export function createNodeEd25519(): Ed25519 {
   const privateKeys = new Map<string, KeyObject>();
   const publicKeys = new Map<string, KeyObject>();
@@ -45,9 +50,7 @@ export function createNodeEd25519(): Ed25519 {
     name: 'node',
     sign(message, secretKey) {
       const seed = secretKey.subarray(0, 32);
-      const key = cachedKey(privateKeys, seed, () =>
-        createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
-      );
+      const key = cachedKey(privateKeys, seed, () => nodePrivateKey(seed));
       return new Uint8Array(nodeSign(null, message, key));
     },
     verify(message, signature, publicKey) {

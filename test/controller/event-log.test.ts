@@ -27,10 +27,10 @@ describe('the controller log', () => {
     expect(seen).toContainEqual([30, 'desired-set', 'web-1']);
     expect(seen).toContainEqual([30, 'rollout-started', null]);
     expect(seen).toContainEqual([30, 'rollout-wave-started', null]);
-    expect(seen).toContainEqual([30, 'manifest-issued', 'web-2']);
+    expect(seen).toContainEqual([30, 'rollout-host-issued', 'web-2']);
     expect(seen).toContainEqual([30, 'rollout-aborted', null]);
     expect(lines.find((l) => l.msg === 'rollout-wave-started')).toMatchObject({ rolloutId: id, wave: 1, hosts: 1 });
-    expect(lines.find((l) => l.msg === 'manifest-issued')).toMatchObject({ version: 1, rolloutId: id });
+    expect(lines.find((l) => l.msg === 'rollout-host-issued')).toMatchObject({ version: 1, rolloutId: id });
     // Nothing is logged twice.
     log.flush();
     expect(lines.length).toBe(seen.length);

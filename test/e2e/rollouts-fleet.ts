@@ -77,10 +77,13 @@ export function waveHosts(status: RolloutStatus, index: number): string[] {
   return status.waves[index]!.hosts.map((h) => h.host);
 }
 
-/** Rollout-issued host events, per host, from the host event logs (manifest-issued carries the rollout id). */
+/**
+ * Manifests a rollout issued to a host, from its event log: a wave's as rollout-host-issued, a
+ * rollback's or withdrawal's as manifest-issued; both carry the rollout id.
+ */
 export async function manifestsFromRollout(controller: LabController, host: string, rolloutId: string): Promise<HostEvent[]> {
   const events = await controller.client.events(host);
-  return events.filter((e) => e.kind === 'manifest-issued' && e.data.rolloutId === rolloutId);
+  return events.filter((e) => (e.kind === 'manifest-issued' || e.kind === 'rollout-host-issued') && e.data.rolloutId === rolloutId);
 }
 
 /** Waits until the lab host itself runs `path` (what /run/current-system points at). */

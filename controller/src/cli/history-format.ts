@@ -55,6 +55,7 @@ export function eventSentence(event: HostEvent): string {
     case 'desired-set':
       return `${who(event.actor)} set the desired system: generation ${generation(Number(d.version))}, ${path(d.storePath)} (${str(d.action)})`;
     case 'manifest-issued':
+    case 'rollout-host-issued':
       return `generation ${generation(Number(d.version))} issued${d.rolloutId ? ` by rollout ${str(d.rolloutId)}` : ''}: ${path(d.storePath)} (${str(d.action)})`;
     case 'manifest-renewed':
       return `generation ${generation(Number(d.version))} re-signed before the last one expired (same system, ${path(d.storePath)})`;

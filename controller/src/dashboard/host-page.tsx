@@ -52,7 +52,7 @@ function eventClass(event: HostEvent): string {
   }
   if (event.kind === 'rollout-host-failed') return 'k-failed';
   if (event.kind === 'rollout-host-healthy') return 'k-healthy';
-  if (event.kind === 'manifest-issued' || event.kind === 'desired-set') return 'k-manifest';
+  if (event.kind === 'manifest-issued' || event.kind === 'rollout-host-issued' || event.kind === 'desired-set') return 'k-manifest';
   return 'k-other';
 }
 
@@ -71,6 +71,7 @@ function EventBody(props: { event: HostEvent; durations: ReturnType<typeof phase
   switch (event.kind) {
     case 'desired-set':
     case 'manifest-issued':
+    case 'rollout-host-issued':
     case 'manifest-renewed': {
       const parts = storePathParts((data.storePath as string | undefined) ?? null);
       const verb = event.kind === 'manifest-renewed' ? 'renewed' : 'issued';
@@ -104,7 +105,6 @@ function EventBody(props: { event: HostEvent; durations: ReturnType<typeof phase
           {String(data.mode ?? 'agent')} {event.kind}
         </>
       );
-    case 'rollout-host-issued':
     case 'rollout-host-healthy':
     case 'rollout-host-failed':
     case 'rollout-host-skipped':

@@ -4,6 +4,8 @@ export interface PublishedManifest {
   host: string;
   version: number;
   envelope: Envelope;
+  /** The envelope as JSON text, as stored: spliced into the websocket message instead of serialising `envelope` again. */
+  envelopeJson: string;
 }
 
 type Listener = (manifest: PublishedManifest) => void;

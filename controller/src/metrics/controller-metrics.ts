@@ -20,7 +20,8 @@ export interface MetricsDeps {
   processMetrics?: boolean;
 }
 
-const MANIFEST_CAUSES = { 'desired-set': 'desired-set', 'manifest-issued': 'rollout', 'manifest-renewed': 'renewal' } as const;
+// A wave's manifests are logged as rollout-host-issued (one event per host); a rollback's as manifest-issued.
+const MANIFEST_CAUSES = { 'desired-set': 'desired-set', 'manifest-issued': 'rollout', 'rollout-host-issued': 'rollout', 'manifest-renewed': 'renewal' } as const;
 const COUNTED_KINDS = [...Object.keys(MANIFEST_CAUSES), 'report', 'connected', 'disconnected', 'rollout-halted', 'rollout-rolling-back'];
 /** Events folded per query while catching up. */
 const BATCH = 5000;
@@ -95,7 +96,7 @@ export class ControllerMetrics {
       }),
     );
     // Every label value known up front, so series exist (at 0) before the first event.
-    for (const cause of Object.values(MANIFEST_CAUSES)) this.manifestsIssued.inc({ cause }, 0);
+    for (const cause of new Set(Object.values(MANIFEST_CAUSES))) this.manifestsIssued.inc({ cause }, 0);
     for (const phase of Phase.options) this.reportsReceived.inc({ phase }, 0);
     for (const result of WebhookAttemptResult.options) this.webhookAttempts.inc({ result }, 0);
     this.cursor = deps.db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;

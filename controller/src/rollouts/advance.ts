@@ -146,12 +146,13 @@ function issueWave(step: Step, spec: RolloutSpec, counts: Counts): string | null
   const capacity = spec.concurrency === null ? Infinity : spec.concurrency - counts.waveInFlight;
   const budget = Math.max(0, ISSUE_BATCH - step.issued.length);
   if (counts.wavePending === 0 || capacity <= 0) return null;
-  const { issued, refused } = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
+  const { issued, refused, full } = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
   counts.wavePending -= issued + refused;
   counts.waveInFlight += issued;
   counts.failed += refused;
   counts.finished += refused;
-  if (counts.wavePending > 0 && capacity > budget && counts.wavePending > step.pausedPending(rollout.waveIndex)) step.more = true;
+  // Paused hosts left pending wait for their resume: no reason to come back soon for them.
+  if (counts.wavePending > 0 && capacity > budget && full) step.more = true;
   // Hosts refused here failed without ever being in flight: when they were the wave's last,
   // no report will come to re-check the threshold, and the wave would count as done.
   return refused > 0 ? thresholdTripped(spec, counts) : null;

@@ -147,16 +147,6 @@ export function pendingMembers(db: Db, rolloutId: string, wave: number, limit: n
   ).all(rolloutId, wave, MEMBER.pending, Number.isFinite(limit) ? limit : -1) as PendingMember[];
 }
 
-/** Pending members of `wave` whose host is paused: they wait in their wave. */
-export function pausedPendingCount(db: Db, rolloutId: string, wave: number): number {
-  const row = statement(
-    db,
-    `select count(*) as n from rollout_hosts rh join hosts h on h.name = rh.host
-     where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 1`,
-  ).get(rolloutId, wave, MEMBER.pending) as { n: number };
-  return row.n;
-}
-
 /** The member was sent manifest `version`; `previousSystem` is what its host ran, where a rollback returns it. */
 export function markIssued(db: Db, member: MemberKey, version: number, now: number, previousSystem: string | null): void {
   statement(db, `update rollout_hosts set state = ?, manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`).run(

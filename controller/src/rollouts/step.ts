@@ -5,7 +5,7 @@ import type { Db, Tx } from '../db/open.js';
 import { prepared } from '../db/prepared.js';
 import { rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
-import { issueInTransaction } from '../manifests/issue.js';
+import { issueBatchInTransaction, issueInTransaction, type BatchItem, type IssueCause } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
 import {
@@ -17,7 +17,6 @@ import {
   markRollbackIssued,
   memberCounts,
   memberSystems,
-  pausedPendingCount,
   pendingMembers,
   shiftInFlightClocks,
   updateMember,
@@ -123,11 +122,15 @@ export class Step {
       this.now,
       this.ctx.manifestTtlMs,
       { host, storePath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
-      { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` },
+      this.issueCause(),
       previousVersion,
     );
     this.issued.push(row);
     return row;
+  }
+
+  issueCause(): IssueCause {
+    return { kind: 'manifest-issued', actor: `rollout:${this.rollout.id}` };
   }
 
   /** A manifest this rollout would have issued but no statement authorises: the host keeps what it has, the log says why. */
@@ -173,29 +176,40 @@ export class Step {
    * (its target, the system it runs now, its desired version); each host's manifest and its member
    * row change in this transaction, so no host is issued twice whatever happens next. A host whose
    * target no trusted statement authorises fails at once, with the reason, and is never issued.
-   * A paused host is not issued: it stays pending, so its wave waits for it (see pausedPending).
+   * A paused host is not issued: it stays pending, so its wave waits for it. `full`: the batch
+   * took all `limit` hosts it asked for, so more unpaused hosts may be pending (fewer: none is).
    */
-  issuePending(wave: number, limit: number): { issued: number; refused: number } {
+  issuePending(wave: number, limit: number): { issued: number; refused: number; full: boolean } {
     const pending = pendingMembers(this.ctx.db, this.rollout.id, wave, limit);
     let refused = 0;
+    const batch: BatchItem[] = [];
+    // Read before issuing: the system each runs now is where a rollback returns the host.
+    const previousSystems = new Map<string, string | null>();
     for (const member of pending) {
-      // Read before issuing: the system it runs now is where a rollback returns the host.
-      const previousSystem = member.currentSystem;
-      const manifest = this.issue(member.host, member.targetPath, member.desiredVersion);
-      if (typeof manifest === 'string') {
+      const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, member.host, member.targetPath, { now: this.now, release: this.rollout.release });
+      if (!authorised.ok) {
         refused += 1;
-        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, manifest);
+        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, authorised.reason);
         continue;
       }
-      markIssued(this.ctx.db, { rolloutId: this.rollout.id, host: member.host }, manifest.version, this.now, previousSystem);
-      this.event('rollout-host-issued', { wave: waveNumber(wave), version: manifest.version, storePath: member.targetPath, previousSystem }, member.host);
+      previousSystems.set(member.host, member.currentSystem);
+      batch.push({
+        desired: { host: member.host, storePath: member.targetPath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
+        previousVersion: member.desiredVersion,
+      });
     }
-    return { issued: pending.length - refused, refused };
-  }
-
-  /** Pending hosts of `wave` that are paused: they wait, so they are no reason to come back soon. */
-  pausedPending(wave: number): number {
-    return pausedPendingCount(this.ctx.db, this.rollout.id, wave);
+    // The member rows are written while the batch is being signed (see issueBatchInTransaction),
+    // with one event per host: it says what `manifest-issued` would (the rollout's audit log and
+    // the host's history both show it), half the rows of two events per host.
+    const rows = issueBatchInTransaction(this.ctx.db, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, null, (planned) => {
+      for (const { host, version, storePath, action, floor } of planned) {
+        const previousSystem = previousSystems.get(host) ?? null;
+        markIssued(this.ctx.db, { rolloutId: this.rollout.id, host }, version, this.now, previousSystem);
+        this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, action, floor, rolloutId: this.rollout.id, previousSystem }, host);
+      }
+    });
+    this.issued.push(...rows);
+    return { issued: pending.length - refused, refused, full: pending.length === limit };
   }
 
   connection(host: string): ConnectionMode {

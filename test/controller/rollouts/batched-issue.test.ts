@@ -81,6 +81,14 @@ describe('issuing a large wave', () => {
       )
       .get() as { n: number };
     expect(mismatched.n).toBe(0);
+    // One event per issued host, in the rollout's audit log and the host's history alike, saying which manifest it got.
+    const events = ctl.database.sqlite
+      .prepare(`select host, kind, rollout_id as rolloutId, data from events where kind in ('manifest-issued', 'rollout-host-issued')`)
+      .all() as Array<{ host: string; kind: string; rolloutId: string; data: string }>;
+    expect(events).toHaveLength(HOSTS);
+    const h1 = events.find((e) => e.host === 'h1')!;
+    expect(h1).toMatchObject({ kind: 'rollout-host-issued', rolloutId: outcome.value });
+    expect(JSON.parse(h1.data)).toMatchObject({ version: 1, storePath: storePath('nixos-system-h1', 'b'), action: 'safe-switch', rolloutId: outcome.value, wave: 1 });
   });
 
   it('never issues a host twice when a restarted controller continues a wave another process left half-issued', async () => {

@@ -3,7 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../../shared/src/keys.js';
 import { tweetnaclEd25519 } from '../../../shared/src/ed25519.js';
 import { verifyEnvelope } from '../../../shared/src/envelope.js';
-import { MANIFEST_PAYLOAD_TYPE, ManifestPayload, PROTOCOL_VERSION, WsClose, challengeMessage } from '../../../shared/src/protocol.js';
+import { MANIFEST_PAYLOAD_TYPE, ManifestPayload, PROTOCOL_VERSION, ServerMessage, WsClose, challengeMessage } from '../../../shared/src/protocol.js';
+import type { Envelope } from '../../../shared/src/envelope.js';
+import { latestManifest, published } from '../../../controller/src/manifests/issue.js';
+import { manifestMessage } from '../../../controller/src/ws/hub.js';
 import { ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
 
@@ -50,6 +53,16 @@ describe('agent websocket hub', () => {
     const verified = verifyEnvelope(pushed.envelope, MANIFEST_PAYLOAD_TYPE, [ctl.controllerKey], 'controller', tweetnaclEd25519);
     if (!verified.valid) throw new Error(verified.message);
     expect(ManifestPayload.parse(JSON.parse(Buffer.from(verified.payload).toString())).storePath).toBe(storePath('sys', 'b'));
+  });
+
+  it('sends a manifest message that is the typed message, with the envelope exactly as stored', async () => {
+    ctl.register('web-1');
+    await ctl.setDesired('web-1', storePath('sys', 'a'));
+    const row = latestManifest(ctl.handle.deps.db, 'web-1')!;
+    const text = manifestMessage(published(row));
+    const typed: ServerMessage = { type: 'manifest', protocol: PROTOCOL_VERSION, version: row.version, envelope: JSON.parse(row.envelope) as Envelope };
+    expect(ServerMessage.parse(JSON.parse(text))).toEqual(typed);
+    expect(text).toBe(JSON.stringify(typed));
   });
 
   it('pushes a host only its own manifests', async () => {

@@ -1,0 +1,46 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { generateNamedKey } from '../shared/src/keys.js';
+import { RolloutSpec } from '../shared/src/rollout-api.js';
+import { systemClock } from '../controller/src/clock.js';
+import { openDatabase } from '../controller/src/db/open.js';
+import { createDeps } from '../controller/src/deps.js';
+import { registerHost } from '../controller/src/hosts/enrollment.js';
+import { createManifestSigner } from '../controller/src/manifests/signer.js';
+import { releaseTrust } from '../controller/src/manifests/statements.js';
+import { createUnsignedRelease } from '../controller/src/rollouts/releases.js';
+import { manifestMessage } from '../controller/src/ws/hub.js';
+import { fakeStorePath } from './lib/operator.js';
+
+const count = Number(process.argv[2] ?? 10_000);
+const dir = mkdtempSync(join(tmpdir(), 'shoal-wave-'));
+const database = openDatabase(join(dir, 'c.sqlite'));
+const singleKey = generateNamedKey('single');
+const deps = createDeps({ db: database.db, signer: createManifestSigner(generateNamedKey('ctl')), releaseTrust: releaseTrust([], singleKey), clock: systemClock });
+const names = Array.from({ length: count }, (_, i) => `host-${i}`);
+database.sqlite.transaction(() => {
+  for (const name of names) registerHost(database.db, systemClock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'bench' });
+})();
+const rel = createUnsignedRelease(database.db, systemClock, deps.releaseTrust, { name: 'r1', description: '', source: null, hosts: names.map((host) => ({ host, storePath: fakeStorePath(`${host}-v2`) })) }, 'operator:bench');
+if (!rel.ok) throw new Error('release');
+let published = 0;
+let bytes = 0;
+let last = 0;
+// What the hub does per manifest, without a socket.
+deps.bus.onPublish((m) => { bytes += manifestMessage(m).length; published++; last = performance.now(); });
+const mainCpuMs = () => { const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
+const main0 = mainCpuMs();
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+const out = deps.rollouts.start(RolloutSpec.parse({ release: 'r1', waves: ['100%'] }), 'operator:bench');
+if (!out.ok) throw new Error(out.message);
+const startMs = performance.now() - t0;
+await new Promise<void>((resolve) => { const check = () => (published >= count ? resolve() : setImmediate(check)); check(); });
+const cpu = process.cpuUsage(cpu0);
+const mainMs = mainCpuMs() - main0;
+console.log(JSON.stringify({ count, startMs: Math.round(startMs), allPublishedMs: Math.round(last - t0), cpuMs: Math.round((cpu.user + cpu.system) / 1000), mainThreadCpuMs: mainMs, mbSent: +(bytes / 1e6).toFixed(1) }));
+database.close();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);

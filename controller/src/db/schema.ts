@@ -254,6 +254,11 @@ export const rolloutHosts = sqliteTable(
     primaryKey({ columns: [t.rolloutId, t.host] }),
     index('rollout_hosts_host_version').on(t.host, t.manifestVersion),
     index('rollout_hosts_host_rollback_version').on(t.host, t.rollbackVersion),
+    // A wave's pending (or in-flight, or healthy) members in plan order, without reading the rest
+    // of a 10,000-host rollout and sorting it for every batch of a wave.
+    index('rollout_hosts_wave_state_position').on(t.rolloutId, t.wave, t.state, t.position),
+    // Covers the engine's per-state member counts, read on every tick: an index scan, no table.
+    index('rollout_hosts_counts').on(t.rolloutId, t.wave, t.state, t.finishedAt),
   ],
 );
 

@@ -2,6 +2,7 @@ import { and, asc, eq, isNotNull, lt, lte, sql } from 'drizzle-orm';
 import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
+import { statement } from '../db/prepared.js';
 import { hosts, manifests, rebootLeases, rollouts, tagSettings } from '../db/schema.js';
 import { appendEvent } from '../events.js';
 
@@ -103,6 +104,6 @@ export function requestRebootGrant(db: Db, clock: Clock, options: RebootLockOpti
 
 /** A terminal report ends the host's lease for that manifest (and any older one). */
 export function releaseRebootLease(db: Db, host: string, manifestVersion: number): boolean {
-  const deleted = db.delete(rebootLeases).where(and(eq(rebootLeases.host, host), lte(rebootLeases.manifestVersion, manifestVersion))).run();
-  return deleted.changes > 0;
+  // Runs for every terminal report: a plain prepared statement, not a query built each time.
+  return statement(db, 'delete from reboot_leases where host = ? and manifest_version <= ?').run(host, manifestVersion).changes > 0;
 }

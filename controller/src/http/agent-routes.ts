@@ -55,13 +55,25 @@ function manifestResponse(c: Context, manifest: PublishedManifest): Response {
 }
 
 /**
+ * At most one report-driven tick per rollout every this many ms. A tick reads the rollout's
+ * member counts (all its hosts): at 5,000 reports/s a tick every event-loop turn took a third
+ * of the controller's CPU during a 10,000-host wave. 25 ms later is nothing to a rollout.
+ */
+const REPORT_TICK_SPACING_MS = 25;
+
+/**
  * Advances each rollout once per event-loop turn however many of its hosts reported in it (one
- * tick per report made ingest quadratic in the wave size: 1,000 hosts, 154 reports/s). These ticks
- * react to results only (threshold, end of wave, next hosts); deadlines are the rollout timer's.
+ * tick per report made ingest quadratic in the wave size: 1,000 hosts, 154 reports/s), and at
+ * most once every REPORT_TICK_SPACING_MS. These ticks react to results only (threshold, end of
+ * wave, next hosts); deadlines are the rollout timer's.
  */
 function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
   const due = new Set<string>();
+  let scheduled = false;
+  let lastRun = -Infinity;
   const run = () => {
+    scheduled = false;
+    lastRun = performance.now();
     const ids = [...due];
     due.clear();
     for (const id of ids) {
@@ -73,8 +85,12 @@ function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
     }
   };
   return (rolloutId) => {
-    if (due.size === 0) setImmediate(run);
     due.add(rolloutId);
+    if (scheduled) return;
+    scheduled = true;
+    const wait = lastRun + REPORT_TICK_SPACING_MS - performance.now();
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait);
   };
 }
 

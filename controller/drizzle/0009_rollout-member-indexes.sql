@@ -1,0 +1,2 @@
+CREATE INDEX `rollout_hosts_wave_state_position` ON `rollout_hosts` (`rollout_id`,`wave`,`state`,`position`);--> statement-breakpoint
+CREATE INDEX `rollout_hosts_counts` ON `rollout_hosts` (`rollout_id`,`wave`,`state`,`finished_at`);

@@ -95,7 +95,11 @@ describe('manifests and closures the agent must refuse', () => {
     lab = await Lab.start({ fixtures });
     await lab.serveCache();
     const untrustedCache = await lab.serveUntrustedCache();
-    controller = await lab.startController();
+    // The controller's renewal pass re-signs a desired state that another key signed or that
+    // expired (how hosts move to a rotated key) -- it would heal the tampered rows below before a
+    // slow agent polls them (seen under load: the agent then accepted the re-signed manifest).
+    // Its first pass runs at start-up; no other runs while these tests tamper.
+    controller = await lab.startController({ args: ['--renew-check-seconds', '86400'] });
     controllerKey = parseSecretKey(readFileSync(controller.options.controllerKey.file, 'utf8'));
     releaseKey = parseSecretKey(readFileSync(controller.options.releaseKey.file, 'utf8'));
     [guard, untrustHost] = await Promise.all([

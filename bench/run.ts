@@ -11,6 +11,7 @@ import { runReleaseSign } from './release-sign.js';
 import { runScale } from './scale.js';
 import { runSoak } from './soak.js';
 import { runAdmission } from './admission.js';
+import { controllerOpenFilesLimit } from './lib/spawn.js';
 
 const TARGETS: Record<string, string> = {
   'scale.10000.controller_rss_mb': '≤ 300',
@@ -62,7 +63,15 @@ async function main(): Promise<void> {
       let result: Figures = {};
       if (bench === 'scale') {
         const sizes = options.sizes ?? (options.quick ? [1000] : [1000, 5000, 10_000, 25_000]);
+        const openFiles = controllerOpenFilesLimit();
         for (const count of sizes) {
+          // Each agent's websocket is a descriptor of the controller; a few thousand more for the
+          // database, the HTTP server and reconnects in flight.
+          if (count + 2_000 > openFiles) {
+            log(`  ${count}: skipped: the controller would need ${count + 2_000} open files, and this machine's hard limit is ${openFiles} (raise it with \`ulimit -Hn\` as root, or in the container's settings)`);
+            figures[`scale.${count}.skipped_open_files_limit`] = openFiles;
+            continue;
+          }
           Object.assign(result, await runScale({ count, workers: 2, cleanup, log, controllerNodeArgs }));
           if (count <= 10_000) targets[`scale.${count}.report_ingest_per_s`] = '≥ 5000';
         }

@@ -95,7 +95,12 @@ export async function runScale({ count, workers, cleanup, log, controllerNodeArg
     figures[`${p}.report_cpu_s`] = round(afterReports.cpuSeconds - beforeReports.cpuSeconds, 2);
     log(`  ${count}: ${stored} reports in ${round(elapsed / 1000, 2)} s`);
 
-    const status = await op.request<{ state: string }>('GET', `/v1/rollouts/${rollout.id}`);
+    // Report-driven ticks run at most every 25 ms per rollout: the last report's may still be due.
+    let status = await op.request<{ state: string }>('GET', `/v1/rollouts/${rollout.id}`);
+    for (let attempt = 0; attempt < 50 && status.state === 'running'; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      status = await op.request<{ state: string }>('GET', `/v1/rollouts/${rollout.id}`);
+    }
     if (status.state !== 'succeeded') log(`  ${count}: rollout ${rollout.id} is ${status.state}, expected succeeded`);
     const end = procStats(controller.pid);
     figures[`${p}.controller_peak_rss_mb`] = round(rss.peak(), 1);

@@ -11,55 +11,86 @@ import { loadKeys } from './keys.js';
 import { trustMode } from './manifests/statements.js';
 import { startController } from './server.js';
 
-const USAGE = `usage: shoal-controller serve [--config FILE] [--state-dir DIR] [--controller-key FILE]
-       [--trusted-release-key NAME:BASE64]... [--single-key-release-key FILE]
-       [--listen HOST:PORT] [--db FILE] [--manifest-ttl-seconds N] [--renew-check-seconds N]
-       [--poll-interval-seconds N] [--public-url URL] [--metrics-token-file FILE] [--log-level LEVEL]
-       [--log-format auto|json|pretty] [--max-concurrent-reboots N]
-       shoal-controller check-config --config FILE [same flags]
+/**
+ * The flags of `serve` and `check-config`, described once: parseArgs reads them from here and the
+ * usage synopsis is rendered from here, so the help cannot drift from what the parser accepts.
+ */
+const FLAGS = {
+  config: { type: 'string', value: 'FILE' },
+  'state-dir': { type: 'string', value: 'DIR' },
+  'controller-key': { type: 'string', value: 'FILE' },
+  'trusted-release-key': { type: 'string', value: 'NAME:BASE64', multiple: true },
+  'single-key-release-key': { type: 'string', value: 'FILE' },
+  listen: { type: 'string', value: 'HOST:PORT' },
+  db: { type: 'string', value: 'FILE' },
+  'manifest-ttl-seconds': { type: 'string', value: 'N' },
+  'renew-check-seconds': { type: 'string', value: 'N' },
+  'poll-interval-seconds': { type: 'string', value: 'N' },
+  'public-url': { type: 'string', value: 'URL' },
+  'metrics-token-file': { type: 'string', value: 'FILE' },
+  'log-level': { type: 'string', value: 'LEVEL' },
+  'log-format': { type: 'string', value: 'auto|json|pretty' },
+  'max-concurrent-reboots': { type: 'string', value: 'N' },
+} as const satisfies Record<string, { type: 'string'; value: string; multiple?: boolean }>;
 
-Two keys, two roles. The controller key (--controller-key, mode 0600) signs assignments: which
-host runs which system, now. Release statements (which systems a host may run at all) are signed
-by CI with a release key the controller never holds; --trusted-release-key lists CI's public keys,
-and published releases must verify under one of them. Single-key mode (--single-key-release-key)
-lets the controller sign release statements too: simpler, and weaker, because whoever takes over
-the controller can then install anything.
+const OPTIONS = Object.fromEntries(
+  Object.entries(FLAGS).map(([name, flag]) => [name, { type: flag.type, ...('multiple' in flag ? { multiple: flag.multiple } : {}) }]),
+) as { [K in keyof typeof FLAGS]: (typeof FLAGS)[K] extends { multiple: true } ? { type: 'string'; multiple: true } : { type: 'string' } };
 
-The config file is JSON: {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoal-controller",
-"db": null, "controllerKeyFile": "/run/secrets/controller.key",
-"trustedReleaseKeys": ["ci-release-1:BASE64"], "singleKeyReleaseKeyFile": null,
-"manifestTtlSeconds": 86400, "renewCheckSeconds": 60, "pollIntervalSeconds": 30,
-"publicUrl": null, "metricsTokenFile": null, "logLevel": "info",
-"caches": [{"url": "https://cache.example.org", "publicKeys": ["cache-1:BASE64"]}],
-"cacheConcurrency": 32, "cacheTimeoutSeconds": 10,
-"admission": {"pendingChallenges": 10000, "pendingChallengesPerAddress": 256,
-  "unauthenticatedConnections": 10000, "unauthenticatedConnectionsPerAddress": 256},
-"webhooks": {"allowPrivateNetworks": false, "allowedNetworks": []},
-"retention": {"reportsDays": 30, "eventsDays": 30, "auditEventsDays": 400,
-  "webhookDeliveriesDays": 30, "manifestsDays": 90, "pruneIntervalSeconds": 300}}. caches are the binary caches the
-controller reads for closure diffs and the rollout preflight, with the Nix keys the hosts trust.
-Flags override the file (--trusted-release-key replaces the whole list); paths in the file must
-be absolute. Set publicUrl to bind host logins to it (otherwise to the origin each request reached).
+/** `usage: shoal-controller serve [--config FILE] …`, wrapped at 80 columns. */
+function synopsis(): string {
+  const head = 'usage: shoal-controller serve';
+  // Continuation lines start under "shoal-controller" (each item brings its own leading space).
+  const indent = ' '.repeat('usage:'.length);
+  const lines = [head];
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const item = `[--${name} ${flag.value}]${'multiple' in flag ? '...' : ''}`;
+    if (lines.at(-1)!.length + 1 + item.length > 80) lines.push(indent);
+    lines[lines.length - 1] += ` ${item}`;
+  }
+  lines.push(`${indent} shoal-controller check-config --config FILE [same flags]`);
+  return lines.join('\n');
+}
 
-example: shoal-controller serve --config /etc/shoal/controller.json --log-level debug`;
+const USAGE = `${synopsis()}
 
-const OPTIONS = {
-  config: { type: 'string' },
-  'state-dir': { type: 'string' },
-  'controller-key': { type: 'string' },
-  'single-key-release-key': { type: 'string' },
-  'trusted-release-key': { type: 'string', multiple: true },
-  listen: { type: 'string' },
-  db: { type: 'string' },
-  'manifest-ttl-seconds': { type: 'string' },
-  'renew-check-seconds': { type: 'string' },
-  'poll-interval-seconds': { type: 'string' },
-  'public-url': { type: 'string' },
-  'metrics-token-file': { type: 'string' },
-  'log-level': { type: 'string' },
-  'max-concurrent-reboots': { type: 'string' },
-  'log-format': { type: 'string' },
-} as const;
+Two keys, two roles. The controller key (--controller-key, mode 0600) signs
+assignments: which host runs which system, now. Release statements (which
+systems a host may run at all) are signed by CI with a release key the
+controller never holds; --trusted-release-key lists CI's public keys, and
+published releases must verify under one of them. Single-key mode
+(--single-key-release-key) lets the controller sign release statements too:
+simpler, and weaker, because whoever takes over the controller can then
+install anything.
+
+The config file is JSON:
+  {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoal-controller",
+   "db": null, "controllerKeyFile": "/run/secrets/controller.key",
+   "trustedReleaseKeys": ["ci-release-1:BASE64"],
+   "singleKeyReleaseKeyFile": null,
+   "manifestTtlSeconds": 86400, "renewCheckSeconds": 60,
+   "pollIntervalSeconds": 30, "publicUrl": null, "metricsTokenFile": null,
+   "logLevel": "info",
+   "caches": [{"url": "https://cache.example.org",
+               "publicKeys": ["cache-1:BASE64"]}],
+   "cacheConcurrency": 32, "cacheTimeoutSeconds": 10,
+   "admission": {"pendingChallenges": 10000,
+     "pendingChallengesPerAddress": 256,
+     "unauthenticatedConnections": 10000,
+     "unauthenticatedConnectionsPerAddress": 256},
+   "webhooks": {"allowPrivateNetworks": false, "allowedNetworks": []},
+   "retention": {"reportsDays": 30, "eventsDays": 30, "auditEventsDays": 400,
+     "webhookDeliveriesDays": 30, "manifestsDays": 90,
+     "pruneIntervalSeconds": 300}}
+caches are the binary caches the controller reads for closure diffs and the
+rollout preflight, with the Nix keys the hosts trust. Flags override the file
+(--trusted-release-key replaces the whole list); paths in the file must be
+absolute. Set publicUrl to bind host logins to it (otherwise to the origin
+each request reached).
+
+example: shoal-controller serve --config /etc/shoal/controller.json \\
+           --log-level debug`;
+
 
 function positiveInt(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;

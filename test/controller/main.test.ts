@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,24 @@ async function refusal(args: string[]): Promise<{ code: number | null; stderr: s
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   return { code, stderr };
 }
+
+describe('shoal-controller --help', () => {
+  it('renders its synopsis from the flags the parser takes, within 80 columns, and refuses a flag it does not list', async () => {
+    const help = spawnSync(CONTROLLER, ['--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    const lines = help.stdout.split('\n');
+    expect(lines.filter((line) => line.length > 80)).toEqual([]);
+    const listed = [...help.stdout.matchAll(/\[--([a-z-]+) [^\]]+\]/g)].map((m) => m[1]);
+    // Every flag once, with its value placeholder; a repeatable one says so.
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(listed).toEqual(expect.arrayContaining(['config', 'controller-key', 'trusted-release-key', 'db', 'log-format', 'max-concurrent-reboots']));
+    expect(help.stdout).toContain('[--trusted-release-key NAME:BASE64]...');
+
+    const unknown = await refusal(['--max-reboots', '2']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/--max-reboots/);
+  });
+});
 
 describe('shoal-controller serve', () => {
   const dirs: string[] = [];

@@ -3,7 +3,7 @@ import type { HostEvent } from '../../shared/src/operator-api.js';
 import type { Phase, ReportDetail } from '../../shared/src/protocol.js';
 import type { LabController } from '../lab/controller.js';
 import type { LabHost } from '../lab/host.js';
-import { childPids } from '../lab/namespace.js';
+import { childPids } from '../lab/pids.js';
 import { waitFor } from '../lab/wait.js';
 
 /** One stored agent report as the controller's event log shows it. */

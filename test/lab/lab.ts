@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { createReleaseKey, LabController, type LabTrustMode, type ReleaseKey } f
 import type { CacheFixture } from './fixtures.js';
 import { LabHost } from './host.js';
 import { LabBridge, sweepStaleNetworks } from './network.js';
-import { pidAlive, uniqueSuffix } from './pids.js';
+import { sweepDirsOfDeadProcesses, uniqueSuffix } from './pids.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const DIR_PREFIX = 'shoal-lab-';
@@ -232,13 +232,5 @@ export class Lab {
 
 /** Removes lab directories left by processes that died without cleaning up. */
 export function sweepStaleDirs(root = tmpdir()): string[] {
-  const removed: string[] = [];
-  for (const entry of existsSync(root) ? readdirSync(root) : []) {
-    const match = new RegExp(`^${DIR_PREFIX}(\\d+)-\\d+$`).exec(entry);
-    if (match && !pidAlive(Number(match[1]))) {
-      rmSync(join(root, entry), { recursive: true, force: true });
-      removed.push(join(root, entry));
-    }
-  }
-  return removed;
+  return sweepDirsOfDeadProcesses(DIR_PREFIX, root);
 }

@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-
 /**
  * The init of a lab host's pid namespace: binds the host's own /nix and /run over the
  * machine's, starts the command, forwards SIGTERM/SIGINT to it (an init without handlers
@@ -36,21 +34,4 @@ export function namespacedArgv(spec: NamespaceSpec, command: readonly string[]):
     '/bin/sh', '-c', INIT_SCRIPT, 'lab-init', spec.nixDir, spec.runDir, ...command,
   ];
   return spec.netns ? ['ip', 'netns', 'exec', spec.netns, ...unshare] : unshare;
-}
-
-/** Pids of the direct children of `pid` (the kernel here lacks /proc/PID/task/PID/children). */
-export function childPids(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) children.push(Number(entry));
-    } catch {
-      // Exited while we looked.
-    }
-  }
-  return children;
 }

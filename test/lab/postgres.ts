@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ResourceScope, type Resource } from './cleanup.js';
 import { LabProcess } from './lab-process.js';
-import { pidAlive, uniqueSuffix } from './pids.js';
+import { childPids, pidAlive, sweepDirsOfDeadProcesses, uniqueSuffix } from './pids.js';
 import { runOk } from './run.js';
 import { waitFor } from './wait.js';
 
@@ -89,23 +89,6 @@ function connectionUrl(user: string, password: string, socketDir: string, databa
   return `postgresql://${user}:${encodeURIComponent(password)}@localhost/${database}?host=${encodeURIComponent(socketDir)}`;
 }
 
-/** Every process whose parent is `pid` (from /proc, so it needs no CONFIG_PROC_CHILDREN). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The command name may contain spaces and parentheses; the fields after the last ')' are fixed.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) children.push(Number(entry));
-    } catch {
-      // Exited while we looked.
-    }
-  }
-  return children;
-}
-
 /**
  * Starts a private PostgreSQL server for tests: `initdb` into a fresh directory under the temp
  * directory, the server listening only on a Unix socket in that directory (no TCP port to race
@@ -156,7 +139,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const stopServer = async (): Promise<void> => {
     const server = postmaster;
     if (!server?.running) return;
-    const forked = childrenOf(server.pid);
+    const forked = childPids(server.pid);
     // SIGINT is PostgreSQL's fast shutdown: roll back open transactions, disconnect clients, checkpoint.
     server.signal('SIGINT');
     const grace = setTimeout(() => server.signal('SIGKILL'), 30_000);
@@ -231,7 +214,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     url: connectionUrl('shoal', shoalPassword, dir, database),
     adminUrl: connectionUrl('postgres', superPassword, dir, 'postgres'),
     createDatabase,
-    processes: () => (postmaster?.running ? [postmaster.pid, ...childrenOf(postmaster.pid)] : []),
+    processes: () => (postmaster?.running ? [postmaster.pid, ...childPids(postmaster.pid)] : []),
     stopServer,
     startServer,
     stop,
@@ -240,13 +223,5 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
 
 /** Removes server directories of test processes that died without cleaning up (their postmasters died with them). */
 export function sweepStalePostgresDirs(root = tmpdir()): string[] {
-  const removed: string[] = [];
-  for (const entry of existsSync(root) ? readdirSync(root) : []) {
-    const match = new RegExp(`^${DIR_PREFIX}(\\d+)-\\d+$`).exec(entry);
-    if (match && !pidAlive(Number(match[1]))) {
-      rmSync(join(root, entry), { recursive: true, force: true });
-      removed.push(join(root, entry));
-    }
-  }
-  return removed;
+  return sweepDirsOfDeadProcesses(DIR_PREFIX, root);
 }

@@ -2,7 +2,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand, type RunResult } from '../../agent/src/exec.js';
 import { LabProcess } from './lab-process.js';
-import { childPids } from './namespace.js';
+import { childPids } from './pids.js';
 import { waitFor } from './wait.js';
 
 /**

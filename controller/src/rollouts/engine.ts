@@ -258,6 +258,11 @@ export class RolloutEngine {
    * Passes over every advancing rollout completed since start (`tickAll`: the timer's and the one at
    * start). A count that stops growing means deadlines, bakes and offline waits have stopped moving.
    */
+  /** Rollouts whose next batch is scheduled and has not run yet: 0 once a wave's issuing has settled. */
+  get continuationsPending(): number {
+    return this.continuing.size;
+  }
+
   get ticks(): number {
     return this.passes;
   }

@@ -93,14 +93,18 @@ describe('issuing a large wave', () => {
 
   it('never issues a host twice when a restarted controller continues a wave another process left half-issued', async () => {
     const { ctl, engine, published } = fleet();
-    const outcome = engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    const original = engine();
+    const outcome = original.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
     // A second engine on the same database (the controller after a restart) ticks before the first continues.
     const restarted = engine();
+    const engines = [original, restarted];
     restarted.tickAll();
     expect(published).toHaveLength(ISSUE_BATCH * 2);
     await settle(() => published.length === HOSTS);
-    await settle(() => false);
+    // Both engines' continuations have run (each would have issued a host twice, if any could).
+    await settle(() => engines.every((e) => e.continuationsPending === 0));
+    expect(engines.every((e) => e.continuationsPending === 0)).toBe(true);
     expect(published).toHaveLength(HOSTS);
     expect(manifestCounts(ctl).every((row) => row.n === 1)).toBe(true);
   });
@@ -111,7 +115,9 @@ describe('issuing a large wave', () => {
     const outcome = first.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
     expect(first.act(outcome.value, 'pause', 'operator:test').ok).toBe(true);
-    await settle(() => false);
+    // The batch the start scheduled has run, on a paused rollout.
+    await settle(() => first.continuationsPending === 0);
+    expect(first.continuationsPending).toBe(0);
     expect(published).toHaveLength(ISSUE_BATCH);
     expect(first.act(outcome.value, 'resume', 'operator:test').ok).toBe(true);
     await settle(() => published.length === HOSTS);

@@ -90,3 +90,19 @@ export async function lastEventId(controller: LabController, host: string): Prom
   const events = await controller.client.events(host);
   return events.at(-1)?.id ?? 0;
 }
+
+/**
+ * The hosts' reboot grants and releases from their event logs, in order: `most` is the largest
+ * number of hosts that held a reboot lease at once, `holding` how many still hold one at the end.
+ */
+export async function rebootLockTimeline(controller: LabController, hosts: readonly string[]): Promise<{ events: HostEvent[]; most: number; holding: number }> {
+  const events = (await Promise.all(hosts.map((n) => controller.client.events(n)))).flat().sort((a, b) => a.id - b.id);
+  let holding = 0;
+  let most = 0;
+  for (const event of events) {
+    if (event.kind === 'reboot-granted') holding += 1;
+    if (event.kind === 'reboot-released') holding -= 1;
+    most = Math.max(most, holding);
+  }
+  return { events, most, holding };
+}

@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../shared/src/keys.js';
-import type { HostEvent } from '../../shared/src/operator-api.js';
 import type { ManifestPayload } from '../../shared/src/protocol.js';
 import { WEEKDAYS } from '../../shared/src/windows.js';
 import type { LabController } from '../lab/controller.js';
@@ -10,7 +9,7 @@ import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
 import { serveTampered, storedEnvelope } from './controller-db.js';
-import { lastEventId, reportEvents, waitForReport } from './deploy-helpers.js';
+import { lastEventId, rebootLockTimeline, reportEvents, waitForReport } from './deploy-helpers.js';
 
 /**
  * Reboot policy, maintenance windows and reboot locks set on the controller per host and per tag
@@ -119,14 +118,7 @@ describe('reboot settings set on the controller', () => {
     const done = await controller.waitForRollout(started.id, 'succeeded', { timeoutMs: 240_000, context });
     expect(done.waves.flatMap((w) => w.hosts.map((h) => h.state))).toEqual(['healthy', 'healthy', 'healthy']);
 
-    const events: HostEvent[] = (await Promise.all(names.map((n) => controller.client.events(n)))).flat().sort((a, b) => a.id - b.id);
-    let holding = 0;
-    let most = 0;
-    for (const event of events) {
-      if (event.kind === 'reboot-granted') holding += 1;
-      if (event.kind === 'reboot-released') holding -= 1;
-      most = Math.max(most, holding);
-    }
+    const { events, most, holding } = await rebootLockTimeline(controller, names);
     expect(events.filter((e) => e.kind === 'reboot-granted').map((e) => e.host).sort()).toEqual(names);
     expect(most).toBe(1);
     expect(holding).toBe(0);

@@ -1,12 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HostEvent } from '../../shared/src/operator-api.js';
 import type { LabController } from '../lab/controller.js';
 import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
 import { WEEKDAYS } from '../../shared/src/windows.js';
-import { reportEvents } from './deploy-helpers.js';
+import { rebootLockTimeline, reportEvents } from './deploy-helpers.js';
 
 /**
  * Reboots across hosts (issue 14): maintenance windows with staging ahead of them, the fleet
@@ -96,14 +95,7 @@ describe('reboots across the fleet', () => {
     expect(done.waves.flatMap((w) => w.hosts.map((h) => h.state))).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
 
     // From the event log: grants and releases never leave two hosts holding the lock.
-    const events: HostEvent[] = (await Promise.all(names.map((n) => controller.client.events(n)))).flat().sort((a, b) => a.id - b.id);
-    let holding = 0;
-    let most = 0;
-    for (const event of events) {
-      if (event.kind === 'reboot-granted') holding += 1;
-      if (event.kind === 'reboot-released') holding -= 1;
-      most = Math.max(most, holding);
-    }
+    const { events, most, holding } = await rebootLockTimeline(controller, names);
     expect(events.filter((e) => e.kind === 'reboot-granted').map((e) => e.host).sort()).toEqual(names);
     expect(most).toBe(1);
     expect(holding).toBe(0);

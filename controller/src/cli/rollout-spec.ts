@@ -37,7 +37,7 @@ export const SPEC_OPTIONS = {
   'on-failure': { type: 'string', value: 'halt|rollback', section: HEALTH, description: 'what a tripped threshold does (default: halt)' },
   'offline-wait': { type: 'string', value: '5m', section: HEALTH, description: 'how long an unreachable host is waited for' },
   offline: { type: 'string', value: 'fail|skip', section: HEALTH, description: 'what a host still unreachable then counts as' },
-  'progress-deadline': { type: 'string', value: '1h', section: HEALTH, description: 'the whole rollout must finish in this time' },
+  'progress-deadline': { type: 'string', value: '1h', section: HEALTH, description: 'halt when no host finishes for this long' },
   action: {
     type: 'string',
     value: 'safe-switch|switch|boot|dry-activate',

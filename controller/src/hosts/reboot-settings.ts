@@ -53,15 +53,17 @@ export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effe
   return { policy, policyFrom, windows: withWindows.map((t) => t.maintenanceWindows!), windowsFrom: withWindows.map((t) => `tag:${t.tag}`) };
 }
 
-function tagsOf(db: Db | Tx, host: string): TagSettingsRow[] {
-  return prepared(db, 'tagSettings.ofHost', () =>
+/** The settings of those of `tags` an operator set something on, by tag. */
+function tagsOf(db: Db | Tx, tags: readonly string[]): TagSettingsRow[] {
+  if (tags.length === 0) return [];
+  return prepared(db, 'tagSettings.ofTags', () =>
     db
       .select()
       .from(tagSettings)
-      .where(sql`${tagSettings.tag} in (select value from json_each((select ${hosts.tags} from ${hosts} where ${hosts.name} = ${sql.placeholder('host')})))`)
+      .where(sql`${tagSettings.tag} in (select value from json_each(${sql.placeholder('tags')}))`)
       .orderBy(asc(tagSettings.tag))
       .prepare(),
-  ).all({ host });
+  ).all({ tags: JSON.stringify(tags) });
 }
 
 function ownOf(db: Db | Tx, host: string): OwnSettings | undefined {
@@ -87,11 +89,22 @@ function activatesWithinWindows(db: Db | Tx, rolloutId: string | null): boolean 
   return row?.value === 1;
 }
 
-/** What a manifest for `host` (issued by `rolloutId`, or by hand) carries. */
-export function manifestRebootSettings(db: Db | Tx, host: string, rolloutId: string | null): ManifestRebootSettings {
-  const own = ownOf(db, host);
-  const effective = own ? combine(own, tagsOf(db, host)) : { policy: null, windows: null };
-  return { policy: effective.policy, windows: effective.windows, windowsForAll: activatesWithinWindows(db, rolloutId) };
+/**
+ * What a manifest for a host (issued by a rollout, or by hand) carries. One reader per batch of
+ * manifests: a wave's hosts share their rollout, whose spec is then read once, not once a host.
+ */
+export function manifestRebootSettingsReader(db: Db | Tx): (host: string, rolloutId: string | null) => ManifestRebootSettings {
+  const windowsForAll = new Map<string | null, boolean>();
+  return (host, rolloutId) => {
+    const own = ownOf(db, host);
+    const effective = own ? combine(own, tagsOf(db, own.tags)) : { policy: null, windows: null };
+    let forAll = windowsForAll.get(rolloutId);
+    if (forAll === undefined) {
+      forAll = activatesWithinWindows(db, rolloutId);
+      windowsForAll.set(rolloutId, forAll);
+    }
+    return { policy: effective.policy, windows: effective.windows, windowsForAll: forAll };
+  };
 }
 
 function tagView(row: TagSettingsRow): TagRebootSettings {
@@ -101,7 +114,7 @@ function tagView(row: TagSettingsRow): TagRebootSettings {
 export function hostRebootSettings(db: Db, clock: Clock, host: string): HostRebootSettings | null {
   const own = ownOf(db, host);
   if (!own) return null;
-  const tags = tagsOf(db, host);
+  const tags = tagsOf(db, own.tags);
   const effective = combine(own, tags);
   const opens = effective.windows === null ? new Date(clock.now()) : nextOpeningOfAll(effective.windows, new Date(clock.now()));
   return {

@@ -7,7 +7,7 @@ import type { Db, Tx } from '../db/open.js';
 import { prepared, statement } from '../db/prepared.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
-import { manifestRebootSettings } from '../hosts/reboot-settings.js';
+import { manifestRebootSettingsReader } from '../hosts/reboot-settings.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
@@ -125,6 +125,7 @@ export function issueBatchInTransaction(
   const writes = manifestWrites(tx);
   const issuedAt = iso(now);
   const expiresAt = iso(now + ttlMs);
+  const rebootSettings = manifestRebootSettingsReader(tx);
   const planned = items.map(({ desired, previousVersion }) => {
     // The desired pointer, not only the manifests: after a restore it may stand above every stored
     // manifest, at the version the agent reported it accepted (hosts/watermark.ts).
@@ -140,7 +141,7 @@ export function issueBatchInTransaction(
       issuedAt,
       expiresAt,
       statement: desired.authority.envelope,
-      reboot: manifestRebootSettings(tx, desired.host, desired.rolloutId),
+      reboot: rebootSettings(desired.host, desired.rolloutId),
     };
     return {
       desired,

@@ -1,7 +1,7 @@
 import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Activator, type ActivationDeps } from '../../agent/src/activation.js';
-import type { HealthCheck } from '../../agent/src/config.js';
+import { parseConfig, type AgentConfig, type HealthCheck } from '../../agent/src/config.js';
 import { Nix } from '../../agent/src/nix.js';
 import { Outbox } from '../../agent/src/outbox.js';
 import { createReporter } from '../../agent/src/reporter.js';
@@ -109,4 +109,26 @@ export async function harness(
     phases: () => outbox.pending().map((r) => r.phase),
     current,
   };
+}
+
+/**
+ * The configuration a daemon test's agent runs with on `host`: its state beside the host, quick
+ * polls and health deadline, no systemd; `fields` name the controller(s), keys and token.
+ */
+export function fakeHostAgentConfig(host: FakeHost, fields: Record<string, unknown>): AgentConfig {
+  const parsed = parseConfig(
+    {
+      host: 'web-1',
+      stateDir: join(host.root, 'state'),
+      pollIntervalMs: 200,
+      healthDeadlineMs: 5_000,
+      checkSystemdUnits: false,
+      useSystemdRun: false,
+      paths: { profile: host.profile, currentSystem: host.currentSystem, bootedSystem: host.bootedSystem },
+      ...fields,
+    },
+    'test',
+  );
+  if (!parsed.ok) throw new Error(parsed.message);
+  return parsed.config;
 }

@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig, type AgentConfig } from '../../agent/src/config.js';
+import type { AgentConfig } from '../../agent/src/config.js';
 import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
 import { rebootstrap } from '../../agent/src/rebootstrap.js';
 import { INITIAL_STATE, STATE_FILE, WATERMARK_FILE } from '../../agent/src/state.js';
@@ -9,7 +9,7 @@ import { resolveSystem } from '../../agent/src/system.js';
 import { generateNamedKey, toBase64 } from '../../shared/src/keys.js';
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import { AgentRoutes } from '../../shared/src/protocol.js';
-import { bootInto, buildSystem, fakeHost } from './activation-fixture.js';
+import { bootInto, buildSystem, fakeHost, fakeHostAgentConfig } from './activation-fixture.js';
 import { captureLogger } from './log-capture.js';
 import { useControllers, type AgentTestController } from './real-controller.js';
 import { useSmallDisks } from './small-disks.js';
@@ -42,24 +42,8 @@ describe('the agent daemon end to end (the real controller on loopback, host in 
     await bootInto(host, prev);
     const tokenFile = join(host.root, 'enroll');
     await writeFile(tokenFile, controller.enrollmentToken());
-    const parsed = parseConfig(
-      {
-        host: 'web-1',
-        controllerUrl: controller.url,
-        ...controller.trust,
-        stateDir: join(host.root, 'state'),
-        enrollmentTokenFile: tokenFile,
-        pollIntervalMs: 200,
-        healthDeadlineMs: 5_000,
-        checkSystemdUnits: false,
-        useSystemdRun: false,
-        paths: { profile: host.profile, currentSystem: host.currentSystem, bootedSystem: host.bootedSystem },
-        ...overrides,
-      },
-      'test',
-    );
-    if (!parsed.ok) throw new Error(parsed.message);
-    return { controller, host, prev, config: parsed.config };
+    const config = fakeHostAgentConfig(host, { controllerUrl: controller.url, ...controller.trust, enrollmentTokenFile: tokenFile, ...overrides });
+    return { controller, host, prev, config };
   }
 
   async function start(config: AgentConfig, logger: Logger = silentLogger()): Promise<RunningAgent> {

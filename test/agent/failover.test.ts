@@ -2,7 +2,6 @@ import { eq } from 'drizzle-orm';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../agent/src/config.js';
 import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
 import { resolveSystem } from '../../agent/src/system.js';
 import { createEnrollmentToken, registerHost } from '../../controller/src/hosts/enrollment.js';
@@ -12,7 +11,7 @@ import { formatPublicKey } from '../../shared/src/keys.js';
 import { silentLogger } from '../../shared/src/logger.js';
 import { testKeys } from '../controller/helpers.js';
 import { liveController, type LiveController } from '../controller/server-helpers.js';
-import { bootInto, buildSystem, fakeHost } from './activation-fixture.js';
+import { bootInto, buildSystem, fakeHost, fakeHostAgentConfig } from './activation-fixture.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 // Two real controllers with the same keys stand in for two replicas (they cannot share one SQLite
@@ -58,24 +57,13 @@ describe('an agent given several controller URLs', () => {
     const tokenFile = join(host.root, 'enroll');
     const { token } = createEnrollmentToken(first.handle.database.db, first.handle.deps.clock, { ttlMs: 600_000, maxUses: 1, tags: [] });
     await writeFile(tokenFile, token);
-    const parsed = parseConfig(
-      {
-        host: 'web-1',
-        controllerUrls: [first.handle.url, second.handle.url],
-        trustedControllerKeys: [formatPublicKey(keys.controllerKey)],
-        trustedReleaseKeys: [formatPublicKey(keys.singleKey!)],
-        stateDir: join(host.root, 'state'),
-        enrollmentTokenFile: tokenFile,
-        pollIntervalMs: 200,
-        healthDeadlineMs: 5_000,
-        checkSystemdUnits: false,
-        useSystemdRun: false,
-        paths: { profile: host.profile, currentSystem: host.currentSystem, bootedSystem: host.bootedSystem },
-      },
-      'test',
-    );
-    if (!parsed.ok) throw new Error(parsed.message);
-    const agent: RunningAgent = await startAgent(parsed.config, { logger: silentLogger() });
+    const config = fakeHostAgentConfig(host, {
+      controllerUrls: [first.handle.url, second.handle.url],
+      trustedControllerKeys: [formatPublicKey(keys.controllerKey)],
+      trustedReleaseKeys: [formatPublicKey(keys.singleKey!)],
+      enrollmentTokenFile: tokenFile,
+    });
+    const agent: RunningAgent = await startAgent(config, { logger: silentLogger() });
     cleanups.push(() => agent.stop(100));
 
     // Enrolled on the first controller; the same host (same key) registered on the second.

@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import type { Envelope } from '../../shared/src/envelope.js';
+import { nodeEd25519 } from '../../shared/src/ed25519.js';
+import { signEnvelope, type Envelope } from '../../shared/src/envelope.js';
+import type { NamedSecretKey } from '../../shared/src/keys.js';
+import { MANIFEST_PAYLOAD_TYPE, PROTOCOL_VERSION, type ManifestPayload } from '../../shared/src/protocol.js';
 import type { Lab } from '../lab/lab.js';
 
 /** A lab, whose controller keeps its database in the lab's directory, or the database file itself (a controller started in-process). */
@@ -48,4 +51,25 @@ export function serveTampered(lab: ControllerDbLocation, host: string, envelope:
       return next;
     })(),
   );
+}
+
+/**
+ * An assignment as whoever holds a signing key would write it: a safe-switch outside any rollout,
+ * issued now and valid for an hour, unless `fields` say otherwise.
+ */
+export function assignmentPayload(fields: Pick<ManifestPayload, 'host' | 'version' | 'storePath' | 'statement'> & Partial<ManifestPayload>): ManifestPayload {
+  const now = Date.now();
+  return {
+    protocol: PROTOCOL_VERSION,
+    action: 'safe-switch',
+    rolloutId: null,
+    issuedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 3600_000).toISOString(),
+    ...fields,
+  };
+}
+
+/** `payload` signed by `key` the way the controller signs assignments. */
+export function signAssignment(payload: ManifestPayload, key: NamedSecretKey): Envelope {
+  return signEnvelope(MANIFEST_PAYLOAD_TYPE, Buffer.from(JSON.stringify(payload), 'utf8'), [key], nodeEd25519);
 }

@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeEd25519 } from '../../shared/src/ed25519.js';
-import { signEnvelope, type Envelope } from '../../shared/src/envelope.js';
+import type { Envelope } from '../../shared/src/envelope.js';
 import { generateNamedKey, parseSecretKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
-import { MANIFEST_PAYLOAD_TYPE, PROTOCOL_VERSION, type ManifestPayload, type RefusalReason } from '../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, type ManifestPayload, type RefusalReason } from '../../shared/src/protocol.js';
 import { signStatement } from '../../shared/src/release-statement.js';
 import type { LabController } from '../lab/controller.js';
 import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
-import { serveTampered as serveTamperedEnvelope, storedEnvelope as storedEnvelopeOf } from './controller-db.js';
+import { assignmentPayload, serveTampered as serveTamperedEnvelope, signAssignment, storedEnvelope as storedEnvelopeOf } from './controller-db.js';
 import { lastEventId, systemOf, waitForReport } from './deploy-helpers.js';
 
 /**
@@ -47,22 +47,7 @@ describe('manifests and closures the agent must refuse', () => {
       releaseKey,
       nodeEd25519,
     );
-    return {
-      protocol: PROTOCOL_VERSION,
-      host,
-      version: 100,
-      storePath,
-      action: 'safe-switch',
-      rolloutId: null,
-      issuedAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + 3600_000).toISOString(),
-      statement,
-      ...overrides,
-    };
-  }
-
-  function sign(manifest: ManifestPayload, key: NamedSecretKey): Envelope {
-    return signEnvelope(MANIFEST_PAYLOAD_TYPE, Buffer.from(JSON.stringify(manifest), 'utf8'), [key], nodeEd25519);
+    return assignmentPayload({ host, version: 100, storePath, statement, ...overrides });
   }
 
   /**
@@ -124,7 +109,7 @@ describe('manifests and closures the agent must refuse', () => {
   afterAll(() => lab?.cleanup());
 
   it('refuses a manifest whose payload was changed after signing (bad signature)', async () => {
-    const genuine = sign(payload({ storePath: fixtures.systems.v2.path }), controllerKey);
+    const genuine = signAssignment(payload({ storePath: fixtures.systems.v2.path }), controllerKey);
     const tampered: Envelope = { ...genuine, payload: toBase64(Buffer.from(JSON.stringify(payload({ storePath: fixtures.systems.failSwitch.path })))) };
     const report = await expectRefused(tampered, 'bad-signature', /signature by lab-controller-1 does not verify/);
     // Nothing an unverified payload claims is repeated as if it were true.
@@ -133,7 +118,7 @@ describe('manifests and closures the agent must refuse', () => {
 
   it('refuses a manifest signed by a key it does not trust', async () => {
     const rogue = generateNamedKey('rogue-controller-1');
-    await expectRefused(sign(payload({ version: 101 }), rogue), 'unknown-key', /signed by rogue-controller-1, none of which is a trusted/);
+    await expectRefused(signAssignment(payload({ version: 101 }), rogue), 'unknown-key', /signed by rogue-controller-1, none of which is a trusted/);
   });
 
   it('refuses a genuine manifest of another host', async () => {
@@ -147,18 +132,18 @@ describe('manifests and closures the agent must refuse', () => {
   });
 
   it('refuses a second manifest for an accepted version that names another system (equivocation)', async () => {
-    await expectRefused(sign(payload({ version: 2, storePath: fixtures.systems.v2.path }), controllerKey), 'equivocation', /version 2 was already accepted/);
+    await expectRefused(signAssignment(payload({ version: 2, storePath: fixtures.systems.v2.path }), controllerKey), 'equivocation', /version 2 was already accepted/);
   });
 
   it('refuses an expired manifest', async () => {
     const now = Date.now();
     const expired = payload({ version: 102, issuedAt: new Date(now - 7200_000).toISOString(), expiresAt: new Date(now - 3600_000).toISOString() });
-    await expectRefused(sign(expired, controllerKey), 'expired', /manifest expired at/);
+    await expectRefused(signAssignment(expired, controllerKey), 'expired', /manifest expired at/);
   });
 
   it('refuses a signed manifest whose store path is not a store path', async () => {
     const bad = payload({ version: 103, storePath: '/nix/store/../../etc/shadow' });
-    await expectRefused(sign(bad, controllerKey), 'invalid-store-path', /store path/);
+    await expectRefused(signAssignment(bad, controllerKey), 'invalid-store-path', /store path/);
   });
 
   it('refuses a closure that no trusted cache key signed: Nix does not substitute it and the host is unchanged', async () => {

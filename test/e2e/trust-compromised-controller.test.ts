@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeEd25519 } from '../../shared/src/ed25519.js';
-import { signEnvelope, type Envelope } from '../../shared/src/envelope.js';
+import type { Envelope } from '../../shared/src/envelope.js';
 import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
-import { MANIFEST_PAYLOAD_TYPE, PROTOCOL_VERSION, type ManifestPayload, type RefusalReason } from '../../shared/src/protocol.js';
+import { PROTOCOL_VERSION, type RefusalReason } from '../../shared/src/protocol.js';
 import { signStatement, type ReleaseBundle } from '../../shared/src/release-statement.js';
 import { loadKey, signedBundle } from '../lab/ci.js';
 import type { LabController } from '../lab/controller.js';
@@ -10,7 +9,7 @@ import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
-import { serveTampered, storedEnvelope, withControllerDb } from './controller-db.js';
+import { assignmentPayload, serveTampered, signAssignment, storedEnvelope, withControllerDb } from './controller-db.js';
 import { lastEventId, systemOf, waitForReport } from './deploy-helpers.js';
 
 /**
@@ -41,19 +40,7 @@ describe('a compromised controller (database, files, controller key; not the CI 
 
   /** An assignment for guard-1 as the attacker signs it; `version` above everything guard-1 accepted. */
   function assignment(storePath: string, statement: Envelope | null, version = 50): Envelope {
-    const now = Date.now();
-    const payload: ManifestPayload = {
-      protocol: PROTOCOL_VERSION,
-      host: 'guard-1',
-      version,
-      storePath,
-      action: 'safe-switch',
-      rolloutId: null,
-      issuedAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + 3600_000).toISOString(),
-      statement,
-    };
-    return signEnvelope(MANIFEST_PAYLOAD_TYPE, Buffer.from(JSON.stringify(payload), 'utf8'), [stolenKey], nodeEd25519);
+    return signAssignment(assignmentPayload({ host: 'guard-1', version, storePath, statement }), stolenKey);
   }
 
   /** What guard-1 looks like after its two genuine deployments; every refusal must leave it so. */

@@ -42,9 +42,20 @@ export function databaseProblem(text: string): string | null {
   return 'must be an absolute path to a SQLite file or a postgres:// or postgresql:// URL';
 }
 
-/** The URL's password, if it has one (decoded). */
+/** The URL's password, if it has one: in its user info, or as the `password` parameter node-postgres also reads. */
 export function urlPassword(url: string): string {
-  return URL.canParse(url) ? decodeURIComponent(new URL(url).password) : '';
+  if (!URL.canParse(url)) return '';
+  const parsed = new URL(url);
+  return parsed.searchParams.get('password') ?? decodeURIComponent(parsed.password);
+}
+
+/** redactUrl (the user info's password), and a `password` parameter too. */
+function redact(url: string): string {
+  const redacted = redactUrl(url);
+  if (!URL.canParse(redacted) || !new URL(redacted).searchParams.has('password')) return redacted;
+  const parsed = new URL(redacted);
+  parsed.searchParams.set('password', '***');
+  return parsed.toString();
 }
 
 function selected(settings: DatabaseSettings): string {
@@ -84,7 +95,7 @@ export function storeConfigFrom(settings: DatabaseSettings, readText?: ReadText)
 
 /** For logs and messages: the file, or the URL with its password replaced by ***. */
 export function describeDatabase(choice: DatabaseChoice): string {
-  return choice.kind === 'sqlite' ? choice.file : redactUrl(choice.url);
+  return choice.kind === 'sqlite' ? choice.file : redact(choice.url);
 }
 
 /** For check-config: what the settings select, without reading the password file (it exists only on the target host). */
@@ -92,5 +103,5 @@ export function databaseSummary(settings: DatabaseSettings): string {
   const database = selected(settings);
   if (!isPostgresUrl(database)) return `SQLite ${database}`;
   const password = settings.databasePasswordFile === null ? '' : ` with the password in ${settings.databasePasswordFile}`;
-  return `PostgreSQL ${redactUrl(database)}${password}`;
+  return `PostgreSQL ${redact(database)}${password}`;
 }

@@ -149,6 +149,11 @@ describe('controller config file', () => {
       { database: 'postgres://shoal:hunter2@db.example.org/shoal', databasePasswordFile: '/run/credentials/db-password' },
       'databasePasswordFile: is set and the database URL carries a password too: remove the password from the URL',
     ],
+    [
+      'a password parameter in the URL and a password file',
+      { database: 'postgres://shoal@db.example.org/shoal?password=hunter2', databasePasswordFile: '/run/credentials/db-password' },
+      'databasePasswordFile: is set and the database URL carries a password too',
+    ],
     ['a relative password file', { database: 'postgres://shoal@db/shoal', databasePasswordFile: 'db-password' }, 'databasePasswordFile: must be an absolute path'],
   ])('refuses %s, naming the setting', (_what, fields, message) => {
     const result = parseControllerConfig({ ...minimal, ...fields }, 'c.json');

@@ -36,6 +36,12 @@ describe('the database setting', () => {
     expect(describeDatabase(choice)).toBe('postgresql://shoal:***@db.example.org:5433/shoal?sslmode=require');
   });
 
+  it('redacts a password given as a URL parameter too', () => {
+    expect(describeDatabase({ kind: 'postgres', url: 'postgres://shoal@db.example.org/shoal?password=hunter2&sslmode=require' })).toBe(
+      'postgres://shoal@db.example.org/shoal?password=***&sslmode=require',
+    );
+  });
+
   it('names the password file when it cannot be read or is empty', () => {
     const postgres = { database: 'postgres://shoal@db.example.org/shoal' };
     expect(() => resolveDatabase(settings({ ...postgres, databasePasswordFile: join(dir, 'absent') }))).toThrow(/^databasePasswordFile .*absent: cannot read: ENOENT$/);

@@ -18,8 +18,7 @@ import { Action } from '../../../shared/src/protocol.js';
 import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '../auth/operator-tokens.js';
 import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
-import { redactUrl } from '../db/pg-connection.js';
-import { hasScheme } from '../database-setting.js';
+import { describeDatabase, hasScheme } from '../database-setting.js';
 import { OperatorClient } from './client.js';
 import { json, list as list_, str } from './args.js';
 import type { Parsed } from './command-spec.js';
@@ -101,7 +100,7 @@ function withLocalDatabase<T>(command: string, values: Record<string, unknown>, 
   if (!dbFile) throw new CliError(`${command} needs --state-dir DIR (or --db FILE) of the controller`);
   if (hasScheme(dbFile)) {
     throw new CliError(
-      `${command} --db: opening the controller's database directly is for its SQLite file only, not ${redactUrl(dbFile)}; with PostgreSQL, leave out --db and --state-dir to ${command} over the API (admin token)`,
+      `${command} --db: opening the controller's database directly is for its SQLite file only, not ${describeDatabase({ kind: 'postgres', url: dbFile })}; with PostgreSQL, leave out --db and --state-dir to ${command} over the API (admin token)`,
     );
   }
   if (!existsSync(dbFile)) throw new CliError(`no controller database at ${dbFile}; has the controller been started with that state dir?`);

@@ -110,3 +110,12 @@ export function sqliteWriter(store: Store): OpenDatabase {
   if (!writer) throw new Error(`this code path still needs the synchronous SQLite connection and cannot run on ${store.engine}`);
   return writer;
 }
+
+/**
+ * The synchronous drizzle handle under a SQLite store, for calling a function not yet converted to
+ * the Store from converted code (issue 16's transition). Inside `store.transaction()` it runs on the
+ * same connection, so its statements are part of the open transaction.
+ */
+export function legacyDb(store: Store): OpenDatabase['db'] {
+  return sqliteWriter(store).db;
+}

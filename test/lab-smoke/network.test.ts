@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
+import { runOk } from '../lab/run.js';
 import type { LabSystem } from '../lab/systems.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
 
@@ -50,6 +51,23 @@ describe('lab host networks', () => {
     await sw(cut, fixtures.systems.breakNetwork);
     expect(await cut.canReach(lab.serviceAddress, port)).toBe(false);
     expect(await neighbour.canReach(lab.serviceAddress, port)).toBe(true);
+  });
+
+  it('keeps a host reaching the lab services when hosts with lower MAC addresses join the bridge', async () => {
+    // A port's address, set as if its host had joined with it: the kernel recomputes the bridge's
+    // own address either way (by default it follows the lowest port's).
+    const joinWithMac = async (name: string, mac: string) => {
+      const host = await lab.addHost(name);
+      await runOk('ip', ['link', 'set', host.network!.bridgePort, 'address', mac]);
+      return host;
+    };
+    const host = await lab.addHost('net-6');
+    await joinWithMac('net-7', '02:00:00:00:00:02');
+    // `host` now has the gateway's MAC address in its neighbour table, as after a bootstrap.
+    expect(await host.canReach(lab.serviceAddress, port), await lab.networkDiagnostics()).toBe(true);
+    await joinWithMac('net-8', '02:00:00:00:00:01');
+    // Had the bridge's address moved to the new lowest port, frames to the one `host` knows would be dropped.
+    expect(await host.canReach(lab.serviceAddress, port), await lab.networkDiagnostics()).toBe(true);
   });
 
   it('leaves the machine network alone for a host without its own namespace', async () => {

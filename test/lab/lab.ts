@@ -219,6 +219,13 @@ export class Lab {
     return parts.join('\n');
   }
 
+  /** The lab network as the kernel sees it (bridge, ports, each host's addresses and neighbours), for failure messages. */
+  async networkDiagnostics(): Promise<string> {
+    if (!this.bridge) return '(this lab has no network: its hosts share the machine\'s)';
+    const networks = [...this.hosts.values()].flatMap((host) => (host.network ? [host.network] : []));
+    return this.bridge.diagnostics(networks);
+  }
+
   /** Stops and removes everything this lab made. Safe to call twice. */
   async cleanup(): Promise<void> {
     await this.scope.releaseAll();

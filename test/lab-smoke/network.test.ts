@@ -25,7 +25,7 @@ describe('lab host networks', () => {
   it('puts a networked host on the lab bridge, where it reaches the cache and the cache reaches it', async () => {
     const host = await lab.addHost('net-1', { bootstrap: fixtures.systems.base });
     expect(host.network?.address).toMatch(/^10\.213\.\d+\.\d+$/);
-    expect(await host.canReach(lab.serviceAddress, port)).toBe(true);
+    expect(await host.canReach(lab.serviceAddress, port), await lab.networkDiagnostics()).toBe(true);
     // The bootstrap itself fetched over the bridge.
     expect(lab.cache!.served(fixtures.systems.base.path)).toBe(true);
   });
@@ -33,7 +33,7 @@ describe('lab host networks', () => {
   it('cuts the host off when a break-network system activates, and an ok system heals it', async () => {
     const host = await lab.addHost('net-2', { bootstrap: fixtures.systems.base });
     const { breakNetwork, base } = fixtures.systems;
-    expect((await host.realise(breakNetwork.path)).exitCode).toBe(0);
+    await host.realiseOk(breakNetwork.path);
 
     await sw(host, breakNetwork);
     expect(await host.networkUp()).toBe(false);
@@ -41,16 +41,16 @@ describe('lab host networks', () => {
 
     await sw(host, base, 'switch');
     expect(await host.networkUp()).toBe(true);
-    expect(await host.canReach(lab.serviceAddress, port)).toBe(true);
+    expect(await host.canReach(lab.serviceAddress, port), await lab.networkDiagnostics()).toBe(true);
   });
 
   it('cuts only that host: its neighbour on the same bridge stays reachable', async () => {
     const cut = await lab.addHost('net-3', { bootstrap: fixtures.systems.base });
     const neighbour = await lab.addHost('net-4', { bootstrap: fixtures.systems.base });
-    expect((await cut.realise(fixtures.systems.breakNetwork.path)).exitCode).toBe(0);
+    await cut.realiseOk(fixtures.systems.breakNetwork.path);
     await sw(cut, fixtures.systems.breakNetwork);
     expect(await cut.canReach(lab.serviceAddress, port)).toBe(false);
-    expect(await neighbour.canReach(lab.serviceAddress, port)).toBe(true);
+    expect(await neighbour.canReach(lab.serviceAddress, port), await lab.networkDiagnostics()).toBe(true);
   });
 
   it('keeps a host reaching the lab services when hosts with lower MAC addresses join the bridge', async () => {
@@ -72,7 +72,7 @@ describe('lab host networks', () => {
 
   it('leaves the machine network alone for a host without its own namespace', async () => {
     const host = await lab.addHost('net-5', { network: false, bootstrap: fixtures.systems.base });
-    expect((await host.realise(fixtures.systems.breakNetwork.path)).exitCode).toBe(0);
+    await host.realiseOk(fixtures.systems.breakNetwork.path);
     await sw(host, fixtures.systems.breakNetwork);
     expect(await host.canReach(lab.serviceAddress, port)).toBe(true);
   });

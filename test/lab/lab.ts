@@ -199,6 +199,7 @@ export class Lab {
       agentCommand: this.agentCommand,
       substituters: () => [this.cache, this.uploadCache].filter((c) => c !== null).map((c) => c.url),
       trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
+      networkDiagnostics: () => this.networkDiagnostics(),
       controller: () => {
         const controller = this.controller;
         if (!controller) return null;

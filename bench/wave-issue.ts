@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { generateNamedKey } from '../shared/src/keys.js';
 import { RolloutSpec } from '../shared/src/rollout-api.js';
 import { systemClock } from '../controller/src/clock.js';
-import { openDatabase } from '../controller/src/db/open.js';
+import { openSqliteStore, sqliteWriter } from '../controller/src/db/sqlite-store.js';
 import { createDeps } from '../controller/src/deps.js';
 import { registerHost } from '../controller/src/hosts/enrollment.js';
 import { createManifestSigner } from '../controller/src/manifests/signer.js';
@@ -16,9 +16,10 @@ import { fakeStorePath } from './lib/operator.js';
 
 const count = Number(process.argv[2] ?? 10_000);
 const dir = mkdtempSync(join(tmpdir(), 'shoal-wave-'));
-const database = openDatabase(join(dir, 'c.sqlite'));
+const store = openSqliteStore({ database: join(dir, 'c.sqlite') });
+const database = sqliteWriter(store);
 const singleKey = generateNamedKey('single');
-const deps = createDeps({ db: database.db, signer: createManifestSigner(generateNamedKey('ctl')), releaseTrust: releaseTrust([], singleKey), clock: systemClock });
+const deps = createDeps({ store, signer: createManifestSigner(generateNamedKey('ctl')), releaseTrust: releaseTrust([], singleKey), clock: systemClock });
 const names = Array.from({ length: count }, (_, i) => `host-${i}`);
 database.sqlite.transaction(() => {
   for (const name of names) registerHost(database.db, systemClock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'bench' });

@@ -7,6 +7,8 @@ import { BinaryCacheReader, type ReaderOptions } from './cache/reader.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Db } from './db/open.js';
+import { sqliteWriter } from './db/sqlite-store.js';
+import type { Store } from './db/store.js';
 import { Presence } from './hosts/presence.js';
 import { ManifestBus } from './manifests/bus.js';
 import { ControllerMetrics } from './metrics/controller-metrics.js';
@@ -21,6 +23,9 @@ export const DEFAULT_POLL_INTERVAL_MS = 30_000;
 
 /** Everything the HTTP app, the websocket hub and the renewal timer share. */
 export interface ControllerDeps {
+  /** The database (SQLite or PostgreSQL, docs/high-availability.md). */
+  store: Store;
+  /** The synchronous SQLite connection under `store`, for code not yet converted to it (issue 16); goes when the conversion ends. */
   db: Db;
   /** The controller key: signs assignments. */
   signer: ManifestSigner;
@@ -50,7 +55,7 @@ export interface ControllerDeps {
 }
 
 export interface DepsOptions {
-  db: Db;
+  store: Store;
   signer: ManifestSigner;
   releaseTrust: ReleaseTrust;
   /** The controller's public URL, when configured: host signatures must name its origin (else the request's). */
@@ -73,14 +78,16 @@ export interface DepsOptions {
 
 export function createDeps(options: DepsOptions): ControllerDeps {
   const clock = options.clock ?? systemClock;
+  const db = sqliteWriter(options.store).db;
   const shared = {
-    db: options.db,
+    store: options.store,
+    db,
     signer: options.signer,
     releaseTrust: options.releaseTrust,
     clock,
     logger: options.logger ?? silentLogger(),
     bus: new ManifestBus(),
-    presence: new Presence(options.db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
+    presence: new Presence(db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
     manifestTtlMs: options.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   };
   const rollouts = new RolloutEngine(shared);
@@ -90,9 +97,9 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     sessions: new SessionStore(clock),
     rollouts,
     metrics: new ControllerMetrics({
-      db: options.db,
+      db,
       presence: shared.presence,
-      pendingWebhookDeliveries: () => pendingDeliveries(options.db),
+      pendingWebhookDeliveries: () => pendingDeliveries(db),
       rolloutEngineTicks: () => rollouts.ticks,
       processMetrics: options.processMetrics ?? false,
     }),

@@ -3,7 +3,9 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { silentLogger, type Logger } from '../../shared/src/logger.js';
 import type { Clock } from './clock.js';
-import { openDatabase, type OpenDatabase } from './db/open.js';
+import type { OpenDatabase } from './db/open.js';
+import { sqliteWriter } from './db/sqlite-store.js';
+import { openStore, type Store } from './db/store.js';
 import type { DashboardOptions } from './dashboard/routes.js';
 import { createDeps, type ControllerDeps } from './deps.js';
 import { createApp, DEFAULT_LIMITS, type AppLimits } from './app.js';
@@ -61,6 +63,8 @@ export interface ControllerHandle {
   url: string;
   port: number;
   deps: ControllerDeps;
+  store: Store;
+  /** The synchronous SQLite connection under `store` (issue 16: goes when the conversion ends). */
   database: OpenDatabase;
   hub: AgentHub;
   renewal: RenewalTimer;
@@ -74,9 +78,10 @@ export interface ControllerHandle {
 /** Starts a controller on a real socket; for the process entry point, the fleet lab and tests alike. */
 export async function startController(options: ControllerOptions): Promise<ControllerHandle> {
   const logger = options.logger ?? silentLogger();
-  const database = openDatabase(options.dbFile);
+  const store = await openStore({ database: options.dbFile, logger });
+  const database = sqliteWriter(store);
   const deps = createDeps({
-    db: database.db,
+    store,
     signer: options.signer,
     releaseTrust: options.releaseTrust,
     publicUrl: options.publicUrl ?? null,
@@ -140,11 +145,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await renewalStopped;
       await webhooksStopped;
       await pruningStopped;
-      database.close();
+      await store.close();
       deps.signer.close();
     })();
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, database, hub, renewal, server, webhooks, pruning, close };
+  return { url: `http://${urlHost}:${port}`, port, deps, store, database, hub, renewal, server, webhooks, pruning, close };
 }

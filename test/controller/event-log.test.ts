@@ -5,16 +5,16 @@ import { prettyLine } from '../../shared/src/log-format.js';
 import { registeredHost, storePath, testController, type TestController } from './helpers.js';
 
 let ctl: TestController;
-afterEach(() => ctl.close());
+afterEach(async () => await ctl?.close());
 
 describe('the controller log', () => {
   it('logs every manifest issued and what a rollout does, at info, after commit', async () => {
-    ctl = testController();
+    ctl = await testController();
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const log = new EventLog(ctl.database.db, logger);
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('nixos-system-web-1', 'b') }) })).status).toBe(200);
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'v2', hosts: [{ host: 'web-2', storePath: storePath('nixos-system-web-2', 'b') }] }) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'v2', waves: ['100%'] }) });

@@ -9,7 +9,9 @@ import type { ReleaseBundle, ReleaseBuildHost } from '../../shared/src/release-s
 import { signBuild } from '../lab/ci.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
-import { openDatabase, type OpenDatabase } from '../../controller/src/db/open.js';
+import type { OpenDatabase } from '../../controller/src/db/open.js';
+import { openSqliteStore, sqliteWriter } from '../../controller/src/db/sqlite-store.js';
+import type { Store } from '../../controller/src/db/store.js';
 import { createDeps, type ControllerDeps, type DepsOptions } from '../../controller/src/deps.js';
 import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createApp } from '../../controller/src/app.js';
@@ -46,6 +48,8 @@ export function storePath(name = 'nixos-system-web-1', hashChar = 'a'): string {
 
 export interface TestController {
   dir: string;
+  store: Store;
+  /** The synchronous SQLite connection under `store` (issue 16: goes when the conversion ends). */
   database: OpenDatabase;
   deps: ControllerDeps;
   app: ReturnType<typeof createApp>;
@@ -59,7 +63,7 @@ export interface TestController {
   operatorToken: string;
   /** fetch-like call to app.request with the operator token. */
   operator(path: string, init?: RequestInit): Promise<Response>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export type TrustMode = 'single-key' | 'two-key';
@@ -73,7 +77,7 @@ export function testKeys(mode: TrustMode): { controllerKey: NamedSecretKey; ciKe
   return { controllerKey, ciKey, singleKey, trust: releaseTrust([ciKey], singleKey) };
 }
 
-export function testController(
+export async function testController(
   options: {
     manifestTtlMs?: number;
     pollIntervalMs?: number;
@@ -82,17 +86,19 @@ export function testController(
     cache?: DepsOptions['cache'];
     webhookDestinations?: DestinationPolicy;
   } = {},
-): TestController {
+): Promise<TestController> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
-  const database = openDatabase(join(dir, 'controller.sqlite'));
+  const store = openSqliteStore({ database: join(dir, 'controller.sqlite') });
+  const database = sqliteWriter(store);
   const clock = new ManualClock();
   const { mode = 'single-key', ...rest } = options;
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
-  const deps = createDeps({ db: database.db, signer: createManifestSigner(controllerKey), releaseTrust: trust, clock, ...rest });
+  const deps = createDeps({ store, signer: createManifestSigner(controllerKey), releaseTrust: trust, clock, ...rest });
   const app = createApp(deps);
   const { token: operatorToken } = createOperatorToken(database.db, clock, 'test-admin');
   return {
     dir,
+    store,
     database,
     deps,
     app,
@@ -108,9 +114,9 @@ export function testController(
           headers: { authorization: `Bearer ${operatorToken}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
         }),
       ),
-    close() {
+    async close() {
       deps.bus.releaseAll();
-      database.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -127,7 +133,7 @@ export function newHostKeys(name: string): TestHost {
   return { name, keys, publicKey: toBase64(keys.publicKey) };
 }
 
-export function registeredHost(ctl: TestController, name: string, tags: string[] = []): TestHost {
+export async function registeredHost(ctl: TestController, name: string, tags: string[] = []): Promise<TestHost> {
   const host = newHostKeys(name);
   const outcome = registerHost(ctl.database.db, ctl.clock, { name, publicKey: host.publicKey, tags, actor: 'test' });
   expect(outcome.ok).toBe(true);

@@ -1,3 +1,4 @@
+import type { SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +10,9 @@ import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
 import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
 import { pgSavepoint, serializableOn, withConflictRetries } from './pg-transaction.js';
 import * as pgSchema from './schema-pg.js';
-import type { Store, StoreConfig, StoreDb, StoreTx } from './store.js';
+import type { Queryable, Store, StoreConfig, StoreDb, StoreTx } from './store.js';
 import { storeUnavailable } from './store-errors.js';
-import { runTransaction, type TransactionEngine } from './tx-scope.js';
+import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../drizzle-pg', import.meta.url));
 
@@ -78,10 +79,16 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const notifications = new PgNotifications({ url: config.database, replicaId, pool, owner, logger });
   const leases = new Set<PgEngineLease>();
   let closed = false;
+  const db = drizzle(pool, { schema: pgSchema }) as StoreDb;
+  const here = (): Queryable => (currentTx(owner) as Queryable | undefined) ?? db;
   const store: Store = {
     engine: 'postgres',
-    db: drizzle(pool, { schema: pgSchema }) as StoreDb,
+    db,
     t: pgSchema,
+    get q() {
+      return here();
+    },
+    rows: async <T extends Record<string, unknown>>(query: SQL) => int8AsNumbers((await here().execute(query)) as pg.QueryResult) as T[],
     transaction: (fn) => runTransaction(engine, fn),
     affected: (result) => (result as { rowCount?: number | null }).rowCount ?? 0,
     notifications,
@@ -99,4 +106,18 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
     },
   };
   return store;
+}
+
+/**
+ * node-postgres returns 64-bit integers (bigint columns, count(*)) as strings, and drizzle's raw
+ * execute() does not map them. Every such value here (epoch milliseconds, versions, ids, counts)
+ * is below 2^53, so a number is exact and the rows match what SQLite returns.
+ */
+function int8AsNumbers(result: pg.QueryResult): Record<string, unknown>[] {
+  const int8 = result.fields.filter((field) => field.dataTypeID === pg.types.builtins.INT8).map((field) => field.name);
+  if (int8.length === 0) return result.rows;
+  for (const row of result.rows) {
+    for (const name of int8) if (row[name] !== null) row[name] = Number(row[name]);
+  }
+  return result.rows;
 }

@@ -1,13 +1,14 @@
 import Database from 'better-sqlite3';
-import { drizzle } from 'drizzle-orm/better-sqlite3';
+import type { SQL } from 'drizzle-orm';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { silentLogger } from '../../../shared/src/logger.js';
 import { SoloLease } from '../replicas/engine-lease.js';
 import { LocalNotifications } from '../replicas/notifications.js';
 import { AsyncLock } from './async-lock.js';
-import { openDatabase } from './open.js';
+import { openDatabase, type OpenDatabase } from './open.js';
 import * as schema from './schema.js';
-import type { Store, StoreConfig, StoreDb, StoreTx, Tables } from './store.js';
-import { runTransaction, type TransactionEngine } from './tx-scope.js';
+import type { Queryable, Store, StoreConfig, StoreDb, StoreTx, Tables } from './store.js';
+import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
 
 /**
  * The default engine: one SQLite file, two connections. The writer sits behind an async lock held
@@ -67,10 +68,16 @@ export function openSqliteStore(config: StoreConfig): Store {
   };
 
   const notifications = new LocalNotifications(engine.owner, logger);
+  const readDb = drizzle(reader, { schema }) as unknown as StoreDb;
+  const here = (): Queryable => (currentTx(engine.owner) as Queryable | undefined) ?? readDb;
   const store: Store = {
     engine: 'sqlite',
-    db: drizzle(reader, { schema }) as unknown as StoreDb,
+    db: readDb,
     t: schema as unknown as Tables,
+    get q() {
+      return here();
+    },
+    rows: async <T extends Record<string, unknown>>(query: SQL) => (here() as unknown as BetterSQLite3Database).all<T>(query),
     transaction: (fn) => runTransaction(engine, fn),
     affected: (result) => (result as { changes?: number }).changes ?? 0,
     notifications,
@@ -86,5 +93,29 @@ export function openSqliteStore(config: StoreConfig): Store {
       writer.close();
     },
   };
+  writers.set(store, writer);
   return store;
+}
+
+const writers = new WeakMap<Store, OpenDatabase>();
+
+/**
+ * The synchronous writer connection under a SQLite store, for code not yet converted to the async
+ * Store (issue 16 converts the controller module by module). Its writes outside transaction() land
+ * in whatever transaction the store has open at that moment; tolerable only while the conversion
+ * lasts. Throws on PostgreSQL, naming the gap.
+ */
+export function sqliteWriter(store: Store): OpenDatabase {
+  const writer = writers.get(store);
+  if (!writer) throw new Error(`this code path still needs the synchronous SQLite connection and cannot run on ${store.engine}`);
+  return writer;
+}
+
+/**
+ * The synchronous drizzle handle under a SQLite store, for calling a function not yet converted to
+ * the Store from converted code (issue 16's transition). Inside `store.transaction()` it runs on the
+ * same connection, so its statements are part of the open transaction.
+ */
+export function legacyDb(store: Store): OpenDatabase['db'] {
+  return sqliteWriter(store).db;
 }

@@ -1,4 +1,6 @@
-import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type { NodePgDatabase, NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
+import type { PgDatabase } from 'drizzle-orm/pg-core';
+import type { ExtractTablesWithRelations, SQL } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { EngineLease, EngineLeaseOptions } from '../replicas/engine-lease.js';
 import type { Notifications } from '../replicas/notifications.js';
@@ -17,6 +19,8 @@ export type Tables = typeof pgSchema;
 export type StoreDb = NodePgDatabase<Tables>;
 /** What a transaction body receives: the same query API as StoreDb. */
 export type StoreTx = Parameters<Parameters<StoreDb['transaction']>[0]>[0];
+/** Either of them: what `store.q` is, and what a query helper that may run inside or outside a transaction takes. */
+export type Queryable = PgDatabase<NodePgQueryResultHKT, Tables, ExtractTablesWithRelations<Tables>>;
 export type Engine = 'sqlite' | 'postgres';
 
 export interface Store {
@@ -28,6 +32,19 @@ export interface Store {
    */
   readonly db: StoreDb;
   readonly t: Tables;
+  /**
+   * Where a query belongs: the transaction the caller runs in (at any depth of awaits inside a
+   * body of this store's transaction()), else `db`. Code that may be called from a transaction
+   * queries through this, so it reads that transaction's own uncommitted writes.
+   */
+  readonly q: Queryable;
+  /**
+   * A raw SQL statement through `q`, its rows as plain objects keyed by the SQL column names
+   * (alias them). Values come back as the engine holds them: JSON columns as text on SQLite and
+   * parsed on PostgreSQL, booleans as 0/1 or true/false; 64-bit integers as numbers on both.
+   * For statements drizzle's builders cannot express or that run once per host on hot paths.
+   */
+  rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
   /**
    * Runs `fn` as one transaction: all of its writes commit together or, if it throws, none do.
    * Transactions behave as if run one after another (SQLite: one writer at a time; PostgreSQL:

@@ -21,9 +21,9 @@ describe('host logins are bound to the controller the host meant', () => {
   }
 
   it('refuses over HTTP a signature made for another origin', async () => {
-    const ctl = testController();
+    const ctl = await testController();
     controllers.push(ctl);
-    const host = registeredHost(ctl, 'web-1');
+    const host = await registeredHost(ctl, 'web-1');
     const response = await login(ctl, host, 'http://evil.example:8420');
     expect(response.status).toBe(401);
     const { error } = ErrorBody.parse(await response.json());
@@ -47,9 +47,9 @@ describe('host logins are bound to the controller the host meant', () => {
   });
 
   it('with publicUrl set, wants the public origin whatever address the request reached', async () => {
-    const ctl = testController({ publicUrl: 'https://Shoal.Example.org/' });
+    const ctl = await testController({ publicUrl: 'https://Shoal.Example.org/' });
     controllers.push(ctl);
-    const host = registeredHost(ctl, 'web-1');
+    const host = await registeredHost(ctl, 'web-1');
     expect((await login(ctl, host, IN_MEMORY_AUDIENCE)).status).toBe(401);
     expect((await login(ctl, host, controllerAudience('https://shoal.example.org:443/some/path'))).status).toBe(200);
   });

@@ -6,8 +6,8 @@ import { cookieValue, form, ORIGIN, signedIn, signIn } from './session-helpers.j
 const ACTIONS = ['approve', 'pause', 'resume', 'abort', 'rollback'] as const;
 
 async function gatedRollout(ctl: TestController): Promise<string> {
-  registeredHost(ctl, 'web-1', ['web']);
-  registeredHost(ctl, 'web-2', ['web']);
+  await registeredHost(ctl, 'web-1', ['web']);
+  await registeredHost(ctl, 'web-2', ['web']);
   const release = await ctl.operator('/v1/releases', {
     method: 'POST',
     body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-1', storePath: storePath('nixos-system-web-1', 'b') }, { host: 'web-2', storePath: storePath('nixos-system-web-2', 'c') }] }),
@@ -28,10 +28,10 @@ describe('dashboard sign-in and CSRF', () => {
   let ctl: TestController;
   let rolloutId: string;
   beforeEach(async () => {
-    ctl = testController();
+    ctl = await testController();
     rolloutId = await gatedRollout(ctl);
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('sends every page to the login form when nobody is signed in, and remembers where to come back', async () => {
     const pages = ['/dashboard', '/dashboard/rollouts', `/dashboard/rollouts/${rolloutId}`, `/dashboard/rollouts/${rolloutId}/confirm/abort`, '/dashboard/hosts/web-1', '/dashboard?tag=web'];

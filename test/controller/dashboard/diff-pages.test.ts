@@ -16,8 +16,8 @@ describe('dashboard diff pages', () => {
   beforeAll(async () => {
     fixtures = await labFixtures();
     cache = await serveCache(fixtures.cache.dir);
-    ctl = testController({ cache: { caches: [{ url: cache.url, publicKeys: [parsePublicKey(fixtures.cache.key.publicKey)] }], concurrency: 8, timeoutMs: 5_000 } });
-    for (const name of ['web-1', 'web-2']) registeredHost(ctl, name);
+    ctl = await testController({ cache: { caches: [{ url: cache.url, publicKeys: [parsePublicKey(fixtures.cache.key.publicKey)] }], concurrency: 8, timeoutMs: 5_000 } });
+    for (const name of ['web-1', 'web-2']) await registeredHost(ctl, name);
     const response = await ctl.operator('/v1/releases', {
       method: 'POST',
       body: JSON.stringify({ name: 'gen-2', hosts: ['web-1', 'web-2'].map((host) => ({ host, storePath: fixtures.systems.realisticNext.path })) }),

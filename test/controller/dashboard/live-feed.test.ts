@@ -4,13 +4,13 @@ import { ChangeFeed } from '../../../controller/src/dashboard/live.js';
 import { appendEvent } from '../../../controller/src/events.js';
 import { testController, type TestController } from '../helpers.js';
 
-const cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const step of cleanup.splice(0).reverse()) step();
+const cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
 });
 
 it('logs a database error of its timer as the dashboard live feed’s, and notices changes again once the database is back', async () => {
-  const ctl: TestController = testController();
+  const ctl: TestController = await testController();
   cleanup.push(() => ctl.close());
   const lines: Array<Record<string, unknown> & { err?: { message: string } }> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });

@@ -6,15 +6,15 @@ import type { LiveMessage } from '../../../controller/src/dashboard/live-state.j
 
 describe('dashboard pages and live stream', () => {
   let ctl: TestController;
-  beforeEach(() => {
-    ctl = testController();
+  beforeEach(async () => {
+    ctl = await testController();
     ctl.app = createApp(ctl.deps, undefined, { livePollMs: 20, live: { refreshMs: 60_000 } });
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('filters the fleet by tag and status with query parameters alone', async () => {
-    registeredHost(ctl, 'web-1', ['web']);
-    registeredHost(ctl, 'db-1', ['db']);
+    await registeredHost(ctl, 'web-1', ['web']);
+    await registeredHost(ctl, 'db-1', ['db']);
     const browser = await signedIn(ctl);
     const byTag = await (await browser.get('/dashboard?tag=db')).text();
     expect(byTag).toContain('data-host="db-1"');
@@ -29,7 +29,7 @@ describe('dashboard pages and live stream', () => {
   });
 
   it('escapes what hosts and agents wrote, and sends a strict content security policy', async () => {
-    registeredHost(ctl, 'web-1', ['<b>x</b>']);
+    await registeredHost(ctl, 'web-1', ['<b>x</b>']);
     const browser = await signedIn(ctl);
     const response = await browser.get('/dashboard');
     const html = await response.text();
@@ -40,7 +40,7 @@ describe('dashboard pages and live stream', () => {
   });
 
   it('shows on a rollout’s page who signed its release, when, at what floor and from which revision', async () => {
-    registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-1');
     const bundle = signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: storePath() }], { floor: 2, source: { revision: 'c0ffee42', flakeLockHash: 'ab'.repeat(32) } });
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(bundle) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', waves: ['100%'] }) });
@@ -51,8 +51,8 @@ describe('dashboard pages and live stream', () => {
   });
 
   it('offers to retry an aborted rollout, and the button starts a new rollout for the hosts it left', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const release = { name: 'r2', hosts: [{ host: 'web-1', storePath: storePath('nixos-system-web-1', 'c') }, { host: 'web-2', storePath: storePath('nixos-system-web-2', 'd') }] };
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r2', waves: ['100%'] }) });
@@ -77,7 +77,7 @@ describe('dashboard pages and live stream', () => {
   });
 
   it('streams only what changed since the page was rendered: a new row and the counts, not the table', async () => {
-    for (const name of ['web-1', 'web-2', 'web-3']) registeredHost(ctl, name);
+    for (const name of ['web-1', 'web-2', 'web-3']) await registeredHost(ctl, name);
     const browser = await signedIn(ctl);
     const page = await (await browser.get('/dashboard')).text();
     const liveUrl = /data-live="([^"]+)"/.exec(page)![1]!.replaceAll('&amp;', '&');
@@ -95,7 +95,7 @@ describe('dashboard pages and live stream', () => {
       return event;
     };
     // The page already shows the current state, so the first event is the one this host causes.
-    registeredHost(ctl, 'web-0');
+    await registeredHost(ctl, 'web-0');
     const event = await nextEvent();
     expect(event).toMatch(/^event: update\n/);
     const message = JSON.parse(/data: (.*)/.exec(event)![1]!) as LiveMessage;
@@ -111,14 +111,14 @@ describe('dashboard pages and live stream', () => {
 
 describe('dashboard host actions and rollout questions', () => {
   let ctl: TestController;
-  beforeEach(() => {
-    ctl = testController();
+  beforeEach(async () => {
+    ctl = await testController();
     ctl.app = createApp(ctl.deps, undefined, { livePollMs: 20, live: { refreshMs: 60_000 } });
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('sets a host’s desired system only after a confirmation page that names the system, under the operator’s name', async () => {
-    registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-1');
     const browser = await signedIn(ctl);
     const path = storePath('nixos-system-web-1-25.05');
     const asked = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: path, action: 'switch' });
@@ -136,7 +136,7 @@ describe('dashboard host actions and rollout questions', () => {
   });
 
   it('refuses a host action with a bad store path, naming what was wrong, and changes nothing', async () => {
-    registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-1');
     const browser = await signedIn(ctl);
     const refused = await browser.post('/dashboard/hosts/web-1/actions/set-desired', { _csrf: browser.csrf, storePath: '/tmp/evil', confirmed: 'yes' });
     expect(refused.status).toBe(303);
@@ -148,8 +148,8 @@ describe('dashboard host actions and rollout questions', () => {
   });
 
   it('pauses a host only after a confirmation page, shows it paused on the host, fleet and rollout pages, and resumes it', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const browser = await signedIn(ctl);
     const asked = await browser.post('/dashboard/hosts/web-1/actions/pause', { _csrf: browser.csrf });
     expect(asked.status).toBe(200);
@@ -192,7 +192,7 @@ describe('dashboard host actions and rollout questions', () => {
   });
 
   it('numbers waves as people count, "wave 2 of 2", and names the canary wave "canary (wave 1 of 2)" on every page', async () => {
-    for (const host of ['web-1', 'web-2', 'web-3']) registeredHost(ctl, host);
+    for (const host of ['web-1', 'web-2', 'web-3']) await registeredHost(ctl, host);
     const browser = await signedIn(ctl);
     const release = await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: ['web-1', 'web-2', 'web-3'].map((host) => ({ host, storePath: storePath(host, 'b') })) }) });
     expect(release.status).toBe(201);
@@ -213,8 +213,8 @@ describe('dashboard host actions and rollout questions', () => {
   });
 
   it('removes a host only after a confirmation page, refuses while a rollout includes it, and goes back to the fleet', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const browser = await signedIn(ctl);
     const asked = await browser.post('/dashboard/hosts/web-1/actions/remove', { _csrf: browser.csrf });
     expect(await asked.text()).toContain('Remove web-1? Its manifests, reports and history are deleted');
@@ -239,8 +239,8 @@ describe('dashboard host actions and rollout questions', () => {
   });
 
   it('says which host goes back to which system before a rollback, and "rolls back above" when that is the policy', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const before = storePath('nixos-system-web-1-24.11', 'b');
     // web-1 ran 24.11 before the rollout (its report says so); web-2 never reported: unknown.
     ctl.database.sqlite.prepare('update hosts set current_system = ? where name = ?').run(before, 'web-1');

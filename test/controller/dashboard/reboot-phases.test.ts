@@ -6,12 +6,12 @@ import { signedIn } from './session-helpers.js';
 /** The rollout picture tells rebooting, staged (with its window's opening) and waiting-for-a-grant hosts apart. */
 describe('reboot phases on the rollout page', () => {
   let ctl: TestController;
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('shows each host’s reboot phase and when a staged host’s window opens', async () => {
-    ctl = testController();
+    ctl = await testController();
     const names = ['web-1', 'web-2', 'web-3', 'web-4'];
-    const keys = Object.fromEntries(names.map((n) => [n, registeredHost(ctl, n)]));
+    const keys = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await registeredHost(ctl, n)] as const)));
     const release = { name: 'k2', hosts: names.map((host, i) => ({ host, storePath: storePath(`nixos-system-${host}`, 'cdfg'[i]!) })) };
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'k2', waves: ['100%'] }) });

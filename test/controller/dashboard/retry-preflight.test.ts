@@ -18,16 +18,16 @@ describe('dashboard retry and the cache preflight', () => {
     dir = mkdtempSync(join(tmpdir(), 'shoal-empty-cache-'));
     cache = await serveCache(dir);
     const key = generateNamedKey('cache-test-1');
-    ctl = testController({ cache: { caches: [{ url: cache.url, publicKeys: [{ keyId: key.keyId, publicKey: key.publicKey }] }], concurrency: 4, timeoutMs: 5_000 } });
+    ctl = await testController({ cache: { caches: [{ url: cache.url, publicKeys: [{ keyId: key.keyId, publicKey: key.publicKey }] }], concurrency: 4, timeoutMs: 5_000 } });
   });
   afterEach(async () => {
-    ctl.close();
+    await ctl.close();
     await cache.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses a retry whose closures the cache cannot serve, as the API does, and starts nothing', async () => {
-    registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-1');
     const target = storePath('nixos-system-web-1', 'c');
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r-missing', hosts: [{ host: 'web-1', storePath: target }] }) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r-missing', waves: ['100%'], skipPreflight: true }) });

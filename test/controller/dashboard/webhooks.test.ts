@@ -50,11 +50,11 @@ async function sendDue(ctl: TestController, expected: number): Promise<AttemptRe
 
 describe('dashboard webhooks page', () => {
   let ctl: TestController;
-  beforeEach(() => {
-    ctl = testController();
-    registeredHost(ctl, 'web-1', ['web']);
+  beforeEach(async () => {
+    ctl = await testController();
+    await registeredHost(ctl, 'web-1', ['web']);
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('sends the page to the login form and refuses its live stream when nobody is signed in', async () => {
     const page = await ctl.app.request('/dashboard/webhooks');

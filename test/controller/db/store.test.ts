@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../../../controller/src/db/store.js';
@@ -56,6 +56,29 @@ describe.each(storeEngines)('store on $name', (engine) => {
     });
     expect(result).toBe('done');
     expect(await hostNames(store)).toEqual(['web-1', 'web-2']);
+  });
+
+  it('q reads the caller\'s own transaction inside a body, and committed data outside it', async () => {
+    const seen = await store.transaction(async () => {
+      await store.q.insert(store.t.hosts).values({ name: 'web-1', publicKey: 'key' });
+      const inside = await store.q.select({ name: store.t.hosts.name }).from(store.t.hosts);
+      const outside = await store.db.select({ name: store.t.hosts.name }).from(store.t.hosts);
+      return { inside: inside.map((row) => row.name), outside: outside.map((row) => row.name) };
+    });
+    expect(seen).toEqual({ inside: ['web-1'], outside: [] });
+    expect((await store.q.select({ name: store.t.hosts.name }).from(store.t.hosts)).map((row) => row.name)).toEqual(['web-1']);
+  });
+
+  it('rows returns raw rows keyed by their SQL names, 64-bit integers as numbers', async () => {
+    await addHost(store, 'web-1');
+    await addHost(store, 'web-2');
+    const rows = await store.rows<{ n: number; name: string }>(sql`select count(*) as n, max(name) as name from hosts`);
+    expect(rows).toEqual([{ n: 2, name: 'web-2' }]);
+    const inside = await store.transaction(async () => {
+      await store.q.insert(store.t.hosts).values({ name: 'web-3', publicKey: 'key' });
+      return store.rows<{ n: number }>(sql`select count(*) as n from hosts`);
+    });
+    expect(inside).toEqual([{ n: 3 }]);
   });
 
   it('rolls back a transaction whose statement fails, keeping earlier commits', async () => {

@@ -13,7 +13,7 @@ const LOCK = { maxConcurrent: 10, leaseMs: 30 * 60_000 };
 
 describe('reboot settings per host and tag', () => {
   let ctl: TestController;
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const put = (path: string, body: unknown, token?: string) =>
     ctl.operator(path, { method: 'PUT', body: JSON.stringify(body), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
@@ -27,8 +27,8 @@ describe('reboot settings per host and tag', () => {
   };
 
   it('resolves tags to the strictest (lowest policy, every tag’s windows at once), lets the host override them, and signs the result into its manifest', async () => {
-    ctl = testController();
-    registeredHost(ctl, 'db-1', ['db', 'eu', 'web']);
+    ctl = await testController();
+    await registeredHost(ctl, 'db-1', ['db', 'eu', 'web']);
     expect(await signed('db-1', 0)).toEqual({ policy: null, windows: null, windowsForAll: false });
 
     expect((await put('/v1/tags/web/reboot-settings', { policy: 'always' })).status).toBe(200);
@@ -53,8 +53,8 @@ describe('reboot settings per host and tag', () => {
   });
 
   it('refuses bad settings naming what is wrong, and a read-only token', async () => {
-    ctl = testController();
-    registeredHost(ctl, 'db-1');
+    ctl = await testController();
+    await registeredHost(ctl, 'db-1');
     const bad = async (path: string, body: unknown, status: number, message: RegExp) => {
       const response = await put(path, body);
       expect(response.status).toBe(status);
@@ -73,8 +73,8 @@ describe('reboot settings per host and tag', () => {
   });
 
   it('grants a reboot only while every lock that applies has room: the fleet’s, each tag’s, the rollout’s', async () => {
-    ctl = testController();
-    for (const name of ['db-1', 'db-2', 'web-1', 'web-2', 'web-3']) registeredHost(ctl, name, [name.slice(0, -2)]);
+    ctl = await testController();
+    for (const name of ['db-1', 'db-2', 'web-1', 'web-2', 'web-3']) await registeredHost(ctl, name, [name.slice(0, -2)]);
     expect((await put('/v1/tags/db/reboot-settings', { maxRebooting: 1 })).status).toBe(200);
     const release = { name: 'k2', hosts: ['web-1', 'web-2', 'web-3'].map((host, i) => ({ host, storePath: storePath(`nixos-system-${host}`, 'cdf'[i]!) })) };
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);

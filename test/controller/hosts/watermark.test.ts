@@ -31,11 +31,11 @@ const events = (ctl: TestController, kind: string) =>
 describe('a host ahead of its controller (restored from an older backup)', () => {
   let ctl: TestController;
   let web: TestHost;
-  beforeEach(() => {
-    ctl = testController();
-    web = registeredHost(ctl, 'web-1');
+  beforeEach(async () => {
+    ctl = await testController();
+    web = await registeredHost(ctl, 'web-1');
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('issues the next manifest above the version the agent reports, leaving the old desired state unsent', async () => {
     await setDesired(ctl, 'web-1');
@@ -85,10 +85,10 @@ describe('a host ahead of its controller (restored from an older backup)', () =>
 
 describe('unknown hosts trying to connect', () => {
   let ctl: TestController;
-  beforeEach(() => {
-    ctl = testController();
+  beforeEach(async () => {
+    ctl = await testController();
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   it('records a host it does not know with its key fingerprint, and adopts it with one call, above its version', async () => {
     const lost = newHostKeys('web-3');
@@ -135,7 +135,7 @@ describe('unknown hosts trying to connect', () => {
   });
 
   it('refuses to adopt a name that never tried to connect, or one that is known', async () => {
-    registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-1');
     const none = await ctl.operator('/v1/unknown-hosts/web-9/adopt', { method: 'POST', body: '{}' });
     expect(none.status).toBe(404);
     const known = await ctl.operator('/v1/unknown-hosts/web-1/adopt', { method: 'POST', body: '{}' });
@@ -146,9 +146,9 @@ describe('unknown hosts trying to connect', () => {
 
 describe('a restored controller that re-used a version the host accepted for another system', () => {
   it('re-signs its desired state above it instead of sending a manifest the host refuses as equivocation', async () => {
-    const ctl = testController();
+    const ctl = await testController();
     try {
-      const web = registeredHost(ctl, 'web-1');
+      const web = await registeredHost(ctl, 'web-1');
       // Version 1 was issued since the restore; the host had accepted a version 1 for another system.
       const set = await setDesired(ctl, 'web-1', storePath('sys', 'c'));
       expect(set.version).toBe(1);
@@ -161,14 +161,14 @@ describe('a restored controller that re-used a version the host accepted for ano
       expect((await login(ctl, web, { highestVersion: 2, highestFloor: 0, highestStorePath: storePath('sys', 'c') })).status).toBe(200);
       expect(events(ctl, 'version-reported')).toHaveLength(1);
     } finally {
-      ctl.close();
+      await ctl.close();
     }
   });
 });
 
 describe('the dashboard', () => {
   it('shows unknown hosts trying to connect with their key fingerprints', async () => {
-    const ctl = testController();
+    const ctl = await testController();
     try {
       const lost = newHostKeys('web-6');
       expect((await login(ctl, lost, { highestVersion: 4, highestFloor: 0 })).status).toBe(404);
@@ -177,7 +177,7 @@ describe('the dashboard', () => {
       expect(page).toContain(keyFingerprint(fromBase64(lost.publicKey)));
       expect(page).toContain('v4 (floor 0)');
     } finally {
-      ctl.close();
+      await ctl.close();
     }
   });
 });

@@ -34,10 +34,10 @@ async function errorOf(response: Response): Promise<ErrorBody['error']> {
 
 describe('agent API', () => {
   let ctl: TestController;
-  beforeEach(() => {
-    ctl = testController();
+  beforeEach(async () => {
+    ctl = await testController();
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const setDesired = async (host: string, path: string) => {
     const response = await ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: path }) });
@@ -121,8 +121,8 @@ describe('agent API', () => {
 
   describe('challenge authentication', () => {
     let host: TestHost;
-    beforeEach(() => {
-      host = registeredHost(ctl, 'web-1');
+    beforeEach(async () => {
+      host = await registeredHost(ctl, 'web-1');
     });
     const challenge = async (name = host.name) => {
       const response = await postJson(ctl, '/v1/agent/challenge', { protocol: PROTOCOL_VERSION, host: name });
@@ -168,7 +168,7 @@ describe('agent API', () => {
     });
 
     it('lets host A neither read host B’s manifest nor report as B', async () => {
-      const b = registeredHost(ctl, 'web-2');
+      const b = await registeredHost(ctl, 'web-2');
       await setDesired('web-1', storePath('sys', 'a'));
       await setDesired('web-2', storePath('sys', 'b'));
       const sessionA = await sessionFor(ctl, host);
@@ -199,7 +199,7 @@ describe('agent API', () => {
   describe('manifest delivery', () => {
     let session: string;
     beforeEach(async () => {
-      session = await sessionFor(ctl, registeredHost(ctl, 'web-1'));
+      session = await sessionFor(ctl, await registeredHost(ctl, 'web-1'));
     });
 
     it('answers 204 while no desired state is set', async () => {
@@ -256,7 +256,7 @@ describe('agent API', () => {
   describe('reports', () => {
     let session: string;
     beforeEach(async () => {
-      const host = registeredHost(ctl, 'web-1');
+      const host = await registeredHost(ctl, 'web-1');
       session = await sessionFor(ctl, host);
     });
     const post = (reports: Report[]) =>

@@ -10,16 +10,16 @@ async function errorOf(response: Response): Promise<ErrorBody['error']> {
 
 describe('operator API', () => {
   let ctl: TestController;
-  beforeEach(() => {
-    ctl = testController();
+  beforeEach(async () => {
+    ctl = await testController();
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const setDesired = (host: string, body: string) => ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body });
 
   describe('refuses bad input with a 4xx JSON error naming the problem, and writes nothing', () => {
-    beforeEach(() => {
-      registeredHost(ctl, 'web-1');
+    beforeEach(async () => {
+      await registeredHost(ctl, 'web-1');
     });
 
     it('refuses malformed JSON', async () => {
@@ -107,8 +107,8 @@ describe('operator API', () => {
   });
 
   it('gives each host its own increasing manifest versions', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const versions: Array<[string, number]> = [];
     for (const [host, hash] of [['web-1', 'a'], ['web-1', 'b'], ['web-2', 'c'], ['web-1', 'a']] as const) {
       const response = await setDesired(host, JSON.stringify({ storePath: storePath('sys', hash), action: 'switch' }));
@@ -137,7 +137,7 @@ describe('operator API', () => {
   });
 
   it('pages through a host’s event history', async () => {
-    registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-1');
     for (const hash of ['a', 'b', 'c']) await setDesired('web-1', JSON.stringify({ storePath: storePath('sys', hash) }));
     const first = HostEvents.parse(await (await ctl.operator('/v1/hosts/web-1/events?limit=2')).json()).events;
     expect(first.map((e) => e.kind)).toEqual(['host-registered', 'desired-set']);

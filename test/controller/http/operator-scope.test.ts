@@ -50,12 +50,12 @@ const CASES = ROUTES.flatMap(([group, method, path, body, allowed]) =>
 describe('operator token scopes', () => {
   let ctl: TestController;
   const tokens = {} as Record<OperatorScope, string>;
-  beforeEach(() => {
-    ctl = testController({ mode: 'two-key' });
-    registeredHost(ctl, 'web-1');
+  beforeEach(async () => {
+    ctl = await testController({ mode: 'two-key' });
+    await registeredHost(ctl, 'web-1');
     for (const scope of ['read', 'deploy', 'admin', 'ci'] as const) tokens[scope] = createOperatorToken(ctl.database.db, ctl.clock, `${scope}-job`, scope).token;
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const as = (scope: OperatorScope, method: string, path: string, body?: unknown) =>
     Promise.resolve(
@@ -120,13 +120,13 @@ describe('dashboard actions by scope', () => {
   let ctl: TestController;
   let rolloutId: string;
   beforeEach(async () => {
-    ctl = testController();
-    registeredHost(ctl, 'web-1');
+    ctl = await testController();
+    await registeredHost(ctl, 'web-1');
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-1', storePath: storePath('sys', 'b') }] }) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r1', waves: ['100%'], approvalBefore: [0] }) });
     rolloutId = ((await started.json()) as { id: string }).id;
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const state = () => (ctl.database.sqlite.prepare('select state from rollouts where id = ?').get(rolloutId) as { state: string }).state;
 

@@ -18,13 +18,13 @@ function payloadOf(envelope: string) {
 describe('manifest renewal', () => {
   let ctl: TestController;
   let announced: PublishedManifest[];
-  beforeEach(() => {
-    ctl = testController({ manifestTtlMs: 3 * HOUR });
+  beforeEach(async () => {
+    ctl = await testController({ manifestTtlMs: 3 * HOUR });
     announced = [];
     ctl.deps.bus.onPublish((m) => announced.push(m));
-    for (const name of ['web-1', 'web-2']) registeredHost(ctl, name);
+    for (const name of ['web-1', 'web-2']) await registeredHost(ctl, name);
   });
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const issue = (host: string, hash: string) => {
     const outcome = issueManifest(ctl.deps, { host, storePath: storePath('sys', hash), action: 'switch', rolloutId: 'r-1' }, { kind: 'desired-set', actor: 'test' });

@@ -15,12 +15,12 @@ const SYSTEM = storePath('nixos-system-web-1', 'b');
 /** Operator `set` and renewal: the statement a manifest carries comes from one decision (authoriseStatement). */
 describe('the release statement a manifest carries', () => {
   let ctl: TestController;
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
-  function start(mode: TrustMode): void {
-    ctl = testController({ mode, manifestTtlMs: 3 * HOUR });
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+  async function start(mode: TrustMode): Promise<void> {
+    ctl = await testController({ mode, manifestTtlMs: 3 * HOUR });
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
   }
   const set = (host: string, path: string) => ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: path }) });
   const publish = (name: string, path: string, floor: number, key = ctl.ciKey) => {
@@ -37,7 +37,7 @@ describe('the release statement a manifest carries', () => {
   };
 
   it('two-key mode: refuses to set a path no CI statement authorises (409), and writes nothing', async () => {
-    start('two-key');
+    await start('two-key');
     const response = await set('web-1', SYSTEM);
     expect(response.status).toBe(409);
     expect(ErrorBody.parse(await response.json()).error).toEqual({
@@ -48,21 +48,21 @@ describe('the release statement a manifest carries', () => {
   });
 
   it('two-key mode: refuses one host’s statement for another host', async () => {
-    start('two-key');
+    await start('two-key');
     publish('r1', SYSTEM, 0);
     expect((await set('web-2', SYSTEM)).status).toBe(409);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
   });
 
   it('two-key mode: sets a path a published release authorises, carrying CI’s statement', async () => {
-    start('two-key');
+    await start('two-key');
     publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     expect(carried()).toMatchObject({ keyId: 'ci-release-1', release: 'r1', floor: 0 });
   });
 
   it('prefers the statement with the highest floor when several authorise the path', async () => {
-    start('two-key');
+    await start('two-key');
     publish('r1', SYSTEM, 1);
     publish('r3', SYSTEM, 3);
     publish('r2', SYSTEM, 2);
@@ -71,7 +71,7 @@ describe('the release statement a manifest carries', () => {
   });
 
   it('stops using statements of a release key that is no longer trusted', async () => {
-    start('two-key');
+    await start('two-key');
     const retired = generateNamedKey('ci-release-0');
     ctl.deps.releaseTrust = releaseTrust([ctl.ciKey, retired], null);
     publish('old', SYSTEM, 0, retired);
@@ -82,14 +82,14 @@ describe('the release statement a manifest carries', () => {
   });
 
   it('single-key mode: signs a statement for an unnamed path itself, at the highest floor known', async () => {
-    start('single-key');
+    await start('single-key');
     publish('r5', storePath('nixos-system-other', 'c'), 5);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     expect(carried()).toMatchObject({ keyId: 'single-release-1', release: 'adhoc', floor: 5, source: { revision: null, flakeLockHash: null } });
   });
 
   it('renews a manifest with the very statement it carried', async () => {
-    start('two-key');
+    await start('two-key');
     publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     const before = carried();
@@ -101,7 +101,7 @@ describe('the release statement a manifest carries', () => {
   });
 
   it('does not renew a manifest whose statement no trusted key signed any more; logs it once', async () => {
-    start('two-key');
+    await start('two-key');
     publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     ctl.deps.releaseTrust = releaseTrust([generateNamedKey('ci-release-2')], null);

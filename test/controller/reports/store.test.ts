@@ -11,21 +11,21 @@ import { count, postJson, registeredHost, sampleReport, sessionFor, testControll
 describe('report writer (group commit)', () => {
   let ctl: TestController;
   let reader: Database.Database;
-  beforeEach(() => {
-    ctl = testController();
+  beforeEach(async () => {
+    ctl = await testController();
     // A second connection sees committed rows only: what it reads at an ack is what was durably stored.
     reader = new Database(join(ctl.dir, 'controller.sqlite'), { readonly: true });
   });
-  afterEach(() => {
+  afterEach(async () => {
     reader.close();
-    ctl.close();
+    await ctl.close();
   });
   const committed = (host: string) => (reader.prepare('select count(*) as n from reports where host = ?').get(host) as { n: number }).n;
   const phaseOf = (host: string) => (ctl.database.sqlite.prepare('select phase, last_report_seq as seq from hosts where name = ?').get(host) as { phase: string; seq: number });
 
   it('stores the batches of many hosts arriving together in one transaction, acknowledging each after the commit', async () => {
     const names = Array.from({ length: 20 }, (_, i) => `web-${i + 1}`);
-    for (const name of names) registeredHost(ctl, name);
+    for (const name of names) await registeredHost(ctl, name);
     const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     const transactions = vi.spyOn(ctl.database.db, 'transaction');
     const acks = names.map((name) =>
@@ -41,8 +41,8 @@ describe('report writer (group commit)', () => {
   });
 
   it('fails only the batch of a host that is gone, storing the others of its group', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     const [first, ghost, second] = await Promise.allSettled([
       writer.store('web-1', [sampleReport(1, 'accepted')]),
@@ -59,8 +59,8 @@ describe('report writer (group commit)', () => {
   });
 
   it('stores each batch in a transaction of its own when the group transaction fails', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     vi.spyOn(ctl.database.db, 'transaction').mockImplementationOnce(() => {
       throw new Error('disk I/O error');
@@ -71,8 +71,8 @@ describe('report writer (group commit)', () => {
   });
 
   it('fails every request of a group it cannot store at all and logs why, instead of ending the process with the requests unanswered', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     // The writer's statements cannot even be prepared now: the failure comes before any per-batch handling.
     ctl.database.sqlite.exec('ALTER TABLE reports RENAME TO reports_gone');
     const lines: Array<Record<string, unknown>> = [];
@@ -85,8 +85,8 @@ describe('report writer (group commit)', () => {
   });
 
   it('keeps one host’s batches of the same group idempotent and in order', async () => {
-    registeredHost(ctl, 'web-1');
-    registeredHost(ctl, 'web-2');
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
     const writer = reportWriter(ctl.database.db, ctl.clock, silentLogger());
     const outcomes = await Promise.all([
       writer.store('web-1', [sampleReport(1, 'accepted'), sampleReport(2, 'realising')]),
@@ -101,7 +101,7 @@ describe('report writer (group commit)', () => {
   });
 
   it('answers concurrent report requests of many agents, each stored exactly once', async () => {
-    const hosts = Array.from({ length: 10 }, (_, i) => registeredHost(ctl, `db-${i + 1}`));
+    const hosts = await Promise.all(Array.from({ length: 10 }, (_, i) => registeredHost(ctl, `db-${i + 1}`)));
     const sessions = await Promise.all(hosts.map((host) => sessionFor(ctl, host)));
     const responses = await Promise.all(
       sessions.map((session) =>

@@ -13,8 +13,8 @@ const DAY = 24 * 3600_000;
 const RETENTION: RetentionOptions = { ...DEFAULT_RETENTION, manifestsDays: 30 };
 
 const controllers: TestController[] = [];
-afterEach(() => {
-  for (const ctl of controllers.splice(0)) ctl.close();
+afterEach(async () => {
+  for (const ctl of controllers.splice(0)) await ctl.close();
 });
 
 const versions = (ctl: TestController, host: string) =>
@@ -44,9 +44,9 @@ const watermarkEvents = (ctl: TestController) =>
 
 describe('manifest retention', () => {
   it("prunes a host's old renewals, and the agent reconnecting afterwards gets its current manifest, at its floor", async () => {
-    const ctl = testController({ mode: 'two-key' });
+    const ctl = await testController({ mode: 'two-key' });
     controllers.push(ctl);
-    const web = registeredHost(ctl, 'web-1');
+    const web = await registeredHost(ctl, 'web-1');
     const system = storePath('nixos-system-web-1', 'c');
     const bundle = signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: system }], { floor: 2 });
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(bundle) })).status).toBe(201);
@@ -101,9 +101,9 @@ describe('manifest retention', () => {
   });
 
   it('keeps the numbering and the watermark checks measured against the highest version ever signed', async () => {
-    const ctl = testController();
+    const ctl = await testController();
     controllers.push(ctl);
-    const web = registeredHost(ctl, 'web-1');
+    const web = await registeredHost(ctl, 'web-1');
     expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('sys', 'a') }) })).status).toBe(200);
     await liveDays(ctl, 45);
     const latest = versions(ctl, 'web-1').at(-1)!;
@@ -124,7 +124,7 @@ describe('manifest retention', () => {
   });
 
   it("keeps what a rollout may still hear about, and the manifest a rollback would take the previous system's statement from", async () => {
-    const l = lab(2);
+    const l = await lab(2);
     const [h1, h2] = l.names as [string, string];
     // h1 was given its current system by a manifest; h2 was not.
     expect((await l.ctl.operator(`/v1/hosts/${h1}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: OLD(1) }) })).status).toBe(200);

@@ -13,15 +13,15 @@ import { storePath, testController, type TestController } from '../helpers.js';
 const HOSTS = ISSUE_BATCH * 2 + 37;
 
 const open: Array<{ ctl: TestController; engines: RolloutEngine[] }> = [];
-afterEach(() => {
+afterEach(async () => {
   for (const { ctl, engines } of open.splice(0)) {
     for (const engine of engines) engine.stopTimer();
-    ctl.close();
+    await ctl.close();
   }
 });
 
-function fleet(): { ctl: TestController; names: string[]; engine: () => RolloutEngine; published: string[] } {
-  const ctl = testController();
+async function fleet(): Promise<{ ctl: TestController; names: string[]; engine: () => RolloutEngine; published: string[] }> {
+  const ctl = await testController();
   const engines: RolloutEngine[] = [];
   open.push({ ctl, engines });
   const names = Array.from({ length: HOSTS }, (_, i) => `h${i + 1}`);
@@ -58,7 +58,7 @@ async function settle(check: () => boolean): Promise<void> {
 
 describe('issuing a large wave', () => {
   it('answers the start with the first batch issued and issues the rest in later transactions, each host once', async () => {
-    const { ctl, engine, published } = fleet();
+    const { ctl, engine, published } = await fleet();
     const outcome = engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
     const first = rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!;
@@ -92,7 +92,7 @@ describe('issuing a large wave', () => {
   });
 
   it('never issues a host twice when a restarted controller continues a wave another process left half-issued', async () => {
-    const { ctl, engine, published } = fleet();
+    const { ctl, engine, published } = await fleet();
     const original = engine();
     const outcome = original.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
@@ -110,7 +110,7 @@ describe('issuing a large wave', () => {
   });
 
   it('stops issuing the rest of a wave once the rollout is paused between batches', async () => {
-    const { ctl, engine, published } = fleet();
+    const { ctl, engine, published } = await fleet();
     const first = engine();
     const outcome = first.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);

@@ -15,8 +15,8 @@ const announced = (l: Lab): PublishedManifest[] => {
 };
 
 describe('rollouts count what really happened', () => {
-  it("announces an operator's rollback to the hosts, as it announces an automatic one", () => {
-    const l = lab(3);
+  it("announces an operator's rollback to the hosts, as it announces an automatic one", async () => {
+    const l = await lab(3);
     const id = l.start({ waves: ['100%'] });
     l.answer('healthy');
     expect(l.status(id).state).toBe('succeeded');
@@ -34,8 +34,8 @@ describe('rollouts count what really happened', () => {
     expect(l.status(id).state).toBe('rolled-back');
   });
 
-  it('ends a rollback whose hosts did not return as rollback-failed, and a rolling-back rollout can be aborted', () => {
-    const l = lab(2);
+  it('ends a rollback whose hosts did not return as rollback-failed, and a rolling-back rollout can be aborted', async () => {
+    const l = await lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     l.answer('healthy');
     l.engine.act(id, 'rollback', 'operator:alice');
@@ -54,7 +54,7 @@ describe('rollouts count what really happened', () => {
     // Rolling back again would change nothing: the engine says so.
     expect(l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
 
-    const other = lab(2);
+    const other = await lab(2);
     const rolling = other.start({ waves: ['100%'] });
     other.answer('healthy');
     other.engine.act(rolling, 'rollback', 'operator:alice');
@@ -66,7 +66,7 @@ describe('rollouts count what really happened', () => {
   });
 
   it('counts a report on a manifest re-signed (renewed) while the host was still in flight', async () => {
-    const l = lab(1);
+    const l = await lab(1);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } });
     const issued = latestManifest(l.ctl.database.db, 'h1')!;
     const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
@@ -84,7 +84,7 @@ describe('rollouts count what really happened', () => {
   });
 
   it('counts a rollback report on a renewed rollback manifest', async () => {
-    const l = lab(1);
+    const l = await lab(1);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600 });
     l.answer('healthy');
     l.engine.act(id, 'rollback', 'operator:alice');
@@ -95,8 +95,8 @@ describe('rollouts count what really happened', () => {
     expect(l.status(id).state).toBe('rolled-back');
   });
 
-  it('freezes host deadlines while paused: a long pause fails nobody on resume', () => {
-    const l = lab(2);
+  it('freezes host deadlines while paused: a long pause fails nobody on resume', async () => {
+    const l = await lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 60, then: 'fail' } });
     const [working, away] = l.names as [string, string];
     l.ctl.deps.presence.websocketClosed(away);
@@ -117,8 +117,8 @@ describe('rollouts count what really happened', () => {
     expect(hostsOf(l, id).filter((h) => h.state === 'failed').map((h) => h.host).sort()).toEqual([working, away].sort());
   });
 
-  it('fails a host that degrades during its wave’s bake, against the threshold', () => {
-    const l = lab(3);
+  it('fails a host that degrades during its wave’s bake, against the threshold', async () => {
+    const l = await lab(3);
     const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
     const [first] = l.answer('healthy') as [string];
     expect(l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
@@ -140,8 +140,8 @@ describe('rollouts count what really happened', () => {
     ]);
   });
 
-  it('fails a host that goes offline during its wave’s bake, once it stays away past the grace', () => {
-    const l = lab(3);
+  it('fails a host that goes offline during its wave’s bake, once it stays away past the grace', async () => {
+    const l = await lab(3);
     const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
     const [first] = l.answer('healthy') as [string];
     l.ctl.deps.presence.websocketClosed(first);
@@ -155,8 +155,8 @@ describe('rollouts count what really happened', () => {
     expect(hostsOf(l, id).find((h) => h.host === first)!.reason).toMatch(/went offline during the bake/);
   });
 
-  it('retries only the failed and unreached hosts of a halted rollout, as a new rollout linked to it', () => {
-    const l = lab(5);
+  it('retries only the failed and unreached hosts of a halted rollout, as a new rollout linked to it', async () => {
+    const l = await lab(5);
     const id = l.start({ waves: [2, '100%'], failureThreshold: { count: 0 } });
     const firstWave = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
     l.report(firstWave[0], 'healthy');

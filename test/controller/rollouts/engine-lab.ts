@@ -31,10 +31,10 @@ export interface Lab {
 }
 
 const labs: Lab[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const lab of labs.splice(0)) {
     lab.engine.stopTimer();
-    lab.ctl.close();
+    await lab.ctl.close();
   }
 });
 
@@ -53,8 +53,8 @@ export interface LabOptions {
   release?: 'unsigned' | 'bundle' | 'bundle-without-old';
 }
 
-export function lab(count: number, tags: (i: number) => string[] = () => [], options: LabOptions = {}): Lab {
-  const ctl = testController({ mode: options.mode ?? 'single-key' });
+export async function lab(count: number, tags: (i: number) => string[] = () => [], options: LabOptions = {}): Promise<Lab> {
+  const ctl = await testController({ mode: options.mode ?? 'single-key' });
   const engine = makeEngine(ctl);
   const names = Array.from({ length: count }, (_, i) => `h${i + 1}`);
   const seq = new Map<string, number>();
@@ -100,8 +100,8 @@ export function lab(count: number, tags: (i: number) => string[] = () => [], opt
     },
     status: (id) => rolloutStatus(ctl.database.db, id, ctl.clock.now())!,
   };
-  names.forEach((name, i) => {
-    registeredHost(ctl, name, tags(i + 1));
+  names.forEach(async (name, i) => {
+    await registeredHost(ctl, name, tags(i + 1));
     // Connected, as a fleet is: a test that wants a host offline closes its websocket.
     ctl.deps.presence.websocketOpened(name);
     // Each host tells the controller what it runs now: the system a rollback returns it to.

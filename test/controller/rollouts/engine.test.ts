@@ -7,8 +7,8 @@ import { lab, makeEngine, OLD, type Lab } from './engine-lab.js';
 const issuedTo = (l: Lab) => l.names.filter((h) => latestManifest(l.ctl.database.db, h) !== undefined);
 
 describe('rollout engine', () => {
-  it('sends the canary first, bakes, then the waves in order, each host exactly once', () => {
-    const l = lab(8);
+  it('sends the canary first, bakes, then the waves in order, each host exactly once', async () => {
+    const l = await lab(8);
     const id = l.start({ canary: 1, waves: ['25%', '100%'], bakeSeconds: 60 });
     const plan = l.status(id).waves.map((w) => w.hosts.map((h) => h.host));
     expect(issuedTo(l)).toEqual(plan[0]);
@@ -35,8 +35,8 @@ describe('rollout engine', () => {
     for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
   });
 
-  it('halts on a failing canary and sends nothing to anyone else', () => {
-    const l = lab(4);
+  it('halts on a failing canary and sends nothing to anyone else', async () => {
+    const l = await lab(4);
     const id = l.start({ canary: 1, waves: ['100%'] });
     const [canary] = issuedTo(l);
     l.answer('rolled-back');
@@ -49,8 +49,8 @@ describe('rollout engine', () => {
     expect(issuedTo(l)).toEqual([canary]);
   });
 
-  it('rolls every host it changed back to its previous system when a later wave fails', () => {
-    const l = lab(6);
+  it('rolls every host it changed back to its previous system when a later wave fails', async () => {
+    const l = await lab(6);
     const id = l.start({ canary: 1, waves: ['50%', '100%'], onFailure: 'rollback' });
     l.answer('healthy'); // canary
     l.answer('healthy'); // 50 %
@@ -70,8 +70,8 @@ describe('rollout engine', () => {
     expect(l.status(id).state).toBe('rolled-back');
   });
 
-  it('tolerates failures within a percent threshold once the minimum sample is reached, and halts beyond it', () => {
-    const l = lab(10);
+  it('tolerates failures within a percent threshold once the minimum sample is reached, and halts beyond it', async () => {
+    const l = await lab(10);
     const id = l.start({ waves: ['100%'], concurrency: 10, failureThreshold: { percent: 10, minSample: 5 } });
     const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
     // Nine succeed first, then one fails: 1 of 10 = 10 %, not above the threshold.
@@ -79,7 +79,7 @@ describe('rollout engine', () => {
     l.report(order[9]!, 'rolled-back');
     expect(l.status(id).state).toBe('succeeded');
 
-    const m = lab(10);
+    const m = await lab(10);
     const id2 = m.start({ waves: ['100%'], failureThreshold: { percent: 10, minSample: 5 } });
     const order2 = m.status(id2).waves[0]!.hosts.map((h) => h.host);
     m.report(order2[0]!, 'rolled-back');
@@ -89,8 +89,8 @@ describe('rollout engine', () => {
     expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 2, finished: 5 });
   });
 
-  it('waits for approval before a gated wave, and pauses, resumes and aborts on command', () => {
-    const l = lab(4);
+  it('waits for approval before a gated wave, and pauses, resumes and aborts on command', async () => {
+    const l = await lab(4);
     const id = l.start({ canary: 1, waves: ['100%'], approvalBefore: [1], bakeSeconds: 100 });
     l.answer('healthy');
     l.ctl.clock.advance(40_000);
@@ -112,8 +112,8 @@ describe('rollout engine', () => {
     expect(l.status(id).state).toBe('aborted');
   });
 
-  it('waits for an offline host, then skips it as configured; it never counts as healthy', () => {
-    const l = lab(3);
+  it('waits for an offline host, then skips it as configured; it never counts as healthy', async () => {
+    const l = await lab(3);
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
     l.ctl.deps.presence.websocketClosed(order[2]!);
@@ -133,8 +133,8 @@ describe('rollout engine', () => {
     expect(l.manifestsOf(skipped)).toBe(2);
   });
 
-  it('counts an offline host as failed when the rollout says so', () => {
-    const l = lab(2);
+  it('counts an offline host as failed when the rollout says so', async () => {
+    const l = await lab(2);
     for (const host of l.names) l.ctl.deps.presence.websocketClosed(host);
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'fail' } });
     l.ctl.clock.advance(30_000);
@@ -142,16 +142,16 @@ describe('rollout engine', () => {
     expect(l.status(id)).toMatchObject({ state: 'halted', failures: 2 });
   });
 
-  it('limits how many hosts of a wave are in flight at once', () => {
-    const l = lab(5);
+  it('limits how many hosts of a wave are in flight at once', async () => {
+    const l = await lab(5);
     l.start({ waves: ['100%'], concurrency: 2 });
     expect(issuedTo(l).length).toBe(2);
     l.answer('healthy');
     expect(issuedTo(l).length).toBe(4);
   });
 
-  it('resumes after a restart without re-issuing manifests or restarting the bake', () => {
-    const l = lab(4);
+  it('resumes after a restart without re-issuing manifests or restarting the bake', async () => {
+    const l = await lab(4);
     const id = l.start({ canary: 1, waves: ['100%'], bakeSeconds: 100 });
     l.answer('healthy');
     l.ctl.clock.advance(70_000);
@@ -166,16 +166,16 @@ describe('rollout engine', () => {
     for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
   });
 
-  it('refuses a rollout that overlaps an active one, naming it', () => {
-    const l = lab(3);
+  it('refuses a rollout that overlaps an active one, naming it', async () => {
+    const l = await lab(3);
     const first = l.start({ waves: ['100%'] });
     const second = l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     expect(second).toMatchObject({ ok: false, kind: 'rollout-overlap' });
     expect(second.ok || second.message).toContain(first);
   });
 
-  it('gives an offline host that comes back within the offline wait its full health deadline from its return', () => {
-    const l = lab(2);
+  it('gives an offline host that comes back within the offline wait its full health deadline from its return', async () => {
+    const l = await lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 600, then: 'fail' } });
     const [online, away] = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
     l.ctl.deps.presence.websocketClosed(away);
@@ -192,8 +192,8 @@ describe('rollout engine', () => {
     expect(l.status(id).state).toBe('succeeded');
   });
 
-  it('does not fail in-flight hosts for the time the controller itself was down', () => {
-    const l = lab(2);
+  it('does not fail in-flight hosts for the time the controller itself was down', async () => {
+    const l = await lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     for (const host of l.names) {
       l.ctl.deps.presence.websocketOpened(host);
@@ -208,7 +208,7 @@ describe('rollout engine', () => {
     for (const host of l.names) l.report(host, 'healthy', { engine: restarted });
     expect(l.status(id).state).toBe('succeeded');
     // Still bounded: a host that never reports fails a full deadline after the restart.
-    const m = lab(1);
+    const m = await lab(1);
     const id2 = m.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     m.ctl.deps.presence.websocketOpened(m.names[0]!);
     m.report(m.names[0]!, 'activating');
@@ -221,8 +221,8 @@ describe('rollout engine', () => {
     expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
   });
 
-  it('announces the manifests of an operator\'s rollback to the agents (websocket pushes), as it does for waves', () => {
-    const l = lab(2);
+  it('announces the manifests of an operator\'s rollback to the agents (websocket pushes), as it does for waves', async () => {
+    const l = await lab(2);
     const id = l.start({ waves: ['100%'] });
     l.answer('healthy');
     expect(l.status(id).state).toBe('succeeded');
@@ -232,8 +232,8 @@ describe('rollout engine', () => {
     expect(announced.sort((a, b) => a.host.localeCompare(b.host))).toEqual(l.names.map((host) => ({ host, version: 2 })));
   });
 
-  it('refuses to roll back a finished rollout while another active rollout owns its hosts', () => {
-    const l = lab(2);
+  it('refuses to roll back a finished rollout while another active rollout owns its hosts', async () => {
+    const l = await lab(2);
     const first = l.start({ waves: ['100%'] });
     l.answer('healthy');
     expect(l.status(first).state).toBe('succeeded');
@@ -247,8 +247,8 @@ describe('rollout engine', () => {
     expect(l.names.map((h) => l.manifestsOf(h))).toEqual(before);
   });
 
-  it('fails a rollout that makes no progress within its deadline, not counting time spent waiting for approval', () => {
-    const l = lab(3);
+  it('fails a rollout that makes no progress within its deadline, not counting time spent waiting for approval', async () => {
+    const l = await lab(3);
     const id = l.start({ canary: 1, waves: ['100%'], approvalBefore: [1], progressDeadlineSeconds: 60 });
     l.answer('healthy');
     l.ctl.clock.advance(3600_000);
@@ -265,8 +265,8 @@ describe('rollout engine', () => {
 });
 
 describe('a paused host in a rollout', () => {
-  it('gets no manifest while paused: its wave waits for it, neither failed nor skipped, and goes on when it is resumed', () => {
-    const l = lab(3);
+  it('gets no manifest while paused: its wave waits for it, neither failed nor skipped, and goes on when it is resumed', async () => {
+    const l = await lab(3);
     const pause = (paused: boolean) => expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', paused, 'operator:test')).toEqual({ ok: true, changed: true });
     pause(true);
     const id = l.start({ waves: ['100%'] });
@@ -288,8 +288,8 @@ describe('a paused host in a rollout', () => {
     expect(l.status(id).state).toBe('succeeded');
   });
 
-  it('halts a rollout with a progress deadline that only the paused host holds up', () => {
-    const l = lab(2);
+  it('halts a rollout with a progress deadline that only the paused host holds up', async () => {
+    const l = await lab(2);
     expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', true, 'operator:test').ok).toBe(true);
     const id = l.start({ waves: ['100%'], progressDeadlineSeconds: 600 });
     l.answer('healthy');

@@ -8,7 +8,7 @@ import { postJson, registeredHost, sessionFor, signedBundle, storePath, testCont
 /** `shoal rollout plan` says which hosts will reboot: the release's facts against those of the system each host runs. */
 describe('reboot predictions in the rollout plan', () => {
   let ctl: TestController;
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
   const file = (name: string, char: string, sub = '') => `${storePath(name, char)}${sub}`;
   const facts = (kernel: string, inhibitors: string | null): SystemFacts => ({
@@ -20,7 +20,7 @@ describe('reboot predictions in the rollout plan', () => {
   });
 
   async function running(name: string, system: string): Promise<void> {
-    const host = registeredHost(ctl, name);
+    const host = await registeredHost(ctl, name);
     const session = await sessionFor(ctl, host);
     const report: Report = { seq: 1, at: new Date(ctl.clock.now()).toISOString(), phase: 'reconciled', manifestVersion: null, storePath: null, currentSystem: system, detail: {} };
     const response = await postJson(ctl, '/v1/agent/reports', { protocol: PROTOCOL_VERSION, reports: [report] }, { authorization: `Bearer ${session}` });
@@ -28,7 +28,7 @@ describe('reboot predictions in the rollout plan', () => {
   }
 
   it('predicts reboot for a kernel or inhibitor change, live for neither, unknown without facts', async () => {
-    ctl = testController({ mode: 'two-key' });
+    ctl = await testController({ mode: 'two-key' });
     const old = (host: string) => storePath(`nixos-system-${host}-1`, 'b');
     const next = (host: string) => storePath(`nixos-system-${host}-2`, 'c');
     const hosts = ['db-1', 'web-1', 'web-2', 'new-1'];

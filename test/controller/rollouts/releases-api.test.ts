@@ -7,11 +7,11 @@ import { count, registeredHost, signedBundle, storePath, testController, type Te
 /** Releases over POST /v1/releases: CI-signed bundles, verified statement by statement, and unsigned requests in single-key mode only. */
 describe('publishing releases', () => {
   let ctl: TestController;
-  afterEach(() => ctl.close());
+  afterEach(async () => await ctl.close());
 
-  function start(mode: TrustMode, hosts = ['web-1', 'web-2']): void {
-    ctl = testController({ mode });
-    for (const name of hosts) registeredHost(ctl, name);
+  async function start(mode: TrustMode, hosts = ['web-1', 'web-2']): Promise<void> {
+    ctl = await testController({ mode });
+    for (const name of hosts) await registeredHost(ctl, name);
   }
   const publish = (body: unknown) => ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(body) });
   const errorOf = async (response: Response) => ErrorBody.parse(await response.json()).error;
@@ -19,7 +19,7 @@ describe('publishing releases', () => {
   const web2 = storePath('nixos-system-web-2', 'b');
 
   it('stores a CI-signed bundle and serves its provenance', async () => {
-    start('two-key');
+    await start('two-key');
     const bundle = signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: web1, facts: { closureBytes: 123, kernel: null, initrd: null, kernelModules: null, switchInhibitors: null } }, { host: 'web-2', storePath: web2 }], {
       floor: 2,
       source: { revision: 'abc123', flakeLockHash: 'f'.repeat(64) },
@@ -43,7 +43,7 @@ describe('publishing releases', () => {
   });
 
   it('refuses the whole bundle when any statement is bad, naming each host and why, and stores nothing', async () => {
-    start('two-key', ['web-1', 'web-2', 'web-3', 'web-4', 'web-5']);
+    await start('two-key', ['web-1', 'web-2', 'web-3', 'web-4', 'web-5']);
     const good = signedBundle(ctl.ciKey, 'r1', ['web-1', 'web-2', 'web-3', 'web-4', 'web-5'].map((host) => ({ host, storePath: storePath(`nixos-system-${host}`, 'c') })), { floor: 1 });
     const stranger = signedBundle(generateNamedKey('someone-else'), 'r1', [{ host: 'web-2', storePath: storePath('nixos-system-web-2', 'c') }], { floor: 1 });
     const otherRelease = signedBundle(ctl.ciKey, 'r0', [{ host: 'web-4', storePath: storePath('nixos-system-web-4', 'c') }], { floor: 1 });
@@ -69,7 +69,7 @@ describe('publishing releases', () => {
   });
 
   it('refuses a statement whose signature does not verify, and one for another store path', async () => {
-    start('two-key');
+    await start('two-key');
     const bundle = signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: web1 }, { host: 'web-2', storePath: web2 }]);
     const tampered = { ...bundle.hosts[0]!.statement, signatures: [{ ...bundle.hosts[0]!.statement.signatures[0]!, sig: bundle.hosts[1]!.statement.signatures[0]!.sig }] };
     const response = await publish({ ...bundle, hosts: [{ ...bundle.hosts[0]!, statement: tampered }, { ...bundle.hosts[1]!, storePath: storePath('nixos-system-evil', 'd') }] });
@@ -81,14 +81,14 @@ describe('publishing releases', () => {
   });
 
   it('still refuses a signed bundle naming a host it does not know', async () => {
-    start('two-key');
+    await start('two-key');
     const response = await publish(signedBundle(ctl.ciKey, 'r1', [{ host: 'web-1', storePath: web1 }, { host: 'ghost', storePath: web2 }]));
     expect(response.status).toBe(400);
     expect((await errorOf(response)).issues).toEqual(['host "ghost" is not known to this controller']);
   });
 
   it('refuses an unsigned release in two-key mode, saying a CI-signed bundle is needed', async () => {
-    start('two-key');
+    await start('two-key');
     const response = await publish({ name: 'r1', hosts: [{ host: 'web-1', storePath: web1 }] });
     expect(response.status).toBe(400);
     const error = await errorOf(response);
@@ -98,7 +98,7 @@ describe('publishing releases', () => {
   });
 
   it('signs an unsigned release with the single key in single-key mode, at floor 0 unless given', async () => {
-    start('single-key');
+    await start('single-key');
     const plain = Release.parse(await (await publish({ name: 'r1', hosts: [{ host: 'web-1', storePath: web1 }] })).json());
     expect(plain.provenance).toEqual({ signedBy: 'controller', keyId: 'single-release-1', signedAt: '2030-01-01T00:00:00.000Z', floor: 0, source: null });
     const floored = Release.parse(await (await publish({ name: 'r2', floor: 3, hosts: [{ host: 'web-1', storePath: web1 }] })).json());
@@ -107,7 +107,7 @@ describe('publishing releases', () => {
 
   it('accepts a signed bundle for 10,000 hosts in one request', async () => {
     const names = Array.from({ length: 10_000 }, (_, i) => `host-${i}`);
-    start('two-key', []);
+    await start('two-key', []);
     const insert = ctl.database.sqlite.prepare("insert into hosts (name, public_key) values (?, 'AAAA')");
     ctl.database.sqlite.transaction(() => names.forEach((name) => insert.run(name)))();
     const facts = { closureBytes: 2_000_000_000, kernel: storePath('linux-6.6.1', 'k') + '/bzImage', initrd: storePath('initrd-linux-6.6.1', 'i') + '/initrd', kernelModules: storePath('linux-6.6.1-modules', 'm'), switchInhibitors: null };

@@ -22,14 +22,14 @@ const withheld = (l: Lab, host: string) =>
   l.ctl.database.sqlite.prepare("select data from events where host = ? and kind = 'manifest-withheld'").all(host).map((row) => JSON.parse((row as { data: string }).data) as Record<string, unknown>);
 
 describe('rollouts in two-key mode: every manifest carries a CI statement', () => {
-  it('issues each host the statement of the rollout’s release', () => {
-    const l = lab(3, undefined, { mode: 'two-key' });
+  it('issues each host the statement of the rollout’s release', async () => {
+    const l = await lab(3, undefined, { mode: 'two-key' });
     l.start({ waves: ['100%'] });
     for (const host of l.names) expect(statementRelease(l, latestManifest(l.ctl.database.db, host)!)).toBe('rel-1');
   });
 
-  it('rolls back with the statement that authorised the previous system', () => {
-    const l = lab(2, undefined, { mode: 'two-key' });
+  it('rolls back with the statement that authorised the previous system', async () => {
+    const l = await lab(2, undefined, { mode: 'two-key' });
     const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
     l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     expect(l.status(id).state).toBe('rolling-back');
@@ -38,8 +38,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     expect(statementRelease(l, back)).toBe('rel-0');
   });
 
-  it('does not roll a host back to a system no statement authorises, and logs why', () => {
-    const l = lab(2, undefined, { mode: 'two-key', release: 'bundle-without-old' });
+  it('does not roll a host back to a system no statement authorises, and logs why', async () => {
+    const l = await lab(2, undefined, { mode: 'two-key', release: 'bundle-without-old' });
     const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
     l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     const status = l.status(id);
@@ -52,8 +52,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     expect({ hosts: data.hosts, withheld: data.withheld.sort() }).toEqual({ hosts: 0, withheld: ['h1', 'h2'] });
   });
 
-  it('does not withdraw an offline host to an unauthorised system, and logs why', () => {
-    const l = lab(1, undefined, { mode: 'two-key', release: 'bundle-without-old' });
+  it('does not withdraw an offline host to an unauthorised system, and logs why', async () => {
+    const l = await lab(1, undefined, { mode: 'two-key', release: 'bundle-without-old' });
     l.ctl.deps.presence.websocketClosed('h1');
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     l.ctl.clock.advance(30_000);
@@ -63,8 +63,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     expect(withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
   });
 
-  it('fails, without issuing, a host whose release holds no statement (a release stored before statements)', () => {
-    const l = lab(2, undefined, { mode: 'two-key' });
+  it('fails, without issuing, a host whose release holds no statement (a release stored before statements)', async () => {
+    const l = await lab(2, undefined, { mode: 'two-key' });
     l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1' and host = 'h1'").run();
     const id = l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
     const h1 = l.status(id).waves[0]!.hosts.find((h) => h.host === 'h1')!;
@@ -74,8 +74,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     expect(l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
   });
 
-  it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', () => {
-    const l = lab(2, undefined, { mode: 'two-key' });
+  it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', async () => {
+    const l = await lab(2, undefined, { mode: 'two-key' });
     l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1'").run();
     const id = l.start({ waves: ['100%'] });
     // Every host of the wave failed before it was issued: nothing will report, so nothing later re-checks.
@@ -85,8 +85,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
 });
 
 describe('rollouts in single-key mode', () => {
-  it('rolls back to a system no release names with a statement the controller signs itself', () => {
-    const l = lab(1, undefined, { mode: 'single-key' });
+  it('rolls back to a system no release names with a statement the controller signs itself', async () => {
+    const l = await lab(1, undefined, { mode: 'single-key' });
     const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
     l.answer('rolled-back');
     expect(l.status(id).state).toBe('rolling-back');

@@ -4,12 +4,12 @@ import { DEFAULT_WEBHOOK_EVENTS } from '../../../shared/src/webhook-api.js';
 import { testController, type TestController } from '../helpers.js';
 
 const controllers: TestController[] = [];
-afterEach(() => {
-  for (const ctl of controllers.splice(0)) ctl.close();
+afterEach(async () => {
+  for (const ctl of controllers.splice(0)) await ctl.close();
 });
 
-function controller(): TestController {
-  const ctl = testController();
+async function controller(): Promise<TestController> {
+  const ctl = await testController();
   controllers.push(ctl);
   return ctl;
 }
@@ -19,7 +19,7 @@ const errorOf = async (response: Response) => ((await response.json()) as { erro
 
 describe('webhook API', () => {
   it('refuses requests without an operator token', async () => {
-    const ctl = controller();
+    const ctl = await controller();
     for (const [method, path] of [['GET', '/v1/webhooks'], ['POST', '/v1/webhooks'], ['DELETE', '/v1/webhooks/wh-1'], ['GET', '/v1/webhooks/wh-1/deliveries']] as const) {
       const response = await ctl.app.request(path, { method });
       expect(response.status, `${method} ${path}`).toBe(401);
@@ -27,7 +27,7 @@ describe('webhook API', () => {
   });
 
   it('creates an endpoint, shows its generated secret once, and lists it without the secret', async () => {
-    const ctl = controller();
+    const ctl = await controller();
     const response = await post(ctl, { url: 'https://hooks.example.com/shoal', description: 'ops channel' });
     expect(response.status).toBe(201);
     const created = (await response.json()) as WebhookCreated;
@@ -47,7 +47,7 @@ describe('webhook API', () => {
   });
 
   it('names the field that is wrong', async () => {
-    const ctl = controller();
+    const ctl = await controller();
     const cases: Array<[unknown, string]> = [
       [{ url: 'ftp://example.com/x' }, 'url'],
       [{ url: 'https://example.com', events: ['rollout-exploded'] }, 'events'],
@@ -63,7 +63,7 @@ describe('webhook API', () => {
   });
 
   it('deletes an endpoint, and answers 404 for one that does not exist', async () => {
-    const ctl = controller();
+    const ctl = await controller();
     const created = (await (await post(ctl, { url: 'https://example.com/h' })).json()) as WebhookCreated;
     expect((await ctl.operator(`/v1/webhooks/${created.id}/deliveries`)).status).toBe(200);
     expect((await ctl.operator(`/v1/webhooks/${created.id}`, { method: 'DELETE' })).status).toBe(204);

@@ -12,10 +12,10 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-function controller(webhookDestinations?: DestinationPolicy): TestController {
-  const ctl = testController(webhookDestinations ? { webhookDestinations } : {});
+async function controller(webhookDestinations?: DestinationPolicy): Promise<TestController> {
+  const ctl = await testController(webhookDestinations ? { webhookDestinations } : {});
   cleanup.push(() => ctl.close());
-  registeredHost(ctl, 'web-1');
+  await registeredHost(ctl, 'web-1');
   return ctl;
 }
 
@@ -83,7 +83,7 @@ describe('webhook destinations', () => {
   });
 
   it('refuses to create a webhook whose URL points at a forbidden address, naming it and the config option', async () => {
-    const ctl = controller();
+    const ctl = await controller();
     for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://localhost:9/x', 'http://[::ffff:127.0.0.1]:9/x', 'http://10.0.0.5/hook', 'http://[fd00::1]/hook']) {
       const response = await ctl.operator('/v1/webhooks', { method: 'POST', body: JSON.stringify({ url }) });
       expect(response.status, url).toBe(400);
@@ -91,12 +91,12 @@ describe('webhook destinations', () => {
       expect(error.code).toBe('forbidden-destination');
       expect(error.message).toContain('webhooks.allowPrivateNetworks');
     }
-    const allowed = controller({ allowPrivateNetworks: false, allowedNetworks: ['10.0.0.0/24'] });
+    const allowed = await controller({ allowPrivateNetworks: false, allowedNetworks: ['10.0.0.0/24'] });
     expect((await allowed.operator('/v1/webhooks', { method: 'POST', body: JSON.stringify({ url: 'http://10.0.0.5/hook' }) })).status).toBe(201);
   });
 
   it('checks again when delivering: a stored URL that now reaches loopback is not called', async () => {
-    const ctl = controller();
+    const ctl = await controller();
     const target = await receiver();
     // As if stored before the check existed, or created while its name still resolved elsewhere.
     const urls = [target.url, target.url.replace('127.0.0.1', 'localhost')];
@@ -113,7 +113,7 @@ describe('webhook destinations', () => {
   });
 
   it('shows operators only the start of a failed delivery\'s answer', async () => {
-    const ctl = controller({ allowPrivateNetworks: true, allowedNetworks: [] });
+    const ctl = await controller({ allowPrivateNetworks: true, allowedNetworks: [] });
     const target = await receiver(500, `<html>${'x'.repeat(200_000)}</html>`);
     const hook = createWebhook(ctl.database.db, ctl.clock, { url: target.url, events: ['*'], description: '' }, 'operator:test-admin');
     await startRollout(ctl);

@@ -178,6 +178,7 @@ describe('controller replicas on one PostgreSQL (issue 16)', () => {
       // Acknowledged 'checking' (the gate's reachability proof); the gate itself is still closed.
       await replicas.any().waitForHost('gate-1', 'in its health gate', (s) => s.reportedVersion === manifest.version && s.phase === 'checking', 60_000, context);
 
+      expect(replicas.running).toHaveLength(3);
       await postgres.stopServer();
       for (const replica of replicas.running) {
         const refused = await replica.client.request('PUT', OperatorRoutes.desired('ha-1'), { storePath: v2, action: 'safe-switch' });
@@ -197,6 +198,8 @@ describe('controller replicas on one PostgreSQL (issue 16)', () => {
       const waiting = outboxReports(gateHost).filter((r) => r.manifestVersion === manifest.version).map((r) => r.phase);
       expect(waiting).toEqual(expect.arrayContaining(['committing', 'healthy']));
 
+      // They refused and went on running: nothing to restart when the database is back.
+      expect(replicas.running, replicas.diagnostics(10)).toHaveLength(3);
       const backAt = Date.now();
       await postgres.startServer();
       await replicas.waitForLeaseHolder({ context, timeoutMs: 60_000 });

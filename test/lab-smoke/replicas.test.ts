@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresTestDatabase, stopPostgresTestServer } from '../controller/postgres-database.js';
 import { rolloutManifestCounts } from '../lab/fleet-database.js';
 import { Lab } from '../lab/lab.js';
 import { leaseFromLog, rotated, websocketConnects, websocketControllerFromLog } from '../lab/replicas.js';
@@ -88,5 +90,26 @@ describe('replica set refusals', () => {
     lab = await Lab.start({ fixtures: await labFixtures() });
     await expect(lab.startReplicas({ count: 2, database: join(lab.dir, 'controller.sqlite') })).rejects.toThrow(/SQLite database serves one controller process, not 2/);
     expect(lab.replicas).toBeNull();
+  });
+});
+
+describe('rolloutManifestCounts on PostgreSQL', () => {
+  afterAll(() => stopPostgresTestServer());
+
+  it('counts one rollout\'s manifests per host, leaving out other rollouts\' and manual ones', async () => {
+    const database = await postgresTestDatabase();
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query(`insert into hosts (name, public_key) values ('pg-1', 'k1'), ('pg-2', 'k2')`);
+      const manifest = `insert into manifests (host, version, store_path, action, rollout_id, issued_at, expires_at, envelope) values ($1, $2, '/nix/store/x', 'switch', $3, 0, 1, '{}')`;
+      for (const [host, version, rollout] of [['pg-1', 1, 'r1'], ['pg-1', 2, 'r1'], ['pg-2', 1, 'r1'], ['pg-2', 2, 'r2'], ['pg-2', 3, null]] as const) {
+        await client.query(manifest, [host, version, rollout]);
+      }
+    } finally {
+      await client.end();
+    }
+    expect(await rolloutManifestCounts(database.url, 'r1')).toEqual({ 'pg-1': 2, 'pg-2': 1 });
+    await database.drop();
   });
 });

@@ -109,13 +109,13 @@ export function rolloutRoutes(
     const retryId = unwrap(await retryChecked(deps, engine, id, actor(c), skipPreflight));
     return c.json(status(retryId), 201);
   });
-  app.post('/rollouts/:id/:action', (c) => {
+  app.post('/rollouts/:id/:action', async (c) => {
     const parsed = RolloutAction.safeParse(c.req.param('action'));
     if (!parsed.success) {
       throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${[...RolloutAction.options, 'retry'].join(', ')}`);
     }
     const id = c.req.param('id');
-    unwrap(engine.act(id, parsed.data, actor(c)));
+    unwrap(await engine.act(id, parsed.data, actor(c)));
     return c.json(status(id));
   });
 

@@ -26,7 +26,7 @@ export interface HostAction<T> {
   question: (host: string, value: T) => string;
   /** The fields that carry `value` through the confirmation page. */
   fields: (value: T) => Record<string, string>;
-  run: (deps: ControllerDeps, host: string, value: T, actor: string) => HostActionOutcome;
+  run: (deps: ControllerDeps, host: string, value: T, actor: string) => HostActionOutcome | Promise<HostActionOutcome>;
   /** Whether the host page offers it for this host now (resume only for a paused host, …). */
   offered?: (host: HostStatus) => boolean;
 }
@@ -64,9 +64,9 @@ function pauseAction(paused: boolean): HostAction<undefined> {
       paused
         ? `Pause ${host}? No rollout issues it a new manifest until it is resumed (it waits in its wave, shown as paused), and setting its desired system needs force. What it runs now is unchanged.`
         : `Resume ${host}? A rollout waiting for it issues it its manifest at once.`,
-    run: (deps, host, _value, actor) => {
+    run: async (deps, host, _value, actor) => {
       // The same operation as POST /v1/hosts/:name/pause (or /resume).
-      const outcome = setHostPaused(deps, host, paused, actor);
+      const outcome = await setHostPaused(deps, host, paused, actor);
       if (!outcome.ok) return { ok: false, status: outcome.status, message: outcome.message };
       if (!outcome.changed) return { ok: true, done: `${host} was already ${paused ? 'paused' : 'not paused'}.` };
       return { ok: true, done: paused ? `${host} is paused.` : `${host} is resumed.` };
@@ -81,9 +81,9 @@ const removeHostAction: HostAction<undefined> = {
   api: (host) => ({ method: 'DELETE', path: OperatorRoutes.host(host) }),
   question: (host) =>
     `Remove ${host}? Its manifests, reports and history are deleted and its agent can no longer log in (its connection is closed). Refused while an active rollout includes it. To bring it back, register it again.`,
-  run: (deps, host, _value, actor) => {
+  run: async (deps, host, _value, actor) => {
     // The same operation as DELETE /v1/hosts/:name.
-    const outcome = removeHost(deps.db, deps.clock, host, actor);
+    const outcome = await removeHost(deps.store, deps.clock, host, actor);
     if (!outcome.ok) return { ok: false, status: outcome.status, message: outcome.message };
     deps.sessions.revokeHost(host);
     deps.logger.info({ host, actor }, 'host removed');

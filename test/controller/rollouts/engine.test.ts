@@ -267,8 +267,8 @@ describe('rollout engine', () => {
 describe('a paused host in a rollout', () => {
   it('gets no manifest while paused: its wave waits for it, neither failed nor skipped, and goes on when it is resumed', async () => {
     const l = await lab(3);
-    const pause = (paused: boolean) => expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', paused, 'operator:test')).toEqual({ ok: true, changed: true });
-    pause(true);
+    const pause = async (paused: boolean) => expect(await setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', paused, 'operator:test')).toEqual({ ok: true, changed: true });
+    await pause(true);
     const id = l.start({ waves: ['100%'] });
     expect(issuedTo(l).sort()).toEqual(['h1', 'h3']);
     l.answer('healthy');
@@ -281,7 +281,7 @@ describe('a paused host in a rollout', () => {
     expect(waiting.waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'pending', paused: true, manifestVersion: null });
     expect(l.manifestsOf('h2')).toBe(0);
 
-    pause(false);
+    await pause(false);
     expect(issuedTo(l)).toContain('h2');
     expect(l.status(id).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
     l.answer('healthy');
@@ -290,7 +290,7 @@ describe('a paused host in a rollout', () => {
 
   it('halts a rollout with a progress deadline that only the paused host holds up', async () => {
     const l = await lab(2);
-    expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', true, 'operator:test').ok).toBe(true);
+    expect((await setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', true, 'operator:test')).ok).toBe(true);
     const id = l.start({ waves: ['100%'], progressDeadlineSeconds: 600 });
     l.answer('healthy');
     l.ctl.clock.advance(600_000);

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
@@ -7,6 +7,8 @@ import type { Store } from '../db/store.js';
 
 /** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
 const SEEN_WRITE_INTERVAL_MS = 5_000;
+/** Hosts per UPDATE statement (three parameters each, well under either engine's limit). */
+const WRITE_CHUNK = 500;
 
 /**
  * How each host is connected right now: websocket while one is open; polling when a poll arrived
@@ -107,7 +109,18 @@ export class Presence {
     const { store } = this;
     const { hosts } = store.t;
     await store.transaction(async (tx) => {
-      for (const [host, at] of batch) await tx.update(hosts).set({ lastSeenAt: at }).where(eq(hosts.name, host));
+      // One statement per chunk of hosts, not one per host: a round trip each on PostgreSQL.
+      for (let i = 0; i < batch.length; i += WRITE_CHUNK) {
+        const chunk = batch.slice(i, i + WRITE_CHUNK);
+        const at = sql.join(
+          chunk.map(([host, ms]) => sql`when ${host} then cast(${ms} as bigint)`),
+          sql` `,
+        );
+        await tx
+          .update(hosts)
+          .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
+          .where(inArray(hosts.name, chunk.map(([host]) => host)));
+      }
     });
   }
 

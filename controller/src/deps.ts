@@ -87,7 +87,7 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     clock,
     logger: options.logger ?? silentLogger(),
     bus: new ManifestBus(),
-    presence: new Presence(db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
+    presence: new Presence(options.store, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, options.logger?.child({ component: 'presence' })),
     manifestTtlMs: options.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   };
   const rollouts = new RolloutEngine(shared);

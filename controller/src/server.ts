@@ -145,6 +145,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await renewalStopped;
       await webhooksStopped;
       await pruningStopped;
+      // The last-seen times heard until now, written before the database goes away.
+      await deps.presence.flush();
       await store.close();
       deps.signer.close();
     })();

@@ -208,35 +208,35 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   });
 
   // ---- Fleet ----
-  const fleetNow = (filter: FleetFilter) => {
-    const view = fleetView(listHostStatuses(db, presence), filter);
+  const fleetNow = async (filter: FleetFilter) => {
+    const view = fleetView(await listHostStatuses(deps.store, presence), filter);
     return { view, rollouts: activeRollouts(db, clock.now()) };
   };
 
-  app.get('/', page, (c) => {
-    const { view, rollouts } = fleetNow(parseFleetFilter(c.req.query()));
+  app.get('/', page, async (c) => {
+    const { view, rollouts } = await fleetNow(parseFleetFilter(c.req.query()));
     // The stream starts from what this page shows: it sends nothing until that changes.
     const have = liveDigest(fleetLiveState(view, rollouts));
     const params = new URLSearchParams(fleetQuery(view.filter));
     params.set(HAVE_PARAM, have);
     const liveUrl = `${BASE}/live/fleet?${params}`;
-    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} unknownHosts={listUnknownHosts(db)} />);
+    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} unknownHosts={await listUnknownHosts(deps.store)} />);
   });
 
   app.get('/live/fleet', stream, (c) => {
     const filter = parseFleetFilter(c.req.query());
     const id = c.get('session').id;
-    const render = () => {
+    const render = async () => {
       if (!sessions.isOpen(id)) return null;
-      const { view, rollouts } = fleetNow(filter);
+      const { view, rollouts } = await fleetNow(filter);
       return fleetLiveState(view, rollouts);
     };
     return liveUpdates(c, feed, live, render, c.req.query(HAVE_PARAM) ?? null);
   });
 
   // ---- Hosts ----
-  const hostView = (name: string) => {
-    const host = hostStatus(db, presence, name);
+  const hostView = async (name: string) => {
+    const host = await hostStatus(deps.store, presence, name);
     if (!host) return null;
     return { host, events: recentHostEvents(db, name), generations: hostGenerations(db, name) };
   };
@@ -252,8 +252,8 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
         .map(([name]) => name),
     );
 
-  app.get('/hosts/:name', page, (c) => {
-    const view = hostView(c.req.param('name'));
+  app.get('/hosts/:name', page, async (c) => {
+    const view = await hostView(c.req.param('name'));
     if (!view) return refusal(c, 404, 'No such host', `No host is named "${c.req.param('name')}".`, c.get('session'));
     const session = c.get('session');
     return html(c, <HostPage session={session} {...view} now={clock.now()} allowed={allowedHostActions(session, view.host.name)} />);
@@ -274,12 +274,12 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return html(c, <ReleaseDiffPage session={c.get('session')} release={release.name} {...insight} />);
   });
 
-  app.get('/live/hosts/:name', stream, (c) => {
+  app.get('/live/hosts/:name', stream, async (c) => {
     const id = c.get('session').id;
     const name = c.req.param('name');
-    if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
-    return liveUpdates(c, feed, live, () => {
-      const view = sessions.isOpen(id) ? hostView(name) : null;
+    if (!(await hostView(name))) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
+    return liveUpdates(c, feed, live, async () => {
+      const view = sessions.isOpen(id) ? await hostView(name) : null;
       return view ? renderAll(hostFragments(view.host, view.events, view.generations, clock.now(), true)) : null;
     });
   });
@@ -290,7 +290,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const name = c.req.param('name');
     const hostAction = Object.hasOwn(HOST_ACTIONS, c.req.param('action')) ? HOST_ACTIONS[c.req.param('action')]! : null;
     if (!hostAction) return refusal(c, 404, 'Unknown action', `"${c.req.param('action')}" is not one of ${Object.keys(HOST_ACTIONS).join(', ')}.`, session);
-    if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}"; nothing was done.`, session);
+    if (!(await hostView(name))) return refusal(c, 404, 'No such host', `No host is named "${name}"; nothing was done.`, session);
     if (!allowedHostActions(session, name).has(c.req.param('action'))) {
       return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not ${hostAction.label.toLowerCase()}; nothing was done.`, session);
     }

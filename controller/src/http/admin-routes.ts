@@ -45,21 +45,21 @@ export function adminRoutes(deps: ControllerDeps, guard: MiddlewareHandler<Opera
     return c.json({ id, revoked: true } satisfies TokenRevoked);
   });
 
-  app.get('/unknown-hosts', (c) => c.json({ hosts: listUnknownHosts(db) } satisfies UnknownHostList));
+  app.get('/unknown-hosts', async (c) => c.json({ hosts: await listUnknownHosts(deps.store) } satisfies UnknownHostList));
 
   app.post('/unknown-hosts/:name/adopt', async (c) => {
     const name = c.req.param('name');
     const request = await readBody(c, AdoptHostRequest);
     const operator = c.get('operator').name;
-    const outcome = adoptHost(db, clock, { name, fingerprint: request.fingerprint, tags: request.tags, actor: `operator:${operator}` });
+    const outcome = await adoptHost(deps.store, clock, { name, fingerprint: request.fingerprint, tags: request.tags, actor: `operator:${operator}` });
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     deps.logger.info({ host: name, fingerprint: outcome.fingerprint, operator }, 'unknown host adopted');
-    return c.json(hostStatus(db, deps.presence, name), 201);
+    return c.json(await hostStatus(deps.store, deps.presence, name), 201);
   });
 
-  app.delete('/unknown-hosts/:name', (c) => {
+  app.delete('/unknown-hosts/:name', async (c) => {
     const name = c.req.param('name');
-    if (forgetUnknownHost(db, name) === 0) throw new ApiError(404, 'unknown-host', `no unknown host named ${JSON.stringify(name)} is recorded`);
+    if ((await forgetUnknownHost(deps.store, name)) === 0) throw new ApiError(404, 'unknown-host', `no unknown host named ${JSON.stringify(name)} is recorded`);
     return c.json({ removed: name } satisfies HostRemoved);
   });
 

@@ -11,7 +11,7 @@ import { releaseInsight } from './release-insight.js';
  * operator said to start anyway.
  */
 
-type Deps = Pick<ControllerDeps, 'db' | 'presence' | 'cache' | 'clock'>;
+type Deps = Pick<ControllerDeps, 'db' | 'store' | 'presence' | 'cache' | 'clock'>;
 
 /**
  * Before the first manifest of a rollout: a path the cache cannot serve would stop hosts mid-wave.

@@ -13,9 +13,9 @@ export interface ReleaseInsight {
 }
 
 /** What each host runs now and whether it drifted, from its reports. */
-function standing(deps: Pick<ControllerDeps, 'db' | 'presence'>, names: ReadonlySet<string>): Map<string, { current: string | null; drifted: boolean }> {
+async function standing(deps: Pick<ControllerDeps, 'store' | 'presence'>, names: ReadonlySet<string>): Promise<Map<string, { current: string | null; drifted: boolean }>> {
   const result = new Map<string, { current: string | null; drifted: boolean }>();
-  for (const status of listHostStatuses(deps.db, deps.presence)) {
+  for (const status of await listHostStatuses(deps.store, deps.presence)) {
     if (names.has(status.name)) result.set(status.name, { current: status.currentSystem, drifted: status.drift !== null });
   }
   return result;
@@ -26,12 +26,12 @@ function standing(deps: Pick<ControllerDeps, 'db' | 'presence'>, names: Readonly
  * cache can serve it, and which of the hosts drifted. One closure read serves diff and preflight.
  */
 export async function releaseInsight(
-  deps: Pick<ControllerDeps, 'db' | 'presence' | 'cache' | 'clock'>,
+  deps: Pick<ControllerDeps, 'db' | 'store' | 'presence' | 'cache' | 'clock'>,
   /** `from`: diff from this system rather than what the host runs now (a rollout's page: what the host ran before it). */
   targets: ReadonlyArray<PreflightTarget & { from?: string | null }>,
   options: { diff: boolean } = { diff: true },
 ): Promise<ReleaseInsight> {
-  const hosts = standing(deps, new Set(targets.map((t) => t.host)));
+  const hosts = await standing(deps, new Set(targets.map((t) => t.host)));
   const drifted = targets.filter((t) => hosts.get(t.host)?.drifted).map((t) => t.host);
   const closures = new ClosureCache(deps.cache);
   const preflight = runPreflight(deps.cache, closures, targets, () => deps.clock.now());

@@ -52,7 +52,7 @@ describe('shoal CLI', () => {
 
   it('runs as a process: keygen, token create, set, status, and a one-line error when the controller is unreachable', async () => {
     const keyFile = join(dir, 'release.key');
-    ctl.register('web-1');
+    await ctl.register('web-1');
     const stateDir = mkdtempSync(join(dir, 'state-'));
     openDatabase(join(stateDir, 'controller.sqlite')).close();
     const [keygen, token, unreachable] = await Promise.all([
@@ -84,8 +84,8 @@ describe('shoal CLI', () => {
   });
 
   it('prints fleet status as a table of at most 80 columns', async () => {
-    ctl.register('a-host-with-a-rather-long-name');
-    ctl.register('db-1');
+    await ctl.register('a-host-with-a-rather-long-name');
+    await ctl.register('db-1');
     await ctl.setDesired('db-1', storePath('sys', 'd'));
     const result = await inProcess(['status'], env);
     expect(result.code).toBe(0);

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq, sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type OpenDatabase } from '../../../controller/src/db/open.js';
+import type { OpenDatabase } from '../../../controller/src/db/open.js';
+import { openSqliteStore, sqliteWriter } from '../../../controller/src/db/sqlite-store.js';
+import type { Store } from '../../../controller/src/db/store.js';
 import { events, hosts, releases, reports, rollouts, webhookDeliveries, webhooks } from '../../../controller/src/db/schema.js';
 import { registerHost } from '../../../controller/src/hosts/enrollment.js';
 import { DEFAULT_RETENTION, pruneAll, pruneBatch, type RetentionOptions } from '../../../controller/src/retention/prune.js';
@@ -15,19 +17,21 @@ const DAY = 24 * 3600_000;
 const RETENTION: RetentionOptions = { reportsDays: 30, eventsDays: 30, auditEventsDays: 365, webhookDeliveriesDays: 30, manifestsDays: 30, pruneIntervalMs: 60_000 };
 
 let dir: string;
+let store: Store;
 let database: OpenDatabase;
 let clock: ManualClock;
 /** The host-registered event registering web-1 writes (recent, not an operator's: kept by every test). */
 let registered: number;
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'shoal-prune-'));
-  database = openDatabase(join(dir, 'controller.sqlite'));
+  store = openSqliteStore({ database: join(dir, 'controller.sqlite') });
+  database = sqliteWriter(store);
   clock = new ManualClock();
-  registerHost(database.db, clock, { name: 'web-1', publicKey: newHostKeys('web-1').publicKey, tags: [], actor: 'test' });
+  await registerHost(store, clock, { name: 'web-1', publicKey: newHostKeys('web-1').publicKey, tags: [], actor: 'test' });
   registered = database.db.select({ id: events.id }).from(events).get()!.id;
 });
-afterEach(() => {
-  database.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -119,7 +123,7 @@ describe('retention', () => {
     const ctl = await liveController({ retention: { ...DEFAULT_RETENTION, reportsDays: 1, pruneIntervalMs: 50 } });
     try {
       const { db } = ctl.handle.database;
-      ctl.register('web-2');
+      await ctl.register('web-2');
       db.insert(reports).values({ host: 'web-2', seq: 1, receivedAt: Date.now() - 2 * DAY, body: {} }).run();
       db.insert(reports).values({ host: 'web-2', seq: 2, receivedAt: Date.now() - 2 * DAY, body: { path: storePath() } }).run();
       db.update(hosts).set({ lastReportSeq: 2 }).where(eq(hosts.name, 'web-2')).run();

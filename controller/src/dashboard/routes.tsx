@@ -186,7 +186,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const given = typeof form._csrf === 'string' ? form._csrf : '';
     if (!expected || !sameSecret(given, expected)) return loginForm(c, next, 'The sign-in form expired; please enter the token again.', 403);
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    const operator = token ? findOperator(db, token) : null;
+    const operator = token ? await findOperator(deps.store, token) : null;
     if (!operator) {
       deps.logger.warn({ remote: c.req.header('x-forwarded-for') ?? null }, 'dashboard sign-in with an unknown operator token');
       return loginForm(c, next, 'That token is not known to this controller, or it was revoked.', 401);
@@ -306,7 +306,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
         <HostConfirmPage session={session} host={name} action={c.req.param('action')} question={hostAction.question(name, parsed.value)} fields={hostAction.fields(parsed.value)} />,
       );
     }
-    const outcome = hostAction.run(deps, name, parsed.value, `operator:${session.operator.name}`);
+    const outcome = await hostAction.run(deps, name, parsed.value, `operator:${session.operator.name}`);
     if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such host', outcome.message, session);
     session.flash = outcome.ok ? { kind: 'ok', text: outcome.done } : { kind: 'error', text: `Nothing was done: ${outcome.message}` };
     deps.logger.info({ operator: session.operator.name, host: name, action: c.req.param('action'), ok: outcome.ok }, 'dashboard host action');

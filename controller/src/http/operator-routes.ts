@@ -42,7 +42,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
   const { db, clock, presence } = deps;
   const app = new Hono<OperatorEnv>();
 
-  const guard = operatorGuard(db, maxBodyBytes);
+  const guard = operatorGuard(deps.store, maxBodyBytes);
   // Explicit paths, not '*': this app is mounted at /v1 beside the agent routes and must not guard them.
   for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens', '/enrollment-tokens/*']) app.use(path, ...guard);
 
@@ -77,12 +77,12 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     return c.json(outcome.diff);
   });
 
-  app.delete('/hosts/:name', (c) => {
+  app.delete('/hosts/:name', async (c) => {
     const name = c.req.param('name');
     const operator = c.get('operator').name;
     const outcome = removeHost(db, clock, name, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
-    deps.sessions.revokeHost(name);
+    await deps.sessions.revokeHost(name);
     deps.logger.info({ host: name, operator }, 'host removed');
     return c.json({ removed: name } satisfies HostRemoved);
   });
@@ -95,7 +95,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     const outcome = rekeyHost(db, clock, name, request.publicKey, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     if (outcome.changed) {
-      deps.sessions.revokeHost(name);
+      await deps.sessions.revokeHost(name);
       deps.logger.info({ host: name, operator, fingerprint: outcome.fingerprint }, 'host re-keyed');
     }
     return c.json(hostStatus(db, presence, name));

@@ -138,9 +138,9 @@ export class AgentHub {
       if (connection.triedAuth) return;
       connection.triedAuth = true;
       clearTimeout(timeout);
-      runBackground(this.deps.logger, 'websocket authentication', () => {
+      runBackground(this.deps.logger, 'websocket authentication', async () => {
         try {
-          this.authenticate(connection, nonce, audience, data);
+          await this.authenticate(connection, nonce, audience, data);
         } catch (error) {
           // The agent retries later; it must not wait on a socket nobody will answer.
           ws.close(INTERNAL_ERROR, 'internal error');
@@ -151,7 +151,7 @@ export class AgentHub {
     this.send(ws, { type: 'challenge', protocol: PROTOCOL_VERSION, nonce });
   }
 
-  private authenticate(connection: Connection, nonce: string, audience: string | null, data: RawData): void {
+  private async authenticate(connection: Connection, nonce: string, audience: string | null, data: RawData): Promise<void> {
     const { ws } = connection;
     let raw: unknown;
     try {
@@ -168,7 +168,7 @@ export class AgentHub {
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
     const { host, signature, publicKey, watermark } = parsed.data;
-    const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
+    const proof = await verifyHostSignature(this.deps.store, host, nonce, signature, audience);
     if (!proof.ok) {
       const message = proof.reason === 'unknown-host' ? unknownHostLogin(this.deps, host, nonce, signature, audience, { publicKey, watermark }) : proof.message;
       return this.refuse(ws, WsClose.authFailed, proof.reason, message);
@@ -176,10 +176,13 @@ export class AgentHub {
     // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
     afterLogin(this.deps, host, { watermark });
     recordAgentVersion(this.deps.db, host, parsed.data.agentVersion);
-    this.register(connection, host);
+    // Before registering: no manifest may reach the socket ahead of its welcome.
+    const session = await this.deps.sessions.create(host);
+    if (ws.readyState !== WebSocket.OPEN) return;
+    this.register(connection, host, session);
   }
 
-  private register(connection: Connection, host: string): void {
+  private register(connection: Connection, host: string, session: { token: string; expiresAt: number }): void {
     const previous = this.byHost.get(host);
     if (previous) {
       previous.replaced = true;
@@ -191,7 +194,6 @@ export class AgentHub {
     const { deps } = this;
     deps.presence.websocketOpened(host);
     appendEvent(deps.db, { host, at: deps.clock.now(), kind: 'connected', actor: `agent:${host}`, data: { mode: 'websocket' } });
-    const session = deps.sessions.create(host);
     this.send(connection.ws, { type: 'welcome', protocol: PROTOCOL_VERSION, session: { protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } });
     const latest = latestManifest(deps.db, host);
     if (latest) connection.ws.send(manifestMessage(published(latest)));

@@ -17,7 +17,8 @@ import {
 import { Action } from '../../../shared/src/protocol.js';
 import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '../auth/operator-tokens.js';
 import { iso, systemClock } from '../clock.js';
-import { isPostgresUrl, openStore, type Store } from '../db/store.js';
+import { openStore, type Store } from '../db/store.js';
+import { describeDatabase, hasScheme } from '../database-setting.js';
 import { OperatorClient } from './client.js';
 import { json, list as list_, str } from './args.js';
 import type { Parsed } from './command-spec.js';
@@ -97,13 +98,17 @@ async function withLocalDatabase<T>(command: string, values: Record<string, unkn
   const stateDir = str(values['state-dir']);
   const dbFile = str(values.db) ?? (stateDir ? join(stateDir, 'controller.sqlite') : undefined);
   if (!dbFile) throw new CliError(`${command} needs --state-dir DIR (or --db FILE) of the controller`);
-  // A PostgreSQL URL (--db postgres://…) names the replicas' shared database.
-  if (!isPostgresUrl(dbFile) && !existsSync(dbFile)) throw new CliError(`no controller database at ${dbFile}; has the controller been started with that state dir?`);
+  if (hasScheme(dbFile)) {
+    throw new CliError(
+      `${command} --db: opening the controller's database directly is for its SQLite file only, not ${describeDatabase({ kind: 'postgres', url: dbFile })}; with PostgreSQL, leave out --db and --state-dir to ${command} over the API (admin token)`,
+    );
+  }
+  if (!existsSync(dbFile)) throw new CliError(`no controller database at ${dbFile}; has the controller been started with that state dir?`);
   let store;
   try {
     store = await openStore({ database: dbFile });
   } catch (error) {
-    throw new CliError(`cannot open the controller database ${isPostgresUrl(dbFile) ? 'at the given PostgreSQL URL' : dbFile}: ${(error as Error).message}`);
+    throw new CliError(`cannot open the controller database ${dbFile}: ${(error as Error).message}`);
   }
   try {
     return await use(store);

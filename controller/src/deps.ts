@@ -93,8 +93,8 @@ export function createDeps(options: DepsOptions): ControllerDeps {
   const rollouts = new RolloutEngine(shared);
   return {
     ...shared,
-    challenges: new ChallengeStore(clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
-    sessions: new SessionStore(clock),
+    challenges: new ChallengeStore(options.store, clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
+    sessions: new SessionStore(options.store, clock, shared.logger.child({ component: 'sessions' })),
     rollouts,
     metrics: new ControllerMetrics({
       db,

@@ -48,7 +48,7 @@ export class AgentTestController {
   static async start(): Promise<AgentTestController> {
     const controller = new AgentTestController(await mkdtemp(join(tmpdir(), 'shoal-agent-controller-')));
     await controller.boot();
-    controller.operatorToken = createOperatorToken(controller.handle.database.db, controller.handle.deps.clock, 'test-admin').token;
+    controller.operatorToken = (await createOperatorToken(controller.handle.store, controller.handle.deps.clock, 'test-admin')).token;
     return controller;
   }
 

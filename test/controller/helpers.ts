@@ -95,7 +95,7 @@ export async function testController(
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
   const deps = createDeps({ store, signer: createManifestSigner(controllerKey), releaseTrust: trust, clock, ...rest });
   const app = createApp(deps);
-  const { token: operatorToken } = createOperatorToken(database.db, clock, 'test-admin');
+  const { token: operatorToken } = await createOperatorToken(store, clock, 'test-admin');
   return {
     dir,
     store,

@@ -35,7 +35,7 @@ export async function liveController(options: Partial<ControllerOptions> & { mod
     port: 0,
     ...rest,
   });
-  const { token: operatorToken } = createOperatorToken(handle.database.db, handle.deps.clock, 'test-admin');
+  const { token: operatorToken } = await createOperatorToken(handle.store, handle.deps.clock, 'test-admin');
   return {
     handle,
     controllerKey,

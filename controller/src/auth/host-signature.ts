@@ -54,8 +54,15 @@ export async function verifyHostSignature(
  * Checks that `host` signed our nonce, for this controller, with its enrolled key. The nonce is
  * spent first, so a signature (good or bad) can never be tried against the same nonce twice.
  */
-export async function verifyHostProof(store: Store, challenges: ChallengeStore, host: string, nonce: string, signatureBase64: string, audience: string | null): Promise<HostProof> {
-  const check = challenges.consume(host, nonce);
+export async function verifyHostProof(
+  store: Store,
+  challenges: ChallengeStore,
+  host: string,
+  nonce: string,
+  signatureBase64: string,
+  audience: string | null,
+): Promise<HostProof> {
+  const check = await challenges.consume(host, nonce);
   if (!check.ok) {
     const messages = {
       'unknown-nonce': 'nonce was not issued by this controller or was already used',

@@ -85,7 +85,7 @@ const removeHostAction: HostAction<undefined> = {
     // The same operation as DELETE /v1/hosts/:name.
     const outcome = await removeHost(deps.store, deps.clock, host, actor);
     if (!outcome.ok) return { ok: false, status: outcome.status, message: outcome.message };
-    deps.sessions.revokeHost(host);
+    await deps.sessions.revokeHost(host);
     deps.logger.info({ host, actor }, 'host removed');
     return { ok: true, done: `${host} was removed.`, goTo: BASE };
   },

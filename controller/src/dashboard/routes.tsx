@@ -186,7 +186,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const given = typeof form._csrf === 'string' ? form._csrf : '';
     if (!expected || !sameSecret(given, expected)) return loginForm(c, next, 'The sign-in form expired; please enter the token again.', 403);
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    const operator = token ? findOperator(db, token) : null;
+    const operator = token ? await findOperator(deps.store, token) : null;
     if (!operator) {
       deps.logger.warn({ remote: c.req.header('x-forwarded-for') ?? null }, 'dashboard sign-in with an unknown operator token');
       return loginForm(c, next, 'That token is not known to this controller, or it was revoked.', 401);

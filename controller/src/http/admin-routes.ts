@@ -25,21 +25,21 @@ export function adminRoutes(deps: ControllerDeps, guard: MiddlewareHandler<Opera
   const app = new Hono<OperatorEnv>();
   for (const path of ['/operator-tokens', '/operator-tokens/*', '/unknown-hosts', '/unknown-hosts/*', '/backup']) app.use(path, ...guard);
 
-  app.get('/operator-tokens', (c) => {
-    const tokens = listOperatorTokens(db).map((t) => ({ id: t.id, name: t.name, scope: t.scope, createdAt: iso(t.createdAt), revokedAt: isoOrNull(t.revokedAt) }));
+  app.get('/operator-tokens', async (c) => {
+    const tokens = (await listOperatorTokens(deps.store)).map((t) => ({ id: t.id, name: t.name, scope: t.scope, createdAt: iso(t.createdAt), revokedAt: isoOrNull(t.revokedAt) }));
     return c.json({ tokens } satisfies OperatorTokenList);
   });
 
   app.post('/operator-tokens', async (c) => {
     const request = await readBody(c, CreateOperatorTokenRequest);
-    const created = createOperatorToken(db, clock, request.name, request.scope);
+    const created = await createOperatorToken(deps.store, clock, request.name, request.scope);
     deps.logger.info({ tokenId: created.id, name: request.name, scope: request.scope, operator: c.get('operator').name }, 'operator token created');
     return c.json({ id: created.id, name: request.name, scope: created.scope, token: created.token } satisfies OperatorTokenCreated, 201);
   });
 
-  app.delete('/operator-tokens/:id', (c) => {
+  app.delete('/operator-tokens/:id', async (c) => {
     const id = c.req.param('id');
-    if (!revokeOperatorToken(db, clock, id)) throw new ApiError(404, 'unknown-token', `no unrevoked operator token with id ${JSON.stringify(id)}`);
+    if (!(await revokeOperatorToken(deps.store, clock, id))) throw new ApiError(404, 'unknown-token', `no unrevoked operator token with id ${JSON.stringify(id)}`);
     // Dashboard sessions opened with it die with it: every session lookup checks its token.
     deps.logger.info({ tokenId: id, operator: c.get('operator').name }, 'operator token revoked');
     return c.json({ id, revoked: true } satisfies TokenRevoked);

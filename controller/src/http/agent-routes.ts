@@ -122,7 +122,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {
     const token = bearerToken(c);
     if (token === null) throw new ApiError(401, 'missing-session', 'agent API needs "Authorization: Bearer <session>"; authenticate via /v1/agent/challenge');
-    const host = token ? sessions.hostOf(token) : null;
+    const host = token ? await sessions.hostOf(token) : null;
     if (!host) throw new ApiError(401, 'invalid-session', 'session is unknown or expired; authenticate again');
     const named = c.req.query('host');
     if (named !== undefined && named !== host) {
@@ -147,7 +147,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
     }
     const source = requestSource(c);
-    const issued = challenges.issue(request.host, source);
+    const issued = await challenges.issue(request.host, source);
     if (!issued.ok) {
       deps.metrics.admissionRefused('challenge', issued.scope);
       // Agents back off and retry; a second is ample, as a real handshake holds its nonce for milliseconds.
@@ -169,7 +169,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       throw new ApiError(404, 'unknown-host', await unknownHostLogin(deps, request.host, request.nonce, request.signature, audience, request));
     }
     await afterLogin(deps, request.host, request);
-    const session = sessions.create(request.host);
+    const session = await sessions.create(request.host);
     presence.seen(request.host);
     await recordAgentVersion(store, request.host, request.agentVersion);
     return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);

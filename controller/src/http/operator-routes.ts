@@ -42,7 +42,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
   const { db, store, clock, presence } = deps;
   const app = new Hono<OperatorEnv>();
 
-  const guard = operatorGuard(db, maxBodyBytes);
+  const guard = operatorGuard(deps.store, maxBodyBytes);
   // Explicit paths, not '*': this app is mounted at /v1 beside the agent routes and must not guard them.
   for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens', '/enrollment-tokens/*']) app.use(path, ...guard);
 
@@ -82,7 +82,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     const operator = c.get('operator').name;
     const outcome = await removeHost(store, clock, name, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
-    deps.sessions.revokeHost(name);
+    await deps.sessions.revokeHost(name);
     deps.logger.info({ host: name, operator }, 'host removed');
     return c.json({ removed: name } satisfies HostRemoved);
   });
@@ -95,7 +95,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     const outcome = await rekeyHost(store, clock, name, request.publicKey, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     if (outcome.changed) {
-      deps.sessions.revokeHost(name);
+      await deps.sessions.revokeHost(name);
       deps.logger.info({ host: name, operator, fingerprint: outcome.fingerprint }, 'host re-keyed');
     }
     return c.json(await hostStatus(store, presence, name));

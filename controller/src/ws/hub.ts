@@ -183,8 +183,10 @@ export class AgentHub {
     await recordAgentVersion(this.deps.store, host, parsed.data.agentVersion);
     // The socket may have closed (or the hub begun closing) while the database answered: register
     // nothing then, since its close handler, which would undo it, has run already.
+    // Before registering: no manifest may reach the socket ahead of its welcome.
+    const session = await this.deps.sessions.create(host);
     if (ws.readyState !== WebSocket.OPEN || this.closing) return;
-    this.register(connection, host);
+    this.register(connection, host, session);
   }
 
   /** Writes a connected/disconnected event after the connection's previous one. */
@@ -201,7 +203,7 @@ export class AgentHub {
     runBackground(deps.logger, `websocket ${kind} event`, () => write, { host });
   }
 
-  private register(connection: Connection, host: string): void {
+  private register(connection: Connection, host: string, session: { token: string; expiresAt: number }): void {
     const previous = this.byHost.get(host);
     if (previous) {
       previous.replaced = true;
@@ -213,7 +215,6 @@ export class AgentHub {
     const { deps } = this;
     deps.presence.websocketOpened(host);
     this.logConnection(connection, host, 'connected');
-    const session = deps.sessions.create(host);
     this.send(connection.ws, { type: 'welcome', protocol: PROTOCOL_VERSION, session: { protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } });
     const latest = latestManifest(deps.db, host);
     if (latest) connection.ws.send(manifestMessage(published(latest)));

@@ -2,8 +2,6 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentRoutes, PROTOCOL_VERSION, WsClose } from '../../../shared/src/protocol.js';
 import { sourceKey } from '../../../controller/src/auth/admission.js';
-import { ChallengeStore } from '../../../controller/src/auth/challenges.js';
-import { ManualClock } from '../helpers.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
 
 const sockets: AgentSocket[] = [];
@@ -115,21 +113,6 @@ describe('pending challenges', () => {
     const busy = await askChallenge(ctl.handle.url, 'web-1', '127.0.0.4');
     expect(busy.status).toBe(503);
     expect(busy.body.error.code).toBe('controller-busy');
-  });
-
-  it('forgets expired challenges, freeing their slots', () => {
-    const clock = new ManualClock();
-    const store = new ChallengeStore(clock, 60_000, { total: 10, perAddress: 2 });
-    expect(store.issue('web-1', 'a').ok).toBe(true);
-    expect(store.issue('web-1', 'a').ok).toBe(true);
-    expect(store.issue('web-1', 'a')).toEqual({ ok: false, scope: 'address', limit: 2 });
-    clock.advance(60_000);
-    expect(store.issue('web-1', 'a').ok).toBe(true);
-    expect(store.size).toBe(1);
-    const issued = store.issue('web-1', 'a');
-    if (!issued.ok) throw new Error('expected a nonce');
-    expect(store.consume('web-1', issued.nonce)).toEqual({ ok: true });
-    expect(store.pendingFrom('a')).toBe(1);
   });
 });
 

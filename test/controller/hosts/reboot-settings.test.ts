@@ -66,7 +66,7 @@ describe('reboot settings per host and tag', () => {
     await bad('/v1/hosts/db-1/reboot-settings', { maxRebooting: 1 }, 400, /reboot lock over a tag/);
     await bad('/v1/hosts/nope/reboot-settings', { policy: 'never' }, 404, /no host named "nope"/);
     await bad('/v1/tags/Not%20A%20Tag/reboot-settings', { policy: 'never' }, 400, /tag must be/);
-    const { token } = createOperatorToken(ctl.database.db, ctl.clock, 'reader', 'read');
+    const { token } = await createOperatorToken(ctl.store, ctl.clock, 'reader', 'read');
     const response = await put('/v1/tags/db/reboot-settings', { policy: 'always' }, token);
     expect(response.status).toBe(403);
     expect((await ctl.operator('/v1/tags/reboot-settings').then((r) => r.json())) as unknown).toEqual({ tags: [] });

@@ -242,7 +242,7 @@ export class RolloutEngine {
    * Called inside the transaction that stores a report (open on the engine's database); returns
    * the rollout to tick after commit.
    */
-  recordReport(_tx: Tx, host: string, report: Report): string | null {
+  recordReport(host: string, report: Report): string | null {
     return recordReport(this.deps.db, host, report, this.deps.clock.now());
   }
 

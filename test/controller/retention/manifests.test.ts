@@ -142,7 +142,7 @@ describe('manifest retention', () => {
     expect(versions(l.ctl, h1)).toEqual(before[h1]!.filter((v) => v === lastOld || v >= issued[h1]!));
 
     // h1 returns with the manifest it was sent two months ago: its result counts.
-    l.report(h1, 'healthy', { version: issued[h1] });
+    await l.report(h1, 'healthy', { version: issued[h1] });
     const member = (host: string) => l.status(id).waves.flatMap((w) => w.hosts).find((h) => h.host === host)!;
     expect(member(h1).state).toBe('healthy');
 
@@ -159,7 +159,7 @@ describe('manifest retention', () => {
     expect(versions(l.ctl, h1)).toEqual([lastOld, issued[h1]!, ...expected[h1]!]);
     expect(expected[h1]!.size).toBeGreaterThan(25);
 
-    l.report(h2, 'healthy', { version: issued[h2] });
+    await l.report(h2, 'healthy', { version: issued[h2] });
     expect(member(h2).state).toBe('healthy');
   });
 });

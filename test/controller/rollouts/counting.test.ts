@@ -18,7 +18,7 @@ describe('rollouts count what really happened', () => {
   it("announces an operator's rollback to the hosts, as it announces an automatic one", async () => {
     const l = await lab(3);
     const id = l.start({ waves: ['100%'] });
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id).state).toBe('succeeded');
     const heard = announced(l);
 
@@ -30,17 +30,17 @@ describe('rollouts count what really happened', () => {
       const manifest = latestManifest(l.ctl.database.db, m.host)!;
       expect([m.version, manifest.storePath]).toEqual([manifest.version, OLD(l.names.indexOf(m.host) + 1)]);
     }
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id).state).toBe('rolled-back');
   });
 
   it('ends a rollback whose hosts did not return as rollback-failed, and a rolling-back rollout can be aborted', async () => {
     const l = await lab(2);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
-    l.answer('healthy');
+    await l.answer('healthy');
     l.engine.act(id, 'rollback', 'operator:alice');
     const [back, stuck] = l.names as [string, string];
-    l.report(back, 'healthy');
+    await l.report(back, 'healthy');
     l.ctl.clock.advance(60_000);
     l.engine.tickAll();
     const failed = l.status(id);
@@ -56,7 +56,7 @@ describe('rollouts count what really happened', () => {
 
     const other = await lab(2);
     const rolling = other.start({ waves: ['100%'] });
-    other.answer('healthy');
+    await other.answer('healthy');
     other.engine.act(rolling, 'rollback', 'operator:alice');
     expect(other.engine.act(rolling, 'abort', 'operator:bob')).toEqual({ ok: true, value: 'aborted' });
     // No longer owning its hosts, it no longer blocks a new rollout of them.
@@ -77,21 +77,21 @@ describe('rollouts count what really happened', () => {
     }
     const renewed = latestManifest(l.ctl.database.db, 'h1')!;
     expect([renewed.version, renewed.storePath, renewed.rolloutId]).toEqual([issued.version + 2, NEW(1), id]);
-    l.report('h1', 'activating', { version: renewed.version });
+    await l.report('h1', 'activating', { version: renewed.version });
     expect(hostsOf(l, id)[0]!.state).toBe('in-progress');
-    l.report('h1', 'healthy', { version: renewed.version });
+    await l.report('h1', 'healthy', { version: renewed.version });
     expect(l.status(id)).toMatchObject({ state: 'succeeded', finished: 1 });
   });
 
   it('counts a rollback report on a renewed rollback manifest', async () => {
     const l = await lab(1);
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600 });
-    l.answer('healthy');
+    await l.answer('healthy');
     l.engine.act(id, 'rollback', 'operator:alice');
     const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     l.ctl.clock.advance(manifestTtlMs);
     expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
-    l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
+    await l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
     expect(l.status(id).state).toBe('rolled-back');
   });
 
@@ -100,7 +100,7 @@ describe('rollouts count what really happened', () => {
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 60, then: 'fail' } });
     const [working, away] = l.names as [string, string];
     l.ctl.deps.presence.websocketClosed(away);
-    l.report(working, 'activating');
+    await l.report(working, 'activating');
     l.ctl.clock.advance(30_000);
     l.engine.act(id, 'pause', 'operator:alice');
     l.ctl.clock.advance(3600_000);
@@ -120,9 +120,9 @@ describe('rollouts count what really happened', () => {
   it('fails a host that degrades during its wave’s bake, against the threshold', async () => {
     const l = await lab(3);
     const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
-    const [first] = l.answer('healthy') as [string];
+    const [first] = (await l.answer('healthy')) as [string];
     expect(l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
-    l.report(first, 'degraded', { current: NEW(l.names.indexOf(first) + 1) });
+    await l.report(first, 'degraded', { current: NEW(l.names.indexOf(first) + 1) });
     const halted = l.status(id);
     expect(halted.state).toBe('halted');
     expect(hostsOf(l, id).find((h) => h.host === first)).toMatchObject({ state: 'failed' });
@@ -143,7 +143,7 @@ describe('rollouts count what really happened', () => {
   it('fails a host that goes offline during its wave’s bake, once it stays away past the grace', async () => {
     const l = await lab(3);
     const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
-    const [first] = l.answer('healthy') as [string];
+    const [first] = (await l.answer('healthy')) as [string];
     l.ctl.deps.presence.websocketClosed(first);
     l.engine.tickAll();
     l.ctl.clock.advance(BAKE_OFFLINE_GRACE_MS - 1);
@@ -159,8 +159,8 @@ describe('rollouts count what really happened', () => {
     const l = await lab(5);
     const id = l.start({ waves: [2, '100%'], failureThreshold: { count: 0 } });
     const firstWave = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
-    l.report(firstWave[0], 'healthy');
-    l.report(firstWave[1], 'rolled-back');
+    await l.report(firstWave[0], 'healthy');
+    await l.report(firstWave[1], 'rolled-back');
     expect(l.status(id).state).toBe('halted');
     expect(l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, kind: 'unknown-rollout' });
 
@@ -176,8 +176,8 @@ describe('rollouts count what really happened', () => {
     expect(events.map((e) => JSON.parse(e.data).retryId)).toEqual([retried.value]);
     // An active rollout is not retried.
     expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
-    l.answer('healthy');
-    l.answer('healthy');
+    await l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(retried.value).state).toBe('succeeded');
     expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'nothing-to-retry' });
   });

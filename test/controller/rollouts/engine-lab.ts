@@ -22,9 +22,9 @@ export interface Lab {
   engine: RolloutEngine;
   names: string[];
   seq: Map<string, number>;
-  report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): void;
+  report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): Promise<void>;
   /** Every host that has a pending manifest reports `phase` for it. */
-  answer(phase: Phase | ((host: string) => Phase)): string[];
+  answer(phase: Phase | ((host: string) => Phase)): Promise<string[]>;
   manifestsOf(host: string): number;
   start(spec: Omit<RolloutSpecInput, 'release'>): string;
   status(id: string): RolloutStatus;
@@ -64,22 +64,22 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
     engine,
     names,
     seq,
-    report(host, phase, options = {}) {
+    async report(host, phase, options = {}) {
       const next = (seq.get(host) ?? 0) + 1;
       seq.set(host, next);
       const manifest = latestManifest(ctl.database.db, host);
       const version = options.version ?? manifest?.version ?? null;
       const current = options.current ?? (phase === 'healthy' ? manifest!.storePath : OLD(names.indexOf(host) + 1));
-      const outcome = storeReports(
-        ctl.database.db,
+      const outcome = await storeReports(
+        ctl.store,
         ctl.clock,
         host,
         [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
-        (tx, h, r) => (options.engine ?? engine).recordReport(tx, h, r),
+        (h, r) => (options.engine ?? engine).recordReport(h, r),
       );
       for (const id of outcome.rollouts) (options.engine ?? engine).tick(id);
     },
-    answer(phase) {
+    async answer(phase) {
       // Only the manifests out there now: answering one may issue the next, which waits for the next call.
       const waiting = names.flatMap((host) => {
         const manifest = latestManifest(ctl.database.db, host);
@@ -87,7 +87,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
       });
       for (const { host, version } of waiting) {
         answered.set(host, version);
-        self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });
+        await self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });
       }
       return waiting.map((w) => w.host);
     },

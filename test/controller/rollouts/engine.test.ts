@@ -13,7 +13,7 @@ describe('rollout engine', () => {
     const plan = l.status(id).waves.map((w) => w.hosts.map((h) => h.host));
     expect(issuedTo(l)).toEqual(plan[0]);
 
-    expect(l.answer('healthy')).toEqual(plan[0]);
+    expect(await l.answer('healthy')).toEqual(plan[0]);
     expect(l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
     l.ctl.clock.advance(59_000);
     l.engine.tickAll();
@@ -22,10 +22,10 @@ describe('rollout engine', () => {
     l.ctl.clock.advance(1_000);
     l.engine.tickAll();
     expect(issuedTo(l).sort()).toEqual([...plan[0]!, ...plan[1]!].sort());
-    l.answer('healthy');
+    await l.answer('healthy');
     l.ctl.clock.advance(60_000);
     l.engine.tickAll();
-    l.answer('healthy');
+    await l.answer('healthy');
     l.ctl.clock.advance(60_000);
     l.engine.tickAll();
 
@@ -39,7 +39,7 @@ describe('rollout engine', () => {
     const l = await lab(4);
     const id = l.start({ canary: 1, waves: ['100%'] });
     const [canary] = issuedTo(l);
-    l.answer('rolled-back');
+    await l.answer('rolled-back');
     const status = l.status(id);
     expect(status.state).toBe('halted');
     expect(status.reason).toContain('1 host(s) failed');
@@ -52,10 +52,10 @@ describe('rollout engine', () => {
   it('rolls every host it changed back to its previous system when a later wave fails', async () => {
     const l = await lab(6);
     const id = l.start({ canary: 1, waves: ['50%', '100%'], onFailure: 'rollback' });
-    l.answer('healthy'); // canary
-    l.answer('healthy'); // 50 %
+    await l.answer('healthy'); // canary
+    await l.answer('healthy'); // 50 %
     const lastWave = l.status(id).waves[2]!.hosts.map((h) => h.host);
-    l.answer((host) => (host === lastWave[0] ? 'rolled-back' : 'healthy'));
+    await l.answer((host) => (host === lastWave[0] ? 'rolled-back' : 'healthy'));
 
     const rolling = l.status(id);
     expect(rolling.state).toBe('rolling-back');
@@ -66,7 +66,7 @@ describe('rollout engine', () => {
       expect(manifest.storePath).toBe(member.previousSystem);
       expect(manifest.storePath).toBe(OLD(l.names.indexOf(member.host) + 1));
     }
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id).state).toBe('rolled-back');
   });
 
@@ -75,24 +75,24 @@ describe('rollout engine', () => {
     const id = l.start({ waves: ['100%'], concurrency: 10, failureThreshold: { percent: 10, minSample: 5 } });
     const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
     // Nine succeed first, then one fails: 1 of 10 = 10 %, not above the threshold.
-    for (const host of order.slice(0, 9)) l.report(host, 'healthy');
-    l.report(order[9]!, 'rolled-back');
+    for (const host of order.slice(0, 9)) await l.report(host, 'healthy');
+    await l.report(order[9]!, 'rolled-back');
     expect(l.status(id).state).toBe('succeeded');
 
     const m = await lab(10);
     const id2 = m.start({ waves: ['100%'], failureThreshold: { percent: 10, minSample: 5 } });
     const order2 = m.status(id2).waves[0]!.hosts.map((h) => h.host);
-    m.report(order2[0]!, 'rolled-back');
+    await m.report(order2[0]!, 'rolled-back');
     expect(m.status(id2).state).toBe('running'); // one sample is below the minimum
-    for (const host of order2.slice(1, 4)) m.report(host, 'healthy');
-    m.report(order2[4]!, 'rolled-back');
+    for (const host of order2.slice(1, 4)) await m.report(host, 'healthy');
+    await m.report(order2[4]!, 'rolled-back');
     expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 2, finished: 5 });
   });
 
   it('waits for approval before a gated wave, and pauses, resumes and aborts on command', async () => {
     const l = await lab(4);
     const id = l.start({ canary: 1, waves: ['100%'], approvalBefore: [1], bakeSeconds: 100 });
-    l.answer('healthy');
+    await l.answer('healthy');
     l.ctl.clock.advance(40_000);
     expect(l.engine.act(id, 'pause', 'operator:test')).toMatchObject({ ok: true, value: 'paused' });
     l.ctl.clock.advance(500_000);
@@ -108,7 +108,7 @@ describe('rollout engine', () => {
     expect(l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
     expect(issuedTo(l).length).toBe(4);
     expect(l.engine.act(id, 'abort', 'operator:test')).toMatchObject({ ok: true, value: 'aborted' });
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id).state).toBe('aborted');
   });
 
@@ -117,8 +117,8 @@ describe('rollout engine', () => {
     const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
     l.ctl.deps.presence.websocketClosed(order[2]!);
-    l.report(order[0]!, 'healthy');
-    l.report(order[1]!, 'healthy');
+    await l.report(order[0]!, 'healthy');
+    await l.report(order[1]!, 'healthy');
     l.ctl.clock.advance(29_000);
     l.engine.tickAll();
     expect(l.status(id).state).toBe('running');
@@ -146,14 +146,14 @@ describe('rollout engine', () => {
     const l = await lab(5);
     l.start({ waves: ['100%'], concurrency: 2 });
     expect(issuedTo(l).length).toBe(2);
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(issuedTo(l).length).toBe(4);
   });
 
   it('resumes after a restart without re-issuing manifests or restarting the bake', async () => {
     const l = await lab(4);
     const id = l.start({ canary: 1, waves: ['100%'], bakeSeconds: 100 });
-    l.answer('healthy');
+    await l.answer('healthy');
     l.ctl.clock.advance(70_000);
     // A new engine on the same database is what a restarted controller has.
     const restarted = makeEngine(l.ctl);
@@ -179,7 +179,7 @@ describe('rollout engine', () => {
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 600, then: 'fail' } });
     const [online, away] = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
     l.ctl.deps.presence.websocketClosed(away);
-    l.report(online, 'healthy');
+    await l.report(online, 'healthy');
     l.ctl.clock.advance(120_000);
     l.engine.tickAll();
     expect(l.status(id).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
@@ -188,7 +188,7 @@ describe('rollout engine', () => {
     l.ctl.clock.advance(1_000);
     l.engine.tickAll();
     expect(l.status(id).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
-    l.report(away, 'healthy');
+    await l.report(away, 'healthy');
     expect(l.status(id).state).toBe('succeeded');
   });
 
@@ -197,7 +197,7 @@ describe('rollout engine', () => {
     const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     for (const host of l.names) {
       l.ctl.deps.presence.websocketOpened(host);
-      l.report(host, 'activating');
+      await l.report(host, 'activating');
     }
     // The controller is down for 10 minutes; the hosts finished meanwhile and hold their reports in their outboxes.
     l.engine.stopTimer();
@@ -205,13 +205,13 @@ describe('rollout engine', () => {
     const restarted = makeEngine(l.ctl);
     restarted.tickAll();
     expect(l.status(id)).toMatchObject({ state: 'running', failures: 0 });
-    for (const host of l.names) l.report(host, 'healthy', { engine: restarted });
+    for (const host of l.names) await l.report(host, 'healthy', { engine: restarted });
     expect(l.status(id).state).toBe('succeeded');
     // Still bounded: a host that never reports fails a full deadline after the restart.
     const m = await lab(1);
     const id2 = m.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
     m.ctl.deps.presence.websocketOpened(m.names[0]!);
-    m.report(m.names[0]!, 'activating');
+    await m.report(m.names[0]!, 'activating');
     m.ctl.clock.advance(600_000);
     const again = makeEngine(m.ctl);
     again.tickAll();
@@ -224,7 +224,7 @@ describe('rollout engine', () => {
   it('announces the manifests of an operator\'s rollback to the agents (websocket pushes), as it does for waves', async () => {
     const l = await lab(2);
     const id = l.start({ waves: ['100%'] });
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id).state).toBe('succeeded');
     const announced: Array<{ host: string; version: number }> = [];
     l.ctl.deps.bus.onPublish((manifest) => announced.push({ host: manifest.host, version: manifest.version }));
@@ -235,7 +235,7 @@ describe('rollout engine', () => {
   it('refuses to roll back a finished rollout while another active rollout owns its hosts', async () => {
     const l = await lab(2);
     const first = l.start({ waves: ['100%'] });
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(first).state).toBe('succeeded');
     const second = l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'], approvalBefore: [0] }), 'operator:test');
     if (!second.ok) throw new Error(second.message);
@@ -250,7 +250,7 @@ describe('rollout engine', () => {
   it('fails a rollout that makes no progress within its deadline, not counting time spent waiting for approval', async () => {
     const l = await lab(3);
     const id = l.start({ canary: 1, waves: ['100%'], approvalBefore: [1], progressDeadlineSeconds: 60 });
-    l.answer('healthy');
+    await l.answer('healthy');
     l.ctl.clock.advance(3600_000);
     l.engine.tickAll();
     expect(l.status(id).state).toBe('waiting-approval');
@@ -271,7 +271,7 @@ describe('a paused host in a rollout', () => {
     pause(true);
     const id = l.start({ waves: ['100%'] });
     expect(issuedTo(l).sort()).toEqual(['h1', 'h3']);
-    l.answer('healthy');
+    await l.answer('healthy');
     // Hours later, with deadlines checked: still waiting for h2, which was sent nothing.
     l.ctl.clock.advance(3600_000);
     l.engine.tickAll();
@@ -284,7 +284,7 @@ describe('a paused host in a rollout', () => {
     pause(false);
     expect(issuedTo(l)).toContain('h2');
     expect(l.status(id).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id).state).toBe('succeeded');
   });
 
@@ -292,7 +292,7 @@ describe('a paused host in a rollout', () => {
     const l = await lab(2);
     expect(setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', true, 'operator:test').ok).toBe(true);
     const id = l.start({ waves: ['100%'], progressDeadlineSeconds: 600 });
-    l.answer('healthy');
+    await l.answer('healthy');
     l.ctl.clock.advance(600_000);
     l.engine.tickAll();
     expect(l.status(id)).toMatchObject({ state: 'halted', reason: 'no progress for 600s (progress deadline)' });

@@ -31,7 +31,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
   it('rolls back with the statement that authorised the previous system', async () => {
     const l = await lab(2, undefined, { mode: 'two-key' });
     const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
-    l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
+    await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     expect(l.status(id).state).toBe('rolling-back');
     const back = latestManifest(l.ctl.database.db, 'h2')!;
     expect(back.storePath).toBe(OLD(2));
@@ -41,7 +41,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
   it('does not roll a host back to a system no statement authorises, and logs why', async () => {
     const l = await lab(2, undefined, { mode: 'two-key', release: 'bundle-without-old' });
     const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
-    l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
+    await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     const status = l.status(id);
     // Nothing to wait for: no rollback manifest went out.
     expect(status.state).toBe('rolled-back');
@@ -70,7 +70,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const h1 = l.status(id).waves[0]!.hosts.find((h) => h.host === 'h1')!;
     expect(h1).toMatchObject({ state: 'failed', reason: `no CI-signed release statement authorises ${NEW(1)} for h1`, manifestVersion: null });
     expect(l.manifestsOf('h1')).toBe(0);
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
   });
 
@@ -88,7 +88,7 @@ describe('rollouts in single-key mode', () => {
   it('rolls back to a system no release names with a statement the controller signs itself', async () => {
     const l = await lab(1, undefined, { mode: 'single-key' });
     const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
-    l.answer('rolled-back');
+    await l.answer('rolled-back');
     expect(l.status(id).state).toBe('rolling-back');
     const back = latestManifest(l.ctl.database.db, 'h1')!;
     const statement = verifyReleaseStatement(payloadOf(back).statement, { host: 'h1', storePath: OLD(1) }, [l.ctl.singleKey!], nodeEd25519);

@@ -100,13 +100,13 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
     },
     status: (id) => rolloutStatus(ctl.database.db, id, ctl.clock.now())!,
   };
-  names.forEach(async (name, i) => {
+  for (const [i, name] of names.entries()) {
     await registeredHost(ctl, name, tags(i + 1));
     // Connected, as a fleet is: a test that wants a host offline closes its websocket.
     ctl.deps.presence.websocketOpened(name);
     // Each host tells the controller what it runs now: the system a rollback returns it to.
-    self.report(name, 'reconciled', { current: OLD(i + 1) });
-  });
+    await self.report(name, 'reconciled', { current: OLD(i + 1) });
+  }
   const release = options.release ?? (options.mode === 'two-key' ? 'bundle' : 'unsigned');
   if (release === 'bundle') {
     const old = signedBundle(ctl.ciKey, 'rel-0', names.map((host, i) => ({ host, storePath: OLD(i + 1) })));

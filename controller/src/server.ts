@@ -120,13 +120,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
   const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
-  const eventLog = new EventLog(deps.db, deps.logger);
+  const eventLog = new EventLog(deps.store, deps.logger);
   eventLog.start(1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
-      eventLog.stop();
+      const eventLogStopped = eventLog.stop();
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();
@@ -145,6 +145,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await renewalStopped;
       await webhooksStopped;
       await pruningStopped;
+      await eventLogStopped;
       await store.close();
       deps.signer.close();
     })();

@@ -12,7 +12,7 @@ describe('the controller log', () => {
     ctl = await testController();
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const log = new EventLog(ctl.database.db, logger);
+    const log = new EventLog(ctl.store, logger);
     await registeredHost(ctl, 'web-1');
     await registeredHost(ctl, 'web-2');
     expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('nixos-system-web-1', 'b') }) })).status).toBe(200);
@@ -21,7 +21,7 @@ describe('the controller log', () => {
     expect(started.status).toBe(201);
     const { id } = (await started.json()) as { id: string };
     expect((await ctl.operator(`/v1/rollouts/${id}/abort`, { method: 'POST' })).status).toBe(200);
-    log.flush();
+    await log.flush();
 
     const seen = lines.map((l) => [l.level, l.msg, l.host ?? null]);
     expect(seen).toContainEqual([30, 'desired-set', 'web-1']);
@@ -32,7 +32,7 @@ describe('the controller log', () => {
     expect(lines.find((l) => l.msg === 'rollout-wave-started')).toMatchObject({ rolloutId: id, wave: 1, hosts: 1 });
     expect(lines.find((l) => l.msg === 'rollout-host-issued')).toMatchObject({ version: 1, rolloutId: id });
     // Nothing is logged twice.
-    log.flush();
+    await log.flush();
     expect(lines.length).toBe(seen.length);
   });
 

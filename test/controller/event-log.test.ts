@@ -1,11 +1,14 @@
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EventLog } from '../../controller/src/event-log.js';
 import { prettyLine } from '../../shared/src/log-format.js';
 import { registeredHost, storePath, testController, type TestController } from './helpers.js';
+import { stopPostgresTestServer } from './postgres-database.js';
+import { storeEngines } from './store-engines.js';
 
 let ctl: TestController;
 afterEach(async () => await ctl?.close());
+afterAll(async () => await stopPostgresTestServer());
 
 describe('the controller log', () => {
   it('logs every manifest issued and what a rollout does, at info, after commit', async () => {
@@ -40,5 +43,31 @@ describe('the controller log', () => {
     process.env.TZ = 'UTC';
     const line = prettyLine(JSON.stringify({ level: 'info', time: '2030-01-01T12:00:01.234Z', component: 'controller', msg: 'rollout-halted', rolloutId: 'ro-1', reason: '1 host failed' }));
     expect(line).toBe('12:00:01 INFO  controller: rollout-halted  rolloutId=ro-1 reason="1 host failed"\n');
+  });
+});
+
+describe.each(storeEngines)('the controller log on $name', (engine) => {
+  it('logs only what was written after it started, each event once even when flushes overlap', async () => {
+    const opened = await engine.open();
+    try {
+      const { store } = opened;
+      const write = (kind: string, rolloutId: string) =>
+        store.transaction(async (tx) => {
+          await tx.insert(store.t.events).values({ at: 0, kind, actor: 'test', rolloutId, host: null, data: {} });
+        });
+      await write('rollout-started', 'ro-before');
+      const lines: Array<Record<string, unknown>> = [];
+      const log = new EventLog(store, pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
+      await log.flush();
+      await write('rollout-started', 'ro-1');
+      await write('rollout-succeeded', 'ro-1');
+      await Promise.all([log.flush(), log.flush(), log.stop()]);
+      expect(lines.map((l) => [l.msg, l.rolloutId])).toEqual([
+        ['rollout-started', 'ro-1'],
+        ['rollout-succeeded', 'ro-1'],
+      ]);
+    } finally {
+      await opened.dispose();
+    }
   });
 });

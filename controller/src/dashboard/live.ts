@@ -85,7 +85,7 @@ export const HAVE_PARAM = 'have';
  * `have` is the digest of the state the page was rendered with (liveDigest): when the first render
  * matches it, nothing is sent until something changes, so opening a page costs its HTML alone.
  */
-export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, render: () => LiveState | null, have: string | null = null): Response {
+export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, render: () => LiveState | null | Promise<LiveState | null>, have: string | null = null): Response {
   c.header('cache-control', 'no-store');
   // Tells nginx-like proxies not to buffer the stream.
   c.header('x-accel-buffering', 'no');
@@ -97,7 +97,7 @@ export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, 
     let lastWrite = Date.now();
     try {
       while (!stream.aborted) {
-        const state = render();
+        const state = await render();
         if (state === null) break;
         const message = last === null && have !== null && liveDigest(state) === have ? null : diffLive(last, state);
         last = state;

@@ -4,7 +4,8 @@ import type { CommandFailure } from '../../../shared/src/protocol.js';
 import { ACTIVE_ROLLOUT_STATES, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { iso } from '../clock.js';
 import type { Db } from '../db/open.js';
-import { events, manifests, rollouts } from '../db/schema.js';
+import { events, manifests } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { rolloutStatus } from '../rollouts/status.js';
 
 /** The newest `limit` events of a host, newest first. */
@@ -59,12 +60,13 @@ export function eventSubjects(db: Db, ids: number[]): Map<number, EventSubject> 
 }
 
 /** Every rollout that still owns its hosts (running, waiting for approval, paused, rolling back), oldest first: the fleet page's strip. */
-export function activeRollouts(db: Db, now: number): RolloutStatus[] {
-  return db
-    .select({ id: rollouts.id })
-    .from(rollouts)
-    .where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES]))
-    .orderBy(asc(rollouts.createdAt))
-    .all()
-    .flatMap((row) => rolloutStatus(db, row.id, now) ?? []);
+export async function activeRollouts(store: Store, now: number): Promise<RolloutStatus[]> {
+  const { rollouts } = store.t;
+  const rows = await store.q.select({ id: rollouts.id }).from(rollouts).where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])).orderBy(asc(rollouts.createdAt));
+  const statuses: RolloutStatus[] = [];
+  for (const row of rows) {
+    const status = await rolloutStatus(store, row.id, now);
+    if (status) statuses.push(status);
+  }
+  return statuses;
 }

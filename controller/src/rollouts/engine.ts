@@ -27,7 +27,7 @@ import { retrySpec } from './retry-plan.js';
 import { openStep, type AdvanceContext } from './step.js';
 import { commandVerdict, waveGated } from './transitions.js';
 import { planRollout } from './plan.js';
-import { readRelease } from './releases.js';
+import { readReleaseSync } from './releases.js';
 
 export interface EngineDeps {
   db: Db;
@@ -105,7 +105,7 @@ export class RolloutEngine {
   }
 
   plan(spec: RolloutSpec): EngineOutcome<RolloutPlan> {
-    const release = readRelease(this.deps.db, spec.release);
+    const release = readReleaseSync(this.deps.db, spec.release);
     if (!release) return refuse('unknown-release', `no release named "${spec.release}"`);
     const tags = new Map(
       this.deps.db.select({ name: hosts.name, tags: hosts.tags }).from(hosts).all().map((row) => [row.name, row.tags] as const),
@@ -125,7 +125,7 @@ export class RolloutEngine {
     const planned = this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
-    const release = readRelease(this.deps.db, spec.release)!;
+    const release = readReleaseSync(this.deps.db, spec.release)!;
     const targets = new Map(release.hosts.map((h) => [h.host, h.storePath]));
     const planHosts = plan.waves.flatMap((w) => w.hosts);
     const id = `ro-${randomBytes(4).toString('hex')}`;

@@ -1,6 +1,7 @@
 import type { FleetDiff, PreflightResult } from '../../../shared/src/closure-api.js';
 import { ClosureCache } from '../cache/closure.js';
 import { readFleetDiff } from '../closure-diff/release-diff.js';
+import { legacyDb } from '../db/sqlite-store.js';
 import type { ControllerDeps } from '../deps.js';
 import { listHostStatuses } from '../hosts/status.js';
 import { runPreflight, type PreflightTarget } from './preflight.js';
@@ -13,9 +14,9 @@ export interface ReleaseInsight {
 }
 
 /** What each host runs now and whether it drifted, from its reports. */
-function standing(deps: Pick<ControllerDeps, 'db' | 'presence'>, names: ReadonlySet<string>): Map<string, { current: string | null; drifted: boolean }> {
+function standing(deps: Pick<ControllerDeps, 'store' | 'presence'>, names: ReadonlySet<string>): Map<string, { current: string | null; drifted: boolean }> {
   const result = new Map<string, { current: string | null; drifted: boolean }>();
-  for (const status of listHostStatuses(deps.db, deps.presence)) {
+  for (const status of listHostStatuses(legacyDb(deps.store), deps.presence)) {
     if (names.has(status.name)) result.set(status.name, { current: status.currentSystem, drifted: status.drift !== null });
   }
   return result;
@@ -26,7 +27,7 @@ function standing(deps: Pick<ControllerDeps, 'db' | 'presence'>, names: Readonly
  * cache can serve it, and which of the hosts drifted. One closure read serves diff and preflight.
  */
 export async function releaseInsight(
-  deps: Pick<ControllerDeps, 'db' | 'presence' | 'cache' | 'clock'>,
+  deps: Pick<ControllerDeps, 'store' | 'presence' | 'cache' | 'clock'>,
   /** `from`: diff from this system rather than what the host runs now (a rollout's page: what the host ran before it). */
   targets: ReadonlyArray<PreflightTarget & { from?: string | null }>,
   options: { diff: boolean } = { diff: true },

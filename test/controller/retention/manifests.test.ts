@@ -143,8 +143,8 @@ describe('manifest retention', () => {
 
     // h1 returns with the manifest it was sent two months ago: its result counts.
     l.report(h1, 'healthy', { version: issued[h1] });
-    const member = (host: string) => l.status(id).waves.flatMap((w) => w.hosts).find((h) => h.host === host)!;
-    expect(member(h1).state).toBe('healthy');
+    const member = async (host: string) => (await l.status(id)).waves.flatMap((w) => w.hosts).find((h) => h.host === host)!;
+    expect((await member(h1)).state).toBe('healthy');
 
     // Once the rollout is over, of the old manifests only those still awaited or needed stay.
     l.engine.act(id, 'abort', 'operator:alice');
@@ -160,7 +160,7 @@ describe('manifest retention', () => {
     expect(expected[h1]!.size).toBeGreaterThan(25);
 
     l.report(h2, 'healthy', { version: issued[h2] });
-    expect(member(h2).state).toBe('healthy');
+    expect((await member(h2)).state).toBe('healthy');
   });
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Report } from '../shared/src/protocol.js';
 import type { Clock } from '../controller/src/clock.js';
-import { openDatabase } from '../controller/src/db/open.js';
+import { openSqliteStore, sqliteWriter } from '../controller/src/db/sqlite-store.js';
 import { appendEvent } from '../controller/src/events.js';
 import { registerHost } from '../controller/src/hosts/enrollment.js';
 import { storeReports } from '../controller/src/reports/store.js';
@@ -46,7 +46,8 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
   for (const pruning of [false, true]) {
     const dir = cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-soak-')));
     const file = join(dir, 'controller.sqlite');
-    const database = openDatabase(file);
+    const store = openSqliteStore({ database: file });
+    const database = sqliteWriter(store);
     const clock = new FakeClock(Date.parse('2030-01-01T00:00:00Z'));
     const names = Array.from({ length: hosts }, (_, i) => `soak-${String(i).padStart(5, '0')}`);
     for (const name of names) registerHost(database.db, clock, { name, publicKey: Buffer.alloc(32, 1).toString('base64'), tags: [], actor: 'bench' });
@@ -98,7 +99,7 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
           for (const kind of ['reports', 'events', 'auditEvents', 'webhookDeliveries'] as const) {
             for (;;) {
               const started = performance.now();
-              const deleted = pruneBatch(database.db, kind, clock.now(), retention);
+              const deleted = await pruneBatch(store, kind, clock.now(), retention);
               batchMs.push(performance.now() - started);
               if (deleted < (retention.batchRows ?? DEFAULT_RETENTION.batchRows)) break;
             }
@@ -120,7 +121,7 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
       figures[`${p}.prune_batch_p99_ms`] = round(percentile(batchMs, 99), 2);
       figures[`${p}.prune_batch_max_ms`] = round(Math.max(...batchMs), 2);
     }
-    database.close();
+    await store.close();
   }
   return figures;
 }

@@ -67,7 +67,7 @@ describe('manifest retention', () => {
     const cutoff = ctl.clock.now() - 30 * DAY;
     const old = issuedBefore(ctl, 'web-1', cutoff);
 
-    const counts = await pruneAll(ctl.database.db, ctl.clock, RETENTION);
+    const counts = await pruneAll(ctl.store, ctl.clock, RETENTION);
     // Everything older than 30 days went, except the version the host last reported on.
     expect(counts.manifests).toBe(old.length - 1);
     expect(versions(ctl, 'web-1')).toEqual(before.filter((v) => !old.includes(v) || v === held));
@@ -107,7 +107,7 @@ describe('manifest retention', () => {
     expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('sys', 'a') }) })).status).toBe(200);
     await liveDays(ctl, 45);
     const latest = versions(ctl, 'web-1').at(-1)!;
-    expect((await pruneAll(ctl.database.db, ctl.clock, RETENTION)).manifests).toBeGreaterThan(0);
+    expect((await pruneAll(ctl.store, ctl.clock, RETENTION)).manifests).toBeGreaterThan(0);
     expect(versions(ctl, 'web-1').at(-1)).toBe(latest);
 
     // An unbelievable claim is still measured against the highest version signed, not what is left.
@@ -136,7 +136,7 @@ describe('manifest retention', () => {
     l.engine.act(id, 'pause', 'operator:alice');
     await liveDays(l.ctl, 60);
     const before = { [h1]: versions(l.ctl, h1), [h2]: versions(l.ctl, h2) };
-    await pruneAll(l.ctl.database.db, l.ctl.clock, RETENTION);
+    await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
     // The rollout is unfinished: each of its manifests, renewals too, may be what a host holds.
     expect(versions(l.ctl, h2)).toEqual(before[h2]);
     expect(versions(l.ctl, h1)).toEqual(before[h1]!.filter((v) => v === lastOld || v >= issued[h1]!));
@@ -151,7 +151,7 @@ describe('manifest retention', () => {
     const cutoff = l.ctl.clock.now() - 30 * DAY;
     const recent = (host: string) => new Set(versions(l.ctl, host).filter((v) => !issuedBefore(l.ctl, host, cutoff).includes(v)));
     const expected = { [h1]: recent(h1), [h2]: recent(h2) };
-    await pruneAll(l.ctl.database.db, l.ctl.clock, RETENTION);
+    await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
     // h2: the version the aborted rollout still awaits its result on.
     expect(versions(l.ctl, h2)).toEqual([issued[h2]!, ...expected[h2]!]);
     // h1: the newest manifest carrying a statement for OLD(1), where a rollback of this rollout would

@@ -35,7 +35,7 @@ const mainCpuMs = () => { const f = readFileSync(`/proc/self/task/${process.pid}
 const main0 = mainCpuMs();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const out = deps.rollouts.start(RolloutSpec.parse({ release: 'r1', waves: ['100%'] }), 'operator:bench');
+const out = await deps.rollouts.start(RolloutSpec.parse({ release: 'r1', waves: ['100%'] }), 'operator:bench');
 if (!out.ok) throw new Error(out.message);
 const startMs = performance.now() - t0;
 await new Promise<void>((resolve) => { const check = () => (published >= count ? resolve() : setImmediate(check)); check(); });

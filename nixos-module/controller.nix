@@ -23,6 +23,9 @@ let
   # Key files stay root-only; systemd hands the service copies it alone can read.
   credential = name: "/run/credentials/shoal-controller.service/${name}";
   singleKeyMode = cfg.singleKeyReleaseKeyFile != null;
+  postgres = cfg.database != null;
+  # Ordered after the server only when it runs on this machine; elsewhere the controller retries.
+  localPostgres = postgres && config.services.postgresql.enable;
   releaseKeys = lib.toList (cfg.settings.trustedReleaseKeys or [ ]);
 
   listen =
@@ -165,7 +168,34 @@ in
       type = types.nullOr types.str;
       default = null;
       example = "/var/lib/shoal-controller/fleet.sqlite";
-      description = "SQLite database file; `null` means `controller.sqlite` in `stateDir`. Must be inside `stateDir`, the only place the service may write.";
+      description = "SQLite database file, used when `database` is `null`; `null` means `controller.sqlite` in `stateDir`. Must be inside `stateDir`, the only place the service may write.";
+    };
+
+    database = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "postgresql://shoal-controller@localhost/shoal-controller?host=/run/postgresql";
+      description = ''
+        A PostgreSQL database as a `postgres://` or `postgresql://` URL, without its password:
+        the controller keeps its state there, and several controllers (replicas) may share it.
+        `null` (the default): a SQLite file, `databasePath`. The URL above reaches a server on
+        this machine over its Unix socket with peer authentication as the service user (create
+        the role and database with `services.postgresql.ensureUsers` and `ensureDatabases`);
+        for a remote server write e.g. `postgres://shoal@db.example.org/shoal?sslmode=verify-full`
+        and set `databasePasswordFile`. The URL is written to the world-readable configuration
+        file, so a password in it is refused.
+      '';
+    };
+
+    databasePasswordFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/lib/secrets/shoal-controller-db-password";
+      description = ''
+        File holding the PostgreSQL password of `database` (a trailing newline is dropped),
+        readable by root only. A path as a string, so the secret never enters the Nix store;
+        the service receives it as a systemd credential.
+      '';
     };
 
     checkConfig = mkOption {
@@ -238,7 +268,8 @@ in
     services.shoal-controller.settings = {
       inherit listen;
       inherit (cfg) stateDir;
-      db = cfg.databasePath;
+      database = if postgres then cfg.database else cfg.databasePath;
+      databasePasswordFile = if cfg.databasePasswordFile != null then credential "database-password" else null;
       controllerKeyFile = credential "controller-key";
       singleKeyReleaseKeyFile = if singleKeyMode then credential "release-key" else null;
       # Nothing else here depends on it: settings may replace it.
@@ -270,6 +301,26 @@ in
       {
         assertion = cfg.databasePath == null || rules.isUnder cfg.stateDir cfg.databasePath;
         message = ''${opt}.databasePath = "${toString cfg.databasePath}" is outside stateDir "${cfg.stateDir}", where the hardened service cannot write; put it inside stateDir or leave it null.'';
+      }
+      {
+        assertion = !postgres || rules.isPostgresUrl cfg.database;
+        message = ''${opt}.database = "${rules.redactUrl (toString cfg.database)}" is not a postgres:// or postgresql:// URL; for SQLite leave database null and set databasePath (or nothing).'';
+      }
+      {
+        assertion = !(postgres && cfg.databasePath != null);
+        message = "${opt}.databasePath and ${opt}.database are both set: databasePath is the SQLite file, database a PostgreSQL URL; keep only one.";
+      }
+      {
+        assertion = !(postgres && rules.hasUrlPassword cfg.database);
+        message = ''${opt}.database = "${rules.redactUrl (toString cfg.database)}" carries a password, which would be written to the world-readable Nix store: remove it from the URL and put it in a root-only file named by databasePasswordFile.'';
+      }
+      {
+        assertion = cfg.databasePasswordFile == null || rules.isSecretPath cfg.databasePasswordFile;
+        message = ''${opt}.databasePasswordFile = "${toString cfg.databasePasswordFile}" must be an absolute path outside the Nix store (the store is world-readable), e.g. "/var/lib/secrets/shoal-controller-db-password".'';
+      }
+      {
+        assertion = cfg.databasePasswordFile == null || postgres;
+        message = "${opt}.databasePasswordFile is set but database is null (SQLite, which has no password): set database to the PostgreSQL URL, or remove databasePasswordFile.";
       }
       {
         assertion = !(cfg.openFirewall && lib.elem cfg.listenAddress loopbackAddresses);
@@ -319,8 +370,8 @@ in
     systemd.services.shoal-controller = {
       description = "Shoal controller";
       wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ] ++ lib.optional localPostgres "postgresql.service";
+      after = [ "network-online.target" ] ++ lib.optional localPostgres "postgresql.service";
       serviceConfig = {
         ExecStart = "${lib.getExe' cfg.package "shoal-controller"} serve --config ${configFile}";
         User = user;
@@ -330,7 +381,8 @@ in
         LoadCredential = [
           "controller-key:${toString cfg.controllerKeyFile}"
         ]
-        ++ lib.optional singleKeyMode "release-key:${cfg.singleKeyReleaseKeyFile}";
+        ++ lib.optional singleKeyMode "release-key:${cfg.singleKeyReleaseKeyFile}"
+        ++ lib.optional (cfg.databasePasswordFile != null) "database-password:${cfg.databasePasswordFile}";
 
         StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
         StateDirectoryMode = "0700";

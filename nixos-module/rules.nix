@@ -55,6 +55,25 @@ rec {
       host == null || !(isLoopbackHost host)
     );
 
+  isPostgresUrl = matches "postgres(ql)?://.*";
+
+  # A password in the user info (postgres://user:secret@host) or as the `password` parameter,
+  # both of which node-postgres reads.
+  hasUrlPassword =
+    url:
+    matches "[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^/?#@]*@.*" url
+    || matches "[^?#]*[?]([^#]*&)?password=.*" url;
+
+  # For messages: the URL with its password replaced by ***.
+  redactUrl =
+    url:
+    let
+      userInfo = builtins.match "([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*(@.*)" url;
+      withoutUser = if userInfo == null then url else "${lib.elemAt userInfo 0}:***${lib.elemAt userInfo 1}";
+      param = builtins.match "([^?#]*[?]([^#]*&)?password=)[^&#]*(.*)" withoutUser;
+    in
+    if param == null then withoutUser else "${lib.elemAt param 0}***${lib.elemAt param 2}";
+
   # Query options a substituter URL may carry. Any other, `trusted` above all, can make Nix
   # accept store paths without a trusted signature; the agent's config check refuses them.
   allowedSubstituterOptions = [

@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ADMISSION } from './auth/admission.js';
+import { databaseProblem, urlPassword } from './database-setting.js';
 import { parseListenAddress } from './listen-address.js';
 import { DEFAULT_RETENTION } from './retention/prune.js';
 import { cidrProblem } from './webhooks/destination.js';
@@ -22,6 +23,12 @@ const ListenAddress = z.string().superRefine((text, ctx) => {
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: (error as Error).message.replace(/^--listen /, '') });
   }
+});
+
+/** A SQLite file or a postgres:// URL (database-setting.ts). */
+const DatabaseText = z.string().superRefine((text, ctx) => {
+  const problem = databaseProblem(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
 const PublicKeyText = z.string().superRefine((text, ctx) => {
@@ -86,7 +93,14 @@ export const ControllerConfig = z
   .strictObject({
     listen: ListenAddress.default('127.0.0.1:8420'),
     stateDir: AbsolutePath,
-    /** null: controller.sqlite in stateDir. */
+    /**
+     * A SQLite file (absolute path) or a postgres:// / postgresql:// URL (several replicas share
+     * one PostgreSQL database). null: `db`, else controller.sqlite in stateDir.
+     */
+    database: DatabaseText.nullable().default(null),
+    /** The PostgreSQL password, read at start from this file (its trailing newline dropped) instead of standing in the URL. */
+    databasePasswordFile: AbsolutePath.nullable().default(null),
+    /** The SQLite file under its older name; `database` replaces it. */
     db: AbsolutePath.nullable().default(null),
     /** Signs assignments (manifests): "this host, this system, now". Every agent lists its public half in trustedControllerKeys. */
     controllerKeyFile: AbsolutePath,
@@ -124,6 +138,25 @@ export const ControllerConfig = z
       .prefault({}),
   })
   .superRefine((config, ctx) => {
+    if (config.db !== null && config.database !== null) {
+      ctx.addIssue({ code: 'custom', path: ['db'], message: 'is the older name of database, and both are set: keep only database' });
+    }
+    const database = config.database ?? config.db;
+    const postgres = database !== null && !database.startsWith('/');
+    if (config.databasePasswordFile !== null && !postgres) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databasePasswordFile'],
+        message: `applies to a PostgreSQL database only, and database is a SQLite file (${database ?? 'controller.sqlite in stateDir'}): remove it, or set database to a postgres:// URL`,
+      });
+    }
+    if (config.databasePasswordFile !== null && postgres && urlPassword(database) !== '') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databasePasswordFile'],
+        message: 'is set and the database URL carries a password too: remove the password from the URL (postgres://USER@HOST/DATABASE) and keep it in the file only',
+      });
+    }
     if (config.singleKeyReleaseKeyFile === null && config.trustedReleaseKeys.length === 0) {
       ctx.addIssue({
         code: 'custom',

@@ -1,10 +1,11 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, exitAfterLogs } from '../../shared/src/logger.js';
 import { parsePublicKey } from '../../shared/src/keys.js';
 import { parseLogFormat, resolveLogFormat } from '../../shared/src/log-format.js';
 import { loadControllerConfig, type ControllerConfig } from './config.js';
+import { databaseSummary, describeDatabase, hasScheme, resolveDatabase } from './database-setting.js';
 import { ensureAdminToken } from './first-token.js';
 import { parseListenAddress } from './listen-address.js';
 import { loadKeys } from './keys.js';
@@ -22,6 +23,8 @@ const FLAGS = {
   'trusted-release-key': { type: 'string', value: 'NAME:BASE64', multiple: true },
   'single-key-release-key': { type: 'string', value: 'FILE' },
   listen: { type: 'string', value: 'HOST:PORT' },
+  database: { type: 'string', value: 'FILE|URL' },
+  'database-password-file': { type: 'string', value: 'FILE' },
   db: { type: 'string', value: 'FILE' },
   'manifest-ttl-seconds': { type: 'string', value: 'N' },
   'renew-check-seconds': { type: 'string', value: 'N' },
@@ -65,7 +68,8 @@ install anything.
 
 The config file is JSON:
   {"listen": "127.0.0.1:8420", "stateDir": "/var/lib/shoal-controller",
-   "db": null, "controllerKeyFile": "/run/secrets/controller.key",
+   "database": null, "databasePasswordFile": null,
+   "controllerKeyFile": "/run/secrets/controller.key",
    "trustedReleaseKeys": ["ci-release-1:BASE64"],
    "singleKeyReleaseKeyFile": null,
    "manifestTtlSeconds": 86400, "renewCheckSeconds": 60,
@@ -87,6 +91,12 @@ rollout preflight, with the Nix keys the hosts trust. Flags override the file
 (--trusted-release-key replaces the whole list); paths in the file must be
 absolute. Set publicUrl to bind host logins to it (otherwise to the origin
 each request reached).
+
+database (--database) is a SQLite file (null: controller.sqlite in stateDir;
+"db"/--db is its older name) or a postgres://USER@HOST/DATABASE URL, which
+several controller replicas may share. Keep the password out of the URL: put
+it in databasePasswordFile (--database-password-file), read at start, its
+trailing newline dropped; a URL on the command line is visible in ps.
 
 example: shoal-controller serve --config /etc/shoal/controller.json \\
            --log-level debug`;
@@ -113,13 +123,21 @@ async function readConfig(args: string[]): Promise<{ config: ControllerConfig; s
     if (!values['controller-key']) throw new Error('--controller-key is required (or --config FILE)');
   }
   const path = (text: string | undefined) => (text === undefined ? undefined : resolve(text));
+  if (values.database !== undefined && values.db !== undefined) throw new Error('--db is the older name of --database: give only --database');
+  // --db and --database name one setting: either flag replaces both fields of the file.
+  const database = values.database ?? values.db;
+  const databaseOverrides =
+    database === undefined
+      ? {}
+      : { database: hasScheme(database) ? database : resolve(database), db: null };
   const overrides = {
     stateDir: path(values['state-dir']),
     controllerKeyFile: path(values['controller-key']),
     singleKeyReleaseKeyFile: path(values['single-key-release-key']),
     trustedReleaseKeys: values['trusted-release-key'],
     listen: values.listen,
-    db: path(values.db),
+    ...databaseOverrides,
+    databasePasswordFile: path(values['database-password-file']),
     manifestTtlSeconds: positiveInt('manifest-ttl-seconds', values['manifest-ttl-seconds']),
     renewCheckSeconds: positiveInt('renew-check-seconds', values['renew-check-seconds']),
     pollIntervalSeconds: positiveInt('poll-interval-seconds', values['poll-interval-seconds']),
@@ -152,11 +170,14 @@ async function checkConfig(args: string[]): Promise<void> {
     config.singleKeyReleaseKeyFile === null
       ? `two-key mode, ${config.trustedReleaseKeys.length} trusted release key(s)`
       : 'single-key mode: a compromised controller can install anything';
-  process.stdout.write(`config ${source}: ok (listen ${config.listen}, state ${config.stateDir}, ${mode})\n`);
+  process.stdout.write(`config ${source}: ok (listen ${config.listen}, state ${config.stateDir}, database ${databaseSummary(config)}, ${mode})\n`);
 }
 
 async function serve(args: string[]): Promise<void> {
   const { config } = await readConfig(args);
+  // Read first (the password file): a database the controller cannot use stops it before anything starts.
+  const database = resolveDatabase(config);
+  if (database.kind !== 'sqlite') throw new Error(`database ${describeDatabase(database)}: serving from PostgreSQL needs the Store-based controller, which this build does not have yet`);
   const stateDir = config.stateDir;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const { host, port } = parseListenAddress(config.listen);
@@ -178,11 +199,10 @@ async function serve(args: string[]): Promise<void> {
       'single-key mode: a compromised controller can install anything',
     );
   }
-  const dbFile = config.db ?? join(stateDir, 'controller.sqlite');
   const metricsToken = config.metricsTokenFile === null ? null : readMetricsToken(config.metricsTokenFile);
 
   const controller = await startController({
-    dbFile,
+    dbFile: database.file,
     signer: keys.signer,
     releaseTrust: keys.releaseTrust,
     publicUrl: config.publicUrl,
@@ -222,7 +242,7 @@ async function serve(args: string[]): Promise<void> {
       port: controller.port,
       url: controller.url,
       publicUrl: config.publicUrl,
-      db: dbFile,
+      database: describeDatabase(database),
       controllerKey: keys.signer.keyId,
       trustMode: trustMode(keys.releaseTrust),
       trustedReleaseKeys: keys.releaseTrust.keys.map((k) => k.keyId),

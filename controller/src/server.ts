@@ -114,7 +114,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   void renewal.runNow();
   // Resume every rollout where the database says it stands (after a restart, at once).
-  deps.rollouts.tickAll();
+  await deps.rollouts.tickAll();
   deps.rollouts.startTimer(options.rolloutTickMs ?? 1000);
   const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
   deps.rollouts.onChange(() => webhooks.wake());

@@ -43,6 +43,8 @@ describe('controller config file', () => {
         ...minimal,
         singleKeyReleaseKeyFile: null,
         listen: '127.0.0.1:8420',
+        database: null,
+        databasePasswordFile: null,
         db: null,
         manifestTtlSeconds: 86400,
         renewCheckSeconds: 60,
@@ -120,6 +122,46 @@ describe('controller config file', () => {
     expect(result.ok ? '' : result.message).toMatch(/releaseKeyFile: no longer exists: the controller key that signs assignments is controllerKeyFile/);
   });
 
+  it('takes a SQLite file or a postgres:// URL as database, and a password file for PostgreSQL only', () => {
+    const parse = (fields: Record<string, unknown>) => parseControllerConfig({ ...minimal, ...fields }, 'c.json');
+    expect(parse({ database: '/var/lib/shoal-controller/fleet.sqlite' })).toMatchObject({ ok: true, config: { database: '/var/lib/shoal-controller/fleet.sqlite' } });
+    expect(parse({ database: 'postgresql://shoal@db.example.org/shoal', databasePasswordFile: '/run/credentials/db-password' })).toMatchObject({
+      ok: true,
+      config: { database: 'postgresql://shoal@db.example.org/shoal', databasePasswordFile: '/run/credentials/db-password' },
+    });
+    expect(parse({ database: 'postgres:///shoal?host=/run/postgresql' }).ok).toBe(true);
+    // The older name of a SQLite database keeps working.
+    expect(parse({ db: '/var/lib/shoal-controller/old.sqlite' })).toMatchObject({ ok: true, config: { db: '/var/lib/shoal-controller/old.sqlite', database: null } });
+  });
+
+  it.each([
+    ['an unknown scheme', { database: 'mysql://shoal@db/shoal' }, 'database: unknown scheme "mysql:": give a SQLite file as an absolute path, or a postgres:// or postgresql:// URL'],
+    ['a relative SQLite path', { database: 'fleet.sqlite' }, 'database: must be an absolute path to a SQLite file or a postgres:// or postgresql:// URL'],
+    ['db and database both', { db: '/var/lib/a.sqlite', database: '/var/lib/b.sqlite' }, 'db: is the older name of database, and both are set: keep only database'],
+    [
+      'a password file with a SQLite database',
+      { database: '/var/lib/shoal-controller/fleet.sqlite', databasePasswordFile: '/run/credentials/db-password' },
+      'databasePasswordFile: applies to a PostgreSQL database only, and database is a SQLite file (/var/lib/shoal-controller/fleet.sqlite)',
+    ],
+    ['a password file with the default SQLite database', { databasePasswordFile: '/run/credentials/db-password' }, 'databasePasswordFile: applies to a PostgreSQL database only'],
+    [
+      'a password in the URL and a password file',
+      { database: 'postgres://shoal:hunter2@db.example.org/shoal', databasePasswordFile: '/run/credentials/db-password' },
+      'databasePasswordFile: is set and the database URL carries a password too: remove the password from the URL',
+    ],
+    [
+      'a password parameter in the URL and a password file',
+      { database: 'postgres://shoal@db.example.org/shoal?password=hunter2', databasePasswordFile: '/run/credentials/db-password' },
+      'databasePasswordFile: is set and the database URL carries a password too',
+    ],
+    ['a relative password file', { database: 'postgres://shoal@db/shoal', databasePasswordFile: 'db-password' }, 'databasePasswordFile: must be an absolute path'],
+  ])('refuses %s, naming the setting', (_what, fields, message) => {
+    const result = parseControllerConfig({ ...minimal, ...fields }, 'c.json');
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.message).toContain(message);
+    expect(result.ok ? '' : result.message).not.toContain('hunter2');
+  });
+
   it('lets flags replace fields of the file', () => {
     const result = parseControllerConfig({ ...minimal, listen: '0.0.0.0:80' }, 'c.json', { listen: '127.0.0.1:9000', db: undefined });
     expect(result.ok && result.config.listen).toBe('127.0.0.1:9000');
@@ -156,6 +198,18 @@ describe('shoal-controller check-config', () => {
     expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('names the database it selects, a PostgreSQL URL without its password, and does not read the password file', () => {
+    const sqlite = check(configFile('sqlite.json', minimal));
+    expect(sqlite.stdout).toContain('database SQLite /var/lib/shoal-controller/controller.sqlite,');
+    const withFile = check(configFile('pg-file.json', { ...minimal, database: 'postgres://shoal@db.example.org/shoal', databasePasswordFile: join(dir, 'absent-password') }));
+    expect({ status: withFile.status, stderr: withFile.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(withFile.stdout).toContain(`database PostgreSQL postgres://shoal@db.example.org/shoal with the password in ${join(dir, 'absent-password')},`);
+    const inUrl = check(configFile('pg-url.json', { ...minimal, database: 'postgres://shoal:hunter2@db.example.org/shoal' }));
+    expect(inUrl.status).toBe(0);
+    expect(inUrl.stdout).toContain('database PostgreSQL postgres://shoal:***@db.example.org/shoal,');
+    expect(inUrl.stdout).not.toContain('hunter2');
+  });
+
   it('exits 1 when the file does not exist', () => {
     const run = check(join(dir, 'absent.json'));
     expect(run.status).toBe(1);
@@ -168,7 +222,8 @@ describe('shoal-controller serve --config', () => {
     const keyFile = join(dir, 'controller.key');
     writeFileSync(keyFile, formatSecretKey(generateNamedKey('controller-7')), { mode: 0o600 });
     const file = configFile('serve.json', { stateDir: join(dir, 'state'), controllerKeyFile: keyFile, trustedReleaseKeys: [CI_KEY], listen: '127.0.0.1:1', logLevel: 'info' });
-    const child = spawn(CONTROLLER, ['serve', '--config', file, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // --database FILE is taken relative to the working directory, as every path flag is.
+    const child = spawn(CONTROLLER, ['serve', '--config', file, '--listen', '127.0.0.1:0', '--database', 'fleet.sqlite'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
       createInterface({ input: child.stderr! }).on('line', (line) => {
         const entry = JSON.parse(line) as Record<string, unknown>;
@@ -176,10 +231,32 @@ describe('shoal-controller serve --config', () => {
       });
       child.on('exit', (code) => reject(new Error(`controller exited with ${code}`)));
     });
-    expect(ready).toMatchObject({ controllerKey: 'controller-7', trustMode: 'two-key', trustedReleaseKeys: ['ci-release-1'], db: join(dir, 'state', 'controller.sqlite') });
+    expect(ready).toMatchObject({ controllerKey: 'controller-7', trustMode: 'two-key', trustedReleaseKeys: ['ci-release-1'], database: join(dir, 'fleet.sqlite') });
     expect(ready.port).not.toBe(1);
     const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+});
+
+describe('shoal-controller serve --database', () => {
+  const serve = (args: string[]) =>
+    spawnSync(CONTROLLER, ['serve', '--state-dir', join(dir, 'state-db'), '--controller-key', join(dir, 'no.key'), '--trusted-release-key', CI_KEY, ...args], { encoding: 'utf8' });
+
+  it.each([
+    ['an unknown scheme', ['--database', 'mysql://shoal:hunter2@db/shoal'], /database: unknown scheme "mysql:"/],
+    ['--db and --database', ['--db', join(dir, 'a.sqlite'), '--database', join(dir, 'b.sqlite')], /--db is the older name of --database: give only --database/],
+    ['a password file with SQLite', ['--database', join(dir, 'fleet.sqlite'), '--database-password-file', join(dir, 'pw')], /databasePasswordFile: applies to a PostgreSQL database only/],
+    [
+      'an unreadable password file',
+      ['--database', 'postgres://shoal@127.0.0.1:9/shoal', '--database-password-file', join(dir, 'absent-password')],
+      /databasePasswordFile .*absent-password: cannot read: ENOENT/,
+    ],
+  ])('refuses %s before starting, naming the setting', (_what, args, pattern) => {
+    const run = serve(args);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^shoal-controller: /);
+    expect(run.stderr).toMatch(pattern);
+    expect(run.stderr).not.toContain('hunter2');
   });
 });

@@ -39,6 +39,8 @@ export interface HostServices {
   readonly agentCommand: readonly string[];
   substituters(): string[];
   trustedPublicKeys(): string[];
+  /** The lab network's state (bridge, ports, neighbour tables), for failure messages of networked hosts. */
+  networkDiagnostics(): Promise<string>;
   /** The controller as this host reaches it, or null when the lab has none running. */
   controller(): { url: string; releasePublicKey: string; controllerPublicKey: string; createEnrollmentToken(): Promise<string> } | null;
 }
@@ -150,9 +152,23 @@ export class LabHost {
     if (substituters.length === 0) throw new Error(`cannot realise ${storePath} on ${this.name}: the lab serves no binary cache yet`);
     const keys = options.trustedPublicKeys ?? this.services.trustedPublicKeys();
     return this.exec(
-      ['nix-store', '--realise', storePath, '--option', 'substituters', substituters.join(' '), '--option', 'trusted-public-keys', keys.join(' ')],
+      [
+        'nix-store', '--realise', storePath, '--option', 'substituters', substituters.join(' '), '--option', 'trusted-public-keys', keys.join(' '),
+        // curl's default is 300 s: a cache the host cannot reach must fail the step with Nix's
+        // own "Connection timed out", not outlast the test that waits for it.
+        '--option', 'connect-timeout', '5',
+      ],
       { timeoutMs: 60_000 },
     );
+  }
+
+  /** realise, but a failure throws, naming the host and the command, with the lab network's state for a networked host. */
+  async realiseOk(storePath: string, options: { substituters?: string[]; trustedPublicKeys?: string[] } = {}): Promise<void> {
+    const result = await this.realise(storePath, options);
+    if (result.exitCode === 0) return;
+    const error = new CommandError({ ...result, command: `[${this.name}] ${result.command}` });
+    if (this.network) error.message += `\nlab network:\n${await this.services.networkDiagnostics()}`;
+    throw error;
   }
 
   /**
@@ -162,8 +178,7 @@ export class LabHost {
    */
   async bootstrap(system: LabSystem | string): Promise<void> {
     const path = typeof system === 'string' ? system : system.path;
-    const realised = await this.realise(path);
-    if (realised.exitCode !== 0) throw new CommandError({ ...realised, command: `[${this.name}] ${realised.command}` });
+    await this.realiseOk(path);
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     await this.sh(
       [

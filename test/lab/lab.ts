@@ -199,6 +199,7 @@ export class Lab {
       agentCommand: this.agentCommand,
       substituters: () => [this.cache, this.uploadCache].filter((c) => c !== null).map((c) => c.url),
       trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
+      networkDiagnostics: () => this.networkDiagnostics(),
       controller: () => {
         const controller = this.controller;
         if (!controller) return null;
@@ -217,6 +218,13 @@ export class Lab {
     const parts = [`--- controller\n${this.controller?.output(lines) ?? '(none)'}`];
     for (const host of this.hosts.values()) parts.push(`--- agent ${host.name}\n${host.agentOutput(lines)}`);
     return parts.join('\n');
+  }
+
+  /** The lab network as the kernel sees it (bridge, ports, each host's addresses and neighbours), for failure messages. */
+  async networkDiagnostics(): Promise<string> {
+    if (!this.bridge) return '(this lab has no network: its hosts share the machine\'s)';
+    const networks = [...this.hosts.values()].flatMap((host) => (host.network ? [host.network] : []));
+    return this.bridge.diagnostics(networks);
   }
 
   /** Stops and removes everything this lab made. Safe to call twice. */

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resource } from './cleanup.js';
 import { pidAlive, uniqueSuffix } from './pids.js';
-import { runOk } from './run.js';
+import { run, runOk } from './run.js';
 
 /**
  * Lab networking. Each lab gets one bridge in the machine's namespace with 10.213.<k>.1/24
@@ -48,11 +49,27 @@ function claimSubnet(): number {
   throw new Error(`no free lab subnet: all of 10.213.0-255.0/24 are in use or claimed in ${SUBNET_LOCKS}`);
 }
 
+/**
+ * A fixed address for a lab bridge. Left to the kernel, a bridge takes the lowest MAC address
+ * among its ports and changes it whenever a host with a lower one joins; hosts that had already
+ * learned the old address then send to a MAC the bridge no longer answers to, and their
+ * connections to the lab's services hang until the neighbour entry expires (up to about a
+ * minute: a bootstrap or realise timed out that way). An address set explicitly never moves.
+ * Locally administered (0x02) and unicast, so never a real NIC's.
+ */
+function bridgeMac(): string {
+  const bytes = randomBytes(6);
+  bytes[0] = 0x02;
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
 export interface HostNetwork extends Resource {
   readonly netns: string;
   readonly address: string;
   readonly iface: string;
   readonly gateway: string;
+  /** The veth end on the bridge, in the machine's namespace. */
+  readonly bridgePort: string;
 }
 
 export class LabBridge implements Resource {
@@ -72,7 +89,7 @@ export class LabBridge implements Resource {
     const subnet = claimSubnet();
     const bridge = new LabBridge(`shb${uniqueSuffix()}`, subnet);
     try {
-      await runOk('ip', ['link', 'add', bridge.name, 'type', 'bridge']);
+      await runOk('ip', ['link', 'add', bridge.name, 'address', bridgeMac(), 'type', 'bridge']);
       await runOk('ip', ['addr', 'add', `${bridge.gateway}/24`, 'dev', bridge.name]);
       await runOk('ip', ['link', 'set', bridge.name, 'up']);
     } catch (error) {
@@ -101,6 +118,7 @@ export class LabBridge implements Resource {
       address,
       iface: HOST_IFACE,
       gateway,
+      bridgePort: veth,
       release: async () => release(),
       releaseSync: release,
     };
@@ -116,6 +134,27 @@ export class LabBridge implements Resource {
       throw error;
     }
     return host;
+  }
+
+  /**
+   * What the bridge and its hosts' namespaces look like, for failure messages: the bridge's own
+   * address and ports, and per host its addresses and the MAC address it has for the gateway.
+   */
+  async diagnostics(hosts: readonly HostNetwork[]): Promise<string> {
+    const show = async (title: string, args: string[]) => {
+      const result = await run('ip', args, { timeoutMs: 5_000 });
+      return `${title}:\n${(result.stdout + result.stderr).trimEnd() || '(nothing)'}`;
+    };
+    const parts = [
+      await show(`bridge ${this.name}`, ['-br', 'link', 'show', 'dev', this.name]),
+      await show('its ports', ['-br', 'link', 'show', 'master', this.name]),
+      await show('its neighbours', ['neigh', 'show', 'dev', this.name]),
+    ];
+    for (const host of hosts) {
+      parts.push(await show(`netns ${host.netns} (${host.address}, port ${host.bridgePort}) addresses`, ['-n', host.netns, '-br', 'addr']));
+      parts.push(await show(`netns ${host.netns} neighbours`, ['-n', host.netns, 'neigh']));
+    }
+    return parts.join('\n');
   }
 
   async release(): Promise<void> {

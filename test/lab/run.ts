@@ -7,6 +7,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Set when the lab killed it at its timeoutMs: the step that hung, not one that failed. */
+  timedOutAfterMs: number | null;
 }
 
 export interface RunOptions {
@@ -22,7 +24,9 @@ export interface RunOptions {
 export class CommandError extends Error {
   override readonly name = 'CommandError';
   constructor(readonly result: RunResult) {
-    const how = result.signal ? `was killed by ${result.signal}` : `exited with ${result.exitCode}`;
+    const how = result.timedOutAfterMs !== null
+      ? `was still running after ${result.timedOutAfterMs} ms and was killed`
+      : result.signal ? `was killed by ${result.signal}` : `exited with ${result.exitCode}`;
     super(`${result.command} ${how}:\n${tail(result.stderr || result.stdout, 20)}`);
   }
 }
@@ -45,7 +49,13 @@ export function run(program: string, args: readonly string[], options: RunOption
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : null;
+    let timedOutAfterMs: number | null = null;
+    const timer = options.timeoutMs
+      ? setTimeout(() => {
+          timedOutAfterMs = options.timeoutMs!;
+          child.kill('SIGKILL');
+        }, options.timeoutMs)
+      : null;
     const abort = () => child.kill('SIGKILL');
     if (options.signal?.aborted) abort();
     else options.signal?.addEventListener('abort', abort, { once: true });
@@ -56,7 +66,7 @@ export function run(program: string, args: readonly string[], options: RunOption
     child.on('close', (exitCode, signal) => {
       if (timer) clearTimeout(timer);
       options.signal?.removeEventListener('abort', abort);
-      resolve({ command, exitCode, signal, stdout, stderr });
+      resolve({ command, exitCode, signal, stdout, stderr, timedOutAfterMs });
     });
     if (options.input !== undefined) {
       // A program that exits without reading its input must not crash the lab with EPIPE.

@@ -139,6 +139,13 @@ describe.skipIf(!lib)('the controller config the module renders', () => {
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: expect.any(String) });
   });
 
+  it('passes the real shoal-controller check-config with a PostgreSQL database and its password file', () => {
+    const config = controllerModule({ database: 'postgres://shoal@db.example.org/shoal', databasePasswordFile: '/var/lib/secrets/shoal-db-password' });
+    const run = runCheckConfig(controllerMain, 'shoal-controller', renderToFile(config, 'controller', 'postgres.json'));
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: expect.any(String) });
+    expect(run.stdout).toContain('database PostgreSQL postgres://shoal@db.example.org/shoal with the password in /run/credentials/shoal-controller.service/database-password');
+  });
+
   it('passes the real shoal-controller check-config in single-key mode', () => {
     const config = controllerModule({ trustedReleaseKeys: [], singleKeyReleaseKeyFile: '/var/lib/secrets/shoal-release.key' });
     const run = runCheckConfig(controllerMain, 'shoal-controller', renderToFile(config, 'controller', 'single-key.json'));

@@ -10,6 +10,8 @@ const RELEASE_KEY = '/run/credentials/shoal-controller.service/release-key';
 const ciKey = formatPublicKey(generateNamedKey('ci-release-1'));
 
 interface Service {
+  wants: string[];
+  after: string[];
   restartIfChanged: boolean;
   serviceConfig: Record<string, unknown>;
   configFile: string;
@@ -39,7 +41,8 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     expect(rendered(controllerConfig())).toEqual({
       listen: '127.0.0.1:8420',
       stateDir: '/var/lib/shoal-controller',
-      db: null,
+      database: null,
+      databasePasswordFile: null,
       controllerKeyFile: CONTROLLER_KEY,
       singleKeyReleaseKeyFile: null,
       trustedReleaseKeys: [ciKey],
@@ -103,7 +106,8 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     expect(json).toEqual({
       listen: '[::]:9000',
       stateDir: '/var/lib/shoal',
-      db: '/var/lib/shoal/fleet.sqlite',
+      database: '/var/lib/shoal/fleet.sqlite',
+      databasePasswordFile: null,
       controllerKeyFile: CONTROLLER_KEY,
       singleKeyReleaseKeyFile: null,
       trustedReleaseKeys: [ciKey],
@@ -114,6 +118,31 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
       cacheConcurrency: 32,
       cacheTimeoutSeconds: 10,
     });
+  });
+
+  it('points the controller at PostgreSQL, its password handed over as a credential, never written to the store', () => {
+    const url = 'postgres://shoal@db.example.org/shoal?sslmode=verify-full';
+    const config = controllerConfig({ database: url, databasePasswordFile: '/var/lib/secrets/shoal-db-password' });
+    expect(failedAssertions(config)).toEqual([]);
+    expect(rendered(config)).toMatchObject({ database: url, databasePasswordFile: '/run/credentials/shoal-controller.service/database-password' });
+    expect(service(config).serviceConfig.LoadCredential).toEqual([
+      'controller-key:/var/lib/secrets/shoal-controller.key',
+      'database-password:/var/lib/secrets/shoal-db-password',
+    ]);
+    // A remote server: nothing on this machine to wait for.
+    expect(service(config)).toMatchObject({ wants: ['network-online.target'], after: ['network-online.target'] });
+  });
+
+  it('starts after the PostgreSQL server of the same machine, without requiring it', () => {
+    const local = 'postgresql://shoal-controller@localhost/shoal-controller?host=/run/postgresql';
+    const withServer = { ...controllerConfig({ database: local }), services: { ...controllerConfig({ database: local }).services, postgresql: { enable: true } } };
+    expect(failedAssertions(withServer)).toEqual([]);
+    const svc = service(withServer);
+    expect(svc).toMatchObject({ wants: ['network-online.target', 'postgresql.service'], after: ['network-online.target', 'postgresql.service'] });
+    expect(svc.serviceConfig.LoadCredential).toEqual(['controller-key:/var/lib/secrets/shoal-controller.key']);
+    // SQLite on a machine that also runs PostgreSQL for something else: no ordering.
+    const sqlite = { ...controllerConfig(), services: { ...controllerConfig().services, postgresql: { enable: true } } };
+    expect(service(sqlite).after).toEqual(['network-online.target']);
   });
 
   it('serves from the checked config file and receives only the controller key, as a credential', () => {
@@ -222,6 +251,36 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     ['a trusted release key that is not name:base64', { trustedReleaseKeys: ['AAAA'] }, 'trustedReleaseKeys: "AAAA" is not a public key'],
     ['a state directory outside /var/lib', { stateDir: '/srv/shoal' }, 'stateDir = "/srv/shoal" must be a directory below /var/lib'],
     ['a database outside the state directory', { databasePath: '/srv/shoal.sqlite' }, 'databasePath = "/srv/shoal.sqlite" is outside stateDir'],
+    [
+      'a SQLite path and a PostgreSQL database both',
+      { databasePath: '/var/lib/shoal-controller/x.sqlite', database: 'postgres://shoal@db/shoal' },
+      'services.shoal-controller.databasePath and services.shoal-controller.database are both set',
+    ],
+    [
+      'a database that is not a PostgreSQL URL',
+      { database: 'mysql://shoal@db/shoal' },
+      'database = "mysql://shoal@db/shoal" is not a postgres:// or postgresql:// URL; for SQLite leave database null',
+    ],
+    [
+      'a password inside the database URL',
+      { database: 'postgres://shoal:hunter2@db/shoal' },
+      'database = "postgres://shoal:***@db/shoal" carries a password, which would be written to the world-readable Nix store',
+    ],
+    [
+      'a password parameter in the database URL',
+      { database: 'postgres://shoal@db/shoal?password=hunter2' },
+      'database = "postgres://shoal@db/shoal?password=***" carries a password',
+    ],
+    [
+      'a database password file in the Nix store',
+      { database: 'postgres://shoal@db/shoal', databasePasswordFile: '/nix/store/abc-db-password' },
+      'databasePasswordFile = "/nix/store/abc-db-password" must be an absolute path outside the Nix store',
+    ],
+    [
+      'a database password file for SQLite',
+      { databasePasswordFile: '/var/lib/secrets/shoal-db-password' },
+      'databasePasswordFile is set but database is null (SQLite, which has no password)',
+    ],
     ['an open firewall for a loopback listener', { openFirewall: true }, 'openFirewall is set but listenAddress is "127.0.0.1"'],
     ['a public URL without a scheme', { settings: { publicUrl: 'shoal.example.org' } }, 'settings.publicUrl = "shoal.example.org" has no http:// or https:// scheme'],
   ];
@@ -230,5 +289,6 @@ describe.skipIf(!lib)('services.shoal-controller', () => {
     const failed = failedAssertions(controllerConfig(controller));
     expect(failed).toHaveLength(1);
     expect(failed[0]).toContain(message);
+    expect(failed[0]).not.toContain('hunter2');
   });
 });

@@ -42,6 +42,7 @@ in
     "agent"
     "agent/src/config.ts"
     "controller/drizzle/0000_init.sql"
+    "controller/drizzle-pg/0000_init.sql"
     "shared/src/protocol.ts"
     "node_modules"
     "dist"

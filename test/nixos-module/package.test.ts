@@ -99,6 +99,8 @@ describe.skipIf(!lib)('package.nix', () => {
       'agent/src/config.ts': true,
       bench: false,
       'controller/drizzle/0000_init.sql': true,
+      // The PostgreSQL migrations, for a controller whose `database` is a postgres:// URL.
+      'controller/drizzle-pg/0000_init.sql': true,
       dist: false,
       'nixos-module': false,
       node_modules: false,

@@ -18,6 +18,7 @@ import { Action } from '../../../shared/src/protocol.js';
 import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '../auth/operator-tokens.js';
 import { iso, systemClock } from '../clock.js';
 import { openDatabase, type OpenDatabase } from '../db/open.js';
+import { describeDatabase, hasScheme } from '../database-setting.js';
 import { OperatorClient } from './client.js';
 import { json, list as list_, str } from './args.js';
 import type { Parsed } from './command-spec.js';
@@ -97,6 +98,11 @@ function withLocalDatabase<T>(command: string, values: Record<string, unknown>, 
   const stateDir = str(values['state-dir']);
   const dbFile = str(values.db) ?? (stateDir ? join(stateDir, 'controller.sqlite') : undefined);
   if (!dbFile) throw new CliError(`${command} needs --state-dir DIR (or --db FILE) of the controller`);
+  if (hasScheme(dbFile)) {
+    throw new CliError(
+      `${command} --db: opening the controller's database directly is for its SQLite file only, not ${describeDatabase({ kind: 'postgres', url: dbFile })}; with PostgreSQL, leave out --db and --state-dir to ${command} over the API (admin token)`,
+    );
+  }
   if (!existsSync(dbFile)) throw new CliError(`no controller database at ${dbFile}; has the controller been started with that state dir?`);
   let database;
   try {

@@ -26,7 +26,7 @@ export interface HostAction<T> {
   question: (host: string, value: T) => string;
   /** The fields that carry `value` through the confirmation page. */
   fields: (value: T) => Record<string, string>;
-  run: (deps: ControllerDeps, host: string, value: T, actor: string) => HostActionOutcome;
+  run: (deps: ControllerDeps, host: string, value: T, actor: string) => HostActionOutcome | Promise<HostActionOutcome>;
   /** Whether the host page offers it for this host now (resume only for a paused host, …). */
   offered?: (host: HostStatus) => boolean;
 }
@@ -42,9 +42,9 @@ const setDesired: HostAction<{ storePath: StorePath; action: Action; force: bool
   question: (host, value) =>
     `Set the desired system of ${host} to ${storePathParts(value.storePath)?.name ?? value.storePath} (${value.action})${value.force ? ', although the host is paused' : ''}? The controller signs a new manifest and the agent moves to it at once.`,
   fields: (value) => ({ storePath: value.storePath, action: value.action, ...(value.force ? { force: 'yes' } : {}) }),
-  run: (deps, host, value, actor) => {
+  run: async (deps, host, value, actor) => {
     // The same operation as PUT /v1/hosts/:name/desired.
-    const outcome = issueManifest(deps, { host, storePath: value.storePath, action: value.action, rolloutId: null }, { kind: 'desired-set', actor }, { force: value.force });
+    const outcome = await issueManifest(deps, { host, storePath: value.storePath, action: value.action, rolloutId: null }, { kind: 'desired-set', actor }, { force: value.force });
     if (outcome.ok) return { ok: true, done: `${host} now has desired manifest #${outcome.manifest.version}.` };
     return { ok: false, status: outcome.reason === 'unknown-host' ? 404 : 409, message: outcome.message };
   },
@@ -64,9 +64,9 @@ function pauseAction(paused: boolean): HostAction<undefined> {
       paused
         ? `Pause ${host}? No rollout issues it a new manifest until it is resumed (it waits in its wave, shown as paused), and setting its desired system needs force. What it runs now is unchanged.`
         : `Resume ${host}? A rollout waiting for it issues it its manifest at once.`,
-    run: (deps, host, _value, actor) => {
+    run: async (deps, host, _value, actor) => {
       // The same operation as POST /v1/hosts/:name/pause (or /resume).
-      const outcome = setHostPaused(deps, host, paused, actor);
+      const outcome = await setHostPaused(deps, host, paused, actor);
       if (!outcome.ok) return { ok: false, status: outcome.status, message: outcome.message };
       if (!outcome.changed) return { ok: true, done: `${host} was already ${paused ? 'paused' : 'not paused'}.` };
       return { ok: true, done: paused ? `${host} is paused.` : `${host} is resumed.` };

@@ -306,7 +306,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
         <HostConfirmPage session={session} host={name} action={c.req.param('action')} question={hostAction.question(name, parsed.value)} fields={hostAction.fields(parsed.value)} />,
       );
     }
-    const outcome = hostAction.run(deps, name, parsed.value, `operator:${session.operator.name}`);
+    const outcome = await hostAction.run(deps, name, parsed.value, `operator:${session.operator.name}`);
     if (!outcome.ok && outcome.status === 404) return refusal(c, 404, 'No such host', outcome.message, session);
     session.flash = outcome.ok ? { kind: 'ok', text: outcome.done } : { kind: 'error', text: `Nothing was done: ${outcome.message}` };
     deps.logger.info({ operator: session.operator.name, host: name, action: c.req.param('action'), ok: outcome.ok }, 'dashboard host action');
@@ -381,7 +381,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const form = await c.req.parseBody();
     if (DESTRUCTIVE.has(parsed.data) && form.confirmed !== 'yes') return c.redirect(`${rolloutPath(id)}/confirm/${parsed.data}`, 303);
     // The same engine operation as POST /v1/rollouts/:id/:action, under the signed-in operator's name.
-    const outcome = deps.rollouts.act(id, parsed.data, `operator:${session.operator.name}`);
+    const outcome = await deps.rollouts.act(id, parsed.data, `operator:${session.operator.name}`);
     if (!outcome.ok && outcome.kind === 'unknown-rollout') return refusal(c, 404, 'No such rollout', outcome.message, session);
     session.flash = outcome.ok ? { kind: 'ok', text: `Rollout ${id} ${ACTION_DONE[parsed.data]}.` } : { kind: 'error', text: outcome.message };
     deps.logger.info({ operator: session.operator.name, rolloutId: id, action: parsed.data, ok: outcome.ok }, 'dashboard rollout action');

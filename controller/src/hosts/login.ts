@@ -16,7 +16,7 @@ export interface LoginFacts {
 }
 
 /** Call after a known host proved itself, before anything is sent to it. */
-export function afterLogin(deps: ControllerDeps, host: string, facts: LoginFacts): WatermarkOutcome {
+export function afterLogin(deps: ControllerDeps, host: string, facts: LoginFacts): Promise<WatermarkOutcome> {
   return noteWatermark(deps, host, facts.watermark);
 }
 

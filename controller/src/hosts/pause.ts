@@ -14,12 +14,12 @@ import type { LifecycleRefusal } from './lifecycle.js';
  * already holds is unchanged: its agent keeps (and renewal keeps re-signing) its current manifest,
  * and a rollback still returns it to what it ran before the rollout.
  */
-export function setHostPaused(
+export async function setHostPaused(
   deps: Pick<ControllerDeps, 'db' | 'clock' | 'rollouts'>,
   name: string,
   paused: boolean,
   actor: string,
-): { ok: true; changed: boolean } | LifecycleRefusal {
+): Promise<{ ok: true; changed: boolean } | LifecycleRefusal> {
   const outcome = deps.db.transaction((tx): { ok: true; changed: boolean; rollouts: string[] } | LifecycleRefusal => {
     const host = tx.select({ paused: hosts.paused }).from(hosts).where(eq(hosts.name, name)).get();
     if (!host) return { ok: false, status: 404, code: 'unknown-host', message: `no host named ${JSON.stringify(name)}` };
@@ -36,6 +36,6 @@ export function setHostPaused(
   });
   if (!outcome.ok) return outcome;
   // A resumed host may be the one its wave waits for: advance now rather than at the next timer tick.
-  if (!paused) for (const id of outcome.rollouts) deps.rollouts.tick(id, { deadlines: false });
+  if (!paused) for (const id of outcome.rollouts) await deps.rollouts.tick(id, { deadlines: false });
   return { ok: true, changed: outcome.changed };
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../../../shared/src/logger.js';
 import { MAX_VERSION_STEP, type Action, type AgentWatermark } from '../../../shared/src/protocol.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import { appendEvent } from '../events.js';
+import { legacyDb } from '../db/sqlite-store.js';
 import { issueInTransaction, published, type IssueDeps } from '../manifests/issue.js';
 import { renewalAuthority } from '../manifests/renew.js';
 
@@ -34,12 +35,15 @@ export interface WatermarkDeps extends IssueDeps {
   startedAt: number;
 }
 
-export function noteWatermark(deps: WatermarkDeps, host: string, watermark: AgentWatermark | undefined): WatermarkOutcome {
+export async function noteWatermark(deps: WatermarkDeps, host: string, watermark: AgentWatermark | undefined): Promise<WatermarkOutcome> {
   if (watermark === undefined) return 'none';
   const reported = watermark.highestVersion;
   const now = deps.clock.now();
   let announce: ManifestRow | null = null;
-  const outcome = deps.db.transaction((tx): WatermarkOutcome => {
+  const outcome = await deps.store.transaction(async (): Promise<WatermarkOutcome> => {
+    // Not on the Store yet: the synchronous handle joins the transaction just opened.
+    const tx = legacyDb(deps.store);
+    announce = null;
     const row = tx.select({ desiredVersion: hosts.desiredVersion, reportedVersion: hosts.reportedVersion }).from(hosts).where(eq(hosts.name, host)).get();
     if (!row) return 'none';
     const previous = row.desiredVersion ?? 0;
@@ -57,10 +61,10 @@ export function noteWatermark(deps: WatermarkDeps, host: string, watermark: Agen
     // lost controller's, with the same content), so it is the operator's current intent as well.
     const unanswered = desired !== undefined && (clash || ((row.reportedVersion ?? 0) < desired.version && desired.issuedAt >= deps.startedAt));
     if (unanswered) {
-      const authority = renewalAuthority(deps, desired, now);
+      const authority = await renewalAuthority(deps, desired, now);
       if (typeof authority !== 'string') {
-        announce = issueInTransaction(
-          tx,
+        const reissued = await issueInTransaction(
+          deps.store,
           deps.signer,
           now,
           deps.manifestTtlMs,
@@ -68,10 +72,11 @@ export function noteWatermark(deps: WatermarkDeps, host: string, watermark: Agen
           { kind: 'manifest-renewed', actor: 'controller' },
           reported,
         );
+        announce = reissued;
         // A rollout waits for a report about the version it issued: it is this one now.
-        tx.run(sql`update rollout_hosts set manifest_version = ${announce.version} where host = ${host} and manifest_version = ${desired.version}`);
-        tx.run(sql`update rollout_hosts set rollback_version = ${announce.version} where host = ${host} and rollback_version = ${desired.version}`);
-        appendEvent(tx, { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'reissued', version: announce.version } });
+        tx.run(sql`update rollout_hosts set manifest_version = ${reissued.version} where host = ${host} and manifest_version = ${desired.version}`);
+        tx.run(sql`update rollout_hosts set rollback_version = ${reissued.version} where host = ${host} and rollback_version = ${desired.version}`);
+        appendEvent(tx, { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'reissued', version: reissued.version } });
         return 'reissued';
       }
     }

@@ -168,7 +168,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       if (proof.reason !== 'unknown-host') throw new ApiError(401, proof.reason, proof.message);
       throw new ApiError(404, 'unknown-host', unknownHostLogin(deps, request.host, request.nonce, request.signature, audience, request));
     }
-    afterLogin(deps, request.host, request);
+    await afterLogin(deps, request.host, request);
     const session = sessions.create(request.host);
     presence.seen(request.host);
     recordAgentVersion(db, request.host, request.agentVersion);

@@ -106,7 +106,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     // Unknown host before body validation: "no such host" is the more useful answer.
     if (!hostExists(db, name)) throw unknownHost(name);
     const request = await readBody(c, SetDesiredRequest);
-    const outcome = issueManifest(
+    const outcome = await issueManifest(
       deps,
       { host: name, storePath: request.storePath, action: request.action, rolloutId: null },
       { kind: 'desired-set', actor: `operator:${c.get('operator').name}` },
@@ -122,10 +122,10 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
   });
 
   for (const [verb, paused] of [['pause', true], ['resume', false]] as const) {
-    app.post(`/hosts/:name/${verb}`, (c) => {
+    app.post(`/hosts/:name/${verb}`, async (c) => {
       const name = c.req.param('name');
       const operator = c.get('operator').name;
-      const outcome = setHostPaused(deps, name, paused, `operator:${operator}`);
+      const outcome = await setHostPaused(deps, name, paused, `operator:${operator}`);
       if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
       if (outcome.changed) deps.logger.info({ host: name, operator }, paused ? 'host paused' : 'host resumed');
       return c.json(hostStatus(db, presence, name));

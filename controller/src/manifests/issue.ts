@@ -1,11 +1,13 @@
-import { and, eq, max, sql } from 'drizzle-orm';
+import { and, eq, inArray, max, sql, type SQL } from 'drizzle-orm';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { EventKind, ManifestSummary } from '../../../shared/src/operator-api.js';
 import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../../shared/src/protocol.js';
 import { iso, type Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
-import { prepared, statement } from '../db/prepared.js';
+import { prepared } from '../db/prepared.js';
 import { hosts, manifests, type ManifestRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { manifestRebootSettingsReader } from '../hosts/reboot-settings.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
@@ -13,7 +15,7 @@ import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
 
 export interface IssueDeps {
-  db: Db;
+  store: Store;
   signer: ManifestSigner;
   releaseTrust: ReleaseTrust;
   clock: Clock;
@@ -44,10 +46,17 @@ export type IssueOutcome =
  * release statement that authorises its store path, signed, stored and logged in one transaction,
  * then announced (only after commit, so nobody is told of a manifest that a rollback could take back).
  */
-export function issueManifest(deps: IssueDeps, desired: Omit<DesiredState, 'authority'>, cause: IssueCause, options: { force?: boolean } = {}): IssueOutcome {
+export async function issueManifest(
+  deps: IssueDeps,
+  desired: Omit<DesiredState, 'authority'>,
+  cause: IssueCause,
+  options: { force?: boolean } = {},
+): Promise<IssueOutcome> {
   const now = deps.clock.now();
-  const outcome = deps.db.transaction((tx): IssueOutcome => {
-    const host = tx.select({ name: hosts.name, paused: hosts.paused }).from(hosts).where(eq(hosts.name, desired.host)).get();
+  const { store } = deps;
+  const outcome = await store.transaction(async (tx): Promise<IssueOutcome> => {
+    const { hosts } = store.t;
+    const [host] = await tx.select({ name: hosts.name, paused: hosts.paused }).from(hosts).where(eq(hosts.name, desired.host)).limit(1);
     if (!host) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(desired.host)}` };
     // Pausing says "leave this host alone": a deliberate override must say so.
     if (host.paused && !options.force) {
@@ -57,10 +66,11 @@ export function issueManifest(deps: IssueDeps, desired: Omit<DesiredState, 'auth
         message: `host ${JSON.stringify(desired.host)} is paused; resume it (shoal host resume ${desired.host}) or set it anyway with --force`,
       };
     }
-    const authorised = authoriseStatement(deps.db, deps.releaseTrust, desired.host, desired.storePath, { now });
+    const authorised = await authoriseStatement(store, deps.releaseTrust, desired.host, desired.storePath, { now });
     if (!authorised.ok) return { ok: false, reason: 'not-authorised', message: authorised.reason };
-    return { ok: true, manifest: issueInTransaction(tx, deps.signer, now, deps.manifestTtlMs, { ...desired, authority: authorised.authority }, cause) };
+    return { ok: true, manifest: await issueInTransaction(store, deps.signer, now, deps.manifestTtlMs, { ...desired, authority: authorised.authority }, cause) };
   });
+  // After commit (a body run again after a conflict would have announced twice, or something undone).
   if (outcome.ok) deps.bus.publish(published(outcome.manifest));
   return outcome;
 }
@@ -88,48 +98,54 @@ export interface PlannedManifest {
 }
 
 /**
- * The signing step on its own, for callers that batch many hosts into one transaction (renewal,
- * waves). `tx` may be the database handle itself while a transaction is open on it: statements are
- * then prepared once per process rather than once per transaction. `previousVersion`, when the
- * caller already read the host's desired version (`hosts.desired_version`, always the highest
- * version issued), saves the lookup.
+ * The signing step on its own, inside the caller's transaction (`store.transaction`), for callers
+ * that issue to one host among other writes. `previousVersion`, when the caller already read the
+ * host's desired version (`hosts.desired_version`, always the highest version issued), saves the lookup.
  */
-export function issueInTransaction(
-  tx: Db | Tx,
+export async function issueInTransaction(
+  store: Store,
   signer: ManifestSigner,
   now: number,
   ttlMs: number,
   desired: DesiredState,
   cause: IssueCause,
   previousVersion?: number | null,
-): ManifestRow {
-  return issueBatchInTransaction(tx, signer, now, ttlMs, [{ desired, previousVersion }], cause)[0]!;
+): Promise<ManifestRow> {
+  return (await issueBatchInTransaction(store, signer, now, ttlMs, [{ desired, previousVersion }], cause))[0]!;
 }
 
+/** Rows per multi-row statement of a batch: far below either engine's limit on parameters. */
+const ROWS_PER_STATEMENT = 500;
+
 /**
- * Issues a manifest to each item's host, in this transaction: the payloads are built, then signed
- * (on the signing thread for a large batch) while the desired pointers, the events and whatever
- * `alongside` writes (a wave's member rows) are written here; then the manifests are stored. All
- * of it commits or none does, as with one host at a time. `cause` null: `alongside` logs each host
- * itself (a wave writes one `rollout-host-issued` event per host that says all `manifest-issued` would).
+ * Issues a manifest to each item's host, inside the caller's transaction: the payloads are built,
+ * then signed (on the signing thread for a large batch) while the desired pointers, the events and
+ * whatever `alongside` writes (a wave's member rows) are written here; then the manifests are
+ * stored. All of it commits or none does, as with one host at a time. `cause` null: `alongside`
+ * logs each host itself (a wave writes one `rollout-host-issued` event per host that says all
+ * `manifest-issued` would). One statement per batch for each kind of write, whatever its size.
+ * Pure apart from the database: a body run again after a conflict issues the same again.
  */
-export function issueBatchInTransaction(
-  tx: Db | Tx,
+export async function issueBatchInTransaction(
+  store: Store,
   signer: ManifestSigner,
   now: number,
   ttlMs: number,
   items: readonly BatchItem[],
   cause: IssueCause | null,
-  alongside?: (planned: readonly PlannedManifest[]) => void,
-): ManifestRow[] {
-  const writes = manifestWrites(tx);
+  alongside?: (planned: readonly PlannedManifest[]) => Promise<void>,
+): Promise<ManifestRow[]> {
+  if (items.length === 0) return [];
   const issuedAt = iso(now);
   const expiresAt = iso(now + ttlMs);
-  const rebootSettings = manifestRebootSettingsReader(tx);
+  const events = legacyDb(store);
+  const rebootSettings = manifestRebootSettingsReader(events);
+  const unknown = items.filter((item) => item.previousVersion === undefined).map((item) => item.desired.host);
+  const highest = unknown.length > 0 ? await highestVersions(store, unknown) : new Map<string, number>();
   const planned = items.map(({ desired, previousVersion }) => {
     // The desired pointer, not only the manifests: after a restore it may stand above every stored
     // manifest, at the version the agent reported it accepted (hosts/watermark.ts).
-    const previous = previousVersion !== undefined ? previousVersion : writes.maxVersion(desired.host);
+    const previous = previousVersion !== undefined ? previousVersion : highest.get(desired.host);
     const version = (previous ?? 0) + 1;
     const payload: ManifestPayload = {
       protocol: PROTOCOL_VERSION,
@@ -153,23 +169,25 @@ export function issueBatchInTransaction(
       bytes: Buffer.from(JSON.stringify(payload), 'utf8'),
     };
   });
-  const envelopes = signer.signMany(
+  const envelopes = await signer.signMany(
     planned.map((p) => p.bytes),
-    () => {
-      for (const { desired, version } of planned) {
-        writes.setDesiredVersion(desired.host, version);
-        if (cause) appendEvent(tx, {
-          host: desired.host,
-          at: now,
-          kind: cause.kind,
-          actor: cause.actor,
-          data: { version, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId, floor: desired.authority.floor },
-        });
+    async () => {
+      await setDesiredVersions(store, planned);
+      if (cause) {
+        for (const { desired, version } of planned) {
+          appendEvent(events, {
+            host: desired.host,
+            at: now,
+            kind: cause.kind,
+            actor: cause.actor,
+            data: { version, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId, floor: desired.authority.floor },
+          });
+        }
       }
-      alongside?.(planned);
+      await alongside?.(planned);
     },
   );
-  return planned.map(({ desired, version }, i) => {
+  const rows = planned.map(({ desired, version }, i): ManifestRow => {
     const envelope = envelopes[i]!;
     const row: ManifestRow = {
       host: desired.host,
@@ -184,76 +202,42 @@ export function issueBatchInTransaction(
       statementFloor: desired.authority.floor,
     };
     envelopeOf.set(row, envelope);
-    writes.insert(row);
     return row;
   });
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.manifests).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  return rows;
 }
 
-interface ManifestWrites {
-  maxVersion(host: string): number | null | undefined;
-  setDesiredVersion(host: string, version: number): void;
-  insert(row: ManifestRow): void;
-}
-
-/**
- * The three statements of issuing, as plain better-sqlite3 statements on the database handle
- * (drizzle's parameter filling cost more than SQLite at 10,000 hosts a wave), or drizzle's on a
- * transaction handle, which has no client of its own.
- */
-function manifestWrites(tx: Db | Tx): ManifestWrites {
-  if ((tx as { $client?: unknown }).$client) {
-    const db = tx as Db;
-    return {
-      maxVersion: (host) =>
-        (
-          statement(
-            db,
-            `select max(coalesce(h.desired_version, 0), coalesce(max(m.version), 0)) as version
-             from hosts h left join manifests m on m.host = h.name where h.name = ?`,
-          ).get(host) as { version: number | null } | undefined
-        )?.version,
-      setDesiredVersion: (host, version) => void statement(db, 'update hosts set desired_version = ? where name = ?').run(version, host),
-      insert: (row) =>
-        void statement(
-          db,
-          `insert into manifests (host, version, store_path, action, rollout_id, issued_at, expires_at, envelope, statement, statement_floor)
-           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(row.host, row.version, row.storePath, row.action, row.rolloutId, row.issuedAt, row.expiresAt, row.envelope, row.statement, row.statementFloor),
-    };
+/** The highest version each host was issued: its desired pointer or its highest stored manifest, whichever is higher. */
+async function highestVersions(store: Store, names: readonly string[]): Promise<Map<string, number>> {
+  const { hosts, manifests } = store.t;
+  const highest = new Map<string, number>();
+  for (let i = 0; i < names.length; i += ROWS_PER_STATEMENT) {
+    const rows = await store.q
+      .select({ host: hosts.name, desired: hosts.desiredVersion, stored: max(manifests.version) })
+      .from(hosts)
+      .leftJoin(manifests, eq(manifests.host, hosts.name))
+      .where(inArray(hosts.name, names.slice(i, i + ROWS_PER_STATEMENT)))
+      .groupBy(hosts.name, hosts.desiredVersion);
+    for (const row of rows) highest.set(row.host, Math.max(row.desired ?? 0, Number(row.stored ?? 0)));
   }
-  return {
-    maxVersion: (host) =>
-      prepared(tx, 'manifests.maxVersion', () =>
-        tx
-          .select({ version: sql<number>`max(coalesce(${hosts.desiredVersion}, 0), coalesce(${max(manifests.version)}, 0))` })
-          .from(hosts)
-          .leftJoin(manifests, eq(manifests.host, hosts.name))
-          .where(eq(hosts.name, sql.placeholder('host')))
-          .prepare(),
-      ).get({ host })?.version,
-    setDesiredVersion: (host, version) =>
-      void prepared(tx, 'hosts.setDesiredVersion', () =>
-        tx.update(hosts).set({ desiredVersion: sql`${sql.placeholder('version')}` }).where(eq(hosts.name, sql.placeholder('host'))).prepare(),
-      ).run({ version, host }),
-    insert: (row) =>
-      void prepared(tx, 'manifests.insert', () =>
-        tx
-          .insert(manifests)
-          .values({
-            host: sql.placeholder('host'),
-            version: sql.placeholder('version'),
-            storePath: sql.placeholder('storePath'),
-            action: sql.placeholder('action'),
-            rolloutId: sql.placeholder('rolloutId'),
-            issuedAt: sql.placeholder('issuedAt'),
-            expiresAt: sql.placeholder('expiresAt'),
-            envelope: sql.placeholder('envelope'),
-            statement: sql.placeholder('statement'),
-            statementFloor: sql.placeholder('statementFloor'),
-          })
-          .prepare(),
-      ).run(row),
-  };
+  return highest;
+}
+
+/** Points each host's desired version at its new manifest: one statement per batch (a `case` on the host name). */
+async function setDesiredVersions(store: Store, planned: ReadonlyArray<{ host: string; version: number }>): Promise<void> {
+  const { hosts } = store.t;
+  for (let i = 0; i < planned.length; i += ROWS_PER_STATEMENT) {
+    const chunk = planned.slice(i, i + ROWS_PER_STATEMENT);
+    const version: SQL =
+      chunk.length === 1
+        ? sql`${chunk[0]!.version}`
+        : sql`case ${hosts.name} ${sql.join(chunk.map((p) => sql`when ${p.host} then cast(${p.version} as bigint)`), sql` `)} end`;
+    await store.q
+      .update(hosts)
+      .set({ desiredVersion: version })
+      .where(inArray(hosts.name, chunk.map((p) => p.host)));
+  }
 }
 
 export function published(row: ManifestRow): PublishedManifest {
@@ -264,6 +248,9 @@ export function published(row: ManifestRow): PublishedManifest {
  * The host's desired manifest: the one its desired pointer names. None when nothing was set, or
  * when the pointer stands above every stored manifest (an agent ahead of a restored controller).
  */
+// latestManifest and manifestByVersion stay synchronous this wave: their callers are the agent
+// paths (websocket login, polls) of another slice, which rely on reading and registering a waiter
+// with no await in between; they move to the Store with those callers.
 export function latestManifest(db: Db | Tx, host: string): ManifestRow | undefined {
   return prepared(db, 'manifests.latest', () =>
     db

@@ -1,15 +1,15 @@
 import { runBackground } from '../background.js';
-import { and, eq, inArray, lte, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, lte, or, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import { DEPLOYMENT_FAILURE_PHASES } from '../../../shared/src/phases.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Action } from '../../../shared/src/protocol.js';
-import { hosts, manifests, type ManifestRow } from '../db/schema.js';
-import type { Db } from '../db/open.js';
-import { statement } from '../db/prepared.js';
+import type { ManifestRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
-import { issueInTransaction, published, type IssueDeps } from './issue.js';
+import { issueBatchInTransaction, published, type BatchItem, type IssueDeps } from './issue.js';
 import { authoriseStatement, signedByTrustedKey, type Authority } from './statements.js';
 
 /** Signatures per transaction before yielding to the event loop, so agents keep being served during a big renewal. */
@@ -21,8 +21,9 @@ const BATCH_SIZE = 250;
  * key before operators remove the old one from the agents, or a quiet host would refuse its own
  * desired state as signed by an unknown key.
  */
-export function manifestsDueForRenewal(db: Db, dueBy: number, signingKeyId: string): ManifestRow[] {
-  return db
+export async function manifestsDueForRenewal(store: Store, dueBy: number, signingKeyId: string): Promise<ManifestRow[]> {
+  const { hosts, manifests } = store.t;
+  return store.q
     .select({
       host: manifests.host,
       version: manifests.version,
@@ -39,19 +40,40 @@ export function manifestsDueForRenewal(db: Db, dueBy: number, signingKeyId: stri
     .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
     .where(
       and(
-        or(lte(manifests.expiresAt, dueBy), sql`json_extract(${manifests.envelope}, '$.signatures[0].keyid') is not ${signingKeyId}`),
+        or(lte(manifests.expiresAt, dueBy), signedByOtherKey(store, manifests.envelope, signingKeyId)),
         // A host that refused or rolled back its desired state would only try the same failure again.
-        sql`not (coalesce(${hosts.reportedVersion} = ${hosts.desiredVersion}, 0) and coalesce(${inArray(hosts.phase, [...DEPLOYMENT_FAILURE_PHASES])}, 0))`,
+        sql`not (coalesce(${hosts.reportedVersion} = ${hosts.desiredVersion}, false) and coalesce(${inArray(hosts.phase, [...DEPLOYMENT_FAILURE_PHASES])}, false))`,
       ),
-    )
-    .all();
+    );
+}
+
+/**
+ * Whether the manifest envelope (JSON text on both engines) was signed by another key than
+ * `keyId`. Checked in SQL, each engine in its own JSON dialect: selecting every desired manifest
+ * to parse here would read the whole fleet's envelopes on each renewal pass.
+ */
+function signedByOtherKey(store: Store, envelope: AnyColumn, keyId: string): SQL {
+  return store.engine === 'postgres'
+    ? sql`((${envelope})::jsonb -> 'signatures' -> 0 ->> 'keyid') is distinct from ${keyId}`
+    : sql`json_extract(${envelope}, '$.signatures[0].keyid') is not ${keyId}`;
 }
 
 /** Without a statement the agent would refuse the renewal anyway. Logged once per manifest: it stays due on every pass. */
-function withhold(db: Db, manifest: ManifestRow, reason: string, at: number): void {
-  const said = statement(db, `select 1 from events where host = ? and kind = 'manifest-withheld' and json_extract(data, '$.version') = ? limit 1`);
-  if (said.get(manifest.host, manifest.version) !== undefined) return;
-  appendEvent(db, { host: manifest.host, at, kind: 'manifest-withheld', actor: 'controller', data: { version: manifest.version, storePath: manifest.storePath, reason } });
+async function withhold(store: Store, manifest: ManifestRow, reason: string, at: number): Promise<void> {
+  const { events } = store.t;
+  // The version is inside the JSON data: compared here rather than in each engine's JSON dialect (few rows: one per withheld version).
+  const said = await store.q
+    .select({ data: events.data })
+    .from(events)
+    .where(and(eq(events.host, manifest.host), eq(events.kind, 'manifest-withheld')));
+  if (said.some((row) => (row.data as { version?: unknown } | null)?.version === manifest.version)) return;
+  appendEvent(legacyDb(store), {
+    host: manifest.host,
+    at,
+    kind: 'manifest-withheld',
+    actor: 'controller',
+    data: { version: manifest.version, storePath: manifest.storePath, reason },
+  });
 }
 
 /**
@@ -59,12 +81,12 @@ function withhold(db: Db, manifest: ManifestRow, reason: string, at: number): vo
  * unless its key is no longer trusted (rotated out) or it has none (issued before statements
  * existed); then whatever authorises the path now.
  */
-export function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Authority | string {
+export async function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number): Promise<Authority | string> {
   if (old.statement !== null) {
     const envelope = JSON.parse(old.statement) as Envelope;
     if (signedByTrustedKey(deps.releaseTrust, envelope)) return { envelope, text: old.statement, floor: old.statementFloor ?? 0 };
   }
-  const authorised = authoriseStatement(deps.db, deps.releaseTrust, old.host, old.storePath, { now });
+  const authorised = await authoriseStatement(deps.store, deps.releaseTrust, old.host, old.storePath, { now });
   return authorised.ok ? authorised.authority : authorised.reason;
 }
 
@@ -76,36 +98,34 @@ export function renewalAuthority(deps: IssueDeps, old: ManifestRow, now: number)
  */
 export async function renewExpiringManifests(deps: IssueDeps): Promise<number> {
   const now = deps.clock.now();
-  const due = manifestsDueForRenewal(deps.db, now + Math.floor(deps.manifestTtlMs / 3), deps.signer.keyId);
+  const { store } = deps;
+  const due = await manifestsDueForRenewal(store, now + Math.floor(deps.manifestTtlMs / 3), deps.signer.keyId);
   let renewed = 0;
   for (let start = 0; start < due.length; start += BATCH_SIZE) {
     if (start > 0) await yieldToLoop();
     const batch = due.slice(start, start + BATCH_SIZE);
     const issuedAt = deps.clock.now();
-    const issued = deps.db.transaction((tx) => {
-      const rows: ManifestRow[] = [];
+    const issued = await store.transaction(async (tx) => {
+      const { hosts } = store.t;
+      // The operator may have set a new desired state while we yielded; that one is fresh already.
+      const current = await tx
+        .select({ host: hosts.name, desiredVersion: hosts.desiredVersion })
+        .from(hosts)
+        .where(inArray(hosts.name, batch.map((old) => old.host)));
+      const desiredOf = new Map(current.map((row) => [row.host, row.desiredVersion]));
+      const items: BatchItem[] = [];
       for (const old of batch) {
-        // The operator may have set a new desired state while we yielded; that one is fresh already.
-        const current = tx.select({ desiredVersion: hosts.desiredVersion }).from(hosts).where(eq(hosts.name, old.host)).get();
-        if (current?.desiredVersion !== old.version) continue;
-        const authority = renewalAuthority(deps, old, issuedAt);
+        if (desiredOf.get(old.host) !== old.version) continue;
+        const authority = await renewalAuthority(deps, old, issuedAt);
         if (typeof authority === 'string') {
-          withhold(deps.db, old, authority, issuedAt);
+          await withhold(store, old, authority, issuedAt);
           continue;
         }
-        rows.push(
-          issueInTransaction(
-            tx,
-            deps.signer,
-            issuedAt,
-            deps.manifestTtlMs,
-            { host: old.host, storePath: old.storePath, action: old.action, rolloutId: old.rolloutId, authority },
-            { kind: 'manifest-renewed', actor: 'controller' },
-          ),
-        );
+        items.push({ desired: { host: old.host, storePath: old.storePath, action: old.action, rolloutId: old.rolloutId, authority } });
       }
-      return rows;
+      return issueBatchInTransaction(store, deps.signer, issuedAt, deps.manifestTtlMs, items, { kind: 'manifest-renewed', actor: 'controller' });
     });
+    // After commit only: a body run again after a conflict must not have announced anything.
     for (const row of issued) deps.bus.publish(published(row));
     renewed += issued.length;
   }

@@ -15,10 +15,12 @@ export interface ManifestSigner {
   sign(payload: Uint8Array): Envelope;
   /**
    * Signs every payload, in order, running `alongside` meanwhile: with the signing thread, a
-   * wave's other writes happen while its manifests are signed elsewhere. Synchronous, so it fits
-   * inside a transaction; the envelopes are the same as `sign` would make (Ed25519 is deterministic).
+   * wave's other writes happen while its manifests are signed elsewhere. It waits for the thread
+   * without yielding to the event loop, so it fits inside a transaction body as a synchronous step
+   * would; the envelopes are the same as `sign` would make (Ed25519 is deterministic), so a body
+   * run again after a conflict signs the same bytes again.
    */
-  signMany(payloads: readonly Uint8Array[], alongside: () => void): Envelope[];
+  signMany(payloads: readonly Uint8Array[], alongside: () => Promise<void>): Promise<Envelope[]>;
   /** Stops the signing thread, if one runs. */
   close(): void;
 }
@@ -33,21 +35,21 @@ export function createManifestSigner(key: NamedSecretKey, ed25519: Ed25519 = nod
   return {
     keyId: key.keyId,
     sign,
-    signMany(payloads, alongside) {
+    async signMany(payloads, alongside) {
       if (thread && payloads.length >= THREAD_MINIMUM) {
         const messages = payloads.map((payload) => preAuthEncoding(MANIFEST_PAYLOAD_TYPE, payload));
         let ran = false;
-        const signatures = thread.sign(messages, () => {
+        const signatures = await thread.sign(messages, () => {
           ran = true;
-          alongside();
+          return alongside();
         });
         if (signatures) {
           return payloads.map((payload, i) => ({ payloadType: MANIFEST_PAYLOAD_TYPE, payload: toBase64(payload), signatures: [{ keyid: key.keyId, sig: toBase64(signatures[i]!) }] }));
         }
-        if (!ran) alongside();
+        if (!ran) await alongside();
         return payloads.map(sign);
       }
-      alongside();
+      await alongside();
       return payloads.map(sign);
     },
     close: () => thread?.close(),

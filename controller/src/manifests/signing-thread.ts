@@ -47,14 +47,16 @@ export class SigningThread {
    * thread is not (yet) running or failed: the caller then signs them itself. A fresh thread
    * starts on the first call and serves from the next one (its start-up takes tens of ms).
    */
-  sign(messages: readonly Uint8Array[], alongside: () => void): Uint8Array[] | null {
+  async sign(messages: readonly Uint8Array[], alongside: () => Promise<void>): Promise<Uint8Array[] | null> {
     const worker = this.ready();
     if (!worker) return null;
     const state = new SharedArrayBuffer(4);
     const signatures = new SharedArrayBuffer(messages.length * SIGNATURE_BYTES);
     const flag = new Int32Array(state);
     worker.postMessage({ messages, signatures, state });
-    alongside();
+    await alongside();
+    // Atomics.wait, not waitAsync: no other work gets onto the event loop in the middle of the
+    // transaction `alongside` wrote in (code not yet on the Store writes on the same connection).
     if (Atomics.wait(flag, 0, PENDING, WAIT_MS) === 'timed-out' || Atomics.load(flag, 0) !== DONE) {
       this.discard();
       return null;

@@ -4,8 +4,8 @@ import type { NamedPublicKey, NamedSecretKey } from '../../../shared/src/keys.js
 import { PROTOCOL_VERSION, type ReleaseStatementPayload } from '../../../shared/src/protocol.js';
 import { signStatement } from '../../../shared/src/release-statement.js';
 import { iso } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { statement } from '../db/prepared.js';
+import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
+import type { Store } from '../db/store.js';
 
 /**
  * The controller's one trust decision: which release statement (CI's "this host may run this
@@ -42,15 +42,23 @@ export type Authorisation = { ok: true; authority: Authority } | { ok: false; re
 /** Release name of statements the controller signs in single-key mode for a path no release names. */
 export const ADHOC_RELEASE = 'adhoc';
 
-interface Candidate {
+type Candidate = {
   text: string;
   floor: number;
   at: number;
-}
+};
 
 /** Whether any signature of the statement is by a key the controller trusts now (they were verified when stored). */
 export function signedByTrustedKey(trust: ReleaseTrust, envelope: Envelope): boolean {
   return envelope.signatures.some((signature) => trust.keys.some((key) => key.keyId === signature.keyid));
+}
+
+function firstTrusted(trust: ReleaseTrust, candidates: readonly Candidate[]): Authority | null {
+  for (const candidate of candidates) {
+    const envelope = JSON.parse(candidate.text) as Envelope;
+    if (signedByTrustedKey(trust, envelope)) return { envelope, text: candidate.text, floor: candidate.floor };
+  }
+  return null;
 }
 
 /**
@@ -61,55 +69,86 @@ export function signedByTrustedKey(trust: ReleaseTrust, envelope: Envelope): boo
  * trustedReleaseKeys stops authorising). In single-key mode a path nothing authorises gets a fresh
  * statement at the highest floor known; in two-key mode it gets a refusal.
  *
- * `db` is the database handle: the queries run inside whatever transaction is open on it.
+ * The queries run in the caller's transaction, if any (`store.q`).
  */
-export function authoriseStatement(
-  db: Db,
+export async function authoriseStatement(
+  store: Store,
   trust: ReleaseTrust,
   host: string,
   storePath: string,
   options: { now: number; release?: string },
-): Authorisation {
-  const firstTrusted = (candidates: readonly Candidate[]): Authority | null => {
-    for (const candidate of candidates) {
-      const envelope = JSON.parse(candidate.text) as Envelope;
-      if (signedByTrustedKey(trust, envelope)) return { envelope, text: candidate.text, floor: candidate.floor };
-    }
-    return null;
-  };
+): Promise<Authorisation> {
   if (options.release !== undefined) {
-    const row = statement(
-      db,
-      `select rh.statement as text, r.floor as floor, coalesce(r.signed_at, r.created_at) as at
-       from release_hosts rh join releases r on r.name = rh.release
-       where rh.release = ? and rh.host = ? and rh.store_path = ? and rh.statement is not null`,
-    ).get(options.release, host, storePath) as Candidate | undefined;
-    const found = row ? firstTrusted([row]) : null;
+    const found = (await releaseStatements(store, trust, options.release, [{ host, storePath }])).get(host);
     if (found) return { ok: true, authority: found };
   }
-  const candidates = statement(
-    db,
-    `select rh.statement as text, r.floor as floor, coalesce(r.signed_at, r.created_at) as at
-     from release_hosts rh join releases r on r.name = rh.release
-     where rh.host = ? and rh.store_path = ? and rh.statement is not null`,
-  ).all(host, storePath) as Candidate[];
-  const issued = statement(
-    db,
-    `select statement as text, statement_floor as floor, issued_at as at from manifests
-     where host = ? and store_path = ? and statement is not null order by version desc limit 1`,
-  ).get(host, storePath) as Candidate | undefined;
-  if (issued) candidates.push(issued);
+  const candidates = await store.rows<Candidate>(
+    sql`select rh.statement as text, r.floor as floor, coalesce(r.signed_at, r.created_at) as at
+        from release_hosts rh join releases r on r.name = rh.release
+        where rh.host = ${host} and rh.store_path = ${storePath} and rh.statement is not null`,
+  );
+  const issued = await store.rows<Candidate>(
+    sql`select statement as text, statement_floor as floor, issued_at as at from manifests
+        where host = ${host} and store_path = ${storePath} and statement is not null order by version desc limit 1`,
+  );
+  candidates.push(...issued);
   candidates.sort((a, b) => b.floor - a.floor || b.at - a.at);
-  const found = firstTrusted(candidates);
+  const found = firstTrusted(trust, candidates);
   if (found) return { ok: true, authority: found };
-  if (trust.singleKey) return { ok: true, authority: signAdhoc(db, trust.singleKey, host, storePath, options.now) };
+  if (trust.singleKey) return { ok: true, authority: await signAdhoc(store, trust.singleKey, host, storePath, options.now) };
   const stale = candidates.length > 0 ? ' (statements for it are stored, but none is signed by a key in trustedReleaseKeys any more)' : '';
   return { ok: false, reason: `no CI-signed release statement authorises ${storePath} for ${host}${stale}` };
 }
 
+/**
+ * What authoriseStatement decides for each of many hosts of one rollout's release, with one
+ * query for the release's statements of them all (a wave issues hundreds per batch); only a host
+ * whose release statement is missing or no longer trusted is looked up on its own.
+ */
+export async function authoriseForRelease(
+  store: Store,
+  trust: ReleaseTrust,
+  release: string,
+  wanted: ReadonlyArray<{ host: string; storePath: string }>,
+  now: number,
+): Promise<Map<string, Authorisation>> {
+  const found = await releaseStatements(store, trust, release, wanted);
+  const outcome = new Map<string, Authorisation>();
+  for (const { host, storePath } of wanted) {
+    const authority = found.get(host);
+    outcome.set(host, authority ? { ok: true, authority } : await authoriseStatement(store, trust, host, storePath, { now }));
+  }
+  return outcome;
+}
+
+/** The trusted statements `release` holds for each host at exactly the path wanted for it. */
+async function releaseStatements(
+  store: Store,
+  trust: ReleaseTrust,
+  release: string,
+  wanted: ReadonlyArray<{ host: string; storePath: string }>,
+): Promise<Map<string, Authority>> {
+  const { releaseHosts, releases } = store.t;
+  const paths = new Map(wanted.map((w) => [w.host, w.storePath]));
+  const found = new Map<string, Authority>();
+  if (paths.size === 0) return found;
+  const rows = await store.q
+    .select({ host: releaseHosts.host, storePath: releaseHosts.storePath, text: releaseHosts.statement, floor: releases.floor })
+    .from(releaseHosts)
+    .innerJoin(releases, eq(releases.name, releaseHosts.release))
+    .where(and(eq(releaseHosts.release, release), inArray(releaseHosts.host, [...paths.keys()]), isNotNull(releaseHosts.statement)));
+  for (const row of rows) {
+    if (paths.get(row.host) !== row.storePath) continue;
+    const authority = firstTrusted(trust, [{ text: row.text!, floor: row.floor, at: 0 }]);
+    if (authority) found.set(row.host, authority);
+  }
+  return found;
+}
+
 /** Single-key mode: the controller vouches for the path itself, at the highest floor it knows so no host refuses it as stale. */
-function signAdhoc(db: Db, key: NamedSecretKey, host: string, storePath: string, now: number): Authority {
-  const floor = (statement(db, 'select coalesce(max(floor), 0) as floor from releases').get() as { floor: number }).floor;
+async function signAdhoc(store: Store, key: NamedSecretKey, host: string, storePath: string, now: number): Promise<Authority> {
+  const [row] = await store.rows<{ floor: number }>(sql`select coalesce(max(floor), 0) as floor from releases`);
+  const floor = row?.floor ?? 0;
   const payload: ReleaseStatementPayload = {
     protocol: PROTOCOL_VERSION,
     host,

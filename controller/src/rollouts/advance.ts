@@ -1,9 +1,8 @@
 import { waveNumber, type RolloutSpec } from '../../../shared/src/rollout-api.js';
-import type { Tx } from '../db/open.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { WatchedMember } from './members.js';
 import { rollbackChoice } from './rollback-plan.js';
-import { bakeKey, openStep, type AdvanceContext, type Step } from './step.js';
+import { bakeKey, openStep, type AdvanceContext, type Attempt, type Step } from './step.js';
 import {
   bakeDone,
   deployingWaveNext,
@@ -46,7 +45,7 @@ const MAX_STEPS = 1000;
  * A host that has not answered within its deadlines counts as failed (or skipped, when offline and
  * the rollout says so); `counts` follows.
  */
-function applyDeadlines(step: Step, members: WatchedMember[], counts: Counts): void {
+async function applyDeadlines(step: Step, members: WatchedMember[], counts: Counts): Promise<void> {
   for (const member of members) {
     const offline = member.state === 'issued' && step.connection(member.host) === 'offline';
     if (offline) step.sawOffline(member.host);
@@ -61,13 +60,13 @@ function applyDeadlines(step: Step, members: WatchedMember[], counts: Counts): v
       step.now,
     );
     if (!verdict) continue;
-    step.fail(member, verdict.reason, verdict.state);
+    await step.fail(member, verdict.reason, verdict.state);
     counts.waveInFlight -= 1;
     if (verdict.state === 'failed') {
       counts.failed += 1;
       counts.finished += 1;
     }
-    if (verdict.withdraw) step.withdraw(member);
+    if (verdict.withdraw) await step.withdraw(member);
   }
 }
 
@@ -76,64 +75,64 @@ function applyDeadlines(step: Step, members: WatchedMember[], counts: Counts): v
  * been offline past the grace since counts as failed. Returns how many it failed. A `boot`
  * rollout is left alone: its hosts are expected to reboot.
  */
-function watchBake(step: Step, wave: number): number {
+async function watchBake(step: Step, wave: number): Promise<number> {
   if (step.spec.action === 'boot') return 0;
   const { bakeOfflineSince } = step.ctx;
   let failed = 0;
-  for (const member of step.healthy(wave)) {
+  for (const member of await step.healthy(wave)) {
     const key = bakeKey(step.rollout.id, member.host);
     if (step.connection(member.host) !== 'offline') {
-      bakeOfflineSince.delete(key);
+      step.attempt.delete(bakeOfflineSince, key);
       continue;
     }
     const since = bakeOfflineSince.get(key) ?? step.now;
-    bakeOfflineSince.set(key, since);
+    step.attempt.set(bakeOfflineSince, key, since);
     if (step.now - since < BAKE_OFFLINE_GRACE_MS) continue;
-    bakeOfflineSince.delete(key);
-    step.fail(member, `went offline during the bake of wave ${wave} (after it reported healthy)`);
+    step.attempt.delete(bakeOfflineSince, key);
+    await step.fail(member, `went offline during the bake of wave ${wave} (after it reported healthy)`);
     failed += 1;
   }
   return failed;
 }
 
 /** Moves every host this rollout changed back to the system it ran before, as new signed versions. */
-export function beginRollback(step: Step, reason: string): void {
+export async function beginRollback(step: Step, reason: string): Promise<void> {
   let issued = 0;
   const unrecoverable: string[] = [];
   const withheld: string[] = [];
-  for (const member of step.members()) {
+  for (const member of await step.members()) {
     const choice = rollbackChoice(member);
     if (choice === 'unrecoverable') unrecoverable.push(member.host);
     if (choice !== 'back') continue;
-    const manifest = step.issue(member.host, member.previousSystem!);
+    const manifest = await step.issue(member.host, member.previousSystem!);
     if (typeof manifest === 'string') {
       step.withheld(member.host, member.previousSystem!, manifest);
       withheld.push(member.host);
       continue;
     }
-    step.setMember(member, { rollbackState: 'issued', rollbackVersion: manifest.version, rollbackIssuedAt: step.now });
+    await step.setMember(member, { rollbackState: 'issued', rollbackVersion: manifest.version, rollbackIssuedAt: step.now });
     issued += 1;
   }
-  step.update({ state: 'rolling-back', reason });
+  await step.update({ state: 'rolling-back', reason });
   step.event('rollout-rolling-back', { reason, hosts: issued, unrecoverable, withheld });
 }
 
-function onFailure(step: Step, reason: string): void {
-  if (onFailureState(step.spec) === 'rolling-back') beginRollback(step, reason);
-  else step.finish('halted', 'rollout-halted', reason);
+async function onFailure(step: Step, reason: string): Promise<void> {
+  if (onFailureState(step.spec) === 'rolling-back') await beginRollback(step, reason);
+  else await step.finish('halted', 'rollout-halted', reason);
 }
 
 /** The rollout enters wave `index` (or waits for approval before it, or succeeds past the last). */
-export function startWave(step: Step, index: number): void {
+export async function startWave(step: Step, index: number): Promise<void> {
   const entry = waveEntry(step.plan, index, step.rollout.approvedThrough);
   if (entry === 'succeeded') {
-    step.finish('succeeded', 'rollout-succeeded', null);
+    await step.finish('succeeded', 'rollout-succeeded', null);
     return;
   }
   const wave = step.plan.waves[index]!;
-  step.update({ waveIndex: index, wavePhase: 'deploying', waveStartedAt: step.now, bakeStartedAt: null });
+  await step.update({ waveIndex: index, wavePhase: 'deploying', waveStartedAt: step.now, bakeStartedAt: null });
   if (entry === 'waiting-approval') {
-    step.update({ state: 'waiting-approval' });
+    await step.update({ state: 'waiting-approval' });
     step.event('rollout-waiting-approval', { wave: waveNumber(index), hosts: wave.hosts.length });
     return;
   }
@@ -141,12 +140,12 @@ export function startWave(step: Step, index: number): void {
 }
 
 /** Issues what the wave has room for; returns the reason the failure threshold trips on hosts refused here, if it does. */
-function issueWave(step: Step, spec: RolloutSpec, counts: Counts): string | null {
+async function issueWave(step: Step, spec: RolloutSpec, counts: Counts): Promise<string | null> {
   const { rollout } = step;
   const capacity = spec.concurrency === null ? Infinity : spec.concurrency - counts.waveInFlight;
   const budget = Math.max(0, ISSUE_BATCH - step.issued.length);
   if (counts.wavePending === 0 || capacity <= 0) return null;
-  const { issued, refused, full } = step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
+  const { issued, refused, full } = await step.issuePending(rollout.waveIndex, Math.min(capacity, budget));
   counts.wavePending -= issued + refused;
   counts.waveInFlight += issued;
   counts.failed += refused;
@@ -159,60 +158,60 @@ function issueWave(step: Step, spec: RolloutSpec, counts: Counts): string | null
 }
 
 /** One transition of a running rollout; true when it moved to another wave (and may move again). */
-function advanceRunning(step: Step): boolean {
+async function advanceRunning(step: Step): Promise<boolean> {
   const { rollout, spec } = step;
-  const counts = step.counts(rollout.waveIndex);
+  const counts = await step.counts(rollout.waveIndex);
   const stalled = progressStalled(spec, rollout, counts.lastFinishedAt, step.now);
   if (stalled) {
-    onFailure(step, stalled);
+    await onFailure(step, stalled);
     return false;
   }
-  if (step.deadlines && counts.waveInFlight > 0) applyDeadlines(step, step.inFlight(rollout.waveIndex), counts);
+  if (step.deadlines && counts.waveInFlight > 0) await applyDeadlines(step, await step.inFlight(rollout.waveIndex), counts);
   // Healthy and failed both count as finished: a host the bake fails moves from one to the other.
-  if (step.deadlines) counts.failed += watchBake(step, rollout.waveIndex);
+  if (step.deadlines) counts.failed += await watchBake(step, rollout.waveIndex);
   const tripped = thresholdTripped(spec, counts);
   if (tripped) {
-    onFailure(step, tripped);
+    await onFailure(step, tripped);
     return false;
   }
 
   if (rollout.wavePhase === 'deploying') {
-    const trippedByRefusals = issueWave(step, spec, counts);
+    const trippedByRefusals = await issueWave(step, spec, counts);
     if (trippedByRefusals) {
-      onFailure(step, trippedByRefusals);
+      await onFailure(step, trippedByRefusals);
       return false;
     }
     // Every host of the wave has a result (healthy, failed or skipped) before the wave moves on.
     const next = deployingWaveNext(spec, counts);
     if (next === 'wait') return false;
     if (next === 'bake') {
-      step.update({ wavePhase: 'baking', bakeStartedAt: step.now });
+      await step.update({ wavePhase: 'baking', bakeStartedAt: step.now });
       step.event('rollout-wave-baking', { wave: waveNumber(rollout.waveIndex), bakeSeconds: spec.bakeSeconds });
       return false;
     }
-    startWave(step, rollout.waveIndex + 1);
+    await startWave(step, rollout.waveIndex + 1);
     return true;
   }
 
   if (bakeDone(spec, rollout.bakeStartedAt!, step.now)) {
-    startWave(step, rollout.waveIndex + 1);
+    await startWave(step, rollout.waveIndex + 1);
     return true;
   }
   return false;
 }
 
-function advanceRollingBack(step: Step): void {
-  const members = step.members().filter((m) => m.rollbackState !== null);
+async function advanceRollingBack(step: Step): Promise<void> {
+  const members = (await step.members()).filter((m) => m.rollbackState !== null);
   for (const member of members) {
     if (member.rollbackState === 'issued' && rollbackOverdue(step.spec, member, step.deadlineBase(member.rollbackIssuedAt!), step.now)) {
-      step.setMember(member, { rollbackState: 'failed' });
+      await step.setMember(member, { rollbackState: 'failed' });
       step.event('rollout-host-failed', { reason: `rollback: no healthy report within ${step.spec.healthDeadlineSeconds}s`, rollback: true }, member.host);
     }
   }
   const settled = rollbackSettled(members);
   if (settled === null) return;
   const failed = members.filter((m) => m.rollbackState === 'failed').map((m) => m.host);
-  step.update({ state: settled, finishedAt: step.now });
+  await step.update({ state: settled, finishedAt: step.now });
   step.event(settled === 'rollback-failed' ? 'rollout-rollback-failed' : 'rollout-rolled-back', { hosts: members.length, failed, reason: step.rollout.reason });
 }
 
@@ -223,24 +222,23 @@ export interface Advanced {
   more: boolean;
 }
 
-/** Advances one rollout as far as it can go right now. */
-export function advanceRollout(
-  tx: Tx,
+/** Advances one rollout as far as it can go right now, in the transaction open on `ctx.store`; `attempt` collects what it issued. */
+export async function advanceRollout(
   ctx: AdvanceContext,
   rolloutId: string,
   now: number,
-  options: AdvanceOptions = { deadlines: true },
-  issued: ManifestRow[] = [],
-): Advanced {
-  const step = openStep(tx, ctx, rolloutId, now, issued);
+  options: AdvanceOptions,
+  attempt: Attempt,
+): Promise<Advanced> {
+  const step = await openStep(ctx, rolloutId, now, attempt);
   if (!step) return { issued: [], more: false };
   step.deadlines = options.deadlines;
   for (let i = 0; i < MAX_STEPS; i++) {
     const state = step.rollout.state;
     if (state === 'running') {
-      if (!advanceRunning(step)) break;
+      if (!(await advanceRunning(step))) break;
     } else {
-      if (state === 'rolling-back') advanceRollingBack(step);
+      if (state === 'rolling-back') await advanceRollingBack(step);
       break;
     }
   }

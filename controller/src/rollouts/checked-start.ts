@@ -18,7 +18,7 @@ type Deps = Pick<ControllerDeps, 'store' | 'presence' | 'cache' | 'clock'>;
  * Refused unless `skipPreflight`; the record goes into the rollout-started audit event.
  */
 async function preflightFor(deps: Deps, engine: RolloutEngine, spec: RolloutSpec, skipPreflight: boolean): Promise<EngineOutcome<PreflightRecord>> {
-  const plan = engine.plan(spec);
+  const plan = await engine.plan(spec);
   if (!plan.ok) return plan;
   const { preflight } = await releaseInsight(deps, await planTargets(deps, spec, plan.value.waves.flatMap((w) => w.hosts)), { diff: false });
   if (preflight.outcome === 'failed' && !skipPreflight) {
@@ -46,7 +46,7 @@ export async function startChecked(deps: Deps, engine: RolloutEngine, spec: Roll
 
 /** Retries finished rollout `id` (a new rollout for what it left undone), preflighted like a start. Returns the new id. */
 export async function retryChecked(deps: Deps, engine: RolloutEngine, id: string, actor: string, skipPreflight: boolean): Promise<EngineOutcome<string>> {
-  const spec = engine.retrySpec(id);
+  const spec = await engine.retrySpec(id);
   if (!spec.ok) return spec;
   const preflight = await preflightFor(deps, engine, spec.value, skipPreflight);
   if (!preflight.ok) return preflight;

@@ -1,6 +1,6 @@
 import { runBackground } from '../background.js';
 import { randomBytes } from 'node:crypto';
-import { asc, eq, inArray, sql } from 'drizzle-orm';
+import { asc, eq, inArray } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
@@ -11,9 +11,9 @@ import {
   type RolloutState,
 } from '../../../shared/src/rollout-api.js';
 import type { Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
-import { prepared } from '../db/prepared.js';
-import { hosts, rollouts, type ManifestRow } from '../db/schema.js';
+import type { Tx } from '../db/open.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store, StoreTx } from '../db/store.js';
 import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import { published } from '../manifests/issue.js';
@@ -24,13 +24,13 @@ import { advanceRollout, beginRollback, startWave, type AdvanceOptions } from '.
 import { activeOwners, insertMembers, memberResults } from './members.js';
 import { recordReport } from './report.js';
 import { retrySpec } from './retry-plan.js';
-import { openStep, type AdvanceContext } from './step.js';
+import { Attempt, openStep, type AdvanceContext } from './step.js';
 import { commandVerdict, waveGated } from './transitions.js';
 import { planRollout } from './plan.js';
-import { readReleaseSync } from './releases.js';
+import { readRelease } from './releases.js';
 
 export interface EngineDeps {
-  db: Db;
+  store: Store;
   signer: ManifestSigner;
   releaseTrust: ReleaseTrust;
   clock: Clock;
@@ -82,11 +82,15 @@ export class RolloutEngine {
   private readonly context: AdvanceContext;
   /** Rollouts with a batch of pending hosts left to issue, continued on the next event-loop turn. */
   private readonly continuing = new Set<string>();
+  /** Continuations whose batch is being issued right now (a tick in progress). */
+  private continuingNow = 0;
   private passes = 0;
+  /** The timer's pass in progress: a slow pass is not overlapped by the next one. */
+  private passing: Promise<void> | null = null;
 
   constructor(private readonly deps: EngineDeps) {
     this.context = {
-      db: deps.db,
+      store: deps.store,
       signer: deps.signer,
       releaseTrust: deps.releaseTrust,
       manifestTtlMs: deps.manifestTtlMs,
@@ -104,12 +108,12 @@ export class RolloutEngine {
     return () => this.listeners.delete(listener);
   }
 
-  plan(spec: RolloutSpec): EngineOutcome<RolloutPlan> {
-    const release = readReleaseSync(this.deps.db, spec.release);
+  async plan(spec: RolloutSpec): Promise<EngineOutcome<RolloutPlan>> {
+    const { store } = this.deps;
+    const release = await readRelease(store, spec.release);
     if (!release) return refuse('unknown-release', `no release named "${spec.release}"`);
-    const tags = new Map(
-      this.deps.db.select({ name: hosts.name, tags: hosts.tags }).from(hosts).all().map((row) => [row.name, row.tags] as const),
-    );
+    const { hosts } = store.t;
+    const tags = new Map((await store.q.select({ name: hosts.name, tags: hosts.tags }).from(hosts)).map((row) => [row.name, row.tags] as const));
     const outcome = planRollout(spec, release, tags);
     if (!outcome.ok) return refuse('invalid-rollout', `rollout refused: ${outcome.problems.join('; ')}`, outcome.problems);
     return { ok: true, value: outcome.plan };
@@ -119,25 +123,31 @@ export class RolloutEngine {
    * `preflight`: what the cache readiness check found (and whether an operator overrode it), kept in the
    * rollout-started audit event. `retryOf`: the finished rollout whose unfinished hosts this one retries.
    */
-  start(spec: RolloutSpec, actor: string, options: { preflight?: PreflightRecord | null; retryOf?: string | null } = {}): EngineOutcome<string> {
+  async start(
+    spec: RolloutSpec,
+    actor: string,
+    options: { preflight?: PreflightRecord | null; retryOf?: string | null } = {},
+  ): Promise<EngineOutcome<string>> {
+    const { store } = this.deps;
     const preflight = options.preflight ?? null;
     const retryOf = options.retryOf ?? null;
-    const planned = this.plan(spec);
+    const planned = await this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
-    const release = readReleaseSync(this.deps.db, spec.release)!;
+    const release = (await readRelease(store, spec.release))!;
     const targets = new Map(release.hosts.map((h) => [h.host, h.storePath]));
     const planHosts = plan.waves.flatMap((w) => w.hosts);
     const id = `ro-${randomBytes(4).toString('hex')}`;
     const now = this.deps.clock.now();
 
-    const outcome = this.transact((tx, issued): EngineOutcome<string> => {
-      const busy = activeOwners(tx, planHosts);
+    return this.transact(async (tx, attempt): Promise<EngineOutcome<string>> => {
+      const busy = await activeOwners(store, planHosts);
       if (busy.length > 0) {
         const problems = this.overlapProblems(busy);
         return refuse('rollout-overlap', `rollout refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
       }
-      tx.insert(rollouts)
+      await tx
+        .insert(store.t.rollouts)
         .values({
           id,
           release: spec.release,
@@ -150,24 +160,22 @@ export class RolloutEngine {
           createdBy: actor,
           updatedAt: now,
           retryOf,
-        })
-        .run();
-      insertMembers(this.deps.db, id, plan, targets);
-      const step = openStep(tx, this.context, id, now, issued)!;
+        });
+      await insertMembers(store, id, plan, targets);
+      const step = (await openStep(this.context, id, now, attempt))!;
       step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
       if (retryOf !== null) {
-        appendEvent(this.deps.db, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
+        appendEvent(legacyDb(store), { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
       }
-      startWave(step, 0);
+      await startWave(step, 0);
       return { ok: true, value: id };
     }, id);
-    return outcome;
   }
 
-  act(id: string, action: RolloutAction, actor: string): EngineOutcome<RolloutState> {
+  async act(id: string, action: RolloutAction, actor: string): Promise<EngineOutcome<RolloutState>> {
     const now = this.deps.clock.now();
-    return this.transact((tx, issued): EngineOutcome<RolloutState> => {
-      const step = openStep(tx, this.context, id, now, issued);
+    return this.transact(async (_tx, attempt): Promise<EngineOutcome<RolloutState>> => {
+      const step = await openStep(this.context, id, now, attempt);
       if (!step) return refuse('unknown-rollout', `no rollout with id "${id}"`);
       const state = step.rollout.state;
       const wave = step.rollout.waveIndex;
@@ -175,38 +183,38 @@ export class RolloutEngine {
       if (!verdict.allowed) return refuse('invalid-transition', verdict.message);
       switch (action) {
         case 'approve':
-          step.update({ state: verdict.next, approvedThrough: wave, waveStartedAt: now });
+          await step.update({ state: verdict.next, approvedThrough: wave, waveStartedAt: now });
           step.event('rollout-approved', { actor, wave: waveNumber(wave) });
           step.event('rollout-wave-started', { wave: waveNumber(wave), canary: step.plan.waves[wave]!.canary, hosts: step.plan.waves[wave]!.hosts });
           break;
         case 'pause':
-          step.update({ state: verdict.next, pausedAt: now });
+          await step.update({ state: verdict.next, pausedAt: now });
           step.event('rollout-paused', { actor, wave: waveNumber(wave) });
           break;
         case 'resume': {
           const pausedFor = now - (step.rollout.pausedAt ?? now);
           const bakeStartedAt = step.rollout.bakeStartedAt === null ? null : step.rollout.bakeStartedAt + pausedFor;
           const waveStartedAt = step.rollout.waveStartedAt === null ? null : step.rollout.waveStartedAt + pausedFor;
-          step.update({ state: verdict.next, pausedAt: null, bakeStartedAt, waveStartedAt });
-          step.shiftHostClocks(pausedFor);
+          await step.update({ state: verdict.next, pausedAt: null, bakeStartedAt, waveStartedAt });
+          await step.shiftHostClocks(pausedFor);
           step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }
         case 'abort':
           // A rolling-back rollout can be aborted too: its hosts keep the manifests they were sent
           // (their desired state stays the previous system), but it no longer owns them.
-          step.finish(verdict.next, 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
+          await step.finish(verdict.next, 'rollout-aborted', `aborted by ${actor}${state === 'rolling-back' ? ' while rolling back' : ''}`);
           break;
         case 'rollback': {
           // A finished rollout's hosts may belong to a newer rollout by now; rolling them back would
           // make two rollouts change the same hosts at once.
-          const others = activeOwners(tx, step.members().map((m) => m.host)).filter((o) => o.rolloutId !== id);
+          const others = (await activeOwners(this.deps.store, (await step.members()).map((m) => m.host))).filter((o) => o.rolloutId !== id);
           if (others.length > 0) {
             const problems = this.overlapProblems(others);
             return refuse('rollout-overlap', `rollback of ${id} refused: ${problems.join('; ')}; wait for it, or abort it first`, problems);
           }
-          beginRollback(step, `rollback requested by ${actor}`);
-          step.update({ finishedAt: null });
+          await beginRollback(step, `rollback requested by ${actor}`);
+          await step.update({ finishedAt: null });
           break;
         }
       }
@@ -220,38 +228,40 @@ export class RolloutEngine {
    * ended). Its waves keep the old order and approvals, minus the hosts already healthy.
    */
   /** A new rollout for the hosts the finished rollout `id` left unfinished; `preflight` as for start. */
-  retry(id: string, actor: string, preflight: PreflightRecord | null = null): EngineOutcome<string> {
-    const spec = this.retrySpec(id);
+  async retry(id: string, actor: string, preflight: PreflightRecord | null = null): Promise<EngineOutcome<string>> {
+    const spec = await this.retrySpec(id);
     if (!spec.ok) return spec;
     return this.start(spec.value, actor, { retryOf: id, preflight });
   }
 
   /** What a retry of `id` would start: its release and settings, for only its unfinished hosts, in their waves. */
-  retrySpec(id: string): EngineOutcome<RolloutSpec> {
-    const { db } = this.deps;
-    const old = db.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).get();
+  async retrySpec(id: string): Promise<EngineOutcome<RolloutSpec>> {
+    const { store } = this.deps;
+    const { rollouts } = store.t;
+    const [old] = await store.q.select({ state: rollouts.state, spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, id)).limit(1);
     if (!old) return refuse('unknown-rollout', `no rollout with id "${id}"`);
     const verdict = commandVerdict('retry', id, old.state);
     if (!verdict.allowed) return refuse('invalid-transition', verdict.message);
-    const spec = retrySpec(old.spec as RolloutSpec, old.plan as RolloutPlan, memberResults(db, id));
+    const spec = retrySpec(old.spec as RolloutSpec, old.plan as RolloutPlan, await memberResults(store, id));
     if (!spec) return refuse('nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
     return { ok: true, value: spec };
   }
 
   /**
    * Called inside the transaction that stores a report (open on the engine's database); returns
-   * the rollout to tick after commit.
+   * the rollout to tick after commit. Synchronous until the report writer (reports/store.ts) moves
+   * to the Store: its group commit calls this inside a synchronous transaction body.
    */
   recordReport(_tx: Tx, host: string, report: Report): string | null {
-    return recordReport(this.deps.db, host, report, this.deps.clock.now());
+    return recordReport(legacyDb(this.deps.store), host, report, this.deps.clock.now());
   }
 
   /**
    * Advances one rollout now (after a report, a command, or on the timer). Ticks that only react
    * to results pass `{ deadlines: false }`: host deadlines are the timer's job.
    */
-  tick(id: string, options: AdvanceOptions = { deadlines: true }): void {
-    this.transact(() => ({ ok: true, value: undefined }), id, options);
+  async tick(id: string, options: AdvanceOptions = { deadlines: true }): Promise<void> {
+    await this.transact(async () => ({ ok: true, value: undefined }), id, options);
   }
 
   /**
@@ -260,23 +270,20 @@ export class RolloutEngine {
    */
   /** Rollouts whose next batch is scheduled and has not run yet: 0 once a wave's issuing has settled. */
   get continuationsPending(): number {
-    return this.continuing.size;
+    return this.continuing.size + this.continuingNow;
   }
 
   get ticks(): number {
     return this.passes;
   }
 
-  tickAll(): void {
-    const ids = this.deps.db
-      .select({ id: rollouts.id })
-      .from(rollouts)
-      .where(inArray(rollouts.state, ADVANCING))
-      .orderBy(asc(rollouts.createdAt))
-      .all();
+  async tickAll(): Promise<void> {
+    const { store } = this.deps;
+    const { rollouts } = store.t;
+    const ids = await store.q.select({ id: rollouts.id }).from(rollouts).where(inArray(rollouts.state, ADVANCING)).orderBy(asc(rollouts.createdAt));
     for (const { id } of ids) {
       try {
-        this.tick(id);
+        await this.tick(id);
       } catch (error) {
         this.deps.logger.error({ err: error, rolloutId: id }, 'rollout tick failed');
       }
@@ -286,7 +293,7 @@ export class RolloutEngine {
 
   startTimer(intervalMs: number): void {
     this.stopTimer();
-    this.timer = setInterval(() => runBackground(this.deps.logger, 'rollout tick', () => this.tickAll()), intervalMs);
+    this.timer = setInterval(() => runBackground(this.deps.logger, 'rollout tick', () => this.timerPass()), intervalMs);
     this.timer.unref();
   }
 
@@ -295,40 +302,59 @@ export class RolloutEngine {
     this.timer = null;
   }
 
+  /** The timer's pass; skipped while the previous one still runs. */
+  private async timerPass(): Promise<void> {
+    if (this.passing) return;
+    this.passing = this.tickAll().finally(() => {
+      this.passing = null;
+    });
+    await this.passing;
+  }
+
   /**
    * Runs `body`, then advances the rollout in the same transaction; announces manifests and
-   * changes only after commit.
+   * changes only after commit. On PostgreSQL the body may run more than once: each run starts
+   * from a fresh Attempt, the previous run's in-memory changes undone.
    */
-  private transact<T>(
-    body: (tx: Tx, issued: ManifestRow[]) => EngineOutcome<T>,
+  private async transact<T>(
+    body: (tx: StoreTx, attempt: Attempt) => Promise<EngineOutcome<T>>,
     rolloutId: string,
     options: AdvanceOptions = { deadlines: true },
-  ): EngineOutcome<T> {
-    // One list for the whole transaction: what the command issued (an operator's rollback) and
-    // what advancing issued are announced alike, after commit; a rolled-back transaction clears it.
-    let issued: ManifestRow[] = [];
+  ): Promise<EngineOutcome<T>> {
+    // One attempt for the whole transaction: what the command issued (an operator's rollback) and
+    // what advancing issued are announced alike, after commit; a rolled-back transaction announces nothing.
+    let attempt = new Attempt();
     let more = false;
-    const before = this.updatedAt(rolloutId);
-    const outcome = this.deps.db.transaction((tx) => {
-      issued = [];
-      const result = body(tx, issued);
-      if (result.ok) ({ more } = advanceRollout(tx, this.context, rolloutId, this.deps.clock.now(), options, issued));
-      else issued = [];
-      return result;
-    });
+    const before = await this.updatedAt(rolloutId);
+    let outcome: EngineOutcome<T>;
+    try {
+      outcome = await this.deps.store.transaction(async (tx) => {
+        attempt.revert();
+        attempt = new Attempt();
+        more = false;
+        const result = await body(tx, attempt);
+        if (result.ok) ({ more } = await advanceRollout(this.context, rolloutId, this.deps.clock.now(), options, attempt));
+        else attempt.issued.length = 0;
+        return result;
+      });
+    } catch (error) {
+      attempt.revert();
+      throw error;
+    }
+    const { issued } = attempt;
     for (const row of issued) this.deps.bus.publish(published(row));
     if (more) this.continueLater(rolloutId);
-    if (outcome.ok && (issued.length > 0 || before !== this.updatedAt(rolloutId))) {
+    if (outcome.ok && (issued.length > 0 || before !== (await this.updatedAt(rolloutId)))) {
       for (const listener of this.listeners) listener(rolloutId);
     }
     return outcome;
   }
 
-  private updatedAt(rolloutId: string): number | undefined {
-    const { db } = this.deps;
-    return prepared(db, 'rollouts.updatedAt', () =>
-      db.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, sql.placeholder('id'))).prepare(),
-    ).get({ id: rolloutId })?.updatedAt;
+  private async updatedAt(rolloutId: string): Promise<number | undefined> {
+    const { store } = this.deps;
+    const { rollouts } = store.t;
+    const [row] = await store.q.select({ updatedAt: rollouts.updatedAt }).from(rollouts).where(eq(rollouts.id, rolloutId)).limit(1);
+    return row?.updatedAt;
   }
 
   /**
@@ -342,11 +368,13 @@ export class RolloutEngine {
     this.continuing.add(rolloutId);
     setImmediate(() => {
       this.continuing.delete(rolloutId);
-      try {
-        this.tick(rolloutId, { deadlines: false });
-      } catch (error) {
-        this.deps.logger.error({ err: error, rolloutId }, 'issuing the next batch of a wave failed');
-      }
+      // Counted until the batch has committed and scheduled the next one, so continuationsPending never reads 0 between batches.
+      this.continuingNow += 1;
+      this.tick(rolloutId, { deadlines: false })
+        .catch((error: unknown) => this.deps.logger.error({ err: error, rolloutId }, 'issuing the next batch of a wave failed'))
+        .finally(() => {
+          this.continuingNow -= 1;
+        });
     });
   }
 

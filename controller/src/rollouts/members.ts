@@ -1,26 +1,27 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import {
   ACTIVE_ROLLOUT_STATES,
   RolloutHostState,
   RolloutRollbackState,
   type RolloutPlan,
 } from '../../../shared/src/rollout-api.js';
-import type { Db, Tx } from '../db/open.js';
-import { prepared, statement } from '../db/prepared.js';
-import { rolloutHosts, rollouts, type RolloutHostRow } from '../db/schema.js';
+import type { Db } from '../db/open.js';
+import { statement } from '../db/prepared.js';
+import type { RolloutHostRow } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
 
 /*
- * Reading and writing rollout members (rollout_hosts rows). The hot statements (once per host of
- * a wave, once per report) are plain prepared SQL on the database handle the transaction is open
- * on; member states go in as parameters from the typed enums, so a misspelt state does not compile.
+ * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
+ * (`store.q`). A wave's batch is read and written with one statement each, not one per host.
+ * Member states go in as parameters from the typed enums, so a misspelt state does not compile.
  */
 
 const MEMBER = RolloutHostState.enum;
 const ROLLBACK = RolloutRollbackState.enum;
 const IN_FLIGHT = [...IN_FLIGHT_MEMBER_STATES];
-/** `state in (${IN_FLIGHT_PLACEHOLDERS})` takes `...IN_FLIGHT` as its parameters. */
-const IN_FLIGHT_PLACEHOLDERS = IN_FLIGHT.map(() => '?').join(', ');
+/** Rows per multi-row statement: far below either engine's limit on parameters. */
+const ROWS_PER_STATEMENT = 500;
 
 /** One member of one rollout. */
 export interface MemberKey {
@@ -45,119 +46,178 @@ export interface PendingMember {
 }
 
 /** Creates the members of a new rollout, all pending, in plan order. */
-export function insertMembers(db: Db, rolloutId: string, plan: RolloutPlan, targets: ReadonlyMap<string, string>): void {
-  const insert = prepared(db, 'rolloutHosts.insert', () =>
-    db
-      .insert(rolloutHosts)
-      .values({
-        rolloutId: sql.placeholder('rolloutId'),
-        host: sql.placeholder('host'),
-        wave: sql.placeholder('wave'),
-        position: sql.placeholder('position'),
-        targetPath: sql.placeholder('targetPath'),
-        state: 'pending',
-      })
-      .prepare(),
-  );
+export async function insertMembers(store: Store, rolloutId: string, plan: RolloutPlan, targets: ReadonlyMap<string, string>): Promise<void> {
   let position = 0;
-  for (const wave of plan.waves) {
-    for (const host of wave.hosts) {
-      insert.run({ rolloutId, host, wave: wave.index, position: position++, targetPath: targets.get(host)! });
-    }
-  }
+  const rows = plan.waves.flatMap((wave) =>
+    wave.hosts.map((host) => ({ rolloutId, host, wave: wave.index, position: position++, targetPath: targets.get(host)!, state: MEMBER.pending })),
+  );
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.rolloutHosts).values(rows.slice(i, i + ROWS_PER_STATEMENT));
 }
 
 /** The members of a rollout (of one wave, when given), in plan order. */
-export function listMembers(tx: Tx, rolloutId: string, wave?: number): RolloutHostRow[] {
+export async function listMembers(store: Store, rolloutId: string, wave?: number): Promise<RolloutHostRow[]> {
+  const { rolloutHosts } = store.t;
   const where = wave === undefined ? eq(rolloutHosts.rolloutId, rolloutId) : and(eq(rolloutHosts.rolloutId, rolloutId), eq(rolloutHosts.wave, wave));
-  return tx.select().from(rolloutHosts).where(where).orderBy(asc(rolloutHosts.position)).all();
+  return store.q.select().from(rolloutHosts).where(where).orderBy(asc(rolloutHosts.position));
 }
 
 /** Writes `values` to the member and to the row it was read from. */
-export function updateMember(tx: Tx, member: RolloutHostRow, values: Partial<RolloutHostRow>): void {
+export async function updateMember(store: Store, member: RolloutHostRow, values: Partial<RolloutHostRow>): Promise<void> {
+  const { rolloutHosts } = store.t;
   Object.assign(member, values);
-  tx.update(rolloutHosts)
+  await store.q
+    .update(rolloutHosts)
     .set(values)
-    .where(and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, member.host)))
-    .run();
+    .where(and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, member.host)));
 }
 
 /** Which rollouts still active (owning their hosts) have a member among `names`. */
-export function activeOwners(tx: Tx, names: string[]): Array<{ rolloutId: string; host: string }> {
+export async function activeOwners(store: Store, names: string[]): Promise<Array<{ rolloutId: string; host: string }>> {
+  const { rolloutHosts, rollouts } = store.t;
   const owners: Array<{ rolloutId: string; host: string }> = [];
-  for (let i = 0; i < names.length; i += 500) {
+  for (let i = 0; i < names.length; i += ROWS_PER_STATEMENT) {
     owners.push(
-      ...tx
+      ...(await store.q
         .select({ rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host })
         .from(rolloutHosts)
         .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-        .where(and(inArray(rolloutHosts.host, names.slice(i, i + 500)), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))
-        .all(),
+        .where(and(inArray(rolloutHosts.host, names.slice(i, i + ROWS_PER_STATEMENT)), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))),
     );
   }
   return owners;
 }
 
 /** Each member's state and rollback state, for deciding what a retry takes. */
-export function memberResults(db: Db, rolloutId: string): Array<Pick<RolloutHostRow, 'host' | 'state' | 'rollbackState'>> {
-  return db
+export async function memberResults(store: Store, rolloutId: string): Promise<Array<Pick<RolloutHostRow, 'host' | 'state' | 'rollbackState'>>> {
+  const { rolloutHosts } = store.t;
+  return store.q
     .select({ host: rolloutHosts.host, state: rolloutHosts.state, rollbackState: rolloutHosts.rollbackState })
     .from(rolloutHosts)
-    .where(eq(rolloutHosts.rolloutId, rolloutId))
-    .all();
+    .where(eq(rolloutHosts.rolloutId, rolloutId));
 }
 
 /** Member states counted in SQL (no member rows read): the whole rollout, and `wave` on its own. */
-export function memberCounts(db: Db, rolloutId: string, wave: number): Counts {
-  const rows = statement(
-    db,
-    `select wave = ? as current, state, count(*) as n, max(finished_at) as lastFinishedAt
-     from rollout_hosts where rollout_id = ? group by 1, 2`,
-  ).all(wave, rolloutId) as Array<{ current: number; state: RolloutHostState; n: number; lastFinishedAt: number | null }>;
+export async function memberCounts(store: Store, rolloutId: string, wave: number): Promise<Counts> {
+  // `current` is a boolean on PostgreSQL and 0/1 on SQLite.
+  const rows = await store.rows<{ current: boolean | number; state: RolloutHostState; n: number; lastFinishedAt: number | null }>(
+    sql`select wave = ${wave} as current, state, count(*) as n, max(finished_at) as "lastFinishedAt"
+        from rollout_hosts where rollout_id = ${rolloutId} group by 1, 2`,
+  );
   const counts: Counts = { failed: 0, finished: 0, lastFinishedAt: null, waveSize: 0, wavePending: 0, waveInFlight: 0 };
-  for (const { current, state, n, lastFinishedAt } of rows) countMembers(counts, state, n, current !== 0, lastFinishedAt);
+  for (const { current, state, n, lastFinishedAt } of rows) countMembers(counts, state, n, current === true || current === 1, lastFinishedAt);
   return counts;
 }
 
+async function watchedMembers(store: Store, rolloutId: string, wave: number, states: readonly RolloutHostState[]): Promise<WatchedMember[]> {
+  const { rolloutHosts } = store.t;
+  return store.q
+    .select({
+      rolloutId: rolloutHosts.rolloutId,
+      host: rolloutHosts.host,
+      wave: rolloutHosts.wave,
+      state: rolloutHosts.state,
+      issuedAt: rolloutHosts.issuedAt,
+      acceptedAt: rolloutHosts.acceptedAt,
+    })
+    .from(rolloutHosts)
+    .where(and(eq(rolloutHosts.rolloutId, rolloutId), eq(rolloutHosts.wave, wave), inArray(rolloutHosts.state, [...states])))
+    .orderBy(asc(rolloutHosts.position));
+}
+
 /** Members of `wave` that hold a manifest and have no result yet, in plan order. */
-export function inFlightMembers(db: Db, rolloutId: string, wave: number): WatchedMember[] {
-  return statement(
-    db,
-    `select rollout_id as rolloutId, host, wave, state, issued_at as issuedAt, accepted_at as acceptedAt from rollout_hosts
-     where rollout_id = ? and wave = ? and state in (${IN_FLIGHT_PLACEHOLDERS}) order by position`,
-  ).all(rolloutId, wave, ...IN_FLIGHT) as WatchedMember[];
+export function inFlightMembers(store: Store, rolloutId: string, wave: number): Promise<WatchedMember[]> {
+  return watchedMembers(store, rolloutId, wave, IN_FLIGHT);
 }
 
 /** Members of `wave` that reported healthy, in plan order. */
-export function healthyMembers(db: Db, rolloutId: string, wave: number): WatchedMember[] {
-  return statement(
-    db,
-    `select rollout_id as rolloutId, host, wave, state, issued_at as issuedAt, accepted_at as acceptedAt from rollout_hosts
-     where rollout_id = ? and wave = ? and state = ? order by position`,
-  ).all(rolloutId, wave, MEMBER.healthy) as WatchedMember[];
+export function healthyMembers(store: Store, rolloutId: string, wave: number): Promise<WatchedMember[]> {
+  return watchedMembers(store, rolloutId, wave, [MEMBER.healthy]);
 }
 
 /** Up to `limit` pending members of `wave` whose host is not paused, in plan order. */
-export function pendingMembers(db: Db, rolloutId: string, wave: number, limit: number): PendingMember[] {
-  return statement(
-    db,
-    `select rh.host as host, rh.target_path as targetPath, h.current_system as currentSystem, h.desired_version as desiredVersion
-     from rollout_hosts rh join hosts h on h.name = rh.host
-     where rh.rollout_id = ? and rh.wave = ? and rh.state = ? and h.paused = 0 order by rh.position limit ?`,
-  ).all(rolloutId, wave, MEMBER.pending, Number.isFinite(limit) ? limit : -1) as PendingMember[];
+export async function pendingMembers(store: Store, rolloutId: string, wave: number, limit: number): Promise<PendingMember[]> {
+  const { rolloutHosts, hosts } = store.t;
+  const query = store.q
+    .select({ host: rolloutHosts.host, targetPath: rolloutHosts.targetPath, currentSystem: hosts.currentSystem, desiredVersion: hosts.desiredVersion })
+    .from(rolloutHosts)
+    .innerJoin(hosts, eq(hosts.name, rolloutHosts.host))
+    .where(and(eq(rolloutHosts.rolloutId, rolloutId), eq(rolloutHosts.wave, wave), eq(rolloutHosts.state, MEMBER.pending), eq(hosts.paused, false)))
+    .orderBy(asc(rolloutHosts.position));
+  return Number.isFinite(limit) ? query.limit(limit) : query;
 }
 
-/** The member was sent manifest `version`; `previousSystem` is what its host ran, where a rollback returns it. */
-export function markIssued(db: Db, member: MemberKey, version: number, now: number, previousSystem: string | null): void {
-  statement(db, `update rollout_hosts set state = ?, manifest_version = ?, issued_at = ?, previous_system = ? where rollout_id = ? and host = ?`).run(
-    MEMBER.issued,
-    version,
-    now,
-    previousSystem,
-    member.rolloutId,
-    member.host,
-  );
+/** A member of a batch sent manifest `version`; `previousSystem` is what its host ran, where a rollback returns it. */
+export interface IssuedMember {
+  host: string;
+  version: number;
+  previousSystem: string | null;
 }
+
+/** The members of `rolloutId` were sent their manifests: one statement per batch (a `case` on the host name). */
+export async function markIssued(store: Store, rolloutId: string, issued: readonly IssuedMember[], now: number): Promise<void> {
+  const { rolloutHosts } = store.t;
+  for (let i = 0; i < issued.length; i += ROWS_PER_STATEMENT) {
+    const chunk = issued.slice(i, i + ROWS_PER_STATEMENT);
+    const byHost = (value: (m: IssuedMember) => SQL): SQL =>
+      chunk.length === 1 ? value(chunk[0]!) : sql`case ${rolloutHosts.host} ${sql.join(chunk.map((m) => sql`when ${m.host} then ${value(m)}`), sql` `)} end`;
+    await store.q
+      .update(rolloutHosts)
+      .set({
+        state: MEMBER.issued,
+        manifestVersion: byHost((m) => sql`cast(${m.version} as bigint)`),
+        issuedAt: now,
+        previousSystem: byHost((m) => sql`cast(${m.previousSystem} as text)`),
+      })
+      .where(and(eq(rolloutHosts.rolloutId, rolloutId), inArray(rolloutHosts.host, chunk.map((m) => m.host))));
+  }
+}
+
+/** The member has its result: failed or skipped (with why), or healthy (its reason cleared). */
+export async function finishMember(store: Store, member: MemberKey, state: 'healthy' | 'failed' | 'skipped', reason: string | null, now: number): Promise<void> {
+  const { rolloutHosts } = store.t;
+  await store.q
+    .update(rolloutHosts)
+    .set({ state, finishedAt: now, reason })
+    .where(and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, member.host)));
+}
+
+/** The system the member's host ran before the rollout, and the one the rollout gives it. */
+export async function memberSystems(store: Store, member: MemberKey): Promise<{ previousSystem: string | null; targetPath: string }> {
+  const { rolloutHosts } = store.t;
+  const [row] = await store.q
+    .select({ previousSystem: rolloutHosts.previousSystem, targetPath: rolloutHosts.targetPath })
+    .from(rolloutHosts)
+    .where(and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, member.host)))
+    .limit(1);
+  return row!;
+}
+
+/** The member was sent manifest `version` taking it back to its previous system. */
+export async function markRollbackIssued(store: Store, member: MemberKey, version: number, now: number): Promise<void> {
+  const { rolloutHosts } = store.t;
+  await store.q
+    .update(rolloutHosts)
+    .set({ rollbackState: ROLLBACK.issued, rollbackVersion: version, rollbackIssuedAt: now })
+    .where(and(eq(rolloutHosts.rolloutId, member.rolloutId), eq(rolloutHosts.host, member.host)));
+}
+
+/**
+ * A paused rollout's host clocks stand still: on resume, the issue and acceptance times of its
+ * members in flight move on by the pause.
+ */
+export async function shiftInFlightClocks(store: Store, rolloutId: string, pausedForMs: number): Promise<void> {
+  const { rolloutHosts } = store.t;
+  await store.q
+    .update(rolloutHosts)
+    .set({ issuedAt: sql`${rolloutHosts.issuedAt} + ${pausedForMs}`, acceptedAt: sql`${rolloutHosts.acceptedAt} + ${pausedForMs}` })
+    .where(and(eq(rolloutHosts.rolloutId, rolloutId), inArray(rolloutHosts.state, IN_FLIGHT)));
+}
+
+/*
+ * The report path: these run inside the report writer's group commit (reports/store.ts), which is
+ * synchronous until that module moves to the Store; so they stay synchronous statements on the
+ * SQLite connection that transaction is open on, and move with it.
+ */
 
 /** The member's host started on its manifest. */
 export function markAccepted(db: Db, member: MemberKey, now: number): void {
@@ -169,25 +229,6 @@ export function markFinished(db: Db, member: MemberKey, state: 'healthy' | 'fail
   statement(db, 'update rollout_hosts set state = ?, finished_at = ?, reason = ? where rollout_id = ? and host = ?').run(state, now, reason, member.rolloutId, member.host);
 }
 
-/** The system the member's host ran before the rollout, and the one the rollout gives it. */
-export function memberSystems(db: Db, member: MemberKey): { previousSystem: string | null; targetPath: string } {
-  return statement(db, 'select previous_system as previousSystem, target_path as targetPath from rollout_hosts where rollout_id = ? and host = ?').get(
-    member.rolloutId,
-    member.host,
-  ) as { previousSystem: string | null; targetPath: string };
-}
-
-/** The member was sent manifest `version` taking it back to its previous system. */
-export function markRollbackIssued(db: Db, member: MemberKey, version: number, now: number): void {
-  statement(db, 'update rollout_hosts set rollback_state = ?, rollback_version = ?, rollback_issued_at = ? where rollout_id = ? and host = ?').run(
-    ROLLBACK.issued,
-    version,
-    now,
-    member.rolloutId,
-    member.host,
-  );
-}
-
 /** The result of the member's rollback. */
 export function markRollbackResult(db: Db, member: MemberKey, healthy: boolean): void {
   statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(
@@ -195,18 +236,6 @@ export function markRollbackResult(db: Db, member: MemberKey, healthy: boolean):
     member.rolloutId,
     member.host,
   );
-}
-
-/**
- * A paused rollout's host clocks stand still: on resume, the issue and acceptance times of its
- * members in flight move on by the pause.
- */
-export function shiftInFlightClocks(db: Db, rolloutId: string, pausedForMs: number): void {
-  statement(
-    db,
-    `update rollout_hosts set issued_at = issued_at + ?, accepted_at = accepted_at + ?
-     where rollout_id = ? and state in (${IN_FLIGHT_PLACEHOLDERS})`,
-  ).run(pausedForMs, pausedForMs, rolloutId, ...IN_FLIGHT);
 }
 
 /**

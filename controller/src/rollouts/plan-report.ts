@@ -26,7 +26,7 @@ async function pausedTargets(deps: Pick<ControllerDeps, 'store'>, plan: RolloutP
 
 /** POST /v1/rollouts/plan: what starting `spec` would do, without doing it. */
 export async function planReport(deps: ControllerDeps, engine: RolloutEngine, spec: RolloutSpec): Promise<EngineOutcome<RolloutPlanReport>> {
-  const planned = engine.plan(spec);
+  const planned = await engine.plan(spec);
   if (!planned.ok) return planned;
   const plan = planned.value;
   const names = plan.waves.flatMap((w) => w.hosts);

@@ -4,8 +4,6 @@ import type { ReleaseSource } from '../../../shared/src/protocol.js';
 import { signStatement, statementPayload, verifyReleaseStatement, type ReleaseBundle, type SystemFacts } from '../../../shared/src/release-statement.js';
 import type { CreateReleaseRequest, Release, ReleaseProvenance } from '../../../shared/src/rollout-api.js';
 import { iso, type Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
-import * as schema from '../db/schema.js';
 import type { ReleaseRow } from '../db/schema.js';
 import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
@@ -206,22 +204,6 @@ export async function readRelease(store: Store, name: string): Promise<Release |
     .from(releaseHosts)
     .where(eq(releaseHosts.release, name))
     .orderBy(asc(releaseHosts.host));
-  return releaseOf(row, members);
-}
-
-/**
- * readRelease for rollouts/engine.ts, which is not converted to the Store yet (issue 16, slice A1)
- * and reads synchronously. Delete it once the engine awaits readRelease.
- */
-export function readReleaseSync(db: Db | Tx, name: string): Release | null {
-  const row = db.select().from(schema.releases).where(eq(schema.releases.name, name)).get();
-  if (!row) return null;
-  const members = db
-    .select({ host: schema.releaseHosts.host, storePath: schema.releaseHosts.storePath })
-    .from(schema.releaseHosts)
-    .where(eq(schema.releaseHosts.release, name))
-    .orderBy(asc(schema.releaseHosts.host))
-    .all();
   return releaseOf(row, members);
 }
 

@@ -115,7 +115,7 @@ export function rolloutRoutes(
       throw new ApiError(404, 'not-found', `unknown rollout action "${c.req.param('action')}"; one of ${[...RolloutAction.options, 'retry'].join(', ')}`);
     }
     const id = c.req.param('id');
-    unwrap(engine.act(id, parsed.data, actor(c)));
+    unwrap(await engine.act(id, parsed.data, actor(c)));
     return c.json(await status(id));
   });
 

@@ -1,18 +1,18 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
 import { waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
-import type { Db, Tx } from '../db/open.js';
-import { prepared } from '../db/prepared.js';
-import { rollouts, type ManifestRow, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
+import type { ManifestRow, RolloutHostRow, RolloutRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { issueBatchInTransaction, issueInTransaction, type BatchItem, type IssueCause } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
-import { authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
+import { authoriseForRelease, authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
 import {
+  finishMember,
   healthyMembers,
   inFlightMembers,
   listMembers,
-  markFinished,
   markIssued,
   markRollbackIssued,
   memberCounts,
@@ -25,11 +25,8 @@ import {
 import { isActive, type Counts } from './transitions.js';
 
 export interface AdvanceContext {
-  /**
-   * The database handle the open transaction runs on: hot statements are prepared on it once per
-   * process (a transaction handle lives for one transaction only).
-   */
-  db: Db;
+  /** Every query of a step runs in the transaction open on it (`store.q`). */
+  store: Store;
   signer: ManifestSigner;
   releaseTrust: ReleaseTrust;
   manifestTtlMs: number;
@@ -59,6 +56,41 @@ export interface AdvanceContext {
 /** The rollout row without its spec and plan (those come from AdvanceContext.definitions). */
 export type RolloutProgress = Omit<RolloutRow, 'spec' | 'plan'>;
 
+/**
+ * What one run of a transaction body did besides its writes: the manifests it issued, announced
+ * only after commit, and its changes to the context's in-memory maps, undone when the body is run
+ * again (PostgreSQL, after a conflict) or rolled back, so the next run decides from the same state.
+ */
+export class Attempt {
+  /** Every manifest issued in this transaction, whoever asked for it: the caller announces them all after commit. */
+  readonly issued: ManifestRow[] = [];
+  private readonly undo: Array<() => void> = [];
+
+  set<K, V>(map: Map<K, V>, key: K, value: V): void {
+    this.remember(map, key);
+    map.set(key, value);
+  }
+
+  delete<K, V>(map: Map<K, V>, key: K): void {
+    if (!map.has(key)) return;
+    this.remember(map, key);
+    map.delete(key);
+  }
+
+  /** Puts the maps back as they were before this attempt. */
+  revert(): void {
+    for (const step of this.undo.reverse()) step();
+    this.undo.length = 0;
+    this.issued.length = 0;
+  }
+
+  private remember<K, V>(map: Map<K, V>, key: K): void {
+    const had = map.has(key);
+    const old = map.get(key);
+    this.undo.push(() => (had ? map.set(key, old as V) : map.delete(key)));
+  }
+}
+
 /** The key of a host in AdvanceContext.bakeOfflineSince. */
 export function bakeKey(rolloutId: string, host: string): string {
   return `${rolloutId}\0${host}`;
@@ -73,39 +105,48 @@ export class Step {
   more = false;
   deadlines = true;
   constructor(
-    private readonly tx: Tx,
     readonly ctx: AdvanceContext,
     readonly rollout: RolloutProgress,
     readonly spec: RolloutSpec,
     readonly plan: RolloutPlan,
     readonly now: number,
-    /** Every manifest issued in this transaction, whoever asked for it: the caller announces them all after commit. */
-    readonly issued: ManifestRow[] = [],
+    readonly attempt: Attempt,
   ) {}
+
+  /** Every manifest issued in this transaction. */
+  get issued(): ManifestRow[] {
+    return this.attempt.issued;
+  }
+
+  private get store(): Store {
+    return this.ctx.store;
+  }
 
   event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): void {
     // Events about a wave say of how many, so a webhook's text can read "wave 2 of 3" on its own.
     const withTotal = 'wave' in data ? { ...data, waves: this.plan.waves.length } : data;
-    appendEvent(this.ctx.db, { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data: withTotal });
+    appendEvent(legacyDb(this.store), { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data: withTotal });
   }
 
-  update(values: Partial<RolloutProgress>): void {
+  async update(values: Partial<RolloutProgress>): Promise<void> {
+    const { rollouts } = this.store.t;
     Object.assign(this.rollout, values, { updatedAt: this.now });
-    this.tx.update(rollouts).set({ ...values, updatedAt: this.now }).where(eq(rollouts.id, this.rollout.id)).run();
+    await this.store.q.update(rollouts).set({ ...values, updatedAt: this.now }).where(eq(rollouts.id, this.rollout.id));
+    // Dropping a cached definition needs no undo: it is read again when wanted.
     if (values.state !== undefined && !isActive(values.state)) this.ctx.definitions.delete(this.rollout.id);
   }
 
-  finish(state: RolloutState, kind: EventKind, reason: string | null): void {
-    this.update({ state, reason, finishedAt: this.now });
+  async finish(state: RolloutState, kind: EventKind, reason: string | null): Promise<void> {
+    await this.update({ state, reason, finishedAt: this.now });
     this.event(kind, { reason, wave: waveNumber(this.rollout.waveIndex) });
   }
 
-  members(wave?: number): RolloutHostRow[] {
-    return listMembers(this.tx, this.rollout.id, wave);
+  members(wave?: number): Promise<RolloutHostRow[]> {
+    return listMembers(this.store, this.rollout.id, wave);
   }
 
-  setMember(member: RolloutHostRow, values: Partial<RolloutHostRow>): void {
-    updateMember(this.tx, member, values);
+  setMember(member: RolloutHostRow, values: Partial<RolloutHostRow>): Promise<void> {
+    return updateMember(this.store, member, values);
   }
 
   /**
@@ -113,11 +154,11 @@ export class Step {
    * release first); returns why not when none does (two-key mode: only CI authorises systems).
    * `previousVersion`: the host's desired version, when the caller has read it already.
    */
-  issue(host: string, storePath: string, previousVersion?: number | null): ManifestRow | string {
-    const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, host, storePath, { now: this.now, release: this.rollout.release });
+  async issue(host: string, storePath: string, previousVersion?: number | null): Promise<ManifestRow | string> {
+    const authorised = await authoriseStatement(this.store, this.ctx.releaseTrust, host, storePath, { now: this.now, release: this.rollout.release });
     if (!authorised.ok) return authorised.reason;
-    const row = issueInTransaction(
-      this.ctx.db,
+    const row = await issueInTransaction(
+      this.store,
       this.ctx.signer,
       this.now,
       this.ctx.manifestTtlMs,
@@ -138,8 +179,8 @@ export class Step {
     this.event('manifest-withheld', { storePath, reason }, host);
   }
 
-  fail(member: WatchedMember, reason: string, state: 'failed' | 'skipped' = 'failed'): void {
-    markFinished(this.ctx.db, member, state, reason, this.now);
+  async fail(member: WatchedMember, reason: string, state: 'failed' | 'skipped' = 'failed'): Promise<void> {
+    await finishMember(this.store, member, state, reason, this.now);
     member.state = state;
     this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: waveNumber(member.wave) }, member.host);
   }
@@ -149,26 +190,26 @@ export class Step {
    * its desired state returns to the system it ran, so when it comes back it does not deploy a
    * release that no rollout is watching any more.
    */
-  withdraw(member: WatchedMember): void {
-    const row = memberSystems(this.ctx.db, member);
+  async withdraw(member: WatchedMember): Promise<void> {
+    const row = await memberSystems(this.store, member);
     if (!row.previousSystem || row.previousSystem === row.targetPath) return;
-    const manifest = this.issue(member.host, row.previousSystem);
+    const manifest = await this.issue(member.host, row.previousSystem);
     if (typeof manifest === 'string') return this.withheld(member.host, row.previousSystem, manifest);
-    markRollbackIssued(this.ctx.db, member, manifest.version, this.now);
+    await markRollbackIssued(this.store, member, manifest.version, this.now);
   }
 
   /** Hosts of `wave` that hold a manifest and have no result yet. */
-  inFlight(wave: number): WatchedMember[] {
-    return inFlightMembers(this.ctx.db, this.rollout.id, wave);
+  inFlight(wave: number): Promise<WatchedMember[]> {
+    return inFlightMembers(this.store, this.rollout.id, wave);
   }
 
   /** Hosts of `wave` that reported healthy: the bake watches them. */
-  healthy(wave: number): WatchedMember[] {
-    return healthyMembers(this.ctx.db, this.rollout.id, wave);
+  healthy(wave: number): Promise<WatchedMember[]> {
+    return healthyMembers(this.store, this.rollout.id, wave);
   }
 
-  counts(wave: number): Counts {
-    return memberCounts(this.ctx.db, this.rollout.id, wave);
+  counts(wave: number): Promise<Counts> {
+    return memberCounts(this.store, this.rollout.id, wave);
   }
 
   /**
@@ -179,17 +220,24 @@ export class Step {
    * A paused host is not issued: it stays pending, so its wave waits for it. `full`: the batch
    * took all `limit` hosts it asked for, so more unpaused hosts may be pending (fewer: none is).
    */
-  issuePending(wave: number, limit: number): { issued: number; refused: number; full: boolean } {
-    const pending = pendingMembers(this.ctx.db, this.rollout.id, wave, limit);
+  async issuePending(wave: number, limit: number): Promise<{ issued: number; refused: number; full: boolean }> {
+    const pending = await pendingMembers(this.store, this.rollout.id, wave, limit);
+    const authorisations = await authoriseForRelease(
+      this.store,
+      this.ctx.releaseTrust,
+      this.rollout.release,
+      pending.map((member) => ({ host: member.host, storePath: member.targetPath })),
+      this.now,
+    );
     let refused = 0;
     const batch: BatchItem[] = [];
     // Read before issuing: the system each runs now is where a rollback returns the host.
     const previousSystems = new Map<string, string | null>();
     for (const member of pending) {
-      const authorised = authoriseStatement(this.ctx.db, this.ctx.releaseTrust, member.host, member.targetPath, { now: this.now, release: this.rollout.release });
+      const authorised = authorisations.get(member.host)!;
       if (!authorised.ok) {
         refused += 1;
-        this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, authorised.reason);
+        await this.fail({ rolloutId: this.rollout.id, host: member.host, wave, state: 'pending', issuedAt: null, acceptedAt: null }, authorised.reason);
         continue;
       }
       previousSystems.set(member.host, member.currentSystem);
@@ -201,10 +249,15 @@ export class Step {
     // The member rows are written while the batch is being signed (see issueBatchInTransaction),
     // with one event per host: it says what `manifest-issued` would (the rollout's audit log and
     // the host's history both show it), half the rows of two events per host.
-    const rows = issueBatchInTransaction(this.ctx.db, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, null, (planned) => {
+    const rows = await issueBatchInTransaction(this.store, this.ctx.signer, this.now, this.ctx.manifestTtlMs, batch, null, async (planned) => {
+      await markIssued(
+        this.store,
+        this.rollout.id,
+        planned.map(({ host, version }) => ({ host, version, previousSystem: previousSystems.get(host) ?? null })),
+        this.now,
+      );
       for (const { host, version, storePath, action, floor } of planned) {
         const previousSystem = previousSystems.get(host) ?? null;
-        markIssued(this.ctx.db, { rolloutId: this.rollout.id, host }, version, this.now, previousSystem);
         this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, action, floor, rolloutId: this.rollout.id, previousSystem }, host);
       }
     });
@@ -222,7 +275,7 @@ export class Step {
   }
 
   sawOffline(host: string): void {
-    this.ctx.offlineSeen.set(host, this.now);
+    this.attempt.set(this.ctx.offlineSeen, host, this.now);
   }
 
   /**
@@ -230,44 +283,44 @@ export class Step {
    * issue and acceptance times of hosts in flight move on by the pause, and offline stretches
    * seen before it start again.
    */
-  shiftHostClocks(pausedForMs: number): void {
-    shiftInFlightClocks(this.ctx.db, this.rollout.id, pausedForMs);
+  async shiftHostClocks(pausedForMs: number): Promise<void> {
+    await shiftInFlightClocks(this.store, this.rollout.id, pausedForMs);
     const prefix = bakeKey(this.rollout.id, '');
-    for (const key of this.ctx.bakeOfflineSince.keys()) if (key.startsWith(prefix)) this.ctx.bakeOfflineSince.delete(key);
+    for (const key of [...this.ctx.bakeOfflineSince.keys()]) if (key.startsWith(prefix)) this.attempt.delete(this.ctx.bakeOfflineSince, key);
   }
 }
 
-export function openStep(tx: Tx, ctx: AdvanceContext, rolloutId: string, now: number, issued: ManifestRow[] = []): Step | null {
-  const { db } = ctx;
-  const rollout = prepared(db, 'rollouts.progress', () =>
-    db
-      .select({
-        id: rollouts.id,
-        release: rollouts.release,
-        state: rollouts.state,
-        waveIndex: rollouts.waveIndex,
-        wavePhase: rollouts.wavePhase,
-        waveStartedAt: rollouts.waveStartedAt,
-        bakeStartedAt: rollouts.bakeStartedAt,
-        pausedAt: rollouts.pausedAt,
-        approvedThrough: rollouts.approvedThrough,
-        reason: rollouts.reason,
-        createdAt: rollouts.createdAt,
-        createdBy: rollouts.createdBy,
-        updatedAt: rollouts.updatedAt,
-        finishedAt: rollouts.finishedAt,
-        retryOf: rollouts.retryOf,
-      })
-      .from(rollouts)
-      .where(eq(rollouts.id, sql.placeholder('id')))
-      .prepare(),
-  ).get({ id: rolloutId });
+/** The step of `rolloutId` in the transaction open on `ctx.store`; null when there is no such rollout. */
+export async function openStep(ctx: AdvanceContext, rolloutId: string, now: number, attempt: Attempt): Promise<Step | null> {
+  const { rollouts } = ctx.store.t;
+  const [rollout] = await ctx.store.q
+    .select({
+      id: rollouts.id,
+      release: rollouts.release,
+      state: rollouts.state,
+      waveIndex: rollouts.waveIndex,
+      wavePhase: rollouts.wavePhase,
+      waveStartedAt: rollouts.waveStartedAt,
+      bakeStartedAt: rollouts.bakeStartedAt,
+      pausedAt: rollouts.pausedAt,
+      approvedThrough: rollouts.approvedThrough,
+      reason: rollouts.reason,
+      createdAt: rollouts.createdAt,
+      createdBy: rollouts.createdBy,
+      updatedAt: rollouts.updatedAt,
+      finishedAt: rollouts.finishedAt,
+      retryOf: rollouts.retryOf,
+    })
+    .from(rollouts)
+    .where(eq(rollouts.id, rolloutId))
+    .limit(1);
   if (!rollout) return null;
   let definition = ctx.definitions.get(rolloutId);
   if (!definition) {
-    const row = tx.select({ spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, rolloutId)).get()!;
-    definition = { spec: row.spec as RolloutSpec, plan: row.plan as RolloutPlan };
+    const [row] = await ctx.store.q.select({ spec: rollouts.spec, plan: rollouts.plan }).from(rollouts).where(eq(rollouts.id, rolloutId)).limit(1);
+    // A cached definition needs no undo: spec and plan never change, and a rolled-back start leaves an id nobody asks for.
+    definition = { spec: row!.spec as RolloutSpec, plan: row!.plan as RolloutPlan };
     if (isActive(rollout.state)) ctx.definitions.set(rolloutId, definition);
   }
-  return new Step(tx, ctx, rollout, definition.spec, definition.plan, now, issued);
+  return new Step(ctx, rollout, definition.spec, definition.plan, now, attempt);
 }

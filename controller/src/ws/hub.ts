@@ -138,9 +138,9 @@ export class AgentHub {
       if (connection.triedAuth) return;
       connection.triedAuth = true;
       clearTimeout(timeout);
-      runBackground(this.deps.logger, 'websocket authentication', () => {
+      runBackground(this.deps.logger, 'websocket authentication', async () => {
         try {
-          this.authenticate(connection, nonce, audience, data);
+          await this.authenticate(connection, nonce, audience, data);
         } catch (error) {
           // The agent retries later; it must not wait on a socket nobody will answer.
           ws.close(INTERNAL_ERROR, 'internal error');
@@ -151,7 +151,7 @@ export class AgentHub {
     this.send(ws, { type: 'challenge', protocol: PROTOCOL_VERSION, nonce });
   }
 
-  private authenticate(connection: Connection, nonce: string, audience: string | null, data: RawData): void {
+  private async authenticate(connection: Connection, nonce: string, audience: string | null, data: RawData): Promise<void> {
     const { ws } = connection;
     let raw: unknown;
     try {
@@ -174,7 +174,9 @@ export class AgentHub {
       return this.refuse(ws, WsClose.authFailed, proof.reason, message);
     }
     // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
-    afterLogin(this.deps, host, { watermark });
+    await afterLogin(this.deps, host, { watermark });
+    // The socket may have closed meanwhile: registering it would leave a dead connection as the host's.
+    if (ws.readyState !== ws.OPEN) return;
     recordAgentVersion(this.deps.db, host, parsed.data.agentVersion);
     this.register(connection, host);
   }

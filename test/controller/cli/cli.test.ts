@@ -128,6 +128,11 @@ describe('shoal CLI', () => {
       [['rollout', 'stat', 'r1'], env, /^shoal: unknown subcommand "rollout stat"; did you mean "status"\?/],
       [['rollout'], env, /^shoal: rollout needs a subcommand: plan, start/],
       [['token', 'create', '--state-dir', join(dir, 'nowhere')], env, /^shoal: no controller database at .*nowhere\/controller\.sqlite; has the controller been started with that state dir\?\n$/],
+      [
+        ['token', 'create', '--db', 'postgres://shoal:hunter2@db.example.org/shoal'],
+        env,
+        /^shoal: token create --db: opening the controller's database directly is for its SQLite file only, not postgres:\/\/shoal:\*\*\*@db\.example\.org\/shoal; with PostgreSQL, leave out --db and --state-dir to token create over the API \(admin token\)\n$/,
+      ],
       [['token', 'create', '--scope', 'root'], env, /^shoal: --scope must be one of read, deploy, admin, ci, got "root"\n$/],
       [['enroll-token', 'create', '--ttl', 'soon'], env, /^shoal: --ttl must be a duration/],
     ];

@@ -26,21 +26,21 @@ describe('manifest renewal', () => {
   });
   afterEach(async () => await ctl.close());
 
-  const issue = (host: string, hash: string) => {
-    const outcome = issueManifest(ctl.deps, { host, storePath: storePath('sys', hash), action: 'switch', rolloutId: 'r-1' }, { kind: 'desired-set', actor: 'test' });
+  const issue = async (host: string, hash: string) => {
+    const outcome = await issueManifest(ctl.deps, { host, storePath: storePath('sys', hash), action: 'switch', rolloutId: 'r-1' }, { kind: 'desired-set', actor: 'test' });
     expect(outcome.ok).toBe(true);
   };
 
   it('leaves manifests alone while more than a third of their TTL remains', async () => {
-    issue('web-1', 'a');
+    await issue('web-1', 'a');
     ctl.clock.advance(2 * HOUR - 1);
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
     expect(count(ctl, 'manifests')).toBe(1);
   });
 
   it('re-signs the unchanged desired state with a new version before it expires', async () => {
-    issue('web-1', 'a');
-    issue('web-2', 'b');
+    await issue('web-1', 'a');
+    await issue('web-2', 'b');
     ctl.clock.advance(2 * HOUR);
     announced = [];
     expect(await renewExpiringManifests(ctl.deps)).toBe(2);
@@ -56,7 +56,7 @@ describe('manifest renewal', () => {
   });
 
   it('re-signs at once a desired state signed by a controller key it no longer signs with (key rotation)', async () => {
-    issue('web-1', 'a');
+    await issue('web-1', 'a');
     const rotated = { ...ctl.deps, signer: createManifestSigner(generateNamedKey('controller-2')) };
     expect(await renewExpiringManifests(rotated)).toBe(1);
     const renewed = latestManifest(ctl.database.db, 'web-1')!;
@@ -67,7 +67,7 @@ describe('manifest renewal', () => {
   });
 
   it('keeps a quiet host’s manifest valid across many TTLs', async () => {
-    issue('web-1', 'a');
+    await issue('web-1', 'a');
     for (let i = 0; i < 10; i++) {
       ctl.clock.advance(HOUR);
       await renewExpiringManifests(ctl.deps);
@@ -80,7 +80,7 @@ describe('manifest renewal', () => {
     const hosts = Array.from({ length: 600 }, (_, i) => `bulk-${i}`);
     const insertHost = ctl.database.sqlite.prepare("insert into hosts (name, public_key, tags) values (?, 'AAAA', '[]')");
     ctl.database.sqlite.transaction(() => hosts.forEach((h) => insertHost.run(h)))();
-    for (const host of hosts) issue(host, 'c');
+    for (const host of hosts) await issue(host, 'c');
     ctl.clock.advance(2 * HOUR + 1);
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 0);
@@ -92,8 +92,8 @@ describe('manifest renewal', () => {
   });
 
   it('does not renew a desired state the host rolled back, so the host is not made to fail again', async () => {
-    issue('web-1', 'a');
-    issue('web-2', 'b');
+    await issue('web-1', 'a');
+    await issue('web-2', 'b');
     ctl.database.sqlite.prepare("update hosts set reported_version = 1, phase = 'rolled-back' where name = 'web-1'").run();
     ctl.database.sqlite.prepare("update hosts set reported_version = 1, phase = 'healthy' where name = 'web-2'").run();
     ctl.clock.advance(2 * HOUR);

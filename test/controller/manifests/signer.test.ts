@@ -23,7 +23,7 @@ describe('signing a batch of manifests', () => {
     await thread.started();
     const messages = payloads(200).map((p) => preAuthEncoding(MANIFEST_PAYLOAD_TYPE, p));
     let alongside = 0;
-    const signatures = thread.sign(messages, () => alongside++);
+    const signatures = await thread.sign(messages, async () => void alongside++);
     expect(alongside).toBe(1);
     expect(signatures).not.toBeNull();
     const expected = messages.map((m) => new Uint8Array(nodeSign(null, m, nodePrivateKey(key.secretKey))));
@@ -39,7 +39,7 @@ describe('signing a batch of manifests', () => {
     // The first large batch starts the thread and is signed here; later ones are signed there.
     for (let round = 0; round < 3; round++) {
       let alongside = 0;
-      expect(signer.signMany(batch, () => alongside++)).toEqual(one);
+      expect(await signer.signMany(batch, async () => void alongside++)).toEqual(one);
       expect(alongside).toBe(1);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -50,13 +50,13 @@ describe('signing a batch of manifests', () => {
     }
   });
 
-  it('signs on the caller’s thread once closed, and with another Ed25519 implementation', () => {
+  it('signs on the caller’s thread once closed, and with another Ed25519 implementation', async () => {
     const key = generateNamedKey('controller-1');
     const closed = createManifestSigner(key);
     closed.close();
     const other = createManifestSigner(key, tweetnaclEd25519);
     const batch = payloads(40);
-    expect(closed.signMany(batch, () => {})).toEqual(batch.map((p) => other.sign(p)));
-    expect(other.signMany(batch, () => {})).toEqual(batch.map((p) => closed.sign(p)));
+    expect(await closed.signMany(batch, async () => {})).toEqual(batch.map((p) => other.sign(p)));
+    expect(await other.signMany(batch, async () => {})).toEqual(batch.map((p) => closed.sign(p)));
   });
 });

@@ -130,10 +130,10 @@ describe('manifest retention', () => {
     expect((await l.ctl.operator(`/v1/hosts/${h1}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: OLD(1) }) })).status).toBe(200);
     await liveDays(l.ctl, 5);
     const lastOld = versions(l.ctl, h1).at(-1)!;
-    const id = l.start({ waves: ['100%'] });
+    const id = await l.start({ waves: ['100%'] });
     const issued = { [h1]: versions(l.ctl, h1).at(-1)!, [h2]: versions(l.ctl, h2).at(-1)! };
     // Paused for two months, its hosts' manifests renewed every day, none answered.
-    l.engine.act(id, 'pause', 'operator:alice');
+    await l.engine.act(id, 'pause', 'operator:alice');
     await liveDays(l.ctl, 60);
     const before = { [h1]: versions(l.ctl, h1), [h2]: versions(l.ctl, h2) };
     await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
@@ -142,12 +142,12 @@ describe('manifest retention', () => {
     expect(versions(l.ctl, h1)).toEqual(before[h1]!.filter((v) => v === lastOld || v >= issued[h1]!));
 
     // h1 returns with the manifest it was sent two months ago: its result counts.
-    l.report(h1, 'healthy', { version: issued[h1] });
+    await l.report(h1, 'healthy', { version: issued[h1] });
     const member = async (host: string) => (await l.status(id)).waves.flatMap((w) => w.hosts).find((h) => h.host === host)!;
     expect((await member(h1)).state).toBe('healthy');
 
     // Once the rollout is over, of the old manifests only those still awaited or needed stay.
-    l.engine.act(id, 'abort', 'operator:alice');
+    await l.engine.act(id, 'abort', 'operator:alice');
     const cutoff = l.ctl.clock.now() - 30 * DAY;
     const recent = (host: string) => new Set(versions(l.ctl, host).filter((v) => !issuedBefore(l.ctl, host, cutoff).includes(v)));
     const expected = { [h1]: recent(h1), [h2]: recent(h2) };
@@ -159,7 +159,7 @@ describe('manifest retention', () => {
     expect(versions(l.ctl, h1)).toEqual([lastOld, issued[h1]!, ...expected[h1]!]);
     expect(expected[h1]!.size).toBeGreaterThan(25);
 
-    l.report(h2, 'healthy', { version: issued[h2] });
+    await l.report(h2, 'healthy', { version: issued[h2] });
     expect((await member(h2)).state).toBe('healthy');
   });
 });

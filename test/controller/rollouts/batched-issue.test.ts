@@ -41,8 +41,8 @@ async function fleet(): Promise<{ ctl: TestController; names: string[]; engine: 
   const published: string[] = [];
   ctl.deps.bus.onPublish((manifest) => published.push(manifest.host));
   const engine = () => {
-    const { db, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
-    const made = new RolloutEngine({ db, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+    const { store, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
+    const made = new RolloutEngine({ store, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
     engines.push(made);
     return made;
   };
@@ -59,7 +59,7 @@ async function settle(check: () => boolean): Promise<void> {
 describe('issuing a large wave', () => {
   it('answers the start with the first batch issued and issues the rest in later transactions, each host once', async () => {
     const { ctl, engine, published } = await fleet();
-    const outcome = engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    const outcome = await engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
     const first = (await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!;
     expect(first.state).toBe('running');
@@ -94,12 +94,12 @@ describe('issuing a large wave', () => {
   it('never issues a host twice when a restarted controller continues a wave another process left half-issued', async () => {
     const { ctl, engine, published } = await fleet();
     const original = engine();
-    const outcome = original.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    const outcome = await original.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
     // A second engine on the same database (the controller after a restart) ticks before the first continues.
     const restarted = engine();
     const engines = [original, restarted];
-    restarted.tickAll();
+    await restarted.tickAll();
     expect(published).toHaveLength(ISSUE_BATCH * 2);
     await settle(() => published.length === HOSTS);
     // Both engines' continuations have run (each would have issued a host twice, if any could).
@@ -112,14 +112,14 @@ describe('issuing a large wave', () => {
   it('stops issuing the rest of a wave once the rollout is paused between batches', async () => {
     const { ctl, engine, published } = await fleet();
     const first = engine();
-    const outcome = first.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    const outcome = await first.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
-    expect(first.act(outcome.value, 'pause', 'operator:test').ok).toBe(true);
+    expect((await first.act(outcome.value, 'pause', 'operator:test')).ok).toBe(true);
     // The batch the start scheduled has run, on a paused rollout.
     await settle(() => first.continuationsPending === 0);
     expect(first.continuationsPending).toBe(0);
     expect(published).toHaveLength(ISSUE_BATCH);
-    expect(first.act(outcome.value, 'resume', 'operator:test').ok).toBe(true);
+    expect((await first.act(outcome.value, 'resume', 'operator:test')).ok).toBe(true);
     await settle(() => published.length === HOSTS);
     expect((await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!.waves[0]!.counts.pending).toBe(0);
   });

@@ -17,12 +17,12 @@ const announced = (l: Lab): PublishedManifest[] => {
 describe('rollouts count what really happened', () => {
   it("announces an operator's rollback to the hosts, as it announces an automatic one", async () => {
     const l = await lab(3);
-    const id = l.start({ waves: ['100%'] });
-    l.answer('healthy');
+    const id = await l.start({ waves: ['100%'] });
+    await l.answer('healthy');
     expect((await l.status(id)).state).toBe('succeeded');
     const heard = announced(l);
 
-    const outcome = l.engine.act(id, 'rollback', 'operator:alice');
+    const outcome = await l.engine.act(id, 'rollback', 'operator:alice');
     expect(outcome).toEqual({ ok: true, value: 'rolling-back' });
     // Every host got a new, higher version naming its previous system, announced after commit.
     expect(heard.map((m) => m.host).sort()).toEqual([...l.names].sort());
@@ -30,19 +30,19 @@ describe('rollouts count what really happened', () => {
       const manifest = latestManifest(l.ctl.database.db, m.host)!;
       expect([m.version, manifest.storePath]).toEqual([manifest.version, OLD(l.names.indexOf(m.host) + 1)]);
     }
-    l.answer('healthy');
+    await l.answer('healthy');
     expect((await l.status(id)).state).toBe('rolled-back');
   });
 
   it('ends a rollback whose hosts did not return as rollback-failed, and a rolling-back rollout can be aborted', async () => {
     const l = await lab(2);
-    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
-    l.answer('healthy');
-    l.engine.act(id, 'rollback', 'operator:alice');
+    const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
+    await l.answer('healthy');
+    await l.engine.act(id, 'rollback', 'operator:alice');
     const [back, stuck] = l.names as [string, string];
-    l.report(back, 'healthy');
+    await l.report(back, 'healthy');
     l.ctl.clock.advance(60_000);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     const failed = await l.status(id);
     expect(failed.state).toBe('rollback-failed');
     expect((await hostsOf(l, id)).map((h) => [h.host, h.rollbackState]).sort()).toEqual([
@@ -52,77 +52,77 @@ describe('rollouts count what really happened', () => {
     const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-rollback-failed'").all(id) as Array<{ data: string }>;
     expect(events.map((e) => JSON.parse(e.data).failed)).toEqual([[stuck]]);
     // Rolling back again would change nothing: the engine says so.
-    expect(l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
+    expect(await l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
 
     const other = await lab(2);
-    const rolling = other.start({ waves: ['100%'] });
-    other.answer('healthy');
-    other.engine.act(rolling, 'rollback', 'operator:alice');
-    expect(other.engine.act(rolling, 'abort', 'operator:bob')).toEqual({ ok: true, value: 'aborted' });
+    const rolling = await other.start({ waves: ['100%'] });
+    await other.answer('healthy');
+    await other.engine.act(rolling, 'rollback', 'operator:alice');
+    expect(await other.engine.act(rolling, 'abort', 'operator:bob')).toEqual({ ok: true, value: 'aborted' });
     // No longer owning its hosts, it no longer blocks a new rollout of them.
-    expect(other.engine.plan({ ...(await other.status(rolling)).spec }).ok).toBe(true);
-    const replaced = other.engine.start({ ...(await other.status(rolling)).spec }, 'operator:bob');
+    expect((await other.engine.plan({ ...(await other.status(rolling)).spec })).ok).toBe(true);
+    const replaced = await other.engine.start({ ...(await other.status(rolling)).spec }, 'operator:bob');
     expect(replaced.ok).toBe(true);
   });
 
   it('counts a report on a manifest re-signed (renewed) while the host was still in flight', async () => {
     const l = await lab(1);
-    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } });
+    const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } });
     const issued = latestManifest(l.ctl.database.db, 'h1')!;
-    const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
+    const { store, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     // Renewed twice before the host answers: it answers on the newest version it was sent.
     for (let i = 0; i < 2; i++) {
       l.ctl.clock.advance(manifestTtlMs);
-      expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
+      expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
     }
     const renewed = latestManifest(l.ctl.database.db, 'h1')!;
     expect([renewed.version, renewed.storePath, renewed.rolloutId]).toEqual([issued.version + 2, NEW(1), id]);
-    l.report('h1', 'activating', { version: renewed.version });
+    await l.report('h1', 'activating', { version: renewed.version });
     expect((await hostsOf(l, id))[0]!.state).toBe('in-progress');
-    l.report('h1', 'healthy', { version: renewed.version });
+    await l.report('h1', 'healthy', { version: renewed.version });
     expect(await l.status(id)).toMatchObject({ state: 'succeeded', finished: 1 });
   });
 
   it('counts a rollback report on a renewed rollback manifest', async () => {
     const l = await lab(1);
-    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600 });
-    l.answer('healthy');
-    l.engine.act(id, 'rollback', 'operator:alice');
-    const { db, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
+    const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600 });
+    await l.answer('healthy');
+    await l.engine.act(id, 'rollback', 'operator:alice');
+    const { store, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     l.ctl.clock.advance(manifestTtlMs);
-    expect(await renewExpiringManifests({ db, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
-    l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
+    expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
+    await l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
     expect((await l.status(id)).state).toBe('rolled-back');
   });
 
   it('freezes host deadlines while paused: a long pause fails nobody on resume', async () => {
     const l = await lab(2);
-    const id = l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 60, then: 'fail' } });
+    const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 60, then: 'fail' } });
     const [working, away] = l.names as [string, string];
     l.ctl.deps.presence.websocketClosed(away);
-    l.report(working, 'activating');
+    await l.report(working, 'activating');
     l.ctl.clock.advance(30_000);
-    l.engine.act(id, 'pause', 'operator:alice');
+    await l.engine.act(id, 'pause', 'operator:alice');
     l.ctl.clock.advance(3600_000);
-    l.engine.act(id, 'resume', 'operator:alice');
-    l.engine.tickAll();
+    await l.engine.act(id, 'resume', 'operator:alice');
+    await l.engine.tickAll();
     expect((await l.status(id)).state).toBe('running');
     expect(Object.fromEntries((await hostsOf(l, id)).map((h) => [h.host, h.state]))).toEqual({ [working]: 'in-progress', [away]: 'issued' });
     // The clocks run again from where they stood: 30 s were left of each deadline.
     l.ctl.clock.advance(29_000);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     expect((await hostsOf(l, id)).filter((h) => h.state === 'failed')).toEqual([]);
     l.ctl.clock.advance(1_000);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     expect((await hostsOf(l, id)).filter((h) => h.state === 'failed').map((h) => h.host).sort()).toEqual([working, away].sort());
   });
 
   it('fails a host that degrades during its wave’s bake, against the threshold', async () => {
     const l = await lab(3);
-    const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
-    const [first] = l.answer('healthy') as [string];
+    const id = await l.start({ waves: [1, '100%'], bakeSeconds: 600 });
+    const [first] = await l.answer('healthy') as [string];
     expect(await l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
-    l.report(first, 'degraded', { current: NEW(l.names.indexOf(first) + 1) });
+    await l.report(first, 'degraded', { current: NEW(l.names.indexOf(first) + 1) });
     const halted = await l.status(id);
     expect(halted.state).toBe('halted');
     expect((await hostsOf(l, id)).find((h) => h.host === first)).toMatchObject({ state: 'failed' });
@@ -142,29 +142,29 @@ describe('rollouts count what really happened', () => {
 
   it('fails a host that goes offline during its wave’s bake, once it stays away past the grace', async () => {
     const l = await lab(3);
-    const id = l.start({ waves: [1, '100%'], bakeSeconds: 600 });
-    const [first] = l.answer('healthy') as [string];
+    const id = await l.start({ waves: [1, '100%'], bakeSeconds: 600 });
+    const [first] = await l.answer('healthy') as [string];
     l.ctl.deps.presence.websocketClosed(first);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     l.ctl.clock.advance(BAKE_OFFLINE_GRACE_MS - 1);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     expect(await l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
     l.ctl.clock.advance(1);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     expect((await l.status(id)).state).toBe('halted');
     expect((await hostsOf(l, id)).find((h) => h.host === first)!.reason).toMatch(/went offline during the bake/);
   });
 
   it('retries only the failed and unreached hosts of a halted rollout, as a new rollout linked to it', async () => {
     const l = await lab(5);
-    const id = l.start({ waves: [2, '100%'], failureThreshold: { count: 0 } });
+    const id = await l.start({ waves: [2, '100%'], failureThreshold: { count: 0 } });
     const firstWave = (await l.status(id)).waves[0]!.hosts.map((h) => h.host) as [string, string];
-    l.report(firstWave[0], 'healthy');
-    l.report(firstWave[1], 'rolled-back');
+    await l.report(firstWave[0], 'healthy');
+    await l.report(firstWave[1], 'rolled-back');
     expect((await l.status(id)).state).toBe('halted');
-    expect(l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, kind: 'unknown-rollout' });
+    expect(await l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, kind: 'unknown-rollout' });
 
-    const retried = l.engine.retry(id, 'operator:alice');
+    const retried = await l.engine.retry(id, 'operator:alice');
     if (!retried.ok) throw new Error(retried.message);
     const again = await l.status(retried.value);
     expect(again.retryOf).toBe(id);
@@ -175,10 +175,10 @@ describe('rollouts count what really happened', () => {
     const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-retried'").all(id) as Array<{ data: string }>;
     expect(events.map((e) => JSON.parse(e.data).retryId)).toEqual([retried.value]);
     // An active rollout is not retried.
-    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
-    l.answer('healthy');
-    l.answer('healthy');
+    expect(await l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
+    await l.answer('healthy');
+    await l.answer('healthy');
     expect((await l.status(retried.value)).state).toBe('succeeded');
-    expect(l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'nothing-to-retry' });
+    expect(await l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'nothing-to-retry' });
   });
 });

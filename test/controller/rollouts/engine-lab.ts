@@ -22,11 +22,11 @@ export interface Lab {
   engine: RolloutEngine;
   names: string[];
   seq: Map<string, number>;
-  report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): void;
+  report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): Promise<void>;
   /** Every host that has a pending manifest reports `phase` for it. */
-  answer(phase: Phase | ((host: string) => Phase)): string[];
+  answer(phase: Phase | ((host: string) => Phase)): Promise<string[]>;
   manifestsOf(host: string): number;
-  start(spec: Omit<RolloutSpecInput, 'release'>): string;
+  start(spec: Omit<RolloutSpecInput, 'release'>): Promise<string>;
   status(id: string): Promise<RolloutStatus>;
 }
 
@@ -39,8 +39,8 @@ afterEach(async () => {
 });
 
 export function makeEngine(ctl: TestController): RolloutEngine {
-  const { db, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
-  return new RolloutEngine({ db, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
+  const { store, signer, releaseTrust, clock, bus, presence, manifestTtlMs } = ctl.deps;
+  return new RolloutEngine({ store, signer, releaseTrust, clock, bus, presence, manifestTtlMs, logger: silentLogger() });
 }
 
 export interface LabOptions {
@@ -64,7 +64,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
     engine,
     names,
     seq,
-    report(host, phase, options = {}) {
+    async report(host, phase, options = {}) {
       const next = (seq.get(host) ?? 0) + 1;
       seq.set(host, next);
       const manifest = latestManifest(ctl.database.db, host);
@@ -77,9 +77,9 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
         [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
         (tx, h, r) => (options.engine ?? engine).recordReport(tx, h, r),
       );
-      for (const id of outcome.rollouts) (options.engine ?? engine).tick(id);
+      for (const id of outcome.rollouts) await (options.engine ?? engine).tick(id);
     },
-    answer(phase) {
+    async answer(phase) {
       // Only the manifests out there now: answering one may issue the next, which waits for the next call.
       const waiting = names.flatMap((host) => {
         const manifest = latestManifest(ctl.database.db, host);
@@ -87,26 +87,26 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
       });
       for (const { host, version } of waiting) {
         answered.set(host, version);
-        self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });
+        await self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });
       }
       return waiting.map((w) => w.host);
     },
     manifestsOf: (host) =>
       (ctl.database.sqlite.prepare('select count(*) as n from manifests where host = ?').get(host) as { n: number }).n,
-    start(spec) {
-      const outcome = engine.start(RolloutSpec.parse({ release: 'rel-1', ...spec }), 'operator:test');
+    async start(spec) {
+      const outcome = await engine.start(RolloutSpec.parse({ release: 'rel-1', ...spec }), 'operator:test');
       if (!outcome.ok) throw new Error(outcome.message);
       return outcome.value;
     },
     status: async (id) => (await rolloutStatus(ctl.store, id, ctl.clock.now()))!,
   };
-  names.forEach(async (name, i) => {
+  for (const [i, name] of names.entries()) {
     await registeredHost(ctl, name, tags(i + 1));
     // Connected, as a fleet is: a test that wants a host offline closes its websocket.
     ctl.deps.presence.websocketOpened(name);
     // Each host tells the controller what it runs now: the system a rollback returns it to.
-    self.report(name, 'reconciled', { current: OLD(i + 1) });
-  });
+    await self.report(name, 'reconciled', { current: OLD(i + 1) });
+  }
   const release = options.release ?? (options.mode === 'two-key' ? 'bundle' : 'unsigned');
   if (release === 'bundle') {
     const old = signedBundle(ctl.ciKey, 'rel-0', names.map((host, i) => ({ host, storePath: OLD(i + 1) })));

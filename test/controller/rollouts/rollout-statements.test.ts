@@ -24,14 +24,14 @@ const withheld = (l: Lab, host: string) =>
 describe('rollouts in two-key mode: every manifest carries a CI statement', () => {
   it('issues each host the statement of the rollout’s release', async () => {
     const l = await lab(3, undefined, { mode: 'two-key' });
-    l.start({ waves: ['100%'] });
+    await l.start({ waves: ['100%'] });
     for (const host of l.names) expect(statementRelease(l, latestManifest(l.ctl.database.db, host)!)).toBe('rel-1');
   });
 
   it('rolls back with the statement that authorised the previous system', async () => {
     const l = await lab(2, undefined, { mode: 'two-key' });
-    const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
-    l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
+    const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
+    await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     expect((await l.status(id)).state).toBe('rolling-back');
     const back = latestManifest(l.ctl.database.db, 'h2')!;
     expect(back.storePath).toBe(OLD(2));
@@ -40,8 +40,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
 
   it('does not roll a host back to a system no statement authorises, and logs why', async () => {
     const l = await lab(2, undefined, { mode: 'two-key', release: 'bundle-without-old' });
-    const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
-    l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
+    const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
+    await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     const status = await l.status(id);
     // Nothing to wait for: no rollback manifest went out.
     expect(status.state).toBe('rolled-back');
@@ -55,9 +55,9 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
   it('does not withdraw an offline host to an unauthorised system, and logs why', async () => {
     const l = await lab(1, undefined, { mode: 'two-key', release: 'bundle-without-old' });
     l.ctl.deps.presence.websocketClosed('h1');
-    const id = l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
+    const id = await l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     l.ctl.clock.advance(30_000);
-    l.engine.tickAll();
+    await l.engine.tickAll();
     expect((await l.status(id)).state).toBe('succeeded');
     expect(l.manifestsOf('h1')).toBe(1);
     expect(withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
@@ -66,18 +66,18 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
   it('fails, without issuing, a host whose release holds no statement (a release stored before statements)', async () => {
     const l = await lab(2, undefined, { mode: 'two-key' });
     l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1' and host = 'h1'").run();
-    const id = l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
+    const id = await l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
     const h1 = (await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h1')!;
     expect(h1).toMatchObject({ state: 'failed', reason: `no CI-signed release statement authorises ${NEW(1)} for h1`, manifestVersion: null });
     expect(l.manifestsOf('h1')).toBe(0);
-    l.answer('healthy');
+    await l.answer('healthy');
     expect(await l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
   });
 
   it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', async () => {
     const l = await lab(2, undefined, { mode: 'two-key' });
     l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1'").run();
-    const id = l.start({ waves: ['100%'] });
+    const id = await l.start({ waves: ['100%'] });
     // Every host of the wave failed before it was issued: nothing will report, so nothing later re-checks.
     expect(await l.status(id)).toMatchObject({ state: 'halted', failures: 2, reason: '2 host(s) failed; at most 0 allowed' });
     expect(l.manifestsOf('h1') + l.manifestsOf('h2')).toBe(0);
@@ -87,8 +87,8 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
 describe('rollouts in single-key mode', () => {
   it('rolls back to a system no release names with a statement the controller signs itself', async () => {
     const l = await lab(1, undefined, { mode: 'single-key' });
-    const id = l.start({ waves: ['100%'], onFailure: 'rollback' });
-    l.answer('rolled-back');
+    const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
+    await l.answer('rolled-back');
     expect((await l.status(id)).state).toBe('rolling-back');
     const back = latestManifest(l.ctl.database.db, 'h1')!;
     const statement = verifyReleaseStatement(payloadOf(back).statement, { host: 'h1', storePath: OLD(1) }, [l.ctl.singleKey!], nodeEd25519);

@@ -52,7 +52,7 @@ describe('agent websocket hub with many connected hosts', () => {
   it('pushes every host its own new manifest at once', async () => {
     expect(ctl.handle.hub.connectedCount).toBe(HOSTS);
     for (const name of pushes.keys()) {
-      const outcome = issueManifest(ctl.handle.deps, { host: name, storePath: storePath(name, 'a'), action: 'safe-switch', rolloutId: null }, { kind: 'manifest-issued', actor: 'test' });
+      const outcome = await issueManifest(ctl.handle.deps, { host: name, storePath: storePath(name, 'a'), action: 'safe-switch', rolloutId: null }, { kind: 'manifest-issued', actor: 'test' });
       expect(outcome.ok).toBe(true);
     }
     // A generous wait, not a speed claim (bench/scale.ts measures push times).

@@ -159,6 +159,11 @@ in
       default = [ ];
     };
 
+    services.postgresql.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+
     nix.package = mkOption {
       type = types.package;
       default = pkgs.nix;

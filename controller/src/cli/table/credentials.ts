@@ -6,7 +6,7 @@ import * as lifecycle from '../lifecycle-commands.js';
 
 const LOCAL_DB_OPTIONS = {
   'state-dir': { type: 'string', value: 'DIR', description: "the controller's state directory: open its database directly" },
-  db: { type: 'string', value: 'FILE', description: "the controller's database file, instead of --state-dir" },
+  db: { type: 'string', value: 'FILE', description: "the controller's SQLite database file, instead of --state-dir" },
 } as const;
 
 export const CREDENTIAL_COMMANDS: CommandSpec[] = [

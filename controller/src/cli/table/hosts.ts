@@ -115,7 +115,7 @@ the agent logs at start.`,
     description: `Downloads a consistent copy of the controller's database, taken online (the
 controller keeps serving), checks it with SQLite's integrity check and writes it to FILE (mode
 0600: it holds webhook secrets). Needs an admin token. To restore: see "Backup and restore" in
-controller/README.md.`,
+controller/README.md. SQLite only: back up a controller on PostgreSQL with pg_dump.`,
     examples: ['shoal backup --out /var/backups/shoal-$(date +%F).sqlite'],
     run: lifecycle.backup,
   },

@@ -1,0 +1,93 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../../controller/src/db/store.js';
+import { ManifestBus, type PublishedManifest } from '../../../controller/src/manifests/bus.js';
+import { announceIssued, pack, startManifestRelay, unpack } from '../../../controller/src/replicas/manifest-relay.js';
+import { silentLogger } from '../../../shared/src/logger.js';
+import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase } from '../postgres-database.js';
+import { MAX_PAYLOAD_BYTES } from '../../../controller/src/replicas/notifications.js';
+
+const envelope = (host: string, version: number) => JSON.stringify({ payloadType: 'test', payload: `${host}:${version}`, signatures: [] });
+
+async function issue(store: Store, replicaId: string, host: string, version: number, announce = true): Promise<void> {
+  await store.transaction(async (tx) => {
+    await tx.insert(store.t.hosts).values({ name: host, publicKey: 'key' }).onConflictDoNothing();
+    await tx.insert(store.t.manifests).values({
+      host,
+      version,
+      storePath: `/nix/store/${'a'.repeat(32)}-system`,
+      action: 'switch',
+      issuedAt: 1,
+      expiresAt: 2,
+      envelope: envelope(host, version),
+    });
+    if (announce) await announceIssued(store, replicaId, [{ host, version }]);
+  });
+}
+
+describe('manifests issued on one replica reach agents served by another', () => {
+  let database: PostgresTestDatabase;
+  const stores: Store[] = [];
+  const stops: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    await Promise.all(stops.splice(0).map((stop) => stop()));
+    await Promise.all(stores.splice(0).map((store) => store.close()));
+    await database?.drop();
+  });
+  afterAll(async () => {
+    await stopPostgresTestServer();
+  });
+
+  it('relays a committed manifest to the bus of the replica serving its host, with the stored envelope', async () => {
+    database = await postgresTestDatabase();
+    const a = await openStore({ database: database.url, replicaId: 'a' });
+    const b = await openStore({ database: database.url, replicaId: 'b' });
+    stores.push(a, b);
+    const bus = new ManifestBus();
+    const seen: PublishedManifest[] = [];
+    bus.onPublish((manifest) => seen.push(manifest));
+    stops.push(await startManifestRelay({ store: b, replicaId: 'b', bus, serves: (host) => host !== 'elsewhere', onResync: () => {}, logger: silentLogger() }));
+
+    // Rolled back: announced inside the transaction, so never delivered.
+    await expect(
+      a.transaction(async () => {
+        await issue(a, 'a', 'web-1', 1);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    await issue(a, 'a', 'elsewhere', 1);
+    await issue(a, 'a', 'web-1', 2);
+    await expect.poll(() => seen.map((m) => `${m.host}:${m.version}`)).toEqual(['web-1:2']);
+    expect(seen[0]!.envelopeJson).toBe(envelope('web-1', 2));
+    expect(seen[0]!.envelope).toEqual(JSON.parse(envelope('web-1', 2)));
+  });
+
+  it('ignores the replica\'s own announcements: its bus had them at commit', async () => {
+    database = await postgresTestDatabase();
+    const a = await openStore({ database: database.url, replicaId: 'a' });
+    stores.push(a);
+    const bus = new ManifestBus();
+    const seen: string[] = [];
+    bus.onPublish((manifest) => seen.push(`${manifest.host}:${manifest.version}`));
+    // A second subscriber proves both announcements were delivered to this replica before the check.
+    const delivered: string[] = [];
+    stops.push(await a.notifications.subscribe('shoal_manifests', (payload) => delivered.push(payload)));
+    stops.push(await startManifestRelay({ store: a, replicaId: 'a', bus, serves: () => true, onResync: () => {}, logger: silentLogger() }));
+    await issue(a, 'a', 'web-1', 1);
+    await issue(a, 'other', 'web-2', 1);
+    await expect.poll(() => delivered.length).toBe(2);
+    await expect.poll(() => seen).toEqual(['web-2:1']);
+  });
+});
+
+describe('announcement payloads', () => {
+  it('pack as many host:version pairs as fit in a notification, and unpack to the same list', () => {
+    const issued = Array.from({ length: 500 }, (_, i) => ({ host: `host-${i}`, version: i + 1 }));
+    const payloads = pack('replica-7', issued);
+    expect(payloads.length).toBeGreaterThan(1);
+    for (const payload of payloads) expect(Buffer.byteLength(payload)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    const unpacked = payloads.map(unpack);
+    expect(new Set(unpacked.map((u) => u.replicaId))).toEqual(new Set(['replica-7']));
+    expect(unpacked.flatMap((u) => u.issued)).toEqual(issued);
+    expect(pack('r', [])).toEqual([]);
+  });
+});

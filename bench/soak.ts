@@ -50,7 +50,7 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
     const database = sqliteWriter(store);
     const clock = new FakeClock(Date.parse('2030-01-01T00:00:00Z'));
     const names = Array.from({ length: hosts }, (_, i) => `soak-${String(i).padStart(5, '0')}`);
-    for (const name of names) registerHost(database.db, clock, { name, publicKey: Buffer.alloc(32, 1).toString('base64'), tags: [], actor: 'bench' });
+    for (const name of names) await registerHost(store, clock, { name, publicKey: Buffer.alloc(32, 1).toString('base64'), tags: [], actor: 'bench' });
     const seqs = new Map(names.map((n) => [n, 0]));
     const size = () => {
       database.sqlite.pragma('wal_checkpoint(TRUNCATE)');

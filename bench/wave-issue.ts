@@ -21,9 +21,9 @@ const database = sqliteWriter(store);
 const singleKey = generateNamedKey('single');
 const deps = createDeps({ store, signer: createManifestSigner(generateNamedKey('ctl')), releaseTrust: releaseTrust([], singleKey), clock: systemClock });
 const names = Array.from({ length: count }, (_, i) => `host-${i}`);
-database.sqlite.transaction(() => {
-  for (const name of names) registerHost(database.db, systemClock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'bench' });
-})();
+await store.transaction(async () => {
+  for (const name of names) await registerHost(store, systemClock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'bench' });
+});
 const rel = await createUnsignedRelease(store, systemClock, deps.releaseTrust, { name: 'r1', description: '', source: null, hosts: names.map((host) => ({ host, storePath: fakeStorePath(`${host}-v2`) })) }, 'operator:bench');
 if (!rel.ok) throw new Error('release');
 let published = 0;

@@ -31,18 +31,18 @@ export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMI
   app.get('/metrics', metricsHandler(deps.metrics, deps.metricsToken));
   app.route('/v1/agent', agentRoutes(deps, limits));
   app.route('/v1', operatorRoutes(deps, limits.maxBodyBytes));
-  app.route('/v1', rebootSettingsRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
+  app.route('/v1', rebootSettingsRoutes(deps, operatorGuard(deps.store, limits.maxBodyBytes)));
   // Rollout specs may list every host of a fleet, and a release carries a signed statement per host:
   // both may be far larger than a single operator request.
   app.route(
     '/v1',
     rolloutRoutes(deps, deps.rollouts, {
-      releases: operatorGuard(deps.db, limits.maxReleaseBodyBytes),
-      rest: operatorGuard(deps.db, limits.maxReportBodyBytes * 8),
+      releases: operatorGuard(deps.store, limits.maxReleaseBodyBytes),
+      rest: operatorGuard(deps.store, limits.maxReportBodyBytes * 8),
     }),
   );
-  app.route('/v1', webhookRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
-  app.route('/v1', adminRoutes(deps, operatorGuard(deps.db, limits.maxBodyBytes)));
+  app.route('/v1', webhookRoutes(deps, operatorGuard(deps.store, limits.maxBodyBytes)));
+  app.route('/v1', adminRoutes(deps, operatorGuard(deps.store, limits.maxBodyBytes)));
   app.notFound((c) => {
     throw new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`);
   });

@@ -87,14 +87,14 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     clock,
     logger: options.logger ?? silentLogger(),
     bus: new ManifestBus(),
-    presence: new Presence(db, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS),
+    presence: new Presence(options.store, clock, options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, options.logger?.child({ component: 'presence' })),
     manifestTtlMs: options.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   };
   const rollouts = new RolloutEngine(shared);
   return {
     ...shared,
-    challenges: new ChallengeStore(clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
-    sessions: new SessionStore(clock),
+    challenges: new ChallengeStore(options.store, clock, CHALLENGE_TTL_MS, options.pendingChallenges ?? DEFAULT_ADMISSION.pendingChallenges),
+    sessions: new SessionStore(options.store, clock, shared.logger.child({ component: 'sessions' })),
     rollouts,
     metrics: new ControllerMetrics({
       db,

@@ -234,7 +234,7 @@ async function serve(args: string[]): Promise<void> {
       pruneIntervalMs: config.retention.pruneIntervalSeconds * 1000,
     },
   });
-  const tokenFile = ensureAdminToken(controller.database.db, controller.deps.clock, stateDir);
+  const tokenFile = await ensureAdminToken(controller.deps.store, controller.deps.clock, stateDir);
   if (tokenFile) logger.info({ file: tokenFile }, 'created the first operator token');
   logger.info(
     {

@@ -17,6 +17,7 @@ import { EventLog } from './event-log.js';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js';
 import { AgentHub, type HubOptions } from './ws/hub.js';
 import type { AdmissionLimits } from './auth/admission.js';
+import { startAuthSweep } from './auth/sweep.js';
 import { DEFAULT_RETENTION, startPruning, type Pruning, type RetentionOptions } from './retention/prune.js';
 import type { DestinationPolicy } from './webhooks/destination.js';
 import type { RebootLockOptions } from './hosts/reboot-grants.js';
@@ -120,6 +121,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   deps.rollouts.onChange(() => webhooks.wake());
   webhooks.start();
   const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
+  const authSweep = startAuthSweep(deps);
   const eventLog = new EventLog(deps.db, deps.logger);
   eventLog.start(1000);
 
@@ -131,6 +133,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();
       const pruningStopped = pruning.stop();
+      authSweep.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       deps.bus.releaseAll();
       await hub.close();
@@ -145,6 +148,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await renewalStopped;
       await webhooksStopped;
       await pruningStopped;
+      // The last-seen times heard until now, written before the database goes away.
+      await deps.presence.flush();
       await store.close();
       deps.signer.close();
     })();

@@ -25,7 +25,7 @@ describe('ControllerClient against the real controller', () => {
   beforeEach(async () => {
     controller = await startController();
     identity = (await loadOrCreateIdentity(await tmpDir())).identity;
-    controller.register('web-1', toBase64(identity.publicKey));
+    await controller.register('web-1', toBase64(identity.publicKey));
     client = new ControllerClient({ baseUrl: controller.url, host: 'web-1', identity, ed25519: tweetnaclEd25519 });
   });
 
@@ -60,7 +60,7 @@ describe('ControllerClient against the real controller', () => {
 
   it("names the controller's error when this host's signature is refused", async () => {
     const other = new ControllerClient({ baseUrl: controller.url, host: 'web-2', identity, ed25519: tweetnaclEd25519 });
-    controller.register('web-2', toBase64(generateNamedKey('other').publicKey));
+    await controller.register('web-2', toBase64(generateNamedKey('other').publicKey));
     const result = await other.getManifest();
     expect(!result.ok && result.error).toMatchObject({
       kind: 'http',
@@ -96,7 +96,7 @@ describe('enrollment against the real controller', () => {
     const state = await StateStore.open(dir);
     const client = new ControllerClient({ baseUrl: controller.url, host: 'web-1', identity, ed25519: tweetnaclEd25519 });
     const tokenFile = join(dir, 'enroll-token');
-    await writeFile(tokenFile, `${controller.enrollmentToken()}\n`);
+    await writeFile(tokenFile, `${await controller.enrollmentToken()}\n`);
     return { controller, identity, state, client, tokenFile };
   }
 
@@ -112,7 +112,7 @@ describe('enrollment against the real controller', () => {
 
   it('stops with a clear error when the host is enrolled with another key (409)', async () => {
     const { controller, state, client, tokenFile } = await setup();
-    controller.register('web-1', toBase64(generateNamedKey('old').publicKey));
+    await controller.register('web-1', toBase64(generateNamedKey('old').publicKey));
     const outcome = await ensureEnrolled({ state, client, tokenFile, host: 'web-1', logger: silentLogger() });
     expect(outcome.ok).toBe(false);
     if (!outcome.ok) {

@@ -41,7 +41,7 @@ describe('the agent daemon end to end (the real controller on loopback, host in 
     const prev = buildSystem(host, 'prev');
     await bootInto(host, prev);
     const tokenFile = join(host.root, 'enroll');
-    await writeFile(tokenFile, controller.enrollmentToken());
+    await writeFile(tokenFile, await controller.enrollmentToken());
     const config = fakeHostAgentConfig(host, { controllerUrl: controller.url, ...controller.trust, enrollmentTokenFile: tokenFile, ...overrides });
     return { controller, host, prev, config };
   }
@@ -135,7 +135,7 @@ describe('the agent daemon end to end (the real controller on loopback, host in 
     await start(config);
     await until(() => controller.connected('web-1') && controller.phases().includes('reconciled'));
     // A genuine manifest of another host, served to web-1 by a tampered controller database.
-    controller.register('db-1', toBase64(generateNamedKey('db-1').publicKey));
+    await controller.register('db-1', toBase64(generateNamedKey('db-1').publicKey));
     const next = buildSystem(host, 'next');
     const dbVersion = await controller.setDesired('db-1', next);
     controller.serveTampered('web-1', controller.storedEnvelope('db-1', dbVersion), next);

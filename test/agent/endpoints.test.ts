@@ -52,7 +52,7 @@ describe('controller endpoints', () => {
     cleanups.push(down.close);
     const live: LiveController = await liveController();
     cleanups.push(() => live.close());
-    const host = live.register('web-1');
+    const host = await live.register('web-1');
     const endpoints = new ControllerEndpoints([down.url, live.handle.url]);
     const client = new ControllerClient({ baseUrl: endpoints, host: 'web-1', identity: { file: '(test)', publicKey: host.keys.publicKey, secretKey: host.keys.secretKey }, ed25519: tweetnaclEd25519 });
 

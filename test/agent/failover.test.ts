@@ -55,7 +55,7 @@ describe('an agent given several controller URLs', () => {
     const host = await fakeHost(await tmpDir());
     await bootInto(host, buildSystem(host, 'prev'));
     const tokenFile = join(host.root, 'enroll');
-    const { token } = createEnrollmentToken(first.handle.database.db, first.handle.deps.clock, { ttlMs: 600_000, maxUses: 1, tags: [] });
+    const { token } = await createEnrollmentToken(first.handle.store, first.handle.deps.clock, { ttlMs: 600_000, maxUses: 1, tags: [] });
     await writeFile(tokenFile, token);
     const config = fakeHostAgentConfig(host, {
       controllerUrls: [first.handle.url, second.handle.url],
@@ -68,7 +68,7 @@ describe('an agent given several controller URLs', () => {
 
     // Enrolled on the first controller; the same host (same key) registered on the second.
     const enrolled = await until('the agent to enroll on the first controller', () => hostRow(first));
-    registerHost(second.handle.database.db, second.handle.deps.clock, { name: 'web-1', publicKey: enrolled.publicKey, tags: [], actor: 'test' });
+    await registerHost(second.handle.store, second.handle.deps.clock, { name: 'web-1', publicKey: enrolled.publicKey, tags: [], actor: 'test' });
 
     const one = buildSystem(host, 'one');
     const v1 = await setDesired(first, one);

@@ -69,9 +69,9 @@ describe('bin/shoal-agent', () => {
 
   it('refuses to run when the controller already knows this host with another key (409)', async () => {
     const controller = await startController();
-    controller.register('web-1', toBase64(generateNamedKey('old').publicKey));
+    await controller.register('web-1', toBase64(generateNamedKey('old').publicKey));
     const dir = await tmpDir();
-    await writeFile(join(dir, 'token'), controller.enrollmentToken());
+    await writeFile(join(dir, 'token'), await controller.enrollmentToken());
     const file = await config({
       host: 'web-1',
       controllerUrl: controller.url,
@@ -88,7 +88,7 @@ describe('bin/shoal-agent', () => {
   it('stops cleanly on SIGTERM once running', async () => {
     const controller = await startController();
     const dir = await tmpDir();
-    await writeFile(join(dir, 'token'), controller.enrollmentToken());
+    await writeFile(join(dir, 'token'), await controller.enrollmentToken());
     const file = await config({
       host: 'web-1',
       controllerUrl: controller.url,

@@ -16,7 +16,7 @@ describe('the poller long-polls the controller', () => {
 
   beforeEach(async () => {
     ctl = await liveController();
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     client = new ControllerClient({
       baseUrl: ctl.handle.url,
       host: 'web-1',

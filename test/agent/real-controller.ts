@@ -48,7 +48,7 @@ export class AgentTestController {
   static async start(): Promise<AgentTestController> {
     const controller = new AgentTestController(await mkdtemp(join(tmpdir(), 'shoal-agent-controller-')));
     await controller.boot();
-    controller.operatorToken = createOperatorToken(controller.handle.database.db, controller.handle.deps.clock, 'test-admin').token;
+    controller.operatorToken = (await createOperatorToken(controller.handle.store, controller.handle.deps.clock, 'test-admin')).token;
     return controller;
   }
 
@@ -97,13 +97,13 @@ export class AgentTestController {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  enrollmentToken(): string {
-    return createEnrollmentToken(this.deps.db, this.deps.clock, { ttlMs: 3_600_000, maxUses: null, tags: [] }).token;
+  async enrollmentToken(): Promise<string> {
+    return (await createEnrollmentToken(this.deps.store, this.deps.clock, { ttlMs: 3_600_000, maxUses: null, tags: [] })).token;
   }
 
   /** An operator vouches for `name` with `publicKey` (base64), as `shoal host register` does. */
-  register(name: string, publicKey: string): void {
-    const outcome = registerHost(this.deps.db, this.deps.clock, { name, publicKey, tags: [], actor: 'test' });
+  async register(name: string, publicKey: string): Promise<void> {
+    const outcome = await registerHost(this.deps.store, this.deps.clock, { name, publicKey, tags: [], actor: 'test' });
     if (!outcome.ok) throw new Error(outcome.message);
   }
 

@@ -39,7 +39,7 @@ export function transportCases(name: string, create: (context: TransportContext)
     beforeEach(async () => {
       received.length = 0;
       controller = await startController();
-      controller.register(host.name, host.publicKey);
+      await controller.register(host.name, host.publicKey);
       const identity = { file: '(test)', publicKey: host.keys.publicKey, secretKey: host.keys.secretKey };
       client = new ControllerClient({ baseUrl: controller.url, host: host.name, identity, ed25519: tweetnaclEd25519 });
       transport = create({ url: controller.url, host: host.name, identity, client, onEnvelope: (envelope) => received.push(JSON.stringify(envelope)) });

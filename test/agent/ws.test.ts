@@ -47,7 +47,7 @@ describe('websocket transport against the real controller', () => {
   afterEach(() => transport?.stop());
 
   it('authenticates with the host key and receives the desired manifest at once and on every change', async () => {
-    controller.register('web-1', toBase64(identity.publicKey));
+    await controller.register('web-1', toBase64(identity.publicKey));
     await controller.setDesired('web-1', storePath('sys', 'a'));
     let session: string | undefined;
     const ws = connect({ onWelcome: (s) => (session = s.token) });
@@ -62,7 +62,7 @@ describe('websocket transport against the real controller', () => {
   });
 
   it('reconnects after the controller restarts and gets the manifest again', async () => {
-    controller.register('web-1', toBase64(identity.publicKey));
+    await controller.register('web-1', toBase64(identity.publicKey));
     await controller.setDesired('web-1', storePath('sys', 'a'));
     const changes: boolean[] = [];
     const ws = connect({ onConnectedChange: (c) => changes.push(c) });
@@ -76,7 +76,7 @@ describe('websocket transport against the real controller', () => {
   });
 
   it('drops a connection on which nothing arrives within the liveness window and dials again', async () => {
-    controller.register('web-1', toBase64(identity.publicKey));
+    await controller.register('web-1', toBase64(identity.publicKey));
     // The controller pings every 30 s: within 300 ms nothing arrives on an idle connection.
     const ws = connect({ livenessMs: 300 });
     await until(() => ws.connected);
@@ -84,7 +84,7 @@ describe('websocket transport against the real controller', () => {
   });
 
   it('is not connected when the controller refuses its authentication, and keeps trying', async () => {
-    controller.register('web-1', toBase64(generateNamedKey('other').publicKey));
+    await controller.register('web-1', toBase64(generateNamedKey('other').publicKey));
     const { logger, entries } = captureLogger();
     const ws = connect({}, logger);
     const refusals = () => entries().filter((e) => e.msg === "controller refused this host's websocket authentication");

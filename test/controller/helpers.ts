@@ -95,7 +95,7 @@ export async function testController(
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
   const deps = createDeps({ store, signer: createManifestSigner(controllerKey), releaseTrust: trust, clock, ...rest });
   const app = createApp(deps);
-  const { token: operatorToken } = createOperatorToken(database.db, clock, 'test-admin');
+  const { token: operatorToken } = await createOperatorToken(store, clock, 'test-admin');
   return {
     dir,
     store,
@@ -116,6 +116,7 @@ export async function testController(
       ),
     async close() {
       deps.bus.releaseAll();
+      await deps.presence.flush();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -135,7 +136,7 @@ export function newHostKeys(name: string): TestHost {
 
 export async function registeredHost(ctl: TestController, name: string, tags: string[] = []): Promise<TestHost> {
   const host = newHostKeys(name);
-  const outcome = registerHost(ctl.database.db, ctl.clock, { name, publicKey: host.publicKey, tags, actor: 'test' });
+  const outcome = await registerHost(ctl.store, ctl.clock, { name, publicKey: host.publicKey, tags, actor: 'test' });
   expect(outcome.ok).toBe(true);
   return host;
 }

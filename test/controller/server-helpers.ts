@@ -18,7 +18,7 @@ export interface LiveController {
   ciKey: NamedSecretKey;
   singleKey: NamedSecretKey | null;
   operatorToken: string;
-  register(name: string): TestHost;
+  register(name: string): Promise<TestHost>;
   setDesired(host: string, storePath: string): Promise<Response>;
   close(): Promise<void>;
 }
@@ -35,16 +35,16 @@ export async function liveController(options: Partial<ControllerOptions> & { mod
     port: 0,
     ...rest,
   });
-  const { token: operatorToken } = createOperatorToken(handle.database.db, handle.deps.clock, 'test-admin');
+  const { token: operatorToken } = await createOperatorToken(handle.store, handle.deps.clock, 'test-admin');
   return {
     handle,
     controllerKey,
     ciKey,
     singleKey,
     operatorToken,
-    register(name) {
+    async register(name) {
       const host = newHostKeys(name);
-      registerHost(handle.database.db, handle.deps.clock, { name, publicKey: host.publicKey, tags: [], actor: 'test' });
+      await registerHost(handle.store, handle.deps.clock, { name, publicKey: host.publicKey, tags: [], actor: 'test' });
       return host;
     },
     setDesired: (host, storePath) =>

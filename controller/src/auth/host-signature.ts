@@ -1,7 +1,7 @@
 import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { fromBase64 } from '../../../shared/src/keys.js';
 import { challengeMessage, controllerAudience } from '../../../shared/src/protocol.js';
-import type { Db } from '../db/open.js';
+import type { Store } from '../db/store.js';
 import { hostPublicKey } from '../hosts/lookup.js';
 import type { ChallengeStore } from './challenges.js';
 
@@ -29,14 +29,14 @@ export function expectedAudience(configured: string | null, requestUrl: string |
 }
 
 /** The one check of a host's login signature, for the HTTP session route and the websocket alike. */
-export function verifyHostSignature(
-  db: Db,
+export async function verifyHostSignature(
+  store: Store,
   host: string,
   nonce: string,
   signatureBase64: string,
   audience: string | null,
-): { ok: true } | { ok: false; reason: HostSignatureRefusal; message: string } {
-  const publicKey = hostPublicKey(db, host);
+): Promise<{ ok: true } | { ok: false; reason: HostSignatureRefusal; message: string }> {
+  const publicKey = await hostPublicKey(store, host);
   if (publicKey === null) return { ok: false, reason: 'unknown-host', message: `no host named ${JSON.stringify(host)}` };
   if (audience === null) return { ok: false, reason: 'bad-signature', message: 'the request has no Host header to bind the signature to; set publicUrl' };
   const valid = nodeEd25519.verify(challengeMessage(host, nonce, audience), fromBase64(signatureBase64), fromBase64(publicKey));
@@ -54,8 +54,15 @@ export function verifyHostSignature(
  * Checks that `host` signed our nonce, for this controller, with its enrolled key. The nonce is
  * spent first, so a signature (good or bad) can never be tried against the same nonce twice.
  */
-export function verifyHostProof(db: Db, challenges: ChallengeStore, host: string, nonce: string, signatureBase64: string, audience: string | null): HostProof {
-  const check = challenges.consume(host, nonce);
+export async function verifyHostProof(
+  store: Store,
+  challenges: ChallengeStore,
+  host: string,
+  nonce: string,
+  signatureBase64: string,
+  audience: string | null,
+): Promise<HostProof> {
+  const check = await challenges.consume(host, nonce);
   if (!check.ok) {
     const messages = {
       'unknown-nonce': 'nonce was not issued by this controller or was already used',
@@ -64,5 +71,5 @@ export function verifyHostProof(db: Db, challenges: ChallengeStore, host: string
     } as const;
     return { ok: false, reason: check.reason, message: messages[check.reason] };
   }
-  return verifyHostSignature(db, host, nonce, signatureBase64, audience);
+  return verifyHostSignature(store, host, nonce, signatureBase64, audience);
 }

@@ -17,7 +17,7 @@ import {
 import { Action } from '../../../shared/src/protocol.js';
 import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '../auth/operator-tokens.js';
 import { iso, systemClock } from '../clock.js';
-import { openDatabase, type OpenDatabase } from '../db/open.js';
+import { openStore, type Store } from '../db/store.js';
 import { describeDatabase, hasScheme } from '../database-setting.js';
 import { OperatorClient } from './client.js';
 import { json, list as list_, str } from './args.js';
@@ -94,7 +94,7 @@ export async function keyShow({ values, positionals }: Parsed, io: CliIo): Promi
 }
 
 /** Operator tokens are managed on the controller machine itself, by opening its database. */
-function withLocalDatabase<T>(command: string, values: Record<string, unknown>, use: (database: OpenDatabase) => T): T {
+async function withLocalDatabase<T>(command: string, values: Record<string, unknown>, use: (store: Store) => Promise<T>): Promise<T> {
   const stateDir = str(values['state-dir']);
   const dbFile = str(values.db) ?? (stateDir ? join(stateDir, 'controller.sqlite') : undefined);
   if (!dbFile) throw new CliError(`${command} needs --state-dir DIR (or --db FILE) of the controller`);
@@ -104,16 +104,16 @@ function withLocalDatabase<T>(command: string, values: Record<string, unknown>, 
     );
   }
   if (!existsSync(dbFile)) throw new CliError(`no controller database at ${dbFile}; has the controller been started with that state dir?`);
-  let database;
+  let store;
   try {
-    database = openDatabase(dbFile);
+    store = await openStore({ database: dbFile });
   } catch (error) {
     throw new CliError(`cannot open the controller database ${dbFile}: ${(error as Error).message}`);
   }
   try {
-    return use(database);
+    return await use(store);
   } finally {
-    database.close();
+    await store.close();
   }
 }
 
@@ -125,7 +125,7 @@ export async function tokenCreate({ values }: Parsed, io: CliIo): Promise<void> 
   if (!scope.success) throw new CliError(`--scope must be one of ${OperatorScope.options.join(', ')}, got ${JSON.stringify(str(values.scope))}`, 2);
   const name = str(values.name) ?? 'operator';
   const created = isLocal(values)
-    ? withLocalDatabase('token create', values, (database) => createOperatorToken(database.db, systemClock, name, scope.data))
+    ? await withLocalDatabase('token create', values, (store) => createOperatorToken(store, systemClock, name, scope.data))
     : await OperatorClient.from(values, io).call('POST', OperatorRoutes.operatorTokens, OperatorTokenCreated, { name, scope: scope.data });
   if (values.json) json(io, created);
   else io.stdout(`${created.token}\n`);
@@ -133,7 +133,7 @@ export async function tokenCreate({ values }: Parsed, io: CliIo): Promise<void> 
 
 export async function tokenList({ values }: Parsed, io: CliIo): Promise<void> {
   const tokens = isLocal(values)
-    ? withLocalDatabase('token list', values, (database) => listOperatorTokens(database.db)).map((t) => ({
+    ? (await withLocalDatabase('token list', values, (store) => listOperatorTokens(store))).map((t) => ({
         id: t.id,
         name: t.name,
         scope: t.scope,
@@ -148,7 +148,7 @@ export async function tokenList({ values }: Parsed, io: CliIo): Promise<void> {
 export async function tokenRevoke({ values, positionals }: Parsed, io: CliIo): Promise<void> {
   const id = positionals[0]!;
   if (isLocal(values)) {
-    const revoked = withLocalDatabase('token revoke', values, (database) => revokeOperatorToken(database.db, systemClock, id));
+    const revoked = await withLocalDatabase('token revoke', values, (store) => revokeOperatorToken(store, systemClock, id));
     if (!revoked) throw new CliError(`no active operator token with id ${JSON.stringify(id)}; see shoal token list`);
   } else {
     await OperatorClient.from(values, io).call('DELETE', OperatorRoutes.operatorToken(id), TokenRevoked);

@@ -10,8 +10,8 @@ export type HostDiffOutcome = { ok: true; diff: HostDiff } | { ok: false; status
  * A host's diff from what it runs to `target` (by default its desired system): for a drifted host,
  * what it runs against what it should run.
  */
-export async function hostDiffFor(deps: Pick<ControllerDeps, 'db' | 'presence' | 'cache'>, name: string, target?: string): Promise<HostDiffOutcome> {
-  const status = hostStatus(deps.db, deps.presence, name);
+export async function hostDiffFor(deps: Pick<ControllerDeps, 'store' | 'presence' | 'cache'>, name: string, target?: string): Promise<HostDiffOutcome> {
+  const status = await hostStatus(deps.store, deps.presence, name);
   if (!status) return { ok: false, status: 404, code: 'unknown-host', message: `no host named ${JSON.stringify(name)}` };
   if (!deps.cache.configured) {
     return { ok: false, status: 409, code: 'no-binary-cache', message: 'the controller reads no binary cache (config "caches"), so it cannot diff closures' };

@@ -81,11 +81,11 @@ const removeHostAction: HostAction<undefined> = {
   api: (host) => ({ method: 'DELETE', path: OperatorRoutes.host(host) }),
   question: (host) =>
     `Remove ${host}? Its manifests, reports and history are deleted and its agent can no longer log in (its connection is closed). Refused while an active rollout includes it. To bring it back, register it again.`,
-  run: (deps, host, _value, actor) => {
+  run: async (deps, host, _value, actor) => {
     // The same operation as DELETE /v1/hosts/:name.
-    const outcome = removeHost(deps.db, deps.clock, host, actor);
+    const outcome = await removeHost(deps.store, deps.clock, host, actor);
     if (!outcome.ok) return { ok: false, status: outcome.status, message: outcome.message };
-    deps.sessions.revokeHost(host);
+    await deps.sessions.revokeHost(host);
     deps.logger.info({ host, actor }, 'host removed');
     return { ok: true, done: `${host} was removed.`, goTo: BASE };
   },

@@ -186,7 +186,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const given = typeof form._csrf === 'string' ? form._csrf : '';
     if (!expected || !sameSecret(given, expected)) return loginForm(c, next, 'The sign-in form expired; please enter the token again.', 403);
     const token = typeof form.token === 'string' ? form.token.trim() : '';
-    const operator = token ? findOperator(db, token) : null;
+    const operator = token ? await findOperator(deps.store, token) : null;
     if (!operator) {
       deps.logger.warn({ remote: c.req.header('x-forwarded-for') ?? null }, 'dashboard sign-in with an unknown operator token');
       return loginForm(c, next, 'That token is not known to this controller, or it was revoked.', 401);
@@ -209,7 +209,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   // ---- Fleet ----
   const fleetNow = async (filter: FleetFilter) => {
-    const view = fleetView(listHostStatuses(db, presence), filter);
+    const view = fleetView(await listHostStatuses(deps.store, presence), filter);
     return { view, rollouts: await activeRollouts(deps.store, clock.now()) };
   };
 
@@ -220,7 +220,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const params = new URLSearchParams(fleetQuery(view.filter));
     params.set(HAVE_PARAM, have);
     const liveUrl = `${BASE}/live/fleet?${params}`;
-    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} unknownHosts={listUnknownHosts(db)} />);
+    return html(c, <FleetPage session={c.get('session')} view={view} rollouts={rollouts} now={clock.now()} liveUrl={liveUrl} unknownHosts={await listUnknownHosts(deps.store)} />);
   });
 
   app.get('/live/fleet', stream, (c) => {
@@ -235,8 +235,8 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   });
 
   // ---- Hosts ----
-  const hostView = (name: string) => {
-    const host = hostStatus(db, presence, name);
+  const hostView = async (name: string) => {
+    const host = await hostStatus(deps.store, presence, name);
     if (!host) return null;
     return { host, events: recentHostEvents(db, name), generations: hostGenerations(db, name) };
   };
@@ -252,8 +252,8 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
         .map(([name]) => name),
     );
 
-  app.get('/hosts/:name', page, (c) => {
-    const view = hostView(c.req.param('name'));
+  app.get('/hosts/:name', page, async (c) => {
+    const view = await hostView(c.req.param('name'));
     if (!view) return refusal(c, 404, 'No such host', `No host is named "${c.req.param('name')}".`, c.get('session'));
     const session = c.get('session');
     return html(c, <HostPage session={session} {...view} now={clock.now()} allowed={allowedHostActions(session, view.host.name)} />);
@@ -274,12 +274,12 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return html(c, <ReleaseDiffPage session={c.get('session')} release={release.name} {...insight} />);
   });
 
-  app.get('/live/hosts/:name', stream, (c) => {
+  app.get('/live/hosts/:name', stream, async (c) => {
     const id = c.get('session').id;
     const name = c.req.param('name');
-    if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
-    return liveUpdates(c, feed, live, () => {
-      const view = sessions.isOpen(id) ? hostView(name) : null;
+    if (!(await hostView(name))) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
+    return liveUpdates(c, feed, live, async () => {
+      const view = sessions.isOpen(id) ? await hostView(name) : null;
       return view ? renderAll(hostFragments(view.host, view.events, view.generations, clock.now(), true)) : null;
     });
   });
@@ -290,7 +290,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const name = c.req.param('name');
     const hostAction = Object.hasOwn(HOST_ACTIONS, c.req.param('action')) ? HOST_ACTIONS[c.req.param('action')]! : null;
     if (!hostAction) return refusal(c, 404, 'Unknown action', `"${c.req.param('action')}" is not one of ${Object.keys(HOST_ACTIONS).join(', ')}.`, session);
-    if (!hostView(name)) return refusal(c, 404, 'No such host', `No host is named "${name}"; nothing was done.`, session);
+    if (!(await hostView(name))) return refusal(c, 404, 'No such host', `No host is named "${name}"; nothing was done.`, session);
     if (!allowedHostActions(session, name).has(c.req.param('action'))) {
       return refusal(c, 403, 'Not allowed', `Your token has scope ${session.operator.scope}, which may not ${hostAction.label.toLowerCase()}; nothing was done.`, session);
     }

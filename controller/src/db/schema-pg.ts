@@ -21,3 +21,5 @@ export const webhooks = toPg(sqlite.webhooks);
 export const webhookDeliveries = toPg(sqlite.webhookDeliveries);
 export const rebootLeases = toPg(sqlite.rebootLeases);
 export const tagSettings = toPg(sqlite.tagSettings);
+export const agentSessions = toPg(sqlite.agentSessions);
+export const agentChallenges = toPg(sqlite.agentChallenges);

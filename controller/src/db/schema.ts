@@ -343,3 +343,35 @@ export const tagSettings = sqliteTable('tag_settings', {
   updatedBy: text('updated_by').notNull(),
 });
 export type TagSettingsRow = typeof tagSettings.$inferSelect;
+
+/**
+ * Agent sessions (auth/sessions.ts), in the database so that any replica accepts a session another
+ * one issued. Only the token's sha256 is stored: a leaked database lets no one speak for a host.
+ * Removing a host deletes its sessions with it.
+ */
+export const agentSessions = sqliteTable(
+  'agent_sessions',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    host: text('host')
+      .notNull()
+      .references(() => hosts.name, { onDelete: 'cascade' }),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('agent_sessions_host').on(t.host), index('agent_sessions_expires_at').on(t.expiresAt)],
+);
+
+/**
+ * Pending login challenges (auth/challenges.ts): a nonce asked for on one replica may be answered
+ * on another. Single use: answering deletes the row, and only the request whose delete removed it
+ * may go on. No foreign key: an unknown host that presents its key gets a nonce too.
+ */
+export const agentChallenges = sqliteTable(
+  'agent_challenges',
+  {
+    nonce: text('nonce').primaryKey(),
+    host: text('host').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('agent_challenges_expires_at').on(t.expiresAt)],
+);

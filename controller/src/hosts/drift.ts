@@ -1,8 +1,8 @@
+import { and, desc, eq, lt } from 'drizzle-orm';
 import type { HostDrift } from '../../../shared/src/operator-api.js';
-import { TERMINAL_PHASES } from '../../../shared/src/phases.js';
+import { phaseIn, TERMINAL_PHASES } from '../../../shared/src/phases.js';
 import { iso } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { statement } from '../db/prepared.js';
+import type { Store } from '../db/store.js';
 
 /** What drift detection needs of a host's row and its desired manifest. */
 export interface DriftInput {
@@ -13,7 +13,8 @@ export interface DriftInput {
   desired: { version: number; storePath: string } | null;
 }
 
-const TERMINAL_LIST = [...TERMINAL_PHASES].map((p) => `'${p}'`).join(', ');
+/** Reports read per query while looking back for the last terminal one. */
+const PAGE = 100;
 
 /**
  * Whether a host runs something Shoal did not put there. Only an idle host that reports about its
@@ -23,20 +24,35 @@ const TERMINAL_LIST = [...TERMINAL_PHASES].map((p) => `'${p}'`).join(', ');
  * failed, …) records what an activation left it on. Drift is a `reconciled` report naming another
  * system than that.
  */
-export function hostDrift(db: Db, host: DriftInput): HostDrift | null {
+export async function hostDrift(store: Store, host: DriftInput): Promise<HostDrift | null> {
   const { desired, currentSystem } = host;
   if (host.phase !== 'reconciled' || !desired || !currentSystem) return null;
   if (currentSystem === desired.storePath || host.reportedVersion !== desired.version) return null;
-  const last = statement(
-    db,
-    `select seq, json_extract(body, '$.currentSystem') as currentSystem from reports
-       where host = ? and json_extract(body, '$.phase') in (${TERMINAL_LIST}) order by seq desc limit 1`,
-  ).get(host.name) as { seq: number; currentSystem: string | null } | undefined;
-  // No activation ever ended: nothing says what the host should be running.
-  if (!last?.currentSystem || last.currentSystem === currentSystem) return null;
-  const first = statement(
-    db,
-    `select min(received_at) as at from reports where host = ? and seq > ? and json_extract(body, '$.currentSystem') = ?`,
-  ).get(host.name, last.seq, currentSystem) as { at: number | null };
-  return { running: currentSystem, expected: last.currentSystem, detectedAt: iso(first.at ?? 0) };
+  const { reports } = store.t;
+  // Newest first back to the last terminal report; the bodies are parsed here rather than in SQL,
+  // whose JSON operators differ between the engines. Only drifting hosts get here, and a host sends
+  // few reports between activations (at start, and when its system changes).
+  let detectedAt: number | null = null;
+  let before: number | null = null;
+  for (;;) {
+    const page = await store.q
+      .select({ seq: reports.seq, receivedAt: reports.receivedAt, body: reports.body })
+      .from(reports)
+      .where(before === null ? eq(reports.host, host.name) : and(eq(reports.host, host.name), lt(reports.seq, before)))
+      .orderBy(desc(reports.seq))
+      .limit(PAGE);
+    for (const report of page) {
+      const body = report.body as { phase?: unknown; currentSystem?: unknown };
+      const system = typeof body.currentSystem === 'string' ? body.currentSystem : null;
+      if (phaseIn(TERMINAL_PHASES, body.phase)) {
+        // The system the last activation left the host on; the same one running now is no drift.
+        if (system === null || system === currentSystem) return null;
+        return { running: currentSystem, expected: system, detectedAt: iso(detectedAt ?? 0) };
+      }
+      if (system === currentSystem) detectedAt = Math.min(detectedAt ?? report.receivedAt, report.receivedAt);
+    }
+    // No activation ever ended: nothing says what the host should be running.
+    if (page.length < PAGE) return null;
+    before = page[page.length - 1]!.seq;
+  }
 }

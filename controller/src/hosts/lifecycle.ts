@@ -3,8 +3,8 @@ import { fromBase64, keyFingerprint } from '../../../shared/src/keys.js';
 import { ACTIVE_ROLLOUT_STATES } from '../../../shared/src/rollout-api.js';
 import { MAX_VERSION_STEP } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { hosts, rolloutHosts, rollouts } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { forgetUnknownHost, listUnknownHosts } from './unknown.js';
 
@@ -27,16 +27,17 @@ function noHost(name: string): LifecycleRefusal {
  * place in releases and finished rollouts. Refused while an active rollout includes it (abort or
  * finish that first): the rollout would otherwise wait for a host that no longer exists.
  */
-export function removeHost(db: Db, clock: Clock, name: string, actor: string): { ok: true } | LifecycleRefusal {
-  return db.transaction((tx): { ok: true } | LifecycleRefusal => {
-    const host = tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, name)).get();
+export async function removeHost(store: Store, clock: Clock, name: string, actor: string): Promise<{ ok: true } | LifecycleRefusal> {
+  const { hosts, rolloutHosts, rollouts } = store.t;
+  return store.transaction(async (tx): Promise<{ ok: true } | LifecycleRefusal> => {
+    const [host] = await tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, name)).limit(1);
     if (!host) return noHost(name);
-    const active = tx
+    const [active] = await tx
       .select({ id: rollouts.id, state: rollouts.state })
       .from(rolloutHosts)
       .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
       .where(and(eq(rolloutHosts.host, name), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))
-      .get();
+      .limit(1);
     if (active) {
       return {
         ok: false,
@@ -45,9 +46,9 @@ export function removeHost(db: Db, clock: Clock, name: string, actor: string): {
         message: `host ${JSON.stringify(name)} is part of rollout ${active.id}, which is ${active.state}; abort it or let it finish, then remove the host`,
       };
     }
-    tx.delete(hosts).where(eq(hosts.name, name)).run();
+    await tx.delete(hosts).where(eq(hosts.name, name));
     // Recorded without the host (its own events went with it), so the removal stays in the audit log.
-    appendEvent(tx, { host: null, at: clock.now(), kind: 'host-removed', actor, data: { host: name, fingerprint: fingerprintOf(host.publicKey) } });
+    appendEvent(legacyDb(store), { host: null, at: clock.now(), kind: 'host-removed', actor, data: { host: name, fingerprint: fingerprintOf(host.publicKey) } });
     return { ok: true };
   });
 }
@@ -57,14 +58,21 @@ export function removeHost(db: Db, clock: Clock, name: string, actor: string): {
  * key stops working at once. The new machine's agent starts from version 0, which the next
  * manifests (above the controller's versions) satisfy within MAX_VERSION_STEP.
  */
-export function rekeyHost(db: Db, clock: Clock, name: string, publicKey: string, actor: string): { ok: true; changed: boolean; fingerprint: string } | LifecycleRefusal {
-  return db.transaction((tx) => {
-    const host = tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, name)).get();
+export async function rekeyHost(
+  store: Store,
+  clock: Clock,
+  name: string,
+  publicKey: string,
+  actor: string,
+): Promise<{ ok: true; changed: boolean; fingerprint: string } | LifecycleRefusal> {
+  const { hosts } = store.t;
+  return store.transaction(async (tx) => {
+    const [host] = await tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, name)).limit(1);
     if (!host) return noHost(name);
     const fingerprint = fingerprintOf(publicKey);
     if (host.publicKey === publicKey) return { ok: true as const, changed: false, fingerprint };
-    tx.update(hosts).set({ publicKey }).where(eq(hosts.name, name)).run();
-    appendEvent(tx, { host: name, at: clock.now(), kind: 'host-rekeyed', actor, data: { fingerprint, previousFingerprint: fingerprintOf(host.publicKey) } });
+    await tx.update(hosts).set({ publicKey }).where(eq(hosts.name, name));
+    appendEvent(legacyDb(store), { host: name, at: clock.now(), kind: 'host-rekeyed', actor, data: { fingerprint, previousFingerprint: fingerprintOf(host.publicKey) } });
     return { ok: true as const, changed: true, fingerprint };
   });
 }
@@ -75,16 +83,17 @@ export function rekeyHost(db: Db, clock: Clock, name: string, publicKey: string,
  * of a fleet are no secret, and anyone may have tried one. The host's reported watermark becomes
  * its desired pointer (within MAX_VERSION_STEP), so its next manifest is one it accepts.
  */
-export function adoptHost(
-  db: Db,
+export async function adoptHost(
+  store: Store,
   clock: Clock,
   request: { name: string; fingerprint?: string | undefined; tags: string[]; actor: string },
-): { ok: true; fingerprint: string } | LifecycleRefusal {
-  return db.transaction((tx): { ok: true; fingerprint: string } | LifecycleRefusal => {
-    if (tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, request.name)).get()) {
+): Promise<{ ok: true; fingerprint: string } | LifecycleRefusal> {
+  const { hosts } = store.t;
+  return store.transaction(async (tx): Promise<{ ok: true; fingerprint: string } | LifecycleRefusal> => {
+    if ((await tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, request.name)).limit(1)).length > 0) {
       return { ok: false, status: 409, code: 'host-exists', message: `host ${JSON.stringify(request.name)} is already known; to give it a new key use \`shoal host rekey\`` };
     }
-    const candidates = listUnknownHosts(tx, request.name);
+    const candidates = await listUnknownHosts(store, request.name);
     if (candidates.length === 0) {
       return { ok: false, status: 404, code: 'unknown-host', message: `no unknown host named ${JSON.stringify(request.name)} has tried to connect; see \`shoal host unknown\`` };
     }
@@ -110,9 +119,9 @@ export function adoptHost(
     const reported = host.highestVersion ?? 0;
     // A fresh database signed nothing for this host: the same bound as hosts/watermark.ts, from 0.
     const desiredVersion = reported > 0 && reported <= MAX_VERSION_STEP ? reported : null;
-    tx.insert(hosts).values({ name: request.name, publicKey: host.publicKey, tags: request.tags, enrolledAt: now, desiredVersion }).run();
-    forgetUnknownHost(tx, request.name);
-    appendEvent(tx, {
+    await tx.insert(hosts).values({ name: request.name, publicKey: host.publicKey, tags: request.tags, enrolledAt: now, desiredVersion });
+    await forgetUnknownHost(store, request.name);
+    appendEvent(legacyDb(store), {
       host: request.name,
       at: now,
       kind: 'host-adopted',

@@ -16,7 +16,7 @@ export interface LoginFacts {
 }
 
 /** Call after a known host proved itself, before anything is sent to it. */
-export function afterLogin(deps: ControllerDeps, host: string, facts: LoginFacts): Promise<WatermarkOutcome> {
+export async function afterLogin(deps: ControllerDeps, host: string, facts: LoginFacts): Promise<WatermarkOutcome> {
   return noteWatermark(deps, host, facts.watermark);
 }
 
@@ -25,7 +25,14 @@ export function afterLogin(deps: ControllerDeps, host: string, facts: LoginFacts
  * this controller's nonce with it, the attempt is recorded (hosts/unknown.ts) and the answer says
  * how to adopt it. Returns the message for the refusal (the code stays `unknown-host`).
  */
-export function unknownHostLogin(deps: ControllerDeps, host: string, nonce: string, signatureBase64: string, audience: string | null, facts: LoginFacts): string {
+export async function unknownHostLogin(
+  deps: ControllerDeps,
+  host: string,
+  nonce: string,
+  signatureBase64: string,
+  audience: string | null,
+  facts: LoginFacts,
+): Promise<string> {
   const base = `no host named ${JSON.stringify(host)}`;
   if (facts.publicKey === undefined || audience === null) return base;
   const publicKey = fromBase64(facts.publicKey);
@@ -33,7 +40,7 @@ export function unknownHostLogin(deps: ControllerDeps, host: string, nonce: stri
     return `${base}; the login was not recorded: its signature does not verify under the key it presented`;
   }
   const fingerprint = keyFingerprint(publicKey);
-  const outcome = recordUnknownHost(deps.db, deps.clock, { name: host, publicKey: facts.publicKey, watermark: facts.watermark });
+  const outcome = await recordUnknownHost(deps.store, deps.clock, { name: host, publicKey: facts.publicKey, watermark: facts.watermark });
   if (outcome === 'full') {
     deps.logger.warn({ host, fingerprint }, 'unknown host tried to log in; not recorded, the list of unknown hosts is full');
     return `${base}; the login was not recorded (too many unknown hosts); an operator can register this host's key (${fingerprint})`;

@@ -1,7 +1,7 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import { ACTIVE_ROLLOUT_STATES } from '../../../shared/src/rollout-api.js';
 import type { ControllerDeps } from '../deps.js';
-import { hosts, rolloutHosts, rollouts } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
 import { appendEvent } from '../events.js';
 import type { LifecycleRefusal } from './lifecycle.js';
 
@@ -15,27 +15,28 @@ import type { LifecycleRefusal } from './lifecycle.js';
  * and a rollback still returns it to what it ran before the rollout.
  */
 export async function setHostPaused(
-  deps: Pick<ControllerDeps, 'db' | 'clock' | 'rollouts'>,
+  deps: Pick<ControllerDeps, 'store' | 'clock' | 'rollouts'>,
   name: string,
   paused: boolean,
   actor: string,
 ): Promise<{ ok: true; changed: boolean } | LifecycleRefusal> {
-  const outcome = deps.db.transaction((tx): { ok: true; changed: boolean; rollouts: string[] } | LifecycleRefusal => {
-    const host = tx.select({ paused: hosts.paused }).from(hosts).where(eq(hosts.name, name)).get();
+  const { store } = deps;
+  const { hosts, rolloutHosts, rollouts } = store.t;
+  const outcome = await store.transaction(async (tx): Promise<{ ok: true; changed: boolean; rollouts: string[] } | LifecycleRefusal> => {
+    const [host] = await tx.select({ paused: hosts.paused }).from(hosts).where(eq(hosts.name, name)).limit(1);
     if (!host) return { ok: false, status: 404, code: 'unknown-host', message: `no host named ${JSON.stringify(name)}` };
     if (host.paused === paused) return { ok: true, changed: false, rollouts: [] };
-    tx.update(hosts).set({ paused }).where(eq(hosts.name, name)).run();
-    appendEvent(tx, { host: name, at: deps.clock.now(), kind: paused ? 'host-paused' : 'host-resumed', actor, data: {} });
-    const active = tx
+    await tx.update(hosts).set({ paused }).where(eq(hosts.name, name));
+    appendEvent(legacyDb(store), { host: name, at: deps.clock.now(), kind: paused ? 'host-paused' : 'host-resumed', actor, data: {} });
+    const active = await tx
       .select({ id: rollouts.id })
       .from(rolloutHosts)
       .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-      .where(and(eq(rolloutHosts.host, name), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))
-      .all();
+      .where(and(eq(rolloutHosts.host, name), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])));
     return { ok: true, changed: true, rollouts: active.map((row) => row.id) };
   });
   if (!outcome.ok) return outcome;
   // A resumed host may be the one its wave waits for: advance now rather than at the next timer tick.
-  if (!paused) for (const id of outcome.rollouts) await deps.rollouts.tick(id, { deadlines: false });
+  if (!paused) for (const id of outcome.rollouts) deps.rollouts.tick(id, { deadlines: false });
   return { ok: true, changed: outcome.changed };
 }

@@ -1,16 +1,20 @@
-import { eq, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
+import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
+import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { prepared } from '../db/prepared.js';
-import { hosts } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 
 /** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
 const SEEN_WRITE_INTERVAL_MS = 5_000;
+/** Hosts per UPDATE statement (three parameters each, well under either engine's limit). */
+const WRITE_CHUNK = 500;
 
 /**
  * How each host is connected right now: websocket while one is open; polling when a poll arrived
- * within three poll intervals; otherwise offline.
+ * within three poll intervals; otherwise offline. Kept in memory (read on every status and rollout
+ * step); lastSeenAt is also written to the hosts row, off the caller's path: the hosts seen since the
+ * last write are written together in one transaction, so a login or a poll never waits for it.
  */
 export class Presence {
   private readonly websockets = new Set<string>();
@@ -20,11 +24,16 @@ export class Presence {
   private readonly lastWritten = new Map<string, number>();
   /** Newer than the database when a websocket host was only heard through pongs. */
   private readonly lastHeard = new Map<string, number>();
+  /** lastSeenAt values waiting for the next write, by host. */
+  private readonly unwritten = new Map<string, number>();
+  /** The write in progress (it takes what is unwritten when it starts), or null. */
+  private writing: Promise<void> | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly clock: Clock,
     private readonly pollIntervalMs: number,
+    private readonly logger: Logger = silentLogger(),
   ) {}
 
   websocketOpened(host: string): void {
@@ -66,10 +75,53 @@ export class Presence {
     const written = this.lastWritten.get(host);
     if (!force && written !== undefined && now - written < SEEN_WRITE_INTERVAL_MS) return;
     this.lastWritten.set(host, now);
-    const db = this.db;
-    prepared(db, 'hosts.seen', () =>
-      db.update(hosts).set({ lastSeenAt: sql`${sql.placeholder('now')}` }).where(eq(hosts.name, sql.placeholder('host'))).prepare(),
-    ).run({ now, host });
+    this.unwritten.set(host, now);
+    this.startWriting();
+  }
+
+  /** Resolves once every lastSeenAt noted so far is written (or its write failed, which is logged). */
+  async flush(): Promise<void> {
+    while (this.writing !== null || this.unwritten.size > 0) {
+      this.startWriting();
+      await this.writing?.catch(() => undefined);
+    }
+  }
+
+  private startWriting(): void {
+    if (this.writing !== null || this.unwritten.size === 0) return;
+    const writing = this.write();
+    this.writing = writing;
+    runBackground(this.logger, 'presence last-seen write', () => writing);
+    // Hosts seen while this write ran go in the next one.
+    void writing
+      .catch(() => undefined)
+      .then(() => {
+        this.writing = null;
+        this.startWriting();
+      });
+  }
+
+  private async write(): Promise<void> {
+    // The hosts seen in this turn of the event loop join the same transaction.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const batch = [...this.unwritten];
+    this.unwritten.clear();
+    const { store } = this;
+    const { hosts } = store.t;
+    await store.transaction(async (tx) => {
+      // One statement per chunk of hosts, not one per host: a round trip each on PostgreSQL.
+      for (let i = 0; i < batch.length; i += WRITE_CHUNK) {
+        const chunk = batch.slice(i, i + WRITE_CHUNK);
+        const at = sql.join(
+          chunk.map(([host, ms]) => sql`when ${host} then cast(${ms} as bigint)`),
+          sql` `,
+        );
+        await tx
+          .update(hosts)
+          .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
+          .where(inArray(hosts.name, chunk.map(([host]) => host)));
+      }
+    });
   }
 
   /** The later of the stored lastSeenAt and what this process heard since. */

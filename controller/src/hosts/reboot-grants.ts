@@ -1,9 +1,10 @@
-import { and, asc, eq, isNotNull, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
 import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
+import type { Db } from '../db/open.js';
 import { statement } from '../db/prepared.js';
-import { hosts, manifests, rebootLeases, rollouts, tagSettings } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store, StoreTx } from '../db/store.js';
 import { appendEvent } from '../events.js';
 
 /**
@@ -28,44 +29,49 @@ interface Lock {
   holders: string[];
 }
 
+/** A lease and the tags of its host. */
+interface Holder {
+  host: string;
+  tags: string[];
+}
+
 /**
  * The locks beside the fleet-wide one that apply to this host: each of its tags with a
  * maxRebooting (tag_settings), and the rollout of the manifest it reboots for, when that rollout
  * set maxRebooting. A lease counts under a rollout through the manifest it was granted for.
+ * Tags and the rollout's spec are JSON, matched here rather than with either engine's JSON functions.
  */
-function narrowerLocks(tx: Tx, host: string, manifestVersion: number): Lock[] {
+async function narrowerLocks(store: Store, tx: StoreTx, host: string, manifestVersion: number, holders: readonly Holder[]): Promise<Lock[]> {
+  const { hosts, manifests, rebootLeases, rollouts, tagSettings } = store.t;
   const locks: Lock[] = [];
-  const tagLocks = tx
-    .select({ tag: tagSettings.tag, max: tagSettings.maxRebooting })
-    .from(tagSettings)
-    .where(and(isNotNull(tagSettings.maxRebooting), sql`${tagSettings.tag} in (select value from json_each((select ${hosts.tags} from ${hosts} where ${hosts.name} = ${host})))`))
-    .orderBy(asc(tagSettings.tag))
-    .all();
+  const [own] = await tx.select({ tags: hosts.tags }).from(hosts).where(eq(hosts.name, host)).limit(1);
+  const tags = own?.tags ?? [];
+  const tagLocks =
+    tags.length === 0
+      ? []
+      : await tx
+          .select({ tag: tagSettings.tag, max: tagSettings.maxRebooting })
+          .from(tagSettings)
+          .where(and(isNotNull(tagSettings.maxRebooting), inArray(tagSettings.tag, tags)))
+          .orderBy(asc(tagSettings.tag));
   for (const { tag, max } of tagLocks) {
-    const holders = tx
-      .select({ host: rebootLeases.host })
-      .from(rebootLeases)
-      .innerJoin(hosts, eq(hosts.name, rebootLeases.host))
-      .where(sql`exists (select 1 from json_each(${hosts.tags}) where value = ${tag})`)
-      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host))
-      .all();
-    locks.push({ name: `tag ${tag}`, max: max!, holders: holders.map((h) => h.host) });
+    locks.push({ name: `tag ${tag}`, max: max!, holders: holders.filter((h) => h.tags.includes(tag)).map((h) => h.host) });
   }
-  const rollout = tx
-    .select({ id: rollouts.id, max: sql<number | null>`json_extract(${rollouts.spec}, '$.maxRebooting')` })
+  const [rollout] = await tx
+    .select({ id: rollouts.id, spec: rollouts.spec })
     .from(manifests)
     .innerJoin(rollouts, eq(rollouts.id, manifests.rolloutId))
     .where(and(eq(manifests.host, host), eq(manifests.version, manifestVersion)))
-    .get();
-  if (rollout && typeof rollout.max === 'number' && rollout.max > 0) {
-    const holders = tx
+    .limit(1);
+  const max = (rollout?.spec as { maxRebooting?: unknown } | undefined)?.maxRebooting;
+  if (rollout && typeof max === 'number' && max > 0) {
+    const under = await tx
       .select({ host: rebootLeases.host })
       .from(rebootLeases)
       .innerJoin(manifests, and(eq(manifests.host, rebootLeases.host), eq(manifests.version, rebootLeases.manifestVersion)))
       .where(eq(manifests.rolloutId, rollout.id))
-      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host))
-      .all();
-    locks.push({ name: `rollout ${rollout.id}`, max: rollout.max, holders: holders.map((h) => h.host) });
+      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host));
+    locks.push({ name: `rollout ${rollout.id}`, max, holders: under.map((h) => h.host) });
   }
   return locks;
 }
@@ -73,18 +79,24 @@ function narrowerLocks(tx: Tx, host: string, manifestVersion: number): Lock[] {
 /** How soon a refused host asks again: often enough that the lock passes on within seconds. */
 const RETRY_AFTER_MS = 2_000;
 
-export function requestRebootGrant(db: Db, clock: Clock, options: RebootLockOptions, host: string, manifestVersion: number): RebootGrantAnswer {
+export async function requestRebootGrant(store: Store, clock: Clock, options: RebootLockOptions, host: string, manifestVersion: number): Promise<RebootGrantAnswer> {
+  const { hosts, rebootLeases } = store.t;
   const now = clock.now();
-  return db.transaction((tx) => {
-    tx.delete(rebootLeases).where(lt(rebootLeases.grantedAt, now - options.leaseMs)).run();
-    const own = tx.select().from(rebootLeases).where(eq(rebootLeases.host, host)).get();
+  return store.transaction(async (tx): Promise<RebootGrantAnswer> => {
+    await tx.delete(rebootLeases).where(lt(rebootLeases.grantedAt, now - options.leaseMs));
+    const [own] = await tx.select().from(rebootLeases).where(eq(rebootLeases.host, host)).limit(1);
     if (own) {
       // Asked again (the answer was lost, or a reboot back): the lease it holds covers it.
-      tx.update(rebootLeases).set({ manifestVersion: Math.max(own.manifestVersion, manifestVersion) }).where(eq(rebootLeases.host, host)).run();
+      await tx.update(rebootLeases).set({ manifestVersion: Math.max(own.manifestVersion, manifestVersion) }).where(eq(rebootLeases.host, host));
       return { protocol: PROTOCOL_VERSION, granted: true, reason: '', retryAfterMs: 0 };
     }
-    const holders = tx.select({ host: rebootLeases.host }).from(rebootLeases).orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host)).all();
-    const locks: Lock[] = [{ name: 'fleet', max: options.maxConcurrent, holders: holders.map((h) => h.host) }, ...narrowerLocks(tx, host, manifestVersion)];
+    const rows = await tx
+      .select({ host: rebootLeases.host, tags: hosts.tags })
+      .from(rebootLeases)
+      .leftJoin(hosts, eq(hosts.name, rebootLeases.host))
+      .orderBy(asc(rebootLeases.grantedAt), asc(rebootLeases.host));
+    const holders = rows.map((row) => ({ host: row.host, tags: row.tags ?? [] }));
+    const locks: Lock[] = [{ name: 'fleet', max: options.maxConcurrent, holders: holders.map((h) => h.host) }, ...(await narrowerLocks(store, tx, host, manifestVersion, holders))];
     const full = locks.find((lock) => lock.holders.length >= lock.max);
     if (full) {
       const names = full.holders;
@@ -96,8 +108,19 @@ export function requestRebootGrant(db: Db, clock: Clock, options: RebootLockOpti
         retryAfterMs: RETRY_AFTER_MS,
       };
     }
-    tx.insert(rebootLeases).values({ host, manifestVersion, grantedAt: now }).run();
-    appendEvent(tx, { host, at: now, kind: 'reboot-granted', actor: 'controller', data: { manifestVersion, rebooting: holders.length + 1, maxConcurrent: options.maxConcurrent, locks: locks.map((l) => ({ name: l.name, rebooting: l.holders.length + 1, max: l.max })) } });
+    await tx.insert(rebootLeases).values({ host, manifestVersion, grantedAt: now });
+    appendEvent(legacyDb(store), {
+      host,
+      at: now,
+      kind: 'reboot-granted',
+      actor: 'controller',
+      data: {
+        manifestVersion,
+        rebooting: holders.length + 1,
+        maxConcurrent: options.maxConcurrent,
+        locks: locks.map((l) => ({ name: l.name, rebooting: l.holders.length + 1, max: l.max })),
+      },
+    });
     return { protocol: PROTOCOL_VERSION, granted: true, reason: '', retryAfterMs: 0 };
   });
 }

@@ -1,4 +1,4 @@
-import { asc, eq, sql } from 'drizzle-orm';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import {
   strictestPolicy,
   type HostRebootSettings,
@@ -11,6 +11,8 @@ import type { Clock } from '../clock.js';
 import type { Db, Tx } from '../db/open.js';
 import { prepared } from '../db/prepared.js';
 import { hosts, rollouts, tagSettings, type TagSettingsRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import type { LifecycleRefusal } from './lifecycle.js';
 
@@ -52,6 +54,10 @@ export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effe
   if (withWindows.length === 0) return { policy, policyFrom, windows: null, windowsFrom: [] };
   return { policy, policyFrom, windows: withWindows.map((t) => t.maintenanceWindows!), windowsFrom: withWindows.map((t) => `tag:${t.tag}`) };
 }
+
+// ownOf, tagsOf and activatesWithinWindows stay synchronous for manifestRebootSettingsReader, which
+// runs inside the manifest-issuing transaction of code not converted to the Store yet (issue 16);
+// the operator views below read through the Store (ownSettings, settingsOfTags).
 
 /** The settings of those of `tags` an operator set something on, by tag. */
 function tagsOf(db: Db | Tx, tags: readonly string[]): TagSettingsRow[] {
@@ -111,10 +117,30 @@ function tagView(row: TagSettingsRow): TagRebootSettings {
   return { tag: row.tag, policy: row.rebootPolicy, windows: row.maintenanceWindows, maxRebooting: row.maxRebooting };
 }
 
-export function hostRebootSettings(db: Db, clock: Clock, host: string): HostRebootSettings | null {
-  const own = ownOf(db, host);
+async function ownSettings(store: Store, host: string): Promise<OwnSettings | undefined> {
+  const { hosts } = store.t;
+  const [own] = await store.q
+    .select({ tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows })
+    .from(hosts)
+    .where(eq(hosts.name, host))
+    .limit(1);
+  return own;
+}
+
+async function settingsOfTags(store: Store, tags: readonly string[]): Promise<TagSettingsRow[]> {
+  if (tags.length === 0) return [];
+  const { tagSettings } = store.t;
+  return store.q
+    .select()
+    .from(tagSettings)
+    .where(inArray(tagSettings.tag, [...tags]))
+    .orderBy(asc(tagSettings.tag));
+}
+
+export async function hostRebootSettings(store: Store, clock: Clock, host: string): Promise<HostRebootSettings | null> {
+  const own = await ownSettings(store, host);
   if (!own) return null;
-  const tags = tagsOf(db, own.tags);
+  const tags = await settingsOfTags(store, own.tags);
   const effective = combine(own, tags);
   const opens = effective.windows === null ? new Date(clock.now()) : nextOpeningOfAll(effective.windows, new Date(clock.now()));
   return {
@@ -129,42 +155,46 @@ export function hostRebootSettings(db: Db, clock: Clock, host: string): HostRebo
   };
 }
 
-export function listTagSettings(db: Db): TagRebootSettings[] {
-  return db.select().from(tagSettings).orderBy(asc(tagSettings.tag)).all().map(tagView);
+export async function listTagSettings(store: Store): Promise<TagRebootSettings[]> {
+  const { tagSettings } = store.t;
+  return (await store.q.select().from(tagSettings).orderBy(asc(tagSettings.tag))).map(tagView);
 }
 
-export function tagRebootSettings(db: Db, tag: string): TagRebootSettings | null {
-  const row = db.select().from(tagSettings).where(eq(tagSettings.tag, tag)).get();
+export async function tagRebootSettings(store: Store, tag: string): Promise<TagRebootSettings | null> {
+  const { tagSettings } = store.t;
+  const [row] = await store.q.select().from(tagSettings).where(eq(tagSettings.tag, tag)).limit(1);
   return row ? tagView(row) : null;
 }
 
 /** Absent fields keep their value; null clears. Applies to the next manifest each affected host gets. */
-export function setHostRebootSettings(
-  db: Db,
+export async function setHostRebootSettings(
+  store: Store,
   clock: Clock,
   host: string,
   request: SetRebootSettingsRequest,
   actor: string,
-): { ok: true } | LifecycleRefusal {
+): Promise<{ ok: true } | LifecycleRefusal> {
   if (request.maxRebooting !== undefined) {
     return { ok: false, status: 409, code: 'not-for-hosts', message: 'maxRebooting is a reboot lock over a tag (or a rollout), not a setting of one host' };
   }
-  return db.transaction((tx) => {
-    const row = tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, host)).get();
+  const { hosts } = store.t;
+  return store.transaction(async (tx): Promise<{ ok: true } | LifecycleRefusal> => {
+    const [row] = await tx.select({ name: hosts.name }).from(hosts).where(eq(hosts.name, host)).limit(1);
     if (!row) return { ok: false, status: 404, code: 'unknown-host', message: `no host named ${JSON.stringify(host)}` };
     const set: Partial<typeof hosts.$inferInsert> = {};
     if (request.policy !== undefined) set.rebootPolicy = request.policy;
     if (request.windows !== undefined) set.maintenanceWindows = request.windows;
-    if (Object.keys(set).length > 0) tx.update(hosts).set(set).where(eq(hosts.name, host)).run();
-    appendEvent(tx, { host, at: clock.now(), kind: 'reboot-settings-set', actor, data: { ...request } });
+    if (Object.keys(set).length > 0) await tx.update(hosts).set(set).where(eq(hosts.name, host));
+    appendEvent(legacyDb(store), { host, at: clock.now(), kind: 'reboot-settings-set', actor, data: { ...request } });
     return { ok: true as const };
   });
 }
 
-export function setTagRebootSettings(db: Db, clock: Clock, tag: string, request: SetRebootSettingsRequest, actor: string): TagRebootSettings {
+export async function setTagRebootSettings(store: Store, clock: Clock, tag: string, request: SetRebootSettingsRequest, actor: string): Promise<TagRebootSettings> {
+  const { tagSettings } = store.t;
   const now = clock.now();
-  return db.transaction((tx) => {
-    const before = tx.select().from(tagSettings).where(eq(tagSettings.tag, tag)).get();
+  return store.transaction(async (tx) => {
+    const [before] = await tx.select().from(tagSettings).where(eq(tagSettings.tag, tag)).limit(1);
     const next = {
       tag,
       rebootPolicy: request.policy !== undefined ? request.policy : (before?.rebootPolicy ?? null),
@@ -173,9 +203,9 @@ export function setTagRebootSettings(db: Db, clock: Clock, tag: string, request:
       updatedAt: now,
       updatedBy: actor,
     };
-    if (next.rebootPolicy === null && next.maintenanceWindows === null && next.maxRebooting === null) tx.delete(tagSettings).where(eq(tagSettings.tag, tag)).run();
-    else tx.insert(tagSettings).values(next).onConflictDoUpdate({ target: tagSettings.tag, set: next }).run();
-    appendEvent(tx, { host: null, at: now, kind: 'reboot-settings-set', actor, data: { tag, ...request } });
+    if (next.rebootPolicy === null && next.maintenanceWindows === null && next.maxRebooting === null) await tx.delete(tagSettings).where(eq(tagSettings.tag, tag));
+    else await tx.insert(tagSettings).values(next).onConflictDoUpdate({ target: tagSettings.tag, set: next });
+    appendEvent(legacyDb(store), { host: null, at: now, kind: 'reboot-settings-set', actor, data: { tag, ...request } });
     return tagView(next);
   });
 }

@@ -1,15 +1,15 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { HostStatus } from '../../../shared/src/operator-api.js';
-import type { Phase } from '../../../shared/src/protocol.js';
 import { isoOrNull } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { hosts, manifests, type HostRow, type ManifestRow } from '../db/schema.js';
+import type { HostRow, ManifestRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { toSummary } from '../manifests/issue.js';
 import { hostDrift } from './drift.js';
 import { latestFailure } from '../reports/latest-failure.js';
 import type { Presence } from './presence.js';
 
-function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: Presence): HostStatus {
+async function toStatus(store: Store, host: HostRow, desired: ManifestRow | null, presence: Presence): Promise<HostStatus> {
   return {
     name: host.name,
     tags: host.tags,
@@ -21,29 +21,30 @@ function toStatus(db: Db, host: HostRow, desired: ManifestRow | null, presence: 
     phase: host.phase,
     reportedVersion: host.reportedVersion,
     lastError: host.lastError,
-    drift: hostDrift(db, { ...host, desired }),
+    drift: await hostDrift(store, { ...host, desired }),
     // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).
-    failure: host.lastError === null ? null : latestFailure(db, host.name, null),
+    failure: host.lastError === null ? null : latestFailure(legacyDb(store), host.name, null),
     agentVersion: host.agentVersion,
     paused: host.paused,
   };
 }
 
-function query(db: Db) {
-  return db
+function query(store: Store) {
+  const { hosts, manifests } = store.t;
+  return store.q
     .select()
     .from(hosts)
     .leftJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)));
 }
 
-export function listHostStatuses(db: Db, presence: Presence): HostStatus[] {
-  return query(db)
-    .orderBy(asc(hosts.name))
-    .all()
-    .map((row) => toStatus(db, row.hosts, row.manifests, presence));
+export async function listHostStatuses(store: Store, presence: Presence): Promise<HostStatus[]> {
+  const rows = await query(store).orderBy(asc(store.t.hosts.name));
+  const statuses: HostStatus[] = [];
+  for (const row of rows) statuses.push(await toStatus(store, row.hosts, row.manifests, presence));
+  return statuses;
 }
 
-export function hostStatus(db: Db, presence: Presence, name: string): HostStatus | null {
-  const row = query(db).where(eq(hosts.name, name)).get();
-  return row ? toStatus(db, row.hosts, row.manifests, presence) : null;
+export async function hostStatus(store: Store, presence: Presence, name: string): Promise<HostStatus | null> {
+  const [row] = await query(store).where(eq(store.t.hosts.name, name)).limit(1);
+  return row ? toStatus(store, row.hosts, row.manifests, presence) : null;
 }

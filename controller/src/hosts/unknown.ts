@@ -1,10 +1,9 @@
-import { and, asc, eq, lt, sql } from 'drizzle-orm';
+import { and, asc, count, eq, lt, sql } from 'drizzle-orm';
 import { fromBase64, keyFingerprint } from '../../../shared/src/keys.js';
 import type { UnknownHost } from '../../../shared/src/operator-api.js';
 import type { AgentWatermark } from '../../../shared/src/protocol.js';
 import { iso, type Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
-import { unknownHosts } from '../db/schema.js';
+import type { Store, Tables } from '../db/store.js';
 
 /**
  * Logins by hosts this controller does not know, kept so an operator can adopt one (the usual case:
@@ -19,31 +18,31 @@ export const UNKNOWN_HOST_RETENTION_MS = 7 * 24 * 3600_000;
 
 export type RecordOutcome = 'recorded' | 'full';
 
-export function recordUnknownHost(
-  db: Db,
+export async function recordUnknownHost(
+  store: Store,
   clock: Clock,
   login: { name: string; publicKey: string; watermark: AgentWatermark | undefined },
-): RecordOutcome {
+): Promise<RecordOutcome> {
+  const { unknownHosts } = store.t;
   const now = clock.now();
   const highestVersion = login.watermark?.highestVersion ?? null;
   const highestFloor = login.watermark?.highestFloor ?? null;
-  return db.transaction((tx): RecordOutcome => {
+  return store.transaction(async (tx): Promise<RecordOutcome> => {
     const known = and(eq(unknownHosts.name, login.name), eq(unknownHosts.publicKey, login.publicKey));
-    const updated = tx
+    const updated = await tx
       .update(unknownHosts)
       .set({ lastSeenAt: now, attempts: sql`${unknownHosts.attempts} + 1`, highestVersion, highestFloor })
-      .where(known)
-      .run();
-    if (updated.changes > 0) return 'recorded';
-    tx.delete(unknownHosts).where(lt(unknownHosts.lastSeenAt, now - UNKNOWN_HOST_RETENTION_MS)).run();
-    const rows = tx.get<{ n: number }>(sql`select count(*) as n from unknown_hosts`).n;
+      .where(known);
+    if (store.affected(updated) > 0) return 'recorded';
+    await tx.delete(unknownHosts).where(lt(unknownHosts.lastSeenAt, now - UNKNOWN_HOST_RETENTION_MS));
+    const [{ rows } = { rows: 0 }] = await tx.select({ rows: count() }).from(unknownHosts);
     if (rows >= MAX_UNKNOWN_HOSTS) return 'full';
-    tx.insert(unknownHosts).values({ name: login.name, publicKey: login.publicKey, firstSeenAt: now, lastSeenAt: now, highestVersion, highestFloor }).run();
+    await tx.insert(unknownHosts).values({ name: login.name, publicKey: login.publicKey, firstSeenAt: now, lastSeenAt: now, highestVersion, highestFloor });
     return 'recorded';
   });
 }
 
-function toApi(row: typeof unknownHosts.$inferSelect): UnknownHost {
+function toApi(row: Tables['unknownHosts']['$inferSelect']): UnknownHost {
   return {
     name: row.name,
     publicKey: row.publicKey,
@@ -56,13 +55,15 @@ function toApi(row: typeof unknownHosts.$inferSelect): UnknownHost {
   };
 }
 
-export function listUnknownHosts(db: Db | Tx, name?: string): UnknownHost[] {
-  const query = db.select().from(unknownHosts);
-  const rows = (name === undefined ? query : query.where(eq(unknownHosts.name, name))).orderBy(asc(unknownHosts.name), asc(unknownHosts.firstSeenAt)).all();
+export async function listUnknownHosts(store: Store, name?: string): Promise<UnknownHost[]> {
+  const { unknownHosts } = store.t;
+  const query = store.q.select().from(unknownHosts);
+  const rows = await (name === undefined ? query : query.where(eq(unknownHosts.name, name))).orderBy(asc(unknownHosts.name), asc(unknownHosts.firstSeenAt));
   return rows.map(toApi);
 }
 
 /** Forgets every key recorded for `name` (adopted, or dismissed by an operator); returns how many. */
-export function forgetUnknownHost(db: Db | Tx, name: string): number {
-  return db.delete(unknownHosts).where(eq(unknownHosts.name, name)).run().changes;
+export async function forgetUnknownHost(store: Store, name: string): Promise<number> {
+  const { unknownHosts } = store.t;
+  return store.transaction(async (tx) => store.affected(await tx.delete(unknownHosts).where(eq(unknownHosts.name, name))));
 }

@@ -1,9 +1,10 @@
-import { and, eq, max, sql } from 'drizzle-orm';
+import { and, eq, max } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import { MAX_VERSION_STEP, type Action, type AgentWatermark } from '../../../shared/src/protocol.js';
-import { hosts, manifests, type ManifestRow } from '../db/schema.js';
-import { appendEvent } from '../events.js';
+import type { ManifestRow } from '../db/schema.js';
 import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
+import { appendEvent } from '../events.js';
 import { issueInTransaction, published, type IssueDeps } from '../manifests/issue.js';
 import { renewalAuthority } from '../manifests/renew.js';
 
@@ -30,6 +31,7 @@ import { renewalAuthority } from '../manifests/renew.js';
 export type WatermarkOutcome = 'none' | 'reissued' | 'advanced' | 'ignored';
 
 export interface WatermarkDeps extends IssueDeps {
+  store: Store;
   logger: Logger;
   /** When this process started: desired states issued since are intent set after any restore. */
   startedAt: number;
@@ -37,24 +39,27 @@ export interface WatermarkDeps extends IssueDeps {
 
 export async function noteWatermark(deps: WatermarkDeps, host: string, watermark: AgentWatermark | undefined): Promise<WatermarkOutcome> {
   if (watermark === undefined) return 'none';
+  const { store } = deps;
+  const { hosts, manifests, rolloutHosts } = store.t;
   const reported = watermark.highestVersion;
   const now = deps.clock.now();
   let announce: ManifestRow | null = null;
-  const outcome = await deps.store.transaction(async (): Promise<WatermarkOutcome> => {
-    // Not on the Store yet: the synchronous handle joins the transaction just opened.
-    const tx = legacyDb(deps.store);
+  const outcome = await store.transaction(async (tx): Promise<WatermarkOutcome> => {
     announce = null;
-    const row = tx.select({ desiredVersion: hosts.desiredVersion, reportedVersion: hosts.reportedVersion }).from(hosts).where(eq(hosts.name, host)).get();
+    const [row] = await tx.select({ desiredVersion: hosts.desiredVersion, reportedVersion: hosts.reportedVersion }).from(hosts).where(eq(hosts.name, host)).limit(1);
     if (!row) return 'none';
     const previous = row.desiredVersion ?? 0;
-    const desired = row.desiredVersion === null ? undefined : tx.select().from(manifests).where(and(eq(manifests.host, host), eq(manifests.version, row.desiredVersion))).get();
+    const desired =
+      row.desiredVersion === null
+        ? undefined
+        : (await tx.select().from(manifests).where(and(eq(manifests.host, host), eq(manifests.version, row.desiredVersion))).limit(1))[0];
     // The same number for another system: this controller re-issued a version the lost one had used.
     const clash = reported === previous && desired !== undefined && watermark.highestStorePath != null && desired.storePath !== watermark.highestStorePath;
     if (reported < previous || (reported === previous && !clash)) return 'none';
-    const signed = tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, host)).get()?.version ?? 0;
+    const signed = (await tx.select({ version: max(manifests.version) }).from(manifests).where(eq(manifests.host, host)))[0]?.version ?? 0;
     const data = { reported, previous, floor: watermark.highestFloor };
     if (reported - signed > MAX_VERSION_STEP) {
-      appendOnce(tx, host, now, { ...data, signed, then: 'ignored' });
+      await appendOnce(store, host, now, { ...data, signed, then: 'ignored' });
       return 'ignored';
     }
     // A clash can only be a manifest issued since the restore (the backup's own versions are the
@@ -63,8 +68,8 @@ export async function noteWatermark(deps: WatermarkDeps, host: string, watermark
     if (unanswered) {
       const authority = await renewalAuthority(deps, desired, now);
       if (typeof authority !== 'string') {
-        const reissued = await issueInTransaction(
-          deps.store,
+        const issued = await issueInTransaction(
+          store,
           deps.signer,
           now,
           deps.manifestTtlMs,
@@ -72,16 +77,22 @@ export async function noteWatermark(deps: WatermarkDeps, host: string, watermark
           { kind: 'manifest-renewed', actor: 'controller' },
           reported,
         );
-        announce = reissued;
+        announce = issued;
         // A rollout waits for a report about the version it issued: it is this one now.
-        tx.run(sql`update rollout_hosts set manifest_version = ${reissued.version} where host = ${host} and manifest_version = ${desired.version}`);
-        tx.run(sql`update rollout_hosts set rollback_version = ${reissued.version} where host = ${host} and rollback_version = ${desired.version}`);
-        appendEvent(tx, { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'reissued', version: reissued.version } });
+        await tx
+          .update(rolloutHosts)
+          .set({ manifestVersion: issued.version })
+          .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.manifestVersion, desired.version)));
+        await tx
+          .update(rolloutHosts)
+          .set({ rollbackVersion: issued.version })
+          .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.rollbackVersion, desired.version)));
+        appendEvent(legacyDb(store), { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'reissued', version: issued.version } });
         return 'reissued';
       }
     }
-    tx.update(hosts).set({ desiredVersion: reported }).where(eq(hosts.name, host)).run();
-    appendEvent(tx, { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'advanced' } });
+    await tx.update(hosts).set({ desiredVersion: reported }).where(eq(hosts.name, host));
+    appendEvent(legacyDb(store), { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'advanced' } });
     return 'advanced';
   });
   if (announce !== null) deps.bus.publish(published(announce));
@@ -94,9 +105,16 @@ export async function noteWatermark(deps: WatermarkDeps, host: string, watermark
 }
 
 /** A host that keeps reconnecting with the same unbelievable claim is written down once. */
-function appendOnce(tx: Parameters<typeof appendEvent>[0], host: string, at: number, data: Record<string, unknown>): void {
-  const said = tx.get<{ one: number } | undefined>(
-    sql`select 1 as one from events where host = ${host} and kind = 'version-reported' and json_extract(data, '$.reported') = ${data.reported as number} and json_extract(data, '$.then') = 'ignored' limit 1`,
-  );
-  if (said === undefined) appendEvent(tx, { host, at, kind: 'version-reported', actor: `agent:${host}`, data });
+async function appendOnce(store: Store, host: string, at: number, data: { reported: number; then: string } & Record<string, unknown>): Promise<void> {
+  const { events } = store.t;
+  // Such events are rare (a restore, or a host lying): compared here rather than with the engines' different JSON operators.
+  const earlier = await store.q
+    .select({ data: events.data })
+    .from(events)
+    .where(and(eq(events.host, host), eq(events.kind, 'version-reported')));
+  const said = earlier.some((row) => {
+    const seen = row.data as { reported?: unknown; then?: unknown } | null;
+    return seen?.reported === data.reported && seen.then === 'ignored';
+  });
+  if (!said) appendEvent(legacyDb(store), { host, at, kind: 'version-reported', actor: `agent:${host}`, data });
 }

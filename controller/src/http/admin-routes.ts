@@ -25,41 +25,41 @@ export function adminRoutes(deps: ControllerDeps, guard: MiddlewareHandler<Opera
   const app = new Hono<OperatorEnv>();
   for (const path of ['/operator-tokens', '/operator-tokens/*', '/unknown-hosts', '/unknown-hosts/*', '/backup']) app.use(path, ...guard);
 
-  app.get('/operator-tokens', (c) => {
-    const tokens = listOperatorTokens(db).map((t) => ({ id: t.id, name: t.name, scope: t.scope, createdAt: iso(t.createdAt), revokedAt: isoOrNull(t.revokedAt) }));
+  app.get('/operator-tokens', async (c) => {
+    const tokens = (await listOperatorTokens(deps.store)).map((t) => ({ id: t.id, name: t.name, scope: t.scope, createdAt: iso(t.createdAt), revokedAt: isoOrNull(t.revokedAt) }));
     return c.json({ tokens } satisfies OperatorTokenList);
   });
 
   app.post('/operator-tokens', async (c) => {
     const request = await readBody(c, CreateOperatorTokenRequest);
-    const created = createOperatorToken(db, clock, request.name, request.scope);
+    const created = await createOperatorToken(deps.store, clock, request.name, request.scope);
     deps.logger.info({ tokenId: created.id, name: request.name, scope: request.scope, operator: c.get('operator').name }, 'operator token created');
     return c.json({ id: created.id, name: request.name, scope: created.scope, token: created.token } satisfies OperatorTokenCreated, 201);
   });
 
-  app.delete('/operator-tokens/:id', (c) => {
+  app.delete('/operator-tokens/:id', async (c) => {
     const id = c.req.param('id');
-    if (!revokeOperatorToken(db, clock, id)) throw new ApiError(404, 'unknown-token', `no unrevoked operator token with id ${JSON.stringify(id)}`);
+    if (!(await revokeOperatorToken(deps.store, clock, id))) throw new ApiError(404, 'unknown-token', `no unrevoked operator token with id ${JSON.stringify(id)}`);
     // Dashboard sessions opened with it die with it: every session lookup checks its token.
     deps.logger.info({ tokenId: id, operator: c.get('operator').name }, 'operator token revoked');
     return c.json({ id, revoked: true } satisfies TokenRevoked);
   });
 
-  app.get('/unknown-hosts', (c) => c.json({ hosts: listUnknownHosts(db) } satisfies UnknownHostList));
+  app.get('/unknown-hosts', async (c) => c.json({ hosts: await listUnknownHosts(deps.store) } satisfies UnknownHostList));
 
   app.post('/unknown-hosts/:name/adopt', async (c) => {
     const name = c.req.param('name');
     const request = await readBody(c, AdoptHostRequest);
     const operator = c.get('operator').name;
-    const outcome = adoptHost(db, clock, { name, fingerprint: request.fingerprint, tags: request.tags, actor: `operator:${operator}` });
+    const outcome = await adoptHost(deps.store, clock, { name, fingerprint: request.fingerprint, tags: request.tags, actor: `operator:${operator}` });
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     deps.logger.info({ host: name, fingerprint: outcome.fingerprint, operator }, 'unknown host adopted');
-    return c.json(hostStatus(db, deps.presence, name), 201);
+    return c.json(await hostStatus(deps.store, deps.presence, name), 201);
   });
 
-  app.delete('/unknown-hosts/:name', (c) => {
+  app.delete('/unknown-hosts/:name', async (c) => {
     const name = c.req.param('name');
-    if (forgetUnknownHost(db, name) === 0) throw new ApiError(404, 'unknown-host', `no unknown host named ${JSON.stringify(name)} is recorded`);
+    if ((await forgetUnknownHost(deps.store, name)) === 0) throw new ApiError(404, 'unknown-host', `no unknown host named ${JSON.stringify(name)} is recorded`);
     return c.json({ removed: name } satisfies HostRemoved);
   });
 

@@ -111,7 +111,7 @@ function limitReportBody(maxBytes: number) {
 }
 
 export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number; maxReportBodyBytes: number }) {
-  const { db, clock, sessions, challenges, presence, bus } = deps;
+  const { db, store, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
   const scheduleTick = coalescedTicks(deps);
   // Requests arriving within a millisecond of each other share one commit; each is answered only
@@ -122,7 +122,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {
     const token = bearerToken(c);
     if (token === null) throw new ApiError(401, 'missing-session', 'agent API needs "Authorization: Bearer <session>"; authenticate via /v1/agent/challenge');
-    const host = token ? sessions.hostOf(token) : null;
+    const host = token ? await sessions.hostOf(token) : null;
     if (!host) throw new ApiError(401, 'invalid-session', 'session is unknown or expired; authenticate again');
     const named = c.req.query('host');
     if (named !== undefined && named !== host) {
@@ -134,7 +134,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
 
   app.post('/enroll', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, EnrollRequest);
-    const outcome = enrollHost(db, clock, { host: request.host, publicKey: request.publicKey, token: request.token });
+    const outcome = await enrollHost(store, clock, { host: request.host, publicKey: request.publicKey, token: request.token });
     if (!outcome.ok) throw new ApiError(outcome.reason === 'host-key-conflict' ? 409 : 401, outcome.reason, outcome.message);
     if (outcome.created) deps.logger.info({ host: request.host }, 'host enrolled');
     return c.json({ protocol: PROTOCOL_VERSION, host: request.host } satisfies EnrollResponse, outcome.created ? 201 : 200);
@@ -143,11 +143,11 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   app.post('/challenge', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, ChallengeRequest);
     // An unknown host that presents its key gets a nonce too: its signed login is recorded for adoption.
-    if (!hostExists(db, request.host) && request.publicKey === undefined) {
+    if (request.publicKey === undefined && !(await hostExists(store, request.host))) {
       throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(request.host)}; enroll first`);
     }
     const source = requestSource(c);
-    const issued = challenges.issue(request.host, source);
+    const issued = await challenges.issue(request.host, source);
     if (!issued.ok) {
       deps.metrics.admissionRefused('challenge', issued.scope);
       // Agents back off and retry; a second is ample, as a real handshake holds its nonce for milliseconds.
@@ -163,15 +163,15 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   app.post('/session', limitBody(limits.maxBodyBytes), async (c) => {
     const request = await readBody(c, SessionRequest);
     const audience = expectedAudience(deps.audience, c.req.url);
-    const proof = verifyHostProof(db, challenges, request.host, request.nonce, request.signature, audience);
+    const proof = await verifyHostProof(store, challenges, request.host, request.nonce, request.signature, audience);
     if (!proof.ok) {
       if (proof.reason !== 'unknown-host') throw new ApiError(401, proof.reason, proof.message);
-      throw new ApiError(404, 'unknown-host', unknownHostLogin(deps, request.host, request.nonce, request.signature, audience, request));
+      throw new ApiError(404, 'unknown-host', await unknownHostLogin(deps, request.host, request.nonce, request.signature, audience, request));
     }
     await afterLogin(deps, request.host, request);
-    const session = sessions.create(request.host);
+    const session = await sessions.create(request.host);
     presence.seen(request.host);
-    recordAgentVersion(db, request.host, request.agentVersion);
+    await recordAgentVersion(store, request.host, request.agentVersion);
     return c.json({ protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } satisfies Session);
   });
 
@@ -201,7 +201,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   app.post('/reboot-grant', requireSession, limitBody(limits.maxBodyBytes), async (c) => {
     const host = c.get('host');
     const request = await readBody(c, RebootGrantRequest);
-    const answer = requestRebootGrant(db, clock, deps.rebootLock, host, request.manifestVersion);
+    const answer = await requestRebootGrant(store, clock, deps.rebootLock, host, request.manifestVersion);
     deps.logger.info({ host, manifestVersion: request.manifestVersion, granted: answer.granted, reason: answer.reason || undefined }, answer.granted ? 'reboot granted' : 'reboot not granted yet');
     presence.seen(host);
     return c.json(answer);

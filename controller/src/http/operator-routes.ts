@@ -39,30 +39,30 @@ function unknownHost(name: string): ApiError {
 }
 
 export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
-  const { db, clock, presence } = deps;
+  const { db, store, clock, presence } = deps;
   const app = new Hono<OperatorEnv>();
 
-  const guard = operatorGuard(db, maxBodyBytes);
+  const guard = operatorGuard(deps.store, maxBodyBytes);
   // Explicit paths, not '*': this app is mounted at /v1 beside the agent routes and must not guard them.
   for (const path of ['/hosts', '/hosts/*', '/enrollment-tokens', '/enrollment-tokens/*']) app.use(path, ...guard);
 
-  app.get('/hosts', (c) => c.json({ hosts: listHostStatuses(db, presence) } satisfies HostList));
+  app.get('/hosts', async (c) => c.json({ hosts: await listHostStatuses(store, presence) } satisfies HostList));
 
   app.post('/hosts', async (c) => {
     const request = await readBody(c, RegisterHostRequest);
-    const outcome = registerHost(db, clock, {
+    const outcome = await registerHost(store, clock, {
       name: request.name,
       publicKey: request.publicKey,
       tags: request.tags,
       actor: `operator:${c.get('operator').name}`,
     });
     if (!outcome.ok) throw new ApiError(409, outcome.reason, outcome.message);
-    return c.json(hostStatus(db, presence, request.name), outcome.created ? 201 : 200);
+    return c.json(await hostStatus(store, presence, request.name), outcome.created ? 201 : 200);
   });
 
-  app.get('/hosts/:name', (c) => {
+  app.get('/hosts/:name', async (c) => {
     const name = c.req.param('name');
-    const status = hostStatus(db, presence, name);
+    const status = await hostStatus(store, presence, name);
     if (!status) throw unknownHost(name);
     return c.json(status);
   });
@@ -77,34 +77,34 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     return c.json(outcome.diff);
   });
 
-  app.delete('/hosts/:name', (c) => {
+  app.delete('/hosts/:name', async (c) => {
     const name = c.req.param('name');
     const operator = c.get('operator').name;
-    const outcome = removeHost(db, clock, name, `operator:${operator}`);
+    const outcome = await removeHost(store, clock, name, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
-    deps.sessions.revokeHost(name);
+    await deps.sessions.revokeHost(name);
     deps.logger.info({ host: name, operator }, 'host removed');
     return c.json({ removed: name } satisfies HostRemoved);
   });
 
   app.post('/hosts/:name/rekey', async (c) => {
     const name = c.req.param('name');
-    if (!hostExists(db, name)) throw unknownHost(name);
+    if (!(await hostExists(store, name))) throw unknownHost(name);
     const request = await readBody(c, RekeyHostRequest);
     const operator = c.get('operator').name;
-    const outcome = rekeyHost(db, clock, name, request.publicKey, `operator:${operator}`);
+    const outcome = await rekeyHost(store, clock, name, request.publicKey, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
     if (outcome.changed) {
-      deps.sessions.revokeHost(name);
+      await deps.sessions.revokeHost(name);
       deps.logger.info({ host: name, operator, fingerprint: outcome.fingerprint }, 'host re-keyed');
     }
-    return c.json(hostStatus(db, presence, name));
+    return c.json(await hostStatus(store, presence, name));
   });
 
   app.put('/hosts/:name/desired', async (c) => {
     const name = c.req.param('name');
     // Unknown host before body validation: "no such host" is the more useful answer.
-    if (!hostExists(db, name)) throw unknownHost(name);
+    if (!(await hostExists(store, name))) throw unknownHost(name);
     const request = await readBody(c, SetDesiredRequest);
     const outcome = await issueManifest(
       deps,
@@ -128,14 +128,14 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
       const outcome = await setHostPaused(deps, name, paused, `operator:${operator}`);
       if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
       if (outcome.changed) deps.logger.info({ host: name, operator }, paused ? 'host paused' : 'host resumed');
-      return c.json(hostStatus(db, presence, name));
+      return c.json(await hostStatus(store, presence, name));
     });
   }
 
-  app.get('/hosts/:name/events', (c) => {
+  app.get('/hosts/:name/events', async (c) => {
     const name = c.req.param('name');
     const query = EventQuery.parse(c.req.query());
-    if (!hostExists(db, name)) throw unknownHost(name);
+    if (!(await hostExists(store, name))) throw unknownHost(name);
     const rows = db
       .select()
       .from(events)
@@ -151,7 +151,7 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
 
   app.post('/enrollment-tokens', async (c) => {
     const request = await readBody(c, CreateEnrollmentTokenRequest);
-    const created = createEnrollmentToken(db, clock, {
+    const created = await createEnrollmentToken(store, clock, {
       ttlMs: request.ttlSeconds * 1000,
       maxUses: request.maxUses,
       tags: request.tags,
@@ -161,11 +161,11 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     return c.json(body, 201);
   });
 
-  app.get('/enrollment-tokens', (c) => c.json({ tokens: listEnrollmentTokens(db, clock) } satisfies EnrollmentTokenList));
+  app.get('/enrollment-tokens', async (c) => c.json({ tokens: await listEnrollmentTokens(store, clock) } satisfies EnrollmentTokenList));
 
-  app.delete('/enrollment-tokens/:id', (c) => {
+  app.delete('/enrollment-tokens/:id', async (c) => {
     const id = c.req.param('id');
-    if (!revokeEnrollmentToken(db, clock, id)) throw new ApiError(404, 'unknown-token', `no unrevoked enrollment token with id ${JSON.stringify(id)}`);
+    if (!(await revokeEnrollmentToken(store, clock, id))) throw new ApiError(404, 'unknown-token', `no unrevoked enrollment token with id ${JSON.stringify(id)}`);
     deps.logger.info({ tokenId: id, operator: c.get('operator').name }, 'enrollment token revoked');
     return c.json({ id, revoked: true } satisfies TokenRevoked);
   });

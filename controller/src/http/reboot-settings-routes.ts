@@ -13,30 +13,30 @@ import { readBody } from './request.js';
  * which operatorRoutes (mounted before this) already guards.
  */
 export function rebootSettingsRoutes(deps: ControllerDeps, guard: MiddlewareHandler<OperatorEnv>[]) {
-  const { db, clock } = deps;
+  const { store, clock } = deps;
   const app = new Hono<OperatorEnv>();
   for (const path of ['/tags', '/tags/*']) app.use(path, ...guard);
 
-  const hostView = (name: string) => {
-    const view = hostRebootSettings(db, clock, name);
+  const hostView = async (name: string) => {
+    const view = await hostRebootSettings(store, clock, name);
     if (!view) throw new ApiError(404, 'unknown-host', `no host named ${JSON.stringify(name)}`);
     return view;
   };
 
-  app.get('/hosts/:name/reboot-settings', (c) => c.json(hostView(c.req.param('name'))));
+  app.get('/hosts/:name/reboot-settings', async (c) => c.json(await hostView(c.req.param('name'))));
 
   app.put('/hosts/:name/reboot-settings', async (c) => {
     const name = c.req.param('name');
-    hostView(name);
+    await hostView(name);
     const request = await readBody(c, SetRebootSettingsRequest);
     const operator = c.get('operator').name;
-    const outcome = setHostRebootSettings(db, clock, name, request, `operator:${operator}`);
+    const outcome = await setHostRebootSettings(store, clock, name, request, `operator:${operator}`);
     if (!outcome.ok) throw new ApiError(outcome.status === 409 ? 400 : outcome.status, outcome.code, outcome.message);
     deps.logger.info({ host: name, operator, settings: request }, 'host reboot settings set');
-    return c.json(hostView(name));
+    return c.json(await hostView(name));
   });
 
-  app.get('/tags/reboot-settings', (c) => c.json({ tags: listTagSettings(db) } satisfies TagRebootSettingsList));
+  app.get('/tags/reboot-settings', async (c) => c.json({ tags: await listTagSettings(store) } satisfies TagRebootSettingsList));
 
   const tagParam = (value: string) => {
     const parsed = Tag.safeParse(value);
@@ -44,16 +44,16 @@ export function rebootSettingsRoutes(deps: ControllerDeps, guard: MiddlewareHand
     return parsed.data;
   };
 
-  app.get('/tags/:tag/reboot-settings', (c) => {
+  app.get('/tags/:tag/reboot-settings', async (c) => {
     const tag = tagParam(c.req.param('tag'));
-    return c.json(tagRebootSettings(db, tag) ?? { tag, policy: null, windows: null, maxRebooting: null });
+    return c.json((await tagRebootSettings(store, tag)) ?? { tag, policy: null, windows: null, maxRebooting: null });
   });
 
   app.put('/tags/:tag/reboot-settings', async (c) => {
     const tag = tagParam(c.req.param('tag'));
     const request = await readBody(c, SetRebootSettingsRequest);
     const operator = c.get('operator').name;
-    const settings = setTagRebootSettings(db, clock, tag, request, `operator:${operator}`);
+    const settings = await setTagRebootSettings(store, clock, tag, request, `operator:${operator}`);
     deps.logger.info({ tag, operator, settings: request }, 'tag reboot settings set');
     return c.json(settings);
   });

@@ -1,7 +1,6 @@
 import type { FleetDiff, PreflightResult } from '../../../shared/src/closure-api.js';
 import { ClosureCache } from '../cache/closure.js';
 import { readFleetDiff } from '../closure-diff/release-diff.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { ControllerDeps } from '../deps.js';
 import { listHostStatuses } from '../hosts/status.js';
 import { runPreflight, type PreflightTarget } from './preflight.js';
@@ -14,9 +13,9 @@ export interface ReleaseInsight {
 }
 
 /** What each host runs now and whether it drifted, from its reports. */
-function standing(deps: Pick<ControllerDeps, 'store' | 'presence'>, names: ReadonlySet<string>): Map<string, { current: string | null; drifted: boolean }> {
+async function standing(deps: Pick<ControllerDeps, 'store' | 'presence'>, names: ReadonlySet<string>): Promise<Map<string, { current: string | null; drifted: boolean }>> {
   const result = new Map<string, { current: string | null; drifted: boolean }>();
-  for (const status of listHostStatuses(legacyDb(deps.store), deps.presence)) {
+  for (const status of await listHostStatuses(deps.store, deps.presence)) {
     if (names.has(status.name)) result.set(status.name, { current: status.currentSystem, drifted: status.drift !== null });
   }
   return result;
@@ -32,7 +31,7 @@ export async function releaseInsight(
   targets: ReadonlyArray<PreflightTarget & { from?: string | null }>,
   options: { diff: boolean } = { diff: true },
 ): Promise<ReleaseInsight> {
-  const hosts = standing(deps, new Set(targets.map((t) => t.host)));
+  const hosts = await standing(deps, new Set(targets.map((t) => t.host)));
   const drifted = targets.filter((t) => hosts.get(t.host)?.drifted).map((t) => t.host);
   const closures = new ClosureCache(deps.cache);
   const preflight = runPreflight(deps.cache, closures, targets, () => deps.clock.now());

@@ -8,6 +8,7 @@ import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js
 import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
+import { legacyDb } from '../db/sqlite-store.js';
 import { appendEvent } from '../events.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { recordAgentVersion } from '../hosts/agent-version.js';
@@ -35,6 +36,8 @@ interface Connection {
   triedAuth: boolean;
   /** Frees this connection's unauthenticated slot: on welcome or close, whichever comes first. */
   releaseSlot: () => void;
+  /** The write of its last connected/disconnected event: the next one is written after it, so they keep their order. */
+  logged: Promise<void>;
 }
 
 /**
@@ -60,6 +63,8 @@ export class AgentHub {
   private readonly unauthenticated: AdmissionCounter;
   private readonly unsubscribe: () => void;
   private readonly unsubscribeRevoked: () => void;
+  /** Event writes not finished yet: close() waits for them, before the store goes away. */
+  private readonly logging = new Set<Promise<void>>();
   private closing = false;
 
   constructor(
@@ -116,7 +121,7 @@ export class AgentHub {
   }
 
   private accept(ws: WebSocket, audience: string | null, releaseSlot: () => void): void {
-    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot };
+    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot, logged: Promise.resolve() };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
@@ -168,20 +173,37 @@ export class AgentHub {
       return this.refuse(ws, WsClose.authFailed, 'malformed', `auth message invalid: ${parsed.error.issues.map((i) => i.path.join('.') || i.message).join(', ')}`);
     }
     const { host, signature, publicKey, watermark } = parsed.data;
-    const proof = verifyHostSignature(this.deps.db, host, nonce, signature, audience);
+    const proof = await verifyHostSignature(this.deps.store, host, nonce, signature, audience);
     if (!proof.ok) {
-      const message = proof.reason === 'unknown-host' ? unknownHostLogin(this.deps, host, nonce, signature, audience, { publicKey, watermark }) : proof.message;
+      const message = proof.reason === 'unknown-host' ? await unknownHostLogin(this.deps, host, nonce, signature, audience, { publicKey, watermark }) : proof.message;
       return this.refuse(ws, WsClose.authFailed, proof.reason, message);
     }
     // Before registering: a manifest re-signed above the agent's watermark is then the one sent below.
     await afterLogin(this.deps, host, { watermark });
-    // The socket may have closed meanwhile: registering it would leave a dead connection as the host's.
-    if (ws.readyState !== ws.OPEN) return;
-    recordAgentVersion(this.deps.db, host, parsed.data.agentVersion);
-    this.register(connection, host);
+    await recordAgentVersion(this.deps.store, host, parsed.data.agentVersion);
+    // The socket may have closed (or the hub begun closing) while the database answered: register
+    // nothing then, since its close handler, which would undo it, has run already.
+    // Before registering: no manifest may reach the socket ahead of its welcome.
+    const session = await this.deps.sessions.create(host);
+    if (ws.readyState !== WebSocket.OPEN || this.closing) return;
+    this.register(connection, host, session);
   }
 
-  private register(connection: Connection, host: string): void {
+  /** Writes a connected/disconnected event after the connection's previous one. */
+  private logConnection(connection: Connection, host: string, kind: 'connected' | 'disconnected'): void {
+    const { deps } = this;
+    const at = deps.clock.now();
+    const write = connection.logged.then(() =>
+      deps.store.transaction(async () => appendEvent(legacyDb(deps.store), { host, at, kind, actor: `agent:${host}`, data: { mode: 'websocket' } })),
+    );
+    const settled = write.catch(() => undefined);
+    connection.logged = settled;
+    this.logging.add(settled);
+    void settled.then(() => this.logging.delete(settled));
+    runBackground(deps.logger, `websocket ${kind} event`, () => write, { host });
+  }
+
+  private register(connection: Connection, host: string, session: { token: string; expiresAt: number }): void {
     const previous = this.byHost.get(host);
     if (previous) {
       previous.replaced = true;
@@ -192,8 +214,7 @@ export class AgentHub {
     this.byHost.set(host, connection);
     const { deps } = this;
     deps.presence.websocketOpened(host);
-    appendEvent(deps.db, { host, at: deps.clock.now(), kind: 'connected', actor: `agent:${host}`, data: { mode: 'websocket' } });
-    const session = deps.sessions.create(host);
+    this.logConnection(connection, host, 'connected');
     this.send(connection.ws, { type: 'welcome', protocol: PROTOCOL_VERSION, session: { protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } });
     const latest = latestManifest(deps.db, host);
     if (latest) connection.ws.send(manifestMessage(published(latest)));
@@ -205,7 +226,7 @@ export class AgentHub {
     this.byHost.delete(host);
     if (this.closing) return;
     this.deps.presence.websocketClosed(host);
-    appendEvent(this.deps.db, { host, at: this.deps.clock.now(), kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } });
+    this.logConnection(connection, host, 'disconnected');
   }
 
   /** A removed or re-keyed host: its socket was opened under a key that no longer counts. */
@@ -263,6 +284,7 @@ export class AgentHub {
         }),
     );
     await Promise.all(closed);
+    await Promise.all([...this.logging]);
     this.wss.close();
   }
 }

@@ -35,7 +35,7 @@ describe('host logins are bound to the controller the host meant', () => {
   it('refuses over the websocket a signature made for another origin', async () => {
     const ctl = await liveController();
     controllers.push(ctl);
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const forged = new AgentSocket(ctl.handle.url, { audience: 'http://evil.example:8420' });
     await forged.authenticate(host);
     expect(await forged.expect('error')).toMatchObject({ code: 'bad-signature' });

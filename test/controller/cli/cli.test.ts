@@ -8,6 +8,7 @@ import { parsePublicKey, parseSecretKey } from '../../../shared/src/keys.js';
 import { HostList } from '../../../shared/src/operator-api.js';
 import { findOperator } from '../../../controller/src/auth/operator-tokens.js';
 import { openDatabase } from '../../../controller/src/db/open.js';
+import { openStore } from '../../../controller/src/db/store.js';
 import { runCli } from '../../../controller/src/cli/run.js';
 import { storePath } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
@@ -36,6 +37,16 @@ async function inProcess(args: string[], env: Record<string, string | undefined>
   return { code, stdout, stderr };
 }
 
+/** The operator a token names in the controller database of `stateDir`, as the controller would look it up. */
+async function operatorIn(stateDir: string, token: string) {
+  const store = await openStore({ database: join(stateDir, 'controller.sqlite') });
+  try {
+    return await findOperator(store, token);
+  } finally {
+    await store.close();
+  }
+}
+
 describe('shoal CLI', () => {
   let ctl: LiveController;
   let dir: string;
@@ -52,7 +63,7 @@ describe('shoal CLI', () => {
 
   it('runs as a process: keygen, token create, set, status, and a one-line error when the controller is unreachable', async () => {
     const keyFile = join(dir, 'release.key');
-    ctl.register('web-1');
+    await ctl.register('web-1');
     const stateDir = mkdtempSync(join(dir, 'state-'));
     openDatabase(join(stateDir, 'controller.sqlite')).close();
     const [keygen, token, unreachable] = await Promise.all([
@@ -67,9 +78,7 @@ describe('shoal CLI', () => {
     expect(Buffer.from(parseSecretKey(readFileSync(keyFile, 'utf8')).publicKey)).toEqual(Buffer.from(publicKey.publicKey));
 
     expect(token.code).toBe(0);
-    const database = openDatabase(join(stateDir, 'controller.sqlite'));
-    expect(findOperator(database.db, token.stdout.trim())).toMatchObject({ name: 'ci' });
-    database.close();
+    expect(await operatorIn(stateDir, token.stdout.trim())).toMatchObject({ name: 'ci' });
 
     expect(unreachable.code).not.toBe(0);
     expect(unreachable.stdout).toBe('');
@@ -84,8 +93,8 @@ describe('shoal CLI', () => {
   });
 
   it('prints fleet status as a table of at most 80 columns', async () => {
-    ctl.register('a-host-with-a-rather-long-name');
-    ctl.register('db-1');
+    await ctl.register('a-host-with-a-rather-long-name');
+    await ctl.register('db-1');
     await ctl.setDesired('db-1', storePath('sys', 'd'));
     const result = await inProcess(['status'], env);
     expect(result.code).toBe(0);
@@ -152,9 +161,7 @@ describe('shoal CLI', () => {
     const listed = JSON.parse((await inProcess(['token', 'list', '--state-dir', stateDir, '--json'])).stdout) as { tokens: Array<{ id: string; name: string; revokedAt: string | null }> };
     expect(listed.tokens).toEqual([expect.objectContaining({ id: created.id, name: 'laptop', revokedAt: null })]);
     expect(await inProcess(['token', 'revoke', '--state-dir', stateDir, created.id])).toMatchObject({ code: 0, stdout: `revoked ${created.id}\n` });
-    const database = openDatabase(join(stateDir, 'controller.sqlite'));
-    expect(findOperator(database.db, created.token)).toBeNull();
-    database.close();
+    expect(await operatorIn(stateDir, created.token)).toBeNull();
     const again = await inProcess(['token', 'revoke', '--state-dir', stateDir, created.id]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^shoal: no active operator token with id/);
@@ -169,9 +176,7 @@ describe('shoal CLI', () => {
     expect(created.scope).toBe('ci');
     const listed = await inProcess(['token', 'list', '--state-dir', stateDir]);
     expect(listed.stdout).toMatch(/^\w+ +ci +ci +created /);
-    const database = openDatabase(join(stateDir, 'controller.sqlite'));
-    expect(findOperator(database.db, created.token)).toMatchObject({ name: 'ci', scope: 'ci' });
-    database.close();
+    expect(await operatorIn(stateDir, created.token)).toMatchObject({ name: 'ci', scope: 'ci' });
     const bad = await inProcess(['token', 'create', '--state-dir', stateDir, '--scope', 'root']);
     expect(bad).toMatchObject({ code: 2, stderr: 'shoal: --scope must be one of read, deploy, admin, ci, got "root"\n' });
   });

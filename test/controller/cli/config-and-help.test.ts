@@ -153,7 +153,7 @@ describe('a closed pipe', () => {
   beforeAll(async () => {
     ctl = await liveController();
     // Well over a pipe's 64 KiB buffer of JSON, so the CLI is still writing when the reader leaves.
-    for (let i = 0; i < 1000; i++) ctl.register(`pipe-${i}`);
+    for (let i = 0; i < 1000; i++) await ctl.register(`pipe-${i}`);
   });
   afterAll(() => ctl.close());
 
@@ -178,7 +178,7 @@ describe('colour', () => {
   let ctl: LiveController;
   beforeAll(async () => {
     ctl = await liveController();
-    ctl.register('c-1');
+    await ctl.register('c-1');
     await fetch(`${ctl.handle.url}/v1/releases`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ctl.operatorToken}`, 'content-type': 'application/json' },

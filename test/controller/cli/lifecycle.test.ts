@@ -38,7 +38,7 @@ describe('host and token lifecycle from the CLI', () => {
   });
 
   it('removes a host: its connection is closed, it can no longer log in, and the removal stays in the audit log', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     await socket.authenticate(host);
     await socket.expect('welcome');
@@ -54,7 +54,7 @@ describe('host and token lifecycle from the CLI', () => {
   });
 
   it('refuses to remove a host that an active rollout includes', async () => {
-    ctl.register('web-1');
+    await ctl.register('web-1');
     const headers = { authorization: `Bearer ${ctl.operatorToken}`, 'content-type': 'application/json' };
     await fetch(`${ctl.handle.url}/v1/releases`, { method: 'POST', headers, body: JSON.stringify({ name: 'r1', hosts: [{ host: 'web-1', storePath: storePath('sys', 'b') }] }) });
     const started = await fetch(`${ctl.handle.url}/v1/rollouts`, { method: 'POST', headers, body: JSON.stringify({ release: 'r1', waves: ['100%'], approvalBefore: [0] }) });
@@ -65,7 +65,7 @@ describe('host and token lifecycle from the CLI', () => {
   });
 
   it('pauses a host: set is refused with a clear 409 unless --force, status shows it paused, resume lifts it, all in the audit log', async () => {
-    ctl.register('web-1');
+    await ctl.register('web-1');
     const paused = await shoal(env, 'host', 'pause', 'web-1');
     expect(paused).toMatchObject({ code: 0, stdout: expect.stringMatching(/^paused web-1: rollouts leave it waiting/) });
     const path = storePath('nixos-system-web-1', 'c');
@@ -104,7 +104,7 @@ describe('host and token lifecycle from the CLI', () => {
   });
 
   it('re-keys a reinstalled host: the new key logs in, the old one is cut off at once', async () => {
-    const old = ctl.register('web-2');
+    const old = await ctl.register('web-2');
     const socket = connect();
     await socket.authenticate(old);
     await socket.expect('welcome');
@@ -166,8 +166,8 @@ describe('host and token lifecycle from the CLI', () => {
   });
 
   it('backs up the database online into a file that opens as the same fleet', async () => {
-    ctl.register('web-1');
-    ctl.register('web-2');
+    await ctl.register('web-1');
+    await ctl.register('web-2');
     expect((await ctl.setDesired('web-1', storePath('sys', 'a'))).status).toBe(200);
     const out = join(dir, 'backup.sqlite');
     const result = await shoal(env, 'backup', '--out', out);

@@ -181,7 +181,7 @@ describe('dashboard sign-in and CSRF', () => {
 
     const second = await signedIn(ctl);
     const tokenId = (ctl.database.sqlite.prepare('select id from operator_tokens').get() as { id: string }).id;
-    expect(revokeOperatorToken(ctl.database.db, ctl.clock, tokenId)).toBe(true);
+    expect(await revokeOperatorToken(ctl.store, ctl.clock, tokenId)).toBe(true);
     expect((await second.get('/dashboard')).status).toBe(303);
   });
 

@@ -66,7 +66,7 @@ describe('reboot settings per host and tag', () => {
     await bad('/v1/hosts/db-1/reboot-settings', { maxRebooting: 1 }, 400, /reboot lock over a tag/);
     await bad('/v1/hosts/nope/reboot-settings', { policy: 'never' }, 404, /no host named "nope"/);
     await bad('/v1/tags/Not%20A%20Tag/reboot-settings', { policy: 'never' }, 400, /tag must be/);
-    const { token } = createOperatorToken(ctl.database.db, ctl.clock, 'reader', 'read');
+    const { token } = await createOperatorToken(ctl.store, ctl.clock, 'reader', 'read');
     const response = await put('/v1/tags/db/reboot-settings', { policy: 'always' }, token);
     expect(response.status).toBe(403);
     expect((await ctl.operator('/v1/tags/reboot-settings').then((r) => r.json())) as unknown).toEqual({ tags: [] });
@@ -81,14 +81,14 @@ describe('reboot settings per host and tag', () => {
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'k2', waves: ['100%'], maxRebooting: 2 }) });
     const { id } = (await started.json()) as { id: string };
     const version = (host: string) => latestManifest(ctl.database.db, host)?.version ?? 1;
-    const ask = (host: string) => requestRebootGrant(ctl.database.db, ctl.clock, LOCK, host, version(host));
+    const ask = (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, version(host));
 
-    expect(ask('db-1').granted).toBe(true);
-    expect(ask('db-2')).toMatchObject({ granted: false, reason: '1 host of tag db rebooting (db-1); at most 1 of tag db at once' });
-    expect(ask('web-1').granted).toBe(true);
-    expect(ask('web-2').granted).toBe(true);
-    expect(ask('web-3')).toMatchObject({ granted: false, reason: `2 hosts of rollout ${id} rebooting (web-1, web-2); at most 2 of rollout ${id} at once` });
+    expect((await ask('db-1')).granted).toBe(true);
+    expect(await ask('db-2')).toMatchObject({ granted: false, reason: '1 host of tag db rebooting (db-1); at most 1 of tag db at once' });
+    expect((await ask('web-1')).granted).toBe(true);
+    expect((await ask('web-2')).granted).toBe(true);
+    expect(await ask('web-3')).toMatchObject({ granted: false, reason: `2 hosts of rollout ${id} rebooting (web-1, web-2); at most 2 of rollout ${id} at once` });
     // The fleet-wide lock still counts everyone.
-    expect(requestRebootGrant(ctl.database.db, ctl.clock, { ...LOCK, maxConcurrent: 3 }, 'db-2', 1)).toMatchObject({ granted: false, reason: expect.stringMatching(/^3 hosts rebooting/) });
+    expect(await requestRebootGrant(ctl.store, ctl.clock, { ...LOCK, maxConcurrent: 3 }, 'db-2', 1)).toMatchObject({ granted: false, reason: expect.stringMatching(/^3 hosts rebooting/) });
   });
 });

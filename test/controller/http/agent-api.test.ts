@@ -49,12 +49,12 @@ describe('agent API', () => {
   describe('enrollment', () => {
     const enroll = (host: TestHost, token: string) =>
       postJson(ctl, '/v1/agent/enroll', { protocol: PROTOCOL_VERSION, host: host.name, publicKey: host.publicKey, token });
-    const token = (spec: { ttlMs?: number; maxUses?: number | null; tags?: string[] } = {}) =>
-      createEnrollmentToken(ctl.database.db, ctl.clock, { ttlMs: spec.ttlMs ?? 3600_000, maxUses: spec.maxUses ?? null, tags: spec.tags ?? [] }).token;
+    const token = async (spec: { ttlMs?: number; maxUses?: number | null; tags?: string[] } = {}) =>
+      (await createEnrollmentToken(ctl.store, ctl.clock, { ttlMs: spec.ttlMs ?? 3600_000, maxUses: spec.maxUses ?? null, tags: spec.tags ?? [] })).token;
 
     it('admits a host with a valid token and gives it the token’s tags', async () => {
       const host = newHostKeys('web-1');
-      const response = await enroll(host, token({ tags: ['web'] }));
+      const response = await enroll(host, await token({ tags: ['web'] }));
       expect(response.status).toBe(201);
       expect(await response.json()).toEqual({ protocol: PROTOCOL_VERSION, host: 'web-1' });
       const status = await (await ctl.operator('/v1/hosts/web-1')).json();
@@ -63,7 +63,7 @@ describe('agent API', () => {
     });
 
     it('refuses an expired token', async () => {
-      const expiring = token({ ttlMs: 60_000 });
+      const expiring = await token({ ttlMs: 60_000 });
       ctl.clock.advance(61_000);
       const before = snapshot(ctl);
       const response = await enroll(newHostKeys('web-1'), expiring);
@@ -73,7 +73,7 @@ describe('agent API', () => {
     });
 
     it('refuses a token that has been used up', async () => {
-      const once = token({ maxUses: 1 });
+      const once = await token({ maxUses: 1 });
       expect((await enroll(newHostKeys('web-1'), once)).status).toBe(201);
       const before = snapshot(ctl);
       const response = await enroll(newHostKeys('web-2'), once);
@@ -83,7 +83,7 @@ describe('agent API', () => {
     });
 
     it('refuses a wrong token', async () => {
-      token();
+      await token();
       const before = snapshot(ctl);
       const response = await enroll(newHostKeys('web-1'), 'shoal_enroll_guess');
       expect(response.status).toBe(401);
@@ -93,8 +93,8 @@ describe('agent API', () => {
 
     it('treats re-enrolling with the same key as a no-op, and another key as a conflict', async () => {
       const host = newHostKeys('web-1');
-      const twice = token({ maxUses: 1 });
-      const other = token();
+      const twice = await token({ maxUses: 1 });
+      const other = await token();
       expect((await enroll(host, twice)).status).toBe(201);
       const before = snapshot(ctl);
       expect((await enroll(host, twice)).status).toBe(200);

@@ -13,7 +13,7 @@ describe('agent reports over a real socket', () => {
   let session: string;
   beforeEach(async () => {
     ctl = await liveController();
-    session = await httpSession(ctl, ctl.register('web-1'));
+    session = await httpSession(ctl, await ctl.register('web-1'));
   });
   afterEach(async () => ctl.close());
 

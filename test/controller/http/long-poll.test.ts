@@ -8,7 +8,7 @@ describe('manifest long-poll', () => {
   let session: string;
   beforeEach(async () => {
     ctl = await liveController();
-    session = await httpSession(ctl, ctl.register('web-1'));
+    session = await httpSession(ctl, await ctl.register('web-1'));
   });
   afterEach(async () => ctl.close());
 
@@ -45,7 +45,7 @@ describe('manifest long-poll', () => {
   });
 
   it('is not woken by another host’s change', async () => {
-    ctl.register('web-2');
+    await ctl.register('web-2');
     await ctl.setDesired('web-1', storePath('sys', 'a'));
     const waiting = poll('?waitSeconds=1', '"v1"');
     await expect.poll(() => ctl.handle.deps.bus.waiterCount()).toBe(1);
@@ -81,7 +81,7 @@ describe('a host holding a long-poll', () => {
     // A 1 s poll interval: a host not heard from for 3 s would be offline.
     const ctl = await liveController({ clock, pollIntervalMs: 1_000 });
     try {
-      const session = await httpSession(ctl, ctl.register('web-1'));
+      const session = await httpSession(ctl, await ctl.register('web-1'));
       const waiting = fetch(`${ctl.handle.url}/v1/agent/manifest?waitSeconds=30`, { headers: { authorization: `Bearer ${session}` } });
       await expect.poll(() => ctl.handle.deps.bus.waiterCount()).toBe(1);
       clock.advance(20_000);

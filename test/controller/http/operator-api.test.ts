@@ -84,7 +84,7 @@ describe('operator API', () => {
     });
 
     it('refuses an invalid or revoked token', async () => {
-      const { id } = createOperatorToken(ctl.database.db, ctl.clock, 'leaver');
+      const { id } = await createOperatorToken(ctl.store, ctl.clock, 'leaver');
       ctl.database.sqlite.prepare('update operator_tokens set revoked_at = 1 where id = ?').run(id);
       const before = snapshot(ctl);
       for (const token of ['shoal_op_wrong', ctl.operatorToken.slice(0, -1)]) {
@@ -100,7 +100,7 @@ describe('operator API', () => {
     });
 
     it('does not accept an agent session as an operator token', async () => {
-      const session = ctl.deps.sessions.create('web-1');
+      const session = await ctl.deps.sessions.create('web-1');
       const response = await ctl.app.request('/v1/hosts', { headers: { authorization: `Bearer ${session.token}` } });
       expect(response.status).toBe(401);
     });

@@ -53,7 +53,7 @@ describe('operator token scopes', () => {
   beforeEach(async () => {
     ctl = await testController({ mode: 'two-key' });
     await registeredHost(ctl, 'web-1');
-    for (const scope of ['read', 'deploy', 'admin', 'ci'] as const) tokens[scope] = createOperatorToken(ctl.database.db, ctl.clock, `${scope}-job`, scope).token;
+    for (const scope of ['read', 'deploy', 'admin', 'ci'] as const) tokens[scope] = (await createOperatorToken(ctl.store, ctl.clock, `${scope}-job`, scope)).token;
   });
   afterEach(async () => await ctl.close());
 
@@ -131,7 +131,7 @@ describe('dashboard actions by scope', () => {
   const state = () => (ctl.database.sqlite.prepare('select state from rollouts where id = ?').get(rolloutId) as { state: string }).state;
 
   it('shows a read-only session no rollout buttons and refuses its actions', async () => {
-    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'viewer', 'read').token);
+    const browser = await signedIn(ctl, (await createOperatorToken(ctl.store, ctl.clock, 'viewer', 'read')).token);
     const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
     expect(page).not.toContain(`/actions/approve`);
     expect(page).toContain('Signed in with scope read: this session may not act on rollouts.');
@@ -142,7 +142,7 @@ describe('dashboard actions by scope', () => {
   });
 
   it('shows a read-only session no host action and refuses each one, changing nothing', async () => {
-    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'viewer', 'read').token);
+    const browser = await signedIn(ctl, (await createOperatorToken(ctl.store, ctl.clock, 'viewer', 'read')).token);
     const page = await (await browser.get('/dashboard/hosts/web-1')).text();
     expect(page).toContain('Your token&#39;s scope allows no change to this host.');
     for (const action of ['set-desired', 'pause', 'resume', 'remove']) {
@@ -156,7 +156,7 @@ describe('dashboard actions by scope', () => {
   });
 
   it('lets a deploy session pause a host but not remove it, as the API does', async () => {
-    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'deployer', 'deploy').token);
+    const browser = await signedIn(ctl, (await createOperatorToken(ctl.store, ctl.clock, 'deployer', 'deploy')).token);
     const page = await (await browser.get('/dashboard/hosts/web-1')).text();
     expect(page).toContain('/dashboard/hosts/web-1/actions/pause');
     expect(page).not.toContain('/actions/remove');
@@ -169,7 +169,7 @@ describe('dashboard actions by scope', () => {
   });
 
   it('shows a deploy session the buttons and carries out its actions', async () => {
-    const browser = await signedIn(ctl, createOperatorToken(ctl.database.db, ctl.clock, 'deployer', 'deploy').token);
+    const browser = await signedIn(ctl, (await createOperatorToken(ctl.store, ctl.clock, 'deployer', 'deploy')).token);
     const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
     expect(page).toContain(`/dashboard/rollouts/${rolloutId}/actions/approve`);
     const response = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/approve`, { _csrf: browser.csrf });

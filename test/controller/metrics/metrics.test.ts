@@ -101,7 +101,7 @@ describe('/metrics', () => {
 
   it('counts manifests by cause, reports by phase, and times the deployment and its phases from the reports', async () => {
     const controller = await start();
-    const host = controller.register('web-1');
+    const host = await controller.register('web-1');
     const token = await session(controller, host);
     const before = await scrape(controller);
     expect(sampleValue(before, 'shoal_manifests_issued_total', { cause: 'desired-set' })).toBe(0);
@@ -136,7 +136,7 @@ describe('/metrics', () => {
 
   it('counts websocket connects and disconnects and shows connected agents', async () => {
     const controller = await start();
-    const host = controller.register('web-1');
+    const host = await controller.register('web-1');
     const socket = new AgentSocket(controller.handle.url);
     await socket.authenticate(host);
     await socket.expect('welcome');
@@ -156,7 +156,7 @@ describe('/metrics', () => {
   it('keeps the counters of two controllers in one process apart', async () => {
     const a = await start();
     const b = await start();
-    a.register('web-1');
+    await a.register('web-1');
     expect((await a.setDesired('web-1', storePath())).status).toBe(200);
     expect(sampleValue(await scrape(a), 'shoal_manifests_issued_total', { cause: 'desired-set' })).toBe(1);
     expect(sampleValue(await scrape(b), 'shoal_manifests_issued_total', { cause: 'desired-set' })).toBe(0);

@@ -135,7 +135,7 @@ describe('retention in the controller', () => {
     const ctl = await liveController({ retention: { ...DEFAULT_RETENTION, reportsDays: 1, pruneIntervalMs: 50 } });
     try {
       const { db } = ctl.handle.database;
-      ctl.register('web-2');
+      await ctl.register('web-2');
       db.insert(reports).values({ host: 'web-2', seq: 1, receivedAt: Date.now() - 2 * DAY, body: {} }).run();
       db.insert(reports).values({ host: 'web-2', seq: 2, receivedAt: Date.now() - 2 * DAY, body: { path: storePath() } }).run();
       db.update(hosts).set({ lastReportSeq: 2 }).where(eq(hosts.name, 'web-2')).run();

@@ -27,7 +27,7 @@ async function fleet(): Promise<{ ctl: TestController; names: string[]; engine: 
   const names = Array.from({ length: HOSTS }, (_, i) => `h${i + 1}`);
   for (const name of names) {
     // Real keys are not needed here, and tweetnacl would take seconds to make a thousand.
-    const outcome = registerHost(ctl.database.db, ctl.clock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'test' });
+    const outcome = await registerHost(ctl.store, ctl.clock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'test' });
     expect(outcome.ok).toBe(true);
   }
   const release = await createUnsignedRelease(

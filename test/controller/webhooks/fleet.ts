@@ -26,7 +26,7 @@ export class Fleet {
   static async start(controller: LiveController, names: string[]): Promise<Fleet> {
     const fleet = new Fleet(controller, names);
     for (const name of names) {
-      const host = controller.register(name);
+      const host = await controller.register(name);
       fleet.sessions.set(name, await fleet.login(host));
       await fleet.report(name, 'reconciled', null, OLD(name));
     }

@@ -27,7 +27,7 @@ describe('agent websocket hub', () => {
   });
 
   it('welcomes an authenticated host with a session that works over HTTP', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     await socket.authenticate(host);
     const welcome = await socket.expect('welcome');
@@ -39,7 +39,7 @@ describe('agent websocket hub', () => {
   });
 
   it('sends the current manifest right after the welcome, and every new one at once', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     await ctl.setDesired('web-1', storePath('sys', 'a'));
     const socket = connect();
     await socket.authenticate(host);
@@ -56,7 +56,7 @@ describe('agent websocket hub', () => {
   });
 
   it('sends a manifest message that is the typed message, with the envelope exactly as stored', async () => {
-    ctl.register('web-1');
+    await ctl.register('web-1');
     await ctl.setDesired('web-1', storePath('sys', 'a'));
     const row = latestManifest(ctl.handle.deps.db, 'web-1')!;
     const text = manifestMessage(published(row));
@@ -66,8 +66,8 @@ describe('agent websocket hub', () => {
   });
 
   it('pushes a host only its own manifests', async () => {
-    const a = ctl.register('web-1');
-    ctl.register('web-2');
+    const a = await ctl.register('web-1');
+    await ctl.register('web-2');
     const socket = connect();
     await socket.authenticate(a);
     await socket.expect('welcome');
@@ -78,7 +78,7 @@ describe('agent websocket hub', () => {
   });
 
   it('closes with 4401 on a bad signature or an unknown host', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const forged = connect();
     await forged.authenticate(host, newHostKeys('web-1').keys);
     expect(await forged.expect('error')).toMatchObject({ code: 'bad-signature' });
@@ -91,7 +91,7 @@ describe('agent websocket hub', () => {
   });
 
   it('answers one auth attempt per challenge: a second try on the same nonce is ignored', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     const { nonce } = await socket.expect('challenge');
     const sign = (keys: nacl.SignKeyPair) => toBase64(nacl.sign.detached(challengeMessage('web-1', nonce, socket.audience), keys.secretKey));
@@ -103,7 +103,7 @@ describe('agent websocket hub', () => {
   });
 
   it('replaces a host’s first connection with its second (4409)', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const first = connect();
     await first.authenticate(host);
     await first.expect('welcome');
@@ -117,21 +117,22 @@ describe('agent websocket hub', () => {
   });
 
   it('logs connects and disconnects as host events', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     await socket.authenticate(host);
     await socket.expect('welcome');
     socket.close();
     await socket.closed;
     await expect.poll(() => ctl.handle.hub.isConnected('web-1')).toBe(false);
-    const kinds = ctl.handle.database.sqlite.prepare("select kind from events where host = 'web-1' order by id").pluck().all();
-    expect(kinds).toEqual(['host-registered', 'connected', 'disconnected']);
+    // Written after the socket is gone, off its close handler.
+    const kinds = () => ctl.handle.database.sqlite.prepare("select kind from events where host = 'web-1' order by id").pluck().all();
+    await expect.poll(kinds).toEqual(['host-registered', 'connected', 'disconnected']);
   });
 
   it('terminates a peer that stops answering pings', async () => {
     await ctl.close();
     ctl = await liveController({ hub: { pingIntervalMs: 50 } });
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     await socket.authenticate(host);
     await socket.expect('welcome');
@@ -147,7 +148,7 @@ describe('agent websocket hub', () => {
     await ctl.close();
     const clock = new ManualClock();
     ctl = await liveController({ clock, hub: { pingIntervalMs: 30 } });
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     await socket.authenticate(host);
     await socket.expect('welcome');
@@ -160,7 +161,7 @@ describe('agent websocket hub', () => {
   });
 
   it('closes with 4400 when the agent speaks another protocol version', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     const { nonce } = await socket.expect('challenge');
     socket.ws.send(JSON.stringify({ type: 'auth', protocol: 2, host: host.name, signature: nonce }));
@@ -169,7 +170,7 @@ describe('agent websocket hub', () => {
   });
 
   it('closes sockets with 4503 when the controller shuts down', async () => {
-    const host = ctl.register('web-1');
+    const host = await ctl.register('web-1');
     const socket = connect();
     await socket.authenticate(host);
     await socket.expect('welcome');

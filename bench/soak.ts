@@ -91,7 +91,7 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
                 detail: {},
               } satisfies Report;
             });
-            storeReports(database.db, clock, host, batch);
+            await storeReports(store, clock, host, batch);
           }
         }
         if (pruning) {

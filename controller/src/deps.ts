@@ -97,9 +97,9 @@ export function createDeps(options: DepsOptions): ControllerDeps {
     sessions: new SessionStore(options.store, clock, shared.logger.child({ component: 'sessions' })),
     rollouts,
     metrics: new ControllerMetrics({
-      db,
+      store: options.store,
       presence: shared.presence,
-      pendingWebhookDeliveries: () => pendingDeliveries(db),
+      pendingWebhookDeliveries: () => pendingDeliveries(options.store),
       rolloutEngineTicks: () => rollouts.ticks,
       processMetrics: options.processMetrics ?? false,
     }),

@@ -1,8 +1,7 @@
-import { and, asc, gt, inArray, max } from 'drizzle-orm';
+import { and, asc, gt, inArray, lte, max } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Logger } from '../../shared/src/logger.js';
-import type { Db } from './db/open.js';
-import { events } from './db/schema.js';
+import type { Store } from './db/store.js';
 import { runBackground } from './background.js';
 
 /**
@@ -31,17 +30,27 @@ const INFO: readonly EventKind[] = [
   'rollout-aborted',
 ];
 const DEBUG: readonly EventKind[] = ['manifest-renewed', 'rollout-host-healthy', 'rollout-wave-baking'];
+/** Events read per query. */
+const BATCH = 500;
 
 export class EventLog {
-  private cursor: number;
+  /** Null until the newest id at start is known: only what happens from then on is logged. */
+  private cursor: number | null = null;
+  private readonly started: Promise<void>;
   private timer: NodeJS.Timeout | null = null;
+  /** One flush at a time (the timer's and stop()'s), so no event is logged twice. */
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly logger: Logger,
   ) {
     // Only what happens from now on: a restart does not replay history into the log.
-    this.cursor = db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+    this.started = this.newestEvent().then((id) => {
+      this.cursor = id;
+    });
+    // A failure shows at the first flush, which awaits this again.
+    this.started.catch(() => {});
   }
 
   start(intervalMs: number): void {
@@ -49,33 +58,44 @@ export class EventLog {
     this.timer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    this.flush();
+    await this.flush();
   }
 
-  flush(): void {
+  flush(): Promise<void> {
+    const next = this.flushing.then(() => this.flushNow());
+    // The next flush runs whether or not this one failed; the failure goes to this caller.
+    this.flushing = next.catch(() => {});
+    return next;
+  }
+
+  private async newestEvent(): Promise<number> {
+    const { events } = this.store.t;
+    return (await this.store.q.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
+  }
+
+  private async flushNow(): Promise<void> {
+    await this.started;
+    const { events } = this.store.t;
     const debug = this.logger.isLevelEnabled('debug');
-    for (;;) {
-      const rows = this.db
+    // Up to the newest id now, read first: one committed while this pass reads is the next pass's.
+    const newest = await this.newestEvent();
+    while (this.cursor! < newest) {
+      const rows = await this.store.q
         .select()
         .from(events)
-        .where(and(gt(events.id, this.cursor), inArray(events.kind, debug ? [...INFO, ...DEBUG] : [...INFO])))
+        .where(and(gt(events.id, this.cursor!), lte(events.id, newest), inArray(events.kind, debug ? [...INFO, ...DEBUG] : [...INFO])))
         .orderBy(asc(events.id))
-        .limit(500)
-        .all();
+        .limit(BATCH);
       for (const row of rows) {
         const fields = { event: row.kind, eventId: row.id, actor: row.actor, ...(row.host ? { host: row.host } : {}), ...(row.rolloutId ? { rolloutId: row.rolloutId } : {}), ...logged(row.data) };
         if ((DEBUG as string[]).includes(row.kind)) this.logger.debug(fields, row.kind);
         else if (row.kind === 'rollout-host-failed' || row.kind === 'rollout-halted' || row.kind === 'manifest-withheld') this.logger.warn(fields, row.kind);
         else this.logger.info(fields, row.kind);
       }
-      if (rows.length < 500) {
-        // Past what was logged (and past kinds not logged): nothing before this id is looked at again.
-        this.cursor = Math.max(this.cursor, this.db.select({ id: max(events.id) }).from(events).get()?.id ?? 0, rows.at(-1)?.id ?? 0);
-        return;
-      }
-      this.cursor = rows.at(-1)!.id;
+      // A full batch may have left matching events behind it; otherwise everything up to `newest` is seen (kinds not logged too).
+      this.cursor = rows.length === BATCH ? rows.at(-1)!.id : newest;
     }
   }
 }

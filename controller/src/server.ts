@@ -122,13 +122,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
   webhooks.start();
   const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
   const authSweep = startAuthSweep(deps);
-  const eventLog = new EventLog(deps.db, deps.logger);
+  const eventLog = new EventLog(deps.store, deps.logger);
   eventLog.start(1000);
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
-      eventLog.stop();
+      const eventLogStopped = eventLog.stop();
       const renewalStopped = renewal.stop();
       deps.rollouts.stopTimer();
       const webhooksStopped = webhooks.stop();
@@ -148,6 +148,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await renewalStopped;
       await webhooksStopped;
       await pruningStopped;
+      await eventLogStopped;
       // The last-seen times heard until now, written before the database goes away.
       await deps.presence.flush();
       await store.close();

@@ -1,18 +1,21 @@
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EventLog } from '../../controller/src/event-log.js';
 import { prettyLine } from '../../shared/src/log-format.js';
 import { registeredHost, storePath, testController, type TestController } from './helpers.js';
+import { stopPostgresTestServer } from './postgres-database.js';
+import { storeEngines } from './store-engines.js';
 
 let ctl: TestController;
 afterEach(async () => await ctl?.close());
+afterAll(async () => await stopPostgresTestServer());
 
 describe('the controller log', () => {
   it('logs every manifest issued and what a rollout does, at info, after commit', async () => {
     ctl = await testController();
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const log = new EventLog(ctl.database.db, logger);
+    const log = new EventLog(ctl.store, logger);
     await registeredHost(ctl, 'web-1');
     await registeredHost(ctl, 'web-2');
     expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('nixos-system-web-1', 'b') }) })).status).toBe(200);
@@ -21,7 +24,7 @@ describe('the controller log', () => {
     expect(started.status).toBe(201);
     const { id } = (await started.json()) as { id: string };
     expect((await ctl.operator(`/v1/rollouts/${id}/abort`, { method: 'POST' })).status).toBe(200);
-    log.flush();
+    await log.flush();
 
     const seen = lines.map((l) => [l.level, l.msg, l.host ?? null]);
     expect(seen).toContainEqual([30, 'desired-set', 'web-1']);
@@ -32,7 +35,7 @@ describe('the controller log', () => {
     expect(lines.find((l) => l.msg === 'rollout-wave-started')).toMatchObject({ rolloutId: id, wave: 1, hosts: 1 });
     expect(lines.find((l) => l.msg === 'rollout-host-issued')).toMatchObject({ version: 1, rolloutId: id });
     // Nothing is logged twice.
-    log.flush();
+    await log.flush();
     expect(lines.length).toBe(seen.length);
   });
 
@@ -40,5 +43,31 @@ describe('the controller log', () => {
     process.env.TZ = 'UTC';
     const line = prettyLine(JSON.stringify({ level: 'info', time: '2030-01-01T12:00:01.234Z', component: 'controller', msg: 'rollout-halted', rolloutId: 'ro-1', reason: '1 host failed' }));
     expect(line).toBe('12:00:01 INFO  controller: rollout-halted  rolloutId=ro-1 reason="1 host failed"\n');
+  });
+});
+
+describe.each(storeEngines)('the controller log on $name', (engine) => {
+  it('logs only what was written after it started, each event once even when flushes overlap', async () => {
+    const opened = await engine.open();
+    try {
+      const { store } = opened;
+      const write = (kind: string, rolloutId: string) =>
+        store.transaction(async (tx) => {
+          await tx.insert(store.t.events).values({ at: 0, kind, actor: 'test', rolloutId, host: null, data: {} });
+        });
+      await write('rollout-started', 'ro-before');
+      const lines: Array<Record<string, unknown>> = [];
+      const log = new EventLog(store, pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
+      await log.flush();
+      await write('rollout-started', 'ro-1');
+      await write('rollout-succeeded', 'ro-1');
+      await Promise.all([log.flush(), log.flush(), log.stop()]);
+      expect(lines.map((l) => [l.msg, l.rolloutId])).toEqual([
+        ['rollout-started', 'ro-1'],
+        ['rollout-succeeded', 'ro-1'],
+      ]);
+    } finally {
+      await opened.dispose();
+    }
   });
 });

@@ -1,9 +1,8 @@
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type Database from 'better-sqlite3';
 import type { Logger } from '../../../shared/src/logger.js';
 import { runBackground } from '../background.js';
-import type { Db } from '../db/open.js';
+import type { Store } from '../db/store.js';
 import { wakeSignal } from '../../../shared/src/wake-signal.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import type { RolloutEngine } from '../rollouts/engine.js';
@@ -20,10 +19,11 @@ export class ChangeFeed {
   private readonly listeners = new Set<() => void>();
   private timer: NodeJS.Timeout | null = null;
   private stopHooks: Array<() => void> = [];
-  private lastId = 0;
+  /** The newest event id seen; null until the first check after start has read it. */
+  private lastId: number | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly engine: RolloutEngine,
     private readonly bus: ManifestBus,
     private readonly pollMs: number,
@@ -40,7 +40,8 @@ export class ChangeFeed {
   }
 
   private start(): void {
-    this.lastId = lastEventId(this.db);
+    this.lastId = null;
+    runBackground(this.logger, 'dashboard live feed', () => this.check());
     this.timer = setInterval(() => runBackground(this.logger, 'dashboard live feed', () => this.check()), this.pollMs);
     this.timer.unref();
     this.stopHooks = [this.engine.onChange(() => this.notify()), this.bus.onPublish(() => this.notify())];
@@ -53,14 +54,20 @@ export class ChangeFeed {
     this.stopHooks = [];
   }
 
-  private check(): void {
-    // The database closed with the controller a moment before the streams (and this timer) ended.
-    if (!(this.db as Db & { $client: Database.Database }).$client.open) return;
-    const id = lastEventId(this.db);
-    if (id !== this.lastId) {
-      this.lastId = id;
-      this.notify();
+  private async check(): Promise<void> {
+    let id: number;
+    try {
+      id = await lastEventId(this.store);
+    } catch (error) {
+      // What changed meanwhile is unknown: the next check that reads the database tells the listeners.
+      this.lastId = -1;
+      throw error;
     }
+    // Stopped meanwhile: nobody listens.
+    if (this.timer === null) return;
+    const seen = this.lastId;
+    this.lastId = id;
+    if (seen !== null && id !== seen) this.notify();
   }
 
   private notify(): void {
@@ -85,7 +92,13 @@ export const HAVE_PARAM = 'have';
  * `have` is the digest of the state the page was rendered with (liveDigest): when the first render
  * matches it, nothing is sent until something changes, so opening a page costs its HTML alone.
  */
-export function liveUpdates(c: Context, feed: ChangeFeed, options: LiveOptions, render: () => LiveState | null | Promise<LiveState | null>, have: string | null = null): Response {
+export function liveUpdates(
+  c: Context,
+  feed: ChangeFeed,
+  options: LiveOptions,
+  render: () => LiveState | null | Promise<LiveState | null>,
+  have: string | null = null,
+): Response {
   c.header('cache-control', 'no-store');
   // Tells nginx-like proxies not to buffer the stream.
   c.header('x-accel-buffering', 'no');

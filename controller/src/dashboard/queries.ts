@@ -1,23 +1,15 @@
-import { and, asc, desc, eq, inArray, max } from 'drizzle-orm';
+import { asc, desc, eq, inArray, max } from 'drizzle-orm';
 import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
-import type { CommandFailure } from '../../../shared/src/protocol.js';
 import { ACTIVE_ROLLOUT_STATES, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { iso } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { events, manifests } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { rolloutStatus } from '../rollouts/status.js';
 
 /** The newest `limit` events of a host, newest first. */
-export function recentHostEvents(db: Db, host: string, limit = 150): HostEvent[] {
-  return db
-    .select()
-    .from(events)
-    .where(eq(events.host, host))
-    .orderBy(desc(events.id))
-    .limit(limit)
-    .all()
-    .map((row) => ({ id: row.id, host, rolloutId: row.rolloutId, at: iso(row.at), kind: row.kind as EventKind, actor: row.actor, data: row.data }));
+export async function recentHostEvents(store: Store, host: string, limit = 150): Promise<HostEvent[]> {
+  const { events } = store.t;
+  const rows = await store.q.select().from(events).where(eq(events.host, host)).orderBy(desc(events.id)).limit(limit);
+  return rows.map((row) => ({ id: row.id, host, rolloutId: row.rolloutId, at: iso(row.at), kind: row.kind as EventKind, actor: row.actor, data: row.data }));
 }
 
 export interface Generation {
@@ -29,22 +21,23 @@ export interface Generation {
 }
 
 /** Every manifest the host was given, newest first: its generations as the controller asked for them. */
-export function hostGenerations(db: Db, host: string, limit = 50): Generation[] {
-  return db
+export async function hostGenerations(store: Store, host: string, limit = 50): Promise<Generation[]> {
+  const { manifests } = store.t;
+  const rows = await store.q
     .select({ version: manifests.version, storePath: manifests.storePath, action: manifests.action, rolloutId: manifests.rolloutId, issuedAt: manifests.issuedAt })
     .from(manifests)
     .where(eq(manifests.host, host))
     .orderBy(desc(manifests.version))
-    .limit(limit)
-    .all()
-    .map((row) => ({ ...row, issuedAt: iso(row.issuedAt) }));
+    .limit(limit);
+  return rows.map((row) => ({ ...row, issuedAt: iso(row.issuedAt) }));
 }
 
 export { latestFailure, type FailureReport } from '../reports/latest-failure.js';
 
 /** The newest event id: the live pages re-render when it moves. */
-export function lastEventId(db: Db): number {
-  return db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+export async function lastEventId(store: Store): Promise<number> {
+  const { events } = store.t;
+  return (await store.q.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
 }
 
 export interface EventSubject {
@@ -53,9 +46,10 @@ export interface EventSubject {
 }
 
 /** The rollout and host of each event id: what a webhook delivery was about (deliveries keep only the event id). */
-export function eventSubjects(db: Db, ids: number[]): Map<number, EventSubject> {
+export async function eventSubjects(store: Store, ids: number[]): Promise<Map<number, EventSubject>> {
   if (ids.length === 0) return new Map();
-  const rows = db.select({ id: events.id, rolloutId: events.rolloutId, host: events.host }).from(events).where(inArray(events.id, ids)).all();
+  const { events } = store.t;
+  const rows = await store.q.select({ id: events.id, rolloutId: events.rolloutId, host: events.host }).from(events).where(inArray(events.id, ids));
   return new Map(rows.map((row) => [row.id, { rolloutId: row.rolloutId, host: row.host }]));
 }
 

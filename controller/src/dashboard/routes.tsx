@@ -99,10 +99,10 @@ function refusal(c: Context, status: 401 | 403 | 404 | 413, title: string, text:
 
 /** The dashboard: server-rendered pages behind an operator login, with live updates over SSE. */
 export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions = {}) {
-  const { db, clock, presence } = deps;
-  const sessions = options.sessions ?? new DashboardSessions(db, clock);
+  const { db, store, clock, presence } = deps;
+  const sessions = options.sessions ?? new DashboardSessions(store, clock);
   const secure = options.secureCookies ?? 'auto';
-  const feed = new ChangeFeed(db, deps.rollouts, deps.bus, options.livePollMs ?? 1000, deps.logger.child({ component: 'dashboard' }));
+  const feed = new ChangeFeed(store, deps.rollouts, deps.bus, options.livePollMs ?? 1000, deps.logger.child({ component: 'dashboard' }));
   const live: LiveOptions = { refreshMs: 5000, heartbeatMs: 15_000, ...options.live };
   const app = new Hono<DashboardEnv>();
 
@@ -115,7 +115,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   /** Pages: without a session, off to the login page (and back here afterwards). */
   const page: MiddlewareHandler<DashboardEnv> = async (c, next) => {
-    const session = sessionOf(c);
+    const session = await sessionOf(c);
     if (!session) {
       const url = new URL(c.req.url);
       return c.redirect(`${BASE}/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
@@ -126,7 +126,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   /** Live streams: a session, or 403 (EventSource cannot follow a login). */
   const stream: MiddlewareHandler<DashboardEnv> = async (c, next) => {
-    const session = sessionOf(c);
+    const session = await sessionOf(c);
     if (!session) return refusal(c, 403, 'Not signed in', 'Sign in to watch this page live.');
     c.set('session', session);
     await next();
@@ -138,7 +138,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     onError: (c) => refusal(c, 413, 'Form too large', `A dashboard form is at most ${FORM_LIMIT_BYTES} bytes.`),
   });
   const action: MiddlewareHandler<DashboardEnv> = async (c, next) => {
-    const session = sessionOf(c);
+    const session = await sessionOf(c);
     if (!session) return refusal(c, 403, 'Not signed in', 'Sign in before changing anything; nothing was done.');
     const foreign = foreignOrigin(c);
     if (foreign) return refusal(c, 403, 'Refused', `This request did not come from the dashboard (${foreign}); nothing was done.`, session);
@@ -171,9 +171,9 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     return html(c, <LoginPage csrf={csrf} next={next} error={error} />, status);
   };
 
-  app.get('/login', (c) => {
+  app.get('/login', async (c) => {
     const next = safeNext(c.req.query('next'));
-    if (sessionOf(c)) return c.redirect(next, 303);
+    if (await sessionOf(c)) return c.redirect(next, 303);
     return loginForm(c, next, null);
   });
 
@@ -210,7 +210,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   // ---- Fleet ----
   const fleetNow = async (filter: FleetFilter) => {
     const view = fleetView(await listHostStatuses(deps.store, presence), filter);
-    return { view, rollouts: await activeRollouts(deps.store, clock.now()) };
+    return { view, rollouts: await activeRollouts(store, clock.now()) };
   };
 
   app.get('/', page, async (c) => {
@@ -227,7 +227,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const filter = parseFleetFilter(c.req.query());
     const id = c.get('session').id;
     const render = async () => {
-      if (!sessions.isOpen(id)) return null;
+      if (!(await sessions.isOpen(id))) return null;
       const { view, rollouts } = await fleetNow(filter);
       return fleetLiveState(view, rollouts);
     };
@@ -238,7 +238,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   const hostView = async (name: string) => {
     const host = await hostStatus(deps.store, presence, name);
     if (!host) return null;
-    return { host, events: recentHostEvents(db, name), generations: hostGenerations(db, name) };
+    return { host, events: await recentHostEvents(store, name), generations: await hostGenerations(store, name) };
   };
 
   /** The host actions this session's token may take: the API's scope rule, asked about the API route each action mirrors. */
@@ -279,7 +279,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     const name = c.req.param('name');
     if (!(await hostView(name))) return refusal(c, 404, 'No such host', `No host is named "${name}".`);
     return liveUpdates(c, feed, live, async () => {
-      const view = sessions.isOpen(id) ? await hostView(name) : null;
+      const view = (await sessions.isOpen(id)) ? await hostView(name) : null;
       return view ? renderAll(hostFragments(view.host, view.events, view.generations, clock.now(), true)) : null;
     });
   });
@@ -324,7 +324,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   /** Each member's connection now: a host whose agent is offline is waiting, not in progress. */
   const connectionsOf = (status: RolloutStatus) => new Map(status.waves.flatMap((wave) => wave.hosts).map((host) => [host.host, presence.mode(host.host)] as const));
   /** Each member's last phase: rebooting, staged for its window, waiting for a reboot grant show as such. */
-  const agentsOf = (status: RolloutStatus) => agentsNow(db, status.waves.flatMap((wave) => wave.hosts.filter((h) => h.state === 'issued' || h.state === 'in-progress').map((h) => h.host)));
+  const agentsOf = (status: RolloutStatus) => agentsNow(store, status.waves.flatMap((wave) => wave.hosts.filter((h) => h.state === 'issued' || h.state === 'in-progress').map((h) => h.host)));
 
   app.get('/rollouts', page, async (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={await listRollouts(deps.store)} now={clock.now()} />));
 
@@ -344,7 +344,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
         failures={failuresOf(status)}
         now={clock.now()}
         connections={connectionsOf(status)}
-        agents={agentsOf(status)}
+        agents={await agentsOf(status)}
         changes={changes}
       />,
     );
@@ -353,10 +353,10 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   app.get('/live/rollouts/:id', stream, async (c) => {
     const session = c.get('session');
     const id = c.req.param('id');
-    if (!(await rolloutStatus(deps.store, id, clock.now()))) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
+    if (!(await rolloutStatus(store, id, clock.now()))) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
     return liveUpdates(c, feed, live, async () => {
-      const status = sessions.isOpen(session.id) ? await rolloutStatus(deps.store, id, clock.now()) : null;
-      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status), agentsOf(status))) : null;
+      const status = (await sessions.isOpen(session.id)) ? await rolloutStatus(store, id, clock.now()) : null;
+      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status), await agentsOf(status))) : null;
     });
   });
 
@@ -408,22 +408,25 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   });
 
   // ---- Webhooks (read-only: endpoints are managed over the operator API) ----
-  const webhookViews = (): WebhookView[] =>
-    listWebhooks(db).map((hook) => {
-      const deliveries = listDeliveries(db, hook.id, { limit: RECENT_DELIVERIES });
-      const subjects = eventSubjects(db, deliveries.map((delivery) => delivery.eventId));
-      return { hook, deliveries: deliveries.map((delivery) => ({ ...delivery, ...(subjects.get(delivery.eventId) ?? { rolloutId: null, host: null }) })) };
-    });
+  const webhookViews = async (): Promise<WebhookView[]> => {
+    const views: WebhookView[] = [];
+    for (const hook of await listWebhooks(store)) {
+      const deliveries = await listDeliveries(store, hook.id, { limit: RECENT_DELIVERIES });
+      const subjects = await eventSubjects(store, deliveries.map((delivery) => delivery.eventId));
+      views.push({ hook, deliveries: deliveries.map((delivery) => ({ ...delivery, ...(subjects.get(delivery.eventId) ?? { rolloutId: null, host: null }) })) });
+    }
+    return views;
+  };
 
-  app.get('/webhooks', page, (c) => html(c, <WebhooksPage session={c.get('session')} views={webhookViews()} now={clock.now()} />));
+  app.get('/webhooks', page, async (c) => html(c, <WebhooksPage session={c.get('session')} views={await webhookViews()} now={clock.now()} />));
 
   // Attempts append no event, so between events this page relies on the periodic re-render.
   app.get('/live/webhooks', stream, (c) => {
     const id = c.get('session').id;
-    return liveUpdates(c, feed, live, () => (sessions.isOpen(id) ? renderAll(webhookFragments(webhookViews(), clock.now())) : null));
+    return liveUpdates(c, feed, live, async () => ((await sessions.isOpen(id)) ? renderAll(webhookFragments(await webhookViews(), clock.now())) : null));
   });
 
-  app.notFound((c) => refusal(c, 404, 'Not found', `The dashboard has no page at ${c.req.path}.`, sessionOf(c)));
+  app.notFound(async (c) => refusal(c, 404, 'Not found', `The dashboard has no page at ${c.req.path}.`, await sessionOf(c)));
 
   return app;
 }

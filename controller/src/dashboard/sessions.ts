@@ -4,8 +4,7 @@ import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import { scopeAllows } from '../auth/scopes.js';
 import type { Clock } from '../clock.js';
 import { TtlMap } from '../ttl-map.js';
-import type { Db } from '../db/open.js';
-import { operatorTokens } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 
 export interface DashboardSession {
   id: string;
@@ -54,7 +53,7 @@ export class DashboardSessions {
   private readonly sessions: TtlMap<string, DashboardSession>;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly clock: Clock,
     private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
   ) {
@@ -70,12 +69,12 @@ export class DashboardSessions {
     return session;
   }
 
-  find(id: string | undefined): DashboardSession | null {
+  async find(id: string | undefined): Promise<DashboardSession | null> {
     if (!id) return null;
     const session = this.sessions.get(id);
     if (!session) return null;
     const now = this.clock.now();
-    if (now - session.lastUsedAt > this.limits.idleMs || !this.tokenActive(session.operator.id)) {
+    if (now - session.lastUsedAt > this.limits.idleMs || !(await this.tokenActive(session.operator.id))) {
       this.sessions.delete(id);
       return null;
     }
@@ -84,11 +83,11 @@ export class DashboardSessions {
   }
 
   /** Whether the session is still valid, without counting as use (live streams ask this every few seconds). */
-  isOpen(id: string): boolean {
+  async isOpen(id: string): Promise<boolean> {
     const session = this.sessions.get(id);
     if (!session) return false;
     const lastUsedAt = session.lastUsedAt;
-    const open = this.find(id) !== null;
+    const open = (await this.find(id)) !== null;
     if (open) session.lastUsedAt = lastUsedAt;
     return open;
   }
@@ -101,13 +100,13 @@ export class DashboardSessions {
     return this.sessions.size;
   }
 
-  private tokenActive(tokenId: string): boolean {
-    return (
-      this.db
-        .select({ id: operatorTokens.id })
-        .from(operatorTokens)
-        .where(and(eq(operatorTokens.id, tokenId), isNull(operatorTokens.revokedAt)))
-        .get() !== undefined
-    );
+  private async tokenActive(tokenId: string): Promise<boolean> {
+    const { operatorTokens } = this.store.t;
+    const rows = await this.store.q
+      .select({ id: operatorTokens.id })
+      .from(operatorTokens)
+      .where(and(eq(operatorTokens.id, tokenId), isNull(operatorTokens.revokedAt)))
+      .limit(1);
+    return rows.length > 0;
   }
 }

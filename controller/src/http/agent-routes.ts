@@ -116,7 +116,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
   const scheduleTick = coalescedTicks(deps);
   // Requests arriving within a millisecond of each other share one commit; each is answered only
   // after it (an ack still means stored).
-  const reports = reportWriter(db, clock, deps.logger, (tx, host, report) => deps.rollouts.recordReport(tx, host, report), { windowMs: 1 });
+  const reports = reportWriter(deps.store, clock, deps.logger, (host, report) => deps.rollouts.recordReport(host, report), { windowMs: 1 });
 
   /** A session speaks only for its own host: any host it names must be that host. */
   const requireSession = async (c: Context<AgentEnv>, next: () => Promise<void>) => {

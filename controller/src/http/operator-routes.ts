@@ -17,7 +17,6 @@ import {
 import { StorePath } from '../../../shared/src/protocol.js';
 import { iso } from '../clock.js';
 import { hostDiffFor } from '../closure-diff/host-query.js';
-import { events } from '../db/schema.js';
 import type { ControllerDeps } from '../deps.js';
 import { createEnrollmentToken, listEnrollmentTokens, registerHost, revokeEnrollmentToken } from '../hosts/enrollment.js';
 import { rekeyHost, removeHost } from '../hosts/lifecycle.js';
@@ -136,13 +135,13 @@ export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
     const name = c.req.param('name');
     const query = EventQuery.parse(c.req.query());
     if (!(await hostExists(store, name))) throw unknownHost(name);
-    const rows = db
+    const { events } = deps.store.t;
+    const rows = await deps.store.q
       .select()
       .from(events)
       .where(and(eq(events.host, name), gt(events.id, query.afterId)))
       .orderBy(asc(events.id))
-      .limit(query.limit)
-      .all();
+      .limit(query.limit);
     const body: HostEvents = {
       events: rows.map((row) => ({ id: row.id, host: name, at: iso(row.at), kind: row.kind as EventKind, actor: row.actor, data: row.data })),
     };

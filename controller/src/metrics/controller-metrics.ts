@@ -1,19 +1,18 @@
-import { and, gt, inArray, lte, max, sql } from 'drizzle-orm';
+import { and, count, gt, inArray, lte, max } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { Phase } from '../../../shared/src/protocol.js';
 import { RolloutState } from '../../../shared/src/rollout-api.js';
 import { WebhookAttemptResult } from '../../../shared/src/webhook-api.js';
-import type { Db } from '../db/open.js';
-import { events, hosts, rollouts } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import type { Presence } from '../hosts/presence.js';
 import { DeploymentTimer } from './deployment-timer.js';
 
 export interface MetricsDeps {
-  db: Db;
+  store: Store;
   presence: Presence;
   /** Webhook deliveries waiting to be sent or retried (the webhooks feature counts them). */
-  pendingWebhookDeliveries: () => number;
+  pendingWebhookDeliveries: () => Promise<number>;
   /** Passes of the rollout engine over the advancing rollouts completed so far (it counts them). */
   rolloutEngineTicks: () => number;
   /** Node process metrics (CPU, memory, event loop lag); off in tests, which start many controllers. */
@@ -34,7 +33,9 @@ const BATCH = 5000;
  */
 export class ControllerMetrics {
   readonly registry = new Registry();
-  private cursor: number;
+  /** The newest event folded so far; set at start (null until the first read of it has answered). */
+  private cursor: number | null = null;
+  private readonly started: Promise<void>;
   private readonly timer: DeploymentTimer;
   private readonly hostsByPhase: Gauge<'phase'>;
   private readonly hostsByConnection: Gauge<'mode'>;
@@ -99,7 +100,18 @@ export class ControllerMetrics {
     for (const cause of new Set(Object.values(MANIFEST_CAUSES))) this.manifestsIssued.inc({ cause }, 0);
     for (const phase of Phase.options) this.reportsReceived.inc({ phase }, 0);
     for (const result of WebhookAttemptResult.options) this.webhookAttempts.inc({ result }, 0);
-    this.cursor = deps.db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+    // Counted from start: history before it belongs to the controller that wrote it.
+    this.started = this.newestEvent().then((id) => {
+      this.cursor = id;
+    });
+    // A failure shows at the first scrape, which awaits this again.
+    this.started.catch(() => {});
+  }
+
+  private async newestEvent(): Promise<number> {
+    const { store } = this.deps;
+    const { events } = store.t;
+    return (await store.q.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
   }
 
   admissionRefused(what: 'challenge' | 'websocket', scope: 'address' | 'total'): void {
@@ -112,7 +124,7 @@ export class ControllerMetrics {
 
   /** The exposition text, brought up to date first. */
   async scrape(): Promise<string> {
-    this.refresh();
+    await this.refresh();
     // prom-client writes NaN as "Nan" (e.g. event-loop lag before its first sample); the format says "NaN".
     return (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN');
   }
@@ -121,27 +133,33 @@ export class ControllerMetrics {
     return this.registry.contentType;
   }
 
-  refresh(): void {
-    this.foldEvents();
-    this.readGauges();
+  async refresh(): Promise<void> {
+    await this.started;
+    await this.foldEvents();
+    await this.readGauges();
     const ticks = this.deps.rolloutEngineTicks();
     this.rolloutEngineTicks.inc(ticks - this.ticksSeen);
     this.ticksSeen = ticks;
   }
 
-  private foldEvents(): void {
-    const { db } = this.deps;
-    const newest = db.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
-    while (this.cursor < newest) {
-      const rows = db
+  private async foldEvents(): Promise<void> {
+    const { store } = this.deps;
+    const { events } = store.t;
+    const newest = await this.newestEvent();
+    // Two scrapes at once fold each event once: the cursor moves before the next await.
+    let cursor = this.cursor!;
+    while (cursor < newest) {
+      const rows = await store.q
         .select({ id: events.id, host: events.host, kind: events.kind, data: events.data })
         .from(events)
-        .where(and(gt(events.id, this.cursor), lte(events.id, newest), inArray(events.kind, COUNTED_KINDS)))
+        .where(and(gt(events.id, cursor), lte(events.id, newest), inArray(events.kind, COUNTED_KINDS)))
         .orderBy(events.id)
-        .limit(BATCH)
-        .all();
+        .limit(BATCH);
+      const next = rows.length === BATCH ? rows[rows.length - 1]!.id : newest;
+      // Another scrape folded these meanwhile.
+      if (this.cursor! !== cursor) return;
       for (const row of rows) this.fold(row.kind, row.host, row.data);
-      this.cursor = rows.length === BATCH ? rows[rows.length - 1]!.id : newest;
+      this.cursor = cursor = next;
     }
   }
 
@@ -168,11 +186,12 @@ export class ControllerMetrics {
   }
 
   /** One pass over the hosts table (name, phase) and one grouped query over rollouts. */
-  private readGauges(): void {
-    const { db, presence } = this.deps;
+  private async readGauges(): Promise<void> {
+    const { store, presence } = this.deps;
+    const { hosts, rollouts } = store.t;
     const byPhase = new Map<string, number>([...Phase.options, 'none'].map((p) => [p, 0]));
     const byMode = new Map<string, number>(ConnectionMode.options.map((m) => [m, 0]));
-    for (const row of db.select({ name: hosts.name, phase: hosts.phase }).from(hosts).all()) {
+    for (const row of await store.q.select({ name: hosts.name, phase: hosts.phase }).from(hosts)) {
       const phase = row.phase ?? 'none';
       byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
       const mode = presence.mode(row.name);
@@ -183,10 +202,10 @@ export class ControllerMetrics {
     this.connectedAgents.set(byMode.get('websocket')!);
 
     const states = new Map<string, number>(RolloutState.options.map((s) => [s, 0]));
-    for (const row of db.select({ state: rollouts.state, n: sql<number>`count(*)` }).from(rollouts).groupBy(rollouts.state).all()) {
+    for (const row of await store.q.select({ state: rollouts.state, n: count() }).from(rollouts).groupBy(rollouts.state)) {
       states.set(row.state, row.n);
     }
     for (const [state, n] of states) this.rolloutsByState.set({ state }, n);
-    this.webhookPending.set(this.deps.pendingWebhookDeliveries());
+    this.webhookPending.set(await this.deps.pendingWebhookDeliveries());
   }
 }

@@ -252,7 +252,7 @@ export class RolloutEngine {
    * the rollout to tick after commit. Synchronous until the report writer (reports/store.ts) moves
    * to the Store: its group commit calls this inside a synchronous transaction body.
    */
-  recordReport(_tx: Tx, host: string, report: Report): string | null {
+  recordReport(host: string, report: Report): string | null {
     return recordReport(legacyDb(this.deps.store), host, report, this.deps.clock.now());
   }
 

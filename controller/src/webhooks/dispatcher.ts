@@ -4,8 +4,8 @@ import { backoffCeiling } from '../../../shared/src/backoff.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import { WebhookHeaders, type WebhookAttemptResult } from '../../../shared/src/webhook-api.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { webhookDeliveries, webhooks, type WebhookDeliveryRow } from '../db/schema.js';
+import type { WebhookDeliveryRow } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import type { DestinationGuard } from './destination.js';
 import { enqueueDeliveries } from './enqueue.js';
 import { laneHeads, markDead, refusedByReceiver } from './lanes.js';
@@ -32,7 +32,7 @@ export interface WebhookOptions {
 export type AttemptResult = WebhookAttemptResult;
 
 export interface DispatcherDeps {
-  db: Db;
+  store: Store;
   clock: Clock;
   logger: Logger;
   /** Which addresses deliveries may connect to (checked at every attempt, after resolution). */
@@ -130,6 +130,8 @@ function describe(error: unknown, timeoutMs: number): string {
 export class WebhookDispatcher {
   private readonly options: Required<WebhookOptions>;
   private readonly sending = new Map<string, Promise<void>>();
+  /** Passes of wake() in progress: stop() waits for them, so none touches the store after it. */
+  private readonly passes = new Set<Promise<void>>();
   private readonly shutdown = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -143,7 +145,7 @@ export class WebhookDispatcher {
   }
 
   start(): void {
-    this.timer = setInterval(() => runBackground(this.deps.logger, 'webhook dispatch', () => this.wake()), this.options.pollIntervalMs);
+    this.timer = setInterval(() => this.wake(), this.options.pollIntervalMs);
     this.timer.unref();
     this.wake();
   }
@@ -151,13 +153,25 @@ export class WebhookDispatcher {
   /** Enqueues new events and starts sending for every endpoint that is not already busy. */
   wake(): void {
     if (this.stopped) return;
+    runBackground(this.deps.logger, 'webhook dispatch', () => {
+      const pass = this.pass().finally(() => this.passes.delete(pass));
+      this.passes.add(pass);
+      return pass;
+    });
+  }
+
+  private async pass(): Promise<void> {
+    const { store } = this.deps;
     try {
-      enqueueDeliveries(this.deps.db, this.deps.clock.now());
+      await enqueueDeliveries(store, this.deps.clock.now());
     } catch (error) {
       this.deps.logger.error({ err: error }, 'webhook enqueue failed');
       return;
     }
-    for (const { id } of this.deps.db.select({ id: webhooks.id }).from(webhooks).where(isNull(webhooks.deadSince)).all()) {
+    const { webhooks } = store.t;
+    const live = await store.db.select({ id: webhooks.id }).from(webhooks).where(isNull(webhooks.deadSince));
+    for (const { id } of live) {
+      if (this.stopped) return;
       if (this.sending.has(id)) continue;
       const run = this.drain(id)
         .catch((error: unknown) => this.deps.logger.error({ err: error, webhookId: id }, 'webhook delivery failed unexpectedly'))
@@ -171,54 +185,60 @@ export class WebhookDispatcher {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.shutdown.abort();
+    await Promise.allSettled([...this.passes]);
     await Promise.allSettled([...this.sending.values()]);
   }
 
   /** Sends the due head of every lane (one per rollout), oldest first, until no head is due. */
   private async drain(webhookId: string): Promise<void> {
-    const { db, clock } = this.deps;
+    const { store, clock } = this.deps;
+    const { webhooks } = store.t;
     while (!this.stopped) {
-      const head = laneHeads(db, webhookId).find((delivery) => delivery.nextAttemptAt <= clock.now());
+      const head = (await laneHeads(store, webhookId)).find((delivery) => delivery.nextAttemptAt <= clock.now());
       if (!head) return;
-      const hook = db.select({ url: webhooks.url, secret: webhooks.secret, deadSince: webhooks.deadSince }).from(webhooks).where(eq(webhooks.id, webhookId)).get();
+      const [hook] = await store.db.select({ url: webhooks.url, secret: webhooks.secret, deadSince: webhooks.deadSince }).from(webhooks).where(eq(webhooks.id, webhookId)).limit(1);
       if (!hook || hook.deadSince !== null) return;
       await this.attempt(hook, head);
     }
   }
 
+  /** The POST happens outside any transaction; only its outcome is written, in one transaction. */
   private async attempt(hook: { url: string; secret: string }, delivery: WebhookDeliveryRow): Promise<void> {
-    const { db, clock, logger } = this.deps;
+    const { store, clock, logger } = this.deps;
+    const { webhookDeliveries } = store.t;
     const send = this.deps.send ?? (this.network ??= guardedSend(this.deps.webhookDestinations));
     const { status, error } = await postDelivery(hook, delivery, { send, now: clock.now(), timeoutMs: this.options.timeoutMs, signal: this.shutdown.signal });
     if (this.stopped && status === null) return;
     const now = clock.now();
     const attempts = delivery.attempts + 1;
     const common = { attempts, lastAttemptAt: now, lastStatus: status, lastError: error };
+    const record = (values: Partial<WebhookDeliveryRow>, deadReason?: string) =>
+      store.transaction(async (tx) => {
+        await tx.update(webhookDeliveries).set({ ...common, ...values }).where(eq(webhookDeliveries.id, delivery.id));
+        if (deadReason !== undefined) await markDead(store, delivery.webhookId, now, deadReason);
+      });
     let result: AttemptResult;
     if (error === null) {
       result = 'delivered';
-      db.update(webhookDeliveries).set({ ...common, state: 'delivered', deliveredAt: now }).where(eq(webhookDeliveries.id, delivery.id)).run();
+      await record({ state: 'delivered', deliveredAt: now });
     } else if (status !== null && refusedByReceiver(status)) {
       result = 'failed';
-      db.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
+      await record({ state: 'failed' });
       logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook delivery refused by the receiver; given up');
     } else if (attempts >= this.options.maxAttempts && status !== null) {
       // It answers, just not with success: this delivery is given up, and its lane's next one goes.
       result = 'failed';
-      db.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
+      await record({ state: 'failed' });
       logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook delivery given up');
     } else if (attempts >= this.options.maxAttempts) {
       // Nothing answered for the whole backoff schedule (hours): the endpoint is dead.
       result = 'failed';
-      db.transaction((tx) => {
-        tx.update(webhookDeliveries).set({ ...common, state: 'failed' }).where(eq(webhookDeliveries.id, delivery.id)).run();
-        markDead(tx, delivery.webhookId, now, `${attempts} attempts failed, the last: ${error}`);
-      });
+      await record({ state: 'failed' }, `${attempts} attempts failed, the last: ${error}`);
       logger.warn({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error }, 'webhook endpoint given up as dead; pending deliveries marked failed');
     } else {
       result = 'retry';
       const nextAttemptAt = now + backoffMs(this.options, attempts);
-      db.update(webhookDeliveries).set({ ...common, nextAttemptAt }).where(eq(webhookDeliveries.id, delivery.id)).run();
+      await record({ nextAttemptAt });
       logger.info({ webhookId: delivery.webhookId, deliveryId: delivery.id, attempts, error, retryInMs: nextAttemptAt - now }, 'webhook delivery failed; will retry');
     }
     this.deps.onAttempt?.(result);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, desc, eq, lt, max, sql } from 'drizzle-orm';
+import { and, count, desc, eq, lt, max } from 'drizzle-orm';
 import {
   DEFAULT_WEBHOOK_EVENTS,
   WebhookEventType,
@@ -10,27 +10,28 @@ import {
   type WebhookSummary,
 } from '../../../shared/src/webhook-api.js';
 import { iso, isoOrNull, type Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { events, webhookDeliveries, webhooks, type WebhookDeliveryRow, type WebhookRow } from '../db/schema.js';
+import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 import { generateWebhookSecret } from './sign.js';
 
-function counts(db: Db, webhookId: string): { pending: number; failed: number } {
-  const rows = db
-    .select({ state: webhookDeliveries.state, n: sql<number>`count(*)` })
+async function counts(store: Store, webhookId: string): Promise<{ pending: number; failed: number }> {
+  const { webhookDeliveries } = store.t;
+  const rows = await store.q
+    .select({ state: webhookDeliveries.state, n: count() })
     .from(webhookDeliveries)
     .where(eq(webhookDeliveries.webhookId, webhookId))
-    .groupBy(webhookDeliveries.state)
-    .all();
+    .groupBy(webhookDeliveries.state);
   const of = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
   return { pending: of('pending'), failed: of('failed') };
 }
 
 /** Deliveries of all webhooks waiting to be sent or retried (a metrics gauge). */
-export function pendingDeliveries(db: Db): number {
-  return db.select({ n: sql<number>`count(*)` }).from(webhookDeliveries).where(eq(webhookDeliveries.state, 'pending')).get()?.n ?? 0;
+export async function pendingDeliveries(store: Store): Promise<number> {
+  const { webhookDeliveries } = store.t;
+  return (await store.q.select({ n: count() }).from(webhookDeliveries).where(eq(webhookDeliveries.state, 'pending')))[0]?.n ?? 0;
 }
 
-function summary(db: Db, row: WebhookRow): WebhookSummary {
+async function summary(store: Store, row: WebhookRow): Promise<WebhookSummary> {
   return {
     id: row.id,
     url: row.url,
@@ -38,7 +39,7 @@ function summary(db: Db, row: WebhookRow): WebhookSummary {
     description: row.description,
     createdAt: iso(row.createdAt),
     createdBy: row.createdBy,
-    ...counts(db, row.id),
+    ...(await counts(store, row.id)),
     state: row.deadSince === null ? 'active' : 'dead',
     deadSince: row.deadSince === null ? null : iso(row.deadSince),
     deadReason: row.deadReason,
@@ -49,11 +50,12 @@ function summary(db: Db, row: WebhookRow): WebhookSummary {
  * Registers an endpoint. It hears only events written from now on: its cursor starts at the
  * newest event, so a new endpoint is not flooded with history.
  */
-export function createWebhook(db: Db, clock: Clock, request: CreateWebhookRequest, actor: string): WebhookCreated {
+export async function createWebhook(store: Store, clock: Clock, request: CreateWebhookRequest, actor: string): Promise<WebhookCreated> {
+  const { events, webhooks } = store.t;
   const types = !request.events ? [...DEFAULT_WEBHOOK_EVENTS] : request.events.includes('*') ? [...WebhookEventType.options] : [...new Set(request.events)];
   const secret = request.secret ?? generateWebhookSecret();
-  const row = db.transaction((tx) => {
-    const newest = tx.select({ id: max(events.id) }).from(events).get()?.id ?? 0;
+  const row = await store.transaction(async (tx) => {
+    const newest = (await tx.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
     const values: WebhookRow = {
       id: `wh-${randomBytes(6).toString('hex')}`,
       url: request.url,
@@ -66,24 +68,30 @@ export function createWebhook(db: Db, clock: Clock, request: CreateWebhookReques
       deadSince: null,
       deadReason: null,
     };
-    tx.insert(webhooks).values(values).run();
+    await tx.insert(webhooks).values(values);
     return values;
   });
-  return { ...summary(db, row), secret };
+  return { ...(await summary(store, row)), secret };
 }
 
-export function listWebhooks(db: Db): WebhookSummary[] {
-  return db.select().from(webhooks).orderBy(webhooks.createdAt).all().map((row) => summary(db, row));
+export async function listWebhooks(store: Store): Promise<WebhookSummary[]> {
+  const { webhooks } = store.t;
+  const rows = await store.q.select().from(webhooks).orderBy(webhooks.createdAt);
+  const summaries: WebhookSummary[] = [];
+  for (const row of rows) summaries.push(await summary(store, row));
+  return summaries;
 }
 
-export function readWebhook(db: Db, id: string): WebhookSummary | null {
-  const row = db.select().from(webhooks).where(eq(webhooks.id, id)).get();
-  return row ? summary(db, row) : null;
+export async function readWebhook(store: Store, id: string): Promise<WebhookSummary | null> {
+  const { webhooks } = store.t;
+  const [row] = await store.q.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
+  return row ? summary(store, row) : null;
 }
 
 /** Deletes the endpoint and its deliveries (pending ones are never sent). */
-export function deleteWebhook(db: Db, id: string): boolean {
-  return db.delete(webhooks).where(eq(webhooks.id, id)).run().changes > 0;
+export async function deleteWebhook(store: Store, id: string): Promise<boolean> {
+  const { webhooks } = store.t;
+  return store.transaction(async (tx) => store.affected(await tx.delete(webhooks).where(eq(webhooks.id, id))) > 0);
 }
 
 export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
@@ -104,20 +112,27 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
 }
 
 /** Newest first; `beforeEventId` pages further back. */
-export function listDeliveries(
-  db: Db,
+export async function listDeliveries(
+  store: Store,
   webhookId: string,
   options: { limit: number; beforeEventId?: number; state?: WebhookDeliveryState },
-): WebhookDelivery[] {
+): Promise<WebhookDelivery[]> {
+  const { webhookDeliveries } = store.t;
   const conditions = [eq(webhookDeliveries.webhookId, webhookId)];
   if (options.beforeEventId !== undefined) conditions.push(lt(webhookDeliveries.eventId, options.beforeEventId));
   if (options.state) conditions.push(eq(webhookDeliveries.state, options.state));
-  return db
+  const rows = await store.q
     .select()
     .from(webhookDeliveries)
     .where(and(...conditions))
     .orderBy(desc(webhookDeliveries.eventId))
-    .limit(options.limit)
-    .all()
-    .map(toDelivery);
+    .limit(options.limit);
+  return rows.map(toDelivery);
+}
+
+/** Where an endpoint is and the secret its deliveries are signed with; null when it does not exist. */
+export async function webhookSecret(store: Store, id: string): Promise<{ url: string; secret: string } | null> {
+  const { webhooks } = store.t;
+  const [row] = await store.q.select({ url: webhooks.url, secret: webhooks.secret }).from(webhooks).where(eq(webhooks.id, id)).limit(1);
+  return row ?? null;
 }

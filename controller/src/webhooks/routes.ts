@@ -1,18 +1,16 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
-import { eq } from 'drizzle-orm';
 import { CreateWebhookRequest, WebhookDeliveryState, type WebhookDeliveries, type WebhookList, type WebhookPing, type WebhookTestResult } from '../../../shared/src/webhook-api.js';
 import type { OperatorIdentity } from '../auth/operator-tokens.js';
 import type { ControllerDeps } from '../deps.js';
 import { ApiError } from '../http/errors.js';
 import { readBody } from '../http/request.js';
 import { iso } from '../clock.js';
-import { webhooks } from '../db/schema.js';
 import { postDelivery, WEBHOOK_DEFAULTS } from './dispatcher.js';
 import { guardedSend } from './send.js';
 import { revive } from './lanes.js';
-import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, readWebhook } from './endpoints.js';
+import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, readWebhook, webhookSecret } from './endpoints.js';
 
 type OperatorEnv = { Variables: { operator: OperatorIdentity } };
 
@@ -42,8 +40,8 @@ function unknownWebhook(id: string): ApiError {
 }
 
 /** POST/GET/DELETE /webhooks and GET /webhooks/:id/deliveries, mounted at /v1 behind the operator guard. */
-export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logger' | 'webhookDestinations'>, guard: MiddlewareHandler<OperatorEnv>[]) {
-  const { db, clock } = deps;
+export function webhookRoutes(deps: Pick<ControllerDeps, 'store' | 'clock' | 'logger' | 'webhookDestinations'>, guard: MiddlewareHandler<OperatorEnv>[]) {
+  const { store, clock } = deps;
   const app = new Hono<OperatorEnv>();
   for (const path of ['/webhooks', '/webhooks/*']) app.use(path, ...guard);
 
@@ -51,23 +49,23 @@ export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logge
     const request = await readBody(c, CreateWebhookRequest);
     await refuseForbiddenDestination(deps, request.url);
     const operator = c.get('operator').name;
-    const created = createWebhook(db, clock, request, `operator:${operator}`);
+    const created = await createWebhook(store, clock, request, `operator:${operator}`);
     // Only the origin: chat-service webhook URLs carry their credential in the path.
     deps.logger.info({ webhookId: created.id, origin: new URL(created.url).origin, events: created.events, operator }, 'webhook created');
     return c.json(created, 201);
   });
 
-  app.get('/webhooks', (c) => c.json({ webhooks: listWebhooks(db) } satisfies WebhookList));
+  app.get('/webhooks', async (c) => c.json({ webhooks: await listWebhooks(store) } satisfies WebhookList));
 
-  app.get('/webhooks/:id', (c) => {
-    const found = readWebhook(db, c.req.param('id'));
+  app.get('/webhooks/:id', async (c) => {
+    const found = await readWebhook(store, c.req.param('id'));
     if (!found) throw unknownWebhook(c.req.param('id'));
     return c.json(found);
   });
 
-  app.delete('/webhooks/:id', (c) => {
+  app.delete('/webhooks/:id', async (c) => {
     const id = c.req.param('id');
-    if (!deleteWebhook(db, id)) throw unknownWebhook(id);
+    if (!(await deleteWebhook(store, id))) throw unknownWebhook(id);
     deps.logger.info({ webhookId: id, operator: c.get('operator').name }, 'webhook deleted');
     return c.body(null, 204);
   });
@@ -75,23 +73,23 @@ export function webhookRoutes(deps: Pick<ControllerDeps, 'db' | 'clock' | 'logge
   // Sends a signed ping now and answers how it went; a dead endpoint that answers is brought back.
   app.post('/webhooks/:id/test', async (c) => {
     const id = c.req.param('id');
-    const found = readWebhook(db, id);
-    const hook = found ? db.select({ url: webhooks.url, secret: webhooks.secret }).from(webhooks).where(eq(webhooks.id, id)).get() : undefined;
+    const found = await readWebhook(store, id);
+    const hook = found ? await webhookSecret(store, id) : null;
     if (!found || !hook) throw unknownWebhook(id);
     const ping: WebhookPing = { type: 'ping', at: iso(clock.now()), webhookId: id, text: `Shoal webhook ${id} test: this endpoint receives Shoal rollout events.` };
     const outcome = await postDelivery(hook, { id: `whd-test-${randomBytes(8).toString('hex')}`, type: 'ping', payload: JSON.stringify(ping) }, { send: guardedSend(deps.webhookDestinations), now: clock.now(), timeoutMs: WEBHOOK_DEFAULTS.timeoutMs });
     const delivered = outcome.error === null;
     const revived = delivered && found.state === 'dead';
-    if (revived) revive(db, id);
+    if (revived) await revive(store, id);
     deps.logger.info({ webhookId: id, delivered, status: outcome.status, revived, operator: c.get('operator').name }, 'webhook tested');
     return c.json({ delivered, status: outcome.status, error: outcome.error, revived } satisfies WebhookTestResult);
   });
 
-  app.get('/webhooks/:id/deliveries', (c) => {
+  app.get('/webhooks/:id/deliveries', async (c) => {
     const id = c.req.param('id');
-    if (!readWebhook(db, id)) throw unknownWebhook(id);
+    if (!(await readWebhook(store, id))) throw unknownWebhook(id);
     const query = DeliveryQuery.parse(c.req.query());
-    return c.json({ deliveries: listDeliveries(db, id, query) } satisfies WebhookDeliveries);
+    return c.json({ deliveries: await listDeliveries(store, id, query) } satisfies WebhookDeliveries);
   });
 
   return app;

@@ -14,7 +14,7 @@ it('logs a database error of its timer as the dashboard live feed’s, and notic
   cleanup.push(() => ctl.close());
   const lines: Array<Record<string, unknown> & { err?: { message: string } }> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const feed = new ChangeFeed(ctl.database.db, ctl.deps.rollouts, ctl.deps.bus, 10, logger);
+  const feed = new ChangeFeed(ctl.store, ctl.deps.rollouts, ctl.deps.bus, 10, logger);
   let notified = 0;
   cleanup.push(feed.subscribe(() => void (notified += 1)));
 

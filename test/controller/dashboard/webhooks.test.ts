@@ -74,9 +74,9 @@ describe('dashboard webhooks page', () => {
   });
 
   it('lists each endpoint with its deliveries newest first: state, attempts, last result, rollout and host', async () => {
-    const hook = createWebhook(ctl.database.db, ctl.clock, { url: SECRET_URL, secret: HMAC_SECRET, events: ['*'], description: 'ops <channel>' }, 'operator:test-admin');
+    const hook = await createWebhook(ctl.store, ctl.clock, { url: SECRET_URL, secret: HMAC_SECRET, events: ['*'], description: 'ops <channel>' }, 'operator:test-admin');
     const rolloutId = await startRollout(ctl, 'r1');
-    const enqueued = enqueueDeliveries(ctl.database.db, ctl.clock.now());
+    const enqueued = await enqueueDeliveries(ctl.store, ctl.clock.now());
     expect(enqueued).toBeGreaterThanOrEqual(2);
     const results = await sendDue(ctl, enqueued);
     expect(results[0]).toBe('failed');
@@ -84,7 +84,7 @@ describe('dashboard webhooks page', () => {
     // Written after the dispatcher stopped: waits, not tried yet.
     ctl.clock.advance(60_000);
     expect((await ctl.operator(`/v1/rollouts/${rolloutId}/pause`, { method: 'POST' })).status).toBe(200);
-    expect(enqueueDeliveries(ctl.database.db, ctl.clock.now())).toBe(1);
+    expect(await enqueueDeliveries(ctl.store, ctl.clock.now())).toBe(1);
 
     const browser = await signedIn(ctl);
     const response = await browser.get('/dashboard/webhooks');

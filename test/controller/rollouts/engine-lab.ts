@@ -70,12 +70,12 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
       const manifest = latestManifest(ctl.database.db, host);
       const version = options.version ?? manifest?.version ?? null;
       const current = options.current ?? (phase === 'healthy' ? manifest!.storePath : OLD(names.indexOf(host) + 1));
-      const outcome = storeReports(
-        ctl.database.db,
+      const outcome = await storeReports(
+        ctl.store,
         ctl.clock,
         host,
         [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
-        (tx, h, r) => (options.engine ?? engine).recordReport(tx, h, r),
+        (h, r) => (options.engine ?? engine).recordReport(h, r),
       );
       for (const id of outcome.rollouts) await (options.engine ?? engine).tick(id);
     },

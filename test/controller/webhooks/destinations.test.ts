@@ -100,7 +100,7 @@ describe('webhook destinations', () => {
     const target = await receiver();
     // As if stored before the check existed, or created while its name still resolved elsewhere.
     const urls = [target.url, target.url.replace('127.0.0.1', 'localhost')];
-    const hooks = urls.map((url) => createWebhook(ctl.database.db, ctl.clock, { url, events: ['*'], description: '' }, 'operator:test-admin'));
+    const hooks = await Promise.all(urls.map((url) => createWebhook(ctl.store, ctl.clock, { url, events: ['*'], description: '' }, 'operator:test-admin')));
     await startRollout(ctl);
     const dispatcher = new WebhookDispatcher(ctl.deps, { maxAttempts: 1, pollIntervalMs: 60_000 });
     cleanup.push(() => dispatcher.stop());
@@ -115,7 +115,7 @@ describe('webhook destinations', () => {
   it('shows operators only the start of a failed delivery\'s answer', async () => {
     const ctl = await controller({ allowPrivateNetworks: true, allowedNetworks: [] });
     const target = await receiver(500, `<html>${'x'.repeat(200_000)}</html>`);
-    const hook = createWebhook(ctl.database.db, ctl.clock, { url: target.url, events: ['*'], description: '' }, 'operator:test-admin');
+    const hook = await createWebhook(ctl.store, ctl.clock, { url: target.url, events: ['*'], description: '' }, 'operator:test-admin');
     await startRollout(ctl);
     await attempt(ctl);
     const delivery = await oldestDelivery(ctl, hook.id);

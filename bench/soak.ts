@@ -99,7 +99,7 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
           for (const kind of ['reports', 'events', 'auditEvents', 'webhookDeliveries'] as const) {
             for (;;) {
               const started = performance.now();
-              const deleted = pruneBatch(database.db, kind, clock.now(), retention);
+              const deleted = await pruneBatch(store, kind, clock.now(), retention);
               batchMs.push(performance.now() - started);
               if (deleted < (retention.batchRows ?? DEFAULT_RETENTION.batchRows)) break;
             }

@@ -24,7 +24,7 @@ const names = Array.from({ length: count }, (_, i) => `host-${i}`);
 await store.transaction(async () => {
   for (const name of names) await registerHost(store, systemClock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'bench' });
 });
-const rel = createUnsignedRelease(database.db, systemClock, deps.releaseTrust, { name: 'r1', description: '', source: null, hosts: names.map((host) => ({ host, storePath: fakeStorePath(`${host}-v2`) })) }, 'operator:bench');
+const rel = await createUnsignedRelease(store, systemClock, deps.releaseTrust, { name: 'r1', description: '', source: null, hosts: names.map((host) => ({ host, storePath: fakeStorePath(`${host}-v2`) })) }, 'operator:bench');
 if (!rel.ok) throw new Error('release');
 let published = 0;
 let bytes = 0;

@@ -2,7 +2,6 @@ import { asc, desc, eq, inArray, max } from 'drizzle-orm';
 import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
 import { ACTIVE_ROLLOUT_STATES, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { iso } from '../clock.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { rolloutStatus } from '../rollouts/status.js';
 
@@ -57,11 +56,11 @@ export async function eventSubjects(store: Store, ids: number[]): Promise<Map<nu
 /** Every rollout that still owns its hosts (running, waiting for approval, paused, rolling back), oldest first: the fleet page's strip. */
 export async function activeRollouts(store: Store, now: number): Promise<RolloutStatus[]> {
   const { rollouts } = store.t;
-  const rows = await store.q
-    .select({ id: rollouts.id })
-    .from(rollouts)
-    .where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES]))
-    .orderBy(asc(rollouts.createdAt));
-  // rolloutStatus is still synchronous (issue 16's transition).
-  return rows.flatMap((row) => rolloutStatus(legacyDb(store), row.id, now) ?? []);
+  const rows = await store.q.select({ id: rollouts.id }).from(rollouts).where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])).orderBy(asc(rollouts.createdAt));
+  const statuses: RolloutStatus[] = [];
+  for (const row of rows) {
+    const status = await rolloutStatus(store, row.id, now);
+    if (status) statuses.push(status);
+  }
+  return statuses;
 }

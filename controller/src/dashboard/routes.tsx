@@ -268,7 +268,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   // ---- Releases: what one changes, against what its hosts run now ----
   app.get('/releases/:name', page, async (c) => {
-    const release = readRelease(db, c.req.param('name'));
+    const release = await readRelease(deps.store, c.req.param('name'));
     if (!release) return refusal(c, 404, 'No such release', `No release is named "${c.req.param('name')}".`, c.get('session'));
     const insight = await releaseInsight(deps, release.hosts);
     return html(c, <ReleaseDiffPage session={c.get('session')} release={release.name} {...insight} />);
@@ -326,12 +326,12 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
   /** Each member's last phase: rebooting, staged for its window, waiting for a reboot grant show as such. */
   const agentsOf = (status: RolloutStatus) => agentsNow(store, status.waves.flatMap((wave) => wave.hosts.filter((h) => h.state === 'issued' || h.state === 'in-progress').map((h) => h.host)));
 
-  app.get('/rollouts', page, (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={listRollouts(db)} now={clock.now()} />));
+  app.get('/rollouts', page, async (c) => html(c, <RolloutListPage session={c.get('session')} rollouts={await listRollouts(deps.store)} now={clock.now()} />));
 
   app.get('/rollouts/:id', page, async (c) => {
-    const status = rolloutStatus(db, c.req.param('id'), clock.now());
+    const status = await rolloutStatus(deps.store, c.req.param('id'), clock.now());
     if (!status) return refusal(c, 404, 'No such rollout', `No rollout has the id "${c.req.param('id')}".`, c.get('session'));
-    const provenance = releaseProvenance(db, status.release);
+    const provenance = await releaseProvenance(deps.store, status.release);
     // What the rollout changes on its hosts (from what each ran when issued, else what it runs now); read from the cache, not live-updated.
     const insight = deps.cache.configured ? await releaseInsight(deps, status.waves.flatMap((w) => w.hosts.map((h) => ({ host: h.host, storePath: h.targetPath, from: h.previousSystem })))) : null;
     const changes = insight?.diff ? <FleetDiffView diff={insight.diff} drifted={insight.drifted} /> : null;
@@ -350,20 +350,20 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     );
   });
 
-  app.get('/live/rollouts/:id', stream, (c) => {
+  app.get('/live/rollouts/:id', stream, async (c) => {
     const session = c.get('session');
     const id = c.req.param('id');
-    if (!rolloutStatus(db, id, clock.now())) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
+    if (!(await rolloutStatus(store, id, clock.now()))) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
     return liveUpdates(c, feed, live, async () => {
-      const status = (await sessions.isOpen(session.id)) ? rolloutStatus(db, id, clock.now()) : null;
+      const status = (await sessions.isOpen(session.id)) ? await rolloutStatus(store, id, clock.now()) : null;
       return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status), await agentsOf(status))) : null;
     });
   });
 
   /** The no-JavaScript way to ask "are you sure?" before abort and rollback. */
-  app.get('/rollouts/:id/confirm/:action', page, (c) => {
+  app.get('/rollouts/:id/confirm/:action', page, async (c) => {
     const parsed = RolloutAction.safeParse(c.req.param('action'));
-    const status = rolloutStatus(db, c.req.param('id'), clock.now());
+    const status = await rolloutStatus(deps.store, c.req.param('id'), clock.now());
     if (!status || !parsed.success || !DESTRUCTIVE.has(parsed.data)) {
       return refusal(c, 404, 'Nothing to confirm', 'Only abort and rollback of an existing rollout ask for confirmation.', c.get('session'));
     }

@@ -1,18 +1,13 @@
+import { sql, type SQL } from 'drizzle-orm';
 import type { RolloutRollbackState } from '../../../shared/src/rollout-api.js';
 import { IN_FLIGHT_MEMBER_STATES } from '../rollouts/transitions.js';
-
-/** States inlined into the statement below: values of a typed vocabulary, never input. */
-function sqlList(values: readonly string[]): string {
-  for (const value of values) if (!/^[a-z-]+$/.test(value)) throw new Error(`not a state name: ${value}`);
-  return values.map((value) => `'${value}'`).join(', ');
-}
 
 const ROLLBACK_IN_FLIGHT: RolloutRollbackState = 'issued';
 
 /**
- * Deletes at most `limit` (second parameter) manifests issued before the cutoff (first parameter)
- * that nothing can need any more. Every renewal is a new row, so without this a host gains one a
- * day for ever. A manifest is kept, however old, when it is:
+ * Deletes at most `limit` manifests issued before `cutoff` that nothing can need any more, returning
+ * one row per manifest deleted. Every renewal is a new row, so without this a host gains one a day
+ * for ever. A manifest is kept, however old, when it is:
  *
  * - the host's highest version: the next manifest is numbered above it, and a restored controller
  *   measures an agent's watermark against it (manifests/issue.ts, hosts/watermark.ts);
@@ -28,9 +23,14 @@ const ROLLBACK_IN_FLIGHT: RolloutRollbackState = 'issued';
  *   (a member's previous system): a rollback looks for what authorises that system there too
  *   (manifests/statements.ts authoriseStatement).
  */
-export const PRUNE_MANIFESTS = `delete from manifests where (host, version) in (
+export function pruneManifests(cutoff: number, limit: number): SQL {
+  const inFlight = sql.join(
+    [...IN_FLIGHT_MEMBER_STATES].map((state) => sql`${state}`),
+    sql`, `,
+  );
+  return sql`delete from manifests where (host, version) in (
   select m.host, m.version from manifests m join hosts h on h.name = m.host
-  where m.issued_at < ?
+  where m.issued_at < ${cutoff}
     and m.version is distinct from h.desired_version
     and m.version is distinct from h.reported_version
     and m.version < (select max(l.version) from manifests l where l.host = m.host)
@@ -38,10 +38,12 @@ export const PRUNE_MANIFESTS = `delete from manifests where (host, version) in (
       select 1 from rollout_hosts rh join rollouts r on r.id = rh.rollout_id
       where rh.rollout_id = m.rollout_id and rh.host = m.host
         and (r.finished_at is null
-          or (rh.state in (${sqlList([...IN_FLIGHT_MEMBER_STATES])}) and m.version = rh.manifest_version)
-          or (rh.rollback_state = '${ROLLBACK_IN_FLIGHT}' and m.version = rh.rollback_version)))
+          or (rh.state in (${inFlight}) and m.version = rh.manifest_version)
+          or (rh.rollback_state = ${ROLLBACK_IN_FLIGHT} and m.version = rh.rollback_version)))
     and not (
       m.statement is not null
       and exists (select 1 from rollout_hosts rh where rh.host = m.host and rh.previous_system = m.store_path)
       and m.version = (select max(s.version) from manifests s where s.host = m.host and s.store_path = m.store_path and s.statement is not null))
-  order by m.issued_at limit ?)`;
+  order by m.issued_at limit ${limit})
+  returning host`;
+}

@@ -1,9 +1,9 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from '../../../shared/src/logger.js';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { statement } from '../db/prepared.js';
-import { PRUNE_MANIFESTS } from './manifests.js';
+import type { Store } from '../db/store.js';
+import { pruneManifests } from './manifests.js';
 
 /**
  * How long history is kept, in days (null: forever). The latest state of every host lives in the
@@ -42,46 +42,43 @@ export type PruneCounts = { reports: number; events: number; auditEvents: number
 const NOTHING_PRUNED: PruneCounts = { reports: 0, events: 0, auditEvents: 0, webhookDeliveries: 0, manifests: 0 };
 
 /** An event is audit when a rollout caused it or an operator made it. */
-const AUDIT = `(rollout_id is not null or actor like 'operator:%')`;
+const audit = (alias: string) => sql.raw(`(${alias}.rollout_id is not null or ${alias}.actor like 'operator:%')`);
+
+/**
+ * Events above the lowest webhook cursor are not delivered yet. No webhook: no bound, written as the
+ * largest 64-bit integer (an integer on both engines; a float literal would compare as one).
+ */
+const UNDELIVERED = sql.raw(`coalesce((select min(cursor_event_id) from webhooks), 9223372036854775807)`);
 
 /**
  * One DELETE per kind of history, each taking at most `limit` rows from the oldest end (by an index
- * on the time column, so a batch never scans the table).
+ * on the time column, so a batch never scans the table), and returning one row per row deleted.
+ * Portable SQL: row values rather than SQLite's rowid, parameters through drizzle's sql template.
  */
-function statements(db: Db) {
-  return {
-    // The host's newest report (the one its status columns come from) stays, however old.
-    reports: statement(
-      db,
-      `delete from reports where rowid in (
-         select r.rowid from reports r where r.received_at < ?
-           and not exists (select 1 from hosts h where h.name = r.host and h.last_report_seq = r.seq)
-         order by r.received_at limit ?)`,
-    ),
-    // Events a webhook has not turned into deliveries yet are kept (id above the lowest cursor).
-    events: statement(
-      db,
-      `delete from events where id in (
-         select id from events where at < ? and not ${AUDIT}
-           and id <= coalesce((select min(cursor_event_id) from webhooks), 9e18)
-         order by at limit ?)`,
-    ),
-    auditEvents: statement(
-      db,
-      `delete from events where id in (
-         select e.id from events e where e.at < ? and ${AUDIT.replace(/rollout_id|actor/g, 'e.$&')}
-           and e.id <= coalesce((select min(cursor_event_id) from webhooks), 9e18)
-           and not exists (select 1 from rollouts r where r.id = e.rollout_id and r.finished_at is null)
-         order by e.at limit ?)`,
-    ),
-    webhookDeliveries: statement(
-      db,
-      `delete from webhook_deliveries where id in (
-         select id from webhook_deliveries where created_at < ? and state != 'pending' order by created_at limit ?)`,
-    ),
-    manifests: statement(db, PRUNE_MANIFESTS),
-  };
-}
+const STATEMENTS: Record<keyof PruneCounts, (cutoff: number, limit: number) => SQL> = {
+  // The host's newest report (the one its status columns come from) stays, however old.
+  reports: (cutoff, limit) => sql`delete from reports where (host, seq) in (
+      select r.host, r.seq from reports r where r.received_at < ${cutoff}
+        and not exists (select 1 from hosts h where h.name = r.host and h.last_report_seq = r.seq)
+      order by r.received_at limit ${limit})
+    returning seq`,
+  // Events a webhook has not turned into deliveries yet are kept (id above the lowest cursor).
+  events: (cutoff, limit) => sql`delete from events where id in (
+      select e.id from events e where e.at < ${cutoff} and not ${audit('e')}
+        and e.id <= ${UNDELIVERED}
+      order by e.at limit ${limit})
+    returning id`,
+  auditEvents: (cutoff, limit) => sql`delete from events where id in (
+      select e.id from events e where e.at < ${cutoff} and ${audit('e')}
+        and e.id <= ${UNDELIVERED}
+        and not exists (select 1 from rollouts r where r.id = e.rollout_id and r.finished_at is null)
+      order by e.at limit ${limit})
+    returning id`,
+  webhookDeliveries: (cutoff, limit) => sql`delete from webhook_deliveries where id in (
+      select d.id from webhook_deliveries d where d.created_at < ${cutoff} and d.state != 'pending' order by d.created_at limit ${limit})
+    returning id`,
+  manifests: pruneManifests,
+};
 
 type Kind = keyof PruneCounts;
 const AGE: Record<Kind, keyof RetentionOptions> = {
@@ -93,23 +90,24 @@ const AGE: Record<Kind, keyof RetentionOptions> = {
 };
 
 /** Deletes at most `batchRows` expired rows of one kind, in one transaction; returns how many. */
-export function pruneBatch(db: Db, kind: Kind, now: number, options: RetentionOptions): number {
+export async function pruneBatch(store: Store, kind: Kind, now: number, options: RetentionOptions): Promise<number> {
   const days = options[AGE[kind]] as number | null;
   if (days === null) return 0;
-  return statements(db)[kind].run(now - days * DAY_MS, options.batchRows ?? DEFAULT_RETENTION.batchRows).changes;
+  const statement = STATEMENTS[kind](now - days * DAY_MS, options.batchRows ?? DEFAULT_RETENTION.batchRows);
+  return store.transaction(async () => (await store.rows(statement)).length);
 }
 
 /**
  * Prunes everything expired, batch by batch, yielding to the event loop between batches so agents'
  * requests and pushes interleave with the deletes. Returns what it deleted.
  */
-export async function pruneAll(db: Db, clock: Clock, options: RetentionOptions, stopped: () => boolean = () => false): Promise<PruneCounts> {
+export async function pruneAll(store: Store, clock: Clock, options: RetentionOptions, stopped: () => boolean = () => false): Promise<PruneCounts> {
   const counts: PruneCounts = { ...NOTHING_PRUNED };
   const batch = options.batchRows ?? DEFAULT_RETENTION.batchRows;
   for (const kind of Object.keys(counts) as Kind[]) {
     for (;;) {
       if (stopped()) return counts;
-      const deleted = pruneBatch(db, kind, clock.now(), options);
+      const deleted = await pruneBatch(store, kind, clock.now(), options);
       counts[kind] += deleted;
       if (deleted < batch) break;
       await nextTurn();
@@ -125,12 +123,12 @@ export interface Pruning {
 }
 
 /** Prunes on a timer; a pass never overlaps the previous one, and errors are logged, never thrown. */
-export function startPruning(deps: { db: Db; clock: Clock; logger: Logger }, options: RetentionOptions): Pruning {
+export function startPruning(deps: { store: Store; clock: Clock; logger: Logger }, options: RetentionOptions): Pruning {
   const logger = deps.logger.child({ component: 'retention' });
   let stopped = false;
   let running: Promise<PruneCounts> | null = null;
   const runNow = (): Promise<PruneCounts> => {
-    running ??= pruneAll(deps.db, deps.clock, options, () => stopped)
+    running ??= pruneAll(deps.store, deps.clock, options, () => stopped)
       .then((counts) => {
         if (Object.values(counts).some((n) => n > 0)) logger.info(counts, 'pruned old history');
         return counts;

@@ -11,7 +11,7 @@ import { releaseInsight } from './release-insight.js';
  * operator said to start anyway.
  */
 
-type Deps = Pick<ControllerDeps, 'db' | 'store' | 'presence' | 'cache' | 'clock'>;
+type Deps = Pick<ControllerDeps, 'store' | 'presence' | 'cache' | 'clock'>;
 
 /**
  * Before the first manifest of a rollout: a path the cache cannot serve would stop hosts mid-wave.
@@ -20,7 +20,7 @@ type Deps = Pick<ControllerDeps, 'db' | 'store' | 'presence' | 'cache' | 'clock'
 async function preflightFor(deps: Deps, engine: RolloutEngine, spec: RolloutSpec, skipPreflight: boolean): Promise<EngineOutcome<PreflightRecord>> {
   const plan = await engine.plan(spec);
   if (!plan.ok) return plan;
-  const { preflight } = await releaseInsight(deps, planTargets(deps, spec, plan.value.waves.flatMap((w) => w.hosts)), { diff: false });
+  const { preflight } = await releaseInsight(deps, await planTargets(deps, spec, plan.value.waves.flatMap((w) => w.hosts)), { diff: false });
   if (preflight.outcome === 'failed' && !skipPreflight) {
     const problems = describeProblems(preflight.problems);
     const refusal: Refusal = {

@@ -110,7 +110,7 @@ export class RolloutEngine {
 
   async plan(spec: RolloutSpec): Promise<EngineOutcome<RolloutPlan>> {
     const { store } = this.deps;
-    const release = readRelease(legacyDb(store), spec.release);
+    const release = await readRelease(store, spec.release);
     if (!release) return refuse('unknown-release', `no release named "${spec.release}"`);
     const { hosts } = store.t;
     const tags = new Map((await store.q.select({ name: hosts.name, tags: hosts.tags }).from(hosts)).map((row) => [row.name, row.tags] as const));
@@ -134,7 +134,7 @@ export class RolloutEngine {
     const planned = await this.plan(spec);
     if (!planned.ok) return planned;
     const plan = planned.value;
-    const release = readRelease(legacyDb(store), spec.release)!;
+    const release = (await readRelease(store, spec.release))!;
     const targets = new Map(release.hosts.map((h) => [h.host, h.storePath]));
     const planHosts = plan.waves.flatMap((w) => w.hosts);
     const id = `ro-${randomBytes(4).toString('hex')}`;

@@ -2,8 +2,7 @@ import { and, eq, inArray, isNotNull } from 'drizzle-orm';
 import { assessReboot, type BootFacts } from '../../../shared/src/reboot.js';
 import type { SystemFacts } from '../../../shared/src/release-statement.js';
 import type { RebootPrediction } from '../../../shared/src/rollout-api.js';
-import type { Db } from '../db/open.js';
-import { hosts, releaseHosts } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 
 /**
  * Which hosts a release will reboot, before a rollout starts: the release's facts about each new
@@ -12,25 +11,25 @@ import { hosts, releaseHosts } from '../db/schema.js';
  * which is the same on a host that had no live-switched kernel change since its last boot. The
  * agent decides again on the host (agent/src/reboot.ts), with the same rule.
  */
-export function predictReboots(db: Db, release: string, planned: readonly string[]): RebootPrediction[] {
+export async function predictReboots(store: Store, release: string, planned: readonly string[]): Promise<RebootPrediction[]> {
+  const { hosts, releaseHosts } = store.t;
   const wanted = new Set(planned);
-  const targets = db
-    .select({ host: releaseHosts.host, facts: releaseHosts.facts })
-    .from(releaseHosts)
-    .where(eq(releaseHosts.release, release))
-    .all()
-    .filter((row) => wanted.has(row.host));
-  const running = new Map(
-    db.select({ name: hosts.name, currentSystem: hosts.currentSystem }).from(hosts).where(inArray(hosts.name, [...wanted])).all().map((r) => [r.name, r.currentSystem] as const),
+  const targets = (await store.q.select({ host: releaseHosts.host, facts: releaseHosts.facts }).from(releaseHosts).where(eq(releaseHosts.release, release))).filter((row) =>
+    wanted.has(row.host),
   );
+  const names = [...wanted];
+  const running = new Map<string, string | null>();
+  for (let i = 0; i < names.length; i += 500) {
+    const rows = await store.q.select({ name: hosts.name, currentSystem: hosts.currentSystem }).from(hosts).where(inArray(hosts.name, names.slice(i, i + 500)));
+    for (const row of rows) running.set(row.name, row.currentSystem);
+  }
   const paths = [...new Set([...running.values()].filter((p): p is string => p !== null))];
   const known = new Map<string, BootFacts>();
   for (let i = 0; i < paths.length; i += 500) {
-    const rows = db
+    const rows = await store.q
       .select({ storePath: releaseHosts.storePath, facts: releaseHosts.facts })
       .from(releaseHosts)
-      .where(and(inArray(releaseHosts.storePath, paths.slice(i, i + 500)), isNotNull(releaseHosts.facts)))
-      .all();
+      .where(and(inArray(releaseHosts.storePath, paths.slice(i, i + 500)), isNotNull(releaseHosts.facts)));
     for (const row of rows) if (!known.has(row.storePath)) known.set(row.storePath, row.facts as unknown as SystemFacts);
   }
   return targets

@@ -26,7 +26,7 @@ async function standing(deps: Pick<ControllerDeps, 'store' | 'presence'>, names:
  * cache can serve it, and which of the hosts drifted. One closure read serves diff and preflight.
  */
 export async function releaseInsight(
-  deps: Pick<ControllerDeps, 'db' | 'store' | 'presence' | 'cache' | 'clock'>,
+  deps: Pick<ControllerDeps, 'store' | 'presence' | 'cache' | 'clock'>,
   /** `from`: diff from this system rather than what the host runs now (a rollout's page: what the host ran before it). */
   targets: ReadonlyArray<PreflightTarget & { from?: string | null }>,
   options: { diff: boolean } = { diff: true },

@@ -4,9 +4,9 @@ import type { ReleaseSource } from '../../../shared/src/protocol.js';
 import { signStatement, statementPayload, verifyReleaseStatement, type ReleaseBundle, type SystemFacts } from '../../../shared/src/release-statement.js';
 import type { CreateReleaseRequest, Release, ReleaseProvenance } from '../../../shared/src/rollout-api.js';
 import { iso, type Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
-import { statement } from '../db/prepared.js';
-import { hosts, releaseHosts, releases, type ReleaseRow } from '../db/schema.js';
+import type { ReleaseRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { trustMode, type ReleaseTrust } from '../manifests/statements.js';
 
@@ -37,7 +37,7 @@ function refused(name: string, problems: string[]): CreateReleaseOutcome {
  * exactly what its entry says (host, store path, release, floor, source, time). One bad statement
  * refuses the whole bundle, and each one is named: a release is all of CI's word or none of it.
  */
-export function publishBundle(db: Db, clock: Clock, trust: ReleaseTrust, bundle: ReleaseBundle, actor: string): CreateReleaseOutcome {
+export async function publishBundle(store: Store, clock: Clock, trust: ReleaseTrust, bundle: ReleaseBundle, actor: string): Promise<CreateReleaseOutcome> {
   const problems: string[] = [];
   const keyIds = new Set<string>();
   const stored: SignedRelease['hosts'] = [];
@@ -62,7 +62,7 @@ export function publishBundle(db: Db, clock: Clock, trust: ReleaseTrust, bundle:
     stored.push({ host: entry.host, storePath: entry.storePath, statement: JSON.stringify(entry.statement), facts: entry.facts });
   }
   if (problems.length > 0) return refused(bundle.name, problems);
-  return storeRelease(db, clock, {
+  return storeRelease(store, clock, {
     name: bundle.name,
     description: bundle.description,
     source: bundle.source.revision,
@@ -79,7 +79,7 @@ export function publishBundle(db: Db, clock: Clock, trust: ReleaseTrust, bundle:
  * An unsigned release request: accepted only in single-key mode, where the controller signs the
  * statements itself. In two-key mode only CI can say what a host may run.
  */
-export function createUnsignedRelease(db: Db, clock: Clock, trust: ReleaseTrust, request: CreateReleaseRequest, actor: string): CreateReleaseOutcome {
+export async function createUnsignedRelease(store: Store, clock: Clock, trust: ReleaseTrust, request: CreateReleaseRequest, actor: string): Promise<CreateReleaseOutcome> {
   const key = trust.singleKey;
   if (!key) {
     return {
@@ -93,7 +93,7 @@ export function createUnsignedRelease(db: Db, clock: Clock, trust: ReleaseTrust,
   const now = clock.now();
   const floor = request.floor ?? 0;
   const made = { name: request.name, source: { revision: null, flakeLockHash: null }, createdAt: iso(now) };
-  return storeRelease(db, clock, {
+  return storeRelease(store, clock, {
     name: request.name,
     description: request.description,
     source: request.source,
@@ -110,11 +110,15 @@ export function createUnsignedRelease(db: Db, clock: Clock, trust: ReleaseTrust,
   }, actor);
 }
 
+/** Rows per insert into release_hosts: one statement per thousand hosts, well under either engine's parameter limit. */
+const INSERT_CHUNK = 1000;
+
 /** Validates and stores a release; every offender (unknown host, duplicate) is named, and nothing is written when any exists. */
-function storeRelease(db: Db, clock: Clock, release: SignedRelease, actor: string): CreateReleaseOutcome {
+async function storeRelease(store: Store, clock: Clock, release: SignedRelease, actor: string): Promise<CreateReleaseOutcome> {
   const now = clock.now();
-  return db.transaction((tx): CreateReleaseOutcome => {
-    if (tx.select({ name: releases.name }).from(releases).where(eq(releases.name, release.name)).get()) {
+  const { hosts, releases, releaseHosts } = store.t;
+  return store.transaction(async (tx): Promise<CreateReleaseOutcome> => {
+    if ((await tx.select({ name: releases.name }).from(releases).where(eq(releases.name, release.name)).limit(1)).length > 0) {
       return { ok: false, status: 409, code: 'release-exists', message: `release "${release.name}" already exists; releases are immutable, pick a new name`, problems: [] };
     }
     const problems: string[] = [];
@@ -127,38 +131,43 @@ function storeRelease(db: Db, clock: Clock, release: SignedRelease, actor: strin
     const known = new Set<string>();
     for (let i = 0; i < names.length; i += 500) {
       const chunk = names.slice(i, i + 500);
-      tx.select({ name: hosts.name }).from(hosts).where(inArray(hosts.name, chunk)).all().forEach((row) => known.add(row.name));
+      (await tx.select({ name: hosts.name }).from(hosts).where(inArray(hosts.name, chunk))).forEach((row) => known.add(row.name));
     }
     for (const name of names) if (!known.has(name)) problems.push(`host "${name}" is not known to this controller`);
     if (problems.length > 0) return refused(release.name, problems);
-    tx.insert(releases)
-      .values({
-        name: release.name,
-        description: release.description,
-        source: release.source,
-        createdAt: now,
-        createdBy: actor,
-        floor: release.floor,
-        keyId: release.keyId,
-        signedBy: release.signedBy,
-        signedAt: release.signedAt,
-        sourceRevision: release.structuredSource?.revision ?? null,
-        sourceFlakeLockHash: release.structuredSource?.flakeLockHash ?? null,
-      })
-      .run();
-    // A plain prepared statement: 10,000 drizzle inserts would cost seconds of query building.
-    const insert = statement(db, 'insert into release_hosts (release, host, store_path, statement, facts) values (?, ?, ?, ?, ?)');
-    for (const entry of release.hosts) {
-      insert.run(release.name, entry.host, entry.storePath, entry.statement, entry.facts === null ? null : JSON.stringify(entry.facts));
+    await tx.insert(releases).values({
+      name: release.name,
+      description: release.description,
+      source: release.source,
+      createdAt: now,
+      createdBy: actor,
+      floor: release.floor,
+      keyId: release.keyId,
+      signedBy: release.signedBy,
+      signedAt: release.signedAt,
+      sourceRevision: release.structuredSource?.revision ?? null,
+      sourceFlakeLockHash: release.structuredSource?.flakeLockHash ?? null,
+    });
+    // Many rows per statement: 10,000 single-row inserts would cost seconds of query building.
+    for (let i = 0; i < release.hosts.length; i += INSERT_CHUNK) {
+      await tx.insert(releaseHosts).values(
+        release.hosts.slice(i, i + INSERT_CHUNK).map((entry) => ({
+          release: release.name,
+          host: entry.host,
+          storePath: entry.storePath,
+          statement: entry.statement,
+          facts: entry.facts as Record<string, unknown> | null,
+        })),
+      );
     }
-    appendEvent(tx, {
+    appendEvent(legacyDb(store), {
       host: null,
       at: now,
       kind: 'release-created',
       actor,
       data: { release: release.name, hosts: release.hosts.length, source: release.source, signedBy: release.signedBy, keyId: release.keyId, floor: release.floor },
     });
-    return { ok: true, release: readRelease(tx, release.name)! };
+    return { ok: true, release: (await readRelease(store, release.name))! };
   });
 }
 
@@ -173,15 +182,7 @@ function provenance(row: ReleaseRow): ReleaseProvenance {
   };
 }
 
-export function readRelease(db: Db | Tx, name: string): Release | null {
-  const row = db.select().from(releases).where(eq(releases.name, name)).get();
-  if (!row) return null;
-  const members = db
-    .select({ host: releaseHosts.host, storePath: releaseHosts.storePath })
-    .from(releaseHosts)
-    .where(eq(releaseHosts.release, name))
-    .orderBy(asc(releaseHosts.host))
-    .all();
+function releaseOf(row: ReleaseRow, members: Release['hosts']): Release {
   return {
     name: row.name,
     description: row.description,
@@ -193,32 +194,29 @@ export function readRelease(db: Db | Tx, name: string): Release | null {
   };
 }
 
-export function releaseProvenance(db: Db, name: string): ReleaseProvenance | null {
-  const row = db.select().from(releases).where(eq(releases.name, name)).get();
+/** A release and its hosts, in host order; inside a transaction, as that transaction sees it. */
+export async function readRelease(store: Store, name: string): Promise<Release | null> {
+  const { releases, releaseHosts } = store.t;
+  const [row] = await store.q.select().from(releases).where(eq(releases.name, name)).limit(1);
+  if (!row) return null;
+  const members = await store.q
+    .select({ host: releaseHosts.host, storePath: releaseHosts.storePath })
+    .from(releaseHosts)
+    .where(eq(releaseHosts.release, name))
+    .orderBy(asc(releaseHosts.host));
+  return releaseOf(row, members);
+}
+
+export async function releaseProvenance(store: Store, name: string): Promise<ReleaseProvenance | null> {
+  const { releases } = store.t;
+  const [row] = await store.q.select().from(releases).where(eq(releases.name, name)).limit(1);
   return row ? provenance(row) : null;
 }
 
-export function listReleases(db: Db): Array<Omit<Release, 'hosts'> & { hosts: number }> {
+export async function listReleases(store: Store): Promise<Array<Omit<Release, 'hosts'> & { hosts: number }>> {
+  const { releases, releaseHosts } = store.t;
   const sizes = new Map(
-    db
-      .select({ release: releaseHosts.release, hosts: count() })
-      .from(releaseHosts)
-      .groupBy(releaseHosts.release)
-      .all()
-      .map((row) => [row.release, row.hosts] as const),
+    (await store.q.select({ release: releaseHosts.release, hosts: count() }).from(releaseHosts).groupBy(releaseHosts.release)).map((row) => [row.release, row.hosts] as const),
   );
-  return db
-    .select()
-    .from(releases)
-    .orderBy(asc(releases.createdAt))
-    .all()
-    .map((row) => ({
-      name: row.name,
-      description: row.description,
-      source: row.source,
-      createdAt: iso(row.createdAt),
-      createdBy: row.createdBy,
-      provenance: provenance(row),
-      hosts: sizes.get(row.name) ?? 0,
-    }));
+  return (await store.q.select().from(releases).orderBy(asc(releases.createdAt))).map((row) => ({ ...releaseOf(row, []), hosts: sizes.get(row.name) ?? 0 }));
 }

@@ -47,14 +47,14 @@ export function rolloutRoutes(
   engine: RolloutEngine,
   guards: { releases: MiddlewareHandler<OperatorEnv>[]; rest: MiddlewareHandler<OperatorEnv>[] },
 ) {
-  const { db, clock } = deps;
+  const { store, clock } = deps;
   const app = new Hono<OperatorEnv>();
   // '/releases/*' would match '/releases' too, and its smaller body limit would win.
   app.use('/releases', ...guards.releases);
   for (const path of ['/releases/:name', '/releases/:name/diff', '/rollouts', '/rollouts/*']) app.use(path, ...guards.rest);
   const actor = (c: { get(key: 'operator'): OperatorIdentity }) => `operator:${c.get('operator').name}`;
-  const status = (id: string) => {
-    const found = rolloutStatus(db, id, clock.now());
+  const status = async (id: string) => {
+    const found = await rolloutStatus(store, id, clock.now());
     if (!found) throw new ApiError(404, 'unknown-rollout', `no rollout with id "${id}"`);
     return found;
   };
@@ -64,20 +64,20 @@ export function rolloutRoutes(
     const raw = await readJson(c);
     const isBundle = typeof raw === 'object' && raw !== null && (raw as Record<string, unknown>).kind === 'shoal-release-bundle';
     const outcome = isBundle
-      ? publishBundle(db, clock, deps.releaseTrust, await readBody(c, ReleaseBundle, raw), actor(c))
-      : createUnsignedRelease(db, clock, deps.releaseTrust, await readBody(c, CreateReleaseRequest, raw), actor(c));
+      ? await publishBundle(store, clock, deps.releaseTrust, await readBody(c, ReleaseBundle, raw), actor(c))
+      : await createUnsignedRelease(store, clock, deps.releaseTrust, await readBody(c, CreateReleaseRequest, raw), actor(c));
     if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message, outcome.problems.length > 0 ? outcome.problems : undefined);
     return c.json(outcome.release, 201);
   });
-  app.get('/releases', (c) => c.json({ releases: listReleases(db) }));
-  app.get('/releases/:name', (c) => {
-    const release = readRelease(db, c.req.param('name'));
+  app.get('/releases', async (c) => c.json({ releases: await listReleases(store) }));
+  app.get('/releases/:name', async (c) => {
+    const release = await readRelease(store, c.req.param('name'));
     if (!release) throw new ApiError(404, 'unknown-release', `no release named "${c.req.param('name')}"`);
     return c.json(release);
   });
 
   app.get('/releases/:name/diff', async (c) => {
-    const release = readRelease(db, c.req.param('name'));
+    const release = await readRelease(store, c.req.param('name'));
     if (!release) throw new ApiError(404, 'unknown-release', `no release named "${c.req.param('name')}"`);
     const report: ReleaseDiffReport = { release: release.name, ...(await releaseInsight(deps, release.hosts)) };
     return c.json(report);
@@ -90,15 +90,15 @@ export function rolloutRoutes(
   app.post('/rollouts', async (c) => {
     const { skipPreflight, ...spec } = await readBody(c, StartRolloutRequest);
     const id = unwrap(await startChecked(deps, engine, spec, actor(c), skipPreflight));
-    return c.json(status(id), 201);
+    return c.json(await status(id), 201);
   });
-  app.get('/rollouts', (c) => c.json({ rollouts: listRollouts(db) }));
-  app.get('/rollouts/:id', (c) => c.json(status(c.req.param('id'))));
-  app.get('/rollouts/:id/events', (c) => {
+  app.get('/rollouts', async (c) => c.json({ rollouts: await listRollouts(store) }));
+  app.get('/rollouts/:id', async (c) => c.json(await status(c.req.param('id'))));
+  app.get('/rollouts/:id/events', async (c) => {
     const id = c.req.param('id');
-    status(id);
+    await status(id);
     const query = EventQuery.parse(c.req.query());
-    return c.json({ events: rolloutEvents(db, id, query.afterId, query.limit) });
+    return c.json({ events: await rolloutEvents(store, id, query.afterId, query.limit) });
   });
   // Before '/:action': retry starts a new rollout (201) rather than moving this one.
   app.post('/rollouts/:id/retry', async (c) => {
@@ -107,7 +107,7 @@ export function rolloutRoutes(
     const empty = (await c.req.text()).trim() === '';
     const { skipPreflight } = await readBody(c, RetryRolloutRequest, empty ? {} : undefined);
     const retryId = unwrap(await retryChecked(deps, engine, id, actor(c), skipPreflight));
-    return c.json(status(retryId), 201);
+    return c.json(await status(retryId), 201);
   });
   app.post('/rollouts/:id/:action', async (c) => {
     const parsed = RolloutAction.safeParse(c.req.param('action'));
@@ -116,13 +116,13 @@ export function rolloutRoutes(
     }
     const id = c.req.param('id');
     unwrap(await engine.act(id, parsed.data, actor(c)));
-    return c.json(status(id));
+    return c.json(await status(id));
   });
 
   /** `event: status` carries the whole RolloutStatus; `event: audit` one audit event, with its id for Last-Event-ID resumption. */
-  app.get('/rollouts/:id/stream', (c) => {
+  app.get('/rollouts/:id/stream', async (c) => {
     const id = c.req.param('id');
-    status(id);
+    await status(id);
     let lastId = Number(c.req.header('last-event-id') ?? c.req.query('afterId') ?? 0) || 0;
     return streamSSE(c, async (stream) => {
       const signal = wakeSignal();
@@ -132,11 +132,11 @@ export function rolloutRoutes(
       stream.onAbort(signal.wake);
       try {
         while (!stream.aborted) {
-          for (const event of rolloutEvents(db, id, lastId)) {
+          for (const event of await rolloutEvents(store, id, lastId)) {
             lastId = event.id;
             await stream.writeSSE({ event: 'audit', id: String(event.id), data: JSON.stringify(event) });
           }
-          const current = status(id);
+          const current = await status(id);
           await stream.writeSSE({ event: 'status', data: JSON.stringify(current) });
           await signal.sleep(SSE_HEARTBEAT_MS);
         }

@@ -12,9 +12,10 @@ import type {
 } from '../../../shared/src/rollout-api.js';
 import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
-import type { Db } from '../db/open.js';
+import type { RolloutHostRow, RolloutRow } from '../db/schema.js';
+import { legacyDb } from '../db/sqlite-store.js';
+import type { Store } from '../db/store.js';
 import { latestFailure } from '../reports/latest-failure.js';
-import { events, hosts, rolloutHosts, rollouts, type RolloutHostRow, type RolloutRow } from '../db/schema.js';
 
 function counts(members: RolloutHostRow[]): WaveCounts {
   const of = (state: RolloutHostState) => members.filter((m) => m.state === state).length;
@@ -27,7 +28,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(db: Db, member: RolloutHostRow, paused: ReadonlySet<string>): RolloutHostView {
+function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<string>): RolloutHostView {
   return {
     host: member.host,
     state: member.state,
@@ -36,7 +37,7 @@ function hostView(db: Db, member: RolloutHostRow, paused: ReadonlySet<string>): 
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState,
-    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(db, member.host, member.manifestVersion) : null,
+    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(legacyDb(store), member.host, member.manifestVersion) : null,
     paused: paused.has(member.host),
   };
 }
@@ -48,14 +49,15 @@ function bakeRemaining(row: RolloutRow, spec: RolloutSpec, now: number): number 
   return Math.max(0, Math.ceil((spec.bakeSeconds * 1000 - elapsed) / 1000));
 }
 
-export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | null {
-  const row = db.select().from(rollouts).where(eq(rollouts.id, id)).get();
+export async function rolloutStatus(store: Store, id: string, now: number): Promise<RolloutStatus | null> {
+  const { hosts, rolloutHosts, rollouts } = store.t;
+  const [row] = await store.q.select().from(rollouts).where(eq(rollouts.id, id)).limit(1);
   if (!row) return null;
   const spec = row.spec as RolloutSpec;
   const plan = row.plan as RolloutPlan;
-  const members = db.select().from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).orderBy(asc(rolloutHosts.position)).all();
+  const members = await store.q.select().from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).orderBy(asc(rolloutHosts.position));
   // Few hosts are ever paused: one small query rather than a join per member.
-  const paused = new Set(db.select({ name: hosts.name }).from(hosts).where(eq(hosts.paused, true)).all().map((row) => row.name));
+  const paused = new Set((await store.q.select({ name: hosts.name }).from(hosts).where(eq(hosts.paused, true))).map((row) => row.name));
   return {
     id: row.id,
     release: row.release,
@@ -82,14 +84,15 @@ export function rolloutStatus(db: Db, id: string, now: number): RolloutStatus | 
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map((member) => hostView(db, member, paused)),
+        hosts: inWave.map((member) => hostView(store, member, paused)),
       };
     }),
   };
 }
 
-export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
-  const rows = db.select().from(rollouts).orderBy(desc(rollouts.createdAt)).limit(limit).all();
+export async function listRollouts(store: Store, limit = 50): Promise<RolloutList['rollouts']> {
+  const { rollouts } = store.t;
+  const rows = await store.q.select().from(rollouts).orderBy(desc(rollouts.createdAt)).limit(limit);
   return rows.map((row) => {
     const plan = row.plan as RolloutPlan;
     return {
@@ -109,15 +112,15 @@ export function listRollouts(db: Db, limit = 50): RolloutList['rollouts'] {
 }
 
 /** The rollout's audit log: every transition and every host result, in order. */
-export function rolloutEvents(db: Db, id: string, afterId = 0, limit = 1000): HostEvent[] {
-  return db
+export async function rolloutEvents(store: Store, id: string, afterId = 0, limit = 1000): Promise<HostEvent[]> {
+  const { events } = store.t;
+  const rows = await store.q
     .select()
     .from(events)
     .where(and(eq(events.rolloutId, id), gt(events.id, afterId)))
     .orderBy(asc(events.id))
-    .limit(limit)
-    .all()
-    .map((row) => ({
+    .limit(limit);
+  return rows.map((row) => ({
       id: row.id,
       host: row.host,
       rolloutId: row.rolloutId,

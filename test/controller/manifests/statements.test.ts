@@ -23,8 +23,8 @@ describe('the release statement a manifest carries', () => {
     await registeredHost(ctl, 'web-2');
   }
   const set = (host: string, path: string) => ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: path }) });
-  const publish = (name: string, path: string, floor: number, key = ctl.ciKey) => {
-    const outcome = publishBundle(ctl.database.db, ctl.clock, ctl.deps.releaseTrust, signedBundle(key, name, [{ host: 'web-1', storePath: path }], { floor }), 'test');
+  const publish = async (name: string, path: string, floor: number, key = ctl.ciKey) => {
+    const outcome = await publishBundle(ctl.store, ctl.clock, ctl.deps.releaseTrust, signedBundle(key, name, [{ host: 'web-1', storePath: path }], { floor }), 'test');
     expect(outcome.ok).toBe(true);
   };
   const carried = (host = 'web-1') => {
@@ -49,23 +49,23 @@ describe('the release statement a manifest carries', () => {
 
   it('two-key mode: refuses one host’s statement for another host', async () => {
     await start('two-key');
-    publish('r1', SYSTEM, 0);
+    await publish('r1', SYSTEM, 0);
     expect((await set('web-2', SYSTEM)).status).toBe(409);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
   });
 
   it('two-key mode: sets a path a published release authorises, carrying CI’s statement', async () => {
     await start('two-key');
-    publish('r1', SYSTEM, 0);
+    await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     expect(carried()).toMatchObject({ keyId: 'ci-release-1', release: 'r1', floor: 0 });
   });
 
   it('prefers the statement with the highest floor when several authorise the path', async () => {
     await start('two-key');
-    publish('r1', SYSTEM, 1);
-    publish('r3', SYSTEM, 3);
-    publish('r2', SYSTEM, 2);
+    await publish('r1', SYSTEM, 1);
+    await publish('r3', SYSTEM, 3);
+    await publish('r2', SYSTEM, 2);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     expect(carried()).toMatchObject({ release: 'r3', floor: 3 });
   });
@@ -74,7 +74,7 @@ describe('the release statement a manifest carries', () => {
     await start('two-key');
     const retired = generateNamedKey('ci-release-0');
     ctl.deps.releaseTrust = releaseTrust([ctl.ciKey, retired], null);
-    publish('old', SYSTEM, 0, retired);
+    await publish('old', SYSTEM, 0, retired);
     ctl.deps.releaseTrust = releaseTrust([ctl.ciKey], null);
     const response = await set('web-1', SYSTEM);
     expect(response.status).toBe(409);
@@ -83,14 +83,14 @@ describe('the release statement a manifest carries', () => {
 
   it('single-key mode: signs a statement for an unnamed path itself, at the highest floor known', async () => {
     await start('single-key');
-    publish('r5', storePath('nixos-system-other', 'c'), 5);
+    await publish('r5', storePath('nixos-system-other', 'c'), 5);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     expect(carried()).toMatchObject({ keyId: 'single-release-1', release: 'adhoc', floor: 5, source: { revision: null, flakeLockHash: null } });
   });
 
   it('renews a manifest with the very statement it carried', async () => {
     await start('two-key');
-    publish('r1', SYSTEM, 0);
+    await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     const before = carried();
     ctl.clock.advance(2 * HOUR);
@@ -102,7 +102,7 @@ describe('the release statement a manifest carries', () => {
 
   it('does not renew a manifest whose statement no trusted key signed any more; logs it once', async () => {
     await start('two-key');
-    publish('r1', SYSTEM, 0);
+    await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
     ctl.deps.releaseTrust = releaseTrust([generateNamedKey('ci-release-2')], null);
     ctl.clock.advance(2 * HOUR);

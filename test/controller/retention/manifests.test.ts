@@ -67,7 +67,7 @@ describe('manifest retention', () => {
     const cutoff = ctl.clock.now() - 30 * DAY;
     const old = issuedBefore(ctl, 'web-1', cutoff);
 
-    const counts = await pruneAll(ctl.database.db, ctl.clock, RETENTION);
+    const counts = await pruneAll(ctl.store, ctl.clock, RETENTION);
     // Everything older than 30 days went, except the version the host last reported on.
     expect(counts.manifests).toBe(old.length - 1);
     expect(versions(ctl, 'web-1')).toEqual(before.filter((v) => !old.includes(v) || v === held));
@@ -107,7 +107,7 @@ describe('manifest retention', () => {
     expect((await ctl.operator('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath('sys', 'a') }) })).status).toBe(200);
     await liveDays(ctl, 45);
     const latest = versions(ctl, 'web-1').at(-1)!;
-    expect((await pruneAll(ctl.database.db, ctl.clock, RETENTION)).manifests).toBeGreaterThan(0);
+    expect((await pruneAll(ctl.store, ctl.clock, RETENTION)).manifests).toBeGreaterThan(0);
     expect(versions(ctl, 'web-1').at(-1)).toBe(latest);
 
     // An unbelievable claim is still measured against the highest version signed, not what is left.
@@ -136,22 +136,22 @@ describe('manifest retention', () => {
     await l.engine.act(id, 'pause', 'operator:alice');
     await liveDays(l.ctl, 60);
     const before = { [h1]: versions(l.ctl, h1), [h2]: versions(l.ctl, h2) };
-    await pruneAll(l.ctl.database.db, l.ctl.clock, RETENTION);
+    await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
     // The rollout is unfinished: each of its manifests, renewals too, may be what a host holds.
     expect(versions(l.ctl, h2)).toEqual(before[h2]);
     expect(versions(l.ctl, h1)).toEqual(before[h1]!.filter((v) => v === lastOld || v >= issued[h1]!));
 
     // h1 returns with the manifest it was sent two months ago: its result counts.
     await l.report(h1, 'healthy', { version: issued[h1] });
-    const member = (host: string) => l.status(id).waves.flatMap((w) => w.hosts).find((h) => h.host === host)!;
-    expect(member(h1).state).toBe('healthy');
+    const member = async (host: string) => (await l.status(id)).waves.flatMap((w) => w.hosts).find((h) => h.host === host)!;
+    expect((await member(h1)).state).toBe('healthy');
 
     // Once the rollout is over, of the old manifests only those still awaited or needed stay.
     await l.engine.act(id, 'abort', 'operator:alice');
     const cutoff = l.ctl.clock.now() - 30 * DAY;
     const recent = (host: string) => new Set(versions(l.ctl, host).filter((v) => !issuedBefore(l.ctl, host, cutoff).includes(v)));
     const expected = { [h1]: recent(h1), [h2]: recent(h2) };
-    await pruneAll(l.ctl.database.db, l.ctl.clock, RETENTION);
+    await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
     // h2: the version the aborted rollout still awaits its result on.
     expect(versions(l.ctl, h2)).toEqual([issued[h2]!, ...expected[h2]!]);
     // h1: the newest manifest carrying a statement for OLD(1), where a rollback of this rollout would
@@ -160,7 +160,7 @@ describe('manifest retention', () => {
     expect(expected[h1]!.size).toBeGreaterThan(25);
 
     await l.report(h2, 'healthy', { version: issued[h2] });
-    expect(member(h2).state).toBe('healthy');
+    expect((await member(h2)).state).toBe('healthy');
   });
 });
 

@@ -30,8 +30,8 @@ async function fleet(): Promise<{ ctl: TestController; names: string[]; engine: 
     const outcome = await registerHost(ctl.store, ctl.clock, { name, publicKey: randomBytes(32).toString('base64'), tags: [], actor: 'test' });
     expect(outcome.ok).toBe(true);
   }
-  const release = createUnsignedRelease(
-    ctl.database.db,
+  const release = await createUnsignedRelease(
+    ctl.store,
     ctl.clock,
     ctl.deps.releaseTrust,
     { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: storePath(`nixos-system-h${i + 1}`, 'b') })) },
@@ -61,13 +61,13 @@ describe('issuing a large wave', () => {
     const { ctl, engine, published } = await fleet();
     const outcome = await engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
     if (!outcome.ok) throw new Error(outcome.message);
-    const first = rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!;
+    const first = (await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!;
     expect(first.state).toBe('running');
     expect(first.waves[0]!.counts).toMatchObject({ inProgress: ISSUE_BATCH, pending: HOSTS - ISSUE_BATCH });
     expect(published).toHaveLength(ISSUE_BATCH);
 
     await settle(() => published.length === HOSTS);
-    const done = rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!;
+    const done = (await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!;
     expect(done.waves[0]!.counts).toMatchObject({ inProgress: HOSTS, pending: 0 });
     expect(new Set(published).size).toBe(HOSTS);
     const counts = manifestCounts(ctl);
@@ -121,6 +121,6 @@ describe('issuing a large wave', () => {
     expect(published).toHaveLength(ISSUE_BATCH);
     expect((await first.act(outcome.value, 'resume', 'operator:test')).ok).toBe(true);
     await settle(() => published.length === HOSTS);
-    expect(rolloutStatus(ctl.database.db, outcome.value, ctl.clock.now())!.waves[0]!.counts.pending).toBe(0);
+    expect((await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!.waves[0]!.counts.pending).toBe(0);
   });
 });

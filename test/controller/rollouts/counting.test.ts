@@ -7,7 +7,7 @@ import { lab, NEW, OLD, type Lab } from './engine-lab.js';
 
 /** Issue 11, "Rollouts must count what really happened": the engine's side, on a real database. */
 
-const hostsOf = (l: Lab, id: string) => l.status(id).waves.flatMap((w) => w.hosts);
+const hostsOf = async (l: Lab, id: string) => (await l.status(id)).waves.flatMap((w) => w.hosts);
 const announced = (l: Lab): PublishedManifest[] => {
   const heard: PublishedManifest[] = [];
   l.ctl.deps.bus.onPublish((m) => heard.push(m));
@@ -19,7 +19,7 @@ describe('rollouts count what really happened', () => {
     const l = await lab(3);
     const id = await l.start({ waves: ['100%'] });
     await l.answer('healthy');
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
     const heard = announced(l);
 
     const outcome = await l.engine.act(id, 'rollback', 'operator:alice');
@@ -31,7 +31,7 @@ describe('rollouts count what really happened', () => {
       expect([m.version, manifest.storePath]).toEqual([manifest.version, OLD(l.names.indexOf(m.host) + 1)]);
     }
     await l.answer('healthy');
-    expect(l.status(id).state).toBe('rolled-back');
+    expect((await l.status(id)).state).toBe('rolled-back');
   });
 
   it('ends a rollback whose hosts did not return as rollback-failed, and a rolling-back rollout can be aborted', async () => {
@@ -43,9 +43,9 @@ describe('rollouts count what really happened', () => {
     await l.report(back, 'healthy');
     l.ctl.clock.advance(60_000);
     await l.engine.tickAll();
-    const failed = l.status(id);
+    const failed = await l.status(id);
     expect(failed.state).toBe('rollback-failed');
-    expect(hostsOf(l, id).map((h) => [h.host, h.rollbackState]).sort()).toEqual([
+    expect((await hostsOf(l, id)).map((h) => [h.host, h.rollbackState]).sort()).toEqual([
       [back, 'healthy'],
       [stuck, 'failed'],
     ]);
@@ -60,8 +60,8 @@ describe('rollouts count what really happened', () => {
     await other.engine.act(rolling, 'rollback', 'operator:alice');
     expect(await other.engine.act(rolling, 'abort', 'operator:bob')).toEqual({ ok: true, value: 'aborted' });
     // No longer owning its hosts, it no longer blocks a new rollout of them.
-    expect((await other.engine.plan({ ...other.status(rolling).spec })).ok).toBe(true);
-    const replaced = await other.engine.start({ ...other.status(rolling).spec }, 'operator:bob');
+    expect((await other.engine.plan({ ...(await other.status(rolling)).spec })).ok).toBe(true);
+    const replaced = await other.engine.start({ ...(await other.status(rolling)).spec }, 'operator:bob');
     expect(replaced.ok).toBe(true);
   });
 
@@ -78,9 +78,9 @@ describe('rollouts count what really happened', () => {
     const renewed = latestManifest(l.ctl.database.db, 'h1')!;
     expect([renewed.version, renewed.storePath, renewed.rolloutId]).toEqual([issued.version + 2, NEW(1), id]);
     await l.report('h1', 'activating', { version: renewed.version });
-    expect(hostsOf(l, id)[0]!.state).toBe('in-progress');
+    expect((await hostsOf(l, id))[0]!.state).toBe('in-progress');
     await l.report('h1', 'healthy', { version: renewed.version });
-    expect(l.status(id)).toMatchObject({ state: 'succeeded', finished: 1 });
+    expect(await l.status(id)).toMatchObject({ state: 'succeeded', finished: 1 });
   });
 
   it('counts a rollback report on a renewed rollback manifest', async () => {
@@ -92,7 +92,7 @@ describe('rollouts count what really happened', () => {
     l.ctl.clock.advance(manifestTtlMs);
     expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
     await l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
-    expect(l.status(id).state).toBe('rolled-back');
+    expect((await l.status(id)).state).toBe('rolled-back');
   });
 
   it('freezes host deadlines while paused: a long pause fails nobody on resume', async () => {
@@ -106,27 +106,27 @@ describe('rollouts count what really happened', () => {
     l.ctl.clock.advance(3600_000);
     await l.engine.act(id, 'resume', 'operator:alice');
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('running');
-    expect(Object.fromEntries(hostsOf(l, id).map((h) => [h.host, h.state]))).toEqual({ [working]: 'in-progress', [away]: 'issued' });
+    expect((await l.status(id)).state).toBe('running');
+    expect(Object.fromEntries((await hostsOf(l, id)).map((h) => [h.host, h.state]))).toEqual({ [working]: 'in-progress', [away]: 'issued' });
     // The clocks run again from where they stood: 30 s were left of each deadline.
     l.ctl.clock.advance(29_000);
     await l.engine.tickAll();
-    expect(hostsOf(l, id).filter((h) => h.state === 'failed')).toEqual([]);
+    expect((await hostsOf(l, id)).filter((h) => h.state === 'failed')).toEqual([]);
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
-    expect(hostsOf(l, id).filter((h) => h.state === 'failed').map((h) => h.host).sort()).toEqual([working, away].sort());
+    expect((await hostsOf(l, id)).filter((h) => h.state === 'failed').map((h) => h.host).sort()).toEqual([working, away].sort());
   });
 
   it('fails a host that degrades during its wave’s bake, against the threshold', async () => {
     const l = await lab(3);
     const id = await l.start({ waves: [1, '100%'], bakeSeconds: 600 });
     const [first] = await l.answer('healthy') as [string];
-    expect(l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
+    expect(await l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
     await l.report(first, 'degraded', { current: NEW(l.names.indexOf(first) + 1) });
-    const halted = l.status(id);
+    const halted = await l.status(id);
     expect(halted.state).toBe('halted');
-    expect(hostsOf(l, id).find((h) => h.host === first)).toMatchObject({ state: 'failed' });
-    expect(hostsOf(l, id).find((h) => h.host === first)!.reason).toMatch(/^degraded after it reported healthy/);
+    expect((await hostsOf(l, id)).find((h) => h.host === first)).toMatchObject({ state: 'failed' });
+    expect((await hostsOf(l, id)).find((h) => h.host === first)!.reason).toMatch(/^degraded after it reported healthy/);
     // Nobody of the next wave was sent anything.
     expect(halted.waves[1]!.counts.pending).toBe(2);
     // Its events name the wave as every rollout event does, numbered from 1 ("wave 1 of 2").
@@ -148,25 +148,25 @@ describe('rollouts count what really happened', () => {
     await l.engine.tickAll();
     l.ctl.clock.advance(BAKE_OFFLINE_GRACE_MS - 1);
     await l.engine.tickAll();
-    expect(l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
+    expect(await l.status(id)).toMatchObject({ state: 'running', wavePhase: 'baking' });
     l.ctl.clock.advance(1);
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('halted');
-    expect(hostsOf(l, id).find((h) => h.host === first)!.reason).toMatch(/went offline during the bake/);
+    expect((await l.status(id)).state).toBe('halted');
+    expect((await hostsOf(l, id)).find((h) => h.host === first)!.reason).toMatch(/went offline during the bake/);
   });
 
   it('retries only the failed and unreached hosts of a halted rollout, as a new rollout linked to it', async () => {
     const l = await lab(5);
     const id = await l.start({ waves: [2, '100%'], failureThreshold: { count: 0 } });
-    const firstWave = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
+    const firstWave = (await l.status(id)).waves[0]!.hosts.map((h) => h.host) as [string, string];
     await l.report(firstWave[0], 'healthy');
     await l.report(firstWave[1], 'rolled-back');
-    expect(l.status(id).state).toBe('halted');
+    expect((await l.status(id)).state).toBe('halted');
     expect(await l.engine.retry('ro-none', 'operator:alice')).toMatchObject({ ok: false, kind: 'unknown-rollout' });
 
     const retried = await l.engine.retry(id, 'operator:alice');
     if (!retried.ok) throw new Error(retried.message);
-    const again = l.status(retried.value);
+    const again = await l.status(retried.value);
     expect(again.retryOf).toBe(id);
     const retriedHosts = again.waves.flatMap((w) => w.hosts.map((h) => h.host));
     expect(retriedHosts.sort()).toEqual(l.names.filter((h) => h !== firstWave[0]).sort());
@@ -178,7 +178,7 @@ describe('rollouts count what really happened', () => {
     expect(await l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
     await l.answer('healthy');
     await l.answer('healthy');
-    expect(l.status(retried.value).state).toBe('succeeded');
+    expect((await l.status(retried.value)).state).toBe('succeeded');
     expect(await l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'nothing-to-retry' });
   });
 });

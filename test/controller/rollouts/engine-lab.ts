@@ -27,7 +27,7 @@ export interface Lab {
   answer(phase: Phase | ((host: string) => Phase)): Promise<string[]>;
   manifestsOf(host: string): number;
   start(spec: Omit<RolloutSpecInput, 'release'>): Promise<string>;
-  status(id: string): RolloutStatus;
+  status(id: string): Promise<RolloutStatus>;
 }
 
 const labs: Lab[] = [];
@@ -98,7 +98,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
       if (!outcome.ok) throw new Error(outcome.message);
       return outcome.value;
     },
-    status: (id) => rolloutStatus(ctl.database.db, id, ctl.clock.now())!,
+    status: async (id) => (await rolloutStatus(ctl.store, id, ctl.clock.now()))!,
   };
   for (const [i, name] of names.entries()) {
     await registeredHost(ctl, name, tags(i + 1));
@@ -110,18 +110,18 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
   const release = options.release ?? (options.mode === 'two-key' ? 'bundle' : 'unsigned');
   if (release === 'bundle') {
     const old = signedBundle(ctl.ciKey, 'rel-0', names.map((host, i) => ({ host, storePath: OLD(i + 1) })));
-    expect(publishBundle(ctl.database.db, ctl.clock, ctl.deps.releaseTrust, old, 'operator:test').ok).toBe(true);
+    expect((await publishBundle(ctl.store, ctl.clock, ctl.deps.releaseTrust, old, 'operator:test')).ok).toBe(true);
   }
   const created =
     release === 'unsigned'
-      ? createUnsignedRelease(
-          ctl.database.db,
+      ? await createUnsignedRelease(
+          ctl.store,
           ctl.clock,
           ctl.deps.releaseTrust,
           { name: 'rel-1', description: '', source: null, hosts: names.map((host, i) => ({ host, storePath: NEW(i + 1) })) },
           'operator:test',
         )
-      : publishBundle(ctl.database.db, ctl.clock, ctl.deps.releaseTrust, signedBundle(ctl.ciKey, 'rel-1', names.map((host, i) => ({ host, storePath: NEW(i + 1) }))), 'operator:test');
+      : await publishBundle(ctl.store, ctl.clock, ctl.deps.releaseTrust, signedBundle(ctl.ciKey, 'rel-1', names.map((host, i) => ({ host, storePath: NEW(i + 1) }))), 'operator:test');
   expect(created.ok).toBe(true);
   labs.push(self);
   return self;

@@ -10,11 +10,11 @@ describe('rollout engine', () => {
   it('sends the canary first, bakes, then the waves in order, each host exactly once', async () => {
     const l = await lab(8);
     const id = await l.start({ canary: 1, waves: ['25%', '100%'], bakeSeconds: 60 });
-    const plan = l.status(id).waves.map((w) => w.hosts.map((h) => h.host));
+    const plan = (await l.status(id)).waves.map((w) => w.hosts.map((h) => h.host));
     expect(issuedTo(l)).toEqual(plan[0]);
 
     expect(await l.answer('healthy')).toEqual(plan[0]);
-    expect(l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
+    expect(await l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
     l.ctl.clock.advance(59_000);
     await l.engine.tickAll();
     expect(issuedTo(l)).toEqual(plan[0]);
@@ -29,7 +29,7 @@ describe('rollout engine', () => {
     l.ctl.clock.advance(60_000);
     await l.engine.tickAll();
 
-    const done = l.status(id);
+    const done = await l.status(id);
     expect(done.state).toBe('succeeded');
     expect(done.waves.flatMap((w) => w.hosts).every((h) => h.state === 'healthy')).toBe(true);
     for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
@@ -40,7 +40,7 @@ describe('rollout engine', () => {
     const id = await l.start({ canary: 1, waves: ['100%'] });
     const [canary] = issuedTo(l);
     await l.answer('rolled-back');
-    const status = l.status(id);
+    const status = await l.status(id);
     expect(status.state).toBe('halted');
     expect(status.reason).toContain('1 host(s) failed');
     expect(issuedTo(l)).toEqual([canary]);
@@ -54,10 +54,10 @@ describe('rollout engine', () => {
     const id = await l.start({ canary: 1, waves: ['50%', '100%'], onFailure: 'rollback' });
     await l.answer('healthy'); // canary
     await l.answer('healthy'); // 50 %
-    const lastWave = l.status(id).waves[2]!.hosts.map((h) => h.host);
+    const lastWave = (await l.status(id)).waves[2]!.hosts.map((h) => h.host);
     await l.answer((host) => (host === lastWave[0] ? 'rolled-back' : 'healthy'));
 
-    const rolling = l.status(id);
+    const rolling = await l.status(id);
     expect(rolling.state).toBe('rolling-back');
     const changed = rolling.waves.flatMap((w) => w.hosts).filter((h) => h.rollbackState === 'issued');
     expect(changed.length).toBe(6);
@@ -67,26 +67,26 @@ describe('rollout engine', () => {
       expect(manifest.storePath).toBe(OLD(l.names.indexOf(member.host) + 1));
     }
     await l.answer('healthy');
-    expect(l.status(id).state).toBe('rolled-back');
+    expect((await l.status(id)).state).toBe('rolled-back');
   });
 
   it('tolerates failures within a percent threshold once the minimum sample is reached, and halts beyond it', async () => {
     const l = await lab(10);
     const id = await l.start({ waves: ['100%'], concurrency: 10, failureThreshold: { percent: 10, minSample: 5 } });
-    const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
+    const order = (await l.status(id)).waves[0]!.hosts.map((h) => h.host);
     // Nine succeed first, then one fails: 1 of 10 = 10 %, not above the threshold.
     for (const host of order.slice(0, 9)) await l.report(host, 'healthy');
     await l.report(order[9]!, 'rolled-back');
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
 
     const m = await lab(10);
     const id2 = await m.start({ waves: ['100%'], failureThreshold: { percent: 10, minSample: 5 } });
-    const order2 = m.status(id2).waves[0]!.hosts.map((h) => h.host);
+    const order2 = (await m.status(id2)).waves[0]!.hosts.map((h) => h.host);
     await m.report(order2[0]!, 'rolled-back');
-    expect(m.status(id2).state).toBe('running'); // one sample is below the minimum
+    expect((await m.status(id2)).state).toBe('running'); // one sample is below the minimum
     for (const host of order2.slice(1, 4)) await m.report(host, 'healthy');
     await m.report(order2[4]!, 'rolled-back');
-    expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 2, finished: 5 });
+    expect(await m.status(id2)).toMatchObject({ state: 'halted', failures: 2, finished: 5 });
   });
 
   it('waits for approval before a gated wave, and pauses, resumes and aborts on command', async () => {
@@ -99,32 +99,32 @@ describe('rollout engine', () => {
     await l.engine.tickAll();
     expect(await l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
     // The bake keeps the 40 s it had already done: a pause does not restart it, nor count as baking.
-    expect(l.status(id).bakeRemainingSeconds).toBe(60);
+    expect((await l.status(id)).bakeRemainingSeconds).toBe(60);
     l.ctl.clock.advance(60_000);
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('waiting-approval');
+    expect((await l.status(id)).state).toBe('waiting-approval');
     expect(issuedTo(l).length).toBe(1);
     expect(await l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: false, kind: 'invalid-transition' });
     expect(await l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
     expect(issuedTo(l).length).toBe(4);
     expect(await l.engine.act(id, 'abort', 'operator:test')).toMatchObject({ ok: true, value: 'aborted' });
     await l.answer('healthy');
-    expect(l.status(id).state).toBe('aborted');
+    expect((await l.status(id)).state).toBe('aborted');
   });
 
   it('waits for an offline host, then skips it as configured; it never counts as healthy', async () => {
     const l = await lab(3);
     const id = await l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
-    const order = l.status(id).waves[0]!.hosts.map((h) => h.host);
+    const order = (await l.status(id)).waves[0]!.hosts.map((h) => h.host);
     l.ctl.deps.presence.websocketClosed(order[2]!);
     await l.report(order[0]!, 'healthy');
     await l.report(order[1]!, 'healthy');
     l.ctl.clock.advance(29_000);
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('running');
+    expect((await l.status(id)).state).toBe('running');
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
-    const status = l.status(id);
+    const status = await l.status(id);
     expect(status.state).toBe('succeeded');
     expect(status.waves[0]!.hosts.find((h) => h.host === order[2])).toMatchObject({ state: 'skipped' });
     // Its desired state goes back to what it ran: returning later, it must not deploy the release unwatched.
@@ -139,7 +139,7 @@ describe('rollout engine', () => {
     const id = await l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'fail' } });
     l.ctl.clock.advance(30_000);
     await l.engine.tickAll();
-    expect(l.status(id)).toMatchObject({ state: 'halted', failures: 2 });
+    expect(await l.status(id)).toMatchObject({ state: 'halted', failures: 2 });
   });
 
   it('limits how many hosts of a wave are in flight at once', async () => {
@@ -177,19 +177,19 @@ describe('rollout engine', () => {
   it('gives an offline host that comes back within the offline wait its full health deadline from its return', async () => {
     const l = await lab(2);
     const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 60, offline: { waitSeconds: 600, then: 'fail' } });
-    const [online, away] = l.status(id).waves[0]!.hosts.map((h) => h.host) as [string, string];
+    const [online, away] = (await l.status(id)).waves[0]!.hosts.map((h) => h.host) as [string, string];
     l.ctl.deps.presence.websocketClosed(away);
     await l.report(online, 'healthy');
     l.ctl.clock.advance(120_000);
     await l.engine.tickAll();
-    expect(l.status(id).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
+    expect((await l.status(id)).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
     // Back after 2 minutes: well within the 10 minute wait, but past the 60 s health deadline counted from the issue.
     l.ctl.deps.presence.websocketOpened(away);
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
-    expect(l.status(id).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
+    expect((await l.status(id)).waves[0]!.hosts.find((h) => h.host === away)!.state).toBe('issued');
     await l.report(away, 'healthy');
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
   });
 
   it('does not fail in-flight hosts for the time the controller itself was down', async () => {
@@ -204,9 +204,9 @@ describe('rollout engine', () => {
     l.ctl.clock.advance(600_000);
     const restarted = makeEngine(l.ctl);
     await restarted.tickAll();
-    expect(l.status(id)).toMatchObject({ state: 'running', failures: 0 });
+    expect(await l.status(id)).toMatchObject({ state: 'running', failures: 0 });
     for (const host of l.names) await l.report(host, 'healthy', { engine: restarted });
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
     // Still bounded: a host that never reports fails a full deadline after the restart.
     const m = await lab(1);
     const id2 = await m.start({ waves: ['100%'], healthDeadlineSeconds: 60 });
@@ -215,17 +215,17 @@ describe('rollout engine', () => {
     m.ctl.clock.advance(600_000);
     const again = makeEngine(m.ctl);
     await again.tickAll();
-    expect(m.status(id2).state).toBe('running');
+    expect((await m.status(id2)).state).toBe('running');
     m.ctl.clock.advance(60_000);
     await again.tickAll();
-    expect(m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
+    expect(await m.status(id2)).toMatchObject({ state: 'halted', failures: 1 });
   });
 
   it('announces the manifests of an operator\'s rollback to the agents (websocket pushes), as it does for waves', async () => {
     const l = await lab(2);
     const id = await l.start({ waves: ['100%'] });
     await l.answer('healthy');
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
     const announced: Array<{ host: string; version: number }> = [];
     l.ctl.deps.bus.onPublish((manifest) => announced.push({ host: manifest.host, version: manifest.version }));
     expect(await l.engine.act(id, 'rollback', 'operator:test')).toMatchObject({ ok: true, value: 'rolling-back' });
@@ -236,14 +236,14 @@ describe('rollout engine', () => {
     const l = await lab(2);
     const first = await l.start({ waves: ['100%'] });
     await l.answer('healthy');
-    expect(l.status(first).state).toBe('succeeded');
+    expect((await l.status(first)).state).toBe('succeeded');
     const second = await l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'], approvalBefore: [0] }), 'operator:test');
     if (!second.ok) throw new Error(second.message);
     const before = l.names.map((h) => l.manifestsOf(h));
     const refused = await l.engine.act(first, 'rollback', 'operator:test');
     expect(refused).toMatchObject({ ok: false, kind: 'rollout-overlap' });
     expect(refused.ok || refused.message).toContain(second.value);
-    expect(l.status(first).state).toBe('succeeded');
+    expect((await l.status(first)).state).toBe('succeeded');
     expect(l.names.map((h) => l.manifestsOf(h))).toEqual(before);
   });
 
@@ -253,14 +253,14 @@ describe('rollout engine', () => {
     await l.answer('healthy');
     l.ctl.clock.advance(3600_000);
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('waiting-approval');
+    expect((await l.status(id)).state).toBe('waiting-approval');
     expect(await l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
     l.ctl.clock.advance(59_000);
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('running');
+    expect((await l.status(id)).state).toBe('running');
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
-    expect(l.status(id)).toMatchObject({ state: 'halted', reason: expect.stringContaining('no progress for 60s') });
+    expect(await l.status(id)).toMatchObject({ state: 'halted', reason: expect.stringContaining('no progress for 60s') });
   });
 });
 
@@ -275,7 +275,7 @@ describe('a paused host in a rollout', () => {
     // Hours later, with deadlines checked: still waiting for h2, which was sent nothing.
     l.ctl.clock.advance(3600_000);
     await l.engine.tickAll();
-    const waiting = l.status(id);
+    const waiting = await l.status(id);
     expect(waiting.state).toBe('running');
     expect(waiting.failures).toBe(0);
     expect(waiting.waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'pending', paused: true, manifestVersion: null });
@@ -283,9 +283,9 @@ describe('a paused host in a rollout', () => {
 
     await pause(false);
     expect(issuedTo(l)).toContain('h2');
-    expect(l.status(id).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
+    expect((await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
     await l.answer('healthy');
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
   });
 
   it('halts a rollout with a progress deadline that only the paused host holds up', async () => {
@@ -295,7 +295,7 @@ describe('a paused host in a rollout', () => {
     await l.answer('healthy');
     l.ctl.clock.advance(600_000);
     await l.engine.tickAll();
-    expect(l.status(id)).toMatchObject({ state: 'halted', reason: 'no progress for 600s (progress deadline)' });
+    expect(await l.status(id)).toMatchObject({ state: 'halted', reason: 'no progress for 600s (progress deadline)' });
     expect(l.manifestsOf('h2')).toBe(0);
   });
 });

@@ -32,7 +32,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const l = await lab(2, undefined, { mode: 'two-key' });
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
-    expect(l.status(id).state).toBe('rolling-back');
+    expect((await l.status(id)).state).toBe('rolling-back');
     const back = latestManifest(l.ctl.database.db, 'h2')!;
     expect(back.storePath).toBe(OLD(2));
     expect(statementRelease(l, back)).toBe('rel-0');
@@ -42,7 +42,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const l = await lab(2, undefined, { mode: 'two-key', release: 'bundle-without-old' });
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
-    const status = l.status(id);
+    const status = await l.status(id);
     // Nothing to wait for: no rollback manifest went out.
     expect(status.state).toBe('rolled-back');
     expect(latestManifest(l.ctl.database.db, 'h2')!.storePath).toBe(NEW(2));
@@ -58,7 +58,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const id = await l.start({ waves: ['100%'], offline: { waitSeconds: 30, then: 'skip' } });
     l.ctl.clock.advance(30_000);
     await l.engine.tickAll();
-    expect(l.status(id).state).toBe('succeeded');
+    expect((await l.status(id)).state).toBe('succeeded');
     expect(l.manifestsOf('h1')).toBe(1);
     expect(withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
   });
@@ -67,11 +67,11 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const l = await lab(2, undefined, { mode: 'two-key' });
     l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1' and host = 'h1'").run();
     const id = await l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
-    const h1 = l.status(id).waves[0]!.hosts.find((h) => h.host === 'h1')!;
+    const h1 = (await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h1')!;
     expect(h1).toMatchObject({ state: 'failed', reason: `no CI-signed release statement authorises ${NEW(1)} for h1`, manifestVersion: null });
     expect(l.manifestsOf('h1')).toBe(0);
     await l.answer('healthy');
-    expect(l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
+    expect(await l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
   });
 
   it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', async () => {
@@ -79,7 +79,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1'").run();
     const id = await l.start({ waves: ['100%'] });
     // Every host of the wave failed before it was issued: nothing will report, so nothing later re-checks.
-    expect(l.status(id)).toMatchObject({ state: 'halted', failures: 2, reason: '2 host(s) failed; at most 0 allowed' });
+    expect(await l.status(id)).toMatchObject({ state: 'halted', failures: 2, reason: '2 host(s) failed; at most 0 allowed' });
     expect(l.manifestsOf('h1') + l.manifestsOf('h2')).toBe(0);
   });
 });
@@ -89,7 +89,7 @@ describe('rollouts in single-key mode', () => {
     const l = await lab(1, undefined, { mode: 'single-key' });
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer('rolled-back');
-    expect(l.status(id).state).toBe('rolling-back');
+    expect((await l.status(id)).state).toBe('rolling-back');
     const back = latestManifest(l.ctl.database.db, 'h1')!;
     const statement = verifyReleaseStatement(payloadOf(back).statement, { host: 'h1', storePath: OLD(1) }, [l.ctl.singleKey!], nodeEd25519);
     expect(statement).toMatchObject({ valid: true, keyId: 'single-release-1', statement: { release: 'adhoc', floor: 0 } });

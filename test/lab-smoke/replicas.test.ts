@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTestDatabase, stopPostgresTestServer } from '../controller/postgres-database.js';
 import { rolloutManifestCounts } from '../lab/fleet-database.js';
 import { Lab } from '../lab/lab.js';
-import { leaseFromLog, rotated, websocketConnects, websocketControllerFromLog } from '../lab/replicas.js';
+import { rotated, websocketConnects, websocketControllerFromLog } from '../lab/replicas.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
 import { startReplicaFleet, stopReplicaFleet, waitForWebsocket, websocketOf, type ReplicaFleet } from '../e2e/replicas-fleet.js';
 
@@ -23,10 +23,7 @@ describe('replica helpers read what controllers and agents log', () => {
     ]);
   });
 
-  it('takes the lease state from the newest lease line, and the websocket from the newest connection', () => {
-    expect(leaseFromLog([line({ msg: 'controller listening' })])).toBeNull();
-    expect(leaseFromLog([line({ msg: 'engine lease acquired' }), 'not json'])).toBe(true);
-    expect(leaseFromLog([line({ msg: 'engine lease acquired' }), line({ msg: 'engine lease lost' })])).toBe(false);
+  it('takes the websocket from the newest connection line', () => {
     const agent = [line({ msg: 'websocket connected', controller: 'http://a' }), line({ msg: 'websocket closed' }), line({ msg: 'websocket connected', controller: 'http://b' })];
     expect(websocketControllerFromLog(agent)).toBe('http://b');
     expect(websocketConnects(agent)).toBe(2);

@@ -4,9 +4,6 @@ import { waitFor } from './wait.js';
 
 /** The metric the lease holder sets to 1 (0 on every other replica). */
 export const LEASE_METRIC = 'shoal_engine_lease_held';
-/** What the PostgreSQL lease logs (replicas/pg-engine-lease.ts) when it gets and loses the lease. */
-const LEASE_ACQUIRED = 'engine lease acquired';
-const LEASE_LOST = 'engine lease lost';
 
 export type DatabaseEngine = 'sqlite' | 'postgres';
 
@@ -28,19 +25,6 @@ function logMessage(line: string): { msg?: unknown; controller?: unknown } | nul
   } catch {
     return null;
   }
-}
-
-/**
- * What the controller's own output says about the lease, newest line first: true after
- * "engine lease acquired", false after "engine lease lost", null when it said neither.
- */
-export function leaseFromLog(lines: readonly string[]): boolean | null {
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const msg = logMessage(lines[i]!)?.msg;
-    if (msg === LEASE_ACQUIRED) return true;
-    if (msg === LEASE_LOST) return false;
-  }
-  return null;
 }
 
 /**
@@ -99,18 +83,14 @@ export class LabReplicas {
     return replica.options.label ?? replica.url;
   }
 
-  /**
-   * Whether `replica` holds the engine lease: its shoal_engine_lease_held metric, else what its log
-   * says; null when it exposes neither. A replica on SQLite holds it whenever it runs.
-   */
-  async leaseHeld(replica: LabController): Promise<boolean | null> {
+  /** Whether `replica` holds the engine lease: its shoal_engine_lease_held gauge (controller/src/server.ts sets it from the lease's events). */
+  async leaseHeld(replica: LabController): Promise<boolean> {
     if (!replica.running) return false;
-    if (this.engine === 'sqlite') return true;
     const response = await fetch(`${replica.url}/metrics`);
     if (response.status !== 200) throw new Error(`${this.name(replica)}: GET /metrics answered ${response.status}`);
     const held = sampleValue(parseExposition(await response.text()), LEASE_METRIC);
-    if (held !== undefined) return held === 1;
-    return leaseFromLog(replica.process.lines);
+    if (held === undefined) throw new Error(`${this.name(replica)}: GET /metrics has no ${LEASE_METRIC}`);
+    return held === 1;
   }
 
   /**
@@ -122,7 +102,7 @@ export class LabReplicas {
     return waitFor(
       options.except ? `another replica than ${this.name(options.except)} to hold the engine lease` : 'one replica to hold the engine lease',
       async () => {
-        const states = await Promise.all(this.running.map(async (r) => [r, await this.leaseHeld(r).catch(() => null)] as const));
+        const states = await Promise.all(this.running.map(async (r) => [r, await this.leaseHeld(r).catch((error: Error) => error.message)] as const));
         seen = states.map(([r, held]) => `${this.name(r)}: ${held}`).join(', ');
         const holders = states.filter(([, held]) => held === true).map(([r]) => r);
         return holders.length === 1 && holders[0] !== options.except ? holders[0]! : null;
@@ -130,8 +110,7 @@ export class LabReplicas {
       {
         timeoutMs: options.timeoutMs ?? 30_000,
         intervalMs: 100,
-        context: () =>
-          `lease per replica: ${seen} (from ${LEASE_METRIC} on /metrics, or the "${LEASE_ACQUIRED}"/"${LEASE_LOST}" log lines)${options.context ? `\n${options.context()}` : ''}`,
+        context: () => `${LEASE_METRIC} per replica: ${seen}${options.context ? `\n${options.context()}` : ''}`,
       },
     );
   }

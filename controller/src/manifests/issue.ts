@@ -9,6 +9,7 @@ import { hosts, manifests, type ManifestRow } from '../db/schema.js';
 import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
+import { announceIssued } from '../replicas/manifest-relay.js';
 import { manifestRebootSettingsReader } from '../hosts/reboot-settings.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
@@ -205,6 +206,8 @@ export async function issueBatchInTransaction(
     return row;
   });
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.manifests).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  // Replicas serving these hosts' connections hear of them on commit (this one publishes on its bus after commit).
+  await announceIssued(store, rows);
   return rows;
 }
 

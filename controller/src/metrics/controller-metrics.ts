@@ -54,6 +54,7 @@ export class ControllerMetrics {
   private readonly webhookPending: Gauge;
   private readonly admissionRefusals: Counter<'what' | 'scope'>;
   private readonly rolloutEngineTicks: Counter;
+  private readonly engineLease: Gauge;
   /** The engine's count at the last scrape: the counter grows by the difference. */
   private ticksSeen = 0;
 
@@ -76,6 +77,11 @@ export class ControllerMetrics {
       name: 'shoal_admission_refused_total',
       help: 'Unauthenticated requests refused by a cap (what: challenge | websocket; scope: address | total).',
       labelNames: ['what', 'scope'],
+      registers,
+    });
+    this.engineLease = new Gauge({
+      name: 'shoal_engine_lease_held',
+      help: '1 while this replica holds the engine lease and runs the rollout timer, renewals, webhooks and retention; 0 otherwise. Across the replicas it sums to 1.',
       registers,
     });
     this.rolloutEngineTicks = new Counter({
@@ -113,6 +119,10 @@ export class ControllerMetrics {
 
   admissionRefused(what: 'challenge' | 'websocket', scope: 'address' | 'total'): void {
     this.admissionRefusals.inc({ what, scope });
+  }
+
+  engineLeaseHeld(held: boolean): void {
+    this.engineLease.set(held ? 1 : 0);
   }
 
   webhookAttempt(result: WebhookAttemptResult): void {

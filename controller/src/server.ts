@@ -65,8 +65,8 @@ export interface ControllerHandle {
   port: number;
   deps: ControllerDeps;
   store: Store;
-  /** The synchronous SQLite connection under `store` (issue 16: goes when the conversion ends). */
-  database: OpenDatabase;
+  /** The SQLite connection under `store`, for tests that inspect the file (throws on PostgreSQL). */
+  readonly database: OpenDatabase;
   hub: AgentHub;
   renewal: RenewalTimer;
   server: Server;
@@ -80,7 +80,6 @@ export interface ControllerHandle {
 export async function startController(options: ControllerOptions): Promise<ControllerHandle> {
   const logger = options.logger ?? silentLogger();
   const store = await openStore({ database: options.dbFile, logger });
-  const database = sqliteWriter(store);
   const deps = createDeps({
     store,
     signer: options.signer,
@@ -157,5 +156,20 @@ export async function startController(options: ControllerOptions): Promise<Contr
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, store, database, hub, renewal, server, webhooks, pruning, close };
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    deps,
+    store,
+    // Looked up when asked for: a controller on PostgreSQL has no SQLite file, and nothing of its own needs one.
+    get database() {
+      return sqliteWriter(store);
+    },
+    hub,
+    renewal,
+    server,
+    webhooks,
+    pruning,
+    close,
+  };
 }

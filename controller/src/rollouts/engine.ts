@@ -11,7 +11,6 @@ import {
   type RolloutState,
 } from '../../../shared/src/rollout-api.js';
 import type { Clock } from '../clock.js';
-import type { Tx } from '../db/open.js';
 import type { Store, StoreTx } from '../db/store.js';
 import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';

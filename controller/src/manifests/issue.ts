@@ -272,16 +272,6 @@ function buildLatest(q: Queryable, { hosts, manifests }: Tables) {
     .prepare('manifests_latest');
 }
 
-export async function manifestByVersion(store: Store, host: string, version: number): Promise<ManifestRow | undefined> {
-  const { manifests } = store.t;
-  const [row] = await store.q
-    .select()
-    .from(manifests)
-    .where(and(eq(manifests.host, host), eq(manifests.version, version)))
-    .limit(1);
-  return row;
-}
-
 export function toSummary(row: ManifestRow): ManifestSummary {
   return {
     version: row.version,

@@ -7,7 +7,7 @@ import { LocalNotifications } from '../replicas/notifications.js';
 import { AsyncLock } from './async-lock.js';
 import { openDatabase, type OpenDatabase } from './open.js';
 import * as schema from './schema.js';
-import type { Queryable, Store, StoreConfig, StoreDb, StoreTx, Tables } from './store.js';
+import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx, type Tables } from './store.js';
 import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
 
 /**
@@ -24,6 +24,7 @@ export function openSqliteStore(config: StoreConfig): Store {
     throw new Error(`database ${JSON.stringify(file)}: the store needs a file path (it opens a writer and a reader connection on it)`);
   }
   const logger = (config.logger ?? silentLogger()).child({ component: 'store', engine: 'sqlite' });
+  const replicaId = config.replicaId ?? defaultReplicaId();
   const writer = openDatabase(file);
   const reader = new Database(file, { readonly: true, fileMustExist: true });
   reader.pragma('busy_timeout = 5000');
@@ -72,6 +73,7 @@ export function openSqliteStore(config: StoreConfig): Store {
   const here = (): Queryable => (currentTx(engine.owner) as Queryable | undefined) ?? readDb;
   const store: Store = {
     engine: 'sqlite',
+    replicaId,
     db: readDb,
     t: schema as unknown as Tables,
     get q() {

@@ -36,6 +36,6 @@ export async function setHostPaused(
   });
   if (!outcome.ok) return outcome;
   // A resumed host may be the one its wave waits for: advance now rather than at the next timer tick.
-  if (!paused) for (const id of outcome.rollouts) await deps.rollouts.tick(id, { deadlines: false });
+  if (!paused) for (const id of outcome.rollouts) await deps.rollouts.wake(id);
   return { ok: true, changed: outcome.changed };
 }

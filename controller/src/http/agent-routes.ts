@@ -84,11 +84,7 @@ function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
     const ids = [...due];
     due.clear();
     for (const id of ids) {
-      try {
-        deps.rollouts.tick(id, { deadlines: false });
-      } catch (error) {
-        deps.logger.error({ err: error, rolloutId: id }, 'rollout tick after reports failed');
-      }
+      deps.rollouts.wake(id).catch((error: unknown) => deps.logger.error({ err: error, rolloutId: id }, 'rollout tick after reports failed'));
     }
   };
   return (rolloutId) => {

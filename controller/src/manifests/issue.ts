@@ -7,6 +7,7 @@ import type { ManifestRow } from '../db/schema.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { appendEvents } from '../events.js';
 import { manifestRebootSettings } from '../hosts/reboot-settings.js';
+import { announceIssued } from '../replicas/manifest-relay.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
@@ -202,6 +203,8 @@ export async function issueBatchInTransaction(
     return row;
   });
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.manifests).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  // Replicas serving these hosts' connections hear of them on commit (this one publishes on its bus after commit).
+  await announceIssued(store, rows);
   return rows;
 }
 

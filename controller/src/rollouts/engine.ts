@@ -27,6 +27,8 @@ import { commandVerdict, waveGated } from './transitions.js';
 import { planRollout } from './plan.js';
 import { readRelease } from './releases.js';
 
+/** Wake-ups for the replica running the engine (payload: a rollout id). */
+export const ENGINE_WAKE_CHANNEL = 'shoal_engine_wake';
 export interface EngineDeps {
   store: Store;
   signer: ManifestSigner;
@@ -248,6 +250,21 @@ export class RolloutEngine {
   /** Called inside the transaction that stores a report (see ReportObserver); returns the rollout to tick after commit. */
   recordReport(host: string, report: Report): Promise<string | null> {
     return recordReport(this.deps.store, host, report, this.deps.clock.now());
+  }
+
+  /**
+   * Whether this replica runs the engine (holds the engine lease; always on SQLite). A replica that
+   * does not hands wake-ups to the one that does, so rollouts advance on one replica only.
+   */
+  leading = true;
+
+  /**
+   * Advances `id` soon after a report or a command changed what it waits for: here when this
+   * replica runs the engine, else on the replica that does (a notification it ticks on).
+   */
+  async wake(id: string): Promise<void> {
+    if (this.leading) return this.tick(id, { deadlines: false });
+    await this.deps.store.notifications.publish(ENGINE_WAKE_CHANNEL, id);
   }
 
   /**

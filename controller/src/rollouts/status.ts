@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, type SQL } from 'drizzle-orm';
 import type { HostEvent } from '../../../shared/src/operator-api.js';
 import type {
   RolloutHostState,
@@ -112,11 +112,16 @@ export async function listRollouts(store: Store, limit = 50): Promise<RolloutLis
 
 /** The rollout's audit log: every transition and every host result, in order. */
 export async function rolloutEvents(store: Store, id: string, afterId = 0, limit = 1000): Promise<HostEvent[]> {
+  return rolloutEventsAmong(store, id, gt(store.t.events.id, afterId), limit);
+}
+
+/** The rollout's events among those `ids` selects (a condition on events.id: events-cursor.ts), in id order. */
+export async function rolloutEventsAmong(store: Store, id: string, ids: SQL, limit: number): Promise<HostEvent[]> {
   const { events } = store.t;
   const rows = await store.q
     .select()
     .from(events)
-    .where(and(eq(events.rolloutId, id), gt(events.id, afterId)))
+    .where(and(eq(events.rolloutId, id), ids))
     .orderBy(asc(events.id))
     .limit(limit);
   return rows.map((row) => ({

@@ -117,6 +117,10 @@ export class AgentHub {
     return this.byHost.has(host);
   }
 
+  connectedHosts(): string[] {
+    return [...this.byHost.keys()];
+  }
+
   get connectedCount(): number {
     return this.byHost.size;
   }

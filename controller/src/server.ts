@@ -71,8 +71,8 @@ export interface ControllerHandle {
   store: Store;
   /** The work only one replica does at a time (engine lease): whether this one does it now. */
   engine: EngineDuties;
-  /** The synchronous SQLite connection under `store` (issue 16: goes when the conversion ends). */
-  database: OpenDatabase;
+  /** The SQLite connection under `store`, for tests that inspect the file (throws on PostgreSQL). */
+  readonly database: OpenDatabase;
   hub: AgentHub;
   server: Server;
   /** Stops accepting, releases long-polls, closes websockets (4503), then the database. */
@@ -83,7 +83,6 @@ export interface ControllerHandle {
 export async function startController(options: ControllerOptions): Promise<ControllerHandle> {
   const logger = options.logger ?? silentLogger();
   const store = await openStore({ database: options.dbFile, logger });
-  const database = sqliteWriter(store);
   const deps = createDeps({
     store,
     signer: options.signer,
@@ -153,7 +152,20 @@ export async function startController(options: ControllerOptions): Promise<Contr
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, store, engine, database, hub, server, close };
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    deps,
+    store,
+    engine,
+    // Looked up when asked for: a controller on PostgreSQL has no SQLite file, and nothing of its own needs one.
+    get database() {
+      return sqliteWriter(store);
+    },
+    hub,
+    server,
+    close,
+  };
 }
 
 /** What the engine lease holder runs, in the order it starts them. */

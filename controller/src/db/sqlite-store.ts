@@ -102,22 +102,13 @@ export function openSqliteStore(config: StoreConfig): Store {
 const writers = new WeakMap<Store, OpenDatabase>();
 
 /**
- * The synchronous writer connection under a SQLite store, for code not yet converted to the async
- * Store (issue 16 converts the controller module by module). Its writes outside transaction() land
- * in whatever transaction the store has open at that moment; tolerable only while the conversion
- * lasts. Throws on PostgreSQL, naming the gap.
+ * The synchronous better-sqlite3 connection under a SQLite store, for what only SQLite has: the
+ * online backup (db/backup.ts), whether a failed statement ended the transaction (reports/store.ts),
+ * and tests and benchmarks that inspect the file directly. Never for queries of the controller:
+ * they go through the Store. Throws on PostgreSQL, naming the engine.
  */
 export function sqliteWriter(store: Store): OpenDatabase {
   const writer = writers.get(store);
-  if (!writer) throw new Error(`this code path still needs the synchronous SQLite connection and cannot run on ${store.engine}`);
+  if (!writer) throw new Error(`this needs the SQLite database file and the controller runs on ${store.engine}`);
   return writer;
-}
-
-/**
- * The synchronous drizzle handle under a SQLite store, for calling a function not yet converted to
- * the Store from converted code (issue 16's transition). Inside `store.transaction()` it runs on the
- * same connection, so its statements are part of the open transaction.
- */
-export function legacyDb(store: Store): OpenDatabase['db'] {
-  return sqliteWriter(store).db;
 }

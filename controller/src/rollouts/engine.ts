@@ -11,8 +11,6 @@ import {
   type RolloutState,
 } from '../../../shared/src/rollout-api.js';
 import type { Clock } from '../clock.js';
-import type { Tx } from '../db/open.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store, StoreTx } from '../db/store.js';
 import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
@@ -165,9 +163,9 @@ export class RolloutEngine {
         });
       await insertMembers(store, id, plan, targets);
       const step = (await openStep(this.context, id, now, attempt))!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
+      await step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
       if (retryOf !== null) {
-        appendEvent(legacyDb(store), { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
+        await appendEvent(store, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
       }
       await startWave(step, 0);
       return { ok: true, value: id };
@@ -186,12 +184,12 @@ export class RolloutEngine {
       switch (action) {
         case 'approve':
           await step.update({ state: verdict.next, approvedThrough: wave, waveStartedAt: now });
-          step.event('rollout-approved', { actor, wave: waveNumber(wave) });
-          step.event('rollout-wave-started', { wave: waveNumber(wave), canary: step.plan.waves[wave]!.canary, hosts: step.plan.waves[wave]!.hosts });
+          await step.event('rollout-approved', { actor, wave: waveNumber(wave) });
+          await step.event('rollout-wave-started', { wave: waveNumber(wave), canary: step.plan.waves[wave]!.canary, hosts: step.plan.waves[wave]!.hosts });
           break;
         case 'pause':
           await step.update({ state: verdict.next, pausedAt: now });
-          step.event('rollout-paused', { actor, wave: waveNumber(wave) });
+          await step.event('rollout-paused', { actor, wave: waveNumber(wave) });
           break;
         case 'resume': {
           const pausedFor = now - (step.rollout.pausedAt ?? now);
@@ -199,7 +197,7 @@ export class RolloutEngine {
           const waveStartedAt = step.rollout.waveStartedAt === null ? null : step.rollout.waveStartedAt + pausedFor;
           await step.update({ state: verdict.next, pausedAt: null, bakeStartedAt, waveStartedAt });
           await step.shiftHostClocks(pausedFor);
-          step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
+          await step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }
         case 'abort':
@@ -249,13 +247,9 @@ export class RolloutEngine {
     return { ok: true, value: spec };
   }
 
-  /**
-   * Called inside the transaction that stores a report (open on the engine's database); returns
-   * the rollout to tick after commit. Synchronous until the report writer (reports/store.ts) moves
-   * to the Store: its group commit calls this inside a synchronous transaction body.
-   */
-  recordReport(host: string, report: Report): string | null {
-    return recordReport(legacyDb(this.deps.store), host, report, this.deps.clock.now());
+  /** Called inside the transaction that stores a report (see ReportObserver); returns the rollout to tick after commit. */
+  recordReport(host: string, report: Report): Promise<string | null> {
+    return recordReport(this.deps.store, host, report, this.deps.clock.now());
   }
 
   /**

@@ -13,7 +13,6 @@ import type {
 import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { RolloutHostRow, RolloutRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { latestFailure } from '../reports/latest-failure.js';
 
@@ -28,7 +27,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<string>): RolloutHostView {
+async function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<string>): Promise<RolloutHostView> {
   return {
     host: member.host,
     state: member.state,
@@ -37,7 +36,7 @@ function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<stri
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState,
-    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(legacyDb(store), member.host, member.manifestVersion) : null,
+    failure: member.state === 'failed' && member.manifestVersion !== null ? await latestFailure(store, member.host, member.manifestVersion) : null,
     paused: paused.has(member.host),
   };
 }
@@ -75,7 +74,7 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
     finishedAt: isoOrNull(row.finishedAt),
     retryOf: row.retryOf,
     spec,
-    waves: plan.waves.map((wave) => {
+    waves: await Promise.all(plan.waves.map(async (wave) => {
       const inWave = members.filter((m) => m.wave === wave.index);
       return {
         index: wave.index,
@@ -84,9 +83,9 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map((member) => hostView(store, member, paused)),
+        hosts: await Promise.all(inWave.map((member) => hostView(store, member, paused))),
       };
-    }),
+    })),
   };
 }
 

@@ -24,6 +24,6 @@ it('logs a database error of its timer as the dashboard live feed’s, and notic
   expect(lines[0]!.err!.message).toContain('no such table: events');
 
   ctl.database.sqlite.exec('ALTER TABLE events_gone RENAME TO events');
-  appendEvent(ctl.database.db, { host: null, at: ctl.clock.now(), kind: 'rollout-retried', actor: 'test', data: {} });
+  await ctl.store.transaction(() => appendEvent(ctl.store, { host: null, at: ctl.clock.now(), kind: 'rollout-retried', actor: 'test', data: {} }));
   await expect.poll(() => notified, { timeout: 10_000 }).toBeGreaterThan(0);
 });

@@ -22,7 +22,7 @@ describe('reboot settings per host and tag', () => {
   const signed = async (host: string, i: number) => {
     const response = await ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: storePath(`nixos-system-${host}`, 'abcdefgh'[i]!) }) });
     expect(response.status).toBe(200);
-    const envelope = JSON.parse(latestManifest(ctl.database.db, host)!.envelope) as Envelope;
+    const envelope = JSON.parse((await latestManifest(ctl.store, host))!.envelope) as Envelope;
     return (JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as ManifestPayload).reboot;
   };
 
@@ -80,8 +80,8 @@ describe('reboot settings per host and tag', () => {
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'k2', waves: ['100%'], maxRebooting: 2 }) });
     const { id } = (await started.json()) as { id: string };
-    const version = (host: string) => latestManifest(ctl.database.db, host)?.version ?? 1;
-    const ask = (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, version(host));
+    const version = async (host: string) => (await latestManifest(ctl.store, host))?.version ?? 1;
+    const ask = async (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, await version(host));
 
     expect((await ask('db-1')).granted).toBe(true);
     expect(await ask('db-2')).toMatchObject({ granted: false, reason: '1 host of tag db rebooting (db-1); at most 1 of tag db at once' });

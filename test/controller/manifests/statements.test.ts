@@ -27,8 +27,8 @@ describe('the release statement a manifest carries', () => {
     const outcome = await publishBundle(ctl.store, ctl.clock, ctl.deps.releaseTrust, signedBundle(key, name, [{ host: 'web-1', storePath: path }], { floor }), 'test');
     expect(outcome.ok).toBe(true);
   };
-  const carried = (host = 'web-1') => {
-    const row = latestManifest(ctl.database.db, host)!;
+  const carried = async (host = 'web-1') => {
+    const row = (await latestManifest(ctl.store, host))!;
     const envelope = JSON.parse(row.envelope) as { payload: string };
     const payload = ManifestPayload.parse(JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')));
     const verified = verifyReleaseStatement(payload.statement, { host, storePath: row.storePath }, ctl.deps.releaseTrust.keys, nodeEd25519);
@@ -58,7 +58,7 @@ describe('the release statement a manifest carries', () => {
     await start('two-key');
     await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    expect(carried()).toMatchObject({ keyId: 'ci-release-1', release: 'r1', floor: 0 });
+    expect(await carried()).toMatchObject({ keyId: 'ci-release-1', release: 'r1', floor: 0 });
   });
 
   it('prefers the statement with the highest floor when several authorise the path', async () => {
@@ -67,7 +67,7 @@ describe('the release statement a manifest carries', () => {
     await publish('r3', SYSTEM, 3);
     await publish('r2', SYSTEM, 2);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    expect(carried()).toMatchObject({ release: 'r3', floor: 3 });
+    expect(await carried()).toMatchObject({ release: 'r3', floor: 3 });
   });
 
   it('stops using statements of a release key that is no longer trusted', async () => {
@@ -85,17 +85,17 @@ describe('the release statement a manifest carries', () => {
     await start('single-key');
     await publish('r5', storePath('nixos-system-other', 'c'), 5);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    expect(carried()).toMatchObject({ keyId: 'single-release-1', release: 'adhoc', floor: 5, source: { revision: null, flakeLockHash: null } });
+    expect(await carried()).toMatchObject({ keyId: 'single-release-1', release: 'adhoc', floor: 5, source: { revision: null, flakeLockHash: null } });
   });
 
   it('renews a manifest with the very statement it carried', async () => {
     await start('two-key');
     await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    const before = carried();
+    const before = await carried();
     ctl.clock.advance(2 * HOUR);
     expect(await renewExpiringManifests(ctl.deps)).toBe(1);
-    const after = carried();
+    const after = await carried();
     expect(after.manifestVersion).toBe(before.manifestVersion + 1);
     expect(after.envelope).toEqual(before.envelope);
   });

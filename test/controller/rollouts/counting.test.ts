@@ -27,7 +27,7 @@ describe('rollouts count what really happened', () => {
     // Every host got a new, higher version naming its previous system, announced after commit.
     expect(heard.map((m) => m.host).sort()).toEqual([...l.names].sort());
     for (const m of heard) {
-      const manifest = latestManifest(l.ctl.database.db, m.host)!;
+      const manifest = (await latestManifest(l.ctl.store, m.host))!;
       expect([m.version, manifest.storePath]).toEqual([manifest.version, OLD(l.names.indexOf(m.host) + 1)]);
     }
     await l.answer('healthy');
@@ -68,14 +68,14 @@ describe('rollouts count what really happened', () => {
   it('counts a report on a manifest re-signed (renewed) while the host was still in flight', async () => {
     const l = await lab(1);
     const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } });
-    const issued = latestManifest(l.ctl.database.db, 'h1')!;
+    const issued = (await latestManifest(l.ctl.store, 'h1'))!;
     const { store, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     // Renewed twice before the host answers: it answers on the newest version it was sent.
     for (let i = 0; i < 2; i++) {
       l.ctl.clock.advance(manifestTtlMs);
       expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
     }
-    const renewed = latestManifest(l.ctl.database.db, 'h1')!;
+    const renewed = (await latestManifest(l.ctl.store, 'h1'))!;
     expect([renewed.version, renewed.storePath, renewed.rolloutId]).toEqual([issued.version + 2, NEW(1), id]);
     await l.report('h1', 'activating', { version: renewed.version });
     expect((await hostsOf(l, id))[0]!.state).toBe('in-progress');
@@ -91,7 +91,7 @@ describe('rollouts count what really happened', () => {
     const { store, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     l.ctl.clock.advance(manifestTtlMs);
     expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
-    await l.report('h1', 'healthy', { version: latestManifest(l.ctl.database.db, 'h1')!.version });
+    await l.report('h1', 'healthy', { version: (await latestManifest(l.ctl.store, 'h1'))!.version });
     expect((await l.status(id)).state).toBe('rolled-back');
   });
 

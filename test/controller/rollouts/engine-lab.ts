@@ -67,7 +67,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
     async report(host, phase, options = {}) {
       const next = (seq.get(host) ?? 0) + 1;
       seq.set(host, next);
-      const manifest = latestManifest(ctl.database.db, host);
+      const manifest = await latestManifest(ctl.store, host);
       const version = options.version ?? manifest?.version ?? null;
       const current = options.current ?? (phase === 'healthy' ? manifest!.storePath : OLD(names.indexOf(host) + 1));
       const outcome = await storeReports(
@@ -81,10 +81,11 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
     },
     async answer(phase) {
       // Only the manifests out there now: answering one may issue the next, which waits for the next call.
-      const waiting = names.flatMap((host) => {
-        const manifest = latestManifest(ctl.database.db, host);
-        return manifest && answered.get(host) !== manifest.version ? [{ host, version: manifest.version }] : [];
-      });
+      const waiting: Array<{ host: string; version: number }> = [];
+      for (const host of names) {
+        const manifest = await latestManifest(ctl.store, host);
+        if (manifest && answered.get(host) !== manifest.version) waiting.push({ host, version: manifest.version });
+      }
       for (const { host, version } of waiting) {
         answered.set(host, version);
         await self.report(host, typeof phase === 'function' ? phase(host) : phase, { version });

@@ -4,24 +4,28 @@ import { setHostPaused } from '../../../controller/src/hosts/pause.js';
 import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import { lab, makeEngine, OLD, type Lab } from './engine-lab.js';
 
-const issuedTo = (l: Lab) => l.names.filter((h) => latestManifest(l.ctl.database.db, h) !== undefined);
+const issuedTo = async (l: Lab) => {
+  const issued: string[] = [];
+  for (const h of l.names) if ((await latestManifest(l.ctl.store, h)) !== undefined) issued.push(h);
+  return issued;
+};
 
 describe('rollout engine', () => {
   it('sends the canary first, bakes, then the waves in order, each host exactly once', async () => {
     const l = await lab(8);
     const id = await l.start({ canary: 1, waves: ['25%', '100%'], bakeSeconds: 60 });
     const plan = (await l.status(id)).waves.map((w) => w.hosts.map((h) => h.host));
-    expect(issuedTo(l)).toEqual(plan[0]);
+    expect((await issuedTo(l))).toEqual(plan[0]);
 
     expect(await l.answer('healthy')).toEqual(plan[0]);
     expect(await l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
     l.ctl.clock.advance(59_000);
     await l.engine.tickAll();
-    expect(issuedTo(l)).toEqual(plan[0]);
+    expect((await issuedTo(l))).toEqual(plan[0]);
 
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
-    expect(issuedTo(l).sort()).toEqual([...plan[0]!, ...plan[1]!].sort());
+    expect((await issuedTo(l)).sort()).toEqual([...plan[0]!, ...plan[1]!].sort());
     await l.answer('healthy');
     l.ctl.clock.advance(60_000);
     await l.engine.tickAll();
@@ -38,15 +42,15 @@ describe('rollout engine', () => {
   it('halts on a failing canary and sends nothing to anyone else', async () => {
     const l = await lab(4);
     const id = await l.start({ canary: 1, waves: ['100%'] });
-    const [canary] = issuedTo(l);
+    const [canary] = await issuedTo(l);
     await l.answer('rolled-back');
     const status = await l.status(id);
     expect(status.state).toBe('halted');
     expect(status.reason).toContain('1 host(s) failed');
-    expect(issuedTo(l)).toEqual([canary]);
+    expect((await issuedTo(l))).toEqual([canary]);
     l.ctl.clock.advance(3600_000);
     await l.engine.tickAll();
-    expect(issuedTo(l)).toEqual([canary]);
+    expect((await issuedTo(l))).toEqual([canary]);
   });
 
   it('rolls every host it changed back to its previous system when a later wave fails', async () => {
@@ -62,7 +66,7 @@ describe('rollout engine', () => {
     const changed = rolling.waves.flatMap((w) => w.hosts).filter((h) => h.rollbackState === 'issued');
     expect(changed.length).toBe(6);
     for (const member of changed) {
-      const manifest = latestManifest(l.ctl.database.db, member.host)!;
+      const manifest = (await latestManifest(l.ctl.store, member.host))!;
       expect(manifest.storePath).toBe(member.previousSystem);
       expect(manifest.storePath).toBe(OLD(l.names.indexOf(member.host) + 1));
     }
@@ -103,10 +107,10 @@ describe('rollout engine', () => {
     l.ctl.clock.advance(60_000);
     await l.engine.tickAll();
     expect((await l.status(id)).state).toBe('waiting-approval');
-    expect(issuedTo(l).length).toBe(1);
+    expect((await issuedTo(l)).length).toBe(1);
     expect(await l.engine.act(id, 'resume', 'operator:test')).toMatchObject({ ok: false, kind: 'invalid-transition' });
     expect(await l.engine.act(id, 'approve', 'operator:test')).toMatchObject({ ok: true, value: 'running' });
-    expect(issuedTo(l).length).toBe(4);
+    expect((await issuedTo(l)).length).toBe(4);
     expect(await l.engine.act(id, 'abort', 'operator:test')).toMatchObject({ ok: true, value: 'aborted' });
     await l.answer('healthy');
     expect((await l.status(id)).state).toBe('aborted');
@@ -129,7 +133,7 @@ describe('rollout engine', () => {
     expect(status.waves[0]!.hosts.find((h) => h.host === order[2])).toMatchObject({ state: 'skipped' });
     // Its desired state goes back to what it ran: returning later, it must not deploy the release unwatched.
     const skipped = order[2]!;
-    expect(latestManifest(l.ctl.database.db, skipped)!.storePath).toBe(OLD(l.names.indexOf(skipped) + 1));
+    expect((await latestManifest(l.ctl.store, skipped))!.storePath).toBe(OLD(l.names.indexOf(skipped) + 1));
     expect(l.manifestsOf(skipped)).toBe(2);
   });
 
@@ -145,9 +149,9 @@ describe('rollout engine', () => {
   it('limits how many hosts of a wave are in flight at once', async () => {
     const l = await lab(5);
     await l.start({ waves: ['100%'], concurrency: 2 });
-    expect(issuedTo(l).length).toBe(2);
+    expect((await issuedTo(l)).length).toBe(2);
     await l.answer('healthy');
-    expect(issuedTo(l).length).toBe(4);
+    expect((await issuedTo(l)).length).toBe(4);
   });
 
   it('resumes after a restart without re-issuing manifests or restarting the bake', async () => {
@@ -158,11 +162,11 @@ describe('rollout engine', () => {
     // A new engine on the same database is what a restarted controller has.
     const restarted = makeEngine(l.ctl);
     await restarted.tickAll();
-    expect(issuedTo(l).length).toBe(1);
+    expect((await issuedTo(l)).length).toBe(1);
     l.ctl.clock.advance(30_000);
     await restarted.tickAll();
     await restarted.tickAll();
-    expect(issuedTo(l).length).toBe(4);
+    expect((await issuedTo(l)).length).toBe(4);
     for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
   });
 
@@ -270,7 +274,7 @@ describe('a paused host in a rollout', () => {
     const pause = async (paused: boolean) => expect(await setHostPaused({ ...l.ctl.deps, rollouts: l.engine }, 'h2', paused, 'operator:test')).toEqual({ ok: true, changed: true });
     await pause(true);
     const id = await l.start({ waves: ['100%'] });
-    expect(issuedTo(l).sort()).toEqual(['h1', 'h3']);
+    expect((await issuedTo(l)).sort()).toEqual(['h1', 'h3']);
     await l.answer('healthy');
     // Hours later, with deadlines checked: still waiting for h2, which was sent nothing.
     l.ctl.clock.advance(3600_000);
@@ -282,7 +286,7 @@ describe('a paused host in a rollout', () => {
     expect(l.manifestsOf('h2')).toBe(0);
 
     await pause(false);
-    expect(issuedTo(l)).toContain('h2');
+    expect((await issuedTo(l))).toContain('h2');
     expect((await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
     await l.answer('healthy');
     expect((await l.status(id)).state).toBe('succeeded');

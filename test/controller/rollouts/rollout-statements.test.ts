@@ -25,7 +25,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
   it('issues each host the statement of the rollout’s release', async () => {
     const l = await lab(3, undefined, { mode: 'two-key' });
     await l.start({ waves: ['100%'] });
-    for (const host of l.names) expect(statementRelease(l, latestManifest(l.ctl.database.db, host)!)).toBe('rel-1');
+    for (const host of l.names) expect(statementRelease(l, (await latestManifest(l.ctl.store, host))!)).toBe('rel-1');
   });
 
   it('rolls back with the statement that authorised the previous system', async () => {
@@ -33,7 +33,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     expect((await l.status(id)).state).toBe('rolling-back');
-    const back = latestManifest(l.ctl.database.db, 'h2')!;
+    const back = (await latestManifest(l.ctl.store, 'h2'))!;
     expect(back.storePath).toBe(OLD(2));
     expect(statementRelease(l, back)).toBe('rel-0');
   });
@@ -45,7 +45,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const status = await l.status(id);
     // Nothing to wait for: no rollback manifest went out.
     expect(status.state).toBe('rolled-back');
-    expect(latestManifest(l.ctl.database.db, 'h2')!.storePath).toBe(NEW(2));
+    expect((await latestManifest(l.ctl.store, 'h2'))!.storePath).toBe(NEW(2));
     expect(withheld(l, 'h2')).toEqual([{ storePath: OLD(2), reason: `no CI-signed release statement authorises ${OLD(2)} for h2` }]);
     const rollingBack = l.ctl.database.sqlite.prepare("select data from events where kind = 'rollout-rolling-back'").get() as { data: string };
     const data = JSON.parse(rollingBack.data) as { hosts: number; withheld: string[] };
@@ -90,7 +90,7 @@ describe('rollouts in single-key mode', () => {
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer('rolled-back');
     expect((await l.status(id)).state).toBe('rolling-back');
-    const back = latestManifest(l.ctl.database.db, 'h1')!;
+    const back = (await latestManifest(l.ctl.store, 'h1'))!;
     const statement = verifyReleaseStatement(payloadOf(back).statement, { host: 'h1', storePath: OLD(1) }, [l.ctl.singleKey!], nodeEd25519);
     expect(statement).toMatchObject({ valid: true, keyId: 'single-release-1', statement: { release: 'adhoc', floor: 0 } });
   });

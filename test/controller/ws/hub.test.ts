@@ -58,7 +58,7 @@ describe('agent websocket hub', () => {
   it('sends a manifest message that is the typed message, with the envelope exactly as stored', async () => {
     await ctl.register('web-1');
     await ctl.setDesired('web-1', storePath('sys', 'a'));
-    const row = latestManifest(ctl.handle.deps.db, 'web-1')!;
+    const row = (await latestManifest(ctl.handle.store, 'web-1'))!;
     const text = manifestMessage(published(row));
     const typed: ServerMessage = { type: 'manifest', protocol: PROTOCOL_VERSION, version: row.version, envelope: JSON.parse(row.envelope) as Envelope };
     expect(ServerMessage.parse(JSON.parse(text))).toEqual(typed);

@@ -27,6 +27,7 @@ import type { DestinationPolicy } from './webhooks/destination.js';
 import type { RebootLockOptions } from './hosts/reboot-grants.js';
 
 export interface ControllerOptions {
+  /** The SQLite file, or a postgres:// URL (with its password) shared by the controller's replicas. */
   dbFile: string;
   /** The fleet reboot lock; default DEFAULT_REBOOT_LOCK. */
   rebootLock?: RebootLockOptions;

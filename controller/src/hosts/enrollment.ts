@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { EnrollmentTokenInfo } from '../../../shared/src/operator-api.js';
 import { iso, isoOrNull, type Clock } from '../clock.js';
+import { AsyncLock } from '../db/async-lock.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { newId, newSecret, sha256Hex } from '../secrets.js';
@@ -32,11 +33,26 @@ export type EnrollOutcome =
     };
 
 /**
+ * Enrollments through one store run one at a time. Each spends a use of its token, an update of
+ * that token's one row; on PostgreSQL (SERIALIZABLE) concurrent updates of one row fail all but one
+ * with a serialization conflict, and with dozens of hosts enrolling at once (a batch provisioned
+ * together) some ran out of retries (500). Queued here, only the replicas contend, which the
+ * conflict retries absorb. On SQLite writes are serial anyway.
+ */
+const enrollmentQueues = new WeakMap<Store, AsyncLock>();
+
+/**
  * Admits a host with its public key. Re-enrolling with the same key is a no-op (the agent may
  * retry after a lost answer) and does not spend a use; another key for a known host is refused,
  * since accepting it would let anyone holding a token take over that host's identity.
  */
 export async function enrollHost(store: Store, clock: Clock, request: { host: string; publicKey: string; token: string }): Promise<EnrollOutcome> {
+  let queue = enrollmentQueues.get(store);
+  if (!queue) enrollmentQueues.set(store, (queue = new AsyncLock()));
+  return queue.run(() => enrollInTransaction(store, clock, request));
+}
+
+async function enrollInTransaction(store: Store, clock: Clock, request: { host: string; publicKey: string; token: string }): Promise<EnrollOutcome> {
   const { enrollmentTokens, hosts } = store.t;
   const now = clock.now();
   return store.transaction(async (tx): Promise<EnrollOutcome> => {

@@ -77,7 +77,7 @@ export async function runAdmission({ count, workers, cleanup, log }: AdmissionBe
     const controller = await startControllerProcess(join(dir, 'c'), cleanup, { args: ['--config', configFile] });
     const op = new Operator(controller.url, controller.adminToken);
     const fleet = await Fleet.start({
-      url: controller.url,
+      urls: [controller.url],
       count,
       workers,
       spreadSources: true,

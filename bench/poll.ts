@@ -40,7 +40,7 @@ export async function runPoll(options: PollOptions): Promise<Figures> {
   const dir = cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-poll-')));
   const controller = await startControllerProcess(dir, cleanup);
   const op = new Operator(controller.url, controller.adminToken);
-  const fleet = await Fleet.start({ url: controller.url, count: options.hosts, workers: options.workers, spreadSources: true, trust: { releaseKey: controller.releasePublicKey, controllerKey: controller.controllerPublicKey }, prefix: 'poll', cleanup });
+  const fleet = await Fleet.start({ urls: [controller.url], count: options.hosts, workers: options.workers, spreadSources: true, trust: { releaseKey: controller.releasePublicKey, controllerKey: controller.controllerPublicKey }, prefix: 'poll', cleanup });
   const figures: Figures = {};
   try {
     await fleet.all({ cmd: 'enroll', token: await op.enrollmentToken(options.hosts), concurrency: 16 });

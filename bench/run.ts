@@ -8,7 +8,7 @@ import { runDeploy } from './deploy.js';
 import { runPoll } from './poll.js';
 import { runPreflightBench } from './preflight.js';
 import { runReleaseSign } from './release-sign.js';
-import { runScale } from './scale.js';
+import { runScale, scalePrefix, type ScaleDatabase } from './scale.js';
 import { runSoak } from './soak.js';
 import { runAdmission } from './admission.js';
 import { controllerOpenFilesLimit } from './lib/spawn.js';
@@ -29,20 +29,46 @@ const TARGETS: Record<string, string> = {
 type Bench = 'scale' | 'poll' | 'deploy' | 'agent' | 'release-sign' | 'soak' | 'admission' | 'preflight';
 const ALL: Bench[] = ['scale', 'poll', 'deploy', 'agent', 'release-sign', 'soak', 'admission', 'preflight'];
 
-function parse(argv: string[]): { quick: boolean; benches: Bench[]; sizes: number[] | null; profile: boolean } {
+interface Options {
+  quick: boolean;
+  benches: Bench[];
+  sizes: number[] | null;
+  profile: boolean;
+  /** The scale benchmark's databases, one run each per size: SQLite, or PostgreSQL with each replica count given. */
+  databases: ScaleDatabase[];
+}
+
+const USAGE = `usage: bench/run.ts [--quick] [--sizes 1000,5000] [--profile] [--database sqlite|postgres [--replicas 1,2]] [${ALL.join('|')}...]`;
+
+function positiveIntegers(flag: string, text: string | undefined): number[] {
+  const values = (text ?? '').split(',').map(Number);
+  if (text === undefined || values.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${flag} takes positive integers separated by commas, got ${JSON.stringify(text ?? '')}; ${USAGE}`);
+  return values;
+}
+
+function parse(argv: string[]): Options {
   let quick = false;
   let profile = false;
   let sizes: number[] | null = null;
+  let engine: 'sqlite' | 'postgres' = 'sqlite';
+  let replicas: number[] | null = null;
   const benches: Bench[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
     else if (arg === '--profile') profile = true;
-    else if (arg === '--sizes') sizes = argv[++i]!.split(',').map(Number);
+    else if (arg === '--sizes') sizes = positiveIntegers('--sizes', argv[++i]);
+    else if (arg === '--database') {
+      const value = argv[++i];
+      if (value !== 'sqlite' && value !== 'postgres') throw new Error(`--database is sqlite or postgres, got ${JSON.stringify(value ?? '')}; ${USAGE}`);
+      engine = value;
+    } else if (arg === '--replicas') replicas = positiveIntegers('--replicas', argv[++i]);
     else if ((ALL as string[]).includes(arg)) benches.push(arg as Bench);
-    else throw new Error(`unknown argument ${JSON.stringify(arg)}; usage: bench/run.ts [--quick] [--sizes 1000,5000] [--profile] [${ALL.join('|')}...]`);
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}; ${USAGE}`);
   }
-  return { quick, benches: benches.length > 0 ? benches : ALL, sizes, profile };
+  if (engine === 'sqlite' && replicas !== null) throw new Error(`--replicas needs --database postgres (replicas share a PostgreSQL database; SQLite is one controller); ${USAGE}`);
+  const databases: ScaleDatabase[] = engine === 'sqlite' ? [{ engine }] : (replicas ?? [1, 2]).map((count) => ({ engine, replicas: count }));
+  return { quick, benches: benches.length > 0 ? benches : ALL, sizes, profile, databases };
 }
 
 async function main(): Promise<void> {
@@ -64,16 +90,24 @@ async function main(): Promise<void> {
       if (bench === 'scale') {
         const sizes = options.sizes ?? (options.quick ? [1000] : [1000, 5000, 10_000, 25_000]);
         const openFiles = controllerOpenFilesLimit();
-        for (const count of sizes) {
-          // Each agent's websocket is a descriptor of the controller; a few thousand more for the
-          // database, the HTTP server and reconnects in flight.
-          if (count + 2_000 > openFiles) {
-            log(`  ${count}: skipped: the controller would need ${count + 2_000} open files, and this machine's hard limit is ${openFiles} (raise it with \`ulimit -Hn\` as root, or in the container's settings)`);
-            figures[`scale.${count}.skipped_open_files_limit`] = openFiles;
-            continue;
+        for (const database of options.databases) {
+          for (const count of sizes) {
+            // Each agent's websocket is a descriptor of the controller; a few thousand more for the
+            // database, the HTTP server and reconnects in flight.
+            if (count + 2_000 > openFiles) {
+              log(`  ${count}: skipped: the controller would need ${count + 2_000} open files, and this machine's hard limit is ${openFiles} (raise it with \`ulimit -Hn\` as root, or in the container's settings)`);
+              figures[`${scalePrefix(count, database)}.skipped_open_files_limit`] = openFiles;
+              continue;
+            }
+            Object.assign(result, await runScale({ count, workers: 2, cleanup, log, controllerNodeArgs, database }));
+            if (count <= 10_000 && database.engine === 'sqlite') targets[`scale.${count}.report_ingest_per_s`] = '≥ 5000';
+            // Issue 16: PostgreSQL within 1.5× of SQLite on one replica; two replicas each below one SQLite controller.
+            if (database.engine === 'postgres' && database.replicas === 1) {
+              targets[`scale_pg1.${count}.push_p99_ms`] = `≤ 1.5 × scale.${count}.push_p99_ms`;
+              targets[`scale_pg1.${count}.report_ingest_per_s`] = `≥ scale.${count}.report_ingest_per_s / 1.5`;
+            }
+            if (database.engine === 'postgres' && database.replicas === 2) targets[`scale_pg2.${count}.controller_rss_max_mb`] = `< scale.${count}.controller_rss_mb`;
           }
-          Object.assign(result, await runScale({ count, workers: 2, cleanup, log, controllerNodeArgs }));
-          if (count <= 10_000) targets[`scale.${count}.report_ingest_per_s`] = '≥ 5000';
         }
       }
       if (bench === 'poll') {

@@ -38,8 +38,11 @@ export class Fleet {
     readonly names: string[],
   ) {}
 
-  static async start(options: { url: string; count: number; workers: number; trust: FleetTrust; prefix?: string; spreadSources?: boolean; cleanup: Cleanup }): Promise<Fleet> {
+  /** urls: the controller replicas; host i talks to urls[i mod urls.length], as if the load balancer had sent it there. */
+  static async start(options: { urls: readonly string[]; count: number; workers: number; trust: FleetTrust; prefix?: string; spreadSources?: boolean; cleanup: Cleanup }): Promise<Fleet> {
+    if (options.urls.length === 0) throw new Error('Fleet.start: no controller URL');
     const names = Array.from({ length: options.count }, (_, i) => `${options.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
+    const urlOf = new Map(names.map((name, i) => [name, options.urls[i % options.urls.length]!]));
     const workers: WorkerHandle[] = [];
     for (let w = 0; w < options.workers; w++) {
       const child = options.cleanup.child(spawnTs(join(REPO_ROOT, 'bench/fleet/main.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
@@ -47,7 +50,7 @@ export class Fleet {
     }
     const fleet = new Fleet(workers, names);
     await Promise.all(
-      workers.map((worker, w) => worker.call({ cmd: 'init', url: options.url, hosts: fleet.slice(w), trust: options.trust, spreadSources: options.spreadSources ?? false })),
+      workers.map((worker, w) => worker.call({ cmd: 'init', hosts: fleet.slice(w).map((name) => ({ name, url: urlOf.get(name)! })), trust: options.trust, spreadSources: options.spreadSources ?? false })),
     );
     return fleet;
   }

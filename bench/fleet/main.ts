@@ -12,7 +12,7 @@ function need(): SimAgents {
 async function handle(message: WorkerCommand): Promise<unknown> {
   switch (message.cmd) {
     case 'init':
-      agents = new SimAgents(message.url, message.hosts, message.trust, message.spreadSources ?? false);
+      agents = new SimAgents(message.hosts, message.trust, message.spreadSources ?? false);
       return null;
     case 'enroll':
       return need().enroll(message.token, message.concurrency);

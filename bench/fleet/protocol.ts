@@ -7,8 +7,8 @@ export interface FleetTrust {
 }
 
 export type WorkerCommand =
-  /** spreadSources: each host connects from a loopback address of its own (127.1.x.y), as a real fleet does. */
-  | { cmd: 'init'; url: string; hosts: string[]; trust: FleetTrust; spreadSources?: boolean }
+  /** Each host with the controller (replica) URL it uses. spreadSources: each host connects from a loopback address of its own (127.1.x.y), as a real fleet does. */
+  | { cmd: 'init'; hosts: Array<{ name: string; url: string }>; trust: FleetTrust; spreadSources?: boolean }
   | { cmd: 'enroll'; token: string; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
   /** Every host reconnects at once, retrying a 4429 refusal with the real agent's backoff; answers StormResult. */

@@ -13,6 +13,8 @@ import type { PollResult, ReportResult, StormResult, VerifyResult } from './prot
 
 interface SimHost {
   name: string;
+  /** The controller (replica) it talks to; its logins are signed for this origin. */
+  url: string;
   /** The loopback address it connects from (spreadSources), or null for the default. */
   source: string | null;
   privateKey: KeyObject;
@@ -50,19 +52,19 @@ export class SimAgents {
   private baselineVersions = new Map<string, number>();
 
   constructor(
-    private readonly url: string,
-    names: readonly string[],
+    hosts: ReadonlyArray<{ name: string; url: string }>,
     trust: FleetTrust,
     spreadSources = false,
   ) {
     this.trustedReleaseKeys = [parsePublicKey(trust.releaseKey)];
     this.trustedControllerKeys = [parsePublicKey(trust.controllerKey)];
-    this.hosts = names.map((name) => {
+    this.hosts = hosts.map(({ name, url }) => {
       const pair = generateKeyPairSync('ed25519');
       const jwk = pair.publicKey.export({ format: 'jwk' });
       const index = Number(/(\d+)$/.exec(name)?.[1] ?? 0);
       return {
         name,
+        url,
         source: spreadSources ? `127.1.${Math.floor(index / 250)}.${(index % 250) + 1}` : null,
         privateKey: pair.privateKey,
         publicKeyBase64: Buffer.from(jwk.x!, 'base64url').toString('base64'),
@@ -76,7 +78,7 @@ export class SimAgents {
 
   async enroll(token: string, concurrency: number): Promise<void> {
     await pool(this.hosts, concurrency, async (host) => {
-      const { status, body } = await this.post(AgentRoutes.enroll, { protocol: PROTOCOL_VERSION, host: host.name, publicKey: host.publicKeyBase64, token });
+      const { status, body } = await this.post(host.url, AgentRoutes.enroll, { protocol: PROTOCOL_VERSION, host: host.name, publicKey: host.publicKeyBase64, token });
       if (status !== 201 && status !== 200) throw new Error(`enrolling ${host.name}: ${status} ${body.slice(0, 300)}`);
     });
   }
@@ -142,7 +144,7 @@ export class SimAgents {
   }
 
   private connectOne(host: SimHost): Promise<void> {
-    const wsUrl = `${this.url.replace(/^http/, 'ws')}${AgentRoutes.websocket}`;
+    const wsUrl = `${host.url.replace(/^http/, 'ws')}${AgentRoutes.websocket}`;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(wsUrl, { perMessageDeflate: false, ...(host.source ? { localAddress: host.source } : {}) });
       host.ws = ws;
@@ -166,7 +168,7 @@ export class SimAgents {
         if (!parsed.success) return;
         const message = parsed.data;
         if (message.type === 'challenge') {
-          const signature = sign(null, challengeMessage(host.name, message.nonce, controllerAudience(this.url)), host.privateKey).toString('base64');
+          const signature = sign(null, challengeMessage(host.name, message.nonce, controllerAudience(host.url)), host.privateKey).toString('base64');
           ws.send(JSON.stringify({ type: 'auth', protocol: PROTOCOL_VERSION, host: host.name, signature }));
         } else if (message.type === 'welcome') {
           welcomed = true;
@@ -262,7 +264,7 @@ export class SimAgents {
           detail: {},
         };
         sent += 1;
-        const { status, body } = await this.post(AgentRoutes.reports, { protocol: PROTOCOL_VERSION, reports: [report] }, host.session!);
+        const { status, body } = await this.post(host.url, AgentRoutes.reports, { protocol: PROTOCOL_VERSION, reports: [report] }, host.session!);
         if (status !== 200) {
           if (errors.length < 5) errors.push(`${host.name} seq ${report.seq}: ${status} ${body.slice(0, 200)}`);
           continue;
@@ -281,7 +283,6 @@ export class SimAgents {
   async poll(durationMs: number, connections: number, hostCount: number, startAt: number): Promise<PollResult> {
     const hosts = this.hosts.slice(0, hostCount).filter((h) => h.session !== null);
     if (hosts.length === 0) throw new Error('no host has a session to poll with');
-    const { hostname, port } = new URL(this.url);
     const byStatus: Record<string, number> = {};
     const latencies: number[] = [];
     const errors: string[] = [];
@@ -293,6 +294,7 @@ export class SimAgents {
     await Promise.all(
       Array.from({ length: connections }, (_, index) => {
         const host = hosts[index % hosts.length]!;
+        const { hostname, port } = new URL(host.url);
         const etag = host.manifest ? manifestEtag(host.manifest.version) : '"v0"';
         const bytes = Buffer.from(
           `GET ${AgentRoutes.manifest} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${host.session}\r\nIf-None-Match: ${etag}\r\n\r\n`,
@@ -344,11 +346,11 @@ export class SimAgents {
     this.http.destroy();
   }
 
-  private post(path: string, body: unknown, session?: string): Promise<{ status: number; body: string }> {
+  private post(url: string, path: string, body: unknown, session?: string): Promise<{ status: number; body: string }> {
     const payload = JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = request(
-        `${this.url}${path}`,
+        `${url}${path}`,
         {
           method: 'POST',
           agent: this.http,

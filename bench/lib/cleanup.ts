@@ -1,12 +1,20 @@
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
+/** Something else a benchmark started (a database server): released after the children, before the directories. */
+export interface CleanupResource {
+  release(): Promise<void>;
+  /** Last resort from an exit or signal handler, where nothing asynchronous runs. */
+  releaseSync(): void;
+}
+
 /**
- * Everything a benchmark started: child processes and temporary directories. Released on normal
- * end, on an exception, and (synchronously) when the process is interrupted or exits.
+ * Everything a benchmark started: child processes, other resources and temporary directories.
+ * Released on normal end, on an exception, and (synchronously) when the process is interrupted or exits.
  */
 export class Cleanup {
   private readonly children = new Set<ChildProcess>();
+  private readonly resources = new Set<CleanupResource>();
   private readonly dirs = new Set<string>();
   private readonly onExit = () => this.releaseSync();
   private readonly onSignal = (signal: NodeJS.Signals) => {
@@ -27,12 +35,23 @@ export class Cleanup {
     return child;
   }
 
+  resource<T extends CleanupResource>(resource: T): T {
+    this.resources.add(resource);
+    return resource;
+  }
+
+  /** Releases one resource early (a run's database server when the run ends). */
+  async releaseResource(resource: CleanupResource): Promise<void> {
+    if (!this.resources.delete(resource)) return;
+    await resource.release();
+  }
+
   dir(path: string): string {
     this.dirs.add(path);
     return path;
   }
 
-  /** Asks children to stop (SIGTERM), kills whoever is left after graceMs, then removes the directories. */
+  /** Asks children to stop (SIGTERM), kills whoever is left after graceMs, releases the resources, then removes the directories. */
   async release(graceMs = 5000): Promise<void> {
     const waits = [...this.children].map(
       (child) =>
@@ -47,12 +66,25 @@ export class Cleanup {
         }),
     );
     await Promise.all(waits);
+    // Newest first: a resource may depend on an older one; the children that used them are gone.
+    for (const resource of [...this.resources].reverse()) {
+      this.resources.delete(resource);
+      await resource.release().catch(() => resource.releaseSync());
+    }
     this.releaseSync();
   }
 
   releaseSync(): void {
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     this.children.clear();
+    for (const resource of [...this.resources].reverse()) {
+      try {
+        resource.releaseSync();
+      } catch {
+        // Exit path: keep releasing the rest.
+      }
+    }
+    this.resources.clear();
     for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true });
     this.dirs.clear();
   }

@@ -4,6 +4,7 @@ import type { Logger } from '../../../shared/src/logger.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
 import { sqliteWriter } from '../db/sqlite-store.js';
+import { retryableConflict } from '../db/store-errors.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { releaseRebootLease } from '../hosts/reboot-grants.js';
@@ -151,7 +152,8 @@ export interface ReportWriter {
  * in arrival order. A commit per request cost more than the statements it committed; shared by
  * a turn's requests it is paid once. A batch that throws (its host deleted meanwhile) rolls back
  * to its savepoint and fails only its own request (on PostgreSQL the savepoint is also what keeps
- * the transaction usable after a failed statement). Should the group transaction itself fail,
+ * the transaction usable after a failed statement); a serialization conflict (PostgreSQL) is no
+ * batch's fault, so it re-runs the whole group, as a conflict does any transaction. Should the group transaction itself fail,
  * every batch of the group is retried in a transaction of its own, so one cannot fail another.
  */
 export function reportWriter(store: Store, clock: Clock, logger: Logger, observer?: ReportObserver, options: { windowMs?: number } = {}): ReportWriter {
@@ -179,7 +181,8 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
             done.push({ ok: true, outcome: await tx.transaction(() => storeInTransaction(store, now, entry.host, entry.batch, observer)) });
           } catch (error) {
             // Then nothing of the group stands: the fallback below stores each batch on its own.
-            if (!transactionStands(store)) throw error;
+            // A serialization conflict (PostgreSQL) is not this batch's failure: the whole group runs again.
+            if (!transactionStands(store) || retryableConflict(error)) throw error;
             done.push({ ok: false, error });
           }
         }

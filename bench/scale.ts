@@ -59,7 +59,8 @@ export async function runScale({ count, workers, cleanup, log, controllerNodeArg
     controllers = [await startControllerProcess(dir, cleanup, { nodeArgs: controllerNodeArgs ?? [] })];
   }
   const controller = controllers[0]!;
-  const tails = () => controllers.map((c, r) => `replica ${r + 1}:\n${c.tail()}`).join('\n');
+  // Each line cut short: an error line carries its whole stack.
+  const tails = () => controllers.map((c, r) => `replica ${r + 1}:\n${c.tail().split("\n").map((line) => line.slice(0, 600)).join("\n")}`).join("\n");
   const op = new Operator(controller.url, controller.adminToken);
   // Each simulated agent connects from a loopback address of its own (127.1.x.y), as a real fleet does: the controller's per-address caps apply to each, not to the whole fleet.
   const fleet = await Fleet.start({

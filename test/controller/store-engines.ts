@@ -1,3 +1,4 @@
+import { afterEach, beforeEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,3 +51,16 @@ export const storeEngines: StoreEngine[] = [
     },
   },
 ];
+
+/** Registers hooks that open a fresh store of `engine` before each test (handed to `use`) and dispose of it after. */
+export function freshStorePerTest(engine: StoreEngine, use: (store: Store) => void): void {
+  let opened: OpenedStore | null = null;
+  beforeEach(async () => {
+    opened = await engine.open();
+    use(opened.store);
+  });
+  afterEach(async () => {
+    await opened?.dispose();
+    opened = null;
+  });
+}

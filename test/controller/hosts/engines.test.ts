@@ -115,19 +115,22 @@ describe.each(storeEngines)('hosts on $name', (engine) => {
 
   it('admits every host of a batch enrolling at once with one token, counting each use once', async () => {
     // A fleet provisioned together enrolls together, through every replica: each enrollment spends a use of the same token row.
-    const replica2 = engine.name === 'postgres' ? await openStore({ database: opened.database, replicaId: 'b' }) : store;
+    const opened = await engine.open();
+    const replica1 = opened.store;
+    const replica2 = engine.name === 'postgres' ? await openStore({ database: opened.database, replicaId: 'b' }) : replica1;
     try {
-      const { token, id } = await createEnrollmentToken(store, clock, { ttlMs: 3_600_000, maxUses: 160, tags: [] });
+      const { token, id } = await createEnrollmentToken(replica1, clock, { ttlMs: 3_600_000, maxUses: 160, tags: [] });
       const hosts = Array.from({ length: 160 }, (_, i) => newHostKeys(`node-${i}`));
-      const outcomes = await Promise.all(hosts.map((host, i) => enrollHost(i % 2 === 0 ? store : replica2, clock, { host: host.name, publicKey: host.publicKey, token })));
+      const outcomes = await Promise.all(hosts.map((host, i) => enrollHost(i % 2 === 0 ? replica1 : replica2, clock, { host: host.name, publicKey: host.publicKey, token })));
       expect(outcomes.filter((outcome) => !outcome.ok)).toEqual([]);
-      const [row] = await store.db.select({ uses: store.t.enrollmentTokens.uses }).from(store.t.enrollmentTokens).where(eq(store.t.enrollmentTokens.id, id));
+      const [row] = await replica1.db.select({ uses: replica1.t.enrollmentTokens.uses }).from(replica1.t.enrollmentTokens).where(eq(replica1.t.enrollmentTokens.id, id));
       expect(row).toEqual({ uses: 160 });
       // The limit still holds.
       const late = newHostKeys('node-late');
       expect(await enrollHost(replica2, clock, { host: late.name, publicKey: late.publicKey, token })).toMatchObject({ ok: false, reason: 'enrollment-token-used-up' });
     } finally {
-      if (replica2 !== store) await replica2.close();
+      if (replica2 !== replica1) await replica2.close();
+      await opened.dispose();
     }
   });
 });

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import { sqliteWriter } from '../db/sqlite-store.js';
 import { retryableConflict } from '../db/store-errors.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
+import { inWriteLane } from '../db/write-lane.js';
 import { appendEvent } from '../events.js';
 import { releaseRebootLease } from '../hosts/reboot-grants.js';
 import { eq, sql } from 'drizzle-orm';
@@ -199,6 +200,19 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
     });
   };
 
+  // At most one group is being stored at a time: what arrives meanwhile waits for it and then goes
+  // as the next group. On PostgreSQL two groups of one replica in flight at once conflicted with
+  // each other (SERIALIZABLE) for nothing; on SQLite the second waited for the writer lock anyway,
+  // and now joins a larger group instead.
+  let storing = false;
+
+  const schedule = (delayMs: number): void => {
+    if (scheduled || storing) return;
+    scheduled = true;
+    if (delayMs > 0) setTimeout(flush, delayMs);
+    else setImmediate(flush);
+  };
+
   // No request awaits the timer itself: what escapes the group's own handling fails the group's
   // requests and is logged, instead of ending the process and leaving those requests unanswered.
   const flush = (): void =>
@@ -206,12 +220,19 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
       scheduled = false;
       const group = queue;
       queue = [];
+      storing = true;
       try {
-        if (group.length === 1) await storeAlone(group[0]!);
-        else await storeGroup(group);
+        await inWriteLane(store, async () => {
+          if (group.length === 1) await storeAlone(group[0]!);
+          else await storeGroup(group);
+        });
       } catch (error) {
         for (const entry of group) entry.reject(error);
         throw error;
+      } finally {
+        storing = false;
+        // Those waited a whole group already: no window on top.
+        if (queue.length > 0) schedule(0);
       }
     });
 
@@ -219,10 +240,7 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
     store(host, batch) {
       return new Promise<StoreOutcome>((resolve, reject) => {
         queue.push({ host, batch, resolve, reject });
-        if (scheduled) return;
-        scheduled = true;
-        if (windowMs > 0) setTimeout(flush, windowMs);
-        else setImmediate(flush);
+        schedule(windowMs);
       });
     },
   };

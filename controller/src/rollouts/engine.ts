@@ -21,6 +21,7 @@ import type { ReleaseTrust } from '../manifests/statements.js';
 import { advanceRollout, beginRollback, startWave, type AdvanceOptions } from './advance.js';
 import { activeOwners, insertMembers, memberResults } from './members.js';
 import { recordReport } from './report.js';
+import { inWriteLane } from '../db/write-lane.js';
 import { retrySpec } from './retry-plan.js';
 import { Attempt, openStep, type AdvanceContext } from './step.js';
 import { commandVerdict, waveGated } from './transitions.js';
@@ -339,15 +340,18 @@ export class RolloutEngine {
     const before = await this.updatedAt(rolloutId);
     let outcome: EngineOutcome<T>;
     try {
-      outcome = await this.deps.store.transaction(async (tx) => {
-        attempt.revert();
-        attempt = new Attempt();
-        more = false;
-        const result = await body(tx, attempt);
-        if (result.ok) ({ more } = await advanceRollout(this.context, rolloutId, this.deps.clock.now(), options, attempt));
-        else attempt.issued.length = 0;
-        return result;
-      });
+      // In the replica's write lane: a tick counts the members report groups move (see write-lane.ts).
+      outcome = await inWriteLane(this.deps.store, () =>
+        this.deps.store.transaction(async (tx) => {
+          attempt.revert();
+          attempt = new Attempt();
+          more = false;
+          const result = await body(tx, attempt);
+          if (result.ok) ({ more } = await advanceRollout(this.context, rolloutId, this.deps.clock.now(), options, attempt));
+          else attempt.issued.length = 0;
+          return result;
+        }),
+      );
     } catch (error) {
       attempt.revert();
       throw error;

@@ -2,10 +2,10 @@ import { AsyncLock } from './async-lock.js';
 import type { Store } from './store.js';
 
 /**
- * The busy writers of one replica, one at a time: the report group commit and the rollout engine's
- * transactions. On PostgreSQL (SERIALIZABLE) they overlap on the same rows and index pages — a group
- * moves members in `rollout_hosts` and updates `hosts`, a tick counts those members and moves the
- * rollout — and overlapping at a fleet's pace their predicate locks formed read/write cycles until
+ * The busy writers of one replica, one at a time: the report group commit, the rollout engine's
+ * transactions and the presence last-seen writes. On PostgreSQL (SERIALIZABLE) they overlap on the
+ * same rows and index pages — a group moves members in `rollout_hosts` and updates `hosts`, a tick
+ * counts those members and moves the rollout, presence updates `hosts` — and overlapping at a fleet's pace their predicate locks formed read/write cycles until
  * the conflict retries ran out (500 on agent reports, issue 16). Queued here, only other replicas
  * contend, which the retries absorb. SQLite runs every write on one connection behind its own lock,
  * so it is left alone.

@@ -4,6 +4,7 @@ import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
 import type { Store } from '../db/store.js';
+import { inWriteLane } from '../db/write-lane.js';
 
 /** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
 const SEEN_WRITE_INTERVAL_MS = 5_000;
@@ -108,20 +109,23 @@ export class Presence {
     this.unwritten.clear();
     const { store } = this;
     const { hosts } = store.t;
-    await store.transaction(async (tx) => {
-      // One statement per chunk of hosts, not one per host: a round trip each on PostgreSQL.
-      for (let i = 0; i < batch.length; i += WRITE_CHUNK) {
-        const chunk = batch.slice(i, i + WRITE_CHUNK);
-        const at = sql.join(
-          chunk.map(([host, ms]) => sql`when ${host} then cast(${ms} as bigint)`),
-          sql` `,
-        );
-        await tx
-          .update(hosts)
-          .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
-          .where(inArray(hosts.name, chunk.map(([host]) => host)));
-      }
-    });
+    // In the write lane: report groups update the same hosts rows (see write-lane.ts).
+    await inWriteLane(store, () =>
+      store.transaction(async (tx) => {
+        // One statement per chunk of hosts, not one per host: a round trip each on PostgreSQL.
+        for (let i = 0; i < batch.length; i += WRITE_CHUNK) {
+          const chunk = batch.slice(i, i + WRITE_CHUNK);
+          const at = sql.join(
+            chunk.map(([host, ms]) => sql`when ${host} then cast(${ms} as bigint)`),
+            sql` `,
+          );
+          await tx
+            .update(hosts)
+            .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
+            .where(inArray(hosts.name, chunk.map(([host]) => host)));
+        }
+      }),
+    );
   }
 
   /** The later of the stored lastSeenAt and what this process heard since. */

@@ -57,7 +57,7 @@ describe('concurrent report ingest on PostgreSQL', () => {
       'operator:test',
     );
     expect(created.ok).toBe(true);
-    const started = await deps.rollouts.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    const started = await deps.rollouts.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } }), 'operator:test');
     if (!started.ok) throw new Error(started.message);
     const id = started.value;
     // A wave's manifests are issued in batches, each on a later turn: wait for the last.
@@ -87,10 +87,14 @@ describe('concurrent report ingest on PostgreSQL', () => {
       }),
     );
 
-    // The timer's passes run all along, as on a replica holding the engine.
+    // The timer's passes run all along, as on a replica holding the engine, and time passes, so
+    // the hosts' last-seen times are written too (at most every few seconds per host).
     let posting = true;
     const ticking = (async () => {
-      while (posting) await deps.rollouts.tickAll();
+      while (posting) {
+        clock.advance(5_000);
+        await deps.rollouts.tickAll();
+      }
     })();
     let statuses: number[];
     try {

@@ -4,7 +4,7 @@ import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
 import type { Store } from '../db/store.js';
-import { HEARTBEAT_MS, STALE_AFTER_MS, dropHeartbeat, readOtherClaims, writeClaims, type HeldMode, type RemoteClaim } from './shared-presence.js';
+import { HEARTBEAT_MS, STALE_AFTER_MS, dropHeartbeat, readOtherClaims, writeClaims, type ClaimWrite, type HeldMode, type RemoteClaim } from './shared-presence.js';
 
 /** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
 const SEEN_WRITE_INTERVAL_MS = 5_000;
@@ -35,7 +35,7 @@ export class Presence {
   private writing: Promise<void> | null = null;
   /** Whether other replicas may share the database (PostgreSQL): claims and heartbeats are written only then. */
   private readonly shared: boolean;
-  /** What this replica last wrote as its claim per host ('unknown': a write failed or was overwritten; write again). */
+  /** What this replica last wrote as its claim per host ('unknown': the write failed; write again). */
   private readonly published = new Map<string, HeldMode | 'unknown'>();
   /** Hosts whose mode here may differ from what is published, for the next write round. */
   private readonly touched = new Set<string>();
@@ -68,7 +68,13 @@ export class Presence {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     await this.flush();
-    if (this.shared) await dropHeartbeat(this.store);
+    if (!this.shared) return;
+    try {
+      await dropHeartbeat(this.store);
+    } catch (error) {
+      // The others then see this replica's hosts go when its heartbeat turns stale.
+      this.logger.warn({ err: error }, 'could not drop this replica\'s heartbeat');
+    }
   }
 
   /** One heartbeat: writes this replica's heartbeat and changed claims, then reads the other replicas' claims. */
@@ -76,19 +82,7 @@ export class Presence {
     if (!this.shared) return;
     this.heartbeatDue = true;
     await this.flush();
-    const claims = await readOtherClaims(this.store);
-    const remote = new Map<string, RemoteClaim>();
-    for (const [host, claim] of claims) {
-      if (claim !== null) remote.set(host, claim);
-      // Another replica's claim landed over this replica's (a host on two replicas at once for a
-      // moment, its old connection not yet noticed closed): written again while it is held here.
-      const mine = this.published.get(host);
-      if (mine !== undefined && mine !== 'unknown') {
-        this.published.set(host, 'unknown');
-        this.touch(host);
-      }
-    }
-    this.remote = remote;
+    this.remote = await readOtherClaims(this.store);
   }
 
   websocketOpened(host: string): void {
@@ -202,7 +196,7 @@ export class Presence {
     } catch (error) {
       if (claims !== null) {
         // Written again on the next heartbeat (not at once: the database may be down).
-        for (const host of claims.changes.keys()) this.published.set(host, 'unknown');
+        for (const host of [...claims.held.keys(), ...claims.released]) this.published.set(host, 'unknown');
         if (claims.forgetEarlier) this.forgetEarlier = true;
       }
       throw error;
@@ -210,27 +204,32 @@ export class Presence {
   }
 
   /**
-   * The claims that differ from what is published (all published ones are checked on a heartbeat,
-   * where polls turn stale), taken as published: a failed write marks them unknown again.
+   * The claims that changed since published (on a heartbeat: all of them, where polls turn stale
+   * and claims are asserted again), taken as published: a failed write marks them unknown again.
    */
-  private takeClaimWrite(): { changes: Map<string, HeldMode | null>; heartbeat: boolean; forgetEarlier: boolean } | null {
+  private takeClaimWrite(): ClaimWrite | null {
     const heartbeat = this.heartbeatDue;
     this.heartbeatDue = false;
     const candidates = heartbeat ? new Set([...this.touched, ...this.published.keys()]) : new Set(this.touched);
     this.touched.clear();
-    const changes = new Map<string, HeldMode | null>();
+    const held = new Map<string, HeldMode>();
+    const released: string[] = [];
     for (const host of candidates) {
       const mode = this.localMode(host);
-      const held = mode === 'offline' ? null : mode;
-      if (held === (this.published.get(host) ?? null)) continue;
-      changes.set(host, held);
-      if (held === null) this.published.delete(host);
-      else this.published.set(host, held);
+      const was = this.published.get(host);
+      if (mode === 'offline') {
+        if (was === undefined) continue;
+        released.push(host);
+        this.published.delete(host);
+      } else if (heartbeat || mode !== was) {
+        held.set(host, mode);
+        this.published.set(host, mode);
+      }
     }
     const forgetEarlier = this.forgetEarlier;
-    if (changes.size === 0 && !heartbeat && !forgetEarlier) return null;
+    if (held.size === 0 && released.length === 0 && !heartbeat && !forgetEarlier) return null;
     this.forgetEarlier = false;
-    return { changes, heartbeat, forgetEarlier };
+    return { held, released, heartbeat, forgetEarlier };
   }
 
   /** The later of the stored lastSeenAt and what this process heard since. */

@@ -26,8 +26,13 @@ export interface RemoteClaim {
 }
 
 export interface ClaimWrite {
-  /** Per host: how this replica now holds it, or null when it no longer does. */
-  changes: Map<string, HeldMode | null>;
+  /**
+   * Hosts this replica holds, and how: their rows are written where they say otherwise (on a
+   * heartbeat all of them, so a claim another replica wrote over or cleared is set right again).
+   */
+  held: Map<string, HeldMode>;
+  /** Hosts this replica no longer holds: its claims on them are dropped. */
+  released: string[];
   /** Refresh this replica's heartbeat row (and forget long-dead replicas). */
   heartbeat: boolean;
   /** Drop every claim an earlier process with this replica id left behind (its first write). */
@@ -48,15 +53,17 @@ export async function writeClaims(tx: StoreTx, store: Store, now: number, write:
       .onConflictDoUpdate({ target: replicaHeartbeats.replicaId, set: { seenAt: now } });
     await tx.delete(replicaHeartbeats).where(lt(replicaHeartbeats.seenAt, now - FORGET_REPLICA_MS));
   }
-  const held = [...write.changes].filter((change): change is [string, HeldMode] => change[1] !== null);
-  const released = [...write.changes].filter(([, mode]) => mode === null).map(([host]) => host);
+  const held = [...write.held];
+  const { released } = write;
   for (let i = 0; i < held.length; i += CHUNK) {
     const chunk = held.slice(i, i + CHUNK);
-    const modes = sql.join(chunk.map(([host, mode]) => sql`when ${host} then ${mode}`), sql` `);
+    const mode = sql`case ${hosts.name} ${sql.join(chunk.map(([host, m]) => sql`when ${host} then ${m}`), sql` `)} end`;
+    // Rows that already say so are left alone: a heartbeat rewrites nothing while the claims stand.
+    const differs = sql`not (coalesce(${hosts.connectedReplica}, '') = ${me} and coalesce(${hosts.connectionMode}, '') = ${mode})`;
     await tx
       .update(hosts)
-      .set({ connectedReplica: me, connectionMode: sql`case ${hosts.name} ${modes} end` })
-      .where(inArray(hosts.name, chunk.map(([host]) => host)));
+      .set({ connectedReplica: me, connectionMode: mode })
+      .where(and(inArray(hosts.name, chunk.map(([host]) => host)), differs));
   }
   for (let i = 0; i < released.length; i += CHUNK) {
     // Only this replica's own claim: the host may already be held by another replica.
@@ -67,17 +74,17 @@ export async function writeClaims(tx: StoreTx, store: Store, now: number, write:
   }
 }
 
-/** Every host another replica claims, with that replica's heartbeat (null: none recorded, i.e. long gone). */
-export async function readOtherClaims(store: Store): Promise<Map<string, RemoteClaim | null>> {
+/** Every host another replica claims while that replica has a heartbeat row (freshness is judged when asked). */
+export async function readOtherClaims(store: Store): Promise<Map<string, RemoteClaim>> {
   const { hosts, replicaHeartbeats } = store.t;
   const rows = await store.db
     .select({ name: hosts.name, mode: hosts.connectionMode, seenAt: replicaHeartbeats.seenAt })
     .from(hosts)
-    .leftJoin(replicaHeartbeats, eq(replicaHeartbeats.replicaId, hosts.connectedReplica))
+    .innerJoin(replicaHeartbeats, eq(replicaHeartbeats.replicaId, hosts.connectedReplica))
     .where(and(isNotNull(hosts.connectedReplica), ne(hosts.connectedReplica, store.replicaId)));
-  const claims = new Map<string, RemoteClaim | null>();
+  const claims = new Map<string, RemoteClaim>();
   for (const row of rows) {
-    claims.set(row.name, row.mode !== null && row.seenAt !== null ? { mode: row.mode, replicaSeenAt: row.seenAt } : null);
+    if (row.mode !== null) claims.set(row.name, { mode: row.mode, replicaSeenAt: row.seenAt });
   }
   return claims;
 }

@@ -122,6 +122,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     servedHosts: () => [...new Set([...hub.connectedHosts(), ...deps.bus.waitingHosts()])],
     logger: deps.logger,
   });
+  // PostgreSQL: this replica's hosts become visible to the others, and theirs to it (hosts/shared-presence.ts).
+  deps.presence.start();
   const engine = new EngineDuties(store.engineLease(), engineDuties(deps, options), deps.logger, (held) => {
     deps.rollouts.leading = held;
     deps.metrics.engineLeaseHeld(held);
@@ -145,8 +147,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
       // A renewal pass or webhook attempt in flight finishes its transaction before the database goes away.
       await engineStopped;
       await stopRelay();
-      // The last-seen times heard until now, written before the database goes away.
-      await deps.presence.flush();
+      // The last-seen times heard until now, written before the database goes away; the other replicas see this one's hosts go.
+      await deps.presence.stop();
       await store.close();
       deps.signer.close();
     })();

@@ -23,3 +23,4 @@ export const rebootLeases = toPg(sqlite.rebootLeases);
 export const tagSettings = toPg(sqlite.tagSettings);
 export const agentSessions = toPg(sqlite.agentSessions);
 export const agentChallenges = toPg(sqlite.agentChallenges);
+export const replicaHeartbeats = toPg(sqlite.replicaHeartbeats);

@@ -17,6 +17,12 @@ export const hosts = sqliteTable('hosts', {
   tags: text('tags', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
   enrolledAt: integer('enrolled_at'),
   lastSeenAt: integer('last_seen_at'),
+  /**
+   * The replica holding this host's websocket or long-poll, or serving its polls, and how
+   * (hosts/shared-presence.ts): read by the other replicas while that replica's heartbeat is fresh.
+   */
+  connectedReplica: text('connected_replica'),
+  connectionMode: text('connection_mode').$type<'websocket' | 'polling'>(),
   currentSystem: text('current_system'),
   phase: text('phase').$type<Phase>(),
   reportedVersion: integer('reported_version'),
@@ -375,3 +381,9 @@ export const agentChallenges = sqliteTable(
   },
   (t) => [index('agent_challenges_expires_at').on(t.expiresAt)],
 );
+
+/** Each replica's last heartbeat (hosts/shared-presence.ts): the hosts it claims are connected while it is fresh. */
+export const replicaHeartbeats = sqliteTable('replica_heartbeats', {
+  replicaId: text('replica_id').primaryKey(),
+  seenAt: integer('seen_at').notNull(),
+});

@@ -10,6 +10,7 @@ import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { startController, type ControllerHandle, type ControllerOptions } from '../../controller/src/server.js';
 import { newHostKeys, testKeys, type TestHost, type TrustMode } from './helpers.js';
+import { testDatabase } from './test-engine.js';
 
 export interface LiveController {
   handle: ControllerHandle;
@@ -23,13 +24,14 @@ export interface LiveController {
   close(): Promise<void>;
 }
 
-/** A controller on a real loopback socket with its own SQLite file. */
+/** A controller on a real loopback socket with its own database (SQLite file or PostgreSQL database: test-engine.ts). */
 export async function liveController(options: Partial<ControllerOptions> & { mode?: TrustMode } = {}): Promise<LiveController> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-live-'));
   const { mode = 'single-key', ...rest } = options;
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
+  const database = await testDatabase(dir);
   const handle = await startController({
-    dbFile: join(dir, 'controller.sqlite'),
+    dbFile: database.database,
     signer: createManifestSigner(controllerKey),
     releaseTrust: trust,
     port: 0,
@@ -55,6 +57,7 @@ export async function liveController(options: Partial<ControllerOptions> & { mod
       }),
     async close() {
       await handle.close();
+      await database.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

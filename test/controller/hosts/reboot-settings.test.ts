@@ -22,7 +22,7 @@ describe('reboot settings per host and tag', () => {
   const signed = async (host: string, i: number) => {
     const response = await ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: storePath(`nixos-system-${host}`, 'abcdefgh'[i]!) }) });
     expect(response.status).toBe(200);
-    const envelope = JSON.parse(latestManifest(ctl.database.db, host)!.envelope) as Envelope;
+    const envelope = JSON.parse((await desiredManifest(ctl.store, host))!.envelope) as Envelope;
     return (JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as ManifestPayload).reboot;
   };
 
@@ -80,7 +80,7 @@ describe('reboot settings per host and tag', () => {
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'k2', waves: ['100%'], maxRebooting: 2 }) });
     const { id } = (await started.json()) as { id: string };
-    const version = (host: string) => latestManifest(ctl.database.db, host)?.version ?? 1;
+    const version = (host: string) => (await desiredManifest(ctl.store, host))?.version ?? 1;
     const ask = (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, version(host));
 
     expect((await ask('db-1')).granted).toBe(true);

@@ -67,7 +67,7 @@ describe('operator token scopes', () => {
     );
 
   it.each(CASES)('a %s token %s use %s (%s %s)', async (scope, verdict, _group, method, path, body) => {
-    const before = count(ctl, 'events') + count(ctl, 'operator_tokens') + count(ctl, 'enrollment_tokens') + count(ctl, 'hosts');
+    const before = (await count(ctl, 'events')) + (await count(ctl, 'operator_tokens')) + (await count(ctl, 'enrollment_tokens')) + (await count(ctl, 'hosts'));
     const response = await as(scope, method, path, body);
     if (verdict === 'may') {
       expect(response.status, await response.clone().text()).not.toBe(403);
@@ -79,7 +79,7 @@ describe('operator token scopes', () => {
     expect(error.message).toContain(`operator token "${scope}-job" has scope ${scope}`);
     expect(error.message).toContain(`${method} ${path} needs scope`);
     // A refused request writes nothing.
-    expect(count(ctl, 'events') + count(ctl, 'operator_tokens') + count(ctl, 'enrollment_tokens') + count(ctl, 'hosts')).toBe(before);
+    expect((await count(ctl, 'events')) + (await count(ctl, 'operator_tokens')) + (await count(ctl, 'enrollment_tokens')) + (await count(ctl, 'hosts'))).toBe(before);
   });
 
   it('names the scopes that would do', async () => {
@@ -95,7 +95,7 @@ describe('operator token scopes', () => {
   it('lets a ci token publish a release', async () => {
     const response = await as('ci', 'POST', '/v1/releases', 'bundle');
     expect(response.status).toBe(201);
-    expect(count(ctl, 'releases')).toBe(1);
+    expect(await count(ctl, 'releases')).toBe(1);
   });
 
   it('keeps a ci token out of the dashboard', async () => {

@@ -35,7 +35,7 @@ describe('manifest renewal', () => {
     await issue('web-1', 'a');
     ctl.clock.advance(2 * HOUR - 1);
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
-    expect(count(ctl, 'manifests')).toBe(1);
+    expect(await count(ctl, 'manifests')).toBe(1);
   });
 
   it('re-signs the unchanged desired state with a new version before it expires', async () => {
@@ -44,7 +44,7 @@ describe('manifest renewal', () => {
     ctl.clock.advance(2 * HOUR);
     announced = [];
     expect(await renewExpiringManifests(ctl.deps)).toBe(2);
-    const renewed = latestManifest(ctl.database.db, 'web-1')!;
+    const renewed = (await desiredManifest(ctl.store, 'web-1'))!;
     const payload = payloadOf(renewed.envelope);
     expect(payload).toMatchObject({ host: 'web-1', version: 2, storePath: storePath('sys', 'a'), action: 'switch', rolloutId: 'r-1' });
     expect(Date.parse(payload.expiresAt)).toBe(ctl.clock.now() + 3 * HOUR);
@@ -59,7 +59,7 @@ describe('manifest renewal', () => {
     await issue('web-1', 'a');
     const rotated = { ...ctl.deps, signer: createManifestSigner(generateNamedKey('controller-2')) };
     expect(await renewExpiringManifests(rotated)).toBe(1);
-    const renewed = latestManifest(ctl.database.db, 'web-1')!;
+    const renewed = (await desiredManifest(ctl.store, 'web-1'))!;
     expect((JSON.parse(renewed.envelope) as Envelope).signatures.map((s) => s.keyid)).toEqual(['controller-2']);
     expect(payloadOf(renewed.envelope)).toMatchObject({ version: 2, storePath: storePath('sys', 'a') });
     // Signed by the current key, it is left alone until it nears expiry.
@@ -71,9 +71,9 @@ describe('manifest renewal', () => {
     for (let i = 0; i < 10; i++) {
       ctl.clock.advance(HOUR);
       await renewExpiringManifests(ctl.deps);
-      expect(latestManifest(ctl.database.db, 'web-1')!.expiresAt).toBeGreaterThan(ctl.clock.now() + HOUR - 1);
+      expect((await desiredManifest(ctl.store, 'web-1'))!.expiresAt).toBeGreaterThan(ctl.clock.now() + HOUR - 1);
     }
-    expect(latestManifest(ctl.database.db, 'web-1')!.storePath).toBe(storePath('sys', 'a'));
+    expect((await desiredManifest(ctl.store, 'web-1'))!.storePath).toBe(storePath('sys', 'a'));
   });
 
   it('renews hundreds of hosts in batches without holding the event loop', async () => {
@@ -98,7 +98,7 @@ describe('manifest renewal', () => {
     ctl.database.sqlite.prepare("update hosts set reported_version = 1, phase = 'healthy' where name = 'web-2'").run();
     ctl.clock.advance(2 * HOUR);
     expect(await renewExpiringManifests(ctl.deps)).toBe(1);
-    expect(latestManifest(ctl.database.db, 'web-1')!.version).toBe(1);
-    expect(latestManifest(ctl.database.db, 'web-2')!.version).toBe(2);
+    expect((await desiredManifest(ctl.store, 'web-1'))!.version).toBe(1);
+    expect((await desiredManifest(ctl.store, 'web-2'))!.version).toBe(2);
   });
 });

@@ -28,7 +28,7 @@ describe('the release statement a manifest carries', () => {
     expect(outcome.ok).toBe(true);
   };
   const carried = (host = 'web-1') => {
-    const row = latestManifest(ctl.database.db, host)!;
+    const row = (await desiredManifest(ctl.store, host))!;
     const envelope = JSON.parse(row.envelope) as { payload: string };
     const payload = ManifestPayload.parse(JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')));
     const verified = verifyReleaseStatement(payload.statement, { host, storePath: row.storePath }, ctl.deps.releaseTrust.keys, nodeEd25519);
@@ -44,7 +44,7 @@ describe('the release statement a manifest carries', () => {
       code: 'no-release-statement',
       message: `no CI-signed release statement authorises ${SYSTEM} for web-1`,
     });
-    expect(count(ctl, 'manifests')).toBe(0);
+    expect(await count(ctl, 'manifests')).toBe(0);
   });
 
   it('two-key mode: refuses one host’s statement for another host', async () => {

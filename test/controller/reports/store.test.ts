@@ -32,7 +32,7 @@ describe('report writer (group commit)', () => {
     const acks = names.map((name) =>
       writer.store(name, [sampleReport(2, 'healthy'), sampleReport(1, 'accepted')]).then((outcome) => ({ outcome, visible: committed(name) })),
     );
-    expect(count(ctl, 'reports')).toBe(0);
+    expect(await count(ctl, 'reports')).toBe(0);
     for (const { outcome, visible } of await Promise.all(acks)) {
       expect(outcome).toEqual({ ackedSeqs: [2, 1], stored: 2, rollouts: [] });
       expect(visible).toBe(2);
@@ -110,6 +110,6 @@ describe('report writer (group commit)', () => {
       expect(response.status).toBe(200);
       expect(ReportAck.parse(await response.json())).toEqual({ protocol: PROTOCOL_VERSION, ackedSeqs: [1, 2], stored: 2 });
     }
-    expect(count(ctl, 'reports')).toBe(20);
+    expect(await count(ctl, 'reports')).toBe(20);
   });
 });

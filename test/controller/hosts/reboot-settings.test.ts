@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
 import { requestRebootGrant } from '../../../controller/src/hosts/reboot-grants.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { ManifestPayload } from '../../../shared/src/protocol.js';
 import { HostRebootSettings } from '../../../shared/src/reboot-settings.js';
-import { registeredHost, storePath, testController, type TestController } from '../helpers.js';
+import { desiredManifest, registeredHost, storePath, testController, type TestController } from '../helpers.js';
 
 const NIGHT = { days: ['sat', 'sun'], start: '02:00', end: '05:00', timeZone: 'Europe/Berlin' };
 const WEEKNIGHT = { days: ['mon', 'tue', 'wed', 'thu'], start: '22:00', end: '23:30', timeZone: 'UTC' };
@@ -80,8 +79,8 @@ describe('reboot settings per host and tag', () => {
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'k2', waves: ['100%'], maxRebooting: 2 }) });
     const { id } = (await started.json()) as { id: string };
-    const version = (host: string) => (await desiredManifest(ctl.store, host))?.version ?? 1;
-    const ask = (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, version(host));
+    const version = async (host: string) => (await desiredManifest(ctl.store, host))?.version ?? 1;
+    const ask = async (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, await version(host));
 
     expect((await ask('db-1')).granted).toBe(true);
     expect(await ask('db-2')).toMatchObject({ granted: false, reason: '1 host of tag db rebooting (db-1); at most 1 of tag db at once' });

@@ -1,8 +1,9 @@
+import { sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorBody } from '../../../shared/src/protocol.js';
 import { HostList, HostEvents, ManifestSummary, EnrollmentTokenCreated } from '../../../shared/src/operator-api.js';
 import { createOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
-import { newHostKeys, registeredHost, snapshot, storePath, testController, type TestController } from '../helpers.js';
+import { execute, newHostKeys, registeredHost, snapshot, storePath, testController, type TestController } from '../helpers.js';
 
 async function errorOf(response: Response): Promise<ErrorBody['error']> {
   return ErrorBody.parse(await response.json()).error;
@@ -85,7 +86,7 @@ describe('operator API', () => {
 
     it('refuses an invalid or revoked token', async () => {
       const { id } = await createOperatorToken(ctl.store, ctl.clock, 'leaver');
-      ctl.database.sqlite.prepare('update operator_tokens set revoked_at = 1 where id = ?').run(id);
+      await execute(ctl.store, sql`update operator_tokens set revoked_at = 1 where id = ${id}`);
       const before = await snapshot(ctl);
       for (const token of ['shoal_op_wrong', ctl.operatorToken.slice(0, -1)]) {
         const response = await ctl.app.request('/v1/hosts/web-1/desired', {
@@ -156,8 +157,8 @@ describe('operator API', () => {
     expect(response.status).toBe(201);
     const created = EnrollmentTokenCreated.parse(await response.json());
     expect(created.maxUses).toBe(3);
-    const row = ctl.database.sqlite.prepare('select * from enrollment_tokens').get() as Record<string, unknown>;
+    const [row] = await ctl.store.db.select().from(ctl.store.t.enrollmentTokens);
     expect(JSON.stringify(row)).not.toContain(created.token);
-    expect(row.tags).toBe('["web"]');
+    expect(row!.tags).toEqual(['web']);
   });
 });

@@ -3,11 +3,10 @@ import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { generateNamedKey } from '../../../shared/src/keys.js';
 import { ErrorBody, ManifestPayload } from '../../../shared/src/protocol.js';
 import { verifyReleaseStatement } from '../../../shared/src/release-statement.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import { renewExpiringManifests } from '../../../controller/src/manifests/renew.js';
 import { releaseTrust } from '../../../controller/src/manifests/statements.js';
 import { publishBundle } from '../../../controller/src/rollouts/releases.js';
-import { count, registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
+import { count, desiredManifest, eventsOf, registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
 
 const HOUR = 3600_000;
 const SYSTEM = storePath('nixos-system-web-1', 'b');
@@ -27,7 +26,7 @@ describe('the release statement a manifest carries', () => {
     const outcome = await publishBundle(ctl.store, ctl.clock, ctl.deps.releaseTrust, signedBundle(key, name, [{ host: 'web-1', storePath: path }], { floor }), 'test');
     expect(outcome.ok).toBe(true);
   };
-  const carried = (host = 'web-1') => {
+  const carried = async (host = 'web-1') => {
     const row = (await desiredManifest(ctl.store, host))!;
     const envelope = JSON.parse(row.envelope) as { payload: string };
     const payload = ManifestPayload.parse(JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')));
@@ -58,7 +57,7 @@ describe('the release statement a manifest carries', () => {
     await start('two-key');
     await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    expect(carried()).toMatchObject({ keyId: 'ci-release-1', release: 'r1', floor: 0 });
+    expect(await carried()).toMatchObject({ keyId: 'ci-release-1', release: 'r1', floor: 0 });
   });
 
   it('prefers the statement with the highest floor when several authorise the path', async () => {
@@ -67,7 +66,7 @@ describe('the release statement a manifest carries', () => {
     await publish('r3', SYSTEM, 3);
     await publish('r2', SYSTEM, 2);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    expect(carried()).toMatchObject({ release: 'r3', floor: 3 });
+    expect(await carried()).toMatchObject({ release: 'r3', floor: 3 });
   });
 
   it('stops using statements of a release key that is no longer trusted', async () => {
@@ -85,17 +84,17 @@ describe('the release statement a manifest carries', () => {
     await start('single-key');
     await publish('r5', storePath('nixos-system-other', 'c'), 5);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    expect(carried()).toMatchObject({ keyId: 'single-release-1', release: 'adhoc', floor: 5, source: { revision: null, flakeLockHash: null } });
+    expect(await carried()).toMatchObject({ keyId: 'single-release-1', release: 'adhoc', floor: 5, source: { revision: null, flakeLockHash: null } });
   });
 
   it('renews a manifest with the very statement it carried', async () => {
     await start('two-key');
     await publish('r1', SYSTEM, 0);
     expect((await set('web-1', SYSTEM)).status).toBe(200);
-    const before = carried();
+    const before = await carried();
     ctl.clock.advance(2 * HOUR);
     expect(await renewExpiringManifests(ctl.deps)).toBe(1);
-    const after = carried();
+    const after = await carried();
     expect(after.manifestVersion).toBe(before.manifestVersion + 1);
     expect(after.envelope).toEqual(before.envelope);
   });
@@ -109,8 +108,8 @@ describe('the release statement a manifest carries', () => {
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
     ctl.clock.advance(HOUR);
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
-    const events = ctl.database.sqlite.prepare("select data from events where kind = 'manifest-withheld'").all() as Array<{ data: string }>;
-    expect(events.map((e) => JSON.parse(e.data) as unknown)).toEqual([
+    const events = await eventsOf(ctl.store, 'manifest-withheld');
+    expect(events.map((e) => e.data)).toEqual([
       { version: 1, storePath: SYSTEM, reason: `no CI-signed release statement authorises ${SYSTEM} for web-1 (statements for it are stored, but none is signed by a key in trustedReleaseKeys any more)` },
     ]);
   });

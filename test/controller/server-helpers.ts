@@ -24,12 +24,16 @@ export interface LiveController {
   close(): Promise<void>;
 }
 
-/** A controller on a real loopback socket with its own database (SQLite file or PostgreSQL database: test-engine.ts). */
+/**
+ * A controller on a real loopback socket with its own database (SQLite file or PostgreSQL
+ * database: test-engine.ts), or on `dbFile` when given (a restart test's second controller on
+ * the first one's database: testDatabase(), which the test removes).
+ */
 export async function liveController(options: Partial<ControllerOptions> & { mode?: TrustMode } = {}): Promise<LiveController> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-live-'));
-  const { mode = 'single-key', ...rest } = options;
+  const { mode = 'single-key', dbFile, ...rest } = options;
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
-  const database = await testDatabase(dir);
+  const database = dbFile === undefined ? await testDatabase(dir) : { database: dbFile, drop: async () => undefined };
   const handle = await startController({
     dbFile: database.database,
     signer: createManifestSigner(controllerKey),

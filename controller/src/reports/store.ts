@@ -4,6 +4,7 @@ import type { Logger } from '../../../shared/src/logger.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
 import { legacyDb, sqliteWriter } from '../db/sqlite-store.js';
+import { retryableConflict } from '../db/store-errors.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { releaseRebootLease } from '../hosts/reboot-grants.js';
@@ -182,6 +183,8 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
           } catch (error) {
             // Then nothing of the group stands: the fallback below stores each batch on its own.
             if (!transactionStands(store)) throw error;
+            // A conflict is the group's, not this batch's: PostgreSQL runs the whole body again.
+            if (retryableConflict(error)) throw error;
             done.push({ ok: false, error });
           }
         }

@@ -62,6 +62,25 @@ describe('report writer (group commit)', () => {
     expect(await eventsOf(ctl.store, 'report')).toHaveLength(3);
   });
 
+  it('runs the whole group again when one batch meets a conflict (a PostgreSQL serialization failure), instead of failing that batch', async () => {
+    await registeredHost(ctl, 'web-1');
+    await registeredHost(ctl, 'web-2');
+    // What PostgreSQL raises when a concurrent transaction wrote what this one read; it poisons the
+    // whole transaction, so no savepoint can keep it to one batch. Raised once, as a real one would be.
+    let conflicts = 1;
+    const observer = (host: string) => {
+      if (host === 'web-2' && conflicts-- > 0) throw Object.assign(new Error('could not serialize access due to concurrent update'), { code: '40001' });
+      return null;
+    };
+    const writer = reportWriter(ctl.store, ctl.clock, silentLogger(), observer);
+    const outcomes = await Promise.allSettled([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);
+    expect(outcomes).toEqual([
+      { status: 'fulfilled', value: expect.objectContaining({ stored: 1 }) },
+      { status: 'fulfilled', value: expect.objectContaining({ stored: 1 }) },
+    ]);
+    expect((await committed('web-1')) + (await committed('web-2'))).toBe(2);
+  });
+
   it('stores each batch in a transaction of its own when the group transaction fails', async () => {
     await registeredHost(ctl, 'web-1');
     await registeredHost(ctl, 'web-2');
@@ -82,7 +101,11 @@ describe('report writer (group commit)', () => {
     const writer = reportWriter(ctl.store, ctl.clock, silentLogger());
     const outcomes = await Promise.allSettled([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
-    for (const outcome of outcomes) expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/no such table: reports|relation "reports" does not exist/);
+    // Each engine's words for it (drizzle wraps PostgreSQL's error: the words are in its cause).
+    for (const outcome of outcomes) {
+      const reason = (outcome as PromiseRejectedResult).reason as Error;
+      expect(`${String(reason)} ${String(reason.cause)}`).toMatch(/no such table: reports|relation "reports" does not exist/);
+    }
   });
 
   it('keeps one host’s batches of the same group idempotent and in order', async () => {

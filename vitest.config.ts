@@ -13,6 +13,7 @@ const NOT_ON_POSTGRES = [
   'test/controller/hosts/engines.test.ts',
   'test/controller/webhooks/engines.test.ts',
   'test/controller/database-setting.test.ts',
+  'test/controller/http/backup-engines.test.ts',
   // Controller processes started on a state directory, whose database is the SQLite file there.
   'test/controller/main.test.ts',
   'test/controller/metrics/serve.test.ts',

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../shared/src/logger.js';
 import { RolloutSpec } from '../../../shared/src/rollout-api.js';
@@ -52,8 +51,9 @@ async function fleet(): Promise<{ ctl: TestController; names: string[]; engine: 
 
 const manifestCounts = (ctl: TestController) => ctl.store.rows<{ host: string; n: number }>(sql`select host, count(*) as n from manifests group by host`);
 
+/** Until `check` holds: continuations run off the event loop, and on PostgreSQL each waits on the database. */
 async function settle(check: () => boolean): Promise<void> {
-  for (let turn = 0; turn < 100 && !check(); turn++) await nextTurn();
+  await expect.poll(check, { interval: 5 }).toBe(true);
 }
 
 describe('issuing a large wave', () => {
@@ -96,7 +96,10 @@ describe('issuing a large wave', () => {
     const restarted = engine();
     const engines = [original, restarted];
     await restarted.tickAll();
-    expect(published).toHaveLength(ISSUE_BATCH * 2);
+    // The restarted engine issued a batch of its own (on PostgreSQL, where its tick waits on the
+    // database, the original's continuation may have run meanwhile too), no host twice.
+    expect(published.length).toBeGreaterThanOrEqual(ISSUE_BATCH * 2);
+    expect(new Set(published).size).toBe(published.length);
     await settle(() => published.length === HOSTS);
     // Both engines' continuations have run (each would have issued a host twice, if any could).
     await settle(() => engines.every((e) => e.continuationsPending === 0));

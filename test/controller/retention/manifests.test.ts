@@ -68,20 +68,20 @@ describe('manifest retention', () => {
       const report = { seq: 1, at: new Date(ctl.clock.now()).toISOString(), phase: 'healthy', manifestVersion: held, storePath: system, currentSystem: system, detail: {} };
       expect((await postJson(ctl, '/v1/agent/reports', { protocol: PROTOCOL_VERSION, reports: [report] }, { authorization: `Bearer ${token}` })).status).toBe(200);
     });
-    const before = (await versions(ctl, 'web-1'));
+    const before = await versions(ctl, 'web-1');
     const latest = before.at(-1)!;
     expect(before).toHaveLength(61);
     const cutoff = ctl.clock.now() - 30 * DAY;
-    const old = (await issuedBefore(ctl, 'web-1', cutoff));
+    const old = await issuedBefore(ctl, 'web-1', cutoff);
 
     const counts = await pruneAll(ctl.store, ctl.clock, RETENTION);
     // Everything older than 30 days went, except the version the host last reported on.
     expect(counts.manifests).toBe(old.length - 1);
-    expect((await versions(ctl, 'web-1'))).toEqual(before.filter((v) => !old.includes(v) || v === held));
+    expect(await versions(ctl, 'web-1')).toEqual(before.filter((v) => !old.includes(v) || v === held));
 
     // The agent comes back holding what it accepted on day 10: it gets the current manifest, which it accepts.
     const token = await login(ctl, web, { highestVersion: held, highestFloor: 2, highestStorePath: system });
-    expect((await watermarkEvents(ctl))).toEqual([]);
+    expect(await watermarkEvents(ctl)).toEqual([]);
     const response = await ctl.app.request('/v1/agent/manifest', { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(200);
     const body = (await response.json()) as ManifestResponse;
@@ -120,7 +120,7 @@ describe('manifest retention', () => {
 
     // An unbelievable claim is still measured against the highest version signed, not what is left.
     await login(ctl, web, { highestVersion: latest + MAX_VERSION_STEP + 1, highestFloor: 0 });
-    expect((await watermarkEvents(ctl))).toEqual([{ reported: latest + MAX_VERSION_STEP + 1, previous: latest, floor: 0, signed: latest, then: 'ignored' }]);
+    expect(await watermarkEvents(ctl)).toEqual([{ reported: latest + MAX_VERSION_STEP + 1, previous: latest, floor: 0, signed: latest, then: 'ignored' }]);
     // A host ahead of the controller (a restore) still has its desired state re-signed above its version.
     const token = await login(ctl, web, { highestVersion: latest + 3, highestFloor: 0 });
     expect((await watermarkEvents(ctl)).at(-1)).toMatchObject({ reported: latest + 3, then: 'reissued', version: latest + 4 });
@@ -146,8 +146,8 @@ describe('manifest retention', () => {
     const before = { [h1]: (await versions(l.ctl, h1)), [h2]: (await versions(l.ctl, h2)) };
     await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
     // The rollout is unfinished: each of its manifests, renewals too, may be what a host holds.
-    expect((await versions(l.ctl, h2))).toEqual(before[h2]);
-    expect((await versions(l.ctl, h1))).toEqual(before[h1]!.filter((v) => v === lastOld || v >= issued[h1]!));
+    expect(await versions(l.ctl, h2)).toEqual(before[h2]);
+    expect(await versions(l.ctl, h1)).toEqual(before[h1]!.filter((v) => v === lastOld || v >= issued[h1]!));
 
     // h1 returns with the manifest it was sent two months ago: its result counts.
     await l.report(h1, 'healthy', { version: issued[h1] });
@@ -164,10 +164,10 @@ describe('manifest retention', () => {
     const expected = { [h1]: await recent(h1), [h2]: await recent(h2) };
     await pruneAll(l.ctl.store, l.ctl.clock, RETENTION);
     // h2: the version the aborted rollout still awaits its result on.
-    expect((await versions(l.ctl, h2))).toEqual([issued[h2]!, ...expected[h2]!]);
+    expect(await versions(l.ctl, h2)).toEqual([issued[h2]!, ...expected[h2]!]);
     // h1: the newest manifest carrying a statement for OLD(1), where a rollback of this rollout would
     // return it, and the version it reported on.
-    expect((await versions(l.ctl, h1))).toEqual([lastOld, issued[h1]!, ...expected[h1]!]);
+    expect(await versions(l.ctl, h1)).toEqual([lastOld, issued[h1]!, ...expected[h1]!]);
     expect(expected[h1]!.size).toBeGreaterThan(25);
 
     await l.report(h2, 'healthy', { version: issued[h2] });

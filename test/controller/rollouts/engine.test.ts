@@ -15,13 +15,13 @@ describe('rollout engine', () => {
     const l = await lab(8);
     const id = await l.start({ canary: 1, waves: ['25%', '100%'], bakeSeconds: 60 });
     const plan = (await l.status(id)).waves.map((w) => w.hosts.map((h) => h.host));
-    expect((await issuedTo(l))).toEqual(plan[0]);
+    expect(await issuedTo(l)).toEqual(plan[0]);
 
     expect(await l.answer('healthy')).toEqual(plan[0]);
     expect(await l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
     l.ctl.clock.advance(59_000);
     await l.engine.tickAll();
-    expect((await issuedTo(l))).toEqual(plan[0]);
+    expect(await issuedTo(l)).toEqual(plan[0]);
 
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
@@ -36,21 +36,21 @@ describe('rollout engine', () => {
     const done = await l.status(id);
     expect(done.state).toBe('succeeded');
     expect(done.waves.flatMap((w) => w.hosts).every((h) => h.state === 'healthy')).toBe(true);
-    for (const host of l.names) expect((await l.manifestsOf(host))).toBe(1);
+    for (const host of l.names) expect(await l.manifestsOf(host)).toBe(1);
   });
 
   it('halts on a failing canary and sends nothing to anyone else', async () => {
     const l = await lab(4);
     const id = await l.start({ canary: 1, waves: ['100%'] });
-    const [canary] = (await issuedTo(l));
+    const [canary] = await issuedTo(l);
     await l.answer('rolled-back');
     const status = await l.status(id);
     expect(status.state).toBe('halted');
     expect(status.reason).toContain('1 host(s) failed');
-    expect((await issuedTo(l))).toEqual([canary]);
+    expect(await issuedTo(l)).toEqual([canary]);
     l.ctl.clock.advance(3600_000);
     await l.engine.tickAll();
-    expect((await issuedTo(l))).toEqual([canary]);
+    expect(await issuedTo(l)).toEqual([canary]);
   });
 
   it('rolls every host it changed back to its previous system when a later wave fails', async () => {
@@ -134,7 +134,7 @@ describe('rollout engine', () => {
     // Its desired state goes back to what it ran: returning later, it must not deploy the release unwatched.
     const skipped = order[2]!;
     expect((await desiredManifest(l.ctl.store, skipped))!.storePath).toBe(OLD(l.names.indexOf(skipped) + 1));
-    expect((await l.manifestsOf(skipped))).toBe(2);
+    expect(await l.manifestsOf(skipped)).toBe(2);
   });
 
   it('counts an offline host as failed when the rollout says so', async () => {
@@ -167,7 +167,7 @@ describe('rollout engine', () => {
     await restarted.tickAll();
     await restarted.tickAll();
     expect((await issuedTo(l)).length).toBe(4);
-    for (const host of l.names) expect((await l.manifestsOf(host))).toBe(1);
+    for (const host of l.names) expect(await l.manifestsOf(host)).toBe(1);
   });
 
   it('refuses a rollout that overlaps an active one, naming it', async () => {
@@ -283,10 +283,10 @@ describe('a paused host in a rollout', () => {
     expect(waiting.state).toBe('running');
     expect(waiting.failures).toBe(0);
     expect(waiting.waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'pending', paused: true, manifestVersion: null });
-    expect((await l.manifestsOf('h2'))).toBe(0);
+    expect(await l.manifestsOf('h2')).toBe(0);
 
     await pause(false);
-    expect((await issuedTo(l))).toContain('h2');
+    expect(await issuedTo(l)).toContain('h2');
     expect((await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
     await l.answer('healthy');
     expect((await l.status(id)).state).toBe('succeeded');
@@ -300,6 +300,6 @@ describe('a paused host in a rollout', () => {
     l.ctl.clock.advance(600_000);
     await l.engine.tickAll();
     expect(await l.status(id)).toMatchObject({ state: 'halted', reason: 'no progress for 600s (progress deadline)' });
-    expect((await l.manifestsOf('h2'))).toBe(0);
+    expect(await l.manifestsOf('h2')).toBe(0);
   });
 });

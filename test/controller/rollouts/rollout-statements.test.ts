@@ -59,7 +59,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     l.ctl.clock.advance(30_000);
     await l.engine.tickAll();
     expect((await l.status(id)).state).toBe('succeeded');
-    expect((await l.manifestsOf('h1'))).toBe(1);
+    expect(await l.manifestsOf('h1')).toBe(1);
     expect(await withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
   });
 
@@ -69,7 +69,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const id = await l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
     const h1 = (await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h1')!;
     expect(h1).toMatchObject({ state: 'failed', reason: `no CI-signed release statement authorises ${NEW(1)} for h1`, manifestVersion: null });
-    expect((await l.manifestsOf('h1'))).toBe(0);
+    expect(await l.manifestsOf('h1')).toBe(0);
     await l.answer('healthy');
     expect(await l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
   });

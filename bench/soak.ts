@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Report } from '../shared/src/protocol.js';
 import type { Clock } from '../controller/src/clock.js';
 import { openSqliteStore, sqliteWriter } from '../controller/src/db/sqlite-store.js';
-import { appendEvent } from '../controller/src/events.js';
+import { appendEvents } from '../controller/src/events.js';
 import { registerHost } from '../controller/src/hosts/enrollment.js';
 import { storeReports } from '../controller/src/reports/store.js';
 import { DEFAULT_RETENTION, pruneBatch, type RetentionOptions } from '../controller/src/retention/prune.js';
@@ -74,9 +74,13 @@ export async function runSoak({ hosts, days, deploysPerDay, cleanup, log }: Soak
         for (let i = hour; i < hosts; i += 24) {
           const host = names[i]!;
           clock.ms = hourStart + (i % 3600) * 1000;
-          appendEvent(database.db, { host, at: clock.ms, kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } });
-          appendEvent(database.db, { host, at: clock.ms, kind: 'connected', actor: `agent:${host}`, data: { mode: 'websocket' } });
-          appendEvent(database.db, { host, at: clock.ms, kind: 'manifest-renewed', actor: 'controller', data: { version: day + 1 } });
+          await store.transaction(() =>
+            appendEvents(store, [
+              { host, at: clock.ms, kind: 'disconnected', actor: `agent:${host}`, data: { mode: 'websocket' } },
+              { host, at: clock.ms, kind: 'connected', actor: `agent:${host}`, data: { mode: 'websocket' } },
+              { host, at: clock.ms, kind: 'manifest-renewed', actor: 'controller', data: { version: day + 1 } },
+            ]),
+          );
           for (let d = 0; d < deploysPerDay; d++) {
             const batch = PHASES.map((phase) => {
               const seq = seqs.get(host)! + 1;

@@ -123,7 +123,8 @@ export class WsTransport {
       case 'welcome':
         this.attempt = 0;
         this.setAuthenticated(true);
-        this.options.logger.info('websocket connected');
+        // Which controller: with several (controllerUrls, replicas) the operator sees where the agent is.
+        this.options.logger.info({ controller: this.base }, 'websocket connected');
         this.options.onWelcome?.(message.session);
         return;
       case 'manifest':

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import type { ControllerDeps } from './deps.js';
 import { adminRoutes } from './http/admin-routes.js';
@@ -24,7 +25,11 @@ export const DEFAULT_LIMITS: AppLimits = { maxBodyBytes: 64 * 1024, maxReportBod
 /** The controller's HTTP surface. Every error, from any route, is rendered by the one onError. */
 export function createApp(deps: ControllerDeps, limits: AppLimits = DEFAULT_LIMITS, dashboard: DashboardOptions = {}) {
   const app = new Hono();
-  app.get('/healthz', (c) => c.json({ ok: true }));
+  // A load balancer sends agents and operators away from a replica that cannot reach the database.
+  app.get('/healthz', async (c) => {
+    await deps.store.rows(sql`select 1 as ok`);
+    return c.json({ ok: true });
+  });
   app.get('/', (c) => c.redirect('/dashboard', 302));
   app.get('/dashboard/', (c) => c.redirect(`/dashboard${new URL(c.req.url).search}`, 301));
   app.route('/dashboard', dashboardRoutes(deps, dashboard));

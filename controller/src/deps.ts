@@ -6,8 +6,6 @@ import { CHALLENGE_TTL_MS, ChallengeStore } from './auth/challenges.js';
 import { BinaryCacheReader, type ReaderOptions } from './cache/reader.js';
 import { SessionStore } from './auth/sessions.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Db } from './db/open.js';
-import { sqliteWriter } from './db/sqlite-store.js';
 import type { Store } from './db/store.js';
 import { Presence } from './hosts/presence.js';
 import { ManifestBus } from './manifests/bus.js';
@@ -25,8 +23,6 @@ export const DEFAULT_POLL_INTERVAL_MS = 30_000;
 export interface ControllerDeps {
   /** The database (SQLite or PostgreSQL, docs/high-availability.md). */
   store: Store;
-  /** The synchronous SQLite connection under `store`, for code not yet converted to it (issue 16); goes when the conversion ends. */
-  db: Db;
   /** The controller key: signs assignments. */
   signer: ManifestSigner;
   /** Which release statements authorise a system (and, in single-key mode, the key that makes them). */
@@ -78,10 +74,8 @@ export interface DepsOptions {
 
 export function createDeps(options: DepsOptions): ControllerDeps {
   const clock = options.clock ?? systemClock;
-  const db = sqliteWriter(options.store).db;
   const shared = {
     store: options.store,
-    db,
     signer: options.signer,
     releaseTrust: options.releaseTrust,
     clock,

@@ -1,8 +1,9 @@
-import { and, asc, gt, inArray, lte, max } from 'drizzle-orm';
+import { and, asc, inArray } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Logger } from '../../shared/src/logger.js';
 import type { Store } from './db/store.js';
 import { runBackground } from './background.js';
+import { newestEventCursor, readEvents, type EventCursor } from './events-cursor.js';
 
 /**
  * The controller's log of what it did, from the audit log after commit (a rolled-back transaction
@@ -33,9 +34,14 @@ const DEBUG: readonly EventKind[] = ['manifest-renewed', 'rollout-host-healthy',
 /** Events read per query. */
 const BATCH = 500;
 
+export interface EventLogOptions {
+  /** How long an id skipped over may still appear (events-cursor.ts); tests shorten it. */
+  gapGraceMs?: number;
+}
+
 export class EventLog {
   /** Null until the newest id at start is known: only what happens from then on is logged. */
-  private cursor: number | null = null;
+  private cursor: EventCursor | null = null;
   private readonly started: Promise<void>;
   private timer: NodeJS.Timeout | null = null;
   /** One flush at a time (the timer's and stop()'s), so no event is logged twice. */
@@ -44,10 +50,11 @@ export class EventLog {
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
+    private readonly options: EventLogOptions = {},
   ) {
     // Only what happens from now on: a restart does not replay history into the log.
-    this.started = this.newestEvent().then((id) => {
-      this.cursor = id;
+    this.started = newestEventCursor(store).then((cursor) => {
+      this.cursor = cursor;
     });
     // A failure shows at the first flush, which awaits this again.
     this.started.catch(() => {});
@@ -70,32 +77,27 @@ export class EventLog {
     return next;
   }
 
-  private async newestEvent(): Promise<number> {
-    const { events } = this.store.t;
-    return (await this.store.q.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
-  }
-
   private async flushNow(): Promise<void> {
     await this.started;
     const { events } = this.store.t;
     const debug = this.logger.isLevelEnabled('debug');
-    // Up to the newest id now, read first: one committed while this pass reads is the next pass's.
-    const newest = await this.newestEvent();
-    while (this.cursor! < newest) {
-      const rows = await this.store.q
-        .select()
-        .from(events)
-        .where(and(gt(events.id, this.cursor!), lte(events.id, newest), inArray(events.kind, debug ? [...INFO, ...DEBUG] : [...INFO])))
-        .orderBy(asc(events.id))
-        .limit(BATCH);
-      for (const row of rows) {
+    const kinds = debug ? [...INFO, ...DEBUG] : [...INFO];
+    // Lines of events whose transactions committed out of id order come out of id order (events-cursor.ts).
+    for (let more = true; more; ) {
+      const read = await readEvents(this.store, this.cursor!, {
+        batch: BATCH,
+        now: Date.now(),
+        ...(this.options.gapGraceMs === undefined ? {} : { graceMs: this.options.gapGraceMs }),
+        rows: (ids, limit) => this.store.q.select().from(events).where(and(ids, inArray(events.kind, kinds))).orderBy(asc(events.id)).limit(limit),
+      });
+      for (const row of read.rows) {
         const fields = { event: row.kind, eventId: row.id, actor: row.actor, ...(row.host ? { host: row.host } : {}), ...(row.rolloutId ? { rolloutId: row.rolloutId } : {}), ...logged(row.data) };
         if ((DEBUG as string[]).includes(row.kind)) this.logger.debug(fields, row.kind);
         else if (row.kind === 'rollout-host-failed' || row.kind === 'rollout-halted' || row.kind === 'manifest-withheld') this.logger.warn(fields, row.kind);
         else this.logger.info(fields, row.kind);
       }
-      // A full batch may have left matching events behind it; otherwise everything up to `newest` is seen (kinds not logged too).
-      this.cursor = rows.length === BATCH ? rows.at(-1)!.id : newest;
+      this.cursor = read.cursor;
+      more = read.more;
     }
   }
 }

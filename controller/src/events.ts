@@ -1,8 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
-import type { Db, Tx } from './db/open.js';
-import { prepared, statement } from './db/prepared.js';
-import { events } from './db/schema.js';
+import type { Queryable, Store, Tables } from './db/store.js';
 
 export interface NewEvent {
   host: string | null;
@@ -13,43 +11,53 @@ export interface NewEvent {
   data?: Record<string, unknown>;
 }
 
-function insertEvent(db: Db | Tx) {
-  return prepared(db, 'events.insert', () =>
-    db
-      .insert(events)
-      .values({
-        host: sql.placeholder('host'),
-        at: sql.placeholder('at'),
-        kind: sql.placeholder('kind'),
-        actor: sql.placeholder('actor'),
-        rolloutId: sql.placeholder('rolloutId'),
-        data: sql.placeholder('data'),
-      })
-      .prepare(),
-  );
+/** Rows per multi-row insert: far below either engine's limit on parameters. */
+const ROWS_PER_STATEMENT = 500;
+
+/**
+ * The insert of one event, built once per transaction handle (SQLite hands every transaction the
+ * same one; PostgreSQL a new one per transaction, and the name makes node-postgres prepare it once
+ * per connection): events are written per report, where building a drizzle query costs more than
+ * the database's own work.
+ */
+const built = new WeakMap<object, ReturnType<typeof build>>();
+
+function build(q: Queryable, { events }: Tables) {
+  return q
+    .insert(events)
+    .values({
+      host: sql.placeholder('host'),
+      at: sql.placeholder('at'),
+      kind: sql.placeholder('kind'),
+      actor: sql.placeholder('actor'),
+      rolloutId: sql.placeholder('rolloutId'),
+      data: sql.placeholder('data'),
+    })
+    .prepare('events_insert');
 }
 
-/** The event log is append-only: nothing in the controller updates or deletes an event. */
-export function appendEvent(db: Db | Tx, event: NewEvent): void {
-  // On the database handle a plain statement (it runs in whatever transaction is open there):
-  // events are written per report and per host of a wave, where drizzle's mapping costs more than SQLite.
-  if ((db as { $client?: unknown }).$client) {
-    statement(db as Db, 'insert into events (host, at, kind, actor, rollout_id, data) values (?, ?, ?, ?, ?, ?)').run(
-      event.host,
-      event.at,
-      event.kind,
-      event.actor,
-      event.rolloutId ?? null,
-      JSON.stringify(event.data ?? {}),
-    );
-    return;
+function row(event: NewEvent) {
+  return { host: event.host, at: event.at, kind: event.kind, actor: event.actor, rolloutId: event.rolloutId ?? null, data: event.data ?? {} };
+}
+
+/**
+ * The event log is append-only: nothing in the controller updates or deletes an event. Written in
+ * the caller's transaction (`store.q`), so an event stands exactly when what it tells of does.
+ */
+export async function appendEvent(store: Store, event: NewEvent): Promise<void> {
+  const q = store.q;
+  let insert = built.get(q);
+  if (!insert) {
+    insert = build(q, store.t);
+    built.set(q, insert);
   }
-  insertEvent(db).run({
-    host: event.host,
-    at: event.at,
-    kind: event.kind,
-    actor: event.actor,
-    rolloutId: event.rolloutId ?? null,
-    data: event.data ?? {},
-  });
+  await insert.execute(row(event));
+}
+
+/** Several events at once (a wave's hosts): one statement per batch, not one per event. */
+export async function appendEvents(store: Store, events: readonly NewEvent[]): Promise<void> {
+  if (events.length === 1) return appendEvent(store, events[0]!);
+  for (let i = 0; i < events.length; i += ROWS_PER_STATEMENT) {
+    await store.q.insert(store.t.events).values(events.slice(i, i + ROWS_PER_STATEMENT).map(row));
+  }
 }

@@ -177,7 +177,6 @@ async function serve(args: string[]): Promise<void> {
   const { config } = await readConfig(args);
   // Read first (the password file): a database the controller cannot use stops it before anything starts.
   const database = resolveDatabase(config);
-  if (database.kind !== 'sqlite') throw new Error(`database ${describeDatabase(database)}: serving from PostgreSQL needs the Store-based controller, which this build does not have yet`);
   const stateDir = config.stateDir;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const { host, port } = parseListenAddress(config.listen);
@@ -202,7 +201,7 @@ async function serve(args: string[]): Promise<void> {
   const metricsToken = config.metricsTokenFile === null ? null : readMetricsToken(config.metricsTokenFile);
 
   const controller = await startController({
-    dbFile: database.file,
+    dbFile: database.kind === 'sqlite' ? database.file : database.url,
     signer: keys.signer,
     releaseTrust: keys.releaseTrust,
     publicUrl: config.publicUrl,

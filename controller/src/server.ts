@@ -9,7 +9,11 @@ import { openStore, type Store } from './db/store.js';
 import type { DashboardOptions } from './dashboard/routes.js';
 import { createDeps, type ControllerDeps } from './deps.js';
 import { createApp, DEFAULT_LIMITS, type AppLimits } from './app.js';
-import { startRenewal, type RenewalTimer } from './manifests/renew.js';
+import { startRenewal } from './manifests/renew.js';
+import { EngineDuties, type Duty } from './replicas/engine-duties.js';
+import { startManifestRelay } from './replicas/manifest-relay.js';
+import { ENGINE_WAKE_CHANNEL } from './rollouts/engine.js';
+import { runBackground } from './background.js';
 import type { ManifestSigner } from './manifests/signer.js';
 import type { ReleaseTrust } from './manifests/statements.js';
 import type { ReaderOptions } from './cache/reader.js';
@@ -18,11 +22,12 @@ import { WebhookDispatcher, type WebhookOptions } from './webhooks/dispatcher.js
 import { AgentHub, type HubOptions } from './ws/hub.js';
 import type { AdmissionLimits } from './auth/admission.js';
 import { startAuthSweep } from './auth/sweep.js';
-import { DEFAULT_RETENTION, startPruning, type Pruning, type RetentionOptions } from './retention/prune.js';
+import { DEFAULT_RETENTION, startPruning, type RetentionOptions } from './retention/prune.js';
 import type { DestinationPolicy } from './webhooks/destination.js';
 import type { RebootLockOptions } from './hosts/reboot-grants.js';
 
 export interface ControllerOptions {
+  /** The SQLite file, or a postgres:// URL (with its password) shared by the controller's replicas. */
   dbFile: string;
   /** The fleet reboot lock; default DEFAULT_REBOOT_LOCK. */
   rebootLock?: RebootLockOptions;
@@ -65,13 +70,12 @@ export interface ControllerHandle {
   port: number;
   deps: ControllerDeps;
   store: Store;
-  /** The synchronous SQLite connection under `store` (issue 16: goes when the conversion ends). */
-  database: OpenDatabase;
+  /** The work only one replica does at a time (engine lease): whether this one does it now. */
+  engine: EngineDuties;
+  /** The SQLite connection under `store`, for tests that inspect the file (throws on PostgreSQL). */
+  readonly database: OpenDatabase;
   hub: AgentHub;
-  renewal: RenewalTimer;
   server: Server;
-  webhooks: WebhookDispatcher;
-  pruning: Pruning;
   /** Stops accepting, releases long-polls, closes websockets (4503), then the database. */
   close(): Promise<void>;
 }
@@ -80,7 +84,6 @@ export interface ControllerHandle {
 export async function startController(options: ControllerOptions): Promise<ControllerHandle> {
   const logger = options.logger ?? silentLogger();
   const store = await openStore({ database: options.dbFile, logger });
-  const database = sqliteWriter(store);
   const deps = createDeps({
     store,
     signer: options.signer,
@@ -101,7 +104,6 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   const hub = new AgentHub(deps, options.hub);
   hub.attach(server);
-  const renewal = startRenewal({ ...deps, checkIntervalMs: options.renewCheckMs ?? 60_000 });
 
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -113,27 +115,23 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  void renewal.runNow();
-  // Resume every rollout where the database says it stands (after a restart, at once).
-  await deps.rollouts.tickAll();
-  deps.rollouts.startTimer(options.rolloutTickMs ?? 1000);
-  const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
-  deps.rollouts.onChange(() => webhooks.wake());
-  webhooks.start();
-  const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
-  const authSweep = startAuthSweep(deps);
-  const eventLog = new EventLog(deps.store, deps.logger);
-  eventLog.start(1000);
-
+  const stopRelay = await startManifestRelay({
+    store,
+    bus: deps.bus,
+    serves: (name) => hub.isConnected(name) || deps.bus.hasWaiter(name),
+    servedHosts: () => [...new Set([...hub.connectedHosts(), ...deps.bus.waitingHosts()])],
+    logger: deps.logger,
+  });
+  const engine = new EngineDuties(store.engineLease(), engineDuties(deps, options), deps.logger, (held) => {
+    deps.rollouts.leading = held;
+    deps.metrics.engineLeaseHeld(held);
+  });
+  // Resumes every rollout where the database says it stands (after a restart, at once) when this replica holds the lease.
+  await engine.start();
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
-      const eventLogStopped = eventLog.stop();
-      const renewalStopped = renewal.stop();
-      deps.rollouts.stopTimer();
-      const webhooksStopped = webhooks.stop();
-      const pruningStopped = pruning.stop();
-      authSweep.stop();
+      const engineStopped = engine.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       deps.bus.releaseAll();
       await hub.close();
@@ -144,11 +142,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await closed;
       clearInterval(sweep);
       clearTimeout(force);
-      // A renewal pass in flight finishes its transaction before the database goes away.
-      await renewalStopped;
-      await webhooksStopped;
-      await pruningStopped;
-      await eventLogStopped;
+      // A renewal pass or webhook attempt in flight finishes its transaction before the database goes away.
+      await engineStopped;
+      await stopRelay();
       // The last-seen times heard until now, written before the database goes away.
       await deps.presence.flush();
       await store.close();
@@ -157,5 +153,77 @@ export async function startController(options: ControllerOptions): Promise<Contr
     return closing;
   };
 
-  return { url: `http://${urlHost}:${port}`, port, deps, store, database, hub, renewal, server, webhooks, pruning, close };
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    deps,
+    store,
+    engine,
+    // Looked up when asked for: a controller on PostgreSQL has no SQLite file, and nothing of its own needs one.
+    get database() {
+      return sqliteWriter(store);
+    },
+    hub,
+    server,
+    close,
+  };
+}
+
+/** What the engine lease holder runs, in the order it starts them. */
+function engineDuties(deps: ControllerDeps, options: ControllerOptions): Duty[] {
+  return [
+    {
+      name: 'rollouts',
+      async start() {
+        await deps.rollouts.tickAll();
+        deps.rollouts.startTimer(options.rolloutTickMs ?? 1000);
+        const unsubscribe = await deps.store.notifications.subscribe(ENGINE_WAKE_CHANNEL, (id) =>
+          runBackground(deps.logger, 'rollout tick after another replica\'s report', () => deps.rollouts.tick(id, { deadlines: false }), { rolloutId: id }),
+        );
+        return async () => {
+          deps.rollouts.stopTimer();
+          await unsubscribe();
+        };
+      },
+    },
+    {
+      name: 'renewal',
+      async start() {
+        const renewal = startRenewal({ ...deps, checkIntervalMs: options.renewCheckMs ?? 60_000 });
+        void renewal.runNow();
+        return () => renewal.stop();
+      },
+    },
+    {
+      name: 'webhooks',
+      async start() {
+        const webhooks = new WebhookDispatcher({ ...deps, onAttempt: (result) => deps.metrics.webhookAttempt(result) }, options.webhooks);
+        const unsubscribe = deps.rollouts.onChange(() => webhooks.wake());
+        webhooks.start();
+        return async () => {
+          unsubscribe();
+          await webhooks.stop();
+        };
+      },
+    },
+    {
+      name: 'retention',
+      async start() {
+        const pruning = startPruning(deps, { ...DEFAULT_RETENTION, ...options.retention });
+        const sweep = startAuthSweep(deps);
+        return async () => {
+          sweep.stop();
+          await pruning.stop();
+        };
+      },
+    },
+    {
+      name: 'event log',
+      async start() {
+        const eventLog = new EventLog(deps.store, deps.logger);
+        eventLog.start(1000);
+        return () => eventLog.stop();
+      },
+    },
+  ];
 }

@@ -138,7 +138,7 @@ describe('the agent daemon end to end (the real controller on loopback, host in 
     await controller.register('db-1', toBase64(generateNamedKey('db-1').publicKey));
     const next = buildSystem(host, 'next');
     const dbVersion = await controller.setDesired('db-1', next);
-    controller.serveTampered('web-1', controller.storedEnvelope('db-1', dbVersion), next);
+    await controller.serveTampered('web-1', controller.storedEnvelope('db-1', dbVersion), next);
     await until(() => controller.phases().includes('refused'));
     const refused = controller.reports().find((r) => r.phase === 'refused')!;
     expect(refused.detail).toEqual({ refusal: 'wrong-host', reason: 'manifest is for host "db-1", this is "web-1"' });
@@ -215,7 +215,7 @@ describe('the agent daemon end to end (the real controller on loopback, host in 
 
     agent = await restart(agent, config, () => rm(join(config.stateDir, STATE_FILE)));
     // Whoever controls the controller's answers now replays v1, genuine and unexpired.
-    controller.serveTampered('web-1', controller.storedEnvelope('web-1', v1), older);
+    await controller.serveTampered('web-1', controller.storedEnvelope('web-1', v1), older);
     expect(await refusal(controller, v1)).toEqual({ refusal: 'replayed-version', reason: `version ${v1} is not above the highest accepted version ${v2}` });
     expect(await resolveSystem(host.currentSystem)).toBe(newer);
     expect(agent.state.get()).toMatchObject({ highestVersion: v2, highestStorePath: newer, stateLost: false });

@@ -143,9 +143,9 @@ export class AgentTestController {
    * manifest row the controller hands out as it is, announced to the host's open websocket or
    * long-poll the way the controller announces any manifest it committed.
    */
-  serveTampered(host: string, envelope: Envelope, storePath: string): number {
+  async serveTampered(host: string, envelope: Envelope, storePath: string): Promise<number> {
     const version = serveTampered(this.dbFile, host, envelope, storePath);
-    const row = latestManifest(this.deps.db, host);
+    const row = await latestManifest(this.deps.store, host);
     if (row?.version !== version) throw new Error(`the tampered manifest v${version} of ${host} is not the one served`);
     this.deps.bus.publish(published(row));
     return version;

@@ -21,6 +21,8 @@ export const LAB_HEALTH_CHECK = {
 export interface LabAgentSettings {
   host: string;
   controllerUrl: string;
+  /** Controller replicas to fail over between (controllerUrl first; the agent lists each once). */
+  controllerUrls?: string[];
   /** CI's keys ("name:base64"): statements inside assignments must be signed by one. */
   trustedReleaseKeys: string[];
   /** The controller's keys: assignments must be signed by one. */

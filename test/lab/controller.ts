@@ -63,6 +63,14 @@ export interface ControllerOptions {
   /** Extra `serve` flags, e.g. ['--manifest-ttl-seconds', '60']. */
   args?: string[];
   startTimeoutMs?: number;
+  /** Names the process in logs and errors; default "controller" (replicas: "controller replica-2"). */
+  label?: string;
+  /**
+   * Where the operator token is read from; default STATE/admin-token. A controller writes it only
+   * when the database has no operator token yet, so replicas sharing one database read the file
+   * the first replica wrote.
+   */
+  adminTokenFile?: string;
 }
 
 /**
@@ -114,7 +122,7 @@ export class LabController {
     const port = this.port || (this.options.port ?? 0);
     if (this.resource) await this.scope.release(this.resource);
     this.process = new LabProcess(
-      'controller',
+      this.options.label ?? 'controller',
       process.execPath,
       [
         '--import', 'tsx', join(repoRoot, 'controller/src/main.ts'), 'serve',
@@ -127,7 +135,7 @@ export class LabController {
     this.scope.add(this.process);
     const listening = await this.process.waitForLine(isListeningLine, this.options.startTimeoutMs ?? 30_000, 'a "controller listening" log line');
     this.port = listeningPort(listening);
-    this.adminToken = (await readFile(join(stateDir, 'admin-token'), 'utf8')).trim();
+    this.adminToken = (await readFile(this.options.adminTokenFile ?? join(stateDir, 'admin-token'), 'utf8')).trim();
     this.client = new OperatorClient(this.url, this.adminToken);
     return this;
   }

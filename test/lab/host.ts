@@ -42,7 +42,14 @@ export interface HostServices {
   /** The lab network's state (bridge, ports, neighbour tables), for failure messages of networked hosts. */
   networkDiagnostics(): Promise<string>;
   /** The controller as this host reaches it, or null when the lab has none running. */
-  controller(): { url: string; releasePublicKey: string; controllerPublicKey: string; createEnrollmentToken(): Promise<string> } | null;
+  controller(): {
+    url: string;
+    /** Controller replicas: every URL the agent may use, this host's first choice first. */
+    urls?: string[];
+    releasePublicKey: string;
+    controllerPublicKey: string;
+    createEnrollmentToken(): Promise<string>;
+  } | null;
 }
 
 export interface Activation {
@@ -305,6 +312,7 @@ export class LabHost {
       {
         host: this.name,
         controllerUrl: controller?.url ?? 'http://127.0.0.1:9',
+        ...(controller?.urls ? { controllerUrls: controller.urls } : {}),
         trustedReleaseKeys: controller ? [controller.releasePublicKey] : [],
         trustedControllerKeys: controller ? [controller.controllerPublicKey] : [],
         stateDir: this.paths.state,

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,8 @@ import type { CacheFixture } from './fixtures.js';
 import { LabHost } from './host.js';
 import { LabBridge, sweepStaleNetworks } from './network.js';
 import { sweepDirsOfDeadProcesses, uniqueSuffix } from './pids.js';
+import { startPostgres, type PostgresServer } from './postgres.js';
+import { engineOf, LabReplicas, rotated } from './replicas.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const DIR_PREFIX = 'shoal-lab-';
@@ -64,6 +66,9 @@ export class Lab {
   untrustedCache: CacheServer | null = null;
   uploadCache: CacheServer | null = null;
   controller: LabController | null = null;
+  /** Controller replicas on one database (startReplicas); agents get all their URLs. */
+  replicas: LabReplicas | null = null;
+  postgres: PostgresServer | null = null;
 
   private constructor(
     readonly scope: ResourceScope,
@@ -148,6 +153,7 @@ export class Lab {
     options: { args?: string[]; releaseKey?: ReleaseKey; port?: number; trust?: LabTrustMode; caches?: 'lab' | LabCacheConfig[] } = {},
   ): Promise<LabController> {
     if (this.controller?.running) throw new Error('this lab already runs a controller; use controller.restart()');
+    if (this.replicas) throw new Error('this lab runs controller replicas (startReplicas); it has no single controller');
     const stateDir = join(this.dir, 'controller');
     const keys = join(this.dir, 'keys');
     // caches: the binary caches the controller reads (closure diffs, the rollout preflight); 'lab': the lab cache with its key.
@@ -170,6 +176,76 @@ export class Lab {
   }
 
   /**
+   * A private PostgreSQL server for this lab (test/lab/postgres.ts), released with it: after the
+   * replicas using it, since resources are released newest first (idempotent).
+   */
+  async startPostgres(): Promise<PostgresServer> {
+    this.postgres ??= await startPostgres({ scope: this.scope });
+    return this.postgres;
+  }
+
+  /**
+   * Starts `count` controller replicas on one database (issue 16): a PostgreSQL URL (with its
+   * password, e.g. the lab's startPostgres().url) or a SQLite file (one replica only). They share
+   * one config file (database, its password in a 0600 file as an operator would keep it, caches),
+   * the controller key and the release key; each has its own state dir (controller-1/, …) and port.
+   * The first starts alone (it creates the operator token in the empty database and writes
+   * admin-token; the others find a token and write none), the others then together. Agents added
+   * afterwards list every replica's URL, host i starting with replica i mod count.
+   */
+  async startReplicas(options: { count: number; database: string; args?: string[]; caches?: 'lab' | LabCacheConfig[] }): Promise<LabReplicas> {
+    if (this.controller || this.replicas) throw new Error('this lab already has a controller');
+    const engine = engineOf(options.database);
+    if (engine === 'sqlite' && options.count !== 1) throw new Error(`a SQLite database serves one controller process, not ${options.count}: give a postgres:// URL`);
+    const keys = join(this.dir, 'keys');
+    const releaseKey = await createReleaseKey(keys);
+    const controllerKey = await createReleaseKey(keys, 'lab-controller-1');
+    const config: Record<string, unknown> = {};
+    if (engine === 'postgres') {
+      const url = new URL(options.database);
+      const passwordFile = join(keys, 'database-password');
+      await writeFile(passwordFile, `${decodeURIComponent(url.password)}\n`, { mode: 0o600 });
+      url.password = '';
+      config.database = url.toString();
+      config.databasePasswordFile = passwordFile;
+    } else {
+      config.database = options.database;
+    }
+    const caches = options.caches === 'lab' ? [{ url: (await this.serveCache()).url, publicKeys: [this.fixtures.cache.key.publicKey] }] : options.caches;
+    if (caches) Object.assign(config, { caches, cacheConcurrency: 16, cacheTimeoutSeconds: 5 });
+    const configFile = join(this.dir, 'controller-config.json');
+    await writeFile(configFile, JSON.stringify(config));
+    const firstTokenFile = join(this.dir, 'controller-1', 'admin-token');
+    const replicas = Array.from(
+      { length: options.count },
+      (_, i) =>
+        new LabController(
+          {
+            repoRoot: REPO_ROOT,
+            stateDir: join(this.dir, `controller-${i + 1}`),
+            releaseKey,
+            controllerKey,
+            trust: 'single-key',
+            host: this.serviceAddress,
+            args: ['--config', configFile, ...(options.args ?? [])],
+            label: `controller replica-${i + 1}`,
+            adminTokenFile: firstTokenFile,
+          },
+          this.scope,
+        ),
+    );
+    this.replicas = new LabReplicas(replicas, engine, String(config.database));
+    await replicas[0]!.start();
+    // The token file is read from replica 1's state dir; a copy in each state dir is what an operator of that replica would find.
+    await Promise.all(replicas.slice(1).map(async (replica) => {
+      await mkdir(replica.options.stateDir, { recursive: true, mode: 0o700 });
+      await copyFile(firstTokenFile, join(replica.options.stateDir, 'admin-token'));
+      await replica.start();
+    }));
+    return this.replicas;
+  }
+
+  /**
    * Adds a host (own /nix, /run, HOME; own network namespace when the lab has a network
    * and `network` is not false). With `bootstrap`, the host is installed with that system
    * from the lab cache, which is served if it is not yet.
@@ -184,7 +260,7 @@ export class Lab {
       network = await this.bridge!.attachHost();
       this.scope.add(network);
     }
-    const host = new LabHost(name, join(this.dir, name), network, this.hostServices(), this.scope);
+    const host = new LabHost(name, join(this.dir, name), network, this.hostServices(this.hosts.size), this.scope);
     await host.init();
     this.hosts.set(name, host);
     // Served before any host needs it, so agent configs always name it.
@@ -193,7 +269,8 @@ export class Lab {
     return host;
   }
 
-  private hostServices() {
+  /** What host number `index` (0-based, in the order added) needs; with replicas, its rotation of their URLs. */
+  private hostServices(index: number) {
     return {
       repoRoot: REPO_ROOT,
       agentCommand: this.agentCommand,
@@ -201,6 +278,18 @@ export class Lab {
       trustedPublicKeys: () => [this.fixtures.cache.key.publicKey],
       networkDiagnostics: () => this.networkDiagnostics(),
       controller: () => {
+        if (this.replicas) {
+          const replicas = this.replicas;
+          const urls = rotated(replicas.urls(), index);
+          const first = replicas.replicas[0]!;
+          return {
+            url: urls[0]!,
+            urls,
+            releasePublicKey: first.releasePublicKey,
+            controllerPublicKey: first.controllerPublicKey,
+            createEnrollmentToken: () => replicas.any().enrollmentToken(),
+          };
+        }
         const controller = this.controller;
         if (!controller) return null;
         return {
@@ -215,7 +304,7 @@ export class Lab {
 
   /** Last lines of the controller's and the agents' output, for failure messages. */
   diagnostics(lines = 30): string {
-    const parts = [`--- controller\n${this.controller?.output(lines) ?? '(none)'}`];
+    const parts = [this.replicas ? this.replicas.diagnostics(lines) : `--- controller\n${this.controller?.output(lines) ?? '(none)'}`];
     for (const host of this.hosts.values()) parts.push(`--- agent ${host.name}\n${host.agentOutput(lines)}`);
     return parts.join('\n');
   }
@@ -235,6 +324,8 @@ export class Lab {
     this.untrustedCache = null;
     this.uploadCache = null;
     this.controller = null;
+    this.replicas = null;
+    this.postgres = null;
   }
 }
 

@@ -56,7 +56,8 @@ export async function watchRollout(client: OperatorClient, id: string, io: CliIo
         watchdog = setTimeout(() => abort.abort(), silenceMs);
         if (message.event === 'audit') {
           const event = HostEvent.parse(JSON.parse(message.data));
-          lastEventId = event.id;
+          // The SSE id is where to resume (it may be below the event's own id: events-cursor.ts).
+          lastEventId = Number(message.id ?? event.id) || event.id;
           if (options.json) io.stdout(`${JSON.stringify({ event: 'audit', data: event })}\n`);
           else if (live) {
             tail.push(eventLine(event));

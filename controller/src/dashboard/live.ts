@@ -7,20 +7,23 @@ import { wakeSignal } from '../../../shared/src/wake-signal.js';
 import type { ManifestBus } from '../manifests/bus.js';
 import type { RolloutEngine } from '../rollouts/engine.js';
 import { diffLive, liveDigest, type LiveState } from './live-state.js';
-import { lastEventId } from './queries.js';
+import { newestEventCursor, readEvents, type EventCursor } from '../events-cursor.js';
 
 /**
  * Tells live pages that something may have changed. Every report, manifest, connection and rollout
- * step appends an event, so one indexed max(id) a second covers them all without hooks into the
- * report path; rollout changes and manifest publications wake listeners at once. Polls only while
- * someone listens.
+ * step appends an event, so one indexed read of the events above a cursor a second covers them all
+ * without hooks into the report path (an event committed after a higher id was seen counts too:
+ * events-cursor.ts); rollout changes and manifest publications wake listeners at once. Polls only
+ * while someone listens.
  */
 export class ChangeFeed {
   private readonly listeners = new Set<() => void>();
   private timer: NodeJS.Timeout | null = null;
   private stopHooks: Array<() => void> = [];
-  /** The newest event id seen; null until the first check after start has read it. */
-  private lastId: number | null = null;
+  /** Where the feed is in the audit log; null until the first check after start has read it. */
+  private cursor: EventCursor | null = null;
+  /** A check failed: what changed meanwhile is unknown, so the next check that reads the database tells the listeners. */
+  private unknown = false;
 
   constructor(
     private readonly store: Store,
@@ -40,7 +43,8 @@ export class ChangeFeed {
   }
 
   private start(): void {
-    this.lastId = null;
+    this.cursor = null;
+    this.unknown = false;
     runBackground(this.logger, 'dashboard live feed', () => this.check());
     this.timer = setInterval(() => runBackground(this.logger, 'dashboard live feed', () => this.check()), this.pollMs);
     this.timer.unref();
@@ -55,19 +59,27 @@ export class ChangeFeed {
   }
 
   private async check(): Promise<void> {
-    let id: number;
+    let changed: boolean;
+    let cursor: EventCursor;
     try {
-      id = await lastEventId(this.store);
+      if (this.cursor === null) {
+        cursor = await newestEventCursor(this.store);
+        changed = false;
+      } else {
+        // Ids only: the rows themselves are the pages' business.
+        const read = await readEvents(this.store, this.cursor, { batch: 1, now: Date.now(), rows: async () => [] });
+        cursor = read.cursor;
+        changed = read.arrived > 0;
+      }
     } catch (error) {
-      // What changed meanwhile is unknown: the next check that reads the database tells the listeners.
-      this.lastId = -1;
+      this.unknown = true;
       throw error;
     }
     // Stopped meanwhile: nobody listens.
     if (this.timer === null) return;
-    const seen = this.lastId;
-    this.lastId = id;
-    if (seen !== null && id !== seen) this.notify();
+    this.cursor = cursor;
+    if (changed || this.unknown) this.notify();
+    this.unknown = false;
   }
 
   private notify(): void {

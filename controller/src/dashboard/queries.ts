@@ -1,4 +1,4 @@
-import { asc, desc, eq, inArray, max } from 'drizzle-orm';
+import { asc, desc, eq, inArray } from 'drizzle-orm';
 import type { HostEvent, EventKind } from '../../../shared/src/operator-api.js';
 import { ACTIVE_ROLLOUT_STATES, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { iso } from '../clock.js';
@@ -33,12 +33,6 @@ export async function hostGenerations(store: Store, host: string, limit = 50): P
 }
 
 export { latestFailure, type FailureReport } from '../reports/latest-failure.js';
-
-/** The newest event id: the live pages re-render when it moves. */
-export async function lastEventId(store: Store): Promise<number> {
-  const { events } = store.t;
-  return (await store.q.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
-}
 
 export interface EventSubject {
   rolloutId: string | null;

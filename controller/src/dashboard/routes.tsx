@@ -99,7 +99,7 @@ function refusal(c: Context, status: 401 | 403 | 404 | 413, title: string, text:
 
 /** The dashboard: server-rendered pages behind an operator login, with live updates over SSE. */
 export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions = {}) {
-  const { db, store, clock, presence } = deps;
+  const { store, clock, presence } = deps;
   const sessions = options.sessions ?? new DashboardSessions(store, clock);
   const secure = options.secureCookies ?? 'auto';
   const feed = new ChangeFeed(store, deps.rollouts, deps.bus, options.livePollMs ?? 1000, deps.logger.child({ component: 'dashboard' }));
@@ -315,11 +315,13 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
 
   // ---- Rollouts ----
   const failuresOf = (status: RolloutStatus) =>
-    status.waves
-      .flatMap((wave) => wave.hosts)
-      .filter((host) => host.state === 'failed' || host.rollbackState === 'failed')
-      .slice(0, 10)
-      .map((host) => ({ host: host.host, reason: host.reason, report: latestFailure(db, host.host, host.manifestVersion) }));
+    Promise.all(
+      status.waves
+        .flatMap((wave) => wave.hosts)
+        .filter((host) => host.state === 'failed' || host.rollbackState === 'failed')
+        .slice(0, 10)
+        .map(async (host) => ({ host: host.host, reason: host.reason, report: await latestFailure(store, host.host, host.manifestVersion) })),
+    );
 
   /** Each member's connection now: a host whose agent is offline is waiting, not in progress. */
   const connectionsOf = (status: RolloutStatus) => new Map(status.waves.flatMap((wave) => wave.hosts).map((host) => [host.host, presence.mode(host.host)] as const));
@@ -341,7 +343,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
         session={c.get('session')}
         status={status}
         provenance={provenance}
-        failures={failuresOf(status)}
+        failures={await failuresOf(status)}
         now={clock.now()}
         connections={connectionsOf(status)}
         agents={await agentsOf(status)}
@@ -356,7 +358,7 @@ export function dashboardRoutes(deps: ControllerDeps, options: DashboardOptions 
     if (!(await rolloutStatus(store, id, clock.now()))) return refusal(c, 404, 'No such rollout', `No rollout has the id "${id}".`);
     return liveUpdates(c, feed, live, async () => {
       const status = (await sessions.isOpen(session.id)) ? await rolloutStatus(store, id, clock.now()) : null;
-      return status ? renderAll(rolloutFragments(status, session, failuresOf(status), clock.now(), connectionsOf(status), await agentsOf(status))) : null;
+      return status ? renderAll(rolloutFragments(status, session, await failuresOf(status), clock.now(), connectionsOf(status), await agentsOf(status))) : null;
     });
   });
 

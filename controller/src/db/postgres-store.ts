@@ -10,7 +10,7 @@ import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
 import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
 import { pgSavepoint, serializableOn, withConflictRetries } from './pg-transaction.js';
 import * as pgSchema from './schema-pg.js';
-import type { Queryable, Store, StoreConfig, StoreDb, StoreTx } from './store.js';
+import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx } from './store.js';
 import { storeUnavailable } from './store-errors.js';
 import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
 
@@ -36,7 +36,7 @@ async function migrateOnce(pool: pg.Pool): Promise<void> {
 
 /** The PostgreSQL engine: a pool for reads and transactions, plus one connection each for LISTEN and the engine lease. */
 export async function openPostgresStore(config: StoreConfig): Promise<Store> {
-  const replicaId = config.replicaId ?? String(process.pid);
+  const replicaId = config.replicaId ?? defaultReplicaId();
   const logger = (config.logger ?? silentLogger()).child({ component: 'store', engine: 'postgres', replica: replicaId });
   const pool = new pg.Pool({ ...pgClientConfig(config.database, replicaId, 'pool'), ...POOL_TIMEOUTS, max: config.poolSize ?? 10 });
   // An idle pooled connection that breaks (server restart) is dropped by the pool; without a
@@ -83,6 +83,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const here = (): Queryable => (currentTx(owner) as Queryable | undefined) ?? db;
   const store: Store = {
     engine: 'postgres',
+    replicaId,
     db,
     t: pgSchema,
     get q() {

@@ -7,7 +7,7 @@ import { LocalNotifications } from '../replicas/notifications.js';
 import { AsyncLock } from './async-lock.js';
 import { openDatabase, type OpenDatabase } from './open.js';
 import * as schema from './schema.js';
-import type { Queryable, Store, StoreConfig, StoreDb, StoreTx, Tables } from './store.js';
+import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx, type Tables } from './store.js';
 import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
 
 /**
@@ -24,6 +24,7 @@ export function openSqliteStore(config: StoreConfig): Store {
     throw new Error(`database ${JSON.stringify(file)}: the store needs a file path (it opens a writer and a reader connection on it)`);
   }
   const logger = (config.logger ?? silentLogger()).child({ component: 'store', engine: 'sqlite' });
+  const replicaId = config.replicaId ?? defaultReplicaId();
   const writer = openDatabase(file);
   const reader = new Database(file, { readonly: true, fileMustExist: true });
   reader.pragma('busy_timeout = 5000');
@@ -72,6 +73,7 @@ export function openSqliteStore(config: StoreConfig): Store {
   const here = (): Queryable => (currentTx(engine.owner) as Queryable | undefined) ?? readDb;
   const store: Store = {
     engine: 'sqlite',
+    replicaId,
     db: readDb,
     t: schema as unknown as Tables,
     get q() {
@@ -100,22 +102,13 @@ export function openSqliteStore(config: StoreConfig): Store {
 const writers = new WeakMap<Store, OpenDatabase>();
 
 /**
- * The synchronous writer connection under a SQLite store, for code not yet converted to the async
- * Store (issue 16 converts the controller module by module). Its writes outside transaction() land
- * in whatever transaction the store has open at that moment; tolerable only while the conversion
- * lasts. Throws on PostgreSQL, naming the gap.
+ * The synchronous better-sqlite3 connection under a SQLite store, for what only SQLite has: the
+ * online backup (db/backup.ts), whether a failed statement ended the transaction (reports/store.ts),
+ * and tests and benchmarks that inspect the file directly. Never for queries of the controller:
+ * they go through the Store. Throws on PostgreSQL, naming the engine.
  */
 export function sqliteWriter(store: Store): OpenDatabase {
   const writer = writers.get(store);
-  if (!writer) throw new Error(`this code path still needs the synchronous SQLite connection and cannot run on ${store.engine}`);
+  if (!writer) throw new Error(`this needs the SQLite database file and the controller runs on ${store.engine}`);
   return writer;
-}
-
-/**
- * The synchronous drizzle handle under a SQLite store, for calling a function not yet converted to
- * the Store from converted code (issue 16's transition). Inside `store.transaction()` it runs on the
- * same connection, so its statements are part of the open transaction.
- */
-export function legacyDb(store: Store): OpenDatabase['db'] {
-  return sqliteWriter(store).db;
 }

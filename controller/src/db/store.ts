@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { NodePgDatabase, NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import type { ExtractTablesWithRelations, SQL } from 'drizzle-orm';
@@ -25,6 +26,8 @@ export type Engine = 'sqlite' | 'postgres';
 
 export interface Store {
   readonly engine: Engine;
+  /** This replica's name among those sharing the database (config replicaId, else host name and pid). */
+  readonly replicaId: string;
   /**
    * Reads outside a transaction: committed data only, never another transaction's uncommitted
    * writes. Writes go through transaction() (on SQLite this handle is read-only and refuses them).
@@ -68,11 +71,16 @@ export interface Store {
 export interface StoreConfig {
   /** A file path (SQLite, the default) or a postgres:// / postgresql:// URL. */
   database: string;
-  /** Names this replica's connections in pg_stat_activity (`shoal:<replicaId>:…`); default the pid. */
+  /** Names this replica (its notifications, its connections in pg_stat_activity: `shoal:<replicaId>:…`); default host name and pid. */
   replicaId?: string;
   /** PostgreSQL connections in the pool; default 10. */
   poolSize?: number;
   logger?: Logger;
+}
+
+/** A replica's default name: unique among processes on a network, stable for the life of the process. */
+export function defaultReplicaId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`;
 }
 
 export function isPostgresUrl(database: string): boolean {

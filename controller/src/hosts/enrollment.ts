@@ -1,7 +1,6 @@
 import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { EnrollmentTokenInfo } from '../../../shared/src/operator-api.js';
 import { iso, isoOrNull, type Clock } from '../clock.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { newId, newSecret, sha256Hex } from '../secrets.js';
@@ -65,7 +64,7 @@ export async function enrollHost(store: Store, clock: Clock, request: { host: st
       return { ok: false, reason: 'enrollment-token-used-up', message: `enrollment token was already used ${token.uses} time(s), its limit` };
     }
     await tx.insert(hosts).values({ name: request.host, publicKey: request.publicKey, tags: token.tags, enrolledAt: now });
-    appendEvent(legacyDb(store), { host: request.host, at: now, kind: 'host-enrolled', actor: `agent:${request.host}`, data: { tokenId: token.id, tags: token.tags } });
+    await appendEvent(store, { host: request.host, at: now, kind: 'host-enrolled', actor: `agent:${request.host}`, data: { tokenId: token.id, tags: token.tags } });
     return { ok: true, created: true };
   });
 }
@@ -87,7 +86,7 @@ export async function registerHost(
       return { ok: false, reason: 'host-key-conflict', message: `host ${JSON.stringify(request.name)} is already registered with a different public key` };
     }
     await tx.insert(hosts).values({ name: request.name, publicKey: request.publicKey, tags: request.tags, enrolledAt: now });
-    appendEvent(legacyDb(store), { host: request.name, at: now, kind: 'host-registered', actor: request.actor, data: { tags: request.tags } });
+    await appendEvent(store, { host: request.name, at: now, kind: 'host-registered', actor: request.actor, data: { tags: request.tags } });
     return { ok: true, created: true };
   });
 }

@@ -3,7 +3,6 @@ import { fromBase64, keyFingerprint } from '../../../shared/src/keys.js';
 import { ACTIVE_ROLLOUT_STATES } from '../../../shared/src/rollout-api.js';
 import { MAX_VERSION_STEP } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { forgetUnknownHost, listUnknownHosts } from './unknown.js';
@@ -48,7 +47,7 @@ export async function removeHost(store: Store, clock: Clock, name: string, actor
     }
     await tx.delete(hosts).where(eq(hosts.name, name));
     // Recorded without the host (its own events went with it), so the removal stays in the audit log.
-    appendEvent(legacyDb(store), { host: null, at: clock.now(), kind: 'host-removed', actor, data: { host: name, fingerprint: fingerprintOf(host.publicKey) } });
+    await appendEvent(store, { host: null, at: clock.now(), kind: 'host-removed', actor, data: { host: name, fingerprint: fingerprintOf(host.publicKey) } });
     return { ok: true };
   });
 }
@@ -72,7 +71,7 @@ export async function rekeyHost(
     const fingerprint = fingerprintOf(publicKey);
     if (host.publicKey === publicKey) return { ok: true as const, changed: false, fingerprint };
     await tx.update(hosts).set({ publicKey }).where(eq(hosts.name, name));
-    appendEvent(legacyDb(store), { host: name, at: clock.now(), kind: 'host-rekeyed', actor, data: { fingerprint, previousFingerprint: fingerprintOf(host.publicKey) } });
+    await appendEvent(store, { host: name, at: clock.now(), kind: 'host-rekeyed', actor, data: { fingerprint, previousFingerprint: fingerprintOf(host.publicKey) } });
     return { ok: true as const, changed: true, fingerprint };
   });
 }
@@ -121,7 +120,7 @@ export async function adoptHost(
     const desiredVersion = reported > 0 && reported <= MAX_VERSION_STEP ? reported : null;
     await tx.insert(hosts).values({ name: request.name, publicKey: host.publicKey, tags: request.tags, enrolledAt: now, desiredVersion });
     await forgetUnknownHost(store, request.name);
-    appendEvent(legacyDb(store), {
+    await appendEvent(store, {
       host: request.name,
       at: now,
       kind: 'host-adopted',

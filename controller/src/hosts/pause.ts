@@ -1,7 +1,6 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import { ACTIVE_ROLLOUT_STATES } from '../../../shared/src/rollout-api.js';
 import type { ControllerDeps } from '../deps.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import { appendEvent } from '../events.js';
 import type { LifecycleRefusal } from './lifecycle.js';
 
@@ -27,7 +26,7 @@ export async function setHostPaused(
     if (!host) return { ok: false, status: 404, code: 'unknown-host', message: `no host named ${JSON.stringify(name)}` };
     if (host.paused === paused) return { ok: true, changed: false, rollouts: [] };
     await tx.update(hosts).set({ paused }).where(eq(hosts.name, name));
-    appendEvent(legacyDb(store), { host: name, at: deps.clock.now(), kind: paused ? 'host-paused' : 'host-resumed', actor, data: {} });
+    await appendEvent(store, { host: name, at: deps.clock.now(), kind: paused ? 'host-paused' : 'host-resumed', actor, data: {} });
     const active = await tx
       .select({ id: rollouts.id })
       .from(rolloutHosts)
@@ -37,6 +36,6 @@ export async function setHostPaused(
   });
   if (!outcome.ok) return outcome;
   // A resumed host may be the one its wave waits for: advance now rather than at the next timer tick.
-  if (!paused) for (const id of outcome.rollouts) await deps.rollouts.tick(id, { deadlines: false });
+  if (!paused) for (const id of outcome.rollouts) await deps.rollouts.wake(id);
   return { ok: true, changed: outcome.changed };
 }

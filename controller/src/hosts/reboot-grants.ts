@@ -1,10 +1,7 @@
-import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm';
 import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { statement } from '../db/prepared.js';
-import { legacyDb } from '../db/sqlite-store.js';
-import type { Store, StoreTx } from '../db/store.js';
+import type { Queryable, Store, StoreTx, Tables } from '../db/store.js';
 import { appendEvent } from '../events.js';
 
 /**
@@ -109,7 +106,7 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
       };
     }
     await tx.insert(rebootLeases).values({ host, manifestVersion, grantedAt: now });
-    appendEvent(legacyDb(store), {
+    await appendEvent(store, {
       host,
       at: now,
       kind: 'reboot-granted',
@@ -125,8 +122,25 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
   });
 }
 
-/** A terminal report ends the host's lease for that manifest (and any older one). */
-export function releaseRebootLease(db: Db, host: string, manifestVersion: number): boolean {
-  // Runs for every terminal report: a plain prepared statement, not a query built each time.
-  return statement(db, 'delete from reboot_leases where host = ? and manifest_version <= ?').run(host, manifestVersion).changes > 0;
+/**
+ * A terminal report ends the host's lease for that manifest (and any older one), in the caller's
+ * transaction. Runs for every terminal report: built once per transaction handle (see events.ts).
+ */
+export async function releaseRebootLease(store: Store, host: string, manifestVersion: number): Promise<boolean> {
+  const q = store.q;
+  let release = releases.get(q);
+  if (!release) {
+    release = buildRelease(q, store.t);
+    releases.set(q, release);
+  }
+  return store.affected(await release.execute({ host, version: manifestVersion })) > 0;
+}
+
+const releases = new WeakMap<object, ReturnType<typeof buildRelease>>();
+
+function buildRelease(q: Queryable, { rebootLeases }: Tables) {
+  return q
+    .delete(rebootLeases)
+    .where(and(eq(rebootLeases.host, sql.placeholder('host')), lte(rebootLeases.manifestVersion, sql.placeholder('version'))))
+    .prepare('reboot_leases_release');
 }

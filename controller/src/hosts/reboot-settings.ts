@@ -1,4 +1,4 @@
-import { asc, eq, inArray, sql } from 'drizzle-orm';
+import { asc, eq, inArray } from 'drizzle-orm';
 import {
   strictestPolicy,
   type HostRebootSettings,
@@ -8,10 +8,7 @@ import {
 } from '../../../shared/src/reboot-settings.js';
 import { nextOpeningOfAll, type MaintenanceWindow } from '../../../shared/src/windows.js';
 import type { Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
-import { prepared } from '../db/prepared.js';
-import { hosts, rollouts, tagSettings, type TagSettingsRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
+import type { TagSettingsRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import type { LifecycleRefusal } from './lifecycle.js';
@@ -55,61 +52,50 @@ export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effe
   return { policy, policyFrom, windows: withWindows.map((t) => t.maintenanceWindows!), windowsFrom: withWindows.map((t) => `tag:${t.tag}`) };
 }
 
-// ownOf, tagsOf and activatesWithinWindows stay synchronous for manifestRebootSettingsReader, which
-// runs inside the manifest-issuing transaction of code not converted to the Store yet (issue 16);
-// the operator views below read through the Store (ownSettings, settingsOfTags).
-
-/** The settings of those of `tags` an operator set something on, by tag. */
-function tagsOf(db: Db | Tx, tags: readonly string[]): TagSettingsRow[] {
-  if (tags.length === 0) return [];
-  return prepared(db, 'tagSettings.ofTags', () =>
-    db
-      .select()
-      .from(tagSettings)
-      .where(sql`${tagSettings.tag} in (select value from json_each(${sql.placeholder('tags')}))`)
-      .orderBy(asc(tagSettings.tag))
-      .prepare(),
-  ).all({ tags: JSON.stringify(tags) });
-}
-
-function ownOf(db: Db | Tx, host: string): OwnSettings | undefined {
-  return prepared(db, 'hosts.rebootSettings', () =>
-    db
-      .select({ tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows })
-      .from(hosts)
-      .where(eq(hosts.name, sql.placeholder('host')))
-      .prepare(),
-  ).get({ host });
-}
-
-/** Whether the rollout asked its hosts to activate only within their windows. */
-function activatesWithinWindows(db: Db | Tx, rolloutId: string | null): boolean {
-  if (rolloutId === null) return false;
-  const row = prepared(db, 'rollouts.activateWithinWindows', () =>
-    db
-      .select({ value: sql<number | null>`json_extract(${rollouts.spec}, '$.activateWithinWindows')` })
-      .from(rollouts)
-      .where(eq(rollouts.id, sql.placeholder('id')))
-      .prepare(),
-  ).get({ id: rolloutId });
-  return row?.value === 1;
-}
+/** Rows per statement of a batch read: far below either engine's limit on parameters. */
+const ROWS_PER_STATEMENT = 500;
 
 /**
- * What a manifest for a host (issued by a rollout, or by hand) carries. One reader per batch of
- * manifests: a wave's hosts share their rollout, whose spec is then read once, not once a host.
+ * What the manifests for a batch of hosts (issued by rollouts, or by hand) carry, read in the
+ * caller's transaction with one statement per kind of row, whatever the batch's size: the hosts'
+ * own settings, the settings of their tags, and whether each rollout asked its hosts to activate
+ * only within their windows (its spec is JSON, read here rather than with either engine's JSON
+ * functions; a wave's hosts share one rollout).
  */
-export function manifestRebootSettingsReader(db: Db | Tx): (host: string, rolloutId: string | null) => ManifestRebootSettings {
-  const windowsForAll = new Map<string | null, boolean>();
+export async function manifestRebootSettings(
+  store: Store,
+  batch: ReadonlyArray<{ host: string; rolloutId: string | null }>,
+): Promise<(host: string, rolloutId: string | null) => ManifestRebootSettings> {
+  const { hosts, rollouts, tagSettings } = store.t;
+  const names = [...new Set(batch.map((item) => item.host))];
+  const own = new Map<string, OwnSettings>();
+  for (let i = 0; i < names.length; i += ROWS_PER_STATEMENT) {
+    const rows = await store.q
+      .select({ name: hosts.name, tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows })
+      .from(hosts)
+      .where(inArray(hosts.name, names.slice(i, i + ROWS_PER_STATEMENT)));
+    for (const { name, ...settings } of rows) own.set(name, settings);
+  }
+  const tagNames = [...new Set([...own.values()].flatMap((settings) => settings.tags))];
+  const byTag = new Map<string, TagSettingsRow>();
+  for (let i = 0; i < tagNames.length; i += ROWS_PER_STATEMENT) {
+    for (const row of await store.q.select().from(tagSettings).where(inArray(tagSettings.tag, tagNames.slice(i, i + ROWS_PER_STATEMENT)))) byTag.set(row.tag, row);
+  }
+  const rolloutIds = [...new Set(batch.map((item) => item.rolloutId).filter((id): id is string => id !== null))];
+  const windowsForAll = new Set<string>();
+  for (let i = 0; i < rolloutIds.length; i += ROWS_PER_STATEMENT) {
+    const rows = await store.q
+      .select({ id: rollouts.id, spec: rollouts.spec })
+      .from(rollouts)
+      .where(inArray(rollouts.id, rolloutIds.slice(i, i + ROWS_PER_STATEMENT)));
+    for (const { id, spec } of rows) if ((spec as { activateWithinWindows?: unknown } | null)?.activateWithinWindows === true) windowsForAll.add(id);
+  }
   return (host, rolloutId) => {
-    const own = ownOf(db, host);
-    const effective = own ? combine(own, tagsOf(db, own.tags)) : { policy: null, windows: null };
-    let forAll = windowsForAll.get(rolloutId);
-    if (forAll === undefined) {
-      forAll = activatesWithinWindows(db, rolloutId);
-      windowsForAll.set(rolloutId, forAll);
-    }
-    return { policy: effective.policy, windows: effective.windows, windowsForAll: forAll };
+    const settings = own.get(host);
+    // In tag order, as the operator views list them (combine names the tags a value came from in this order).
+    const tags = settings ? [...new Set(settings.tags)].flatMap((tag) => byTag.get(tag) ?? []).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0)) : [];
+    const effective = settings ? combine(settings, tags) : { policy: null, windows: null };
+    return { policy: effective.policy, windows: effective.windows, windowsForAll: rolloutId !== null && windowsForAll.has(rolloutId) };
   };
 }
 
@@ -185,7 +171,7 @@ export async function setHostRebootSettings(
     if (request.policy !== undefined) set.rebootPolicy = request.policy;
     if (request.windows !== undefined) set.maintenanceWindows = request.windows;
     if (Object.keys(set).length > 0) await tx.update(hosts).set(set).where(eq(hosts.name, host));
-    appendEvent(legacyDb(store), { host, at: clock.now(), kind: 'reboot-settings-set', actor, data: { ...request } });
+    await appendEvent(store, { host, at: clock.now(), kind: 'reboot-settings-set', actor, data: { ...request } });
     return { ok: true as const };
   });
 }
@@ -205,7 +191,7 @@ export async function setTagRebootSettings(store: Store, clock: Clock, tag: stri
     };
     if (next.rebootPolicy === null && next.maintenanceWindows === null && next.maxRebooting === null) await tx.delete(tagSettings).where(eq(tagSettings.tag, tag));
     else await tx.insert(tagSettings).values(next).onConflictDoUpdate({ target: tagSettings.tag, set: next });
-    appendEvent(legacyDb(store), { host: null, at: now, kind: 'reboot-settings-set', actor, data: { tag, ...request } });
+    await appendEvent(store, { host: null, at: now, kind: 'reboot-settings-set', actor, data: { tag, ...request } });
     return tagView(next);
   });
 }

@@ -2,7 +2,6 @@ import { and, asc, eq } from 'drizzle-orm';
 import type { HostStatus } from '../../../shared/src/operator-api.js';
 import { isoOrNull } from '../clock.js';
 import type { HostRow, ManifestRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { toSummary } from '../manifests/issue.js';
 import { hostDrift } from './drift.js';
@@ -23,7 +22,7 @@ async function toStatus(store: Store, host: HostRow, desired: ManifestRow | null
     lastError: host.lastError,
     drift: await hostDrift(store, { ...host, desired }),
     // Only a host whose newest result is a failure has one to show (the report scan is skipped for the rest).
-    failure: host.lastError === null ? null : latestFailure(legacyDb(store), host.name, null),
+    failure: host.lastError === null ? null : await latestFailure(store, host.name, null),
     agentVersion: host.agentVersion,
     paused: host.paused,
   };

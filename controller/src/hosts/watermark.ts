@@ -2,7 +2,6 @@ import { and, eq, max } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import { MAX_VERSION_STEP, type Action, type AgentWatermark } from '../../../shared/src/protocol.js';
 import type { ManifestRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { issueInTransaction, published, type IssueDeps } from '../manifests/issue.js';
@@ -87,12 +86,12 @@ export async function noteWatermark(deps: WatermarkDeps, host: string, watermark
           .update(rolloutHosts)
           .set({ rollbackVersion: issued.version })
           .where(and(eq(rolloutHosts.host, host), eq(rolloutHosts.rollbackVersion, desired.version)));
-        appendEvent(legacyDb(store), { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'reissued', version: issued.version } });
+        await appendEvent(store, { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'reissued', version: issued.version } });
         return 'reissued';
       }
     }
     await tx.update(hosts).set({ desiredVersion: reported }).where(eq(hosts.name, host));
-    appendEvent(legacyDb(store), { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'advanced' } });
+    await appendEvent(store, { host, at: now, kind: 'version-reported', actor: `agent:${host}`, data: { ...data, then: 'advanced' } });
     return 'advanced';
   });
   if (announce !== null) deps.bus.publish(published(announce));
@@ -116,5 +115,5 @@ async function appendOnce(store: Store, host: string, at: number, data: { report
     const seen = row.data as { reported?: unknown; then?: unknown } | null;
     return seen?.reported === data.reported && seen.then === 'ignored';
   });
-  if (!said) appendEvent(legacyDb(store), { host, at, kind: 'version-reported', actor: `agent:${host}`, data });
+  if (!said) await appendEvent(store, { host, at, kind: 'version-reported', actor: `agent:${host}`, data });
 }

@@ -11,6 +11,7 @@ import {
 import { createOperatorToken, listOperatorTokens, revokeOperatorToken } from '../auth/operator-tokens.js';
 import { iso, isoOrNull } from '../clock.js';
 import { streamBackup } from '../db/backup.js';
+import { sqliteWriter } from '../db/sqlite-store.js';
 import type { ControllerDeps } from '../deps.js';
 import { adoptHost } from '../hosts/lifecycle.js';
 import { hostStatus } from '../hosts/status.js';
@@ -21,7 +22,7 @@ import { readBody } from './request.js';
 
 /** Operator tokens, unknown hosts and backups. Scopes: auth/scopes.ts (tokens and backups need admin; listing unknown hosts, read). */
 export function adminRoutes(deps: ControllerDeps, guard: MiddlewareHandler<OperatorEnv>[]) {
-  const { db, clock } = deps;
+  const { clock } = deps;
   const app = new Hono<OperatorEnv>();
   for (const path of ['/operator-tokens', '/operator-tokens/*', '/unknown-hosts', '/unknown-hosts/*', '/backup']) app.use(path, ...guard);
 
@@ -64,7 +65,15 @@ export function adminRoutes(deps: ControllerDeps, guard: MiddlewareHandler<Opera
   });
 
   app.get('/backup', async (c) => {
-    const backup = await streamBackup(db, clock);
+    // An online copy of the SQLite file; a PostgreSQL database has its own tools, which also cover its replicas and history.
+    if (deps.store.engine !== 'sqlite') {
+      throw new ApiError(
+        409,
+        'backup-sqlite-only',
+        `the controller runs on ${deps.store.engine}: /v1/admin/backup copies the SQLite database only; back PostgreSQL up with pg_dump and restore with pg_restore`,
+      );
+    }
+    const backup = await streamBackup(sqliteWriter(deps.store).db, clock);
     deps.logger.info({ operator: c.get('operator').name, bytes: backup.bytes }, 'database backup taken');
     return new Response(backup.stream, {
       status: 200,

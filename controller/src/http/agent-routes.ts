@@ -54,6 +54,13 @@ function manifestResponse(c: Context, manifest: PublishedManifest): Response {
   return c.json(body, 200, { ETag: manifestEtag(manifest.version), 'Cache-Control': 'no-store' });
 }
 
+/** The host's desired manifest, unless the agent has it already (304) or there is none (204). */
+function manifestAnswer(c: Context, row: ManifestRow | undefined, ifNoneMatch: string | undefined): Response {
+  if (!row) return c.body(null, 204);
+  if (!etagMatches(ifNoneMatch, row.version)) return manifestResponse(c, published(row));
+  return c.body(null, 304, { ETag: manifestEtag(row.version) });
+}
+
 /**
  * At most one report-driven tick per rollout every this many ms. A tick reads the rollout's
  * member counts (all its hosts): at 5,000 reports/s a tick every event-loop turn took a third
@@ -77,11 +84,7 @@ function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
     const ids = [...due];
     due.clear();
     for (const id of ids) {
-      try {
-        deps.rollouts.tick(id, { deadlines: false });
-      } catch (error) {
-        deps.logger.error({ err: error, rolloutId: id }, 'rollout tick after reports failed');
-      }
+      deps.rollouts.wake(id).catch((error: unknown) => deps.logger.error({ err: error, rolloutId: id }, 'rollout tick after reports failed'));
     }
   };
   return (rolloutId) => {
@@ -111,7 +114,7 @@ function limitReportBody(maxBytes: number) {
 }
 
 export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number; maxReportBodyBytes: number }) {
-  const { db, store, clock, sessions, challenges, presence, bus } = deps;
+  const { store, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
   const scheduleTick = coalescedTicks(deps);
   // Requests arriving within a millisecond of each other share one commit; each is answered only
@@ -180,22 +183,37 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     const query = ManifestQuery.parse(c.req.query());
     presence.polled(host);
     const ifNoneMatch = c.req.header('if-none-match');
-    const row: ManifestRow | undefined = latestManifest(db, host);
-    if (row && !etagMatches(ifNoneMatch, row.version)) return manifestResponse(c, published(row));
-    if (query.waitSeconds > 0) {
-      // No await between reading the latest manifest and registering the waiter: nothing can slip in between.
-      const release = presence.holdPoll(host);
-      let next: Awaited<ReturnType<typeof bus.waitFor>>;
-      try {
-        next = await bus.waitFor(host, query.waitSeconds * 1000, c.req.raw.signal);
-      } finally {
-        release();
-        presence.polled(host);
-      }
-      if (next) return manifestResponse(c, next);
+    if (query.waitSeconds <= 0) {
+      const row = await latestManifest(store, host);
+      return manifestAnswer(c, row, ifNoneMatch);
     }
-    if (!row) return c.body(null, 204);
-    return c.body(null, 304, { ETag: manifestEtag(row.version) });
+    // The waiter is registered before the read: a manifest committed from now on wakes it, and the
+    // read sees every one committed before. So none committed while the read runs is missed.
+    const done = new AbortController();
+    const waiting = bus.waitFor(host, query.waitSeconds * 1000, AbortSignal.any([c.req.raw.signal, done.signal]));
+    let row: ManifestRow | undefined;
+    try {
+      row = await latestManifest(store, host);
+    } catch (error) {
+      done.abort();
+      throw error;
+    }
+    if (row && !etagMatches(ifNoneMatch, row.version)) {
+      done.abort();
+      // Published while the read ran: whichever is newer.
+      const pushed = await waiting;
+      return manifestResponse(c, pushed && pushed.version > row.version ? pushed : published(row));
+    }
+    const release = presence.holdPoll(host);
+    let next: Awaited<typeof waiting>;
+    try {
+      next = await waiting;
+    } finally {
+      release();
+      presence.polled(host);
+    }
+    if (next) return manifestResponse(c, next);
+    return manifestAnswer(c, row, ifNoneMatch);
   });
 
   app.post('/reboot-grant', requireSession, limitBody(limits.maxBodyBytes), async (c) => {

@@ -1,3 +1,4 @@
+import { storeUnavailable } from '../db/store-errors.js';
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
@@ -38,6 +39,13 @@ export function errorHandler(logger: Logger) {
     if (error instanceof ZodError) {
       const issues = describeZodIssues(error);
       return c.json(body('invalid-request', `invalid request: ${issues.join('; ')}`, issues), 400);
+    }
+    const down = storeUnavailable(error);
+    if (down) {
+      // Nothing was written (the transaction never committed); clients retry, agents keep their outboxes.
+      logger.warn({ err: down, method: c.req.method, path: c.req.path }, 'request refused: the database is unreachable');
+      c.header('Retry-After', '5');
+      return c.json(body('database-unavailable', `the controller cannot reach its database (${down.detail}); nothing was changed: retry once it is back`), 503);
     }
     logger.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
     return c.json(body('internal', 'internal error; see the controller log'), 500);

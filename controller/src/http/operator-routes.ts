@@ -38,7 +38,7 @@ function unknownHost(name: string): ApiError {
 }
 
 export function operatorRoutes(deps: ControllerDeps, maxBodyBytes: number) {
-  const { db, store, clock, presence } = deps;
+  const { store, clock, presence } = deps;
   const app = new Hono<OperatorEnv>();
 
   const guard = operatorGuard(deps.store, maxBodyBytes);

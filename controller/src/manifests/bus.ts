@@ -55,6 +55,15 @@ export class ManifestBus {
     });
   }
 
+  /** Hosts with a long-poll waiting here. */
+  waitingHosts(): string[] {
+    return [...this.waiters.keys()];
+  }
+
+  hasWaiter(host: string): boolean {
+    return this.waiters.has(host);
+  }
+
   waiterCount(): number {
     let count = 0;
     for (const set of this.waiters.values()) count += set.size;

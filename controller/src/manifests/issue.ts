@@ -3,13 +3,11 @@ import type { Envelope } from '../../../shared/src/envelope.js';
 import type { EventKind, ManifestSummary } from '../../../shared/src/operator-api.js';
 import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../../shared/src/protocol.js';
 import { iso, type Clock } from '../clock.js';
-import type { Db, Tx } from '../db/open.js';
-import { prepared } from '../db/prepared.js';
-import { hosts, manifests, type ManifestRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
-import type { Store } from '../db/store.js';
-import { appendEvent } from '../events.js';
-import { manifestRebootSettingsReader } from '../hosts/reboot-settings.js';
+import type { ManifestRow } from '../db/schema.js';
+import type { Queryable, Store, Tables } from '../db/store.js';
+import { appendEvents } from '../events.js';
+import { manifestRebootSettings } from '../hosts/reboot-settings.js';
+import { announceIssued } from '../replicas/manifest-relay.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
@@ -138,8 +136,7 @@ export async function issueBatchInTransaction(
   if (items.length === 0) return [];
   const issuedAt = iso(now);
   const expiresAt = iso(now + ttlMs);
-  const events = legacyDb(store);
-  const rebootSettings = manifestRebootSettingsReader(events);
+  const rebootSettings = await manifestRebootSettings(store, items.map(({ desired }) => desired));
   const unknown = items.filter((item) => item.previousVersion === undefined).map((item) => item.desired.host);
   const highest = unknown.length > 0 ? await highestVersions(store, unknown) : new Map<string, number>();
   const planned = items.map(({ desired, previousVersion }) => {
@@ -174,15 +171,16 @@ export async function issueBatchInTransaction(
     async () => {
       await setDesiredVersions(store, planned);
       if (cause) {
-        for (const { desired, version } of planned) {
-          appendEvent(events, {
+        await appendEvents(
+          store,
+          planned.map(({ desired, version }) => ({
             host: desired.host,
             at: now,
             kind: cause.kind,
             actor: cause.actor,
             data: { version, storePath: desired.storePath, action: desired.action, rolloutId: desired.rolloutId, floor: desired.authority.floor },
-          });
-        }
+          })),
+        );
       }
       await alongside?.(planned);
     },
@@ -205,6 +203,8 @@ export async function issueBatchInTransaction(
     return row;
   });
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.manifests).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  // Replicas serving these hosts' connections hear of them on commit (this one publishes on its bus after commit).
+  await announceIssued(store, rows);
   return rows;
 }
 
@@ -248,26 +248,31 @@ export function published(row: ManifestRow): PublishedManifest {
  * The host's desired manifest: the one its desired pointer names. None when nothing was set, or
  * when the pointer stands above every stored manifest (an agent ahead of a restored controller).
  */
-// latestManifest and manifestByVersion stay synchronous this wave: their callers are the agent
-// paths (websocket login, polls) of another slice, which rely on reading and registering a waiter
-// with no await in between; they move to the Store with those callers.
-export function latestManifest(db: Db | Tx, host: string): ManifestRow | undefined {
-  return prepared(db, 'manifests.latest', () =>
-    db
-      .select({ manifest: manifests })
-      .from(hosts)
-      .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
-      .where(eq(hosts.name, sql.placeholder('host')))
-      .prepare(),
-  ).get({ host })?.manifest;
+export async function latestManifest(store: Store, host: string): Promise<ManifestRow | undefined> {
+  const q = store.q;
+  let latest = latestQueries.get(q);
+  if (!latest) {
+    latest = buildLatest(q, store.t);
+    latestQueries.set(q, latest);
+  }
+  const [row] = await latest.execute({ host });
+  return row?.manifest;
 }
 
-export function manifestByVersion(db: Db | Tx, host: string, version: number): ManifestRow | undefined {
-  return db
-    .select()
-    .from(manifests)
-    .where(and(eq(manifests.host, host), eq(manifests.version, version)))
-    .get();
+/**
+ * Built once per handle: every poll and websocket login runs it (see events.ts). The read handle
+ * outside transactions is one per store, so polls share one statement.
+ */
+const latestQueries = new WeakMap<object, ReturnType<typeof buildLatest>>();
+
+function buildLatest(q: Queryable, { hosts, manifests }: Tables) {
+  return q
+    .select({ manifest: manifests })
+    .from(hosts)
+    .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+    .where(eq(hosts.name, sql.placeholder('host')))
+    .limit(1)
+    .prepare('manifests_latest');
 }
 
 export function toSummary(row: ManifestRow): ManifestSummary {

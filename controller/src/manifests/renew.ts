@@ -6,7 +6,6 @@ import { DEPLOYMENT_FAILURE_PHASES } from '../../../shared/src/phases.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Action } from '../../../shared/src/protocol.js';
 import type { ManifestRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { issueBatchInTransaction, published, type BatchItem, type IssueDeps } from './issue.js';
@@ -67,7 +66,7 @@ async function withhold(store: Store, manifest: ManifestRow, reason: string, at:
     .from(events)
     .where(and(eq(events.host, manifest.host), eq(events.kind, 'manifest-withheld')));
   if (said.some((row) => (row.data as { version?: unknown } | null)?.version === manifest.version)) return;
-  appendEvent(legacyDb(store), {
+  await appendEvent(store, {
     host: manifest.host,
     at,
     kind: 'manifest-withheld',

@@ -1,10 +1,11 @@
-import { and, count, gt, inArray, lte, max } from 'drizzle-orm';
+import { and, asc, count, inArray } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { Phase } from '../../../shared/src/protocol.js';
 import { RolloutState } from '../../../shared/src/rollout-api.js';
 import { WebhookAttemptResult } from '../../../shared/src/webhook-api.js';
 import type { Store } from '../db/store.js';
+import { newestEventCursor, readEvents, type EventCursor } from '../events-cursor.js';
 import type { Presence } from '../hosts/presence.js';
 import { DeploymentTimer } from './deployment-timer.js';
 
@@ -17,6 +18,8 @@ export interface MetricsDeps {
   rolloutEngineTicks: () => number;
   /** Node process metrics (CPU, memory, event loop lag); off in tests, which start many controllers. */
   processMetrics?: boolean;
+  /** How long an id skipped over may still appear (events-cursor.ts); tests shorten it. */
+  gapGraceMs?: number;
 }
 
 // A wave's manifests are logged as rollout-host-issued (one event per host); a rollback's as manifest-issued.
@@ -33,8 +36,8 @@ const BATCH = 5000;
  */
 export class ControllerMetrics {
   readonly registry = new Registry();
-  /** The newest event folded so far; set at start (null until the first read of it has answered). */
-  private cursor: number | null = null;
+  /** Where the fold is in the audit log; set at start (null until the first read of it has answered). */
+  private cursor: EventCursor | null = null;
   private readonly started: Promise<void>;
   private readonly timer: DeploymentTimer;
   private readonly hostsByPhase: Gauge<'phase'>;
@@ -51,6 +54,7 @@ export class ControllerMetrics {
   private readonly webhookPending: Gauge;
   private readonly admissionRefusals: Counter<'what' | 'scope'>;
   private readonly rolloutEngineTicks: Counter;
+  private readonly engineLease: Gauge;
   /** The engine's count at the last scrape: the counter grows by the difference. */
   private ticksSeen = 0;
 
@@ -73,6 +77,11 @@ export class ControllerMetrics {
       name: 'shoal_admission_refused_total',
       help: 'Unauthenticated requests refused by a cap (what: challenge | websocket; scope: address | total).',
       labelNames: ['what', 'scope'],
+      registers,
+    });
+    this.engineLease = new Gauge({
+      name: 'shoal_engine_lease_held',
+      help: '1 while this replica holds the engine lease and runs the rollout timer, renewals, webhooks and retention; 0 otherwise. Across the replicas it sums to 1.',
       registers,
     });
     this.rolloutEngineTicks = new Counter({
@@ -101,21 +110,19 @@ export class ControllerMetrics {
     for (const phase of Phase.options) this.reportsReceived.inc({ phase }, 0);
     for (const result of WebhookAttemptResult.options) this.webhookAttempts.inc({ result }, 0);
     // Counted from start: history before it belongs to the controller that wrote it.
-    this.started = this.newestEvent().then((id) => {
-      this.cursor = id;
+    this.started = newestEventCursor(deps.store).then((cursor) => {
+      this.cursor = cursor;
     });
     // A failure shows at the first scrape, which awaits this again.
     this.started.catch(() => {});
   }
 
-  private async newestEvent(): Promise<number> {
-    const { store } = this.deps;
-    const { events } = store.t;
-    return (await store.q.select({ id: max(events.id) }).from(events))[0]?.id ?? 0;
-  }
-
   admissionRefused(what: 'challenge' | 'websocket', scope: 'address' | 'total'): void {
     this.admissionRefusals.inc({ what, scope });
+  }
+
+  engineLeaseHeld(held: boolean): void {
+    this.engineLease.set(held ? 1 : 0);
   }
 
   webhookAttempt(result: WebhookAttemptResult): void {
@@ -145,21 +152,26 @@ export class ControllerMetrics {
   private async foldEvents(): Promise<void> {
     const { store } = this.deps;
     const { events } = store.t;
-    const newest = await this.newestEvent();
-    // Two scrapes at once fold each event once: the cursor moves before the next await.
-    let cursor = this.cursor!;
-    while (cursor < newest) {
-      const rows = await store.q
-        .select({ id: events.id, host: events.host, kind: events.kind, data: events.data })
-        .from(events)
-        .where(and(gt(events.id, cursor), lte(events.id, newest), inArray(events.kind, COUNTED_KINDS)))
-        .orderBy(events.id)
-        .limit(BATCH);
-      const next = rows.length === BATCH ? rows[rows.length - 1]!.id : newest;
-      // Another scrape folded these meanwhile.
-      if (this.cursor! !== cursor) return;
-      for (const row of rows) this.fold(row.kind, row.host, row.data);
-      this.cursor = cursor = next;
+    // Counting does not care about order: events committed out of id order are folded when they appear (events-cursor.ts).
+    for (let more = true; more; ) {
+      const cursor = this.cursor!;
+      const read = await readEvents(store, cursor, {
+        batch: BATCH,
+        now: Date.now(),
+        ...(this.deps.gapGraceMs === undefined ? {} : { graceMs: this.deps.gapGraceMs }),
+        rows: (ids, limit) =>
+          store.q
+            .select({ id: events.id, host: events.host, kind: events.kind, data: events.data })
+            .from(events)
+            .where(and(ids, inArray(events.kind, COUNTED_KINDS)))
+            .orderBy(asc(events.id))
+            .limit(limit),
+      });
+      // Two scrapes at once fold each event once: the one that read from a cursor since replaced folds nothing.
+      if (this.cursor !== cursor) return;
+      for (const row of read.rows) this.fold(row.kind, row.host, row.data);
+      this.cursor = read.cursor;
+      more = read.more;
     }
   }
 

@@ -16,6 +16,8 @@ export interface EngineLease extends EventEmitter<{ acquired: []; lost: [error: 
   readonly held: boolean;
   /** Starts trying to take the lease (and keeps trying after a loss) until close(). */
   start(): void;
+  /** Resolves once the first attempt after start() is over, won ('acquired' emitted before) or not. */
+  readonly settled: Promise<void>;
   /**
    * Runs `fn` as a transaction that commits only while this replica holds the lease, so a replica
    * that lost it cannot commit engine work after another one took over. Throws LeaseNotHeld when
@@ -29,6 +31,8 @@ export interface EngineLease extends EventEmitter<{ acquired: []; lost: [error: 
 /** SQLite: one process is the only replica, so it holds the lease from start() on. */
 export class SoloLease extends EventEmitter<{ acquired: []; lost: [error: Error] }> implements EngineLease {
   private state: 'new' | 'held' | 'closed' = 'new';
+  private settle!: () => void;
+  readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(
     private readonly store: Store,
@@ -45,7 +49,10 @@ export class SoloLease extends EventEmitter<{ acquired: []; lost: [error: Error]
     if (this.state !== 'new') return;
     this.state = 'held';
     // Asynchronous as on PostgreSQL, so a listener attached right after start() sees it.
-    queueMicrotask(() => this.emit('acquired'));
+    queueMicrotask(() => {
+      this.emit('acquired');
+      this.settle();
+    });
   }
 
   async fenced<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

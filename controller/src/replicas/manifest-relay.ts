@@ -1,4 +1,4 @@
-import { and, inArray } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Store } from '../db/store.js';
@@ -13,6 +13,8 @@ import { MAX_PAYLOAD_BYTES } from './notifications.js';
  * announcements: its bus already had the manifests, with their envelopes, straight after commit.
  */
 export const MANIFESTS_CHANNEL = 'shoal_manifests';
+/** Hosts per query when reading manifests: far below either engine's limit on parameters. */
+const HOSTS_PER_QUERY = 500;
 
 export interface IssuedManifest {
   host: string;
@@ -23,8 +25,8 @@ export interface IssuedManifest {
  * Call inside the issuing transaction: tells the other replicas, on commit, which manifests it
  * issued. Packs as many as fit into each notification (a wave issues thousands at once).
  */
-export async function announceIssued(store: Store, replicaId: string, issued: readonly IssuedManifest[]): Promise<void> {
-  for (const payload of pack(replicaId, issued)) await store.notifications.publish(MANIFESTS_CHANNEL, payload);
+export async function announceIssued(store: Store, issued: readonly IssuedManifest[]): Promise<void> {
+  for (const payload of pack(store.replicaId, issued)) await store.notifications.publish(MANIFESTS_CHANNEL, payload);
 }
 
 export function pack(replicaId: string, issued: readonly IssuedManifest[]): string[] {
@@ -56,12 +58,11 @@ export function unpack(payload: string): { replicaId: string; issued: IssuedMani
 
 export interface RelayOptions {
   store: Store;
-  replicaId: string;
   bus: ManifestBus;
   /** Hosts this replica serves now (a websocket or a long-poll here): only theirs are read. */
   serves(host: string): boolean;
-  /** After the listening connection was lost and is back: announcements may have been missed. */
-  onResync(): void;
+  /** All of them: after the listening connection was lost and came back, each gets its latest manifest again (agents ignore one they have). */
+  servedHosts(): string[];
   logger: Logger;
 }
 
@@ -69,6 +70,18 @@ export interface RelayOptions {
 export async function startManifestRelay(options: RelayOptions): Promise<() => Promise<void>> {
   const { store, bus, logger } = options;
   const { manifests } = store.t;
+  const { hosts } = store.t;
+  const resync = async () => {
+    const served = options.servedHosts();
+    for (let i = 0; i < served.length; i += HOSTS_PER_QUERY) {
+      const rows = await store.db
+        .select({ host: manifests.host, version: manifests.version, envelope: manifests.envelope })
+        .from(hosts)
+        .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+        .where(inArray(hosts.name, served.slice(i, i + HOSTS_PER_QUERY)));
+      for (const row of rows) bus.publish({ host: row.host, version: row.version, envelopeJson: row.envelope, envelope: JSON.parse(row.envelope) as Envelope });
+    }
+  };
   const relay = async (issued: IssuedManifest[]) => {
     const wanted = issued.filter((item) => options.serves(item.host));
     if (wanted.length === 0) return;
@@ -94,10 +107,13 @@ export async function startManifestRelay(options: RelayOptions): Promise<() => P
     MANIFESTS_CHANNEL,
     (payload) => {
       const { replicaId, issued } = unpack(payload);
-      if (replicaId === options.replicaId) return;
+      if (replicaId === store.replicaId) return;
       relay(issued).catch((error: unknown) => logger.error({ err: error, manifests: issued.length }, 'relaying manifests another replica issued failed'));
     },
-    { onResync: options.onResync },
+    {
+      onResync: () =>
+        void resync().catch((error: unknown) => logger.error({ err: error }, 'resending the latest manifests after the notification connection came back failed')),
+    },
   );
 }
 

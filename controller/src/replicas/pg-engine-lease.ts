@@ -45,6 +45,8 @@ export class PgEngineLease extends EventEmitter<{ acquired: []; lost: [error: Er
   private readonly lock = new AsyncLock();
   private readonly pollMs: number;
   private readonly logger: Logger;
+  private settle!: () => void;
+  readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(private readonly options: PgEngineLeaseOptions) {
     super();
@@ -109,6 +111,8 @@ export class PgEngineLease extends EventEmitter<{ acquired: []; lost: [error: Er
       if (this.client) this.drop(this.client, error as Error);
       if (!this.closed) this.logger.warn({ err: error }, 'engine lease: database unreachable');
       this.schedule(Math.max(this.pollMs, jitteredBackoff(this.failures++, { baseMs: this.pollMs, maxMs: 5_000, random: Math.random })));
+    } finally {
+      this.settle();
     }
   }
 
@@ -146,6 +150,7 @@ export class PgEngineLease extends EventEmitter<{ acquired: []; lost: [error: Er
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.settle();
     if (this.timer) clearTimeout(this.timer);
     const client = this.client;
     // Waits for fenced work in progress; ending the session releases the lock.

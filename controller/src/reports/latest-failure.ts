@@ -4,8 +4,7 @@ import { diagnoseFailure } from '../../../shared/src/nix-failure.js';
 import type { CommandFailure, Phase } from '../../../shared/src/protocol.js';
 import { phaseIn, TROUBLE_PHASES } from '../../../shared/src/phases.js';
 import { iso } from '../clock.js';
-import type { Db } from '../db/open.js';
-import { events } from '../db/schema.js';
+import type { Store } from '../db/store.js';
 
 export type FailureReport = HostFailure;
 
@@ -14,14 +13,14 @@ export type FailureReport = HostFailure;
  * command, its output tail and the classifier's plain-words diagnosis. The CLI, the API and the
  * dashboard all show this one.
  */
-export function latestFailure(db: Db, host: string, version: number | null): FailureReport | null {
-  const rows = db
+export async function latestFailure(store: Store, host: string, version: number | null): Promise<FailureReport | null> {
+  const { events } = store.t;
+  const rows = await store.q
     .select({ at: events.at, data: events.data })
     .from(events)
     .where(and(eq(events.host, host), eq(events.kind, 'report')))
     .orderBy(desc(events.id))
-    .limit(50)
-    .all();
+    .limit(50);
   for (const row of rows) {
     const data = row.data as { phase?: string; manifestVersion?: number | null; detail?: { reason?: string; failure?: CommandFailure } };
     if (!data.phase || !phaseIn(TROUBLE_PHASES, data.phase)) continue;

@@ -3,7 +3,7 @@ import { SETTLED_PHASES, TERMINAL_PHASES, TROUBLE_PHASES } from '../../../shared
 import type { Logger } from '../../../shared/src/logger.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
-import { legacyDb, sqliteWriter } from '../db/sqlite-store.js';
+import { sqliteWriter } from '../db/sqlite-store.js';
 import { retryableConflict } from '../db/store-errors.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { appendEvent } from '../events.js';
@@ -90,20 +90,18 @@ async function storeInTransaction(store: Store, now: number, host: string, batch
   let stored = 0;
   const touched = new Set<string>();
   let newest: Report | null = null;
-  // Still synchronous (issue 16's transition): on the writer connection, so inside this transaction.
-  const db = legacyDb(store);
   for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
     const inserted = await run.insert.execute({ host, seq: report.seq, receivedAt: now, body: report });
     if (store.affected(inserted) === 0) continue;
     stored += 1;
     newest = report;
     // A host that reached the end of a manifest no longer holds the fleet reboot lock for it.
-    if (TERMINAL_PHASES.has(report.phase) && report.manifestVersion !== null && releaseRebootLease(db, host, report.manifestVersion)) {
-      appendEvent(db, { host, at: now, kind: 'reboot-released', actor: `agent:${host}`, data: { manifestVersion: report.manifestVersion, phase: report.phase } });
+    if (TERMINAL_PHASES.has(report.phase) && report.manifestVersion !== null && (await releaseRebootLease(store, host, report.manifestVersion))) {
+      await appendEvent(store, { host, at: now, kind: 'reboot-released', actor: `agent:${host}`, data: { manifestVersion: report.manifestVersion, phase: report.phase } });
     }
     const rolloutId = await observer?.(host, report);
     if (rolloutId) touched.add(rolloutId);
-    appendEvent(db, {
+    await appendEvent(store, {
       host,
       at: now,
       kind: 'report',

@@ -106,7 +106,7 @@ export async function beginRollback(step: Step, reason: string): Promise<void> {
     if (choice !== 'back') continue;
     const manifest = await step.issue(member.host, member.previousSystem!);
     if (typeof manifest === 'string') {
-      step.withheld(member.host, member.previousSystem!, manifest);
+      await step.withheld(member.host, member.previousSystem!, manifest);
       withheld.push(member.host);
       continue;
     }
@@ -114,7 +114,7 @@ export async function beginRollback(step: Step, reason: string): Promise<void> {
     issued += 1;
   }
   await step.update({ state: 'rolling-back', reason });
-  step.event('rollout-rolling-back', { reason, hosts: issued, unrecoverable, withheld });
+  await step.event('rollout-rolling-back', { reason, hosts: issued, unrecoverable, withheld });
 }
 
 async function onFailure(step: Step, reason: string): Promise<void> {
@@ -133,10 +133,10 @@ export async function startWave(step: Step, index: number): Promise<void> {
   await step.update({ waveIndex: index, wavePhase: 'deploying', waveStartedAt: step.now, bakeStartedAt: null });
   if (entry === 'waiting-approval') {
     await step.update({ state: 'waiting-approval' });
-    step.event('rollout-waiting-approval', { wave: waveNumber(index), hosts: wave.hosts.length });
+    await step.event('rollout-waiting-approval', { wave: waveNumber(index), hosts: wave.hosts.length });
     return;
   }
-  step.event('rollout-wave-started', { wave: waveNumber(index), canary: wave.canary, hosts: wave.hosts });
+  await step.event('rollout-wave-started', { wave: waveNumber(index), canary: wave.canary, hosts: wave.hosts });
 }
 
 /** Issues what the wave has room for; returns the reason the failure threshold trips on hosts refused here, if it does. */
@@ -186,7 +186,7 @@ async function advanceRunning(step: Step): Promise<boolean> {
     if (next === 'wait') return false;
     if (next === 'bake') {
       await step.update({ wavePhase: 'baking', bakeStartedAt: step.now });
-      step.event('rollout-wave-baking', { wave: waveNumber(rollout.waveIndex), bakeSeconds: spec.bakeSeconds });
+      await step.event('rollout-wave-baking', { wave: waveNumber(rollout.waveIndex), bakeSeconds: spec.bakeSeconds });
       return false;
     }
     await startWave(step, rollout.waveIndex + 1);
@@ -205,14 +205,14 @@ async function advanceRollingBack(step: Step): Promise<void> {
   for (const member of members) {
     if (member.rollbackState === 'issued' && rollbackOverdue(step.spec, member, step.deadlineBase(member.rollbackIssuedAt!), step.now)) {
       await step.setMember(member, { rollbackState: 'failed' });
-      step.event('rollout-host-failed', { reason: `rollback: no healthy report within ${step.spec.healthDeadlineSeconds}s`, rollback: true }, member.host);
+      await step.event('rollout-host-failed', { reason: `rollback: no healthy report within ${step.spec.healthDeadlineSeconds}s`, rollback: true }, member.host);
     }
   }
   const settled = rollbackSettled(members);
   if (settled === null) return;
   const failed = members.filter((m) => m.rollbackState === 'failed').map((m) => m.host);
   await step.update({ state: settled, finishedAt: step.now });
-  step.event(settled === 'rollback-failed' ? 'rollout-rollback-failed' : 'rollout-rolled-back', { hosts: members.length, failed, reason: step.rollout.reason });
+  await step.event(settled === 'rollback-failed' ? 'rollout-rollback-failed' : 'rollout-rolled-back', { hosts: members.length, failed, reason: step.rollout.reason });
 }
 
 export interface Advanced {

@@ -11,8 +11,6 @@ import {
   type RolloutState,
 } from '../../../shared/src/rollout-api.js';
 import type { Clock } from '../clock.js';
-import type { Tx } from '../db/open.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store, StoreTx } from '../db/store.js';
 import type { Presence } from '../hosts/presence.js';
 import type { ManifestBus } from '../manifests/bus.js';
@@ -29,6 +27,8 @@ import { commandVerdict, waveGated } from './transitions.js';
 import { planRollout } from './plan.js';
 import { readRelease } from './releases.js';
 
+/** Wake-ups for the replica running the engine (payload: a rollout id). */
+export const ENGINE_WAKE_CHANNEL = 'shoal_engine_wake';
 export interface EngineDeps {
   store: Store;
   signer: ManifestSigner;
@@ -163,9 +163,9 @@ export class RolloutEngine {
         });
       await insertMembers(store, id, plan, targets);
       const step = (await openStep(this.context, id, now, attempt))!;
-      step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
+      await step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
       if (retryOf !== null) {
-        appendEvent(legacyDb(store), { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
+        await appendEvent(store, { host: null, at: now, kind: 'rollout-retried', actor, rolloutId: retryOf, data: { retryId: id, hosts: planHosts.length } });
       }
       await startWave(step, 0);
       return { ok: true, value: id };
@@ -184,12 +184,12 @@ export class RolloutEngine {
       switch (action) {
         case 'approve':
           await step.update({ state: verdict.next, approvedThrough: wave, waveStartedAt: now });
-          step.event('rollout-approved', { actor, wave: waveNumber(wave) });
-          step.event('rollout-wave-started', { wave: waveNumber(wave), canary: step.plan.waves[wave]!.canary, hosts: step.plan.waves[wave]!.hosts });
+          await step.event('rollout-approved', { actor, wave: waveNumber(wave) });
+          await step.event('rollout-wave-started', { wave: waveNumber(wave), canary: step.plan.waves[wave]!.canary, hosts: step.plan.waves[wave]!.hosts });
           break;
         case 'pause':
           await step.update({ state: verdict.next, pausedAt: now });
-          step.event('rollout-paused', { actor, wave: waveNumber(wave) });
+          await step.event('rollout-paused', { actor, wave: waveNumber(wave) });
           break;
         case 'resume': {
           const pausedFor = now - (step.rollout.pausedAt ?? now);
@@ -197,7 +197,7 @@ export class RolloutEngine {
           const waveStartedAt = step.rollout.waveStartedAt === null ? null : step.rollout.waveStartedAt + pausedFor;
           await step.update({ state: verdict.next, pausedAt: null, bakeStartedAt, waveStartedAt });
           await step.shiftHostClocks(pausedFor);
-          step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
+          await step.event('rollout-resumed', { actor, pausedForMs: pausedFor });
           break;
         }
         case 'abort':
@@ -247,13 +247,24 @@ export class RolloutEngine {
     return { ok: true, value: spec };
   }
 
+  /** Called inside the transaction that stores a report (see ReportObserver); returns the rollout to tick after commit. */
+  recordReport(host: string, report: Report): Promise<string | null> {
+    return recordReport(this.deps.store, host, report, this.deps.clock.now());
+  }
+
   /**
-   * Called inside the transaction that stores a report (open on the engine's database); returns
-   * the rollout to tick after commit. Synchronous until the report writer (reports/store.ts) moves
-   * to the Store: its group commit calls this inside a synchronous transaction body.
+   * Whether this replica runs the engine (holds the engine lease; always on SQLite). A replica that
+   * does not hands wake-ups to the one that does, so rollouts advance on one replica only.
    */
-  recordReport(host: string, report: Report): string | null {
-    return recordReport(legacyDb(this.deps.store), host, report, this.deps.clock.now());
+  leading = true;
+
+  /**
+   * Advances `id` soon after a report or a command changed what it waits for: here when this
+   * replica runs the engine, else on the replica that does (a notification it ticks on).
+   */
+  async wake(id: string): Promise<void> {
+    if (this.leading) return this.tick(id, { deadlines: false });
+    await this.deps.store.notifications.publish(ENGINE_WAKE_CHANNEL, id);
   }
 
   /**

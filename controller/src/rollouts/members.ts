@@ -5,10 +5,8 @@ import {
   RolloutRollbackState,
   type RolloutPlan,
 } from '../../../shared/src/rollout-api.js';
-import type { Db } from '../db/open.js';
-import { statement } from '../db/prepared.js';
 import type { RolloutHostRow } from '../db/schema.js';
-import type { Store } from '../db/store.js';
+import type { Queryable, Store, Tables } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
 
 /*
@@ -214,45 +212,82 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 }
 
 /*
- * The report path: these run inside the report writer's group commit (reports/store.ts), which is
- * synchronous until that module moves to the Store; so they stay synchronous statements on the
- * SQLite connection that transaction is open on, and move with it.
+ * The report path: these run inside the report writer's group commit (reports/store.ts), for
+ * every report; so their statements are built once per transaction handle (see events.ts), not
+ * once per report.
  */
 
+const reportPath = new WeakMap<object, ReturnType<typeof buildReportPath>>();
+
+function buildReportPath(q: Queryable, { manifests, rolloutHosts, rollouts }: Tables) {
+  const member = and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), eq(rolloutHosts.host, sql.placeholder('host')));
+  return {
+    accepted: q
+      .update(rolloutHosts)
+      .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('now')}` })
+      .where(member)
+      .prepare('rollout_hosts_accepted'),
+    finished: q
+      .update(rolloutHosts)
+      .set({ state: sql`${sql.placeholder('state')}`, finishedAt: sql`${sql.placeholder('now')}`, reason: sql`${sql.placeholder('reason')}` })
+      .where(member)
+      .prepare('rollout_hosts_finished'),
+    rollbackResult: q
+      .update(rolloutHosts)
+      .set({ rollbackState: sql`${sql.placeholder('rollbackState')}` })
+      .where(member)
+      .prepare('rollout_hosts_rollback_result'),
+    // The manifest row says which rollout issued it, and a renewal keeps the rollout of what it
+    // re-signs: so a report on a version re-signed any number of times still finds its rollout.
+    reported: q
+      .select({
+        rolloutId: rolloutHosts.rolloutId,
+        wave: rolloutHosts.wave,
+        state: rolloutHosts.state,
+        targetPath: rolloutHosts.targetPath,
+        manifestVersion: rolloutHosts.manifestVersion,
+        previousSystem: rolloutHosts.previousSystem,
+        rollbackState: rolloutHosts.rollbackState,
+        rollbackVersion: rolloutHosts.rollbackVersion,
+        rolloutState: rollouts.state,
+        waveIndex: rollouts.waveIndex,
+      })
+      .from(manifests)
+      .innerJoin(rolloutHosts, and(eq(rolloutHosts.rolloutId, manifests.rolloutId), eq(rolloutHosts.host, manifests.host)))
+      .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
+      .where(and(eq(manifests.host, sql.placeholder('host')), eq(manifests.version, sql.placeholder('version'))))
+      .limit(1)
+      .prepare('rollout_hosts_reported'),
+  };
+}
+
+function reportStatements(store: Store): ReturnType<typeof buildReportPath> {
+  const q = store.q;
+  let run = reportPath.get(q);
+  if (!run) {
+    run = buildReportPath(q, store.t);
+    reportPath.set(q, run);
+  }
+  return run;
+}
+
 /** The member's host started on its manifest. */
-export function markAccepted(db: Db, member: MemberKey, now: number): void {
-  statement(db, 'update rollout_hosts set state = ?, accepted_at = ? where rollout_id = ? and host = ?').run(MEMBER['in-progress'], now, member.rolloutId, member.host);
+export async function markAccepted(store: Store, member: MemberKey, now: number): Promise<void> {
+  await reportStatements(store).accepted.execute({ now, rolloutId: member.rolloutId, host: member.host });
 }
 
 /** The member has its result: healthy (its reason cleared), failed or skipped (with why). */
-export function markFinished(db: Db, member: MemberKey, state: 'healthy' | 'failed' | 'skipped', reason: string | null, now: number): void {
-  statement(db, 'update rollout_hosts set state = ?, finished_at = ?, reason = ? where rollout_id = ? and host = ?').run(state, now, reason, member.rolloutId, member.host);
+export async function markFinished(store: Store, member: MemberKey, state: 'healthy' | 'failed' | 'skipped', reason: string | null, now: number): Promise<void> {
+  await reportStatements(store).finished.execute({ state, now, reason, rolloutId: member.rolloutId, host: member.host });
 }
 
 /** The result of the member's rollback. */
-export function markRollbackResult(db: Db, member: MemberKey, healthy: boolean): void {
-  statement(db, 'update rollout_hosts set rollback_state = ? where rollout_id = ? and host = ?').run(
-    healthy ? ROLLBACK.healthy : ROLLBACK.failed,
-    member.rolloutId,
-    member.host,
-  );
+export async function markRollbackResult(store: Store, member: MemberKey, healthy: boolean): Promise<void> {
+  await reportStatements(store).rollbackResult.execute({ rollbackState: healthy ? ROLLBACK.healthy : ROLLBACK.failed, rolloutId: member.rolloutId, host: member.host });
 }
 
-/**
- * The rollout member a manifest version belongs to. The manifest row says which rollout issued
- * it, and a renewal keeps the rollout of what it re-signs: so a report on a version re-signed any
- * number of times still finds its rollout.
- */
-export function reportedMember(db: Db, host: string, version: number): ReportedMember | undefined {
-  const manifest = statement(db, 'select rollout_id as rolloutId from manifests where host = ? and version = ?').get(host, version) as
-    | { rolloutId: string | null }
-    | undefined;
-  if (!manifest?.rolloutId) return undefined;
-  return statement(
-    db,
-    `select rh.rollout_id as rolloutId, rh.wave, rh.state, rh.target_path as targetPath, rh.manifest_version as manifestVersion,
-       rh.previous_system as previousSystem, rh.rollback_state as rollbackState, rh.rollback_version as rollbackVersion,
-       r.state as rolloutState, r.wave_index as waveIndex
-     from rollout_hosts rh join rollouts r on r.id = rh.rollout_id where rh.rollout_id = ? and rh.host = ?`,
-  ).get(manifest.rolloutId, host) as ReportedMember | undefined;
+/** The rollout member a manifest version belongs to (none when no rollout issued it). */
+export async function reportedMember(store: Store, host: string, version: number): Promise<ReportedMember | undefined> {
+  const [member] = await reportStatements(store).reported.execute({ host, version });
+  return member;
 }

@@ -5,7 +5,6 @@ import { signStatement, statementPayload, verifyReleaseStatement, type ReleaseBu
 import type { CreateReleaseRequest, Release, ReleaseProvenance } from '../../../shared/src/rollout-api.js';
 import { iso, type Clock } from '../clock.js';
 import type { ReleaseRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { trustMode, type ReleaseTrust } from '../manifests/statements.js';
@@ -160,7 +159,7 @@ async function storeRelease(store: Store, clock: Clock, release: SignedRelease, 
         })),
       );
     }
-    appendEvent(legacyDb(store), {
+    await appendEvent(store, {
       host: null,
       at: now,
       kind: 'release-created',

@@ -1,3 +1,4 @@
+import { and, gt, lte } from 'drizzle-orm';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
@@ -13,7 +14,8 @@ import type { EngineOutcome, RefusalKind, RolloutEngine } from './engine.js';
 import { releaseInsight } from './release-insight.js';
 import { createUnsignedRelease, listReleases, publishBundle, readRelease } from './releases.js';
 import { planReport } from './plan-report.js';
-import { listRollouts, rolloutEvents, rolloutStatus } from './status.js';
+import { listRollouts, rolloutEvents, rolloutEventsAmong, rolloutStatus } from './status.js';
+import { eventCursorAt, newestEventCursor, readEvents, settledThrough } from '../events-cursor.js';
 
 type OperatorEnv = { Variables: { operator: OperatorIdentity } };
 
@@ -24,6 +26,11 @@ const EventQuery = z.object({
 
 /** SSE keep-alive: proxies and browsers drop a silent stream after a minute or so. */
 const SSE_HEARTBEAT_MS = 15_000;
+/**
+ * A stream follows the audit log from this many ids before the newest at its start: far more than
+ * the events written while one transaction is open, so an event in flight then is not skipped.
+ */
+const STREAM_LOOKBACK_IDS = 1000;
 
 /** The HTTP status of each engine refusal; the refusal's kind is the error code clients see. */
 const REFUSAL_STATUS: Readonly<Record<RefusalKind, 400 | 404 | 409>> = {
@@ -119,11 +126,20 @@ export function rolloutRoutes(
     return c.json(await status(id));
   });
 
-  /** `event: status` carries the whole RolloutStatus; `event: audit` one audit event, with its id for Last-Event-ID resumption. */
+  /**
+   * `event: status` carries the whole RolloutStatus; `event: audit` one audit event. Its SSE id is
+   * where to resume after it (Last-Event-ID): the event's id, or lower while an event before it may
+   * still appear (events-cursor.ts), so a resumed stream may repeat an event but never skips one.
+   */
   app.get('/rollouts/:id/stream', async (c) => {
     const id = c.req.param('id');
     await status(id);
-    let lastId = Number(c.req.header('last-event-id') ?? c.req.query('afterId') ?? 0) || 0;
+    const resumeAfter = Number(c.req.header('last-event-id') ?? c.req.query('afterId') ?? 0) || 0;
+    // History through the rollout's own index, up to a little before the newest event; from there
+    // the audit log is followed by a gap-aware cursor, whose first read lists those last ids (an
+    // event still in flight at the start then arrives later, not never).
+    const newest = (await newestEventCursor(store)).above;
+    let cursor = eventCursorAt(Math.max(resumeAfter, newest - STREAM_LOOKBACK_IDS));
     return streamSSE(c, async (stream) => {
       const signal = wakeSignal();
       const unsubscribe = engine.onChange((changed) => {
@@ -131,10 +147,18 @@ export function rolloutRoutes(
       });
       stream.onAbort(signal.wake);
       try {
+        for (let after = resumeAfter; after < cursor.above && !stream.aborted; ) {
+          const page = await rolloutEventsAmong(store, id, and(gt(store.t.events.id, after), lte(store.t.events.id, cursor.above))!, 1000);
+          for (const event of page) await stream.writeSSE({ event: 'audit', id: String(event.id), data: JSON.stringify(event) });
+          after = page.length === 1000 ? page.at(-1)!.id : cursor.above;
+        }
         while (!stream.aborted) {
-          for (const event of await rolloutEvents(store, id, lastId)) {
-            lastId = event.id;
-            await stream.writeSSE({ event: 'audit', id: String(event.id), data: JSON.stringify(event) });
+          for (let more = true; more && !stream.aborted; ) {
+            const read = await readEvents(store, cursor, { batch: 1000, now: Date.now(), rows: (ids, limit) => rolloutEventsAmong(store, id, ids, limit) });
+            const settled = settledThrough(read.cursor);
+            for (const event of read.rows) await stream.writeSSE({ event: 'audit', id: String(Math.min(event.id, settled)), data: JSON.stringify(event) });
+            cursor = read.cursor;
+            more = read.more;
           }
           const current = await status(id);
           await stream.writeSSE({ event: 'status', data: JSON.stringify(current) });

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, type SQL } from 'drizzle-orm';
 import type { HostEvent } from '../../../shared/src/operator-api.js';
 import type {
   RolloutHostState,
@@ -13,7 +13,6 @@ import type {
 import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { RolloutHostRow, RolloutRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
 import { latestFailure } from '../reports/latest-failure.js';
 
@@ -28,7 +27,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<string>): RolloutHostView {
+async function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<string>): Promise<RolloutHostView> {
   return {
     host: member.host,
     state: member.state,
@@ -37,7 +36,7 @@ function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<stri
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState,
-    failure: member.state === 'failed' && member.manifestVersion !== null ? latestFailure(legacyDb(store), member.host, member.manifestVersion) : null,
+    failure: member.state === 'failed' && member.manifestVersion !== null ? await latestFailure(store, member.host, member.manifestVersion) : null,
     paused: paused.has(member.host),
   };
 }
@@ -75,7 +74,7 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
     finishedAt: isoOrNull(row.finishedAt),
     retryOf: row.retryOf,
     spec,
-    waves: plan.waves.map((wave) => {
+    waves: await Promise.all(plan.waves.map(async (wave) => {
       const inWave = members.filter((m) => m.wave === wave.index);
       return {
         index: wave.index,
@@ -84,9 +83,9 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: inWave.map((member) => hostView(store, member, paused)),
+        hosts: await Promise.all(inWave.map((member) => hostView(store, member, paused))),
       };
-    }),
+    })),
   };
 }
 
@@ -113,11 +112,16 @@ export async function listRollouts(store: Store, limit = 50): Promise<RolloutLis
 
 /** The rollout's audit log: every transition and every host result, in order. */
 export async function rolloutEvents(store: Store, id: string, afterId = 0, limit = 1000): Promise<HostEvent[]> {
+  return rolloutEventsAmong(store, id, gt(store.t.events.id, afterId), limit);
+}
+
+/** The rollout's events among those `ids` selects (a condition on events.id: events-cursor.ts), in id order. */
+export async function rolloutEventsAmong(store: Store, id: string, ids: SQL, limit: number): Promise<HostEvent[]> {
   const { events } = store.t;
   const rows = await store.q
     .select()
     .from(events)
-    .where(and(eq(events.rolloutId, id), gt(events.id, afterId)))
+    .where(and(eq(events.rolloutId, id), ids))
     .orderBy(asc(events.id))
     .limit(limit);
   return rows.map((row) => ({

@@ -2,9 +2,8 @@ import { eq } from 'drizzle-orm';
 import type { ConnectionMode, EventKind } from '../../../shared/src/operator-api.js';
 import { waveNumber, type RolloutPlan, type RolloutSpec, type RolloutState } from '../../../shared/src/rollout-api.js';
 import type { ManifestRow, RolloutHostRow, RolloutRow } from '../db/schema.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import type { Store } from '../db/store.js';
-import { appendEvent } from '../events.js';
+import { appendEvent, appendEvents, type NewEvent } from '../events.js';
 import { issueBatchInTransaction, issueInTransaction, type BatchItem, type IssueCause } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
 import { authoriseForRelease, authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
@@ -122,10 +121,14 @@ export class Step {
     return this.ctx.store;
   }
 
-  event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): void {
+  event(kind: EventKind, data: Record<string, unknown>, host: string | null = null): Promise<void> {
+    return appendEvent(this.store, this.eventOf(kind, data, host));
+  }
+
+  private eventOf(kind: EventKind, data: Record<string, unknown>, host: string | null): NewEvent {
     // Events about a wave say of how many, so a webhook's text can read "wave 2 of 3" on its own.
     const withTotal = 'wave' in data ? { ...data, waves: this.plan.waves.length } : data;
-    appendEvent(legacyDb(this.store), { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data: withTotal });
+    return { host, at: this.now, kind, actor: `rollout:${this.rollout.id}`, rolloutId: this.rollout.id, data: withTotal };
   }
 
   async update(values: Partial<RolloutProgress>): Promise<void> {
@@ -138,7 +141,7 @@ export class Step {
 
   async finish(state: RolloutState, kind: EventKind, reason: string | null): Promise<void> {
     await this.update({ state, reason, finishedAt: this.now });
-    this.event(kind, { reason, wave: waveNumber(this.rollout.waveIndex) });
+    await this.event(kind, { reason, wave: waveNumber(this.rollout.waveIndex) });
   }
 
   members(wave?: number): Promise<RolloutHostRow[]> {
@@ -175,14 +178,14 @@ export class Step {
   }
 
   /** A manifest this rollout would have issued but no statement authorises: the host keeps what it has, the log says why. */
-  withheld(host: string, storePath: string, reason: string): void {
-    this.event('manifest-withheld', { storePath, reason }, host);
+  withheld(host: string, storePath: string, reason: string): Promise<void> {
+    return this.event('manifest-withheld', { storePath, reason }, host);
   }
 
   async fail(member: WatchedMember, reason: string, state: 'failed' | 'skipped' = 'failed'): Promise<void> {
     await finishMember(this.store, member, state, reason, this.now);
     member.state = state;
-    this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: waveNumber(member.wave) }, member.host);
+    await this.event(state === 'failed' ? 'rollout-host-failed' : 'rollout-host-skipped', { reason, wave: waveNumber(member.wave) }, member.host);
   }
 
   /**
@@ -256,10 +259,12 @@ export class Step {
         planned.map(({ host, version }) => ({ host, version, previousSystem: previousSystems.get(host) ?? null })),
         this.now,
       );
-      for (const { host, version, storePath, action, floor } of planned) {
-        const previousSystem = previousSystems.get(host) ?? null;
-        this.event('rollout-host-issued', { wave: waveNumber(wave), version, storePath, action, floor, rolloutId: this.rollout.id, previousSystem }, host);
-      }
+      await appendEvents(
+        this.store,
+        planned.map(({ host, version, storePath, action, floor }) =>
+          this.eventOf('rollout-host-issued', { wave: waveNumber(wave), version, storePath, action, floor, rolloutId: this.rollout.id, previousSystem: previousSystems.get(host) ?? null }, host),
+        ),
+      );
     });
     this.issued.push(...rows);
     return { issued: pending.length - refused, refused, full: pending.length === limit };

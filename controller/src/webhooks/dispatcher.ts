@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import type { WebhookDeliveryRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { DestinationGuard } from './destination.js';
-import { enqueueDeliveries } from './enqueue.js';
+import { enqueueDeliveries, type EnqueueCursors } from './enqueue.js';
 import { laneHeads, markDead, refusedByReceiver } from './lanes.js';
 import { guardedSend, type SendWebhook } from './send.js';
 import { webhookSignature } from './sign.js';
@@ -132,6 +132,8 @@ export class WebhookDispatcher {
   private readonly sending = new Map<string, Promise<void>>();
   /** Passes of wake() in progress: stop() waits for them, so none touches the store after it. */
   private readonly passes = new Set<Promise<void>>();
+  /** Each endpoint's open gaps in the audit log between passes (enqueue.ts). */
+  private readonly cursors: EnqueueCursors = new Map();
   private readonly shutdown = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -163,7 +165,7 @@ export class WebhookDispatcher {
   private async pass(): Promise<void> {
     const { store } = this.deps;
     try {
-      await enqueueDeliveries(store, this.deps.clock.now());
+      await enqueueDeliveries(store, this.deps.clock.now(), this.cursors);
     } catch (error) {
       this.deps.logger.error({ err: error }, 'webhook enqueue failed');
       return;

@@ -8,7 +8,6 @@ import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js
 import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
-import { legacyDb } from '../db/sqlite-store.js';
 import { appendEvent } from '../events.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { recordAgentVersion } from '../hosts/agent-version.js';
@@ -38,6 +37,8 @@ interface Connection {
   releaseSlot: () => void;
   /** The write of its last connected/disconnected event: the next one is written after it, so they keep their order. */
   logged: Promise<void>;
+  /** The highest manifest version sent on this socket (0: none yet). */
+  sentVersion: number;
 }
 
 /**
@@ -116,12 +117,16 @@ export class AgentHub {
     return this.byHost.has(host);
   }
 
+  connectedHosts(): string[] {
+    return [...this.byHost.keys()];
+  }
+
   get connectedCount(): number {
     return this.byHost.size;
   }
 
   private accept(ws: WebSocket, audience: string | null, releaseSlot: () => void): void {
-    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot, logged: Promise.resolve() };
+    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot, logged: Promise.resolve(), sentVersion: 0 };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
@@ -186,7 +191,7 @@ export class AgentHub {
     // Before registering: no manifest may reach the socket ahead of its welcome.
     const session = await this.deps.sessions.create(host);
     if (ws.readyState !== WebSocket.OPEN || this.closing) return;
-    this.register(connection, host, session);
+    await this.register(connection, host, session);
   }
 
   /** Writes a connected/disconnected event after the connection's previous one. */
@@ -194,7 +199,7 @@ export class AgentHub {
     const { deps } = this;
     const at = deps.clock.now();
     const write = connection.logged.then(() =>
-      deps.store.transaction(async () => appendEvent(legacyDb(deps.store), { host, at, kind, actor: `agent:${host}`, data: { mode: 'websocket' } })),
+      deps.store.transaction(async () => appendEvent(deps.store, { host, at, kind, actor: `agent:${host}`, data: { mode: 'websocket' } })),
     );
     const settled = write.catch(() => undefined);
     connection.logged = settled;
@@ -203,7 +208,7 @@ export class AgentHub {
     runBackground(deps.logger, `websocket ${kind} event`, () => write, { host });
   }
 
-  private register(connection: Connection, host: string, session: { token: string; expiresAt: number }): void {
+  private async register(connection: Connection, host: string, session: { token: string; expiresAt: number }): Promise<void> {
     const previous = this.byHost.get(host);
     if (previous) {
       previous.replaced = true;
@@ -216,8 +221,16 @@ export class AgentHub {
     deps.presence.websocketOpened(host);
     this.logConnection(connection, host, 'connected');
     this.send(connection.ws, { type: 'welcome', protocol: PROTOCOL_VERSION, session: { protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } });
-    const latest = latestManifest(deps.db, host);
-    if (latest) connection.ws.send(manifestMessage(published(latest)));
+    // Registered above before this read: a manifest committed from now on is pushed (push()), and
+    // the read sees every one committed before. Whichever is newer reaches the socket; an older one
+    // read after a newer one was pushed is not sent.
+    const latest = await latestManifest(deps.store, host);
+    if (latest && latest.version > connection.sentVersion && connection.ws.readyState === WebSocket.OPEN) this.sendManifest(connection, published(latest));
+  }
+
+  private sendManifest(connection: Connection, manifest: PublishedManifest): void {
+    connection.sentVersion = Math.max(connection.sentVersion, manifest.version);
+    connection.ws.send(manifestMessage(manifest));
   }
 
   private forget(connection: Connection): void {
@@ -242,7 +255,7 @@ export class AgentHub {
 
   private push(manifest: PublishedManifest): void {
     const connection = this.byHost.get(manifest.host);
-    if (connection && connection.ws.readyState === WebSocket.OPEN) connection.ws.send(manifestMessage(manifest));
+    if (connection && connection.ws.readyState === WebSocket.OPEN) this.sendManifest(connection, manifest);
   }
 
   private pingAll(): void {

@@ -8,7 +8,7 @@ import { MAX_PAYLOAD_BYTES } from '../../../controller/src/replicas/notification
 
 const envelope = (host: string, version: number) => JSON.stringify({ payloadType: 'test', payload: `${host}:${version}`, signatures: [] });
 
-async function issue(store: Store, replicaId: string, host: string, version: number, announce = true): Promise<void> {
+async function issue(store: Store, host: string, version: number): Promise<void> {
   await store.transaction(async (tx) => {
     await tx.insert(store.t.hosts).values({ name: host, publicKey: 'key' }).onConflictDoNothing();
     await tx.insert(store.t.manifests).values({
@@ -20,7 +20,7 @@ async function issue(store: Store, replicaId: string, host: string, version: num
       expiresAt: 2,
       envelope: envelope(host, version),
     });
-    if (announce) await announceIssued(store, replicaId, [{ host, version }]);
+    await announceIssued(store, [{ host, version }]);
   });
 }
 
@@ -45,17 +45,17 @@ describe('manifests issued on one replica reach agents served by another', () =>
     const bus = new ManifestBus();
     const seen: PublishedManifest[] = [];
     bus.onPublish((manifest) => seen.push(manifest));
-    stops.push(await startManifestRelay({ store: b, replicaId: 'b', bus, serves: (host) => host !== 'elsewhere', onResync: () => {}, logger: silentLogger() }));
+    stops.push(await startManifestRelay({ store: b, bus, serves: (host) => host !== 'elsewhere', servedHosts: () => [], logger: silentLogger() }));
 
     // Rolled back: announced inside the transaction, so never delivered.
     await expect(
       a.transaction(async () => {
-        await issue(a, 'a', 'web-1', 1);
+        await issue(a, 'web-1', 1);
         throw new Error('rolled back');
       }),
     ).rejects.toThrow('rolled back');
-    await issue(a, 'a', 'elsewhere', 1);
-    await issue(a, 'a', 'web-1', 2);
+    await issue(a, 'elsewhere', 1);
+    await issue(a, 'web-1', 2);
     await expect.poll(() => seen.map((m) => `${m.host}:${m.version}`)).toEqual(['web-1:2']);
     expect(seen[0]!.envelopeJson).toBe(envelope('web-1', 2));
     expect(seen[0]!.envelope).toEqual(JSON.parse(envelope('web-1', 2)));
@@ -64,16 +64,17 @@ describe('manifests issued on one replica reach agents served by another', () =>
   it('ignores the replica\'s own announcements: its bus had them at commit', async () => {
     database = await postgresTestDatabase();
     const a = await openStore({ database: database.url, replicaId: 'a' });
-    stores.push(a);
+    const other = await openStore({ database: database.url, replicaId: 'other' });
+    stores.push(a, other);
     const bus = new ManifestBus();
     const seen: string[] = [];
     bus.onPublish((manifest) => seen.push(`${manifest.host}:${manifest.version}`));
     // A second subscriber proves both announcements were delivered to this replica before the check.
     const delivered: string[] = [];
     stops.push(await a.notifications.subscribe('shoal_manifests', (payload) => delivered.push(payload)));
-    stops.push(await startManifestRelay({ store: a, replicaId: 'a', bus, serves: () => true, onResync: () => {}, logger: silentLogger() }));
-    await issue(a, 'a', 'web-1', 1);
-    await issue(a, 'other', 'web-2', 1);
+    stops.push(await startManifestRelay({ store: a, bus, serves: () => true, servedHosts: () => [], logger: silentLogger() }));
+    await issue(a, 'web-1', 1);
+    await issue(other, 'web-2', 1);
     await expect.poll(() => delivered.length).toBe(2);
     await expect.poll(() => seen).toEqual(['web-2:1']);
   });

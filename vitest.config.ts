@@ -1,19 +1,19 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
- * Left out of the postgres project: files that already run on both engines, are about one engine
- * itself, or never open a controller database (they would only run a second time).
+ * Left out of the postgres project: files about one engine itself, or that never open a controller
+ * database (they would only run a second time). Suites of `describe.each(storeEngines)` run in
+ * both projects, each on its own engine (test/controller/store-engines.ts).
  */
 const NOT_ON_POSTGRES = [
-  // The storage layer and the replica machinery: SQLite's own file and pragmas, PostgreSQL-only
-  // servers, leases and notifications, and suites that run each case on both engines (describe.each(storeEngines)).
-  'test/controller/db/**',
+  // About one engine itself: SQLite's file and pragmas; PostgreSQL's own servers, schema, outages,
+  // leases and notifications (those start servers of their own and run in the sqlite project).
+  'test/controller/db/open.test.ts',
+  'test/controller/db/postgres-database.test.ts',
+  'test/controller/db/schema-parity.test.ts',
+  'test/controller/db/store-outage.test.ts',
   'test/controller/replicas/**',
-  'test/controller/auth/agent-sessions.test.ts',
-  'test/controller/hosts/engines.test.ts',
-  'test/controller/webhooks/engines.test.ts',
   'test/controller/database-setting.test.ts',
-  'test/controller/http/backup-engines.test.ts',
   // Controller processes started on a state directory, whose database is the SQLite file there.
   'test/controller/main.test.ts',
   'test/controller/metrics/serve.test.ts',

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../../controller/src/db/store.js';
 import { postgresTestDatabase } from './postgres-database.js';
-import { onPostgres } from './test-engine.js';
+import { testEngine } from './test-engine.js';
 
 export interface OpenedStore {
   store: Store;
@@ -53,8 +53,7 @@ const engines: StoreEngine[] = [
 ];
 
 /**
- * What `describe.each(storeEngines)` runs: both engines in the default run, none in the postgres
- * project (vitest.config.ts), which would only repeat them; files holding nothing else are left out
- * of that project altogether.
+ * What `describe.each(storeEngines)` runs: the engine of this run (test-engine.ts). vitest.config.ts
+ * runs the suite once per engine, so each case runs once on each, as every other controller test does.
  */
-export const storeEngines: StoreEngine[] = onPostgres ? [] : engines;
+export const storeEngines: StoreEngine[] = engines.filter((engine) => engine.name === testEngine());

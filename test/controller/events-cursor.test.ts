@@ -10,7 +10,7 @@ import { createWebhook } from '../../controller/src/webhooks/endpoints.js';
 import { enqueueDeliveries, type EnqueueCursors } from '../../controller/src/webhooks/enqueue.js';
 import { ManualClock } from './helpers.js';
 import { stopPostgresTestServer } from './postgres-database.js';
-import { storeEngines, type OpenedStore } from './store-engines.js';
+import { freshStorePerTest, storeEngines } from './store-engines.js';
 
 afterAll(async () => {
   await stopPostgresTestServer();
@@ -74,15 +74,8 @@ const ids = (store: Store) => async (cursor: EventCursor, options: { now?: numbe
 
 // Only PostgreSQL can commit a lower id after a higher one: SQLite has one writer, so a second transaction waits for the first.
 describe.each(storeEngines.filter((engine) => engine.name === 'postgres'))('readers of the audit log on $name, when ids commit out of order', (engine) => {
-  let opened: OpenedStore;
   let store: Store;
-  beforeEach(async () => {
-    opened = await engine.open();
-    store = opened.store;
-  });
-  afterEach(async () => {
-    await opened.dispose();
-  });
+  freshStorePerTest(engine, (opened) => (store = opened));
 
   it('reads an event whose transaction committed after a higher id was read, once', async () => {
     const read = ids(store);

@@ -1,3 +1,4 @@
+import { afterEach, beforeEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,3 +58,16 @@ const engines: StoreEngine[] = [
  * runs the suite once per engine, so each case runs once on each, as every other controller test does.
  */
 export const storeEngines: StoreEngine[] = engines.filter((engine) => engine.name === testEngine());
+
+/** Registers hooks that open a fresh store of `engine` before each test (handed to `use`) and dispose of it after. */
+export function freshStorePerTest(engine: StoreEngine, use: (store: Store) => void): void {
+  let opened: OpenedStore | null = null;
+  beforeEach(async () => {
+    opened = await engine.open();
+    use(opened.store);
+  });
+  afterEach(async () => {
+    await opened?.dispose();
+    opened = null;
+  });
+}

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { HostEvent } from '../../shared/src/operator-api.js';
-import type { Phase, ReportDetail } from '../../shared/src/protocol.js';
+import type { Phase, Report, ReportDetail } from '../../shared/src/protocol.js';
 import type { LabController } from '../lab/controller.js';
 import type { LabHost } from '../lab/host.js';
 import { childPids } from '../lab/pids.js';
@@ -105,4 +106,25 @@ export async function rebootLockTimeline(controller: LabController, hosts: reado
     most = Math.max(most, holding);
   }
   return { events, most, holding };
+}
+
+/** A health check that passes once the test creates /run/lab/release-gate in the host: it holds a deployment in its gate. */
+export const GATE_CHECK = {
+  name: 'release-gate',
+  command: ['/bin/sh', '-c', '[ -e /run/lab/release-gate ] || { echo "release gate closed" >&2; exit 1; }'],
+  timeoutMs: 5_000,
+};
+
+/** The reports waiting in a host's outbox (none before its first). */
+export function outboxReports(host: LabHost): Report[] {
+  const dir = join(host.paths.state, 'outbox');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => /^\d+\.json$/.test(name))
+    .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Report);
+}
+
+/** The sequence number the host's next report gets. */
+export function nextSeq(host: LabHost): number {
+  return Number(readFileSync(join(host.paths.state, 'outbox', 'next-seq'), 'utf8').trim());
 }

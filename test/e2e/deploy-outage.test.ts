@@ -1,28 +1,13 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Report } from '../../shared/src/protocol.js';
 import { LAB_HEALTH_CHECK } from '../lab/agent-config.js';
 import type { LabController } from '../lab/controller.js';
 import type { LabFixtures } from '../lab/fixtures.js';
 import type { LabHost } from '../lab/host.js';
 import { Lab } from '../lab/lab.js';
 import { labFixtures } from '../lab/vitest-fixtures.js';
-import { phasesOf, reportEvents, systemOf } from './deploy-helpers.js';
-
-/** A health check that passes once the test creates /run/lab/release-gate in the host: it holds a deployment in its gate. */
-const GATE_CHECK = {
-  name: 'release-gate',
-  command: ['/bin/sh', '-c', '[ -e /run/lab/release-gate ] || { echo "release gate closed" >&2; exit 1; }'],
-  timeoutMs: 5_000,
-};
-
-function outboxReports(host: LabHost): Report[] {
-  const dir = join(host.paths.state, 'outbox');
-  return readdirSync(dir)
-    .filter((name) => /^\d+\.json$/.test(name))
-    .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Report);
-}
+import { GATE_CHECK, nextSeq, outboxReports, phasesOf, reportEvents, systemOf } from './deploy-helpers.js';
 
 /** Whether an agent log line says it dropped manifest `version` as one it already handled. */
 function logsAlreadyHandled(line: string, version: number): boolean {
@@ -32,10 +17,6 @@ function logsAlreadyHandled(line: string, version: number): boolean {
   } catch {
     return false;
   }
-}
-
-function nextSeq(host: LabHost): number {
-  return Number(readFileSync(join(host.paths.state, 'outbox', 'next-seq'), 'utf8').trim());
 }
 
 describe('deployments that outlive a controller outage or an agent crash', () => {

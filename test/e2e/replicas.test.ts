@@ -1,8 +1,7 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperatorRoutes } from '../../shared/src/operator-api.js';
-import type { Report } from '../../shared/src/protocol.js';
 import type { RolloutSpecInput } from '../../shared/src/rollout-api.js';
 import { LAB_HEALTH_CHECK } from '../lab/agent-config.js';
 import type { LabController } from '../lab/controller.js';
@@ -10,28 +9,9 @@ import { rolloutManifestCounts } from '../lab/fleet-database.js';
 import type { LabHost } from '../lab/host.js';
 import { websocketConnects } from '../lab/replicas.js';
 import { waitFor } from '../lab/wait.js';
-import { reportEvents } from './deploy-helpers.js';
+import { GATE_CHECK, nextSeq, outboxReports, reportEvents } from './deploy-helpers.js';
 import { hostsOn, startReplicaFleet, stopReplicaFleet, waitForWebsocket, websocketOf, type ReplicaFleet } from './replicas-fleet.js';
 import { eventsOf, only } from './rollouts-fleet.js';
-
-/** A health check that passes once the test creates /run/lab/release-gate in the host: it holds a deployment in its gate. */
-const GATE_CHECK = {
-  name: 'release-gate',
-  command: ['/bin/sh', '-c', '[ -e /run/lab/release-gate ] || { echo "release gate closed" >&2; exit 1; }'],
-  timeoutMs: 5_000,
-};
-
-function outboxReports(host: LabHost): Report[] {
-  const dir = join(host.paths.state, 'outbox');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((name) => /^\d+\.json$/.test(name))
-    .map((name) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Report);
-}
-
-function nextSeq(host: LabHost): number {
-  return Number(readFileSync(join(host.paths.state, 'outbox', 'next-seq'), 'utf8').trim());
-}
 
 /** Whether an agent log line says it accepted manifest `version`. */
 function acceptedLine(version: number) {

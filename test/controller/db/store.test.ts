@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../../../controller/src/db/store.js';
 import { LeaseNotHeld } from '../../../controller/src/db/store-errors.js';
 import { stopPostgresTestServer } from '../postgres-database.js';
-import { storeEngines, type OpenedStore } from '../store-engines.js';
+import { freshStorePerTest, storeEngines } from '../store-engines.js';
 
 afterAll(async () => {
   await stopPostgresTestServer();
@@ -29,15 +29,8 @@ async function addHost(store: Store, name: string): Promise<void> {
 }
 
 describe.each(storeEngines)('store on $name', (engine) => {
-  let opened: OpenedStore;
   let store: Store;
-  beforeEach(async () => {
-    opened = await engine.open();
-    store = opened.store;
-  });
-  afterEach(async () => {
-    await opened.dispose();
-  });
+  freshStorePerTest(engine, (opened) => (store = opened));
 
   it('commits all writes of a transaction, and none of them when its body throws', async () => {
     await expect(

@@ -10,7 +10,7 @@ import { requestRebootGrant } from '../../../controller/src/hosts/reboot-grants.
 import { forgetUnknownHost, listUnknownHosts, recordUnknownHost } from '../../../controller/src/hosts/unknown.js';
 import { ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { stopPostgresTestServer } from '../postgres-database.js';
-import { storeEngines, type OpenedStore } from '../store-engines.js';
+import { freshStorePerTest, storeEngines } from '../store-engines.js';
 
 // The hosts module's queries on both engines: those that read JSON columns in code (drift, the
 // reboot lock's tags), count rows or depend on rows changed, which differ between the engines.
@@ -26,16 +26,9 @@ async function addHosts(store: Store, names: string[], tags: string[] = []): Pro
 }
 
 describe.each(storeEngines)('hosts on $name', (engine) => {
-  let opened: OpenedStore;
   let store: Store;
   const clock = new ManualClock();
-  beforeEach(async () => {
-    opened = await engine.open();
-    store = opened.store;
-  });
-  afterEach(async () => {
-    await opened.dispose();
-  });
+  freshStorePerTest(engine, (opened) => (store = opened));
 
   it('finds drift back past many reports: the system the last activation left, and when another was first reported', async () => {
     await addHosts(store, ['web-1']);

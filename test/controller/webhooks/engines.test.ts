@@ -5,7 +5,7 @@ import { createWebhook, deleteWebhook, listDeliveries, pendingDeliveries, readWe
 import { enqueueDeliveries } from '../../../controller/src/webhooks/enqueue.js';
 import { laneHeads, markDead } from '../../../controller/src/webhooks/lanes.js';
 import { stopPostgresTestServer } from '../postgres-database.js';
-import { storeEngines, type OpenedStore } from '../store-engines.js';
+import { freshStorePerTest, storeEngines } from '../store-engines.js';
 
 afterAll(async () => {
   await stopPostgresTestServer();
@@ -21,16 +21,9 @@ async function rolloutEvents(store: Store, clock: ManualClock, events: Array<{ r
 }
 
 describe.each(storeEngines)('webhook endpoints and deliveries on $name', (engine) => {
-  let opened: OpenedStore;
   let store: Store;
   const clock = new ManualClock();
-  beforeEach(async () => {
-    opened = await engine.open();
-    store = opened.store;
-  });
-  afterEach(async () => {
-    await opened.dispose();
-  });
+  freshStorePerTest(engine, (opened) => (store = opened));
 
   it('enqueues each rollout event once per endpoint, counts what is pending as numbers, and sends lanes head first', async () => {
     await rolloutEvents(store, clock, [{ rolloutId: 'ro-old', kind: 'rollout-started' }]);

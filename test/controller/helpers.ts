@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { generateNamedKey, toBase64, type NamedSecretKey } from '../../shared/src/keys.js';
@@ -9,15 +10,15 @@ import type { ReleaseBundle, ReleaseBuildHost } from '../../shared/src/release-s
 import { signBuild } from '../lab/ci.js';
 import { createOperatorToken } from '../../controller/src/auth/operator-tokens.js';
 import type { Clock } from '../../controller/src/clock.js';
-import type { OpenDatabase } from '../../controller/src/db/open.js';
-import { openSqliteStore, sqliteWriter } from '../../controller/src/db/sqlite-store.js';
-import type { Store } from '../../controller/src/db/store.js';
+import { openStore, type Store } from '../../controller/src/db/store.js';
 import { createDeps, type ControllerDeps, type DepsOptions } from '../../controller/src/deps.js';
 import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createApp } from '../../controller/src/app.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { releaseTrust, type ReleaseTrust } from '../../controller/src/manifests/statements.js';
 import type { DestinationPolicy } from '../../controller/src/webhooks/destination.js';
+import type { EventRow, ManifestRow } from '../../controller/src/db/schema.js';
+import { testDatabase } from './test-engine.js';
 
 export class ManualClock implements Clock {
   constructor(public ms = Date.parse('2030-01-01T00:00:00Z')) {}
@@ -48,9 +49,8 @@ export function storePath(name = 'nixos-system-web-1', hashChar = 'a'): string {
 
 export interface TestController {
   dir: string;
+  /** On the engine SHOAL_TEST_ENGINE names (test-engine.ts). */
   store: Store;
-  /** The synchronous SQLite connection under `store` (issue 16: goes when the conversion ends). */
-  database: OpenDatabase;
   deps: ControllerDeps;
   app: ReturnType<typeof createApp>;
   clock: ManualClock;
@@ -88,8 +88,8 @@ export async function testController(
   } = {},
 ): Promise<TestController> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-test-'));
-  const store = openSqliteStore({ database: join(dir, 'controller.sqlite') });
-  const database = sqliteWriter(store);
+  const database = await testDatabase(dir);
+  const store = await openStore({ database: database.database, replicaId: 'test' });
   const clock = new ManualClock();
   const { mode = 'single-key', ...rest } = options;
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
@@ -99,7 +99,6 @@ export async function testController(
   return {
     dir,
     store,
-    database,
     deps,
     app,
     clock,
@@ -118,6 +117,7 @@ export async function testController(
       deps.bus.releaseAll();
       await deps.presence.flush();
       await store.close();
+      await database.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -167,14 +167,62 @@ export async function sessionFor(ctl: TestController, host: TestHost): Promise<s
   return ((await session.json()) as { token: string }).token;
 }
 
-export function count(ctl: TestController, table: string): number {
-  return (ctl.database.sqlite.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
+export async function count(ctl: { store: Store }, table: string): Promise<number> {
+  const [row] = await ctl.store.rows<{ n: number }>(sql`select count(*) as n from ${sql.identifier(table)}`);
+  return row!.n;
 }
 
 /** Row counts of every table, to prove that a refused request wrote nothing. */
-export function snapshot(ctl: TestController): Record<string, number> {
+export async function snapshot(ctl: TestController): Promise<Record<string, number>> {
   const tables = ['hosts', 'manifests', 'reports', 'events', 'enrollment_tokens', 'operator_tokens'];
-  return Object.fromEntries(tables.map((t) => [t, count(ctl, t)]));
+  return Object.fromEntries(await Promise.all(tables.map(async (t) => [t, await count(ctl, t)] as const)));
+}
+
+/** The host's desired manifest (what the controller serves it), read through the store. */
+export async function desiredManifest(store: Store, host: string): Promise<ManifestRow | undefined> {
+  const { hosts, manifests } = store.t;
+  const [row] = await store.q
+    .select({ manifest: manifests })
+    .from(hosts)
+    .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+    .where(eq(hosts.name, host))
+    .limit(1);
+  return row?.manifest;
+}
+
+/** Event rows of the given kind(s), of one host and rollout if given, in order, `data` parsed on both engines. */
+export async function eventsOf(store: Store, kind: string | string[], where: { host?: string; rolloutId?: string } = {}): Promise<EventRow[]> {
+  const { events } = store.t;
+  return store.q
+    .select()
+    .from(events)
+    .where(
+      and(
+        typeof kind === 'string' ? eq(events.kind, kind) : inArray(events.kind, kind),
+        where.host === undefined ? undefined : eq(events.host, where.host),
+        where.rolloutId === undefined ? undefined : eq(events.rolloutId, where.rolloutId),
+      ),
+    )
+    .orderBy(asc(events.id));
+}
+
+/** Inserts host rows directly (no keys made, no events): fleets of thousands for scale tests. */
+export async function seedHosts(store: Store, hosts: Array<{ name: string; publicKey?: string }>): Promise<void> {
+  await store.transaction(async (tx) => {
+    // Chunks keep each statement below the engines' bound-parameter limits.
+    for (let at = 0; at < hosts.length; at += 1000) {
+      await tx.insert(store.t.hosts).values(hosts.slice(at, at + 1000).map(({ name, publicKey = 'AAAA' }) => ({ name, publicKey })));
+    }
+  });
+}
+
+/** Runs one SQL statement that returns no rows (seeding, or a state no API reaches) as a transaction of the store. */
+export async function execute(store: Store, statement: SQL): Promise<void> {
+  await store.transaction(async (tx) => {
+    // drizzle names it run() on SQLite, execute() on PostgreSQL; the store's types are PostgreSQL's.
+    if (store.engine === 'sqlite') await (tx as unknown as { run(query: SQL): Promise<unknown> }).run(statement);
+    else await tx.execute(statement);
+  });
 }
 
 /** What `shoal release sign` makes: a bundle of statements signed by `key` (CI's release key), at a fixed time and revision. */

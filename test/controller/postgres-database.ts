@@ -1,78 +1,56 @@
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startPostgres, type PostgresServer } from '../lab/postgres.js';
+import { inject } from 'vitest';
+import type { PostgresServer } from '../lab/postgres.js';
+import { TEMPLATE, startTemplateServer, type TemplateServer } from './postgres-template.js';
 
-const PG_MIGRATIONS = fileURLToPath(new URL('../../controller/drizzle-pg', import.meta.url));
-const TEMPLATE = 'shoal_template';
-
-interface Shared {
-  server: PostgresServer;
-  next: number;
-}
-
-let shared: Promise<Shared> | null = null;
+let own: Promise<PostgresServer> | null = null;
+let next = 1;
 
 /**
- * One server per test process (started on first use; stopPostgresTestServer() in afterAll, or the
- * lab's exit hooks when the process ends), with a template database that has the controller's migrations applied. Each
- * caller gets its own copy of the template, as each SQLite test gets its own file: a
- * `CREATE DATABASE … TEMPLATE` is a file copy, far cheaper than migrating again.
+ * The server of the run if a globalSetup provided one (the postgres project: one server for
+ * every worker, so no test file pays for initdb), else one per test process, started on first use
+ * (stopPostgresTestServer() in afterAll, or the lab's exit hooks when the process ends).
  */
-function sharedServer(): Promise<Shared> {
-  shared ??= (async () => {
-    const server = await startPostgres({ database: TEMPLATE });
-    const client = new pg.Client({ connectionString: server.url });
-    await client.connect();
-    try {
-      await migrate(drizzle(client), { migrationsFolder: PG_MIGRATIONS });
-    } finally {
-      await client.end();
-    }
-    return { server, next: 1 };
-  })();
-  return shared;
+async function templateServer(): Promise<TemplateServer> {
+  const provided = inject('shoalPostgres');
+  if (provided) return provided;
+  own ??= startTemplateServer();
+  return own;
 }
 
-/** Stops this process's test server, if one was started (afterAll); the next caller starts a new one. */
+/** Stops this process's own test server, if it started one (afterAll); the next caller starts a new one. A provided server is the run's: its globalSetup stops it. */
 export async function stopPostgresTestServer(): Promise<void> {
-  const running = shared;
-  shared = null;
-  if (running) await (await running).server.stop();
+  const running = own;
+  own = null;
+  if (running) await (await running).stop();
 }
 
 export interface PostgresTestDatabase {
   url: string;
-  server: PostgresServer;
+  server: TemplateServer;
   /** Drops the database (closing its connections first). */
   drop(): Promise<void>;
 }
 
-/** A fresh database with the controller's schema, on this process's test server. */
+/**
+ * A fresh database with the controller's schema. Each caller gets its own copy of the template,
+ * as each SQLite test gets its own file: a `CREATE DATABASE … TEMPLATE` is a file copy, far
+ * cheaper than migrating again. Named by the process too, as workers share a provided server.
+ */
 export async function postgresTestDatabase(): Promise<PostgresTestDatabase> {
-  const state = await sharedServer();
-  const name = `shoal_case_${state.next++}`;
-  const admin = new pg.Client({ connectionString: state.server.adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE} OWNER shoal`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(state.server.url);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    server: state.server,
-    async drop() {
-      const client = new pg.Client({ connectionString: state.server.adminUrl });
-      await client.connect();
-      try {
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
-    },
+  const server = await templateServer();
+  const name = `shoal_case_${process.pid}_${next++}`;
+  const admin = async (statement: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: server.adminUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
   };
+  await admin(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE} OWNER shoal`);
+  const url = new URL(server.url);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), server, drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }

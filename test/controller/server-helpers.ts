@@ -10,6 +10,7 @@ import { registerHost } from '../../controller/src/hosts/enrollment.js';
 import { createManifestSigner } from '../../controller/src/manifests/signer.js';
 import { startController, type ControllerHandle, type ControllerOptions } from '../../controller/src/server.js';
 import { newHostKeys, testKeys, type TestHost, type TrustMode } from './helpers.js';
+import { testDatabase } from './test-engine.js';
 
 export interface LiveController {
   handle: ControllerHandle;
@@ -23,13 +24,18 @@ export interface LiveController {
   close(): Promise<void>;
 }
 
-/** A controller on a real loopback socket with its own SQLite file. */
+/**
+ * A controller on a real loopback socket with its own database (SQLite file or PostgreSQL
+ * database: test-engine.ts), or on `dbFile` when given (a restart test's second controller on
+ * the first one's database: testDatabase(), which the test removes).
+ */
 export async function liveController(options: Partial<ControllerOptions> & { mode?: TrustMode } = {}): Promise<LiveController> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-live-'));
-  const { mode = 'single-key', ...rest } = options;
+  const { mode = 'single-key', dbFile, ...rest } = options;
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
+  const database = dbFile === undefined ? await testDatabase(dir) : { database: dbFile, drop: async () => undefined };
   const handle = await startController({
-    dbFile: join(dir, 'controller.sqlite'),
+    dbFile: database.database,
     signer: createManifestSigner(controllerKey),
     releaseTrust: trust,
     port: 0,
@@ -55,6 +61,7 @@ export async function liveController(options: Partial<ControllerOptions> & { mod
       }),
     async close() {
       await handle.close();
+      await database.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../../controller/src/db/store.js';
 import { postgresTestDatabase } from './postgres-database.js';
+import { testEngine } from './test-engine.js';
 
 export interface OpenedStore {
   store: Store;
@@ -18,7 +19,7 @@ export interface StoreEngine {
 }
 
 /** The engines a shared case suite runs against: a fresh SQLite file, or a fresh PostgreSQL database on this process's test server. */
-export const storeEngines: StoreEngine[] = [
+const engines: StoreEngine[] = [
   {
     name: 'sqlite',
     async open() {
@@ -51,6 +52,12 @@ export const storeEngines: StoreEngine[] = [
     },
   },
 ];
+
+/**
+ * What `describe.each(storeEngines)` runs: the engine of this run (test-engine.ts). vitest.config.ts
+ * runs the suite once per engine, so each case runs once on each, as every other controller test does.
+ */
+export const storeEngines: StoreEngine[] = engines.filter((engine) => engine.name === testEngine());
 
 /** Registers hooks that open a fresh store of `engine` before each test (handed to `use`) and dispose of it after. */
 export function freshStorePerTest(engine: StoreEngine, use: (store: Store) => void): void {

@@ -78,3 +78,12 @@ export function retryableConflict(error: unknown): boolean {
   const code = sqlState(error);
   return code === '40001' || code === '40P01';
 }
+
+/** A write referred to a row that is gone (a foreign key): PostgreSQL 23503, SQLite's SQLITE_CONSTRAINT_FOREIGNKEY. */
+export function foreignKeyViolation(error: unknown): boolean {
+  for (const link of causes(error)) {
+    const code = (link as { code?: unknown }).code;
+    if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return true;
+  }
+  return false;
+}

@@ -28,6 +28,7 @@ import { requestRebootGrant } from '../hosts/reboot-grants.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 import { reportWriter } from '../reports/store.js';
+import { foreignKeyViolation } from '../db/store-errors.js';
 import { ApiError } from './errors.js';
 import { bearerToken, limitBody, readBody, readJson, requestSource } from './request.js';
 
@@ -233,7 +234,12 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       throw new ApiError(403, 'wrong-host', `session belongs to ${JSON.stringify(host)}; it cannot report as ${JSON.stringify(claimed)}`);
     }
     const batch = await readBody(c, ReportBatch, raw);
-    const outcome = await reports.store(host, batch.reports);
+    const outcome = await reports.store(host, batch.reports).catch((error: unknown) => {
+      // The host was removed after its session was checked (another replica may still have had it cached):
+      // its reports have nowhere to go, and its session is no longer valid.
+      if (foreignKeyViolation(error)) throw new ApiError(401, 'invalid-session', `host ${JSON.stringify(host)} was removed; its session is no longer valid`);
+      throw error;
+    });
     // Only a host finishing (a terminal phase) or degrading during its wave can move a rollout on;
     // earlier phases were recorded above, in the storing transaction, and deadlines are the rollout timer's job.
     if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase) || HEALTH_TRANSITION_PHASES.has(report.phase))) {

@@ -1,6 +1,6 @@
 import { runBackground } from '../background.js';
 import { randomBytes } from 'node:crypto';
-import { asc, eq, inArray } from 'drizzle-orm';
+import { asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Report } from '../../../shared/src/protocol.js';
 import {
@@ -346,6 +346,7 @@ export class RolloutEngine {
           attempt.revert();
           attempt = new Attempt();
           more = false;
+          await this.claim(rolloutId);
           const result = await body(tx, attempt);
           if (result.ok) ({ more } = await advanceRollout(this.context, rolloutId, this.deps.clock.now(), options, attempt));
           else attempt.issued.length = 0;
@@ -363,6 +364,19 @@ export class RolloutEngine {
       for (const listener of this.listeners) listener(rolloutId);
     }
     return outcome;
+  }
+
+  /**
+   * Writes the rollout's row (changing nothing) first thing in each of its transactions. Two
+   * transactions on one rollout then conflict on that row, and PostgreSQL runs the later one again
+   * after the first commits: a batch that continues a wave cannot commit after a pause or an abort
+   * the operator was already told about (serializable alone would allow ordering it before them).
+   * SQLite has one writer, so there it costs one statement.
+   */
+  private async claim(rolloutId: string): Promise<void> {
+    const { store } = this.deps;
+    const { rollouts } = store.t;
+    await store.q.update(rollouts).set({ updatedAt: sql`${rollouts.updatedAt}` }).where(eq(rollouts.id, rolloutId));
   }
 
   private async updatedAt(rolloutId: string): Promise<number | undefined> {

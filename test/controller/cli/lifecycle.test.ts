@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { and, asc, eq, like } from 'drizzle-orm';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,8 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fromBase64, keyFingerprint } from '../../../shared/src/keys.js';
 import { WsClose } from '../../../shared/src/protocol.js';
 import { runCli } from '../../../controller/src/cli/run.js';
-import { newHostKeys, storePath } from '../helpers.js';
+import { eventsOf, newHostKeys, storePath } from '../helpers.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
+import { onPostgres } from '../test-engine.js';
 
 async function shoal(env: Record<string, string>, ...args: string[]) {
   let stdout = '';
@@ -47,9 +49,9 @@ describe('host and token lifecycle from the CLI', () => {
     const again = connect();
     await again.authenticate(host);
     expect(await again.expect('error')).toMatchObject({ code: 'unknown-host' });
-    const removal = ctl.handle.database.sqlite.prepare("select host, data from events where kind = 'host-removed'").get() as { host: null; data: string };
-    expect(removal.host).toBeNull();
-    expect(JSON.parse(removal.data)).toEqual({ host: 'web-1', fingerprint: keyFingerprint(fromBase64(host.publicKey)) });
+    const [removal] = await eventsOf(ctl.handle.store, 'host-removed');
+    expect(removal!.host).toBeNull();
+    expect(removal!.data).toEqual({ host: 'web-1', fingerprint: keyFingerprint(fromBase64(host.publicKey)) });
     expect(await shoal(env, 'host', 'rm', 'web-1')).toMatchObject({ code: 1, stderr: 'shoal: no host named "web-1" (unknown-host, HTTP 404)\n' });
   });
 
@@ -91,7 +93,12 @@ describe('host and token lifecycle from the CLI', () => {
     // Resumed, the rollout issues it at once.
     expect(JSON.parse((await shoal(env, 'status', '--json')).stdout).hosts[0].desired).toMatchObject({ rolloutId: id, storePath: storePath('sys', 'b') });
     expect(await shoal(env, 'set', 'web-1', storePath('nixos-system-web-1', 'd'))).toMatchObject({ code: 0 });
-    const kinds = ctl.handle.database.sqlite.prepare("select kind, actor from events where host = 'web-1' and kind like 'host-%' order by id").all();
+    const { events } = ctl.handle.store.t;
+    const kinds = await ctl.handle.store.db
+      .select({ kind: events.kind, actor: events.actor })
+      .from(events)
+      .where(and(eq(events.host, 'web-1'), like(events.kind, 'host-%')))
+      .orderBy(asc(events.id));
     expect(kinds).toEqual([
       { kind: 'host-registered', actor: expect.any(String) },
       { kind: 'host-paused', actor: 'operator:test-admin' },
@@ -165,7 +172,8 @@ describe('host and token lifecycle from the CLI', () => {
     expect((await shoal(env, 'token', 'revoke', viewer.id)).stderr).toContain('unknown-token');
   });
 
-  it('backs up the database online into a file that opens as the same fleet', async () => {
+  // The backup endpoint copies the SQLite file online; a PostgreSQL database is backed up with its own tools (docs/high-availability.md).
+  it.skipIf(onPostgres)('backs up the database online into a file that opens as the same fleet', async () => {
     await ctl.register('web-1');
     await ctl.register('web-2');
     expect((await ctl.setDesired('web-1', storePath('sys', 'a'))).status).toBe(200);

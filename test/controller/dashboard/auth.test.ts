@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { revokeOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
-import { registeredHost, storePath, testController, type TestController } from '../helpers.js';
+import { eq } from 'drizzle-orm';
+import { eventsOf, registeredHost, storePath, testController, type TestController } from '../helpers.js';
 import { cookieValue, form, ORIGIN, signedIn, signIn } from './session-helpers.js';
 
 const ACTIONS = ['approve', 'pause', 'resume', 'abort', 'rollback'] as const;
@@ -20,8 +21,9 @@ async function gatedRollout(ctl: TestController): Promise<string> {
   return body.id;
 }
 
-function rolloutState(ctl: TestController, id: string): string {
-  return (ctl.database.sqlite.prepare('select state from rollouts where id = ?').get(id) as { state: string }).state;
+async function rolloutState(ctl: TestController, id: string): Promise<string> {
+  const { rollouts } = ctl.store.t;
+  return (await ctl.store.db.select({ state: rollouts.state }).from(rollouts).where(eq(rollouts.id, id)))[0]!.state;
 }
 
 describe('dashboard sign-in and CSRF', () => {
@@ -65,7 +67,7 @@ describe('dashboard sign-in and CSRF', () => {
     }
     const logout = await ctl.app.request('/dashboard/logout', { method: 'POST', headers: { origin: ORIGIN }, body: form({ _csrf: browser.csrf }) });
     expect(logout.status).toBe(403);
-    expect(rolloutState(ctl, rolloutId)).toBe('waiting-approval');
+    expect(await rolloutState(ctl, rolloutId)).toBe('waiting-approval');
   });
 
   it('refuses an action without the CSRF token, with a wrong one, or from another origin, and changes nothing', async () => {
@@ -84,7 +86,7 @@ describe('dashboard sign-in and CSRF', () => {
       expect(response.status, `attempt ${i}`).toBe(403);
       expect(await response.text(), `attempt ${i}`).toContain('nothing was done');
     }
-    expect(rolloutState(ctl, rolloutId)).toBe('waiting-approval');
+    expect(await rolloutState(ctl, rolloutId)).toBe('waiting-approval');
   });
 
   it('carries out an action with the session, its CSRF token and a same-origin request, through the rollout engine', async () => {
@@ -92,9 +94,9 @@ describe('dashboard sign-in and CSRF', () => {
     const response = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/approve`, { _csrf: browser.csrf });
     expect(response.status).toBe(303);
     expect(response.headers.get('location')).toBe(`/dashboard/rollouts/${rolloutId}`);
-    expect(rolloutState(ctl, rolloutId)).toBe('running');
-    const approved = ctl.database.sqlite.prepare("select data from events where kind = 'rollout-approved' and rollout_id = ?").get(rolloutId) as { data: string };
-    expect(JSON.parse(approved.data)).toMatchObject({ actor: 'operator:test-admin', wave: 1 });
+    expect(await rolloutState(ctl, rolloutId)).toBe('running');
+    const [approved] = await eventsOf(ctl.store, 'rollout-approved', { rolloutId });
+    expect(approved!.data).toMatchObject({ actor: 'operator:test-admin', wave: 1 });
     const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
     expect(page).toContain(`Rollout ${rolloutId} approved the waiting wave.`);
   });
@@ -104,19 +106,19 @@ describe('dashboard sign-in and CSRF', () => {
     const unconfirmed = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/abort`, { _csrf: browser.csrf });
     expect(unconfirmed.status).toBe(303);
     expect(unconfirmed.headers.get('location')).toBe(`/dashboard/rollouts/${rolloutId}/confirm/abort`);
-    expect(rolloutState(ctl, rolloutId)).toBe('waiting-approval');
+    expect(await rolloutState(ctl, rolloutId)).toBe('waiting-approval');
     const confirmPage = await (await browser.get(`/dashboard/rollouts/${rolloutId}/confirm/abort`)).text();
     expect(confirmPage).toContain(`Abort rollout ${rolloutId}?`);
     expect(confirmPage).toContain('name="confirmed" value="yes"');
     const confirmed = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/abort`, { _csrf: browser.csrf, confirmed: 'yes' });
     expect(confirmed.status).toBe(303);
-    expect(rolloutState(ctl, rolloutId)).toBe('aborted');
+    expect(await rolloutState(ctl, rolloutId)).toBe('aborted');
   });
 
   it('shows the engine refusing an action that does not apply, without changing anything', async () => {
     const browser = await signedIn(ctl);
     await browser.post(`/dashboard/rollouts/${rolloutId}/actions/resume`, { _csrf: browser.csrf });
-    expect(rolloutState(ctl, rolloutId)).toBe('waiting-approval');
+    expect(await rolloutState(ctl, rolloutId)).toBe('waiting-approval');
     const page = await (await browser.get(`/dashboard/rollouts/${rolloutId}`)).text();
     expect(page).toContain('resume applies only to a rollout that is paused');
   });
@@ -180,7 +182,7 @@ describe('dashboard sign-in and CSRF', () => {
     expect((await first.get('/dashboard')).status).toBe(303);
 
     const second = await signedIn(ctl);
-    const tokenId = (ctl.database.sqlite.prepare('select id from operator_tokens').get() as { id: string }).id;
+    const [{ id: tokenId }] = (await ctl.store.db.select({ id: ctl.store.t.operatorTokens.id }).from(ctl.store.t.operatorTokens)) as [{ id: string }];
     expect(await revokeOperatorToken(ctl.store, ctl.clock, tokenId)).toBe(true);
     expect((await second.get('/dashboard')).status).toBe(303);
   });

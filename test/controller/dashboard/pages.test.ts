@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../../controller/src/app.js';
-import { registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
+import { sql } from 'drizzle-orm';
+import { eventsOf, execute, registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
 import { signedIn } from './session-helpers.js';
 import type { LiveMessage } from '../../../controller/src/dashboard/live-state.js';
 
@@ -206,7 +207,7 @@ describe('dashboard host actions and rollout questions', () => {
     expect(await (await browser.get('/dashboard/rollouts')).text()).toMatch(/data-label="Wave">wave 1 of 2</);
 
     // As when the canary has baked and the gated second wave waits (rendering only): the button says which of how many.
-    ctl.database.sqlite.prepare("update rollouts set state = 'waiting-approval', wave_index = 1 where id = ?").run(id);
+    await execute(ctl.store, sql`update rollouts set state = 'waiting-approval', wave_index = 1 where id = ${id}`);
     const waiting = await (await browser.get(`/dashboard/rollouts/${id}`)).text();
     expect(waiting).toContain('<dd>wave 2 of 2, waiting for approval</dd>');
     expect(waiting).toContain('Approve wave 2 of 2');
@@ -234,8 +235,8 @@ describe('dashboard host actions and rollout questions', () => {
     expect(done.headers.get('location')).toBe('/dashboard');
     expect((await ctl.operator('/v1/hosts/web-1')).status).toBe(404);
     expect(await (await browser.get('/dashboard')).text()).toContain('web-1 was removed.');
-    const removal = ctl.database.sqlite.prepare("select actor from events where kind = 'host-removed'").get();
-    expect(removal).toEqual({ actor: 'operator:test-admin' });
+    const removal = await eventsOf(ctl.store, 'host-removed');
+    expect(removal.map((event) => event.actor)).toEqual(['operator:test-admin']);
   });
 
   it('says which host goes back to which system before a rollback, and "rolls back above" when that is the policy', async () => {
@@ -243,7 +244,7 @@ describe('dashboard host actions and rollout questions', () => {
     await registeredHost(ctl, 'web-2');
     const before = storePath('nixos-system-web-1-24.11', 'b');
     // web-1 ran 24.11 before the rollout (its report says so); web-2 never reported: unknown.
-    ctl.database.sqlite.prepare('update hosts set current_system = ? where name = ?').run(before, 'web-1');
+    await execute(ctl.store, sql`update hosts set current_system = ${before} where name = 'web-1'`);
     const release = { name: 'r2', hosts: ['web-1', 'web-2'].map((host) => ({ host, storePath: storePath(`nixos-system-${host}-25.05`) })) };
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'r2', waves: ['100%'], onFailure: 'rollback', failureThreshold: { count: 1 } }) });

@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
 import { requestRebootGrant } from '../../../controller/src/hosts/reboot-grants.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { ManifestPayload } from '../../../shared/src/protocol.js';
 import { HostRebootSettings } from '../../../shared/src/reboot-settings.js';
-import { registeredHost, storePath, testController, type TestController } from '../helpers.js';
+import { desiredManifest, registeredHost, storePath, testController, type TestController } from '../helpers.js';
 
 const NIGHT = { days: ['sat', 'sun'], start: '02:00', end: '05:00', timeZone: 'Europe/Berlin' };
 const WEEKNIGHT = { days: ['mon', 'tue', 'wed', 'thu'], start: '22:00', end: '23:30', timeZone: 'UTC' };
@@ -22,7 +21,7 @@ describe('reboot settings per host and tag', () => {
   const signed = async (host: string, i: number) => {
     const response = await ctl.operator(`/v1/hosts/${host}/desired`, { method: 'PUT', body: JSON.stringify({ storePath: storePath(`nixos-system-${host}`, 'abcdefgh'[i]!) }) });
     expect(response.status).toBe(200);
-    const envelope = JSON.parse((await latestManifest(ctl.store, host))!.envelope) as Envelope;
+    const envelope = JSON.parse((await desiredManifest(ctl.store, host))!.envelope) as Envelope;
     return (JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as ManifestPayload).reboot;
   };
 
@@ -80,7 +79,7 @@ describe('reboot settings per host and tag', () => {
     expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
     const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'k2', waves: ['100%'], maxRebooting: 2 }) });
     const { id } = (await started.json()) as { id: string };
-    const version = async (host: string) => (await latestManifest(ctl.store, host))?.version ?? 1;
+    const version = async (host: string) => (await desiredManifest(ctl.store, host))?.version ?? 1;
     const ask = async (host: string) => requestRebootGrant(ctl.store, ctl.clock, LOCK, host, await version(host));
 
     expect((await ask('db-1')).granted).toBe(true);

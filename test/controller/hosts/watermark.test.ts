@@ -1,8 +1,9 @@
+import { sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keyFingerprint, fromBase64 } from '../../../shared/src/keys.js';
 import { MAX_VERSION_STEP, PROTOCOL_VERSION, type AgentWatermark } from '../../../shared/src/protocol.js';
 import { signedIn } from '../dashboard/session-helpers.js';
-import { newHostKeys, postJson, registeredHost, signChallenge, storePath, testController, type TestController, type TestHost } from '../helpers.js';
+import { eventsOf, execute, newHostKeys, postJson, registeredHost, signChallenge, storePath, testController, type TestController, type TestHost } from '../helpers.js';
 
 /** The agent's HTTP login, telling its key and watermark as agents do. */
 async function login(ctl: TestController, host: TestHost, watermark?: AgentWatermark): Promise<Response> {
@@ -25,8 +26,7 @@ const setDesired = async (ctl: TestController, host: string, path = storePath('s
   return (await response.json()) as { version: number; storePath: string };
 };
 
-const events = (ctl: TestController, kind: string) =>
-  (ctl.database.sqlite.prepare('select data from events where kind = ? order by id').all(kind) as Array<{ data: string }>).map((row) => JSON.parse(row.data) as Record<string, unknown>);
+const events = async (ctl: TestController, kind: string) => (await eventsOf(ctl.store, kind)).map((row) => row.data);
 
 describe('a host ahead of its controller (restored from an older backup)', () => {
   let ctl: TestController;
@@ -40,10 +40,10 @@ describe('a host ahead of its controller (restored from an older backup)', () =>
   it('issues the next manifest above the version the agent reports, leaving the old desired state unsent', async () => {
     await setDesired(ctl, 'web-1');
     // The host answered version 1 (in the backup), then accepted up to 40 from the controller that was lost.
-    ctl.database.sqlite.prepare('update hosts set reported_version = 1, phase = ? where name = ?').run('healthy', 'web-1');
+    await execute(ctl.store, sql`update hosts set reported_version = 1, phase = 'healthy' where name = 'web-1'`);
     const session = await login(ctl, web, { highestVersion: 40, highestFloor: 2 });
     expect(session.status).toBe(200);
-    expect(events(ctl, 'version-reported')).toEqual([{ reported: 40, previous: 1, floor: 2, then: 'advanced' }]);
+    expect(await events(ctl, 'version-reported')).toEqual([{ reported: 40, previous: 1, floor: 2, then: 'advanced' }]);
     // Nothing is desired now: re-sending version 1 would only be refused as a replay.
     const { token } = (await session.json()) as { token: string };
     expect((await ctl.app.request('/v1/agent/manifest', { headers: { authorization: `Bearer ${token}` } })).status).toBe(204);
@@ -61,7 +61,7 @@ describe('a host ahead of its controller (restored from an older backup)', () =>
     expect(body.version).toBe(8);
     const status = (await (await ctl.operator('/v1/hosts/web-1')).json()) as { desired: { version: number; storePath: string } };
     expect(status.desired).toMatchObject({ version: 8, storePath: storePath('sys', 'c') });
-    expect(events(ctl, 'version-reported')).toEqual([{ reported: 7, previous: 1, floor: 0, then: 'reissued', version: 8 }]);
+    expect(await events(ctl, 'version-reported')).toEqual([{ reported: 7, previous: 1, floor: 0, then: 'reissued', version: 8 }]);
   });
 
   it('does not believe a version more than MAX_VERSION_STEP above what it signed, and says so once', async () => {
@@ -69,7 +69,7 @@ describe('a host ahead of its controller (restored from an older backup)', () =>
     const absurd = 1 + MAX_VERSION_STEP + 1;
     expect((await login(ctl, web, { highestVersion: absurd, highestFloor: 0 })).status).toBe(200);
     expect((await login(ctl, web, { highestVersion: absurd, highestFloor: 0 })).status).toBe(200);
-    expect(events(ctl, 'version-reported')).toEqual([{ reported: absurd, previous: 1, floor: 0, signed: 1, then: 'ignored' }]);
+    expect(await events(ctl, 'version-reported')).toEqual([{ reported: absurd, previous: 1, floor: 0, signed: 1, then: 'ignored' }]);
     expect((await setDesired(ctl, 'web-1', storePath('sys', 'd'))).version).toBe(2);
   });
 
@@ -78,7 +78,7 @@ describe('a host ahead of its controller (restored from an older backup)', () =>
     await setDesired(ctl, 'web-1', storePath('sys', 'g'));
     expect((await login(ctl, web, { highestVersion: 1, highestFloor: 0 })).status).toBe(200);
     expect((await login(ctl, web)).status).toBe(200);
-    expect(events(ctl, 'version-reported')).toEqual([]);
+    expect(await events(ctl, 'version-reported')).toEqual([]);
     expect((await setDesired(ctl, 'web-1', storePath('sys', 'h'))).version).toBe(3);
   });
 });
@@ -156,10 +156,10 @@ describe('a restored controller that re-used a version the host accepted for ano
       const { token } = (await session.json()) as { token: string };
       const manifest = (await (await ctl.app.request('/v1/agent/manifest', { headers: { authorization: `Bearer ${token}` } })).json()) as { version: number };
       expect(manifest.version).toBe(2);
-      expect(events(ctl, 'version-reported')).toEqual([{ reported: 1, previous: 1, floor: 0, then: 'reissued', version: 2 }]);
+      expect(await events(ctl, 'version-reported')).toEqual([{ reported: 1, previous: 1, floor: 0, then: 'reissued', version: 2 }]);
       // The same system at the same version is the normal case: nothing happens.
       expect((await login(ctl, web, { highestVersion: 2, highestFloor: 0, highestStorePath: storePath('sys', 'c') })).status).toBe(200);
-      expect(events(ctl, 'version-reported')).toHaveLength(1);
+      expect(await events(ctl, 'version-reported')).toHaveLength(1);
     } finally {
       await ctl.close();
     }

@@ -65,30 +65,30 @@ describe('agent API', () => {
     it('refuses an expired token', async () => {
       const expiring = await token({ ttlMs: 60_000 });
       ctl.clock.advance(61_000);
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await enroll(newHostKeys('web-1'), expiring);
       expect(response.status).toBe(401);
       expect(await errorOf(response)).toMatchObject({ code: 'enrollment-token-expired', message: expect.stringContaining('expired') });
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses a token that has been used up', async () => {
       const once = await token({ maxUses: 1 });
       expect((await enroll(newHostKeys('web-1'), once)).status).toBe(201);
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await enroll(newHostKeys('web-2'), once);
       expect(response.status).toBe(401);
       expect((await errorOf(response)).code).toBe('enrollment-token-used-up');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses a wrong token', async () => {
       await token();
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await enroll(newHostKeys('web-1'), 'shoal_enroll_guess');
       expect(response.status).toBe(401);
       expect((await errorOf(response)).code).toBe('invalid-enrollment-token');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('treats re-enrolling with the same key as a no-op, and another key as a conflict', async () => {
@@ -96,13 +96,13 @@ describe('agent API', () => {
       const twice = await token({ maxUses: 1 });
       const other = await token();
       expect((await enroll(host, twice)).status).toBe(201);
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       expect((await enroll(host, twice)).status).toBe(200);
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
       const response = await enroll(newHostKeys('web-1'), other);
       expect(response.status).toBe(409);
       expect(await errorOf(response)).toMatchObject({ code: 'host-key-conflict', message: expect.stringContaining('web-1') });
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('names the invalid field of a malformed enrollment', async () => {
@@ -180,7 +180,7 @@ describe('agent API', () => {
       expect(foreign.status).toBe(403);
       expect((await errorOf(foreign)).code).toBe('wrong-host');
 
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const asB = await postJson(
         ctl,
         '/v1/agent/reports',
@@ -188,7 +188,7 @@ describe('agent API', () => {
         { authorization: `Bearer ${sessionA}` },
       );
       expect(asB.status).toBe(403);
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
 
       // A signature by A over a nonce issued for B proves nothing about B.
       const nonceForB = await challenge('web-2');
@@ -266,11 +266,11 @@ describe('agent API', () => {
       const batch = [sampleReport(1, 'accepted'), sampleReport(2, 'realising'), sampleReport(3, 'healthy')];
       const first = ReportAck.parse(await (await post(batch)).json());
       expect(first).toEqual({ protocol: PROTOCOL_VERSION, ackedSeqs: [1, 2, 3], stored: 3 });
-      const eventsBefore = count(ctl, 'events');
+      const eventsBefore = await count(ctl, 'events');
       const again = ReportAck.parse(await (await post([...batch, sampleReport(4, 'healthy')])).json());
       expect(again).toEqual({ protocol: PROTOCOL_VERSION, ackedSeqs: [1, 2, 3, 4], stored: 1 });
-      expect(count(ctl, 'reports')).toBe(4);
-      expect(count(ctl, 'events')).toBe(eventsBefore + 1);
+      expect(await count(ctl, 'reports')).toBe(4);
+      expect(await count(ctl, 'events')).toBe(eventsBefore + 1);
     });
 
     it('takes the host’s status from the highest seq, not the latest arrival', async () => {
@@ -283,7 +283,7 @@ describe('agent API', () => {
     });
 
     it('refuses a malformed report body and writes nothing', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await ctl.app.request('/v1/agent/reports', {
         method: 'POST',
         headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' },
@@ -291,26 +291,26 @@ describe('agent API', () => {
       });
       expect(response.status).toBe(400);
       expect((await errorOf(response)).code).toBe('malformed-json');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses an invalid report and stores none of its batch', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await post([sampleReport(1, 'healthy'), { ...sampleReport(2, 'healthy'), storePath: '/tmp/evil' }]);
       expect(response.status).toBe(400);
       expect((await errorOf(response)).message).toContain('reports.1.storePath');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('accepts report batches up to 1 MiB but not beyond', async () => {
       const long = (seq: number) => sampleReport(seq, 'failed', { reason: 'x'.repeat(4000) });
       const big = Array.from({ length: 200 }, (_, i) => long(i + 1));
       expect((await post(big)).status).toBe(200);
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const huge = Array.from({ length: 300 }, (_, i) => long(i + 1000));
       const response = await post(huge);
       expect(response.status).toBe(413);
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
   });
 });

@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, ReportAck, controllerAudience } from '../../../shared/src/protocol.js';
-import { sampleReport, signChallenge, type TestHost } from '../helpers.js';
+import { count, sampleReport, signChallenge, type TestHost } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 
 /** A failure report with a 4 KB reason: a few hundred of them exceed the body limit. */
 const report = (seq: number) => sampleReport(seq, 'failed', { reason: 'x'.repeat(4000) });
 
-const stored = (ctl: LiveController) => (ctl.handle.database.sqlite.prepare('select count(*) as n from reports').get() as { n: number }).n;
+const stored = (ctl: LiveController) => count(ctl.handle, 'reports');
 
 describe('agent reports over a real socket', () => {
   let ctl: LiveController;
@@ -34,13 +34,13 @@ describe('agent reports over a real socket', () => {
     expect(ReportAck.parse(await small.json()).stored).toBe(200);
     const huge = await post(body(1000, 300));
     expect(huge.status).toBe(413);
-    expect(stored(ctl)).toBe(200);
+    expect(await stored(ctl)).toBe(200);
   });
 
   it('applies the same limit to a chunked batch', async () => {
     expect((await post(body(1, 200), true)).status).toBe(200);
     expect((await post(body(1000, 300), true)).status).toBe(413);
-    expect(stored(ctl)).toBe(200);
+    expect(await stored(ctl)).toBe(200);
   });
 });
 

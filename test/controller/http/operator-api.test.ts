@@ -1,8 +1,9 @@
+import { sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorBody } from '../../../shared/src/protocol.js';
 import { HostList, HostEvents, ManifestSummary, EnrollmentTokenCreated } from '../../../shared/src/operator-api.js';
 import { createOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
-import { newHostKeys, registeredHost, snapshot, storePath, testController, type TestController } from '../helpers.js';
+import { execute, newHostKeys, registeredHost, snapshot, storePath, testController, type TestController } from '../helpers.js';
 
 async function errorOf(response: Response): Promise<ErrorBody['error']> {
   return ErrorBody.parse(await response.json()).error;
@@ -23,70 +24,70 @@ describe('operator API', () => {
     });
 
     it('refuses malformed JSON', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await setDesired('web-1', '{"storePath": ');
       expect(response.status).toBe(400);
       const error = await errorOf(response);
       expect(error.code).toBe('malformed-json');
       expect(error.message).toMatch(/not valid JSON/);
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses an unknown host', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await setDesired('ghost', JSON.stringify({ storePath: storePath() }));
       expect(response.status).toBe(404);
       const error = await errorOf(response);
       expect(error.code).toBe('unknown-host');
       expect(error.message).toContain('ghost');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
       expect((await ctl.operator('/v1/hosts/ghost')).status).toBe(404);
       expect((await ctl.operator('/v1/hosts/ghost/events')).status).toBe(404);
     });
 
     it('refuses an invalid store path, naming the field', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await setDesired('web-1', JSON.stringify({ storePath: '/nix/store/not-a-hash-system' }));
       expect(response.status).toBe(400);
       const error = await errorOf(response);
       expect(error.code).toBe('invalid-request');
       expect(error.message).toContain('storePath');
       expect(error.issues).toEqual(['storePath: not a Nix store path (must have a 32-character Nix base-32 hash)']);
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses unknown fields and bad actions', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await setDesired('web-1', JSON.stringify({ storePath: storePath(), action: 'reboot-now', extra: 1 }));
       expect(response.status).toBe(400);
       const error = await errorOf(response);
       expect(error.message).toContain('action');
       expect(error.message).toContain('extra');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses an oversized body with 413', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await setDesired('web-1', JSON.stringify({ storePath: storePath(), pad: 'x'.repeat(100 * 1024) }));
       expect(response.status).toBe(413);
       expect((await errorOf(response)).code).toBe('body-too-large');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses a request without a token', async () => {
-      const before = snapshot(ctl);
+      const before = await snapshot(ctl);
       const response = await ctl.app.request('/v1/hosts/web-1/desired', { method: 'PUT', body: JSON.stringify({ storePath: storePath() }) });
       expect(response.status).toBe(401);
       const error = await errorOf(response);
       expect(error.code).toBe('missing-token');
       expect(error.message).toContain('Bearer');
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('refuses an invalid or revoked token', async () => {
       const { id } = await createOperatorToken(ctl.store, ctl.clock, 'leaver');
-      ctl.database.sqlite.prepare('update operator_tokens set revoked_at = 1 where id = ?').run(id);
-      const before = snapshot(ctl);
+      await execute(ctl.store, sql`update operator_tokens set revoked_at = 1 where id = ${id}`);
+      const before = await snapshot(ctl);
       for (const token of ['shoal_op_wrong', ctl.operatorToken.slice(0, -1)]) {
         const response = await ctl.app.request('/v1/hosts/web-1/desired', {
           method: 'PUT',
@@ -96,7 +97,7 @@ describe('operator API', () => {
         expect(response.status).toBe(401);
         expect((await errorOf(response)).code).toBe('invalid-token');
       }
-      expect(snapshot(ctl)).toEqual(before);
+      expect(await snapshot(ctl)).toEqual(before);
     });
 
     it('does not accept an agent session as an operator token', async () => {
@@ -156,8 +157,8 @@ describe('operator API', () => {
     expect(response.status).toBe(201);
     const created = EnrollmentTokenCreated.parse(await response.json());
     expect(created.maxUses).toBe(3);
-    const row = ctl.database.sqlite.prepare('select * from enrollment_tokens').get() as Record<string, unknown>;
+    const [row] = await ctl.store.db.select().from(ctl.store.t.enrollmentTokens);
     expect(JSON.stringify(row)).not.toContain(created.token);
-    expect(row.tags).toBe('["web"]');
+    expect(row!.tags).toEqual(['web']);
   });
 });

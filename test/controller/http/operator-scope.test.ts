@@ -1,8 +1,9 @@
+import { eq, sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OperatorScope } from '../../../shared/src/operator-api.js';
 import { ErrorBody } from '../../../shared/src/protocol.js';
 import { createOperatorToken } from '../../../controller/src/auth/operator-tokens.js';
-import { count, newHostKeys, registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
+import { count, execute, newHostKeys, registeredHost, signedBundle, storePath, testController, type TestController } from '../helpers.js';
 import { signedIn, signIn } from '../dashboard/session-helpers.js';
 
 type Allowed = Record<OperatorScope, boolean>;
@@ -67,7 +68,7 @@ describe('operator token scopes', () => {
     );
 
   it.each(CASES)('a %s token %s use %s (%s %s)', async (scope, verdict, _group, method, path, body) => {
-    const before = count(ctl, 'events') + count(ctl, 'operator_tokens') + count(ctl, 'enrollment_tokens') + count(ctl, 'hosts');
+    const before = (await count(ctl, 'events')) + (await count(ctl, 'operator_tokens')) + (await count(ctl, 'enrollment_tokens')) + (await count(ctl, 'hosts'));
     const response = await as(scope, method, path, body);
     if (verdict === 'may') {
       expect(response.status, await response.clone().text()).not.toBe(403);
@@ -79,7 +80,7 @@ describe('operator token scopes', () => {
     expect(error.message).toContain(`operator token "${scope}-job" has scope ${scope}`);
     expect(error.message).toContain(`${method} ${path} needs scope`);
     // A refused request writes nothing.
-    expect(count(ctl, 'events') + count(ctl, 'operator_tokens') + count(ctl, 'enrollment_tokens') + count(ctl, 'hosts')).toBe(before);
+    expect((await count(ctl, 'events')) + (await count(ctl, 'operator_tokens')) + (await count(ctl, 'enrollment_tokens')) + (await count(ctl, 'hosts'))).toBe(before);
   });
 
   it('names the scopes that would do', async () => {
@@ -95,7 +96,7 @@ describe('operator token scopes', () => {
   it('lets a ci token publish a release', async () => {
     const response = await as('ci', 'POST', '/v1/releases', 'bundle');
     expect(response.status).toBe(201);
-    expect(count(ctl, 'releases')).toBe(1);
+    expect(await count(ctl, 'releases')).toBe(1);
   });
 
   it('keeps a ci token out of the dashboard', async () => {
@@ -106,12 +107,13 @@ describe('operator token scopes', () => {
 
   it('treats tokens made before scopes existed as admin', async () => {
     expect((await ctl.operator('/v1/hosts')).status).toBe(200);
-    const row = ctl.database.sqlite.prepare("select scope from operator_tokens where name = 'test-admin'").get();
-    expect(row).toEqual({ scope: 'admin' });
+    const { operatorTokens } = ctl.store.t;
+    const rows = await ctl.store.db.select({ scope: operatorTokens.scope }).from(operatorTokens).where(eq(operatorTokens.name, 'test-admin'));
+    expect(rows).toEqual([{ scope: 'admin' }]);
   });
 
   it('grants an unknown scope (a newer controller wrote it) no more than publishing releases', async () => {
-    ctl.database.sqlite.prepare("update operator_tokens set scope = 'superuser' where name = 'read-job'").run();
+    await execute(ctl.store, sql`update operator_tokens set scope = 'superuser' where name = 'read-job'`);
     expect((await as('read', 'GET', '/v1/hosts')).status).toBe(403);
   });
 });
@@ -128,7 +130,10 @@ describe('dashboard actions by scope', () => {
   });
   afterEach(async () => await ctl.close());
 
-  const state = () => (ctl.database.sqlite.prepare('select state from rollouts where id = ?').get(rolloutId) as { state: string }).state;
+  const state = async () => {
+    const { rollouts } = ctl.store.t;
+    return (await ctl.store.db.select({ state: rollouts.state }).from(rollouts).where(eq(rollouts.id, rolloutId)))[0]!.state;
+  };
 
   it('shows a read-only session no rollout buttons and refuses its actions', async () => {
     const browser = await signedIn(ctl, (await createOperatorToken(ctl.store, ctl.clock, 'viewer', 'read')).token);
@@ -138,7 +143,7 @@ describe('dashboard actions by scope', () => {
     const response = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/approve`, { _csrf: browser.csrf });
     expect(response.status).toBe(403);
     expect(await response.text()).toContain('Your token has scope read, which may not approve rollouts; nothing was done.');
-    expect(state()).toBe('waiting-approval');
+    expect(await state()).toBe('waiting-approval');
   });
 
   it('shows a read-only session no host action and refuses each one, changing nothing', async () => {
@@ -174,6 +179,6 @@ describe('dashboard actions by scope', () => {
     expect(page).toContain(`/dashboard/rollouts/${rolloutId}/actions/approve`);
     const response = await browser.post(`/dashboard/rollouts/${rolloutId}/actions/approve`, { _csrf: browser.csrf });
     expect(response.status).toBe(303);
-    expect(state()).toBe('running');
+    expect(await state()).toBe('running');
   });
 });

@@ -3,11 +3,10 @@ import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { generateNamedKey } from '../../../shared/src/keys.js';
 import { ErrorBody, ManifestPayload } from '../../../shared/src/protocol.js';
 import { verifyReleaseStatement } from '../../../shared/src/release-statement.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import { renewExpiringManifests } from '../../../controller/src/manifests/renew.js';
 import { releaseTrust } from '../../../controller/src/manifests/statements.js';
 import { publishBundle } from '../../../controller/src/rollouts/releases.js';
-import { count, registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
+import { count, desiredManifest, eventsOf, registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
 
 const HOUR = 3600_000;
 const SYSTEM = storePath('nixos-system-web-1', 'b');
@@ -28,7 +27,7 @@ describe('the release statement a manifest carries', () => {
     expect(outcome.ok).toBe(true);
   };
   const carried = async (host = 'web-1') => {
-    const row = (await latestManifest(ctl.store, host))!;
+    const row = (await desiredManifest(ctl.store, host))!;
     const envelope = JSON.parse(row.envelope) as { payload: string };
     const payload = ManifestPayload.parse(JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')));
     const verified = verifyReleaseStatement(payload.statement, { host, storePath: row.storePath }, ctl.deps.releaseTrust.keys, nodeEd25519);
@@ -44,7 +43,7 @@ describe('the release statement a manifest carries', () => {
       code: 'no-release-statement',
       message: `no CI-signed release statement authorises ${SYSTEM} for web-1`,
     });
-    expect(count(ctl, 'manifests')).toBe(0);
+    expect(await count(ctl, 'manifests')).toBe(0);
   });
 
   it('two-key mode: refuses one host’s statement for another host', async () => {
@@ -109,8 +108,8 @@ describe('the release statement a manifest carries', () => {
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
     ctl.clock.advance(HOUR);
     expect(await renewExpiringManifests(ctl.deps)).toBe(0);
-    const events = ctl.database.sqlite.prepare("select data from events where kind = 'manifest-withheld'").all() as Array<{ data: string }>;
-    expect(events.map((e) => JSON.parse(e.data) as unknown)).toEqual([
+    const events = await eventsOf(ctl.store, 'manifest-withheld');
+    expect(events.map((e) => e.data)).toEqual([
       { version: 1, storePath: SYSTEM, reason: `no CI-signed release statement authorises ${SYSTEM} for web-1 (statements for it are stored, but none is signed by a key in trustedReleaseKeys any more)` },
     ]);
   });

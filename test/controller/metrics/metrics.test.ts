@@ -143,7 +143,8 @@ describe('/metrics', () => {
     const connected = await scrape(controller);
     expect(sampleValue(connected, 'shoal_connected_agents')).toBe(1);
     expect(sampleValue(connected, 'shoal_hosts_by_connection', { mode: 'websocket' })).toBe(1);
-    expect(sampleValue(connected, 'shoal_websocket_connects_total')).toBe(1);
+    // Counted from the connected event, which the hub writes after it welcomed the agent.
+    await expect.poll(async () => sampleValue(await scrape(controller), 'shoal_websocket_connects_total')).toBe(1);
 
     socket.close();
     await socket.closed;

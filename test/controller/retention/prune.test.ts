@@ -1,6 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hosts, reports } from '../../../controller/src/db/schema.js';
 import type { Store } from '../../../controller/src/db/store.js';
 import { DEFAULT_RETENTION, pruneAll, pruneBatch, type RetentionOptions } from '../../../controller/src/retention/prune.js';
 import type { WebhookDeliveryState } from '../../../shared/src/webhook-api.js';
@@ -134,12 +133,15 @@ describe('retention in the controller', () => {
   it('runs on the controller\'s timer', async () => {
     const ctl = await liveController({ retention: { ...DEFAULT_RETENTION, reportsDays: 1, pruneIntervalMs: 50 } });
     try {
-      const { db } = ctl.handle.database;
+      const { store } = ctl.handle;
+      const { reports, hosts } = store.t;
       await ctl.register('web-2');
-      db.insert(reports).values({ host: 'web-2', seq: 1, receivedAt: Date.now() - 2 * DAY, body: {} }).run();
-      db.insert(reports).values({ host: 'web-2', seq: 2, receivedAt: Date.now() - 2 * DAY, body: { path: storePath() } }).run();
-      db.update(hosts).set({ lastReportSeq: 2 }).where(eq(hosts.name, 'web-2')).run();
-      await expect.poll(() => db.select({ seq: reports.seq }).from(reports).all().map((r) => r.seq)).toEqual([2]);
+      await store.transaction(async (tx) => {
+        await tx.insert(reports).values({ host: 'web-2', seq: 1, receivedAt: Date.now() - 2 * DAY, body: {} });
+        await tx.insert(reports).values({ host: 'web-2', seq: 2, receivedAt: Date.now() - 2 * DAY, body: { path: storePath() } });
+        await tx.update(hosts).set({ lastReportSeq: 2 }).where(eq(hosts.name, 'web-2'));
+      });
+      await expect.poll(async () => (await store.db.select({ seq: reports.seq }).from(reports)).map((r) => r.seq)).toEqual([2]);
     } finally {
       await ctl.close();
     }

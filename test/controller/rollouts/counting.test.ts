@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import type { PublishedManifest } from '../../../controller/src/manifests/bus.js';
 import { renewExpiringManifests } from '../../../controller/src/manifests/renew.js';
 import { BAKE_OFFLINE_GRACE_MS } from '../../../controller/src/rollouts/advance.js';
+import { desiredManifest, eventsOf } from '../helpers.js';
 import { lab, NEW, OLD, type Lab } from './engine-lab.js';
 
 /** Issue 11, "Rollouts must count what really happened": the engine's side, on a real database. */
@@ -27,7 +27,7 @@ describe('rollouts count what really happened', () => {
     // Every host got a new, higher version naming its previous system, announced after commit.
     expect(heard.map((m) => m.host).sort()).toEqual([...l.names].sort());
     for (const m of heard) {
-      const manifest = (await latestManifest(l.ctl.store, m.host))!;
+      const manifest = (await desiredManifest(l.ctl.store, m.host))!;
       expect([m.version, manifest.storePath]).toEqual([manifest.version, OLD(l.names.indexOf(m.host) + 1)]);
     }
     await l.answer('healthy');
@@ -49,8 +49,8 @@ describe('rollouts count what really happened', () => {
       [back, 'healthy'],
       [stuck, 'failed'],
     ]);
-    const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-rollback-failed'").all(id) as Array<{ data: string }>;
-    expect(events.map((e) => JSON.parse(e.data).failed)).toEqual([[stuck]]);
+    const events = await eventsOf(l.ctl.store, 'rollout-rollback-failed', { rolloutId: id });
+    expect(events.map((e) => e.data.failed)).toEqual([[stuck]]);
     // Rolling back again would change nothing: the engine says so.
     expect(await l.engine.act(id, 'rollback', 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
 
@@ -68,14 +68,14 @@ describe('rollouts count what really happened', () => {
   it('counts a report on a manifest re-signed (renewed) while the host was still in flight', async () => {
     const l = await lab(1);
     const id = await l.start({ waves: ['100%'], healthDeadlineSeconds: 24 * 3600, offline: { waitSeconds: 24 * 3600, then: 'fail' } });
-    const issued = (await latestManifest(l.ctl.store, 'h1'))!;
+    const issued = (await desiredManifest(l.ctl.store, 'h1'))!;
     const { store, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     // Renewed twice before the host answers: it answers on the newest version it was sent.
     for (let i = 0; i < 2; i++) {
       l.ctl.clock.advance(manifestTtlMs);
       expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
     }
-    const renewed = (await latestManifest(l.ctl.store, 'h1'))!;
+    const renewed = (await desiredManifest(l.ctl.store, 'h1'))!;
     expect([renewed.version, renewed.storePath, renewed.rolloutId]).toEqual([issued.version + 2, NEW(1), id]);
     await l.report('h1', 'activating', { version: renewed.version });
     expect((await hostsOf(l, id))[0]!.state).toBe('in-progress');
@@ -91,7 +91,7 @@ describe('rollouts count what really happened', () => {
     const { store, signer, releaseTrust, clock, bus, manifestTtlMs } = l.ctl.deps;
     l.ctl.clock.advance(manifestTtlMs);
     expect(await renewExpiringManifests({ store, signer, releaseTrust, clock, bus, manifestTtlMs })).toBe(1);
-    await l.report('h1', 'healthy', { version: (await latestManifest(l.ctl.store, 'h1'))!.version });
+    await l.report('h1', 'healthy', { version: (await desiredManifest(l.ctl.store, 'h1'))!.version });
     expect((await l.status(id)).state).toBe('rolled-back');
   });
 
@@ -130,10 +130,8 @@ describe('rollouts count what really happened', () => {
     // Nobody of the next wave was sent anything.
     expect(halted.waves[1]!.counts.pending).toBe(2);
     // Its events name the wave as every rollout event does, numbered from 1 ("wave 1 of 2").
-    const events = l.ctl.database.sqlite
-      .prepare("select kind, data from events where rollout_id = ? and host = ? and kind in ('rollout-host-issued', 'rollout-host-healthy', 'rollout-host-failed') order by id")
-      .all(id, first) as Array<{ kind: string; data: string }>;
-    expect(events.map((e) => [e.kind, JSON.parse(e.data).wave, JSON.parse(e.data).degraded])).toEqual([
+    const events = await eventsOf(l.ctl.store, ['rollout-host-issued', 'rollout-host-healthy', 'rollout-host-failed'], { rolloutId: id, host: first });
+    expect(events.map((e) => [e.kind, e.data.wave, e.data.degraded])).toEqual([
       ['rollout-host-issued', 1, undefined],
       ['rollout-host-healthy', 1, undefined],
       ['rollout-host-failed', 1, true],
@@ -172,8 +170,8 @@ describe('rollouts count what really happened', () => {
     expect(retriedHosts.sort()).toEqual(l.names.filter((h) => h !== firstWave[0]).sort());
     // The old order stands: the failed host first (its old wave), then the ones never reached.
     expect(again.waves.map((w) => w.hosts.length)).toEqual([1, 3]);
-    const events = l.ctl.database.sqlite.prepare("select data from events where rollout_id = ? and kind = 'rollout-retried'").all(id) as Array<{ data: string }>;
-    expect(events.map((e) => JSON.parse(e.data).retryId)).toEqual([retried.value]);
+    const events = await eventsOf(l.ctl.store, 'rollout-retried', { rolloutId: id });
+    expect(events.map((e) => e.data.retryId)).toEqual([retried.value]);
     // An active rollout is not retried.
     expect(await l.engine.retry(retried.value, 'operator:alice')).toMatchObject({ ok: false, kind: 'invalid-transition' });
     await l.answer('healthy');

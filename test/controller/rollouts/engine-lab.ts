@@ -1,3 +1,4 @@
+import { eq } from 'drizzle-orm';
 import { afterEach, expect } from 'vitest';
 import { silentLogger } from '../../../shared/src/logger.js';
 import type { Phase } from '../../../shared/src/protocol.js';
@@ -6,8 +7,7 @@ import { storeReports } from '../../../controller/src/reports/store.js';
 import { createUnsignedRelease, publishBundle } from '../../../controller/src/rollouts/releases.js';
 import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
 import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
-import { registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
+import { desiredManifest, registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
 
 /**
  * A rollout engine on a test controller with `count` hosts h1…hN, each connected, running OLD(i)
@@ -25,7 +25,7 @@ export interface Lab {
   report(host: string, phase: Phase, options?: { version?: number; current?: string; engine?: RolloutEngine }): Promise<void>;
   /** Every host that has a pending manifest reports `phase` for it. */
   answer(phase: Phase | ((host: string) => Phase)): Promise<string[]>;
-  manifestsOf(host: string): number;
+  manifestsOf(host: string): Promise<number>;
   start(spec: Omit<RolloutSpecInput, 'release'>): Promise<string>;
   status(id: string): Promise<RolloutStatus>;
 }
@@ -67,7 +67,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
     async report(host, phase, options = {}) {
       const next = (seq.get(host) ?? 0) + 1;
       seq.set(host, next);
-      const manifest = await latestManifest(ctl.store, host);
+      const manifest = await desiredManifest(ctl.store, host);
       const version = options.version ?? manifest?.version ?? null;
       const current = options.current ?? (phase === 'healthy' ? manifest!.storePath : OLD(names.indexOf(host) + 1));
       const outcome = await storeReports(
@@ -83,7 +83,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
       // Only the manifests out there now: answering one may issue the next, which waits for the next call.
       const waiting: Array<{ host: string; version: number }> = [];
       for (const host of names) {
-        const manifest = await latestManifest(ctl.store, host);
+        const manifest = await desiredManifest(ctl.store, host);
         if (manifest && answered.get(host) !== manifest.version) waiting.push({ host, version: manifest.version });
       }
       for (const { host, version } of waiting) {
@@ -92,8 +92,10 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
       }
       return waiting.map((w) => w.host);
     },
-    manifestsOf: (host) =>
-      (ctl.database.sqlite.prepare('select count(*) as n from manifests where host = ?').get(host) as { n: number }).n,
+    async manifestsOf(host) {
+      const { manifests } = ctl.store.t;
+      return (await ctl.store.db.select({ version: manifests.version }).from(manifests).where(eq(manifests.host, host))).length;
+    },
     async start(spec) {
       const outcome = await engine.start(RolloutSpec.parse({ release: 'rel-1', ...spec }), 'operator:test');
       if (!outcome.ok) throw new Error(outcome.message);

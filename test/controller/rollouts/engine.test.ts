@@ -1,27 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { RolloutSpec } from '../../../shared/src/rollout-api.js';
 import { setHostPaused } from '../../../controller/src/hosts/pause.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
+import { desiredManifest } from '../helpers.js';
 import { lab, makeEngine, OLD, type Lab } from './engine-lab.js';
 
-const issuedTo = async (l: Lab) => {
+async function issuedTo(l: Lab): Promise<string[]> {
   const issued: string[] = [];
-  for (const h of l.names) if ((await latestManifest(l.ctl.store, h)) !== undefined) issued.push(h);
+  for (const host of l.names) if ((await desiredManifest(l.ctl.store, host)) !== undefined) issued.push(host);
   return issued;
-};
+}
 
 describe('rollout engine', () => {
   it('sends the canary first, bakes, then the waves in order, each host exactly once', async () => {
     const l = await lab(8);
     const id = await l.start({ canary: 1, waves: ['25%', '100%'], bakeSeconds: 60 });
     const plan = (await l.status(id)).waves.map((w) => w.hosts.map((h) => h.host));
-    expect((await issuedTo(l))).toEqual(plan[0]);
+    expect(await issuedTo(l)).toEqual(plan[0]);
 
     expect(await l.answer('healthy')).toEqual(plan[0]);
     expect(await l.status(id)).toMatchObject({ wavePhase: 'baking', bakeRemainingSeconds: 60 });
     l.ctl.clock.advance(59_000);
     await l.engine.tickAll();
-    expect((await issuedTo(l))).toEqual(plan[0]);
+    expect(await issuedTo(l)).toEqual(plan[0]);
 
     l.ctl.clock.advance(1_000);
     await l.engine.tickAll();
@@ -36,7 +36,7 @@ describe('rollout engine', () => {
     const done = await l.status(id);
     expect(done.state).toBe('succeeded');
     expect(done.waves.flatMap((w) => w.hosts).every((h) => h.state === 'healthy')).toBe(true);
-    for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
+    for (const host of l.names) expect(await l.manifestsOf(host)).toBe(1);
   });
 
   it('halts on a failing canary and sends nothing to anyone else', async () => {
@@ -47,10 +47,10 @@ describe('rollout engine', () => {
     const status = await l.status(id);
     expect(status.state).toBe('halted');
     expect(status.reason).toContain('1 host(s) failed');
-    expect((await issuedTo(l))).toEqual([canary]);
+    expect(await issuedTo(l)).toEqual([canary]);
     l.ctl.clock.advance(3600_000);
     await l.engine.tickAll();
-    expect((await issuedTo(l))).toEqual([canary]);
+    expect(await issuedTo(l)).toEqual([canary]);
   });
 
   it('rolls every host it changed back to its previous system when a later wave fails', async () => {
@@ -66,7 +66,7 @@ describe('rollout engine', () => {
     const changed = rolling.waves.flatMap((w) => w.hosts).filter((h) => h.rollbackState === 'issued');
     expect(changed.length).toBe(6);
     for (const member of changed) {
-      const manifest = (await latestManifest(l.ctl.store, member.host))!;
+      const manifest = (await desiredManifest(l.ctl.store, member.host))!;
       expect(manifest.storePath).toBe(member.previousSystem);
       expect(manifest.storePath).toBe(OLD(l.names.indexOf(member.host) + 1));
     }
@@ -133,8 +133,8 @@ describe('rollout engine', () => {
     expect(status.waves[0]!.hosts.find((h) => h.host === order[2])).toMatchObject({ state: 'skipped' });
     // Its desired state goes back to what it ran: returning later, it must not deploy the release unwatched.
     const skipped = order[2]!;
-    expect((await latestManifest(l.ctl.store, skipped))!.storePath).toBe(OLD(l.names.indexOf(skipped) + 1));
-    expect(l.manifestsOf(skipped)).toBe(2);
+    expect((await desiredManifest(l.ctl.store, skipped))!.storePath).toBe(OLD(l.names.indexOf(skipped) + 1));
+    expect(await l.manifestsOf(skipped)).toBe(2);
   });
 
   it('counts an offline host as failed when the rollout says so', async () => {
@@ -167,7 +167,7 @@ describe('rollout engine', () => {
     await restarted.tickAll();
     await restarted.tickAll();
     expect((await issuedTo(l)).length).toBe(4);
-    for (const host of l.names) expect(l.manifestsOf(host)).toBe(1);
+    for (const host of l.names) expect(await l.manifestsOf(host)).toBe(1);
   });
 
   it('refuses a rollout that overlaps an active one, naming it', async () => {
@@ -243,12 +243,12 @@ describe('rollout engine', () => {
     expect((await l.status(first)).state).toBe('succeeded');
     const second = await l.engine.start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'], approvalBefore: [0] }), 'operator:test');
     if (!second.ok) throw new Error(second.message);
-    const before = l.names.map((h) => l.manifestsOf(h));
+    const before = await Promise.all(l.names.map((h) => l.manifestsOf(h)));
     const refused = await l.engine.act(first, 'rollback', 'operator:test');
     expect(refused).toMatchObject({ ok: false, kind: 'rollout-overlap' });
     expect(refused.ok || refused.message).toContain(second.value);
     expect((await l.status(first)).state).toBe('succeeded');
-    expect(l.names.map((h) => l.manifestsOf(h))).toEqual(before);
+    expect(await Promise.all(l.names.map((h) => l.manifestsOf(h)))).toEqual(before);
   });
 
   it('fails a rollout that makes no progress within its deadline, not counting time spent waiting for approval', async () => {
@@ -283,10 +283,10 @@ describe('a paused host in a rollout', () => {
     expect(waiting.state).toBe('running');
     expect(waiting.failures).toBe(0);
     expect(waiting.waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'pending', paused: true, manifestVersion: null });
-    expect(l.manifestsOf('h2')).toBe(0);
+    expect(await l.manifestsOf('h2')).toBe(0);
 
     await pause(false);
-    expect((await issuedTo(l))).toContain('h2');
+    expect(await issuedTo(l)).toContain('h2');
     expect((await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h2')).toMatchObject({ state: 'issued', paused: false });
     await l.answer('healthy');
     expect((await l.status(id)).state).toBe('succeeded');
@@ -300,6 +300,6 @@ describe('a paused host in a rollout', () => {
     l.ctl.clock.advance(600_000);
     await l.engine.tickAll();
     expect(await l.status(id)).toMatchObject({ state: 'halted', reason: 'no progress for 600s (progress deadline)' });
-    expect(l.manifestsOf('h2')).toBe(0);
+    expect(await l.manifestsOf('h2')).toBe(0);
   });
 });

@@ -1,8 +1,9 @@
+import { eq } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateNamedKey } from '../../../shared/src/keys.js';
 import { ErrorBody } from '../../../shared/src/protocol.js';
 import { Release } from '../../../shared/src/rollout-api.js';
-import { count, registeredHost, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
+import { count, registeredHost, seedHosts, signedBundle, storePath, testController, type TestController, type TrustMode } from '../helpers.js';
 
 /** Releases over POST /v1/releases: CI-signed bundles, verified statement by statement, and unsigned requests in single-key mode only. */
 describe('publishing releases', () => {
@@ -37,9 +38,10 @@ describe('publishing releases', () => {
     expect(Release.parse(await (await ctl.operator('/v1/releases/r1')).json()).provenance).toEqual(release.provenance);
     const listed = (await (await ctl.operator('/v1/releases')).json()) as { releases: Array<{ provenance: unknown }> };
     expect(listed.releases[0]!.provenance).toEqual(release.provenance);
-    const stored = ctl.database.sqlite.prepare("select statement, facts from release_hosts where host = 'web-1'").get() as { statement: string; facts: string };
-    expect(JSON.parse(stored.statement)).toEqual(bundle.hosts[0]!.statement);
-    expect(JSON.parse(stored.facts)).toMatchObject({ closureBytes: 123 });
+    const { releaseHosts } = ctl.store.t;
+    const [stored] = await ctl.store.db.select().from(releaseHosts).where(eq(releaseHosts.host, 'web-1'));
+    expect(JSON.parse(stored!.statement!)).toEqual(bundle.hosts[0]!.statement);
+    expect(stored!.facts).toMatchObject({ closureBytes: 123 });
   });
 
   it('refuses the whole bundle when any statement is bad, naming each host and why, and stores nothing', async () => {
@@ -64,8 +66,8 @@ describe('publishing releases', () => {
       'host "web-4": statement-mismatch: release statement is for release "r0", not "r1"',
       'host "web-5": statement-mismatch: release statement has floor 0, the bundle 1',
     ]);
-    expect(count(ctl, 'releases')).toBe(0);
-    expect(count(ctl, 'release_hosts')).toBe(0);
+    expect(await count(ctl, 'releases')).toBe(0);
+    expect(await count(ctl, 'release_hosts')).toBe(0);
   });
 
   it('refuses a statement whose signature does not verify, and one for another store path', async () => {
@@ -94,7 +96,7 @@ describe('publishing releases', () => {
     const error = await errorOf(response);
     expect(error.code).toBe('release-not-signed');
     expect(error.message).toMatch(/two-key mode: a release must be a bundle signed by a CI release key \(shoal release sign, then shoal release publish\)/);
-    expect(count(ctl, 'releases')).toBe(0);
+    expect(await count(ctl, 'releases')).toBe(0);
   });
 
   it('signs an unsigned release with the single key in single-key mode, at floor 0 unless given', async () => {
@@ -108,8 +110,7 @@ describe('publishing releases', () => {
   it('accepts a signed bundle for 10,000 hosts in one request', async () => {
     const names = Array.from({ length: 10_000 }, (_, i) => `host-${i}`);
     await start('two-key', []);
-    const insert = ctl.database.sqlite.prepare("insert into hosts (name, public_key) values (?, 'AAAA')");
-    ctl.database.sqlite.transaction(() => names.forEach((name) => insert.run(name)))();
+    await seedHosts(ctl.store, names.map((name) => ({ name })));
     const facts = { closureBytes: 2_000_000_000, kernel: storePath('linux-6.6.1', 'k') + '/bzImage', initrd: storePath('initrd-linux-6.6.1', 'i') + '/initrd', kernelModules: storePath('linux-6.6.1-modules', 'm'), switchInhibitors: null };
     const bundle = signedBundle(ctl.ciKey, 'fleet', names.map((host, i) => ({ host, storePath: storePath(`nixos-system-${host}-24.11.${i}`, 'b'), facts })));
     const body = JSON.stringify(bundle);
@@ -117,6 +118,6 @@ describe('publishing releases', () => {
     expect(body.length).toBeGreaterThan(8 * 1024 * 1024);
     const response = await ctl.operator('/v1/releases', { method: 'POST', body });
     expect(response.status).toBe(201);
-    expect(count(ctl, 'release_hosts')).toBe(10_000);
+    expect(await count(ctl, 'release_hosts')).toBe(10_000);
   });
 });

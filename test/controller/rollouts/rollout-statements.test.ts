@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { ManifestPayload } from '../../../shared/src/protocol.js';
 import { verifyReleaseStatement } from '../../../shared/src/release-statement.js';
-import { latestManifest } from '../../../controller/src/manifests/issue.js';
 import type { ManifestRow } from '../../../controller/src/db/schema.js';
+import { sql } from 'drizzle-orm';
+import { desiredManifest, eventsOf, execute } from '../helpers.js';
 import { lab, NEW, OLD, type Lab } from './engine-lab.js';
 
 function payloadOf(row: ManifestRow): ManifestPayload {
@@ -18,14 +19,13 @@ function statementRelease(l: Lab, row: ManifestRow): string {
   return verified.statement.release;
 }
 
-const withheld = (l: Lab, host: string) =>
-  l.ctl.database.sqlite.prepare("select data from events where host = ? and kind = 'manifest-withheld'").all(host).map((row) => JSON.parse((row as { data: string }).data) as Record<string, unknown>);
+const withheld = async (l: Lab, host: string) => (await eventsOf(l.ctl.store, 'manifest-withheld', { host })).map((event) => event.data);
 
 describe('rollouts in two-key mode: every manifest carries a CI statement', () => {
   it('issues each host the statement of the rollout’s release', async () => {
     const l = await lab(3, undefined, { mode: 'two-key' });
     await l.start({ waves: ['100%'] });
-    for (const host of l.names) expect(statementRelease(l, (await latestManifest(l.ctl.store, host))!)).toBe('rel-1');
+    for (const host of l.names) expect(statementRelease(l, (await desiredManifest(l.ctl.store, host))!)).toBe('rel-1');
   });
 
   it('rolls back with the statement that authorised the previous system', async () => {
@@ -33,7 +33,7 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer((host) => (host === 'h1' ? 'rolled-back' : 'healthy'));
     expect((await l.status(id)).state).toBe('rolling-back');
-    const back = (await latestManifest(l.ctl.store, 'h2'))!;
+    const back = (await desiredManifest(l.ctl.store, 'h2'))!;
     expect(back.storePath).toBe(OLD(2));
     expect(statementRelease(l, back)).toBe('rel-0');
   });
@@ -45,10 +45,10 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     const status = await l.status(id);
     // Nothing to wait for: no rollback manifest went out.
     expect(status.state).toBe('rolled-back');
-    expect((await latestManifest(l.ctl.store, 'h2'))!.storePath).toBe(NEW(2));
-    expect(withheld(l, 'h2')).toEqual([{ storePath: OLD(2), reason: `no CI-signed release statement authorises ${OLD(2)} for h2` }]);
-    const rollingBack = l.ctl.database.sqlite.prepare("select data from events where kind = 'rollout-rolling-back'").get() as { data: string };
-    const data = JSON.parse(rollingBack.data) as { hosts: number; withheld: string[] };
+    expect((await desiredManifest(l.ctl.store, 'h2'))!.storePath).toBe(NEW(2));
+    expect(await withheld(l, 'h2')).toEqual([{ storePath: OLD(2), reason: `no CI-signed release statement authorises ${OLD(2)} for h2` }]);
+    const [rollingBack] = await eventsOf(l.ctl.store, 'rollout-rolling-back');
+    const data = rollingBack!.data as { hosts: number; withheld: string[] };
     expect({ hosts: data.hosts, withheld: data.withheld.sort() }).toEqual({ hosts: 0, withheld: ['h1', 'h2'] });
   });
 
@@ -59,28 +59,28 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     l.ctl.clock.advance(30_000);
     await l.engine.tickAll();
     expect((await l.status(id)).state).toBe('succeeded');
-    expect(l.manifestsOf('h1')).toBe(1);
-    expect(withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
+    expect(await l.manifestsOf('h1')).toBe(1);
+    expect(await withheld(l, 'h1')).toEqual([{ storePath: OLD(1), reason: `no CI-signed release statement authorises ${OLD(1)} for h1` }]);
   });
 
   it('fails, without issuing, a host whose release holds no statement (a release stored before statements)', async () => {
     const l = await lab(2, undefined, { mode: 'two-key' });
-    l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1' and host = 'h1'").run();
+    await execute(l.ctl.store, sql`update release_hosts set statement = null where release = 'rel-1' and host = 'h1'`);
     const id = await l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
     const h1 = (await l.status(id)).waves[0]!.hosts.find((h) => h.host === 'h1')!;
     expect(h1).toMatchObject({ state: 'failed', reason: `no CI-signed release statement authorises ${NEW(1)} for h1`, manifestVersion: null });
-    expect(l.manifestsOf('h1')).toBe(0);
+    expect(await l.manifestsOf('h1')).toBe(0);
     await l.answer('healthy');
     expect(await l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
   });
 
   it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', async () => {
     const l = await lab(2, undefined, { mode: 'two-key' });
-    l.ctl.database.sqlite.prepare("update release_hosts set statement = null where release = 'rel-1'").run();
+    await execute(l.ctl.store, sql`update release_hosts set statement = null where release = 'rel-1'`);
     const id = await l.start({ waves: ['100%'] });
     // Every host of the wave failed before it was issued: nothing will report, so nothing later re-checks.
     expect(await l.status(id)).toMatchObject({ state: 'halted', failures: 2, reason: '2 host(s) failed; at most 0 allowed' });
-    expect(l.manifestsOf('h1') + l.manifestsOf('h2')).toBe(0);
+    expect((await l.manifestsOf('h1')) + (await l.manifestsOf('h2'))).toBe(0);
   });
 });
 
@@ -90,7 +90,7 @@ describe('rollouts in single-key mode', () => {
     const id = await l.start({ waves: ['100%'], onFailure: 'rollback' });
     await l.answer('rolled-back');
     expect((await l.status(id)).state).toBe('rolling-back');
-    const back = (await latestManifest(l.ctl.store, 'h1'))!;
+    const back = (await desiredManifest(l.ctl.store, 'h1'))!;
     const statement = verifyReleaseStatement(payloadOf(back).statement, { host: 'h1', storePath: OLD(1) }, [l.ctl.singleKey!], nodeEd25519);
     expect(statement).toMatchObject({ valid: true, keyId: 'single-release-1', statement: { release: 'adhoc', floor: 0 } });
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import type { WebhookCreated, WebhookDeliveries, WebhookPayload } from '../../../shared/src/webhook-api.js';
 import { liveController } from '../server-helpers.js';
+import { testDatabase } from '../test-engine.js';
 import { Fleet } from './fleet.js';
 import { Receiver } from './receiver.js';
 
@@ -17,7 +18,9 @@ afterEach(async () => {
 it('continues pending deliveries after a controller restart, in order, sending no event twice', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-webhook-restart-'));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const dbFile = join(dir, 'controller.sqlite');
+  const database = await testDatabase(dir);
+  cleanup.push(() => database.drop());
+  const dbFile = database.database;
   const receiver = await Receiver.start();
   cleanup.push(() => receiver.close());
   receiver.respond = () => 503;

@@ -5,7 +5,7 @@ import { nodeEd25519 } from '../../../shared/src/ed25519.js';
 import { toBase64 } from '../../../shared/src/keys.js';
 import { AgentRoutes, PROTOCOL_VERSION, challengeMessage, controllerAudience, type ServerMessage } from '../../../shared/src/protocol.js';
 import { issueManifest } from '../../../controller/src/manifests/issue.js';
-import { storePath } from '../helpers.js';
+import { seedHosts, storePath } from '../helpers.js';
 import { liveController, type LiveController } from '../server-helpers.js';
 
 const HOSTS = 300;
@@ -39,8 +39,7 @@ describe('agent websocket hub with many connected hosts', () => {
     ctl = await liveController({ hub: { unauthenticated: { total: 10_000, perAddress: HOSTS } } });
     const names = Array.from({ length: HOSTS }, (_, i) => `host-${i}`);
     const hosts = names.map((name) => ({ name, keys: nacl.sign.keyPair() }));
-    const insert = ctl.handle.database.sqlite.prepare("insert into hosts (name, public_key, tags) values (?, ?, '[]')");
-    ctl.handle.database.sqlite.transaction(() => hosts.forEach((h) => insert.run(h.name, toBase64(h.keys.publicKey))))();
+    await seedHosts(ctl.handle.store, hosts.map((h) => ({ name: h.name, publicKey: toBase64(h.keys.publicKey) })));
     for (const host of hosts) pushes.set(host.name, []);
     sockets.push(...(await Promise.all(hosts.map((h) => connectAgent(ctl.handle.url, h.name, h.keys, pushes)))));
   });

@@ -1,3 +1,4 @@
+import { asc, eq } from 'drizzle-orm';
 import nacl from 'tweetnacl';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toBase64 } from '../../../shared/src/keys.js';
@@ -5,9 +6,9 @@ import { tweetnaclEd25519 } from '../../../shared/src/ed25519.js';
 import { verifyEnvelope } from '../../../shared/src/envelope.js';
 import { MANIFEST_PAYLOAD_TYPE, ManifestPayload, PROTOCOL_VERSION, ServerMessage, WsClose, challengeMessage } from '../../../shared/src/protocol.js';
 import type { Envelope } from '../../../shared/src/envelope.js';
-import { latestManifest, published } from '../../../controller/src/manifests/issue.js';
+import { published } from '../../../controller/src/manifests/issue.js';
 import { manifestMessage } from '../../../controller/src/ws/hub.js';
-import { ManualClock, newHostKeys, storePath } from '../helpers.js';
+import { desiredManifest, ManualClock, newHostKeys, storePath } from '../helpers.js';
 import { AgentSocket, liveController, type LiveController } from '../server-helpers.js';
 
 describe('agent websocket hub', () => {
@@ -58,7 +59,7 @@ describe('agent websocket hub', () => {
   it('sends a manifest message that is the typed message, with the envelope exactly as stored', async () => {
     await ctl.register('web-1');
     await ctl.setDesired('web-1', storePath('sys', 'a'));
-    const row = (await latestManifest(ctl.handle.store, 'web-1'))!;
+    const row = (await desiredManifest(ctl.handle.store, 'web-1'))!;
     const text = manifestMessage(published(row));
     const typed: ServerMessage = { type: 'manifest', protocol: PROTOCOL_VERSION, version: row.version, envelope: JSON.parse(row.envelope) as Envelope };
     expect(ServerMessage.parse(JSON.parse(text))).toEqual(typed);
@@ -125,7 +126,8 @@ describe('agent websocket hub', () => {
     await socket.closed;
     await expect.poll(() => ctl.handle.hub.isConnected('web-1')).toBe(false);
     // Written after the socket is gone, off its close handler.
-    const kinds = () => ctl.handle.database.sqlite.prepare("select kind from events where host = 'web-1' order by id").pluck().all();
+    const { events } = ctl.handle.store.t;
+    const kinds = async () => (await ctl.handle.store.db.select({ kind: events.kind }).from(events).where(eq(events.host, 'web-1')).orderBy(asc(events.id))).map((e) => e.kind);
     await expect.poll(kinds).toEqual(['host-registered', 'connected', 'disconnected']);
   });
 

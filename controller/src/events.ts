@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Queryable, Store, Tables } from './db/store.js';
+import { perHandle } from './db/per-handle.js';
 
 export interface NewEvent {
   host: string | null;
@@ -14,16 +15,9 @@ export interface NewEvent {
 /** Rows per multi-row insert: far below either engine's limit on parameters. */
 const ROWS_PER_STATEMENT = 500;
 
-/**
- * The insert of one event, built once per transaction handle (SQLite hands every transaction the
- * same one; PostgreSQL a new one per transaction, and the name makes node-postgres prepare it once
- * per connection): events are written per report, where building a drizzle query costs more than
- * the database's own work.
- */
-const built = new WeakMap<object, ReturnType<typeof build>>();
-
-function build(q: Queryable, { events }: Tables) {
-  return q
+/** The insert of one event, built once per query handle (db/per-handle.ts): events are written per report. */
+const insertEvent = perHandle((q: Queryable, { events }: Tables) =>
+  q
     .insert(events)
     .values({
       host: sql.placeholder('host'),
@@ -33,8 +27,8 @@ function build(q: Queryable, { events }: Tables) {
       rolloutId: sql.placeholder('rolloutId'),
       data: sql.placeholder('data'),
     })
-    .prepare('events_insert');
-}
+    .prepare('events_insert'),
+);
 
 function row(event: NewEvent) {
   return { host: event.host, at: event.at, kind: event.kind, actor: event.actor, rolloutId: event.rolloutId ?? null, data: event.data ?? {} };
@@ -45,13 +39,7 @@ function row(event: NewEvent) {
  * the caller's transaction (`store.q`), so an event stands exactly when what it tells of does.
  */
 export async function appendEvent(store: Store, event: NewEvent): Promise<void> {
-  const q = store.q;
-  let insert = built.get(q);
-  if (!insert) {
-    insert = build(q, store.t);
-    built.set(q, insert);
-  }
-  await insert.execute(row(event));
+  await insertEvent(store).execute(row(event));
 }
 
 /** Several events at once (a wave's hosts): one statement per batch, not one per event. */

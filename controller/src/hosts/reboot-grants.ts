@@ -3,6 +3,7 @@ import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/pr
 import type { Clock } from '../clock.js';
 import type { Queryable, Store, StoreTx, Tables } from '../db/store.js';
 import { appendEvent } from '../events.js';
+import { perHandle } from '../db/per-handle.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
@@ -124,23 +125,15 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
 
 /**
  * A terminal report ends the host's lease for that manifest (and any older one), in the caller's
- * transaction. Runs for every terminal report: built once per transaction handle (see events.ts).
+ * transaction. Runs for every terminal report: built once per transaction handle (db/per-handle.ts).
  */
 export async function releaseRebootLease(store: Store, host: string, manifestVersion: number): Promise<boolean> {
-  const q = store.q;
-  let release = releases.get(q);
-  if (!release) {
-    release = buildRelease(q, store.t);
-    releases.set(q, release);
-  }
-  return store.affected(await release.execute({ host, version: manifestVersion })) > 0;
+  return store.affected(await releaseStatement(store).execute({ host, version: manifestVersion })) > 0;
 }
 
-const releases = new WeakMap<object, ReturnType<typeof buildRelease>>();
-
-function buildRelease(q: Queryable, { rebootLeases }: Tables) {
-  return q
+const releaseStatement = perHandle((q: Queryable, { rebootLeases }: Tables) =>
+  q
     .delete(rebootLeases)
     .where(and(eq(rebootLeases.host, sql.placeholder('host')), lte(rebootLeases.manifestVersion, sql.placeholder('version'))))
-    .prepare('reboot_leases_release');
-}
+    .prepare('reboot_leases_release'),
+);

@@ -11,6 +11,7 @@ import { announceIssued } from '../replicas/manifest-relay.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
+import { perHandle } from '../db/per-handle.js';
 
 export interface IssueDeps {
   store: Store;
@@ -249,21 +250,15 @@ export function published(row: ManifestRow): PublishedManifest {
  * when the pointer stands above every stored manifest (an agent ahead of a restored controller).
  */
 export async function latestManifest(store: Store, host: string): Promise<ManifestRow | undefined> {
-  const q = store.q;
-  let latest = latestQueries.get(q);
-  if (!latest) {
-    latest = buildLatest(q, store.t);
-    latestQueries.set(q, latest);
-  }
-  const [row] = await latest.execute({ host });
+  const [row] = await latestQuery(store).execute({ host });
   return row?.manifest;
 }
 
 /**
- * Built once per handle: every poll and websocket login runs it (see events.ts). The read handle
+ * Built once per handle: every poll and websocket login runs it (db/per-handle.ts). The read handle
  * outside transactions is one per store, so polls share one statement.
  */
-const latestQueries = new WeakMap<object, ReturnType<typeof buildLatest>>();
+const latestQuery = perHandle(buildLatest);
 
 function buildLatest(q: Queryable, { hosts, manifests }: Tables) {
   return q

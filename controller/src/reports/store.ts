@@ -10,6 +10,7 @@ import { inWriteLane } from '../db/write-lane.js';
 import { appendEvent } from '../events.js';
 import { releaseRebootLease } from '../hosts/reboot-grants.js';
 import { eq, sql } from 'drizzle-orm';
+import { perHandle } from '../db/per-handle.js';
 
 export interface StoreOutcome {
   ackedSeqs: number[];
@@ -39,7 +40,6 @@ function errorOf(report: Report): string {
  * store; PostgreSQL gets a new handle per transaction (once per group), and the names make
  * node-postgres prepare them once per connection.
  */
-const built = new WeakMap<object, ReturnType<typeof build>>();
 
 function build(q: Queryable, { reports, hosts }: Tables) {
   return {
@@ -70,15 +70,7 @@ function build(q: Queryable, { reports, hosts }: Tables) {
   };
 }
 
-function statements(store: Store): ReturnType<typeof build> {
-  const q = store.q;
-  let run = built.get(q);
-  if (!run) {
-    run = build(q, store.t);
-    built.set(q, run);
-  }
-  return run;
-}
+const statements = perHandle(build);
 
 /**
  * Stores one host's batch inside the transaction open on `store`. Each (host, seq) is stored once:

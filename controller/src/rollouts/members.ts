@@ -8,6 +8,7 @@ import {
 import type { RolloutHostRow } from '../db/schema.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
+import { perHandle } from '../db/per-handle.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -213,11 +214,10 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 
 /*
  * The report path: these run inside the report writer's group commit (reports/store.ts), for
- * every report; so their statements are built once per transaction handle (see events.ts), not
+ * every report; so their statements are built once per transaction handle (db/per-handle.ts), not
  * once per report.
  */
 
-const reportPath = new WeakMap<object, ReturnType<typeof buildReportPath>>();
 
 function buildReportPath(q: Queryable, { manifests, rolloutHosts, rollouts }: Tables) {
   const member = and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), eq(rolloutHosts.host, sql.placeholder('host')));
@@ -261,15 +261,7 @@ function buildReportPath(q: Queryable, { manifests, rolloutHosts, rollouts }: Ta
   };
 }
 
-function reportStatements(store: Store): ReturnType<typeof buildReportPath> {
-  const q = store.q;
-  let run = reportPath.get(q);
-  if (!run) {
-    run = buildReportPath(q, store.t);
-    reportPath.set(q, run);
-  }
-  return run;
-}
+const reportStatements = perHandle(buildReportPath);
 
 /** The member's host started on its manifest. */
 export async function markAccepted(store: Store, member: MemberKey, now: number): Promise<void> {

@@ -9,6 +9,8 @@ export interface RunOptions {
   cwd?: string;
   /** Keep the whole stdout (bounded) for commands whose output is parsed, e.g. `nix path-info --json`. */
   captureStdout?: boolean;
+  /** Keep the whole stderr (bounded) too, for commands that report on stderr, e.g. Nix's dry-run plan. */
+  captureStderr?: boolean;
   /** Fed to stdin, then closed; otherwise stdin is /dev/null. */
   input?: string;
   /** Told the pid (which is also the process group id) as soon as the command started. */
@@ -16,12 +18,12 @@ export interface RunOptions {
 }
 
 export type RunResult =
-  | { ok: true; command: string; outputTail: string; stdout: string; durationMs: number }
-  | { ok: false; failure: CommandFailure; stdout: string; durationMs: number };
+  | { ok: true; command: string; outputTail: string; stdout: string; stderr: string; durationMs: number }
+  | { ok: false; failure: CommandFailure; stdout: string; stderr: string; durationMs: number };
 
 const TAIL_LINES = 40;
 const TAIL_BYTES = 8 * 1024;
-const MAX_STDOUT_BYTES = 64 * 1024 * 1024;
+const MAX_CAPTURED_BYTES = 64 * 1024 * 1024;
 // Once the main process exited, descendants that keep the pipes open get this long before we stop reading.
 const DRAIN_AFTER_EXIT_MS = 1_000;
 
@@ -53,6 +55,24 @@ class OutputTail {
   }
 }
 
+/** One stream kept whole (up to a bound) when the caller parses it; nothing otherwise. */
+class Captured {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly enabled: boolean) {}
+
+  push(chunk: Buffer): void {
+    if (!this.enabled || this.size >= MAX_CAPTURED_BYTES) return;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
@@ -71,8 +91,8 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
   const command = displayCommand(argv);
   const started = Date.now();
   const tail = new OutputTail();
-  const stdoutChunks: Buffer[] = [];
-  let stdoutSize = 0;
+  const stdout = new Captured(options.captureStdout === true);
+  const stderr = new Captured(options.captureStderr === true);
 
   return new Promise((resolve) => {
     let timedOut = false;
@@ -100,15 +120,14 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
       child.stdout?.destroy();
       child.stderr?.destroy();
       const durationMs = Date.now() - started;
-      const stdout = Buffer.concat(stdoutChunks).toString('utf8');
       let outputTail = tail.text();
       if (spawnError) outputTail = `${outputTail}${outputTail ? '\n' : ''}cannot run ${argv[0]}: ${spawnError.message}`;
       const code = exit?.code ?? null;
       const signal = exit?.signal ?? null;
       if (!spawnError && !timedOut && code === 0) {
-        resolve({ ok: true, command, outputTail, stdout, durationMs });
+        resolve({ ok: true, command, outputTail, stdout: stdout.text(), stderr: stderr.text(), durationMs });
       } else {
-        resolve({ ok: false, failure: { command, exitCode: code, signal, timedOut, outputTail }, stdout, durationMs });
+        resolve({ ok: false, failure: { command, exitCode: code, signal, timedOut, outputTail }, stdout: stdout.text(), stderr: stderr.text(), durationMs });
       }
     };
 
@@ -121,12 +140,12 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
 
     child.stdout!.on('data', (chunk: Buffer) => {
       tail.push(chunk);
-      if (options.captureStdout && stdoutSize < MAX_STDOUT_BYTES) {
-        stdoutChunks.push(chunk);
-        stdoutSize += chunk.length;
-      }
+      stdout.push(chunk);
     });
-    child.stderr!.on('data', (chunk: Buffer) => tail.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => {
+      tail.push(chunk);
+      stderr.push(chunk);
+    });
     child.on('error', (error) => finish(error));
     child.on('exit', (code, signal) => {
       exit = { code, signal };

@@ -59,7 +59,6 @@ export const ASK_CACHE_AGAIN = ['--option', 'narinfo-cache-negative-ttl', '0'];
 interface PathInfo {
   path: string;
   narSize: number;
-  registrationTime?: number;
 }
 
 /** `nix path-info --json` is an array in Nix 2.8–2.18 and an object keyed by path from 2.19 on. */
@@ -70,11 +69,29 @@ export function parsePathInfo(stdout: string): PathInfo[] {
     : Object.entries(json as Record<string, unknown>);
   return entries.flatMap(([key, value]) => {
     if (value === null || typeof value !== 'object') return [];
-    const info = value as { path?: unknown; narSize?: unknown; registrationTime?: unknown };
+    const info = value as { path?: unknown; narSize?: unknown };
     const path = typeof info.path === 'string' ? info.path : key;
     if (!path || typeof info.narSize !== 'number') return [];
-    return [{ path, narSize: info.narSize, registrationTime: typeof info.registrationTime === 'number' ? info.registrationTime : undefined }];
+    return [{ path, narSize: info.narSize }];
   });
+}
+
+/**
+ * The paths under Nix's "will be fetched" heading of a `--dry-run` (Nix 2.8 on: "this path
+ * will be fetched (…):" or "these N paths will be fetched (…):", then one indented path per line).
+ */
+export function parseFetchPlan(stderr: string): Set<string> {
+  const paths = new Set<string>();
+  let inFetchList = false;
+  for (const line of stderr.split('\n')) {
+    if (/^\S/.test(line)) {
+      inFetchList = /will be fetched/.test(line);
+    } else if (inFetchList) {
+      const path = line.trim();
+      if (path.startsWith('/')) paths.add(path);
+    }
+  }
+  return paths;
 }
 
 export class Nix {
@@ -97,9 +114,10 @@ export class Nix {
   async realise(storePath: string): Promise<RealiseResult> {
     const root = gcRootPath(this.options.stateDir);
     await mkdir(join(this.options.stateDir, 'gcroots'), { recursive: true, mode: 0o700 });
-    const wasValid = await this.isValid(storePath);
-    // Registration times are whole seconds; paths registered from this second on came from this realise.
-    const startedAtSec = Math.floor(Date.now() / 1000);
+    // What Nix itself plans to fetch, asked just before: the download is that set, however
+    // recently the rest of the closure arrived (registration times are whole seconds, so
+    // "registered since we started" miscounts a store filled in the same second).
+    const toFetch = await this.pathsToFetch(storePath);
     const result = await this.run(
       ['nix-store', '--realise', storePath, '--add-root', root, '--indirect', ...trustOptions(this.options), ...ASK_CACHE_AGAIN],
       this.options.realiseTimeoutMs,
@@ -110,10 +128,20 @@ export class Nix {
     const closure = await this.closure(storePath);
     if (!closure) return { ok: true, closureBytes: undefined, downloadedBytes: undefined, durationMs: result.durationMs };
     const closureBytes = closure.reduce((sum, p) => sum + p.narSize, 0);
-    const downloadedBytes = wasValid
-      ? 0
-      : closure.filter((p) => p.registrationTime === undefined || p.registrationTime >= startedAtSec).reduce((sum, p) => sum + p.narSize, 0);
+    const downloadedBytes = toFetch && closure.filter((p) => toFetch.has(p.path)).reduce((sum, p) => sum + p.narSize, 0);
     return { ok: true, closureBytes, downloadedBytes, durationMs: result.durationMs };
+  }
+
+  /**
+   * The store paths Nix would fetch from the caches to realise storePath (its `--dry-run` plan,
+   * which it prints on stderr); undefined when Nix cannot say (the size is informative only).
+   */
+  async pathsToFetch(storePath: string): Promise<Set<string> | undefined> {
+    const result = await runCommand(
+      ['nix-store', '--realise', '--dry-run', storePath, ...trustOptions(this.options), ...ASK_CACHE_AGAIN],
+      { timeoutMs: this.options.commandTimeoutMs, captureStderr: true, env: this.options.env },
+    );
+    return result.ok ? parseFetchPlan(result.stderr) : undefined;
   }
 
   /** Every path in the closure with its NAR size; undefined when Nix cannot say (the size is informative only). */

@@ -30,6 +30,19 @@ export function buildToplevel(dir: string, marker: string, switchScript = '#!/bi
   return nix(['nix-build', nixFile, '--no-out-link', '--option', 'sandbox', 'false', ...NO_CACHE]);
 }
 
+/** A system whose closure holds a base path besides itself, as a NixOS system holds its kernel. */
+export function buildOnBase(dir: string, marker: string): { base: string; system: string } {
+  const baseFile = join(dir, `${marker}-base.nix`);
+  const systemFile = join(dir, `${marker}.nix`);
+  writeFileSync(baseFile, `builtins.derivation { name = "base-${marker}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ${marker} > $out" ]; }\n`);
+  writeFileSync(
+    systemFile,
+    `builtins.derivation { name = "nixos-system-${marker}"; system = builtins.currentSystem; builder = "/bin/sh"; base = import ./${marker}-base.nix; args = [ "-c" "echo $base > $out" ]; }\n`,
+  );
+  const build = (file: string) => nix(['nix-build', file, '--no-out-link', '--option', 'sandbox', 'false', ...NO_CACHE]);
+  return { base: build(baseFile), system: build(systemFile) };
+}
+
 export interface BinaryCache {
   url: string;
   publicKey: string;

@@ -1,10 +1,11 @@
 import { lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runCommand } from '../../agent/src/exec.js';
-import { gcRootPath, Nix, parsePathInfo, trustOptions } from '../../agent/src/nix.js';
+import { gcRootPath, Nix, parseFetchPlan, parsePathInfo, trustOptions } from '../../agent/src/nix.js';
 import { UnsafeSubstituterError } from '../../agent/src/substituters.js';
-import { buildToplevel, newKeyPublic, publishToCache, separateStoreEnv } from './nix-fixture.js';
+import { buildOnBase, buildToplevel, newKeyPublic, publishToCache, separateStoreEnv } from './nix-fixture.js';
 import { useTmpDirs } from './tmp-dir.js';
 
 describe('Nix operations (real Nix, separate store)', () => {
@@ -33,6 +34,40 @@ describe('Nix operations (real Nix, separate store)', () => {
 
     const again = await nix.realise(storePath);
     expect(again.ok && again.downloadedBytes).toBe(0);
+  });
+
+  it('counts as downloaded only what it fetched, even when the rest arrived in the same second', async () => {
+    const dir = await tmpDir();
+    const { base, system } = buildOnBase(dir, `nixbase-${process.pid}-${Date.now()}`);
+    const cache = publishToCache(dir, system, 'cache-1');
+    const root = join(dir, 'root');
+    const nix = new Nix({ stateDir: join(dir, 'state'), substituters: [cache.url], trustedPublicKeys: [cache.publicKey], realiseTimeoutMs: 60_000, commandTimeoutMs: 30_000, env: separateStoreEnv(root, join(dir, 'home')) });
+    const baseRealised = await nix.realise(base);
+    expect(baseRealised.ok).toBe(true);
+    // Nix registration times are whole seconds; a base registered in the second the next
+    // realise starts (as a freshly installed host's is) looks no older than the download.
+    // Dating it later than now makes that case certain instead of a race.
+    const storeDb = new Database(join(root, 'nix/var/nix/db/db.sqlite'));
+    storeDb.prepare('UPDATE ValidPaths SET registrationTime = ? WHERE path = ?').run(Math.floor(Date.now() / 1000) + 3600, base);
+    storeDb.close();
+
+    const realised = await nix.realise(system);
+    expect(realised.ok).toBe(true);
+    if (!realised.ok || !baseRealised.ok) return;
+    expect(realised.closureBytes).toBe(baseRealised.closureBytes! + realised.downloadedBytes!);
+    expect(realised.downloadedBytes).toBeGreaterThan(0);
+    expect(realised.downloadedBytes).toBeLessThan(realised.closureBytes!);
+  });
+
+  it('reads the paths Nix plans to fetch from its dry-run, in the one- and the many-path form', () => {
+    const one = '/nix/store/g5qzkagswnhgyy0lq4bgbw2ka48n15bw-x';
+    const two = '/nix/store/mb07d8v477f5kynyiq5alxp9vyq0x5i3-y';
+    const built = '/nix/store/bxjljd96ri4xsr3cjfpm7sgm14pxf8c7-z.drv';
+    expect(parseFetchPlan(`this path will be fetched (0.00 MiB download, 0.00 MiB unpacked):\n  ${one}\n`)).toEqual(new Set([one]));
+    expect(
+      parseFetchPlan(`these derivations will be built:\n  ${built}\nthese 2 paths will be fetched (1.20 MiB download, 4.00 MiB unpacked):\n  ${one}\n  ${two}\nwarning: something\n`),
+    ).toEqual(new Set([one, two]));
+    expect(parseFetchPlan('')).toEqual(new Set());
   });
 
   it('refuses a closure that no trusted key signed, and recognises Nix saying so', async () => {
@@ -86,7 +121,7 @@ describe('Nix operations (real Nix, separate store)', () => {
 
   it('reads path-info in both the old array and the new object JSON shapes', () => {
     const path = '/nix/store/g5qzkagswnhgyy0lq4bgbw2ka48n15bw-x';
-    expect(parsePathInfo(JSON.stringify([{ path, narSize: 10, registrationTime: 5 }]))).toEqual([{ path, narSize: 10, registrationTime: 5 }]);
-    expect(parsePathInfo(JSON.stringify({ [path]: { narSize: 10 } }))).toEqual([{ path, narSize: 10, registrationTime: undefined }]);
+    expect(parsePathInfo(JSON.stringify([{ path, narSize: 10, registrationTime: 5 }]))).toEqual([{ path, narSize: 10 }]);
+    expect(parsePathInfo(JSON.stringify({ [path]: { narSize: 10 } }))).toEqual([{ path, narSize: 10 }]);
   });
 });

@@ -1,15 +1,14 @@
 import { and, asc, eq, inArray, isNotNull, lt, lte, sql } from 'drizzle-orm';
 import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/protocol.js';
 import type { Clock } from '../clock.js';
-import type { Queryable, Store, StoreTx, Tables } from '../db/store.js';
+import type { Store, StoreTx } from '../db/store.js';
 import { appendEvent } from '../events.js';
-import { perHandle } from '../db/per-handle.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
  * than `maxConcurrent` hosts hold a lease, and fewer than each narrower lock allows: a tag's
  * maxRebooting among the hosts with that tag, a rollout's maxRebooting among its hosts. A lease ends when its host reports a terminal phase
- * for that manifest (releaseRebootLease, from report storing) or after `leaseMs` (a host that
+ * for that manifest (releaseRebootLeases, from report storing) or after `leaseMs` (a host that
  * never came back; the rollout counts it failed at its offline deadline meanwhile).
  */
 
@@ -123,17 +122,32 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
   });
 }
 
-/**
- * A terminal report ends the host's lease for that manifest (and any older one), in the caller's
- * transaction. Runs for every terminal report: built once per transaction handle (db/per-handle.ts).
- */
-export async function releaseRebootLease(store: Store, host: string, manifestVersion: number): Promise<boolean> {
-  return store.affected(await releaseStatement(store).execute({ host, version: manifestVersion })) > 0;
-}
+/** Hosts per statement releasing leases: far below either engine's limit on parameters. */
+const RELEASE_CHUNK = 500;
 
-const releaseStatement = perHandle((q: Queryable, { rebootLeases }: Tables) =>
-  q
-    .delete(rebootLeases)
-    .where(and(eq(rebootLeases.host, sql.placeholder('host')), lte(rebootLeases.manifestVersion, sql.placeholder('version'))))
-    .prepare('reboot_leases_release'),
-);
+/**
+ * Terminal reports end their hosts' leases: each host's lease for `upTo`'s version of it or an
+ * older one, in the caller's transaction, one statement per chunk of hosts. Returns the version of
+ * each lease ended, by host.
+ */
+export async function releaseRebootLeases(store: Store, upTo: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+  const { rebootLeases } = store.t;
+  const released = new Map<string, number>();
+  const entries = [...upTo];
+  for (let i = 0; i < entries.length; i += RELEASE_CHUNK) {
+    const chunk = entries.slice(i, i + RELEASE_CHUNK);
+    const limit =
+      chunk.length === 1
+        ? sql`cast(${chunk[0]![1]} as bigint)`
+        : sql`case ${rebootLeases.host} ${sql.join(
+            chunk.map(([host, version]) => sql`when ${host} then cast(${version} as bigint)`),
+            sql` `,
+          )} end`;
+    const rows = await store.q
+      .delete(rebootLeases)
+      .where(and(inArray(rebootLeases.host, chunk.map(([host]) => host)), lte(rebootLeases.manifestVersion, limit)))
+      .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion });
+    for (const row of rows) released.set(row.host, row.manifestVersion);
+  }
+  return released;
+}

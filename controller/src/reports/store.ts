@@ -1,16 +1,15 @@
 import type { Report } from '../../../shared/src/protocol.js';
-import { SETTLED_PHASES, TERMINAL_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
+import { TERMINAL_PHASES } from '../../../shared/src/phases.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
-import { sqliteWriter } from '../db/sqlite-store.js';
-import { retryableConflict } from '../db/store-errors.js';
-import type { Queryable, Store, Tables } from '../db/store.js';
+import type { Store } from '../db/store.js';
 import { inWriteLane } from '../db/write-lane.js';
-import { appendEvent } from '../events.js';
-import { releaseRebootLease } from '../hosts/reboot-grants.js';
-import { eq, sql } from 'drizzle-orm';
-import { perHandle } from '../db/per-handle.js';
+import { appendEvents, type NewEvent } from '../events.js';
+import { releaseRebootLeases } from '../hosts/reboot-grants.js';
+import type { HostReport, ReportOutcome } from '../rollouts/report.js';
+import { lastErrorAfter, readHostStatus, writeHostStatus, type StatusUpdate } from './host-status.js';
+import { insertReports, reportKey } from './insert.js';
 
 export interface StoreOutcome {
   ackedSeqs: number[];
@@ -20,109 +19,123 @@ export interface StoreOutcome {
 }
 
 /**
- * Sees each newly stored report inside the storing transaction (the rollout engine counts results
- * here, exactly once); its queries join that transaction through `store.q`.
+ * Sees the newly stored reports of a group inside the storing transaction (the rollout engine
+ * counts results here, exactly once): each host's in seq order, one outcome per report. Its
+ * queries join that transaction through `store.q`; the events it returns are logged with the
+ * reports' own.
  */
-export type ReportObserver = (host: string, report: Report) => string | null | Promise<string | null>;
+export type ReportObserver = (reports: readonly HostReport[], now: number) => Promise<readonly ReportOutcome[]>;
 
-function errorOf(report: Report): string {
-  const { detail } = report;
-  if (detail.reason) return detail.reason;
-  if (detail.refusal) return `refused: ${detail.refusal}`;
-  if (detail.failure) return `${detail.failure.command} failed (exit ${detail.failure.exitCode ?? detail.failure.signal ?? '?'})`;
-  return report.phase;
+/** A batch for a host that no longer exists: removed after its session was checked. */
+export class HostRemoved extends Error {
+  constructor(readonly host: string) {
+    super(`host ${JSON.stringify(host)} was removed; its reports have nowhere to go`);
+    this.name = 'HostRemoved';
+  }
+}
+
+interface Batch {
+  host: string;
+  batch: readonly Report[];
+}
+
+type Result = { ok: true; outcome: StoreOutcome } | { ok: false; error: unknown };
+
+/** A report of the group to store: the first copy of its (host, seq), and the batch it came in. */
+interface Candidate extends HostReport {
+  from: number;
 }
 
 /**
- * The statements every batch runs, built once per transaction handle: building a drizzle query
- * costs far more than SQLite's own work for it (~250 µs against ~10 µs), and the ingest path runs
- * them for every batch. SQLite hands every transaction the same handle, so they are built once per
- * store; PostgreSQL gets a new handle per transaction (once per group), and the names make
- * node-postgres prepare them once per connection.
+ * Stores a group of batches inside the transaction open on `store`, set-based: a statement per
+ * step and chunk for the whole group, not several per report (on PostgreSQL each statement is a
+ * round trip). Each (host, seq) is stored and logged once: a batch the agent resends because our
+ * answer was lost (here or to another replica) is acknowledged again but neither stored nor logged
+ * twice. A host's status follows its highest seq, so a late, older report cannot roll it back; its
+ * events follow seq order. A batch of a host that was removed fails alone (HostRemoved); the others
+ * are stored. One result per batch, in order.
  */
-
-function build(q: Queryable, { reports, hosts }: Tables) {
-  return {
-    insert: q
-      .insert(reports)
-      .values({ host: sql.placeholder('host'), seq: sql.placeholder('seq'), receivedAt: sql.placeholder('receivedAt'), body: sql.placeholder('body') })
-      .onConflictDoNothing()
-      .prepare('reports_insert'),
-    hostStatus: q
-      .select({ lastReportSeq: hosts.lastReportSeq, lastError: hosts.lastError })
-      .from(hosts)
-      .where(eq(hosts.name, sql.placeholder('host')))
-      .limit(1)
-      .prepare('reports_host_status'),
-    updateHost: q
-      .update(hosts)
-      .set({
-        lastReportSeq: sql`${sql.placeholder('seq')}`,
-        phase: sql`${sql.placeholder('phase')}`,
-        reportedVersion: sql`${sql.placeholder('version')}`,
-        lastError: sql`${sql.placeholder('lastError')}`,
-        lastSeenAt: sql`${sql.placeholder('now')}`,
-        // A report that does not know the running system leaves the recorded one alone.
-        currentSystem: sql`coalesce(${sql.placeholder('currentSystem')}, ${hosts.currentSystem})`,
-      })
-      .where(eq(hosts.name, sql.placeholder('host')))
-      .prepare('reports_update_host'),
-  };
-}
-
-const statements = perHandle(build);
-
-/**
- * Stores one host's batch inside the transaction open on `store`. Each (host, seq) is stored once:
- * a batch the agent resends because our answer was lost is acknowledged again but neither stored
- * nor logged twice. The host's status follows the highest seq, so a late, older report cannot roll
- * the status back.
- */
-async function storeInTransaction(store: Store, now: number, host: string, batch: readonly Report[], observer: ReportObserver | undefined): Promise<StoreOutcome> {
-  const run = statements(store);
-  let stored = 0;
-  const touched = new Set<string>();
-  let newest: Report | null = null;
-  for (const report of [...batch].sort((a, b) => a.seq - b.seq)) {
-    const inserted = await run.insert.execute({ host, seq: report.seq, receivedAt: now, body: report });
-    if (store.affected(inserted) === 0) continue;
-    stored += 1;
-    newest = report;
-    // A host that reached the end of a manifest no longer holds the fleet reboot lock for it.
-    if (TERMINAL_PHASES.has(report.phase) && report.manifestVersion !== null && (await releaseRebootLease(store, host, report.manifestVersion))) {
-      await appendEvent(store, { host, at: now, kind: 'reboot-released', actor: `agent:${host}`, data: { manifestVersion: report.manifestVersion, phase: report.phase } });
+async function storeBatches(store: Store, now: number, batches: readonly Batch[], observer: ReportObserver | undefined): Promise<Result[]> {
+  const names = [...new Set(batches.map((b) => b.host))];
+  const status = await readHostStatus(store, names);
+  const candidates = new Map<string, Candidate>();
+  batches.forEach(({ host, batch }, from) => {
+    if (!status.has(host)) return;
+    for (const report of batch) {
+      const key = reportKey(host, report.seq);
+      if (!candidates.has(key)) candidates.set(key, { host, report, from });
     }
-    const rolloutId = await observer?.(host, report);
-    if (rolloutId) touched.add(rolloutId);
-    await appendEvent(store, {
+  });
+  const inserted = await insertReports(store, now, [...candidates.values()]);
+  // What was new, each host's in seq order (hosts in arrival order): the order its effects and events take.
+  const order = new Map(names.map((name, i) => [name, i]));
+  const fresh = [...candidates.values()]
+    .filter(({ host, report }) => inserted.has(reportKey(host, report.seq)))
+    .sort((a, b) => order.get(a.host)! - order.get(b.host)! || a.report.seq - b.report.seq);
+
+  const releasing = await releasedBy(store, fresh);
+  const observed = observer && fresh.length > 0 ? await observer(fresh, now) : [];
+  const events: NewEvent[] = [];
+  const outcomes = batches.map(({ batch }): StoreOutcome => ({ ackedSeqs: batch.map((report) => report.seq), stored: 0, rollouts: [] }));
+  const newest = new Map<string, Report>();
+  fresh.forEach((candidate, i) => {
+    const { host, report, from } = candidate;
+    const actor = `agent:${host}`;
+    if (releasing.has(candidate)) {
+      events.push({ host, at: now, kind: 'reboot-released', actor, data: { manifestVersion: report.manifestVersion, phase: report.phase } });
+    }
+    const outcome = outcomes[from]!;
+    outcome.stored += 1;
+    const rollout = observed[i];
+    if (rollout) {
+      events.push(...rollout.events);
+      if (rollout.rolloutId && !outcome.rollouts.includes(rollout.rolloutId)) outcome.rollouts.push(rollout.rolloutId);
+    }
+    events.push({
       host,
       at: now,
       kind: 'report',
-      actor: `agent:${host}`,
+      actor,
       data: { seq: report.seq, phase: report.phase, manifestVersion: report.manifestVersion, storePath: report.storePath, currentSystem: report.currentSystem, reportedAt: report.at, detail: report.detail },
     });
+    newest.set(host, report);
+  });
+  await appendEvents(store, events);
+
+  const updates: StatusUpdate[] = [];
+  for (const [host, report] of newest) {
+    const before = status.get(host)!;
+    if (report.seq > (before.lastReportSeq ?? 0)) updates.push({ host, newest: report, lastError: lastErrorAfter(before, report) });
   }
-  const [row] = await run.hostStatus.execute({ host });
-  if (!row) throw new Error(`storeReports: host ${host} vanished inside its own session`);
-  if (newest && newest.seq > (row.lastReportSeq ?? 0)) {
-    let lastError = row.lastError;
-    // A degraded host shows why until it recovers.
-    if (TROUBLE_PHASES.has(newest.phase)) lastError = errorOf(newest);
-    else if (SETTLED_PHASES.has(newest.phase)) lastError = null;
-    await run.updateHost.execute({ seq: newest.seq, phase: newest.phase, version: newest.manifestVersion, lastError, now, currentSystem: newest.currentSystem, host });
-  }
-  return { ackedSeqs: batch.map((report) => report.seq), stored, rollouts: [...touched] };
+  await writeHostStatus(store, now, updates);
+  return batches.map(({ host }, i): Result => (status.has(host) ? { ok: true, outcome: outcomes[i]! } : { ok: false, error: new HostRemoved(host) }));
 }
 
-/** Stores one host's batch in a transaction of its own (see `storeInTransaction`). */
+/**
+ * A host that reached the end of a manifest no longer holds the fleet reboot lock for it. Ends
+ * the leases the group's terminal reports end, and returns the report that ended each: the
+ * host's first terminal one on the lease's version or a later one, as if stored one by one.
+ */
+async function releasedBy(store: Store, fresh: readonly Candidate[]): Promise<Set<Candidate>> {
+  const terminal = fresh.filter(({ report }) => TERMINAL_PHASES.has(report.phase) && report.manifestVersion !== null);
+  if (terminal.length === 0) return new Set();
+  const upTo = new Map<string, number>();
+  for (const { host, report } of terminal) upTo.set(host, Math.max(upTo.get(host) ?? 0, report.manifestVersion!));
+  const released = await releaseRebootLeases(store, upTo);
+  const releasing = new Set<Candidate>();
+  for (const [host, version] of released) {
+    const by = terminal.find((c) => c.host === host && c.report.manifestVersion! >= version);
+    if (by) releasing.add(by);
+  }
+  return releasing;
+}
+
+/** Stores one host's batch in a transaction of its own (see `storeBatches`). */
 export async function storeReports(store: Store, clock: Clock, host: string, batch: readonly Report[], observer?: ReportObserver): Promise<StoreOutcome> {
   const now = clock.now();
-  return store.transaction(() => storeInTransaction(store, now, host, batch, observer));
-}
-
-/** Whether the transaction around a failed savepoint still stands (SQLite ends it on I/O errors and a full disk). */
-function transactionStands(store: Store): boolean {
-  return store.engine !== 'sqlite' || sqliteWriter(store).sqlite.inTransaction;
+  const [result] = await store.transaction(() => storeBatches(store, now, [{ host, batch }], observer));
+  if (!result!.ok) throw result!.error;
+  return result!.outcome;
 }
 
 interface Pending {
@@ -132,7 +145,6 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-type Result = { ok: true; outcome: StoreOutcome } | { ok: false; error: unknown };
 
 export interface ReportWriter {
   /** Resolves once the batch is committed (an ack still means stored); rejects with what failed for this host alone. */
@@ -141,13 +153,11 @@ export interface ReportWriter {
 
 /**
  * Group commit: the batches of all requests that reach `store` in the same event-loop turn (or
- * within `windowMs`) are stored in one transaction, each host's batch under a savepoint of its own,
- * in arrival order. A commit per request cost more than the statements it committed; shared by
- * a turn's requests it is paid once. A batch that throws (its host deleted meanwhile) rolls back
- * to its savepoint and fails only its own request (on PostgreSQL the savepoint is also what keeps
- * the transaction usable after a failed statement); a serialization conflict (PostgreSQL) is no
- * batch's fault, so it re-runs the whole group, as a conflict does any transaction. Should the group transaction itself fail,
- * every batch of the group is retried in a transaction of its own, so one cannot fail another.
+ * within `windowMs`) are stored in one transaction, set-based (`storeBatches`). A commit per
+ * request cost more than the statements it committed; shared by a turn's requests it is paid once.
+ * A batch whose host is gone fails only its own request. Should the group transaction itself fail
+ * (a statement refused, the retries after serialization conflicts spent), every batch of the group
+ * is retried in a transaction of its own, so one cannot fail another.
  */
 export function reportWriter(store: Store, clock: Clock, logger: Logger, observer?: ReportObserver, options: { windowMs?: number } = {}): ReportWriter {
   const windowMs = options.windowMs ?? 0;
@@ -166,22 +176,10 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
     const now = clock.now();
     let results: Result[];
     try {
-      results = await store.transaction(async (tx) => {
-        // Built afresh by every run of the body (PostgreSQL runs it again after a conflict).
-        const done: Result[] = [];
-        for (const entry of group) {
-          try {
-            done.push({ ok: true, outcome: await tx.transaction(() => storeInTransaction(store, now, entry.host, entry.batch, observer)) });
-          } catch (error) {
-            // Then nothing of the group stands: the fallback below stores each batch on its own.
-            // A serialization conflict (PostgreSQL) is not this batch's failure: the whole group runs again.
-            if (!transactionStands(store) || retryableConflict(error)) throw error;
-            done.push({ ok: false, error });
-          }
-        }
-        return done;
-      });
+      // A serialization conflict (PostgreSQL) runs the whole body again, as it does any transaction.
+      results = await store.transaction(() => storeBatches(store, now, group, observer));
     } catch {
+      // Nothing of the group stands: each batch on its own, so that whatever failed fails only its own request.
       for (const entry of group) await storeAlone(entry);
       return;
     }

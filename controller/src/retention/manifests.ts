@@ -16,7 +16,7 @@ const ROLLBACK_IN_FLIGHT: RolloutRollbackState = 'issued';
  *   rollout that issued it;
  * - issued by an unfinished rollout for this host, or any renewal of such a manifest: a report on
  *   whichever of them the host holds finds its rollout member through that row (rollouts/members.ts
- *   reportedMember);
+ *   reportedMembers);
  * - the version a finished rollout still awaits the host's result (or rollback) on. Only that one:
  *   renewals of it would otherwise be kept for as long as a host that never returns stays in flight;
  * - the newest one carrying a release statement for a system a rollout may send the host back to

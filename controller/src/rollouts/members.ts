@@ -6,9 +6,8 @@ import {
   type RolloutPlan,
 } from '../../../shared/src/rollout-api.js';
 import type { RolloutHostRow } from '../db/schema.js';
-import type { Queryable, Store, Tables } from '../db/store.js';
+import type { Store } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
-import { perHandle } from '../db/per-handle.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -213,34 +212,34 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 }
 
 /*
- * The report path: these run inside the report writer's group commit (reports/store.ts), for
- * every report; so their statements are built once per transaction handle (db/per-handle.ts), not
- * once per report.
+ * The report path: these run inside the report writer's group commit (reports/store.ts) for all
+ * reports of a group at once, a statement per chunk of members rather than several per report.
  */
 
+/** A member a report belongs to, as the report rules read it (transitions.ts), with its key. */
+export type ReportedMemberRow = ReportedMember & MemberKey;
 
-function buildReportPath(q: Queryable, { manifests, rolloutHosts, rollouts }: Tables) {
-  const member = and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), eq(rolloutHosts.host, sql.placeholder('host')));
-  return {
-    accepted: q
-      .update(rolloutHosts)
-      .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('now')}` })
-      .where(member)
-      .prepare('rollout_hosts_accepted'),
-    finished: q
-      .update(rolloutHosts)
-      .set({ state: sql`${sql.placeholder('state')}`, finishedAt: sql`${sql.placeholder('now')}`, reason: sql`${sql.placeholder('reason')}` })
-      .where(member)
-      .prepare('rollout_hosts_finished'),
-    rollbackResult: q
-      .update(rolloutHosts)
-      .set({ rollbackState: sql`${sql.placeholder('rollbackState')}` })
-      .where(member)
-      .prepare('rollout_hosts_rollback_result'),
-    // The manifest row says which rollout issued it, and a renewal keeps the rollout of what it
-    // re-signs: so a report on a version re-signed any number of times still finds its rollout.
-    reported: q
+/**
+ * The rollout members manifests (host, version) belong to (none for a version no rollout issued),
+ * keyed by `memberOfKey`. The manifest row says which rollout issued it, and a renewal keeps the
+ * rollout of what it re-signs: so a report on a version re-signed any number of times still finds
+ * its rollout. Two versions of one member come back as one object, so what the caller changes on
+ * it is seen through either.
+ */
+export async function reportedMembers(store: Store, wanted: ReadonlyArray<{ host: string; version: number }>): Promise<Map<string, ReportedMemberRow>> {
+  const { manifests, rolloutHosts, rollouts } = store.t;
+  const found = new Map<string, ReportedMemberRow>();
+  const byMember = new Map<string, ReportedMemberRow>();
+  const pairs = new Set(wanted.map(({ host, version }) => memberOfKey(host, version)));
+  const hostsWanted = [...new Set(wanted.map((w) => w.host))];
+  for (let i = 0; i < hostsWanted.length; i += ROWS_PER_STATEMENT) {
+    const chunk = new Set(hostsWanted.slice(i, i + ROWS_PER_STATEMENT));
+    const versions = [...new Set(wanted.filter((w) => chunk.has(w.host)).map((w) => w.version))];
+    // Hosts and versions matched each on their own (portable, indexed); pairs nobody asked for are dropped below.
+    const rows = await store.q
       .select({
+        version: manifests.version,
+        host: rolloutHosts.host,
         rolloutId: rolloutHosts.rolloutId,
         wave: rolloutHosts.wave,
         state: rolloutHosts.state,
@@ -255,31 +254,65 @@ function buildReportPath(q: Queryable, { manifests, rolloutHosts, rollouts }: Ta
       .from(manifests)
       .innerJoin(rolloutHosts, and(eq(rolloutHosts.rolloutId, manifests.rolloutId), eq(rolloutHosts.host, manifests.host)))
       .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-      .where(and(eq(manifests.host, sql.placeholder('host')), eq(manifests.version, sql.placeholder('version'))))
-      .limit(1)
-      .prepare('rollout_hosts_reported'),
-  };
+      .where(and(inArray(manifests.host, [...chunk]), inArray(manifests.version, versions)));
+    for (const { version, ...member } of rows) {
+      const key = memberOfKey(member.host, version);
+      if (!pairs.has(key)) continue;
+      const memberKey = `${member.rolloutId}\u0000${member.host}`;
+      let one = byMember.get(memberKey);
+      if (!one) byMember.set(memberKey, (one = member));
+      found.set(key, one);
+    }
+  }
+  return found;
 }
 
-const reportStatements = perHandle(buildReportPath);
-
-/** The member's host started on its manifest. */
-export async function markAccepted(store: Store, member: MemberKey, now: number): Promise<void> {
-  await reportStatements(store).accepted.execute({ now, rolloutId: member.rolloutId, host: member.host });
+/** How reportedMembers keys what it found: by the manifest a report names. */
+export function memberOfKey(host: string, version: number): string {
+  return `${host}\u0000${version}`;
 }
 
-/** The member has its result: healthy (its reason cleared), failed or skipped (with why). */
-export async function markFinished(store: Store, member: MemberKey, state: 'healthy' | 'failed' | 'skipped', reason: string | null, now: number): Promise<void> {
-  await reportStatements(store).finished.execute({ state, now, reason, rolloutId: member.rolloutId, host: member.host });
+/** What reports changed on a member: the columns they set, the last report's value winning. */
+export interface MemberResult extends MemberKey {
+  set: Partial<Pick<RolloutHostRow, 'state' | 'acceptedAt' | 'finishedAt' | 'reason' | 'rollbackState'>>;
 }
 
-/** The result of the member's rollback. */
-export async function markRollbackResult(store: Store, member: MemberKey, healthy: boolean): Promise<void> {
-  await reportStatements(store).rollbackResult.execute({ rollbackState: healthy ? ROLLBACK.healthy : ROLLBACK.failed, rolloutId: member.rolloutId, host: member.host });
-}
+/** The SQL type of each column a report sets, for the `case` that gives each member its own value. */
+const RESULT_COLUMN_TYPES = { state: 'text', acceptedAt: 'bigint', finishedAt: 'bigint', reason: 'text', rollbackState: 'text' } as const;
 
-/** The rollout member a manifest version belongs to (none when no rollout issued it). */
-export async function reportedMember(store: Store, host: string, version: number): Promise<ReportedMember | undefined> {
-  const [member] = await reportStatements(store).reported.execute({ host, version });
-  return member;
+/**
+ * Writes what reports changed on members: one statement per rollout and set of columns changed
+ * (per chunk of members), a `case` on the host name where members differ in a value.
+ */
+export async function writeMemberResults(store: Store, results: readonly MemberResult[]): Promise<void> {
+  const { rolloutHosts } = store.t;
+  const groups = new Map<string, MemberResult[]>();
+  for (const result of results) {
+    const columns = Object.keys(result.set).sort();
+    if (columns.length === 0) continue;
+    const key = `${result.rolloutId}\u0000${columns.join(',')}`;
+    const group = groups.get(key);
+    if (group) group.push(result);
+    else groups.set(key, [result]);
+  }
+  for (const group of groups.values()) {
+    const columns = Object.keys(group[0]!.set) as Array<keyof MemberResult['set']>;
+    for (let i = 0; i < group.length; i += ROWS_PER_STATEMENT) {
+      const chunk = group.slice(i, i + ROWS_PER_STATEMENT);
+      const set: Record<string, unknown> = {};
+      for (const column of columns) {
+        const values = chunk.map((m) => m.set[column] ?? null);
+        set[column] = values.every((v) => v === values[0])
+          ? values[0]
+          : sql`case ${rolloutHosts.host} ${sql.join(
+              chunk.map((m, j) => sql`when ${m.host} then cast(${values[j]} as ${sql.raw(RESULT_COLUMN_TYPES[column])})`),
+              sql` `,
+            )} end`;
+      }
+      await store.q
+        .update(rolloutHosts)
+        .set(set)
+        .where(and(eq(rolloutHosts.rolloutId, chunk[0]!.rolloutId), inArray(rolloutHosts.host, chunk.map((m) => m.host))));
+    }
+  }
 }

@@ -1,44 +1,86 @@
 import type { Report } from '../../../shared/src/protocol.js';
-import { waveNumber } from '../../../shared/src/rollout-api.js';
+import { RolloutHostState, RolloutRollbackState, waveNumber } from '../../../shared/src/rollout-api.js';
 import type { Store } from '../db/store.js';
-import { appendEvent } from '../events.js';
-import { markAccepted, markFinished, markRollbackResult, reportedMember } from './members.js';
+import { appendEvents, type NewEvent } from '../events.js';
+import { memberOfKey, reportedMembers, writeMemberResults, type MemberResult, type ReportedMemberRow } from './members.js';
 import { reportEffect } from './transitions.js';
 
+const MEMBER = RolloutHostState.enum;
+const ROLLBACK = RolloutRollbackState.enum;
+
+/** A newly stored report and its host. */
+export interface HostReport {
+  host: string;
+  report: Report;
+}
+
+/** What a report meant for a rollout: the rollout to advance (if any), and the events to log before the report's own. */
+export interface ReportOutcome {
+  rolloutId: string | null;
+  events: NewEvent[];
+}
+
+const NOTHING: ReportOutcome = { rolloutId: null, events: [] };
+
 /**
- * Records what a report means for the rollout that issued its manifest, inside the transaction
- * that stores the report: a report is counted exactly once, and a crash cannot lose the result.
- * Returns the rollout to advance, if any. Its statements join that transaction through `store.q`.
+ * Records what reports mean for the rollouts that issued their manifests, inside the transaction
+ * that stores them: a report is counted exactly once, and a crash cannot lose the result. `reports`
+ * come in each host's seq order; a member's later reports see what its earlier ones changed, as if
+ * recorded one after the other, and each member is written once. One outcome per report, in order;
+ * the caller logs the events (with the report events, in one statement).
  */
+export async function recordReports(store: Store, reports: readonly HostReport[], now: number): Promise<ReportOutcome[]> {
+  const versioned = reports.filter(({ report }) => report.manifestVersion !== null && report.storePath !== null);
+  if (versioned.length === 0) return reports.map(() => NOTHING);
+  const members = await reportedMembers(store, versioned.map(({ host, report }) => ({ host, version: report.manifestVersion! })));
+  const results = new Map<ReportedMemberRow, MemberResult>();
+  const outcomes = reports.map(({ host, report }): ReportOutcome => {
+    const version = report.manifestVersion;
+    const member = version === null || report.storePath === null ? undefined : members.get(memberOfKey(host, version));
+    if (!member || version === null) return NOTHING;
+    const effect = reportEffect(member, report);
+    let result = results.get(member);
+    if (!result) results.set(member, (result = { rolloutId: member.rolloutId, host, set: {} }));
+    const event = (kind: 'rollout-host-healthy' | 'rollout-host-failed', data: Record<string, unknown>): NewEvent[] => [
+      { host, at: now, kind, actor: `rollout:${member.rolloutId}`, rolloutId: member.rolloutId, data },
+    ];
+    // The member object changes with each effect, so that the host's next report is judged against what this one did.
+    switch (effect.kind) {
+      case 'none':
+        return NOTHING;
+      case 'progress':
+        return { rolloutId: member.rolloutId, events: [] };
+      case 'accepted':
+        member.state = MEMBER['in-progress'];
+        Object.assign(result.set, { state: member.state, acceptedAt: now });
+        return { rolloutId: member.rolloutId, events: [] };
+      case 'healthy':
+        member.state = MEMBER.healthy;
+        Object.assign(result.set, { state: member.state, finishedAt: now, reason: null });
+        return { rolloutId: member.rolloutId, events: event('rollout-host-healthy', { wave: waveNumber(member.wave), version }) };
+      case 'failed':
+        member.state = MEMBER.failed;
+        Object.assign(result.set, { state: member.state, finishedAt: now, reason: effect.reason });
+        return {
+          rolloutId: member.rolloutId,
+          events: event('rollout-host-failed', { wave: waveNumber(member.wave), version, reason: effect.reason, ...(effect.degraded ? { degraded: true } : {}) }),
+        };
+      case 'rollback':
+        member.rollbackState = effect.healthy ? ROLLBACK.healthy : ROLLBACK.failed;
+        result.set.rollbackState = member.rollbackState;
+        return {
+          rolloutId: member.rolloutId,
+          events: event(effect.healthy ? 'rollout-host-healthy' : 'rollout-host-failed', { rollback: true, version, ...(effect.healthy ? {} : { reason: effect.reason }) }),
+        };
+    }
+  });
+  await writeMemberResults(store, [...results.values()]);
+  return outcomes;
+}
+
+/** One report on its own (recordReports), its events logged at once; returns the rollout to advance, if any. */
 export async function recordReport(store: Store, host: string, report: Report, now: number): Promise<string | null> {
-  const version = report.manifestVersion;
-  if (version === null || report.storePath === null) return null;
-  const member = await reportedMember(store, host, version);
-  if (!member) return null;
-  const effect = reportEffect(member, report);
-  const key = { rolloutId: member.rolloutId, host };
-  const event = (kind: 'rollout-host-healthy' | 'rollout-host-failed', data: Record<string, unknown>) =>
-    appendEvent(store, { host, at: now, kind, actor: `rollout:${member.rolloutId}`, rolloutId: member.rolloutId, data });
-  switch (effect.kind) {
-    case 'none':
-      return null;
-    case 'progress':
-      break;
-    case 'accepted':
-      await markAccepted(store, key, now);
-      break;
-    case 'healthy':
-      await markFinished(store, key, 'healthy', null, now);
-      await event('rollout-host-healthy', { wave: waveNumber(member.wave), version });
-      break;
-    case 'failed':
-      await markFinished(store, key, 'failed', effect.reason, now);
-      await event('rollout-host-failed', { wave: waveNumber(member.wave), version, reason: effect.reason, ...(effect.degraded ? { degraded: true } : {}) });
-      break;
-    case 'rollback':
-      await markRollbackResult(store, key, effect.healthy);
-      await event(effect.healthy ? 'rollout-host-healthy' : 'rollout-host-failed', { rollback: true, version, ...(effect.healthy ? {} : { reason: effect.reason }) });
-      break;
-  }
-  return member.rolloutId;
+  const [outcome] = await recordReports(store, [{ host, report }], now);
+  await appendEvents(store, outcome!.events);
+  return outcome!.rolloutId;
 }

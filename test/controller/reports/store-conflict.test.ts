@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../shared/src/logger.js';
 import { openStore, type Store } from '../../../controller/src/db/store.js';
 import { reportWriter } from '../../../controller/src/reports/store.js';
+import type { HostReport } from '../../../controller/src/rollouts/report.js';
 import { ManualClock, sampleReport } from '../helpers.js';
 import { stopPostgresTestServer } from '../postgres-database.js';
 import { storeEngines, type OpenedStore } from '../store-engines.js';
@@ -35,14 +36,14 @@ describe.runIf(postgres)('report group commit on PostgreSQL', () => {
   it('runs a group again after a serialization conflict instead of failing the batch that met it', async () => {
     let interfered = false;
     // While the group is open, another replica commits a change to web-1's row: the group's own update of that row then conflicts (40001).
-    const observer = async (host: string) => {
-      if (host === 'web-1' && !interfered) {
+    const observer = async (stored: readonly HostReport[]) => {
+      if (stored.some(({ host }) => host === 'web-1') && !interfered) {
         interfered = true;
         await replica2.transaction(async (tx) => {
           await tx.update(replica2.t.hosts).set({ lastSeenAt: 1 }).where(eq(replica2.t.hosts.name, 'web-1'));
         });
       }
-      return null;
+      return stored.map(() => ({ rolloutId: null, events: [] }));
     };
     const writer = reportWriter(store, new ManualClock(), silentLogger(), observer);
     const outcomes = await Promise.allSettled([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../shared/src/logger.js';
 import { PROTOCOL_VERSION, ReportAck } from '../../../shared/src/protocol.js';
 import { reportWriter } from '../../../controller/src/reports/store.js';
+import type { HostReport } from '../../../controller/src/rollouts/report.js';
 import { count, eventsOf, execute, postJson, registeredHost, sampleReport, sessionFor, testController, type TestController } from '../helpers.js';
 
 
@@ -62,15 +63,15 @@ describe('report writer (group commit)', () => {
     expect(await eventsOf(ctl.store, 'report')).toHaveLength(3);
   });
 
-  it('runs the whole group again when one batch meets a conflict (a PostgreSQL serialization failure), instead of failing that batch', async () => {
+  it('runs the whole group again when it meets a conflict (a PostgreSQL serialization failure), instead of failing that batch', async () => {
     await registeredHost(ctl, 'web-1');
     await registeredHost(ctl, 'web-2');
     // What PostgreSQL raises when a concurrent transaction wrote what this one read; it poisons the
     // whole transaction, so no savepoint can keep it to one batch. Raised once, as a real one would be.
     let conflicts = 1;
-    const observer = (host: string) => {
-      if (host === 'web-2' && conflicts-- > 0) throw Object.assign(new Error('could not serialize access due to concurrent update'), { code: '40001' });
-      return null;
+    const observer = async (stored: readonly HostReport[]) => {
+      if (stored.some(({ host }) => host === 'web-2') && conflicts-- > 0) throw Object.assign(new Error('could not serialize access due to concurrent update'), { code: '40001' });
+      return stored.map(() => ({ rolloutId: null, events: [] }));
     };
     const writer = reportWriter(ctl.store, ctl.clock, silentLogger(), observer);
     const outcomes = await Promise.allSettled([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);

@@ -4,6 +4,7 @@ import { silentLogger } from '../../../shared/src/logger.js';
 import type { Phase } from '../../../shared/src/protocol.js';
 import { RolloutSpec, type RolloutSpecInput, type RolloutStatus } from '../../../shared/src/rollout-api.js';
 import { storeReports } from '../../../controller/src/reports/store.js';
+import { recordReports } from '../../../controller/src/rollouts/report.js';
 import { createUnsignedRelease, publishBundle } from '../../../controller/src/rollouts/releases.js';
 import { RolloutEngine } from '../../../controller/src/rollouts/engine.js';
 import { rolloutStatus } from '../../../controller/src/rollouts/status.js';
@@ -75,7 +76,7 @@ export async function lab(count: number, tags: (i: number) => string[] = () => [
         ctl.clock,
         host,
         [{ seq: next, at: new Date(ctl.clock.now()).toISOString(), phase, manifestVersion: version, storePath: manifest?.storePath ?? null, currentSystem: current, detail: phase === 'rolled-back' ? { reason: 'switch-to-configuration test failed' } : {} }],
-        (h, r) => (options.engine ?? engine).recordReport(h, r),
+        (stored, now) => recordReports(ctl.store, stored, now),
       );
       for (const id of outcome.rollouts) await (options.engine ?? engine).tick(id);
     },

@@ -27,7 +27,7 @@ import { hostExists } from '../hosts/lookup.js';
 import { requestRebootGrant } from '../hosts/reboot-grants.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
-import { HostRemoved, reportWriter } from '../reports/store.js';
+import { reportWriter } from '../reports/store.js';
 import { recordReports } from '../rollouts/report.js';
 import { foreignKeyViolation } from '../db/store-errors.js';
 import { ApiError } from './errors.js';
@@ -238,7 +238,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     const outcome = await reports.store(host, batch.reports).catch((error: unknown) => {
       // The host was removed after its session was checked (another replica may still have had it cached):
       // its reports have nowhere to go, and its session is no longer valid.
-      if (error instanceof HostRemoved || foreignKeyViolation(error)) throw new ApiError(401, 'invalid-session', `host ${JSON.stringify(host)} was removed; its session is no longer valid`);
+      if (foreignKeyViolation(error)) throw new ApiError(401, 'invalid-session', `host ${JSON.stringify(host)} was removed; its session is no longer valid`);
       throw error;
     });
     // Only a host finishing (a terminal phase) or degrading during its wave can move a rollout on;

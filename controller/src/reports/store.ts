@@ -8,7 +8,7 @@ import { inWriteLane } from '../db/write-lane.js';
 import { appendEvents, type NewEvent } from '../events.js';
 import { releaseRebootLeases } from '../hosts/reboot-grants.js';
 import type { HostReport, ReportOutcome } from '../rollouts/report.js';
-import { lastErrorAfter, readHostStatus, writeHostStatus, type StatusUpdate } from './host-status.js';
+import { writeHostStatus } from './host-status.js';
 import { insertReports, reportKey } from './insert.js';
 
 export interface StoreOutcome {
@@ -26,20 +26,10 @@ export interface StoreOutcome {
  */
 export type ReportObserver = (reports: readonly HostReport[], now: number) => Promise<readonly ReportOutcome[]>;
 
-/** A batch for a host that no longer exists: removed after its session was checked. */
-export class HostRemoved extends Error {
-  constructor(readonly host: string) {
-    super(`host ${JSON.stringify(host)} was removed; its reports have nowhere to go`);
-    this.name = 'HostRemoved';
-  }
-}
-
 interface Batch {
   host: string;
   batch: readonly Report[];
 }
-
-type Result = { ok: true; outcome: StoreOutcome } | { ok: false; error: unknown };
 
 /** A report of the group to store: the first copy of its (host, seq), and the batch it came in. */
 interface Candidate extends HostReport {
@@ -52,23 +42,23 @@ interface Candidate extends HostReport {
  * round trip). Each (host, seq) is stored and logged once: a batch the agent resends because our
  * answer was lost (here or to another replica) is acknowledged again but neither stored nor logged
  * twice. A host's status follows its highest seq, so a late, older report cannot roll it back; its
- * events follow seq order. A batch of a host that was removed fails alone (HostRemoved); the others
- * are stored. One result per batch, in order.
+ * events follow seq order. A host removed meanwhile fails the whole group (a foreign key); the
+ * caller then stores each batch on its own. One outcome per batch, in order.
  */
-async function storeBatches(store: Store, now: number, batches: readonly Batch[], observer: ReportObserver | undefined): Promise<Result[]> {
-  const names = [...new Set(batches.map((b) => b.host))];
-  const status = await readHostStatus(store, names);
+async function storeBatches(store: Store, now: number, batches: readonly Batch[], observer: ReportObserver | undefined): Promise<StoreOutcome[]> {
   const candidates = new Map<string, Candidate>();
+  const newest = new Map<string, Report>();
   batches.forEach(({ host, batch }, from) => {
-    if (!status.has(host)) return;
     for (const report of batch) {
       const key = reportKey(host, report.seq);
       if (!candidates.has(key)) candidates.set(key, { host, report, from });
+      if (report.seq > (newest.get(host)?.seq ?? 0)) newest.set(host, report);
     }
   });
+  // A host removed meanwhile fails this statement (a foreign key): then the group is stored batch by batch (reportWriter).
   const inserted = await insertReports(store, now, [...candidates.values()]);
-  // What was new, each host's in seq order (hosts in arrival order): the order its effects and events take.
-  const order = new Map(names.map((name, i) => [name, i]));
+  // What is new, each host's in seq order (hosts in arrival order): the order its effects and events take.
+  const order = new Map([...newest.keys()].map((name, i) => [name, i]));
   const fresh = [...candidates.values()]
     .filter(({ host, report }) => inserted.has(reportKey(host, report.seq)))
     .sort((a, b) => order.get(a.host)! - order.get(b.host)! || a.report.seq - b.report.seq);
@@ -77,7 +67,6 @@ async function storeBatches(store: Store, now: number, batches: readonly Batch[]
   const observed = observer && fresh.length > 0 ? await observer(fresh, now) : [];
   const events: NewEvent[] = [];
   const outcomes = batches.map(({ batch }): StoreOutcome => ({ ackedSeqs: batch.map((report) => report.seq), stored: 0, rollouts: [] }));
-  const newest = new Map<string, Report>();
   fresh.forEach((candidate, i) => {
     const { host, report, from } = candidate;
     const actor = `agent:${host}`;
@@ -98,17 +87,11 @@ async function storeBatches(store: Store, now: number, batches: readonly Batch[]
       actor,
       data: { seq: report.seq, phase: report.phase, manifestVersion: report.manifestVersion, storePath: report.storePath, currentSystem: report.currentSystem, reportedAt: report.at, detail: report.detail },
     });
-    newest.set(host, report);
   });
   await appendEvents(store, events);
 
-  const updates: StatusUpdate[] = [];
-  for (const [host, report] of newest) {
-    const before = status.get(host)!;
-    if (report.seq > (before.lastReportSeq ?? 0)) updates.push({ host, newest: report, lastError: lastErrorAfter(before, report) });
-  }
-  await writeHostStatus(store, now, updates);
-  return batches.map(({ host }, i): Result => (status.has(host) ? { ok: true, outcome: outcomes[i]! } : { ok: false, error: new HostRemoved(host) }));
+  await writeHostStatus(store, now, newest);
+  return outcomes;
 }
 
 /**
@@ -133,9 +116,8 @@ async function releasedBy(store: Store, fresh: readonly Candidate[]): Promise<Se
 /** Stores one host's batch in a transaction of its own (see `storeBatches`). */
 export async function storeReports(store: Store, clock: Clock, host: string, batch: readonly Report[], observer?: ReportObserver): Promise<StoreOutcome> {
   const now = clock.now();
-  const [result] = await store.transaction(() => storeBatches(store, now, [{ host, batch }], observer));
-  if (!result!.ok) throw result!.error;
-  return result!.outcome;
+  const [outcome] = await store.transaction(() => storeBatches(store, now, [{ host, batch }], observer));
+  return outcome!;
 }
 
 interface Pending {
@@ -155,9 +137,9 @@ export interface ReportWriter {
  * Group commit: the batches of all requests that reach `store` in the same event-loop turn (or
  * within `windowMs`) are stored in one transaction, set-based (`storeBatches`). A commit per
  * request cost more than the statements it committed; shared by a turn's requests it is paid once.
- * A batch whose host is gone fails only its own request. Should the group transaction itself fail
- * (a statement refused, the retries after serialization conflicts spent), every batch of the group
- * is retried in a transaction of its own, so one cannot fail another.
+ * Should the group transaction fail (a host removed meanwhile, a statement refused, the retries
+ * after serialization conflicts spent), every batch of the group is stored in a transaction of its
+ * own, so that one fails only its own request: a batch cannot fail another.
  */
 export function reportWriter(store: Store, clock: Clock, logger: Logger, observer?: ReportObserver, options: { windowMs?: number } = {}): ReportWriter {
   const windowMs = options.windowMs ?? 0;
@@ -174,20 +156,16 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
 
   const storeGroup = async (group: Pending[]): Promise<void> => {
     const now = clock.now();
-    let results: Result[];
+    let outcomes: StoreOutcome[];
     try {
       // A serialization conflict (PostgreSQL) runs the whole body again, as it does any transaction.
-      results = await store.transaction(() => storeBatches(store, now, group, observer));
+      outcomes = await store.transaction(() => storeBatches(store, now, group, observer));
     } catch {
       // Nothing of the group stands: each batch on its own, so that whatever failed fails only its own request.
       for (const entry of group) await storeAlone(entry);
       return;
     }
-    group.forEach((entry, i) => {
-      const result = results[i]!;
-      if (result.ok) entry.resolve(result.outcome);
-      else entry.reject(result.error);
-    });
+    group.forEach((entry, i) => entry.resolve(outcomes[i]!));
   };
 
   // PostgreSQL: at most one group is being stored at a time; what arrives meanwhile waits for it

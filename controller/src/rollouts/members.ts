@@ -9,7 +9,7 @@ import type { RolloutHostRow } from '../db/schema.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
 import { perHandle } from '../db/per-handle.js';
-import { chunkedWrite, rowIndexes } from '../db/chunked.js';
+import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -51,8 +51,19 @@ export async function insertMembers(store: Store, rolloutId: string, plan: Rollo
   const rows = plan.waves.flatMap((wave) =>
     wave.hosts.map((host) => ({ rolloutId, host, wave: wave.index, position: position++, targetPath: targets.get(host)!, state: MEMBER.pending })),
   );
-  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.rolloutHosts).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  await insertMemberRows(store, rows);
 }
+
+const MEMBER_FIELDS = ['rolloutId', 'host', 'wave', 'position', 'targetPath', 'state'] as const;
+
+const insertMemberRows = chunkedWrite<Record<(typeof MEMBER_FIELDS)[number], unknown>>(
+  (q, { rolloutHosts }, size) =>
+    q
+      .insert(rolloutHosts)
+      .values(rowIndexes(size).map((i) => placeholderRow(MEMBER_FIELDS, i)))
+      .prepare(`rollout_hosts_insert_${size}`),
+  indexedParams,
+);
 
 /** The members of a rollout (of one wave, when given), in plan order. */
 export async function listMembers(store: Store, rolloutId: string, wave?: number): Promise<RolloutHostRow[]> {

@@ -31,6 +31,13 @@ export function openSqliteStore(config: StoreConfig): Store {
   const lock = new AsyncLock();
   const sqlite = writer.sqlite;
   let closed = false;
+  // Transaction control runs for every transaction and savepoint: compiled once, not parsed per use.
+  const control = new Map<string, Database.Statement>();
+  const run = (statement: string): void => {
+    let prepared = control.get(statement);
+    if (!prepared) control.set(statement, (prepared = sqlite.prepare(statement)));
+    prepared.run();
+  };
 
   // Every transaction gets this one handle (prepared statements are cached per handle). Its own
   // transaction() is better-sqlite3's, which needs a synchronous body: route it to savepoints.
@@ -44,25 +51,25 @@ export function openSqliteStore(config: StoreConfig): Store {
       lock.run(async () => {
         if (closed) throw new Error('the store is closed');
         // IMMEDIATE takes the write lock now, so a transaction never fails halfway on a lock upgrade.
-        sqlite.exec('BEGIN IMMEDIATE');
+        run('BEGIN IMMEDIATE');
         try {
           const result = await body(txHandle);
-          sqlite.exec('COMMIT');
+          run('COMMIT');
           return result;
         } catch (error) {
-          if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+          if (sqlite.inTransaction) run('ROLLBACK');
           throw error;
         }
       }),
     savepoint: async (_tx, name, body) => {
-      sqlite.exec(`SAVEPOINT ${name}`);
+      run(`SAVEPOINT ${name}`);
       try {
         const result = await body();
-        sqlite.exec(`RELEASE ${name}`);
+        run(`RELEASE ${name}`);
         return result;
       } catch (error) {
-        sqlite.exec(`ROLLBACK TO ${name}`);
-        sqlite.exec(`RELEASE ${name}`);
+        run(`ROLLBACK TO ${name}`);
+        run(`RELEASE ${name}`);
         throw error;
       }
     },

@@ -24,7 +24,7 @@ interface Prepared {
 export function chunkedWrite<Row>(
   build: (q: Queryable, t: Tables, size: number) => Prepared,
   bind: (row: Row, index: number, params: Record<string, unknown>) => void,
-): (store: Store, rows: readonly Row[]) => Promise<void> {
+): (store: Store, rows: readonly Row[]) => Promise<unknown[]> {
   const built = new WeakMap<object, Map<number, Prepared>>();
   const statement = (store: Store, size: number): Prepared => {
     const q = store.q;
@@ -34,16 +34,19 @@ export function chunkedWrite<Row>(
     if (!prepared) bySize.set(size, (prepared = build(q, store.t, size)));
     return prepared;
   };
+  // What each statement returned, in order (the rows of a `returning`, for those that have one).
   return async (store, rows) => {
+    const results: unknown[] = [];
     let at = 0;
     for (const size of CHUNK_SIZES) {
       while (rows.length - at >= size) {
         const params: Record<string, unknown> = {};
         for (let i = 0; i < size; i++) bind(rows[at + i]!, i, params);
-        await statement(store, size).execute(params);
+        results.push(await statement(store, size).execute(params));
         at += size;
       }
     }
+    return results;
   };
 }
 

@@ -3,6 +3,7 @@ import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/pr
 import type { Clock } from '../clock.js';
 import type { Store, StoreTx } from '../db/store.js';
 import { appendEvent } from '../events.js';
+import { chunkedWrite, rowIndexes } from '../db/chunked.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
@@ -122,31 +123,32 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
   });
 }
 
-/** Hosts per statement releasing leases: far below either engine's limit on parameters. */
-const RELEASE_CHUNK = 500;
+const releaseChunks = chunkedWrite<{ host: string; version: number }>(
+  (q, { rebootLeases }, size) => {
+    const host = (i: number) => sql.placeholder(`host${i}`);
+    const version = (i: number) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`;
+    const limit = size === 1 ? version(0) : sql`case ${rebootLeases.host} ${sql.join(rowIndexes(size).map((i) => sql`when ${host(i)} then ${version(i)}`), sql` `)} end`;
+    return q
+      .delete(rebootLeases)
+      .where(and(inArray(rebootLeases.host, rowIndexes(size).map(host)), lte(rebootLeases.manifestVersion, limit)))
+      .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion })
+      .prepare(`reboot_leases_release_${size}`);
+  },
+  ({ host, version }, i, params) => {
+    params[`host${i}`] = host;
+    params[`version${i}`] = version;
+  },
+);
 
 /**
  * Terminal reports end their hosts' leases: each host's lease for `upTo`'s version of it or an
- * older one, in the caller's transaction, one statement per chunk of hosts. Returns the version of
- * each lease ended, by host.
+ * older one, in the caller's transaction, a few statements for any number of hosts
+ * (db/chunked.ts). Returns the version of each lease ended, by host.
  */
 export async function releaseRebootLeases(store: Store, upTo: ReadonlyMap<string, number>): Promise<Map<string, number>> {
-  const { rebootLeases } = store.t;
   const released = new Map<string, number>();
-  const entries = [...upTo];
-  for (let i = 0; i < entries.length; i += RELEASE_CHUNK) {
-    const chunk = entries.slice(i, i + RELEASE_CHUNK);
-    const limit =
-      chunk.length === 1
-        ? sql`cast(${chunk[0]![1]} as bigint)`
-        : sql`case ${rebootLeases.host} ${sql.join(
-            chunk.map(([host, version]) => sql`when ${host} then cast(${version} as bigint)`),
-            sql` `,
-          )} end`;
-    const rows = await store.q
-      .delete(rebootLeases)
-      .where(and(inArray(rebootLeases.host, chunk.map(([host]) => host)), lte(rebootLeases.manifestVersion, limit)))
-      .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion });
+  const results = await releaseChunks(store, [...upTo].map(([host, version]) => ({ host, version })));
+  for (const rows of results as Array<Array<{ host: string; manifestVersion: number }>>) {
     for (const row of rows) released.set(row.host, row.manifestVersion);
   }
   return released;

@@ -1,11 +1,12 @@
 import { and, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import { SETTLED_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
+import { chunkedWrite, rowIndexes } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 
 /*
- * The status columns of hosts that reports set, written for a whole report group at once (a
- * statement per chunk of hosts, not a read and a write per batch), in the storing transaction.
+ * The status columns of hosts that reports set, written for a whole report group at once (a few
+ * statements, not a read and a write per batch), in the storing transaction.
  */
 
 interface Update {
@@ -13,9 +14,6 @@ interface Update {
   newest: Report;
   lastError: string | null | undefined;
 }
-
-/** Hosts per statement: a few parameters each, far below either engine's limit. */
-const HOSTS_PER_STATEMENT = 500;
 
 function errorOf(report: Report): string {
   const { detail } = report;
@@ -35,33 +33,47 @@ function lastErrorAfter(newest: Report): string | null | undefined {
   return undefined;
 }
 
+const writeChunks = chunkedWrite<Update & { now: number }>(
+  (q, { hosts }, size) => {
+    const p = (field: string, i: number) => sql.placeholder(`${field}${i}`);
+    // Each host its own value: a `case` on the name, typed (PostgreSQL cannot infer a parameter's type there).
+    const byHost = (value: (i: number) => SQL): SQL =>
+      size === 1 ? value(0) : sql`case ${hosts.name} ${sql.join(rowIndexes(size).map((i) => sql`when ${p('host', i)} then ${value(i)}`), sql` `)} end`;
+    const typed = (field: string, type: 'bigint' | 'text') => (i: number) => sql`cast(${p(field, i)} as ${sql.raw(type)})`;
+    return q
+      .update(hosts)
+      .set({
+        lastReportSeq: byHost(typed('seq', 'bigint')),
+        phase: byHost(typed('phase', 'text')),
+        reportedVersion: byHost(typed('version', 'bigint')),
+        lastError: byHost((i) => sql`case when cast(${p('keepError', i)} as bigint) = 1 then ${hosts.lastError} else cast(${p('lastError', i)} as text) end`),
+        lastSeenAt: sql`${sql.placeholder('now')}`,
+        // A report that does not know the running system leaves the recorded one alone.
+        currentSystem: sql`coalesce(${byHost(typed('currentSystem', 'text'))}, ${hosts.currentSystem})`,
+      })
+      .where(and(inArray(hosts.name, rowIndexes(size).map((i) => p('host', i))), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))))
+      .prepare(`reports_host_status_${size}`);
+  },
+  ({ host, newest, lastError, now }, i, params) => {
+    params.now = now;
+    params[`host${i}`] = host;
+    params[`seq${i}`] = newest.seq;
+    params[`phase${i}`] = newest.phase;
+    params[`version${i}`] = newest.manifestVersion;
+    params[`keepError${i}`] = lastError === undefined ? 1 : 0;
+    params[`lastError${i}`] = lastError ?? null;
+    params[`currentSystem${i}`] = newest.currentSystem;
+  },
+);
+
 /**
  * Sets each host's status from its report in `newest` (host name to its newest report of the
  * group) where that is newer than the report the status came from (last_report_seq), so a late,
  * older report cannot roll it back: checked in the statement, no read before it. The newest
  * report of a group is always a new one (one stored before has a seq at or below
- * last_report_seq). Sets `lastSeenAt` to `now` too.
+ * last_report_seq). Sets `lastSeenAt` to `now` too. A few statements for any number of hosts
+ * (db/chunked.ts).
  */
 export async function writeHostStatus(store: Store, now: number, newest: ReadonlyMap<string, Report>): Promise<void> {
-  const { hosts } = store.t;
-  const updates = [...newest].map(([host, report]) => ({ host, newest: report, lastError: lastErrorAfter(report) }));
-  for (let i = 0; i < updates.length; i += HOSTS_PER_STATEMENT) {
-    const chunk = updates.slice(i, i + HOSTS_PER_STATEMENT);
-    // Each host its own value: a `case` on the name, typed (PostgreSQL cannot infer a parameter's type there).
-    const typed = (type: 'bigint' | 'text', value: unknown): SQL => sql`cast(${value} as ${sql.raw(type)})`;
-    const byHost = (value: (u: Update) => SQL): SQL =>
-      chunk.length === 1 ? value(chunk[0]!) : sql`case ${hosts.name} ${sql.join(chunk.map((u) => sql`when ${u.host} then ${value(u)}`), sql` `)} end`;
-    await store.q
-      .update(hosts)
-      .set({
-        lastReportSeq: byHost((u) => typed('bigint', u.newest.seq)),
-        phase: byHost((u) => typed('text', u.newest.phase)),
-        reportedVersion: byHost((u) => typed('bigint', u.newest.manifestVersion)),
-        lastError: byHost((u) => (u.lastError === undefined ? sql`${hosts.lastError}` : typed('text', u.lastError))),
-        lastSeenAt: now,
-        // A report that does not know the running system leaves the recorded one alone.
-        currentSystem: sql`coalesce(${byHost((u) => typed('text', u.newest.currentSystem))}, ${hosts.currentSystem})`,
-      })
-      .where(and(inArray(hosts.name, chunk.map((u) => u.host)), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost((u) => typed('bigint', u.newest.seq)))));
-  }
+  await writeChunks(store, [...newest].map(([host, report]) => ({ host, newest: report, lastError: lastErrorAfter(report), now })));
 }

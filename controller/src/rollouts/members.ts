@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import {
   ACTIVE_ROLLOUT_STATES,
   RolloutHostState,
@@ -242,24 +242,9 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 /** A member a report belongs to, as the report rules read it (transitions.ts), with its key. */
 export type ReportedMemberRow = ReportedMember & MemberKey;
 
-/**
- * The rollout members manifests (host, version) belong to (none for a version no rollout issued),
- * keyed by `memberOfKey`. The manifest row says which rollout issued it, and a renewal keeps the
- * rollout of what it re-signs: so a report on a version re-signed any number of times still finds
- * its rollout. Two versions of one member come back as one object, so what the caller changes on
- * it is seen through either.
- */
-export async function reportedMembers(store: Store, wanted: ReadonlyArray<{ host: string; version: number }>): Promise<Map<string, ReportedMemberRow>> {
-  const { manifests, rolloutHosts, rollouts } = store.t;
-  const found = new Map<string, ReportedMemberRow>();
-  const byMember = new Map<string, ReportedMemberRow>();
-  const pairs = new Set(wanted.map(({ host, version }) => memberOfKey(host, version)));
-  const hostsWanted = [...new Set(wanted.map((w) => w.host))];
-  for (let i = 0; i < hostsWanted.length; i += ROWS_PER_STATEMENT) {
-    const chunk = new Set(hostsWanted.slice(i, i + ROWS_PER_STATEMENT));
-    const versions = [...new Set(wanted.filter((w) => chunk.has(w.host)).map((w) => w.version))];
-    // Hosts and versions matched each on their own (portable, indexed); pairs nobody asked for are dropped below.
-    const rows = await store.q
+const selectReported = chunkedWrite<{ host: string; version: number }>(
+  (q, { manifests, rolloutHosts, rollouts }, size) =>
+    q
       .select({
         version: manifests.version,
         host: rolloutHosts.host,
@@ -277,10 +262,33 @@ export async function reportedMembers(store: Store, wanted: ReadonlyArray<{ host
       .from(manifests)
       .innerJoin(rolloutHosts, and(eq(rolloutHosts.rolloutId, manifests.rolloutId), eq(rolloutHosts.host, manifests.host)))
       .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-      .where(and(inArray(manifests.host, [...chunk]), inArray(manifests.version, versions)));
+      // Hosts and versions matched each on their own (portable, indexed); pairs nobody asked for are dropped by the caller.
+      .where(
+        and(
+          inArray(manifests.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`))),
+          inArray(manifests.version, rowIndexes(size).map((i) => sql.placeholder(`version${i}`))),
+        ),
+      )
+      .prepare(`rollout_hosts_reported_${size}`),
+  indexedParams,
+);
+
+/**
+ * The rollout members manifests (host, version) belong to (none for a version no rollout issued),
+ * keyed by `memberOfKey`. The manifest row says which rollout issued it, and a renewal keeps the
+ * rollout of what it re-signs: so a report on a version re-signed any number of times still finds
+ * its rollout. Two versions of one member come back as one object, so what the caller changes on
+ * it is seen through either.
+ */
+export async function reportedMembers(store: Store, wanted: ReadonlyArray<{ host: string; version: number }>): Promise<Map<string, ReportedMemberRow>> {
+  const found = new Map<string, ReportedMemberRow>();
+  const byMember = new Map<string, ReportedMemberRow>();
+  const distinct = new Map(wanted.map((w) => [memberOfKey(w.host, w.version), w]));
+  const keys = new Set(distinct.keys());
+  for (const rows of (await selectReported(store, [...distinct.values()])) as Array<Array<ReportedMemberRow & { version: number }>>) {
     for (const { version, ...member } of rows) {
       const key = memberOfKey(member.host, version);
-      if (!pairs.has(key)) continue;
+      if (!keys.has(key)) continue;
       const memberKey = `${member.rolloutId}\u0000${member.host}`;
       let one = byMember.get(memberKey);
       if (!one) byMember.set(memberKey, (one = member));
@@ -295,47 +303,82 @@ export function memberOfKey(host: string, version: number): string {
   return `${host}\u0000${version}`;
 }
 
-/** What reports changed on a member: the columns they set, the last report's value winning. */
+/** What reports changed on a member, in the order they did: accepted, then finished, then its rollback's result. */
 export interface MemberResult extends MemberKey {
-  set: Partial<Pick<RolloutHostRow, 'state' | 'acceptedAt' | 'finishedAt' | 'reason' | 'rollbackState'>>;
+  acceptedAt?: number;
+  finished?: { state: 'healthy' | 'failed'; reason: string | null; at: number };
+  rollbackState?: RolloutRollbackState;
 }
 
-/** The SQL type of each column a report sets, for the `case` that gives each member its own value. */
-const RESULT_COLUMN_TYPES = { state: 'text', acceptedAt: 'bigint', finishedAt: 'bigint', reason: 'text', rollbackState: 'text' } as const;
+const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
+  (q, { rolloutHosts }, size) =>
+    q
+      .update(rolloutHosts)
+      .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('at')}` })
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`)))))
+      .prepare(`rollout_hosts_accepted_${size}`),
+  ({ rolloutId, host, at }, i, params) => {
+    params.rolloutId = rolloutId;
+    params.at = at;
+    params[`host${i}`] = host;
+  },
+);
+
+/** A `case` on the member's host for a chunk statement: each member its own value. */
+function byMemberHost(hostColumn: SQL | AnyColumn, size: number, value: (i: number) => SQL): SQL {
+  return size === 1 ? value(0) : sql`case ${hostColumn} ${sql.join(rowIndexes(size).map((i) => sql`when ${sql.placeholder(`host${i}`)} then ${value(i)}`), sql` `)} end`;
+}
+
+const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>(
+  (q, { rolloutHosts }, size) =>
+    q
+      .update(rolloutHosts)
+      .set({
+        state: byMemberHost(rolloutHosts.host, size, (i) => sql`cast(${sql.placeholder(`state${i}`)} as text)`),
+        finishedAt: sql`${sql.placeholder('at')}`,
+        reason: byMemberHost(rolloutHosts.host, size, (i) => sql`cast(${sql.placeholder(`reason${i}`)} as text)`),
+      })
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`)))))
+      .prepare(`rollout_hosts_finished_${size}`),
+  ({ rolloutId, host, state, reason, at }, i, params) => {
+    params.rolloutId = rolloutId;
+    params.at = at;
+    params[`host${i}`] = host;
+    params[`state${i}`] = state;
+    params[`reason${i}`] = reason;
+  },
+);
+
+const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>(
+  (q, { rolloutHosts }, size) =>
+    q
+      .update(rolloutHosts)
+      .set({ rollbackState: byMemberHost(rolloutHosts.host, size, (i) => sql`cast(${sql.placeholder(`rollbackState${i}`)} as text)`) })
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`)))))
+      .prepare(`rollout_hosts_rollback_result_${size}`),
+  ({ rolloutId, host, rollbackState }, i, params) => {
+    params.rolloutId = rolloutId;
+    params[`host${i}`] = host;
+    params[`rollbackState${i}`] = rollbackState;
+  },
+);
 
 /**
- * Writes what reports changed on members: one statement per rollout and set of columns changed
- * (per chunk of members), a `case` on the host name where members differ in a value.
+ * Writes what reports changed on members, a few statements per rollout and kind of change
+ * (db/chunked.ts). The kinds go in the order a member passes through them (accepted before
+ * finished; a rollback's result touches its own column), so the rows end as if written report by
+ * report.
  */
 export async function writeMemberResults(store: Store, results: readonly MemberResult[]): Promise<void> {
-  const { rolloutHosts } = store.t;
-  const groups = new Map<string, MemberResult[]>();
+  const byRollout = new Map<string, MemberResult[]>();
   for (const result of results) {
-    const columns = Object.keys(result.set).sort();
-    if (columns.length === 0) continue;
-    const key = `${result.rolloutId}\u0000${columns.join(',')}`;
-    const group = groups.get(key);
-    if (group) group.push(result);
-    else groups.set(key, [result]);
+    const list = byRollout.get(result.rolloutId);
+    if (list) list.push(result);
+    else byRollout.set(result.rolloutId, [result]);
   }
-  for (const group of groups.values()) {
-    const columns = Object.keys(group[0]!.set) as Array<keyof MemberResult['set']>;
-    for (let i = 0; i < group.length; i += ROWS_PER_STATEMENT) {
-      const chunk = group.slice(i, i + ROWS_PER_STATEMENT);
-      const set: Record<string, unknown> = {};
-      for (const column of columns) {
-        const values = chunk.map((m) => m.set[column] ?? null);
-        set[column] = values.every((v) => v === values[0])
-          ? values[0]
-          : sql`case ${rolloutHosts.host} ${sql.join(
-              chunk.map((m, j) => sql`when ${m.host} then cast(${values[j]} as ${sql.raw(RESULT_COLUMN_TYPES[column])})`),
-              sql` `,
-            )} end`;
-      }
-      await store.q
-        .update(rolloutHosts)
-        .set(set)
-        .where(and(eq(rolloutHosts.rolloutId, chunk[0]!.rolloutId), inArray(rolloutHosts.host, chunk.map((m) => m.host))));
-    }
+  for (const members of byRollout.values()) {
+    await markAcceptedChunks(store, members.flatMap((m) => (m.acceptedAt === undefined ? [] : [{ rolloutId: m.rolloutId, host: m.host, at: m.acceptedAt }])));
+    await markFinishedChunks(store, members.flatMap((m) => (m.finished === undefined ? [] : [{ rolloutId: m.rolloutId, host: m.host, ...m.finished }])));
+    await markRollbackChunks(store, members.flatMap((m) => (m.rollbackState === undefined ? [] : [{ rolloutId: m.rolloutId, host: m.host, rollbackState: m.rollbackState }])));
   }
 }

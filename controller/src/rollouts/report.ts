@@ -40,7 +40,7 @@ export async function recordReports(store: Store, reports: readonly HostReport[]
     if (!member || version === null) return NOTHING;
     const effect = reportEffect(member, report);
     let result = results.get(member);
-    if (!result) results.set(member, (result = { rolloutId: member.rolloutId, host, set: {} }));
+    if (!result) results.set(member, (result = { rolloutId: member.rolloutId, host }));
     const event = (kind: 'rollout-host-healthy' | 'rollout-host-failed', data: Record<string, unknown>): NewEvent[] => [
       { host, at: now, kind, actor: `rollout:${member.rolloutId}`, rolloutId: member.rolloutId, data },
     ];
@@ -52,22 +52,22 @@ export async function recordReports(store: Store, reports: readonly HostReport[]
         return { rolloutId: member.rolloutId, events: [] };
       case 'accepted':
         member.state = MEMBER['in-progress'];
-        Object.assign(result.set, { state: member.state, acceptedAt: now });
+        result.acceptedAt = now;
         return { rolloutId: member.rolloutId, events: [] };
       case 'healthy':
         member.state = MEMBER.healthy;
-        Object.assign(result.set, { state: member.state, finishedAt: now, reason: null });
+        result.finished = { state: 'healthy', reason: null, at: now };
         return { rolloutId: member.rolloutId, events: event('rollout-host-healthy', { wave: waveNumber(member.wave), version }) };
       case 'failed':
         member.state = MEMBER.failed;
-        Object.assign(result.set, { state: member.state, finishedAt: now, reason: effect.reason });
+        result.finished = { state: 'failed', reason: effect.reason, at: now };
         return {
           rolloutId: member.rolloutId,
           events: event('rollout-host-failed', { wave: waveNumber(member.wave), version, reason: effect.reason, ...(effect.degraded ? { degraded: true } : {}) }),
         };
       case 'rollback':
         member.rollbackState = effect.healthy ? ROLLBACK.healthy : ROLLBACK.failed;
-        result.set.rollbackState = member.rollbackState;
+        result.rollbackState = member.rollbackState;
         return {
           rolloutId: member.rolloutId,
           events: event(effect.healthy ? 'rollout-host-healthy' : 'rollout-host-failed', { rollback: true, version, ...(effect.healthy ? {} : { reason: effect.reason }) }),

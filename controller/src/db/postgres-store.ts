@@ -8,7 +8,7 @@ import { PgEngineLease } from '../replicas/pg-engine-lease.js';
 import { PgNotifications } from '../replicas/pg-notifications.js';
 import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
 import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
-import { pgSavepoint, serializableOn, withConflictRetries } from './pg-transaction.js';
+import { pgSavepoint, transactionOn, withConflictRetries } from './pg-transaction.js';
 import * as pgSchema from './schema-pg.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx } from './store.js';
 import { storeUnavailable } from './store-errors.js';
@@ -54,7 +54,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const nest = (fn: (tx: StoreTx) => Promise<unknown>) => runTransaction(engine, fn);
   const engine: TransactionEngine<StoreTx> = {
     owner,
-    top: (body) =>
+    top: (body, isolation) =>
       withConflictRetries(async () => {
         const client = await pool.connect();
         // A connection lost while the body awaits something else emits 'error' on the checked-out
@@ -63,7 +63,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
         const onError = (error: Error) => (lost = error);
         client.on('error', onError);
         try {
-          return await serializableOn(client, body, nest);
+          return await transactionOn(client, body, nest, isolation);
         } catch (error) {
           lost ??= storeUnavailable(error) ?? undefined;
           throw error;
@@ -72,7 +72,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
           // With an error the pool discards the connection instead of handing it out again.
           client.release(lost);
         }
-      }),
+      }, logger),
     savepoint: pgSavepoint,
   };
 
@@ -90,7 +90,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
       return here();
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => int8AsNumbers((await here().execute(query)) as pg.QueryResult) as T[],
-    transaction: (fn) => runTransaction(engine, fn),
+    transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { rowCount?: number | null }).rowCount ?? 0,
     notifications,
     engineLease(options) {

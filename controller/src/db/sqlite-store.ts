@@ -40,6 +40,7 @@ export function openSqliteStore(config: StoreConfig): Store {
 
   const engine: TransactionEngine<StoreTx> = {
     owner: {},
+    // Any isolation asked for: one writer at a time is serial, which is at least as strong.
     top: (body) =>
       lock.run(async () => {
         if (closed) throw new Error('the store is closed');
@@ -80,7 +81,7 @@ export function openSqliteStore(config: StoreConfig): Store {
       return here();
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => (here() as unknown as BetterSQLite3Database).all<T>(query),
-    transaction: (fn) => runTransaction(engine, fn),
+    transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { changes?: number }).changes ?? 0,
     notifications,
     engineLease: (options) => new SoloLease(store, options),

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { and, eq, lte } from 'drizzle-orm';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Clock } from '../clock.js';
-import type { Store } from '../db/store.js';
+import { perHandle } from '../db/per-handle.js';
+import type { Queryable, Store, Tables } from '../db/store.js';
 import { newSecret, sha256Hex } from '../secrets.js';
 
 export const SESSION_TTL_MS = 3600_000;
@@ -16,6 +17,21 @@ export const SESSION_CACHE_MS = 5_000;
 const SESSION_CACHE_MAX = 50_000;
 /** Payload `<instance>:<host>`: each replica applies revocations made elsewhere; its own it applied already. */
 const REVOKED_CHANNEL = 'shoal_agent_revoked';
+
+// Every login writes a session and every uncached request reads one: built once per handle (db/per-handle.ts).
+const insertSession = perHandle((q: Queryable, { agentSessions }: Tables) =>
+  q
+    .insert(agentSessions)
+    .values({ tokenHash: sql.placeholder('tokenHash'), host: sql.placeholder('host'), expiresAt: sql.placeholder('expiresAt') })
+    .prepare('agent_sessions_insert'),
+);
+const sessionQuery = perHandle((q: Queryable, { agentSessions }: Tables) =>
+  q
+    .select({ host: agentSessions.host, expiresAt: agentSessions.expiresAt })
+    .from(agentSessions)
+    .where(eq(agentSessions.tokenHash, sql.placeholder('tokenHash')))
+    .prepare('agent_sessions_lookup'),
+);
 
 interface Cached {
   host: string;
@@ -62,8 +78,8 @@ export class SessionStore {
     const tokenHash = sha256Hex(token);
     const expiresAt = this.clock.now() + this.ttlMs;
     const generation = this.generation;
-    await this.store.transaction(async (tx) => {
-      await tx.insert(this.store.t.agentSessions).values({ tokenHash, host, expiresAt });
+    await this.store.transaction(async () => {
+      await insertSession(this.store).execute({ tokenHash, host, expiresAt });
     });
     this.remember(tokenHash, host, expiresAt, generation);
     return { token, expiresAt };
@@ -78,11 +94,7 @@ export class SessionStore {
     if (cached) this.cache.delete(tokenHash);
     const generation = this.generation;
     const { agentSessions } = this.store.t;
-    const [row] = await this.store.q
-      .select({ host: agentSessions.host, expiresAt: agentSessions.expiresAt })
-      .from(agentSessions)
-      .where(eq(agentSessions.tokenHash, tokenHash))
-      .limit(1);
+    const [row] = await sessionQuery(this.store).execute({ tokenHash });
     if (!row) return null;
     if (row.expiresAt <= now) {
       // Pruned on use; the periodic sweep gets those never presented again.

@@ -1,8 +1,9 @@
-import { and, eq, max } from 'drizzle-orm';
+import { and, eq, max, sql } from 'drizzle-orm';
+import { perHandle } from '../db/per-handle.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import { MAX_VERSION_STEP, type Action, type AgentWatermark } from '../../../shared/src/protocol.js';
 import type { ManifestRow } from '../db/schema.js';
-import type { Store } from '../db/store.js';
+import type { Queryable, Store, Tables } from '../db/store.js';
 import { appendEvent } from '../events.js';
 import { issueInTransaction, published, type IssueDeps } from '../manifests/issue.js';
 import { renewalAuthority } from '../manifests/renew.js';
@@ -41,6 +42,9 @@ export async function noteWatermark(deps: WatermarkDeps, host: string, watermark
   const { store } = deps;
   const { hosts, manifests, rolloutHosts } = store.t;
   const reported = watermark.highestVersion;
+  // Every login carries a watermark and nearly every one is at or below what we issued: decided
+  // from committed data without a write transaction. The transaction below checks again.
+  if (!(await mayMoveVersions(store, host, watermark))) return 'none';
   const now = deps.clock.now();
   let announce: ManifestRow | null = null;
   const outcome = await store.transaction(async (tx): Promise<WatermarkOutcome> => {
@@ -101,6 +105,25 @@ export async function noteWatermark(deps: WatermarkDeps, host: string, watermark
     deps.logger.warn({ host, reported, floor: watermark.highestFloor, then: outcome }, 'host accepted a higher manifest version than this controller knows (restored from a backup?); continuing above it');
   }
   return outcome;
+}
+
+const desiredQuery = perHandle((q: Queryable, { hosts, manifests }: Tables) =>
+  q
+    .select({ desiredVersion: hosts.desiredVersion, desiredStorePath: manifests.storePath })
+    .from(hosts)
+    .leftJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+    .where(eq(hosts.name, sql.placeholder('host')))
+    .prepare('hosts_watermark_desired'),
+);
+
+/** Whether the watermark is above the desired version, or at it for another system: the cases that do something. */
+async function mayMoveVersions(store: Store, host: string, watermark: AgentWatermark): Promise<boolean> {
+  const [row] = await desiredQuery(store).execute({ host });
+  if (!row) return false;
+  const previous = row.desiredVersion ?? 0;
+  const reported = watermark.highestVersion;
+  if (reported !== previous) return reported > previous;
+  return row.desiredStorePath !== null && watermark.highestStorePath != null && row.desiredStorePath !== watermark.highestStorePath;
 }
 
 /** A host that keeps reconnecting with the same unbelievable claim is written down once. */

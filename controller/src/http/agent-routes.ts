@@ -28,6 +28,7 @@ import { requestRebootGrant } from '../hosts/reboot-grants.js';
 import type { PublishedManifest } from '../manifests/bus.js';
 import { latestManifest, published } from '../manifests/issue.js';
 import { reportWriter } from '../reports/store.js';
+import { reportTicks } from '../rollouts/report-ticks.js';
 import { foreignKeyViolation } from '../db/store-errors.js';
 import { ApiError } from './errors.js';
 import { bearerToken, limitBody, readBody, readJson, requestSource } from './request.js';
@@ -67,37 +68,6 @@ function manifestAnswer(c: Context, row: ManifestRow | undefined, ifNoneMatch: s
  * member counts (all its hosts): at 5,000 reports/s a tick every event-loop turn took a third
  * of the controller's CPU during a 10,000-host wave. 25 ms later is nothing to a rollout.
  */
-const REPORT_TICK_SPACING_MS = 25;
-
-/**
- * Advances each rollout once per event-loop turn however many of its hosts reported in it (one
- * tick per report made ingest quadratic in the wave size: 1,000 hosts, 154 reports/s), and at
- * most once every REPORT_TICK_SPACING_MS. These ticks react to results only (threshold, end of
- * wave, next hosts); deadlines are the rollout timer's.
- */
-function coalescedTicks(deps: ControllerDeps): (rolloutId: string) => void {
-  const due = new Set<string>();
-  let scheduled = false;
-  let lastRun = -Infinity;
-  const run = () => {
-    scheduled = false;
-    lastRun = performance.now();
-    const ids = [...due];
-    due.clear();
-    for (const id of ids) {
-      deps.rollouts.wake(id).catch((error: unknown) => deps.logger.error({ err: error, rolloutId: id }, 'rollout tick after reports failed'));
-    }
-  };
-  return (rolloutId) => {
-    due.add(rolloutId);
-    if (scheduled) return;
-    scheduled = true;
-    const wait = lastRun + REPORT_TICK_SPACING_MS - performance.now();
-    if (wait <= 0) setImmediate(run);
-    else setTimeout(run, wait);
-  };
-}
-
 /**
  * The body limit for reports, checked from a declared Content-Length without touching the body:
  * hono's bodyLimit first asks for the body stream, which makes node-server build a full web
@@ -117,7 +87,7 @@ function limitReportBody(maxBytes: number) {
 export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number; maxReportBodyBytes: number }) {
   const { store, clock, sessions, challenges, presence, bus } = deps;
   const app = new Hono<AgentEnv>();
-  const scheduleTick = coalescedTicks(deps);
+  const scheduleTick = reportTicks((id) => deps.rollouts.wake(id), deps.logger);
   // Requests arriving within a millisecond of each other share one commit; each is answered only
   // after it (an ack still means stored).
   const reports = reportWriter(deps.store, clock, deps.logger, (host, report) => deps.rollouts.recordReport(host, report), { windowMs: 1 });

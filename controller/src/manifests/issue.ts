@@ -266,7 +266,6 @@ function buildLatest(q: Queryable, { hosts, manifests }: Tables) {
     .from(hosts)
     .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
     .where(eq(hosts.name, sql.placeholder('host')))
-    .limit(1)
     .prepare('manifests_latest');
 }
 

@@ -52,7 +52,6 @@ function build(q: Queryable, { reports, hosts }: Tables) {
       .select({ lastReportSeq: hosts.lastReportSeq, lastError: hosts.lastError })
       .from(hosts)
       .where(eq(hosts.name, sql.placeholder('host')))
-      .limit(1)
       .prepare('reports_host_status'),
     updateHost: q
       .update(hosts)

@@ -256,7 +256,7 @@ function buildReportPath(q: Queryable, { manifests, rolloutHosts, rollouts }: Ta
       .innerJoin(rolloutHosts, and(eq(rolloutHosts.rolloutId, manifests.rolloutId), eq(rolloutHosts.host, manifests.host)))
       .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
       .where(and(eq(manifests.host, sql.placeholder('host')), eq(manifests.version, sql.placeholder('version'))))
-      .limit(1)
+      // A key lookup, so no .limit(1): SQLite ran this join 4x slower with the bound `limit ?` drizzle emits.
       .prepare('rollout_hosts_reported'),
   };
 }

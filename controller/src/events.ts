@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Queryable, Store, Tables } from './db/store.js';
 import { perHandle } from './db/per-handle.js';
+import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from './db/chunked.js';
 
 export interface NewEvent {
   host: string | null;
@@ -12,8 +13,6 @@ export interface NewEvent {
   data?: Record<string, unknown>;
 }
 
-/** Rows per multi-row insert: far below either engine's limit on parameters. */
-const ROWS_PER_STATEMENT = 500;
 
 /** The insert of one event, built once per query handle (db/per-handle.ts): events are written per report. */
 const insertEvent = perHandle((q: Queryable, { events }: Tables) =>
@@ -42,10 +41,18 @@ export async function appendEvent(store: Store, event: NewEvent): Promise<void> 
   await insertEvent(store).execute(row(event));
 }
 
-/** Several events at once (a wave's hosts): one statement per batch, not one per event. */
+const EVENT_FIELDS = ['host', 'at', 'kind', 'actor', 'rolloutId', 'data'] as const;
+
+const insertEvents = chunkedWrite<NewEvent>(
+  (q, { events }, size) =>
+    q
+      .insert(events)
+      .values(rowIndexes(size).map((i) => placeholderRow(EVENT_FIELDS, i)))
+      .prepare(`events_insert_${size}`),
+  (event, i, params) => indexedParams(row(event), i, params),
+);
+
+/** Several events at once (a wave's hosts): a few statements per batch, not one per event. */
 export async function appendEvents(store: Store, events: readonly NewEvent[]): Promise<void> {
-  if (events.length === 1) return appendEvent(store, events[0]!);
-  for (let i = 0; i < events.length; i += ROWS_PER_STATEMENT) {
-    await store.q.insert(store.t.events).values(events.slice(i, i + ROWS_PER_STATEMENT).map(row));
-  }
+  await insertEvents(store, events);
 }

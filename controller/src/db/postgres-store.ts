@@ -1,4 +1,4 @@
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { PgNotifications } from '../replicas/pg-notifications.js';
 import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
 import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
 import { pgSavepoint, transactionOn, withConflictRetries } from './pg-transaction.js';
+import { jsonKey } from './json-path.js';
 import * as pgSchema from './schema-pg.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx } from './store.js';
 import { storeUnavailable } from './store-errors.js';
@@ -33,6 +34,16 @@ async function migrateOnce(pool: pg.Pool): Promise<void> {
     client.release();
   }
 }
+
+/**
+ * How long a missing event id may still appear. What can hold an id unseen is a transaction
+ * between the insert that took it and its commit; the controller's transaction bodies do database
+ * work only (no network, no timers), each statement is bounded by statement_timeout (30 s) and
+ * each pause between statements by idle_in_transaction_session_timeout (60 s, pg-connection.ts).
+ * Five minutes is far beyond any such transaction; waiting longer costs only the re-check of the
+ * open gaps (one indexed query per read) and holds a durable cursor (webhooks) that much behind.
+ */
+export const PG_ID_GAP_GRACE_MS = 5 * 60_000;
 
 /** The PostgreSQL engine: a pool for reads and transactions, plus one connection each for LISTEN and the engine lease. */
 export async function openPostgresStore(config: StoreConfig): Promise<Store> {
@@ -83,6 +94,13 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const here = (): Queryable => (currentTx(owner) as Queryable | undefined) ?? db;
   const store: Store = {
     engine: 'postgres',
+    shared: true,
+    idGapGraceMs: PG_ID_GAP_GRACE_MS,
+    onlineBackup: false,
+    jsonText: (json, path) => {
+      const steps = path.map((step, i) => sql.raw(`${i === path.length - 1 ? '->>' : '->'} ${typeof step === 'number' ? step : `'${jsonKey(step)}'`}`));
+      return sql`((${json})::jsonb ${sql.join(steps, sql` `)})`;
+    },
     replicaId,
     db,
     t: pgSchema,

@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { silentLogger } from '../../../shared/src/logger.js';
 import { SoloLease } from '../replicas/engine-lease.js';
 import { LocalNotifications } from '../replicas/notifications.js';
 import { AsyncLock } from './async-lock.js';
 import { openDatabase, type OpenDatabase } from './open.js';
+import { jsonKey } from './json-path.js';
 import * as schema from './schema.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx, type Tables } from './store.js';
 import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
@@ -31,6 +32,13 @@ export function openSqliteStore(config: StoreConfig): Store {
   const lock = new AsyncLock();
   const sqlite = writer.sqlite;
   let closed = false;
+  // Transaction control runs for every transaction and savepoint: compiled once, not parsed per use.
+  const control = new Map<string, Database.Statement>();
+  const run = (statement: string): void => {
+    let prepared = control.get(statement);
+    if (!prepared) control.set(statement, (prepared = sqlite.prepare(statement)));
+    prepared.run();
+  };
 
   // Every transaction gets this one handle (prepared statements are cached per handle). Its own
   // transaction() is better-sqlite3's, which needs a synchronous body: route it to savepoints.
@@ -45,25 +53,25 @@ export function openSqliteStore(config: StoreConfig): Store {
       lock.run(async () => {
         if (closed) throw new Error('the store is closed');
         // IMMEDIATE takes the write lock now, so a transaction never fails halfway on a lock upgrade.
-        sqlite.exec('BEGIN IMMEDIATE');
+        run('BEGIN IMMEDIATE');
         try {
           const result = await body(txHandle);
-          sqlite.exec('COMMIT');
+          run('COMMIT');
           return result;
         } catch (error) {
-          if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+          if (sqlite.inTransaction) run('ROLLBACK');
           throw error;
         }
       }),
     savepoint: async (_tx, name, body) => {
-      sqlite.exec(`SAVEPOINT ${name}`);
+      run(`SAVEPOINT ${name}`);
       try {
         const result = await body();
-        sqlite.exec(`RELEASE ${name}`);
+        run(`RELEASE ${name}`);
         return result;
       } catch (error) {
-        sqlite.exec(`ROLLBACK TO ${name}`);
-        sqlite.exec(`RELEASE ${name}`);
+        run(`ROLLBACK TO ${name}`);
+        run(`RELEASE ${name}`);
         throw error;
       }
     },
@@ -74,6 +82,13 @@ export function openSqliteStore(config: StoreConfig): Store {
   const here = (): Queryable => (currentTx(engine.owner) as Queryable | undefined) ?? readDb;
   const store: Store = {
     engine: 'sqlite',
+    shared: false,
+    idGapGraceMs: 0,
+    onlineBackup: true,
+    jsonText: (json, path) => {
+      const steps = path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${jsonKey(step)}`)).join('');
+      return sql`json_extract(${json}, ${`$${steps}`})`;
+    },
     replicaId,
     db: readDb,
     t: schema as unknown as Tables,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { NodePgDatabase, NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
-import type { ExtractTablesWithRelations, SQL } from 'drizzle-orm';
+import type { AnyColumn, ExtractTablesWithRelations, SQL } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { EngineLease, EngineLeaseOptions } from '../replicas/engine-lease.js';
 import type { Notifications } from '../replicas/notifications.js';
@@ -46,7 +46,22 @@ export interface TransactionOptions {
 }
 
 export interface Store {
+  /** For messages and logs only: behaviour that differs between engines is asked by what it means, below. */
   readonly engine: Engine;
+  /**
+   * Other controller processes (replicas) may use this database at the same time (PostgreSQL);
+   * what one process knows in memory (who is connected to it) is then not the whole fleet's.
+   */
+  readonly shared: boolean;
+  /**
+   * How long an event id may stay invisible after a higher one became visible: PostgreSQL takes
+   * ids at insert and commits transactions concurrently; 0 where ids appear in commit order (SQLite).
+   */
+  readonly idGapGraceMs: number;
+  /** Whether the live database can be copied consistently from inside the process (db/backup.ts: SQLite's online backup). */
+  readonly onlineBackup: boolean;
+  /** The JSON value at `path` inside `json` (a JSON text column), as text, in the engine's JSON dialect. */
+  jsonText(json: SQL | AnyColumn, path: ReadonlyArray<string | number>): SQL;
   /** This replica's name among those sharing the database (config replicaId, else host name and pid). */
   readonly replicaId: string;
   /**

@@ -12,6 +12,7 @@ import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
 import { perHandle } from '../db/per-handle.js';
+import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
 
 export interface IssueDeps {
   store: Store;
@@ -203,7 +204,7 @@ export async function issueBatchInTransaction(
     envelopeOf.set(row, envelope);
     return row;
   });
-  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.manifests).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  await insertManifests(store, rows);
   // Replicas serving these hosts' connections hear of them on commit (this one publishes on its bus after commit).
   await announceIssued(store, rows);
   return rows;
@@ -225,21 +226,35 @@ async function highestVersions(store: Store, names: readonly string[]): Promise<
   return highest;
 }
 
-/** Points each host's desired version at its new manifest: one statement per batch (a `case` on the host name). */
-async function setDesiredVersions(store: Store, planned: ReadonlyArray<{ host: string; version: number }>): Promise<void> {
-  const { hosts } = store.t;
-  for (let i = 0; i < planned.length; i += ROWS_PER_STATEMENT) {
-    const chunk = planned.slice(i, i + ROWS_PER_STATEMENT);
-    const version: SQL =
-      chunk.length === 1
-        ? sql`${chunk[0]!.version}`
-        : sql`case ${hosts.name} ${sql.join(chunk.map((p) => sql`when ${p.host} then cast(${p.version} as bigint)`), sql` `)} end`;
-    await store.q
+const MANIFEST_FIELDS = ['host', 'version', 'storePath', 'action', 'rolloutId', 'issuedAt', 'expiresAt', 'envelope', 'statement', 'statementFloor'] as const;
+
+const insertManifests = chunkedWrite<ManifestRow>(
+  (q, { manifests }, size) =>
+    q
+      .insert(manifests)
+      .values(rowIndexes(size).map((i) => placeholderRow(MANIFEST_FIELDS, i)))
+      .prepare(`manifests_insert_${size}`),
+  indexedParams,
+);
+
+/** Points each host's desired version at its new manifest: one statement per chunk (a `case` on the host name). */
+const setDesiredVersions = chunkedWrite<{ host: string; version: number }>(
+  (q, { hosts }, size) => {
+    const host = (i: number) => sql.placeholder(`host${i}`);
+    const version = (i: number) => sql.placeholder(`version${i}`);
+    const desired: SQL =
+      size === 1 ? sql`${version(0)}` : sql`case ${hosts.name} ${sql.join(rowIndexes(size).map((i) => sql`when ${host(i)} then cast(${version(i)} as bigint)`), sql` `)} end`;
+    return q
       .update(hosts)
-      .set({ desiredVersion: version })
-      .where(inArray(hosts.name, chunk.map((p) => p.host)));
-  }
-}
+      .set({ desiredVersion: desired })
+      .where(inArray(hosts.name, rowIndexes(size).map(host)))
+      .prepare(`hosts_desired_version_${size}`);
+  },
+  ({ host, version }, i, params) => {
+    params[`host${i}`] = host;
+    params[`version${i}`] = version;
+  },
+);
 
 export function published(row: ManifestRow): PublishedManifest {
   return { host: row.host, version: row.version, envelopeJson: row.envelope, envelope: envelopeOf.get(row) ?? (JSON.parse(row.envelope) as Envelope) };

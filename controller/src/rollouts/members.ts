@@ -9,6 +9,7 @@ import type { RolloutHostRow } from '../db/schema.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
 import { perHandle } from '../db/per-handle.js';
+import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -50,8 +51,19 @@ export async function insertMembers(store: Store, rolloutId: string, plan: Rollo
   const rows = plan.waves.flatMap((wave) =>
     wave.hosts.map((host) => ({ rolloutId, host, wave: wave.index, position: position++, targetPath: targets.get(host)!, state: MEMBER.pending })),
   );
-  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await store.q.insert(store.t.rolloutHosts).values(rows.slice(i, i + ROWS_PER_STATEMENT));
+  await insertMemberRows(store, rows);
 }
+
+const MEMBER_FIELDS = ['rolloutId', 'host', 'wave', 'position', 'targetPath', 'state'] as const;
+
+const insertMemberRows = chunkedWrite<Record<(typeof MEMBER_FIELDS)[number], unknown>>(
+  (q, { rolloutHosts }, size) =>
+    q
+      .insert(rolloutHosts)
+      .values(rowIndexes(size).map((i) => placeholderRow(MEMBER_FIELDS, i)))
+      .prepare(`rollout_hosts_insert_${size}`),
+  indexedParams,
+);
 
 /** The members of a rollout (of one wave, when given), in plan order. */
 export async function listMembers(store: Store, rolloutId: string, wave?: number): Promise<RolloutHostRow[]> {
@@ -152,24 +164,35 @@ export interface IssuedMember {
   previousSystem: string | null;
 }
 
-/** The members of `rolloutId` were sent their manifests: one statement per batch (a `case` on the host name). */
+/** The members of `rolloutId` were sent their manifests: one statement per chunk (a `case` on the host name). */
 export async function markIssued(store: Store, rolloutId: string, issued: readonly IssuedMember[], now: number): Promise<void> {
-  const { rolloutHosts } = store.t;
-  for (let i = 0; i < issued.length; i += ROWS_PER_STATEMENT) {
-    const chunk = issued.slice(i, i + ROWS_PER_STATEMENT);
-    const byHost = (value: (m: IssuedMember) => SQL): SQL =>
-      chunk.length === 1 ? value(chunk[0]!) : sql`case ${rolloutHosts.host} ${sql.join(chunk.map((m) => sql`when ${m.host} then ${value(m)}`), sql` `)} end`;
-    await store.q
+  await markIssuedChunks(store, issued.map((member) => ({ ...member, rolloutId, now })));
+}
+
+const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: number }>(
+  (q, { rolloutHosts }, size) => {
+    const host = (i: number) => sql.placeholder(`host${i}`);
+    const byHost = (value: (i: number) => SQL): SQL =>
+      size === 1 ? value(0) : sql`case ${rolloutHosts.host} ${sql.join(rowIndexes(size).map((i) => sql`when ${host(i)} then ${value(i)}`), sql` `)} end`;
+    return q
       .update(rolloutHosts)
       .set({
         state: MEMBER.issued,
-        manifestVersion: byHost((m) => sql`cast(${m.version} as bigint)`),
-        issuedAt: now,
-        previousSystem: byHost((m) => sql`cast(${m.previousSystem} as text)`),
+        manifestVersion: byHost((i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`),
+        issuedAt: sql`${sql.placeholder('now')}`,
+        previousSystem: byHost((i) => sql`cast(${sql.placeholder(`previousSystem${i}`)} as text)`),
       })
-      .where(and(eq(rolloutHosts.rolloutId, rolloutId), inArray(rolloutHosts.host, chunk.map((m) => m.host))));
-  }
-}
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map(host))))
+      .prepare(`rollout_hosts_issued_${size}`);
+  },
+  (member, i, params) => {
+    params.rolloutId = member.rolloutId;
+    params.now = member.now;
+    params[`host${i}`] = member.host;
+    params[`version${i}`] = member.version;
+    params[`previousSystem${i}`] = member.previousSystem;
+  },
+);
 
 /** The member has its result: failed or skipped (with why), or healthy (its reason cleared). */
 export async function finishMember(store: Store, member: MemberKey, state: 'healthy' | 'failed' | 'skipped', reason: string | null, now: number): Promise<void> {

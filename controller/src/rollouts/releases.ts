@@ -6,6 +6,7 @@ import type { CreateReleaseRequest, Release, ReleaseProvenance } from '../../../
 import { iso, type Clock } from '../clock.js';
 import type { ReleaseRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
+import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
 import { appendEvent } from '../events.js';
 import { trustMode, type ReleaseTrust } from '../manifests/statements.js';
 
@@ -109,8 +110,17 @@ export async function createUnsignedRelease(store: Store, clock: Clock, trust: R
   }, actor);
 }
 
-/** Rows per insert into release_hosts: one statement per thousand hosts, well under either engine's parameter limit. */
-const INSERT_CHUNK = 1000;
+const RELEASE_HOST_FIELDS = ['release', 'host', 'storePath', 'statement', 'facts'] as const;
+
+/** A release's hosts, a few statements per thousand (db/chunked.ts): 10,000 single-row inserts would cost seconds of query building. */
+const insertReleaseHosts = chunkedWrite<{ release: string; host: string; storePath: string; statement: string | null; facts: SystemFacts | null }>(
+  (q, { releaseHosts }, size) =>
+    q
+      .insert(releaseHosts)
+      .values(rowIndexes(size).map((i) => placeholderRow(RELEASE_HOST_FIELDS, i)))
+      .prepare(`release_hosts_insert_${size}`),
+  indexedParams,
+);
 
 /** Validates and stores a release; every offender (unknown host, duplicate) is named, and nothing is written when any exists. */
 async function storeRelease(store: Store, clock: Clock, release: SignedRelease, actor: string): Promise<CreateReleaseOutcome> {
@@ -147,18 +157,10 @@ async function storeRelease(store: Store, clock: Clock, release: SignedRelease, 
       sourceRevision: release.structuredSource?.revision ?? null,
       sourceFlakeLockHash: release.structuredSource?.flakeLockHash ?? null,
     });
-    // Many rows per statement: 10,000 single-row inserts would cost seconds of query building.
-    for (let i = 0; i < release.hosts.length; i += INSERT_CHUNK) {
-      await tx.insert(releaseHosts).values(
-        release.hosts.slice(i, i + INSERT_CHUNK).map((entry) => ({
-          release: release.name,
-          host: entry.host,
-          storePath: entry.storePath,
-          statement: entry.statement,
-          facts: entry.facts as Record<string, unknown> | null,
-        })),
-      );
-    }
+    await insertReleaseHosts(
+      store,
+      release.hosts.map((entry) => ({ release: release.name, host: entry.host, storePath: entry.storePath, statement: entry.statement, facts: entry.facts })),
+    );
     await appendEvent(store, {
       host: null,
       at: now,

@@ -1,5 +1,5 @@
 import { and, asc, between, count, gt, inArray, lte, max, or, type SQL } from 'drizzle-orm';
-import type { Engine, Store } from './db/store.js';
+import type { Store } from './db/store.js';
 
 /**
  * A reader's position in the audit log (`events`), for readers that follow it by id: the event
@@ -41,21 +41,6 @@ export interface Gap {
   readonly since: number;
 }
 
-/**
- * How long a missing id may still appear on PostgreSQL. What can hold an id unseen is a transaction
- * between the insert that took it and its commit; the controller's transaction bodies do database
- * work only (no network, no timers), each statement is bounded by statement_timeout (30 s) and
- * each pause between statements by idle_in_transaction_session_timeout (60 s, db/pg-connection.ts).
- * Five minutes is far beyond any such transaction; waiting longer costs only the re-check of the
- * open gaps (one indexed query per read) and holds a durable cursor (webhooks) that much behind.
- */
-export const PG_GAP_GRACE_MS = 5 * 60_000;
-
-/** SQLite makes ids visible in commit order: a gap there (a deleted event) is permanent at once. */
-export function defaultGapGrace(engine: Engine): number {
-  return engine === 'postgres' ? PG_GAP_GRACE_MS : 0;
-}
-
 /** Ids listed per read when new ids have holes; more waits for the next read. */
 const LIST = 10_000;
 /** Gap ranges looked for per query. */
@@ -87,7 +72,7 @@ export interface ReadEventsOptions<R> {
   batch: number;
   /** Milliseconds; the clock the gaps are aged by. */
   now: number;
-  /** Default: defaultGapGrace(store.engine). Tests shorten it. */
+  /** Default: store.idGapGraceMs. Tests shorten it. */
   graceMs?: number;
 }
 
@@ -109,7 +94,7 @@ export interface EventsRead<R> {
 export async function readEvents<R extends { id: number }>(store: Store, cursor: EventCursor, options: ReadEventsOptions<R>): Promise<EventsRead<R>> {
   const { events } = store.t;
   const q = store.q;
-  const graceMs = options.graceMs ?? defaultGapGrace(store.engine);
+  const graceMs = options.graceMs ?? store.idGapGraceMs;
 
   // Gaps that filled since the last read.
   const recovered: number[] = [];

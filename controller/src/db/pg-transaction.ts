@@ -3,9 +3,10 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jitteredBackoff } from '../../../shared/src/backoff.js';
+import type { Logger } from '../../../shared/src/logger.js';
 import * as pgSchema from './schema-pg.js';
-import type { StoreDb, StoreTx } from './store.js';
-import { retryableConflict, storeUnavailable } from './store-errors.js';
+import type { Isolation, StoreDb, StoreTx } from './store.js';
+import { retryableConflict, sqlState, storeUnavailable } from './store-errors.js';
 import type { TransactionEngine } from './tx-scope.js';
 
 /**
@@ -25,24 +26,34 @@ function handleFor(client: pg.Client | pg.PoolClient): StoreDb {
   return db;
 }
 
+const LEVELS = { serializable: 'serializable', 'read-committed': 'read committed' } as const;
+
 /**
- * One SERIALIZABLE transaction of `body` on `client`: PostgreSQL then guarantees the outcome of
- * some serial order of all committed transactions, which is what the controller's read-then-write
- * code assumes (SQLite gives it by having one writer). `tx.transaction` is routed to `nest`, so
- * that nesting has the same meaning at every depth and on both engines.
+ * One transaction of `body` on `client`, SERIALIZABLE unless asked otherwise: PostgreSQL then
+ * guarantees the outcome of some serial order of all committed transactions, which is what the
+ * controller's read-then-write code assumes (SQLite gives it by having one writer). `tx.transaction`
+ * is routed to `nest`, so that nesting has the same meaning at every depth and on both engines.
  */
-export function serializableOn<T>(client: pg.Client | pg.PoolClient, body: (tx: StoreTx) => Promise<T>, nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>): Promise<T> {
+export function transactionOn<T>(
+  client: pg.Client | pg.PoolClient,
+  body: (tx: StoreTx) => Promise<T>,
+  nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>,
+  isolation: Isolation,
+): Promise<T> {
   return handleFor(client).transaction(
     (tx) => {
       Object.defineProperty(tx, 'transaction', { value: nest });
       return body(tx);
     },
-    { isolationLevel: 'serializable' },
+    { isolationLevel: LEVELS[isolation] },
   );
 }
 
-/** Runs `attempt` again after a serialization failure or deadlock; a lost database becomes StoreUnavailable. */
-export async function withConflictRetries<T>(attempt: () => Promise<T>): Promise<T> {
+/**
+ * Runs `attempt` again after a serialization failure or deadlock; a lost database becomes
+ * StoreUnavailable. Each retry is logged (debug): contention an operator can look for.
+ */
+export async function withConflictRetries<T>(attempt: () => Promise<T>, logger: Logger): Promise<T> {
   for (let tries = 1; ; tries++) {
     try {
       return await attempt();
@@ -50,6 +61,7 @@ export async function withConflictRetries<T>(attempt: () => Promise<T>): Promise
       const down = storeUnavailable(error);
       if (down) throw down;
       if (!retryableConflict(error) || tries >= MAX_ATTEMPTS) throw error;
+      logger.debug({ attempt: tries, sqlState: sqlState(error) }, 'transaction conflicted with a concurrent one, running it again');
     }
     await sleep(jitteredBackoff(tries - 1, RETRY_BACKOFF));
   }
@@ -69,10 +81,15 @@ export async function pgSavepoint<T>(tx: StoreTx, name: string, body: () => Prom
 }
 
 /** A transaction engine running its top-level transactions on one given connection (the lease's). */
-export function engineOnClient(owner: object, client: () => pg.Client | pg.PoolClient, nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>): TransactionEngine<StoreTx> {
+export function engineOnClient(
+  owner: object,
+  client: () => pg.Client | pg.PoolClient,
+  nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>,
+  logger: Logger,
+): TransactionEngine<StoreTx> {
   return {
     owner,
-    top: (body) => withConflictRetries(() => serializableOn(client(), body, nest)),
+    top: (body, isolation) => withConflictRetries(() => transactionOn(client(), body, nest, isolation), logger),
     savepoint: pgSavepoint,
   };
 }

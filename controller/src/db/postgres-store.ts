@@ -1,4 +1,4 @@
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,8 @@ import { PgEngineLease } from '../replicas/pg-engine-lease.js';
 import { PgNotifications } from '../replicas/pg-notifications.js';
 import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
 import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
-import { pgSavepoint, serializableOn, withConflictRetries } from './pg-transaction.js';
+import { pgSavepoint, transactionOn, withConflictRetries } from './pg-transaction.js';
+import { jsonKey } from './json-path.js';
 import * as pgSchema from './schema-pg.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx } from './store.js';
 import { storeUnavailable } from './store-errors.js';
@@ -34,6 +35,16 @@ async function migrateOnce(pool: pg.Pool): Promise<void> {
   }
 }
 
+/**
+ * How long a missing event id may still appear. What can hold an id unseen is a transaction
+ * between the insert that took it and its commit; the controller's transaction bodies do database
+ * work only (no network, no timers), each statement is bounded by statement_timeout (30 s) and
+ * each pause between statements by idle_in_transaction_session_timeout (60 s, pg-connection.ts).
+ * Five minutes is far beyond any such transaction; waiting longer costs only the re-check of the
+ * open gaps (one indexed query per read) and holds a durable cursor (webhooks) that much behind.
+ */
+export const PG_ID_GAP_GRACE_MS = 5 * 60_000;
+
 /** The PostgreSQL engine: a pool for reads and transactions, plus one connection each for LISTEN and the engine lease. */
 export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const replicaId = config.replicaId ?? defaultReplicaId();
@@ -54,7 +65,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const nest = (fn: (tx: StoreTx) => Promise<unknown>) => runTransaction(engine, fn);
   const engine: TransactionEngine<StoreTx> = {
     owner,
-    top: (body) =>
+    top: (body, isolation) =>
       withConflictRetries(async () => {
         const client = await pool.connect();
         // A connection lost while the body awaits something else emits 'error' on the checked-out
@@ -63,7 +74,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
         const onError = (error: Error) => (lost = error);
         client.on('error', onError);
         try {
-          return await serializableOn(client, body, nest);
+          return await transactionOn(client, body, nest, isolation);
         } catch (error) {
           lost ??= storeUnavailable(error) ?? undefined;
           throw error;
@@ -72,7 +83,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
           // With an error the pool discards the connection instead of handing it out again.
           client.release(lost);
         }
-      }),
+      }, logger),
     savepoint: pgSavepoint,
   };
 
@@ -83,6 +94,13 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
   const here = (): Queryable => (currentTx(owner) as Queryable | undefined) ?? db;
   const store: Store = {
     engine: 'postgres',
+    shared: true,
+    idGapGraceMs: PG_ID_GAP_GRACE_MS,
+    onlineBackup: false,
+    jsonText: (json, path) => {
+      const steps = path.map((step, i) => sql.raw(`${i === path.length - 1 ? '->>' : '->'} ${typeof step === 'number' ? step : `'${jsonKey(step)}'`}`));
+      return sql`((${json})::jsonb ${sql.join(steps, sql` `)})`;
+    },
     replicaId,
     db,
     t: pgSchema,
@@ -90,7 +108,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
       return here();
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => int8AsNumbers((await here().execute(query)) as pg.QueryResult) as T[],
-    transaction: (fn) => runTransaction(engine, fn),
+    transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { rowCount?: number | null }).rowCount ?? 0,
     notifications,
     engineLease(options) {

@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { silentLogger } from '../../../shared/src/logger.js';
 import { SoloLease } from '../replicas/engine-lease.js';
 import { LocalNotifications } from '../replicas/notifications.js';
 import { AsyncLock } from './async-lock.js';
 import { openDatabase, type OpenDatabase } from './open.js';
+import { jsonKey } from './json-path.js';
 import * as schema from './schema.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx, type Tables } from './store.js';
 import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
@@ -47,6 +48,7 @@ export function openSqliteStore(config: StoreConfig): Store {
 
   const engine: TransactionEngine<StoreTx> = {
     owner: {},
+    // Any isolation asked for: one writer at a time is serial, which is at least as strong.
     top: (body) =>
       lock.run(async () => {
         if (closed) throw new Error('the store is closed');
@@ -80,6 +82,13 @@ export function openSqliteStore(config: StoreConfig): Store {
   const here = (): Queryable => (currentTx(engine.owner) as Queryable | undefined) ?? readDb;
   const store: Store = {
     engine: 'sqlite',
+    shared: false,
+    idGapGraceMs: 0,
+    onlineBackup: true,
+    jsonText: (json, path) => {
+      const steps = path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${jsonKey(step)}`)).join('');
+      return sql`json_extract(${json}, ${`$${steps}`})`;
+    },
     replicaId,
     db: readDb,
     t: schema as unknown as Tables,
@@ -87,7 +96,7 @@ export function openSqliteStore(config: StoreConfig): Store {
       return here();
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => (here() as unknown as BetterSQLite3Database).all<T>(query),
-    transaction: (fn) => runTransaction(engine, fn),
+    transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { changes?: number }).changes ?? 0,
     notifications,
     engineLease: (options) => new SoloLease(store, options),

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { NodePgDatabase, NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
-import type { ExtractTablesWithRelations, SQL } from 'drizzle-orm';
+import type { AnyColumn, ExtractTablesWithRelations, SQL } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { EngineLease, EngineLeaseOptions } from '../replicas/engine-lease.js';
 import type { Notifications } from '../replicas/notifications.js';
@@ -24,8 +24,44 @@ export type StoreTx = Parameters<Parameters<StoreDb['transaction']>[0]>[0];
 export type Queryable = PgDatabase<NodePgQueryResultHKT, Tables, ExtractTablesWithRelations<Tables>>;
 export type Engine = 'sqlite' | 'postgres';
 
+/**
+ * How a transaction is isolated from concurrent ones. `serializable` (the default) is the Store's
+ * promise: transactions behave as if run one after another. `read-committed` is for a body whose
+ * one contended write is a conditional UPDATE of a hot row that states in its WHERE everything the
+ * write depends on (a use of a capped enrollment token): each statement sees what was committed
+ * before it ran, and an UPDATE that meets a row another transaction is changing waits for it and
+ * re-checks its WHERE on the new row, instead of failing the whole transaction for a retry as
+ * SERIALIZABLE does. Every replica contending for the row then gets its turn instead of losing a
+ * lottery of retries. The body must be correct under that: no decision on a read a concurrent
+ * commit could invalidate, other than what the WHERE re-checks or a unique key enforces. SQLite
+ * runs every transaction serially whatever is asked (one writer), which is stronger. Nested
+ * transactions keep the enclosing one's isolation; a serializable one inside a read-committed one
+ * is refused as a bug.
+ */
+export type Isolation = 'serializable' | 'read-committed';
+
+export interface TransactionOptions {
+  /** Default `serializable`. */
+  isolation?: Isolation;
+}
+
 export interface Store {
+  /** For messages and logs only: behaviour that differs between engines is asked by what it means, below. */
   readonly engine: Engine;
+  /**
+   * Other controller processes (replicas) may use this database at the same time (PostgreSQL);
+   * what one process knows in memory (who is connected to it) is then not the whole fleet's.
+   */
+  readonly shared: boolean;
+  /**
+   * How long an event id may stay invisible after a higher one became visible: PostgreSQL takes
+   * ids at insert and commits transactions concurrently; 0 where ids appear in commit order (SQLite).
+   */
+  readonly idGapGraceMs: number;
+  /** Whether the live database can be copied consistently from inside the process (db/backup.ts: SQLite's online backup). */
+  readonly onlineBackup: boolean;
+  /** The JSON value at `path` inside `json` (a JSON text column), as text, in the engine's JSON dialect. */
+  jsonText(json: SQL | AnyColumn, path: ReadonlyArray<string | number>): SQL;
   /** This replica's name among those sharing the database (config replicaId, else host name and pid). */
   readonly replicaId: string;
   /**
@@ -55,9 +91,10 @@ export interface Store {
    * work and pure computation only, and publishes effects through `notifications` or after it
    * returns). Called inside a body of this store (at any depth of awaits) it is a savepoint of the
    * enclosing transaction; `tx.transaction(fn)` is the same. Throws StoreUnavailable, not a
-   * driver error, when the database cannot be reached.
+   * driver error, when the database cannot be reached. `options.isolation` may relax the guarantee
+   * for one transaction (see Isolation).
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Rows changed by an awaited insert/update/delete without returning() (SQLite `changes`, PostgreSQL `rowCount`). */
   affected(result: unknown): number;
   /** Publish/subscribe between replicas (PostgreSQL LISTEN/NOTIFY; in-process on SQLite). */

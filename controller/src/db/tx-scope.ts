@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AsyncLock } from './async-lock.js';
+import type { Isolation, TransactionOptions } from './store.js';
 
 /**
  * One level of an open transaction: the outermost transaction or a savepoint inside it. Found
@@ -11,6 +12,8 @@ interface Scope {
   readonly owner: object;
   readonly tx: unknown;
   readonly depth: number;
+  /** The outermost transaction's: savepoints run inside it. */
+  readonly isolation: Isolation;
   /** Savepoints directly inside this level run one at a time: two at once on one connection would nest by accident. */
   readonly children: AsyncLock;
   /** In-process effects (SQLite notifications) that happen only if the outermost transaction commits. */
@@ -24,14 +27,14 @@ const scopes = new AsyncLocalStorage<Scope>();
 export interface TransactionEngine<Tx> {
   /** The store: scopes of another store are not joined. */
   readonly owner: object;
-  /** BEGIN, `body`, COMMIT (ROLLBACK on a throw); may call `body` again after a conflict. */
-  top<T>(body: (tx: Tx) => Promise<T>): Promise<T>;
+  /** BEGIN at `isolation` (an engine with one writer may give more), `body`, COMMIT (ROLLBACK on a throw); may call `body` again after a conflict. */
+  top<T>(body: (tx: Tx) => Promise<T>, isolation: Isolation): Promise<T>;
   /** A savepoint named `name` on `tx` around `body`: released on success, rolled back to on a throw. */
   savepoint<T>(tx: Tx, name: string, body: () => Promise<T>): Promise<T>;
 }
 
-function newScope(owner: object, tx: unknown, depth: number): Scope {
-  return { owner, tx, depth, children: new AsyncLock(), afterCommit: [], open: true };
+function newScope(owner: object, tx: unknown, depth: number, isolation: Isolation): Scope {
+  return { owner, tx, depth, isolation, children: new AsyncLock(), afterCommit: [], open: true };
 }
 
 function current(owner: object): Scope | undefined {
@@ -46,20 +49,27 @@ function current(owner: object): Scope | undefined {
  * and propagates (the caller may catch it and go on), and its writes commit or roll back with the
  * enclosing transaction.
  */
-export async function runTransaction<Tx, T>(engine: TransactionEngine<Tx>, fn: (tx: Tx) => Promise<T>): Promise<T> {
+export async function runTransaction<Tx, T>(engine: TransactionEngine<Tx>, fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  const isolation = options.isolation ?? 'serializable';
   const outer = current(engine.owner);
-  if (outer) return nested(engine, outer, fn);
+  if (outer) {
+    // A body written for serial execution would silently lose that guarantee inside a weaker transaction.
+    if (isolation === 'serializable' && outer.isolation !== 'serializable') {
+      throw new Error(`a serializable transaction cannot run inside a ${outer.isolation} one: start it outside, or make the outer one serializable`);
+    }
+    return nested(engine, outer, fn);
+  }
   let committed: Scope | undefined;
   const result = await engine.top(async (tx) => {
     // A fresh scope per attempt: effects queued by an attempt that was rolled back are dropped with it.
-    const scope = newScope(engine.owner, tx, 0);
+    const scope = newScope(engine.owner, tx, 0, isolation);
     committed = scope;
     try {
       return await scopes.run(scope, () => fn(tx));
     } finally {
       scope.open = false;
     }
-  });
+  }, isolation);
   for (const effect of committed!.afterCommit) effect();
   return result;
 }
@@ -68,7 +78,7 @@ function nested<Tx, T>(engine: TransactionEngine<Tx>, outer: Scope, fn: (tx: Tx)
   return outer.children.run(async () => {
     if (!outer.open) throw new Error('the enclosing transaction has already finished');
     const tx = outer.tx as Tx;
-    const scope = newScope(engine.owner, tx, outer.depth + 1);
+    const scope = newScope(engine.owner, tx, outer.depth + 1, outer.isolation);
     try {
       const result = await engine.savepoint(tx, `shoal_sp${scope.depth}`, () => scopes.run(scope, () => fn(tx)));
       outer.afterCommit.push(...scope.afterCommit);

@@ -32,12 +32,12 @@ export type EnrollOutcome =
       message: string;
     };
 
+type Refused = Extract<EnrollOutcome, { ok: false }>;
+
 /**
- * Enrollments through one store run one at a time. Each spends a use of its token, an update of
- * that token's one row; on PostgreSQL (SERIALIZABLE) concurrent updates of one row fail all but one
- * with a serialization conflict, and with dozens of hosts enrolling at once (a batch provisioned
- * together) some ran out of retries (500). Queued here, only the replicas contend, which the
- * conflict retries absorb. On SQLite writes are serial anyway.
+ * Enrollments through one store run one at a time: a batch enrolling at once through one replica
+ * would otherwise hold a pooled connection per host, each waiting for the token's row lock, and
+ * starve every other request of connections. The replicas then take turns on that row (below).
  */
 const enrollmentQueues = new WeakMap<Store, AsyncLock>();
 
@@ -52,37 +52,93 @@ export async function enrollHost(store: Store, clock: Clock, request: { host: st
   return queue.run(() => enrollInTransaction(store, clock, request));
 }
 
+/** A refusal decided after the transaction wrote the host: thrown so that those writes roll back. */
+class RefusedAfterWrites extends Error {
+  constructor(readonly outcome: Refused) {
+    super(outcome.message);
+  }
+}
+
+/**
+ * Every enrollment with a token spends a use of that token's one row, and a fleet provisioned
+ * together enrolls through every replica at once. SERIALIZABLE made the replicas fail each other's
+ * transactions on that row and retry until a host ran out of retries (500; seen enrolling 10,000
+ * hosts through two replicas). So this transaction runs at READ COMMITTED (store.ts Isolation):
+ * the spend is one conditional UPDATE whose WHERE states every condition of admitting one more
+ * host (not revoked, not expired, below the cap), and PostgreSQL has a replica that meets the row
+ * locked wait, then re-checks that WHERE on the row as committed: the cap holds exactly, and the
+ * replicas take turns instead of failing. The UPDATE comes last, so the row stays locked only
+ * until the commit right after it. The rest is safe without serial execution:
+ * - the first read of the token only refuses early, and each refusal stays true once true
+ *   (revocation is final, the expiry fixed, uses only grow); admission is the UPDATE's decision;
+ * - a host row is claimed by its primary key: an insert meeting a concurrent enrollment of the same
+ *   name waits for it and inserts nothing if it committed, and the host is then read as committed;
+ * - the event is an append.
+ * One alternative was a row per use, counted: checking the cap still reads every use, so capped
+ * tokens would conflict the same way.
+ */
 async function enrollInTransaction(store: Store, clock: Clock, request: { host: string; publicKey: string; token: string }): Promise<EnrollOutcome> {
   const { enrollmentTokens, hosts } = store.t;
   const now = clock.now();
-  return store.transaction(async (tx): Promise<EnrollOutcome> => {
-    const [token] = await tx.select().from(enrollmentTokens).where(eq(enrollmentTokens.hash, sha256Hex(request.token))).limit(1);
-    if (!token || token.revokedAt !== null) {
-      return { ok: false, reason: 'invalid-enrollment-token', message: 'enrollment token is not known to this controller or was revoked' };
-    }
-    const [existing] = await tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, request.host)).limit(1);
-    if (existing) {
-      if (existing.publicKey === request.publicKey) return { ok: true, created: false };
-      return {
-        ok: false,
-        reason: 'host-key-conflict',
-        message: `host ${JSON.stringify(request.host)} is already enrolled with a different public key`,
-      };
-    }
-    if (token.expiresAt <= now) {
-      return { ok: false, reason: 'enrollment-token-expired', message: `enrollment token expired at ${new Date(token.expiresAt).toISOString()}` };
-    }
-    const spent = await tx
-      .update(enrollmentTokens)
-      .set({ uses: sql`${enrollmentTokens.uses} + 1` })
-      .where(sql`${enrollmentTokens.id} = ${token.id} and (${enrollmentTokens.maxUses} is null or ${enrollmentTokens.uses} < ${enrollmentTokens.maxUses})`);
-    if (store.affected(spent) === 0) {
-      return { ok: false, reason: 'enrollment-token-used-up', message: `enrollment token was already used ${token.uses} time(s), its limit` };
-    }
-    await tx.insert(hosts).values({ name: request.host, publicKey: request.publicKey, tags: token.tags, enrolledAt: now });
-    await appendEvent(store, { host: request.host, at: now, kind: 'host-enrolled', actor: `agent:${request.host}`, data: { tokenId: token.id, tags: token.tags } });
-    return { ok: true, created: true };
-  });
+  try {
+    return await store.transaction(
+      async (tx): Promise<EnrollOutcome> => {
+        const [token] = await tx.select().from(enrollmentTokens).where(eq(enrollmentTokens.hash, sha256Hex(request.token))).limit(1);
+        if (!token || token.revokedAt !== null) return invalidToken();
+        const [existing] = await tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, request.host)).limit(1);
+        if (existing) return asEnrolled(request, existing.publicKey);
+        if (token.expiresAt <= now) return expired(token.expiresAt);
+        if (token.maxUses !== null && token.uses >= token.maxUses) return usedUp(token.uses);
+
+        const inserted = await tx
+          .insert(hosts)
+          .values({ name: request.host, publicKey: request.publicKey, tags: token.tags, enrolledAt: now })
+          .onConflictDoNothing({ target: hosts.name });
+        if (store.affected(inserted) === 0) {
+          // The same name enrolled through another replica and committed meanwhile; nothing is written yet.
+          const [committed] = await tx.select({ publicKey: hosts.publicKey }).from(hosts).where(eq(hosts.name, request.host)).limit(1);
+          if (!committed) throw new Error(`host ${JSON.stringify(request.host)} was enrolled and removed while this enrollment ran; enroll again`);
+          return asEnrolled(request, committed.publicKey);
+        }
+        await appendEvent(store, { host: request.host, at: now, kind: 'host-enrolled', actor: `agent:${request.host}`, data: { tokenId: token.id, tags: token.tags } });
+
+        const spent = await tx
+          .update(enrollmentTokens)
+          .set({ uses: sql`${enrollmentTokens.uses} + 1` })
+          .where(
+            sql`${enrollmentTokens.id} = ${token.id} and ${enrollmentTokens.revokedAt} is null and ${enrollmentTokens.expiresAt} > ${now}
+              and (${enrollmentTokens.maxUses} is null or ${enrollmentTokens.uses} < ${enrollmentTokens.maxUses})`,
+          );
+        if (store.affected(spent) === 0) {
+          // Revoked, or its last use spent, since the first read: this statement sees that commit.
+          const [latest] = await tx.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, token.id)).limit(1);
+          throw new RefusedAfterWrites(!latest || latest.revokedAt !== null ? invalidToken() : latest.expiresAt <= now ? expired(latest.expiresAt) : usedUp(latest.uses));
+        }
+        return { ok: true, created: true };
+      },
+      { isolation: 'read-committed' },
+    );
+  } catch (error) {
+    if (error instanceof RefusedAfterWrites) return error.outcome;
+    throw error;
+  }
+}
+
+function asEnrolled(request: { host: string; publicKey: string }, enrolledKey: string): EnrollOutcome {
+  if (enrolledKey === request.publicKey) return { ok: true, created: false };
+  return { ok: false, reason: 'host-key-conflict', message: `host ${JSON.stringify(request.host)} is already enrolled with a different public key` };
+}
+
+function invalidToken(): Refused {
+  return { ok: false, reason: 'invalid-enrollment-token', message: 'enrollment token is not known to this controller or was revoked' };
+}
+
+function expired(expiresAt: number): Refused {
+  return { ok: false, reason: 'enrollment-token-expired', message: `enrollment token expired at ${new Date(expiresAt).toISOString()}` };
+}
+
+function usedUp(uses: number): Refused {
+  return { ok: false, reason: 'enrollment-token-used-up', message: `enrollment token was already used ${uses} time(s), its limit` };
 }
 
 export type RegisterOutcome = { ok: true; created: boolean } | { ok: false; reason: 'host-key-conflict'; message: string };
@@ -124,11 +180,18 @@ export async function listEnrollmentTokens(store: Store, clock: Clock): Promise<
   }));
 }
 
-/** Returns false when no unrevoked token has that id. Hosts already enrolled with it stay enrolled. */
+/**
+ * Returns false when no unrevoked token has that id. Hosts already enrolled with it stay enrolled.
+ * One conditional UPDATE, at READ COMMITTED like the enrollments it stops: an operator revokes a
+ * token mid-batch exactly when its row is busiest, and waits for the row instead of losing retries.
+ */
 export async function revokeEnrollmentToken(store: Store, clock: Clock, id: string): Promise<boolean> {
   const { enrollmentTokens } = store.t;
-  return store.transaction(async (tx) => {
-    const revoked = await tx.update(enrollmentTokens).set({ revokedAt: clock.now() }).where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt)));
-    return store.affected(revoked) > 0;
-  });
+  return store.transaction(
+    async (tx) => {
+      const revoked = await tx.update(enrollmentTokens).set({ revokedAt: clock.now() }).where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt)));
+      return store.affected(revoked) > 0;
+    },
+    { isolation: 'read-committed' },
+  );
 }

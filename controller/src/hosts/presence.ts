@@ -52,7 +52,7 @@ export class Presence {
     private readonly pollIntervalMs: number,
     private readonly logger: Logger = silentLogger(),
   ) {
-    this.shared = store.engine === 'postgres';
+    this.shared = store.shared;
   }
 
   /** PostgreSQL: heartbeats (and reads the others' claims) now and every `intervalMs` until stop(). SQLite: nothing to share. */

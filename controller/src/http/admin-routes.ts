@@ -66,7 +66,7 @@ export function adminRoutes(deps: ControllerDeps, guard: MiddlewareHandler<Opera
 
   app.get('/backup', async (c) => {
     // An online copy of the SQLite file; a PostgreSQL database has its own tools, which also cover its replicas and history.
-    if (deps.store.engine !== 'sqlite') {
+    if (!deps.store.onlineBackup) {
       throw new ApiError(
         409,
         'backup-sqlite-only',

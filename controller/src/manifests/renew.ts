@@ -48,13 +48,11 @@ export async function manifestsDueForRenewal(store: Store, dueBy: number, signin
 
 /**
  * Whether the manifest envelope (JSON text on both engines) was signed by another key than
- * `keyId`. Checked in SQL, each engine in its own JSON dialect: selecting every desired manifest
+ * `keyId`. Checked in SQL (store.jsonText speaks each engine's JSON dialect): selecting every desired manifest
  * to parse here would read the whole fleet's envelopes on each renewal pass.
  */
 function signedByOtherKey(store: Store, envelope: AnyColumn, keyId: string): SQL {
-  return store.engine === 'postgres'
-    ? sql`((${envelope})::jsonb -> 'signatures' -> 0 ->> 'keyid') is distinct from ${keyId}`
-    : sql`json_extract(${envelope}, '$.signatures[0].keyid') is not ${keyId}`;
+  return sql`${store.jsonText(envelope, ['signatures', 0, 'keyid'])} is distinct from ${keyId}`;
 }
 
 /** Without a statement the agent would refuse the renewal anyway. Logged once per manifest: it stays due on every pass. */

@@ -69,7 +69,7 @@ export class PgEngineLease extends EventEmitter<{ acquired: []; lost: [error: Er
     return this.lock.run(async () => {
       const client = this.client;
       if (!this.holding || !client) throw new LeaseNotHeld();
-      const engine = engineOnClient(this.options.owner, () => client, this.options.nest);
+      const engine = engineOnClient(this.options.owner, () => client, this.options.nest, this.logger);
       try {
         return await runTransaction(engine, fn);
       } catch (error) {

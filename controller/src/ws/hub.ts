@@ -8,7 +8,7 @@ import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js
 import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
-import { appendEvent } from '../events.js';
+import { eventBatch, type EventBatch } from '../events-batch.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { recordAgentVersion } from '../hosts/agent-version.js';
 import type { PublishedManifest } from '../manifests/bus.js';
@@ -36,7 +36,6 @@ interface Connection {
   /** Frees this connection's unauthenticated slot: on welcome or close, whichever comes first. */
   releaseSlot: () => void;
   /** The write of its last connected/disconnected event: the next one is written after it, so they keep their order. */
-  logged: Promise<void>;
   /** The highest manifest version sent on this socket (0: none yet). */
   sentVersion: number;
 }
@@ -64,8 +63,8 @@ export class AgentHub {
   private readonly unauthenticated: AdmissionCounter;
   private readonly unsubscribe: () => void;
   private readonly unsubscribeRevoked: () => void;
-  /** Event writes not finished yet: close() waits for them, before the store goes away. */
-  private readonly logging = new Set<Promise<void>>();
+  /** Connected/disconnected events; close() waits for them, before the store goes away. */
+  private readonly connectionEvents: EventBatch;
   private closing = false;
 
   constructor(
@@ -73,6 +72,7 @@ export class AgentHub {
     options: HubOptions = {},
   ) {
     this.authTimeoutMs = options.authTimeoutMs ?? 10_000;
+    this.connectionEvents = eventBatch(deps.store);
     this.unauthenticated = new AdmissionCounter(options.unauthenticated ?? DEFAULT_ADMISSION.unauthenticatedSockets);
     this.pingTimer = setInterval(() => runBackground(this.deps.logger, 'websocket pings', () => this.pingAll()), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
@@ -126,7 +126,7 @@ export class AgentHub {
   }
 
   private accept(ws: WebSocket, audience: string | null, releaseSlot: () => void): void {
-    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot, logged: Promise.resolve(), sentVersion: 0 };
+    const connection: Connection = { ws, host: null, alive: true, replaced: false, triedAuth: false, releaseSlot, sentVersion: 0 };
     this.all.add(connection);
     const nonce = randomBytes(24).toString('base64url');
     const timeout = setTimeout(() => ws.close(WsClose.authFailed, 'no auth within the deadline'), this.authTimeoutMs);
@@ -194,17 +194,10 @@ export class AgentHub {
     await this.register(connection, host, session);
   }
 
-  /** Writes a connected/disconnected event after the connection's previous one. */
-  private logConnection(connection: Connection, host: string, kind: 'connected' | 'disconnected'): void {
+  /** Queues a connected/disconnected event: written in order, with the others of its turn (events-batch.ts). */
+  private logConnection(host: string, kind: 'connected' | 'disconnected'): void {
     const { deps } = this;
-    const at = deps.clock.now();
-    const write = connection.logged.then(() =>
-      deps.store.transaction(async () => appendEvent(deps.store, { host, at, kind, actor: `agent:${host}`, data: { mode: 'websocket' } })),
-    );
-    const settled = write.catch(() => undefined);
-    connection.logged = settled;
-    this.logging.add(settled);
-    void settled.then(() => this.logging.delete(settled));
+    const write = this.connectionEvents.append({ host, at: deps.clock.now(), kind, actor: `agent:${host}`, data: { mode: 'websocket' } });
     runBackground(deps.logger, `websocket ${kind} event`, () => write, { host });
   }
 
@@ -219,7 +212,7 @@ export class AgentHub {
     this.byHost.set(host, connection);
     const { deps } = this;
     deps.presence.websocketOpened(host);
-    this.logConnection(connection, host, 'connected');
+    this.logConnection(host, 'connected');
     this.send(connection.ws, { type: 'welcome', protocol: PROTOCOL_VERSION, session: { protocol: PROTOCOL_VERSION, token: session.token, expiresAt: iso(session.expiresAt) } });
     // Registered above before this read: a manifest committed from now on is pushed (push()), and
     // the read sees every one committed before. Whichever is newer reaches the socket; an older one
@@ -239,7 +232,7 @@ export class AgentHub {
     this.byHost.delete(host);
     if (this.closing) return;
     this.deps.presence.websocketClosed(host);
-    this.logConnection(connection, host, 'disconnected');
+    this.logConnection(host, 'disconnected');
   }
 
   /** A removed or re-keyed host: its socket was opened under a key that no longer counts. */
@@ -297,7 +290,7 @@ export class AgentHub {
         }),
     );
     await Promise.all(closed);
-    await Promise.all([...this.logging]);
+    await this.connectionEvents.drained();
     this.wss.close();
   }
 }

@@ -119,6 +119,41 @@ describe.each(storeEngines)('store on $name', (engine) => {
     expect(row!.version).toBe(4);
   });
 
+  it('admits exactly up to a limit with read-committed conditional updates of one row at once', async () => {
+    await store.transaction(async (tx) => {
+      await tx.insert(store.t.hosts).values({ name: 'web-1', publicKey: 'key', desiredVersion: 0 });
+    });
+    const hosts = store.t.hosts;
+    const spend = () =>
+      store.transaction(
+        async (tx) => {
+          const spent = await tx
+            .update(hosts)
+            .set({ desiredVersion: sql`${hosts.desiredVersion} + 1` })
+            .where(sql`${hosts.name} = 'web-1' and ${hosts.desiredVersion} < 3`);
+          // Hold the row until commit: the others wait for it and re-check the limit on what it committed.
+          await sleep(20);
+          return store.affected(spent);
+        },
+        { isolation: 'read-committed' },
+      );
+    const spent = await Promise.all(Array.from({ length: 6 }, spend));
+    expect(spent.sort()).toEqual([0, 0, 0, 1, 1, 1]);
+    const [row] = await store.db.select({ version: hosts.desiredVersion }).from(hosts).where(eq(hosts.name, 'web-1'));
+    expect(row!.version).toBe(3);
+  });
+
+  it('refuses a serializable transaction inside a read-committed one, and nests a read-committed one', async () => {
+    await store.transaction(
+      async () => {
+        await expect(store.transaction(async () => undefined)).rejects.toThrow('a serializable transaction cannot run inside a read-committed one');
+        await store.transaction((tx) => tx.insert(store.t.hosts).values({ name: 'inner', publicKey: 'key' }), { isolation: 'read-committed' });
+      },
+      { isolation: 'read-committed' },
+    );
+    expect(await hostNames(store)).toEqual(['inner']);
+  });
+
   it('runs a transaction started inside a transaction body as a savepoint of it', async () => {
     await store.transaction(async (tx) => {
       await tx.insert(store.t.hosts).values({ name: 'outer', publicKey: 'key' });

@@ -96,6 +96,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
     engine: 'postgres',
     shared: true,
     idGapGraceMs: PG_ID_GAP_GRACE_MS,
+    concurrentWriters: true,
     onlineBackup: false,
     jsonText: (json, path) => {
       const steps = path.map((step, i) => sql.raw(`${i === path.length - 1 ? '->>' : '->'} ${typeof step === 'number' ? step : `'${jsonKey(step)}'`}`));

@@ -84,6 +84,7 @@ export function openSqliteStore(config: StoreConfig): Store {
     engine: 'sqlite',
     shared: false,
     idGapGraceMs: 0,
+    concurrentWriters: false,
     onlineBackup: true,
     jsonText: (json, path) => {
       const steps = path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${jsonKey(step)}`)).join('');

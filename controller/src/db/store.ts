@@ -58,6 +58,11 @@ export interface Store {
    * ids at insert and commits transactions concurrently; 0 where ids appear in commit order (SQLite).
    */
   readonly idGapGraceMs: number;
+  /**
+   * Writers run side by side (PostgreSQL), so two transactions of this process touching the same
+   * rows conflict and one runs again; with one writer at a time (SQLite) they simply queue.
+   */
+  readonly concurrentWriters: boolean;
   /** Whether the live database can be copied consistently from inside the process (db/backup.ts: SQLite's online backup). */
   readonly onlineBackup: boolean;
   /** The JSON value at `path` inside `json` (a JSON text column), as text, in the engine's JSON dialect. */

@@ -168,11 +168,12 @@ export function reportWriter(store: Store, clock: Clock, logger: Logger, observe
     group.forEach((entry, i) => entry.resolve(outcomes[i]!));
   };
 
-  // PostgreSQL: at most one group is being stored at a time; what arrives meanwhile waits for it
-  // and then goes as the next group. Two groups of one replica in flight at once conflicted with
-  // each other (SERIALIZABLE) for nothing. SQLite keeps forming the next group while one commits:
-  // its writer lock runs them one after the other anyway, and the scale benchmark ingested faster so.
-  const oneAtATime = store.engine === 'postgres';
+  // Concurrent writers (PostgreSQL): at most one group is being stored at a time; what arrives
+  // meanwhile waits for it and then goes as the next group. Two groups of one replica in flight at
+  // once conflicted with each other (SERIALIZABLE) for nothing. One writer (SQLite): the next group
+  // forms while one commits; the writer lock runs them one after the other anyway, and the scale
+  // benchmark ingested faster so.
+  const oneAtATime = store.concurrentWriters;
   let storing = false;
 
   const schedule = (delayMs: number): void => {

@@ -2,7 +2,6 @@ import { runBackground } from '../background.js';
 import { randomBytes } from 'node:crypto';
 import { asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
-import type { Report } from '../../../shared/src/protocol.js';
 import {
   waveNumber,
   type RolloutAction,
@@ -20,7 +19,6 @@ import { appendEvent } from '../events.js';
 import type { ReleaseTrust } from '../manifests/statements.js';
 import { advanceRollout, beginRollback, startWave, type AdvanceOptions } from './advance.js';
 import { activeOwners, insertMembers, memberResults } from './members.js';
-import { recordReport } from './report.js';
 import { inWriteLane } from '../db/write-lane.js';
 import { retrySpec } from './retry-plan.js';
 import { Attempt, openStep, type AdvanceContext } from './step.js';
@@ -246,11 +244,6 @@ export class RolloutEngine {
     const spec = retrySpec(old.spec as RolloutSpec, old.plan as RolloutPlan, await memberResults(store, id));
     if (!spec) return refuse('nothing-to-retry', `rollout ${id} left no failed, skipped or unreached host to retry`);
     return { ok: true, value: spec };
-  }
-
-  /** Called inside the transaction that stores a report (see ReportObserver); returns the rollout to tick after commit. */
-  recordReport(host: string, report: Report): Promise<string | null> {
-    return recordReport(this.deps.store, host, report, this.deps.clock.now());
   }
 
   /**

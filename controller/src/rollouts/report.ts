@@ -1,7 +1,7 @@
 import type { Report } from '../../../shared/src/protocol.js';
 import { RolloutHostState, RolloutRollbackState, waveNumber } from '../../../shared/src/rollout-api.js';
 import type { Store } from '../db/store.js';
-import { appendEvents, type NewEvent } from '../events.js';
+import type { NewEvent } from '../events.js';
 import { memberOfKey, reportedMembers, writeMemberResults, type MemberResult, type ReportedMemberRow } from './members.js';
 import { reportEffect } from './transitions.js';
 
@@ -76,11 +76,4 @@ export async function recordReports(store: Store, reports: readonly HostReport[]
   });
   await writeMemberResults(store, [...results.values()]);
   return outcomes;
-}
-
-/** One report on its own (recordReports), its events logged at once; returns the rollout to advance, if any. */
-export async function recordReport(store: Store, host: string, report: Report, now: number): Promise<string | null> {
-  const [outcome] = await recordReports(store, [{ host, report }], now);
-  await appendEvents(store, outcome!.events);
-  return outcome!.rolloutId;
 }

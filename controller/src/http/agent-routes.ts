@@ -65,11 +65,6 @@ function manifestAnswer(c: Context, row: ManifestRow | undefined, ifNoneMatch: s
 }
 
 /**
- * At most one report-driven tick per rollout every this many ms. A tick reads the rollout's
- * member counts (all its hosts): at 5,000 reports/s a tick every event-loop turn took a third
- * of the controller's CPU during a 10,000-host wave. 25 ms later is nothing to a rollout.
- */
-/**
  * The body limit for reports, checked from a declared Content-Length without touching the body:
  * hono's bodyLimit first asks for the body stream, which makes node-server build a full web
  * Request (abort signal, web stream) for every report instead of reading the socket directly.

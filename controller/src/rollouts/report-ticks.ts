@@ -1,6 +1,6 @@
 import type { Logger } from '../../../shared/src/logger.js';
 
-/** The shortest spacing between two report-driven passes. */
+/** The shortest spacing between two report-driven passes: 25 ms later is nothing to a rollout. */
 export const REPORT_TICK_SPACING_MS = 25;
 /** A pass may take at most 1 / this of the time: the rest is the reports' (and the agents'). */
 export const REPORT_TICK_COST_FACTOR = 10;

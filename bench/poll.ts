@@ -19,6 +19,8 @@ export interface PollOptions {
   durationMs: number;
   cleanup: Cleanup;
   log: (line: string) => void;
+  /** Node flags for the controller process (--profile: its CPU profile). */
+  controllerNodeArgs?: string[];
 }
 
 function summarise(results: PollResult[]): { rps: number; p50: number; p99: number; statuses: Record<string, number>; errors: string[] } {
@@ -38,7 +40,7 @@ function summarise(results: PollResult[]): { rps: number; p50: number; p99: numb
 export async function runPoll(options: PollOptions): Promise<Figures> {
   const { cleanup, log } = options;
   const dir = cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-poll-')));
-  const controller = await startControllerProcess(dir, cleanup);
+  const controller = await startControllerProcess(dir, cleanup, { nodeArgs: options.controllerNodeArgs ?? [] });
   const op = new Operator(controller.url, controller.adminToken);
   const fleet = await Fleet.start({ urls: [controller.url], count: options.hosts, workers: options.workers, spreadSources: true, trust: { releaseKey: controller.releasePublicKey, controllerKey: controller.controllerPublicKey }, prefix: 'poll', cleanup });
   const figures: Figures = {};

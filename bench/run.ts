@@ -111,7 +111,7 @@ async function main(): Promise<void> {
         }
       }
       if (bench === 'poll') {
-        result = await runPoll({ hosts: options.quick ? 400 : 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 3000 : 10_000, cleanup, log });
+        result = await runPoll({ hosts: options.quick ? 400 : 1000, workers: 2, connectionsPerWorker: 50, durationMs: options.quick ? 3000 : 10_000, cleanup, log, controllerNodeArgs });
       }
       if (bench === 'deploy') result = await runDeploy({ workDir: cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-deploy-'))), log });
       if (bench === 'release-sign') {

@@ -3,14 +3,13 @@ import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
+import { chunkedWrite, rowIndexes } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 import { inWriteLane } from '../db/write-lane.js';
 import { HEARTBEAT_MS, STALE_AFTER_MS, dropHeartbeat, readOtherClaims, writeClaims, type ClaimWrite, type HeldMode, type RemoteClaim } from './shared-presence.js';
 
 /** lastSeenAt is written at most this often per host, so 10,000 polling hosts do not mean 10,000 writes a cycle. */
 const SEEN_WRITE_INTERVAL_MS = 5_000;
-/** Hosts per UPDATE statement (three parameters each, well under either engine's limit). */
-const WRITE_CHUNK = 500;
 
 /**
  * How each host is connected right now: websocket while one is open; polling when a poll arrived
@@ -176,24 +175,14 @@ export class Presence {
     const claims = this.shared ? this.takeClaimWrite() : null;
     if (batch.length === 0 && claims === null) return;
     const { store } = this;
-    const { hosts } = store.t;
     const now = this.clock.now();
     try {
       // In the write lane: report groups update the same hosts rows (see write-lane.ts).
       await inWriteLane(store, () =>
         store.transaction(async (tx) => {
-          // One statement per chunk of hosts, not one per host: a round trip each on PostgreSQL.
-          for (let i = 0; i < batch.length; i += WRITE_CHUNK) {
-            const chunk = batch.slice(i, i + WRITE_CHUNK);
-            const at = sql.join(
-              chunk.map(([host, ms]) => sql`when ${host} then cast(${ms} as bigint)`),
-              sql` `,
-            );
-            await tx
-              .update(hosts)
-              .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
-              .where(inArray(hosts.name, chunk.map(([host]) => host)));
-          }
+          // A few statements per turn, not one per host (a round trip each on PostgreSQL), each
+          // prepared once per row count: a turn's polls and reports were a fresh drizzle build.
+          await writeLastSeen(store, batch);
           if (claims !== null) await writeClaims(tx, store, now, claims);
         }),
       );
@@ -260,3 +249,23 @@ export class Presence {
     return 'offline';
   }
 }
+
+/** Last-seen times, one `case` on the host name per chunk (db/chunked.ts). */
+const writeLastSeen = chunkedWrite<[string, number]>(
+  (q, { hosts }, size) => {
+    const host = (i: number) => sql.placeholder(`host${i}`);
+    const at = sql.join(
+      rowIndexes(size).map((i) => sql`when ${host(i)} then cast(${sql.placeholder(`at${i}`)} as bigint)`),
+      sql` `,
+    );
+    return q
+      .update(hosts)
+      .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
+      .where(inArray(hosts.name, rowIndexes(size).map(host)))
+      .prepare(`hosts_last_seen_${size}`);
+  },
+  ([host, at], i, params) => {
+    params[`host${i}`] = host;
+    params[`at${i}`] = at;
+  },
+);

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, afterEach, inject } from 'vitest';
+import { openStore, type Store } from '../../controller/src/db/store.js';
 import type { PostgresServer } from '../lab/postgres.js';
 import { TEMPLATE, startTemplateServer, type TemplateServer } from './postgres-template.js';
 
@@ -53,4 +54,41 @@ export async function postgresTestDatabase(): Promise<PostgresTestDatabase> {
   const url = new URL(server.url);
   url.pathname = `/${name}`;
   return { url: url.toString(), server, drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+export interface ReplicaDatabase {
+  /** A store on this test's database named `replicaId`, as another controller process has; closed after the test. */
+  replica(replicaId: string): Promise<Store>;
+  /** This test's database (created by the first replica() of the test). */
+  readonly database: PostgresTestDatabase;
+}
+
+/**
+ * Replicas on one PostgreSQL database per test: registers the hooks that close every replica's
+ * store and drop the database after each test (after the file's own later-registered afterEach
+ * hooks, which run first), and stop this process's server after the file.
+ */
+export function replicaDatabasePerTest(): ReplicaDatabase {
+  let database: PostgresTestDatabase | null = null;
+  const stores: Store[] = [];
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((store) => store.close()));
+    await database?.drop();
+    database = null;
+  });
+  afterAll(async () => {
+    await stopPostgresTestServer();
+  });
+  return {
+    async replica(replicaId) {
+      database ??= await postgresTestDatabase();
+      const store = await openStore({ database: database.url, replicaId });
+      stores.push(store);
+      return store;
+    },
+    get database() {
+      if (!database) throw new Error('no database yet: call replica() first in this test');
+      return database;
+    },
+  };
 }

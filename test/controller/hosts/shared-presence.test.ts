@@ -1,9 +1,8 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../../controller/src/db/store.js';
+import { describe, expect, it } from 'vitest';
 import { Presence } from '../../../controller/src/hosts/presence.js';
 import { STALE_AFTER_MS } from '../../../controller/src/hosts/shared-presence.js';
 import { ManualClock } from '../helpers.js';
-import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase } from '../postgres-database.js';
+import { replicaDatabasePerTest } from '../postgres-database.js';
 
 // Two replicas on one PostgreSQL database (issue 16): each sees the hosts the other holds, and
 // stops seeing them once the other stops heartbeating (killed, no cleanup). Time is a manual clock;
@@ -12,29 +11,15 @@ import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase
 const POLL_MS = 30_000;
 
 describe('presence shared between replicas on PostgreSQL', () => {
-  let database: PostgresTestDatabase;
-  const stores: Store[] = [];
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((store) => store.close()));
-    await database.drop();
-  });
-  afterAll(async () => {
-    await stopPostgresTestServer();
-  });
+  const shared = replicaDatabasePerTest();
 
   async function replicas(hosts: string[]) {
-    database = await postgresTestDatabase();
     const clock = new ManualClock();
-    const open = async (replicaId: string) => {
-      const store = await openStore({ database: database.url, replicaId });
-      stores.push(store);
-      return new Presence(store, clock, POLL_MS);
-    };
-    const a = await open('a');
-    const b = await open('b');
-    const [store] = stores;
-    await store!.transaction(async (tx) => {
-      for (const name of hosts) await tx.insert(store!.t.hosts).values({ name, publicKey: `key-${name}` });
+    const store = await shared.replica('a');
+    const a = new Presence(store, clock, POLL_MS);
+    const b = new Presence(await shared.replica('b'), clock, POLL_MS);
+    await store.transaction(async (tx) => {
+      for (const name of hosts) await tx.insert(store.t.hosts).values({ name, publicKey: `key-${name}` });
     });
     return { a, b, clock };
   }
@@ -103,8 +88,7 @@ describe('presence shared between replicas on PostgreSQL', () => {
     expect(a.mode('web-1')).toBe('websocket');
 
     // B restarts under the same id (a container's pid 1) before its heartbeat turned stale.
-    const restarted = await openStore({ database: database.url, replicaId: 'b' });
-    stores.push(restarted);
+    const restarted = await shared.replica('b');
     const b2 = new Presence(restarted, clock, POLL_MS);
     await b2.heartbeat();
     await a.heartbeat();

@@ -1,8 +1,7 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../../controller/src/db/store.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { EngineDuties, type Duty } from '../../../controller/src/replicas/engine-duties.js';
 import { silentLogger } from '../../../shared/src/logger.js';
-import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase } from '../postgres-database.js';
+import { replicaDatabasePerTest } from '../postgres-database.js';
 import { terminateSessions } from './pg-admin.js';
 
 /** A duty that records, per replica, when it runs. */
@@ -17,24 +16,17 @@ function recorder(replica: string, log: string[]): Duty {
 }
 
 describe('engine duties run on exactly one replica', () => {
-  let database: PostgresTestDatabase;
-  const stores: Store[] = [];
+  const shared = replicaDatabasePerTest();
   const duties: EngineDuties[] = [];
+  // Registered after the shared hooks, so it runs before them: duties stop before their stores close.
   afterEach(async () => {
     await Promise.all(duties.splice(0).map((d) => d.close()));
-    await Promise.all(stores.splice(0).map((store) => store.close()));
-    await database?.drop();
-  });
-  afterAll(async () => {
-    await stopPostgresTestServer();
   });
 
   it('starts them on the lease holder only; a lost lease stops them before any replica starts them again', async () => {
-    database = await postgresTestDatabase();
     const log: string[] = [];
     const replica = async (name: string) => {
-      const store = await openStore({ database: database.url, replicaId: name });
-      stores.push(store);
+      const store = await shared.replica(name);
       const d = new EngineDuties(store.engineLease({ pollMs: 100 }), [recorder(name, log)], silentLogger());
       duties.push(d);
       await d.start();
@@ -47,7 +39,7 @@ describe('engine duties run on exactly one replica', () => {
     expect(log).toEqual(['a started']);
 
     // The holder's lease session dies (a network cut): whichever replica wins the lock next runs them, a itself included.
-    expect(await terminateSessions(database.server.adminUrl, 'a', 'lease')).toBe(1);
+    expect(await terminateSessions(shared.database.server.adminUrl, 'a', 'lease')).toBe(1);
     await expect.poll(() => log.length).toBe(3);
     expect(log.slice(0, 2)).toEqual(['a started', 'a stopped']);
     expect(log[2]).toMatch(/^(a|b) started$/);
@@ -55,11 +47,9 @@ describe('engine duties run on exactly one replica', () => {
   });
 
   it('gives the lease up on close, so another replica takes over at once', async () => {
-    database = await postgresTestDatabase();
     const log: string[] = [];
     const open = async (name: string) => {
-      const store = await openStore({ database: database.url, replicaId: name });
-      stores.push(store);
+      const store = await shared.replica(name);
       const d = new EngineDuties(store.engineLease({ pollMs: 100 }), [recorder(name, log)], silentLogger());
       await d.start();
       return d;

@@ -1,9 +1,9 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../../controller/src/db/store.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Store } from '../../../controller/src/db/store.js';
 import { ManifestBus, type PublishedManifest } from '../../../controller/src/manifests/bus.js';
 import { announceIssued, pack, startManifestRelay, unpack } from '../../../controller/src/replicas/manifest-relay.js';
 import { silentLogger } from '../../../shared/src/logger.js';
-import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase } from '../postgres-database.js';
+import { replicaDatabasePerTest } from '../postgres-database.js';
 import { MAX_PAYLOAD_BYTES } from '../../../controller/src/replicas/notifications.js';
 
 const envelope = (host: string, version: number) => JSON.stringify({ payloadType: 'test', payload: `${host}:${version}`, signatures: [] });
@@ -25,23 +25,16 @@ async function issue(store: Store, host: string, version: number): Promise<void>
 }
 
 describe('manifests issued on one replica reach agents served by another', () => {
-  let database: PostgresTestDatabase;
-  const stores: Store[] = [];
+  const shared = replicaDatabasePerTest();
   const stops: Array<() => Promise<void>> = [];
+  // Registered after the shared hooks, so it runs before them: relays stop before their stores close.
   afterEach(async () => {
     await Promise.all(stops.splice(0).map((stop) => stop()));
-    await Promise.all(stores.splice(0).map((store) => store.close()));
-    await database?.drop();
-  });
-  afterAll(async () => {
-    await stopPostgresTestServer();
   });
 
   it('relays a committed manifest to the bus of the replica serving its host, with the stored envelope', async () => {
-    database = await postgresTestDatabase();
-    const a = await openStore({ database: database.url, replicaId: 'a' });
-    const b = await openStore({ database: database.url, replicaId: 'b' });
-    stores.push(a, b);
+    const a = await shared.replica('a');
+    const b = await shared.replica('b');
     const bus = new ManifestBus();
     const seen: PublishedManifest[] = [];
     bus.onPublish((manifest) => seen.push(manifest));
@@ -62,10 +55,8 @@ describe('manifests issued on one replica reach agents served by another', () =>
   });
 
   it('ignores the replica\'s own announcements: its bus had them at commit', async () => {
-    database = await postgresTestDatabase();
-    const a = await openStore({ database: database.url, replicaId: 'a' });
-    const other = await openStore({ database: database.url, replicaId: 'other' });
-    stores.push(a, other);
+    const a = await shared.replica('a');
+    const other = await shared.replica('other');
     const bus = new ManifestBus();
     const seen: string[] = [];
     bus.onPublish((manifest) => seen.push(`${manifest.host}:${manifest.version}`));

@@ -1,4 +1,4 @@
-import { sql, type Placeholder } from 'drizzle-orm';
+import { inArray, sql, type AnyColumn, type Placeholder, type SQL } from 'drizzle-orm';
 import type { Queryable, Store, Tables } from './store.js';
 
 /**
@@ -63,4 +63,19 @@ export function placeholderRow<Field extends string>(fields: readonly Field[], i
 /** 0, 1, …, size - 1: the row indexes of a chunk statement. */
 export function rowIndexes(size: number): number[] {
   return Array.from({ length: size }, (_, i) => i);
+}
+
+/**
+ * Each row's own value in a chunk statement that updates rows by a key: a `case` on `column` over
+ * the rows' keys (placeholders `<key><i>`), or the one row's value in a one-row chunk. Values
+ * inside a `case` need a cast on PostgreSQL, which cannot infer a parameter's type there.
+ */
+export function byRowKey(column: AnyColumn, key: string, size: number, value: (index: number) => SQL): SQL {
+  if (size === 1) return value(0);
+  return sql`case ${column} ${sql.join(rowIndexes(size).map((i) => sql`when ${sql.placeholder(`${key}${i}`)} then ${value(i)}`), sql` `)} end`;
+}
+
+/** `column in (<key>0, …)`: the rows a chunk statement keyed by `key` touches. */
+export function rowKeysIn(column: AnyColumn, key: string, size: number): SQL {
+  return inArray(column, rowIndexes(size).map((i) => sql.placeholder(`${key}${i}`)));
 }

@@ -1,9 +1,9 @@
-import { inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
-import { chunkedWrite, rowIndexes } from '../db/chunked.js';
+import { byRowKey, chunkedWrite, rowKeysIn } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 import { inWriteLane } from '../db/write-lane.js';
 import { HEARTBEAT_MS, STALE_AFTER_MS, dropHeartbeat, readOtherClaims, writeClaims, type ClaimWrite, type HeldMode, type RemoteClaim } from './shared-presence.js';
@@ -253,15 +253,11 @@ export class Presence {
 /** Last-seen times, one `case` on the host name per chunk (db/chunked.ts). */
 const writeLastSeen = chunkedWrite<[string, number]>(
   (q, { hosts }, size) => {
-    const host = (i: number) => sql.placeholder(`host${i}`);
-    const at = sql.join(
-      rowIndexes(size).map((i) => sql`when ${host(i)} then cast(${sql.placeholder(`at${i}`)} as bigint)`),
-      sql` `,
-    );
+    const at = byRowKey(hosts.name, 'host', size, (i) => sql`cast(${sql.placeholder(`at${i}`)} as bigint)`);
     return q
       .update(hosts)
-      .set({ lastSeenAt: sql`case ${hosts.name} ${at} end` })
-      .where(inArray(hosts.name, rowIndexes(size).map(host)))
+      .set({ lastSeenAt: at })
+      .where(rowKeysIn(hosts.name, 'host', size))
       .prepare(`hosts_last_seen_${size}`);
   },
   ([host, at], i, params) => {

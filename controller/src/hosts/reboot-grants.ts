@@ -3,7 +3,7 @@ import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/pr
 import type { Clock } from '../clock.js';
 import type { Store, StoreTx } from '../db/store.js';
 import { appendEvent } from '../events.js';
-import { chunkedWrite, rowIndexes } from '../db/chunked.js';
+import { byRowKey, chunkedWrite, rowKeysIn } from '../db/chunked.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
@@ -125,12 +125,10 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
 
 const releaseChunks = chunkedWrite<{ host: string; version: number }>(
   (q, { rebootLeases }, size) => {
-    const host = (i: number) => sql.placeholder(`host${i}`);
-    const version = (i: number) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`;
-    const limit = size === 1 ? version(0) : sql`case ${rebootLeases.host} ${sql.join(rowIndexes(size).map((i) => sql`when ${host(i)} then ${version(i)}`), sql` `)} end`;
+    const limit = byRowKey(rebootLeases.host, 'host', size, (i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`);
     return q
       .delete(rebootLeases)
-      .where(and(inArray(rebootLeases.host, rowIndexes(size).map(host)), lte(rebootLeases.manifestVersion, limit)))
+      .where(and(rowKeysIn(rebootLeases.host, 'host', size), lte(rebootLeases.manifestVersion, limit)))
       .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion })
       .prepare(`reboot_leases_release_${size}`);
   },

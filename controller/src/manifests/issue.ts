@@ -1,4 +1,4 @@
-import { and, eq, inArray, max, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, max, sql } from 'drizzle-orm';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { EventKind, ManifestSummary } from '../../../shared/src/operator-api.js';
 import { PROTOCOL_VERSION, type Action, type ManifestPayload } from '../../../shared/src/protocol.js';
@@ -12,7 +12,7 @@ import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
 import { perHandle } from '../db/per-handle.js';
-import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { byRowKey, chunkedWrite, indexedParams, placeholderRow, rowIndexes, rowKeysIn } from '../db/chunked.js';
 
 export interface IssueDeps {
   store: Store;
@@ -240,14 +240,11 @@ const insertManifests = chunkedWrite<ManifestRow>(
 /** Points each host's desired version at its new manifest: one statement per chunk (a `case` on the host name). */
 const setDesiredVersions = chunkedWrite<{ host: string; version: number }>(
   (q, { hosts }, size) => {
-    const host = (i: number) => sql.placeholder(`host${i}`);
-    const version = (i: number) => sql.placeholder(`version${i}`);
-    const desired: SQL =
-      size === 1 ? sql`${version(0)}` : sql`case ${hosts.name} ${sql.join(rowIndexes(size).map((i) => sql`when ${host(i)} then cast(${version(i)} as bigint)`), sql` `)} end`;
+    const desired = byRowKey(hosts.name, 'host', size, (i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`);
     return q
       .update(hosts)
       .set({ desiredVersion: desired })
-      .where(inArray(hosts.name, rowIndexes(size).map(host)))
+      .where(rowKeysIn(hosts.name, 'host', size))
       .prepare(`hosts_desired_version_${size}`);
   },
   ({ host, version }, i, params) => {

@@ -1,7 +1,7 @@
-import { and, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, lt, sql, type SQL } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import { SETTLED_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
-import { chunkedWrite, rowIndexes } from '../db/chunked.js';
+import { byRowKey, chunkedWrite, rowKeysIn } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 
 /*
@@ -37,8 +37,7 @@ const writeChunks = chunkedWrite<Update & { now: number }>(
   (q, { hosts }, size) => {
     const p = (field: string, i: number) => sql.placeholder(`${field}${i}`);
     // Each host its own value: a `case` on the name, typed (PostgreSQL cannot infer a parameter's type there).
-    const byHost = (value: (i: number) => SQL): SQL =>
-      size === 1 ? value(0) : sql`case ${hosts.name} ${sql.join(rowIndexes(size).map((i) => sql`when ${p('host', i)} then ${value(i)}`), sql` `)} end`;
+    const byHost = (value: (i: number) => SQL): SQL => byRowKey(hosts.name, 'host', size, value);
     const typed = (field: string, type: 'bigint' | 'text') => (i: number) => sql`cast(${p(field, i)} as ${sql.raw(type)})`;
     return q
       .update(hosts)
@@ -51,7 +50,7 @@ const writeChunks = chunkedWrite<Update & { now: number }>(
         // A report that does not know the running system leaves the recorded one alone.
         currentSystem: sql`coalesce(${byHost(typed('currentSystem', 'text'))}, ${hosts.currentSystem})`,
       })
-      .where(and(inArray(hosts.name, rowIndexes(size).map((i) => p('host', i))), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))))
+      .where(and(rowKeysIn(hosts.name, 'host', size), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))))
       .prepare(`reports_host_status_${size}`);
   },
   ({ host, newest, lastError, now }, i, params) => {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import {
   ACTIVE_ROLLOUT_STATES,
   RolloutHostState,
@@ -8,7 +8,7 @@ import {
 import type { RolloutHostRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
-import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { byRowKey, chunkedWrite, indexedParams, placeholderRow, rowIndexes, rowKeysIn } from '../db/chunked.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -170,9 +170,7 @@ export async function markIssued(store: Store, rolloutId: string, issued: readon
 
 const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: number }>(
   (q, { rolloutHosts }, size) => {
-    const host = (i: number) => sql.placeholder(`host${i}`);
-    const byHost = (value: (i: number) => SQL): SQL =>
-      size === 1 ? value(0) : sql`case ${rolloutHosts.host} ${sql.join(rowIndexes(size).map((i) => sql`when ${host(i)} then ${value(i)}`), sql` `)} end`;
+    const byHost = (value: (i: number) => SQL): SQL => byRowKey(rolloutHosts.host, 'host', size, value);
     return q
       .update(rolloutHosts)
       .set({
@@ -181,7 +179,7 @@ const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: n
         issuedAt: sql`${sql.placeholder('now')}`,
         previousSystem: byHost((i) => sql`cast(${sql.placeholder(`previousSystem${i}`)} as text)`),
       })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map(host))))
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
       .prepare(`rollout_hosts_issued_${size}`);
   },
   (member, i, params) => {
@@ -315,7 +313,7 @@ const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
     q
       .update(rolloutHosts)
       .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('at')}` })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`)))))
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
       .prepare(`rollout_hosts_accepted_${size}`),
   ({ rolloutId, host, at }, i, params) => {
     params.rolloutId = rolloutId;
@@ -324,21 +322,16 @@ const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
   },
 );
 
-/** A `case` on the member's host for a chunk statement: each member its own value. */
-function byMemberHost(hostColumn: SQL | AnyColumn, size: number, value: (i: number) => SQL): SQL {
-  return size === 1 ? value(0) : sql`case ${hostColumn} ${sql.join(rowIndexes(size).map((i) => sql`when ${sql.placeholder(`host${i}`)} then ${value(i)}`), sql` `)} end`;
-}
-
 const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>(
   (q, { rolloutHosts }, size) =>
     q
       .update(rolloutHosts)
       .set({
-        state: byMemberHost(rolloutHosts.host, size, (i) => sql`cast(${sql.placeholder(`state${i}`)} as text)`),
+        state: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`state${i}`)} as text)`),
         finishedAt: sql`${sql.placeholder('at')}`,
-        reason: byMemberHost(rolloutHosts.host, size, (i) => sql`cast(${sql.placeholder(`reason${i}`)} as text)`),
+        reason: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`reason${i}`)} as text)`),
       })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`)))))
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
       .prepare(`rollout_hosts_finished_${size}`),
   ({ rolloutId, host, state, reason, at }, i, params) => {
     params.rolloutId = rolloutId;
@@ -353,8 +346,8 @@ const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>(
   (q, { rolloutHosts }, size) =>
     q
       .update(rolloutHosts)
-      .set({ rollbackState: byMemberHost(rolloutHosts.host, size, (i) => sql`cast(${sql.placeholder(`rollbackState${i}`)} as text)`) })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), inArray(rolloutHosts.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`)))))
+      .set({ rollbackState: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`rollbackState${i}`)} as text)`) })
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
       .prepare(`rollout_hosts_rollback_result_${size}`),
   ({ rolloutId, host, rollbackState }, i, params) => {
     params.rolloutId = rolloutId;

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { CommandFailure } from '../../shared/src/protocol.js';
-import { runCommand, type RunResult } from './exec.js';
+import { runCommand, type RunOptions, type RunResult } from './exec.js';
 import { assertSafeSubstituters } from './substituters.js';
 
 /**
@@ -99,8 +99,8 @@ export class Nix {
     assertSafeSubstituters(options.substituters);
   }
 
-  private run(argv: string[], timeoutMs = this.options.commandTimeoutMs, captureStdout = false): Promise<RunResult> {
-    return runCommand(argv, { timeoutMs, captureStdout, env: this.options.env });
+  private run(argv: string[], options: Pick<RunOptions, 'captureStdout' | 'captureStderr'> & { timeoutMs?: number } = {}): Promise<RunResult> {
+    return runCommand(argv, { timeoutMs: this.options.commandTimeoutMs, ...options, env: this.options.env });
   }
 
   async isValid(storePath: string): Promise<boolean> {
@@ -120,7 +120,7 @@ export class Nix {
     const toFetch = await this.pathsToFetch(storePath);
     const result = await this.run(
       ['nix-store', '--realise', storePath, '--add-root', root, '--indirect', ...trustOptions(this.options), ...ASK_CACHE_AGAIN],
-      this.options.realiseTimeoutMs,
+      { timeoutMs: this.options.realiseTimeoutMs },
     );
     if (!result.ok) {
       return { ok: false, untrusted: UNTRUSTED_SUBSTITUTE.test(result.failure.outputTail), failure: result.failure };
@@ -137,10 +137,7 @@ export class Nix {
    * which it prints on stderr); undefined when Nix cannot say (the size is informative only).
    */
   async pathsToFetch(storePath: string): Promise<Set<string> | undefined> {
-    const result = await runCommand(
-      ['nix-store', '--realise', '--dry-run', storePath, ...trustOptions(this.options), ...ASK_CACHE_AGAIN],
-      { timeoutMs: this.options.commandTimeoutMs, captureStderr: true, env: this.options.env },
-    );
+    const result = await this.run(['nix-store', '--realise', '--dry-run', storePath, ...trustOptions(this.options), ...ASK_CACHE_AGAIN], { captureStderr: true });
     return result.ok ? parseFetchPlan(result.stderr) : undefined;
   }
 
@@ -148,8 +145,7 @@ export class Nix {
   async closure(storePath: string): Promise<PathInfo[] | undefined> {
     const result = await this.run(
       ['nix', '--extra-experimental-features', 'nix-command', 'path-info', '--json', '--recursive', storePath, ...LOCAL_ONLY],
-      this.options.commandTimeoutMs,
-      true,
+      { captureStdout: true },
     );
     if (!result.ok) return undefined;
     try {

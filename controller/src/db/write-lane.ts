@@ -7,8 +7,8 @@ import type { Store } from './store.js';
  * same rows and index pages — a group moves members in `rollout_hosts` and updates `hosts`, a tick
  * counts those members and moves the rollout, presence updates `hosts` — and overlapping at a fleet's pace their predicate locks formed read/write cycles until
  * the conflict retries ran out (500 on agent reports, issue 16). Queued here, only other replicas
- * contend, which the retries absorb. SQLite runs every write on one connection behind its own lock,
- * so it is left alone.
+ * contend, which the retries absorb. A store with one writer (SQLite: one connection behind its own lock)
+ * is left alone.
  */
 const lanes = new WeakMap<Store, AsyncLock>();
 
@@ -18,7 +18,7 @@ const lanes = new WeakMap<Store, AsyncLock>();
  * lane (or outside it by design), and waiting would deadlock on ourselves.
  */
 export function inWriteLane<T>(store: Store, work: () => Promise<T>): Promise<T> {
-  if (store.engine !== 'postgres' || store.q !== store.db) return work();
+  if (!store.concurrentWriters || store.q !== store.db) return work();
   let lane = lanes.get(store);
   if (!lane) lanes.set(store, (lane = new AsyncLock()));
   return lane.run(work);

@@ -44,11 +44,11 @@ export async function appendEvent(store: Store, event: NewEvent): Promise<void> 
 const EVENT_FIELDS = ['host', 'at', 'kind', 'actor', 'rolloutId', 'data'] as const;
 
 const insertEvents = chunkedWrite<NewEvent>(
+  'events_insert',
   (q, { events }, size) =>
     q
       .insert(events)
-      .values(rowIndexes(size).map((i) => placeholderRow(EVENT_FIELDS, i)))
-      .prepare(`events_insert_${size}`),
+      .values(rowIndexes(size).map((i) => placeholderRow(EVENT_FIELDS, i))),
   (event, i, params) => indexedParams(row(event), i, params),
 );
 

@@ -6,9 +6,31 @@ import type { Queryable, Store, Tables } from './store.js';
  * largest first (600 rows: 2 x 256, 64, 16, 2 x 4), so a wave's batch is a handful of statements.
  */
 const CHUNK_SIZES = [256, 64, 16, 4, 1] as const;
+const LARGEST_CHUNK = CHUNK_SIZES[0];
 
 interface Prepared {
   execute(params: Record<string, unknown>): unknown;
+}
+
+/** A statement for a number of rows, not yet prepared: a drizzle query builder. */
+interface Preparable {
+  prepare(name: string): Prepared;
+}
+
+/**
+ * The row counts a write of `rows` rows goes in. A store with whole-set statements
+ * (Store.wholeSetStatements, PostgreSQL) takes up to LARGEST_CHUNK rows a statement, so a report
+ * group or a wave's batch of that size is one round trip; others the prepared sizes.
+ */
+function chunkSizes(store: Store, rows: number): number[] {
+  const sizes: number[] = [];
+  let left = rows;
+  if (store.wholeSetStatements) {
+    for (; left > 0; left -= Math.min(left, LARGEST_CHUNK)) sizes.push(Math.min(left, LARGEST_CHUNK));
+    return sizes;
+  }
+  for (const size of CHUNK_SIZES) for (; left >= size; left -= size) sizes.push(size);
+  return sizes;
 }
 
 /**
@@ -16,13 +38,16 @@ interface Prepared {
  * once per query handle and row count, instead of a drizzle build per batch. Building a 500-row
  * statement (drizzle's checks on every value, then SQLite compiling it afresh) cost more than
  * executing it: about 40 % of the controller's CPU while it issued a 10,000-host wave. PostgreSQL
- * keeps the batch's few round trips, and node-postgres prepares each named size once per connection.
+ * gets one statement for the whole batch (chunkSizes); node-postgres prepares a statement of one
+ * of CHUNK_SIZES once per connection under `<name>_<size>`, any other size goes unnamed (planned
+ * each time: a name per row count would leave hundreds of prepared statements on each connection).
  *
  * `build` makes the statement for `size` rows with placeholders `<field><i>` for i < size;
  * `bind` names each row's values the same way (see `indexedParams`).
  */
 export function chunkedWrite<Row>(
-  build: (q: Queryable, t: Tables, size: number) => Prepared,
+  name: string,
+  build: (q: Queryable, t: Tables, size: number) => Preparable,
   bind: (row: Row, index: number, params: Record<string, unknown>) => void,
 ): (store: Store, rows: readonly Row[]) => Promise<unknown[]> {
   const built = new WeakMap<object, Map<number, Prepared>>();
@@ -31,20 +56,21 @@ export function chunkedWrite<Row>(
     let bySize = built.get(q);
     if (!bySize) built.set(q, (bySize = new Map()));
     let prepared = bySize.get(size);
-    if (!prepared) bySize.set(size, (prepared = build(q, store.t, size)));
+    if (!prepared) {
+      const named = (CHUNK_SIZES as readonly number[]).includes(size);
+      bySize.set(size, (prepared = build(q, store.t, size).prepare(named ? `${name}_${size}` : '')));
+    }
     return prepared;
   };
   // What each statement returned, in order (the rows of a `returning`, for those that have one).
   return async (store, rows) => {
     const results: unknown[] = [];
     let at = 0;
-    for (const size of CHUNK_SIZES) {
-      while (rows.length - at >= size) {
-        const params: Record<string, unknown> = {};
-        for (let i = 0; i < size; i++) bind(rows[at + i]!, i, params);
-        results.push(await statement(store, size).execute(params));
-        at += size;
-      }
+    for (const size of chunkSizes(store, rows.length)) {
+      const params: Record<string, unknown> = {};
+      for (let i = 0; i < size; i++) bind(rows[at + i]!, i, params);
+      results.push(await statement(store, size).execute(params));
+      at += size;
     }
     return results;
   };

@@ -97,6 +97,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
     shared: true,
     idGapGraceMs: PG_ID_GAP_GRACE_MS,
     concurrentWriters: true,
+    wholeSetStatements: true,
     onlineBackup: false,
     jsonText: (json, path) => {
       const steps = path.map((step, i) => sql.raw(`${i === path.length - 1 ? '->>' : '->'} ${typeof step === 'number' ? step : `'${jsonKey(step)}'`}`));

@@ -85,6 +85,7 @@ export function openSqliteStore(config: StoreConfig): Store {
     shared: false,
     idGapGraceMs: 0,
     concurrentWriters: false,
+    wholeSetStatements: false,
     onlineBackup: true,
     jsonText: (json, path) => {
       const steps = path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${jsonKey(step)}`)).join('');

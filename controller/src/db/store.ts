@@ -63,6 +63,13 @@ export interface Store {
    * rows conflict and one runs again; with one writer at a time (SQLite) they simply queue.
    */
   readonly concurrentWriters: boolean;
+  /**
+   * A multi-row write goes as one statement for all its rows (up to a few hundred; db/chunked.ts):
+   * each statement is a round trip to the server (PostgreSQL), where a report group written as
+   * statements of fixed row counts took a dozen or more of them. Otherwise (SQLite: no round
+   * trips, compiling is the cost) a few fixed row counts compiled once and reused.
+   */
+  readonly wholeSetStatements: boolean;
   /** Whether the live database can be copied consistently from inside the process (db/backup.ts: SQLite's online backup). */
   readonly onlineBackup: boolean;
   /** The JSON value at `path` inside `json` (a JSON text column), as text, in the engine's JSON dialect. */

@@ -252,13 +252,13 @@ export class Presence {
 
 /** Last-seen times, one `case` on the host name per chunk (db/chunked.ts). */
 const writeLastSeen = chunkedWrite<[string, number]>(
+  'hosts_last_seen',
   (q, { hosts }, size) => {
     const at = byRowKey(hosts.name, 'host', size, (i) => sql`cast(${sql.placeholder(`at${i}`)} as bigint)`);
     return q
       .update(hosts)
       .set({ lastSeenAt: at })
-      .where(rowKeysIn(hosts.name, 'host', size))
-      .prepare(`hosts_last_seen_${size}`);
+      .where(rowKeysIn(hosts.name, 'host', size));
   },
   ([host, at], i, params) => {
     params[`host${i}`] = host;

@@ -124,13 +124,13 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
 }
 
 const releaseChunks = chunkedWrite<{ host: string; version: number }>(
+  'reboot_leases_release',
   (q, { rebootLeases }, size) => {
     const limit = byRowKey(rebootLeases.host, 'host', size, (i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`);
     return q
       .delete(rebootLeases)
       .where(and(rowKeysIn(rebootLeases.host, 'host', size), lte(rebootLeases.manifestVersion, limit)))
-      .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion })
-      .prepare(`reboot_leases_release_${size}`);
+      .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion });
   },
   ({ host, version }, i, params) => {
     params[`host${i}`] = host;

@@ -229,23 +229,23 @@ async function highestVersions(store: Store, names: readonly string[]): Promise<
 const MANIFEST_FIELDS = ['host', 'version', 'storePath', 'action', 'rolloutId', 'issuedAt', 'expiresAt', 'envelope', 'statement', 'statementFloor'] as const;
 
 const insertManifests = chunkedWrite<ManifestRow>(
+  'manifests_insert',
   (q, { manifests }, size) =>
     q
       .insert(manifests)
-      .values(rowIndexes(size).map((i) => placeholderRow(MANIFEST_FIELDS, i)))
-      .prepare(`manifests_insert_${size}`),
+      .values(rowIndexes(size).map((i) => placeholderRow(MANIFEST_FIELDS, i))),
   indexedParams,
 );
 
 /** Points each host's desired version at its new manifest: one statement per chunk (a `case` on the host name). */
 const setDesiredVersions = chunkedWrite<{ host: string; version: number }>(
+  'hosts_desired_version',
   (q, { hosts }, size) => {
     const desired = byRowKey(hosts.name, 'host', size, (i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`);
     return q
       .update(hosts)
       .set({ desiredVersion: desired })
-      .where(rowKeysIn(hosts.name, 'host', size))
-      .prepare(`hosts_desired_version_${size}`);
+      .where(rowKeysIn(hosts.name, 'host', size));
   },
   ({ host, version }, i, params) => {
     params[`host${i}`] = host;

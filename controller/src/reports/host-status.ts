@@ -34,6 +34,7 @@ function lastErrorAfter(newest: Report): string | null | undefined {
 }
 
 const writeChunks = chunkedWrite<Update & { now: number }>(
+  'reports_host_status',
   (q, { hosts }, size) => {
     const p = (field: string, i: number) => sql.placeholder(`${field}${i}`);
     // Each host its own value: a `case` on the name, typed (PostgreSQL cannot infer a parameter's type there).
@@ -50,8 +51,7 @@ const writeChunks = chunkedWrite<Update & { now: number }>(
         // A report that does not know the running system leaves the recorded one alone.
         currentSystem: sql`coalesce(${byHost(typed('currentSystem', 'text'))}, ${hosts.currentSystem})`,
       })
-      .where(and(rowKeysIn(hosts.name, 'host', size), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))))
-      .prepare(`reports_host_status_${size}`);
+      .where(and(rowKeysIn(hosts.name, 'host', size), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))));
   },
   ({ host, newest, lastError, now }, i, params) => {
     params.now = now;

@@ -10,13 +10,13 @@ export function reportKey(host: string, seq: number): string {
 const FIELDS = ['host', 'seq', 'receivedAt', 'body'] as const;
 
 const insertChunks = chunkedWrite<HostReport & { now: number }>(
+  'reports_insert',
   (q, { reports }, size) =>
     q
       .insert(reports)
       .values(rowIndexes(size).map((i) => placeholderRow(FIELDS, i)))
       .onConflictDoNothing()
-      .returning({ host: reports.host, seq: reports.seq })
-      .prepare(`reports_insert_${size}`),
+      .returning({ host: reports.host, seq: reports.seq }),
   ({ host, report, now }, i, params) => {
     params[`host${i}`] = host;
     params[`seq${i}`] = report.seq;

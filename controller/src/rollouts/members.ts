@@ -56,11 +56,11 @@ export async function insertMembers(store: Store, rolloutId: string, plan: Rollo
 const MEMBER_FIELDS = ['rolloutId', 'host', 'wave', 'position', 'targetPath', 'state'] as const;
 
 const insertMemberRows = chunkedWrite<Record<(typeof MEMBER_FIELDS)[number], unknown>>(
+  'rollout_hosts_insert',
   (q, { rolloutHosts }, size) =>
     q
       .insert(rolloutHosts)
-      .values(rowIndexes(size).map((i) => placeholderRow(MEMBER_FIELDS, i)))
-      .prepare(`rollout_hosts_insert_${size}`),
+      .values(rowIndexes(size).map((i) => placeholderRow(MEMBER_FIELDS, i))),
   indexedParams,
 );
 
@@ -169,6 +169,7 @@ export async function markIssued(store: Store, rolloutId: string, issued: readon
 }
 
 const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: number }>(
+  'rollout_hosts_issued',
   (q, { rolloutHosts }, size) => {
     const byHost = (value: (i: number) => SQL): SQL => byRowKey(rolloutHosts.host, 'host', size, value);
     return q
@@ -179,8 +180,7 @@ const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: n
         issuedAt: sql`${sql.placeholder('now')}`,
         previousSystem: byHost((i) => sql`cast(${sql.placeholder(`previousSystem${i}`)} as text)`),
       })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
-      .prepare(`rollout_hosts_issued_${size}`);
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)));
   },
   (member, i, params) => {
     params.rolloutId = member.rolloutId;
@@ -241,6 +241,7 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 export type ReportedMemberRow = ReportedMember & MemberKey;
 
 const selectReported = chunkedWrite<{ host: string; version: number }>(
+  'rollout_hosts_reported',
   (q, { manifests, rolloutHosts, rollouts }, size) =>
     q
       .select({
@@ -266,8 +267,7 @@ const selectReported = chunkedWrite<{ host: string; version: number }>(
           inArray(manifests.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`))),
           inArray(manifests.version, rowIndexes(size).map((i) => sql.placeholder(`version${i}`))),
         ),
-      )
-      .prepare(`rollout_hosts_reported_${size}`),
+      ),
   indexedParams,
 );
 
@@ -309,12 +309,12 @@ export interface MemberResult extends MemberKey {
 }
 
 const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
+  'rollout_hosts_accepted',
   (q, { rolloutHosts }, size) =>
     q
       .update(rolloutHosts)
       .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('at')}` })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
-      .prepare(`rollout_hosts_accepted_${size}`),
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
   ({ rolloutId, host, at }, i, params) => {
     params.rolloutId = rolloutId;
     params.at = at;
@@ -323,6 +323,7 @@ const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
 );
 
 const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>(
+  'rollout_hosts_finished',
   (q, { rolloutHosts }, size) =>
     q
       .update(rolloutHosts)
@@ -331,8 +332,7 @@ const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: str
         finishedAt: sql`${sql.placeholder('at')}`,
         reason: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`reason${i}`)} as text)`),
       })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
-      .prepare(`rollout_hosts_finished_${size}`),
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
   ({ rolloutId, host, state, reason, at }, i, params) => {
     params.rolloutId = rolloutId;
     params.at = at;
@@ -343,12 +343,12 @@ const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: str
 );
 
 const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>(
+  'rollout_hosts_rollback_result',
   (q, { rolloutHosts }, size) =>
     q
       .update(rolloutHosts)
       .set({ rollbackState: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`rollbackState${i}`)} as text)`) })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)))
-      .prepare(`rollout_hosts_rollback_result_${size}`),
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
   ({ rolloutId, host, rollbackState }, i, params) => {
     params.rolloutId = rolloutId;
     params[`host${i}`] = host;

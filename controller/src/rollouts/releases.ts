@@ -114,11 +114,11 @@ const RELEASE_HOST_FIELDS = ['release', 'host', 'storePath', 'statement', 'facts
 
 /** A release's hosts, a few statements per thousand (db/chunked.ts): 10,000 single-row inserts would cost seconds of query building. */
 const insertReleaseHosts = chunkedWrite<{ release: string; host: string; storePath: string; statement: string | null; facts: SystemFacts | null }>(
+  'release_hosts_insert',
   (q, { releaseHosts }, size) =>
     q
       .insert(releaseHosts)
-      .values(rowIndexes(size).map((i) => placeholderRow(RELEASE_HOST_FIELDS, i)))
-      .prepare(`release_hosts_insert_${size}`),
+      .values(rowIndexes(size).map((i) => placeholderRow(RELEASE_HOST_FIELDS, i))),
   indexedParams,
 );
 

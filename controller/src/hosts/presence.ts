@@ -133,6 +133,19 @@ export class Presence {
     this.startWriting();
   }
 
+  /**
+   * `host` was heard, and the caller's own committed write stored `at` as its lastSeenAt (a report
+   * group writes it with the host's status): no write of its own for that, which would queue in
+   * the write lane behind the reports and update the same rows again.
+   */
+  seenStored(host: string, at: number): void {
+    this.lastHeard.set(host, Math.max(this.lastHeard.get(host) ?? at, at));
+    if ((this.lastWritten.get(host) ?? -Infinity) < at) this.lastWritten.set(host, at);
+    // An older value still to be written would move lastSeenAt back.
+    const unwritten = this.unwritten.get(host);
+    if (unwritten !== undefined && unwritten <= at) this.unwritten.delete(host);
+  }
+
   /** A host's mode here may have changed: its claim is written in the next round if it differs from the published one. */
   private touch(host: string): void {
     if (!this.shared) return;

@@ -211,7 +211,8 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     if (batch.reports.some((report) => TERMINAL_PHASES.has(report.phase) || HEALTH_TRANSITION_PHASES.has(report.phase))) {
       for (const rolloutId of outcome.rollouts) scheduleTick(rolloutId);
     }
-    presence.seen(host);
+    if (outcome.seenAt !== null) presence.seenStored(host, outcome.seenAt);
+    else presence.seen(host);
     return c.json({ protocol: PROTOCOL_VERSION, ackedSeqs: outcome.ackedSeqs, stored: outcome.stored } satisfies ReportAck);
   });
 

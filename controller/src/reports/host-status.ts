@@ -51,7 +51,8 @@ const writeChunks = chunkedWrite<Update & { now: number }>(
         // A report that does not know the running system leaves the recorded one alone.
         currentSystem: sql`coalesce(${byHost(typed('currentSystem', 'text'))}, ${hosts.currentSystem})`,
       })
-      .where(and(rowKeysIn(hosts.name, 'host', size), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))));
+      .where(and(rowKeysIn(hosts.name, 'host', size), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))))
+      .returning({ host: hosts.name });
   },
   ({ host, newest, lastError, now }, i, params) => {
     params.now = now;
@@ -70,9 +71,10 @@ const writeChunks = chunkedWrite<Update & { now: number }>(
  * group) where that is newer than the report the status came from (last_report_seq), so a late,
  * older report cannot roll it back: checked in the statement, no read before it. The newest
  * report of a group is always a new one (one stored before has a seq at or below
- * last_report_seq). Sets `lastSeenAt` to `now` too. A few statements for any number of hosts
- * (db/chunked.ts).
+ * last_report_seq). Sets `lastSeenAt` to `now` too, and returns the hosts it wrote (their
+ * lastSeenAt is then stored). A few statements for any number of hosts (db/chunked.ts).
  */
-export async function writeHostStatus(store: Store, now: number, newest: ReadonlyMap<string, Report>): Promise<void> {
-  await writeChunks(store, [...newest].map(([host, report]) => ({ host, newest: report, lastError: lastErrorAfter(report), now })));
+export async function writeHostStatus(store: Store, now: number, newest: ReadonlyMap<string, Report>): Promise<Set<string>> {
+  const results = await writeChunks(store, [...newest].map(([host, report]) => ({ host, newest: report, lastError: lastErrorAfter(report), now })));
+  return new Set((results as Array<Array<{ host: string }>>).flatMap((rows) => rows.map(({ host }) => host)));
 }

@@ -16,6 +16,8 @@ export interface StoreOutcome {
   stored: number;
   /** Rollouts whose hosts these reports moved; to be advanced after commit. */
   rollouts: string[];
+  /** When the host's status was written with these reports, the lastSeenAt stored with it; else null. */
+  seenAt: number | null;
 }
 
 /**
@@ -66,7 +68,7 @@ async function storeBatches(store: Store, now: number, batches: readonly Batch[]
   const releasing = await releasedBy(store, fresh);
   const observed = observer && fresh.length > 0 ? await observer(fresh, now) : [];
   const events: NewEvent[] = [];
-  const outcomes = batches.map(({ batch }): StoreOutcome => ({ ackedSeqs: batch.map((report) => report.seq), stored: 0, rollouts: [] }));
+  const outcomes = batches.map(({ batch }): StoreOutcome => ({ ackedSeqs: batch.map((report) => report.seq), stored: 0, rollouts: [], seenAt: null }));
   fresh.forEach((candidate, i) => {
     const { host, report, from } = candidate;
     const actor = `agent:${host}`;
@@ -90,7 +92,10 @@ async function storeBatches(store: Store, now: number, batches: readonly Batch[]
   });
   await appendEvents(store, events);
 
-  await writeHostStatus(store, now, newest);
+  const written = await writeHostStatus(store, now, newest);
+  batches.forEach(({ host }, i) => {
+    if (written.has(host)) outcomes[i]!.seenAt = now;
+  });
   return outcomes;
 }
 

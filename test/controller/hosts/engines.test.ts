@@ -87,6 +87,26 @@ describe.each(storeEngines)('hosts on $name', (engine) => {
     expect(presence.mode('h-0')).toBe('polling');
   });
 
+  it('keeps the last-seen time a report stored with the host’s status, not an older sighting still waiting to be written', async () => {
+    await addHosts(store, ['web-1']);
+    const presence = new Presence(store, clock, 30_000);
+    presence.seen('web-1');
+    await presence.flush();
+    clock.ms += 10_000;
+    // A report group stores a later time with the host's status, while a sighting from before it
+    // is still to be written (its write takes what is waiting on the next turn).
+    const storedAt = clock.now() + 1_000;
+    await store.transaction(async (tx) => {
+      await tx.update(store.t.hosts).set({ lastSeenAt: storedAt }).where(eq(store.t.hosts.name, 'web-1'));
+    });
+    presence.seen('web-1');
+    presence.seenStored('web-1', storedAt);
+    await presence.flush();
+    const [row] = await store.db.select({ lastSeenAt: store.t.hosts.lastSeenAt }).from(store.t.hosts).where(eq(store.t.hosts.name, 'web-1'));
+    expect(row!.lastSeenAt).toBe(storedAt);
+    expect(presence.lastSeen('web-1', row!.lastSeenAt)).toBe(storedAt);
+  });
+
   it('records unknown hosts once per key and forgets them by name', async () => {
     const key = newHostKeys('stray').publicKey;
     expect(await recordUnknownHost(store, clock, { name: 'stray', publicKey: key, watermark: { highestVersion: 4, highestFloor: 0 } })).toBe('recorded');

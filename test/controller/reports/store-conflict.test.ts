@@ -49,8 +49,8 @@ describe.runIf(postgres)('report group commit on PostgreSQL', () => {
     const outcomes = await Promise.allSettled([writer.store('web-1', [sampleReport(1, 'accepted')]), writer.store('web-2', [sampleReport(1, 'accepted')])]);
     expect(interfered).toBe(true);
     expect(outcomes).toEqual([
-      { status: 'fulfilled', value: { ackedSeqs: [1], stored: 1, rollouts: [] } },
-      { status: 'fulfilled', value: { ackedSeqs: [1], stored: 1, rollouts: [] } },
+      { status: 'fulfilled', value: { ackedSeqs: [1], stored: 1, rollouts: [], seenAt: expect.any(Number) } },
+      { status: 'fulfilled', value: { ackedSeqs: [1], stored: 1, rollouts: [], seenAt: expect.any(Number) } },
     ]);
     const rows = await store.db.select({ host: store.t.reports.host }).from(store.t.reports);
     expect(rows.map((row) => row.host).sort()).toEqual(['web-1', 'web-2']);

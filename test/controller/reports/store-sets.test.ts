@@ -54,14 +54,31 @@ describe('report group stored set-based', () => {
       ['web-2', [sampleReport(1, 'accepted'), sampleReport(2, 'healthy')]],
       ['web-1', [sampleReport(1, 'accepted'), sampleReport(2, 'realising'), sampleReport(3, 'activating')]],
     ]);
+    // web-2's status moved with its new report, which stored its last-seen time; web-1's did not move.
     expect(again).toEqual([
-      { status: 'fulfilled', value: { ackedSeqs: [1, 2], stored: 1, rollouts: [] } },
-      { status: 'fulfilled', value: { ackedSeqs: [1, 2, 3], stored: 0, rollouts: [] } },
+      { status: 'fulfilled', value: { ackedSeqs: [1, 2], stored: 1, rollouts: [], seenAt: ctl.clock.now() } },
+      { status: 'fulfilled', value: { ackedSeqs: [1, 2, 3], stored: 0, rollouts: [], seenAt: null } },
     ]);
     expect(await reportSeqs('web-1')).toEqual([1, 2, 3]);
     expect(await reportSeqs('web-2')).toEqual([1, 2]);
     expect(await hostRow('web-1')).toEqual({ phase: 'activating', seq: 3, lastError: null });
     expect(await hostRow('web-2')).toEqual({ phase: 'healthy', seq: 2, lastError: null });
+  });
+
+  it('stores a group larger than one statement holds (a few hundred rows) whole, and nothing of it twice when it comes again', async () => {
+    const batch = Array.from({ length: 300 }, (_, i) => sampleReport(i + 1, 'realising'));
+    const first = await together(writer, [
+      ['web-1', batch.slice(0, 150)],
+      ['web-2', [sampleReport(1, 'accepted')]],
+      ['web-1', batch.slice(150)],
+    ]);
+    expect(stored(first)).toEqual([150, 1, 150]);
+    // Resent with 7 new ones: a group of another size, on statements of other row counts.
+    const again = await together(writer, [['web-1', [...batch, ...Array.from({ length: 7 }, (_, i) => sampleReport(301 + i, 'activating'))]]]);
+    expect(stored(again)).toEqual([7]);
+    expect(await reportSeqs('web-1')).toEqual(Array.from({ length: 307 }, (_, i) => i + 1));
+    expect(await hostRow('web-1')).toEqual({ phase: 'activating', seq: 307, lastError: null });
+    expect(await hostRow('web-2')).toEqual({ phase: 'accepted', seq: 1, lastError: null });
   });
 
   it('logs a host’s reports in seq order whatever order its batches of a group came in', async () => {

@@ -38,7 +38,7 @@ describe('report writer (group commit)', () => {
     );
     expect(await count(ctl, 'reports')).toBe(0);
     for (const { outcome, visible } of await Promise.all(acks)) {
-      expect(outcome).toEqual({ ackedSeqs: [2, 1], stored: 2, rollouts: [] });
+      expect(outcome).toEqual({ ackedSeqs: [2, 1], stored: 2, rollouts: [], seenAt: ctl.clock.now() });
       expect(visible).toBe(2);
     }
     expect(transactions).toBe(1);

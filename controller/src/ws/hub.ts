@@ -106,6 +106,10 @@ export class AgentHub {
     }
     // Also when the upgrade itself fails (the callback below then never runs).
     socket.once('close', slot.release);
+    // The 101 response and the challenge leave in one write, not two: a fleet reconnecting is
+    // 10,000 of each, and every write is a system call on the controller's one event-loop thread.
+    socket.cork();
+    process.nextTick(() => socket.uncork());
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience, slot.release));
   }
 

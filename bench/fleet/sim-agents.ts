@@ -8,6 +8,7 @@ import { parsePublicKey, type NamedPublicKey } from '../../shared/src/keys.js';
 import type { FleetTrust } from './protocol.js';
 import { AgentRoutes, PROTOCOL_VERSION, ServerMessage, challengeMessage, controllerAudience, manifestEtag } from '../../shared/src/protocol.js';
 import { verifyManifest } from '../../agent/src/verify.js';
+import { RawHttpClient } from './raw-http.js';
 import { wallMs } from '../lib/stats.js';
 import type { PollResult, ReportResult, StormResult, VerifyResult } from './protocol.js';
 
@@ -51,6 +52,7 @@ export class SimAgents {
   private readonly trustedReleaseKeys: NamedPublicKey[];
   private readonly trustedControllerKeys: NamedPublicKey[];
   private readonly http = new Agent({ keepAlive: true, maxSockets: 256 });
+  private readonly reportClients = new Map<string, RawHttpClient>();
   private manifestWaiter: (() => void) | null = null;
   private baselineVersions = new Map<string, number>();
 
@@ -277,7 +279,9 @@ export class SimAgents {
           detail: {},
         };
         sent += 1;
-        const { status, body } = await this.post(host.url, AgentRoutes.reports, { protocol: PROTOCOL_VERSION, reports: [report] }, host.session!);
+        const { status, body } = await this.reportClient(host.url, concurrency).post(AgentRoutes.reports, JSON.stringify({ protocol: PROTOCOL_VERSION, reports: [report] }), {
+          Authorization: `Bearer ${host.session!}`,
+        });
         if (status !== 200) {
           if (errors.length < 5) errors.push(`${host.name} seq ${report.seq}: ${status} ${body.slice(0, 200)}`);
           continue;
@@ -357,6 +361,14 @@ export class SimAgents {
   closeAll(): void {
     for (const host of this.hosts) host.ws?.terminate();
     this.http.destroy();
+    for (const client of this.reportClients.values()) client.close();
+  }
+
+  /** Reports go through raw keep-alive sockets (raw-http.ts): node:http's client would be the bottleneck. */
+  private reportClient(url: string, sockets: number): RawHttpClient {
+    let client = this.reportClients.get(url);
+    if (!client) this.reportClients.set(url, (client = new RawHttpClient(url, sockets)));
+    return client;
   }
 
   private post(url: string, path: string, body: unknown, session?: string): Promise<{ status: number; body: string }> {

@@ -10,6 +10,7 @@ import { createDeps } from '../controller/src/deps.js';
 import { registerHost } from '../controller/src/hosts/enrollment.js';
 import { createManifestSigner } from '../controller/src/manifests/signer.js';
 import { releaseTrust } from '../controller/src/manifests/statements.js';
+import { startChecked } from '../controller/src/rollouts/checked-start.js';
 import { createUnsignedRelease } from '../controller/src/rollouts/releases.js';
 import { manifestMessage } from '../controller/src/ws/hub.js';
 import { fakeStorePath } from './lib/operator.js';
@@ -35,7 +36,8 @@ const mainCpuMs = () => { const f = readFileSync(`/proc/self/task/${process.pid}
 const main0 = mainCpuMs();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const out = await deps.rollouts.start(RolloutSpec.parse({ release: 'r1', waves: ['100%'] }), 'operator:bench');
+// As POST /v1/rollouts does: the cache preflight, then the start.
+const out = await startChecked(deps, deps.rollouts, RolloutSpec.parse({ release: 'r1', waves: ['100%'] }), 'operator:bench', false);
 if (!out.ok) throw new Error(out.message);
 const startMs = performance.now() - t0;
 await new Promise<void>((resolve) => { const check = () => (published >= count ? resolve() : setImmediate(check)); check(); });

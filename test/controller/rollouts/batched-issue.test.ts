@@ -117,7 +117,13 @@ describe('issuing a large wave', () => {
     // The batch the start scheduled has run, on a paused rollout.
     await settle(() => first.continuationsPending === 0);
     expect(first.continuationsPending).toBe(0);
-    expect(published).toHaveLength(ISSUE_BATCH);
+    // The wave stops at a batch boundary with hosts left pending. Which boundary depends on whether
+    // the pause committed before the next batch did: on PostgreSQL both run side by side, and a
+    // batch that committed first was issued legitimately.
+    const issuedWhilePaused = published.length;
+    expect(issuedWhilePaused % ISSUE_BATCH).toBe(0);
+    expect(issuedWhilePaused).toBeLessThan(HOSTS);
+    expect((await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!.waves[0]!.counts.pending).toBe(HOSTS - issuedWhilePaused);
     expect((await first.act(outcome.value, 'resume', 'operator:test')).ok).toBe(true);
     await settle(() => published.length === HOSTS);
     expect((await rolloutStatus(ctl.store, outcome.value, ctl.clock.now()))!.waves[0]!.counts.pending).toBe(0);

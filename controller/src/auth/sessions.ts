@@ -30,11 +30,8 @@ const SESSION_FIELDS = ['tokenHash', 'host', 'expiresAt'] as const;
 
 // Every login writes a session: the logins of a turn share one statement per chunk (db/chunked.ts).
 const insertSessions = chunkedWrite<NewSession>(
-  (q, { agentSessions }, size) =>
-    q
-      .insert(agentSessions)
-      .values(rowIndexes(size).map((i) => placeholderRow(SESSION_FIELDS, i)))
-      .prepare(`agent_sessions_insert_${size}`),
+  'agent_sessions_insert',
+  (q, { agentSessions }, size) => q.insert(agentSessions).values(rowIndexes(size).map((i) => placeholderRow(SESSION_FIELDS, i))),
   indexedParams,
 );
 // Every uncached request reads one: built once per handle (db/per-handle.ts).

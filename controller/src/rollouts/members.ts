@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import {
   ACTIVE_ROLLOUT_STATES,
   RolloutHostState,
@@ -308,42 +308,59 @@ export interface MemberResult extends MemberKey {
   rollbackState?: RolloutRollbackState;
 }
 
-/** The results of one rollout's members: each column set where a result sets it, else kept as it is. */
-const resultChunks = chunkedWrite<MemberResult>(
-  'rollout_hosts_results',
-  (q, { rolloutHosts }, size) => {
-    const p = (field: string, i: number) => sql.placeholder(`${field}${i}`);
-    const byHost = (value: (i: number) => SQL): SQL => byRowKey(rolloutHosts.host, 'host', size, value);
-    const orKept = (field: string, type: 'bigint' | 'text', column: AnyColumn) => byHost((i) => sql`coalesce(cast(${p(field, i)} as ${sql.raw(type)}), ${column})`);
-    return q
+const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
+  'rollout_hosts_accepted',
+  (q, { rolloutHosts }, size) =>
+    q
+      .update(rolloutHosts)
+      .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('at')}` })
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
+  ({ rolloutId, host, at }, i, params) => {
+    params.rolloutId = rolloutId;
+    params.at = at;
+    params[`host${i}`] = host;
+  },
+);
+
+const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>(
+  'rollout_hosts_finished',
+  (q, { rolloutHosts }, size) =>
+    q
       .update(rolloutHosts)
       .set({
-        state: orKept('state', 'text', rolloutHosts.state),
-        acceptedAt: orKept('acceptedAt', 'bigint', rolloutHosts.acceptedAt),
-        finishedAt: orKept('finishedAt', 'bigint', rolloutHosts.finishedAt),
-        // A result clears an earlier reason (healthy: none); a member without one keeps its own.
-        reason: byHost((i) => sql`case when cast(${p('finished', i)} as bigint) = 1 then cast(${p('reason', i)} as text) else ${rolloutHosts.reason} end`),
-        rollbackState: orKept('rollbackState', 'text', rolloutHosts.rollbackState),
+        state: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`state${i}`)} as text)`),
+        finishedAt: sql`${sql.placeholder('at')}`,
+        reason: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`reason${i}`)} as text)`),
       })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)));
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
+  ({ rolloutId, host, state, reason, at }, i, params) => {
+    params.rolloutId = rolloutId;
+    params.at = at;
+    params[`host${i}`] = host;
+    params[`state${i}`] = state;
+    params[`reason${i}`] = reason;
   },
-  ({ rolloutId, host, acceptedAt, finished, rollbackState }, i, params) => {
+);
+
+const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>(
+  'rollout_hosts_rollback_result',
+  (q, { rolloutHosts }, size) =>
+    q
+      .update(rolloutHosts)
+      .set({ rollbackState: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`rollbackState${i}`)} as text)`) })
+      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
+  ({ rolloutId, host, rollbackState }, i, params) => {
     params.rolloutId = rolloutId;
     params[`host${i}`] = host;
-    // Accepted and finished in one group: the finished state stands, as if written report by report.
-    params[`state${i}`] = finished?.state ?? (acceptedAt === undefined ? null : MEMBER['in-progress']);
-    params[`acceptedAt${i}`] = acceptedAt ?? null;
-    params[`finishedAt${i}`] = finished?.at ?? null;
-    params[`finished${i}`] = finished === undefined ? 0 : 1;
-    params[`reason${i}`] = finished?.reason ?? null;
-    params[`rollbackState${i}`] = rollbackState ?? null;
+    params[`rollbackState${i}`] = rollbackState;
   },
 );
 
 /**
- * Writes what reports changed on members: each member once, a statement per rollout (and chunk,
- * db/chunked.ts) whatever the kinds of change — accepted, finished, a rollback's result — so the
- * rows end as if written report by report.
+ * Writes what reports changed on members, a few statements per rollout and kind of change
+ * (db/chunked.ts). The kinds go in the order a member passes through them (accepted before
+ * finished; a rollback's result touches its own column), so the rows end as if written report by
+ * report.
  */
 export async function writeMemberResults(store: Store, results: readonly MemberResult[]): Promise<void> {
   const byRollout = new Map<string, MemberResult[]>();
@@ -352,5 +369,9 @@ export async function writeMemberResults(store: Store, results: readonly MemberR
     if (list) list.push(result);
     else byRollout.set(result.rolloutId, [result]);
   }
-  for (const members of byRollout.values()) await resultChunks(store, members);
+  for (const members of byRollout.values()) {
+    await markAcceptedChunks(store, members.flatMap((m) => (m.acceptedAt === undefined ? [] : [{ rolloutId: m.rolloutId, host: m.host, at: m.acceptedAt }])));
+    await markFinishedChunks(store, members.flatMap((m) => (m.finished === undefined ? [] : [{ rolloutId: m.rolloutId, host: m.host, ...m.finished }])));
+    await markRollbackChunks(store, members.flatMap((m) => (m.rollbackState === undefined ? [] : [{ rolloutId: m.rolloutId, host: m.host, rollbackState: m.rollbackState }])));
+  }
 }

@@ -29,6 +29,19 @@ describe('Ed25519 implementations', () => {
     });
   }
 
+  it('agree on keys given as a view into a larger buffer, and on keys that are not curve points', () => {
+    const signature = nodeEd25519.sign(message, key.secretKey);
+    const framed = new Uint8Array(80);
+    framed.set(key.publicKey, 7);
+    const view = framed.subarray(7, 39);
+    for (const impl of [nodeEd25519, tweetnaclEd25519]) {
+      expect(impl.verify(message, signature, view)).toBe(true);
+      for (const notAKey of [new Uint8Array(32), new Uint8Array(32).fill(0xff), new Uint8Array(32).fill(0x80)]) {
+        expect(impl.verify(message, signature, notAKey)).toBe(false);
+      }
+    }
+  });
+
   it('reject signatures of the wrong length instead of throwing', () => {
     for (const impl of [nodeEd25519, tweetnaclEd25519]) {
       expect(impl.verify(message, new Uint8Array(10), key.publicKey)).toBe(false);

@@ -3,7 +3,9 @@ import { and, eq, lte, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Clock } from '../clock.js';
 import { perHandle } from '../db/per-handle.js';
+import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
+import { turnBatch, type TurnBatch } from '../db/turn-batch.js';
 import { newSecret, sha256Hex } from '../secrets.js';
 
 export const SESSION_TTL_MS = 3600_000;
@@ -18,13 +20,24 @@ const SESSION_CACHE_MAX = 50_000;
 /** Payload `<instance>:<host>`: each replica applies revocations made elsewhere; its own it applied already. */
 const REVOKED_CHANNEL = 'shoal_agent_revoked';
 
-// Every login writes a session and every uncached request reads one: built once per handle (db/per-handle.ts).
-const insertSession = perHandle((q: Queryable, { agentSessions }: Tables) =>
-  q
-    .insert(agentSessions)
-    .values({ tokenHash: sql.placeholder('tokenHash'), host: sql.placeholder('host'), expiresAt: sql.placeholder('expiresAt') })
-    .prepare('agent_sessions_insert'),
+interface NewSession {
+  tokenHash: string;
+  host: string;
+  expiresAt: number;
+}
+
+const SESSION_FIELDS = ['tokenHash', 'host', 'expiresAt'] as const;
+
+// Every login writes a session: the logins of a turn share one statement per chunk (db/chunked.ts).
+const insertSessions = chunkedWrite<NewSession>(
+  (q, { agentSessions }, size) =>
+    q
+      .insert(agentSessions)
+      .values(rowIndexes(size).map((i) => placeholderRow(SESSION_FIELDS, i)))
+      .prepare(`agent_sessions_insert_${size}`),
+  indexedParams,
 );
+// Every uncached request reads one: built once per handle (db/per-handle.ts).
 const sessionQuery = perHandle((q: Queryable, { agentSessions }: Tables) =>
   q
     .select({ host: agentSessions.host, expiresAt: agentSessions.expiresAt })
@@ -53,6 +66,8 @@ export class SessionStore {
   private listening = false;
   private readonly instance = randomBytes(8).toString('hex');
   private readonly subscribed: Promise<void>;
+  /** The logins of one event-loop turn commit their sessions together: one commit, not one per agent, when a fleet reconnects. */
+  private readonly inserts: TurnBatch<NewSession>;
 
   constructor(
     private readonly store: Store,
@@ -60,6 +75,7 @@ export class SessionStore {
     private readonly logger: Logger,
     private readonly ttlMs = SESSION_TTL_MS,
   ) {
+    this.inserts = turnBatch(store, (sessions) => insertSessions(store, sessions));
     this.subscribed = store.notifications
       .subscribe(REVOKED_CHANNEL, (payload) => this.revokedElsewhere(payload), { onResync: () => this.forgetCache() })
       .then(() => {
@@ -78,9 +94,7 @@ export class SessionStore {
     const tokenHash = sha256Hex(token);
     const expiresAt = this.clock.now() + this.ttlMs;
     const generation = this.generation;
-    await this.store.transaction(async () => {
-      await insertSession(this.store).execute({ tokenHash, host, expiresAt });
-    });
+    await this.inserts.add({ tokenHash, host, expiresAt });
     this.remember(tokenHash, host, expiresAt, generation);
     return { token, expiresAt };
   }

@@ -120,3 +120,8 @@ export function afterCommit(owner: object, effect: () => void): boolean {
 export function currentTx(owner: object): unknown {
   return current(owner)?.tx;
 }
+
+/** Runs `fn` (which may schedule work) outside any transaction: what it schedules does not join the caller's. */
+export function outsideTransactions<T>(fn: () => T): T {
+  return scopes.exit(fn);
+}

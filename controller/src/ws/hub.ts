@@ -8,7 +8,8 @@ import { expectedAudience, verifyHostSignature } from '../auth/host-signature.js
 import { runBackground } from '../background.js';
 import { iso } from '../clock.js';
 import type { ControllerDeps } from '../deps.js';
-import { eventBatch, type EventBatch } from '../events-batch.js';
+import { turnBatch, type TurnBatch } from '../db/turn-batch.js';
+import { appendEvents, type NewEvent } from '../events.js';
 import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { recordAgentVersion } from '../hosts/agent-version.js';
 import type { PublishedManifest } from '../manifests/bus.js';
@@ -64,7 +65,7 @@ export class AgentHub {
   private readonly unsubscribe: () => void;
   private readonly unsubscribeRevoked: () => void;
   /** Connected/disconnected events; close() waits for them, before the store goes away. */
-  private readonly connectionEvents: EventBatch;
+  private readonly connectionEvents: TurnBatch<NewEvent>;
   private closing = false;
 
   constructor(
@@ -72,7 +73,7 @@ export class AgentHub {
     options: HubOptions = {},
   ) {
     this.authTimeoutMs = options.authTimeoutMs ?? 10_000;
-    this.connectionEvents = eventBatch(deps.store);
+    this.connectionEvents = turnBatch(deps.store, (events) => appendEvents(deps.store, events));
     this.unauthenticated = new AdmissionCounter(options.unauthenticated ?? DEFAULT_ADMISSION.unauthenticatedSockets);
     this.pingTimer = setInterval(() => runBackground(this.deps.logger, 'websocket pings', () => this.pingAll()), options.pingIntervalMs ?? 30_000);
     this.pingTimer.unref();
@@ -105,6 +106,10 @@ export class AgentHub {
     }
     // Also when the upgrade itself fails (the callback below then never runs).
     socket.once('close', slot.release);
+    // The 101 response and the challenge leave in one write, not two: a fleet reconnecting is
+    // 10,000 of each, and every write is a system call on the controller's one event-loop thread.
+    socket.cork();
+    process.nextTick(() => socket.uncork());
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, audience, slot.release));
   }
 
@@ -194,10 +199,10 @@ export class AgentHub {
     await this.register(connection, host, session);
   }
 
-  /** Queues a connected/disconnected event: written in order, with the others of its turn (events-batch.ts). */
+  /** Queues a connected/disconnected event: written in order, with the others of its turn (db/turn-batch.ts). */
   private logConnection(host: string, kind: 'connected' | 'disconnected'): void {
     const { deps } = this;
-    const write = this.connectionEvents.append({ host, at: deps.clock.now(), kind, actor: `agent:${host}`, data: { mode: 'websocket' } });
+    const write = this.connectionEvents.add({ host, at: deps.clock.now(), kind, actor: `agent:${host}`, data: { mode: 'websocket' } });
     runBackground(deps.logger, `websocket ${kind} event`, () => write, { host });
   }
 

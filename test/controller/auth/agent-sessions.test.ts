@@ -53,6 +53,17 @@ describe.each(storeEngines)('agent sessions and challenges across replicas ($nam
     expect(JSON.stringify(rows)).not.toContain(session.token);
   });
 
+  it('creates the sessions of logins that arrive together, each valid on its own; a host unknown to the database fails alone', async () => {
+    const [first, second] = await sessionStores();
+    const logins = await Promise.allSettled(['web-1', 'web-gone', 'web-2'].map((host) => first.create(host)));
+    expect(logins.map((login) => login.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const [web1, , web2] = logins.map((login) => (login.status === 'fulfilled' ? login.value : null));
+    expect(await second.hostOf(web1!.token)).toBe('web-1');
+    expect(await second.hostOf(web2!.token)).toBe('web-2');
+    const hosts = await a.db.select({ host: a.t.agentSessions.host }).from(a.t.agentSessions);
+    expect(hosts.map((row) => row.host).sort()).toEqual(['web-1', 'web-2']);
+  });
+
   it('refuses an expired session and deletes it', async () => {
     const [first, second] = await sessionStores();
     const session = await first.create('web-1');

@@ -30,6 +30,18 @@ describe('signing a batch of manifests', () => {
     expect(signatures!.map((s) => Buffer.from(s).toString('hex'))).toEqual(expected.map((s) => Buffer.from(s).toString('hex')));
   });
 
+  it('gives each message its own signature when the caller joins in and both threads share a large batch', async () => {
+    const key = generateNamedKey('controller-1');
+    const thread = new SigningThread(nodePrivateKey(key.secretKey));
+    closing.push(thread);
+    await thread.started();
+    // Nothing to do alongside: the caller starts taking messages at once, beside the thread.
+    const messages = payloads(2_000).map((p) => preAuthEncoding(MANIFEST_PAYLOAD_TYPE, p));
+    const signatures = await thread.sign(messages, async () => {});
+    const expected = messages.map((m) => Buffer.from(nodeSign(null, m, nodePrivateKey(key.secretKey))).toString('hex'));
+    expect(signatures!.map((s) => Buffer.from(s).toString('hex'))).toEqual(expected);
+  });
+
   it('makes envelopes an agent verifies, the same as one at a time, whether or not the thread is up yet', async () => {
     const key = generateNamedKey('controller-1');
     const signer: ManifestSigner = createManifestSigner(key);

@@ -117,7 +117,7 @@ export async function testController(
       deps.bus.releaseAll();
       await deps.presence.flush();
       await store.close();
-      await database.drop();
+      await database.release();
       rmSync(dir, { recursive: true, force: true });
     },
   };

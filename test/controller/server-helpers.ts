@@ -33,7 +33,7 @@ export async function liveController(options: Partial<ControllerOptions> & { mod
   const dir = mkdtempSync(join(tmpdir(), 'shoal-controller-live-'));
   const { mode = 'single-key', dbFile, ...rest } = options;
   const { controllerKey, ciKey, singleKey, trust } = testKeys(mode);
-  const database = dbFile === undefined ? await testDatabase(dir) : { database: dbFile, drop: async () => undefined };
+  const database = dbFile === undefined ? await testDatabase(dir) : { database: dbFile, release: async () => undefined };
   const handle = await startController({
     dbFile: database.database,
     signer: createManifestSigner(controllerKey),
@@ -61,7 +61,7 @@ export async function liveController(options: Partial<ControllerOptions> & { mod
       }),
     async close() {
       await handle.close();
-      await database.drop();
+      await database.release();
       rmSync(dir, { recursive: true, force: true });
     },
   };

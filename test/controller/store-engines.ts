@@ -46,7 +46,7 @@ const engines: StoreEngine[] = [
         database: database.url,
         async dispose() {
           await store.close();
-          await database.drop();
+          await database.release();
         },
       };
     },

@@ -19,13 +19,13 @@ export const onPostgres = testEngine() === 'postgres';
 export interface TestDatabase {
   /** What openStore / startController's dbFile takes: a file path or a postgres:// URL. */
   database: string;
-  /** Removes a PostgreSQL database (its SQLite file goes with the test's directory). */
-  drop(): Promise<void>;
+  /** Gives a PostgreSQL database up after the test: recycled or dropped (its SQLite file goes with the test's directory). */
+  release(): Promise<void>;
 }
 
 /** A fresh, migrated database of the test engine: a SQLite file in `dir`, or a copy of the migrated template on this run's PostgreSQL server. */
 export async function testDatabase(dir: string): Promise<TestDatabase> {
-  if (!onPostgres) return { database: join(dir, 'controller.sqlite'), drop: async () => undefined };
+  if (!onPostgres) return { database: join(dir, 'controller.sqlite'), release: async () => undefined };
   const database = await postgresTestDatabase();
-  return { database: database.url, drop: () => database.drop() };
+  return { database: database.url, release: () => database.release() };
 }

@@ -92,7 +92,9 @@ describe('manifests and closures the agent must refuse', () => {
       lab.addHost('untrust-1', { bootstrap: fixtures.systems.base }),
     ]);
     await Promise.all([
-      guard.start({ config: { websocket: false, pollIntervalMs: 500 } }),
+      // Plain polls, not long-polls: a tampered row reaches the agent on its next poll, whereas a
+      // long-poll, which only a change made through the controller ends, would hold it for 25 s.
+      guard.start({ config: { websocket: false, pollIntervalMs: 500, longPollSeconds: 0 } }),
       untrustHost.start({ config: { substituters: [lab.cache!.url, untrustedCache.url] } }),
     ]);
     // A host whose genuine manifests can be misdelivered to guard-1.

@@ -33,7 +33,9 @@ describe('reboot settings set on the controller', () => {
     for (const [name, tags] of Object.entries(hosts)) {
       const host = await lab.addHost(name, { bootstrap: fixtures.systems.base });
       await writeFile(host.paths.enrollToken, `${await controller.enrollmentToken(tags)}\n`, { mode: 0o600 });
-      const transport = options.websocket === false ? { websocket: false, pollIntervalMs: 500 } : {};
+      // Plain polls: a row tampered in the database reaches the agent on its next poll; a long-poll
+      // (which only a change made through the controller ends) would hold it for 25 s.
+      const transport = options.websocket === false ? { websocket: false, pollIntervalMs: 500, longPollSeconds: 0 } : {};
       await host.start({ config: { healthDeadlineMs: 5_000, ...transport }, rebootable: true });
       started[name] = host;
     }

@@ -74,7 +74,9 @@ describe('a compromised controller (database, files, controller key; not the CI 
     stolenKey = loadKey(controller.options.controllerKey);
     const ciKey = loadKey(controller.options.releaseKey);
     guard = await lab.addHost('guard-1', { bootstrap: fixtures.systems.base });
-    await guard.start({ config: { websocket: false, pollIntervalMs: 500 } });
+    // Plain polls, not long-polls: a tampered row reaches the agent on its next poll, whereas a
+    // long-poll, which only a change made through the controller ends, would hold it for 25 s.
+    await guard.start({ config: { websocket: false, pollIntervalMs: 500, longPollSeconds: 0 } });
     // A host whose genuine statements the attacker would like to reuse on guard-1.
     await controller.client.registerHost({ name: 'other-1', publicKey: toBase64(generateNamedKey('other-1').publicKey) });
     await controller.waitForHost('guard-1', 'polling', (s) => s.connection === 'polling', 30_000, context);

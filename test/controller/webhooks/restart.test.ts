@@ -19,7 +19,7 @@ it('continues pending deliveries after a controller restart, in order, sending n
   const dir = mkdtempSync(join(tmpdir(), 'shoal-webhook-restart-'));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   const database = await testDatabase(dir);
-  cleanup.push(() => database.drop());
+  cleanup.push(() => database.release());
   const dbFile = database.database;
   const receiver = await Receiver.start();
   cleanup.push(() => receiver.close());

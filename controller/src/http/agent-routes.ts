@@ -26,11 +26,12 @@ import { afterLogin, unknownHostLogin } from '../hosts/login.js';
 import { hostExists } from '../hosts/lookup.js';
 import { requestRebootGrant } from '../hosts/reboot-grants.js';
 import type { PublishedManifest } from '../manifests/bus.js';
-import { latestManifest, published } from '../manifests/issue.js';
+import { latestManifest, latestManifestVersion, published } from '../manifests/issue.js';
 import { reportWriter } from '../reports/store.js';
 import { recordReports } from '../rollouts/report.js';
 import { reportTicks } from '../rollouts/report-ticks.js';
 import { foreignKeyViolation } from '../db/store-errors.js';
+import type { Store } from '../db/store.js';
 import { ApiError } from './errors.js';
 import { bearerToken, limitBody, readBody, readJson, requestSource } from './request.js';
 
@@ -57,11 +58,28 @@ function manifestResponse(c: Context, manifest: PublishedManifest): Response {
   return c.json(body, 200, { ETag: manifestEtag(manifest.version), 'Cache-Control': 'no-store' });
 }
 
+/** The host's desired manifest; only its version when the agent's If-None-Match names it (held); undefined when there is none. */
+type Latest = ManifestRow | { held: number } | undefined;
+
+/**
+ * The version is read first and the whole manifest only when the agent does not hold it: most
+ * polls are unchanged, and their answer (304) needs no envelope.
+ */
+async function latestUnlessHeld(store: Store, host: string, ifNoneMatch: string | undefined): Promise<Latest> {
+  if (ifNoneMatch !== undefined) {
+    const version = await latestManifestVersion(store, host);
+    if (version === undefined) return undefined;
+    if (etagMatches(ifNoneMatch, version)) return { held: version };
+  }
+  return latestManifest(store, host);
+}
+
 /** The host's desired manifest, unless the agent has it already (304) or there is none (204). */
-function manifestAnswer(c: Context, row: ManifestRow | undefined, ifNoneMatch: string | undefined): Response {
-  if (!row) return c.body(null, 204);
-  if (!etagMatches(ifNoneMatch, row.version)) return manifestResponse(c, published(row));
-  return c.body(null, 304, { ETag: manifestEtag(row.version) });
+function manifestAnswer(c: Context, latest: Latest, ifNoneMatch: string | undefined): Response {
+  if (latest === undefined) return c.body(null, 204);
+  if ('held' in latest) return c.body(null, 304, { ETag: manifestEtag(latest.held) });
+  if (!etagMatches(ifNoneMatch, latest.version)) return manifestResponse(c, published(latest));
+  return c.body(null, 304, { ETag: manifestEtag(latest.version) });
 }
 
 /**
@@ -150,26 +168,23 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
     const query = ManifestQuery.parse(c.req.query());
     presence.polled(host);
     const ifNoneMatch = c.req.header('if-none-match');
-    if (query.waitSeconds <= 0) {
-      const row = await latestManifest(store, host);
-      return manifestAnswer(c, row, ifNoneMatch);
-    }
+    if (query.waitSeconds <= 0) return manifestAnswer(c, await latestUnlessHeld(store, host, ifNoneMatch), ifNoneMatch);
     // The waiter is registered before the read: a manifest committed from now on wakes it, and the
     // read sees every one committed before. So none committed while the read runs is missed.
     const done = new AbortController();
     const waiting = bus.waitFor(host, query.waitSeconds * 1000, AbortSignal.any([c.req.raw.signal, done.signal]));
-    let row: ManifestRow | undefined;
+    let latest: Latest;
     try {
-      row = await latestManifest(store, host);
+      latest = await latestUnlessHeld(store, host, ifNoneMatch);
     } catch (error) {
       done.abort();
       throw error;
     }
-    if (row && !etagMatches(ifNoneMatch, row.version)) {
+    if (latest !== undefined && !('held' in latest)) {
       done.abort();
       // Published while the read ran: whichever is newer.
       const pushed = await waiting;
-      return manifestResponse(c, pushed && pushed.version > row.version ? pushed : published(row));
+      return manifestResponse(c, pushed && pushed.version > latest.version ? pushed : published(latest));
     }
     const release = presence.holdPoll(host);
     let next: Awaited<typeof waiting>;
@@ -180,7 +195,7 @@ export function agentRoutes(deps: ControllerDeps, limits: { maxBodyBytes: number
       presence.polled(host);
     }
     if (next) return manifestResponse(c, next);
-    return manifestAnswer(c, row, ifNoneMatch);
+    return manifestAnswer(c, latest, ifNoneMatch);
   });
 
   app.post('/reboot-grant', requireSession, limitBody(limits.maxBodyBytes), async (c) => {

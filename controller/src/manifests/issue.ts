@@ -267,10 +267,28 @@ export async function latestManifest(store: Store, host: string): Promise<Manife
 }
 
 /**
- * Built once per handle: every poll and websocket login runs it (db/per-handle.ts). The read handle
- * outside transactions is one per store, so polls share one statement.
+ * The version of the host's desired manifest (what latestManifest would return), without the
+ * envelope and statement texts: most polls hold that version already and are answered 304, and
+ * copying a manifest's few kilobytes out of SQLite was most of such a poll's read.
+ */
+export async function latestManifestVersion(store: Store, host: string): Promise<number | undefined> {
+  const [row] = await latestVersionQuery(store).execute({ host });
+  return row?.version;
+}
+
+/**
+ * Built once per handle: every poll and websocket login runs them (db/per-handle.ts). The read
+ * handle outside transactions is one per store, so polls share one statement.
  */
 const latestQuery = perHandle(buildLatest);
+const latestVersionQuery = perHandle((q: Queryable, { hosts, manifests }: Tables) =>
+  q
+    .select({ version: manifests.version })
+    .from(hosts)
+    .innerJoin(manifests, and(eq(manifests.host, hosts.name), eq(manifests.version, hosts.desiredVersion)))
+    .where(eq(hosts.name, sql.placeholder('host')))
+    .prepare('manifests_latest_version'),
+);
 
 function buildLatest(q: Queryable, { hosts, manifests }: Tables) {
   return q

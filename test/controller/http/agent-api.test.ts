@@ -204,6 +204,7 @@ describe('agent API', () => {
 
     it('answers 204 while no desired state is set', async () => {
       expect((await getManifest(session)).status).toBe(204);
+      expect((await getManifest(session, { 'if-none-match': '"v1"' })).status).toBe(204);
     });
 
     it('signs manifests so that tweetnacl (the agent’s verifier) accepts them', async () => {
@@ -231,7 +232,14 @@ describe('agent API', () => {
       expect(first.headers.get('etag')).toBe('"v1"');
       const unchanged = await getManifest(session, { 'if-none-match': '"v1"' });
       expect(unchanged.status).toBe(304);
+      expect(unchanged.headers.get('etag')).toBe('"v1"');
       expect(await unchanged.text()).toBe('');
+      // A list, a weak tag and a wildcard name the held version too; the answer names the version itself.
+      for (const held of ['"v0", W/"v1"', '*']) {
+        const answer = await getManifest(session, { 'if-none-match': held });
+        expect([answer.status, answer.headers.get('etag')]).toEqual([304, '"v1"']);
+      }
+      expect((await getManifest(session, { 'if-none-match': '"v7"' })).status).toBe(200);
       await setDesired('web-1', storePath('sys', 'b'));
       const changed = await getManifest(session, { 'if-none-match': '"v1"' });
       expect(changed.status).toBe(200);

@@ -5,7 +5,6 @@ import type { AnyColumn, ExtractTablesWithRelations, SQL } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { EngineLease, EngineLeaseOptions } from '../replicas/engine-lease.js';
 import type { Notifications } from '../replicas/notifications.js';
-import { openPostgresStore } from './postgres-store.js';
 import type * as pgSchema from './schema-pg.js';
 import { openSqliteStore } from './sqlite-store.js';
 
@@ -136,7 +135,13 @@ export function isPostgresUrl(database: string): boolean {
   return /^postgres(ql)?:\/\//i.test(database);
 }
 
-/** Opens the store `config.database` names and brings its schema up to date. */
+/**
+ * Opens the store `config.database` names and brings its schema up to date. The PostgreSQL engine
+ * (node-postgres, its drizzle dialect, the derived tables) is loaded only when asked for: about
+ * 10 MB of a SQLite controller's memory otherwise.
+ */
 export async function openStore(config: StoreConfig): Promise<Store> {
-  return isPostgresUrl(config.database) ? openPostgresStore(config) : openSqliteStore(config);
+  if (!isPostgresUrl(config.database)) return openSqliteStore(config);
+  const { openPostgresStore } = await import('./postgres-store.js');
+  return openPostgresStore(config);
 }

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jitteredBackoff } from '../../../shared/src/backoff.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import * as pgSchema from './schema-pg.js';
-import type { Isolation, StoreDb, StoreTx } from './store.js';
+import type { Isolation, StoreTx } from './store.js';
 import { retryableConflict, sqlState, storeUnavailable } from './store-errors.js';
 import type { TransactionEngine } from './tx-scope.js';
 
@@ -18,15 +18,30 @@ import type { TransactionEngine } from './tx-scope.js';
 const MAX_ATTEMPTS = 20;
 const RETRY_BACKOFF = { baseMs: 5, maxMs: 250, random: Math.random };
 
-const handles = new WeakMap<object, StoreDb>();
+/**
+ * One query handle per connection, which every transaction on that connection gets as its `tx`.
+ * Drizzle's own transaction() makes a new handle per transaction, and the statements the hot
+ * paths build once per handle (db/per-handle.ts, db/chunked.ts) were then built again for every
+ * transaction: a report group or a wave's batch rebuilt its multi-row statements each time, about
+ * a third of a PostgreSQL controller's CPU per report (bench/README.md). The handle runs queries
+ * on its connection only, so a statement built on it is only ever used there.
+ */
+const handles = new WeakMap<object, StoreTx>();
 
-function handleFor(client: pg.Client | pg.PoolClient): StoreDb {
-  let db = handles.get(client);
-  if (!db) handles.set(client, (db = drizzle(client, { schema: pgSchema })));
-  return db;
+function handleFor(client: pg.Client | pg.PoolClient, nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>): StoreTx {
+  let tx = handles.get(client);
+  if (!tx) {
+    tx = drizzle(client, { schema: pgSchema }) as unknown as StoreTx;
+    // Nesting means the same at every depth and on both engines: a savepoint through the Store.
+    Object.defineProperty(tx, 'transaction', { value: nest });
+    handles.set(client, tx);
+  }
+  return tx;
 }
 
-const LEVELS = { serializable: 'serializable', 'read-committed': 'read committed' } as const;
+const BEGIN = { serializable: sql.raw('begin isolation level serializable'), 'read-committed': sql.raw('begin isolation level read committed') } as const;
+const COMMIT = sql.raw('commit');
+const ROLLBACK = sql.raw('rollback');
 
 /**
  * One transaction of `body` on `client`, SERIALIZABLE unless asked otherwise: PostgreSQL then
@@ -34,19 +49,24 @@ const LEVELS = { serializable: 'serializable', 'read-committed': 'read committed
  * controller's read-then-write code assumes (SQLite gives it by having one writer). `tx.transaction`
  * is routed to `nest`, so that nesting has the same meaning at every depth and on both engines.
  */
-export function transactionOn<T>(
+export async function transactionOn<T>(
   client: pg.Client | pg.PoolClient,
   body: (tx: StoreTx) => Promise<T>,
   nest: (fn: (tx: StoreTx) => Promise<unknown>) => Promise<unknown>,
   isolation: Isolation,
 ): Promise<T> {
-  return handleFor(client).transaction(
-    (tx) => {
-      Object.defineProperty(tx, 'transaction', { value: nest });
-      return body(tx);
-    },
-    { isolationLevel: LEVELS[isolation] },
-  );
+  const tx = handleFor(client, nest);
+  await tx.execute(BEGIN[isolation]);
+  let result: T;
+  try {
+    result = await body(tx);
+  } catch (error) {
+    // What failed is what the caller needs to see (a conflict to retry, a lost connection), not a failed rollback after it.
+    await tx.execute(ROLLBACK).catch(() => undefined);
+    throw error;
+  }
+  await tx.execute(COMMIT);
+  return result;
 }
 
 /**

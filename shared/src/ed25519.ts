@@ -30,7 +30,7 @@ const KEY_CACHE_LIMIT = 50_000;
  * Raw public keys reach OpenSSL as JWK (RFC 8037 OKP), not wrapped in DER: OpenSSL 3 decodes a DER key
  * through its generic decoder, about ten times slower than the JWK import. A controller imports
  * each host's key once per login, so at 10,000 hosts connecting that import outweighed the
- * signature check itself (bench/README.md, "Connect").
+ * signature check itself (bench/README.md, "SQLite back at its pre-async figures").
  */
 function publicJwk(publicKey: Uint8Array): JsonWebKey {
   return { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url') };

@@ -23,7 +23,7 @@ const RETRY_BACKOFF = { baseMs: 5, maxMs: 250, random: Math.random };
  * Drizzle's own transaction() makes a new handle per transaction, and the statements the hot
  * paths build once per handle (db/per-handle.ts, db/chunked.ts) were then built again for every
  * transaction: a report group or a wave's batch rebuilt its multi-row statements each time, about
- * a third of a PostgreSQL controller's CPU per report (bench/README.md). The handle runs queries
+ * a quarter of a PostgreSQL controller's CPU per report (bench/README.md). The handle runs queries
  * on its connection only, so a statement built on it is only ever used there.
  */
 const handles = new WeakMap<object, StoreTx>();

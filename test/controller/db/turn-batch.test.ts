@@ -51,6 +51,8 @@ describe.each(storeEngines)('writes batched per event-loop turn ($name)', (engin
     await expect(
       store.transaction(async () => {
         queued = batch.add(event(5));
+        // The body's own writes stay in its transaction after queueing: rolled back below with it.
+        await appendEvents(store, [event(6)]);
         // Turns pass while the body is still open: the batch is scheduled and starts its write.
         for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
         throw new Error('the caller changes its mind');

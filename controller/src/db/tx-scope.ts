@@ -26,10 +26,9 @@ const scopes = new AsyncLocalStorage<Scope>();
  * Transaction and savepoint bodies still running, over every store of the process. On Node 20 an
  * enabled AsyncLocalStorage hooks the creation of every promise in the process, which cost a poll
  * (no transaction anywhere on its path) about 10 µs of CPU (bench/README.md, "SQLite back at its
- * pre-async figures"). So the
- * storage is enabled only while some transaction body runs: `run` enables it, and the last body
- * to end disables it. Nothing outside a body needs the context: a continuation that outlives its
- * body finds no open scope either way.
+ * pre-async figures"). So the storage is enabled only while some transaction body runs: `run`
+ * enables it, and the last body to end disables it. Nothing outside a body needs the context: a
+ * continuation that outlives its body finds no open scope either way.
  */
 let openBodies = 0;
 

@@ -10,7 +10,7 @@ import { describeProblems, runPreflight } from './preflight.js';
  * operator said to start anyway.
  */
 
-type Deps = Pick<ControllerDeps, 'store' | 'cache' | 'clock'>;
+type Deps = Pick<ControllerDeps, 'cache' | 'clock'>;
 
 /**
  * Before the first manifest of a rollout: a path the cache cannot serve would stop hosts mid-wave.
@@ -45,7 +45,5 @@ export async function startChecked(deps: Deps, engine: RolloutEngine, spec: Roll
 
 /** Retries finished rollout `id` (a new rollout for what it left undone), preflighted like a start. Returns the new id. */
 export async function retryChecked(deps: Deps, engine: RolloutEngine, id: string, actor: string, skipPreflight: boolean): Promise<EngineOutcome<string>> {
-  const spec = await engine.retrySpec(id);
-  if (!spec.ok) return spec;
   return engine.retry(id, actor, preflightCheck(deps, skipPreflight));
 }

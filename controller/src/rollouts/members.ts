@@ -264,8 +264,8 @@ const selectReported = chunkedWrite<{ host: string; version: number }>(
       // Hosts and versions matched each on their own (portable, indexed); pairs nobody asked for are dropped by the caller.
       .where(
         and(
-          inArray(manifests.host, rowIndexes(size).map((i) => sql.placeholder(`host${i}`))),
-          inArray(manifests.version, rowIndexes(size).map((i) => sql.placeholder(`version${i}`))),
+          rowKeysIn(manifests.host, 'host', size),
+          rowKeysIn(manifests.version, 'version', size),
         ),
       ),
   indexedParams,

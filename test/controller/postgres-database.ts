@@ -68,7 +68,7 @@ export async function postgresTestDatabase(): Promise<PostgresTestDatabase> {
   const taken = name;
   const url = new URL(server.url);
   url.pathname = `/${taken}`;
-  const drop = () => adminQuery(server, `DROP DATABASE IF EXISTS ${taken} WITH (FORCE)`);
+  const drop = () => dropDatabase(server, taken);
   return { url: url.toString(), server, drop, release: () => recycle(server, taken).catch(drop) };
 }
 
@@ -107,7 +107,12 @@ async function recycle(server: TemplateServer, name: string): Promise<void> {
     return true;
   }).catch(() => false);
   if (emptied) recycled.push(fresh);
-  else await adminQuery(server, `DROP DATABASE IF EXISTS ${fresh} WITH (FORCE)`);
+  else await dropDatabase(server, fresh);
+}
+
+/** Drops `name`, ending its connections first. */
+function dropDatabase(server: TemplateServer, name: string): Promise<void> {
+  return adminQuery(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 }
 
 /**

@@ -12,6 +12,7 @@ const NOT_ON_POSTGRES = [
   'test/controller/db/postgres-database.test.ts',
   'test/controller/db/schema-parity.test.ts',
   'test/controller/db/store-outage.test.ts',
+  'test/controller/db/wal-checkpointer.test.ts',
   'test/controller/replicas/**',
   'test/controller/database-setting.test.ts',
   // Controller processes started on a state directory, whose database is the SQLite file there.

@@ -1,13 +1,14 @@
 import Database from 'better-sqlite3';
 import { sql, type SQL } from 'drizzle-orm';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
-import { silentLogger } from '../../../shared/src/logger.js';
+import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import { SoloLease } from '../replicas/engine-lease.js';
 import { LocalNotifications } from '../replicas/notifications.js';
 import { AsyncLock } from './async-lock.js';
 import { openDatabase, type OpenDatabase } from './open.js';
 import { jsonKey } from './json-path.js';
 import * as schema from './schema.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx, type Tables } from './store.js';
 import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js';
 
@@ -17,7 +18,9 @@ import { currentTx, runTransaction, type TransactionEngine } from './tx-scope.js
  * writer meanwhile would land inside that transaction. Reads outside transactions use a read-only
  * connection; in WAL mode it sees the last commit and never waits for the writer. One store per
  * file per process: a second writer connection in the same process would wait for the first one's
- * lock synchronously (busy_timeout), blocking the very event loop that would release it.
+ * lock synchronously (busy_timeout), blocking the very event loop that would release it. A third
+ * connection, on a thread of its own, copies the WAL into the file (db/wal-checkpointer.ts), so a
+ * commit never does it on the event loop.
  */
 export function openSqliteStore(config: StoreConfig): Store {
   const file = config.database;
@@ -31,6 +34,7 @@ export function openSqliteStore(config: StoreConfig): Store {
   reader.pragma('busy_timeout = 5000');
   const lock = new AsyncLock();
   const sqlite = writer.sqlite;
+  const checkpointer = new WalCheckpointer(sqlite, { logger });
   let closed = false;
   // Transaction control runs for every transaction and savepoint: compiled once, not parsed per use.
   const control = new Map<string, Database.Statement>();
@@ -57,6 +61,7 @@ export function openSqliteStore(config: StoreConfig): Store {
         try {
           const result = await body(txHandle);
           run('COMMIT');
+          checkpointer.committed();
           return result;
         } catch (error) {
           if (sqlite.inTransaction) run('ROLLBACK');
@@ -109,12 +114,27 @@ export function openSqliteStore(config: StoreConfig): Store {
         closed = true;
       });
       await notifications.close();
+      await checkpointer.close();
       reader.close();
+      finalCheckpoint(sqlite, logger);
       writer.close();
     },
   };
   writers.set(store, writer);
   return store;
+}
+
+/**
+ * Copies what the WAL still holds into the database file and empties it, so a stopped
+ * controller's file is complete on its own (a copy of it, `shoal` commands that open it). Another
+ * process reading the file can hold the WAL back: then it stays beside the file, as safe as
+ * before, and the log says so.
+ */
+function finalCheckpoint(sqlite: Database.Database, logger: Logger): void {
+  const [result] = sqlite.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+  if (result && result.busy !== 0) {
+    logger.warn({ frames: result.log, copied: result.checkpointed }, 'closed with pages left in the -wal file (another connection held them): the database file needs it beside it until the next start copies them');
+  }
 }
 
 const writers = new WeakMap<Store, OpenDatabase>();

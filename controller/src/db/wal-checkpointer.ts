@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../shared/src/logger.js';
@@ -33,12 +34,16 @@ const STOP = 1;
  * `keepBytes`, a TRUNCATE gives the disk space back (a busy one is tried again after the next
  * quiet spell; it never waits for a lock).
  *
+ * Started lazily, once the -wal file reaches `startWalBytes`: a store opened for a moment (a
+ * `shoal` command, a test) never pays for a thread (~9 MB of memory, tens of ms to start), and
+ * until it runs the writer checkpoints as SQLite does by default.
+ *
  * The thread is plain JavaScript evaluated from this string (no loader, no file beside the
  * compiled build; as manifests/signing-thread.ts). better-sqlite3 is required by the path
  * resolved here: an evaluated worker resolves modules from the working directory.
  */
 const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { statSync } = require('node:fs');
 const Database = require(workerData.driver);
 const { file, limits } = workerData;
@@ -48,6 +53,7 @@ const db = new Database(file, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
 // Checkpoints sync the WAL before copying and the database after, as the writer's would.
 db.pragma('synchronous = NORMAL');
+parentPort.postMessage('ready');
 const checkpoint = (mode) => db.pragma('wal_checkpoint(' + mode + ')')[0];
 const walBytes = () => { try { return statSync(file + '-wal').size; } catch { return 0; } };
 let seen = -1;
@@ -73,6 +79,8 @@ db.close();
 `;
 
 export interface CheckpointLimits {
+  /** The thread starts once the -wal file is this large (0: at once). */
+  startWalBytes: number;
   /** Between passes while commits keep coming. */
   pauseMs: number;
   /** The writer's own autocheckpoint while the thread runs: what bounds the WAL under writes that never pause. */
@@ -83,6 +91,7 @@ export interface CheckpointLimits {
 }
 
 export const DEFAULT_LIMITS: CheckpointLimits = {
+  startWalBytes: 1024 * 1024,
   pauseMs: 50,
   // 128 MiB of 4 KiB pages.
   writerBackstopPages: 32_768,
@@ -102,57 +111,50 @@ export interface CheckpointerOptions {
   driver?: string;
 }
 
+type Phase = 'waiting' | 'starting' | 'running' | 'failed' | 'closed';
+
 export class WalCheckpointer {
   private readonly state = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+  private readonly limits: CheckpointLimits;
+  private readonly walFile: string;
   private worker: Worker | null = null;
-  private stopping = false;
+  private phase: Phase = 'waiting';
 
   /**
-   * Takes checkpointing over from `writer` (an open WAL connection to a file). If the thread
-   * cannot start, or dies later, the writer checkpoints on commit again as SQLite does by default.
+   * Will take checkpointing over from `writer` (an open WAL connection to a file). Until the
+   * thread runs, and if it cannot start or dies, the writer checkpoints on commit as SQLite does
+   * by default.
    */
   constructor(private readonly writer: Database.Database, private readonly options: CheckpointerOptions) {
-    const limits = { ...DEFAULT_LIMITS, ...options.limits };
-    writer.pragma(`wal_autocheckpoint = ${limits.writerBackstopPages}`);
-    const driver = options.driver ?? createRequire(import.meta.url).resolve('better-sqlite3');
-    let worker: Worker;
-    try {
-      worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { driver, file: writer.name, state: this.state.buffer, limits },
-        execArgv: [],
-        stdout: true,
-        stderr: true,
-        // It holds a handful of objects: a small heap keeps its memory small.
-        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
-      });
-    } catch (error) {
-      this.fallBack(error);
-      return;
-    }
-    // Never what keeps the process alive: everything it would copy is safe in the WAL.
-    worker.unref();
-    worker.once('error', (error) => this.fallBack(error));
-    worker.once('exit', (code) => {
-      if (this.worker === worker && !this.stopping) this.fallBack(new Error(`the checkpoint thread exited with code ${code}`));
-    });
-    this.worker = worker;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.walFile = `${writer.name}-wal`;
+    writer.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
+    if (this.limits.startWalBytes === 0) this.start();
   }
 
   /** After each commit of the writer: cheap (an atomic add, and a wake-up if the thread sleeps). */
   committed(): void {
-    Atomics.add(this.state, COMMITS, 1);
-    Atomics.notify(this.state, COMMITS);
+    if (this.phase === 'waiting') {
+      if ((statSync(this.walFile, { throwIfNoEntry: false })?.size ?? 0) >= this.limits.startWalBytes) this.start();
+    } else if (this.phase === 'starting' || this.phase === 'running') {
+      Atomics.add(this.state, COMMITS, 1);
+      Atomics.notify(this.state, COMMITS);
+    }
   }
 
-  /** The thread, while it runs (tests end it to see the writer take over). */
+  /** Whether the thread does the checkpoints now (the writer only past its backstop). */
+  get active(): boolean {
+    return this.phase === 'running';
+  }
+
+  /** The thread, once started and while it runs (tests end it to see the writer take over). */
   get thread(): Worker | null {
     return this.worker;
   }
 
   /** Stops the thread once its pass in progress is done; the caller then makes the last checkpoint. */
   async close(): Promise<void> {
-    this.stopping = true;
+    this.phase = 'closed';
     const worker = this.worker;
     this.worker = null;
     if (!worker) return;
@@ -168,8 +170,42 @@ export class WalCheckpointer {
     }
   }
 
+  private start(): void {
+    this.phase = 'starting';
+    const driver = this.options.driver ?? createRequire(import.meta.url).resolve('better-sqlite3');
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { driver, file: this.writer.name, state: this.state.buffer, limits: this.limits },
+        execArgv: [],
+        stdout: true,
+        stderr: true,
+        // It holds a handful of objects: a small heap keeps its memory small.
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
+      });
+    } catch (error) {
+      this.fallBack(error);
+      return;
+    }
+    // Never what keeps the process alive: everything it would copy is safe in the WAL.
+    worker.unref();
+    worker.once('message', () => {
+      if (this.phase !== 'starting') return;
+      // The thread has the file open: the writer stops checkpointing at SQLite's 1,000 pages.
+      this.writer.pragma(`wal_autocheckpoint = ${this.limits.writerBackstopPages}`);
+      this.phase = 'running';
+    });
+    worker.once('error', (error) => this.fallBack(error));
+    worker.once('exit', (code) => {
+      if (this.worker === worker) this.fallBack(new Error(`the checkpoint thread exited with code ${code}`));
+    });
+    this.worker = worker;
+  }
+
   private fallBack(error: unknown): void {
-    if (this.stopping) return;
+    if (this.phase === 'closed' || this.phase === 'failed') return;
+    this.phase = 'failed';
     this.worker = null;
     if (this.writer.open) this.writer.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
     this.options.logger.error({ err: error }, 'the WAL checkpoint thread stopped: the writer checkpoints on commit again');

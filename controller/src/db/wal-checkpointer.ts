@@ -16,8 +16,8 @@ const STOP = 1;
  * them on its own connection to the file while the event loop goes on.
  *
  * When: the store counts each commit in shared memory and the thread sleeps on that count, so an
- * idle controller costs nothing (no polling timer, no stat of the -wal file) and a commit costs an
- * atomic add. After a commit the thread runs a PASSIVE checkpoint, which never blocks the writer
+ * idle controller costs nothing (no polling timer) and a commit costs an atomic add (watching the
+ * -wal file instead would mean polling it, or a wake-up per write). After a commit the thread runs a PASSIVE checkpoint, which never blocks the writer
  * or readers, then pauses `pauseMs` so a burst of commits is copied in a few passes (one fsync
  * each) rather than one per commit. A pass that could not copy everything (a reader still on an
  * older snapshot, or the writer committed meanwhile) is tried again after the pause.

@@ -72,7 +72,7 @@ function chunkSizes(store: Store, rows: number): number[] {
  * (placeholderRow, rowKeysIn, rowValues make them) and values shared by every row of the write
  * (a rollout id, a time) as `shared(field)`, taken from the chunk's first row. Values are bound by
  * position (Store.positional): drizzle's execute() looked up and encoded each of a wave's 100,000
- * values by name, about 15 % of the controller's CPU for the wave (bench/README.md). Returns the
+ * values by name, about 15 % of the main thread's CPU for a 10,000-host wave (a profile of bench/wave-issue.ts). Returns the
  * rows a ReturningChunk returns, mapped as drizzle maps them; none for a plain write.
  */
 export function chunkedWrite<Row extends object, Out = never>(
@@ -204,19 +204,25 @@ export function rowKeysIn(column: AnyColumn, key: string, size: number): SQL {
   return inArray(column, rowIndexes(size).map((i) => rowValue(key, i)));
 }
 
-/** The SQL type a rowValues column is cast to: PostgreSQL cannot infer a parameter's type in a VALUES list. */
+/** The SQL type of a rowValues field: `text` as bound, others cast where used. */
 export type ValueType = 'text' | 'bigint';
 
 /**
  * The rows' values as a table to update from: `from(v.from)` with `v.from` = `(values (<row 0>),
- * …) as v`, each field cast to its type, and `v.of[field]` the field's column for the joined row.
- * An `update … from` it finds each target row's values by a join on the key (an index lookup a
- * row), where a `case` over the keys costs a comparison per key for each row (O(rows²)). Both
- * engines name a VALUES list's columns column1, column2, …; SQLite has UPDATE FROM since 3.33.
+ * …) as v`, and `v.of[field]` the field's value in the joined row. An `update … from` it finds
+ * each target row's values by a join on the key, an index lookup a row, where a `case` over the
+ * keys costs a comparison per key for each row (O(rows²)). Both engines name a VALUES list's
+ * columns column1, column2, …; SQLite has UPDATE FROM since 3.33.
+ *
+ * The list holds bare parameters: PostgreSQL types them text, so a field of another type is cast
+ * where it is used. A cast inside the list instead made SQLite's planner scan the whole target
+ * table against the list for a chunk of 256 rows (five times the `case`'s cost, not a fifth).
  */
 export function rowValues<Field extends string>(types: Record<Field, ValueType>, size: number): { from: SQL; of: Record<Field, SQL> } {
   const fields = Object.keys(types) as Field[];
-  const tuple = (i: number) => sql`(${sql.join(fields.map((field) => sql`cast(${rowValue(field, i)} as ${sql.raw(types[field])})`), sql`, `)})`;
-  const of = Object.fromEntries(fields.map((field, k) => [field, sql.raw(`v.column${k + 1}`)])) as Record<Field, SQL>;
+  const tuple = (i: number) => sql`(${sql.join(fields.map((field) => rowValue(field, i)), sql`, `)})`;
+  const of = Object.fromEntries(
+    fields.map((field, k) => [field, types[field] === 'text' ? sql.raw(`v.column${k + 1}`) : sql.raw(`cast(v.column${k + 1} as ${types[field]})`)]),
+  ) as Record<Field, SQL>;
   return { from: sql`(values ${sql.join(rowIndexes(size).map(tuple), sql`, `)}) as v`, of };
 }

@@ -70,10 +70,12 @@ function chunkSizes(store: Store, rows: number): number[] {
  *
  * `build` makes the statement for `size` rows, row i's values as placeholders `rowValue(field, i)`
  * (placeholderRow, rowKeysIn, rowValues make them) and values shared by every row of the write
- * (a rollout id, a time) as `shared(field)`, taken from the chunk's first row. Values are bound by
- * position (Store.positional): drizzle's execute() looked up and encoded each of a wave's 100,000
- * values by name, about 15 % of the main thread's CPU for a 10,000-host wave (a profile of bench/wave-issue.ts). Returns the
- * rows a ReturningChunk returns, mapped as drizzle maps them; none for a plain write.
+ * (a rollout id, a time) as `shared(field)`, taken from the chunk's first row. Drizzle builds the
+ * SQL text; the values are bound by position (Store.positional), each parameter's source worked
+ * out once per statement: drizzle's execute() looked up and encoded each of a wave's 100,000
+ * values by name, about 15 % of the main thread's CPU for a 10,000-host wave (a profile of
+ * bench/wave-issue.ts). Returns the rows a ReturningChunk returns, mapped as drizzle maps them
+ * (flat selections of columns); none for a plain write.
  */
 export function chunkedWrite<Row extends object, Out = never>(
   name: string,

@@ -30,13 +30,38 @@ describe('the controller log', () => {
     expect(seen).toContainEqual([30, 'desired-set', 'web-1']);
     expect(seen).toContainEqual([30, 'rollout-started', null]);
     expect(seen).toContainEqual([30, 'rollout-wave-started', null]);
-    expect(seen).toContainEqual([30, 'rollout-host-issued', 'web-2']);
+    expect(seen).toContainEqual([30, 'rollout-host-issued', null]);
     expect(seen).toContainEqual([30, 'rollout-aborted', null]);
     expect(lines.find((l) => l.msg === 'rollout-wave-started')).toMatchObject({ rolloutId: id, wave: 1, hosts: 1 });
-    expect(lines.find((l) => l.msg === 'rollout-host-issued')).toMatchObject({ version: 1, rolloutId: id });
+    expect(lines.find((l) => l.msg === 'rollout-host-issued')).toMatchObject({ rolloutId: id, wave: 1, hosts: 1 });
     // Nothing is logged twice.
     await log.flush();
     expect(lines.length).toBe(seen.length);
+  });
+
+  it("counts a wave's issued hosts in one info line, and lists each host at debug", async () => {
+    ctl = await testController();
+    const names = ['web-1', 'web-2', 'web-3'];
+    for (const name of names) await registeredHost(ctl, name);
+    const info: Array<Record<string, unknown>> = [];
+    const debug: Array<Record<string, unknown>> = [];
+    const infoLog = new EventLog(ctl.store, pino({ level: 'info' }, { write: (line: string) => void info.push(JSON.parse(line) as Record<string, unknown>) }));
+    const debugLog = new EventLog(ctl.store, pino({ level: 'debug' }, { write: (line: string) => void debug.push(JSON.parse(line) as Record<string, unknown>) }));
+    const release = { name: 'v2', hosts: names.map((host) => ({ host, storePath: storePath(`nixos-system-${host}`, 'b') })) };
+    expect((await ctl.operator('/v1/releases', { method: 'POST', body: JSON.stringify(release) })).status).toBe(201);
+    const started = await ctl.operator('/v1/rollouts', { method: 'POST', body: JSON.stringify({ release: 'v2', waves: ['100%'] }) });
+    expect(started.status).toBe(201);
+    const { id } = (await started.json()) as { id: string };
+    await infoLog.flush();
+    await debugLog.flush();
+
+    const counted = info.filter((l) => l.msg === 'rollout-host-issued');
+    expect(counted).toHaveLength(1);
+    expect(counted[0]).toMatchObject({ level: 30, rolloutId: id, wave: 1, hosts: 3 });
+    expect(counted[0]).not.toHaveProperty('host');
+    const perHost = debug.filter((l) => l.msg === 'rollout-host-issued' && l.level === 20);
+    expect(perHost.map((l) => l.host).sort()).toEqual(names);
+    expect(perHost[0]).toMatchObject({ rolloutId: id, version: 1, wave: 1 });
   });
 
   it('reads as one line per entry on a terminal', () => {

@@ -146,7 +146,7 @@ export async function issueBatchInTransaction(
     // manifest, at the version the agent reported it accepted (hosts/watermark.ts).
     const previous = previousVersion !== undefined ? previousVersion : highest.get(desired.host);
     const version = (previous ?? 0) + 1;
-    const payload: ManifestPayload = {
+    const payload: Omit<ManifestPayload, 'statement'> = {
       protocol: PROTOCOL_VERSION,
       host: desired.host,
       version,
@@ -155,7 +155,6 @@ export async function issueBatchInTransaction(
       rolloutId: desired.rolloutId,
       issuedAt,
       expiresAt,
-      statement: desired.authority.envelope,
       reboot: rebootSettings(desired.host, desired.rolloutId),
     };
     return {
@@ -165,7 +164,7 @@ export async function issueBatchInTransaction(
       storePath: desired.storePath,
       action: desired.action,
       floor: desired.authority.floor,
-      bytes: Buffer.from(JSON.stringify(payload), 'utf8'),
+      bytes: Buffer.from(withStatement(JSON.stringify(payload), desired.authority), 'utf8'),
     };
   });
   const envelopes = await signer.signMany(
@@ -208,6 +207,16 @@ export async function issueBatchInTransaction(
   // Replicas serving these hosts' connections hear of them on commit (this one publishes on its bus after commit).
   await announceIssued(store, rows);
   return rows;
+}
+
+/**
+ * The payload's JSON with the statement added as its last member, from the statement's stored
+ * text: that text is the envelope's own JSON.stringify (what authoriseStatement read it from), so
+ * the bytes say what stringifying the envelope object again would, without parsing and
+ * serialising a few hundred bytes again for each of a wave's 10,000 hosts.
+ */
+function withStatement(payloadJson: string, authority: Authority): string {
+  return `${payloadJson.slice(0, -1)},"statement":${authority.text}}`;
 }
 
 /** The highest version each host was issued: its desired pointer or its highest stored manifest, whichever is higher. */

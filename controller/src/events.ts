@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Queryable, Store, Tables } from './db/store.js';
 import { perHandle } from './db/per-handle.js';
-import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from './db/chunked.js';
+import { chunkedWrite, placeholderRow, rowIndexes } from './db/chunked.js';
 
 export interface NewEvent {
   host: string | null;
@@ -43,16 +43,15 @@ export async function appendEvent(store: Store, event: NewEvent): Promise<void> 
 
 const EVENT_FIELDS = ['host', 'at', 'kind', 'actor', 'rolloutId', 'data'] as const;
 
-const insertEvents = chunkedWrite<NewEvent>(
+const insertEvents = chunkedWrite<ReturnType<typeof row>>(
   'events_insert',
   (q, { events }, size) =>
     q
       .insert(events)
       .values(rowIndexes(size).map((i) => placeholderRow(EVENT_FIELDS, i))),
-  (event, i, params) => indexedParams(row(event), i, params),
 );
 
 /** Several events at once (a wave's hosts): a few statements per batch, not one per event. */
 export async function appendEvents(store: Store, events: readonly NewEvent[]): Promise<void> {
-  await insertEvents(store, events);
+  await insertEvents(store, events.map(row));
 }

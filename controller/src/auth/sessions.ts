@@ -3,7 +3,7 @@ import { and, eq, lte, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Clock } from '../clock.js';
 import { perHandle } from '../db/per-handle.js';
-import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { chunkedWrite, placeholderRow, rowIndexes } from '../db/chunked.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { turnBatch, type TurnBatch } from '../db/turn-batch.js';
 import { newSecret, sha256Hex } from '../secrets.js';
@@ -32,7 +32,6 @@ const SESSION_FIELDS = ['tokenHash', 'host', 'expiresAt'] as const;
 const insertSessions = chunkedWrite<NewSession>(
   'agent_sessions_insert',
   (q, { agentSessions }, size) => q.insert(agentSessions).values(rowIndexes(size).map((i) => placeholderRow(SESSION_FIELDS, i))),
-  indexedParams,
 );
 // Every uncached request reads one: built once per handle (db/per-handle.ts).
 const sessionQuery = perHandle((q: Queryable, { agentSessions }: Tables) =>

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jitteredBackoff } from '../../../shared/src/backoff.js';
 import type { Logger } from '../../../shared/src/logger.js';
 import * as pgSchema from './schema-pg.js';
-import type { Isolation, StoreTx } from './store.js';
+import type { Isolation, PositionalStatement, Queryable, StoreTx } from './store.js';
 import { retryableConflict, sqlState, storeUnavailable } from './store-errors.js';
 import type { TransactionEngine } from './tx-scope.js';
 
@@ -111,5 +111,17 @@ export function engineOnClient(
     owner,
     top: (body, isolation) => withConflictRetries(() => transactionOn(client(), body, nest, isolation), logger),
     savepoint: pgSavepoint,
+  };
+}
+
+/**
+ * Store.positional on PostgreSQL: the statement runs on the connection (or pool, outside a
+ * transaction) under handle `q`, a transaction's handle being its connection's own (handleFor).
+ * node-postgres prepares a named statement once per connection and reuses it by name after.
+ */
+export function pgPositional(q: Queryable, name: string, text: string): PositionalStatement {
+  const client = (q as unknown as { $client: pg.Pool | pg.PoolClient }).$client;
+  return {
+    run: async (values) => (await client.query<unknown[]>({ ...(name ? { name } : {}), text, values, rowMode: 'array' })).rows,
   };
 }

@@ -8,7 +8,7 @@ import { PgEngineLease } from '../replicas/pg-engine-lease.js';
 import { PgNotifications } from '../replicas/pg-notifications.js';
 import { ADVISORY_CLASS, MIGRATE_LOCK } from '../replicas/advisory-locks.js';
 import { pgClientConfig, POOL_TIMEOUTS, redactUrl } from './pg-connection.js';
-import { pgSavepoint, transactionOn, withConflictRetries } from './pg-transaction.js';
+import { pgPositional, pgSavepoint, transactionOn, withConflictRetries } from './pg-transaction.js';
 import { jsonKey } from './json-path.js';
 import * as pgSchema from './schema-pg.js';
 import { defaultReplicaId, type Queryable, type Store, type StoreConfig, type StoreDb, type StoreTx } from './store.js';
@@ -110,6 +110,7 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
       return here();
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => int8AsNumbers((await here().execute(query)) as pg.QueryResult) as T[],
+    positional: pgPositional,
     transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { rowCount?: number | null }).rowCount ?? 0,
     notifications,

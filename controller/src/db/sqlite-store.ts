@@ -103,6 +103,20 @@ export function openSqliteStore(config: StoreConfig): Store {
       return here();
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => (here() as unknown as BetterSQLite3Database).all<T>(query),
+    positional: (q, _name, text) => {
+      // Transactions run on the writer; reads outside them on the reader (see `here`).
+      const statement = (q === readDb ? reader : sqlite).prepare(text);
+      if (!statement.reader) {
+        return {
+          run: async (values) => {
+            statement.run(values);
+            return [];
+          },
+        };
+      }
+      statement.raw(true);
+      return { run: async (values) => statement.all(values) as unknown[][] };
+    },
     transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { changes?: number }).changes ?? 0,
     notifications,

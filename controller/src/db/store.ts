@@ -96,6 +96,14 @@ export interface Store {
    */
   rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
   /**
+   * A statement given as SQL text in this engine's dialect with positional parameters (what a
+   * drizzle builder's toSQL() returns), compiled for query handle `q` (a `store.q`) and run on its
+   * connection with a plain array of driver values. For db/chunked.ts, which binds each slot once
+   * per statement instead of drizzle's execute() naming and encoding every value on every run. On
+   * PostgreSQL a non-empty `name` makes it a prepared statement of each connection it runs on.
+   */
+  positional(q: Queryable, name: string, text: string): PositionalStatement;
+  /**
    * Runs `fn` as one transaction: all of its writes commit together or, if it throws, none do.
    * Transactions behave as if run one after another (SQLite: one writer at a time; PostgreSQL:
    * SERIALIZABLE, `fn` run again after a serialization failure or deadlock, so `fn` does database
@@ -114,6 +122,12 @@ export interface Store {
   engineLease(options?: EngineLeaseOptions): EngineLease;
   /** Stops notifications and leases made by this store and closes its connections. */
   close(): Promise<void>;
+}
+
+/** A statement of Store.positional. */
+export interface PositionalStatement {
+  /** Runs it with `values` in parameter order; the rows it returns (none for a plain write), each as its column values in select order, as the driver gives them. */
+  run(values: unknown[]): Promise<unknown[][]>;
 }
 
 export interface StoreConfig {

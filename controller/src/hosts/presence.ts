@@ -1,9 +1,9 @@
-import { sql } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
-import { byRowKey, chunkedWrite, rowKeysIn } from '../db/chunked.js';
+import { chunkedWrite, rowValues } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 import { inWriteLane } from '../db/write-lane.js';
 import { HEARTBEAT_MS, STALE_AFTER_MS, dropHeartbeat, readOtherClaims, writeClaims, type ClaimWrite, type HeldMode, type RemoteClaim } from './shared-presence.js';
@@ -183,7 +183,7 @@ export class Presence {
   private async write(): Promise<void> {
     // The hosts seen in this turn of the event loop join the same transaction.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const batch = [...this.unwritten];
+    const batch = [...this.unwritten].map(([host, at]) => ({ host, at }));
     this.unwritten.clear();
     const claims = this.shared ? this.takeClaimWrite() : null;
     if (batch.length === 0 && claims === null) return;
@@ -263,18 +263,8 @@ export class Presence {
   }
 }
 
-/** Last-seen times, one `case` on the host name per chunk (db/chunked.ts). */
-const writeLastSeen = chunkedWrite<[string, number]>(
-  'hosts_last_seen',
-  (q, { hosts }, size) => {
-    const at = byRowKey(hosts.name, 'host', size, (i) => sql`cast(${sql.placeholder(`at${i}`)} as bigint)`);
-    return q
-      .update(hosts)
-      .set({ lastSeenAt: at })
-      .where(rowKeysIn(hosts.name, 'host', size));
-  },
-  ([host, at], i, params) => {
-    params[`host${i}`] = host;
-    params[`at${i}`] = at;
-  },
-);
+/** Last-seen times, one update from the rows' values per chunk (db/chunked.ts). */
+const writeLastSeen = chunkedWrite<{ host: string; at: number }>('hosts_last_seen', (q, { hosts }, size) => {
+  const v = rowValues({ host: 'text', at: 'bigint' }, size);
+  return q.update(hosts).set({ lastSeenAt: v.of.at }).from(v.from).where(eq(hosts.name, v.of.host));
+});

@@ -3,7 +3,7 @@ import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/pr
 import type { Clock } from '../clock.js';
 import type { Store, StoreTx } from '../db/store.js';
 import { appendEvent } from '../events.js';
-import { byRowKey, chunkedWrite, rowKeysIn } from '../db/chunked.js';
+import { byRowKey, chunkedWrite, rowKeysIn, rowValue } from '../db/chunked.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
@@ -123,18 +123,19 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
   });
 }
 
-const releaseChunks = chunkedWrite<{ host: string; version: number }>(
+// A delete has no FROM on SQLite: each lease's limit is a `case` on its host (few rows: terminal reports of rebooting hosts).
+const releaseChunks = chunkedWrite<{ host: string; version: number }, { host: string; manifestVersion: number }>(
   'reboot_leases_release',
   (q, { rebootLeases }, size) => {
-    const limit = byRowKey(rebootLeases.host, 'host', size, (i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`);
-    return q
-      .delete(rebootLeases)
-      .where(and(rowKeysIn(rebootLeases.host, 'host', size), lte(rebootLeases.manifestVersion, limit)))
-      .returning({ host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion });
-  },
-  ({ host, version }, i, params) => {
-    params[`host${i}`] = host;
-    params[`version${i}`] = version;
+    const limit = byRowKey(rebootLeases.host, 'host', size, (i) => sql`cast(${rowValue('version', i)} as bigint)`);
+    const returns = { host: rebootLeases.host, manifestVersion: rebootLeases.manifestVersion };
+    return {
+      query: q
+        .delete(rebootLeases)
+        .where(and(rowKeysIn(rebootLeases.host, 'host', size), lte(rebootLeases.manifestVersion, limit)))
+        .returning(returns),
+      returns,
+    };
   },
 );
 
@@ -145,9 +146,6 @@ const releaseChunks = chunkedWrite<{ host: string; version: number }>(
  */
 export async function releaseRebootLeases(store: Store, upTo: ReadonlyMap<string, number>): Promise<Map<string, number>> {
   const released = new Map<string, number>();
-  const results = await releaseChunks(store, [...upTo].map(([host, version]) => ({ host, version })));
-  for (const rows of results as Array<Array<{ host: string; manifestVersion: number }>>) {
-    for (const row of rows) released.set(row.host, row.manifestVersion);
-  }
+  for (const row of await releaseChunks(store, [...upTo].map(([host, version]) => ({ host, version })))) released.set(row.host, row.manifestVersion);
   return released;
 }

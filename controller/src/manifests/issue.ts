@@ -12,7 +12,7 @@ import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
 import { perHandle } from '../db/per-handle.js';
-import { byRowKey, chunkedWrite, indexedParams, placeholderRow, rowIndexes, rowKeysIn } from '../db/chunked.js';
+import { chunkedWrite, placeholderRow, rowIndexes, rowValues } from '../db/chunked.js';
 
 export interface IssueDeps {
   store: Store;
@@ -243,24 +243,13 @@ const insertManifests = chunkedWrite<ManifestRow>(
     q
       .insert(manifests)
       .values(rowIndexes(size).map((i) => placeholderRow(MANIFEST_FIELDS, i))),
-  indexedParams,
 );
 
-/** Points each host's desired version at its new manifest: one statement per chunk (a `case` on the host name). */
-const setDesiredVersions = chunkedWrite<{ host: string; version: number }>(
-  'hosts_desired_version',
-  (q, { hosts }, size) => {
-    const desired = byRowKey(hosts.name, 'host', size, (i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`);
-    return q
-      .update(hosts)
-      .set({ desiredVersion: desired })
-      .where(rowKeysIn(hosts.name, 'host', size));
-  },
-  ({ host, version }, i, params) => {
-    params[`host${i}`] = host;
-    params[`version${i}`] = version;
-  },
-);
+/** Points each host's desired version at its new manifest: one statement per chunk (an update from the rows' values). */
+const setDesiredVersions = chunkedWrite<{ host: string; version: number }>('hosts_desired_version', (q, { hosts }, size) => {
+  const v = rowValues({ host: 'text', version: 'bigint' }, size);
+  return q.update(hosts).set({ desiredVersion: v.of.version }).from(v.from).where(eq(hosts.name, v.of.host));
+});
 
 export function published(row: ManifestRow): PublishedManifest {
   return { host: row.host, version: row.version, envelopeJson: row.envelope, envelope: envelopeOf.get(row) ?? (JSON.parse(row.envelope) as Envelope) };

@@ -1,19 +1,13 @@
-import { and, lt, sql, type SQL } from 'drizzle-orm';
+import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import { SETTLED_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
-import { byRowKey, chunkedWrite, rowKeysIn } from '../db/chunked.js';
+import { chunkedWrite, rowValues, shared } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 
 /*
  * The status columns of hosts that reports set, written for a whole report group at once (a few
  * statements, not a read and a write per batch), in the storing transaction.
  */
-
-interface Update {
-  host: string;
-  newest: Report;
-  lastError: string | null | undefined;
-}
 
 function errorOf(report: Report): string {
   const { detail } = report;
@@ -33,38 +27,33 @@ function lastErrorAfter(newest: Report): string | null | undefined {
   return undefined;
 }
 
-const writeChunks = chunkedWrite<Update & { now: number }>(
-  'reports_host_status',
-  (q, { hosts }, size) => {
-    const p = (field: string, i: number) => sql.placeholder(`${field}${i}`);
-    // Each host its own value: a `case` on the name, typed (PostgreSQL cannot infer a parameter's type there).
-    const byHost = (value: (i: number) => SQL): SQL => byRowKey(hosts.name, 'host', size, value);
-    const typed = (field: string, type: 'bigint' | 'text') => (i: number) => sql`cast(${p(field, i)} as ${sql.raw(type)})`;
-    return q
+const VALUE_TYPES = { host: 'text', seq: 'bigint', phase: 'text', version: 'bigint', keepError: 'bigint', lastError: 'text', currentSystem: 'text' } as const;
+
+type StatusRow = { [Field in keyof typeof VALUE_TYPES]: unknown } & { now: number };
+
+const writeChunks = chunkedWrite<StatusRow, { host: string }>('reports_host_status', (q, { hosts }, size) => {
+  // Each host's values joined by name (db/chunked.ts rowValues).
+  const values = rowValues(VALUE_TYPES, size);
+  const v = values.of;
+  const returns = { host: hosts.name };
+  return {
+    query: q
       .update(hosts)
       .set({
-        lastReportSeq: byHost(typed('seq', 'bigint')),
-        phase: byHost(typed('phase', 'text')),
-        reportedVersion: byHost(typed('version', 'bigint')),
-        lastError: byHost((i) => sql`case when cast(${p('keepError', i)} as bigint) = 1 then ${hosts.lastError} else cast(${p('lastError', i)} as text) end`),
-        lastSeenAt: sql`${sql.placeholder('now')}`,
+        lastReportSeq: v.seq,
+        phase: v.phase,
+        reportedVersion: v.version,
+        lastError: sql`case when ${v.keepError} = 1 then ${hosts.lastError} else ${v.lastError} end`,
+        lastSeenAt: sql`${shared('now')}`,
         // A report that does not know the running system leaves the recorded one alone.
-        currentSystem: sql`coalesce(${byHost(typed('currentSystem', 'text'))}, ${hosts.currentSystem})`,
+        currentSystem: sql`coalesce(${v.currentSystem}, ${hosts.currentSystem})`,
       })
-      .where(and(rowKeysIn(hosts.name, 'host', size), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, byHost(typed('seq', 'bigint')))))
-      .returning({ host: hosts.name });
-  },
-  ({ host, newest, lastError, now }, i, params) => {
-    params.now = now;
-    params[`host${i}`] = host;
-    params[`seq${i}`] = newest.seq;
-    params[`phase${i}`] = newest.phase;
-    params[`version${i}`] = newest.manifestVersion;
-    params[`keepError${i}`] = lastError === undefined ? 1 : 0;
-    params[`lastError${i}`] = lastError ?? null;
-    params[`currentSystem${i}`] = newest.currentSystem;
-  },
-);
+      .from(values.from)
+      .where(and(eq(hosts.name, v.host), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, v.seq)))
+      .returning(returns),
+    returns,
+  };
+});
 
 /**
  * Sets each host's status from its report in `newest` (host name to its newest report of the
@@ -75,6 +64,18 @@ const writeChunks = chunkedWrite<Update & { now: number }>(
  * lastSeenAt is then stored). A few statements for any number of hosts (db/chunked.ts).
  */
 export async function writeHostStatus(store: Store, now: number, newest: ReadonlyMap<string, Report>): Promise<Set<string>> {
-  const results = await writeChunks(store, [...newest].map(([host, report]) => ({ host, newest: report, lastError: lastErrorAfter(report), now })));
-  return new Set((results as Array<Array<{ host: string }>>).flatMap((rows) => rows.map(({ host }) => host)));
+  const rows = [...newest].map(([host, report]): StatusRow => {
+    const lastError = lastErrorAfter(report);
+    return {
+      host,
+      seq: report.seq,
+      phase: report.phase,
+      version: report.manifestVersion,
+      keepError: lastError === undefined ? 1 : 0,
+      lastError: lastError ?? null,
+      currentSystem: report.currentSystem,
+      now,
+    };
+  });
+  return new Set((await writeChunks(store, rows)).map(({ host }) => host));
 }

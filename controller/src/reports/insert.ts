@@ -9,21 +9,17 @@ export function reportKey(host: string, seq: number): string {
 
 const FIELDS = ['host', 'seq', 'receivedAt', 'body'] as const;
 
-const insertChunks = chunkedWrite<HostReport & { now: number }>(
-  'reports_insert',
-  (q, { reports }, size) =>
-    q
+const insertChunks = chunkedWrite<Record<(typeof FIELDS)[number], unknown>, { host: string; seq: number }>('reports_insert', (q, { reports }, size) => {
+  const returns = { host: reports.host, seq: reports.seq };
+  return {
+    query: q
       .insert(reports)
       .values(rowIndexes(size).map((i) => placeholderRow(FIELDS, i)))
       .onConflictDoNothing()
-      .returning({ host: reports.host, seq: reports.seq }),
-  ({ host, report, now }, i, params) => {
-    params[`host${i}`] = host;
-    params[`seq${i}`] = report.seq;
-    params[`receivedAt${i}`] = now;
-    params[`body${i}`] = report;
-  },
-);
+      .returning(returns),
+    returns,
+  };
+});
 
 /**
  * Inserts reports not stored yet, a few statements for any number (db/chunked.ts), and returns
@@ -32,9 +28,7 @@ const insertChunks = chunkedWrite<HostReport & { now: number }>(
  */
 export async function insertReports(store: Store, now: number, reports: readonly HostReport[]): Promise<Set<string>> {
   const inserted = new Set<string>();
-  const results = await insertChunks(store, reports.map((r) => ({ ...r, now })));
-  for (const rows of results as Array<Array<{ host: string; seq: number }>>) {
-    for (const { host, seq } of rows) inserted.add(reportKey(host, seq));
-  }
+  const rows = reports.map(({ host, report }) => ({ host, seq: report.seq, receivedAt: now, body: report }));
+  for (const { host, seq } of await insertChunks(store, rows)) inserted.add(reportKey(host, seq));
   return inserted;
 }

@@ -8,7 +8,7 @@ import {
 import type { RolloutHostRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
-import { byRowKey, chunkedWrite, indexedParams, placeholderRow, rowIndexes, rowKeysIn } from '../db/chunked.js';
+import { chunkedWrite, placeholderRow, rowIndexes, rowKeysIn, rowValues, shared } from '../db/chunked.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -61,7 +61,6 @@ const insertMemberRows = chunkedWrite<Record<(typeof MEMBER_FIELDS)[number], unk
     q
       .insert(rolloutHosts)
       .values(rowIndexes(size).map((i) => placeholderRow(MEMBER_FIELDS, i))),
-  indexedParams,
 );
 
 /** The members of a rollout (of one wave, when given), in plan order. */
@@ -163,33 +162,19 @@ export interface IssuedMember {
   previousSystem: string | null;
 }
 
-/** The members of `rolloutId` were sent their manifests: one statement per chunk (a `case` on the host name). */
+/** The members of `rolloutId` were sent their manifests: one statement per chunk (an update from the rows' values). */
 export async function markIssued(store: Store, rolloutId: string, issued: readonly IssuedMember[], now: number): Promise<void> {
   await markIssuedChunks(store, issued.map((member) => ({ ...member, rolloutId, now })));
 }
 
-const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: number }>(
-  'rollout_hosts_issued',
-  (q, { rolloutHosts }, size) => {
-    const byHost = (value: (i: number) => SQL): SQL => byRowKey(rolloutHosts.host, 'host', size, value);
-    return q
-      .update(rolloutHosts)
-      .set({
-        state: MEMBER.issued,
-        manifestVersion: byHost((i) => sql`cast(${sql.placeholder(`version${i}`)} as bigint)`),
-        issuedAt: sql`${sql.placeholder('now')}`,
-        previousSystem: byHost((i) => sql`cast(${sql.placeholder(`previousSystem${i}`)} as text)`),
-      })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size)));
-  },
-  (member, i, params) => {
-    params.rolloutId = member.rolloutId;
-    params.now = member.now;
-    params[`host${i}`] = member.host;
-    params[`version${i}`] = member.version;
-    params[`previousSystem${i}`] = member.previousSystem;
-  },
-);
+const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: number }>('rollout_hosts_issued', (q, { rolloutHosts }, size) => {
+  const v = rowValues({ host: 'text', version: 'bigint', previousSystem: 'text' }, size);
+  return q
+    .update(rolloutHosts)
+    .set({ state: MEMBER.issued, manifestVersion: v.of.version, issuedAt: sql`${shared('now')}`, previousSystem: v.of.previousSystem })
+    .from(v.from)
+    .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), eq(rolloutHosts.host, v.of.host)));
+});
 
 /** The member has its result: failed or skipped (with why), or healthy (its reason cleared). */
 export async function finishMember(store: Store, member: MemberKey, state: 'healthy' | 'failed' | 'skipped', reason: string | null, now: number): Promise<void> {
@@ -240,35 +225,32 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 /** A member a report belongs to, as the report rules read it (transitions.ts), with its key. */
 export type ReportedMemberRow = ReportedMember & MemberKey;
 
-const selectReported = chunkedWrite<{ host: string; version: number }>(
+const selectReported = chunkedWrite<{ host: string; version: number }, ReportedMemberRow & { version: number }>(
   'rollout_hosts_reported',
-  (q, { manifests, rolloutHosts, rollouts }, size) =>
-    q
-      .select({
-        version: manifests.version,
-        host: rolloutHosts.host,
-        rolloutId: rolloutHosts.rolloutId,
-        wave: rolloutHosts.wave,
-        state: rolloutHosts.state,
-        targetPath: rolloutHosts.targetPath,
-        manifestVersion: rolloutHosts.manifestVersion,
-        previousSystem: rolloutHosts.previousSystem,
-        rollbackState: rolloutHosts.rollbackState,
-        rollbackVersion: rolloutHosts.rollbackVersion,
-        rolloutState: rollouts.state,
-        waveIndex: rollouts.waveIndex,
-      })
+  (q, { manifests, rolloutHosts, rollouts }, size) => {
+    const returns = {
+      version: manifests.version,
+      host: rolloutHosts.host,
+      rolloutId: rolloutHosts.rolloutId,
+      wave: rolloutHosts.wave,
+      state: rolloutHosts.state,
+      targetPath: rolloutHosts.targetPath,
+      manifestVersion: rolloutHosts.manifestVersion,
+      previousSystem: rolloutHosts.previousSystem,
+      rollbackState: rolloutHosts.rollbackState,
+      rollbackVersion: rolloutHosts.rollbackVersion,
+      rolloutState: rollouts.state,
+      waveIndex: rollouts.waveIndex,
+    };
+    const query = q
+      .select(returns)
       .from(manifests)
       .innerJoin(rolloutHosts, and(eq(rolloutHosts.rolloutId, manifests.rolloutId), eq(rolloutHosts.host, manifests.host)))
       .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
       // Hosts and versions matched each on their own (portable, indexed); pairs nobody asked for are dropped by the caller.
-      .where(
-        and(
-          rowKeysIn(manifests.host, 'host', size),
-          rowKeysIn(manifests.version, 'version', size),
-        ),
-      ),
-  indexedParams,
+      .where(and(rowKeysIn(manifests.host, 'host', size), rowKeysIn(manifests.version, 'version', size)));
+    return { query, returns };
+  },
 );
 
 /**
@@ -283,15 +265,13 @@ export async function reportedMembers(store: Store, wanted: ReadonlyArray<{ host
   const byMember = new Map<string, ReportedMemberRow>();
   const distinct = new Map(wanted.map((w) => [memberOfKey(w.host, w.version), w]));
   const keys = new Set(distinct.keys());
-  for (const rows of (await selectReported(store, [...distinct.values()])) as Array<Array<ReportedMemberRow & { version: number }>>) {
-    for (const { version, ...member } of rows) {
-      const key = memberOfKey(member.host, version);
-      if (!keys.has(key)) continue;
-      const memberKey = `${member.rolloutId}\u0000${member.host}`;
-      let one = byMember.get(memberKey);
-      if (!one) byMember.set(memberKey, (one = member));
-      found.set(key, one);
-    }
+  for (const { version, ...member } of await selectReported(store, [...distinct.values()])) {
+    const key = memberOfKey(member.host, version);
+    if (!keys.has(key)) continue;
+    const memberKey = `${member.rolloutId}\u0000${member.host}`;
+    let one = byMember.get(memberKey);
+    if (!one) byMember.set(memberKey, (one = member));
+    found.set(key, one);
   }
   return found;
 }
@@ -313,48 +293,27 @@ const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
   (q, { rolloutHosts }, size) =>
     q
       .update(rolloutHosts)
-      .set({ state: MEMBER['in-progress'], acceptedAt: sql`${sql.placeholder('at')}` })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
-  ({ rolloutId, host, at }, i, params) => {
-    params.rolloutId = rolloutId;
-    params.at = at;
-    params[`host${i}`] = host;
-  },
+      .set({ state: MEMBER['in-progress'], acceptedAt: sql`${shared('at')}` })
+      .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
 );
 
-const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>(
-  'rollout_hosts_finished',
-  (q, { rolloutHosts }, size) =>
-    q
-      .update(rolloutHosts)
-      .set({
-        state: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`state${i}`)} as text)`),
-        finishedAt: sql`${sql.placeholder('at')}`,
-        reason: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`reason${i}`)} as text)`),
-      })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
-  ({ rolloutId, host, state, reason, at }, i, params) => {
-    params.rolloutId = rolloutId;
-    params.at = at;
-    params[`host${i}`] = host;
-    params[`state${i}`] = state;
-    params[`reason${i}`] = reason;
-  },
-);
+const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>('rollout_hosts_finished', (q, { rolloutHosts }, size) => {
+  const v = rowValues({ host: 'text', state: 'text', reason: 'text' }, size);
+  return q
+    .update(rolloutHosts)
+    .set({ state: v.of.state, finishedAt: sql`${shared('at')}`, reason: v.of.reason })
+    .from(v.from)
+    .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), eq(rolloutHosts.host, v.of.host)));
+});
 
-const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>(
-  'rollout_hosts_rollback_result',
-  (q, { rolloutHosts }, size) =>
-    q
-      .update(rolloutHosts)
-      .set({ rollbackState: byRowKey(rolloutHosts.host, 'host', size, (i) => sql`cast(${sql.placeholder(`rollbackState${i}`)} as text)`) })
-      .where(and(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
-  ({ rolloutId, host, rollbackState }, i, params) => {
-    params.rolloutId = rolloutId;
-    params[`host${i}`] = host;
-    params[`rollbackState${i}`] = rollbackState;
-  },
-);
+const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>('rollout_hosts_rollback_result', (q, { rolloutHosts }, size) => {
+  const v = rowValues({ host: 'text', rollbackState: 'text' }, size);
+  return q
+    .update(rolloutHosts)
+    .set({ rollbackState: v.of.rollbackState })
+    .from(v.from)
+    .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), eq(rolloutHosts.host, v.of.host)));
+});
 
 /**
  * Writes what reports changed on members, a few statements per rollout and kind of change

@@ -6,7 +6,7 @@ import type { CreateReleaseRequest, Release, ReleaseProvenance } from '../../../
 import { iso, type Clock } from '../clock.js';
 import type { ReleaseRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import { chunkedWrite, indexedParams, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { chunkedWrite, placeholderRow, rowIndexes } from '../db/chunked.js';
 import { appendEvent } from '../events.js';
 import { trustMode, type ReleaseTrust } from '../manifests/statements.js';
 
@@ -119,7 +119,6 @@ const insertReleaseHosts = chunkedWrite<{ release: string; host: string; storePa
     q
       .insert(releaseHosts)
       .values(rowIndexes(size).map((i) => placeholderRow(RELEASE_HOST_FIELDS, i))),
-  indexedParams,
 );
 
 /** Validates and stores a release; every offender (unknown host, duplicate) is named, and nothing is written when any exists. */

@@ -1,4 +1,4 @@
-import { inArray, is, Param, Placeholder, sql, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, is, Param, Placeholder, sql, type AnyColumn, type SQL } from 'drizzle-orm';
 import type { PositionalStatement, Queryable, Store, Tables } from './store.js';
 
 /**
@@ -220,11 +220,23 @@ export type ValueType = 'text' | 'bigint';
  * where it is used. A cast inside the list instead made SQLite's planner scan the whole target
  * table against the list for a chunk of 256 rows (five times the `case`'s cost, not a fifth).
  */
-export function rowValues<Field extends string>(types: Record<Field, ValueType>, size: number): { from: SQL; of: Record<Field, SQL> } {
+export function rowValues<Field extends string>(
+  types: Record<Field, ValueType>,
+  size: number,
+): { from: SQL; of: Record<Field, SQL>; joins(column: AnyColumn, key: Field): SQL } {
   const fields = Object.keys(types) as Field[];
   const tuple = (i: number) => sql`(${sql.join(fields.map((field) => rowValue(field, i)), sql`, `)})`;
   const of = Object.fromEntries(
     fields.map((field, k) => [field, types[field] === 'text' ? sql.raw(`v.column${k + 1}`) : sql.raw(`cast(v.column${k + 1} as ${types[field]})`)]),
   ) as Record<Field, SQL>;
-  return { from: sql`(values ${sql.join(rowIndexes(size).map(tuple), sql`, `)}) as v`, of };
+  return {
+    from: sql`(values ${sql.join(rowIndexes(size).map(tuple), sql`, `)}) as v`,
+    of,
+    // The join, plus the keys as an `in (…)` list bound to the same values. Given only the join,
+    // PostgreSQL hashed the VALUES list and scanned the whole target table against it (a
+    // sequential scan of every host for each report group; its estimate of a table that grew
+    // since it was last analysed makes a scan look cheap); the list lets it fetch just those rows
+    // by the key's index. SQLite looks each row up by key either way.
+    joins: (column, key) => and(eq(column, of[key]), rowKeysIn(column, key, size))!,
+  };
 }

@@ -1,4 +1,3 @@
-import { eq } from 'drizzle-orm';
 import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
@@ -266,5 +265,5 @@ export class Presence {
 /** Last-seen times, one update from the rows' values per chunk (db/chunked.ts). */
 const writeLastSeen = chunkedWrite<{ host: string; at: number }>('hosts_last_seen', (q, { hosts }, size) => {
   const v = rowValues({ host: 'text', at: 'bigint' }, size);
-  return q.update(hosts).set({ lastSeenAt: v.of.at }).from(v.from).where(eq(hosts.name, v.of.host));
+  return q.update(hosts).set({ lastSeenAt: v.of.at }).from(v.from).where(v.joins(hosts.name, 'host'));
 });

@@ -248,7 +248,7 @@ const insertManifests = chunkedWrite<ManifestRow>(
 /** Points each host's desired version at its new manifest: one statement per chunk (an update from the rows' values). */
 const setDesiredVersions = chunkedWrite<{ host: string; version: number }>('hosts_desired_version', (q, { hosts }, size) => {
   const v = rowValues({ host: 'text', version: 'bigint' }, size);
-  return q.update(hosts).set({ desiredVersion: v.of.version }).from(v.from).where(eq(hosts.name, v.of.host));
+  return q.update(hosts).set({ desiredVersion: v.of.version }).from(v.from).where(v.joins(hosts.name, 'host'));
 });
 
 export function published(row: ManifestRow): PublishedManifest {

@@ -1,4 +1,4 @@
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, lt, sql } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import { SETTLED_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
 import { chunkedWrite, rowValues, shared } from '../db/chunked.js';
@@ -49,7 +49,7 @@ const writeChunks = chunkedWrite<StatusRow, { host: string }>('reports_host_stat
         currentSystem: sql`coalesce(${v.currentSystem}, ${hosts.currentSystem})`,
       })
       .from(values.from)
-      .where(and(eq(hosts.name, v.host), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, v.seq)))
+      .where(and(values.joins(hosts.name, 'host'), lt(sql`coalesce(${hosts.lastReportSeq}, 0)`, v.seq)))
       .returning(returns),
     returns,
   };

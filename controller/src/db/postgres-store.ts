@@ -111,6 +111,9 @@ export async function openPostgresStore(config: StoreConfig): Promise<Store> {
     },
     rows: async <T extends Record<string, unknown>>(query: SQL) => int8AsNumbers((await here().execute(query)) as pg.QueryResult) as T[],
     positional: pgPositional,
+    grewInBulk: async (table) => {
+      await here().execute(sql`analyze ${table}`);
+    },
     transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { rowCount?: number | null }).rowCount ?? 0,
     notifications,

@@ -117,6 +117,7 @@ export function openSqliteStore(config: StoreConfig): Store {
       statement.raw(true);
       return { run: async (values) => statement.all(values) as unknown[][] };
     },
+    grewInBulk: async () => {},
     transaction: (fn, options) => runTransaction(engine, fn, options),
     affected: (result) => (result as { changes?: number }).changes ?? 0,
     notifications,

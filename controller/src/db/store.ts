@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { NodePgDatabase, NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
-import type { PgDatabase } from 'drizzle-orm/pg-core';
+import type { PgDatabase, PgTable } from 'drizzle-orm/pg-core';
 import type { AnyColumn, ExtractTablesWithRelations, SQL } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { EngineLease, EngineLeaseOptions } from '../replicas/engine-lease.js';
@@ -103,6 +103,16 @@ export interface Store {
    * PostgreSQL a non-empty `name` makes it a prepared statement of each connection it runs on.
    */
   positional(q: Queryable, name: string, text: string): PositionalStatement;
+  /**
+   * Says that `table` just grew in bulk in the transaction open on `q` (a rollout's thousands of
+   * members). PostgreSQL's planner estimates from the sample it last took, until autovacuum
+   * samples again (up to a minute later, and only past 10 % growth): taking a rollout's 10,000
+   * members for the few dozen it saw, it read every member for each report group and each batch
+   * of a wave. PostgreSQL samples the table again now (ANALYZE, in the transaction: it counts the
+   * transaction's own rows and rolls back with it; a role that does not own the table gets a
+   * warning, not an error). SQLite keeps no statistics unless asked and plans by its indexes: nothing.
+   */
+  grewInBulk(table: PgTable): Promise<void>;
   /**
    * Runs `fn` as one transaction: all of its writes commit together or, if it throws, none do.
    * Transactions behave as if run one after another (SQLite: one writer at a time; PostgreSQL:

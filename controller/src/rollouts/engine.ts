@@ -179,6 +179,7 @@ export class RolloutEngine {
           retryOf,
         });
       await insertMembers(store, id, plan, targets);
+      await store.grewInBulk(store.t.rolloutHosts);
       const step = (await openStep(this.context, id, now, attempt))!;
       await step.event('rollout-started', { release: spec.release, actor, waves: plan.waves.map((w) => w.hosts.length), spec, retryOf, preflight }, null);
       if (retryOf !== null) {

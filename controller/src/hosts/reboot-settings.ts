@@ -10,6 +10,7 @@ import { nextOpeningOfAll, type MaintenanceWindow } from '../../../shared/src/wi
 import type { Clock } from '../clock.js';
 import type { TagSettingsRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
+import { chunkedWrite, rowKeysIn } from '../db/chunked.js';
 import { appendEvent } from '../events.js';
 import type { LifecycleRefusal } from './lifecycle.js';
 
@@ -62,20 +63,24 @@ const ROWS_PER_STATEMENT = 500;
  * only within their windows (its spec is JSON, read here rather than with either engine's JSON
  * functions; a wave's hosts share one rollout).
  */
+/**
+ * Hosts' own settings by name, a statement prepared once per size (db/chunked.ts): a wave reads
+ * them for each batch of 500, and drizzle building a 500-name `in (…)` list for each one was a
+ * good part of the wave's query building on PostgreSQL.
+ */
+const selectOwnSettings = chunkedWrite<{ host: string }, OwnSettings & { name: string }>('hosts_reboot_settings', (q, { hosts }, size) => {
+  const returns = { name: hosts.name, tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows };
+  return { query: q.select(returns).from(hosts).where(rowKeysIn(hosts.name, 'host', size)), returns };
+});
+
 export async function manifestRebootSettings(
   store: Store,
   batch: ReadonlyArray<{ host: string; rolloutId: string | null }>,
 ): Promise<(host: string, rolloutId: string | null) => ManifestRebootSettings> {
-  const { hosts, rollouts, tagSettings } = store.t;
+  const { rollouts, tagSettings } = store.t;
   const names = [...new Set(batch.map((item) => item.host))];
   const own = new Map<string, OwnSettings>();
-  for (let i = 0; i < names.length; i += ROWS_PER_STATEMENT) {
-    const rows = await store.q
-      .select({ name: hosts.name, tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows })
-      .from(hosts)
-      .where(inArray(hosts.name, names.slice(i, i + ROWS_PER_STATEMENT)));
-    for (const { name, ...settings } of rows) own.set(name, settings);
-  }
+  for (const { name, ...settings } of await selectOwnSettings(store, names.map((host) => ({ host })))) own.set(name, settings);
   const tagNames = [...new Set([...own.values()].flatMap((settings) => settings.tags))];
   const byTag = new Map<string, TagSettingsRow>();
   for (let i = 0; i < tagNames.length; i += ROWS_PER_STATEMENT) {

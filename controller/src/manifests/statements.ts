@@ -4,8 +4,9 @@ import type { NamedPublicKey, NamedSecretKey } from '../../../shared/src/keys.js
 import { PROTOCOL_VERSION, type ReleaseStatementPayload } from '../../../shared/src/protocol.js';
 import { signStatement } from '../../../shared/src/release-statement.js';
 import { iso } from '../clock.js';
-import { and, eq, inArray, isNotNull, sql } from 'drizzle-orm';
+import { and, eq, isNotNull, sql } from 'drizzle-orm';
 import type { Store } from '../db/store.js';
+import { chunkedWrite, rowKeysIn, shared } from '../db/chunked.js';
 
 /**
  * The controller's one trust decision: which release statement (CI's "this host may run this
@@ -121,6 +122,24 @@ export async function authoriseForRelease(
   return outcome;
 }
 
+/**
+ * A release's stored statements for some of its hosts, a statement prepared once per size
+ * (db/chunked.ts): a wave reads them for each batch of 500, and drizzle building a 500-name
+ * `in (…)` list for each one was a good part of the wave's query building on PostgreSQL.
+ */
+const selectReleaseStatements = chunkedWrite<{ host: string; release: string }, { host: string; storePath: string; text: string | null; floor: number }>(
+  'release_statements',
+  (q, { releaseHosts, releases }, size) => {
+    const returns = { host: releaseHosts.host, storePath: releaseHosts.storePath, text: releaseHosts.statement, floor: releases.floor };
+    const query = q
+      .select(returns)
+      .from(releaseHosts)
+      .innerJoin(releases, eq(releases.name, releaseHosts.release))
+      .where(and(eq(releaseHosts.release, shared('release')), rowKeysIn(releaseHosts.host, 'host', size), isNotNull(releaseHosts.statement)));
+    return { query, returns };
+  },
+);
+
 /** The trusted statements `release` holds for each host at exactly the path wanted for it. */
 async function releaseStatements(
   store: Store,
@@ -128,15 +147,10 @@ async function releaseStatements(
   release: string,
   wanted: ReadonlyArray<{ host: string; storePath: string }>,
 ): Promise<Map<string, Authority>> {
-  const { releaseHosts, releases } = store.t;
   const paths = new Map(wanted.map((w) => [w.host, w.storePath]));
   const found = new Map<string, Authority>();
   if (paths.size === 0) return found;
-  const rows = await store.q
-    .select({ host: releaseHosts.host, storePath: releaseHosts.storePath, text: releaseHosts.statement, floor: releases.floor })
-    .from(releaseHosts)
-    .innerJoin(releases, eq(releases.name, releaseHosts.release))
-    .where(and(eq(releaseHosts.release, release), inArray(releaseHosts.host, [...paths.keys()]), isNotNull(releaseHosts.statement)));
+  const rows = await selectReleaseStatements(store, [...paths.keys()].map((host) => ({ host, release })));
   for (const row of rows) {
     if (paths.get(row.host) !== row.storePath) continue;
     const authority = firstTrusted(trust, [{ text: row.text!, floor: row.floor, at: 0 }]);

@@ -1,4 +1,5 @@
 import { and, eq, inArray, isNotNull, lt, ne, sql } from 'drizzle-orm';
+import { chunkedWrite, rowValues, shared } from '../db/chunked.js';
 import type { Store, StoreTx } from '../db/store.js';
 
 // Presence shared between replicas (issue 16, PostgreSQL only): each replica records in the hosts
@@ -39,6 +40,23 @@ export interface ClaimWrite {
   forgetEarlier: boolean;
 }
 
+/**
+ * Claims on held hosts, a statement prepared once per size (db/chunked.ts): a heartbeat states
+ * every held host's claim again, and a `case` over 500 names built by drizzle for each chunk was
+ * most of the heartbeat's cost on both sides. Rows that already say so are left alone: a heartbeat
+ * rewrites nothing while the claims stand.
+ */
+const writeHeld = chunkedWrite<{ host: string; mode: HeldMode; me: string }>('hosts_claims', (q, { hosts }, size) => {
+  const v = rowValues({ host: 'text', mode: 'text' }, size);
+  const me = shared('me');
+  const differs = sql`not (coalesce(${hosts.connectedReplica}, '') = ${me} and coalesce(${hosts.connectionMode}, '') = ${v.of.mode})`;
+  return q
+    .update(hosts)
+    .set({ connectedReplica: sql`${me}`, connectionMode: v.of.mode })
+    .from(v.from)
+    .where(and(v.joins(hosts.name, 'host'), differs));
+});
+
 /** Writes this replica's claims inside `tx`. */
 export async function writeClaims(tx: StoreTx, store: Store, now: number, write: ClaimWrite): Promise<void> {
   const { hosts, replicaHeartbeats } = store.t;
@@ -53,18 +71,8 @@ export async function writeClaims(tx: StoreTx, store: Store, now: number, write:
       .onConflictDoUpdate({ target: replicaHeartbeats.replicaId, set: { seenAt: now } });
     await tx.delete(replicaHeartbeats).where(lt(replicaHeartbeats.seenAt, now - FORGET_REPLICA_MS));
   }
-  const held = [...write.held];
+  await writeHeld(store, [...write.held].map(([host, mode]) => ({ host, mode, me })));
   const { released } = write;
-  for (let i = 0; i < held.length; i += CHUNK) {
-    const chunk = held.slice(i, i + CHUNK);
-    const mode = sql`case ${hosts.name} ${sql.join(chunk.map(([host, m]) => sql`when ${host} then ${m}`), sql` `)} end`;
-    // Rows that already say so are left alone: a heartbeat rewrites nothing while the claims stand.
-    const differs = sql`not (coalesce(${hosts.connectedReplica}, '') = ${me} and coalesce(${hosts.connectionMode}, '') = ${mode})`;
-    await tx
-      .update(hosts)
-      .set({ connectedReplica: me, connectionMode: mode })
-      .where(and(inArray(hosts.name, chunk.map(([host]) => host)), differs));
-  }
   for (let i = 0; i < released.length; i += CHUNK) {
     // Only this replica's own claim: the host may already be held by another replica.
     await tx

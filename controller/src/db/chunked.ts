@@ -29,12 +29,14 @@ interface Decoder {
 }
 
 /**
- * A chunk statement compiled for one handle and row count, with where each parameter's value
- * comes from, worked out once: parameter k is `rows[at + offsets[k]][fields[k]]` through
- * `encoders[k]` when it has one, or `constants[k]` when offsets[k] is -1.
+ * A chunk statement for one row count, whichever connection runs it: its SQL, and where each
+ * parameter's value comes from, worked out once: parameter k is `rows[at + offsets[k]][fields[k]]`
+ * through `encoders[k]` when it has one, or `constants[k]` when offsets[k] is -1.
  */
 interface Bound {
-  statement: PositionalStatement;
+  /** Its prepared-statement name (empty: unnamed) and SQL text. */
+  name: string;
+  text: string;
   fields: string[];
   offsets: number[];
   encoders: Array<Encoder | undefined>;
@@ -81,23 +83,34 @@ export function chunkedWrite<Row extends object, Out = never>(
   name: string,
   build: (q: Queryable, t: Tables, size: number) => Buildable | ReturningChunk,
 ): (store: Store, rows: readonly Row[]) => Promise<Out[]> {
-  const built = new WeakMap<object, Map<number, Bound>>();
-  const statement = (store: Store, size: number): Bound => {
+  // The SQL and its binding are the same on every connection of a store, so they are kept once
+  // per store and size; only the prepared statement is per query handle. Kept per handle, a
+  // PostgreSQL controller held them for every size up to 256 on each of its pooled connections.
+  const bound = new WeakMap<Store, Map<number, Bound>>();
+  const prepared = new WeakMap<object, Map<number, PositionalStatement>>();
+  const statement = (store: Store, size: number): { binding: Bound; statement: PositionalStatement } => {
     const q = store.q;
-    let bySize = built.get(q);
-    if (!bySize) built.set(q, (bySize = new Map()));
-    let bound = bySize.get(size);
-    if (!bound) {
+    let bindings = bound.get(store);
+    if (!bindings) bound.set(store, (bindings = new Map()));
+    let binding = bindings.get(size);
+    if (!binding) {
       const named = (CHUNK_SIZES as readonly number[]).includes(size);
-      bySize.set(size, (bound = bind(store, q, named ? `${name}_${size}` : '', build(q, store.t, size))));
+      bindings.set(size, (binding = bind(named ? `${name}_${size}` : '', build(q, store.t, size))));
     }
-    return bound;
+    let statements = prepared.get(q);
+    if (!statements) prepared.set(q, (statements = new Map()));
+    let ready = statements.get(size);
+    if (!ready) statements.set(size, (ready = store.positional(q, binding.name, binding.text)));
+    return { binding, statement: ready };
   };
   return async (store, rows) => {
     const results: Out[] = [];
     let at = 0;
     for (const size of chunkSizes(store, rows.length)) {
-      const { statement: prepared, fields, offsets, encoders, constants, names, decoders } = statement(store, size);
+      const {
+        binding: { fields, offsets, encoders, constants, names, decoders },
+        statement: ready,
+      } = statement(store, size);
       const values = new Array<unknown>(fields.length);
       for (let k = 0; k < fields.length; k++) {
         const offset = offsets[k]!;
@@ -115,7 +128,7 @@ export function chunkedWrite<Row extends object, Out = never>(
         const encoder = encoders[k];
         values[k] = encoder ? encoder.mapToDriverValue(value) : value;
       }
-      const returned = await prepared.run(values);
+      const returned = await ready.run(values);
       if (names) for (const row of returned) results.push(mapped(row, names, decoders) as Out);
       at += size;
     }
@@ -124,10 +137,10 @@ export function chunkedWrite<Row extends object, Out = never>(
 }
 
 /** Works out, once per statement, where each of its parameters comes from (see Bound). */
-function bind(store: Store, q: Queryable, name: string, built: Buildable | ReturningChunk): Bound {
+function bind(name: string, built: Buildable | ReturningChunk): Bound {
   const query = 'returns' in built ? built.query : built;
   const { sql: text, params } = query.toSQL();
-  const bound: Bound = { statement: store.positional(q, name, text), fields: [], offsets: [], encoders: [], constants: [], names: undefined, decoders: [] };
+  const bound: Bound = { name, text, fields: [], offsets: [], encoders: [], constants: [], names: undefined, decoders: [] };
   for (const param of params) {
     // An insert's value is a Param around the placeholder with the column as its encoder (a JSON column's stringify).
     const [placeholder, encoder] = is(param, Param) && is(param.value, Placeholder) ? [param.value, param.encoder as Encoder] : [param, undefined];

@@ -107,7 +107,7 @@ export class EventLog {
         else if (row.kind === 'rollout-host-failed' || row.kind === 'rollout-halted' || row.kind === 'manifest-withheld') this.logger.warn(fields(), row.kind);
         else this.logger.info(fields(), row.kind);
       }
-      for (const { event, ...line } of counted.values()) this.logger.info({ event, ...line }, event);
+      for (const line of counted.values()) this.logger.info(line, line.event);
       this.cursor = read.cursor;
       more = read.more;
     }

@@ -104,7 +104,7 @@ export interface Store {
    */
   positional(q: Queryable, name: string, text: string): PositionalStatement;
   /**
-   * Says that `table` just grew in bulk in the transaction open on `q` (a rollout's thousands of
+   * Says that `table` just grew in bulk in the transaction open on the store (a rollout's thousands of
    * members). PostgreSQL's planner estimates from the sample it last took, until autovacuum
    * samples again (up to a minute later, and only past 10 % growth): taking a rollout's 10,000
    * members for the few dozen it saw, it read every member for each report group and each batch

@@ -57,13 +57,6 @@ export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effe
 const ROWS_PER_STATEMENT = 500;
 
 /**
- * What the manifests for a batch of hosts (issued by rollouts, or by hand) carry, read in the
- * caller's transaction with one statement per kind of row, whatever the batch's size: the hosts'
- * own settings, the settings of their tags, and whether each rollout asked its hosts to activate
- * only within their windows (its spec is JSON, read here rather than with either engine's JSON
- * functions; a wave's hosts share one rollout).
- */
-/**
  * Hosts' own settings by name, a statement prepared once per size (db/chunked.ts): a wave reads
  * them for each batch of 500, and drizzle building a 500-name `in (…)` list for each one was a
  * good part of the wave's query building on PostgreSQL.
@@ -73,6 +66,13 @@ const selectOwnSettings = chunkedWrite<{ host: string }, OwnSettings & { name: s
   return { query: q.select(returns).from(hosts).where(rowKeysIn(hosts.name, 'host', size)), returns };
 });
 
+/**
+ * What the manifests for a batch of hosts (issued by rollouts, or by hand) carry, read in the
+ * caller's transaction with one statement per kind of row, whatever the batch's size: the hosts'
+ * own settings, the settings of their tags, and whether each rollout asked its hosts to activate
+ * only within their windows (its spec is JSON, read here rather than with either engine's JSON
+ * functions; a wave's hosts share one rollout).
+ */
 export async function manifestRebootSettings(
   store: Store,
   batch: ReadonlyArray<{ host: string; rolloutId: string | null }>,

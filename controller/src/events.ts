@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { EventKind } from '../../shared/src/operator-api.js';
 import type { Queryable, Store, Tables } from './db/store.js';
 import { perHandle } from './db/per-handle.js';
-import { chunkedWrite, placeholderRow, rowIndexes } from './db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes } from './db/chunked.js';
 
 export interface NewEvent {
   host: string | null;
@@ -43,7 +43,7 @@ export async function appendEvent(store: Store, event: NewEvent): Promise<void> 
 
 const EVENT_FIELDS = ['host', 'at', 'kind', 'actor', 'rolloutId', 'data'] as const;
 
-const insertEvents = chunkedWrite<ReturnType<typeof row>>(
+const insertEvents = chunkedStatement<ReturnType<typeof row>>(
   'events_insert',
   (q, { events }, size) =>
     q

@@ -3,7 +3,7 @@ import { and, eq, lte, sql } from 'drizzle-orm';
 import type { Logger } from '../../../shared/src/logger.js';
 import type { Clock } from '../clock.js';
 import { perHandle } from '../db/per-handle.js';
-import { chunkedWrite, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes } from '../db/chunked.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { turnBatch, type TurnBatch } from '../db/turn-batch.js';
 import { newSecret, sha256Hex } from '../secrets.js';
@@ -29,7 +29,7 @@ interface NewSession {
 const SESSION_FIELDS = ['tokenHash', 'host', 'expiresAt'] as const;
 
 // Every login writes a session: the logins of a turn share one statement per chunk (db/chunked.ts).
-const insertSessions = chunkedWrite<NewSession>(
+const insertSessions = chunkedStatement<NewSession>(
   'agent_sessions_insert',
   (q, { agentSessions }, size) => q.insert(agentSessions).values(rowIndexes(size).map((i) => placeholderRow(SESSION_FIELDS, i))),
 );

@@ -62,13 +62,15 @@ function chunkSizes(store: Store, rows: number): number[] {
 }
 
 /**
- * A multi-row write (a batch of manifests, events, member updates) through statements prepared
- * once per query handle and row count, instead of a drizzle build per batch. Building a 500-row
- * statement (drizzle's checks on every value, then SQLite compiling it afresh) cost more than
- * executing it: about 40 % of the controller's CPU while it issued a 10,000-host wave. PostgreSQL
- * gets one statement for the whole batch (chunkSizes); node-postgres prepares a statement of one
- * of CHUNK_SIZES once per connection under `<name>_<size>`, any other size goes unnamed (planned
- * each time: a name per row count would leave hundreds of prepared statements on each connection).
+ * A multi-row write (a batch of manifests, events, member updates) or a read by many keys (a
+ * report group's rollout members, a wave batch's statements and reboot settings) through
+ * statements prepared once per query handle and row count, instead of a drizzle build per batch.
+ * Building a 500-row statement (drizzle's checks on every value, then SQLite compiling it afresh)
+ * cost more than executing it: about 40 % of the controller's CPU while it issued a 10,000-host
+ * wave. PostgreSQL gets one statement for the whole batch (chunkSizes); node-postgres prepares a
+ * statement of one of CHUNK_SIZES once per connection under `<name>_<size>`, any other size goes
+ * unnamed (planned each time: a name per row count would leave hundreds of prepared statements
+ * on each connection).
  *
  * `build` makes the statement for `size` rows, row i's values as placeholders `rowValue(field, i)`
  * (placeholderRow, rowKeysIn, rowValues make them) and values shared by every row of the write
@@ -79,7 +81,7 @@ function chunkSizes(store: Store, rows: number): number[] {
  * bench/wave-issue.ts). Returns the rows a ReturningChunk returns, mapped as drizzle maps them
  * (flat selections of columns); none for a plain write.
  */
-export function chunkedWrite<Row extends object, Out = never>(
+export function chunkedStatement<Row extends object, Out = never>(
   name: string,
   build: (q: Queryable, t: Tables, size: number) => Buildable | ReturningChunk,
 ): (store: Store, rows: readonly Row[]) => Promise<Out[]> {

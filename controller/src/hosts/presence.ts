@@ -2,7 +2,7 @@ import { silentLogger, type Logger } from '../../../shared/src/logger.js';
 import type { ConnectionMode } from '../../../shared/src/operator-api.js';
 import { runBackground } from '../background.js';
 import type { Clock } from '../clock.js';
-import { chunkedWrite, rowValues } from '../db/chunked.js';
+import { chunkedStatement, rowValues } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 import { inWriteLane } from '../db/write-lane.js';
 import { HEARTBEAT_MS, STALE_AFTER_MS, dropHeartbeat, readOtherClaims, writeClaims, type ClaimWrite, type HeldMode, type RemoteClaim } from './shared-presence.js';
@@ -263,7 +263,7 @@ export class Presence {
 }
 
 /** Last-seen times, one update from the rows' values per chunk (db/chunked.ts). */
-const writeLastSeen = chunkedWrite<{ host: string; at: number }>('hosts_last_seen', (q, { hosts }, size) => {
+const writeLastSeen = chunkedStatement<{ host: string; at: number }>('hosts_last_seen', (q, { hosts }, size) => {
   const v = rowValues({ host: 'text', at: 'bigint' }, size);
   return q.update(hosts).set({ lastSeenAt: v.of.at }).from(v.from).where(v.joins(hosts.name, 'host'));
 });

@@ -3,7 +3,7 @@ import { PROTOCOL_VERSION, type RebootGrantAnswer } from '../../../shared/src/pr
 import type { Clock } from '../clock.js';
 import type { Store, StoreTx } from '../db/store.js';
 import { appendEvent } from '../events.js';
-import { byRowKey, chunkedWrite, rowKeysIn, rowValue } from '../db/chunked.js';
+import { byRowKey, chunkedStatement, rowKeysIn, rowValue } from '../db/chunked.js';
 
 /**
  * The fleet reboot lock. A host that must reboot asks first; the controller grants while fewer
@@ -124,7 +124,7 @@ export async function requestRebootGrant(store: Store, clock: Clock, options: Re
 }
 
 // A delete has no FROM on SQLite: each lease's limit is a `case` on its host (few rows: terminal reports of rebooting hosts).
-const releaseChunks = chunkedWrite<{ host: string; version: number }, { host: string; manifestVersion: number }>(
+const releaseChunks = chunkedStatement<{ host: string; version: number }, { host: string; manifestVersion: number }>(
   'reboot_leases_release',
   (q, { rebootLeases }, size) => {
     const limit = byRowKey(rebootLeases.host, 'host', size, (i) => sql`cast(${rowValue('version', i)} as bigint)`);

@@ -10,7 +10,7 @@ import { nextOpeningOfAll, type MaintenanceWindow } from '../../../shared/src/wi
 import type { Clock } from '../clock.js';
 import type { TagSettingsRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import { chunkedWrite, rowKeysIn } from '../db/chunked.js';
+import { chunkedStatement, rowKeysIn } from '../db/chunked.js';
 import { appendEvent } from '../events.js';
 import type { LifecycleRefusal } from './lifecycle.js';
 
@@ -61,7 +61,7 @@ const ROWS_PER_STATEMENT = 500;
  * them for each batch of 500, and drizzle building a 500-name `in (…)` list for each one was a
  * good part of the wave's query building on PostgreSQL.
  */
-const selectOwnSettings = chunkedWrite<{ host: string }, OwnSettings & { name: string }>('hosts_reboot_settings', (q, { hosts }, size) => {
+const selectOwnSettings = chunkedStatement<{ host: string }, OwnSettings & { name: string }>('hosts_reboot_settings', (q, { hosts }, size) => {
   const returns = { name: hosts.name, tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows };
   return { query: q.select(returns).from(hosts).where(rowKeysIn(hosts.name, 'host', size)), returns };
 });

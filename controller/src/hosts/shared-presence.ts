@@ -1,5 +1,5 @@
 import { and, eq, inArray, isNotNull, lt, ne, sql } from 'drizzle-orm';
-import { chunkedWrite, rowValues, shared } from '../db/chunked.js';
+import { chunkedStatement, rowValues, shared } from '../db/chunked.js';
 import type { Store, StoreTx } from '../db/store.js';
 
 // Presence shared between replicas (issue 16, PostgreSQL only): each replica records in the hosts
@@ -46,7 +46,7 @@ export interface ClaimWrite {
  * most of the heartbeat's cost on both sides. Rows that already say so are left alone: a heartbeat
  * rewrites nothing while the claims stand.
  */
-const writeHeld = chunkedWrite<{ host: string; mode: HeldMode; me: string }>('hosts_claims', (q, { hosts }, size) => {
+const writeHeld = chunkedStatement<{ host: string; mode: HeldMode; me: string }>('hosts_claims', (q, { hosts }, size) => {
   const v = rowValues({ host: 'text', mode: 'text' }, size);
   const me = shared('me');
   const differs = sql`not (coalesce(${hosts.connectedReplica}, '') = ${me} and coalesce(${hosts.connectionMode}, '') = ${v.of.mode})`;

@@ -12,7 +12,7 @@ import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
 import { authoriseStatement, type Authority, type ReleaseTrust } from './statements.js';
 import { perHandle } from '../db/per-handle.js';
-import { chunkedWrite, placeholderRow, rowIndexes, rowValues } from '../db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes, rowValues } from '../db/chunked.js';
 
 export interface IssueDeps {
   store: Store;
@@ -237,7 +237,7 @@ async function highestVersions(store: Store, names: readonly string[]): Promise<
 
 const MANIFEST_FIELDS = ['host', 'version', 'storePath', 'action', 'rolloutId', 'issuedAt', 'expiresAt', 'envelope', 'statement', 'statementFloor'] as const;
 
-const insertManifests = chunkedWrite<ManifestRow>(
+const insertManifests = chunkedStatement<ManifestRow>(
   'manifests_insert',
   (q, { manifests }, size) =>
     q
@@ -246,7 +246,7 @@ const insertManifests = chunkedWrite<ManifestRow>(
 );
 
 /** Points each host's desired version at its new manifest: one statement per chunk (an update from the rows' values). */
-const setDesiredVersions = chunkedWrite<{ host: string; version: number }>('hosts_desired_version', (q, { hosts }, size) => {
+const setDesiredVersions = chunkedStatement<{ host: string; version: number }>('hosts_desired_version', (q, { hosts }, size) => {
   const v = rowValues({ host: 'text', version: 'bigint' }, size);
   return q.update(hosts).set({ desiredVersion: v.of.version }).from(v.from).where(v.joins(hosts.name, 'host'));
 });

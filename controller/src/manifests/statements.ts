@@ -6,7 +6,7 @@ import { signStatement } from '../../../shared/src/release-statement.js';
 import { iso } from '../clock.js';
 import { and, eq, isNotNull, sql } from 'drizzle-orm';
 import type { Store } from '../db/store.js';
-import { chunkedWrite, rowKeysIn, shared } from '../db/chunked.js';
+import { chunkedStatement, rowKeysIn, shared } from '../db/chunked.js';
 
 /**
  * The controller's one trust decision: which release statement (CI's "this host may run this
@@ -127,7 +127,7 @@ export async function authoriseForRelease(
  * (db/chunked.ts): a wave reads them for each batch of 500, and drizzle building a 500-name
  * `in (…)` list for each one was a good part of the wave's query building on PostgreSQL.
  */
-const selectReleaseStatements = chunkedWrite<{ host: string; release: string }, { host: string; storePath: string; text: string | null; floor: number }>(
+const selectReleaseStatements = chunkedStatement<{ host: string; release: string }, { host: string; storePath: string; text: string | null; floor: number }>(
   'release_statements',
   (q, { releaseHosts, releases }, size) => {
     const returns = { host: releaseHosts.host, storePath: releaseHosts.storePath, text: releaseHosts.statement, floor: releases.floor };

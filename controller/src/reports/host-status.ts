@@ -1,7 +1,7 @@
 import { and, lt, sql } from 'drizzle-orm';
 import type { Report } from '../../../shared/src/protocol.js';
 import { SETTLED_PHASES, TROUBLE_PHASES } from '../../../shared/src/phases.js';
-import { chunkedWrite, rowValues, shared } from '../db/chunked.js';
+import { chunkedStatement, rowValues, shared } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 
 /*
@@ -31,7 +31,7 @@ const VALUE_TYPES = { host: 'text', seq: 'bigint', phase: 'text', version: 'bigi
 
 type StatusRow = { [Field in keyof typeof VALUE_TYPES]: unknown } & { now: number };
 
-const writeChunks = chunkedWrite<StatusRow, { host: string }>('reports_host_status', (q, { hosts }, size) => {
+const writeChunks = chunkedStatement<StatusRow, { host: string }>('reports_host_status', (q, { hosts }, size) => {
   // Each host's values joined by name (db/chunked.ts rowValues).
   const values = rowValues(VALUE_TYPES, size);
   const v = values.of;

@@ -1,4 +1,4 @@
-import { chunkedWrite, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes } from '../db/chunked.js';
 import type { Store } from '../db/store.js';
 import type { HostReport } from '../rollouts/report.js';
 
@@ -9,7 +9,7 @@ export function reportKey(host: string, seq: number): string {
 
 const FIELDS = ['host', 'seq', 'receivedAt', 'body'] as const;
 
-const insertChunks = chunkedWrite<Record<(typeof FIELDS)[number], unknown>, { host: string; seq: number }>('reports_insert', (q, { reports }, size) => {
+const insertChunks = chunkedStatement<Record<(typeof FIELDS)[number], unknown>, { host: string; seq: number }>('reports_insert', (q, { reports }, size) => {
   const returns = { host: reports.host, seq: reports.seq };
   return {
     query: q

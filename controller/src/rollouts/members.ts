@@ -8,7 +8,7 @@ import {
 import type { RolloutHostRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
-import { chunkedWrite, placeholderRow, rowIndexes, rowKeysIn, rowValues, shared } from '../db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes, rowKeysIn, rowValues, shared } from '../db/chunked.js';
 
 /*
  * Reading and writing rollout members (rollout_hosts rows), in the caller's transaction
@@ -55,7 +55,7 @@ export async function insertMembers(store: Store, rolloutId: string, plan: Rollo
 
 const MEMBER_FIELDS = ['rolloutId', 'host', 'wave', 'position', 'targetPath', 'state'] as const;
 
-const insertMemberRows = chunkedWrite<Record<(typeof MEMBER_FIELDS)[number], unknown>>(
+const insertMemberRows = chunkedStatement<Record<(typeof MEMBER_FIELDS)[number], unknown>>(
   'rollout_hosts_insert',
   (q, { rolloutHosts }, size) =>
     q
@@ -167,7 +167,7 @@ export async function markIssued(store: Store, rolloutId: string, issued: readon
   await markIssuedChunks(store, issued.map((member) => ({ ...member, rolloutId, now })));
 }
 
-const markIssuedChunks = chunkedWrite<IssuedMember & { rolloutId: string; now: number }>('rollout_hosts_issued', (q, { rolloutHosts }, size) => {
+const markIssuedChunks = chunkedStatement<IssuedMember & { rolloutId: string; now: number }>('rollout_hosts_issued', (q, { rolloutHosts }, size) => {
   const v = rowValues({ host: 'text', version: 'bigint', previousSystem: 'text' }, size);
   return q
     .update(rolloutHosts)
@@ -225,7 +225,7 @@ export async function shiftInFlightClocks(store: Store, rolloutId: string, pause
 /** A member a report belongs to, as the report rules read it (transitions.ts), with its key. */
 export type ReportedMemberRow = ReportedMember & MemberKey;
 
-const selectReported = chunkedWrite<{ host: string; version: number }, ReportedMemberRow & { version: number }>(
+const selectReported = chunkedStatement<{ host: string; version: number }, ReportedMemberRow & { version: number }>(
   'rollout_hosts_reported',
   (q, { manifests, rolloutHosts, rollouts }, size) => {
     const returns = {
@@ -290,7 +290,7 @@ export interface MemberResult extends MemberKey {
   rollbackState?: RolloutRollbackState;
 }
 
-const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
+const markAcceptedChunks = chunkedStatement<MemberKey & { at: number }>(
   'rollout_hosts_accepted',
   (q, { rolloutHosts }, size) =>
     q
@@ -299,7 +299,7 @@ const markAcceptedChunks = chunkedWrite<MemberKey & { at: number }>(
       .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), rowKeysIn(rolloutHosts.host, 'host', size))),
 );
 
-const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: string | null; at: number }>('rollout_hosts_finished', (q, { rolloutHosts }, size) => {
+const markFinishedChunks = chunkedStatement<MemberKey & { state: string; reason: string | null; at: number }>('rollout_hosts_finished', (q, { rolloutHosts }, size) => {
   const v = rowValues({ host: 'text', state: 'text', reason: 'text' }, size);
   return q
     .update(rolloutHosts)
@@ -308,7 +308,7 @@ const markFinishedChunks = chunkedWrite<MemberKey & { state: string; reason: str
     .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), v.joins(rolloutHosts.host, 'host')));
 });
 
-const markRollbackChunks = chunkedWrite<MemberKey & { rollbackState: string }>('rollout_hosts_rollback_result', (q, { rolloutHosts }, size) => {
+const markRollbackChunks = chunkedStatement<MemberKey & { rollbackState: string }>('rollout_hosts_rollback_result', (q, { rolloutHosts }, size) => {
   const v = rowValues({ host: 'text', rollbackState: 'text' }, size);
   return q
     .update(rolloutHosts)

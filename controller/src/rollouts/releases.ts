@@ -6,7 +6,7 @@ import type { CreateReleaseRequest, Release, ReleaseProvenance } from '../../../
 import { iso, type Clock } from '../clock.js';
 import type { ReleaseRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import { chunkedWrite, placeholderRow, rowIndexes } from '../db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes } from '../db/chunked.js';
 import { appendEvent } from '../events.js';
 import { trustMode, type ReleaseTrust } from '../manifests/statements.js';
 
@@ -113,7 +113,7 @@ export async function createUnsignedRelease(store: Store, clock: Clock, trust: R
 const RELEASE_HOST_FIELDS = ['release', 'host', 'storePath', 'statement', 'facts'] as const;
 
 /** A release's hosts, a few statements per thousand (db/chunked.ts): 10,000 single-row inserts would cost seconds of query building. */
-const insertReleaseHosts = chunkedWrite<{ release: string; host: string; storePath: string; statement: string | null; facts: SystemFacts | null }>(
+const insertReleaseHosts = chunkedStatement<{ release: string; host: string; storePath: string; statement: string | null; facts: SystemFacts | null }>(
   'release_hosts_insert',
   (q, { releaseHosts }, size) =>
     q

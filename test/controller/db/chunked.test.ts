@@ -1,6 +1,6 @@
 import { asc, eq, inArray, sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { chunkedWrite, placeholderRow, rowIndexes, rowKeysIn, rowValues, shared } from '../../../controller/src/db/chunked.js';
+import { chunkedStatement, placeholderRow, rowIndexes, rowKeysIn, rowValues, shared } from '../../../controller/src/db/chunked.js';
 import type { Store } from '../../../controller/src/db/store.js';
 import { writeHostStatus } from '../../../controller/src/reports/host-status.js';
 import { sampleReport } from '../helpers.js';
@@ -17,12 +17,12 @@ interface HostRow {
 const HOST_FIELDS = ['name', 'publicKey', 'tags', 'lastSeenAt', 'paused'] as const;
 
 // An insert through the columns' encoders: tags is JSON, paused a boolean (an integer on SQLite).
-const insertHosts = chunkedWrite<HostRow>('test_hosts_insert', (q, { hosts }, size) =>
+const insertHosts = chunkedStatement<HostRow>('test_hosts_insert', (q, { hosts }, size) =>
   q.insert(hosts).values(rowIndexes(size).map((i) => placeholderRow(HOST_FIELDS, i))),
 );
 
 // A keyed update from the rows' values, with a value shared by every row, returning what it wrote.
-const setDesired = chunkedWrite<{ host: string; version: number | null; at: number }, { name: string; desiredVersion: number | null; lastSeenAt: number | null }>(
+const setDesired = chunkedStatement<{ host: string; version: number | null; at: number }, { name: string; desiredVersion: number | null; lastSeenAt: number | null }>(
   'test_hosts_desired',
   (q, { hosts }, size) => {
     const v = rowValues({ host: 'text', version: 'bigint' }, size);
@@ -35,7 +35,7 @@ const setDesired = chunkedWrite<{ host: string; version: number | null; at: numb
 );
 
 // A select by keys: its rows mapped back as drizzle maps them.
-const selectHosts = chunkedWrite<{ name: string }, { name: string; tags: string[]; paused: boolean; desiredVersion: number | null }>(
+const selectHosts = chunkedStatement<{ name: string }, { name: string; tags: string[]; paused: boolean; desiredVersion: number | null }>(
   'test_hosts_select',
   (q, { hosts }, size) => {
     const returns = { name: hosts.name, tags: hosts.tags, paused: hosts.paused, desiredVersion: hosts.desiredVersion };
@@ -47,7 +47,7 @@ function host(prefix: string, i: number): HostRow {
   return { name: `${prefix}-${i}`, publicKey: `key-${i}`, tags: i % 3 === 0 ? [] : [`t${i}`, 'fleet'], lastSeenAt: i % 2 === 0 ? null : 1_000 + i, paused: i % 4 === 1 };
 }
 
-describe.each(storeEngines)('chunkedWrite ($name)', (engine) => {
+describe.each(storeEngines)('chunkedStatement ($name)', (engine) => {
   let store: Store;
   freshStorePerTest(engine, (opened) => (store = opened));
 

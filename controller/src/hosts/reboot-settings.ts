@@ -22,7 +22,8 @@ import type { LifecycleRefusal } from './lifecycle.js';
  * and nobody on the way can change them.
  */
 
-interface OwnSettings {
+/** A host's own settings: what its hosts row holds (a wave's batch reads them with its members). */
+export interface OwnSettings {
   tags: string[];
   rebootPolicy: HostRebootSettings['own']['policy'];
   maintenanceWindows: MaintenanceWindow[] | null;
@@ -57,9 +58,9 @@ export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effe
 const ROWS_PER_STATEMENT = 500;
 
 /**
- * Hosts' own settings by name, a statement prepared once per size (db/chunked.ts): a wave reads
- * them for each batch of 500, and drizzle building a 500-name `in (…)` list for each one was a
- * good part of the wave's query building on PostgreSQL.
+ * Hosts' own settings by name, a statement prepared once per size (db/chunked.ts): a batch of
+ * renewals reads them for hundreds of hosts, and drizzle building a 500-name `in (…)` list for
+ * each one was a good part of such a batch's query building on PostgreSQL.
  */
 const selectOwnSettings = chunkedStatement<{ host: string }, OwnSettings & { name: string }>('hosts_reboot_settings', (q, { hosts }, size) => {
   const returns = { name: hosts.name, tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows };
@@ -69,18 +70,19 @@ const selectOwnSettings = chunkedStatement<{ host: string }, OwnSettings & { nam
 /**
  * What the manifests for a batch of hosts (issued by rollouts, or by hand) carry, read in the
  * caller's transaction with one statement per kind of row, whatever the batch's size: the hosts'
- * own settings, the settings of their tags, and whether each rollout asked its hosts to activate
- * only within their windows (its spec is JSON, read here rather than with either engine's JSON
- * functions; a wave's hosts share one rollout).
+ * own settings (unless the caller read them already: `own`), the settings of their tags, and
+ * whether each rollout asked its hosts to activate only within their windows (its spec is JSON,
+ * read here rather than with either engine's JSON functions; a wave's hosts share one rollout).
  */
 export async function manifestRebootSettings(
   store: Store,
-  batch: ReadonlyArray<{ host: string; rolloutId: string | null }>,
+  batch: ReadonlyArray<{ host: string; rolloutId: string | null; own?: OwnSettings }>,
 ): Promise<(host: string, rolloutId: string | null) => ManifestRebootSettings> {
   const { rollouts, tagSettings } = store.t;
-  const names = [...new Set(batch.map((item) => item.host))];
   const own = new Map<string, OwnSettings>();
-  for (const { name, ...settings } of await selectOwnSettings(store, names.map((host) => ({ host })))) own.set(name, settings);
+  for (const item of batch) if (item.own) own.set(item.host, item.own);
+  const unread = [...new Set(batch.filter((item) => !item.own).map((item) => item.host))];
+  if (unread.length > 0) for (const { name, ...settings } of await selectOwnSettings(store, unread.map((host) => ({ host })))) own.set(name, settings);
   const tagNames = [...new Set([...own.values()].flatMap((settings) => settings.tags))];
   const byTag = new Map<string, TagSettingsRow>();
   for (let i = 0; i < tagNames.length; i += ROWS_PER_STATEMENT) {

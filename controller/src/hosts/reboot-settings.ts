@@ -68,41 +68,55 @@ const selectOwnSettings = chunkedStatement<{ host: string }, OwnSettings & { nam
 });
 
 /**
+ * What a manifest's reboot settings are made of besides tag settings, when the caller has read it
+ * already (a wave's batch, with its members): the host's own settings (its hosts row), and
+ * whether its rollout asks its hosts to activate only within their windows (the rollout's spec).
+ */
+export interface RebootInputs {
+  own: OwnSettings;
+  windowsForAll: boolean;
+}
+
+/**
  * What the manifests for a batch of hosts (issued by rollouts, or by hand) carry, read in the
  * caller's transaction with one statement per kind of row, whatever the batch's size: the hosts'
- * own settings (unless the caller read them already: `own`), the settings of their tags, and
- * whether each rollout asked its hosts to activate only within their windows (its spec is JSON,
- * read here rather than with either engine's JSON functions; a wave's hosts share one rollout).
+ * own settings, the settings of their tags, and whether each rollout asked its hosts to activate
+ * only within their windows (its spec is JSON, read here rather than with either engine's JSON
+ * functions; a wave's hosts share one rollout). An item's `read` inputs are not read again.
  */
 export async function manifestRebootSettings(
   store: Store,
-  batch: ReadonlyArray<{ host: string; rolloutId: string | null; own?: OwnSettings }>,
+  batch: ReadonlyArray<{ host: string; rolloutId: string | null; read?: RebootInputs }>,
 ): Promise<(host: string, rolloutId: string | null) => ManifestRebootSettings> {
   const { rollouts, tagSettings } = store.t;
   const own = new Map<string, OwnSettings>();
-  for (const item of batch) if (item.own) own.set(item.host, item.own);
-  const unread = [...new Set(batch.filter((item) => !item.own).map((item) => item.host))];
+  const windowsForAll = new Map<string, boolean>();
+  for (const { host, rolloutId, read } of batch) {
+    if (!read) continue;
+    own.set(host, read.own);
+    if (rolloutId !== null) windowsForAll.set(rolloutId, read.windowsForAll);
+  }
+  const unread = [...new Set(batch.filter((item) => !own.has(item.host)).map((item) => item.host))];
   if (unread.length > 0) for (const { name, ...settings } of await selectOwnSettings(store, unread.map((host) => ({ host })))) own.set(name, settings);
   const tagNames = [...new Set([...own.values()].flatMap((settings) => settings.tags))];
   const byTag = new Map<string, TagSettingsRow>();
   for (let i = 0; i < tagNames.length; i += ROWS_PER_STATEMENT) {
     for (const row of await store.q.select().from(tagSettings).where(inArray(tagSettings.tag, tagNames.slice(i, i + ROWS_PER_STATEMENT)))) byTag.set(row.tag, row);
   }
-  const rolloutIds = [...new Set(batch.map((item) => item.rolloutId).filter((id): id is string => id !== null))];
-  const windowsForAll = new Set<string>();
+  const rolloutIds = [...new Set(batch.map((item) => item.rolloutId).filter((id): id is string => id !== null && !windowsForAll.has(id)))];
   for (let i = 0; i < rolloutIds.length; i += ROWS_PER_STATEMENT) {
     const rows = await store.q
       .select({ id: rollouts.id, spec: rollouts.spec })
       .from(rollouts)
       .where(inArray(rollouts.id, rolloutIds.slice(i, i + ROWS_PER_STATEMENT)));
-    for (const { id, spec } of rows) if ((spec as { activateWithinWindows?: unknown } | null)?.activateWithinWindows === true) windowsForAll.add(id);
+    for (const { id, spec } of rows) windowsForAll.set(id, (spec as { activateWithinWindows?: unknown } | null)?.activateWithinWindows === true);
   }
   return (host, rolloutId) => {
     const settings = own.get(host);
     // In tag order, as the operator views list them (combine names the tags a value came from in this order).
     const tags = settings ? [...new Set(settings.tags)].flatMap((tag) => byTag.get(tag) ?? []).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0)) : [];
     const effective = settings ? combine(settings, tags) : { policy: null, windows: null };
-    return { policy: effective.policy, windows: effective.windows, windowsForAll: rolloutId !== null && windowsForAll.has(rolloutId) };
+    return { policy: effective.policy, windows: effective.windows, windowsForAll: rolloutId !== null && windowsForAll.get(rolloutId) === true };
   };
 }
 

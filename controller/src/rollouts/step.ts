@@ -247,7 +247,8 @@ export class Step {
       batch.push({
         desired: { host: member.host, storePath: member.targetPath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
         previousVersion: member.desiredVersion,
-        reboot: member.reboot,
+        // The spec never changes after the start: the cached one says what the stored one would.
+        reboot: { own: member.reboot, windowsForAll: this.spec.activateWithinWindows === true },
       });
     }
     // The member rows are written while the batch is being signed (see issueBatchInTransaction),

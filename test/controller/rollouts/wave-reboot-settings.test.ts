@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../../shared/src/envelope.js';
 import type { ManifestPayload } from '../../../shared/src/protocol.js';
+import type { MaintenanceWindow } from '../../../shared/src/windows.js';
 import { setHostRebootSettings, setTagRebootSettings } from '../../../controller/src/hosts/reboot-settings.js';
 import { desiredManifest } from '../helpers.js';
 import { lab } from './engine-lab.js';
 
-const NIGHT = { days: ['sat', 'sun'], start: '02:00', end: '05:00', timeZone: 'Europe/Berlin' };
+const NIGHT: MaintenanceWindow = { days: ['sat', 'sun'], start: '02:00', end: '05:00', timeZone: 'Europe/Berlin' };
 
 /** What a host's desired manifest tells its agent about rebooting, as the agent reads it after verifying the signature. */
 async function signedReboot(store: Parameters<typeof desiredManifest>[0], host: string): Promise<ManifestPayload['reboot']> {

@@ -155,9 +155,10 @@ export function healthyMembers(store: Store, rolloutId: string, wave: number): P
  * Up to `limit` pending members of `wave` whose host is not paused, in plan order, with what
  * issuing each needs (PendingMember): one statement for the batch, prepared once (a chunk of one
  * row, db/chunked.ts), where a wave's batch used to read the release's statements and the hosts'
- * reboot settings with a statement each after this one (a 10,000-host wave: 55-65 ms and 30 ms of
- * the event loop on SQLite, 40 more round trips on PostgreSQL). The statement is looked up by
- * release_hosts' key (release, host), and only where the path is the member's target.
+ * reboot settings with a statement each after this one: two more round trips per batch on
+ * PostgreSQL, and its statements looked up by a 500-name `in (…)` list (bench/README.md has the
+ * figures). The statement is found by release_hosts' key (release, host), and only where its path
+ * is the member's target.
  */
 export async function pendingMembers(store: Store, rolloutId: string, release: string, wave: number, limit: number): Promise<PendingMember[]> {
   // Bound as a parameter, where an unbounded batch has no LIMIT of its own.

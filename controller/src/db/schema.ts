@@ -99,7 +99,14 @@ export const events = sqliteTable(
     rolloutId: text('rollout_id'),
     data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id), index('events_at').on(t.at)],
+  (t) => [
+    index('events_host_id').on(t.host, t.id),
+    // Only a rollout's events: the reports and renewals of a wave, most of what it writes, are not in it.
+    index('events_rollout_id')
+      .on(t.rolloutId, t.id)
+      .where(sql`${t.rolloutId} is not null`),
+    index('events_at').on(t.at),
+  ],
 );
 
 export const enrollmentTokens = sqliteTable(
@@ -258,8 +265,12 @@ export const rolloutHosts = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.rolloutId, t.host] }),
+    // Also the index by host alone (a host's rollouts, the foreign key's cascade), so it has every row.
     index('rollout_hosts_host_version').on(t.host, t.manifestVersion),
-    index('rollout_hosts_host_rollback_version').on(t.host, t.rollbackVersion),
+    // Only rows being rolled back: no member is written into it while a wave goes out or reports come in.
+    index('rollout_hosts_host_rollback_version')
+      .on(t.host, t.rollbackVersion)
+      .where(sql`${t.rollbackVersion} is not null`),
     // A wave's pending (or in-flight, or healthy) members in plan order, without reading the rest
     // of a 10,000-host rollout and sorting it for every batch of a wave.
     index('rollout_hosts_wave_state_position').on(t.rolloutId, t.wave, t.state, t.position),

@@ -101,7 +101,7 @@ export const events = sqliteTable(
   },
   (t) => [
     index('events_host_id').on(t.host, t.id),
-    // Only a rollout's events: the reports and renewals of a wave, most of what it writes, are not in it.
+    // Only a rollout's events: a wave's reports, most of the events it logs, belong to none and are not written into it.
     index('events_rollout_id')
       .on(t.rolloutId, t.id)
       .where(sql`${t.rolloutId} is not null`),
@@ -265,9 +265,12 @@ export const rolloutHosts = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.rolloutId, t.host] }),
-    // Also the index by host alone (a host's rollouts, the foreign key's cascade), so it has every row.
+    // Every row, though manifest_version stays NULL until a member is issued: it is also the only index
+    // by host alone (a host's rollouts when it is removed or paused or a rollout starts; the cascade of
+    // a host's deletion). test/controller/db/index-plans.test.ts shows each lookup using its index.
     index('rollout_hosts_host_version').on(t.host, t.manifestVersion),
-    // Only rows being rolled back: no member is written into it while a wave goes out or reports come in.
+    // Only members a rollback was issued to: inserting a rollout's members and moving them through a
+    // wave (PostgreSQL writes an entry into every index a row qualifies for on each update) skip it.
     index('rollout_hosts_host_rollback_version')
       .on(t.host, t.rollbackVersion)
       .where(sql`${t.rollbackVersion} is not null`),

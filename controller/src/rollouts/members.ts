@@ -19,8 +19,6 @@ import { chunkedStatement, placeholderRow, rowIndexes, rowKeysIn, rowValues, sha
 const MEMBER = RolloutHostState.enum;
 const ROLLBACK = RolloutRollbackState.enum;
 const IN_FLIGHT = [...IN_FLIGHT_MEMBER_STATES];
-/** Rows per multi-row statement: far below either engine's limit on parameters. */
-const ROWS_PER_STATEMENT = 500;
 
 /** One member of one rollout. */
 export interface MemberKey {
@@ -81,20 +79,24 @@ export async function updateMember(store: Store, member: RolloutHostRow, values:
 }
 
 /** Which rollouts still active (owning their hosts) have a member among `names`. */
-export async function activeOwners(store: Store, names: string[]): Promise<Array<{ rolloutId: string; host: string }>> {
-  const { rolloutHosts, rollouts } = store.t;
-  const owners: Array<{ rolloutId: string; host: string }> = [];
-  for (let i = 0; i < names.length; i += ROWS_PER_STATEMENT) {
-    owners.push(
-      ...(await store.q
-        .select({ rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host })
-        .from(rolloutHosts)
-        .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-        .where(and(inArray(rolloutHosts.host, names.slice(i, i + ROWS_PER_STATEMENT)), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))),
-    );
-  }
-  return owners;
+export async function activeOwners(store: Store, names: readonly string[]): Promise<Array<{ rolloutId: string; host: string }>> {
+  return selectActiveOwners(store, names.map((host) => ({ host })));
 }
+
+// A chunk statement: every start, retry and rollback asks this of up to a whole fleet's names,
+// and drizzle building twenty 500-name lists cost more than PostgreSQL's index lookups for them.
+const selectActiveOwners = chunkedStatement<{ host: string }, { rolloutId: string; host: string }>(
+  'rollout_hosts_active_owners',
+  (q, { rolloutHosts, rollouts }, size) => {
+    const returns = { rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host };
+    const query = q
+      .select(returns)
+      .from(rolloutHosts)
+      .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
+      .where(and(rowKeysIn(rolloutHosts.host, 'host', size), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])));
+    return { query, returns };
+  },
+);
 
 /** Each member's state and rollback state, for deciding what a retry takes. */
 export async function memberResults(store: Store, rolloutId: string): Promise<Array<Pick<RolloutHostRow, 'host' | 'state' | 'rollbackState'>>> {

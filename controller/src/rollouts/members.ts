@@ -80,11 +80,18 @@ export async function updateMember(store: Store, member: RolloutHostRow, values:
 
 /** Which rollouts still active (owning their hosts) have a member among `names`. */
 export async function activeOwners(store: Store, names: readonly string[]): Promise<Array<{ rolloutId: string; host: string }>> {
+  // Usually no rollout is active at all, and then no member needs reading. The names are no help
+  // to PostgreSQL's planner: each fleet-wide rollout has a member for every host, so a list of
+  // hosts matches a fixed share of rollout_hosts however much history it holds, and it scanned the
+  // table for each chunk (est. 323 against 355 for the index on host, 10,000 members).
+  const { rollouts } = store.t;
+  const [active] = await store.q.select({ id: rollouts.id }).from(rollouts).where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])).limit(1);
+  if (!active || names.length === 0) return [];
   return selectActiveOwners(store, names.map((host) => ({ host })));
 }
 
 // A chunk statement: every start, retry and rollback asks this of up to a whole fleet's names,
-// and drizzle building twenty 500-name lists cost more than PostgreSQL's index lookups for them.
+// each chunk built by drizzle afresh before (twenty 500-name lists for 10,000 hosts).
 const selectActiveOwners = chunkedStatement<{ host: string }, { rolloutId: string; host: string }>(
   'rollout_hosts_active_owners',
   (q, { rolloutHosts, rollouts }, size) => {

@@ -125,8 +125,8 @@ export async function memberCounts(store: Store, rolloutId: string, wave: number
 /**
  * Run by every tick and every batch of a wave. Grouped by wave and state, the order of the index
  * rollout_hosts_counts, so SQLite counts as it walks the index: grouped by `wave = <current>` it
- * sorted a 10,000-member rollout's rows first, about a quarter of the main thread's CPU while it
- * issued a 10,000-host wave (bench/wave-issue.ts). Built once per handle (db/per-handle.ts).
+ * sorted the rows in a temporary b-tree first (2.8 ms against 1.1 ms for 10,000 members, each of
+ * a wave's 20 batches). Built once per handle (db/per-handle.ts).
  */
 const countsQuery = perHandle((q: Queryable, { rolloutHosts }: Tables) =>
   q

@@ -102,7 +102,7 @@ describe.each(storeEngines)('index plans ($name)', (engine) => {
     expect(await plan(store, query)).toContain('rollout_hosts_host_rollback_version');
   });
 
-  it("finds a host's rollouts by host alone, issued or not: removing, pausing or enrolling it in a rollout (hosts/lifecycle.ts, rollouts/members.ts activeOwners)", async () => {
+  it("finds a host's rollouts by host alone, issued or not: removing or pausing it (hosts/lifecycle.ts, hosts/pause.ts)", async () => {
     const { rolloutHosts, rollouts } = store.t;
     const query = store.q
       .select({ rolloutId: rolloutHosts.rolloutId })

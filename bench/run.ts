@@ -92,10 +92,11 @@ async function main(): Promise<void> {
         const openFiles = controllerOpenFilesLimit();
         for (const database of options.databases) {
           for (const count of sizes) {
-            // Each agent's websocket is a descriptor of the controller; a few thousand more for the
-            // database, the HTTP server and reconnects in flight.
-            if (count + 2_000 > openFiles) {
-              log(`  ${count}: skipped: the controller would need ${count + 2_000} open files, and this machine's hard limit is ${openFiles} (raise it with \`ulimit -Hn\` as root, or in the container's settings)`);
+            // Each agent's websocket is a descriptor of the replica it landed on (agents are spread
+            // evenly); a few thousand more for the database, the HTTP server and reconnects in flight.
+            const perController = Math.ceil(count / (database.engine === 'postgres' ? database.replicas : 1)) + 2_000;
+            if (perController > openFiles) {
+              log(`  ${count}: skipped: each controller would need ${perController} open files, and this machine's hard limit is ${openFiles} (raise it with \`ulimit -Hn\` as root, or in the container's settings; or spread the fleet over PostgreSQL replicas: --database postgres --replicas 2)`);
               figures[`${scalePrefix(count, database)}.skipped_open_files_limit`] = openFiles;
               continue;
             }

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Cleanup } from '../lib/cleanup.js';
-import { REPO_ROOT, spawnTs } from '../lib/spawn.js';
+import { REPO_ROOT, spawnBundled } from '../lib/spawn.js';
 import type { FleetTrust, WorkerCommand, WorkerReply } from './protocol.js';
 
 class WorkerHandle {
@@ -45,7 +45,7 @@ export class Fleet {
     const urlOf = new Map(names.map((name, i) => [name, options.urls[i % options.urls.length]!]));
     const workers: WorkerHandle[] = [];
     for (let w = 0; w < options.workers; w++) {
-      const child = options.cleanup.child(spawnTs(join(REPO_ROOT, 'bench/fleet/main.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+      const child = await spawnBundled(join(REPO_ROOT, 'bench/fleet/main.ts'), [], options.cleanup, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       workers.push(new WorkerHandle(child));
     }
     const fleet = new Fleet(workers, names);

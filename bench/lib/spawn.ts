@@ -1,5 +1,10 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import type { Cleanup } from './cleanup.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 
@@ -24,4 +29,44 @@ export function spawnTs(entry: string, args: readonly string[], options: { stdio
     stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'],
     env: options.env ?? process.env,
   });
+}
+
+const bundles = new Map<string, Promise<string>>();
+
+/**
+ * `entry` and what it imports as one ES module (esbuild), built once per benchmark run, for the
+ * benchmark's own helper processes (the load generators). Run by plain Node they have no tsx
+ * loader: Node 20 runs `module.register` hooks on a thread of their own, and twice in one day a
+ * load generator started beside a PostgreSQL server and two controllers hung for good in its
+ * first imports, its main thread waiting on that thread (a known class of hooks-thread deadlock,
+ * nodejs/node#50948), so the benchmark waited forever.
+ */
+function bundled(entry: string, cleanup: Cleanup): Promise<string> {
+  let file = bundles.get(entry);
+  if (!file) {
+    const outfile = join(cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-bundle-'))), 'main.mjs');
+    file = build({
+      absWorkingDir: REPO_ROOT,
+      entryPoints: [entry],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      logLevel: 'warning',
+      external: ['bufferutil', 'utf-8-validate'],
+      // CommonJS dependencies (ws) call require() for Node's own modules.
+      banner: { js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);" },
+    }).then(() => outfile);
+    bundles.set(entry, file);
+  }
+  return file;
+}
+
+/** Runs `entry` bundled (see bundled) under plain Node, with the open-files limit raised as spawnTs does. */
+export async function spawnBundled(entry: string, args: readonly string[], cleanup: Cleanup, options: { stdio?: StdioOptions } = {}): Promise<ChildProcess> {
+  const node = [process.execPath, await bundled(entry, cleanup), ...args];
+  return cleanup.child(
+    spawn('/bin/sh', ['-c', `${RAISE_OPEN_FILES}; exec "$@"`, 'sh', ...node], { cwd: REPO_ROOT, stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'], env: process.env }),
+  );
 }

@@ -99,7 +99,14 @@ export const events = sqliteTable(
     rolloutId: text('rollout_id'),
     data: text('data', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
   },
-  (t) => [index('events_host_id').on(t.host, t.id), index('events_rollout_id').on(t.rolloutId, t.id), index('events_at').on(t.at)],
+  (t) => [
+    index('events_host_id').on(t.host, t.id),
+    // Only a rollout's events: a wave's reports, most of the events it logs, belong to none and are not written into it.
+    index('events_rollout_id')
+      .on(t.rolloutId, t.id)
+      .where(sql`${t.rolloutId} is not null`),
+    index('events_at').on(t.at),
+  ],
 );
 
 export const enrollmentTokens = sqliteTable(
@@ -258,8 +265,15 @@ export const rolloutHosts = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.rolloutId, t.host] }),
+    // Every row, though manifest_version stays NULL until a member is issued: it is also the only index
+    // by host alone (a host's rollouts when it is removed or paused or a rollout starts; the cascade of
+    // a host's deletion). test/controller/db/index-plans.test.ts shows each lookup using its index.
     index('rollout_hosts_host_version').on(t.host, t.manifestVersion),
-    index('rollout_hosts_host_rollback_version').on(t.host, t.rollbackVersion),
+    // Only members a rollback was issued to: inserting a rollout's members and moving them through a
+    // wave (PostgreSQL writes an entry into every index a row qualifies for on each update) skip it.
+    index('rollout_hosts_host_rollback_version')
+      .on(t.host, t.rollbackVersion)
+      .where(sql`${t.rollbackVersion} is not null`),
     // A wave's pending (or in-flight, or healthy) members in plan order, without reading the rest
     // of a 10,000-host rollout and sorting it for every batch of a wave.
     index('rollout_hosts_wave_state_position').on(t.rolloutId, t.wave, t.state, t.position),

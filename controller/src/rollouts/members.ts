@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, max, sql } from 'drizzle-orm';
 import {
   ACTIVE_ROLLOUT_STATES,
   RolloutHostState,
@@ -6,7 +6,8 @@ import {
   type RolloutPlan,
 } from '../../../shared/src/rollout-api.js';
 import type { RolloutHostRow } from '../db/schema.js';
-import type { Store } from '../db/store.js';
+import type { Queryable, Store, Tables } from '../db/store.js';
+import { perHandle } from '../db/per-handle.js';
 import type { OwnSettings } from '../hosts/reboot-settings.js';
 import type { StoredStatement } from '../manifests/statements.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
@@ -21,8 +22,6 @@ import { chunkedStatement, placeholderRow, rowIndexes, rowKeysIn, rowValues, sha
 const MEMBER = RolloutHostState.enum;
 const ROLLBACK = RolloutRollbackState.enum;
 const IN_FLIGHT = [...IN_FLIGHT_MEMBER_STATES];
-/** Rows per multi-row statement: far below either engine's limit on parameters. */
-const ROWS_PER_STATEMENT = 500;
 
 /** One member of one rollout. */
 export interface MemberKey {
@@ -89,20 +88,31 @@ export async function updateMember(store: Store, member: RolloutHostRow, values:
 }
 
 /** Which rollouts still active (owning their hosts) have a member among `names`. */
-export async function activeOwners(store: Store, names: string[]): Promise<Array<{ rolloutId: string; host: string }>> {
-  const { rolloutHosts, rollouts } = store.t;
-  const owners: Array<{ rolloutId: string; host: string }> = [];
-  for (let i = 0; i < names.length; i += ROWS_PER_STATEMENT) {
-    owners.push(
-      ...(await store.q
-        .select({ rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host })
-        .from(rolloutHosts)
-        .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
-        .where(and(inArray(rolloutHosts.host, names.slice(i, i + ROWS_PER_STATEMENT)), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])))),
-    );
-  }
-  return owners;
+export async function activeOwners(store: Store, names: readonly string[]): Promise<Array<{ rolloutId: string; host: string }>> {
+  // Usually no rollout is active at all, and then no member needs reading. The names are no help
+  // to PostgreSQL's planner: each fleet-wide rollout has a member for every host, so a list of
+  // hosts matches a fixed share of rollout_hosts however much history it holds, and it scanned the
+  // table for each chunk (est. 323 against 355 for the index on host, 10,000 members).
+  const { rollouts } = store.t;
+  const [active] = await store.q.select({ id: rollouts.id }).from(rollouts).where(inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])).limit(1);
+  if (!active || names.length === 0) return [];
+  return selectActiveOwners(store, names.map((host) => ({ host })));
 }
+
+// A chunk statement: every start, retry and rollback asks this of up to a whole fleet's names,
+// each chunk built by drizzle afresh before (twenty 500-name lists for 10,000 hosts).
+const selectActiveOwners = chunkedStatement<{ host: string }, { rolloutId: string; host: string }>(
+  'rollout_hosts_active_owners',
+  (q, { rolloutHosts, rollouts }, size) => {
+    const returns = { rolloutId: rolloutHosts.rolloutId, host: rolloutHosts.host };
+    const query = q
+      .select(returns)
+      .from(rolloutHosts)
+      .innerJoin(rollouts, eq(rollouts.id, rolloutHosts.rolloutId))
+      .where(and(rowKeysIn(rolloutHosts.host, 'host', size), inArray(rollouts.state, [...ACTIVE_ROLLOUT_STATES])));
+    return { query, returns };
+  },
+);
 
 /** Each member's state and rollback state, for deciding what a retry takes. */
 export async function memberResults(store: Store, rolloutId: string): Promise<Array<Pick<RolloutHostRow, 'host' | 'state' | 'rollbackState'>>> {
@@ -115,15 +125,25 @@ export async function memberResults(store: Store, rolloutId: string): Promise<Ar
 
 /** Member states counted in SQL (no member rows read): the whole rollout, and `wave` on its own. */
 export async function memberCounts(store: Store, rolloutId: string, wave: number): Promise<Counts> {
-  // `current` is a boolean on PostgreSQL and 0/1 on SQLite.
-  const rows = await store.rows<{ current: boolean | number; state: RolloutHostState; n: number; lastFinishedAt: number | null }>(
-    sql`select wave = ${wave} as current, state, count(*) as n, max(finished_at) as "lastFinishedAt"
-        from rollout_hosts where rollout_id = ${rolloutId} group by 1, 2`,
-  );
   const counts: Counts = { failed: 0, finished: 0, lastFinishedAt: null, waveSize: 0, wavePending: 0, waveInFlight: 0 };
-  for (const { current, state, n, lastFinishedAt } of rows) countMembers(counts, state, n, current === true || current === 1, lastFinishedAt);
+  for (const row of await countsQuery(store).execute({ rolloutId })) countMembers(counts, row.state, row.n, row.wave === wave, row.lastFinishedAt);
   return counts;
 }
+
+/**
+ * Run by every tick and every batch of a wave. Grouped by wave and state, the order of the index
+ * rollout_hosts_counts, so SQLite counts as it walks the index: grouped by `wave = <current>` it
+ * sorted the rows in a temporary b-tree first (2.8 ms against 1.1 ms for 10,000 members, each of
+ * a wave's 20 batches). Built once per handle (db/per-handle.ts).
+ */
+const countsQuery = perHandle((q: Queryable, { rolloutHosts }: Tables) =>
+  q
+    .select({ wave: rolloutHosts.wave, state: rolloutHosts.state, n: count(), lastFinishedAt: max(rolloutHosts.finishedAt) })
+    .from(rolloutHosts)
+    .where(eq(rolloutHosts.rolloutId, sql.placeholder('rolloutId')))
+    .groupBy(rolloutHosts.wave, rolloutHosts.state)
+    .prepare('rollout_hosts_counts'),
+);
 
 async function watchedMembers(store: Store, rolloutId: string, wave: number, states: readonly RolloutHostState[]): Promise<WatchedMember[]> {
   const { rolloutHosts } = store.t;

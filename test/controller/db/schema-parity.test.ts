@@ -10,13 +10,15 @@ import { postgresTestDatabase, stopPostgresTestServer, type PostgresTestDatabase
 
 // The two engines' schemas, as their migrations actually build them, must describe the same tables:
 // same columns (name, nullability, whether there is a default, a compatible type), primary keys,
-// indexes (unique or not) and foreign keys. schema-pg.ts derives its tables from schema.ts, so this
-// fails when controller/drizzle-pg was not regenerated after a schema change, or the derivation is wrong.
+// indexes (unique or not, and the predicate of a partial one) and foreign keys. schema-pg.ts derives
+// its tables from schema.ts, so this fails when controller/drizzle-pg was not regenerated after a
+// schema change, or the derivation is wrong.
 
 interface TableShape {
   columns: Record<string, { type: 'integer' | 'text'; nullable: boolean; hasDefault: boolean }>;
   primaryKey: string[];
-  indexes: Record<string, { unique: boolean; columns: string[] }>;
+  /** where: a partial index's predicate, as predicate() spells it; null for an index of every row. */
+  indexes: Record<string, { unique: boolean; where: string | null; columns: string[] }>;
   foreignKeys: { columns: string[]; table: string; foreignColumns: string[]; onDelete: string }[];
 }
 type SchemaShape = Record<string, TableShape>;
@@ -29,16 +31,27 @@ function sortForeignKeys(keys: TableShape['foreignKeys']): TableShape['foreignKe
   return keys.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
+/** An index predicate as both engines can be compared on: lower case, without quotes, parentheses or the table's own name. */
+function predicate(table: string, text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[`"()]/g, '')
+    .replaceAll(`${table}.`, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 function sqliteShape(sqlite: Database.Database): SchemaShape {
   const shape: SchemaShape = {};
   const tables = sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '__drizzle_migrations'").pluck().all() as string[];
   for (const table of tables) {
     const info = sqlite.pragma(`table_info(${table})`) as { name: string; type: string; notnull: number; dflt_value: string | null; pk: number }[];
     const indexes: TableShape['indexes'] = {};
-    for (const index of sqlite.pragma(`index_list(${table})`) as { name: string; unique: number; origin: string }[]) {
+    for (const index of sqlite.pragma(`index_list(${table})`) as { name: string; unique: number; origin: string; partial: number }[]) {
+      const definition = index.partial === 1 ? (sqlite.prepare('SELECT sql FROM sqlite_master WHERE type = ? AND name = ?').pluck().get('index', index.name) as string) : null;
       if (index.origin === 'pk') continue;
       const columns = (sqlite.pragma(`index_info(${index.name})`) as { seqno: number; name: string }[]).sort((a, b) => a.seqno - b.seqno).map((c) => c.name);
-      indexes[index.name] = { unique: index.unique === 1, columns };
+      indexes[index.name] = { unique: index.unique === 1, where: definition === null ? null : predicate(table, definition.slice(definition.search(/\bwhere\b/i) + 'where'.length)), columns };
     }
     const keys = new Map<number, TableShape['foreignKeys'][number]>();
     for (const fk of sqlite.pragma(`foreign_key_list(${table})`) as { id: number; seq: number; table: string; from: string; to: string; on_delete: string }[]) {
@@ -70,8 +83,8 @@ async function pgShape(client: pg.Client): Promise<SchemaShape> {
     );
     const columnsOf = (attnums: string, relation: string) =>
       `ARRAY(SELECT a.attname::text FROM unnest(${attnums}) WITH ORDINALITY k(attnum, ord) JOIN pg_attribute a ON a.attrelid = ${relation} AND a.attnum = k.attnum ORDER BY k.ord)`;
-    const { rows: indexes } = await client.query<{ name: string; unique: boolean; primary: boolean; columns: string[] }>(
-      `SELECT i.relname AS name, ix.indisunique AS unique, ix.indisprimary AS primary, ${columnsOf('ix.indkey', 'ix.indrelid')} AS columns
+    const { rows: indexes } = await client.query<{ name: string; unique: boolean; primary: boolean; where: string | null; columns: string[] }>(
+      `SELECT i.relname AS name, ix.indisunique AS unique, ix.indisprimary AS primary, pg_get_expr(ix.indpred, ix.indrelid) AS where, ${columnsOf('ix.indkey', 'ix.indrelid')} AS columns
          FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid WHERE ix.indrelid = $1::regclass`,
       [`public.${table}`],
     );
@@ -89,7 +102,7 @@ async function pgShape(client: pg.Client): Promise<SchemaShape> {
         }),
       ),
       primaryKey: indexes.find((i) => i.primary)?.columns ?? [],
-      indexes: Object.fromEntries(indexes.filter((i) => !i.primary).map((i) => [i.name, { unique: i.unique, columns: i.columns }])),
+      indexes: Object.fromEntries(indexes.filter((i) => !i.primary).map((i) => [i.name, { unique: i.unique, where: i.where === null ? null : predicate(table, i.where), columns: i.columns }])),
       foreignKeys: sortForeignKeys(foreignKeys.map((fk) => ({ columns: fk.columns, table: fk.table, foreignColumns: fk.foreignColumns, onDelete: ON_DELETE[fk.onDelete]! }))),
     };
   }

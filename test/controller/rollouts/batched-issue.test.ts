@@ -88,6 +88,29 @@ describe('issuing a large wave', () => {
     expect(h1.data).toMatchObject({ version: 1, storePath: storePath('nixos-system-h1', 'b'), action: 'safe-switch', rolloutId: outcome.value, wave: 1 });
   });
 
+  it('refuses a start that overlaps an active rollout on hosts spread over the whole plan, counting every one', async () => {
+    const { ctl, names, engine } = await fleet();
+    // An active rollout on every third host: the overlap check reads the plan's names in chunks
+    // (of 256 or 500), and busy hosts sit in each of them, the last ones in a chunk of a few.
+    const busy = names.filter((_, i) => i % 3 === 2);
+    const release = await createUnsignedRelease(
+      ctl.store,
+      ctl.clock,
+      ctl.deps.releaseTrust,
+      { name: 'rel-2', description: '', source: null, hosts: busy.map((host) => ({ host, storePath: storePath(`nixos-system-${host}-2`, 'c') })) },
+      'operator:test',
+    );
+    expect(release.ok).toBe(true);
+    const first = await engine().start(RolloutSpec.parse({ release: 'rel-2', waves: ['100%'], approvalBefore: [0] }), 'operator:test');
+    if (!first.ok) throw new Error(first.message);
+    const second = await engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'] }), 'operator:test');
+    expect(second).toMatchObject({ ok: false, kind: 'rollout-overlap' });
+    expect(second.ok || second.message).toContain(`rollout ${first.value} is still active on ${busy.length} of these hosts`);
+    // Once it is aborted the hosts are free again.
+    expect((await engine().act(first.value, 'abort', 'operator:test')).ok).toBe(true);
+    expect((await engine().start(RolloutSpec.parse({ release: 'rel-1', waves: ['100%'], approvalBefore: [0] }), 'operator:test')).ok).toBe(true);
+  });
+
   it.runIf(onPostgres)("leaves PostgreSQL's planner knowing how many members a rollout it started has", async () => {
     // Left to autovacuum, the statistics taken while rollout_hosts was empty stood for up to a
     // minute: the planner took a rollout's members for a few dozen and read them all for each

@@ -63,7 +63,7 @@ function chunkSizes(store: Store, rows: number): number[] {
 
 /**
  * A multi-row write (a batch of manifests, events, member updates) or a read by many keys (a
- * report group's rollout members, a wave batch's statements and reboot settings) through
+ * report group's rollout members, a wave's pending members, a renewal batch's reboot settings) through
  * statements prepared once per query handle and row count, instead of a drizzle build per batch.
  * Building a 500-row statement (drizzle's checks on every value, then SQLite compiling it afresh)
  * cost more than executing it: about 40 % of the controller's CPU while it issued a 10,000-host

@@ -22,7 +22,8 @@ import type { LifecycleRefusal } from './lifecycle.js';
  * and nobody on the way can change them.
  */
 
-interface OwnSettings {
+/** A host's own settings: what its hosts row holds (a wave's batch reads them with its members). */
+export interface OwnSettings {
   tags: string[];
   rebootPolicy: HostRebootSettings['own']['policy'];
   maintenanceWindows: MaintenanceWindow[] | null;
@@ -57,9 +58,9 @@ export function combine(own: OwnSettings, tags: readonly TagSettingsRow[]): Effe
 const ROWS_PER_STATEMENT = 500;
 
 /**
- * Hosts' own settings by name, a statement prepared once per size (db/chunked.ts): a wave reads
- * them for each batch of 500, and drizzle building a 500-name `in (…)` list for each one was a
- * good part of the wave's query building on PostgreSQL.
+ * Hosts' own settings by name, a statement prepared once per size (db/chunked.ts): a batch of
+ * renewals reads them for hundreds of hosts, and drizzle building a 500-name `in (…)` list for
+ * each one was a good part of such a batch's query building on PostgreSQL.
  */
 const selectOwnSettings = chunkedStatement<{ host: string }, OwnSettings & { name: string }>('hosts_reboot_settings', (q, { hosts }, size) => {
   const returns = { name: hosts.name, tags: hosts.tags, rebootPolicy: hosts.rebootPolicy, maintenanceWindows: hosts.maintenanceWindows };
@@ -67,40 +68,55 @@ const selectOwnSettings = chunkedStatement<{ host: string }, OwnSettings & { nam
 });
 
 /**
+ * What a manifest's reboot settings are made of besides tag settings, when the caller has read it
+ * already (a wave's batch, with its members): the host's own settings (its hosts row), and
+ * whether its rollout asks its hosts to activate only within their windows (the rollout's spec).
+ */
+export interface RebootInputs {
+  own: OwnSettings;
+  windowsForAll: boolean;
+}
+
+/**
  * What the manifests for a batch of hosts (issued by rollouts, or by hand) carry, read in the
  * caller's transaction with one statement per kind of row, whatever the batch's size: the hosts'
  * own settings, the settings of their tags, and whether each rollout asked its hosts to activate
  * only within their windows (its spec is JSON, read here rather than with either engine's JSON
- * functions; a wave's hosts share one rollout).
+ * functions; a wave's hosts share one rollout). An item's `read` inputs are not read again.
  */
 export async function manifestRebootSettings(
   store: Store,
-  batch: ReadonlyArray<{ host: string; rolloutId: string | null }>,
+  batch: ReadonlyArray<{ host: string; rolloutId: string | null; read?: RebootInputs }>,
 ): Promise<(host: string, rolloutId: string | null) => ManifestRebootSettings> {
   const { rollouts, tagSettings } = store.t;
-  const names = [...new Set(batch.map((item) => item.host))];
   const own = new Map<string, OwnSettings>();
-  for (const { name, ...settings } of await selectOwnSettings(store, names.map((host) => ({ host })))) own.set(name, settings);
+  const windowsForAll = new Map<string, boolean>();
+  for (const { host, rolloutId, read } of batch) {
+    if (!read) continue;
+    own.set(host, read.own);
+    if (rolloutId !== null) windowsForAll.set(rolloutId, read.windowsForAll);
+  }
+  const unread = [...new Set(batch.filter((item) => !own.has(item.host)).map((item) => item.host))];
+  if (unread.length > 0) for (const { name, ...settings } of await selectOwnSettings(store, unread.map((host) => ({ host })))) own.set(name, settings);
   const tagNames = [...new Set([...own.values()].flatMap((settings) => settings.tags))];
   const byTag = new Map<string, TagSettingsRow>();
   for (let i = 0; i < tagNames.length; i += ROWS_PER_STATEMENT) {
     for (const row of await store.q.select().from(tagSettings).where(inArray(tagSettings.tag, tagNames.slice(i, i + ROWS_PER_STATEMENT)))) byTag.set(row.tag, row);
   }
-  const rolloutIds = [...new Set(batch.map((item) => item.rolloutId).filter((id): id is string => id !== null))];
-  const windowsForAll = new Set<string>();
+  const rolloutIds = [...new Set(batch.map((item) => item.rolloutId).filter((id): id is string => id !== null && !windowsForAll.has(id)))];
   for (let i = 0; i < rolloutIds.length; i += ROWS_PER_STATEMENT) {
     const rows = await store.q
       .select({ id: rollouts.id, spec: rollouts.spec })
       .from(rollouts)
       .where(inArray(rollouts.id, rolloutIds.slice(i, i + ROWS_PER_STATEMENT)));
-    for (const { id, spec } of rows) if ((spec as { activateWithinWindows?: unknown } | null)?.activateWithinWindows === true) windowsForAll.add(id);
+    for (const { id, spec } of rows) windowsForAll.set(id, (spec as { activateWithinWindows?: unknown } | null)?.activateWithinWindows === true);
   }
   return (host, rolloutId) => {
     const settings = own.get(host);
     // In tag order, as the operator views list them (combine names the tags a value came from in this order).
     const tags = settings ? [...new Set(settings.tags)].flatMap((tag) => byTag.get(tag) ?? []).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0)) : [];
     const effective = settings ? combine(settings, tags) : { policy: null, windows: null };
-    return { policy: effective.policy, windows: effective.windows, windowsForAll: rolloutId !== null && windowsForAll.has(rolloutId) };
+    return { policy: effective.policy, windows: effective.windows, windowsForAll: rolloutId !== null && windowsForAll.get(rolloutId) === true };
   };
 }
 

@@ -6,7 +6,7 @@ import { iso, type Clock } from '../clock.js';
 import type { ManifestRow } from '../db/schema.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { appendEvents } from '../events.js';
-import { manifestRebootSettings } from '../hosts/reboot-settings.js';
+import { manifestRebootSettings, type RebootInputs } from '../hosts/reboot-settings.js';
 import { announceIssued } from '../replicas/manifest-relay.js';
 import type { ManifestBus, PublishedManifest } from './bus.js';
 import type { ManifestSigner } from './signer.js';
@@ -86,6 +86,8 @@ export interface BatchItem {
   desired: DesiredState;
   /** `hosts.desired_version` (always the highest version issued), read by the caller; undefined: look it up. */
   previousVersion?: number | null;
+  /** What the host's reboot settings are made of besides its tags', read by the caller; undefined: look it up. */
+  reboot?: RebootInputs;
 }
 
 /** A manifest of a batch before its signature: what `alongside` (see issueBatchInTransaction) may already write about. */
@@ -138,7 +140,10 @@ export async function issueBatchInTransaction(
   if (items.length === 0) return [];
   const issuedAt = iso(now);
   const expiresAt = iso(now + ttlMs);
-  const rebootSettings = await manifestRebootSettings(store, items.map(({ desired }) => desired));
+  const rebootSettings = await manifestRebootSettings(
+    store,
+    items.map(({ desired, reboot }) => ({ host: desired.host, rolloutId: desired.rolloutId, read: reboot })),
+  );
   const unknown = items.filter((item) => item.previousVersion === undefined).map((item) => item.desired.host);
   const highest = unknown.length > 0 ? await highestVersions(store, unknown) : new Map<string, number>();
   const planned = items.map(({ desired, previousVersion }) => {

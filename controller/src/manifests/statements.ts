@@ -6,7 +6,7 @@ import { signStatement } from '../../../shared/src/release-statement.js';
 import { iso } from '../clock.js';
 import { and, eq, isNotNull, sql } from 'drizzle-orm';
 import type { Store } from '../db/store.js';
-import { chunkedStatement, rowKeysIn, shared } from '../db/chunked.js';
+import { chunkedStatement, shared } from '../db/chunked.js';
 
 /**
  * The controller's one trust decision: which release statement (CI's "this host may run this
@@ -80,7 +80,7 @@ export async function authoriseStatement(
   options: { now: number; release?: string },
 ): Promise<Authorisation> {
   if (options.release !== undefined) {
-    const found = (await releaseStatements(store, trust, options.release, [{ host, storePath }])).get(host);
+    const found = await releaseStatement(store, trust, options.release, host, storePath);
     if (found) return { ok: true, authority: found };
   }
   const candidates = await store.rows<Candidate>(
@@ -101,62 +101,62 @@ export async function authoriseStatement(
   return { ok: false, reason: `no CI-signed release statement authorises ${storePath} for ${host}${stale}` };
 }
 
+/** A statement stored for one host of a release (release_hosts.statement) and the release's floor. */
+export interface StoredStatement {
+  text: string;
+  floor: number;
+}
+
 /**
- * What authoriseStatement decides for each of many hosts of one rollout's release, with one
- * query for the release's statements of them all (a wave issues hundreds per batch); only a host
- * whose release statement is missing or no longer trusted is looked up on its own.
+ * What authoriseStatement decides for each of many hosts of one rollout's release, from the
+ * release's statement for each host at exactly the path wanted, which the caller read with what
+ * else it reads of those hosts (a wave's batch: rollouts/members.ts pendingMembers) instead of
+ * a query of its own. `statement` null: the release holds none for that host and path. Only a
+ * host whose release statement is missing or no longer trusted is looked up on its own.
  */
-export async function authoriseForRelease(
+export async function authoriseFromRelease(
   store: Store,
   trust: ReleaseTrust,
-  release: string,
-  wanted: ReadonlyArray<{ host: string; storePath: string }>,
+  wanted: ReadonlyArray<{ host: string; storePath: string; statement: StoredStatement | null }>,
   now: number,
 ): Promise<Map<string, Authorisation>> {
-  const found = await releaseStatements(store, trust, release, wanted);
   const outcome = new Map<string, Authorisation>();
-  for (const { host, storePath } of wanted) {
-    const authority = found.get(host);
+  for (const { host, storePath, statement } of wanted) {
+    const authority = statement ? firstTrusted(trust, [{ ...statement, at: 0 }]) : null;
     outcome.set(host, authority ? { ok: true, authority } : await authoriseStatement(store, trust, host, storePath, { now }));
   }
   return outcome;
 }
 
 /**
- * A release's stored statements for some of its hosts, a statement prepared once per size
- * (db/chunked.ts): a wave reads them for each batch of 500, and drizzle building a 500-name
- * `in (…)` list for each one was a good part of the wave's query building on PostgreSQL.
+ * A release's stored statement for one host at exactly one path, a statement prepared once
+ * (db/chunked.ts, a chunk of one row): a rollback or a withdrawal asks it host by host. A wave's
+ * batch reads its statements with its members instead (authoriseFromRelease).
  */
-const selectReleaseStatements = chunkedStatement<{ host: string; release: string }, { host: string; storePath: string; text: string | null; floor: number }>(
-  'release_statements',
-  (q, { releaseHosts, releases }, size) => {
-    const returns = { host: releaseHosts.host, storePath: releaseHosts.storePath, text: releaseHosts.statement, floor: releases.floor };
+const selectReleaseStatement = chunkedStatement<{ release: string; host: string; storePath: string }, StoredStatement>(
+  'release_statement',
+  (q, { releaseHosts, releases }) => {
+    const returns = { text: releaseHosts.statement, floor: releases.floor };
     const query = q
       .select(returns)
       .from(releaseHosts)
       .innerJoin(releases, eq(releases.name, releaseHosts.release))
-      .where(and(eq(releaseHosts.release, shared('release')), rowKeysIn(releaseHosts.host, 'host', size), isNotNull(releaseHosts.statement)));
+      .where(
+        and(
+          eq(releaseHosts.release, shared('release')),
+          eq(releaseHosts.host, shared('host')),
+          eq(releaseHosts.storePath, shared('storePath')),
+          isNotNull(releaseHosts.statement),
+        ),
+      );
     return { query, returns };
   },
 );
 
-/** The trusted statements `release` holds for each host at exactly the path wanted for it. */
-async function releaseStatements(
-  store: Store,
-  trust: ReleaseTrust,
-  release: string,
-  wanted: ReadonlyArray<{ host: string; storePath: string }>,
-): Promise<Map<string, Authority>> {
-  const paths = new Map(wanted.map((w) => [w.host, w.storePath]));
-  const found = new Map<string, Authority>();
-  if (paths.size === 0) return found;
-  const rows = await selectReleaseStatements(store, [...paths.keys()].map((host) => ({ host, release })));
-  for (const row of rows) {
-    if (paths.get(row.host) !== row.storePath) continue;
-    const authority = firstTrusted(trust, [{ text: row.text!, floor: row.floor, at: 0 }]);
-    if (authority) found.set(row.host, authority);
-  }
-  return found;
+/** The statement `release` holds for `host` at `storePath`, when a trusted key signed it. */
+async function releaseStatement(store: Store, trust: ReleaseTrust, release: string, host: string, storePath: string): Promise<Authority | null> {
+  const rows = await selectReleaseStatement(store, [{ release, host, storePath }]);
+  return firstTrusted(trust, rows.map((row) => ({ ...row, at: 0 })));
 }
 
 /** Single-key mode: the controller vouches for the path itself, at the highest floor it knows so no host refuses it as stale. */

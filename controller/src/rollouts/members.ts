@@ -8,6 +8,8 @@ import {
 import type { RolloutHostRow } from '../db/schema.js';
 import type { Queryable, Store, Tables } from '../db/store.js';
 import { perHandle } from '../db/per-handle.js';
+import type { OwnSettings } from '../hosts/reboot-settings.js';
+import type { StoredStatement } from '../manifests/statements.js';
 import { countMembers, IN_FLIGHT_MEMBER_STATES, type Counts, type ReportedMember } from './transitions.js';
 import { chunkedStatement, placeholderRow, rowIndexes, rowKeysIn, rowValues, shared } from '../db/chunked.js';
 
@@ -35,12 +37,18 @@ export interface WatchedMember extends MemberKey {
   acceptedAt: number | null;
 }
 
-/** A pending member about to be issued, with what issuing it needs of its host. */
+/**
+ * A pending member about to be issued, with what issuing it needs of its host: its desired version,
+ * the system it runs (where a rollback returns it), its own reboot settings, and the release's
+ * statement for it at its target (null: none stored), for manifests/statements.ts to judge.
+ */
 export interface PendingMember {
   host: string;
   targetPath: string;
   currentSystem: string | null;
   desiredVersion: number | null;
+  reboot: OwnSettings;
+  statement: StoredStatement | null;
 }
 
 /** Creates the members of a new rollout, all pending, in plan order. */
@@ -163,17 +171,56 @@ export function healthyMembers(store: Store, rolloutId: string, wave: number): P
   return watchedMembers(store, rolloutId, wave, [MEMBER.healthy]);
 }
 
-/** Up to `limit` pending members of `wave` whose host is not paused, in plan order. */
-export async function pendingMembers(store: Store, rolloutId: string, wave: number, limit: number): Promise<PendingMember[]> {
-  const { rolloutHosts, hosts } = store.t;
-  const query = store.q
-    .select({ host: rolloutHosts.host, targetPath: rolloutHosts.targetPath, currentSystem: hosts.currentSystem, desiredVersion: hosts.desiredVersion })
-    .from(rolloutHosts)
-    .innerJoin(hosts, eq(hosts.name, rolloutHosts.host))
-    .where(and(eq(rolloutHosts.rolloutId, rolloutId), eq(rolloutHosts.wave, wave), eq(rolloutHosts.state, MEMBER.pending), eq(hosts.paused, false)))
-    .orderBy(asc(rolloutHosts.position));
-  return Number.isFinite(limit) ? query.limit(limit) : query;
+/**
+ * Up to `limit` pending members of `wave` whose host is not paused, in plan order, with what
+ * issuing each needs (PendingMember): one statement for the batch, prepared once (a chunk of one
+ * row, db/chunked.ts), where a wave's batch used to read the release's statements and the hosts'
+ * reboot settings with a statement each after this one: two more round trips per batch on
+ * PostgreSQL, and its statements looked up by a 500-name `in (…)` list (bench/README.md has the
+ * figures). The statement is found by release_hosts' key (release, host), and only where its path
+ * is the member's target.
+ */
+export async function pendingMembers(store: Store, rolloutId: string, release: string, wave: number, limit: number): Promise<PendingMember[]> {
+  // Bound as a parameter, where an unbounded batch has no LIMIT of its own.
+  const rows = await selectPending(store, [{ rolloutId, release, wave, limit: Math.min(limit, Number.MAX_SAFE_INTEGER) }]);
+  return rows.map(({ tags, rebootPolicy, maintenanceWindows, statement, floor, ...member }) => ({
+    ...member,
+    reboot: { tags, rebootPolicy, maintenanceWindows },
+    statement: statement === null ? null : { text: statement, floor: floor! },
+  }));
 }
+
+type PendingRow = Omit<PendingMember, 'reboot' | 'statement'> & OwnSettings & { statement: string | null; floor: number | null };
+
+const selectPending = chunkedStatement<{ rolloutId: string; release: string; wave: number; limit: number }, PendingRow>(
+  'rollout_hosts_pending',
+  (q, { rolloutHosts, hosts, releaseHosts, releases }) => {
+    const returns = {
+      host: rolloutHosts.host,
+      targetPath: rolloutHosts.targetPath,
+      currentSystem: hosts.currentSystem,
+      desiredVersion: hosts.desiredVersion,
+      tags: hosts.tags,
+      rebootPolicy: hosts.rebootPolicy,
+      maintenanceWindows: hosts.maintenanceWindows,
+      statement: releaseHosts.statement,
+      floor: releases.floor,
+    };
+    const query = q
+      .select(returns)
+      .from(rolloutHosts)
+      .innerJoin(hosts, eq(hosts.name, rolloutHosts.host))
+      .leftJoin(
+        releaseHosts,
+        and(eq(releaseHosts.release, shared('release')), eq(releaseHosts.host, rolloutHosts.host), eq(releaseHosts.storePath, rolloutHosts.targetPath)),
+      )
+      .leftJoin(releases, eq(releases.name, releaseHosts.release))
+      .where(and(eq(rolloutHosts.rolloutId, shared('rolloutId')), eq(rolloutHosts.wave, shared('wave')), eq(rolloutHosts.state, MEMBER.pending), eq(hosts.paused, false)))
+      .orderBy(asc(rolloutHosts.position))
+      .limit(shared('limit'));
+    return { query, returns };
+  },
+);
 
 /** A member of a batch sent manifest `version`; `previousSystem` is what its host ran, where a rollback returns it. */
 export interface IssuedMember {

@@ -6,7 +6,7 @@ import type { Store } from '../db/store.js';
 import { appendEvent, appendEvents, type NewEvent } from '../events.js';
 import { issueBatchInTransaction, issueInTransaction, type BatchItem, type IssueCause } from '../manifests/issue.js';
 import type { ManifestSigner } from '../manifests/signer.js';
-import { authoriseForRelease, authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
+import { authoriseFromRelease, authoriseStatement, type ReleaseTrust } from '../manifests/statements.js';
 import {
   finishMember,
   healthyMembers,
@@ -217,19 +217,19 @@ export class Step {
 
   /**
    * Issues up to `limit` pending hosts of `wave`, in plan order. One query reads what each needs
-   * (its target, the system it runs now, its desired version); each host's manifest and its member
+   * (its target, the system it runs now, its desired version, its own reboot settings, the
+   * release's statement for it); each host's manifest and its member
    * row change in this transaction, so no host is issued twice whatever happens next. A host whose
    * target no trusted statement authorises fails at once, with the reason, and is never issued.
    * A paused host is not issued: it stays pending, so its wave waits for it. `full`: the batch
    * took all `limit` hosts it asked for, so more unpaused hosts may be pending (fewer: none is).
    */
   async issuePending(wave: number, limit: number): Promise<{ issued: number; refused: number; full: boolean }> {
-    const pending = await pendingMembers(this.store, this.rollout.id, wave, limit);
-    const authorisations = await authoriseForRelease(
+    const pending = await pendingMembers(this.store, this.rollout.id, this.rollout.release, wave, limit);
+    const authorisations = await authoriseFromRelease(
       this.store,
       this.ctx.releaseTrust,
-      this.rollout.release,
-      pending.map((member) => ({ host: member.host, storePath: member.targetPath })),
+      pending.map((member) => ({ host: member.host, storePath: member.targetPath, statement: member.statement })),
       this.now,
     );
     let refused = 0;
@@ -247,6 +247,8 @@ export class Step {
       batch.push({
         desired: { host: member.host, storePath: member.targetPath, action: this.spec.action, rolloutId: this.rollout.id, authority: authorised.authority },
         previousVersion: member.desiredVersion,
+        // The spec never changes after the start: the cached one says what the stored one would.
+        reboot: { own: member.reboot, windowsForAll: this.spec.activateWithinWindows === true },
       });
     }
     // The member rows are written while the batch is being signed (see issueBatchInTransaction),

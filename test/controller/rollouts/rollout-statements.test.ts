@@ -4,7 +4,8 @@ import { ManifestPayload } from '../../../shared/src/protocol.js';
 import { verifyReleaseStatement } from '../../../shared/src/release-statement.js';
 import type { ManifestRow } from '../../../controller/src/db/schema.js';
 import { sql } from 'drizzle-orm';
-import { desiredManifest, eventsOf, execute } from '../helpers.js';
+import { generateNamedKey } from '../../../shared/src/keys.js';
+import { desiredManifest, eventsOf, execute, signedBundle } from '../helpers.js';
 import { lab, NEW, OLD, type Lab } from './engine-lab.js';
 
 function payloadOf(row: ManifestRow): ManifestPayload {
@@ -72,6 +73,25 @@ describe('rollouts in two-key mode: every manifest carries a CI statement', () =
     expect(await l.manifestsOf('h1')).toBe(0);
     await l.answer('healthy');
     expect(await l.status(id)).toMatchObject({ state: 'succeeded', failures: 1 });
+  });
+
+  it('fails only the host whose release statement is signed by a key no longer trusted, and issues the others', async () => {
+    const l = await lab(3, undefined, { mode: 'two-key' });
+    // h1's statement as a key trusted when the release was stored would have signed it, since removed from trustedReleaseKeys.
+    const retired = signedBundle(generateNamedKey('ci-release-0'), 'rel-1', [{ host: 'h1', storePath: NEW(1) }]).hosts[0]!.statement;
+    await execute(l.ctl.store, sql`update release_hosts set statement = ${JSON.stringify(retired)} where release = 'rel-1' and host = 'h1'`);
+    const id = await l.start({ waves: ['100%'], failureThreshold: { count: 1 } });
+    const hosts = (await l.status(id)).waves[0]!.hosts;
+    expect(hosts.find((h) => h.host === 'h1')).toMatchObject({
+      state: 'failed',
+      reason: `no CI-signed release statement authorises ${NEW(1)} for h1 (statements for it are stored, but none is signed by a key in trustedReleaseKeys any more)`,
+      manifestVersion: null,
+    });
+    expect(await l.manifestsOf('h1')).toBe(0);
+    for (const host of ['h2', 'h3']) {
+      expect(hosts.find((h) => h.host === host)).toMatchObject({ state: 'issued' });
+      expect(statementRelease(l, (await desiredManifest(l.ctl.store, host))!)).toBe('rel-1');
+    }
   });
 
   it('halts when the hosts no statement authorises exceed the failure threshold, even with nothing left in flight', async () => {

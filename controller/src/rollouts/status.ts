@@ -14,7 +14,7 @@ import { waveNumber } from '../../../shared/src/rollout-api.js';
 import { iso, isoOrNull } from '../clock.js';
 import type { RolloutHostRow, RolloutRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import { latestFailure } from '../reports/latest-failure.js';
+import { rolloutFailures, type FailureReport } from '../reports/latest-failure.js';
 
 function counts(members: RolloutHostRow[]): WaveCounts {
   const of = (state: RolloutHostState) => members.filter((m) => m.state === state).length;
@@ -27,7 +27,7 @@ function counts(members: RolloutHostRow[]): WaveCounts {
   };
 }
 
-async function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySet<string>): Promise<RolloutHostView> {
+function hostView(member: RolloutHostRow, paused: ReadonlySet<string>, failures: ReadonlyMap<string, FailureReport>): RolloutHostView {
   return {
     host: member.host,
     state: member.state,
@@ -36,7 +36,7 @@ async function hostView(store: Store, member: RolloutHostRow, paused: ReadonlySe
     manifestVersion: member.manifestVersion,
     reason: member.reason,
     rollbackState: member.rollbackState,
-    failure: member.state === 'failed' && member.manifestVersion !== null ? await latestFailure(store, member.host, member.manifestVersion) : null,
+    failure: member.state === 'failed' ? (failures.get(member.host) ?? null) : null,
     paused: paused.has(member.host),
   };
 }
@@ -57,6 +57,8 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
   const members = await store.q.select().from(rolloutHosts).where(eq(rolloutHosts.rolloutId, id)).orderBy(asc(rolloutHosts.position));
   // Few hosts are ever paused: one small query rather than a join per member.
   const paused = new Set((await store.q.select({ name: hosts.name }).from(hosts).where(eq(hosts.paused, true))).map((row) => row.name));
+  const failed = members.filter((m) => m.state === 'failed' && m.manifestVersion !== null).map((m) => ({ host: m.host, version: m.manifestVersion! }));
+  const failures = await rolloutFailures(store, id, failed);
   return {
     id: row.id,
     release: row.release,
@@ -74,7 +76,7 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
     finishedAt: isoOrNull(row.finishedAt),
     retryOf: row.retryOf,
     spec,
-    waves: await Promise.all(plan.waves.map(async (wave) => {
+    waves: plan.waves.map((wave) => {
       const inWave = members.filter((m) => m.wave === wave.index);
       return {
         index: wave.index,
@@ -83,9 +85,9 @@ export async function rolloutStatus(store: Store, id: string, now: number): Prom
         needsApproval: wave.needsApproval,
         approved: !wave.needsApproval || row.approvedThrough >= wave.index,
         counts: counts(inWave),
-        hosts: await Promise.all(inWave.map((member) => hostView(store, member, paused))),
+        hosts: inWave.map((member) => hostView(member, paused, failures)),
       };
-    })),
+    }),
   };
 }
 

@@ -41,8 +41,13 @@ export async function rolloutFailures(store: Store, rolloutId: string, members: 
   const found = new Map<string, FailureReport>();
   if (members.length === 0) return found;
   const { events } = store.t;
-  const [first] = await store.q.select({ id: min(events.id) }).from(events).where(eq(events.rolloutId, rolloutId));
-  const after = (first?.id ?? 1) - 1;
+  // The rollout's first event; when retention has pruned it (audit events kept for less time than
+  // reports), every report of these hosts is read instead.
+  const [started] = await store.q
+    .select({ id: min(events.id) })
+    .from(events)
+    .where(and(eq(events.rolloutId, rolloutId), eq(events.kind, 'rollout-started')));
+  const after = started?.id ?? 0;
   const wanted = new Map(members.map((member) => [member.host, member.version]));
   // Newest first: each host's first failure about its version is its latest.
   for (const row of await selectReportsSince(store, [...wanted.keys()].map((host) => ({ host, after })))) {

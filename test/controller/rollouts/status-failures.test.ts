@@ -76,5 +76,14 @@ describe('a rollout status names why each failed host failed', () => {
       expect(view.failure, view.host).toMatchObject({ phase: 'failed', version: view.manifestVersion, reason: `switch-to-configuration failed on ${view.host}` });
     }
     expect(hosts.find((h) => h.host === chatty.host)!.failure?.failure?.outputTail).toBe(`unit ${chatty.host}.service failed\n`);
+
+    // Retention may prune the rollout's first event before its hosts' reports (audit events kept
+    // for less time than reports): the failures are still found, from all of the hosts' reports.
+    const { events } = ctl.store.t;
+    await ctl.store.transaction(async (tx) => {
+      await tx.delete(events).where(and(eq(events.rolloutId, id), eq(events.kind, 'rollout-started')));
+    });
+    const pruned = (await rolloutStatus(ctl.store, id, ctl.clock.now()))!.waves[0]!.hosts;
+    expect(pruned.filter((view) => view.failure?.version === view.manifestVersion)).toHaveLength(HOSTS);
   });
 });

@@ -1,4 +1,4 @@
-import { build, type BuildResult } from 'esbuild';
+import { build, type BuildOptions, type BuildResult } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +20,18 @@ export function agentNodeFlags(file = AGENT_NODE_FLAGS_FILE): string[] {
     .filter((line) => line !== '' && !line.startsWith('#'));
 }
 
+/** One ES module for Node 20 from an entry and what it imports (the agent's bundle, the benchmark's load generators). */
+export const NODE_ESM_BUNDLE = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // ws's optional native speed-ups: it falls back to JavaScript when they are absent.
+  external: ['bufferutil', 'utf-8-validate'],
+  // The CommonJS dependencies (ws, pino) call require() for Node's own modules.
+  banner: { js: "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);" },
+} satisfies BuildOptions;
+
 /**
  * The agent and everything it imports in one ES module. A daemon on every host pays in memory
  * for each module it loads: one file means no module resolution, no per-file wrappers, and only
@@ -29,21 +41,14 @@ export function agentNodeFlags(file = AGENT_NODE_FLAGS_FILE): string[] {
  */
 export async function bundleAgent(outfile = AGENT_BUNDLE): Promise<BuildResult<{ metafile: true }>> {
   return build({
+    ...NODE_ESM_BUNDLE,
     absWorkingDir: REPO_ROOT,
     entryPoints: ['agent/src/main.ts'],
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
     minify: true,
     keepNames: true,
     sourcemap: false,
     metafile: true,
     logLevel: 'warning',
-    // ws's optional native speed-ups: it falls back to JavaScript when they are absent.
-    external: ['bufferutil', 'utf-8-validate'],
-    // The CommonJS dependencies (ws, pino) call require() for Node's own modules.
-    banner: { js: "import { createRequire as __shoalCreateRequire } from 'node:module'; const require = __shoalCreateRequire(import.meta.url);" },
   });
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_ESM_BUNDLE } from '../../agent/build/bundle.js';
 import type { Cleanup } from './cleanup.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
@@ -23,8 +24,12 @@ export function controllerOpenFilesLimit(): number {
  * 65,536 where allowed: 25,000 agents need more than this machine's 20,000). `exec` keeps the pid, so /proc/<pid> of the returned child is the Node process itself.
  */
 export function spawnTs(entry: string, args: readonly string[], options: { stdio?: StdioOptions; env?: NodeJS.ProcessEnv; nodeArgs?: readonly string[] } = {}): ChildProcess {
-  const node = [process.execPath, ...(options.nodeArgs ?? []), '--import', 'tsx', entry, ...args];
-  return spawn('/bin/sh', ['-c', `${RAISE_OPEN_FILES}; exec "$@"`, 'sh', ...node], {
+  return spawnNode([...(options.nodeArgs ?? []), '--import', 'tsx', entry, ...args], options);
+}
+
+/** Node with `argv`, the open-files limit raised first (see spawnTs). */
+function spawnNode(argv: readonly string[], options: { stdio?: StdioOptions; env?: NodeJS.ProcessEnv }): ChildProcess {
+  return spawn('/bin/sh', ['-c', `${RAISE_OPEN_FILES}; exec "$@"`, 'sh', process.execPath, ...argv], {
     cwd: REPO_ROOT,
     stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'],
     env: options.env ?? process.env,
@@ -45,19 +50,7 @@ function bundled(entry: string, cleanup: Cleanup): Promise<string> {
   let file = bundles.get(entry);
   if (!file) {
     const outfile = join(cleanup.dir(mkdtempSync(join(tmpdir(), 'shoal-bench-bundle-'))), 'main.mjs');
-    file = build({
-      absWorkingDir: REPO_ROOT,
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'warning',
-      external: ['bufferutil', 'utf-8-validate'],
-      // CommonJS dependencies (ws) call require() for Node's own modules.
-      banner: { js: "import { createRequire as __benchCreateRequire } from 'node:module'; const require = __benchCreateRequire(import.meta.url);" },
-    }).then(() => outfile);
+    file = build({ ...NODE_ESM_BUNDLE, absWorkingDir: REPO_ROOT, entryPoints: [entry], outfile, logLevel: 'warning' }).then(() => outfile);
     bundles.set(entry, file);
   }
   return file;
@@ -65,8 +58,5 @@ function bundled(entry: string, cleanup: Cleanup): Promise<string> {
 
 /** Runs `entry` bundled (see bundled) under plain Node, with the open-files limit raised as spawnTs does. */
 export async function spawnBundled(entry: string, args: readonly string[], cleanup: Cleanup, options: { stdio?: StdioOptions } = {}): Promise<ChildProcess> {
-  const node = [process.execPath, await bundled(entry, cleanup), ...args];
-  return cleanup.child(
-    spawn('/bin/sh', ['-c', `${RAISE_OPEN_FILES}; exec "$@"`, 'sh', ...node], { cwd: REPO_ROOT, stdio: options.stdio ?? ['ignore', 'inherit', 'inherit'], env: process.env }),
-  );
+  return cleanup.child(spawnNode([await bundled(entry, cleanup), ...args], options));
 }
